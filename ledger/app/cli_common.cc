@@ -1,0 +1,45 @@
+#include "cli_common.h"
+
+#include <cstdio>
+
+#include "ledger/time.h"
+
+namespace ledger::cli {
+
+int Fail(int code, const std::string& message) {
+  std::string line = message;
+  for (char& c : line) {
+    if (c == '\n') c = ' ';
+  }
+  std::fprintf(stderr, "ledger: %s\n", line.c_str());
+  return code;
+}
+
+int ExitCodeFor(const Status& status) {
+  if (status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound) return kExitBadInput;
+  return kExitFailure;
+}
+
+Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
+  LedgerOptions out;
+  out.data_dir = options.data_dir;
+  Result<LedgerConfig> config = LoadConfig(options.data_dir + "/ledger.toml");
+  if (!config.ok()) return config.status();
+  out.config = *config;
+  if (options.clock == "system") {
+    out.clock = ClockMode::kSystem;
+  } else if (options.clock == "occurred") {
+    out.clock = ClockMode::kOccurred;
+  } else {
+    return Status::InvalidArgument("--clock must be 'system' or 'occurred'");
+  }
+  if (!options.now.empty()) {
+    Result<int64_t> now = ParseIso8601(options.now);
+    if (!now.ok()) return Status::InvalidArgument("--now: " + now.status().message());
+    out.fixed_now_ns = *now;
+  }
+  out.sync = !options.no_sync;
+  return out;
+}
+
+}  // namespace ledger::cli

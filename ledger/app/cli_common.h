@@ -1,0 +1,35 @@
+// Shared pieces of the `ledger` subcommands: exit codes, error printing, option parsing helpers.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ledger/ledger.h"
+#include "ledger/status.h"
+
+namespace ledger::cli {
+
+// Exit codes (README: Command-line reference).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;   // storage or internal failure
+inline constexpr int kExitBadInput = 2;  // bad arguments or input; nothing was written
+
+// Prints "ledger: <message>" on one line to stderr and returns `code`.
+int Fail(int code, const std::string& message);
+// The exit code for a Status: InvalidArgument/NotFound -> 2, anything else -> 1.
+int ExitCodeFor(const Status& status);
+
+// Options common to commands that write.
+struct WriteOptions {
+  std::string data_dir = "./ledger-data";
+  std::string clock = "system";
+  std::string now;  // ISO 8601, empty: the system clock
+  bool no_sync = false;
+  bool json = false;
+};
+
+// Builds LedgerOptions from the command line and <data>/ledger.toml. Errors: InvalidArgument.
+Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options);
+
+}  // namespace ledger::cli

@@ -1,0 +1,18 @@
+// The `ledger` subcommands. Each registers its options on the CLI11 app and returns a runner.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace ledger::cli {
+
+using Runner = std::function<int()>;
+
+Runner AddSubmit(CLI::App& app);
+Runner AddBalance(CLI::App& app);
+Runner AddLimits(CLI::App& app);
+Runner AddEvents(CLI::App& app);
+Runner AddDemo(CLI::App& app);
+
+}  // namespace ledger::cli

@@ -1,0 +1,139 @@
+// ledger demo: a realistic payment day in a fresh data folder, then a short summary.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "ledger/command.h"
+#include "ledger/ledger.h"
+#include "ledger/money.h"
+#include "projections/records.h"
+#include "workload.h"
+
+namespace ledger::cli {
+
+Runner AddDemo(CLI::App& app) {
+  struct Args {
+    std::string data_dir = "./ledger-data";
+    workload::Shape shape;
+    bool fresh = false;
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  app.add_option("--data", args->data_dir, "data folder to create")->capture_default_str();
+  app.add_option("--customers", args->shape.customers, "customers")->capture_default_str()->check(CLI::Range(1, 1'000'000));
+  app.add_option("--merchants", args->shape.merchants, "merchants")->capture_default_str()->check(CLI::Range(1, 100'000));
+  app.add_option("--payments", args->shape.payments, "payments")->capture_default_str()->check(CLI::Range(1, 10'000'000));
+  app.add_option("--seed", args->shape.seed, "random seed (same seed, same day)")->capture_default_str();
+  app.add_flag("--fresh", args->fresh, "delete an existing ledger data folder first");
+  app.add_flag("--json", args->json, "JSON summary");
+  return [args]() {
+    namespace fs = std::filesystem;
+    std::error_code error;
+    const fs::path dir(args->data_dir);
+    if (fs::exists(dir, error) && !fs::is_empty(dir, error)) {
+      if (!args->fresh) return Fail(kExitBadInput, args->data_dir + " is not empty (use --fresh to replace a ledger there)");
+      if (!fs::exists(dir / "CURRENT", error)) return Fail(kExitBadInput, args->data_dir + " holds no ledger; refusing to delete it");
+      fs::remove_all(dir, error);
+      if (error) return Fail(kExitFailure, "cannot delete " + args->data_dir + ": " + error.message());
+    }
+    const auto started = std::chrono::steady_clock::now();
+    const std::vector<std::string> lines = workload::MakeDay(args->shape);
+    std::vector<ParsedCommand> commands;
+    commands.reserve(lines.size());
+    for (size_t i = 0; i < lines.size(); ++i) {
+      Result<ParsedCommand> parsed = ParseCommandJson(lines[i]);
+      if (!parsed.ok()) return Fail(kExitFailure, "demo line " + std::to_string(i + 1) + ": " + parsed.status().message());
+      commands.push_back(std::move(parsed).value());
+    }
+    LedgerOptions options;
+    options.data_dir = args->data_dir;
+    options.clock = ClockMode::kOccurred;  // the day is in the past: trust each command's occurred_at
+    Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(options);
+    if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
+
+    std::map<std::string, int64_t> by_status, by_reason, accepted_by_type;
+    std::vector<const ParsedCommand*> in_order;
+    size_t next = 0;
+    const Status status = (*ledger)->SubmitAll(commands, [&](std::span<const CommandResult> results) {
+      for (const CommandResult& result : results) {
+        const ParsedCommand& command = commands[next++];
+        if (result.kind == CommandResult::Kind::kAccepted) {
+          by_status["accepted"] += 1;
+          accepted_by_type[command.type] += 1;
+        } else if (result.kind == CommandResult::Kind::kRejected) {
+          by_status["rejected"] += 1;
+          by_reason[result.reason] += 1;
+        } else {
+          by_status["duplicate"] += 1;
+        }
+      }
+    });
+    if (!status.ok()) return Fail(kExitFailure, status.ToString());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+    // Totals from the projections the ledger just wrote.
+    Store& store = (*ledger)->store();
+    __int128 sums[2] = {0, 0};
+    store.ScanState("b/", [&](std::string_view, std::string_view value) {
+      const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(value.data());
+      sums[static_cast<int>(record->unit())] += record->balance_minor();
+      return true;
+    }).IgnoreError();  // a failed scan shows as a non-zero sum below
+    int64_t order_total = 0, fee_total = 0, refunded_total = 0, reversed = 0, payments = 0;
+    store.ScanState("p/", [&](std::string_view, std::string_view value) {
+      const auto* payment = flatbuffers::GetRoot<fb::PaymentRecord>(value.data());
+      payments += 1;
+      order_total += payment->order_amount_minor();
+      fee_total += payment->fee_minor() - payment->refunded_fee_minor();
+      refunded_total += payment->refunded_amount_minor();
+      reversed += payment->status() == fb::PaymentStatus::reversed;
+      return true;
+    }).IgnoreError();
+    std::string fee_income;
+    fb::BalanceRecordT fee_record;
+    LoadRecord(store.state(), keys::Balance("gl:fee_income"), &fee_record);
+
+    nlohmann::ordered_json out;
+    out["data_dir"] = args->data_dir;
+    out["commands"] = commands.size();
+    out["accepted"] = by_status["accepted"];
+    out["rejected"] = by_status["rejected"];
+    out["duplicates"] = by_status["duplicate"];
+    out["accepted_by_type"] = accepted_by_type;
+    out["rejected_by_reason"] = by_reason;
+    out["events_written"] = (*ledger)->last_sequence();
+    out["chain_head"] = ToHex((*ledger)->chain_head());
+    out["payments"] = {{"count", payments}, {"reversed", reversed}, {"order_amount_minor", order_total},
+                       {"refunded_minor", refunded_total}, {"net_fees_minor", fee_total},
+                       {"fee_income_balance_minor", fee_record.balance_minor}};
+    out["sum_by_unit"] = {{"CNY", static_cast<int64_t>(sums[0])}, {"POINTS", static_cast<int64_t>(sums[1])}};
+    out["seconds"] = seconds;
+    if (args->json) {
+      std::printf("%s\n", out.dump().c_str());
+    } else {
+      std::printf("ledger demo: %zu commands in %.2f s into %s\n", commands.size(), seconds, args->data_dir.c_str());
+      std::printf("  accepted %lld, rejected %lld, duplicates %lld; events written %llu\n",
+                  static_cast<long long>(by_status["accepted"]), static_cast<long long>(by_status["rejected"]),
+                  static_cast<long long>(by_status["duplicate"]),
+                  static_cast<unsigned long long>((*ledger)->last_sequence()));
+      std::printf("  rejected by reason:");
+      for (const auto& [reason, count] : by_reason) std::printf(" %s=%lld", reason.c_str(), static_cast<long long>(count));
+      std::printf("\n  payments %lld (reversed %lld): orders %s CNY, refunded %s CNY, net fees %s CNY\n",
+                  static_cast<long long>(payments), static_cast<long long>(reversed), FormatYuan(order_total).c_str(),
+                  FormatYuan(refunded_total).c_str(), FormatYuan(fee_total).c_str());
+      std::printf("  sum of all balances: CNY %lld, POINTS %lld (double entry: always 0)\n",
+                  static_cast<long long>(sums[0]), static_cast<long long>(sums[1]));
+      std::printf("  chain head %s\n", ToHex((*ledger)->chain_head()).c_str());
+      std::printf("  try: ledger balance --data %s --all --json | tail -c 200\n", args->data_dir.c_str());
+    }
+    return sums[0] == 0 && sums[1] == 0 ? kExitOk : Fail(kExitFailure, "balances do not sum to zero");
+  };
+}
+
+}  // namespace ledger::cli

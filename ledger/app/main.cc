@@ -1,0 +1,41 @@
+// ledger: the command-line program. See README: Command-line reference.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "cli_common.h"
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  // Logs go to stderr; stdout carries results only.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("ledger"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  CLI::App app{"ledger: an event-sourced payment ledger (system of record for payments)"};
+  app.require_subcommand(1);
+  std::map<CLI::App*, ledger::cli::Runner> runners;
+  auto add = [&](const char* name, const char* description, ledger::cli::Runner (*adder)(CLI::App&)) {
+    CLI::App* sub = app.add_subcommand(name, description);
+    runners[sub] = adder(*sub);
+  };
+  add("demo", "make a realistic payment day in a fresh data folder and print a summary", ledger::cli::AddDemo);
+  add("submit", "apply JSON Lines commands from FILE or - (stdin); print one result per line", ledger::cli::AddSubmit);
+  add("balance", "print an account's balance, or all balances with --all", ledger::cli::AddBalance);
+  add("limits", "print a customer's limit usage and remaining per medium and channel", ledger::cli::AddLimits);
+  add("events", "print events as JSON, one per line", ledger::cli::AddEvents);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return ledger::cli::Fail(ledger::cli::kExitBadInput, e.what());
+  }
+  for (const auto& [sub, runner] : runners) {
+    if (sub->parsed()) return runner();
+  }
+  return ledger::cli::Fail(ledger::cli::kExitBadInput, "no command given");
+}

@@ -1,0 +1,70 @@
+// Commands: parsing the public JSON Lines format (README: Command format) into fb::CommandT.
+// Thread-safe (pure functions).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "ledger/sha256.h"
+#include "ledger/status.h"
+#include "schemas/commands_generated.h"
+
+namespace ledger {
+
+// Bounds on input, so one bad line cannot exhaust memory.
+inline constexpr size_t kCommandLineBytesMax = 64 * 1024;
+inline constexpr size_t kIdentifierBytesMax = 128;
+inline constexpr size_t kTextBytesMax = 512;
+
+// Stable rejection reason codes (README lists them; scripts match on them).
+namespace reason {
+inline constexpr char kMalformedCommand[] = "MALFORMED_COMMAND";
+inline constexpr char kInvalidAmount[] = "INVALID_AMOUNT";
+inline constexpr char kUnknownAccount[] = "UNKNOWN_ACCOUNT";
+inline constexpr char kUnknownMerchant[] = "UNKNOWN_MERCHANT";
+inline constexpr char kAlreadyExists[] = "ALREADY_EXISTS";
+inline constexpr char kDuplicateOrder[] = "DUPLICATE_ORDER";
+inline constexpr char kDuplicateCommandMismatch[] = "DUPLICATE_COMMAND_MISMATCH";
+inline constexpr char kInsufficientFunds[] = "INSUFFICIENT_FUNDS";
+inline constexpr char kCreditLimitExceeded[] = "CREDIT_LIMIT_EXCEEDED";
+inline constexpr char kInsufficientPoints[] = "INSUFFICIENT_POINTS";
+inline constexpr char kCouponNotFound[] = "COUPON_NOT_FOUND";
+inline constexpr char kCouponAlreadyUsed[] = "COUPON_ALREADY_USED";
+inline constexpr char kCouponExpired[] = "COUPON_EXPIRED";
+inline constexpr char kCouponNotApplicable[] = "COUPON_NOT_APPLICABLE";
+inline constexpr char kLimitAbovePolicy[] = "LIMIT_ABOVE_POLICY";
+inline constexpr char kLimitPerPaymentExceeded[] = "LIMIT_PER_PAYMENT_EXCEEDED";
+inline constexpr char kLimitDailyExceeded[] = "LIMIT_DAILY_EXCEEDED";
+inline constexpr char kLimitMonthlyExceeded[] = "LIMIT_MONTHLY_EXCEEDED";
+inline constexpr char kLimitCountExceeded[] = "LIMIT_COUNT_EXCEEDED";
+inline constexpr char kChannelLimitExceeded[] = "CHANNEL_LIMIT_EXCEEDED";
+inline constexpr char kReversalWindowClosed[] = "REVERSAL_WINDOW_CLOSED";
+inline constexpr char kRefundWindowClosed[] = "REFUND_WINDOW_CLOSED";
+inline constexpr char kAlreadyRefunded[] = "ALREADY_REFUNDED";
+inline constexpr char kAlreadyReversed[] = "ALREADY_REVERSED";
+inline constexpr char kOriginalNotFound[] = "ORIGINAL_NOT_FOUND";
+inline constexpr char kRefundExceedsRemaining[] = "REFUND_EXCEEDS_REMAINING";
+inline constexpr char kClockSkew[] = "CLOCK_SKEW";
+}  // namespace reason
+
+struct ParsedCommand {
+  std::string command_id;
+  std::string type;
+  // SHA-256 of the command's canonical JSON (keys sorted, no spaces): same content, same fingerprint.
+  Digest fingerprint{};
+  // Set when the command is well-formed JSON but not a valid command (unknown enum value, missing field):
+  // it is recorded as rejected with MALFORMED_COMMAND and this detail.
+  std::optional<std::string> malformed;
+  fb::CommandT command;
+  // Bytes of the original line (for group byte bounds).
+  size_t line_bytes = 0;
+};
+
+// Parses one JSON command line. Errors (InvalidArgument, one line, no line number: the caller adds it):
+// not JSON, not an object, a field of the wrong JSON type, an unknown field, a missing command_id or type.
+// Everything else that is wrong comes back as a ParsedCommand with `malformed` set.
+Result<ParsedCommand> ParseCommandJson(std::string_view line);
+
+}  // namespace ledger

@@ -1,0 +1,96 @@
+// Ledger: the write side of one shard. It validates commands in order against the projections, turns them
+// into hash-chained events, and commits each group of commands (events + projection records + each
+// projector's last applied sequence) in one RocksDB WriteBatch with a synced WAL.
+//
+// Invariants (checked with LEDGER_ASSERT):
+//  1. Sequences are 1, 2, 3, ... with no gap; each event's prev_hash is the previous event's hash.
+//  2. Every event's postings sum to zero per unit.
+//  3. Projections reflect exactly the committed events (same batch), so LastApplied() == last sequence.
+// Thread-safety: not thread-safe. One writer thread owns a Ledger (DESIGN.md: single writer per shard).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ledger/command.h"
+#include "ledger/config.h"
+#include "ledger/sha256.h"
+#include "ledger/status.h"
+#include "ledger/store.h"
+
+namespace ledger {
+
+enum class ClockMode {
+  kSystem,    // occurred_at must lie within config.clock_skew_max_ns of the ledger clock (CLOCK_SKEW)
+  kOccurred,  // trust occurred_at (imports, tests, the demo)
+};
+
+struct LedgerOptions {
+  std::string data_dir = "./ledger-data";
+  LedgerConfig config;
+  ClockMode clock = ClockMode::kSystem;
+  // Fixes the ledger clock (recorded_at, and occurred_at when a command has none).
+  std::optional<int64_t> fixed_now_ns;
+  bool sync = true;
+};
+
+struct CommandResult {
+  enum class Kind { kAccepted, kRejected, kDuplicate };
+  std::string command_id;
+  Kind kind = Kind::kRejected;
+  std::string reason;  // the reason code when rejected (also for a duplicate of a rejected command)
+  std::string transaction_id;
+  std::vector<uint64_t> sequences;
+  // {"command_id":…,"status":…,"reason":…,"transaction_id":…,"sequences":[…]}
+  std::string ToJson() const;
+};
+
+class Ledger {
+ public:
+  // Opens or creates the shard's store in options.data_dir and recovers the chain head and projections.
+  // Errors: IoError, Corruption (projections not matching the events), InvalidArgument.
+  static Result<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
+  ~Ledger();
+
+  // Validates `command` against the state including the open group, and stages its events in the group.
+  // The result is final but not yet durable: it is acknowledged only after CommitGroup returns Ok.
+  CommandResult Stage(const ParsedCommand& command);
+  // Writes the open group atomically (one WriteBatch, synced WAL). On error the group is discarded and the
+  // ledger reloads its state from the store; the staged results must not be acknowledged.
+  Status CommitGroup();
+  size_t staged_commands() const { return staged_commands_; }
+  size_t staged_bytes() const;
+  // True when the open group reached a count or byte bound of the config.
+  bool GroupFull() const;
+
+  // Stages and commits all commands in groups; calls on_durable with each committed group's results.
+  Status SubmitAll(std::span<const ParsedCommand> commands,
+                   const std::function<void(std::span<const CommandResult>)>& on_durable);
+
+  uint64_t last_sequence() const { return last_sequence_; }  // committed or staged
+  const Digest& chain_head() const { return chain_head_; }
+  const LedgerConfig& config() const { return options_.config; }
+  Store& store() { return *store_; }
+
+ private:
+  explicit Ledger(const LedgerOptions& options);
+  Status Recover();
+  int64_t NowNs() const;
+
+  struct Impl;
+  LedgerOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Impl> impl_;
+  uint64_t last_sequence_ = 0;
+  Digest chain_head_{};
+  uint64_t committed_sequence_ = 0;
+  Digest committed_head_{};
+  size_t staged_commands_ = 0;
+};
+
+}  // namespace ledger

@@ -1,0 +1,311 @@
+// Parsing of JSON command lines with nlohmann-json. The parser sorts out two kinds of bad input:
+// structural problems (not JSON, wrong JSON types, unknown fields) are errors the caller reports with the
+// line number, writing nothing; semantic ones (unknown enum value, missing field) become a MALFORMED_COMMAND
+// rejection that is recorded like any other decision.
+#include "ledger/command.h"
+
+#include <nlohmann/json.hpp>
+
+#include <initializer_list>
+#include <set>
+
+#include "ledger/config.h"
+#include "ledger/money.h"
+#include "ledger/time.h"
+
+namespace ledger {
+namespace {
+
+using nlohmann::json;
+
+enum class Kind { kString, kInteger };
+
+struct FieldSpec {
+  const char* name;
+  Kind kind;
+};
+
+struct TypeSpec {
+  const char* type;
+  std::initializer_list<FieldSpec> fields;
+};
+
+// Every field a command type accepts besides type, command_id and occurred_at.
+const TypeSpec kTypes[] = {
+    {"open_account", {{"customer", Kind::kString}, {"account", Kind::kString}, {"kind", Kind::kString},
+                      {"credit_limit_minor", Kind::kInteger}}},
+    {"open_merchant", {{"merchant", Kind::kString}, {"name", Kind::kString}, {"fee_bps", Kind::kInteger}}},
+    {"deposit", {{"account", Kind::kString}, {"amount_minor", Kind::kInteger}}},
+    {"award_points", {{"customer", Kind::kString}, {"points", Kind::kInteger}}},
+    {"issue_coupon", {{"coupon", Kind::kString}, {"customer", Kind::kString}, {"value_minor", Kind::kInteger},
+                      {"min_spend_minor", Kind::kInteger}, {"merchant", Kind::kString},
+                      {"funded_by", Kind::kString}, {"expires_at", Kind::kString}}},
+    {"set_customer_limit", {{"customer", Kind::kString}, {"medium", Kind::kString},
+                            {"per_payment_minor", Kind::kInteger}, {"daily_minor", Kind::kInteger},
+                            {"monthly_minor", Kind::kInteger}, {"daily_count", Kind::kInteger}}},
+    {"pay", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}, {"customer", Kind::kString},
+             {"funding", Kind::kString}, {"account", Kind::kString}, {"card_token", Kind::kString},
+             {"channel", Kind::kString}, {"medium", Kind::kString}, {"order_amount_minor", Kind::kInteger},
+             {"points", Kind::kInteger}, {"coupon", Kind::kString}, {"discount_minor", Kind::kInteger}}},
+    {"reverse", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}, {"reason", Kind::kString}}},
+    {"refund", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}, {"refund_no", Kind::kString},
+                {"amount_minor", Kind::kInteger}}},
+};
+
+// Reads fields of one object; records the first semantic problem in `problem`.
+class Fields {
+ public:
+  Fields(const json& object, std::optional<std::string>* problem) : object_(object), problem_(problem) {}
+
+  // A required identifier: 1..128 printable ASCII characters, no '/' (keys use it as a separator).
+  std::string Id(const char* name, bool required = true) {
+    auto it = object_.find(name);
+    if (it == object_.end()) {
+      if (required) Fail(std::string("missing field '") + name + "'");
+      return {};
+    }
+    const std::string& value = it->get_ref<const std::string&>();
+    if (value.empty() || value.size() > kIdentifierBytesMax) {
+      Fail(std::string("field '") + name + "' must be 1 to 128 characters");
+      return value;
+    }
+    for (char c : value) {
+      if (c <= 0x20 || c > 0x7e || c == '/') {
+        Fail(std::string("field '") + name + "' may hold only printable ASCII without spaces or '/'");
+        break;
+      }
+    }
+    return value;
+  }
+
+  std::string Text(const char* name, bool required) {
+    auto it = object_.find(name);
+    if (it == object_.end()) {
+      if (required) Fail(std::string("missing field '") + name + "'");
+      return {};
+    }
+    const std::string& value = it->get_ref<const std::string&>();
+    if (value.size() > kTextBytesMax) Fail(std::string("field '") + name + "' is longer than 512 bytes");
+    return value;
+  }
+
+  // An integer; values beyond int64 read as INT64_MAX so validation reports INVALID_AMOUNT.
+  int64_t Integer(const char* name, bool required, int64_t absent = 0) {
+    auto it = object_.find(name);
+    if (it == object_.end()) {
+      if (required) Fail(std::string("missing field '") + name + "'");
+      return absent;
+    }
+    if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return INT64_MAX;
+    return it->get<int64_t>();
+  }
+
+  bool Has(const char* name) const { return object_.contains(name); }
+
+  template <typename Enum>
+  Enum EnumField(const char* name, const char* const* names, Enum min, Enum max, bool required, Enum absent) {
+    auto it = object_.find(name);
+    if (it == object_.end()) {
+      if (required) Fail(std::string("missing field '") + name + "'");
+      return absent;
+    }
+    const std::string& value = it->get_ref<const std::string&>();
+    for (int i = static_cast<int>(min); i <= static_cast<int>(max); ++i) {
+      if (value == names[i]) return static_cast<Enum>(i);
+    }
+    Fail(std::string("unknown ") + name + " '" + value + "'");
+    return absent;
+  }
+
+  int64_t Timestamp(const char* name, bool required) {
+    auto it = object_.find(name);
+    if (it == object_.end()) {
+      if (required) Fail(std::string("missing field '") + name + "'");
+      return 0;
+    }
+    Result<int64_t> parsed = ParseIso8601(it->get_ref<const std::string&>());
+    if (!parsed.ok()) {
+      Fail(std::string("field '") + name + "': " + parsed.status().message());
+      return 0;
+    }
+    return *parsed;
+  }
+
+  void Fail(std::string message) {
+    if (!problem_->has_value()) *problem_ = std::move(message);
+  }
+
+ private:
+  const json& object_;
+  std::optional<std::string>* problem_;
+};
+
+// EnumNames<E>(): adapters over flatc's generated EnumNamesX() tables.
+template <typename E>
+const char* const* EnumNames();
+template <> const char* const* EnumNames<fb::AccountKind>() { return fb::EnumNamesAccountKind(); }
+template <> const char* const* EnumNames<fb::Funding>() { return fb::EnumNamesFunding(); }
+template <> const char* const* EnumNames<fb::Channel>() { return fb::EnumNamesChannel(); }
+template <> const char* const* EnumNames<fb::FundedBy>() { return fb::EnumNamesFundedBy(); }
+template <> const char* const* EnumNames<fb::Medium>() { return fb::EnumNamesMedium(); }
+
+template <typename Enum>
+Enum ParseEnum(Fields& fields, const char* name, bool required, Enum absent) {
+  return fields.EnumField<Enum>(name, EnumNames<Enum>(), Enum::MIN, Enum::MAX, required, absent);
+}
+
+}  // namespace
+
+Result<ParsedCommand> ParseCommandJson(std::string_view line) {
+  if (line.size() > kCommandLineBytesMax) return Status::InvalidArgument("line longer than 65536 bytes");
+  json object;
+  try {
+    object = json::parse(line);
+  } catch (const json::parse_error& error) {
+    std::string message = error.what();
+    const size_t colon = message.find("] ");
+    return Status::InvalidArgument("malformed JSON: " + (colon == std::string::npos ? message : message.substr(colon + 2)));
+  }
+  if (!object.is_object()) return Status::InvalidArgument("a command must be a JSON object");
+
+  auto type_it = object.find("type");
+  if (type_it == object.end() || !type_it->is_string()) return Status::InvalidArgument("field 'type' (a string) is required");
+  auto id_it = object.find("command_id");
+  if (id_it == object.end() || !id_it->is_string() || id_it->get_ref<const std::string&>().empty()) {
+    return Status::InvalidArgument("field 'command_id' (a non-empty string) is required");
+  }
+  ParsedCommand parsed;
+  parsed.type = type_it->get<std::string>();
+  parsed.command_id = id_it->get<std::string>();
+  parsed.line_bytes = line.size();
+
+  const TypeSpec* spec = nullptr;
+  for (const TypeSpec& candidate : kTypes) {
+    if (parsed.type == candidate.type) spec = &candidate;
+  }
+  // Structural checks: every field known for the type, with the right JSON type.
+  if (spec != nullptr) {
+    for (const auto& [key, value] : object.items()) {
+      if (key == "type" || key == "command_id") continue;
+      if (key == "occurred_at") {
+        if (!value.is_string()) return Status::InvalidArgument("field 'occurred_at' must be a string");
+        continue;
+      }
+      const FieldSpec* field = nullptr;
+      for (const FieldSpec& candidate : spec->fields) {
+        if (key == candidate.name) field = &candidate;
+      }
+      if (field == nullptr) return Status::InvalidArgument("unknown field '" + key + "' for type '" + parsed.type + "'");
+      if (field->kind == Kind::kString && !value.is_string()) {
+        return Status::InvalidArgument("field '" + key + "' must be a string");
+      }
+      if (field->kind == Kind::kInteger && !value.is_number_integer()) {
+        return Status::InvalidArgument("field '" + key + "' must be an integer");
+      }
+    }
+  }
+  parsed.fingerprint = Sha256Of(object.dump());
+
+  std::optional<std::string>& problem = parsed.malformed;
+  Fields fields(object, &problem);
+  fb::CommandT& command = parsed.command;
+  command.command_id = fields.Id("command_id");
+  command.type = parsed.type;
+  if (fields.Has("occurred_at")) {
+    command.has_occurred_at = true;
+    command.occurred_at_ns = fields.Timestamp("occurred_at", true);
+  }
+  if (spec == nullptr) {
+    problem = "unknown command type '" + parsed.type + "'";
+    return parsed;
+  }
+
+  if (parsed.type == "open_account") {
+    fb::OpenAccountT body;
+    body.customer = fields.Id("customer");
+    body.account = fields.Id("account");
+    body.kind = ParseEnum(fields, "kind", true, fb::AccountKind::debit_card);
+    body.credit_limit_minor = fields.Integer("credit_limit_minor", body.kind == fb::AccountKind::credit_card);
+    if (body.kind == fb::AccountKind::debit_card && fields.Has("credit_limit_minor")) {
+      fields.Fail("credit_limit_minor is only for kind credit_card");
+    }
+    command.body.Set(std::move(body));
+  } else if (parsed.type == "open_merchant") {
+    fb::OpenMerchantT body;
+    body.merchant = fields.Id("merchant");
+    body.name = fields.Text("name", true);
+    const int64_t fee_bps = fields.Integer("fee_bps", true);
+    if (fee_bps < 0 || fee_bps > 10'000) fields.Fail("fee_bps must be 0 to 10000");
+    body.fee_bps = static_cast<int32_t>(fee_bps < 0 || fee_bps > 10'000 ? 0 : fee_bps);
+    command.body.Set(std::move(body));
+  } else if (parsed.type == "deposit") {
+    fb::DepositT body;
+    body.account = fields.Id("account");
+    body.amount_minor = fields.Integer("amount_minor", true);
+    command.body.Set(std::move(body));
+  } else if (parsed.type == "award_points") {
+    fb::AwardPointsT body;
+    body.customer = fields.Id("customer");
+    body.points = fields.Integer("points", true);
+    command.body.Set(std::move(body));
+  } else if (parsed.type == "issue_coupon") {
+    fb::IssueCouponT body;
+    body.coupon = fields.Id("coupon");
+    body.customer = fields.Id("customer");
+    body.value_minor = fields.Integer("value_minor", true);
+    body.min_spend_minor = fields.Integer("min_spend_minor", false);
+    body.merchant = fields.Id("merchant", false);
+    body.funded_by = ParseEnum(fields, "funded_by", true, fb::FundedBy::bank);
+    body.expires_at_ns = fields.Timestamp("expires_at", true);
+    command.body.Set(std::move(body));
+  } else if (parsed.type == "set_customer_limit") {
+    fb::SetCustomerLimitT body;
+    body.customer = fields.Id("customer");
+    body.medium = ParseEnum(fields, "medium", true, fb::Medium::none);
+    if (body.medium == fb::Medium::none && !problem) fields.Fail("medium 'none' has no limits");
+    body.per_payment_minor = fields.Integer("per_payment_minor", false, kNoLimit);
+    body.daily_minor = fields.Integer("daily_minor", false, kNoLimit);
+    body.monthly_minor = fields.Integer("monthly_minor", false, kNoLimit);
+    body.daily_count = fields.Integer("daily_count", false, kNoLimit);
+    if (!fields.Has("per_payment_minor") && !fields.Has("daily_minor") && !fields.Has("monthly_minor") &&
+        !fields.Has("daily_count")) {
+      fields.Fail("set_customer_limit needs at least one of per_payment_minor, daily_minor, monthly_minor, daily_count");
+    }
+    command.body.Set(std::move(body));
+  } else if (parsed.type == "pay") {
+    fb::PayT body;
+    body.merchant = fields.Id("merchant");
+    body.merchant_order_no = fields.Id("merchant_order_no");
+    body.customer = fields.Id("customer");
+    body.funding = ParseEnum(fields, "funding", true, fb::Funding::own_account);
+    body.account = fields.Id("account", body.funding == fb::Funding::own_account);
+    body.card_token = fields.Id("card_token", body.funding == fb::Funding::other_bank);
+    if (body.funding != fb::Funding::own_account && fields.Has("account")) {
+      fields.Fail("field 'account' is only for funding own_account");
+    }
+    body.channel = ParseEnum(fields, "channel", true, fb::Channel::b2c_pc);
+    const bool card = body.funding == fb::Funding::own_account || body.funding == fb::Funding::other_bank;
+    body.medium = ParseEnum(fields, "medium", card, fb::Medium::none);
+    body.order_amount_minor = fields.Integer("order_amount_minor", true);
+    body.points = fields.Integer("points", false);
+    body.coupon = fields.Id("coupon", false);
+    body.discount_minor = fields.Integer("discount_minor", false);
+    command.body.Set(std::move(body));
+  } else if (parsed.type == "reverse") {
+    fb::ReverseT body;
+    body.merchant = fields.Id("merchant");
+    body.merchant_order_no = fields.Id("merchant_order_no");
+    body.reason = fields.Text("reason", false);
+    command.body.Set(std::move(body));
+  } else if (parsed.type == "refund") {
+    fb::RefundT body;
+    body.merchant = fields.Id("merchant");
+    body.merchant_order_no = fields.Id("merchant_order_no");
+    body.refund_no = fields.Id("refund_no");
+    body.amount_minor = fields.Integer("amount_minor", true);
+    command.body.Set(std::move(body));
+  }
+  return parsed;
+}
+
+}  // namespace ledger

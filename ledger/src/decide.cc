@@ -1,0 +1,554 @@
+// Command validation and the money rules of the ledger-core issue (see README: Rules). Every amount is
+// checked against kAmountMinorMax and for overflow before it is used; every event's postings balance.
+#include "decide.h"
+
+#include "ledger/command.h"
+#include "ledger/event.h"
+#include "ledger/money.h"
+#include "ledger/time.h"
+#include "projections/records.h"
+
+namespace ledger {
+namespace {
+
+Decision Reject(const char* reason, std::string detail) {
+  Decision decision;
+  decision.reason = reason;
+  decision.detail = std::move(detail);
+  return decision;
+}
+
+bool ValidPositive(int64_t amount) { return amount > 0 && amount <= kAmountMinorMax; }
+bool ValidNonNegative(int64_t amount) { return amount >= 0 && amount <= kAmountMinorMax; }
+
+std::string PointsAccount(const std::string& customer) { return customer + ":points"; }
+std::string MerchantAccount(const std::string& merchant) { return "merchant:" + merchant; }
+
+int64_t BalanceOf(const KvReader& state, const std::string& account) {
+  fb::BalanceRecordT balance;
+  LoadRecord(state, keys::Balance(account), &balance);
+  return balance.balance_minor;
+}
+
+bool CustomerExists(const KvReader& state, const std::string& customer) {
+  fb::CustomerRecordT record;
+  return LoadRecord(state, keys::Customer(customer), &record);
+}
+
+// The effective limits of a customer for a medium: the policy, lowered by the customer's own settings.
+MediumPolicy EffectiveLimits(const DecideContext& context, const std::string& customer, fb::Medium medium) {
+  MediumPolicy limits = context.config.medium_policy[static_cast<int>(medium)];
+  fb::LimitOverrideRecordT custom;
+  if (LoadRecord(context.state, keys::LimitOverride(customer, medium), &custom)) {
+    auto lower = [](int64_t policy, int64_t own) {
+      if (own < 0) return policy;
+      return policy < 0 ? own : std::min(policy, own);
+    };
+    limits.per_payment_minor = lower(limits.per_payment_minor, custom.per_payment_minor);
+    limits.daily_minor = lower(limits.daily_minor, custom.daily_minor);
+    limits.monthly_minor = lower(limits.monthly_minor, custom.monthly_minor);
+    limits.daily_count = lower(limits.daily_count, custom.daily_count);
+  }
+  return limits;
+}
+
+// True when used + more would pass limit (kNoLimit never passes).
+bool Exceeds(int64_t used, int64_t more, int64_t limit) {
+  if (limit < 0) return false;
+  const std::optional<int64_t> total = CheckedAdd(used, more);
+  return !total.has_value() || *total > limit;
+}
+
+Decision DecideOpenAccount(const fb::OpenAccountT& command, const DecideContext& context) {
+  if (command.customer == "gl" || command.customer == "merchant") {
+    return Reject(reason::kMalformedCommand, "customer id '" + command.customer + "' is reserved");
+  }
+  if (!command.account.starts_with(command.customer + ":") || command.account.ends_with(":points")) {
+    return Reject(reason::kMalformedCommand, "account must be named '<customer>:<name>' and not ':points'");
+  }
+  if (command.kind == fb::AccountKind::credit_card && !ValidNonNegative(command.credit_limit_minor)) {
+    return Reject(reason::kInvalidAmount, "credit_limit_minor must be 0 to 2^53-1");
+  }
+  fb::AccountRecordT existing;
+  if (LoadRecord(context.state, keys::Account(command.account), &existing)) {
+    return Reject(reason::kAlreadyExists, "account " + command.account + " is already open");
+  }
+  Decision decision;
+  fb::AccountOpenedT opened;
+  opened.customer = command.customer;
+  opened.account = command.account;
+  opened.kind = command.kind;
+  opened.credit_limit_minor = command.credit_limit_minor;
+  decision.payloads.emplace_back().Set(std::move(opened));
+  return decision;
+}
+
+Decision DecideOpenMerchant(const fb::OpenMerchantT& command, const DecideContext& context) {
+  fb::MerchantRecordT existing;
+  if (LoadRecord(context.state, keys::Merchant(command.merchant), &existing)) {
+    return Reject(reason::kAlreadyExists, "merchant " + command.merchant + " is already open");
+  }
+  Decision decision;
+  fb::MerchantOpenedT opened;
+  opened.merchant = command.merchant;
+  opened.name = command.name;
+  opened.fee_bps = command.fee_bps;
+  decision.payloads.emplace_back().Set(std::move(opened));
+  return decision;
+}
+
+Decision DecideDeposit(const fb::DepositT& command, const DecideContext& context) {
+  if (!ValidPositive(command.amount_minor)) return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
+  fb::AccountRecordT account;
+  if (!LoadRecord(context.state, keys::Account(command.account), &account)) {
+    return Reject(reason::kUnknownAccount, "no account " + command.account);
+  }
+  const std::optional<int64_t> balance = CheckedAdd(BalanceOf(context.state, command.account), command.amount_minor);
+  if (!balance || *balance > kAmountMinorMax) return Reject(reason::kInvalidAmount, "balance would pass 2^53-1");
+  const std::optional<int64_t> funding = CheckedSub(BalanceOf(context.state, gl::kFunding), command.amount_minor);
+  if (!funding || *funding < -kAmountMinorMax) return Reject(reason::kInvalidAmount, "funding total would overflow");
+  Decision decision;
+  fb::FundsDepositedT deposited;
+  deposited.account = command.account;
+  deposited.customer = account.customer;
+  deposited.amount_minor = command.amount_minor;
+  PostingList postings;
+  postings.Add(command.account, command.amount_minor);
+  postings.Add(gl::kFunding, -command.amount_minor);
+  deposited.postings = postings.Take();
+  decision.payloads.emplace_back().Set(std::move(deposited));
+  return decision;
+}
+
+Decision DecideAwardPoints(const fb::AwardPointsT& command, const DecideContext& context) {
+  if (!ValidPositive(command.points)) return Reject(reason::kInvalidAmount, "points must be 1 to 2^53-1");
+  if (!CustomerExists(context.state, command.customer)) {
+    return Reject(reason::kUnknownAccount, "no customer " + command.customer);
+  }
+  const std::optional<int64_t> value = CheckedMul(command.points, context.config.point_value_minor);
+  if (!value || *value > kAmountMinorMax) return Reject(reason::kInvalidAmount, "points value passes 2^53-1");
+  const std::optional<int64_t> points = CheckedAdd(BalanceOf(context.state, PointsAccount(command.customer)), command.points);
+  const std::optional<int64_t> liability = CheckedAdd(BalanceOf(context.state, gl::kPointsLiability), *value);
+  if (!points || *points > kAmountMinorMax || !liability || *liability > kAmountMinorMax) {
+    return Reject(reason::kInvalidAmount, "points balance would pass 2^53-1");
+  }
+  Decision decision;
+  fb::PointsAwardedT awarded;
+  awarded.customer = command.customer;
+  awarded.points = command.points;
+  awarded.value_minor = *value;
+  PostingList postings;
+  postings.Add(PointsAccount(command.customer), command.points);
+  postings.Add(gl::kPointsIssued, -command.points);
+  postings.Add(gl::kPointsLiability, *value);
+  postings.Add(gl::kMarketingExpense, -*value);
+  awarded.postings = postings.Take();
+  decision.payloads.emplace_back().Set(std::move(awarded));
+  return decision;
+}
+
+Decision DecideIssueCoupon(const fb::IssueCouponT& command, const DecideContext& context) {
+  if (!ValidPositive(command.value_minor)) return Reject(reason::kInvalidAmount, "value_minor must be 1 to 2^53-1");
+  if (!ValidNonNegative(command.min_spend_minor)) return Reject(reason::kInvalidAmount, "min_spend_minor must be 0 to 2^53-1");
+  fb::CouponRecordT existing;
+  if (LoadRecord(context.state, keys::Coupon(command.coupon), &existing)) {
+    return Reject(reason::kAlreadyExists, "coupon " + command.coupon + " already exists");
+  }
+  if (!CustomerExists(context.state, command.customer)) {
+    return Reject(reason::kUnknownAccount, "no customer " + command.customer);
+  }
+  fb::MerchantRecordT merchant;
+  if (!command.merchant.empty() && !LoadRecord(context.state, keys::Merchant(command.merchant), &merchant)) {
+    return Reject(reason::kUnknownMerchant, "no merchant " + command.merchant);
+  }
+  Decision decision;
+  fb::CouponIssuedT issued;
+  issued.coupon = command.coupon;
+  issued.customer = command.customer;
+  issued.value_minor = command.value_minor;
+  issued.min_spend_minor = command.min_spend_minor;
+  issued.merchant = command.merchant;
+  issued.funded_by = command.funded_by;
+  issued.expires_at_ns = command.expires_at_ns;
+  decision.payloads.emplace_back().Set(std::move(issued));
+  return decision;
+}
+
+Decision DecideSetCustomerLimit(const fb::SetCustomerLimitT& command, const DecideContext& context) {
+  if (!CustomerExists(context.state, command.customer)) {
+    return Reject(reason::kUnknownAccount, "no customer " + command.customer);
+  }
+  const MediumPolicy& policy = context.config.medium_policy[static_cast<int>(command.medium)];
+  const std::pair<int64_t, int64_t> asked[] = {{command.per_payment_minor, policy.per_payment_minor},
+                                               {command.daily_minor, policy.daily_minor},
+                                               {command.monthly_minor, policy.monthly_minor},
+                                               {command.daily_count, policy.daily_count}};
+  for (const auto& [value, limit] : asked) {
+    if (value == kNoLimit) continue;
+    if (!ValidNonNegative(value)) return Reject(reason::kInvalidAmount, "limits must be 0 to 2^53-1");
+    if (limit >= 0 && value > limit) {
+      return Reject(reason::kLimitAbovePolicy, "a customer may only lower a limit below the bank's policy");
+    }
+  }
+  Decision decision;
+  fb::CustomerLimitSetT set;
+  set.customer = command.customer;
+  set.medium = command.medium;
+  set.per_payment_minor = command.per_payment_minor;
+  set.daily_minor = command.daily_minor;
+  set.monthly_minor = command.monthly_minor;
+  set.daily_count = command.daily_count;
+  decision.payloads.emplace_back().Set(std::move(set));
+  return decision;
+}
+
+Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
+  const LedgerConfig& config = context.config;
+  const KvReader& state = context.state;
+  if (!ValidPositive(command.order_amount_minor)) return Reject(reason::kInvalidAmount, "order_amount_minor must be 1 to 2^53-1");
+  if (!ValidNonNegative(command.points)) return Reject(reason::kInvalidAmount, "points must be 0 to 2^53-1");
+  if (!ValidNonNegative(command.discount_minor)) return Reject(reason::kInvalidAmount, "discount_minor must be 0 to 2^53-1");
+  fb::MerchantRecordT merchant;
+  if (!LoadRecord(state, keys::Merchant(command.merchant), &merchant)) {
+    return Reject(reason::kUnknownMerchant, "no merchant " + command.merchant);
+  }
+  fb::PaymentRecordT existing_payment;
+  if (LoadRecord(state, keys::Payment(command.merchant, command.merchant_order_no), &existing_payment)) {
+    return Reject(reason::kDuplicateOrder, "merchant order " + command.merchant_order_no + " is already paid");
+  }
+  const bool needs_customer = command.funding == fb::Funding::own_account || command.points > 0 || !command.coupon.empty();
+  if (needs_customer && !CustomerExists(state, command.customer)) {
+    return Reject(reason::kUnknownAccount, "no customer " + command.customer);
+  }
+  fb::AccountRecordT account;
+  std::string source_account;
+  if (command.funding == fb::Funding::own_account) {
+    if (!LoadRecord(state, keys::Account(command.account), &account) || account.customer != command.customer) {
+      return Reject(reason::kUnknownAccount, "no account " + command.account + " of customer " + command.customer);
+    }
+    source_account = command.account;
+  } else {
+    source_account = gl::InterbankReceivable(command.funding);
+  }
+
+  // Tenders: order = card + points value + coupon + discount.
+  const std::optional<int64_t> points_value = CheckedMul(command.points, config.point_value_minor);
+  if (!points_value || *points_value > kAmountMinorMax) return Reject(reason::kInvalidAmount, "points value passes 2^53-1");
+  int64_t coupon_value = 0;
+  fb::CouponRecordT coupon;
+  if (!command.coupon.empty()) {
+    if (!LoadRecord(state, keys::Coupon(command.coupon), &coupon)) {
+      return Reject(reason::kCouponNotFound, "no coupon " + command.coupon);
+    }
+    if (coupon.customer != command.customer) {
+      return Reject(reason::kCouponNotApplicable, "coupon " + command.coupon + " belongs to another customer");
+    }
+    if (coupon.used) return Reject(reason::kCouponAlreadyUsed, "coupon " + command.coupon + " is already used");
+    if (context.occurred_at_ns > coupon.expires_at_ns) {
+      return Reject(reason::kCouponExpired, "coupon " + command.coupon + " expired");
+    }
+    if (command.order_amount_minor < coupon.min_spend_minor) {
+      return Reject(reason::kCouponNotApplicable, "order is below the coupon's minimum spend");
+    }
+    if (!coupon.merchant.empty() && coupon.merchant != command.merchant) {
+      return Reject(reason::kCouponNotApplicable, "coupon " + command.coupon + " is for another merchant");
+    }
+    coupon_value = coupon.value_minor;
+  }
+  const __int128 tenders = static_cast<__int128>(*points_value) + coupon_value + command.discount_minor;
+  if (tenders > command.order_amount_minor) {
+    return Reject(reason::kInvalidAmount, "points, coupon and discount exceed the order amount");
+  }
+  const int64_t card_amount = command.order_amount_minor - static_cast<int64_t>(tenders);
+
+  // Limits: medium limits on the card amount for card funding; the channel limit on any funding.
+  const int limit_date = LocalDate(context.occurred_at_ns, config.timezone_offset_minutes);
+  const bool medium_limited = command.funding == fb::Funding::own_account || command.funding == fb::Funding::other_bank;
+  if (medium_limited) {
+    if (command.medium == fb::Medium::none) return Reject(reason::kMalformedCommand, "card payments need a medium");
+    const MediumPolicy limits = EffectiveLimits(context, command.customer, command.medium);
+    fb::UsageRecordT daily;
+    fb::UsageRecordT monthly;
+    LoadRecord(state, keys::DailyUsage(command.customer, command.medium, limit_date), &daily);
+    LoadRecord(state, keys::MonthlyUsage(command.customer, command.medium, limit_date / 100), &monthly);
+    if (Exceeds(0, card_amount, limits.per_payment_minor)) {
+      return Reject(reason::kLimitPerPaymentExceeded, "card amount passes the per-payment limit of the medium");
+    }
+    if (Exceeds(daily.amount_minor, card_amount, limits.daily_minor)) {
+      return Reject(reason::kLimitDailyExceeded, "card amount passes the daily limit of the medium");
+    }
+    if (Exceeds(monthly.amount_minor, card_amount, limits.monthly_minor)) {
+      return Reject(reason::kLimitMonthlyExceeded, "card amount passes the monthly limit of the medium");
+    }
+    if (Exceeds(daily.count, 1, limits.daily_count)) {
+      return Reject(reason::kLimitCountExceeded, "payments today pass the daily count of the medium");
+    }
+  }
+  if (command.channel == fb::Channel::qr_static) {
+    fb::UsageRecordT channel_usage;
+    LoadRecord(state, keys::ChannelDailyUsage(command.customer, command.channel, limit_date), &channel_usage);
+    if (Exceeds(channel_usage.amount_minor, card_amount, config.qr_static_daily_minor)) {
+      return Reject(reason::kChannelLimitExceeded, "card amount passes the daily limit of channel qr_static");
+    }
+  }
+
+  // Funds.
+  if (command.points > 0 && BalanceOf(state, PointsAccount(command.customer)) < command.points) {
+    return Reject(reason::kInsufficientPoints, "customer " + command.customer + " has too few points");
+  }
+  if (command.funding == fb::Funding::own_account) {
+    const int64_t balance = BalanceOf(state, command.account);
+    if (account.kind == fb::AccountKind::debit_card && balance < card_amount) {
+      return Reject(reason::kInsufficientFunds, "balance of " + command.account + " is below the card amount");
+    }
+    if (account.kind == fb::AccountKind::credit_card &&
+        static_cast<__int128>(balance) - card_amount < -static_cast<__int128>(account.credit_limit_minor)) {
+      return Reject(reason::kCreditLimitExceeded, "card amount passes the credit limit of " + command.account);
+    }
+  }
+  // Overflow guards on what the payment adds to the merchant and scheme balances.
+  const std::string merchant_account = MerchantAccount(command.merchant);
+  const std::optional<int64_t> merchant_after = CheckedAdd(BalanceOf(state, merchant_account), command.order_amount_minor);
+  if (!merchant_after || *merchant_after > kAmountMinorMax) return Reject(reason::kInvalidAmount, "merchant balance would pass 2^53-1");
+  if (command.funding != fb::Funding::own_account) {
+    const std::optional<int64_t> receivable = CheckedSub(BalanceOf(state, source_account), card_amount);
+    if (!receivable || *receivable < -kAmountMinorMax) return Reject(reason::kInvalidAmount, "scheme receivable would overflow");
+  }
+
+  const bool merchant_funded_coupon = coupon_value > 0 && coupon.funded_by == fb::FundedBy::merchant;
+  const int64_t settlement_base = command.order_amount_minor - (merchant_funded_coupon ? coupon_value : 0);
+  const std::optional<int64_t> fee = MulDivRoundHalfUp(settlement_base, merchant.fee_bps, 10'000);
+  LEDGER_ASSERT(fee.has_value() && *fee <= settlement_base);
+
+  Decision decision;
+  fb::PaymentCapturedT captured;
+  captured.merchant = command.merchant;
+  captured.merchant_order_no = command.merchant_order_no;
+  captured.customer = command.customer;
+  captured.funding = command.funding;
+  captured.account = source_account;
+  captured.card_token = command.card_token;
+  captured.channel = command.channel;
+  captured.medium = medium_limited ? command.medium : fb::Medium::none;
+  captured.order_amount_minor = command.order_amount_minor;
+  captured.card_amount_minor = card_amount;
+  captured.points = command.points;
+  captured.points_value_minor = *points_value;
+  captured.coupon = command.coupon;
+  captured.coupon_value_minor = coupon_value;
+  captured.coupon_funded_by = coupon.funded_by;
+  captured.discount_minor = command.discount_minor;
+  captured.settlement_base_minor = settlement_base;
+  captured.fee_minor = *fee;
+  captured.clearing_date = ClearingDate(context.occurred_at_ns, config.timezone_offset_minutes, config.clearing_cutoff_minutes);
+  captured.limit_date = limit_date;
+  captured.medium_limited = medium_limited;
+  PostingList postings;
+  postings.Add(source_account, -card_amount);
+  postings.Add(merchant_account, card_amount);
+  postings.Add(gl::kMarketingExpense, -command.discount_minor);
+  postings.Add(merchant_account, command.discount_minor);
+  postings.Add(merchant_account, -*fee);
+  postings.Add(gl::kFeeIncome, *fee);
+  captured.postings = postings.Take();
+  decision.payloads.emplace_back().Set(std::move(captured));
+
+  if (command.points > 0) {
+    fb::PointsDeductedT deducted;
+    deducted.customer = command.customer;
+    deducted.merchant = command.merchant;
+    deducted.merchant_order_no = command.merchant_order_no;
+    deducted.points = command.points;
+    deducted.value_minor = *points_value;
+    PostingList points_postings;
+    points_postings.Add(PointsAccount(command.customer), -command.points);
+    points_postings.Add(gl::kPointsIssued, command.points);
+    points_postings.Add(gl::kPointsLiability, -*points_value);
+    points_postings.Add(merchant_account, *points_value);
+    deducted.postings = points_postings.Take();
+    decision.payloads.emplace_back().Set(std::move(deducted));
+  }
+  if (!command.coupon.empty()) {
+    fb::CouponRedeemedT redeemed;
+    redeemed.coupon = command.coupon;
+    redeemed.customer = command.customer;
+    redeemed.merchant = command.merchant;
+    redeemed.merchant_order_no = command.merchant_order_no;
+    redeemed.value_minor = coupon_value;
+    redeemed.funded_by = coupon.funded_by;
+    PostingList coupon_postings;
+    if (!merchant_funded_coupon) {  // a merchant-funded coupon lowers what the merchant is owed instead
+      coupon_postings.Add(gl::kMarketingExpense, -coupon_value);
+      coupon_postings.Add(merchant_account, coupon_value);
+    }
+    redeemed.postings = coupon_postings.Take();
+    decision.payloads.emplace_back().Set(std::move(redeemed));
+  }
+  return decision;
+}
+
+Decision DecideReverse(const fb::ReverseT& command, const DecideContext& context) {
+  fb::PaymentRecordT payment;
+  if (!LoadRecord(context.state, keys::Payment(command.merchant, command.merchant_order_no), &payment)) {
+    return Reject(reason::kOriginalNotFound, "no payment " + command.merchant + "/" + command.merchant_order_no);
+  }
+  if (payment.status == fb::PaymentStatus::reversed) return Reject(reason::kAlreadyReversed, "payment is already reversed");
+  if (payment.refund_count > 0) return Reject(reason::kAlreadyRefunded, "payment has refunds; refund the rest instead");
+  const int clearing_date = ClearingDate(context.occurred_at_ns, context.config.timezone_offset_minutes,
+                                         context.config.clearing_cutoff_minutes);
+  if (clearing_date > payment.clearing_date) {
+    return Reject(reason::kReversalWindowClosed, "the payment's clearing date " + FormatDate(payment.clearing_date) + " has ended");
+  }
+  const std::string merchant_account = MerchantAccount(command.merchant);
+  const bool merchant_funded_coupon =
+      payment.coupon_value_minor > 0 && payment.coupon_funded_by == fb::FundedBy::merchant;
+  Decision decision;
+  fb::PaymentReversedT reversed;
+  reversed.merchant = command.merchant;
+  reversed.merchant_order_no = command.merchant_order_no;
+  reversed.reason = command.reason;
+  reversed.customer = payment.customer;
+  reversed.medium = payment.medium;
+  reversed.channel = payment.channel;
+  reversed.medium_limited = payment.medium_limited;
+  reversed.limit_date = payment.limit_date;
+  reversed.card_amount_minor = payment.card_amount_minor;
+  reversed.points = payment.points;
+  reversed.points_value_minor = payment.points_value_minor;
+  reversed.coupon = payment.coupon;
+  reversed.coupon_value_minor = payment.coupon_value_minor;
+  reversed.discount_minor = payment.discount_minor;
+  reversed.fee_minor = payment.fee_minor;
+  reversed.order_amount_minor = payment.order_amount_minor;
+  reversed.clearing_date = clearing_date;
+  // Every line of the original, mirrored.
+  PostingList postings;
+  postings.Add(payment.account, payment.card_amount_minor);
+  postings.Add(merchant_account, -payment.card_amount_minor);
+  postings.Add(gl::kMarketingExpense, payment.discount_minor);
+  postings.Add(merchant_account, -payment.discount_minor);
+  postings.Add(merchant_account, payment.fee_minor);
+  postings.Add(gl::kFeeIncome, -payment.fee_minor);
+  postings.Add(PointsAccount(payment.customer), payment.points);
+  postings.Add(gl::kPointsIssued, -payment.points);
+  postings.Add(gl::kPointsLiability, payment.points_value_minor);
+  postings.Add(merchant_account, -payment.points_value_minor);
+  if (!merchant_funded_coupon) {
+    postings.Add(gl::kMarketingExpense, payment.coupon_value_minor);
+    postings.Add(merchant_account, -payment.coupon_value_minor);
+  }
+  reversed.postings = postings.Take();
+  decision.payloads.emplace_back().Set(std::move(reversed));
+  return decision;
+}
+
+Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) {
+  const LedgerConfig& config = context.config;
+  if (!ValidPositive(command.amount_minor)) return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
+  fb::PaymentRecordT payment;
+  if (!LoadRecord(context.state, keys::Payment(command.merchant, command.merchant_order_no), &payment)) {
+    return Reject(reason::kOriginalNotFound, "no payment " + command.merchant + "/" + command.merchant_order_no);
+  }
+  if (payment.status == fb::PaymentStatus::reversed) return Reject(reason::kAlreadyReversed, "payment is reversed");
+  fb::RefundRecordT existing_refund;
+  if (LoadRecord(context.state, keys::Refund(command.merchant, command.refund_no), &existing_refund)) {
+    return Reject(reason::kDuplicateOrder, "refund number " + command.refund_no + " is already used");
+  }
+  const int64_t remaining = payment.order_amount_minor - payment.refunded_amount_minor;
+  if (command.amount_minor > remaining) {
+    return Reject(reason::kRefundExceedsRemaining, "refund passes the " + FormatYuan(remaining) + " left of the order");
+  }
+  if (context.occurred_at_ns - payment.occurred_at_ns > int64_t{config.refund_window_days} * kNanosPerDay) {
+    return Reject(reason::kRefundWindowClosed, "refunds are allowed within " + std::to_string(config.refund_window_days) + " days");
+  }
+
+  // Pro rata over what is left of each tender; the final refund takes exactly what remains.
+  const int64_t amount = command.amount_minor;
+  const bool final_refund = amount == remaining;
+  const int64_t card_left = payment.card_amount_minor - payment.refunded_card_minor;
+  const int64_t points_left = payment.points - payment.refunded_points;
+  const int64_t points_value_left = payment.points_value_minor - payment.refunded_points_value_minor;
+  const int64_t coupon_left = payment.coupon_value_minor - payment.refunded_coupon_minor;
+  const int64_t discount_left = payment.discount_minor - payment.refunded_discount_minor;
+  const int64_t fee_left = payment.fee_minor - payment.refunded_fee_minor;
+  int64_t card = card_left, points = points_left, coupon = coupon_left, discount = discount_left, fee = fee_left;
+  if (!final_refund) {
+    card = *MulDivFloor(card_left, amount, remaining);
+    points = *MulDivFloor(points_left, amount, remaining);
+    coupon = *MulDivFloor(coupon_left, amount, remaining);
+    discount = *MulDivFloor(discount_left, amount, remaining);
+    int64_t leftover = amount - card - points * config.point_value_minor - coupon - discount;
+    // Place the rounding remainder on the tenders in a fixed order, within what each has left.
+    for (auto [share, left] : {std::pair{&card, card_left}, std::pair{&coupon, coupon_left}, std::pair{&discount, discount_left}}) {
+      const int64_t take = std::min(leftover, left - *share);
+      *share += take;
+      leftover -= take;
+    }
+    if (leftover > 0) {
+      const int64_t more_points = std::min(leftover / config.point_value_minor, points_left - points);
+      points += more_points;
+      leftover -= more_points * config.point_value_minor;
+    }
+    if (leftover != 0) return Reject(reason::kInvalidAmount, "refund cannot be split into whole points");
+    fee = std::min(fee_left, *MulDivRoundHalfUp(fee_left, amount, remaining));
+  }
+  const int64_t points_value = final_refund ? points_value_left : points * config.point_value_minor;
+  LEDGER_ASSERT(card + points_value + coupon + discount == amount);
+  const bool merchant_funded_coupon = payment.coupon_funded_by == fb::FundedBy::merchant;
+  const std::string merchant_account = MerchantAccount(command.merchant);
+
+  Decision decision;
+  fb::PaymentRefundedT refunded;
+  refunded.merchant = command.merchant;
+  refunded.merchant_order_no = command.merchant_order_no;
+  refunded.refund_no = command.refund_no;
+  refunded.customer = payment.customer;
+  refunded.amount_minor = amount;
+  refunded.card_amount_minor = card;
+  refunded.points = points;
+  refunded.points_value_minor = points_value;
+  refunded.coupon_value_minor = coupon;
+  refunded.discount_minor = discount;
+  refunded.fee_minor = fee;
+  refunded.settlement_minor = amount - (merchant_funded_coupon ? coupon : 0);
+  refunded.final_refund = final_refund;
+  refunded.clearing_date =
+      ClearingDate(context.occurred_at_ns, config.timezone_offset_minutes, config.clearing_cutoff_minutes);
+  PostingList postings;
+  postings.Add(payment.account, card);
+  postings.Add(merchant_account, -card);
+  postings.Add(PointsAccount(payment.customer), points);
+  postings.Add(gl::kPointsIssued, -points);
+  postings.Add(gl::kPointsLiability, points_value);
+  postings.Add(merchant_account, -points_value);
+  if (!merchant_funded_coupon) {
+    postings.Add(gl::kMarketingExpense, coupon);
+    postings.Add(merchant_account, -coupon);
+  }
+  postings.Add(gl::kMarketingExpense, discount);
+  postings.Add(merchant_account, -discount);
+  postings.Add(merchant_account, fee);
+  postings.Add(gl::kFeeIncome, -fee);
+  refunded.postings = postings.Take();
+  decision.payloads.emplace_back().Set(std::move(refunded));
+  return decision;
+}
+
+}  // namespace
+
+Decision Decide(const fb::CommandT& command, const DecideContext& context) {
+  switch (command.body.type) {
+    case fb::CommandBody::OpenAccount: return DecideOpenAccount(*command.body.AsOpenAccount(), context);
+    case fb::CommandBody::OpenMerchant: return DecideOpenMerchant(*command.body.AsOpenMerchant(), context);
+    case fb::CommandBody::Deposit: return DecideDeposit(*command.body.AsDeposit(), context);
+    case fb::CommandBody::AwardPoints: return DecideAwardPoints(*command.body.AsAwardPoints(), context);
+    case fb::CommandBody::IssueCoupon: return DecideIssueCoupon(*command.body.AsIssueCoupon(), context);
+    case fb::CommandBody::SetCustomerLimit: return DecideSetCustomerLimit(*command.body.AsSetCustomerLimit(), context);
+    case fb::CommandBody::Pay: return DecidePay(*command.body.AsPay(), context);
+    case fb::CommandBody::Reverse: return DecideReverse(*command.body.AsReverse(), context);
+    case fb::CommandBody::Refund: return DecideRefund(*command.body.AsRefund(), context);
+    default: return Reject(reason::kMalformedCommand, "command has no body");
+  }
+}
+
+}  // namespace ledger

@@ -1,0 +1,29 @@
+// Decide: validates one command against the current state and turns it into event payloads, or into a
+// rejection reason. Pure: reads state, writes nothing; the caller sequences and applies the events.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ledger/config.h"
+#include "ledger/kv.h"
+#include "schemas/commands_generated.h"
+
+namespace ledger {
+
+struct DecideContext {
+  const LedgerConfig& config;
+  const KvReader& state;
+  int64_t occurred_at_ns;
+};
+
+struct Decision {
+  std::string reason;  // empty when accepted
+  std::string detail;  // one line for people, when rejected
+  std::vector<fb::PayloadUnion> payloads;
+  bool accepted() const { return reason.empty(); }
+};
+
+Decision Decide(const fb::CommandT& command, const DecideContext& context);
+
+}  // namespace ledger

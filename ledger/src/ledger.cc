@@ -1,0 +1,195 @@
+#include "ledger/ledger.h"
+
+#include <nlohmann/json.hpp>
+
+#include "decide.h"
+#include "ledger/event.h"
+#include "ledger/time.h"
+#include "projections/projector.h"
+#include "projections/records.h"
+
+namespace ledger {
+
+struct Ledger::Impl {
+  explicit Impl(const KvReader& base) : overlay(base), projections(MakeLedgerProjectors()) {}
+  Overlay overlay;
+  ProjectionSet projections;
+  std::vector<std::pair<uint64_t, std::string>> events;
+  size_t event_bytes = 0;
+};
+
+std::string CommandResult::ToJson() const {
+  nlohmann::ordered_json out;
+  out["command_id"] = command_id;
+  out["status"] = kind == Kind::kAccepted ? "accepted" : kind == Kind::kRejected ? "rejected" : "duplicate";
+  out["reason"] = reason.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(reason);
+  out["transaction_id"] = transaction_id;
+  out["sequences"] = sequences;
+  return out.dump();
+}
+
+Ledger::Ledger(const LedgerOptions& options) : options_(options) {}
+Ledger::~Ledger() = default;
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
+  std::unique_ptr<Ledger> ledger(new Ledger(options));
+  StoreOptions store_options;
+  store_options.sync = options.sync;
+  Result<std::unique_ptr<Store>> store = Store::Open(options.data_dir, store_options);
+  if (!store.ok()) return store.status();
+  ledger->store_ = std::move(store).value();
+  LEDGER_RETURN_IF_ERROR(ledger->Recover());
+  return ledger;
+}
+
+Status Ledger::Recover() {
+  impl_ = std::make_unique<Impl>(store_->state());
+  LEDGER_RETURN_IF_ERROR(impl_->projections.Load(store_->state()));
+  Result<std::optional<std::pair<uint64_t, std::string>>> last = store_->LastEvent();
+  if (!last.ok()) return last.status();
+  last_sequence_ = 0;
+  chain_head_ = kGenesisHash;
+  if (last->has_value()) {
+    Result<DecodedEvent> decoded = DecodeEventRecord((*last)->second);
+    if (!decoded.ok()) return Status::Corruption("last event: " + decoded.status().message());
+    if (decoded->body->sequence() != (*last)->first) return Status::Corruption("last event's key and sequence differ");
+    last_sequence_ = decoded->body->sequence();
+    chain_head_ = decoded->hash;
+  }
+  // Events and projections are written in one batch, so they can only agree.
+  if (impl_->projections.LastApplied() != last_sequence_) {
+    return Status::Corruption("projections are at sequence " + std::to_string(impl_->projections.LastApplied()) +
+                              " but the last event is " + std::to_string(last_sequence_));
+  }
+  committed_sequence_ = last_sequence_;
+  committed_head_ = chain_head_;
+  staged_commands_ = 0;
+  return Status::Ok();
+}
+
+int64_t Ledger::NowNs() const { return options_.fixed_now_ns ? *options_.fixed_now_ns : SystemNowNs(); }
+
+size_t Ledger::staged_bytes() const { return impl_->event_bytes + impl_->overlay.bytes(); }
+
+bool Ledger::GroupFull() const {
+  return staged_commands_ >= options_.config.group_commands_max || staged_bytes() >= options_.config.group_bytes_max;
+}
+
+CommandResult Ledger::Stage(const ParsedCommand& parsed) {
+  const LedgerConfig& config = options_.config;
+  const int64_t now = NowNs();
+  const int64_t occurred = parsed.command.has_occurred_at ? parsed.command.occurred_at_ns : now;
+  CommandResult result;
+  result.command_id = parsed.command_id;
+
+  Decision decision;
+  fb::CommandOutcomeRecordT original;
+  if (LoadRecord(impl_->overlay, keys::CommandOutcome(parsed.command_id), &original)) {
+    if (std::equal(original.fingerprint.begin(), original.fingerprint.end(), parsed.fingerprint.begin(),
+                   parsed.fingerprint.end())) {
+      // Same id, same content: the original outcome, and nothing else happens.
+      result.kind = CommandResult::Kind::kDuplicate;
+      result.reason = original.reason;
+      result.transaction_id = original.transaction_id;
+      result.sequences = original.sequences;
+      return result;
+    }
+    decision.reason = reason::kDuplicateCommandMismatch;
+    decision.detail = "command id " + parsed.command_id + " was used with other content";
+  } else if (parsed.malformed) {
+    decision.reason = reason::kMalformedCommand;
+    decision.detail = *parsed.malformed;
+  } else if (options_.clock == ClockMode::kSystem &&
+             (occurred - now > config.clock_skew_max_ns || now - occurred > config.clock_skew_max_ns)) {
+    decision.reason = reason::kClockSkew;
+    decision.detail = "occurred_at is more than " + std::to_string(config.clock_skew_max_ns / kNanosPerSecond) +
+                      " s from the ledger clock";
+  } else {
+    decision = Decide(parsed.command, DecideContext{config, impl_->overlay, occurred});
+  }
+  if (!decision.accepted()) {
+    fb::CommandRejectedT rejected;
+    rejected.command_type = parsed.type;
+    rejected.reason = decision.reason;
+    rejected.detail = decision.detail;
+    if (const auto* pay = parsed.command.body.AsPay()) {
+      rejected.customer = pay->customer;
+      rejected.merchant = pay->merchant;
+    }
+    decision.payloads.clear();
+    decision.payloads.emplace_back().Set(std::move(rejected));
+  }
+
+  const std::string transaction_id = std::to_string(config.shard) + "-" + std::to_string(last_sequence_ + 1);
+  for (fb::PayloadUnion& payload : decision.payloads) {
+    fb::EventBodyT body;
+    body.schema_version = kSchemaVersion;
+    body.shard = config.shard;
+    body.sequence = last_sequence_ + 1;
+    body.transaction_id = transaction_id;
+    body.command_id = parsed.command_id;
+    body.command_fingerprint.assign(parsed.fingerprint.begin(), parsed.fingerprint.end());
+    body.recorded_at_ns = now;
+    body.occurred_at_ns = occurred;
+    body.payload = std::move(payload);
+    Digest hash;
+    std::string record = EncodeEventRecord(body, chain_head_, &hash);
+    Result<DecodedEvent> decoded = DecodeEventRecord(record);
+    LEDGER_ASSERT(decoded.ok());
+    // Invariant 3: projections advance with the events, in the same group.
+    const Status applied = impl_->projections.Apply(*decoded->body, impl_->overlay);
+    LEDGER_ASSERT(applied.ok());
+    last_sequence_ = body.sequence;
+    chain_head_ = hash;
+    result.sequences.push_back(body.sequence);
+    impl_->event_bytes += record.size();
+    impl_->events.emplace_back(body.sequence, std::move(record));
+  }
+  result.kind = decision.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
+  result.reason = decision.reason;
+  result.transaction_id = transaction_id;
+  ++staged_commands_;
+  return result;
+}
+
+Status Ledger::CommitGroup() {
+  if (impl_->events.empty()) return Status::Ok();
+  LEDGER_ASSERT(impl_->events.front().first == committed_sequence_ + 1);
+  LEDGER_ASSERT(impl_->events.back().first == last_sequence_);
+  CommitBatch batch;
+  batch.events = std::move(impl_->events);
+  batch.state = &impl_->overlay;
+  const Status status = store_->Commit(batch);
+  if (!status.ok()) {
+    // Nothing of the group is durable: drop it and start again from what the store holds.
+    const Status recovered = Recover();
+    if (!recovered.ok()) return Status::IoError(status.message() + "; recovery failed: " + recovered.message());
+    return status;
+  }
+  impl_->overlay.Clear();
+  impl_->events.clear();
+  impl_->event_bytes = 0;
+  committed_sequence_ = last_sequence_;
+  committed_head_ = chain_head_;
+  staged_commands_ = 0;
+  return Status::Ok();
+}
+
+Status Ledger::SubmitAll(std::span<const ParsedCommand> commands,
+                         const std::function<void(std::span<const CommandResult>)>& on_durable) {
+  std::vector<CommandResult> results;
+  results.reserve(std::min(commands.size(), options_.config.group_commands_max));
+  for (const ParsedCommand& command : commands) {
+    results.push_back(Stage(command));
+    if (GroupFull()) {
+      LEDGER_RETURN_IF_ERROR(CommitGroup());
+      on_durable(results);
+      results.clear();
+    }
+  }
+  LEDGER_RETURN_IF_ERROR(CommitGroup());
+  if (!results.empty()) on_durable(results);
+  return Status::Ok();
+}
+
+}  // namespace ledger

@@ -1,0 +1,48 @@
+// Projectors fold events into views: (state, event) -> state. The same code runs inline in the ledger (in the
+// WriteBatch of the events, with each projector's last applied sequence), in downstream consumers, and in
+// replay; the same events in give byte-identical records out.
+// Thread-safety: a ProjectionSet is used by one thread; projectors themselves hold no state.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "ledger/kv.h"
+#include "ledger/status.h"
+#include "schemas/events_generated.h"
+
+namespace ledger {
+
+class Projector {
+ public:
+  virtual ~Projector() = default;
+  // A stable name; keys::Applied(name) holds its last applied sequence.
+  virtual std::string_view name() const = 0;
+  // Folds `event` into the view: reads the projector's own records from `view` and writes the new ones.
+  virtual void Apply(const fb::EventBody& event, Overlay& view) const = 0;
+};
+
+// The projectors the ledger keeps inline: balances, directory, limits, payments, commands.
+std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors();
+
+// A set of projectors advanced together, one event at a time, exactly once each.
+class ProjectionSet {
+ public:
+  explicit ProjectionSet(std::vector<std::unique_ptr<Projector>> projectors);
+
+  // Reads every projector's last applied sequence. Errors: Corruption when they differ (a set is always
+  // written in one batch, so they move together).
+  Status Load(const KvReader& reader);
+  // Applies `event` to every projector and records its sequence. Errors (nothing written): Corruption
+  // unless event.sequence() == LastApplied() + 1.
+  Status Apply(const fb::EventBody& event, Overlay& view);
+  uint64_t LastApplied() const { return last_applied_; }
+
+ private:
+  std::vector<std::unique_ptr<Projector>> projectors_;
+  uint64_t last_applied_ = 0;
+};
+
+}  // namespace ledger

@@ -1,0 +1,56 @@
+// Keys and record codecs of the `state` column family. Every projector owns the key prefixes listed here
+// and nothing else. Values are FlatBuffers tables from schemas/state.fbs (object API), so each record's bytes
+// depend only on its contents. Thread-safe (pure functions).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "ledger/kv.h"
+#include "schemas/state_generated.h"
+
+namespace ledger::keys {
+
+// balances
+inline std::string Balance(std::string_view account) { return "b/" + std::string(account); }
+// directory
+inline std::string Account(std::string_view account) { return "a/" + std::string(account); }
+inline std::string Customer(std::string_view customer) { return "cu/" + std::string(customer); }
+inline std::string Merchant(std::string_view merchant) { return "m/" + std::string(merchant); }
+inline std::string Coupon(std::string_view coupon) { return "c/" + std::string(coupon); }
+std::string LimitOverride(std::string_view customer, fb::Medium medium);
+// limits (usage)
+std::string DailyUsage(std::string_view customer, fb::Medium medium, int yyyymmdd);
+std::string MonthlyUsage(std::string_view customer, fb::Medium medium, int yyyymm);
+std::string ChannelDailyUsage(std::string_view customer, fb::Channel channel, int yyyymmdd);
+// payments
+std::string Payment(std::string_view merchant, std::string_view merchant_order_no);
+std::string Refund(std::string_view merchant, std::string_view refund_no);
+// commands (idempotency)
+inline std::string CommandOutcome(std::string_view command_id) { return "k/" + std::string(command_id); }
+// each projector's last applied sequence
+inline std::string Applied(std::string_view projector) { return "z/" + std::string(projector); }
+
+}  // namespace ledger::keys
+
+namespace ledger {
+
+// Reads the record at `key` into *out. Returns false (leaving *out untouched) when absent.
+template <typename NativeT>
+bool LoadRecord(const KvReader& reader, std::string_view key, NativeT* out) {
+  std::string bytes;
+  if (!reader.Get(key, &bytes)) return false;
+  flatbuffers::GetRoot<typename NativeT::TableType>(bytes.data())->UnPackTo(out);
+  return true;
+}
+
+// Encodes `record` and writes it at `key`.
+template <typename NativeT>
+void SaveRecord(Overlay& writer, std::string_view key, const NativeT& record) {
+  flatbuffers::FlatBufferBuilder builder(128);
+  builder.Finish(NativeT::TableType::Pack(builder, &record));
+  writer.Put(key, std::string_view(reinterpret_cast<const char*>(builder.GetBufferPointer()), builder.GetSize()));
+}
+
+}  // namespace ledger

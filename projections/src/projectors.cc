@@ -1,0 +1,321 @@
+// The ledger's inline projectors. Each is a pure fold over events; none reads another's records, so any
+// subset can be rebuilt on its own. Inconsistent input (a posting that would overflow, an unknown payment
+// in a reversal) means the write side let a bad event through: that is an assertion, not an error.
+#include <cstring>
+
+#include "ledger/event.h"
+#include "ledger/money.h"
+#include "projections/projector.h"
+#include "projections/records.h"
+
+namespace ledger {
+namespace {
+
+std::string Str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
+
+int64_t AddOrDie(int64_t a, int64_t b) {
+  const std::optional<int64_t> sum = CheckedAdd(a, b);
+  LEDGER_ASSERT(sum.has_value());
+  return *sum;
+}
+
+// balances: one BalanceRecord per account, in the account's unit; the sum over all accounts per unit is 0.
+class BalancesProjector final : public Projector {
+ public:
+  std::string_view name() const override { return "balances"; }
+  void Apply(const fb::EventBody& event, Overlay& view) const override {
+    const auto* postings = PostingsOf(event);
+    if (postings == nullptr) return;
+    __int128 sums[2] = {0, 0};
+    for (const fb::Posting* posting : *postings) {
+      const std::string key = keys::Balance(posting->account()->string_view());
+      fb::BalanceRecordT balance;
+      balance.unit = posting->unit();
+      if (LoadRecord(view, key, &balance)) LEDGER_ASSERT(balance.unit == posting->unit());
+      balance.balance_minor = AddOrDie(balance.balance_minor, posting->amount_minor());
+      sums[static_cast<int>(posting->unit())] += posting->amount_minor();
+      SaveRecord(view, key, balance);
+    }
+    // Invariant: every event's postings balance per unit (double entry).
+    LEDGER_ASSERT(sums[0] == 0 && sums[1] == 0);
+  }
+};
+
+// directory: accounts, customers, merchants, coupons and customer limit overrides.
+class DirectoryProjector final : public Projector {
+ public:
+  std::string_view name() const override { return "directory"; }
+  void Apply(const fb::EventBody& event, Overlay& view) const override {
+    switch (event.payload_type()) {
+      case fb::Payload::AccountOpened: {
+        const auto* opened = event.payload_as_AccountOpened();
+        fb::AccountRecordT account;
+        account.customer = Str(opened->customer());
+        account.kind = opened->kind();
+        account.credit_limit_minor = opened->credit_limit_minor();
+        SaveRecord(view, keys::Account(opened->account()->string_view()), account);
+        fb::CustomerRecordT customer;
+        LoadRecord(view, keys::Customer(account.customer), &customer);
+        customer.accounts += 1;
+        SaveRecord(view, keys::Customer(account.customer), customer);
+        break;
+      }
+      case fb::Payload::MerchantOpened: {
+        const auto* opened = event.payload_as_MerchantOpened();
+        fb::MerchantRecordT merchant;
+        merchant.name = Str(opened->name());
+        merchant.fee_bps = opened->fee_bps();
+        SaveRecord(view, keys::Merchant(opened->merchant()->string_view()), merchant);
+        break;
+      }
+      case fb::Payload::CouponIssued: {
+        const auto* issued = event.payload_as_CouponIssued();
+        fb::CouponRecordT coupon;
+        coupon.customer = Str(issued->customer());
+        coupon.value_minor = issued->value_minor();
+        coupon.min_spend_minor = issued->min_spend_minor();
+        coupon.merchant = Str(issued->merchant());
+        coupon.funded_by = issued->funded_by();
+        coupon.expires_at_ns = issued->expires_at_ns();
+        SaveRecord(view, keys::Coupon(issued->coupon()->string_view()), coupon);
+        break;
+      }
+      case fb::Payload::CouponRedeemed: {
+        const auto* redeemed = event.payload_as_CouponRedeemed();
+        const std::string key = keys::Coupon(redeemed->coupon()->string_view());
+        fb::CouponRecordT coupon;
+        LEDGER_ASSERT(LoadRecord(view, key, &coupon));
+        coupon.used = true;
+        coupon.used_by_order = Str(redeemed->merchant()) + "/" + Str(redeemed->merchant_order_no());
+        SaveRecord(view, key, coupon);
+        break;
+      }
+      case fb::Payload::PaymentReversed: {
+        const auto* reversed = event.payload_as_PaymentReversed();
+        if (reversed->coupon() == nullptr || reversed->coupon()->size() == 0) break;
+        const std::string key = keys::Coupon(reversed->coupon()->string_view());
+        fb::CouponRecordT coupon;
+        LEDGER_ASSERT(LoadRecord(view, key, &coupon));
+        coupon.used = false;  // a reversal gives the coupon back
+        coupon.used_by_order.clear();
+        SaveRecord(view, key, coupon);
+        break;
+      }
+      case fb::Payload::CustomerLimitSet: {
+        const auto* set = event.payload_as_CustomerLimitSet();
+        const std::string key = keys::LimitOverride(set->customer()->string_view(), set->medium());
+        fb::LimitOverrideRecordT limit;
+        LoadRecord(view, key, &limit);
+        // -1 leaves a limit as it was.
+        if (set->per_payment_minor() >= 0) limit.per_payment_minor = set->per_payment_minor();
+        if (set->daily_minor() >= 0) limit.daily_minor = set->daily_minor();
+        if (set->monthly_minor() >= 0) limit.monthly_minor = set->monthly_minor();
+        if (set->daily_count() >= 0) limit.daily_count = set->daily_count();
+        SaveRecord(view, key, limit);
+        break;
+      }
+      default: break;
+    }
+  }
+};
+
+// limits: usage of card amounts per (customer, medium, day), (customer, medium, month) and
+// (customer, channel, day). Reversals give usage back; refunds do not.
+class LimitsProjector final : public Projector {
+ public:
+  std::string_view name() const override { return "limits"; }
+  void Apply(const fb::EventBody& event, Overlay& view) const override {
+    if (event.payload_type() == fb::Payload::PaymentCaptured) {
+      const auto* paid = event.payload_as_PaymentCaptured();
+      AddUsage(view, Str(paid->customer()), paid->medium_limited(), paid->medium(), paid->channel(),
+               paid->limit_date(), paid->card_amount_minor(), 1);
+    } else if (event.payload_type() == fb::Payload::PaymentReversed) {
+      const auto* reversed = event.payload_as_PaymentReversed();
+      AddUsage(view, Str(reversed->customer()), reversed->medium_limited(), reversed->medium(), reversed->channel(),
+               reversed->limit_date(), -reversed->card_amount_minor(), -1);
+    }
+  }
+
+ private:
+  static void Bump(Overlay& view, const std::string& key, int64_t amount_minor, int64_t count) {
+    fb::UsageRecordT usage;
+    LoadRecord(view, key, &usage);
+    usage.amount_minor = AddOrDie(usage.amount_minor, amount_minor);
+    usage.count = AddOrDie(usage.count, count);
+    LEDGER_ASSERT(usage.amount_minor >= 0 && usage.count >= 0);
+    SaveRecord(view, key, usage);
+  }
+  static void AddUsage(Overlay& view, const std::string& customer, bool medium_limited, fb::Medium medium,
+                       fb::Channel channel, int limit_date, int64_t amount_minor, int64_t count) {
+    if (medium_limited) {
+      Bump(view, keys::DailyUsage(customer, medium, limit_date), amount_minor, count);
+      Bump(view, keys::MonthlyUsage(customer, medium, limit_date / 100), amount_minor, count);
+    }
+    Bump(view, keys::ChannelDailyUsage(customer, channel, limit_date), amount_minor, count);
+  }
+};
+
+// payments: what reversals and refunds need to know of each payment, and the refund numbers in use.
+class PaymentsProjector final : public Projector {
+ public:
+  std::string_view name() const override { return "payments"; }
+  void Apply(const fb::EventBody& event, Overlay& view) const override {
+    switch (event.payload_type()) {
+      case fb::Payload::PaymentCaptured: {
+        const auto* paid = event.payload_as_PaymentCaptured();
+        fb::PaymentRecordT payment;
+        payment.customer = Str(paid->customer());
+        payment.funding = paid->funding();
+        payment.account = Str(paid->account());
+        payment.channel = paid->channel();
+        payment.medium = paid->medium();
+        payment.medium_limited = paid->medium_limited();
+        payment.order_amount_minor = paid->order_amount_minor();
+        payment.card_amount_minor = paid->card_amount_minor();
+        payment.points = paid->points();
+        payment.points_value_minor = paid->points_value_minor();
+        payment.coupon = Str(paid->coupon());
+        payment.coupon_value_minor = paid->coupon_value_minor();
+        payment.coupon_funded_by = paid->coupon_funded_by();
+        payment.discount_minor = paid->discount_minor();
+        payment.settlement_base_minor = paid->settlement_base_minor();
+        payment.fee_minor = paid->fee_minor();
+        payment.occurred_at_ns = event.occurred_at_ns();
+        payment.clearing_date = paid->clearing_date();
+        payment.limit_date = paid->limit_date();
+        payment.status = fb::PaymentStatus::success;
+        payment.transaction_id = Str(event.transaction_id());
+        SaveRecord(view, keys::Payment(paid->merchant()->string_view(), paid->merchant_order_no()->string_view()),
+                   payment);
+        break;
+      }
+      case fb::Payload::PaymentReversed: {
+        const auto* reversed = event.payload_as_PaymentReversed();
+        const std::string key =
+            keys::Payment(reversed->merchant()->string_view(), reversed->merchant_order_no()->string_view());
+        fb::PaymentRecordT payment;
+        LEDGER_ASSERT(LoadRecord(view, key, &payment));
+        LEDGER_ASSERT(payment.status == fb::PaymentStatus::success);
+        payment.status = fb::PaymentStatus::reversed;
+        SaveRecord(view, key, payment);
+        break;
+      }
+      case fb::Payload::PaymentRefunded: {
+        const auto* refunded = event.payload_as_PaymentRefunded();
+        const std::string key =
+            keys::Payment(refunded->merchant()->string_view(), refunded->merchant_order_no()->string_view());
+        fb::PaymentRecordT payment;
+        LEDGER_ASSERT(LoadRecord(view, key, &payment));
+        payment.refunded_amount_minor = AddOrDie(payment.refunded_amount_minor, refunded->amount_minor());
+        payment.refunded_card_minor = AddOrDie(payment.refunded_card_minor, refunded->card_amount_minor());
+        payment.refunded_points = AddOrDie(payment.refunded_points, refunded->points());
+        payment.refunded_points_value_minor =
+            AddOrDie(payment.refunded_points_value_minor, refunded->points_value_minor());
+        payment.refunded_coupon_minor = AddOrDie(payment.refunded_coupon_minor, refunded->coupon_value_minor());
+        payment.refunded_discount_minor = AddOrDie(payment.refunded_discount_minor, refunded->discount_minor());
+        payment.refunded_fee_minor = AddOrDie(payment.refunded_fee_minor, refunded->fee_minor());
+        payment.refund_count += 1;
+        LEDGER_ASSERT(payment.refunded_amount_minor <= payment.order_amount_minor);
+        payment.status = payment.refunded_amount_minor == payment.order_amount_minor
+                             ? fb::PaymentStatus::refunded
+                             : fb::PaymentStatus::partially_refunded;
+        SaveRecord(view, key, payment);
+        fb::RefundRecordT refund;
+        refund.merchant_order_no = Str(refunded->merchant_order_no());
+        refund.transaction_id = Str(event.transaction_id());
+        SaveRecord(view, keys::Refund(refunded->merchant()->string_view(), refunded->refund_no()->string_view()),
+                   refund);
+        break;
+      }
+      default: break;
+    }
+  }
+};
+
+// commands: the outcome of every command id, for idempotency. The first transaction recorded for a command
+// id is its outcome; later events with that id (a DUPLICATE_COMMAND_MISMATCH rejection) leave it alone.
+class CommandsProjector final : public Projector {
+ public:
+  std::string_view name() const override { return "commands"; }
+  void Apply(const fb::EventBody& event, Overlay& view) const override {
+    const std::string key = keys::CommandOutcome(event.command_id()->string_view());
+    const std::string transaction = Str(event.transaction_id());
+    fb::CommandOutcomeRecordT outcome;
+    if (LoadRecord(view, key, &outcome)) {
+      if (outcome.transaction_id != transaction) return;
+      outcome.sequences.push_back(event.sequence());
+    } else {
+      if (event.command_fingerprint() != nullptr) {
+        outcome.fingerprint.assign(event.command_fingerprint()->begin(), event.command_fingerprint()->end());
+      }
+      outcome.accepted = event.payload_type() != fb::Payload::CommandRejected;
+      if (!outcome.accepted) outcome.reason = Str(event.payload_as_CommandRejected()->reason());
+      outcome.transaction_id = transaction;
+      outcome.sequences.push_back(event.sequence());
+    }
+    SaveRecord(view, key, outcome);
+  }
+};
+
+std::string EncodeSequence(uint64_t sequence) {
+  std::string bytes(8, '\0');
+  for (int i = 7; i >= 0; --i, sequence >>= 8) bytes[i] = static_cast<char>(sequence & 0xff);
+  return bytes;
+}
+
+uint64_t DecodeSequence(std::string_view bytes) {
+  uint64_t sequence = 0;
+  for (char c : bytes) sequence = (sequence << 8) | static_cast<uint8_t>(c);
+  return sequence;
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors() {
+  std::vector<std::unique_ptr<Projector>> projectors;
+  projectors.push_back(std::make_unique<BalancesProjector>());
+  projectors.push_back(std::make_unique<DirectoryProjector>());
+  projectors.push_back(std::make_unique<LimitsProjector>());
+  projectors.push_back(std::make_unique<PaymentsProjector>());
+  projectors.push_back(std::make_unique<CommandsProjector>());
+  return projectors;
+}
+
+ProjectionSet::ProjectionSet(std::vector<std::unique_ptr<Projector>> projectors)
+    : projectors_(std::move(projectors)) {
+  LEDGER_ASSERT(!projectors_.empty());
+}
+
+Status ProjectionSet::Load(const KvReader& reader) {
+  bool first = true;
+  for (const auto& projector : projectors_) {
+    std::string bytes;
+    uint64_t applied = 0;
+    if (reader.Get(keys::Applied(projector->name()), &bytes)) {
+      if (bytes.size() != 8) return Status::Corruption("applied sequence of " + std::string(projector->name()) + " is not 8 bytes");
+      applied = DecodeSequence(bytes);
+    }
+    if (!first && applied != last_applied_) {
+      return Status::Corruption("projectors disagree on the last applied sequence");
+    }
+    last_applied_ = applied;
+    first = false;
+  }
+  return Status::Ok();
+}
+
+Status ProjectionSet::Apply(const fb::EventBody& event, Overlay& view) {
+  if (event.sequence() != last_applied_ + 1) {
+    return Status::Corruption("event sequence " + std::to_string(event.sequence()) + " does not follow " +
+                              std::to_string(last_applied_));
+  }
+  const std::string sequence_bytes = EncodeSequence(event.sequence());
+  for (const auto& projector : projectors_) {
+    projector->Apply(event, view);
+    view.Put(keys::Applied(projector->name()), sequence_bytes);
+  }
+  last_applied_ = event.sequence();
+  return Status::Ok();
+}
+
+}  // namespace ledger

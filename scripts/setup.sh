@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the build needs on Debian 12 (as root, only what is missing), then configures and builds.
+# Usage: scripts/setup.sh [BUILD_DIR] [extra cmake args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake ninja-build pkg-config librdkafka-dev librocksdb-dev libflatbuffers-dev
+  flatbuffers-compiler libssl-dev libspdlog-dev libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
+  libtomlplusplus-dev kcat)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+build_dir=${1:-build}
+shift || true
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >&2
+cmake --build "$build_dir" -j "$(nproc)" >&2
