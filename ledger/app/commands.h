@@ -14,5 +14,8 @@ Runner AddBalance(CLI::App& app);
 Runner AddLimits(CLI::App& app);
 Runner AddEvents(CLI::App& app);
 Runner AddDemo(CLI::App& app);
+Runner AddBroker(CLI::App& app);
+Runner AddServe(CLI::App& app);
+Runner AddTail(CLI::App& app);
 
 }  // namespace ledger::cli

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <spdlog/spdlog.h>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -10,6 +11,9 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "ledger/command.h"
+#include "ledger/kafka.h"
+#include <thread>
+#include <csignal>
 #include "ledger/ledger.h"
 #include "ledger/money.h"
 #include "projections/records.h"
@@ -32,7 +36,12 @@ Runner AddDemo(CLI::App& app) {
   app.add_option("--seed", args->shape.seed, "random seed (same seed, same day)")->capture_default_str();
   app.add_flag("--fresh", args->fresh, "delete an existing ledger data folder first");
   app.add_flag("--json", args->json, "JSON summary");
-  return [args]() {
+  auto brokers = std::make_shared<std::string>();
+  auto serve_seconds = std::make_shared<int>(0);
+  app.add_option("--brokers", *brokers, "publish to this Kafka cluster instead of the embedded broker");
+  app.add_option("--serve-seconds", *serve_seconds, "keep the embedded broker up this long after the day, for other clients")
+      ->capture_default_str()->check(CLI::Range(0, 86400));
+  return [args, brokers, serve_seconds]() {
     namespace fs = std::filesystem;
     std::error_code error;
     const fs::path dir(args->data_dir);
@@ -75,6 +84,20 @@ Runner AddDemo(CLI::App& app) {
       }
     });
     if (!status.ok()) return Fail(kExitFailure, status.ToString());
+    // Publish the day: through the embedded broker unless a cluster was named.
+    std::unique_ptr<kafka::EmbeddedBroker> embedded;
+    std::string bootstrap = *brokers;
+    if (bootstrap.empty()) {
+      Result<std::unique_ptr<kafka::EmbeddedBroker>> started = kafka::EmbeddedBroker::Start(1);
+      if (!started.ok()) return Fail(kExitFailure, started.status().ToString());
+      embedded = std::move(started).value();
+      bootstrap = embedded->bootstrap();
+    }
+    Result<std::unique_ptr<kafka::Publisher>> publisher =
+        kafka::Publisher::Create((*ledger)->store(), kafka::ProducerSettings{bootstrap, 0, 30'000});
+    if (!publisher.ok()) return Fail(kExitBadInput, publisher.status().ToString());
+    const Status published = (*publisher)->PublishThrough((*ledger)->last_sequence(), 300'000);
+    if (!published.ok()) return Fail(kExitFailure, published.ToString());
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
     // Totals from the projections the ledger just wrote.
@@ -113,6 +136,8 @@ Runner AddDemo(CLI::App& app) {
                        {"refunded_minor", refunded_total}, {"net_fees_minor", fee_total},
                        {"fee_income_balance_minor", fee_record.balance_minor}};
     out["sum_by_unit"] = {{"CNY", static_cast<int64_t>(sums[0])}, {"POINTS", static_cast<int64_t>(sums[1])}};
+    out["kafka"] = {{"bootstrap", bootstrap}, {"embedded", embedded != nullptr},
+                    {"events_published", (*publisher)->events_published()}};
     out["seconds"] = seconds;
     if (args->json) {
       std::printf("%s\n", out.dump().c_str());
@@ -130,7 +155,22 @@ Runner AddDemo(CLI::App& app) {
       std::printf("  sum of all balances: CNY %lld, POINTS %lld (double entry: always 0)\n",
                   static_cast<long long>(sums[0]), static_cast<long long>(sums[1]));
       std::printf("  chain head %s\n", ToHex((*ledger)->chain_head()).c_str());
+      std::printf("  kafka: %s broker at %s, %llu event records published (events written: %llu)\n",
+                  embedded ? "embedded" : "external", bootstrap.c_str(),
+                  static_cast<unsigned long long>((*publisher)->events_published()),
+                  static_cast<unsigned long long>((*ledger)->last_sequence()));
       std::printf("  try: ledger balance --data %s --all --json | tail -c 200\n", args->data_dir.c_str());
+    }
+    std::fflush(stdout);
+    if (embedded && *serve_seconds > 0) {
+      spdlog::info("demo: embedded broker stays at {} for {} s (Ctrl-C ends it)", bootstrap, *serve_seconds);
+      sigset_t signals;
+      sigemptyset(&signals);
+      sigaddset(&signals, SIGINT);
+      sigaddset(&signals, SIGTERM);
+      sigprocmask(SIG_BLOCK, &signals, nullptr);
+      timespec wait{*serve_seconds, 0};
+      sigtimedwait(&signals, nullptr, &wait);
     }
     return sums[0] == 0 && sums[1] == 0 ? kExitOk : Fail(kExitFailure, "balances do not sum to zero");
   };

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   add("balance", "print an account's balance, or all balances with --all", ledger::cli::AddBalance);
   add("limits", "print a customer's limit usage and remaining per medium and channel", ledger::cli::AddLimits);
   add("events", "print events as JSON, one per line", ledger::cli::AddEvents);
+  add("broker", "run the embedded Kafka broker (librdkafka's mock cluster) until SIGTERM", ledger::cli::AddBroker);
+  add("serve", "the ledger service: commands from Kafka, events and results to Kafka", ledger::cli::AddServe);
+  add("tail", "print events from the ledger.events topic as JSON", ledger::cli::AddTail);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

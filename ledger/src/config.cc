@@ -54,7 +54,7 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
   } catch (const toml::parse_error& failure) {
     return Status::InvalidArgument(path + ": line " + std::to_string(failure.source().begin.line) + ": " + std::string(failure.description()));
   }
-  LEDGER_RETURN_IF_ERROR(CheckKeys(root, {"ledger", "clock", "limits", "group_commit"}, "top level"));
+  LEDGER_RETURN_IF_ERROR(CheckKeys(root, {"ledger", "clock", "limits", "group_commit", "kafka"}, "top level"));
   Status status;
   auto prefix = [&](Status s) { return s.ok() ? s : Status::InvalidArgument(path + ": " + s.message()); };
 
@@ -110,6 +110,17 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*group, "wait_us_max", 0, 1'000'000, &config.group_wait_us_max)));
     config.group_commands_max = static_cast<size_t>(commands);
     config.group_bytes_max = static_cast<size_t>(bytes);
+  }
+  if (const toml::table* kafka = Section(root, "kafka", &status)) {
+    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*kafka, {"brokers", "ack"}, "kafka")));
+    for (const auto& [key, node] : *kafka) {
+      if (!node.is_string()) return Status::InvalidArgument(path + ": " + Where(node) + ": '" + std::string(key.str()) + "' must be a string");
+    }
+    config.kafka_brokers = kafka->get("brokers") ? *kafka->get("brokers")->value<std::string>() : "";
+    config.kafka_ack = kafka->get("ack") ? *kafka->get("ack")->value<std::string>() : "kafka";
+    if (config.kafka_ack != "kafka" && config.kafka_ack != "local") {
+      return Status::InvalidArgument(path + ": " + Where(*kafka->get("ack")) + ": ack must be \"kafka\" or \"local\"");
+    }
   }
   if (!status.ok()) return Status::InvalidArgument(path + ": " + status.message());
   return config;

@@ -15,6 +15,7 @@ struct Ledger::Impl {
   Overlay overlay;
   ProjectionSet projections;
   std::vector<std::pair<uint64_t, std::string>> events;
+  std::vector<std::pair<std::string, std::string>> meta;
   size_t event_bytes = 0;
 };
 
@@ -152,13 +153,21 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
   return result;
 }
 
+void Ledger::StageMeta(std::string key, std::string value) {
+  impl_->meta.emplace_back(std::move(key), std::move(value));
+}
+
 Status Ledger::CommitGroup() {
-  if (impl_->events.empty()) return Status::Ok();
-  LEDGER_ASSERT(impl_->events.front().first == committed_sequence_ + 1);
-  LEDGER_ASSERT(impl_->events.back().first == last_sequence_);
+  if (impl_->events.empty() && impl_->meta.empty()) {
+    staged_commands_ = 0;  // a group of duplicates only: nothing to write
+    return Status::Ok();
+  }
+  LEDGER_ASSERT(impl_->events.empty() || impl_->events.front().first == committed_sequence_ + 1);
+  LEDGER_ASSERT(impl_->events.empty() || impl_->events.back().first == last_sequence_);
   CommitBatch batch;
   batch.events = std::move(impl_->events);
   batch.state = &impl_->overlay;
+  batch.meta = std::move(impl_->meta);
   const Status status = store_->Commit(batch);
   if (!status.ok()) {
     // Nothing of the group is durable: drop it and start again from what the store holds.
@@ -168,6 +177,7 @@ Status Ledger::CommitGroup() {
   }
   impl_->overlay.Clear();
   impl_->events.clear();
+  impl_->meta.clear();
   impl_->event_bytes = 0;
   committed_sequence_ = last_sequence_;
   committed_head_ = chain_head_;

@@ -45,6 +45,11 @@ struct LedgerConfig {
 
   // Group commit bounds: a group closes at whichever comes first. Count and bytes bound the memory of the
   // open overlay and the size of one WriteBatch; the wait bounds the latency a lone command pays.
+  // Kafka: brokers to publish to ("" = none configured; `ledger serve` then starts the embedded broker),
+  // and when a command is acknowledged: "kafka" (durable locally and acknowledged by Kafka) or "local".
+  std::string kafka_brokers;
+  std::string kafka_ack = "kafka";
+
   size_t group_commands_max = 2048;
   size_t group_bytes_max = 8 << 20;
   int64_t group_wait_us_max = 1000;

@@ -63,6 +63,8 @@ class Ledger {
   // Writes the open group atomically (one WriteBatch, synced WAL). On error the group is discarded and the
   // ledger reloads its state from the store; the staged results must not be acknowledged.
   Status CommitGroup();
+  // Adds a `meta` write (e.g. the commands-topic offset) to the open group, committed atomically with it.
+  void StageMeta(std::string key, std::string value);
   size_t staged_commands() const { return staged_commands_; }
   size_t staged_bytes() const;
   // True when the open group reached a count or byte bound of the config.
