@@ -15,6 +15,7 @@
 #include "ledger/event.h"
 #include "ledger/kafka.h"
 #include "ledger/ledger.h"
+#include "ledger/projection_runner.h"
 
 namespace ledger::cli {
 namespace {
@@ -248,6 +249,38 @@ Runner AddTail(CLI::App& app) {
       std::fflush(stdout);
     }
     std::fflush(stdout);
+    return kExitOk;
+  };
+}
+
+Runner AddProject(CLI::App& app) {
+  auto options = std::make_shared<ProjectionRunnerOptions>();
+  options->data_dir = "./projection-data";
+  auto idle_exit_ms = std::make_shared<int64_t>(-1);
+  app.add_option("--brokers", options->brokers, "Kafka bootstrap servers")->required();
+  app.add_option("--group", options->group, "consumer group")->required();
+  app.add_option("--data", options->data_dir, "folder for the views (one store per partition)")->capture_default_str();
+  app.add_option("--idle-exit-ms", *idle_exit_ms, "stop when no event arrived for this long");
+  return [options, idle_exit_ms]() {
+    InstallStopHandlers();
+    Result<std::unique_ptr<ProjectionRunner>> runner = ProjectionRunner::Open(*options);
+    if (!runner.ok()) return Fail(ExitCodeFor(runner.status()), runner.status().ToString());
+    auto last_applied = std::chrono::steady_clock::now();
+    uint64_t total = 0;
+    while (!g_stop.load()) {
+      Result<size_t> applied = (*runner)->RunOnce(4096, 100);
+      if (!applied.ok()) return Fail(kExitFailure, applied.status().ToString());
+      total += *applied;
+      if (*applied > 0) {
+        last_applied = std::chrono::steady_clock::now();
+      } else if (*idle_exit_ms >= 0 &&
+                 // Before the first event, allow for the consumer group's first rebalance too.
+                 std::chrono::steady_clock::now() - last_applied >
+                     std::chrono::milliseconds(total > 0 ? *idle_exit_ms : std::max<int64_t>(*idle_exit_ms, 30'000))) {
+        break;
+      }
+    }
+    spdlog::info("project: applied {} events", total);
     return kExitOk;
   };
 }

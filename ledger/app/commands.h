@@ -17,5 +17,6 @@ Runner AddDemo(CLI::App& app);
 Runner AddBroker(CLI::App& app);
 Runner AddServe(CLI::App& app);
 Runner AddTail(CLI::App& app);
+Runner AddProject(CLI::App& app);
 
 }  // namespace ledger::cli

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   add("broker", "run the embedded Kafka broker (librdkafka's mock cluster) until SIGTERM", ledger::cli::AddBroker);
   add("serve", "the ledger service: commands from Kafka, events and results to Kafka", ledger::cli::AddServe);
   add("tail", "print events from the ledger.events topic as JSON", ledger::cli::AddTail);
+  add("project", "downstream projection runner: folds ledger.events into views in its own store", ledger::cli::AddProject);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

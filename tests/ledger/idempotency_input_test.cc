@@ -21,10 +21,21 @@ namespace {
 using testing::TestLedger;
 using Kind = CommandResult::Kind;
 
+// Stages `commands` in one group (one synced write keeps the tests fast) and expects each to be accepted.
+void SetUpInOneGroup(TestLedger& ledger, const std::vector<nlohmann::json>& commands) {
+  for (const nlohmann::json& command : commands) {
+    Result<ParsedCommand> parsed = ParseCommandJson(command.dump());
+    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    const CommandResult result = ledger.ledger().Stage(*parsed);
+    ASSERT_EQ(result.kind, Kind::kAccepted) << command.dump() << ": " << result.reason;
+  }
+  const Status status = ledger.ledger().CommitGroup();
+  ASSERT_TRUE(status.ok()) << status.ToString();
+}
+
 // A ledger with customer C1 (C1:debit) and merchant M1, nothing deposited.
 void OpenC1AndM1(TestLedger& ledger) {
-  ASSERT_EQ(ledger.Submit(testing::OpenAccount("a1", "C1")).kind, Kind::kAccepted);
-  ASSERT_EQ(ledger.Submit(testing::OpenMerchant("m1", "M1", 60)).kind, Kind::kAccepted);
+  SetUpInOneGroup(ledger, {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60)});
 }
 
 // Parses `line`, turning a thrown exception into a test failure (the parser must never throw).
@@ -113,8 +124,8 @@ TEST(Idempotency, DuplicateOfRejectedCommandReturnsOriginalReasonWithoutRevalida
 
 TEST(Idempotency, DuplicatePaymentMovesNoMoneyAndUsesNoLimit) {
   TestLedger ledger;
-  OpenC1AndM1(ledger);
-  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", 100'000)).kind, Kind::kAccepted);
+  SetUpInOneGroup(ledger, {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+                           testing::Deposit("d1", "C1:debit", 100'000)});
   const CommandResult paid = ledger.Submit(testing::Pay("M1", "ORD1", "C1", 10'000));
   ASSERT_EQ(paid.kind, Kind::kAccepted) << paid.reason;
   const Digest state_before = ledger.StateDigest();
@@ -202,8 +213,8 @@ TEST(Idempotency, SameIdOtherContentIsRejectedAsMismatchAndKeepsOriginal) {
 
 TEST(Idempotency, RepeatedMismatchIsRejectedAgainNotTreatedAsDuplicateOfTheMismatch) {
   TestLedger ledger;
-  OpenC1AndM1(ledger);
-  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", 1'000)).kind, Kind::kAccepted);
+  SetUpInOneGroup(ledger, {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+                           testing::Deposit("d1", "C1:debit", 1'000)});
   const CommandResult first = ledger.Submit(testing::Deposit("d1", "C1:debit", 2'000));
   ASSERT_EQ(first.reason, reason::kDuplicateCommandMismatch);
 
@@ -287,8 +298,8 @@ TEST(Idempotency, SurvivesReopen) {
 
 TEST(Idempotency, MismatchIsDetectedAfterReopen) {
   TestLedger ledger;
-  OpenC1AndM1(ledger);
-  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", 1'000)).kind, Kind::kAccepted);
+  SetUpInOneGroup(ledger, {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+                           testing::Deposit("d1", "C1:debit", 1'000)});
   ledger.Reopen();
 
   const CommandResult other = ledger.Submit(testing::Deposit("d1", "C1:debit", 1'001));
@@ -382,8 +393,8 @@ TEST(Input, ValidCommandIsNotMalformed) {
 
 TEST(Input, MalformedCommandIsRecordedAsOneRejectionAndMovesNoMoney) {
   TestLedger ledger;
-  OpenC1AndM1(ledger);
-  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", 10'000)).kind, Kind::kAccepted);
+  SetUpInOneGroup(ledger, {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+                           testing::Deposit("d1", "C1:debit", 10'000)});
   nlohmann::json pay = testing::Pay("M1", "ORD1", "C1", 5'000);
   pay["medium"] = "carrier_pigeon";
   const uint64_t sequence_before = ledger.ledger().last_sequence();
@@ -405,8 +416,8 @@ TEST(Input, MalformedCommandIsRecordedAsOneRejectionAndMovesNoMoney) {
 
 TEST(Input, RejectedCommandIsExactlyOneCommandRejectedEvent) {
   TestLedger ledger;
-  OpenC1AndM1(ledger);
-  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", 1'000)).kind, Kind::kAccepted);
+  SetUpInOneGroup(ledger, {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+                           testing::Deposit("d1", "C1:debit", 1'000)});
   const uint64_t sequence_before = ledger.ledger().last_sequence();
 
   const CommandResult result = ledger.Submit(testing::Pay("M1", "ORD1", "C1", 5'000));  // more than the balance
@@ -485,8 +496,8 @@ TEST(Input, IntegerLiteralsBeyond64BitsAreInvalidAmountNotInputErrors) {
 
 TEST(Input, DepositThatWouldOverflowBalanceIsInvalidAmount) {
   TestLedger ledger;
-  OpenC1AndM1(ledger);
-  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", kAmountMinorMax)).kind, Kind::kAccepted);
+  SetUpInOneGroup(ledger, {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+                           testing::Deposit("d1", "C1:debit", kAmountMinorMax)});
 
   const CommandResult result = ledger.Submit(testing::Deposit("d2", "C1:debit", 1));
 
@@ -499,9 +510,8 @@ TEST(Input, DepositThatWouldOverflowBalanceIsInvalidAmount) {
 
 TEST(Input, DepositThatWouldOverflowFundingIsInvalidAmount) {
   TestLedger ledger;
-  OpenC1AndM1(ledger);
-  ASSERT_EQ(ledger.Submit(testing::OpenAccount("a2", "C2")).kind, Kind::kAccepted);
-  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", kAmountMinorMax)).kind, Kind::kAccepted);
+  SetUpInOneGroup(ledger, {testing::OpenAccount("a1", "C1"), testing::OpenAccount("a2", "C2"),
+                           testing::Deposit("d1", "C1:debit", kAmountMinorMax)});
 
   const CommandResult result = ledger.Submit(testing::Deposit("d2", "C2:debit", kAmountMinorMax));
 
@@ -581,8 +591,8 @@ TEST(InputConfig, ValidFileChangesLimitsAndLedgerEnforcesThem) {
   EXPECT_EQ(config->medium_policy[0].daily_minor, defaults.medium_policy[0].daily_minor);
 
   TestLedger ledger(*config);
-  OpenC1AndM1(ledger);
-  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", 100'000)).kind, Kind::kAccepted);
+  SetUpInOneGroup(ledger, {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+                           testing::Deposit("d1", "C1:debit", 100'000)});
   const CommandResult first = ledger.Submit(testing::Pay("M1", "ORD1", "C1", 600, "", "sms"));
   ASSERT_EQ(first.kind, Kind::kAccepted) << first.reason;
   const CommandResult second = ledger.Submit(testing::Pay("M1", "ORD2", "C1", 500, "", "sms"));
@@ -591,8 +601,8 @@ TEST(InputConfig, ValidFileChangesLimitsAndLedgerEnforcesThem) {
   EXPECT_EQ(ledger.Balance("C1:debit"), 100'000 - 600);
   // The same payment under the default policy would pass.
   TestLedger default_ledger;
-  OpenC1AndM1(default_ledger);
-  ASSERT_EQ(default_ledger.Submit(testing::Deposit("d1", "C1:debit", 100'000)).kind, Kind::kAccepted);
+  SetUpInOneGroup(default_ledger, {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+                                   testing::Deposit("d1", "C1:debit", 100'000)});
   ASSERT_EQ(default_ledger.Submit(testing::Pay("M1", "ORD1", "C1", 600, "", "sms")).kind, Kind::kAccepted);
   EXPECT_EQ(default_ledger.Submit(testing::Pay("M1", "ORD2", "C1", 500, "", "sms")).kind, Kind::kAccepted);
 }

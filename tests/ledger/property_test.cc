@@ -355,7 +355,8 @@ class Generator {
   // limits. The customer pays only once the set-up is done, so its own limits hold for every payment.
   void OpenCustomer() {
     const int index = static_cast<int>(customers_.size());
-    customers_.push_back(CustomerModel{"C" + std::to_string(index + 1)});
+    customers_.emplace_back();
+    customers_.back().id = "C" + std::to_string(index + 1);
     const std::string customer = customers_.back().id;
     std::vector<std::function<Step()>> setup;
     setup.push_back([this, index, customer]() {
@@ -931,8 +932,12 @@ void ExpectLimitsHold(Ledger& ledger, const Generator& generator) {
                        LoadRecord(store.state(), keys::LimitOverride(parts[1], medium), &own);
                        const MediumPolicy limits = Effective(config, medium, own);
                        if (parts[0] == "ud") {
-                         if (limits.daily_minor >= 0) EXPECT_LE(usage.first, limits.daily_minor) << "daily limit passed: " << key;
-                         if (limits.daily_count >= 0) EXPECT_LE(usage.second, limits.daily_count) << "daily count passed: " << key;
+                         if (limits.daily_minor >= 0) {
+                           EXPECT_LE(usage.first, limits.daily_minor) << "daily limit passed: " << key;
+                         }
+                         if (limits.daily_count >= 0) {
+                           EXPECT_LE(usage.second, limits.daily_count) << "daily count passed: " << key;
+                         }
                        } else if (limits.monthly_minor >= 0) {
                          EXPECT_LE(usage.first, limits.monthly_minor) << "monthly limit passed: " << key;
                        }

@@ -26,8 +26,6 @@ using json = nlohmann::json;
 
 const std::pair<int64_t, int64_t> kBalanced{0, 0};
 
-int64_t Ns(const char* iso) { return *ParseIso8601(iso); }
-
 ::testing::AssertionResult Accepted(const CommandResult& result) {
   if (result.kind == Kind::kAccepted) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << result.command_id << " was not accepted: " << result.ToJson();
@@ -897,3 +895,7 @@ TEST_F(PayClock, WithinFiveMinutesOfTheLedgerClockIsAccepted) {
 
 }  // namespace
 }  // namespace ledger
+namespace ledger { namespace {
+TEST(PayZZ, OpenOnly) { testing::TestLedger ledger; }
+TEST(PayZZ, Open20Commits) { testing::TestLedger ledger; for (int i = 0; i < 20; ++i) ledger.Submit(testing::Pay("M1", "O" + std::to_string(i), "C1", 1)); }
+}}
