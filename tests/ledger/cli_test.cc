@@ -1,1 +1,550 @@
-// Placeholder: filled by its own change.
+// Goal: the `ledger` program does what README's command-line reference says: outputs, exit codes, and nothing
+// written on bad input.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/test_support.h"
+
+extern char** environ;
+
+namespace ledger {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+// A run of the ledger program must finish within this, or the test fails (and the process is killed).
+constexpr auto kRunTimeout = std::chrono::seconds(60);
+
+struct Outcome {
+  int exit_code = -1;  // -1 when the process did not exit normally
+  int signal = 0;      // the terminating signal, if any
+  std::string out;
+  std::string err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Runs LEDGER_BINARY with `args`; stdin from `stdin_path` (or /dev/null), stdout and stderr captured in files
+// under `scratch`.
+Outcome RunLedger(const std::string& scratch, const std::vector<std::string>& args, const std::string& stdin_path = "") {
+  static int runs = 0;
+  const std::string tag = scratch + "/run" + std::to_string(++runs);
+  const std::string out_path = tag + ".out", err_path = tag + ".err";
+  std::vector<std::string> argv_text = {LEDGER_BINARY};
+  argv_text.insert(argv_text.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : argv_text) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  Outcome run;
+  if (spawned != 0) {
+    ADD_FAILURE() << "cannot start " << LEDGER_BINARY << ": " << std::strerror(spawned);
+    return run;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kRunTimeout;
+  int status = 0;
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0) {
+      ADD_FAILURE() << "waitpid: " << std::strerror(errno);
+      return run;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      ADD_FAILURE() << "ledger did not finish within the timeout";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) run.signal = WTERMSIG(status);
+  run.out = ReadFile(out_path);
+  run.err = ReadFile(err_path);
+  return run;
+}
+
+// Formats a run for failure messages.
+std::string Describe(const Outcome& run) {
+  return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) + "\nstdout:\n" + run.out +
+         "\nstderr:\n" + run.err;
+}
+
+// A bad-input failure: exit 2, one line "ledger: ..." on stderr, nothing on stdout.
+void ExpectBadInput(const Outcome& run, const std::string& must_mention = "") {
+  EXPECT_EQ(run.exit_code, 2) << Describe(run);
+  EXPECT_EQ(run.signal, 0) << Describe(run);
+  EXPECT_EQ(run.out, "") << Describe(run);
+  const std::vector<std::string> lines = Lines(run.err);
+  ASSERT_EQ(lines.size(), 1u) << Describe(run);
+  EXPECT_EQ(lines[0].rfind("ledger: ", 0), 0u) << lines[0];
+  if (!must_mention.empty()) {
+    EXPECT_NE(lines[0].find(must_mention), std::string::npos) << lines[0];
+  }
+}
+
+// Five commands: four accepted (C1 opens an account, M1 opens, C1 deposits 10,000.00, C1 pays 100.00 with sms)
+// and one rejected (a deposit to an unknown account). Then 1,500 points for C1.
+const char kDay[] =
+    R"({"type":"open_account","command_id":"a1","customer":"C1","account":"C1:debit","kind":"debit_card","occurred_at":"2026-11-25T09:00:00+08:00"}
+{"type":"open_merchant","command_id":"m1","merchant":"M1","name":"Rail tickets","fee_bps":60,"occurred_at":"2026-11-25T09:00:00+08:00"}
+{"type":"deposit","command_id":"d1","account":"C1:debit","amount_minor":1000000,"occurred_at":"2026-11-25T09:00:00+08:00"}
+{"type":"pay","command_id":"M1:ORD1","merchant":"M1","merchant_order_no":"ORD1","customer":"C1","funding":"own_account","account":"C1:debit","channel":"b2c_pc","medium":"sms","order_amount_minor":10000,"occurred_at":"2026-11-25T10:00:00+08:00"}
+{"type":"deposit","command_id":"d2","account":"C9:debit","amount_minor":5,"occurred_at":"2026-11-25T09:00:00+08:00"}
+{"type":"award_points","command_id":"p1","customer":"C1","points":1500,"occurred_at":"2026-11-25T09:00:00+08:00"}
+)";
+
+class Cli : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+  std::string Data() const { return Path("data"); }
+  Outcome RunCli(const std::vector<std::string>& args, const std::string& stdin_path = "") {
+    return RunLedger(dir_.path(), args, stdin_path);
+  }
+  // Submits kDay into Data(); fails the test unless it exits 0.
+  void SubmitDay() {
+    WriteFile(Path("day.jsonl"), kDay);
+    const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("day.jsonl")});
+    ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  }
+  // Everything a reader can see of the ledger: all events and all balances.
+  std::string Snapshot() {
+    const Outcome events = RunCli({"events", "--data", Data(), "--json"});
+    const Outcome balances = RunCli({"balance", "--data", Data(), "--all", "--json"});
+    EXPECT_EQ(events.exit_code, 0) << Describe(events);
+    EXPECT_EQ(balances.exit_code, 0) << Describe(balances);
+    return events.out + balances.out;
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(Cli, SubmitPrintsOneResultPerCommandAndExitsZero) {
+  WriteFile(Path("day.jsonl"), kDay);
+
+  const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("day.jsonl")});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  EXPECT_EQ(run.err, "");
+  const std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 6u) << run.out;
+  const std::vector<std::string> ids = {"a1", "m1", "d1", "M1:ORD1", "d2", "p1"};
+  uint64_t expected_sequence = 1;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    SCOPED_TRACE(lines[i]);
+    const ordered_json result = ordered_json::parse(lines[i]);
+    std::vector<std::string> keys;
+    for (const auto& [key, value] : result.items()) keys.push_back(key);
+    EXPECT_EQ(keys, (std::vector<std::string>{"command_id", "status", "reason", "transaction_id", "sequences"}));
+    EXPECT_EQ(result["command_id"], ids[i]);
+    ASSERT_TRUE(result["sequences"].is_array());
+    ASSERT_FALSE(result["sequences"].empty());
+    EXPECT_EQ(result["sequences"][0], expected_sequence);
+    EXPECT_EQ(result["transaction_id"], "0-" + std::to_string(expected_sequence));
+    expected_sequence += result["sequences"].size();
+    if (ids[i] == "d2") {
+      EXPECT_EQ(result["status"], "rejected");
+      EXPECT_EQ(result["reason"], "UNKNOWN_ACCOUNT");
+    } else {
+      EXPECT_EQ(result["status"], "accepted");
+      EXPECT_TRUE(result["reason"].is_null());
+    }
+  }
+}
+
+TEST_F(Cli, ResubmittingTheSameFileGivesDuplicatesAndWritesNothing) {
+  SubmitDay();
+  const std::string before = Snapshot();
+  const Outcome first = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("day.jsonl")});
+
+  ASSERT_EQ(first.exit_code, 0) << Describe(first);
+  const std::vector<std::string> lines = Lines(first.out);
+  ASSERT_EQ(lines.size(), 6u);
+  for (const std::string& line : lines) {
+    SCOPED_TRACE(line);
+    const json result = json::parse(line);
+    EXPECT_EQ(result["status"], "duplicate");
+    if (result["command_id"] == "d2") {
+      EXPECT_EQ(result["reason"], "UNKNOWN_ACCOUNT");
+    }
+    if (result["command_id"] == "a1") {
+      EXPECT_EQ(result["sequences"], json::array({1}));
+    }
+  }
+  EXPECT_EQ(Snapshot(), before);
+}
+
+TEST_F(Cli, BalanceShowsBalanceAndUnit) {
+  SubmitDay();
+
+  const Outcome debit = RunCli({"balance", "--data", Data(), "C1:debit", "--json"});
+  const Outcome points = RunCli({"balance", "--data", Data(), "C1:points", "--json"});
+  const Outcome merchant = RunCli({"balance", "--data", Data(), "merchant:M1", "--json"});
+
+  ASSERT_EQ(debit.exit_code, 0) << Describe(debit);
+  EXPECT_EQ(json::parse(debit.out), json::parse(R"({"account":"C1:debit","unit":"CNY","balance_minor":990000})"));
+  ASSERT_EQ(points.exit_code, 0) << Describe(points);
+  EXPECT_EQ(json::parse(points.out), json::parse(R"({"account":"C1:points","unit":"POINTS","balance_minor":1500})"));
+  ASSERT_EQ(merchant.exit_code, 0) << Describe(merchant);
+  EXPECT_EQ(json::parse(merchant.out)["balance_minor"], 10000 - 60);
+  EXPECT_EQ(Lines(debit.out).size(), 1u);
+}
+
+TEST_F(Cli, BalanceAllEndsWithZeroSumsByUnit) {
+  SubmitDay();
+
+  const Outcome run = RunCli({"balance", "--data", Data(), "--all", "--json"});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const std::vector<std::string> lines = Lines(run.out);
+  ASSERT_FALSE(lines.empty());
+  const std::string suffix = R"("sum_by_unit":{"CNY":0,"POINTS":0}})";
+  ASSERT_GE(lines.back().size(), suffix.size());
+  EXPECT_EQ(lines.back().substr(lines.back().size() - suffix.size()), suffix) << lines.back();
+  const ordered_json all = ordered_json::parse(run.out);
+  ASSERT_TRUE(all.contains("accounts"));
+  int64_t debit = -1;
+  for (const auto& account : all["accounts"]) {
+    if (account["account"] == "C1:debit") debit = account["balance_minor"];
+  }
+  EXPECT_EQ(debit, 990000);
+  EXPECT_EQ(all.back(), ordered_json::parse(R"({"CNY":0,"POINTS":0})"));
+}
+
+TEST_F(Cli, EventsAreOneJsonObjectPerLineAndHashChained) {
+  SubmitDay();
+
+  const Outcome run = RunCli({"events", "--data", Data(), "--json"});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 6u) << run.out;
+  std::string previous_hash(64, '0');
+  for (size_t i = 0; i < lines.size(); ++i) {
+    SCOPED_TRACE(lines[i]);
+    const json event = json::parse(lines[i]);
+    EXPECT_EQ(event["sequence"], i + 1);
+    ASSERT_TRUE(event["type"].is_string());
+    ASSERT_TRUE(event["prev_hash"].is_string());
+    ASSERT_TRUE(event["hash"].is_string());
+    const std::string hash = event["hash"];
+    EXPECT_EQ(hash.size(), 64u);
+    EXPECT_EQ(hash.find_first_not_of("0123456789abcdef"), std::string::npos);
+    EXPECT_EQ(event["prev_hash"], previous_hash);
+    EXPECT_NE(hash, previous_hash);
+    previous_hash = hash;
+  }
+  EXPECT_EQ(json::parse(lines[0])["type"], "AccountOpened");
+  EXPECT_EQ(json::parse(lines[4])["type"], "CommandRejected");
+}
+
+TEST_F(Cli, EventsRangeSelectsSequences) {
+  SubmitDay();
+
+  const Outcome run = RunCli({"events", "--data", Data(), "--from-seq", "2", "--to-seq", "3", "--json"});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(json::parse(lines[0])["sequence"], 2);
+  EXPECT_EQ(json::parse(lines[1])["sequence"], 3);
+}
+
+TEST_F(Cli, LimitsShowUsageOfTheMediumUsed) {
+  SubmitDay();
+
+  const Outcome run = RunCli({"limits", "--data", Data(), "C1", "--date", "2026-11-25", "--json"});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const json limits = json::parse(run.out);
+  EXPECT_EQ(limits["customer"], "C1");
+  EXPECT_EQ(limits["date"], "2026-11-25");
+  bool saw_sms = false;
+  for (const json& medium : limits["media"]) {
+    SCOPED_TRACE(medium.dump());
+    if (medium["medium"] == "sms") {
+      saw_sms = true;
+      EXPECT_EQ(medium["used_today_minor"], 10000);
+      EXPECT_EQ(medium["payments_today"], 1);
+      EXPECT_EQ(medium["used_month_minor"], 10000);
+      EXPECT_EQ(medium["daily_minor"], 500000);
+      EXPECT_EQ(medium["remaining_today_minor"], 500000 - 10000);
+      EXPECT_EQ(medium["remaining_month_minor"], 5000000 - 10000);
+    } else {
+      EXPECT_EQ(medium["used_today_minor"], 0);
+      EXPECT_EQ(medium["payments_today"], 0);
+    }
+  }
+  EXPECT_TRUE(saw_sms);
+  for (const json& channel : limits["channels"]) {
+    if (channel["channel"] == "b2c_pc") {
+      EXPECT_EQ(channel["used_today_minor"], 10000);
+    }
+  }
+}
+
+TEST_F(Cli, LimitsOnAnotherDayShowNoUsage) {
+  SubmitDay();
+
+  const Outcome run = RunCli({"limits", "--data", Data(), "C1", "--date", "2026-11-26", "--json"});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  for (const json& medium : json::parse(run.out)["media"]) {
+    EXPECT_EQ(medium["used_today_minor"], 0) << medium.dump();
+    if (medium["medium"] == "sms") {
+      EXPECT_EQ(medium["used_month_minor"], 10000);
+    }  // same month
+  }
+}
+
+// Line 3 of each input is bad in another way; lines 1, 2 and 4 are valid.
+std::vector<std::string> BadInputs() {
+  const std::string good1 = R"({"type":"open_account","command_id":"a2","customer":"C2","account":"C2:debit","kind":"debit_card"})";
+  const std::string good2 = R"({"type":"deposit","command_id":"d9","account":"C1:debit","amount_minor":777})";
+  const std::string good4 = R"({"type":"deposit","command_id":"d10","account":"C1:debit","amount_minor":1})";
+  const std::string bad3[] = {
+      R"({"type":"deposit","command_id":"d3","account":"C1:debit",)",                         // malformed JSON
+      R"({"type":"deposit","command_id":"d3","account":"C1:debit","amount_minor":5,"memo":1})",  // unknown field
+      R"({"type":"deposit","command_id":"d3","account":"C1:debit","amount_minor":"5"})",       // wrong type
+  };
+  std::vector<std::string> inputs;
+  for (const std::string& bad : bad3) inputs.push_back(good1 + "\n" + good2 + "\n" + bad + "\n" + good4 + "\n");
+  return inputs;
+}
+
+TEST_F(Cli, BadLineInFreshFolderIsExitTwoAndWritesNothing) {
+  int n = 0;
+  for (const std::string& input : BadInputs()) {
+    SCOPED_TRACE(input);
+    const std::string data = Path("fresh" + std::to_string(++n));
+    const std::string file = Path("bad" + std::to_string(n) + ".jsonl");
+    WriteFile(file, input);
+
+    const Outcome run = RunCli({"submit", "--data", data, "--clock", "occurred", file});
+
+    ExpectBadInput(run, "line 3");
+    EXPECT_FALSE(fs::exists(data + "/CURRENT"));
+    const Outcome events = RunCli({"events", "--data", data, "--json"});
+    EXPECT_NE(events.exit_code, 0) << Describe(events);
+    EXPECT_EQ(events.out, "");
+  }
+}
+
+TEST_F(Cli, BadLineLeavesExistingLedgerUnchanged) {
+  SubmitDay();
+  const std::string before = Snapshot();
+  int n = 0;
+  for (const std::string& input : BadInputs()) {
+    SCOPED_TRACE(input);
+    const std::string file = Path("bad" + std::to_string(++n) + ".jsonl");
+    WriteFile(file, input);
+
+    const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", file});
+
+    ExpectBadInput(run, "line 3");
+    EXPECT_EQ(Snapshot(), before);
+  }
+  const Outcome balance = RunCli({"balance", "--data", Data(), "C1:debit", "--json"});
+  EXPECT_EQ(json::parse(balance.out)["balance_minor"], 990000);
+}
+
+TEST_F(Cli, BadLineFromStdinNamesTheLine) {
+  WriteFile(Path("bad.jsonl"), BadInputs()[0]);
+
+  const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", "-"}, Path("bad.jsonl"));
+
+  ExpectBadInput(run, "line 3");
+  EXPECT_FALSE(fs::exists(Data() + "/CURRENT"));
+}
+
+// Not a command type the ledger knows, with a non-string occurred_at: a wrong JSON type, so an input error
+// (exit 2, the line named), never a crash.
+TEST_F(Cli, UnknownTypeWithNumericOccurredAtIsBadInputNotACrash) {
+  WriteFile(Path("odd.jsonl"), std::string(kDay) + R"({"type":"frobnicate","command_id":"x1","occurred_at":5})" + "\n");
+
+  const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("odd.jsonl")});
+
+  ExpectBadInput(run, "line 7");
+  EXPECT_FALSE(fs::exists(Data() + "/CURRENT"));
+}
+
+TEST_F(Cli, SubmitReadsStdinWithDash) {
+  WriteFile(Path("day.jsonl"), kDay);
+
+  const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", "-"}, Path("day.jsonl"));
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_EQ(json::parse(lines[0])["command_id"], "a1");
+  EXPECT_EQ(json::parse(lines[0])["status"], "accepted");
+  const Outcome balance = RunCli({"balance", "--data", Data(), "C1:debit", "--json"});
+  ASSERT_EQ(balance.exit_code, 0) << Describe(balance);
+  EXPECT_EQ(json::parse(balance.out)["balance_minor"], 990000);
+}
+
+TEST_F(Cli, BlankLinesAreSkippedAndCountedInLineNumbers) {
+  const std::string input = std::string("\n") + R"({"type":"open_account","command_id":"a1","customer":"C1","account":"C1:debit","kind":"debit_card"})" +
+                            "\r\n   \n{bad\n";
+  WriteFile(Path("blank.jsonl"), input);
+
+  const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("blank.jsonl")});
+
+  ExpectBadInput(run, "line 4");
+}
+
+TEST_F(Cli, SystemClockRejectsSkewedCommandAsBusinessOutcome) {
+  WriteFile(Path("skew.jsonl"),
+            R"({"type":"open_account","command_id":"a1","customer":"C1","account":"C1:debit","kind":"debit_card","occurred_at":"2026-11-25T10:00:00+08:00"}
+{"type":"open_account","command_id":"a2","customer":"C2","account":"C2:debit","kind":"debit_card","occurred_at":"2026-11-25T10:06:00+08:00"}
+)");
+
+  const Outcome run = RunCli({"submit", "--data", Data(), "--now", "2026-11-25T10:00:00+08:00", Path("skew.jsonl")});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(json::parse(lines[0])["status"], "accepted");
+  EXPECT_EQ(json::parse(lines[1])["status"], "rejected");
+  EXPECT_EQ(json::parse(lines[1])["reason"], "CLOCK_SKEW");
+}
+
+TEST_F(Cli, UnknownAccountIsBadInput) {
+  SubmitDay();
+
+  const Outcome run = RunCli({"balance", "--data", Data(), "C9:debit", "--json"});
+
+  ExpectBadInput(run, "C9:debit");
+}
+
+TEST_F(Cli, MissingDataFolderIsBadInputAndCreatesNothing) {
+  const std::string missing = Path("missing");
+  const std::vector<std::vector<std::string>> commands = {
+      {"balance", "--data", missing, "C1:debit", "--json"},
+      {"balance", "--data", missing, "--all", "--json"},
+      {"events", "--data", missing, "--json"},
+      {"limits", "--data", missing, "C1", "--date", "2026-11-25", "--json"},
+  };
+  for (const std::vector<std::string>& args : commands) {
+    SCOPED_TRACE(args[0]);
+    ExpectBadInput(RunCli(args));
+    EXPECT_FALSE(fs::exists(missing));
+  }
+}
+
+TEST_F(Cli, MissingInputFileIsBadInput) {
+  ExpectBadInput(RunCli({"submit", "--data", Data(), Path("nope.jsonl")}));
+  EXPECT_FALSE(fs::exists(Data() + "/CURRENT"));
+}
+
+TEST_F(Cli, BadArgumentsAreExitTwo) {
+  ExpectBadInput(RunCli({"balance", "--data", Data()}));                           // neither ACCOUNT nor --all
+  ExpectBadInput(RunCli({"frobnicate"}));                                         // unknown command
+  ExpectBadInput(RunCli({"submit", "--data", Data(), "--clock", "sundial", "-"}));  // bad --clock
+  ExpectBadInput(RunCli({"submit", "--data", Data(), "--now", "noon", "-"}));       // bad --now
+  EXPECT_FALSE(fs::exists(Data() + "/CURRENT"));
+}
+
+TEST_F(Cli, BadConfigIsBadInputNamingTheLine) {
+  SubmitDay();
+  const std::string before = Snapshot();
+  WriteFile(Data() + "/ledger.toml", "[ledger]\nshard = 0\n[limits.sms]\ndaily_minor = \"1000\"\n");
+  WriteFile(Path("more.jsonl"), R"({"type":"deposit","command_id":"d9","account":"C1:debit","amount_minor":777})" "\n");
+
+  const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("more.jsonl")});
+
+  ExpectBadInput(run, "line 4");
+  EXPECT_EQ(Snapshot(), before);
+}
+
+TEST_F(Cli, DemoPrintsSummaryWithZeroSums) {
+  const Outcome run = RunCli({"demo", "--data", Data(), "--payments", "300", "--customers", "50", "--merchants", "10", "--json"});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 1u) << run.out;
+  const json summary = json::parse(lines[0]);
+  EXPECT_EQ(summary["sum_by_unit"], json::parse(R"({"CNY":0,"POINTS":0})"));
+  ASSERT_TRUE(summary["accepted"].is_number_integer());
+  EXPECT_GT(summary["accepted"].get<int64_t>(), 0);
+  const Outcome all = RunCli({"balance", "--data", Data(), "--all", "--json"});
+  ASSERT_EQ(all.exit_code, 0) << Describe(all);
+  EXPECT_EQ(json::parse(all.out)["sum_by_unit"], json::parse(R"({"CNY":0,"POINTS":0})"));
+}
+
+TEST_F(Cli, DemoRefusesExistingLedgerUnlessFresh) {
+  const std::vector<std::string> demo = {"demo", "--data", Data(), "--payments", "300", "--customers", "50",
+                                         "--merchants", "10", "--json"};
+  const Outcome first = RunCli(demo);
+  ASSERT_EQ(first.exit_code, 0) << Describe(first);
+  const std::string before = Snapshot();
+
+  const Outcome again = RunCli(demo);
+
+  ExpectBadInput(again, "--fresh");
+  EXPECT_EQ(Snapshot(), before);
+
+  std::vector<std::string> fresh = demo;
+  fresh.push_back("--fresh");
+  const Outcome replaced = RunCli(fresh);
+  ASSERT_EQ(replaced.exit_code, 0) << Describe(replaced);
+  EXPECT_EQ(json::parse(replaced.out)["sum_by_unit"], json::parse(R"({"CNY":0,"POINTS":0})"));
+}
+
+TEST_F(Cli, DemoFreshRefusesToDeleteAFolderThatHoldsNoLedger) {
+  WriteFile(Path("keep.txt"), "precious");
+
+  const Outcome run = RunCli({"demo", "--data", dir_.path(), "--payments", "10", "--customers", "5", "--merchants", "2",
+                          "--fresh", "--json"});
+
+  ExpectBadInput(run);
+  EXPECT_EQ(ReadFile(Path("keep.txt")), "precious");
+}
+
+}  // namespace
+}  // namespace ledger
