@@ -39,6 +39,12 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
     out.fixed_now_ns = *now;
   }
   out.sync = !options.no_sync;
+  if (!out.config.audit_private_key.empty()) {
+    const std::string& key = out.config.audit_private_key;
+    Result<std::unique_ptr<Signer>> signer = Signer::FromPemFile(key.starts_with("/") ? key : options.data_dir + "/" + key);
+    if (!signer.ok()) return signer.status();
+    out.signer = std::move(signer).value();
+  }
   return out;
 }
 

@@ -180,6 +180,8 @@ Runner AddServe(CLI::App& app) {
       (*ledger)->StageMeta(OffsetKey(args->shard), std::to_string(records->back().offset + 1));
       const Status committed = (*ledger)->CommitGroup();
       if (!committed.ok()) return Fail(kExitFailure, committed.ToString());  // restart recovers from the WAL
+      const Status checkpointed = (*ledger)->MaybeCheckpoint();
+      if (!checkpointed.ok()) return Fail(kExitFailure, checkpointed.ToString());
       if (ack == "kafka") {
         published = PublishPatiently(**publisher, (*ledger)->last_sequence());
         if (published.code() == StatusCode::kAborted) break;
@@ -190,7 +192,11 @@ Runner AddServe(CLI::App& app) {
       const Status sent = (*publisher)->PublishResults(duplicates, 30'000);
       if (!sent.ok()) spdlog::warn("serve: duplicate results: {}", sent.message());
     }
-    // Drain: whatever is committed gets published before a clean exit.
+    // Drain: a checkpoint of the final state (when a key is configured), and everything committed published.
+    if (options->signer && (*ledger)->last_sequence() > (*ledger)->last_checkpoint_covered() + 1) {
+      Result<uint64_t> checkpoint = (*ledger)->WriteCheckpoint();
+      if (!checkpoint.ok()) return Fail(kExitFailure, checkpoint.status().ToString());
+    }
     published = PublishPatiently(**publisher, (*ledger)->last_sequence());
     if (!published.ok() && published.code() != StatusCode::kAborted) return Fail(kExitFailure, published.ToString());
     spdlog::info("serve: stopped at sequence {}", (*ledger)->last_sequence());

@@ -18,5 +18,8 @@ Runner AddBroker(CLI::App& app);
 Runner AddServe(CLI::App& app);
 Runner AddTail(CLI::App& app);
 Runner AddProject(CLI::App& app);
+Runner AddKeygen(CLI::App& app);
+Runner AddCheckpoint(CLI::App& app);
+Runner AddReplay(CLI::App& app);
 
 }  // namespace ledger::cli

@@ -5,6 +5,9 @@
 #include <spdlog/spdlog.h>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+
+#include "ledger/signing.h"
 #include <map>
 #include <memory>
 
@@ -60,9 +63,22 @@ Runner AddDemo(CLI::App& app) {
       if (!parsed.ok()) return Fail(kExitFailure, "demo line " + std::to_string(i + 1) + ": " + parsed.status().message());
       commands.push_back(std::move(parsed).value());
     }
-    LedgerOptions options;
-    options.data_dir = args->data_dir;
-    options.clock = ClockMode::kOccurred;  // the day is in the past: trust each command's occurred_at
+    // An audit key pair for the day's signed checkpoints (every 10,000 events and at the end), configured in
+    // the folder's ledger.toml so `ledger checkpoint` and later runs keep signing with it.
+    const std::string key_dir = args->data_dir + "/audit-keys";
+    const Status keys = GenerateKeyPair(key_dir);
+    if (!keys.ok()) return Fail(kExitFailure, keys.message());
+    {
+      std::ofstream toml(args->data_dir + "/ledger.toml");
+      toml << "# written by `ledger demo`\n[audit]\nprivate_key = \"audit-keys/ledger-signing.key\"\ncheckpoint_every = 10000\n";
+      if (!toml) return Fail(kExitFailure, "cannot write " + args->data_dir + "/ledger.toml");
+    }
+    WriteOptions write_options;
+    write_options.data_dir = args->data_dir;
+    write_options.clock = "occurred";  // the day is in the past: trust each command's occurred_at
+    Result<LedgerOptions> made_options = MakeLedgerOptions(write_options);
+    if (!made_options.ok()) return Fail(kExitFailure, made_options.status().ToString());
+    LedgerOptions options = *made_options;
     Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(options);
     if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
 
@@ -84,6 +100,10 @@ Runner AddDemo(CLI::App& app) {
       }
     });
     if (!status.ok()) return Fail(kExitFailure, status.ToString());
+    if ((*ledger)->last_sequence() > (*ledger)->last_checkpoint_covered() + 1) {
+      Result<uint64_t> checkpoint = (*ledger)->WriteCheckpoint();  // the day ends with a signed checkpoint
+      if (!checkpoint.ok()) return Fail(kExitFailure, checkpoint.status().ToString());
+    }
     // Publish the day: through the embedded broker unless a cluster was named.
     std::unique_ptr<kafka::EmbeddedBroker> embedded;
     std::string bootstrap = *brokers;
@@ -159,6 +179,8 @@ Runner AddDemo(CLI::App& app) {
                   embedded ? "embedded" : "external", bootstrap.c_str(),
                   static_cast<unsigned long long>((*publisher)->events_published()),
                   static_cast<unsigned long long>((*ledger)->last_sequence()));
+      std::printf("  signed checkpoints up to sequence %llu; verify: ledger replay --data %s --pubkey %s/ledger-signing.pub\n",
+                  static_cast<unsigned long long>((*ledger)->last_checkpoint_covered()), args->data_dir.c_str(), key_dir.c_str());
       std::printf("  try: ledger balance --data %s --all --json | tail -c 200\n", args->data_dir.c_str());
     }
     std::fflush(stdout);

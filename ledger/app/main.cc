@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
   add("broker", "run the embedded Kafka broker (librdkafka's mock cluster) until SIGTERM", ledger::cli::AddBroker);
   add("serve", "the ledger service: commands from Kafka, events and results to Kafka", ledger::cli::AddServe);
   add("tail", "print events from the ledger.events topic as JSON", ledger::cli::AddTail);
+  add("keygen", "make an Ed25519 key pair for signed checkpoints", ledger::cli::AddKeygen);
+  add("checkpoint", "write a signed checkpoint of the current state now", ledger::cli::AddCheckpoint);
+  add("replay", "verify the whole history and rebuild every projection; exit 0 when everything verifies", ledger::cli::AddReplay);
   add("project", "downstream projection runner: folds ledger.events into views in its own store", ledger::cli::AddProject);
   try {
     app.parse(argc, argv);

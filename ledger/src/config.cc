@@ -54,7 +54,7 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
   } catch (const toml::parse_error& failure) {
     return Status::InvalidArgument(path + ": line " + std::to_string(failure.source().begin.line) + ": " + std::string(failure.description()));
   }
-  LEDGER_RETURN_IF_ERROR(CheckKeys(root, {"ledger", "clock", "limits", "group_commit", "kafka"}, "top level"));
+  LEDGER_RETURN_IF_ERROR(CheckKeys(root, {"ledger", "clock", "limits", "group_commit", "kafka", "audit"}, "top level"));
   Status status;
   auto prefix = [&](Status s) { return s.ok() ? s : Status::InvalidArgument(path + ": " + s.message()); };
 
@@ -110,6 +110,16 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*group, "wait_us_max", 0, 1'000'000, &config.group_wait_us_max)));
     config.group_commands_max = static_cast<size_t>(commands);
     config.group_bytes_max = static_cast<size_t>(bytes);
+  }
+  if (const toml::table* audit = Section(root, "audit", &status)) {
+    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*audit, {"private_key", "checkpoint_every"}, "audit")));
+    if (const toml::node* key = audit->get("private_key")) {
+      if (!key->is_string()) return Status::InvalidArgument(path + ": " + Where(*key) + ": 'private_key' must be a string");
+      config.audit_private_key = *key->value<std::string>();
+    }
+    int64_t every = static_cast<int64_t>(config.checkpoint_every_events);
+    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*audit, "checkpoint_every", 1, int64_t{1} << 40, &every)));
+    config.checkpoint_every_events = static_cast<uint64_t>(every);
   }
   if (const toml::table* kafka = Section(root, "kafka", &status)) {
     LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*kafka, {"brokers", "ack"}, "kafka")));

@@ -65,6 +65,13 @@ Status Ledger::Recover() {
   committed_sequence_ = last_sequence_;
   committed_head_ = chain_head_;
   staged_commands_ = 0;
+  last_checkpoint_covered_ = 0;
+  LEDGER_RETURN_IF_ERROR(store_->ScanState("ck/", [&](std::string_view, std::string_view value) {
+    fb::AppliedRecordT covered;
+    flatbuffers::GetRoot<fb::AppliedRecord>(value.data())->UnPackTo(&covered);
+    last_checkpoint_covered_ = std::max(last_checkpoint_covered_, covered.sequence);
+    return true;
+  }));
   return Status::Ok();
 }
 
@@ -121,15 +128,28 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
     decision.payloads.emplace_back().Set(std::move(rejected));
   }
 
-  const std::string transaction_id = std::to_string(config.shard) + "-" + std::to_string(last_sequence_ + 1);
-  for (fb::PayloadUnion& payload : decision.payloads) {
+  result.sequences = AppendEvents(parsed.command_id, parsed.fingerprint, now, occurred, decision.payloads,
+                                 &result.transaction_id);
+  result.kind = decision.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
+  result.reason = decision.reason;
+  ++staged_commands_;
+  return result;
+}
+
+std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,
+                                           int64_t occurred, std::vector<fb::PayloadUnion>& payloads,
+                                           std::string* transaction_id) {
+  LEDGER_ASSERT(!payloads.empty());
+  *transaction_id = std::to_string(options_.config.shard) + "-" + std::to_string(last_sequence_ + 1);
+  std::vector<uint64_t> sequences;
+  for (fb::PayloadUnion& payload : payloads) {
     fb::EventBodyT body;
     body.schema_version = kSchemaVersion;
-    body.shard = config.shard;
+    body.shard = options_.config.shard;
     body.sequence = last_sequence_ + 1;
-    body.transaction_id = transaction_id;
-    body.command_id = parsed.command_id;
-    body.command_fingerprint.assign(parsed.fingerprint.begin(), parsed.fingerprint.end());
+    body.transaction_id = *transaction_id;
+    body.command_id = command_id;
+    body.command_fingerprint.assign(fingerprint.begin(), fingerprint.end());
     body.recorded_at_ns = now;
     body.occurred_at_ns = occurred;
     body.payload = std::move(payload);
@@ -142,15 +162,52 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
     LEDGER_ASSERT(applied.ok());
     last_sequence_ = body.sequence;
     chain_head_ = hash;
-    result.sequences.push_back(body.sequence);
+    sequences.push_back(body.sequence);
     impl_->event_bytes += record.size();
     impl_->events.emplace_back(body.sequence, std::move(record));
   }
-  result.kind = decision.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
-  result.reason = decision.reason;
-  result.transaction_id = transaction_id;
+  return sequences;
+}
+
+Result<uint64_t> Ledger::WriteCheckpoint() {
+  if (!options_.signer) return Status::InvalidArgument("no signing key configured ([audit] private_key)");
+  LEDGER_ASSERT(impl_->events.empty() && staged_commands_ == 0);
+  Result<std::vector<NamedDigest>> digests = ProjectionDigests(*store_, impl_->projections.projectors());
+  if (!digests.ok()) return digests.status();
+  const int64_t now = NowNs();
+  fb::CheckpointRecordedT checkpoint;
+  checkpoint.shard = options_.config.shard;
+  checkpoint.sequence = last_sequence_;
+  checkpoint.chain_head.assign(chain_head_.begin(), chain_head_.end());
+  for (const NamedDigest& digest : *digests) {
+    auto named = std::make_unique<fb::ProjectionDigestT>();
+    named->projector = digest.name;
+    named->digest.assign(digest.digest.begin(), digest.digest.end());
+    checkpoint.digests.push_back(std::move(named));
+  }
+  checkpoint.signed_at_ns = now;
+  checkpoint.public_key_id.assign(options_.signer->public_key_id().begin(), options_.signer->public_key_id().end());
+  const std::string message = CheckpointMessage(checkpoint.shard, checkpoint.sequence, chain_head_, *digests, now);
+  const std::string signature = options_.signer->Sign(message);
+  checkpoint.signature.assign(signature.begin(), signature.end());
+  std::vector<fb::PayloadUnion> payloads(1);
+  payloads[0].Set(std::move(checkpoint));
+  const std::string command_id = "checkpoint:" + std::to_string(last_sequence_);
+  std::string transaction_id;
+  const std::vector<uint64_t> sequences = AppendEvents(command_id, Sha256Of(message), now, now, payloads, &transaction_id);
   ++staged_commands_;
-  return result;
+  const uint64_t covered = last_sequence_ - 1;
+  LEDGER_RETURN_IF_ERROR(CommitGroup());
+  last_checkpoint_covered_ = covered;
+  return sequences.front();
+}
+
+Status Ledger::MaybeCheckpoint() {
+  if (!options_.signer || last_sequence_ - last_checkpoint_covered_ < options_.config.checkpoint_every_events) {
+    return Status::Ok();
+  }
+  Result<uint64_t> written = WriteCheckpoint();
+  return written.ok() ? Status::Ok() : written.status();
 }
 
 void Ledger::StageMeta(std::string key, std::string value) {
@@ -195,11 +252,12 @@ Status Ledger::SubmitAll(std::span<const ParsedCommand> commands,
       LEDGER_RETURN_IF_ERROR(CommitGroup());
       on_durable(results);
       results.clear();
+      LEDGER_RETURN_IF_ERROR(MaybeCheckpoint());
     }
   }
   LEDGER_RETURN_IF_ERROR(CommitGroup());
   if (!results.empty()) on_durable(results);
-  return Status::Ok();
+  return MaybeCheckpoint();
 }
 
 }  // namespace ledger

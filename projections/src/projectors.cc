@@ -22,6 +22,7 @@ int64_t AddOrDie(int64_t a, int64_t b) {
 // balances: one BalanceRecord per account, in the account's unit; the sum over all accounts per unit is 0.
 class BalancesProjector final : public Projector {
  public:
+  std::vector<std::string> KeyPrefixes() const override { return {"b/"}; }
   std::string_view name() const override { return "balances"; }
   void Apply(const fb::EventBody& event, Overlay& view) const override {
     const auto* postings = PostingsOf(event);
@@ -44,6 +45,7 @@ class BalancesProjector final : public Projector {
 // directory: accounts, customers, merchants, coupons and customer limit overrides.
 class DirectoryProjector final : public Projector {
  public:
+  std::vector<std::string> KeyPrefixes() const override { return {"a/", "c/", "cu/", "l/", "m/"}; }
   std::string_view name() const override { return "directory"; }
   void Apply(const fb::EventBody& event, Overlay& view) const override {
     switch (event.payload_type()) {
@@ -123,6 +125,7 @@ class DirectoryProjector final : public Projector {
 // (customer, channel, day). Reversals give usage back; refunds do not.
 class LimitsProjector final : public Projector {
  public:
+  std::vector<std::string> KeyPrefixes() const override { return {"uc/", "ud/", "um/"}; }
   std::string_view name() const override { return "limits"; }
   void Apply(const fb::EventBody& event, Overlay& view) const override {
     if (event.payload_type() == fb::Payload::PaymentCaptured) {
@@ -158,6 +161,7 @@ class LimitsProjector final : public Projector {
 // payments: what reversals and refunds need to know of each payment, and the refund numbers in use.
 class PaymentsProjector final : public Projector {
  public:
+  std::vector<std::string> KeyPrefixes() const override { return {"p/", "r/"}; }
   std::string_view name() const override { return "payments"; }
   void Apply(const fb::EventBody& event, Overlay& view) const override {
     switch (event.payload_type()) {
@@ -236,6 +240,7 @@ class PaymentsProjector final : public Projector {
 // id is its outcome; later events with that id (a DUPLICATE_COMMAND_MISMATCH rejection) leave it alone.
 class CommandsProjector final : public Projector {
  public:
+  std::vector<std::string> KeyPrefixes() const override { return {"k/"}; }
   std::string_view name() const override { return "commands"; }
   void Apply(const fb::EventBody& event, Overlay& view) const override {
     const std::string key = keys::CommandOutcome(event.command_id()->string_view());
@@ -254,6 +259,22 @@ class CommandsProjector final : public Projector {
       outcome.sequences.push_back(event.sequence());
     }
     SaveRecord(view, key, outcome);
+  }
+};
+
+std::string EncodeSequence(uint64_t sequence);
+
+// checkpoints: one record per signed checkpoint, keyed by the checkpoint event's sequence, holding the
+// sequence the checkpoint covers.
+class CheckpointsProjector final : public Projector {
+ public:
+  std::vector<std::string> KeyPrefixes() const override { return {"ck/"}; }
+  std::string_view name() const override { return "checkpoints"; }
+  void Apply(const fb::EventBody& event, Overlay& view) const override {
+    if (event.payload_type() != fb::Payload::CheckpointRecorded) return;
+    fb::AppliedRecordT covered;
+    covered.sequence = event.payload_as_CheckpointRecorded()->sequence();
+    SaveRecord(view, "ck/" + EncodeSequence(event.sequence()), covered);
   }
 };
 
@@ -278,7 +299,29 @@ std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors() {
   projectors.push_back(std::make_unique<LimitsProjector>());
   projectors.push_back(std::make_unique<PaymentsProjector>());
   projectors.push_back(std::make_unique<CommandsProjector>());
+  projectors.push_back(std::make_unique<CheckpointsProjector>());
   return projectors;
+}
+
+Result<std::vector<NamedDigest>> ProjectionDigests(const Store& store,
+                                                   const std::vector<std::unique_ptr<Projector>>& projectors) {
+  std::vector<NamedDigest> digests;
+  for (const auto& projector : projectors) {
+    Sha256 hasher;
+    for (const std::string& prefix : projector->KeyPrefixes()) {
+      LEDGER_RETURN_IF_ERROR(store.ScanState(prefix, [&](std::string_view key, std::string_view value) {
+        const std::string key_length = EncodeSequence(key.size());
+        const std::string value_length = EncodeSequence(value.size());
+        hasher.Update(key_length);
+        hasher.Update(key);
+        hasher.Update(value_length);
+        hasher.Update(value);
+        return true;
+      }));
+    }
+    digests.push_back(NamedDigest{std::string(projector->name()), hasher.Finish()});
+  }
+  return digests;
 }
 
 ProjectionSet::ProjectionSet(std::vector<std::unique_ptr<Projector>> projectors)

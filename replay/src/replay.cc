@@ -1,5 +1,7 @@
 #include "replay/replay.h"
 
+#include <cstring>
+
 #include "ledger/event.h"
 #include "ledger/kv.h"
 #include "projections/projector.h"
@@ -9,6 +11,7 @@ namespace {
 
 // Bounds the overlay of one rebuild commit, so memory stays flat for any history length.
 constexpr size_t kRebuildGroupEventsMax = 8192;
+constexpr uint64_t kProgressEveryEvents = 100'000;
 
 void HashLengthPrefixed(Sha256& hasher, std::string_view bytes) {
   uint8_t length[8];
@@ -18,11 +21,20 @@ void HashLengthPrefixed(Sha256& hasher, std::string_view bytes) {
   hasher.Update(bytes);
 }
 
+bool SameBytes(const flatbuffers::Vector<uint8_t>* bytes, std::span<const uint8_t> expected) {
+  return bytes != nullptr && bytes->size() == expected.size() && std::memcmp(bytes->data(), expected.data(), expected.size()) == 0;
+}
+
 }  // namespace
 
-Result<ReplayReport> Replay(const Store& source, Store* target, uint64_t to_sequence) {
+EventSource StoreSource(const Store& store) {
+  return [&store](const std::function<bool(uint64_t, std::string_view)>& fn) { return store.ScanEvents(0, UINT64_MAX, fn); };
+}
+
+Result<ReplayReport> Replay(const EventSource& source, Store* target, const ReplayOptions& options) {
   ReplayReport report;
   report.chain_head = kGenesisHash;
+  report.signatures_checked = options.verifier != nullptr;
   std::optional<Overlay> overlay;
   std::optional<ProjectionSet> projections;
   if (target != nullptr) {
@@ -32,12 +44,12 @@ Result<ReplayReport> Replay(const Store& source, Store* target, uint64_t to_sequ
     if (projections->LastApplied() != 0) return Status::InvalidArgument("replay target is not empty");
   }
   size_t pending = 0;
-  Status commit_status;
+  Status io_status;
   auto flush = [&]() {
-    if (target == nullptr || pending == 0) return;
+    if (target == nullptr || pending == 0 || !io_status.ok()) return;
     CommitBatch batch;
     batch.state = &*overlay;
-    commit_status = target->Commit(batch);
+    io_status = target->Commit(batch);
     overlay->Clear();
     pending = 0;
   };
@@ -46,37 +58,102 @@ Result<ReplayReport> Replay(const Store& source, Store* target, uint64_t to_sequ
     report.problem = std::move(problem);
     return false;
   };
-  Status scan = source.ScanEvents(0, to_sequence, [&](uint64_t key_sequence, std::string_view record) {
+  // Checks a checkpoint event against the replayed history just before it.
+  auto check_checkpoint = [&](uint64_t sequence, const fb::CheckpointRecorded& checkpoint) {
+    report.checkpoints_seen += 1;
+    if (checkpoint.sequence() != report.last_sequence) {
+      return fail(sequence, "checkpoint covers sequence " + std::to_string(checkpoint.sequence()) +
+                                " but follows " + std::to_string(report.last_sequence));
+    }
+    if (!SameBytes(checkpoint.chain_head(), report.chain_head)) {
+      return fail(sequence, "checkpoint's chain head differs from the replayed chain at " + std::to_string(report.last_sequence));
+    }
+    std::vector<NamedDigest> signed_digests;
+    if (checkpoint.digests() != nullptr) {
+      for (const fb::ProjectionDigest* digest : *checkpoint.digests()) {
+        NamedDigest named;
+        named.name = digest->projector() == nullptr ? "" : digest->projector()->str();
+        if (digest->digest() == nullptr || digest->digest()->size() != 32) return fail(sequence, "checkpoint digest is not 32 bytes");
+        std::memcpy(named.digest.data(), digest->digest()->data(), 32);
+        signed_digests.push_back(std::move(named));
+      }
+    }
+    if (options.verifier != nullptr) {
+      if (!SameBytes(checkpoint.public_key_id(), options.verifier->public_key_id())) {
+        return fail(sequence, "bad signature: checkpoint signed by another key");
+      }
+      const std::string message = CheckpointMessage(checkpoint.shard(), checkpoint.sequence(), report.chain_head,
+                                                    signed_digests, checkpoint.signed_at_ns());
+      if (checkpoint.signature() == nullptr ||
+          !options.verifier->Verify(message, std::span<const uint8_t>(checkpoint.signature()->data(), checkpoint.signature()->size()))) {
+        return fail(sequence, "bad signature on checkpoint");
+      }
+    }
+    if (target != nullptr) {
+      flush();
+      if (!io_status.ok()) return false;
+      Result<std::vector<NamedDigest>> rebuilt = ProjectionDigests(*target, projections->projectors());
+      if (!rebuilt.ok()) {
+        io_status = rebuilt.status();
+        return false;
+      }
+      if (rebuilt->size() != signed_digests.size()) return fail(sequence, "checkpoint names another set of projections");
+      for (size_t i = 0; i < rebuilt->size(); ++i) {
+        if ((*rebuilt)[i].name != signed_digests[i].name || (*rebuilt)[i].digest != signed_digests[i].digest) {
+          return fail(sequence, "digest differs: projection '" + (*rebuilt)[i].name + "' rebuilt to sequence " +
+                                    std::to_string(report.last_sequence) + " is not what the checkpoint signed");
+        }
+      }
+    }
+    report.checkpoints_verified += 1;
+    return true;
+  };
+
+  const Status scan = source([&](uint64_t key_sequence, std::string_view record) {
     const uint64_t expected = report.last_sequence + 1;
+    if (expected > options.to_sequence) return false;
     if (key_sequence != expected) {
       return fail(expected, key_sequence > expected ? "gap: sequence " + std::to_string(expected) + " is missing"
                                                     : "sequence " + std::to_string(key_sequence) + " out of order");
     }
     Result<DecodedEvent> decoded = DecodeEventRecord(record);
     if (!decoded.ok()) return fail(expected, decoded.status().message());
-    if (decoded->body->sequence() != expected) {
-      return fail(expected, "event says sequence " + std::to_string(decoded->body->sequence()) + " (reordered)");
+    const fb::EventBody& body = *decoded->body;
+    if (body.sequence() != expected) {
+      return fail(expected, "event says sequence " + std::to_string(body.sequence()) + " (reordered)");
     }
     if (decoded->prev_hash != report.chain_head) return fail(expected, "prev_hash does not match the previous event's hash");
     if (ChainHash(report.chain_head, decoded->body_bytes) != decoded->hash) return fail(expected, "hash mismatch");
+    if (options.as_of_ns && body.recorded_at_ns() > *options.as_of_ns) return false;
+    if (body.payload_type() == fb::Payload::CheckpointRecorded &&
+        !check_checkpoint(expected, *body.payload_as_CheckpointRecorded())) {
+      return false;
+    }
     if (projections) {
-      const Status applied = projections->Apply(*decoded->body, *overlay);
+      const Status applied = projections->Apply(body, *overlay);
       if (!applied.ok()) return fail(expected, applied.message());
       if (++pending >= kRebuildGroupEventsMax) {
         flush();
-        if (!commit_status.ok()) return false;
+        if (!io_status.ok()) return false;
       }
     }
     report.events_read += 1;
     report.last_sequence = expected;
     report.chain_head = decoded->hash;
+    if (options.progress && report.events_read % kProgressEveryEvents == 0) options.progress(report.events_read);
     return true;
   });
   LEDGER_RETURN_IF_ERROR(scan);
-  LEDGER_RETURN_IF_ERROR(commit_status);
+  LEDGER_RETURN_IF_ERROR(io_status);
   flush();
-  LEDGER_RETURN_IF_ERROR(commit_status);
+  LEDGER_RETURN_IF_ERROR(io_status);
   return report;
+}
+
+Result<ReplayReport> Replay(const Store& source, Store* target, uint64_t to_sequence) {
+  ReplayOptions options;
+  options.to_sequence = to_sequence;
+  return Replay(StoreSource(source), target, options);
 }
 
 Result<Digest> StateDigest(const Store& store) {

@@ -50,6 +50,11 @@ struct LedgerConfig {
   std::string kafka_brokers;
   std::string kafka_ack = "kafka";
 
+  // Audit: the Ed25519 private key (PEM; relative paths are under the data folder) that signs checkpoints,
+  // and how many events lie between two checkpoints. No key: no checkpoints.
+  std::string audit_private_key;
+  uint64_t checkpoint_every_events = 100'000;
+
   size_t group_commands_max = 2048;
   size_t group_bytes_max = 8 << 20;
   int64_t group_wait_us_max = 1000;

@@ -20,6 +20,7 @@
 #include "ledger/command.h"
 #include "ledger/config.h"
 #include "ledger/sha256.h"
+#include "ledger/signing.h"
 #include "ledger/status.h"
 #include "ledger/store.h"
 
@@ -37,6 +38,8 @@ struct LedgerOptions {
   // Fixes the ledger clock (recorded_at, and occurred_at when a command has none).
   std::optional<int64_t> fixed_now_ns;
   bool sync = true;
+  // Signs checkpoints (every config.checkpoint_every_events events, and on WriteCheckpoint). Optional.
+  std::shared_ptr<const Signer> signer;
 };
 
 struct CommandResult {
@@ -70,6 +73,15 @@ class Ledger {
   // True when the open group reached a count or byte bound of the config.
   bool GroupFull() const;
 
+  // Writes a signed checkpoint of the committed state as the next event and commits it. Requires a signer
+  // and no staged commands. Returns the checkpoint's event sequence. Errors: InvalidArgument (no signer),
+  // IoError.
+  Result<uint64_t> WriteCheckpoint();
+  // Writes a checkpoint when a signer is set and checkpoint_every_events have passed since the last one.
+  Status MaybeCheckpoint();
+  // The sequence the last checkpoint covers (0: none).
+  uint64_t last_checkpoint_covered() const { return last_checkpoint_covered_; }
+
   // Stages and commits all commands in groups; calls on_durable with each committed group's results.
   Status SubmitAll(std::span<const ParsedCommand> commands,
                    const std::function<void(std::span<const CommandResult>)>& on_durable);
@@ -83,6 +95,11 @@ class Ledger {
   explicit Ledger(const LedgerOptions& options);
   Status Recover();
   int64_t NowNs() const;
+  // Sequences `payloads` as the events of one transaction and folds them into the open group.
+  std::vector<uint64_t> AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,
+                                     int64_t occurred, std::vector<fb::PayloadUnion>& payloads,
+                                     std::string* transaction_id);
+
 
   struct Impl;
   LedgerOptions options_;
@@ -93,6 +110,7 @@ class Ledger {
   uint64_t committed_sequence_ = 0;
   Digest committed_head_{};
   size_t staged_commands_ = 0;
+  uint64_t last_checkpoint_covered_ = 0;
 };
 
 }  // namespace ledger

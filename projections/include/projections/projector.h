@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "ledger/kv.h"
+#include "ledger/signing.h"
 #include "ledger/status.h"
+#include "ledger/store.h"
 #include "schemas/events_generated.h"
 
 namespace ledger {
@@ -22,9 +24,17 @@ class Projector {
   virtual std::string_view name() const = 0;
   // Folds `event` into the view: reads the projector's own records from `view` and writes the new ones.
   virtual void Apply(const fb::EventBody& event, Overlay& view) const = 0;
+  // The key prefixes this projector owns in the `state` column family (no two projectors share one).
+  virtual std::vector<std::string> KeyPrefixes() const = 0;
 };
 
-// The projectors the ledger keeps inline: balances, directory, limits, payments, commands.
+// Digest of each projector's records: SHA-256 over (key, value) pairs, each length-prefixed, under the
+// projector's prefixes in key order. Depends only on the contents, never on RocksDB's file layout.
+// Errors: IoError.
+Result<std::vector<NamedDigest>> ProjectionDigests(const Store& store,
+                                                   const std::vector<std::unique_ptr<Projector>>& projectors);
+
+// The projectors the ledger keeps inline: balances, directory, limits, payments, commands, checkpoints.
 std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors();
 
 // A set of projectors advanced together, one event at a time, exactly once each.
@@ -39,6 +49,7 @@ class ProjectionSet {
   // unless event.sequence() == LastApplied() + 1.
   Status Apply(const fb::EventBody& event, Overlay& view);
   uint64_t LastApplied() const { return last_applied_; }
+  const std::vector<std::unique_ptr<Projector>>& projectors() const { return projectors_; }
 
  private:
   std::vector<std::unique_ptr<Projector>> projectors_;

@@ -1,32 +1,59 @@
-// Replay: reading history back from the `events` column family, verifying the sequence and the hash chain,
-// rebuilding projections into a fresh store, and digesting a store's state canonically.
+// Replay: reading history back (from the `events` column family or from the ledger.events topic), verifying
+// the sequence, the hash chain and the signed checkpoints, rebuilding projections into a fresh store, and
+// digesting a store's state canonically.
 // Thread-safety: functions take their stores exclusively for the call.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
 #include "ledger/sha256.h"
+#include "ledger/signing.h"
 #include "ledger/status.h"
 #include "ledger/store.h"
 
 namespace ledger::replay {
 
+// Calls fn(sequence, record) for each event in order until fn returns false. `sequence` is where the source
+// keeps the record (the key in RocksDB, the ledger.sequence header on Kafka). Errors: IoError.
+using EventSource = std::function<Status(const std::function<bool(uint64_t, std::string_view)>&)>;
+
+// The events of `store` from sequence 1.
+EventSource StoreSource(const Store& store);
+
+struct ReplayOptions {
+  uint64_t to_sequence = UINT64_MAX;
+  // Stops before the first event recorded (recorded_at) after this instant.
+  std::optional<int64_t> as_of_ns;
+  // Checks checkpoint signatures with this key; without one, signatures are reported as not checked.
+  const SignatureVerifier* verifier = nullptr;
+  // Called now and then with the number of events read so far.
+  std::function<void(uint64_t)> progress;
+};
+
 struct ReplayReport {
   uint64_t events_read = 0;
   uint64_t last_sequence = 0;
   Digest chain_head{};
+  uint64_t checkpoints_seen = 0;
+  uint64_t checkpoints_verified = 0;  // signature (when a key was given), chain head and digests all equal
+  bool signatures_checked = false;
   // Set when verification failed: the first sequence that is wrong and what is wrong with it.
   std::optional<uint64_t> first_bad_sequence;
   std::string problem;
   bool ok() const { return !first_bad_sequence.has_value(); }
 };
 
-// Reads events 1..to_sequence from `source`, checks that sequences start at 1 and rise by one, recomputes
-// every hash, and (when `target` is not null) folds every verified event through fresh ledger projectors
-// into `target`, committing in groups. Stops at the first bad event. Errors: IoError from either store
-// (verification failures are reported in the ReplayReport, not as errors).
+// Reads events from `source`, checks that sequences start at 1 and rise by one, recomputes every hash, and
+// checks every checkpoint (it must cover the sequence before it, name the chain head there, carry a valid
+// signature, and — when `target` is given — match the rebuilt projection digests). When `target` is not null
+// every verified event is folded through fresh ledger projectors into it, committed in groups. Stops at the
+// first bad event. Errors: IoError from a store or the source; verification failures are in the report.
+Result<ReplayReport> Replay(const EventSource& source, Store* target, const ReplayOptions& options);
+
+// Shorthand: replay `source`'s own events up to `to_sequence`.
 Result<ReplayReport> Replay(const Store& source, Store* target, uint64_t to_sequence = UINT64_MAX);
 
 // SHA-256 over every (key, value) of the `state` column family in key order, each length-prefixed: equal for
