@@ -14,8 +14,15 @@
 #include "ledger/store.h"
 #include "ledger/time.h"
 #include "projections/records.h"
+#include "replay/replay.h"
 
 namespace ledger::cli {
+
+// From cmd_audit.cc.
+Result<std::string> MakeTempDir(const std::string& stem);
+Result<replay::ReplayReport> ReplayInto(const replay::EventSource& source, const std::string& target_dir,
+                                        const replay::ReplayOptions& options, std::unique_ptr<Store>* target);
+
 namespace {
 
 using nlohmann::ordered_json;
@@ -51,18 +58,52 @@ Runner AddBalance(CLI::App& app) {
   struct Args {
     std::string data_dir = "./ledger-data";
     std::string account;
+    std::string as_of;
     bool all = false;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
   app.add_option("--data", args->data_dir, "data folder")->capture_default_str();
   app.add_option("account", args->account, "account name, e.g. C1:debit, C1:points, merchant:M1, gl:fee_income");
+  app.add_option("--as-of", args->as_of, "the balance as it was at this time (ISO 8601): replays the history up to it");
   app.add_flag("--all", args->all, "every account, then the sum per unit (always zero)");
   app.add_flag("--json", args->json, "JSON output");
   return [args]() {
     if (args->all == !args->account.empty()) return Fail(kExitBadInput, "give an ACCOUNT or --all");
     Result<std::unique_ptr<Store>> store = OpenReadOnly(args->data_dir);
     if (!store.ok()) return Fail(ExitCodeFor(store.status()), store.status().message());
+    std::string temporary_dir;
+    if (!args->as_of.empty()) {
+      // Rebuild the projections as they were at that moment into a temporary store, and read from it.
+      Result<int64_t> as_of = ParseIso8601(args->as_of);
+      if (!as_of.ok()) return Fail(kExitBadInput, "--as-of: " + as_of.status().message());
+      Result<std::string> dir = MakeTempDir("ledger-as-of");
+      if (!dir.ok()) return Fail(kExitFailure, dir.status().message());
+      temporary_dir = *dir;
+      replay::ReplayOptions options;
+      options.as_of_ns = *as_of;
+      std::unique_ptr<Store> rebuilt;
+      Result<replay::ReplayReport> report = ReplayInto(replay::StoreSource(**store), temporary_dir, options, &rebuilt);
+      if (!report.ok() || !report->ok()) {
+        rebuilt.reset();
+        std::error_code ignored;
+        std::filesystem::remove_all(temporary_dir, ignored);
+        return Fail(kExitFailure, report.ok() ? "history does not verify at sequence " +
+                                                    std::to_string(*report->first_bad_sequence) + ": " + report->problem
+                                              : report.status().ToString());
+      }
+      *store = std::move(rebuilt);
+    }
+    struct Cleanup {
+      std::string dir;
+      Result<std::unique_ptr<Store>>* store;
+      ~Cleanup() {
+        if (dir.empty()) return;
+        store->value().reset();
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+      }
+    } cleanup{temporary_dir, &store};
     if (!args->all) {
       fb::BalanceRecordT balance;
       balance.unit = UnitOfAccount(args->account);
