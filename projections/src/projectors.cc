@@ -5,6 +5,7 @@
 
 #include "ledger/event.h"
 #include "ledger/money.h"
+#include "projections/clearing.h"
 #include "projections/projector.h"
 #include "projections/records.h"
 
@@ -300,6 +301,7 @@ std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors() {
   projectors.push_back(std::make_unique<PaymentsProjector>());
   projectors.push_back(std::make_unique<CommandsProjector>());
   projectors.push_back(std::make_unique<CheckpointsProjector>());
+  projectors.push_back(MakeClearingProjector());
   return projectors;
 }
 

@@ -34,7 +34,8 @@ class Projector {
 Result<std::vector<NamedDigest>> ProjectionDigests(const Store& store,
                                                    const std::vector<std::unique_ptr<Projector>>& projectors);
 
-// The projectors the ledger keeps inline: balances, directory, limits, payments, commands, checkpoints.
+// The projectors the ledger keeps inline: balances, directory, limits, payments, commands, checkpoints,
+// clearing (projections/clearing.h).
 std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors();
 
 // A set of projectors advanced together, one event at a time, exactly once each.

@@ -1,0 +1,229 @@
+// The clearing projector. See clearing.h for its keys. Every amount here comes from the events; the
+// projector only reads its own records (for a reversal or refund, the payment's line).
+#include "projections/clearing.h"
+
+#include "ledger/money.h"
+#include "projections/records.h"
+
+namespace ledger {
+namespace keys {
+
+std::string MerchantClearing(int date, std::string_view merchant) {
+  return "xm/" + std::to_string(date) + "/" + std::string(merchant);
+}
+std::string SchemeClearing(int date, std::string_view scheme) {
+  return "xs/" + std::to_string(date) + "/" + std::string(scheme);
+}
+std::string ClearingLinePrefix(int date, std::string_view merchant) {
+  return "xl/" + std::to_string(date) + "/" + std::string(merchant) + "/";
+}
+std::string ReconOrder(std::string_view merchant, std::string_view order_no) {
+  return "xo/" + std::string(merchant) + "/" + std::string(order_no);
+}
+std::string ReconRefund(std::string_view merchant, std::string_view refund_no) {
+  return "xr/" + std::string(merchant) + "/" + std::string(refund_no);
+}
+std::string ReconDatePrefix(int date) { return "xd/" + std::to_string(date) + "/"; }
+
+}  // namespace keys
+
+namespace {
+
+std::string Str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
+
+int64_t Add(int64_t a, int64_t b) {
+  const std::optional<int64_t> sum = CheckedAdd(a, b);
+  LEDGER_ASSERT(sum.has_value());
+  return *sum;
+}
+
+std::string SequenceBytes(uint64_t sequence) {
+  std::string bytes(8, '\0');
+  for (int i = 7; i >= 0; --i, sequence >>= 8) bytes[i] = static_cast<char>(sequence & 0xff);
+  return bytes;
+}
+
+class ClearingProjector final : public Projector {
+ public:
+  std::string_view name() const override { return "clearing"; }
+  std::vector<std::string> KeyPrefixes() const override { return {"xd/", "xl/", "xm/", "xo/", "xr/", "xs/"}; }
+
+  void Apply(const fb::EventBody& event, Overlay& view) const override {
+    switch (event.payload_type()) {
+      case fb::Payload::PaymentCaptured: Payment(event, *event.payload_as_PaymentCaptured(), view); break;
+      case fb::Payload::PaymentReversed: Reversal(event, *event.payload_as_PaymentReversed(), view); break;
+      case fb::Payload::PaymentRefunded: Refund(event, *event.payload_as_PaymentRefunded(), view); break;
+      default: break;
+    }
+  }
+
+ private:
+  static void Payment(const fb::EventBody& event, const fb::PaymentCaptured& paid, Overlay& view) {
+    const std::string merchant = Str(paid.merchant());
+    const std::string order = Str(paid.merchant_order_no());
+    const int date = paid.clearing_date();
+    fb::MerchantClearingRecordT summary;
+    const std::string summary_key = keys::MerchantClearing(date, merchant);
+    LoadRecord(view, summary_key, &summary);
+    summary.payment_count += 1;
+    summary.order_amount_minor = Add(summary.order_amount_minor, paid.order_amount_minor());
+    int64_t* funding_total[] = {&summary.own_account_minor, &summary.other_bank_minor, &summary.wechat_minor,
+                                &summary.unionpay_minor};
+    int64_t& by_funding = *funding_total[static_cast<int>(paid.funding())];
+    by_funding = Add(by_funding, paid.card_amount_minor());
+    summary.points_value_minor = Add(summary.points_value_minor, paid.points_value_minor());
+    int64_t& coupon = paid.coupon_funded_by() == fb::FundedBy::merchant ? summary.coupon_merchant_minor : summary.coupon_bank_minor;
+    coupon = Add(coupon, paid.coupon_value_minor());
+    summary.discount_minor = Add(summary.discount_minor, paid.discount_minor());
+    summary.settlement_base_minor = Add(summary.settlement_base_minor, paid.settlement_base_minor());
+    summary.fee_minor = Add(summary.fee_minor, paid.fee_minor());
+    summary.net_settlement_minor = Add(summary.net_settlement_minor, paid.settlement_base_minor() - paid.fee_minor());
+    SaveRecord(view, summary_key, summary);
+    if (paid.funding() != fb::Funding::own_account) {
+      const std::string scheme_key = keys::SchemeClearing(date, fb::EnumNameFunding(paid.funding()));
+      fb::SchemeClearingRecordT scheme;
+      LoadRecord(view, scheme_key, &scheme);
+      scheme.payment_count += 1;
+      scheme.payments_minor = Add(scheme.payments_minor, paid.card_amount_minor());
+      scheme.net_owed_minor = Add(scheme.net_owed_minor, paid.card_amount_minor());
+      SaveRecord(view, scheme_key, scheme);
+    }
+    fb::ClearingLineRecordT line;
+    line.kind = fb::ClearingLineKind::payment;
+    line.merchant_order_no = order;
+    line.occurred_at_ns = event.occurred_at_ns();
+    line.funding = paid.funding();
+    line.order_amount_minor = paid.order_amount_minor();
+    line.card_amount_minor = paid.card_amount_minor();
+    line.points_value_minor = paid.points_value_minor();
+    line.coupon_value_minor = paid.coupon_value_minor();
+    line.coupon_funded_by = paid.coupon_funded_by();
+    line.discount_minor = paid.discount_minor();
+    line.amount_minor = paid.order_amount_minor();
+    line.settlement_minor = paid.settlement_base_minor();
+    line.fee_minor = paid.fee_minor();
+    line.transaction_id = Str(event.transaction_id());
+    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceBytes(event.sequence()), line);
+    fb::ReconLineRecordT recon;
+    recon.kind = fb::ClearingLineKind::payment;
+    recon.merchant_order_no = order;
+    recon.status = fb::PaymentStatus::success;
+    recon.amount_minor = paid.order_amount_minor();
+    recon.fee_minor = paid.fee_minor();
+    recon.clearing_date = date;
+    recon.occurred_at_ns = event.occurred_at_ns();
+    recon.funding = paid.funding();
+    recon.card_amount_minor = paid.card_amount_minor();
+    recon.settlement_minor = paid.settlement_base_minor();
+    SaveRecord(view, keys::ReconOrder(merchant, order), recon);
+    view.Put(keys::ReconDatePrefix(date) + merchant + "/o/" + order, "");
+  }
+
+  static void Reversal(const fb::EventBody& event, const fb::PaymentReversed& reversed, Overlay& view) {
+    const std::string merchant = Str(reversed.merchant());
+    const std::string order = Str(reversed.merchant_order_no());
+    const int date = reversed.clearing_date();
+    fb::ReconLineRecordT payment;
+    LEDGER_ASSERT(LoadRecord(view, keys::ReconOrder(merchant, order), &payment));
+    fb::MerchantClearingRecordT summary;
+    const std::string summary_key = keys::MerchantClearing(date, merchant);
+    LoadRecord(view, summary_key, &summary);
+    summary.reversal_count += 1;
+    summary.reversal_amount_minor = Add(summary.reversal_amount_minor, reversed.order_amount_minor());
+    summary.reversal_settlement_minor = Add(summary.reversal_settlement_minor, payment.settlement_minor);
+    summary.reversal_fee_minor = Add(summary.reversal_fee_minor, reversed.fee_minor());
+    summary.net_settlement_minor = Add(summary.net_settlement_minor, -(payment.settlement_minor - reversed.fee_minor()));
+    SaveRecord(view, summary_key, summary);
+    if (payment.funding != fb::Funding::own_account) {
+      const std::string scheme_key = keys::SchemeClearing(date, fb::EnumNameFunding(payment.funding));
+      fb::SchemeClearingRecordT scheme;
+      LoadRecord(view, scheme_key, &scheme);
+      scheme.reversals_minor = Add(scheme.reversals_minor, reversed.card_amount_minor());
+      scheme.net_owed_minor = Add(scheme.net_owed_minor, -reversed.card_amount_minor());
+      SaveRecord(view, scheme_key, scheme);
+    }
+    fb::ClearingLineRecordT line;
+    line.kind = fb::ClearingLineKind::reversal;
+    line.merchant_order_no = order;
+    line.occurred_at_ns = event.occurred_at_ns();
+    line.funding = payment.funding;
+    line.order_amount_minor = reversed.order_amount_minor();
+    line.card_amount_minor = reversed.card_amount_minor();
+    line.points_value_minor = reversed.points_value_minor();
+    line.coupon_value_minor = reversed.coupon_value_minor();
+    line.discount_minor = reversed.discount_minor();
+    line.amount_minor = reversed.order_amount_minor();
+    line.settlement_minor = -payment.settlement_minor;
+    line.fee_minor = -reversed.fee_minor();
+    line.transaction_id = Str(event.transaction_id());
+    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceBytes(event.sequence()), line);
+    payment.status = fb::PaymentStatus::reversed;
+    SaveRecord(view, keys::ReconOrder(merchant, order), payment);
+  }
+
+  static void Refund(const fb::EventBody& event, const fb::PaymentRefunded& refunded, Overlay& view) {
+    const std::string merchant = Str(refunded.merchant());
+    const std::string order = Str(refunded.merchant_order_no());
+    const std::string refund_no = Str(refunded.refund_no());
+    const int date = refunded.clearing_date();
+    fb::ReconLineRecordT payment;
+    LEDGER_ASSERT(LoadRecord(view, keys::ReconOrder(merchant, order), &payment));
+    fb::MerchantClearingRecordT summary;
+    const std::string summary_key = keys::MerchantClearing(date, merchant);
+    LoadRecord(view, summary_key, &summary);
+    summary.refund_count += 1;
+    summary.refund_amount_minor = Add(summary.refund_amount_minor, refunded.amount_minor());
+    summary.refund_settlement_minor = Add(summary.refund_settlement_minor, refunded.settlement_minor());
+    summary.refund_fee_minor = Add(summary.refund_fee_minor, refunded.fee_minor());
+    summary.net_settlement_minor = Add(summary.net_settlement_minor, -(refunded.settlement_minor() - refunded.fee_minor()));
+    SaveRecord(view, summary_key, summary);
+    if (payment.funding != fb::Funding::own_account) {
+      const std::string scheme_key = keys::SchemeClearing(date, fb::EnumNameFunding(payment.funding));
+      fb::SchemeClearingRecordT scheme;
+      LoadRecord(view, scheme_key, &scheme);
+      scheme.refunds_minor = Add(scheme.refunds_minor, refunded.card_amount_minor());
+      scheme.net_owed_minor = Add(scheme.net_owed_minor, -refunded.card_amount_minor());
+      SaveRecord(view, scheme_key, scheme);
+    }
+    fb::ClearingLineRecordT line;
+    line.kind = fb::ClearingLineKind::refund;
+    line.merchant_order_no = order;
+    line.refund_no = refund_no;
+    line.occurred_at_ns = event.occurred_at_ns();
+    line.funding = payment.funding;
+    line.order_amount_minor = payment.amount_minor;
+    line.card_amount_minor = refunded.card_amount_minor();
+    line.points_value_minor = refunded.points_value_minor();
+    line.coupon_value_minor = refunded.coupon_value_minor();
+    line.discount_minor = refunded.discount_minor();
+    line.amount_minor = refunded.amount_minor();
+    line.settlement_minor = -refunded.settlement_minor();
+    line.fee_minor = -refunded.fee_minor();
+    line.transaction_id = Str(event.transaction_id());
+    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceBytes(event.sequence()), line);
+    payment.refunded_minor = Add(payment.refunded_minor, refunded.amount_minor());
+    payment.status = payment.refunded_minor == payment.amount_minor ? fb::PaymentStatus::refunded
+                                                                      : fb::PaymentStatus::partially_refunded;
+    SaveRecord(view, keys::ReconOrder(merchant, order), payment);
+    fb::ReconLineRecordT refund;
+    refund.kind = fb::ClearingLineKind::refund;
+    refund.merchant_order_no = order;
+    refund.refund_no = refund_no;
+    refund.status = fb::PaymentStatus::refunded;
+    refund.amount_minor = refunded.amount_minor();
+    refund.fee_minor = refunded.fee_minor();
+    refund.clearing_date = date;
+    refund.occurred_at_ns = event.occurred_at_ns();
+    refund.funding = payment.funding;
+    refund.card_amount_minor = refunded.card_amount_minor();
+    refund.settlement_minor = refunded.settlement_minor();
+    SaveRecord(view, keys::ReconRefund(merchant, refund_no), refund);
+    view.Put(keys::ReconDatePrefix(date) + merchant + "/r/" + refund_no, "");
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Projector> MakeClearingProjector() { return std::make_unique<ClearingProjector>(); }
+
+}  // namespace ledger
