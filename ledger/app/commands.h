@@ -21,5 +21,6 @@ Runner AddProject(CLI::App& app);
 Runner AddKeygen(CLI::App& app);
 Runner AddCheckpoint(CLI::App& app);
 Runner AddReplay(CLI::App& app);
+Runner AddClearing(CLI::App& app);
 
 }  // namespace ledger::cli

@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   add("keygen", "make an Ed25519 key pair for signed checkpoints", ledger::cli::AddKeygen);
   add("checkpoint", "write a signed checkpoint of the current state now", ledger::cli::AddCheckpoint);
   add("replay", "verify the whole history and rebuild every projection; exit 0 when everything verifies", ledger::cli::AddReplay);
+  add("clearing", "write the clearing files of a clearing date (CSV per merchant, summary.json)", ledger::cli::AddClearing);
+  add("clearing-job", "downstream clearing job: the clearing views from ledger.events (same projectors as the ledger)", ledger::cli::AddProject);
   add("project", "downstream projection runner: folds ledger.events into views in its own store", ledger::cli::AddProject);
   try {
     app.parse(argc, argv);

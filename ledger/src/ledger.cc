@@ -202,6 +202,18 @@ Result<uint64_t> Ledger::WriteCheckpoint() {
   return sequences.front();
 }
 
+Result<uint64_t> Ledger::RecordFact(const std::string& fact_id, fb::PayloadUnion payload) {
+  LEDGER_ASSERT(impl_->events.empty() && staged_commands_ == 0);
+  const int64_t now = NowNs();
+  std::vector<fb::PayloadUnion> payloads;
+  payloads.push_back(std::move(payload));
+  std::string transaction_id;
+  const std::vector<uint64_t> sequences = AppendEvents(fact_id, Sha256Of(fact_id), now, now, payloads, &transaction_id);
+  ++staged_commands_;
+  LEDGER_RETURN_IF_ERROR(CommitGroup());
+  return sequences.front();
+}
+
 Status Ledger::MaybeCheckpoint() {
   if (!options_.signer || last_sequence_ - last_checkpoint_covered_ < options_.config.checkpoint_every_events) {
     return Status::Ok();

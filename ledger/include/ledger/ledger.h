@@ -73,6 +73,9 @@ class Ledger {
   // True when the open group reached a count or byte bound of the config.
   bool GroupFull() const;
 
+  // Records one fact that no command produced (e.g. ReconciliationRecorded) as its own transaction and commits
+  // it. Requires no staged commands. Returns its sequence. Errors: IoError.
+  Result<uint64_t> RecordFact(const std::string& fact_id, fb::PayloadUnion payload);
   // Writes a signed checkpoint of the committed state as the next event and commits it. Requires a signer
   // and no staged commands. Returns the checkpoint's event sequence. Errors: InvalidArgument (no signer),
   // IoError.
