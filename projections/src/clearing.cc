@@ -3,6 +3,7 @@
 #include "projections/clearing.h"
 
 #include "ledger/money.h"
+#include "ledger/store.h"
 #include "projections/records.h"
 
 namespace ledger {
@@ -29,18 +30,19 @@ std::string ReconDatePrefix(int date) { return "xd/" + std::to_string(date) + "/
 
 namespace {
 
-std::string Str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
-
-int64_t Add(int64_t a, int64_t b) {
-  const std::optional<int64_t> sum = CheckedAdd(a, b);
-  LEDGER_ASSERT(sum.has_value());
-  return *sum;
-}
-
-std::string SequenceBytes(uint64_t sequence) {
-  std::string bytes(8, '\0');
-  for (int i = 7; i >= 0; --i, sequence >>= 8) bytes[i] = static_cast<char>(sequence & 0xff);
-  return bytes;
+// Adds one line's effect to what an interbank scheme owes for a clearing date (own-account funding has none).
+void AddToScheme(Overlay& view, int date, fb::Funding funding, int64_t payments, int64_t payment_count,
+                 int64_t reversals, int64_t refunds) {
+  if (funding == fb::Funding::own_account) return;
+  const std::string key = keys::SchemeClearing(date, fb::EnumNameFunding(funding));
+  fb::SchemeClearingRecordT scheme;
+  LoadRecord(view, key, &scheme);
+  scheme.payment_count += payment_count;
+  scheme.payments_minor = AddOrDie(scheme.payments_minor, payments);
+  scheme.reversals_minor = AddOrDie(scheme.reversals_minor, reversals);
+  scheme.refunds_minor = AddOrDie(scheme.refunds_minor, refunds);
+  scheme.net_owed_minor = AddOrDie(scheme.net_owed_minor, payments - reversals - refunds);
+  SaveRecord(view, key, scheme);
 }
 
 class ClearingProjector final : public Projector {
@@ -59,35 +61,27 @@ class ClearingProjector final : public Projector {
 
  private:
   static void Payment(const fb::EventBody& event, const fb::PaymentCaptured& paid, Overlay& view) {
-    const std::string merchant = Str(paid.merchant());
-    const std::string order = Str(paid.merchant_order_no());
+    const std::string merchant = StringOf(paid.merchant());
+    const std::string order = StringOf(paid.merchant_order_no());
     const int date = paid.clearing_date();
     fb::MerchantClearingRecordT summary;
     const std::string summary_key = keys::MerchantClearing(date, merchant);
     LoadRecord(view, summary_key, &summary);
     summary.payment_count += 1;
-    summary.order_amount_minor = Add(summary.order_amount_minor, paid.order_amount_minor());
+    summary.order_amount_minor = AddOrDie(summary.order_amount_minor, paid.order_amount_minor());
     int64_t* funding_total[] = {&summary.own_account_minor, &summary.other_bank_minor, &summary.wechat_minor,
                                 &summary.unionpay_minor};
     int64_t& by_funding = *funding_total[static_cast<int>(paid.funding())];
-    by_funding = Add(by_funding, paid.card_amount_minor());
-    summary.points_value_minor = Add(summary.points_value_minor, paid.points_value_minor());
+    by_funding = AddOrDie(by_funding, paid.card_amount_minor());
+    summary.points_value_minor = AddOrDie(summary.points_value_minor, paid.points_value_minor());
     int64_t& coupon = paid.coupon_funded_by() == fb::FundedBy::merchant ? summary.coupon_merchant_minor : summary.coupon_bank_minor;
-    coupon = Add(coupon, paid.coupon_value_minor());
-    summary.discount_minor = Add(summary.discount_minor, paid.discount_minor());
-    summary.settlement_base_minor = Add(summary.settlement_base_minor, paid.settlement_base_minor());
-    summary.fee_minor = Add(summary.fee_minor, paid.fee_minor());
-    summary.net_settlement_minor = Add(summary.net_settlement_minor, paid.settlement_base_minor() - paid.fee_minor());
+    coupon = AddOrDie(coupon, paid.coupon_value_minor());
+    summary.discount_minor = AddOrDie(summary.discount_minor, paid.discount_minor());
+    summary.settlement_base_minor = AddOrDie(summary.settlement_base_minor, paid.settlement_base_minor());
+    summary.fee_minor = AddOrDie(summary.fee_minor, paid.fee_minor());
+    summary.net_settlement_minor = AddOrDie(summary.net_settlement_minor, paid.settlement_base_minor() - paid.fee_minor());
     SaveRecord(view, summary_key, summary);
-    if (paid.funding() != fb::Funding::own_account) {
-      const std::string scheme_key = keys::SchemeClearing(date, fb::EnumNameFunding(paid.funding()));
-      fb::SchemeClearingRecordT scheme;
-      LoadRecord(view, scheme_key, &scheme);
-      scheme.payment_count += 1;
-      scheme.payments_minor = Add(scheme.payments_minor, paid.card_amount_minor());
-      scheme.net_owed_minor = Add(scheme.net_owed_minor, paid.card_amount_minor());
-      SaveRecord(view, scheme_key, scheme);
-    }
+    AddToScheme(view, date, paid.funding(), paid.card_amount_minor(), 1, 0, 0);
     fb::ClearingLineRecordT line;
     line.kind = fb::ClearingLineKind::payment;
     line.merchant_order_no = order;
@@ -102,8 +96,8 @@ class ClearingProjector final : public Projector {
     line.amount_minor = paid.order_amount_minor();
     line.settlement_minor = paid.settlement_base_minor();
     line.fee_minor = paid.fee_minor();
-    line.transaction_id = Str(event.transaction_id());
-    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceBytes(event.sequence()), line);
+    line.transaction_id = StringOf(event.transaction_id());
+    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceKey(event.sequence()), line);
     fb::ReconLineRecordT recon;
     recon.kind = fb::ClearingLineKind::payment;
     recon.merchant_order_no = order;
@@ -120,8 +114,8 @@ class ClearingProjector final : public Projector {
   }
 
   static void Reversal(const fb::EventBody& event, const fb::PaymentReversed& reversed, Overlay& view) {
-    const std::string merchant = Str(reversed.merchant());
-    const std::string order = Str(reversed.merchant_order_no());
+    const std::string merchant = StringOf(reversed.merchant());
+    const std::string order = StringOf(reversed.merchant_order_no());
     const int date = reversed.clearing_date();
     fb::ReconLineRecordT payment;
     LEDGER_ASSERT(LoadRecord(view, keys::ReconOrder(merchant, order), &payment));
@@ -129,19 +123,12 @@ class ClearingProjector final : public Projector {
     const std::string summary_key = keys::MerchantClearing(date, merchant);
     LoadRecord(view, summary_key, &summary);
     summary.reversal_count += 1;
-    summary.reversal_amount_minor = Add(summary.reversal_amount_minor, reversed.order_amount_minor());
-    summary.reversal_settlement_minor = Add(summary.reversal_settlement_minor, payment.settlement_minor);
-    summary.reversal_fee_minor = Add(summary.reversal_fee_minor, reversed.fee_minor());
-    summary.net_settlement_minor = Add(summary.net_settlement_minor, -(payment.settlement_minor - reversed.fee_minor()));
+    summary.reversal_amount_minor = AddOrDie(summary.reversal_amount_minor, reversed.order_amount_minor());
+    summary.reversal_settlement_minor = AddOrDie(summary.reversal_settlement_minor, payment.settlement_minor);
+    summary.reversal_fee_minor = AddOrDie(summary.reversal_fee_minor, reversed.fee_minor());
+    summary.net_settlement_minor = AddOrDie(summary.net_settlement_minor, -(payment.settlement_minor - reversed.fee_minor()));
     SaveRecord(view, summary_key, summary);
-    if (payment.funding != fb::Funding::own_account) {
-      const std::string scheme_key = keys::SchemeClearing(date, fb::EnumNameFunding(payment.funding));
-      fb::SchemeClearingRecordT scheme;
-      LoadRecord(view, scheme_key, &scheme);
-      scheme.reversals_minor = Add(scheme.reversals_minor, reversed.card_amount_minor());
-      scheme.net_owed_minor = Add(scheme.net_owed_minor, -reversed.card_amount_minor());
-      SaveRecord(view, scheme_key, scheme);
-    }
+    AddToScheme(view, date, payment.funding, 0, 0, reversed.card_amount_minor(), 0);
     fb::ClearingLineRecordT line;
     line.kind = fb::ClearingLineKind::reversal;
     line.merchant_order_no = order;
@@ -155,16 +142,16 @@ class ClearingProjector final : public Projector {
     line.amount_minor = reversed.order_amount_minor();
     line.settlement_minor = -payment.settlement_minor;
     line.fee_minor = -reversed.fee_minor();
-    line.transaction_id = Str(event.transaction_id());
-    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceBytes(event.sequence()), line);
+    line.transaction_id = StringOf(event.transaction_id());
+    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceKey(event.sequence()), line);
     payment.status = fb::PaymentStatus::reversed;
     SaveRecord(view, keys::ReconOrder(merchant, order), payment);
   }
 
   static void Refund(const fb::EventBody& event, const fb::PaymentRefunded& refunded, Overlay& view) {
-    const std::string merchant = Str(refunded.merchant());
-    const std::string order = Str(refunded.merchant_order_no());
-    const std::string refund_no = Str(refunded.refund_no());
+    const std::string merchant = StringOf(refunded.merchant());
+    const std::string order = StringOf(refunded.merchant_order_no());
+    const std::string refund_no = StringOf(refunded.refund_no());
     const int date = refunded.clearing_date();
     fb::ReconLineRecordT payment;
     LEDGER_ASSERT(LoadRecord(view, keys::ReconOrder(merchant, order), &payment));
@@ -172,19 +159,12 @@ class ClearingProjector final : public Projector {
     const std::string summary_key = keys::MerchantClearing(date, merchant);
     LoadRecord(view, summary_key, &summary);
     summary.refund_count += 1;
-    summary.refund_amount_minor = Add(summary.refund_amount_minor, refunded.amount_minor());
-    summary.refund_settlement_minor = Add(summary.refund_settlement_minor, refunded.settlement_minor());
-    summary.refund_fee_minor = Add(summary.refund_fee_minor, refunded.fee_minor());
-    summary.net_settlement_minor = Add(summary.net_settlement_minor, -(refunded.settlement_minor() - refunded.fee_minor()));
+    summary.refund_amount_minor = AddOrDie(summary.refund_amount_minor, refunded.amount_minor());
+    summary.refund_settlement_minor = AddOrDie(summary.refund_settlement_minor, refunded.settlement_minor());
+    summary.refund_fee_minor = AddOrDie(summary.refund_fee_minor, refunded.fee_minor());
+    summary.net_settlement_minor = AddOrDie(summary.net_settlement_minor, -(refunded.settlement_minor() - refunded.fee_minor()));
     SaveRecord(view, summary_key, summary);
-    if (payment.funding != fb::Funding::own_account) {
-      const std::string scheme_key = keys::SchemeClearing(date, fb::EnumNameFunding(payment.funding));
-      fb::SchemeClearingRecordT scheme;
-      LoadRecord(view, scheme_key, &scheme);
-      scheme.refunds_minor = Add(scheme.refunds_minor, refunded.card_amount_minor());
-      scheme.net_owed_minor = Add(scheme.net_owed_minor, -refunded.card_amount_minor());
-      SaveRecord(view, scheme_key, scheme);
-    }
+    AddToScheme(view, date, payment.funding, 0, 0, 0, refunded.card_amount_minor());
     fb::ClearingLineRecordT line;
     line.kind = fb::ClearingLineKind::refund;
     line.merchant_order_no = order;
@@ -199,9 +179,9 @@ class ClearingProjector final : public Projector {
     line.amount_minor = refunded.amount_minor();
     line.settlement_minor = -refunded.settlement_minor();
     line.fee_minor = -refunded.fee_minor();
-    line.transaction_id = Str(event.transaction_id());
-    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceBytes(event.sequence()), line);
-    payment.refunded_minor = Add(payment.refunded_minor, refunded.amount_minor());
+    line.transaction_id = StringOf(event.transaction_id());
+    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceKey(event.sequence()), line);
+    payment.refunded_minor = AddOrDie(payment.refunded_minor, refunded.amount_minor());
     payment.status = payment.refunded_minor == payment.amount_minor ? fb::PaymentStatus::refunded
                                                                       : fb::PaymentStatus::partially_refunded;
     SaveRecord(view, keys::ReconOrder(merchant, order), payment);

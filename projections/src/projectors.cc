@@ -12,13 +12,6 @@
 namespace ledger {
 namespace {
 
-std::string Str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
-
-int64_t AddOrDie(int64_t a, int64_t b) {
-  const std::optional<int64_t> sum = CheckedAdd(a, b);
-  LEDGER_ASSERT(sum.has_value());
-  return *sum;
-}
 
 // balances: one BalanceRecord per account, in the account's unit; the sum over all accounts per unit is 0.
 class BalancesProjector final : public Projector {
@@ -53,7 +46,7 @@ class DirectoryProjector final : public Projector {
       case fb::Payload::AccountOpened: {
         const auto* opened = event.payload_as_AccountOpened();
         fb::AccountRecordT account;
-        account.customer = Str(opened->customer());
+        account.customer = StringOf(opened->customer());
         account.kind = opened->kind();
         account.credit_limit_minor = opened->credit_limit_minor();
         SaveRecord(view, keys::Account(opened->account()->string_view()), account);
@@ -66,7 +59,7 @@ class DirectoryProjector final : public Projector {
       case fb::Payload::MerchantOpened: {
         const auto* opened = event.payload_as_MerchantOpened();
         fb::MerchantRecordT merchant;
-        merchant.name = Str(opened->name());
+        merchant.name = StringOf(opened->name());
         merchant.fee_bps = opened->fee_bps();
         SaveRecord(view, keys::Merchant(opened->merchant()->string_view()), merchant);
         break;
@@ -74,10 +67,10 @@ class DirectoryProjector final : public Projector {
       case fb::Payload::CouponIssued: {
         const auto* issued = event.payload_as_CouponIssued();
         fb::CouponRecordT coupon;
-        coupon.customer = Str(issued->customer());
+        coupon.customer = StringOf(issued->customer());
         coupon.value_minor = issued->value_minor();
         coupon.min_spend_minor = issued->min_spend_minor();
-        coupon.merchant = Str(issued->merchant());
+        coupon.merchant = StringOf(issued->merchant());
         coupon.funded_by = issued->funded_by();
         coupon.expires_at_ns = issued->expires_at_ns();
         SaveRecord(view, keys::Coupon(issued->coupon()->string_view()), coupon);
@@ -89,7 +82,7 @@ class DirectoryProjector final : public Projector {
         fb::CouponRecordT coupon;
         LEDGER_ASSERT(LoadRecord(view, key, &coupon));
         coupon.used = true;
-        coupon.used_by_order = Str(redeemed->merchant()) + "/" + Str(redeemed->merchant_order_no());
+        coupon.used_by_order = StringOf(redeemed->merchant()) + "/" + StringOf(redeemed->merchant_order_no());
         SaveRecord(view, key, coupon);
         break;
       }
@@ -131,11 +124,11 @@ class LimitsProjector final : public Projector {
   void Apply(const fb::EventBody& event, Overlay& view) const override {
     if (event.payload_type() == fb::Payload::PaymentCaptured) {
       const auto* paid = event.payload_as_PaymentCaptured();
-      AddUsage(view, Str(paid->customer()), paid->medium_limited(), paid->medium(), paid->channel(),
+      AddUsage(view, StringOf(paid->customer()), paid->medium_limited(), paid->medium(), paid->channel(),
                paid->limit_date(), paid->card_amount_minor(), 1);
     } else if (event.payload_type() == fb::Payload::PaymentReversed) {
       const auto* reversed = event.payload_as_PaymentReversed();
-      AddUsage(view, Str(reversed->customer()), reversed->medium_limited(), reversed->medium(), reversed->channel(),
+      AddUsage(view, StringOf(reversed->customer()), reversed->medium_limited(), reversed->medium(), reversed->channel(),
                reversed->limit_date(), -reversed->card_amount_minor(), -1);
     }
   }
@@ -169,9 +162,9 @@ class PaymentsProjector final : public Projector {
       case fb::Payload::PaymentCaptured: {
         const auto* paid = event.payload_as_PaymentCaptured();
         fb::PaymentRecordT payment;
-        payment.customer = Str(paid->customer());
+        payment.customer = StringOf(paid->customer());
         payment.funding = paid->funding();
-        payment.account = Str(paid->account());
+        payment.account = StringOf(paid->account());
         payment.channel = paid->channel();
         payment.medium = paid->medium();
         payment.medium_limited = paid->medium_limited();
@@ -179,7 +172,7 @@ class PaymentsProjector final : public Projector {
         payment.card_amount_minor = paid->card_amount_minor();
         payment.points = paid->points();
         payment.points_value_minor = paid->points_value_minor();
-        payment.coupon = Str(paid->coupon());
+        payment.coupon = StringOf(paid->coupon());
         payment.coupon_value_minor = paid->coupon_value_minor();
         payment.coupon_funded_by = paid->coupon_funded_by();
         payment.discount_minor = paid->discount_minor();
@@ -189,7 +182,7 @@ class PaymentsProjector final : public Projector {
         payment.clearing_date = paid->clearing_date();
         payment.limit_date = paid->limit_date();
         payment.status = fb::PaymentStatus::success;
-        payment.transaction_id = Str(event.transaction_id());
+        payment.transaction_id = StringOf(event.transaction_id());
         SaveRecord(view, keys::Payment(paid->merchant()->string_view(), paid->merchant_order_no()->string_view()),
                    payment);
         break;
@@ -226,8 +219,8 @@ class PaymentsProjector final : public Projector {
                              : fb::PaymentStatus::partially_refunded;
         SaveRecord(view, key, payment);
         fb::RefundRecordT refund;
-        refund.merchant_order_no = Str(refunded->merchant_order_no());
-        refund.transaction_id = Str(event.transaction_id());
+        refund.merchant_order_no = StringOf(refunded->merchant_order_no());
+        refund.transaction_id = StringOf(event.transaction_id());
         SaveRecord(view, keys::Refund(refunded->merchant()->string_view(), refunded->refund_no()->string_view()),
                    refund);
         break;
@@ -245,7 +238,7 @@ class CommandsProjector final : public Projector {
   std::string_view name() const override { return "commands"; }
   void Apply(const fb::EventBody& event, Overlay& view) const override {
     const std::string key = keys::CommandOutcome(event.command_id()->string_view());
-    const std::string transaction = Str(event.transaction_id());
+    const std::string transaction = StringOf(event.transaction_id());
     fb::CommandOutcomeRecordT outcome;
     if (LoadRecord(view, key, &outcome)) {
       if (outcome.transaction_id != transaction) return;
@@ -255,15 +248,13 @@ class CommandsProjector final : public Projector {
         outcome.fingerprint.assign(event.command_fingerprint()->begin(), event.command_fingerprint()->end());
       }
       outcome.accepted = event.payload_type() != fb::Payload::CommandRejected;
-      if (!outcome.accepted) outcome.reason = Str(event.payload_as_CommandRejected()->reason());
+      if (!outcome.accepted) outcome.reason = StringOf(event.payload_as_CommandRejected()->reason());
       outcome.transaction_id = transaction;
       outcome.sequences.push_back(event.sequence());
     }
     SaveRecord(view, key, outcome);
   }
 };
-
-std::string EncodeSequence(uint64_t sequence);
 
 // checkpoints: one record per signed checkpoint, keyed by the checkpoint event's sequence, holding the
 // sequence the checkpoint covers.
@@ -275,21 +266,10 @@ class CheckpointsProjector final : public Projector {
     if (event.payload_type() != fb::Payload::CheckpointRecorded) return;
     fb::AppliedRecordT covered;
     covered.sequence = event.payload_as_CheckpointRecorded()->sequence();
-    SaveRecord(view, "ck/" + EncodeSequence(event.sequence()), covered);
+    SaveRecord(view, "ck/" + SequenceKey(event.sequence()), covered);
   }
 };
 
-std::string EncodeSequence(uint64_t sequence) {
-  std::string bytes(8, '\0');
-  for (int i = 7; i >= 0; --i, sequence >>= 8) bytes[i] = static_cast<char>(sequence & 0xff);
-  return bytes;
-}
-
-uint64_t DecodeSequence(std::string_view bytes) {
-  uint64_t sequence = 0;
-  for (char c : bytes) sequence = (sequence << 8) | static_cast<uint8_t>(c);
-  return sequence;
-}
 
 }  // namespace
 
@@ -312,8 +292,8 @@ Result<std::vector<NamedDigest>> ProjectionDigests(const Store& store,
     Sha256 hasher;
     for (const std::string& prefix : projector->KeyPrefixes()) {
       LEDGER_RETURN_IF_ERROR(store.ScanState(prefix, [&](std::string_view key, std::string_view value) {
-        const std::string key_length = EncodeSequence(key.size());
-        const std::string value_length = EncodeSequence(value.size());
+        const std::string key_length = SequenceKey(key.size());
+        const std::string value_length = SequenceKey(value.size());
         hasher.Update(key_length);
         hasher.Update(key);
         hasher.Update(value_length);
@@ -338,7 +318,7 @@ Status ProjectionSet::Load(const KvReader& reader) {
     uint64_t applied = 0;
     if (reader.Get(keys::Applied(projector->name()), &bytes)) {
       if (bytes.size() != 8) return Status::Corruption("applied sequence of " + std::string(projector->name()) + " is not 8 bytes");
-      applied = DecodeSequence(bytes);
+      applied = DecodeSequenceKey(bytes);
     }
     if (!first && applied != last_applied_) {
       return Status::Corruption("projectors disagree on the last applied sequence");
@@ -354,7 +334,7 @@ Status ProjectionSet::Apply(const fb::EventBody& event, Overlay& view) {
     return Status::Corruption("event sequence " + std::to_string(event.sequence()) + " does not follow " +
                               std::to_string(last_applied_));
   }
-  const std::string sequence_bytes = EncodeSequence(event.sequence());
+  const std::string sequence_bytes = SequenceKey(event.sequence());
   for (const auto& projector : projectors_) {
     projector->Apply(event, view);
     view.Put(keys::Applied(projector->name()), sequence_bytes);

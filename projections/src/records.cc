@@ -2,6 +2,9 @@
 
 #include <cstdio>
 
+#include "ledger/assert.h"
+#include "ledger/money.h"
+
 namespace ledger::keys {
 
 std::string LimitOverride(std::string_view customer, fb::Medium medium) {
@@ -29,3 +32,13 @@ std::string Refund(std::string_view merchant, std::string_view refund_no) {
 }
 
 }  // namespace ledger::keys
+
+namespace ledger {
+
+int64_t AddOrDie(int64_t a, int64_t b) {
+  const std::optional<int64_t> sum = CheckedAdd(a, b);
+  LEDGER_ASSERT(sum.has_value());
+  return *sum;
+}
+
+}  // namespace ledger

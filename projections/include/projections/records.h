@@ -36,6 +36,12 @@ inline std::string Applied(std::string_view projector) { return "z/" + std::stri
 
 namespace ledger {
 
+// The text of an optional FlatBuffers string ("" when absent).
+inline std::string StringOf(const flatbuffers::String* text) { return text == nullptr ? std::string() : text->str(); }
+
+// a + b for projection arithmetic. Validation already bounded every amount, so an overflow here is a bug.
+int64_t AddOrDie(int64_t a, int64_t b);
+
 // Reads the record at `key` into *out. Returns false (leaving *out untouched) when absent.
 template <typename NativeT>
 bool LoadRecord(const KvReader& reader, std::string_view key, NativeT* out) {
