@@ -49,7 +49,13 @@ bool AccountKnown(const KvReader& state, const std::string& account) {
   if (state.Get(keys::Account(account), &ignored)) return true;
   if (account.starts_with("merchant:")) return state.Get(keys::Merchant(account.substr(9)), &ignored);
   if (account.ends_with(":points")) return state.Get(keys::Customer(account.substr(0, account.size() - 7)), &ignored);
-  return account.starts_with("gl:");
+  for (const std::string& known : {std::string(gl::kFunding), std::string(gl::kPointsLiability), std::string(gl::kPointsIssued),
+                                  std::string(gl::kMarketingExpense), std::string(gl::kFeeIncome),
+                                  gl::InterbankReceivable(fb::Funding::other_bank), gl::InterbankReceivable(fb::Funding::wechat),
+                                  gl::InterbankReceivable(fb::Funding::unionpay)}) {
+    if (account == known) return true;
+  }
+  return false;
 }
 
 }  // namespace

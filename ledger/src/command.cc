@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <initializer_list>
 #include <set>
 
@@ -52,6 +53,14 @@ const TypeSpec kTypes[] = {
                 {"amount_minor", Kind::kInteger}}},
 };
 
+// An integer literal beyond 64 bits (e.g. 100000000000000000000): the JSON reader keeps it as a double. It is
+// an integer all the same, and an invalid amount, not a wrong type; 1.5 stays a wrong type.
+bool IsHugeIntegerLiteral(const json& value) {
+  if (!value.is_number_float()) return false;
+  const double number = value.get<double>();
+  return std::isfinite(number) && number == std::floor(number) && std::fabs(number) >= 9.2e18;
+}
+
 // Reads fields of one object; records the first semantic problem in `problem`.
 class Fields {
  public:
@@ -97,6 +106,7 @@ class Fields {
       return absent;
     }
     if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return INT64_MAX;
+    if (IsHugeIntegerLiteral(*it)) return it->get<double>() > 0 ? INT64_MAX : INT64_MIN;
     return it->get<int64_t>();
   }
 
@@ -183,6 +193,11 @@ Result<ParsedCommand> ParseCommandJson(std::string_view line) {
   for (const TypeSpec& candidate : kTypes) {
     if (parsed.type == candidate.type) spec = &candidate;
   }
+  // occurred_at is common to every type, known or not.
+  auto occurred_it = object.find("occurred_at");
+  if (occurred_it != object.end() && !occurred_it->is_string()) {
+    return Status::InvalidArgument("field 'occurred_at' must be a string");
+  }
   // Structural checks: every field known for the type, with the right JSON type.
   if (spec != nullptr) {
     for (const auto& [key, value] : object.items()) {
@@ -199,7 +214,7 @@ Result<ParsedCommand> ParseCommandJson(std::string_view line) {
       if (field->kind == Kind::kString && !value.is_string()) {
         return Status::InvalidArgument("field '" + key + "' must be a string");
       }
-      if (field->kind == Kind::kInteger && !value.is_number_integer()) {
+      if (field->kind == Kind::kInteger && !value.is_number_integer() && !IsHugeIntegerLiteral(value)) {
         return Status::InvalidArgument("field '" + key + "' must be an integer");
       }
     }

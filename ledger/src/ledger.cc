@@ -102,6 +102,15 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
       result.sequences = original.sequences;
       return result;
     }
+    fb::CommandOutcomeRecordT earlier_mismatch;
+    if (LoadRecord(impl_->overlay, keys::MismatchOutcome(parsed.command_id, ToHex(parsed.fingerprint)), &earlier_mismatch)) {
+      // This very content was already refused as a mismatch: a duplicate of that refusal.
+      result.kind = CommandResult::Kind::kDuplicate;
+      result.reason = earlier_mismatch.reason;
+      result.transaction_id = earlier_mismatch.transaction_id;
+      result.sequences = earlier_mismatch.sequences;
+      return result;
+    }
     decision.reason = reason::kDuplicateCommandMismatch;
     decision.detail = "command id " + parsed.command_id + " was used with other content";
   } else if (parsed.malformed) {

@@ -234,14 +234,28 @@ class PaymentsProjector final : public Projector {
 // id is its outcome; later events with that id (a DUPLICATE_COMMAND_MISMATCH rejection) leave it alone.
 class CommandsProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {"k/"}; }
+  std::vector<std::string> KeyPrefixes() const override { return {"k/", "km/"}; }
   std::string_view name() const override { return "commands"; }
   void Apply(const fb::EventBody& event, Overlay& view) const override {
     const std::string key = keys::CommandOutcome(event.command_id()->string_view());
     const std::string transaction = StringOf(event.transaction_id());
     fb::CommandOutcomeRecordT outcome;
     if (LoadRecord(view, key, &outcome)) {
-      if (outcome.transaction_id != transaction) return;
+      if (outcome.transaction_id != transaction) {
+        // The id reused with other content: remember that content's own outcome, so sending the same
+        // mismatching command again is a duplicate of it and records nothing new.
+        if (event.command_fingerprint() == nullptr) return;
+        fb::CommandOutcomeRecordT mismatch;
+        mismatch.fingerprint.assign(event.command_fingerprint()->begin(), event.command_fingerprint()->end());
+        mismatch.accepted = false;
+        mismatch.reason = event.payload_type() == fb::Payload::CommandRejected
+                              ? StringOf(event.payload_as_CommandRejected()->reason())
+                              : std::string();
+        mismatch.transaction_id = transaction;
+        mismatch.sequences.push_back(event.sequence());
+        SaveRecord(view, keys::MismatchOutcome(event.command_id()->string_view(), ToHex(mismatch.fingerprint)), mismatch);
+        return;
+      }
       outcome.sequences.push_back(event.sequence());
     } else {
       if (event.command_fingerprint() != nullptr) {

@@ -29,6 +29,10 @@ std::string Payment(std::string_view merchant, std::string_view merchant_order_n
 std::string Refund(std::string_view merchant, std::string_view refund_no);
 // commands (idempotency)
 inline std::string CommandOutcome(std::string_view command_id) { return "k/" + std::string(command_id); }
+// The outcome of a reused command id with other content, per content (fingerprint in hex).
+inline std::string MismatchOutcome(std::string_view command_id, std::string_view fingerprint_hex) {
+  return "km/" + std::string(command_id) + "/" + std::string(fingerprint_hex);
+}
 // each projector's last applied sequence
 inline std::string Applied(std::string_view projector) { return "z/" + std::string(projector); }
 
