@@ -126,7 +126,7 @@ Runner AddServe(CLI::App& app) {
       embedded = std::move(started).value();
       brokers = embedded->bootstrap();
     } else {
-      const Status topics = kafka::EnsureTopics(brokers, static_cast<int>(args->shards), args->replication_factor, 3000);
+      const Status topics = kafka::EnsureTopics(brokers, static_cast<int>(args->shards), args->replication_factor, 2000);
       if (!topics.ok()) spdlog::warn("serve: {} (continuing: the topics may exist already)", topics.message());
     }
     std::printf("bootstrap=%s\n", brokers.c_str());
@@ -159,6 +159,7 @@ Runner AddServe(CLI::App& app) {
       }
       if (records->empty()) continue;
       std::vector<CommandResult> duplicates;
+      int64_t first_duplicate_offset = -1;
       for (const kafka::Record& record : *records) {
         Result<ParsedCommand> parsed = ParseCommandJson(record.value);
         CommandResult result;
@@ -175,9 +176,16 @@ Runner AddServe(CLI::App& app) {
           spdlog::warn("serve: commands offset {}: {}", record.offset, parsed.status().message());
           result = (*ledger)->Stage(bad);
         }
-        if (result.kind == CommandResult::Kind::kDuplicate) duplicates.push_back(std::move(result));
+        if (result.kind == CommandResult::Kind::kDuplicate) {
+          if (first_duplicate_offset < 0) first_duplicate_offset = record.offset;
+          duplicates.push_back(std::move(result));
+        }
       }
-      (*ledger)->StageMeta(OffsetKey(args->shard), std::to_string(records->back().offset + 1));
+      // A `duplicate` answer has no event to be republished from: the stored offset moves past it only once
+      // the answer is acknowledged (below). Until then a crash redelivers it, and it is answered again.
+      const std::string next_offset = std::to_string(records->back().offset + 1);
+      (*ledger)->StageMeta(OffsetKey(args->shard),
+                           first_duplicate_offset >= 0 ? std::to_string(first_duplicate_offset) : next_offset);
       const Status committed = (*ledger)->CommitGroup();
       if (!committed.ok()) return Fail(kExitFailure, committed.ToString());  // restart recovers from the WAL
       const Status checkpointed = (*ledger)->MaybeCheckpoint();
@@ -189,8 +197,16 @@ Runner AddServe(CLI::App& app) {
       } else {
         (*publisher)->PublishThrough((*ledger)->last_sequence(), 0).IgnoreError();  // catches up later
       }
-      const Status sent = (*publisher)->PublishResults(duplicates, 30'000);
-      if (!sent.ok()) spdlog::warn("serve: duplicate results: {}", sent.message());
+      if (!duplicates.empty()) {
+        const Status sent = (*publisher)->PublishResults(duplicates, 30'000);
+        if (!sent.ok()) {
+          spdlog::warn("serve: duplicate results: {}", sent.message());
+        } else {
+          (*ledger)->StageMeta(OffsetKey(args->shard), next_offset);
+          const Status moved = (*ledger)->CommitGroup();
+          if (!moved.ok()) return Fail(kExitFailure, moved.ToString());
+        }
+      }
     }
     // Drain: a checkpoint of the final state (when a key is configured), and everything committed published.
     if (options->signer && (*ledger)->last_sequence() > (*ledger)->last_checkpoint_covered() + 1) {
