@@ -26,10 +26,14 @@ std::string EncodeEventRecord(const fb::EventBodyT& body, const Digest& prev_has
                                     body_builder.GetSize());
   *hash = ChainHash(prev_hash, body_bytes);
 
-  flatbuffers::FlatBufferBuilder builder(body_bytes.size() + 160);
-  auto body_vector = builder.CreateVector(body_builder.GetBufferPointer(), body_builder.GetSize());
+  return EncodeEnvelope(body_bytes, prev_hash, *hash);
+}
+
+std::string EncodeEnvelope(std::string_view body, const Digest& prev_hash, const Digest& hash) {
+  flatbuffers::FlatBufferBuilder builder(body.size() + 160);
+  auto body_vector = builder.CreateVector(reinterpret_cast<const uint8_t*>(body.data()), body.size());
   auto prev_vector = builder.CreateVector(prev_hash.data(), prev_hash.size());
-  auto hash_vector = builder.CreateVector(hash->data(), hash->size());
+  auto hash_vector = builder.CreateVector(hash.data(), hash.size());
   builder.Finish(fb::CreateEvent(builder, body_vector, prev_vector, hash_vector));
   return std::string(reinterpret_cast<const char*>(builder.GetBufferPointer()), builder.GetSize());
 }

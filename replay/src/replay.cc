@@ -124,10 +124,24 @@ Result<ReplayReport> Replay(const EventSource& source, Store* target, const Repl
     }
     if (decoded->prev_hash != report.chain_head) return fail(expected, "prev_hash does not match the previous event's hash");
     if (ChainHash(report.chain_head, decoded->body_bytes) != decoded->hash) return fail(expected, "hash mismatch");
+    if (EncodeEnvelope(decoded->body_bytes, decoded->prev_hash, decoded->hash) != record) {
+      return fail(expected, "record altered outside its hashed body");
+    }
     if (options.as_of_ns && body.recorded_at_ns() > *options.as_of_ns) return false;
     if (body.payload_type() == fb::Payload::CheckpointRecorded &&
         !check_checkpoint(expected, *body.payload_as_CheckpointRecorded())) {
       return false;
+    }
+    // A forged but re-chained event must be reported, never trusted: its postings must balance per unit
+    // before any projector folds them (the projectors assert it, as the write side guarantees it).
+    if (const auto* postings = PostingsOf(body)) {
+      __int128 sums[2] = {0, 0};
+      for (const fb::Posting* posting : *postings) {
+        const int unit = static_cast<int>(posting->unit());
+        if (unit < 0 || unit > 1 || posting->account() == nullptr) return fail(expected, "malformed posting");
+        sums[unit] += posting->amount_minor();
+      }
+      if (sums[0] != 0 || sums[1] != 0) return fail(expected, "postings do not sum to zero per unit");
     }
     if (projections) {
       const Status applied = projections->Apply(body, *overlay);

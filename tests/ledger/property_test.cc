@@ -1,4 +1,4 @@
-// Goal: thousands of seeded random commands, committed in random groups, keep every invariant after each group.
+// Goal: thousands of seeded random commands, committed in random groups, keep every invariant.
 //
 // A generator keeps a model of what the ledger must hold (accounts, coupons, payments, limit usage). After
 // every group the test checks, from the store: postings sum to zero per unit, no debit card below zero, no
@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <iostream>
@@ -38,7 +39,6 @@ namespace {
 
 using nlohmann::json;
 using testing::TempDir;
-using testing::TestLedger;
 using Kind = CommandResult::Kind;
 
 // Bounds of a run. Each seed submits kCommandsPerSeed commands; the loop bound on groups only guards against
@@ -54,8 +54,8 @@ constexpr int kInitialCustomers = 40;
 // 2026-11-29T09:00:00+08:00: the run crosses several days, their 23:00 cut-offs and the month end.
 constexpr std::string_view kStart = "2026-11-29T09:00:00+08:00";
 
-const char* kCardChannels[] = {"b2c_pc", "b2c_h5", "b2c_sdk", "b2b", "c2c", "qr_static", "qr_dynamic",
-                               "qr_customer_presented", "nfc"};
+const char* kCardChannels[] = {
+    "b2c_pc", "b2c_h5", "b2c_sdk", "b2b", "c2c", "qr_static", "qr_dynamic", "qr_customer_presented", "nfc"};
 const char* kWalletChannels[] = {"aggregated", "qr_static", "qr_dynamic", "qr_customer_presented"};
 const char* kNonQrStaticCardChannels[] = {"b2c_pc", "b2c_h5", "b2c_sdk", "b2b", "c2c", "qr_dynamic", "nfc"};
 
@@ -101,7 +101,8 @@ std::vector<std::string> Split(std::string_view text, char separator) {
   size_t start = 0;
   while (true) {
     const size_t end = text.find(separator, start);
-    parts.emplace_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    parts.emplace_back(
+        text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
     if (end == std::string_view::npos) return parts;
     start = end + 1;
   }
@@ -167,6 +168,8 @@ struct Figures {
   int largest_group = 0;
   std::map<std::string, int> by_case;     // generator case -> count
   std::map<std::string, int> by_outcome;  // accepted / duplicate / reason -> count
+  std::string last_occurred_at;
+  int boundary_snaps = 0;  // jumps to 22:59:59, 23:00:00, 23:59:59 or midnight
 };
 
 // A seeded generator of commands with a model of the ledger's state. Interactive: each Step's result is fed
@@ -198,7 +201,8 @@ class Generator {
     if (roll <= 115) return IssueCoupon(active_[Index(active_.size())]);
     if (roll <= 120) return SetLimitAbovePolicy();
     if (roll <= 125) return Unknown();
-    if (roll <= 560) return Pay();
+    if (roll <= 530) return Pay();
+    if (roll <= 560) return CountEdge();
     if (roll <= 650) return MediumLimitEdge();
     if (roll <= 680) return QrStaticEdge();
     if (roll <= 720) return PayWithCoupon();
@@ -222,20 +226,22 @@ class Generator {
   }
 
   bool HasHistory() const { return !history_.empty(); }
+  int64_t now() const { return now_; }
+  int boundary_snaps() const { return boundary_snaps_; }
 
   // Checks the result against the expectation, then moves the model on.
   void Observe(const Step& step, const CommandResult& result, Figures* figures) {
     figures->commands += 1;
     figures->by_case[step.what] += 1;
-    figures->by_outcome[result.kind == Kind::kAccepted ? "accepted"
+    figures->by_outcome[result.kind == Kind::kAccepted    ? "accepted"
                         : result.kind == Kind::kDuplicate ? "duplicate"
                                                           : result.reason] += 1;
     if (step.expect) {
       const Expectation& expect = *step.expect;
       if (result.kind != expect.kind || result.reason != expect.reason) {
-        ADD_FAILURE() << step.what << ": expected " << KindName(expect.kind) << " " << expect.reason << ", got "
-                      << KindName(result.kind) << " " << result.reason << "\n  command: " << step.line
-                      << "\n  at: " << testing::At(now_);
+        ADD_FAILURE() << step.what << ": expected " << KindName(expect.kind) << " " << expect.reason
+                      << ", got " << KindName(result.kind) << " " << result.reason
+                      << "\n  command: " << step.line << "\n  at: " << testing::At(now_);
       }
       if (expect.original) {
         EXPECT_EQ(result.transaction_id, expect.original->transaction_id) << step.line;
@@ -268,11 +274,15 @@ class Generator {
 
  private:
   // ---- randomness and time ----
-  int64_t Uniform(int64_t low, int64_t high) { return std::uniform_int_distribution<int64_t>(low, high)(random_); }
+  int64_t Uniform(int64_t low, int64_t high) {
+    return std::uniform_int_distribution<int64_t>(low, high)(random_);
+  }
   bool Chance(int percent) { return Uniform(1, 100) <= percent; }
   size_t Index(size_t size) { return static_cast<size_t>(Uniform(0, static_cast<int64_t>(size) - 1)); }
   template <typename T, size_t N>
-  const T& Pick(const T (&items)[N]) { return items[Index(N)]; }
+  const T& Pick(const T (&items)[N]) {
+    return items[Index(N)];
+  }
 
   // occurred_at never goes back: most steps move on by up to 100 s, some stay on the same instant, and some
   // jump to the next 22:59:59, 23:00:00 (clearing cut-off), 23:59:59 or midnight and then creep by seconds.
@@ -293,8 +303,8 @@ class Generator {
         if (boundary > now_) {
           if (boundary - now_ <= 3 * kNanosPerHour) {
             now_ = boundary;
-            creep_steps_ = 8;
-            figures_boundary_snaps_ += 1;
+            creep_steps_ = 20;
+            boundary_snaps_ += 1;
             return;
           }
           break;
@@ -318,7 +328,9 @@ class Generator {
     return step;
   }
   static Expectation Accepted() { return Expectation{Kind::kAccepted, "", std::nullopt}; }
-  static Expectation Rejected(const char* reason) { return Expectation{Kind::kRejected, reason, std::nullopt}; }
+  static Expectation Rejected(const char* reason) {
+    return Expectation{Kind::kRejected, reason, std::nullopt};
+  }
 
   std::string NewId(const char* prefix) { return prefix + std::to_string(++id_counter_); }
 
@@ -333,8 +345,11 @@ class Generator {
     const std::string merchant = NewId("M");
     static const int kFees[] = {0, 30, 38, 60, 100};
     pending_merchants_ += 1;
-    Step step = Make({{"type", "open_merchant"}, {"command_id", "m-" + merchant}, {"merchant", merchant},
-                      {"name", "Shop " + merchant}, {"fee_bps", Pick(kFees)}},
+    Step step = Make({{"type", "open_merchant"},
+                      {"command_id", "m-" + merchant},
+                      {"merchant", merchant},
+                      {"name", "Shop " + merchant},
+                      {"fee_bps", Pick(kFees)}},
                      "open_merchant", Accepted());
     step.apply = [this, merchant](const CommandResult& result) {
       pending_merchants_ -= 1;
@@ -346,8 +361,11 @@ class Generator {
   Step OpenMerchantAgain() {
     if (merchants_.empty()) return OpenMerchant();
     const std::string& merchant = merchants_[Index(merchants_.size())];
-    return Make({{"type", "open_merchant"}, {"command_id", NewId("m-again-")}, {"merchant", merchant},
-                 {"name", "Again"}, {"fee_bps", 10}},
+    return Make({{"type", "open_merchant"},
+                 {"command_id", NewId("m-again-")},
+                 {"merchant", merchant},
+                 {"name", "Again"},
+                 {"fee_bps", 10}},
                 "open_merchant_again", Rejected(reason::kAlreadyExists));
   }
 
@@ -360,25 +378,37 @@ class Generator {
     const std::string customer = customers_.back().id;
     std::vector<std::function<Step()>> setup;
     setup.push_back([this, index, customer]() {
-      Step step = Make({{"type", "open_account"}, {"command_id", "a-" + customer + "-d"}, {"customer", customer},
-                        {"account", customer + ":debit"}, {"kind", "debit_card"}},
+      Step step = Make({{"type", "open_account"},
+                        {"command_id", "a-" + customer + "-d"},
+                        {"customer", customer},
+                        {"account", customer + ":debit"},
+                        {"kind", "debit_card"}},
                        "open_account", Accepted());
-      step.apply = [this, index](const CommandResult& r) { customers_[index].debit = r.kind == Kind::kAccepted; };
+      step.apply = [this, index](const CommandResult& r) {
+        customers_[index].debit = r.kind == Kind::kAccepted;
+      };
       return step;
     });
     setup.push_back([this, customer]() {
       const int64_t amount = Chance(5) ? Uniform(1'000, 20'000) : Uniform(50'000, 3'000'000);
-      return Make({{"type", "deposit"}, {"command_id", "d-" + customer}, {"account", customer + ":debit"},
+      return Make({{"type", "deposit"},
+                   {"command_id", "d-" + customer},
+                   {"account", customer + ":debit"},
                    {"amount_minor", amount}},
                   "deposit", Accepted());
     });
     if (Chance(40)) {
       setup.push_back([this, index, customer]() {
-        Step step = Make({{"type", "open_account"}, {"command_id", "a-" + customer + "-c"}, {"customer", customer},
-                          {"account", customer + ":credit"}, {"kind", "credit_card"},
+        Step step = Make({{"type", "open_account"},
+                          {"command_id", "a-" + customer + "-c"},
+                          {"customer", customer},
+                          {"account", customer + ":credit"},
+                          {"kind", "credit_card"},
                           {"credit_limit_minor", Uniform(1, 50) * 100'000}},
                          "open_credit", Accepted());
-        step.apply = [this, index](const CommandResult& r) { customers_[index].credit = r.kind == Kind::kAccepted; };
+        step.apply = [this, index](const CommandResult& r) {
+          customers_[index].credit = r.kind == Kind::kAccepted;
+        };
         return step;
       });
     }
@@ -403,15 +433,20 @@ class Generator {
 
   Step OpenAccountAgain() {
     const CustomerModel& customer = customers_[active_[Index(active_.size())]];
-    return Make({{"type", "open_account"}, {"command_id", NewId("a-again-")}, {"customer", customer.id},
-                 {"account", customer.id + ":debit"}, {"kind", "debit_card"}},
+    return Make({{"type", "open_account"},
+                 {"command_id", NewId("a-again-")},
+                 {"customer", customer.id},
+                 {"account", customer.id + ":debit"},
+                 {"kind", "debit_card"}},
                 "open_account_again", Rejected(reason::kAlreadyExists));
   }
 
   Step Deposit() {
     const CustomerModel& customer = customers_[active_[Index(active_.size())]];
     const std::string account = customer.id + (customer.credit && Chance(20) ? ":credit" : ":debit");
-    return Make({{"type", "deposit"}, {"command_id", NewId("d-")}, {"account", account},
+    return Make({{"type", "deposit"},
+                 {"command_id", NewId("d-")},
+                 {"account", account},
                  {"amount_minor", Uniform(10'000, 1'000'000)}},
                 "deposit", Accepted());
   }
@@ -420,7 +455,9 @@ class Generator {
 
   Step AwardPointsTo(int index) {
     const int64_t points = Uniform(1'000, 50'000);
-    Step step = Make({{"type", "award_points"}, {"command_id", NewId("p-")}, {"customer", customers_[index].id},
+    Step step = Make({{"type", "award_points"},
+                      {"command_id", NewId("p-")},
+                      {"customer", customers_[index].id},
                       {"points", points}},
                      "award_points", Accepted());
     step.apply = [this, index, points](const CommandResult& r) {
@@ -444,9 +481,13 @@ class Generator {
     model.expires_at_ns = roll <= 10   ? now_ - kNanosPerDay
                           : roll <= 40 ? midnight + kNanosPerDay - kNanosPerSecond
                                        : now_ + 30 * kNanosPerDay;
-    json command = {{"type", "issue_coupon"}, {"command_id", "c-" + coupon}, {"coupon", coupon},
-                    {"customer", model.customer}, {"value_minor", model.value_minor},
-                    {"min_spend_minor", model.min_spend_minor}, {"funded_by", Chance(50) ? "bank" : "merchant"},
+    json command = {{"type", "issue_coupon"},
+                    {"command_id", "c-" + coupon},
+                    {"coupon", coupon},
+                    {"customer", model.customer},
+                    {"value_minor", model.value_minor},
+                    {"min_spend_minor", model.min_spend_minor},
+                    {"funded_by", Chance(50) ? "bank" : "merchant"},
                     {"expires_at", testing::At(model.expires_at_ns)}};
     if (!model.merchant.empty()) command["merchant"] = model.merchant;
     Step step = Make(command, "issue_coupon", Accepted());
@@ -462,7 +503,9 @@ class Generator {
   Step SetLimit(int index, bool above_policy) {
     const fb::Medium medium = static_cast<fb::Medium>(Uniform(0, kMediumCount - 1));
     const MediumPolicy& policy = config_.medium_policy[static_cast<int>(medium)];
-    json command = {{"type", "set_customer_limit"}, {"command_id", NewId("l-")}, {"customer", customers_[index].id},
+    json command = {{"type", "set_customer_limit"},
+                    {"command_id", NewId("l-")},
+                    {"customer", customers_[index].id},
                     {"medium", fb::EnumNameMedium(medium)}};
     if (above_policy) {
       // Every medium has a daily policy: one fen more is above it.
@@ -502,28 +545,46 @@ class Generator {
   Step Unknown() {
     switch (Uniform(0, 3)) {
       case 0:
-        return Make({{"type", "deposit"}, {"command_id", NewId("d-")}, {"account", "CX1:debit"}, {"amount_minor", 100}},
+        return Make({{"type", "deposit"},
+                     {"command_id", NewId("d-")},
+                     {"account", "CX1:debit"},
+                     {"amount_minor", 100}},
                     "deposit_unknown", Rejected(reason::kUnknownAccount));
       case 1:
-        return Make({{"type", "pay"}, {"command_id", NewId("MX:")}, {"merchant", "MX"}, {"merchant_order_no", "O1"},
-                     {"customer", customers_[active_[0]].id}, {"funding", "wechat"}, {"channel", "aggregated"},
+        return Make({{"type", "pay"},
+                     {"command_id", NewId("MX:")},
+                     {"merchant", "MX"},
+                     {"merchant_order_no", "O1"},
+                     {"customer", customers_[active_[0]].id},
+                     {"funding", "wechat"},
+                     {"channel", "aggregated"},
                      {"order_amount_minor", 100}},
                     "pay_unknown_merchant", Rejected(reason::kUnknownMerchant));
       case 2:
-        return Make({{"type", "reverse"}, {"command_id", NewId("rev-")}, {"merchant", merchants_[0]},
-                     {"merchant_order_no", "NO-SUCH-ORDER"}, {"reason", "timeout"}},
+        return Make({{"type", "reverse"},
+                     {"command_id", NewId("rev-")},
+                     {"merchant", merchants_[0]},
+                     {"merchant_order_no", "NO-SUCH-ORDER"},
+                     {"reason", "timeout"}},
                     "reverse_unknown", Rejected(reason::kOriginalNotFound));
       default:
-        return Make({{"type", "refund"}, {"command_id", NewId("rf-")}, {"merchant", merchants_[0]},
-                     {"merchant_order_no", "NO-SUCH-ORDER"}, {"refund_no", NewId("R")}, {"amount_minor", 100}},
+        return Make({{"type", "refund"},
+                     {"command_id", NewId("rf-")},
+                     {"merchant", merchants_[0]},
+                     {"merchant_order_no", "NO-SUCH-ORDER"},
+                     {"refund_no", NewId("R")},
+                     {"amount_minor", 100}},
                     "refund_unknown", Rejected(reason::kOriginalNotFound));
     }
   }
 
   // ---- payments ----
   json PayCommand(const std::string& merchant, const std::string& order, const std::string& customer) {
-    return {{"type", "pay"}, {"command_id", merchant + ":" + order}, {"merchant", merchant},
-            {"merchant_order_no", order}, {"customer", customer}};
+    return {{"type", "pay"},
+            {"command_id", merchant + ":" + order},
+            {"merchant", merchant},
+            {"merchant_order_no", order},
+            {"customer", customer}};
   }
 
   // Folds an accepted payment into the model; first checks that it kept within every limit in force.
@@ -531,20 +592,26 @@ class Generator {
     if (payment.medium_limited) {
       const MediumPolicy limits = EffectiveLimits(payment.customer, payment.medium);
       const Usage& daily = daily_[keys::DailyUsage(payment.customer, payment.medium, payment.limit_date)];
-      const Usage& monthly = monthly_[keys::MonthlyUsage(payment.customer, payment.medium, payment.limit_date / 100)];
-      auto within = [](int64_t used, int64_t more, int64_t limit) { return limit < 0 || used + more <= limit; };
+      const Usage& monthly =
+          monthly_[keys::MonthlyUsage(payment.customer, payment.medium, payment.limit_date / 100)];
+      auto within = [](int64_t used, int64_t more, int64_t limit) {
+        return limit < 0 || used + more <= limit;
+      };
       EXPECT_TRUE(within(0, payment.card_minor, limits.per_payment_minor) &&
                   within(daily.first, payment.card_minor, limits.daily_minor) &&
                   within(monthly.first, payment.card_minor, limits.monthly_minor) &&
                   within(daily.second, 1, limits.daily_count))
           << "accepted payment " << payment.merchant << "/" << payment.order << " of " << payment.customer
           << " passes a limit of " << fb::EnumNameMedium(payment.medium) << ": card " << payment.card_minor
-          << ", used today " << daily.first << " in " << daily.second << " payments, this month " << monthly.first;
+          << ", used today " << daily.first << " in " << daily.second << " payments, this month "
+          << monthly.first;
     }
     if (payment.channel == fb::Channel::qr_static && config_.qr_static_daily_minor >= 0) {
-      const Usage& used = channel_[keys::ChannelDailyUsage(payment.customer, payment.channel, payment.limit_date)];
+      const Usage& used =
+          channel_[keys::ChannelDailyUsage(payment.customer, payment.channel, payment.limit_date)];
       EXPECT_LE(used.first + payment.card_minor, config_.qr_static_daily_minor)
-          << "accepted qr_static payment " << payment.merchant << "/" << payment.order << " passes the channel limit";
+          << "accepted qr_static payment " << payment.merchant << "/" << payment.order
+          << " passes the channel limit";
     }
     AddUsage(payment, +1);
     if (!payment.coupon.empty()) coupons_[payment.coupon].used = true;
@@ -583,7 +650,8 @@ class Generator {
     payment.limit_date = LimitDate();
     payment.clearing_date = Clearing();
     payment.coupon = command.value("coupon", "");
-    int64_t tenders = command.value("points", int64_t{0}) * config_.point_value_minor + command.value("discount_minor", int64_t{0});
+    int64_t tenders = command.value("points", int64_t{0}) * config_.point_value_minor +
+                      command.value("discount_minor", int64_t{0});
     if (!payment.coupon.empty()) {
       const auto it = coupons_.find(payment.coupon);
       if (it != coupons_.end()) tenders += it->second.value_minor;
@@ -624,17 +692,19 @@ class Generator {
     const bool card = funding_roll <= 70;
     pay["channel"] = card ? Pick(kCardChannels) : Pick(kWalletChannels);
     if (card) {
-      static const char* kMedia[] = {"u_shield", "password_device", "otp_card", "sms", "fingerprint", "password_free"};
+      static const char* kMedia[] = {"u_shield", "password_device", "otp_card",
+                                     "sms",      "fingerprint",     "password_free"};
       pay["medium"] = Pick(kMedia);
     }
     const int size_roll = static_cast<int>(Uniform(1, 100));
-    int64_t amount = size_roll <= 70 ? Uniform(100, 20'000)
+    int64_t amount = size_roll <= 70   ? Uniform(100, 20'000)
                      : size_roll <= 95 ? Uniform(20'000, 300'000)
                                        : Uniform(300'000, 3'000'000);
     if (pay["channel"] == "qr_static" && size_roll <= 95) amount = Uniform(100, 30'000);
     int64_t tenders = 0;
     if (customer.points_awarded > 0 && Chance(15)) {
-      const int64_t points = Chance(5) ? customer.points_awarded + 1 : std::min(customer.points_awarded, amount / 5);
+      const int64_t points =
+          Chance(5) ? customer.points_awarded + 1 : std::min(customer.points_awarded, amount / 5);
       if (points > 0 && points <= amount) {
         pay["points"] = points;
         tenders += points;
@@ -644,7 +714,8 @@ class Generator {
       pay["coupon"] = customer.coupons[Index(customer.coupons.size())];
       if (amount < 12'000) amount += 10'000;
     } else if (Chance(1) && !coupons_.empty()) {
-      pay["coupon"] = std::next(coupons_.begin(), static_cast<long>(Index(coupons_.size())))->first;  // maybe another's
+      pay["coupon"] =
+          std::next(coupons_.begin(), static_cast<long>(Index(coupons_.size())))->first;  // maybe another's
       if (amount < 12'000) amount += 10'000;
     }
     if (Chance(5) && tenders + 1'000 < amount / 2) pay["discount_minor"] = Uniform(100, 1'000);
@@ -656,8 +727,25 @@ class Generator {
   // count is used up) or one fen more (rejected with the first limit it passes). other_bank funding: no
   // balance is checked, so the limits alone decide.
   Step MediumLimitEdge() {
-    const CustomerModel& customer = customers_[active_[Index(active_.size())]];
-    const fb::Medium medium = static_cast<fb::Medium>(Uniform(0, kMediumCount - 1));
+    return LimitEdge(HotCustomer(), static_cast<fb::Medium>(Uniform(0, kMediumCount - 1)), false);
+  }
+
+  // Small card payments by one of the first three customers on a medium with a daily count, until the count
+  // is used up (then LIMIT_COUNT_EXCEEDED).
+  Step CountEdge() {
+    const int index = active_[Index(std::min<size_t>(active_.size(), 3))];
+    std::vector<fb::Medium> counted;
+    for (int m = 0; m < kMediumCount; ++m) {
+      if (EffectiveLimits(customers_[index].id, static_cast<fb::Medium>(m)).daily_count >= 0) {
+        counted.push_back(static_cast<fb::Medium>(m));
+      }
+    }
+    if (counted.empty()) return MediumLimitEdge();
+    return LimitEdge(index, counted[Index(counted.size())], true);
+  }
+
+  Step LimitEdge(int index, fb::Medium medium, bool small) {
+    const CustomerModel& customer = customers_[index];
     const MediumPolicy limits = EffectiveLimits(customer.id, medium);
     const int date = LimitDate();
     const Usage daily = daily_[keys::DailyUsage(customer.id, medium, date)];
@@ -666,8 +754,9 @@ class Generator {
     if (limits.per_payment_minor >= 0) left = std::min(left, limits.per_payment_minor);
     if (limits.daily_minor >= 0) left = std::min(left, limits.daily_minor - daily.first);
     if (limits.monthly_minor >= 0) left = std::min(left, limits.monthly_minor - monthly.first);
-    const bool over = Chance(50) || left <= 0;
-    const int64_t card = over ? std::max<int64_t>(left, 0) + 1 : left;
+    const bool over = left <= 0 || (!small && Chance(50));
+    int64_t card = over ? std::max<int64_t>(left, 0) + 1 : left;
+    if (small && !over) card = std::min(left, Uniform(100, 1'000));
     Expectation expect = Accepted();
     if (limits.per_payment_minor >= 0 && card > limits.per_payment_minor) {
       expect = Rejected(reason::kLimitPerPaymentExceeded);
@@ -684,12 +773,12 @@ class Generator {
     pay["channel"] = Pick(kNonQrStaticCardChannels);
     pay["medium"] = fb::EnumNameMedium(medium);
     pay["order_amount_minor"] = card;
-    return PayStep(pay, over ? "limit_edge_over" : "limit_edge_at", expect);
+    return PayStep(pay, small ? "limit_edge_count" : over ? "limit_edge_over" : "limit_edge_at", expect);
   }
 
   // A wallet payment on qr_static of exactly what the channel leaves today, or one fen more.
   Step QrStaticEdge() {
-    const CustomerModel& customer = customers_[active_[Index(active_.size())]];
+    const CustomerModel& customer = customers_[HotCustomer()];
     const Usage used = channel_[keys::ChannelDailyUsage(customer.id, fb::Channel::qr_static, LimitDate())];
     const int64_t left = config_.qr_static_daily_minor - used.first;
     const bool over = Chance(50) || left <= 0;
@@ -720,8 +809,9 @@ class Generator {
       wrong_merchant = true;
     }
     const bool below_minimum = coupon.min_spend_minor > coupon.value_minor && Chance(10);
-    const int64_t amount = below_minimum ? coupon.min_spend_minor - 1
-                                         : std::max(coupon.min_spend_minor, coupon.value_minor) + Uniform(0, 5'000);
+    const int64_t amount = below_minimum
+                               ? coupon.min_spend_minor - 1
+                               : std::max(coupon.min_spend_minor, coupon.value_minor) + Uniform(0, 5'000);
     Expectation expect = Accepted();
     if (coupon.used) {
       expect = Rejected(reason::kCouponAlreadyUsed);
@@ -750,6 +840,11 @@ class Generator {
     return PayStep(pay, "pay_duplicate_order", Rejected(reason::kDuplicateOrder));
   }
 
+  // Half of the limit edges go to the first few customers, so their days and months fill up.
+  int HotCustomer() {
+    return Chance(50) ? active_[Index(std::min<size_t>(active_.size(), 5))] : active_[Index(active_.size())];
+  }
+
   size_t PickPayment() {
     const int roll = static_cast<int>(Uniform(1, 100));
     if (roll <= 40) return payments_.size() - 1;
@@ -770,8 +865,10 @@ class Generator {
     } else if (Clearing() > payment.clearing_date) {
       expect = Rejected(reason::kReversalWindowClosed);
     }
-    Step step = Make({{"type", "reverse"}, {"command_id", NewId((payment.merchant + ":" + payment.order + ":rev").c_str())},
-                      {"merchant", payment.merchant}, {"merchant_order_no", payment.order},
+    Step step = Make({{"type", "reverse"},
+                      {"command_id", NewId((payment.merchant + ":" + payment.order + ":rev").c_str())},
+                      {"merchant", payment.merchant},
+                      {"merchant_order_no", payment.order},
                       {"reason", Chance(50) ? "timeout" : "customer cancelled"}},
                      "reverse", expect);
     step.apply = [this, index](const CommandResult& r) {
@@ -821,8 +918,12 @@ class Generator {
     } else if (amount > left) {
       expect = Rejected(reason::kRefundExceedsRemaining);
     }
-    Step step = Make({{"type", "refund"}, {"command_id", command_id}, {"merchant", payment.merchant},
-                      {"merchant_order_no", payment.order}, {"refund_no", refund_no}, {"amount_minor", amount}},
+    Step step = Make({{"type", "refund"},
+                      {"command_id", command_id},
+                      {"merchant", payment.merchant},
+                      {"merchant_order_no", payment.order},
+                      {"refund_no", refund_no},
+                      {"amount_minor", amount}},
                      what, expect);
     step.apply = [this, index, amount, refund_no](const CommandResult& r) {
       if (r.kind != Kind::kAccepted) return;
@@ -834,19 +935,20 @@ class Generator {
     return step;
   }
 
-  // An earlier command id with other content (an amount one more, or a later occurred_at).
+  // An earlier command id with other content (a larger amount, or a later occurred_at).
   Step SameIdOtherContent() {
     if (history_.empty()) return Deposit();
     json command = json::parse(history_[Index(history_.size())].first);
+    // Content never sent before (so this is never an exact retry of an earlier mismatch).
     bool changed = false;
-    for (const char* field : {"amount_minor", "order_amount_minor", "points", "value_minor", "fee_bps"}) {
+    for (const char* field : {"amount_minor", "order_amount_minor", "points", "value_minor"}) {
       if (command.contains(field)) {
-        command[field] = command[field].get<int64_t>() + 1;
+        command[field] = command[field].get<int64_t>() + static_cast<int64_t>(++id_counter_);
         changed = true;
         break;
       }
     }
-    if (!changed && command["occurred_at"] == testing::At(now_)) now_ += kNanosPerSecond;
+    if (!changed) now_ += kNanosPerSecond;
     Step step = Make(command, "same_id_other_content", Rejected(reason::kDuplicateCommandMismatch));
     step.new_command_id = false;
     return step;
@@ -856,7 +958,7 @@ class Generator {
   LedgerConfig config_;
   int64_t now_;
   int creep_steps_ = 0;
-  int figures_boundary_snaps_ = 0;
+  int boundary_snaps_ = 0;
   uint64_t id_counter_ = 0;
   int pending_merchants_ = 0;
   std::deque<std::function<Step()>> pending_;
@@ -872,34 +974,87 @@ class Generator {
   std::vector<std::pair<std::string, CommandResult>> history_;  // first line of each command id, its result
 };
 
+// A ledger in a temporary folder like testing::TestLedger (clock occurred, fixed now), without an fsync per
+// group: durability is the crash suite's subject, and hundreds of synced groups would make this suite's time
+// the disk's.
+class UnsyncedLedger {
+ public:
+  explicit UnsyncedLedger(const LedgerConfig& config = LedgerConfig()) {
+    options_.data_dir = dir_.path() + "/data";
+    options_.config = config;
+    options_.clock = ClockMode::kOccurred;
+    options_.fixed_now_ns = testing::DefaultTimeNs();
+    options_.sync = false;
+    Reopen();
+  }
+  // Closes and reopens the ledger on the same folder.
+  void Reopen() {
+    ledger_.reset();
+    Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options_);
+    if (!opened.ok()) {
+      ADD_FAILURE() << opened.status().ToString();
+      std::abort();
+    }
+    ledger_ = std::move(opened).value();
+  }
+  Ledger& ledger() { return *ledger_; }
+
+ private:
+  TempDir dir_;
+  LedgerOptions options_;
+  std::unique_ptr<Ledger> ledger_;
+};
+
+StoreOptions UnsyncedStore() {
+  StoreOptions options;
+  options.sync = false;
+  return options;
+}
+
 // ---- checks on the committed state ----
+
+// Decodes a record handed out by a scan. The scan's bytes need not be aligned for FlatBuffers, so they are
+// copied into a string (heap storage, aligned) first.
+template <typename NativeT>
+NativeT Unpack(std::string_view value) {
+  const std::string bytes(value);
+  NativeT record;
+  flatbuffers::GetRoot<typename NativeT::TableType>(bytes.data())->UnPackTo(&record);
+  return record;
+}
 
 void ExpectBalancesHold(Ledger& ledger) {
   const Store& store = ledger.store();
   int64_t sums[2] = {0, 0};
-  ASSERT_TRUE(store.ScanState("b/", [&](std::string_view key, std::string_view value) {
-                     const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(value.data());
-                     sums[static_cast<int>(record->unit())] += record->balance_minor();
-                     if (key.ends_with(":points") && !key.starts_with("b/gl:")) {
-                       EXPECT_GE(record->balance_minor(), 0) << "points below zero: " << key;
-                     }
-                     return true;
-                   }).ok());
+  ASSERT_TRUE(store
+                  .ScanState("b/",
+                             [&](std::string_view key, std::string_view value) {
+                               const auto record = Unpack<fb::BalanceRecordT>(value);
+                               sums[static_cast<int>(record.unit)] += record.balance_minor;
+                               if (key.ends_with(":points") && !key.starts_with("b/gl:")) {
+                                 EXPECT_GE(record.balance_minor, 0) << "points below zero: " << key;
+                               }
+                               return true;
+                             })
+                  .ok());
   EXPECT_EQ(sums[0], 0) << "CNY postings do not sum to zero";
   EXPECT_EQ(sums[1], 0) << "POINTS postings do not sum to zero";
-  ASSERT_TRUE(store.ScanState("a/", [&](std::string_view key, std::string_view value) {
-                     fb::AccountRecordT account;
-                     flatbuffers::GetRoot<fb::AccountRecord>(value.data())->UnPackTo(&account);
-                     const std::string name(key.substr(2));
-                     fb::BalanceRecordT balance;
-                     LoadRecord(store.state(), keys::Balance(name), &balance);
-                     if (account.kind == fb::AccountKind::debit_card) {
-                       EXPECT_GE(balance.balance_minor, 0) << "debit card below zero: " << name;
-                     } else {
-                       EXPECT_GE(balance.balance_minor, -account.credit_limit_minor) << "credit card past its limit: " << name;
-                     }
-                     return true;
-                   }).ok());
+  ASSERT_TRUE(store
+                  .ScanState("a/",
+                             [&](std::string_view key, std::string_view value) {
+                               const auto account = Unpack<fb::AccountRecordT>(value);
+                               const std::string name(key.substr(2));
+                               fb::BalanceRecordT balance;
+                               LoadRecord(store.state(), keys::Balance(name), &balance);
+                               if (account.kind == fb::AccountKind::debit_card) {
+                                 EXPECT_GE(balance.balance_minor, 0) << "debit card below zero: " << name;
+                               } else {
+                                 EXPECT_GE(balance.balance_minor, -account.credit_limit_minor)
+                                     << "credit card past its limit: " << name;
+                               }
+                               return true;
+                             })
+                  .ok());
 }
 
 // Usage records never pass the effective limits (policy lowered by the customer's own, read from the store),
@@ -909,40 +1064,45 @@ void ExpectLimitsHold(Ledger& ledger, const Generator& generator) {
   const LedgerConfig& config = ledger.config();
   UsageMap stored;
   auto scan = [&](const char* prefix) {
-    ASSERT_TRUE(store.ScanState(prefix, [&](std::string_view key, std::string_view value) {
-                       const auto* record = flatbuffers::GetRoot<fb::UsageRecord>(value.data());
-                       const Usage usage{record->amount_minor(), record->count()};
-                       EXPECT_GE(usage.first, 0) << key;
-                       EXPECT_GE(usage.second, 0) << key;
-                       if (usage != Usage{0, 0}) stored.emplace(std::string(key), usage);
-                       const std::vector<std::string> parts = Split(key, '/');  // prefix/customer/what/date
-                       if (parts.size() != 4) {
-                         ADD_FAILURE() << "unexpected usage key " << key;
-                         return true;
-                       }
-                       if (parts[0] == "uc") {
-                         if (parts[2] == "qr_static" && config.qr_static_daily_minor >= 0) {
-                           EXPECT_LE(usage.first, config.qr_static_daily_minor) << "channel limit passed: " << key;
+    ASSERT_TRUE(
+        store
+            .ScanState(prefix,
+                       [&](std::string_view key, std::string_view value) {
+                         const auto record = Unpack<fb::UsageRecordT>(value);
+                         const Usage usage{record.amount_minor, record.count};
+                         EXPECT_GE(usage.first, 0) << key;
+                         EXPECT_GE(usage.second, 0) << key;
+                         if (usage != Usage{0, 0}) stored.emplace(std::string(key), usage);
+                         const std::vector<std::string> parts = Split(key, '/');  // prefix/customer/what/date
+                         if (parts.size() != 4) {
+                           ADD_FAILURE() << "unexpected usage key " << key;
+                           return true;
+                         }
+                         if (parts[0] == "uc") {
+                           if (parts[2] == "qr_static" && config.qr_static_daily_minor >= 0) {
+                             EXPECT_LE(usage.first, config.qr_static_daily_minor)
+                                 << "channel limit passed: " << key;
+                           }
+                           return true;
+                         }
+                         const fb::Medium medium = MediumOf(parts[2]);
+                         EXPECT_NE(medium, fb::Medium::none) << key;
+                         fb::LimitOverrideRecordT own;
+                         LoadRecord(store.state(), keys::LimitOverride(parts[1], medium), &own);
+                         const MediumPolicy limits = Effective(config, medium, own);
+                         if (parts[0] == "ud") {
+                           if (limits.daily_minor >= 0) {
+                             EXPECT_LE(usage.first, limits.daily_minor) << "daily limit passed: " << key;
+                           }
+                           if (limits.daily_count >= 0) {
+                             EXPECT_LE(usage.second, limits.daily_count) << "daily count passed: " << key;
+                           }
+                         } else if (limits.monthly_minor >= 0) {
+                           EXPECT_LE(usage.first, limits.monthly_minor) << "monthly limit passed: " << key;
                          }
                          return true;
-                       }
-                       const fb::Medium medium = MediumOf(parts[2]);
-                       EXPECT_NE(medium, fb::Medium::none) << key;
-                       fb::LimitOverrideRecordT own;
-                       LoadRecord(store.state(), keys::LimitOverride(parts[1], medium), &own);
-                       const MediumPolicy limits = Effective(config, medium, own);
-                       if (parts[0] == "ud") {
-                         if (limits.daily_minor >= 0) {
-                           EXPECT_LE(usage.first, limits.daily_minor) << "daily limit passed: " << key;
-                         }
-                         if (limits.daily_count >= 0) {
-                           EXPECT_LE(usage.second, limits.daily_count) << "daily count passed: " << key;
-                         }
-                       } else if (limits.monthly_minor >= 0) {
-                         EXPECT_LE(usage.first, limits.monthly_minor) << "monthly limit passed: " << key;
-                       }
-                       return true;
-                     }).ok());
+                       })
+            .ok());
   };
   scan("ud/");
   scan("um/");
@@ -953,11 +1113,13 @@ void ExpectLimitsHold(Ledger& ledger, const Generator& generator) {
     auto m = model.begin();
     while (s != stored.end() && m != model.end() && *s == *m) ++s, ++m;
     ADD_FAILURE() << "usage records differ from the usage recomputed from accepted results: store has "
-                  << (s == stored.end() ? "<end>" : s->first + "=" + std::to_string(s->second.first) + "/" +
-                                                        std::to_string(s->second.second))
+                  << (s == stored.end() ? "<end>"
+                                        : s->first + "=" + std::to_string(s->second.first) + "/" +
+                                              std::to_string(s->second.second))
                   << ", model has "
-                  << (m == model.end() ? "<end>" : m->first + "=" + std::to_string(m->second.first) + "/" +
-                                                       std::to_string(m->second.second));
+                  << (m == model.end() ? "<end>"
+                                       : m->first + "=" + std::to_string(m->second.first) + "/" +
+                                             std::to_string(m->second.second));
   }
 }
 
@@ -965,25 +1127,33 @@ void ExpectLimitsHold(Ledger& ledger, const Generator& generator) {
 void ExpectPaymentsHold(Ledger& ledger, const Generator& generator) {
   const Store& store = ledger.store();
   size_t payments = 0;
-  ASSERT_TRUE(store.ScanState("p/", [&](std::string_view key, std::string_view value) {
-                     fb::PaymentRecordT p;
-                     flatbuffers::GetRoot<fb::PaymentRecord>(value.data())->UnPackTo(&p);
-                     ++payments;
-                     EXPECT_EQ(p.card_amount_minor + p.points_value_minor + p.coupon_value_minor + p.discount_minor,
-                               p.order_amount_minor) << key;
-                     EXPECT_LE(p.refunded_amount_minor, p.order_amount_minor) << key;
-                     EXPECT_TRUE(p.refunded_card_minor >= 0 && p.refunded_card_minor <= p.card_amount_minor &&
-                                 p.refunded_points >= 0 && p.refunded_points <= p.points &&
-                                 p.refunded_points_value_minor <= p.points_value_minor &&
-                                 p.refunded_coupon_minor >= 0 && p.refunded_coupon_minor <= p.coupon_value_minor &&
-                                 p.refunded_discount_minor >= 0 && p.refunded_discount_minor <= p.discount_minor &&
-                                 p.refunded_fee_minor >= 0 && p.refunded_fee_minor <= p.fee_minor)
-                         << "a refund passed a tender of " << key;
-                     EXPECT_EQ(p.refunded_card_minor + p.refunded_points_value_minor + p.refunded_coupon_minor +
-                                   p.refunded_discount_minor,
-                               p.refunded_amount_minor) << key;
-                     return true;
-                   }).ok());
+  ASSERT_TRUE(store
+                  .ScanState("p/",
+                             [&](std::string_view key, std::string_view value) {
+                               const auto p = Unpack<fb::PaymentRecordT>(value);
+                               ++payments;
+                               EXPECT_EQ(p.card_amount_minor + p.points_value_minor + p.coupon_value_minor +
+                                             p.discount_minor,
+                                         p.order_amount_minor)
+                                   << key;
+                               EXPECT_LE(p.refunded_amount_minor, p.order_amount_minor) << key;
+                               EXPECT_TRUE(p.refunded_card_minor >= 0 &&
+                                           p.refunded_card_minor <= p.card_amount_minor &&
+                                           p.refunded_points >= 0 && p.refunded_points <= p.points &&
+                                           p.refunded_points_value_minor <= p.points_value_minor &&
+                                           p.refunded_coupon_minor >= 0 &&
+                                           p.refunded_coupon_minor <= p.coupon_value_minor &&
+                                           p.refunded_discount_minor >= 0 &&
+                                           p.refunded_discount_minor <= p.discount_minor &&
+                                           p.refunded_fee_minor >= 0 && p.refunded_fee_minor <= p.fee_minor)
+                                   << "a refund passed a tender of " << key;
+                               EXPECT_EQ(p.refunded_card_minor + p.refunded_points_value_minor +
+                                             p.refunded_coupon_minor + p.refunded_discount_minor,
+                                         p.refunded_amount_minor)
+                                   << key;
+                               return true;
+                             })
+                  .ok());
   EXPECT_EQ(payments, generator.payments().size()) << "payment records differ from the accepted payments";
   for (const auto& [id, coupon] : generator.coupons()) {
     fb::CouponRecordT record;
@@ -996,19 +1166,20 @@ void ExpectPaymentsHold(Ledger& ledger, const Generator& generator) {
 // ledger's head and the state is byte-identical.
 void ExpectRebuildIdentical(Ledger& ledger) {
   TempDir dir;
-  Result<std::unique_ptr<Store>> fresh = Store::Open(dir.path() + "/rebuilt", StoreOptions());
+  Result<std::unique_ptr<Store>> fresh = Store::Open(dir.path() + "/rebuilt", UnsyncedStore());
   ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
   Result<replay::ReplayReport> report = replay::Replay(ledger.store(), fresh->get());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
-  EXPECT_TRUE(report->ok()) << "sequence " << report->first_bad_sequence.value_or(0) << ": " << report->problem;
+  EXPECT_TRUE(report->ok()) << "sequence " << report->first_bad_sequence.value_or(0) << ": "
+                            << report->problem;
   EXPECT_EQ(report->events_read, ledger.last_sequence());
   EXPECT_EQ(report->last_sequence, ledger.last_sequence());
   EXPECT_EQ(report->chain_head, ledger.chain_head());
   Result<Digest> live = replay::StateDigest(ledger.store());
   Result<Digest> rebuilt = replay::StateDigest(**fresh);
   ASSERT_TRUE(live.ok() && rebuilt.ok());
-  EXPECT_EQ(ToHex(*live), ToHex(*rebuilt)) << "rebuilt state differs from the live state at sequence "
-                                           << ledger.last_sequence();
+  EXPECT_EQ(ToHex(*live), ToHex(*rebuilt))
+      << "rebuilt state differs from the live state at sequence " << ledger.last_sequence();
 }
 
 Digest DigestOf(Ledger& ledger) {
@@ -1025,8 +1196,7 @@ int GroupSize(std::mt19937_64& random) {
 }
 
 // Submits kCommandsPerSeed generated commands in random groups on `ledger`, checking after each group.
-Figures RunSeed(uint64_t seed, TestLedger& test_ledger, const LedgerConfig& config, int commands_max) {
-  Ledger& ledger = test_ledger.ledger();
+Figures RunSeed(uint64_t seed, Ledger& ledger, const LedgerConfig& config, int commands_max) {
   Generator generator(seed, config);
   std::mt19937_64 group_random(seed ^ 0x9e3779b97f4a7c15ULL);
   Figures figures;
@@ -1064,39 +1234,47 @@ Figures RunSeed(uint64_t seed, TestLedger& test_ledger, const LedgerConfig& conf
       figures.rebuilds += 1;
     }
     if (::testing::Test::HasFailure()) {
-      ADD_FAILURE() << "stopped at group " << group << " (seed " << seed << "), sequence " << ledger.last_sequence();
+      ADD_FAILURE() << "stopped at group " << group << " (seed " << seed << "), sequence "
+                    << ledger.last_sequence();
       return figures;
     }
   }
   ExpectRebuildIdentical(ledger);
   figures.rebuilds += 1;
+  figures.last_occurred_at = testing::At(generator.now());
+  figures.boundary_snaps = generator.boundary_snaps();
   return figures;
 }
 
 void Report(uint64_t seed, const Figures& figures, uint64_t last_sequence) {
   std::ostringstream out;
-  out << "seed " << seed << ": " << figures.commands << " commands in " << figures.groups << " groups (largest "
-      << figures.largest_group << ", " << figures.duplicate_groups << " of duplicates only), " << last_sequence
-      << " events, " << figures.rebuilds << " rebuilds\n  outcomes:";
+  out << "seed " << seed << ": " << figures.commands << " commands in " << figures.groups
+      << " groups (largest " << figures.largest_group << ", " << figures.duplicate_groups
+      << " of duplicates only), " << last_sequence << " events, " << figures.rebuilds
+      << " rebuilds, occurred_at " << kStart << " to " << figures.last_occurred_at << " ("
+      << figures.boundary_snaps << " jumps to a cut-off or midnight)\n  outcomes:";
   for (const auto& [outcome, count] : figures.by_outcome) out << " " << outcome << "=" << count;
   out << "\n  cases:";
   for (const auto& [what, count] : figures.by_case) out << " " << what << "=" << count;
   std::cout << out.str() << std::endl;
   ::testing::Test::RecordProperty("seed_" + std::to_string(seed) + "_commands", figures.commands);
-  ::testing::Test::RecordProperty("seed_" + std::to_string(seed) + "_events", static_cast<int>(last_sequence));
+  ::testing::Test::RecordProperty("seed_" + std::to_string(seed) + "_events",
+                                  static_cast<int>(last_sequence));
 }
 
 // Checks that the run met the cases it is meant to cover (a generator that drifted would pass vacuously).
 void ExpectCoverage(const Figures& figures) {
-  for (const char* what : {"pay", "limit_edge_at", "limit_edge_over", "qr_static_edge_at", "qr_static_edge_over",
-                           "pay_with_coupon", "reverse", "refund_partial", "refund_final", "refund_over",
-                           "exact_duplicate", "same_id_other_content", "set_limit"}) {
+  for (const char* what :
+       {"pay", "limit_edge_at", "limit_edge_over", "qr_static_edge_at", "qr_static_edge_over",
+        "limit_edge_count", "pay_with_coupon", "reverse", "refund_partial", "refund_final", "refund_over",
+        "exact_duplicate", "same_id_other_content", "set_limit"}) {
     EXPECT_GT(figures.by_case.count(what) ? figures.by_case.at(what) : 0, 0) << "no " << what << " generated";
   }
-  for (const char* outcome : {"accepted", "duplicate", reason::kLimitDailyExceeded, reason::kLimitPerPaymentExceeded,
-                              reason::kChannelLimitExceeded, reason::kRefundExceedsRemaining,
-                              reason::kDuplicateCommandMismatch, reason::kReversalWindowClosed,
-                              reason::kInsufficientFunds}) {
+  for (const char* outcome :
+       {"accepted", "duplicate", reason::kLimitDailyExceeded, reason::kLimitPerPaymentExceeded,
+        reason::kLimitCountExceeded, reason::kCouponExpired, reason::kAlreadyRefunded,
+        reason::kChannelLimitExceeded, reason::kRefundExceedsRemaining, reason::kDuplicateCommandMismatch,
+        reason::kReversalWindowClosed, reason::kInsufficientFunds}) {
     EXPECT_GT(figures.by_outcome.count(outcome) ? figures.by_outcome.at(outcome) : 0, 0) << "no " << outcome;
   }
 }
@@ -1105,7 +1283,7 @@ void ExpectCoverage(const Figures& figures) {
 LedgerConfig TightConfig() {
   LedgerConfig config;
   config.medium_policy[static_cast<int>(fb::Medium::sms)].monthly_minor = 1'200'000;
-  config.medium_policy[static_cast<int>(fb::Medium::fingerprint)].daily_count = 4;
+  config.medium_policy[static_cast<int>(fb::Medium::fingerprint)].daily_count = 3;
   config.medium_policy[static_cast<int>(fb::Medium::otp_card)].monthly_minor = 900'000;
   config.qr_static_daily_minor = 30'000;
   return config;
@@ -1114,8 +1292,8 @@ LedgerConfig TightConfig() {
 TEST(Property, RandomCommandsKeepInvariantsAfterEveryGroup) {
   for (uint64_t seed : {20261125ULL, 7ULL}) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    TestLedger ledger;
-    const Figures figures = RunSeed(seed, ledger, LedgerConfig(), kCommandsPerSeed);
+    UnsyncedLedger ledger;
+    const Figures figures = RunSeed(seed, ledger.ledger(), LedgerConfig(), kCommandsPerSeed);
     Report(seed, figures, ledger.ledger().last_sequence());
     ASSERT_FALSE(::testing::Test::HasFailure());
     EXPECT_EQ(figures.commands, kCommandsPerSeed);
@@ -1126,8 +1304,8 @@ TEST(Property, RandomCommandsKeepInvariantsAfterEveryGroup) {
 TEST(Property, TightLimitsHoldAcrossDaysAndTheMonthEnd) {
   const uint64_t seed = 424242;
   const LedgerConfig config = TightConfig();
-  TestLedger ledger(config);
-  const Figures figures = RunSeed(seed, ledger, config, kCommandsPerSeed);
+  UnsyncedLedger ledger(config);
+  const Figures figures = RunSeed(seed, ledger.ledger(), config, kCommandsPerSeed);
   Report(seed, figures, ledger.ledger().last_sequence());
   ASSERT_FALSE(::testing::Test::HasFailure());
   ExpectCoverage(figures);
@@ -1136,8 +1314,8 @@ TEST(Property, TightLimitsHoldAcrossDaysAndTheMonthEnd) {
 }
 
 TEST(Rebuild, ReplayReportMatchesTheLedgerAndSurvivesReopen) {
-  TestLedger ledger;
-  const Figures figures = RunSeed(99, ledger, LedgerConfig(), 1500);
+  UnsyncedLedger ledger;
+  const Figures figures = RunSeed(99, ledger.ledger(), LedgerConfig(), 1500);
   ASSERT_FALSE(::testing::Test::HasFailure());
   Ledger& live = ledger.ledger();
   ASSERT_GT(live.last_sequence(), 1000u);
@@ -1151,7 +1329,7 @@ TEST(Rebuild, ReplayReportMatchesTheLedgerAndSurvivesReopen) {
   EXPECT_EQ(verified->chain_head, live.chain_head());
 
   TempDir dir;
-  Result<std::unique_ptr<Store>> fresh = Store::Open(dir.path() + "/rebuilt", StoreOptions());
+  Result<std::unique_ptr<Store>> fresh = Store::Open(dir.path() + "/rebuilt", UnsyncedStore());
   ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
   Result<replay::ReplayReport> rebuilt = replay::Replay(live.store(), fresh->get());
   ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
@@ -1174,11 +1352,15 @@ TEST(Rebuild, ReplayReportMatchesTheLedgerAndSurvivesReopen) {
   EXPECT_EQ(ledger.ledger().last_sequence(), sequence);
   EXPECT_EQ(ledger.ledger().chain_head(), head);
   EXPECT_EQ(ToHex(DigestOf(ledger.ledger())), ToHex(live_digest));
-  const CommandResult next = ledger.Submit(testing::OpenMerchant("m-after-reopen", "M-after-reopen", 60));
+  Result<ParsedCommand> parsed = ParseCommandJson(testing::OpenMerchant("m-after-reopen", "M9", 60).dump());
+  ASSERT_TRUE(parsed.ok());
+  const CommandResult next = ledger.ledger().Stage(*parsed);
+  ASSERT_TRUE(ledger.ledger().CommitGroup().ok());
   EXPECT_EQ(next.kind, Kind::kAccepted) << next.reason;
   EXPECT_EQ(next.sequences, std::vector<uint64_t>{sequence + 1});
   ExpectRebuildIdentical(ledger.ledger());
-  std::cout << "rebuild: " << figures.commands << " commands, " << sequence << " events replayed" << std::endl;
+  std::cout << "rebuild: " << figures.commands << " commands, " << sequence << " events replayed"
+            << std::endl;
 }
 
 }  // namespace

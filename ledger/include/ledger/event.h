@@ -27,6 +27,10 @@ Digest ChainHash(const Digest& prev_hash, std::string_view body);
 // Encodes `body` and chains it after `prev_hash`. Returns the record; sets *hash.
 std::string EncodeEventRecord(const fb::EventBodyT& body, const Digest& prev_hash, Digest* hash);
 
+// The record (fb::Event) holding `body` and its hashes, in the one byte layout this code writes. Replay
+// compares stored records with it, so a change outside the hashed body is caught too.
+std::string EncodeEnvelope(std::string_view body, const Digest& prev_hash, const Digest& hash);
+
 struct DecodedEvent {
   const fb::EventBody* body = nullptr;
   std::string_view body_bytes;
