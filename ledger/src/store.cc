@@ -102,7 +102,9 @@ class RocksStore final : public Store {
       if (it->key().size() != 8) return Status::Corruption("event key is not 8 bytes");
       const uint64_t sequence = DecodeSequenceKey(it->key().ToStringView());
       if (sequence > to) break;
-      if (!fn(sequence, it->value().ToStringView())) break;
+      // RocksDB's memory is not aligned; FlatBuffers readers need it to be. Hand out an aligned copy.
+      const std::string value = it->value().ToString();
+      if (!fn(sequence, value)) break;
     }
     return FromRocks(it->status(), "scan events");
   }
@@ -113,7 +115,8 @@ class RocksStore final : public Store {
     for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
       const std::string_view key = it->key().ToStringView();
       if (!key.starts_with(prefix)) break;
-      if (!fn(key, it->value().ToStringView())) break;
+      const std::string value = it->value().ToString();  // aligned for FlatBuffers readers (see ScanEvents)
+      if (!fn(key, value)) break;
     }
     return FromRocks(it->status(), "scan state");
   }
