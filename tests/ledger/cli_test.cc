@@ -164,6 +164,30 @@ class Cli : public ::testing::Test {
   testing::TempDir dir_;
 };
 
+// Read-only commands over one ledger holding kDay, made once for the suite (queries write nothing, and starting
+// the program is the slow part of these tests, especially under ASan).
+class CliQuery : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    shared_ = new testing::TempDir();
+    WriteFile(shared_->path() + "/day.jsonl", kDay);
+    const Outcome run = RunLedger(shared_->path(), {"submit", "--data", Data(), "--clock", "occurred",
+                                                    shared_->path() + "/day.jsonl"});
+    ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  }
+  static void TearDownTestSuite() {
+    delete shared_;
+    shared_ = nullptr;
+  }
+  static std::string Data() { return shared_->path() + "/data"; }
+  Outcome RunCli(const std::vector<std::string>& args) { return RunLedger(scratch_.path(), args); }
+
+  static testing::TempDir* shared_;
+  testing::TempDir scratch_;  // this test's captured outputs
+};
+
+testing::TempDir* CliQuery::shared_ = nullptr;
+
 TEST_F(Cli, SubmitPrintsOneResultPerCommandAndExitsZero) {
   WriteFile(Path("day.jsonl"), kDay);
 
@@ -218,9 +242,7 @@ TEST_F(Cli, ResubmittingTheSameFileGivesDuplicatesAndWritesNothing) {
   EXPECT_EQ(Snapshot(), before);
 }
 
-TEST_F(Cli, BalanceShowsBalanceAndUnit) {
-  SubmitDay();
-
+TEST_F(CliQuery, BalanceShowsBalanceAndUnit) {
   const Outcome debit = RunCli({"balance", "--data", Data(), "C1:debit", "--json"});
   const Outcome points = RunCli({"balance", "--data", Data(), "C1:points", "--json"});
   const Outcome merchant = RunCli({"balance", "--data", Data(), "merchant:M1", "--json"});
@@ -234,9 +256,7 @@ TEST_F(Cli, BalanceShowsBalanceAndUnit) {
   EXPECT_EQ(Lines(debit.out).size(), 1u);
 }
 
-TEST_F(Cli, BalanceAllEndsWithZeroSumsByUnit) {
-  SubmitDay();
-
+TEST_F(CliQuery, BalanceAllEndsWithZeroSumsByUnit) {
   const Outcome run = RunCli({"balance", "--data", Data(), "--all", "--json"});
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
@@ -255,9 +275,7 @@ TEST_F(Cli, BalanceAllEndsWithZeroSumsByUnit) {
   EXPECT_EQ(all.back(), ordered_json::parse(R"({"CNY":0,"POINTS":0})"));
 }
 
-TEST_F(Cli, EventsAreOneJsonObjectPerLineAndHashChained) {
-  SubmitDay();
-
+TEST_F(CliQuery, EventsAreOneJsonObjectPerLineAndHashChained) {
   const Outcome run = RunCli({"events", "--data", Data(), "--json"});
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
@@ -282,9 +300,7 @@ TEST_F(Cli, EventsAreOneJsonObjectPerLineAndHashChained) {
   EXPECT_EQ(json::parse(lines[4])["type"], "CommandRejected");
 }
 
-TEST_F(Cli, EventsRangeSelectsSequences) {
-  SubmitDay();
-
+TEST_F(CliQuery, EventsRangeSelectsSequences) {
   const Outcome run = RunCli({"events", "--data", Data(), "--from-seq", "2", "--to-seq", "3", "--json"});
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
@@ -294,9 +310,7 @@ TEST_F(Cli, EventsRangeSelectsSequences) {
   EXPECT_EQ(json::parse(lines[1])["sequence"], 3);
 }
 
-TEST_F(Cli, LimitsShowUsageOfTheMediumUsed) {
-  SubmitDay();
-
+TEST_F(CliQuery, LimitsShowUsageOfTheMediumUsed) {
   const Outcome run = RunCli({"limits", "--data", Data(), "C1", "--date", "2026-11-25", "--json"});
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
@@ -327,17 +341,16 @@ TEST_F(Cli, LimitsShowUsageOfTheMediumUsed) {
   }
 }
 
-TEST_F(Cli, LimitsOnAnotherDayShowNoUsage) {
-  SubmitDay();
-
+TEST_F(CliQuery, LimitsOnAnotherDayShowNoUsage) {
   const Outcome run = RunCli({"limits", "--data", Data(), "C1", "--date", "2026-11-26", "--json"});
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
-  for (const json& medium : json::parse(run.out)["media"]) {
+  const json limits = json::parse(run.out);
+  for (const json& medium : limits["media"]) {
     EXPECT_EQ(medium["used_today_minor"], 0) << medium.dump();
     if (medium["medium"] == "sms") {
-      EXPECT_EQ(medium["used_month_minor"], 10000);
-    }  // same month
+      EXPECT_EQ(medium["used_month_minor"], 10000);  // same month
+    }
   }
 }
 
@@ -451,9 +464,7 @@ TEST_F(Cli, SystemClockRejectsSkewedCommandAsBusinessOutcome) {
   EXPECT_EQ(json::parse(lines[1])["reason"], "CLOCK_SKEW");
 }
 
-TEST_F(Cli, UnknownAccountIsBadInput) {
-  SubmitDay();
-
+TEST_F(CliQuery, UnknownAccountIsBadInput) {
   const Outcome run = RunCli({"balance", "--data", Data(), "C9:debit", "--json"});
 
   ExpectBadInput(run, "C9:debit");
@@ -462,9 +473,7 @@ TEST_F(Cli, UnknownAccountIsBadInput) {
   ExpectBadInput(RunCli({"limits", "--data", Data(), "C9", "--date", "2026-11-25", "--json"}), "C9");
 }
 
-TEST_F(Cli, BankAccountWithoutPostingsShowsZero) {
-  SubmitDay();
-
+TEST_F(CliQuery, BankAccountWithoutPostingsShowsZero) {
   const Outcome run = RunCli({"balance", "--data", Data(), "gl:interbank:wechat", "--json"});
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
@@ -473,9 +482,7 @@ TEST_F(Cli, BankAccountWithoutPostingsShowsZero) {
 
 // README lists the bank's own accounts (gl:funding, gl:fee_income, ...); any other "gl:" name is as unknown as
 // any other account, and must not read as a zero balance.
-TEST_F(Cli, MisspeltBankAccountIsBadInput) {
-  SubmitDay();
-
+TEST_F(CliQuery, MisspeltBankAccountIsBadInput) {
   const Outcome run = RunCli({"balance", "--data", Data(), "gl:fee_incme", "--json"});
 
   ExpectBadInput(run, "gl:fee_incme");

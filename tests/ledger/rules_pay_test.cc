@@ -27,10 +27,6 @@ using json = nlohmann::json;
 
 const std::pair<int64_t, int64_t> kBalanced{0, 0};
 
-// A copy of a stored value: RocksDB hands out unaligned bytes, FlatBuffers reads need 4-byte alignment
-// (UBSan checks it); std::string storage is at least 8-byte aligned.
-std::string Aligned(std::string_view bytes) { return std::string(bytes); }
-
 ::testing::AssertionResult Accepted(const CommandResult& result) {
   if (result.kind == Kind::kAccepted) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << result.command_id << " was not accepted: " << result.ToJson();
@@ -128,8 +124,7 @@ class Shop {
     EXPECT_TRUE(ledger_->store()
                     .ScanState("b/",
                                [&](std::string_view, std::string_view value) {
-                                 const std::string copy = Aligned(value);
-                                 const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(copy.data());
+                                 const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(value.data());
                                  sums[static_cast<int>(record->unit())] += record->balance_minor();
                                  return true;
                                })
@@ -167,8 +162,7 @@ fb::EventBodyT EventAt(Shop& ledger, uint64_t sequence) {
                   .store()
                   .ScanEvents(sequence, sequence,
                               [&](uint64_t, std::string_view record) {
-                                const std::string copy = Aligned(record);
-                                Result<DecodedEvent> decoded = DecodeEventRecord(copy);
+                                Result<DecodedEvent> decoded = DecodeEventRecord(record);
                                 EXPECT_TRUE(decoded.ok());
                                 if (decoded.ok()) decoded->body->UnPackTo(&body);
                                 return false;

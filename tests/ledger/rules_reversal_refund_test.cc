@@ -25,10 +25,6 @@ using json = nlohmann::json;
 
 const std::pair<int64_t, int64_t> kBalanced{0, 0};
 
-// A copy of a stored value: RocksDB hands out unaligned bytes, FlatBuffers reads need 4-byte alignment
-// (UBSan checks it); std::string storage is at least 8-byte aligned.
-std::string Aligned(std::string_view bytes) { return std::string(bytes); }
-
 ::testing::AssertionResult Accepted(const CommandResult& result) {
   if (result.kind == Kind::kAccepted) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << result.command_id << " was not accepted: " << result.ToJson();
@@ -135,8 +131,7 @@ class Shop {
     EXPECT_TRUE(ledger_->store()
                     .ScanState("b/",
                                [&](std::string_view key, std::string_view value) {
-                                 const std::string copy = Aligned(value);
-                                 const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(copy.data());
+                                 const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(value.data());
                                  if (record->balance_minor() != 0)
                                    balances[std::string(key.substr(2))] = record->balance_minor();
                                  return true;
@@ -150,8 +145,7 @@ class Shop {
     EXPECT_TRUE(ledger_->store()
                     .ScanState("b/",
                                [&](std::string_view, std::string_view value) {
-                                 const std::string copy = Aligned(value);
-                                 const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(copy.data());
+                                 const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(value.data());
                                  sums[static_cast<int>(record->unit())] += record->balance_minor();
                                  return true;
                                })
@@ -206,8 +200,7 @@ class Shop {
     EXPECT_TRUE(ledger_->store()
                     .ScanEvents(result.sequences[0], result.sequences[0],
                                 [&](uint64_t, std::string_view record) {
-                                  const std::string copy = Aligned(record);
-                                  Result<DecodedEvent> decoded = DecodeEventRecord(copy);
+                                  Result<DecodedEvent> decoded = DecodeEventRecord(record);
                                   EXPECT_TRUE(decoded.ok());
                                   if (!decoded.ok()) return false;
                                   const fb::PaymentRefunded* event =

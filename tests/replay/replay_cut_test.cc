@@ -107,13 +107,21 @@ Outcome RunLedger(const std::string& scratch, const std::vector<std::string>& ar
   std::vector<char*> argv;
   for (std::string& arg : argv_text) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  // The program's temporary folders go to `scratch` too, so one it leaves behind (when it dies) goes with it.
+  std::vector<std::string> env_text = {"TMPDIR=" + scratch};
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, "TMPDIR=", 7) != 0) env_text.emplace_back(*entry);
+  }
+  std::vector<char*> env;
+  for (std::string& entry : env_text) env.push_back(entry.data());
+  env.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   Outcome run;
   if (spawned != 0) {
@@ -346,13 +354,15 @@ TEST_F(Replaying, CutAtAnyCommittedSequenceEqualsTheLiveStateThen) {
   std::unique_ptr<Store> live = OpenStore(h.data, true);
   ASSERT_NE(live, nullptr);
   ASSERT_GE(h.cuts.size(), 40u);
-  std::vector<Cut> cuts = h.cuts;
-  std::mt19937_64 random(5);
-  std::shuffle(cuts.begin() + 1, cuts.end() - 1, random);  // keep the first and the last
-  const size_t keep = std::max<size_t>(20, static_cast<size_t>(60 * Scale()));
-  if (cuts.size() > keep) {
-    cuts.erase(cuts.begin() + keep - 1, cuts.end() - 1);
+  // Every cut right after a checkpoint, the first and the last, and a random sample of the others.
+  std::vector<Cut> cuts, others;
+  for (size_t i = 0; i < h.cuts.size(); ++i) {
+    (h.cuts[i].checkpoint || i == 0 || i + 1 == h.cuts.size() ? cuts : others).push_back(h.cuts[i]);
   }
+  std::mt19937_64 random(5);
+  std::shuffle(others.begin(), others.end(), random);
+  const size_t keep = std::max<size_t>(20, static_cast<size_t>(60 * Scale()));
+  for (size_t i = 0; i < others.size() && cuts.size() < keep; ++i) cuts.push_back(others[i]);
   int checkpoint_cuts = 0;
   ScratchDir dir;
   int n = 0;

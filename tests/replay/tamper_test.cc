@@ -6,9 +6,9 @@
 //
 // What the design guarantees, by kind of change (README: Audit; docs/DECISIONS.md: checkpoints are events):
 //  - A flipped byte, a deleted event, two swapped events: the record at that sequence fails to decode, or its
-//    hash, prev_hash, key or body sequence does not match: first bad sequence = the changed one. Deleting the
-//    newest event leaves a valid shorter chain: the live-state comparison catches it (the live projections say
-//    they applied the missing event).
+//    hash, prev_hash, key or body sequence does not match, or its envelope is not the layout the ledger writes:
+//    first bad sequence = the changed one. Deleting the newest event leaves a valid shorter chain: the
+//    live-state comparison catches it (the live projections say they applied the missing event).
 //  - A forgery with a correctly recomputed chain (the attacker decodes a body, changes an amount, re-encodes it
 //    and re-chains every later event with EncodeEventRecord) is hash-consistent. Without the private key it can
 //    not carry a valid checkpoint: the FIRST CHECKPOINT AFTER the change names the old chain head (or, when the
@@ -19,6 +19,9 @@
 //    the first checkpoint after the change no longer covers the sequence before it (first bad sequence = its new
 //    position), and without one the live state differs.
 //  - A forged checkpoint (any field changed, re-chained after): its signature fails: first bad = it.
+//  - A re-chained history may also stop folding before that checkpoint (postings that do not balance, a refund
+//    of a payment the attacker removed, a balance overflowing): the audit must report that event (a first bad
+//    sequence between the change and the checkpoint), never die.
 //  - On ledger.events, records produced by anyone but the publisher carry no ledger.sequence header and read as
 //    sequence 0 ("out of order") where they appear; a topic filled from a tampered store behaves as above.
 // An attacker who also rewrites the `state` column family to match a forged tail, and the topic, is beyond an
@@ -30,6 +33,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,13 +135,21 @@ Outcome RunLedger(const std::string& scratch, const std::vector<std::string>& ar
   std::vector<char*> argv;
   for (std::string& arg : argv_text) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  // The program's temporary folders go to `scratch` too, so one it leaves behind (when it dies) goes with it.
+  std::vector<std::string> env_text = {"TMPDIR=" + scratch};
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, "TMPDIR=", 7) != 0) env_text.emplace_back(*entry);
+  }
+  std::vector<char*> env;
+  for (std::string& entry : env_text) env.push_back(entry.data());
+  env.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   Outcome run;
   if (spawned != 0) {
@@ -356,6 +368,7 @@ Audit AuditInChild(const std::vector<std::pair<uint64_t, std::string>>& records,
     return audit;
   }
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
     close(fds[0]);
     const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (err >= 0) dup2(err, 2);
@@ -887,11 +900,11 @@ void Restore(const History& history, Store& store, const std::vector<uint64_t>& 
 }
 
 // The library trials: 1,000 (scaled; at least 200), each starting from the untouched history in RocksDB. They
-// run in batches of 25 on a fresh std::filesystem::copy of the closed store folder; within a batch each trial
-// puts back what it changed after its audit, and Restore checks that the events column family holds exactly
-// the history again (the same start as a fresh copy, at a fraction of the cost; a fresh copy per batch keeps
-// RocksDB's memtable from filling with the overwritten versions). The audit's rebuild goes to memory, in a
-// child process (see AuditInChild).
+// run in batches on a fresh std::filesystem::copy of the closed store folder; within a batch each trial puts
+// back what it changed after its audit, and Restore checks that the events column family holds exactly the
+// history again (the same start as a fresh copy, at a fraction of the cost). A batch ends after 50 trials or
+// 8,000 records written, which keeps RocksDB's memtable from filling with overwritten versions (they slow
+// every scan). The audit's rebuild goes to memory.
 TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
   const History& h = history();
   struct Share {
@@ -901,7 +914,8 @@ TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
   const Share shares[] = {{Kind::kFlipByte, 300},     {Kind::kDelete, 120},         {Kind::kSwap, 120},
                           {Kind::kForgeCovered, 160}, {Kind::kForgeUncovered, 100}, {Kind::kRewriteTail, 120},
                           {Kind::kForgeCheckpoint, 80}};
-  constexpr int kBatch = 25;
+  constexpr int kBatch = 50;             // trials on one copy at most
+  constexpr size_t kWrittenMax = 8000;  // records written (and restored) on one copy at most
   constexpr int kShownPerKind = 5;  // failures printed per kind of change; the rest are counted
   const int total = std::max(200, static_cast<int>(1000 * Scale()));
   const uint64_t seed = 20261125;
@@ -916,12 +930,13 @@ TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
   const std::string err_path = scratch.path() + "/audit.err";
   std::unique_ptr<Store> working;
   Digest live_digest{};
-  int trial = 0, copies = 0;
+  int trial = 0, copies = 0, since_copy = 0;
+  size_t written = 0;
   const auto started = std::chrono::steady_clock::now();
   for (const Share& share : shares) {
     const int count = std::max(1, total * share.per_mille / 1000);
     for (int i = 0; i < count; ++i, ++trial) {
-      if (trial % kBatch == 0) {
+      if (trial == 0 || since_copy >= kBatch || written >= kWrittenMax) {
         working.reset();
         const std::string dir = scratch.path() + "/copy" + std::to_string(copies);
         if (copies > 0) fs::remove_all(scratch.path() + "/copy" + std::to_string(copies - 1));
@@ -929,9 +944,17 @@ TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
         ASSERT_NE(working, nullptr);
         live_digest = LiveDigest(*working);  // the state column family is never touched
         copies += 1;
+        since_copy = 0;
+        written = 0;
       }
+      since_copy += 1;
       const Expectation expect = Tamper(h, share.kind, *working, random);
-      const Audit audit = AuditInChild(ReadEvents(*working), live_digest, *h.verifier, err_path);
+      // A flipped byte, a deleted or swapped event is refused before anything is folded (or, deleting the
+      // newest, leaves untouched events): those audits run here, on the store itself. A re-chained history is
+      // folded by the projectors, and one that no longer folds could take the process down: in a child.
+      const bool rechained = share.kind != Kind::kFlipByte && share.kind != Kind::kDelete && share.kind != Kind::kSwap;
+      const Audit audit = rechained ? AuditInChild(ReadEvents(*working), live_digest, *h.verifier, err_path)
+                                    : RunAudit(replay::StoreSource(*working), live_digest, *h.verifier, "");
       std::string why;
       const Verdict verdict = Judge(audit, expect, &why);
       Tally& counts = tally[share.kind];
@@ -941,6 +964,7 @@ TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
         counts.shown.push_back("trial " + std::to_string(trial) + ": " + why);
       }
       Restore(h, *working, expect.touched);
+      written += 2 * expect.touched.size();
       if (::testing::Test::HasFatalFailure()) return;
     }
   }
@@ -1024,16 +1048,15 @@ TEST_F(Tampering, LedgerReplayReportsTamperingAndExitsTwo) {
     const Outcome run = RunLedger(scratch.path(), {"replay", "--data", data, "--pubkey", h.pubkey, "--json"});
     EXPECT_EQ(run.exit_code, 2) << KindName(kind) << ": " << expect.what << "\n" << Describe(run);
     const json report = json::parse(run.out, nullptr, false);
-    ASSERT_TRUE(report.is_object()) << Describe(run);
+    EXPECT_TRUE(report.is_object()) << Describe(run);
+    if (!report.is_object()) continue;
     EXPECT_EQ(report["verified"], false) << expect.what;
     EXPECT_EQ(report["signatures_checked"], true);
-    if (expect.first_bad) {
-      EXPECT_EQ(report["first_bad_sequence"], *expect.first_bad) << expect.what << "\n" << run.out;
-      EXPECT_NE(report["problem"], "");
-    } else {
-      EXPECT_TRUE(report["first_bad_sequence"].is_null()) << expect.what << "\n" << run.out;
-      EXPECT_EQ(report["live_state_equal"], false) << expect.what << "\n" << run.out;
-    }
+    Audit audit;  // the program's report, judged like the library's
+    if (!report["first_bad_sequence"].is_null()) audit.report.first_bad_sequence = report["first_bad_sequence"].get<uint64_t>();
+    audit.report.problem = report["problem"].get<std::string>();
+    if (!report["live_state_equal"].is_null()) audit.live_equal = report["live_state_equal"].get<bool>();
+    ExpectRight(audit, expect, std::string("ledger replay, ") + KindName(kind));
   }
 }
 
@@ -1061,7 +1084,24 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
     }
   }
   ASSERT_NE(payment, 0u);
-  const uint64_t unbalanced = h.money_events.front();
+  // Forgeries in a deposit of the covered history, after gl:funding holds a balance (from the 10th event on).
+  uint64_t forged = 0;
+  for (uint64_t s = 10; s < h.final_checkpoint && forged == 0; ++s) {
+    const fb::EventBody* body = DecodeEventRecord(h.record(s))->body;
+    if (body->payload_type() == fb::Payload::FundsDeposited && body->payload_as_FundsDeposited()->postings()->size() == 2) {
+      forged = s;
+    }
+  }
+  ASSERT_NE(forged, 0u);
+  // Re-chains the history from `forged` after `change` changed its postings.
+  auto forge_postings = [&](const std::function<void(std::vector<std::unique_ptr<fb::PostingT>>&)>& change) {
+    return [&h, forged, change](Store& store) {
+      std::vector<std::unique_ptr<fb::EventBodyT>> bodies = Bodies(h, forged, h.last);
+      std::vector<std::unique_ptr<fb::PostingT>>& postings = *PostingsOfT(*bodies[0]);
+      change(postings);
+      WriteAll(store, Rechain(h, bodies, forged, h.hash(forged - 1), 0));
+    };
+  };
 
   ScratchDir scratch;
   struct Case {
@@ -1077,13 +1117,19 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
          WriteAll(store, Rechain(h, bodies, payment, h.hash(payment - 1), 0));
          ASSERT_TRUE(store.DeleteEventRaw(h.last).ok());
        }},
-      {"one posting of event " + std::to_string(unbalanced) + " raised: it no longer balances", unbalanced,
-       h.CheckpointAfter(unbalanced),
-       [&](Store& store) {
-         std::vector<std::unique_ptr<fb::EventBodyT>> bodies = Bodies(h, unbalanced, h.last);
-         (*PostingsOfT(*bodies[0]))[0]->amount_minor += 1'000'000;
-         WriteAll(store, Rechain(h, bodies, unbalanced, h.hash(unbalanced - 1), 0));
-       }},
+      {"one posting of deposit " + std::to_string(forged) + " raised: it no longer balances", forged, h.CheckpointAfter(forged),
+       forge_postings([](std::vector<std::unique_ptr<fb::PostingT>>& postings) { postings[0]->amount_minor += 1'000'000; })},
+      {"deposit " + std::to_string(forged) + " moves INT64_MAX (balanced; the balances overflow)",
+       forged, h.CheckpointAfter(forged),
+       forge_postings([](std::vector<std::unique_ptr<fb::PostingT>>& postings) {
+         // Still balanced, each line in range; gl:funding (negative) and the account (positive) overflow.
+         for (auto& posting : postings) posting->amount_minor = posting->account == gl::kFunding ? -INT64_MAX : INT64_MAX;
+       })},
+      {"deposit " + std::to_string(forged) + " posts its CNY lines as POINTS (balanced; gl:funding holds CNY)", forged,
+       h.CheckpointAfter(forged),
+       forge_postings([](std::vector<std::unique_ptr<fb::PostingT>>& postings) {
+         for (auto& posting : postings) posting->unit = fb::Unit::POINTS;
+       })},
   };
   int n = 0;
   for (const Case& c : cases) {
@@ -1095,7 +1141,11 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
       c.tamper(*store);
     }
     const Outcome run = RunLedger(scratch.path(), {"replay", "--data", data, "--pubkey", h.pubkey, "--json"});
-    EXPECT_EQ(run.signal, 0) << "ledger replay died on a tampered history\n" << Describe(run);
+    if (run.signal != 0) {
+      ADD_FAILURE() << "ledger replay died (signal " << run.signal << ") on a tampered history instead of reporting it: "
+                    << run.err;
+      continue;
+    }
     EXPECT_EQ(run.exit_code, 2) << Describe(run);
     const json report = json::parse(run.out, nullptr, false);
     EXPECT_TRUE(report.is_object()) << Describe(run);
@@ -1189,7 +1239,9 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
     ASSERT_TRUE((*sender)->Flush(30'000).ok());
     store.reset();
 
-    const Audit audit = AuditInChild(ReadPartition(brokers, p), live_digest, *h.verifier, scratch.path() + "/audit.err");
+    // In this process (no fork beside the broker's threads): these scenarios fold nothing that fails to fold.
+    const std::vector<std::pair<uint64_t, std::string>> records = ReadPartition(brokers, p);
+    const Audit audit = RunAudit(VectorSource(records), live_digest, *h.verifier, "");
     if (scenario.verified) {
       EXPECT_TRUE(audit.report.ok()) << audit.Describe();
       EXPECT_EQ(audit.live_equal, true);
