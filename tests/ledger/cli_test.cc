@@ -1,19 +1,17 @@
-// Goal: the `ledger` program does what README's command-line reference says: outputs, exit codes, and nothing
-// written on bad input.
+// Goal: `ledger` keeps README's command-line contract: outputs, exit codes, nothing written on bad input.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -62,7 +60,8 @@ std::vector<std::string> Lines(const std::string& text) {
 
 // Runs LEDGER_BINARY with `args`; stdin from `stdin_path` (or /dev/null), stdout and stderr captured in files
 // under `scratch`.
-Outcome RunLedger(const std::string& scratch, const std::vector<std::string>& args, const std::string& stdin_path = "") {
+Outcome RunLedger(const std::string& scratch, const std::vector<std::string>& args,
+                  const std::string& stdin_path = "") {
   static int runs = 0;
   const std::string tag = scratch + "/run" + std::to_string(++runs);
   const std::string out_path = tag + ".out", err_path = tag + ".err";
@@ -74,7 +73,8 @@ Outcome RunLedger(const std::string& scratch, const std::vector<std::string>& ar
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.empty() ? "/dev/null" : stdin_path.c_str(),
+                                   O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
@@ -111,8 +111,8 @@ Outcome RunLedger(const std::string& scratch, const std::vector<std::string>& ar
 
 // Formats a run for failure messages.
 std::string Describe(const Outcome& run) {
-  return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) + "\nstdout:\n" + run.out +
-         "\nstderr:\n" + run.err;
+  return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) + "\nstdout:\n" +
+         run.out + "\nstderr:\n" + run.err;
 }
 
 // A bad-input failure: exit 2, one line "ledger: ..." on stderr, nothing on stdout.
@@ -164,15 +164,15 @@ class Cli : public ::testing::Test {
   testing::TempDir dir_;
 };
 
-// Read-only commands over one ledger holding kDay, made once for the suite (queries write nothing, and starting
-// the program is the slow part of these tests, especially under ASan).
+// Read-only commands over one ledger holding kDay, made once for the suite (queries write nothing, and
+// starting the program is the slow part of these tests, especially under ASan).
 class CliQuery : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     shared_ = new testing::TempDir();
     WriteFile(shared_->path() + "/day.jsonl", kDay);
-    const Outcome run = RunLedger(shared_->path(), {"submit", "--data", Data(), "--clock", "occurred",
-                                                    shared_->path() + "/day.jsonl"});
+    const Outcome run = RunLedger(
+        shared_->path(), {"submit", "--data", Data(), "--clock", "occurred", shared_->path() + "/day.jsonl"});
     ASSERT_EQ(run.exit_code, 0) << Describe(run);
   }
   static void TearDownTestSuite() {
@@ -203,7 +203,8 @@ TEST_F(Cli, SubmitPrintsOneResultPerCommandAndExitsZero) {
     const ordered_json result = ordered_json::parse(lines[i]);
     std::vector<std::string> keys;
     for (const auto& [key, value] : result.items()) keys.push_back(key);
-    EXPECT_EQ(keys, (std::vector<std::string>{"command_id", "status", "reason", "transaction_id", "sequences"}));
+    EXPECT_EQ(keys,
+              (std::vector<std::string>{"command_id", "status", "reason", "transaction_id", "sequences"}));
     EXPECT_EQ(result["command_id"], ids[i]);
     ASSERT_TRUE(result["sequences"].is_array());
     ASSERT_FALSE(result["sequences"].empty());
@@ -248,9 +249,11 @@ TEST_F(CliQuery, BalanceShowsBalanceAndUnit) {
   const Outcome merchant = RunCli({"balance", "--data", Data(), "merchant:M1", "--json"});
 
   ASSERT_EQ(debit.exit_code, 0) << Describe(debit);
-  EXPECT_EQ(json::parse(debit.out), json::parse(R"({"account":"C1:debit","unit":"CNY","balance_minor":990000})"));
+  EXPECT_EQ(json::parse(debit.out),
+            json::parse(R"({"account":"C1:debit","unit":"CNY","balance_minor":990000})"));
   ASSERT_EQ(points.exit_code, 0) << Describe(points);
-  EXPECT_EQ(json::parse(points.out), json::parse(R"({"account":"C1:points","unit":"POINTS","balance_minor":1500})"));
+  EXPECT_EQ(json::parse(points.out),
+            json::parse(R"({"account":"C1:points","unit":"POINTS","balance_minor":1500})"));
   ASSERT_EQ(merchant.exit_code, 0) << Describe(merchant);
   EXPECT_EQ(json::parse(merchant.out)["balance_minor"], 10000 - 60);
   EXPECT_EQ(Lines(debit.out).size(), 1u);
@@ -356,16 +359,20 @@ TEST_F(CliQuery, LimitsOnAnotherDayShowNoUsage) {
 
 // Line 3 of each input is bad in another way; lines 1, 2 and 4 are valid.
 std::vector<std::string> BadInputs() {
-  const std::string good1 = R"({"type":"open_account","command_id":"a2","customer":"C2","account":"C2:debit","kind":"debit_card"})";
+  const std::string good1 =
+      R"({"type":"open_account","command_id":"a2","customer":"C2","account":"C2:debit","kind":"debit_card"})";
   const std::string good2 = R"({"type":"deposit","command_id":"d9","account":"C1:debit","amount_minor":777})";
   const std::string good4 = R"({"type":"deposit","command_id":"d10","account":"C1:debit","amount_minor":1})";
   const std::string bad3[] = {
-      R"({"type":"deposit","command_id":"d3","account":"C1:debit",)",                         // malformed JSON
-      R"({"type":"deposit","command_id":"d3","account":"C1:debit","amount_minor":5,"memo":1})",  // unknown field
-      R"({"type":"deposit","command_id":"d3","account":"C1:debit","amount_minor":"5"})",       // wrong type
+      R"({"type":"deposit","command_id":"d3","account":"C1:debit",)",                     // malformed JSON
+      R"({"type":"deposit","command_id":"d3","account":"C1:debit","amount_minor":"5"})",  // wrong type
+      // an unknown field
+      R"({"type":"deposit","command_id":"d3","account":"C1:debit","amount_minor":5,"memo":1})",
   };
   std::vector<std::string> inputs;
-  for (const std::string& bad : bad3) inputs.push_back(good1 + "\n" + good2 + "\n" + bad + "\n" + good4 + "\n");
+  for (const std::string& bad : bad3) {
+    inputs.push_back(good1 + "\n" + good2 + "\n" + bad + "\n" + good4 + "\n");
+  }
   return inputs;
 }
 
@@ -415,7 +422,8 @@ TEST_F(Cli, BadLineFromStdinNamesTheLine) {
 // Not a command type the ledger knows, with a non-string occurred_at: a wrong JSON type, so an input error
 // (exit 2, the line named), never a crash.
 TEST_F(Cli, UnknownTypeWithNumericOccurredAtIsBadInputNotACrash) {
-  WriteFile(Path("odd.jsonl"), std::string(kDay) + R"({"type":"frobnicate","command_id":"x1","occurred_at":5})" + "\n");
+  WriteFile(Path("odd.jsonl"),
+            std::string(kDay) + R"({"type":"frobnicate","command_id":"x1","occurred_at":5})" + "\n");
 
   const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("odd.jsonl")});
 
@@ -439,8 +447,10 @@ TEST_F(Cli, SubmitReadsStdinWithDash) {
 }
 
 TEST_F(Cli, BlankLinesAreSkippedAndCountedInLineNumbers) {
-  const std::string input = std::string("\n") + R"({"type":"open_account","command_id":"a1","customer":"C1","account":"C1:debit","kind":"debit_card"})" +
-                            "\r\n   \n{bad\n";
+  const std::string input =
+      std::string("\n") +
+      R"({"type":"open_account","command_id":"a1","customer":"C1","account":"C1:debit","kind":"debit_card"})" +
+      "\r\n   \n{bad\n";
   WriteFile(Path("blank.jsonl"), input);
 
   const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("blank.jsonl")});
@@ -449,12 +459,14 @@ TEST_F(Cli, BlankLinesAreSkippedAndCountedInLineNumbers) {
 }
 
 TEST_F(Cli, SystemClockRejectsSkewedCommandAsBusinessOutcome) {
-  WriteFile(Path("skew.jsonl"),
-            R"({"type":"open_account","command_id":"a1","customer":"C1","account":"C1:debit","kind":"debit_card","occurred_at":"2026-11-25T10:00:00+08:00"}
+  WriteFile(
+      Path("skew.jsonl"),
+      R"({"type":"open_account","command_id":"a1","customer":"C1","account":"C1:debit","kind":"debit_card","occurred_at":"2026-11-25T10:00:00+08:00"}
 {"type":"open_account","command_id":"a2","customer":"C2","account":"C2:debit","kind":"debit_card","occurred_at":"2026-11-25T10:06:00+08:00"}
 )");
 
-  const Outcome run = RunCli({"submit", "--data", Data(), "--now", "2026-11-25T10:00:00+08:00", Path("skew.jsonl")});
+  const Outcome run =
+      RunCli({"submit", "--data", Data(), "--now", "2026-11-25T10:00:00+08:00", Path("skew.jsonl")});
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
   const std::vector<std::string> lines = Lines(run.out);
@@ -468,8 +480,9 @@ TEST_F(CliQuery, UnknownAccountIsBadInput) {
   const Outcome run = RunCli({"balance", "--data", Data(), "C9:debit", "--json"});
 
   ExpectBadInput(run, "C9:debit");
-  ExpectBadInput(RunCli({"balance", "--data", Data(), "C9:points", "--json"}), "C9:points");  // unknown customer
-  ExpectBadInput(RunCli({"balance", "--data", Data(), "C1:savings", "--json"}), "C1:savings");  // never opened
+  // A customer that does not exist, and an account its customer never opened.
+  ExpectBadInput(RunCli({"balance", "--data", Data(), "C9:points", "--json"}), "C9:points");
+  ExpectBadInput(RunCli({"balance", "--data", Data(), "C1:savings", "--json"}), "C1:savings");
   ExpectBadInput(RunCli({"limits", "--data", Data(), "C9", "--date", "2026-11-25", "--json"}), "C9");
 }
 
@@ -477,11 +490,12 @@ TEST_F(CliQuery, BankAccountWithoutPostingsShowsZero) {
   const Outcome run = RunCli({"balance", "--data", Data(), "gl:interbank:wechat", "--json"});
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
-  EXPECT_EQ(json::parse(run.out), json::parse(R"({"account":"gl:interbank:wechat","unit":"CNY","balance_minor":0})"));
+  EXPECT_EQ(json::parse(run.out),
+            json::parse(R"({"account":"gl:interbank:wechat","unit":"CNY","balance_minor":0})"));
 }
 
-// README lists the bank's own accounts (gl:funding, gl:fee_income, ...); any other "gl:" name is as unknown as
-// any other account, and must not read as a zero balance.
+// README lists the bank's own accounts (gl:funding, gl:fee_income, ...); any other "gl:" name is as unknown
+// as any other account, and must not read as a zero balance.
 TEST_F(CliQuery, MisspeltBankAccountIsBadInput) {
   const Outcome run = RunCli({"balance", "--data", Data(), "gl:fee_incme", "--json"});
 
@@ -509,8 +523,8 @@ TEST_F(Cli, MissingInputFileIsBadInput) {
 }
 
 TEST_F(Cli, BadArgumentsAreExitTwo) {
-  ExpectBadInput(RunCli({"balance", "--data", Data()}));                           // neither ACCOUNT nor --all
-  ExpectBadInput(RunCli({"frobnicate"}));                                         // unknown command
+  ExpectBadInput(RunCli({"balance", "--data", Data()}));  // neither ACCOUNT nor --all
+  ExpectBadInput(RunCli({"frobnicate"}));                 // unknown command
   ExpectBadInput(RunCli({"submit", "--data", Data(), "--clock", "sundial", "-"}));  // bad --clock
   ExpectBadInput(RunCli({"submit", "--data", Data(), "--now", "noon", "-"}));       // bad --now
   EXPECT_FALSE(fs::exists(Data() + "/CURRENT"));
@@ -520,7 +534,8 @@ TEST_F(Cli, BadConfigIsBadInputNamingTheLine) {
   SubmitDay();
   const std::string before = Snapshot();
   WriteFile(Data() + "/ledger.toml", "[ledger]\nshard = 0\n[limits.sms]\ndaily_minor = \"1000\"\n");
-  WriteFile(Path("more.jsonl"), R"({"type":"deposit","command_id":"d9","account":"C1:debit","amount_minor":777})" "\n");
+  const std::string more = R"({"type":"deposit","command_id":"d9","account":"C1:debit","amount_minor":777})";
+  WriteFile(Path("more.jsonl"), more + "\n");
 
   const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("more.jsonl")});
 
@@ -529,7 +544,8 @@ TEST_F(Cli, BadConfigIsBadInputNamingTheLine) {
 }
 
 TEST_F(Cli, DemoPrintsSummaryWithZeroSums) {
-  const Outcome run = RunCli({"demo", "--data", Data(), "--payments", "300", "--customers", "50", "--merchants", "10", "--json"});
+  const Outcome run = RunCli(
+      {"demo", "--data", Data(), "--payments", "300", "--customers", "50", "--merchants", "10", "--json"});
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
   const std::vector<std::string> lines = Lines(run.out);
@@ -546,8 +562,10 @@ TEST_F(Cli, DemoPrintsSummaryWithZeroSums) {
 TEST_F(Cli, DemoRefusesExistingLedgerUnlessFresh) {
   SubmitDay();  // an existing ledger (cheaper to make than a demo day)
   const std::string before = Snapshot();
+  // clang-format off
   const std::vector<std::string> demo = {"demo", "--data", Data(), "--payments", "300", "--customers", "50",
                                          "--merchants", "10", "--json"};
+  // clang-format on
 
   const Outcome again = RunCli(demo);
 
@@ -568,8 +586,8 @@ TEST_F(Cli, DemoRefusesExistingLedgerUnlessFresh) {
 TEST_F(Cli, DemoFreshRefusesToDeleteAFolderThatHoldsNoLedger) {
   WriteFile(Path("keep.txt"), "precious");
 
-  const Outcome run = RunCli({"demo", "--data", dir_.path(), "--payments", "10", "--customers", "5", "--merchants", "2",
-                          "--fresh", "--json"});
+  const Outcome run = RunCli({"demo", "--data", dir_.path(), "--payments", "10", "--customers", "5",
+                              "--merchants", "2", "--fresh", "--json"});
 
   ExpectBadInput(run);
   EXPECT_EQ(ReadFile(Path("keep.txt")), "precious");
