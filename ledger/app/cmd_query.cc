@@ -202,13 +202,7 @@ Runner AddLimits(CLI::App& app) {
     ordered_json media = ordered_json::array();
     for (int m = 0; m < kMediumCount; ++m) {
       const auto medium = static_cast<fb::Medium>(m);
-      MediumPolicy limits = config->medium_policy[m];
-      fb::LimitOverrideRecordT custom;
-      if (LoadRecord(state, keys::LimitOverride(args->customer, medium), &custom)) {
-        auto lower = [](int64_t policy, int64_t own) { return own < 0 ? policy : policy < 0 ? own : std::min(policy, own); };
-        limits = {lower(limits.per_payment_minor, custom.per_payment_minor), lower(limits.daily_minor, custom.daily_minor),
-                  lower(limits.monthly_minor, custom.monthly_minor), lower(limits.daily_count, custom.daily_count)};
-      }
+      const MediumPolicy limits = EffectiveMediumLimits(*config, state, args->customer, medium);
       fb::UsageRecordT daily, monthly;
       LoadRecord(state, keys::DailyUsage(args->customer, medium, date), &daily);
       LoadRecord(state, keys::MonthlyUsage(args->customer, medium, date / 100), &monthly);

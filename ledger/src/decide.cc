@@ -35,23 +35,6 @@ bool CustomerExists(const KvReader& state, const std::string& customer) {
   return LoadRecord(state, keys::Customer(customer), &record);
 }
 
-// The effective limits of a customer for a medium: the policy, lowered by the customer's own settings.
-MediumPolicy EffectiveLimits(const DecideContext& context, const std::string& customer, fb::Medium medium) {
-  MediumPolicy limits = context.config.medium_policy[static_cast<int>(medium)];
-  fb::LimitOverrideRecordT custom;
-  if (LoadRecord(context.state, keys::LimitOverride(customer, medium), &custom)) {
-    auto lower = [](int64_t policy, int64_t own) {
-      if (own < 0) return policy;
-      return policy < 0 ? own : std::min(policy, own);
-    };
-    limits.per_payment_minor = lower(limits.per_payment_minor, custom.per_payment_minor);
-    limits.daily_minor = lower(limits.daily_minor, custom.daily_minor);
-    limits.monthly_minor = lower(limits.monthly_minor, custom.monthly_minor);
-    limits.daily_count = lower(limits.daily_count, custom.daily_count);
-  }
-  return limits;
-}
-
 // True when used + more would pass limit (kNoLimit never passes).
 bool Exceeds(int64_t used, int64_t more, int64_t limit) {
   if (limit < 0) return false;
@@ -266,7 +249,7 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   const bool medium_limited = command.funding == fb::Funding::own_account || command.funding == fb::Funding::other_bank;
   if (medium_limited) {
     if (command.medium == fb::Medium::none) return Reject(reason::kMalformedCommand, "card payments need a medium");
-    const MediumPolicy limits = EffectiveLimits(context, command.customer, command.medium);
+    const MediumPolicy limits = EffectiveMediumLimits(config, state, command.customer, command.medium);
     fb::UsageRecordT daily;
     fb::UsageRecordT monthly;
     LoadRecord(state, keys::DailyUsage(command.customer, command.medium, limit_date), &daily);

@@ -75,6 +75,18 @@ const flatbuffers::Vector<flatbuffers::Offset<fb::Posting>>* PostingsOf(const fb
   }
 }
 
+bool PostingsBalanced(const fb::EventBody& body) {
+  const auto* postings = PostingsOf(body);
+  if (postings == nullptr) return true;
+  __int128 sums[2] = {0, 0};
+  for (const fb::Posting* posting : *postings) {
+    const int unit = static_cast<int>(posting->unit());
+    if (unit < 0 || unit > 1 || posting->account() == nullptr) return false;
+    sums[unit] += posting->amount_minor();
+  }
+  return sums[0] == 0 && sums[1] == 0;
+}
+
 std::string EventKey(const fb::EventBody& body) {
   auto str = [](const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); };
   switch (body.payload_type()) {

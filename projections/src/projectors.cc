@@ -21,18 +21,16 @@ class BalancesProjector final : public Projector {
   void Apply(const fb::EventBody& event, Overlay& view) const override {
     const auto* postings = PostingsOf(event);
     if (postings == nullptr) return;
-    __int128 sums[2] = {0, 0};
+    // Invariant: every event's postings balance per unit (double entry).
+    LEDGER_ASSERT(PostingsBalanced(event));
     for (const fb::Posting* posting : *postings) {
       const std::string key = keys::Balance(posting->account()->string_view());
       fb::BalanceRecordT balance;
       balance.unit = posting->unit();
       if (LoadRecord(view, key, &balance)) LEDGER_ASSERT(balance.unit == posting->unit());
       balance.balance_minor = AddOrDie(balance.balance_minor, posting->amount_minor());
-      sums[static_cast<int>(posting->unit())] += posting->amount_minor();
       SaveRecord(view, key, balance);
     }
-    // Invariant: every event's postings balance per unit (double entry).
-    LEDGER_ASSERT(sums[0] == 0 && sums[1] == 0);
   }
 };
 
@@ -299,23 +297,27 @@ std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors() {
   return projectors;
 }
 
+Result<Digest> DigestOfPrefixes(const Store& store, const std::vector<std::string>& prefixes) {
+  Sha256 hasher;
+  for (const std::string& prefix : prefixes) {
+    LEDGER_RETURN_IF_ERROR(store.ScanState(prefix, [&](std::string_view key, std::string_view value) {
+      hasher.Update(SequenceKey(key.size()));
+      hasher.Update(key);
+      hasher.Update(SequenceKey(value.size()));
+      hasher.Update(value);
+      return true;
+    }));
+  }
+  return hasher.Finish();
+}
+
 Result<std::vector<NamedDigest>> ProjectionDigests(const Store& store,
                                                    const std::vector<std::unique_ptr<Projector>>& projectors) {
   std::vector<NamedDigest> digests;
   for (const auto& projector : projectors) {
-    Sha256 hasher;
-    for (const std::string& prefix : projector->KeyPrefixes()) {
-      LEDGER_RETURN_IF_ERROR(store.ScanState(prefix, [&](std::string_view key, std::string_view value) {
-        const std::string key_length = SequenceKey(key.size());
-        const std::string value_length = SequenceKey(value.size());
-        hasher.Update(key_length);
-        hasher.Update(key);
-        hasher.Update(value_length);
-        hasher.Update(value);
-        return true;
-      }));
-    }
-    digests.push_back(NamedDigest{std::string(projector->name()), hasher.Finish()});
+    Result<Digest> digest = DigestOfPrefixes(store, projector->KeyPrefixes());
+    if (!digest.ok()) return digest.status();
+    digests.push_back(NamedDigest{std::string(projector->name()), *digest});
   }
   return digests;
 }

@@ -13,14 +13,6 @@ namespace {
 constexpr size_t kRebuildGroupEventsMax = 8192;
 constexpr uint64_t kProgressEveryEvents = 100'000;
 
-void HashLengthPrefixed(Sha256& hasher, std::string_view bytes) {
-  uint8_t length[8];
-  uint64_t n = bytes.size();
-  for (int i = 7; i >= 0; --i, n >>= 8) length[i] = static_cast<uint8_t>(n & 0xff);
-  hasher.Update(std::span<const uint8_t>(length, 8));
-  hasher.Update(bytes);
-}
-
 bool SameBytes(const flatbuffers::Vector<uint8_t>* bytes, std::span<const uint8_t> expected) {
   return bytes != nullptr && bytes->size() == expected.size() && std::memcmp(bytes->data(), expected.data(), expected.size()) == 0;
 }
@@ -134,15 +126,7 @@ Result<ReplayReport> Replay(const EventSource& source, Store* target, const Repl
     }
     // A forged but re-chained event must be reported, never trusted: its postings must balance per unit
     // before any projector folds them (the projectors assert it, as the write side guarantees it).
-    if (const auto* postings = PostingsOf(body)) {
-      __int128 sums[2] = {0, 0};
-      for (const fb::Posting* posting : *postings) {
-        const int unit = static_cast<int>(posting->unit());
-        if (unit < 0 || unit > 1 || posting->account() == nullptr) return fail(expected, "malformed posting");
-        sums[unit] += posting->amount_minor();
-      }
-      if (sums[0] != 0 || sums[1] != 0) return fail(expected, "postings do not sum to zero per unit");
-    }
+    if (!PostingsBalanced(body)) return fail(expected, "postings malformed or not summing to zero per unit");
     if (projections) {
       const Status applied = projections->Apply(body, *overlay);
       if (!applied.ok()) return fail(expected, applied.message());
@@ -170,14 +154,6 @@ Result<ReplayReport> Replay(const Store& source, Store* target, uint64_t to_sequ
   return Replay(StoreSource(source), target, options);
 }
 
-Result<Digest> StateDigest(const Store& store) {
-  Sha256 hasher;
-  LEDGER_RETURN_IF_ERROR(store.ScanState("", [&](std::string_view key, std::string_view value) {
-    HashLengthPrefixed(hasher, key);
-    HashLengthPrefixed(hasher, value);
-    return true;
-  }));
-  return hasher.Finish();
-}
+Result<Digest> StateDigest(const Store& store) { return DigestOfPrefixes(store, {""}); }
 
 }  // namespace ledger::replay

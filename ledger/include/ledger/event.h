@@ -46,6 +46,8 @@ Result<DecodedEvent> DecodeEventRecord(std::string_view record);
 const char* EventTypeName(fb::Payload type);
 // The postings an event carries (nullptr for events that move nothing).
 const flatbuffers::Vector<flatbuffers::Offset<fb::Posting>>* PostingsOf(const fb::EventBody& body);
+// True when the event's postings sum to zero in every unit (events without postings are balanced).
+bool PostingsBalanced(const fb::EventBody& body);
 // The Kafka record key: the customer id, or the merchant id for merchant events.
 std::string EventKey(const fb::EventBody& body);
 // One JSON object: the body as FlatBuffers' text generator prints it, plus prev_hash and hash in hex.

@@ -28,6 +28,10 @@ class Projector {
   virtual std::vector<std::string> KeyPrefixes() const = 0;
 };
 
+// SHA-256 over the (key, value) pairs under `prefixes` in key order, each length-prefixed (8 bytes,
+// big-endian). Depends only on the contents, never on RocksDB's file layout. Errors: IoError.
+Result<Digest> DigestOfPrefixes(const Store& store, const std::vector<std::string>& prefixes);
+
 // Digest of each projector's records: SHA-256 over (key, value) pairs, each length-prefixed, under the
 // projector's prefixes in key order. Depends only on the contents, never on RocksDB's file layout.
 // Errors: IoError.

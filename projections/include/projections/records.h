@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "ledger/config.h"
 #include "ledger/kv.h"
 #include "schemas/state_generated.h"
 
@@ -45,6 +46,10 @@ inline std::string StringOf(const flatbuffers::String* text) { return text == nu
 
 // a + b for projection arithmetic. Validation already bounded every amount, so an overflow here is a bug.
 int64_t AddOrDie(int64_t a, int64_t b);
+
+// The limits in force for a customer and medium: the bank's policy, lowered by the customer's own settings.
+MediumPolicy EffectiveMediumLimits(const LedgerConfig& config, const KvReader& state, std::string_view customer,
+                                   fb::Medium medium);
 
 // Reads the record at `key` into *out. Returns false (leaving *out untouched) when absent.
 template <typename NativeT>
