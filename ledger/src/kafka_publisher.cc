@@ -41,6 +41,7 @@ struct Publisher::Impl {
   std::string failure;
   uint64_t events_produced = 0;   // highest event sequence handed to this session
   uint64_t results_produced = 0;  // highest result sequence handed to this session
+  uint64_t results_scanned = 0;   // transactions through this sequence have had their results produced
   uint64_t events_acked = 0;
   uint64_t results_acked = 0;
   uint64_t events_published = 0;  // acknowledged event records, all sessions
@@ -146,7 +147,9 @@ struct Publisher::Impl {
                                 std::to_string(*events_tail) + " but the store ends at " + std::to_string(stored));
     }
     events_produced = events_acked = *events_tail;
-    results_produced = results_acked = std::min(*results_tail, stored);
+    // A result is produced only after its events were acknowledged, so the results tail never passes the
+    // events tail; min() keeps a partition written by an older version on the safe side.
+    results_scanned = results_produced = results_acked = std::min(*results_tail, *events_tail);
     LEDGER_RETURN_IF_ERROR(CreateProducer());
     need_resume = false;
     spdlog::info("publisher: partition {} resumes after event {} and result {}", settings.partition, events_acked, results_acked);
@@ -178,12 +181,42 @@ struct Publisher::Impl {
     }
   }
 
-  // Produces events in (events_produced, through] and the results of the transactions completed there.
-  Status ProduceThrough(uint64_t through) {
-    const uint64_t from = std::min(events_produced, results_produced) + 1;
-    if (from > through) return Status::Ok();
+  // Produces the events in (events_produced, through]. Results wait for phase two: a consumer of
+  // ledger.results must be able to find every event of an acknowledged command on ledger.events.
+  Status ProduceEventsThrough(uint64_t through) {
+    if (events_produced >= through) return Status::Ok();
+    Status status;
+    size_t produced_in_pass = 0;
+    LEDGER_RETURN_IF_ERROR(store->ScanEvents(events_produced + 1, through, [&](uint64_t sequence, std::string_view record) {
+      if (sequence != events_produced + 1) {
+        status = Status::Corruption("the store has no event " + std::to_string(events_produced + 1) +
+                                    " (next is " + std::to_string(sequence) + ")");
+        return false;
+      }
+      Result<DecodedEvent> decoded = DecodeEventRecord(record);
+      if (!decoded.ok()) {
+        status = Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+        return false;
+      }
+      status = Produce(kEventsTopic, EventKey(*decoded->body), std::string(record), sequence, false,
+                       EventTypeName(decoded->body->payload_type()), decoded->body->transaction_id()->str());
+      if (!status.ok()) return false;
+      events_produced = sequence;
+      if (++produced_in_pass % 1024 == 0) rd_kafka_poll(producer, 0);
+      return true;
+    }));
+    return status;  // the store may end before `through` (not committed yet): the caller waits for it
+  }
+
+  // Produces the results of the transactions in (results_scanned, acked], whose events Kafka has acknowledged.
+  // A transaction is complete when the next one starts, or when it ends at `group_end` (a committed group's end);
+  // an incomplete last transaction waits for the next pass.
+  Status ProduceResultsThrough(uint64_t acked, uint64_t group_end) {
+    const uint64_t end = std::min(acked, group_end);
+    if (results_scanned >= end) return Status::Ok();
     std::vector<std::string> transaction;  // records of the transaction being read
     std::string transaction_id;
+    uint64_t transaction_last = 0;
     Status status;
     auto flush_transaction = [&]() {
       if (transaction.empty() || !status.ok()) return;
@@ -193,10 +226,10 @@ struct Publisher::Impl {
         if (!status.ok()) return;
         results_produced = last_sequence;
       }
+      results_scanned = transaction_last;
       transaction.clear();
     };
-    size_t produced_in_chunk = 0;
-    LEDGER_RETURN_IF_ERROR(store->ScanEvents(from, through, [&](uint64_t sequence, std::string_view record) {
+    LEDGER_RETURN_IF_ERROR(store->ScanEvents(results_scanned + 1, end, [&](uint64_t sequence, std::string_view record) {
       Result<DecodedEvent> decoded = DecodeEventRecord(record);
       if (!decoded.ok()) {
         status = Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
@@ -205,22 +238,21 @@ struct Publisher::Impl {
       const std::string id = decoded->body->transaction_id()->str();
       if (id != transaction_id) {
         flush_transaction();
+        if (!status.ok()) return false;
         transaction_id = id;
       }
-      if (sequence > events_produced) {
-        status = Produce(kEventsTopic, EventKey(*decoded->body), std::string(record), sequence, false,
-                         EventTypeName(decoded->body->payload_type()), id);
-        if (!status.ok()) return false;
-        events_produced = sequence;
-        if (++produced_in_chunk % 1024 == 0) rd_kafka_poll(producer, 0);
-      }
       transaction.emplace_back(record);
+      transaction_last = sequence;
       return true;
     }));
     LEDGER_RETURN_IF_ERROR(status);
-    // `through` always ends a committed group, so its last transaction is complete.
-    flush_transaction();
+    if (end == group_end) flush_transaction();
     return status;
+  }
+
+  // Polls until `acked` reaches `produced` (both members of this session), the session fails or the deadline passes.
+  void AwaitAcknowledgements(const uint64_t& acked, const uint64_t& produced, int64_t deadline) {
+    while (!session_failed && acked < produced && NowMs() <= deadline) rd_kafka_poll(producer, 10);
   }
 };
 
@@ -257,23 +289,27 @@ Status Publisher::PublishThrough(uint64_t through, int64_t deadline_ms) {
         continue;
       }
     }
-    // Produce in bounded chunks, waiting for each chunk's acknowledgements.
-    const uint64_t chunk_end = std::min<uint64_t>(through, std::min(impl.events_produced, impl.results_produced) + kPublishChunkEventsMax);
-    Status produced = impl.ProduceThrough(chunk_end);
-    if (produced.code() == StatusCode::kCorruption) return produced;
-    while (produced.ok() && !impl.session_failed &&
-           (impl.events_acked < impl.events_produced || impl.results_acked < impl.results_produced)) {
-      if (NowMs() > deadline) break;
-      rd_kafka_poll(impl.producer, 10);
+    // Phase one: a bounded chunk of events, then their acknowledgements. Phase two: the results of the
+    // transactions whose events are all acknowledged, then theirs.
+    const uint64_t chunk_end = std::min<uint64_t>(through, impl.events_produced + kPublishChunkEventsMax);
+    Status produced = impl.ProduceEventsThrough(chunk_end);
+    if (produced.ok()) impl.AwaitAcknowledgements(impl.events_acked, impl.events_produced, deadline);
+    if (produced.ok() && !impl.session_failed && impl.events_acked == impl.events_produced) {
+      produced = impl.ProduceResultsThrough(impl.events_acked, through);
+      if (produced.ok()) impl.AwaitAcknowledgements(impl.results_acked, impl.results_produced, deadline);
     }
+    if (produced.code() == StatusCode::kCorruption) return produced;
     if (!produced.ok() || impl.session_failed) {
       last_error = produced.ok() ? Status::IoError(impl.failure) : produced;
       impl.session_failed = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(kRebuildBackoffMs));
       continue;
     }
-    if (impl.events_acked >= through && impl.results_acked >= std::min(through, impl.results_produced)) {
-      if (impl.events_acked >= through) return Status::Ok();
+    if (impl.events_acked >= through && impl.results_scanned >= through && impl.results_acked >= impl.results_produced) {
+      return Status::Ok();
+    }
+    if (impl.events_produced < chunk_end) {  // `through` is not committed yet
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
 }

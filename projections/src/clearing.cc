@@ -2,6 +2,9 @@
 // projector only reads its own records (for a reversal or refund, the payment's line).
 #include "projections/clearing.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include "ledger/money.h"
 #include "ledger/store.h"
 #include "projections/records.h"
@@ -31,17 +34,17 @@ std::string ReconDatePrefix(int date) { return "xd/" + std::to_string(date) + "/
 namespace {
 
 // Adds one line's effect to what an interbank scheme owes for a clearing date (own-account funding has none).
-void AddToScheme(Overlay& view, int date, fb::Funding funding, int64_t payments, int64_t payment_count,
+void AddToScheme(Overlay& view, FoldErrors& errors, int date, fb::Funding funding, int64_t payments, int64_t payment_count,
                  int64_t reversals, int64_t refunds) {
   if (funding == fb::Funding::own_account) return;
   const std::string key = keys::SchemeClearing(date, fb::EnumNameFunding(funding));
   fb::SchemeClearingRecordT scheme;
   LoadRecord(view, key, &scheme);
   scheme.payment_count += payment_count;
-  scheme.payments_minor = AddOrDie(scheme.payments_minor, payments);
-  scheme.reversals_minor = AddOrDie(scheme.reversals_minor, reversals);
-  scheme.refunds_minor = AddOrDie(scheme.refunds_minor, refunds);
-  scheme.net_owed_minor = AddOrDie(scheme.net_owed_minor, payments - reversals - refunds);
+  scheme.payments_minor = errors.Add(scheme.payments_minor, payments);
+  scheme.reversals_minor = errors.Add(scheme.reversals_minor, reversals);
+  scheme.refunds_minor = errors.Add(scheme.refunds_minor, refunds);
+  scheme.net_owed_minor = errors.Add(scheme.net_owed_minor, payments - reversals - refunds);
   SaveRecord(view, key, scheme);
 }
 
@@ -50,17 +53,19 @@ class ClearingProjector final : public Projector {
   std::string_view name() const override { return "clearing"; }
   std::vector<std::string> KeyPrefixes() const override { return {"xd/", "xl/", "xm/", "xo/", "xr/", "xs/"}; }
 
-  void Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+    FoldErrors errors;
     switch (event.payload_type()) {
-      case fb::Payload::PaymentCaptured: Payment(event, *event.payload_as_PaymentCaptured(), view); break;
-      case fb::Payload::PaymentReversed: Reversal(event, *event.payload_as_PaymentReversed(), view); break;
-      case fb::Payload::PaymentRefunded: Refund(event, *event.payload_as_PaymentRefunded(), view); break;
+      case fb::Payload::PaymentCaptured: Payment(event, *event.payload_as_PaymentCaptured(), view, errors); break;
+      case fb::Payload::PaymentReversed: Reversal(event, *event.payload_as_PaymentReversed(), view, errors); break;
+      case fb::Payload::PaymentRefunded: Refund(event, *event.payload_as_PaymentRefunded(), view, errors); break;
       default: break;
     }
+    return errors.status();
   }
 
  private:
-  static void Payment(const fb::EventBody& event, const fb::PaymentCaptured& paid, Overlay& view) {
+  static void Payment(const fb::EventBody& event, const fb::PaymentCaptured& paid, Overlay& view, FoldErrors& errors) {
     const std::string merchant = StringOf(paid.merchant());
     const std::string order = StringOf(paid.merchant_order_no());
     const int date = paid.clearing_date();
@@ -68,20 +73,22 @@ class ClearingProjector final : public Projector {
     const std::string summary_key = keys::MerchantClearing(date, merchant);
     LoadRecord(view, summary_key, &summary);
     summary.payment_count += 1;
-    summary.order_amount_minor = AddOrDie(summary.order_amount_minor, paid.order_amount_minor());
+    summary.order_amount_minor = errors.Add(summary.order_amount_minor, paid.order_amount_minor());
     int64_t* funding_total[] = {&summary.own_account_minor, &summary.other_bank_minor, &summary.wechat_minor,
                                 &summary.unionpay_minor};
-    int64_t& by_funding = *funding_total[static_cast<int>(paid.funding())];
-    by_funding = AddOrDie(by_funding, paid.card_amount_minor());
-    summary.points_value_minor = AddOrDie(summary.points_value_minor, paid.points_value_minor());
+    const auto funding = static_cast<size_t>(paid.funding());
+    errors.Require(funding < std::size(funding_total), "payment with an unknown funding source");
+    int64_t& by_funding = *funding_total[std::min(funding, std::size(funding_total) - 1)];
+    by_funding = errors.Add(by_funding, paid.card_amount_minor());
+    summary.points_value_minor = errors.Add(summary.points_value_minor, paid.points_value_minor());
     int64_t& coupon = paid.coupon_funded_by() == fb::FundedBy::merchant ? summary.coupon_merchant_minor : summary.coupon_bank_minor;
-    coupon = AddOrDie(coupon, paid.coupon_value_minor());
-    summary.discount_minor = AddOrDie(summary.discount_minor, paid.discount_minor());
-    summary.settlement_base_minor = AddOrDie(summary.settlement_base_minor, paid.settlement_base_minor());
-    summary.fee_minor = AddOrDie(summary.fee_minor, paid.fee_minor());
-    summary.net_settlement_minor = AddOrDie(summary.net_settlement_minor, paid.settlement_base_minor() - paid.fee_minor());
+    coupon = errors.Add(coupon, paid.coupon_value_minor());
+    summary.discount_minor = errors.Add(summary.discount_minor, paid.discount_minor());
+    summary.settlement_base_minor = errors.Add(summary.settlement_base_minor, paid.settlement_base_minor());
+    summary.fee_minor = errors.Add(summary.fee_minor, paid.fee_minor());
+    summary.net_settlement_minor = errors.Add(summary.net_settlement_minor, paid.settlement_base_minor() - paid.fee_minor());
     SaveRecord(view, summary_key, summary);
-    AddToScheme(view, date, paid.funding(), paid.card_amount_minor(), 1, 0, 0);
+    AddToScheme(view, errors, date, paid.funding(), paid.card_amount_minor(), 1, 0, 0);
     fb::ClearingLineRecordT line;
     line.kind = fb::ClearingLineKind::payment;
     line.merchant_order_no = order;
@@ -113,22 +120,22 @@ class ClearingProjector final : public Projector {
     view.Put(keys::ReconDatePrefix(date) + merchant + "/o/" + order, "");
   }
 
-  static void Reversal(const fb::EventBody& event, const fb::PaymentReversed& reversed, Overlay& view) {
+  static void Reversal(const fb::EventBody& event, const fb::PaymentReversed& reversed, Overlay& view, FoldErrors& errors) {
     const std::string merchant = StringOf(reversed.merchant());
     const std::string order = StringOf(reversed.merchant_order_no());
     const int date = reversed.clearing_date();
     fb::ReconLineRecordT payment;
-    LEDGER_ASSERT(LoadRecord(view, keys::ReconOrder(merchant, order), &payment));
+    errors.Require(LoadRecord(view, keys::ReconOrder(merchant, order), &payment), "reversal of an unknown payment");
     fb::MerchantClearingRecordT summary;
     const std::string summary_key = keys::MerchantClearing(date, merchant);
     LoadRecord(view, summary_key, &summary);
     summary.reversal_count += 1;
-    summary.reversal_amount_minor = AddOrDie(summary.reversal_amount_minor, reversed.order_amount_minor());
-    summary.reversal_settlement_minor = AddOrDie(summary.reversal_settlement_minor, payment.settlement_minor);
-    summary.reversal_fee_minor = AddOrDie(summary.reversal_fee_minor, reversed.fee_minor());
-    summary.net_settlement_minor = AddOrDie(summary.net_settlement_minor, -(payment.settlement_minor - reversed.fee_minor()));
+    summary.reversal_amount_minor = errors.Add(summary.reversal_amount_minor, reversed.order_amount_minor());
+    summary.reversal_settlement_minor = errors.Add(summary.reversal_settlement_minor, payment.settlement_minor);
+    summary.reversal_fee_minor = errors.Add(summary.reversal_fee_minor, reversed.fee_minor());
+    summary.net_settlement_minor = errors.Add(summary.net_settlement_minor, -(payment.settlement_minor - reversed.fee_minor()));
     SaveRecord(view, summary_key, summary);
-    AddToScheme(view, date, payment.funding, 0, 0, reversed.card_amount_minor(), 0);
+    AddToScheme(view, errors, date, payment.funding, 0, 0, reversed.card_amount_minor(), 0);
     fb::ClearingLineRecordT line;
     line.kind = fb::ClearingLineKind::reversal;
     line.merchant_order_no = order;
@@ -148,23 +155,23 @@ class ClearingProjector final : public Projector {
     SaveRecord(view, keys::ReconOrder(merchant, order), payment);
   }
 
-  static void Refund(const fb::EventBody& event, const fb::PaymentRefunded& refunded, Overlay& view) {
+  static void Refund(const fb::EventBody& event, const fb::PaymentRefunded& refunded, Overlay& view, FoldErrors& errors) {
     const std::string merchant = StringOf(refunded.merchant());
     const std::string order = StringOf(refunded.merchant_order_no());
     const std::string refund_no = StringOf(refunded.refund_no());
     const int date = refunded.clearing_date();
     fb::ReconLineRecordT payment;
-    LEDGER_ASSERT(LoadRecord(view, keys::ReconOrder(merchant, order), &payment));
+    errors.Require(LoadRecord(view, keys::ReconOrder(merchant, order), &payment), "refund of an unknown payment");
     fb::MerchantClearingRecordT summary;
     const std::string summary_key = keys::MerchantClearing(date, merchant);
     LoadRecord(view, summary_key, &summary);
     summary.refund_count += 1;
-    summary.refund_amount_minor = AddOrDie(summary.refund_amount_minor, refunded.amount_minor());
-    summary.refund_settlement_minor = AddOrDie(summary.refund_settlement_minor, refunded.settlement_minor());
-    summary.refund_fee_minor = AddOrDie(summary.refund_fee_minor, refunded.fee_minor());
-    summary.net_settlement_minor = AddOrDie(summary.net_settlement_minor, -(refunded.settlement_minor() - refunded.fee_minor()));
+    summary.refund_amount_minor = errors.Add(summary.refund_amount_minor, refunded.amount_minor());
+    summary.refund_settlement_minor = errors.Add(summary.refund_settlement_minor, refunded.settlement_minor());
+    summary.refund_fee_minor = errors.Add(summary.refund_fee_minor, refunded.fee_minor());
+    summary.net_settlement_minor = errors.Add(summary.net_settlement_minor, -(refunded.settlement_minor() - refunded.fee_minor()));
     SaveRecord(view, summary_key, summary);
-    AddToScheme(view, date, payment.funding, 0, 0, 0, refunded.card_amount_minor());
+    AddToScheme(view, errors, date, payment.funding, 0, 0, 0, refunded.card_amount_minor());
     fb::ClearingLineRecordT line;
     line.kind = fb::ClearingLineKind::refund;
     line.merchant_order_no = order;
@@ -181,7 +188,7 @@ class ClearingProjector final : public Projector {
     line.fee_minor = -refunded.fee_minor();
     line.transaction_id = StringOf(event.transaction_id());
     SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceKey(event.sequence()), line);
-    payment.refunded_minor = AddOrDie(payment.refunded_minor, refunded.amount_minor());
+    payment.refunded_minor = errors.Add(payment.refunded_minor, refunded.amount_minor());
     payment.status = payment.refunded_minor == payment.amount_minor ? fb::PaymentStatus::refunded
                                                                       : fb::PaymentStatus::partially_refunded;
     SaveRecord(view, keys::ReconOrder(merchant, order), payment);

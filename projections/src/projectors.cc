@@ -1,6 +1,7 @@
 // The ledger's inline projectors. Each is a pure fold over events; none reads another's records, so any
-// subset can be rebuilt on its own. Inconsistent input (a posting that would overflow, an unknown payment
-// in a reversal) means the write side let a bad event through: that is an assertion, not an error.
+// subset can be rebuilt on its own. Input that cannot follow the history (a posting that would overflow, an
+// unknown payment in a reversal) is reported through FoldErrors: the ledger asserts it never happens, replay
+// reports it at the event's sequence.
 #include <cstring>
 
 #include "ledger/event.h"
@@ -18,19 +19,22 @@ class BalancesProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override { return {"b/"}; }
   std::string_view name() const override { return "balances"; }
-  void Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+    FoldErrors errors;
     const auto* postings = PostingsOf(event);
-    if (postings == nullptr) return;
+    if (postings == nullptr) return Status::Ok();
     // Invariant: every event's postings balance per unit (double entry).
-    LEDGER_ASSERT(PostingsBalanced(event));
+    errors.Require(PostingsBalanced(event), "postings malformed or not summing to zero per unit");
+    if (!errors.status().ok()) return errors.status();
     for (const fb::Posting* posting : *postings) {
-      const std::string key = keys::Balance(posting->account()->string_view());
+      const std::string key = keys::Balance(ViewOf(posting->account()));
       fb::BalanceRecordT balance;
       balance.unit = posting->unit();
-      if (LoadRecord(view, key, &balance)) LEDGER_ASSERT(balance.unit == posting->unit());
-      balance.balance_minor = AddOrDie(balance.balance_minor, posting->amount_minor());
+      if (LoadRecord(view, key, &balance)) errors.Require(balance.unit == posting->unit(), "posting in another unit than its account");
+      balance.balance_minor = errors.Add(balance.balance_minor, posting->amount_minor());
       SaveRecord(view, key, balance);
     }
+    return errors.status();
   }
 };
 
@@ -39,7 +43,8 @@ class DirectoryProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override { return {"a/", "c/", "cu/", "l/", "m/"}; }
   std::string_view name() const override { return "directory"; }
-  void Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+    FoldErrors errors;
     switch (event.payload_type()) {
       case fb::Payload::AccountOpened: {
         const auto* opened = event.payload_as_AccountOpened();
@@ -47,7 +52,7 @@ class DirectoryProjector final : public Projector {
         account.customer = StringOf(opened->customer());
         account.kind = opened->kind();
         account.credit_limit_minor = opened->credit_limit_minor();
-        SaveRecord(view, keys::Account(opened->account()->string_view()), account);
+        SaveRecord(view, keys::Account(ViewOf(opened->account())), account);
         fb::CustomerRecordT customer;
         LoadRecord(view, keys::Customer(account.customer), &customer);
         customer.accounts += 1;
@@ -59,7 +64,7 @@ class DirectoryProjector final : public Projector {
         fb::MerchantRecordT merchant;
         merchant.name = StringOf(opened->name());
         merchant.fee_bps = opened->fee_bps();
-        SaveRecord(view, keys::Merchant(opened->merchant()->string_view()), merchant);
+        SaveRecord(view, keys::Merchant(ViewOf(opened->merchant())), merchant);
         break;
       }
       case fb::Payload::CouponIssued: {
@@ -71,14 +76,14 @@ class DirectoryProjector final : public Projector {
         coupon.merchant = StringOf(issued->merchant());
         coupon.funded_by = issued->funded_by();
         coupon.expires_at_ns = issued->expires_at_ns();
-        SaveRecord(view, keys::Coupon(issued->coupon()->string_view()), coupon);
+        SaveRecord(view, keys::Coupon(ViewOf(issued->coupon())), coupon);
         break;
       }
       case fb::Payload::CouponRedeemed: {
         const auto* redeemed = event.payload_as_CouponRedeemed();
-        const std::string key = keys::Coupon(redeemed->coupon()->string_view());
+        const std::string key = keys::Coupon(ViewOf(redeemed->coupon()));
         fb::CouponRecordT coupon;
-        LEDGER_ASSERT(LoadRecord(view, key, &coupon));
+        errors.Require(LoadRecord(view, key, &coupon), "redemption of an unknown coupon");
         coupon.used = true;
         coupon.used_by_order = StringOf(redeemed->merchant()) + "/" + StringOf(redeemed->merchant_order_no());
         SaveRecord(view, key, coupon);
@@ -87,9 +92,9 @@ class DirectoryProjector final : public Projector {
       case fb::Payload::PaymentReversed: {
         const auto* reversed = event.payload_as_PaymentReversed();
         if (reversed->coupon() == nullptr || reversed->coupon()->size() == 0) break;
-        const std::string key = keys::Coupon(reversed->coupon()->string_view());
+        const std::string key = keys::Coupon(ViewOf(reversed->coupon()));
         fb::CouponRecordT coupon;
-        LEDGER_ASSERT(LoadRecord(view, key, &coupon));
+        errors.Require(LoadRecord(view, key, &coupon), "reversal gives back an unknown coupon");
         coupon.used = false;  // a reversal gives the coupon back
         coupon.used_by_order.clear();
         SaveRecord(view, key, coupon);
@@ -97,7 +102,7 @@ class DirectoryProjector final : public Projector {
       }
       case fb::Payload::CustomerLimitSet: {
         const auto* set = event.payload_as_CustomerLimitSet();
-        const std::string key = keys::LimitOverride(set->customer()->string_view(), set->medium());
+        const std::string key = keys::LimitOverride(ViewOf(set->customer()), set->medium());
         fb::LimitOverrideRecordT limit;
         LoadRecord(view, key, &limit);
         // -1 leaves a limit as it was.
@@ -110,6 +115,7 @@ class DirectoryProjector final : public Projector {
       }
       default: break;
     }
+    return errors.status();
   }
 };
 
@@ -119,34 +125,36 @@ class LimitsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override { return {"uc/", "ud/", "um/"}; }
   std::string_view name() const override { return "limits"; }
-  void Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+    FoldErrors errors;
     if (event.payload_type() == fb::Payload::PaymentCaptured) {
       const auto* paid = event.payload_as_PaymentCaptured();
-      AddUsage(view, StringOf(paid->customer()), paid->medium_limited(), paid->medium(), paid->channel(),
+      AddUsage(view, errors, StringOf(paid->customer()), paid->medium_limited(), paid->medium(), paid->channel(),
                paid->limit_date(), paid->card_amount_minor(), 1);
     } else if (event.payload_type() == fb::Payload::PaymentReversed) {
       const auto* reversed = event.payload_as_PaymentReversed();
-      AddUsage(view, StringOf(reversed->customer()), reversed->medium_limited(), reversed->medium(), reversed->channel(),
-               reversed->limit_date(), -reversed->card_amount_minor(), -1);
+      AddUsage(view, errors, StringOf(reversed->customer()), reversed->medium_limited(), reversed->medium(),
+               reversed->channel(), reversed->limit_date(), -reversed->card_amount_minor(), -1);
     }
+    return errors.status();
   }
 
  private:
-  static void Bump(Overlay& view, const std::string& key, int64_t amount_minor, int64_t count) {
+  static void Bump(Overlay& view, FoldErrors& errors, const std::string& key, int64_t amount_minor, int64_t count) {
     fb::UsageRecordT usage;
     LoadRecord(view, key, &usage);
-    usage.amount_minor = AddOrDie(usage.amount_minor, amount_minor);
-    usage.count = AddOrDie(usage.count, count);
-    LEDGER_ASSERT(usage.amount_minor >= 0 && usage.count >= 0);
+    usage.amount_minor = errors.Add(usage.amount_minor, amount_minor);
+    usage.count = errors.Add(usage.count, count);
+    errors.Require(usage.amount_minor >= 0 && usage.count >= 0, "limit usage would go below zero");
     SaveRecord(view, key, usage);
   }
-  static void AddUsage(Overlay& view, const std::string& customer, bool medium_limited, fb::Medium medium,
+  static void AddUsage(Overlay& view, FoldErrors& errors, const std::string& customer, bool medium_limited, fb::Medium medium,
                        fb::Channel channel, int limit_date, int64_t amount_minor, int64_t count) {
     if (medium_limited) {
-      Bump(view, keys::DailyUsage(customer, medium, limit_date), amount_minor, count);
-      Bump(view, keys::MonthlyUsage(customer, medium, limit_date / 100), amount_minor, count);
+      Bump(view, errors, keys::DailyUsage(customer, medium, limit_date), amount_minor, count);
+      Bump(view, errors, keys::MonthlyUsage(customer, medium, limit_date / 100), amount_minor, count);
     }
-    Bump(view, keys::ChannelDailyUsage(customer, channel, limit_date), amount_minor, count);
+    Bump(view, errors, keys::ChannelDailyUsage(customer, channel, limit_date), amount_minor, count);
   }
 };
 
@@ -155,7 +163,8 @@ class PaymentsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override { return {"p/", "r/"}; }
   std::string_view name() const override { return "payments"; }
-  void Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+    FoldErrors errors;
     switch (event.payload_type()) {
       case fb::Payload::PaymentCaptured: {
         const auto* paid = event.payload_as_PaymentCaptured();
@@ -181,17 +190,17 @@ class PaymentsProjector final : public Projector {
         payment.limit_date = paid->limit_date();
         payment.status = fb::PaymentStatus::success;
         payment.transaction_id = StringOf(event.transaction_id());
-        SaveRecord(view, keys::Payment(paid->merchant()->string_view(), paid->merchant_order_no()->string_view()),
+        SaveRecord(view, keys::Payment(ViewOf(paid->merchant()), ViewOf(paid->merchant_order_no())),
                    payment);
         break;
       }
       case fb::Payload::PaymentReversed: {
         const auto* reversed = event.payload_as_PaymentReversed();
         const std::string key =
-            keys::Payment(reversed->merchant()->string_view(), reversed->merchant_order_no()->string_view());
+            keys::Payment(ViewOf(reversed->merchant()), ViewOf(reversed->merchant_order_no()));
         fb::PaymentRecordT payment;
-        LEDGER_ASSERT(LoadRecord(view, key, &payment));
-        LEDGER_ASSERT(payment.status == fb::PaymentStatus::success);
+        errors.Require(LoadRecord(view, key, &payment), "reversal of an unknown payment");
+        errors.Require(payment.status == fb::PaymentStatus::success, "reversal of a payment not in status success");
         payment.status = fb::PaymentStatus::reversed;
         SaveRecord(view, key, payment);
         break;
@@ -199,19 +208,19 @@ class PaymentsProjector final : public Projector {
       case fb::Payload::PaymentRefunded: {
         const auto* refunded = event.payload_as_PaymentRefunded();
         const std::string key =
-            keys::Payment(refunded->merchant()->string_view(), refunded->merchant_order_no()->string_view());
+            keys::Payment(ViewOf(refunded->merchant()), ViewOf(refunded->merchant_order_no()));
         fb::PaymentRecordT payment;
-        LEDGER_ASSERT(LoadRecord(view, key, &payment));
-        payment.refunded_amount_minor = AddOrDie(payment.refunded_amount_minor, refunded->amount_minor());
-        payment.refunded_card_minor = AddOrDie(payment.refunded_card_minor, refunded->card_amount_minor());
-        payment.refunded_points = AddOrDie(payment.refunded_points, refunded->points());
+        errors.Require(LoadRecord(view, key, &payment), "refund of an unknown payment");
+        payment.refunded_amount_minor = errors.Add(payment.refunded_amount_minor, refunded->amount_minor());
+        payment.refunded_card_minor = errors.Add(payment.refunded_card_minor, refunded->card_amount_minor());
+        payment.refunded_points = errors.Add(payment.refunded_points, refunded->points());
         payment.refunded_points_value_minor =
-            AddOrDie(payment.refunded_points_value_minor, refunded->points_value_minor());
-        payment.refunded_coupon_minor = AddOrDie(payment.refunded_coupon_minor, refunded->coupon_value_minor());
-        payment.refunded_discount_minor = AddOrDie(payment.refunded_discount_minor, refunded->discount_minor());
-        payment.refunded_fee_minor = AddOrDie(payment.refunded_fee_minor, refunded->fee_minor());
+            errors.Add(payment.refunded_points_value_minor, refunded->points_value_minor());
+        payment.refunded_coupon_minor = errors.Add(payment.refunded_coupon_minor, refunded->coupon_value_minor());
+        payment.refunded_discount_minor = errors.Add(payment.refunded_discount_minor, refunded->discount_minor());
+        payment.refunded_fee_minor = errors.Add(payment.refunded_fee_minor, refunded->fee_minor());
         payment.refund_count += 1;
-        LEDGER_ASSERT(payment.refunded_amount_minor <= payment.order_amount_minor);
+        errors.Require(payment.refunded_amount_minor <= payment.order_amount_minor, "refunds exceed the payment");
         payment.status = payment.refunded_amount_minor == payment.order_amount_minor
                              ? fb::PaymentStatus::refunded
                              : fb::PaymentStatus::partially_refunded;
@@ -219,12 +228,13 @@ class PaymentsProjector final : public Projector {
         fb::RefundRecordT refund;
         refund.merchant_order_no = StringOf(refunded->merchant_order_no());
         refund.transaction_id = StringOf(event.transaction_id());
-        SaveRecord(view, keys::Refund(refunded->merchant()->string_view(), refunded->refund_no()->string_view()),
+        SaveRecord(view, keys::Refund(ViewOf(refunded->merchant()), ViewOf(refunded->refund_no())),
                    refund);
         break;
       }
       default: break;
     }
+    return errors.status();
   }
 };
 
@@ -234,15 +244,16 @@ class CommandsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override { return {"k/", "km/"}; }
   std::string_view name() const override { return "commands"; }
-  void Apply(const fb::EventBody& event, Overlay& view) const override {
-    const std::string key = keys::CommandOutcome(event.command_id()->string_view());
+  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+    FoldErrors errors;
+    const std::string key = keys::CommandOutcome(ViewOf(event.command_id()));
     const std::string transaction = StringOf(event.transaction_id());
     fb::CommandOutcomeRecordT outcome;
     if (LoadRecord(view, key, &outcome)) {
       if (outcome.transaction_id != transaction) {
         // The id reused with other content: remember that content's own outcome, so sending the same
         // mismatching command again is a duplicate of it and records nothing new.
-        if (event.command_fingerprint() == nullptr) return;
+        if (event.command_fingerprint() == nullptr) return errors.status();
         fb::CommandOutcomeRecordT mismatch;
         mismatch.fingerprint.assign(event.command_fingerprint()->begin(), event.command_fingerprint()->end());
         mismatch.accepted = false;
@@ -251,8 +262,8 @@ class CommandsProjector final : public Projector {
                               : std::string();
         mismatch.transaction_id = transaction;
         mismatch.sequences.push_back(event.sequence());
-        SaveRecord(view, keys::MismatchOutcome(event.command_id()->string_view(), ToHex(mismatch.fingerprint)), mismatch);
-        return;
+        SaveRecord(view, keys::MismatchOutcome(ViewOf(event.command_id()), ToHex(mismatch.fingerprint)), mismatch);
+        return errors.status();
       }
       outcome.sequences.push_back(event.sequence());
     } else {
@@ -265,6 +276,7 @@ class CommandsProjector final : public Projector {
       outcome.sequences.push_back(event.sequence());
     }
     SaveRecord(view, key, outcome);
+    return errors.status();
   }
 };
 
@@ -274,11 +286,13 @@ class CheckpointsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override { return {"ck/"}; }
   std::string_view name() const override { return "checkpoints"; }
-  void Apply(const fb::EventBody& event, Overlay& view) const override {
-    if (event.payload_type() != fb::Payload::CheckpointRecorded) return;
+  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+    FoldErrors errors;
+    if (event.payload_type() != fb::Payload::CheckpointRecorded) return errors.status();
     fb::AppliedRecordT covered;
     covered.sequence = event.payload_as_CheckpointRecorded()->sequence();
     SaveRecord(view, "ck/" + SequenceKey(event.sequence()), covered);
+    return errors.status();
   }
 };
 
@@ -352,7 +366,7 @@ Status ProjectionSet::Apply(const fb::EventBody& event, Overlay& view) {
   }
   const std::string sequence_bytes = SequenceKey(event.sequence());
   for (const auto& projector : projectors_) {
-    projector->Apply(event, view);
+    LEDGER_RETURN_IF_ERROR(projector->Apply(event, view));
     view.Put(keys::Applied(projector->name()), sequence_bytes);
   }
   last_applied_ = event.sequence();

@@ -36,11 +36,17 @@ std::string Refund(std::string_view merchant, std::string_view refund_no) {
 
 namespace ledger {
 
-int64_t AddOrDie(int64_t a, int64_t b) {
+int64_t FoldErrors::Add(int64_t a, int64_t b) {
   const std::optional<int64_t> sum = CheckedAdd(a, b);
-  LEDGER_ASSERT(sum.has_value());
-  return *sum;
+  Require(sum.has_value(), "an amount overflows 64 bits");
+  return sum.value_or(a);
 }
+
+void FoldErrors::Require(bool condition, std::string_view what) {
+  if (!condition && first_.empty()) first_ = what;
+}
+
+Status FoldErrors::status() const { return first_.empty() ? Status::Ok() : Status::Corruption(first_); }
 
 MediumPolicy EffectiveMediumLimits(const LedgerConfig& config, const KvReader& state, std::string_view customer,
                                    fb::Medium medium) {

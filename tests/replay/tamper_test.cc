@@ -905,9 +905,7 @@ void Restore(const History& history, Store& store, const std::vector<uint64_t>& 
 // history again (the same start as a fresh copy, at a fraction of the cost). A batch ends after 50 trials or
 // 8,000 records written, which keeps RocksDB's memtable from filling with overwritten versions (they slow
 // every scan). The audit's rebuild goes to memory.
-// DISABLED until projectors report instead of asserting on a re-hashed history that no longer folds
-// (999 of 1,000 detected; the miss is an audit that aborted). See the issue-5 note.
-TEST_F(Tampering, DISABLED_EveryChangeIsDetectedAtTheRightSequence) {
+TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
   const History& h = history();
   struct Share {
     Kind kind;
@@ -1065,8 +1063,7 @@ TEST_F(Tampering, LedgerReplayReportsTamperingAndExitsTwo) {
 // A re-chained history that no longer folds — a refund whose payment the attacker removed, an event whose
 // postings no longer balance — must be reported like any other tampering (exit 2, a first bad sequence between
 // the change and the first checkpoint after it), not crash the audit.
-// DISABLED: reproduces the open bug (projector LEDGER_ASSERTs abort replay). See the issue-5 note.
-TEST_F(Tampering, DISABLED_LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
+TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
   const History& h = history();
   // The first refund, and the payment it refunds.
   uint64_t refund = 0, payment = 0;

@@ -23,7 +23,8 @@ class Projector {
   // A stable name; keys::Applied(name) holds its last applied sequence.
   virtual std::string_view name() const = 0;
   // Folds `event` into the view: reads the projector's own records from `view` and writes the new ones.
-  virtual void Apply(const fb::EventBody& event, Overlay& view) const = 0;
+  // Errors: Corruption when the event cannot follow the history (see FoldErrors); `view` is then unusable.
+  virtual Status Apply(const fb::EventBody& event, Overlay& view) const = 0;
   // The key prefixes this projector owns in the `state` column family (no two projectors share one).
   virtual std::vector<std::string> KeyPrefixes() const = 0;
 };
@@ -50,8 +51,9 @@ class ProjectionSet {
   // Reads every projector's last applied sequence. Errors: Corruption when they differ (a set is always
   // written in one batch, so they move together).
   Status Load(const KvReader& reader);
-  // Applies `event` to every projector and records its sequence. Errors (nothing written): Corruption
-  // unless event.sequence() == LastApplied() + 1.
+  // Applies `event` to every projector and records its sequence. Errors: Corruption unless
+  // event.sequence() == LastApplied() + 1 (nothing written), or when a projector cannot fold the event
+  // (then `view` holds part of it and must be dropped).
   Status Apply(const fb::EventBody& event, Overlay& view);
   uint64_t LastApplied() const { return last_applied_; }
   const std::vector<std::unique_ptr<Projector>>& projectors() const { return projectors_; }

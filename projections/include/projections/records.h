@@ -44,8 +44,26 @@ namespace ledger {
 // The text of an optional FlatBuffers string ("" when absent).
 inline std::string StringOf(const flatbuffers::String* text) { return text == nullptr ? std::string() : text->str(); }
 
-// a + b for projection arithmetic. Validation already bounded every amount, so an overflow here is a bug.
-int64_t AddOrDie(int64_t a, int64_t b);
+// Null-safe view of an optional string field (a forged record may leave out what the write side always sets).
+inline std::string_view ViewOf(const flatbuffers::String* text) {
+  return text == nullptr ? std::string_view() : text->string_view();
+}
+
+// What makes an event impossible to fold: an amount that would overflow, a reference to a record that does not
+// exist. The write side never lets such an event through (the ledger asserts the fold succeeded); replay and
+// downstream runners meet forged or foreign histories and report the first problem as Corruption.
+class FoldErrors {
+ public:
+  // a + b; on overflow returns a and records the error.
+  int64_t Add(int64_t a, int64_t b);
+  // Records `what` unless `condition` holds.
+  void Require(bool condition, std::string_view what);
+  // Ok, or Corruption naming the first problem.
+  Status status() const;
+
+ private:
+  std::string first_;
+};
 
 // The limits in force for a customer and medium: the bank's policy, lowered by the customer's own settings.
 MediumPolicy EffectiveMediumLimits(const LedgerConfig& config, const KvReader& state, std::string_view customer,
