@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "ledger/kafka.h"
 #include "ledger/time.h"
 
 namespace ledger::cli {
@@ -46,6 +47,15 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
     out.signer = std::move(signer).value();
   }
   return out;
+}
+
+Status PublishCommitted(Ledger& ledger, const LedgerConfig& config, uint64_t through) {
+  if (config.kafka_brokers.empty()) return Status::Ok();
+  constexpr int64_t kAckTimeoutMs = 30'000, kPublishDeadlineMs = 60'000;
+  Result<std::unique_ptr<kafka::Publisher>> publisher =
+      kafka::Publisher::Create(ledger.store(), kafka::ProducerSettings{config.kafka_brokers, config.shard, kAckTimeoutMs});
+  if (!publisher.ok()) return publisher.status();
+  return (*publisher)->PublishThrough(through, kPublishDeadlineMs);
 }
 
 }  // namespace ledger::cli

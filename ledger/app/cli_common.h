@@ -32,4 +32,9 @@ struct WriteOptions {
 // Builds LedgerOptions from the command line and <data>/ledger.toml. Errors: InvalidArgument.
 Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options);
 
+// Publishes the committed events through `through` to the Kafka brokers of `config` (nothing when none is
+// configured), waiting for the acknowledgements. Used by commands that record facts outside `serve`.
+// Errors: InvalidArgument (bad settings), IoError (not acknowledged in time), Corruption.
+Status PublishCommitted(Ledger& ledger, const LedgerConfig& config, uint64_t through);
+
 }  // namespace ledger::cli

@@ -57,13 +57,8 @@ Runner AddCheckpoint(CLI::App& app) {
     if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
     Result<uint64_t> sequence = (*ledger)->WriteCheckpoint();
     if (!sequence.ok()) return Fail(ExitCodeFor(sequence.status()), sequence.status().ToString());
-    if (!ledger_options->config.kafka_brokers.empty()) {
-      Result<std::unique_ptr<kafka::Publisher>> publisher = kafka::Publisher::Create(
-          (*ledger)->store(), kafka::ProducerSettings{ledger_options->config.kafka_brokers, ledger_options->config.shard, 30'000});
-      if (!publisher.ok()) return Fail(kExitBadInput, publisher.status().ToString());
-      const Status published = (*publisher)->PublishThrough(*sequence, 60'000);
-      if (!published.ok()) return Fail(kExitFailure, "checkpoint written but not published: " + published.message());
-    }
+    const Status published = PublishCommitted(**ledger, ledger_options->config, *sequence);
+    if (!published.ok()) return Fail(kExitFailure, "checkpoint written but not published: " + published.message());
     std::printf("{\"checkpoint_sequence\":%llu,\"covers_sequence\":%llu,\"chain_head\":\"%s\"}\n",
                 static_cast<unsigned long long>(*sequence), static_cast<unsigned long long>(*sequence - 1),
                 ToHex((*ledger)->chain_head()).c_str());

@@ -22,5 +22,6 @@ Runner AddKeygen(CLI::App& app);
 Runner AddCheckpoint(CLI::App& app);
 Runner AddReplay(CLI::App& app);
 Runner AddClearing(CLI::App& app);
+Runner AddReconcile(CLI::App& app);
 
 }  // namespace ledger::cli

@@ -54,9 +54,9 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
   } catch (const toml::parse_error& failure) {
     return Status::InvalidArgument(path + ": line " + std::to_string(failure.source().begin.line) + ": " + std::string(failure.description()));
   }
-  LEDGER_RETURN_IF_ERROR(CheckKeys(root, {"ledger", "clock", "limits", "group_commit", "kafka", "audit"}, "top level"));
   Status status;
   auto prefix = [&](Status s) { return s.ok() ? s : Status::InvalidArgument(path + ": " + s.message()); };
+  LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(root, {"ledger", "clock", "limits", "group_commit", "kafka", "audit", "reconciliation"}, "top level")));
 
   if (const toml::table* ledger = Section(root, "ledger", &status)) {
     LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*ledger, {"shard", "point_value_minor", "refund_window_days"}, "ledger")));
@@ -120,6 +120,11 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
     int64_t every = static_cast<int64_t>(config.checkpoint_every_events);
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*audit, "checkpoint_every", 1, int64_t{1} << 40, &every)));
     config.checkpoint_every_events = static_cast<uint64_t>(every);
+  }
+  if (const toml::table* reconciliation = Section(root, "reconciliation", &status)) {
+    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*reconciliation, {"carry_over_minutes", "fee_tolerance_minor"}, "reconciliation")));
+    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*reconciliation, "carry_over_minutes", 0, 24 * 60, &config.reconciliation_carry_over_minutes)));
+    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*reconciliation, "fee_tolerance_minor", 0, 1'000'000, &config.reconciliation_fee_tolerance_minor)));
   }
   if (const toml::table* kafka = Section(root, "kafka", &status)) {
     LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*kafka, {"brokers", "ack"}, "kafka")));

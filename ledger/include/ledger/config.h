@@ -55,6 +55,10 @@ struct LedgerConfig {
   std::string audit_private_key;
   uint64_t checkpoint_every_events = 100'000;
 
+  // Reconciliation: a line this close to a cut-off may sit on the neighbouring date's side (CARRIED_OVER);
+  // fee differences up to the tolerance (fen) are not FEE_MISMATCH.
+  int64_t reconciliation_carry_over_minutes = 60;
+  int64_t reconciliation_fee_tolerance_minor = 0;
   size_t group_commands_max = 2048;
   size_t group_bytes_max = 8 << 20;
   int64_t group_wait_us_max = 1000;

@@ -93,6 +93,7 @@ class Ledger {
   const Digest& chain_head() const { return chain_head_; }
   const LedgerConfig& config() const { return options_.config; }
   Store& store() { return *store_; }
+  const Store& store() const { return *store_; }
 
  private:
   explicit Ledger(const LedgerOptions& options);
