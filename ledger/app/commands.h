@@ -23,5 +23,6 @@ Runner AddCheckpoint(CLI::App& app);
 Runner AddReplay(CLI::App& app);
 Runner AddClearing(CLI::App& app);
 Runner AddReconcile(CLI::App& app);
+Runner AddBench(CLI::App& app);
 
 }  // namespace ledger::cli

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add("replay", "verify the whole history and rebuild every projection; exit 0 when everything verifies", ledger::cli::AddReplay);
   add("clearing", "write the clearing files of a clearing date (CSV per merchant, summary.json)", ledger::cli::AddClearing);
   add("reconcile", "reconcile a clearing date against a statement (ledger-csv or wechat): breaks.csv, report.json; exit 3 on breaks", ledger::cli::AddReconcile);
+  add("bench", "end-to-end load generator: commands/s, acknowledgement latency, peak RSS, bytes written per command", ledger::cli::AddBench);
   add("clearing-job", "downstream clearing job: the clearing views from ledger.events (same projectors as the ledger)", ledger::cli::AddProject);
   add("project", "downstream projection runner: folds ledger.events into views in its own store", ledger::cli::AddProject);
   try {
