@@ -113,8 +113,11 @@ struct SideTotals {
     if (line.kind == recon::LineKind::kPayment) {
       payments += 1;
       payments_minor += line.amount_minor;
-      reversed += line.status == recon::LineStatus::kReversed ? 1 : 0;
-      fees_minor += line.fee_minor;
+      if (line.status == recon::LineStatus::kReversed) {
+        reversed += 1;  // the reversal gave the fee back
+      } else {
+        fees_minor += line.fee_minor;
+      }
     } else {
       refunds += 1;
       refunds_minor += line.amount_minor;

@@ -43,4 +43,63 @@ void Overlay::Clear() {
   bytes_ = 0;
 }
 
+bool CachedReader::Get(std::string_view key, std::string* value) const {
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    it->second.referenced = true;
+    *value = it->second.value;
+    return true;
+  }
+  if (!base_->Get(key, value)) return false;
+  Insert(key, *value);
+  return true;
+}
+
+void CachedReader::Committed(const Overlay& writes) {
+  // Keys the group wrote but nobody read (a new order, a clearing line) stay out: only cached ones follow.
+  writes.ForEach([this](const std::string& key, const std::optional<std::string>& value) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    if (value.has_value()) {
+      bytes_ = bytes_ - it->second.value.size() + value->size();
+      it->second.value = *value;
+    } else {
+      Erase(key);
+    }
+  });
+}
+
+void CachedReader::Insert(std::string_view key, std::string_view value) const {
+  if (key.size() + value.size() > capacity_bytes_ / 16) return;  // a huge value would flush the working set
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    bytes_ = bytes_ - it->second.value.size() + value.size();
+    it->second.value.assign(value);
+  } else {
+    entries_.emplace(std::string(key), Entry{std::string(value), false});
+    order_.emplace_back(key);
+    bytes_ += key.size() + value.size();
+  }
+  // Second chance: a key read since it was queued goes round once more. Every pass over a referenced key
+  // clears its bit, so this ends within two rounds of the queue.
+  while (bytes_ > capacity_bytes_ && !order_.empty()) {
+    std::string oldest = std::move(order_.front());
+    order_.pop_front();
+    auto it = entries_.find(oldest);
+    if (it == entries_.end()) continue;  // erased since it was queued
+    if (it->second.referenced) {
+      it->second.referenced = false;
+      order_.push_back(std::move(oldest));
+      continue;
+    }
+    bytes_ -= it->first.size() + it->second.value.size();
+    entries_.erase(it);
+  }
+}
+
+void CachedReader::Erase(std::string_view key) const {
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    bytes_ -= it->first.size() + it->second.value.size();
+    entries_.erase(it);
+  }
+}
+
 }  // namespace ledger

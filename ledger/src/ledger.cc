@@ -10,8 +10,12 @@
 
 namespace ledger {
 
+// The hot state (balances, merchants, usage windows, recent payments) read through a bounded cache.
+constexpr size_t kStateCacheBytes = 64 << 20;
+
 struct Ledger::Impl {
-  explicit Impl(const KvReader& base) : overlay(base), projections(MakeLedgerProjectors()) {}
+  explicit Impl(const KvReader& base) : cache(base, kStateCacheBytes), overlay(cache), projections(MakeLedgerProjectors()) {}
+  CachedReader cache;  // only this ledger writes the store, and it reports every commit to the cache
   Overlay overlay;
   ProjectionSet projections;
   std::vector<std::pair<uint64_t, std::string>> events;
@@ -277,6 +281,7 @@ Status Ledger::CommitGroup() {
     if (!recovered.ok()) return Status::IoError(status.message() + "; recovery failed: " + recovered.message());
     return status;
   }
+  impl_->cache.Committed(impl_->overlay);
   impl_->overlay.Clear();
   impl_->events.clear();
   impl_->meta.clear();

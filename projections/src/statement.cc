@@ -166,6 +166,7 @@ Result<Statement> ParseLedgerCsv(std::string_view text, const std::string& merch
     }
     if (!order_minor.ok() || !amount_minor.ok() || !fee_minor.ok()) continue;
     if (kind == "SUMMARY") {
+      statement.data_lines -= 1;  // not a data line (as in the WeChat bill)
       statement.has_summary = true;
       summaries.push_back(Summary{number, std::string(fields[order]), std::string(fields[refund]), *order_minor, *amount_minor});
       continue;
@@ -323,6 +324,13 @@ Result<Statement> ParseWeChat(std::string_view text, const std::string& merchant
       continue;
     }
     rows += 1;
+    // The summary is checked against every row of the bill: each summed column that reads as an amount counts,
+    // whether or not the rest of the row is usable (an unreadable amount is reported below and in the check).
+    for (const auto& [summary_column, data_column] : summed) {
+      const std::optional<size_t> position = header.Find(data_column);
+      if (!position || fields[*position].empty()) continue;
+      if (Result<int64_t> value = clearing::ParseYuan(fields[*position], 5); value.ok()) sums[data_column] += *value;
+    }
     Result<int64_t> at = ParseLocalTime(fields[time], offset_minutes);
     if (!at.ok()) {
       malformed("交易时间: " + at.status().message());
@@ -378,22 +386,6 @@ Result<Statement> ParseWeChat(std::string_view text, const std::string& merchant
       malformed("unknown 交易状态 '" + std::string(status) + "'");
       continue;
     }
-    // Sums for the summary check, over the rows that parsed.
-    bool sums_ok = true;
-    std::vector<std::pair<const char*, int64_t>> row_values;
-    for (const auto& [summary_column, data_column] : summed) {
-      const std::optional<size_t> position = header.Find(data_column);
-      if (!position) continue;
-      Result<int64_t> value = fields[*position].empty() ? Result<int64_t>(0) : clearing::ParseYuan(fields[*position], 5);
-      if (!value.ok()) {
-        malformed(std::string(data_column) + ": " + value.status().message());
-        sums_ok = false;
-        break;
-      }
-      row_values.emplace_back(data_column, *value);
-    }
-    if (!sums_ok) continue;
-    for (const auto& [column, value] : row_values) sums[column] += value;
     statement.lines.push_back(std::move(parsed));
   }
   return statement;

@@ -411,23 +411,33 @@ TEST(ReconcileEngine, WeChatRefundFeeGivenBackRoundsHalfUpByMagnitude) {
 // Clearing date 25 runs from 24th 23:00 to 25th 23:00 (UTC+8). The statement's own cut-off is a few seconds off.
 TEST(ReconcileEngine, CarriedOverAcrossTheElevenPmCutOff) {
   const std::vector<recon::Line> all = {
+      LedgerPayment("B9", 500, 3, "2026-11-24T22:59:55+08:00"),     // clearing 24, just before the start
       LedgerPayment("C0", 1'000, 6, "2026-11-24T23:00:05+08:00"),   // clearing 25, just after the start
       LedgerPayment("C1", 2'000, 12, "2026-11-25T22:59:50+08:00"),  // clearing 25, just before the end
       LedgerPayment("C2", 3'000, 18, "2026-11-25T12:00:00+08:00"),  // clearing 25
       LedgerPayment("C3", 4'000, 24, "2026-11-25T23:00:10+08:00")};  // clearing 26, just after the end
-  ASSERT_EQ(all[0].clearing_date, kDay25);
+  ASSERT_EQ(all[0].clearing_date, 20261124);
   ASSERT_EQ(all[1].clearing_date, kDay25);
-  ASSERT_EQ(all[3].clearing_date, kDay26);
-  // The bank's statement for the 25th cut at 23:00:30: it holds C2 and C3, not C0 (it went on the 24th) nor C1.
-  const recon::Statement bill = ParseWx(WxBill({WxPay("C2", 3'000, 18'000, "2026-11-25T12:00:00+08:00"),
+  ASSERT_EQ(all[2].clearing_date, kDay25);
+  ASSERT_EQ(all[4].clearing_date, kDay26);
+  // The bank's statement for the 25th runs from 24th 22:59:30 to 25th 23:00:30: it holds B9 (the ledger's 24th),
+  // C2 and C3 (the ledger's 26th); C0 it put on the 24th, C1 on the 26th.
+  const recon::Statement bill = ParseWx(WxBill({WxPay("B9", 500, 3'000, "2026-11-24T22:59:55+08:00"),
+                                                WxPay("C2", 3'000, 18'000, "2026-11-25T12:00:00+08:00"),
                                                 WxPay("C3", 4'000, 24'000, "2026-11-25T23:00:10+08:00")}));
 
   const recon::Outcome outcome = recon::Reconcile(OfDate(all, kDay25), bill, OptionsFor(kDay25), LookupIn(all));
 
   EXPECT_EQ(Golden(outcome), (std::vector<std::string>{"CARRIED_OVER payment C0", "CARRIED_OVER payment C1",
-                                                       "MATCHED payment C2", "CARRIED_OVER payment C3"}));
+                                                       "MATCHED payment C2", "CARRIED_OVER payment B9",
+                                                       "CARRIED_OVER payment C3"}));
   EXPECT_EQ(outcome.breaks, 0);
-  EXPECT_EQ(CountOf(outcome, Category::kCarriedOver), 3);
+  EXPECT_EQ(CountOf(outcome, Category::kCarriedOver), 4);
+  const recon::Classified* b9 = Find(outcome, "B9");
+  ASSERT_NE(b9, nullptr);
+  ASSERT_TRUE(b9->ledger.has_value());
+  EXPECT_EQ(b9->ledger->clearing_date, 20261124);
+  EXPECT_NE(b9->note.find("2026-11-24"), std::string::npos) << b9->note;
   const recon::Classified* c3 = Find(outcome, "C3");
   ASSERT_NE(c3, nullptr);
   ASSERT_TRUE(c3->ledger.has_value());
@@ -642,7 +652,7 @@ TEST(ReconcileParse, MalformedLinesAreReportedWithTheirLineNumbersAndTheRestIsRe
 
 TEST(ReconcileParse, EmptyStatementIsInvalidArgument) {
   for (const recon::Format format : {recon::Format::kWeChat, recon::Format::kLedgerCsv}) {
-    for (const std::string text : {std::string(), std::string("\n\n  \r\n")}) {
+    for (const std::string& text : {std::string(), std::string("\n\n  \r\n")}) {
       SCOPED_TRACE(std::string(recon::FormatName(format)) + " '" + text + "'");
       const Result<recon::Statement> statement = recon::ParseStatement(text, format, "M1", kUtc8);
       ASSERT_FALSE(statement.ok());
@@ -801,7 +811,7 @@ TEST(ReconcileParse, LedgerCsvReversalRefundAndSummary) {
 
 constexpr auto kRunTimeout = std::chrono::seconds(60);
 
-struct Run {
+struct CliRun {
   int exit_code = -1;  // -1 when the process did not exit normally
   int signal = 0;
   std::string out;
@@ -840,7 +850,7 @@ std::vector<std::string> Split(const std::string& line, char separator) {
 }
 
 // Runs LEDGER_BINARY with `args`; stdin from /dev/null, stdout and stderr captured in files under `scratch`.
-Run RunLedger(const std::string& scratch, const std::vector<std::string>& args) {
+CliRun RunLedger(const std::string& scratch, const std::vector<std::string>& args) {
   static int runs = 0;
   const std::string tag = scratch + "/run" + std::to_string(++runs);
   const std::string out_path = tag + ".out", err_path = tag + ".err";
@@ -857,7 +867,7 @@ Run RunLedger(const std::string& scratch, const std::vector<std::string>& args) 
   pid_t pid = 0;
   const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  Run run;
+  CliRun run;
   if (spawned != 0) {
     ADD_FAILURE() << "cannot start " << LEDGER_BINARY << ": " << std::strerror(spawned);
     return run;
@@ -886,7 +896,7 @@ Run RunLedger(const std::string& scratch, const std::vector<std::string>& args) 
   return run;
 }
 
-std::string Describe(const Run& run) {
+std::string Describe(const CliRun& run) {
   return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) + "\nstdout:\n" +
          run.out + "\nstderr:\n" + run.err;
 }
@@ -948,7 +958,7 @@ const std::string& DayTemplate() {
   static testing::TempDir dir;
   static const std::string data = [] {
     WriteFile(dir.path() + "/day.jsonl", DayCommands());
-    const Run run =
+    const CliRun run =
         RunLedger(dir.path(), {"submit", "--data", dir.path() + "/data", "--clock", "occurred", dir.path() + "/day.jsonl"});
     EXPECT_EQ(run.exit_code, 0) << Describe(run);
     for (const std::string& line : Lines(run.out)) {
@@ -964,26 +974,26 @@ class ReconcileCli : public ::testing::Test {
   void SetUp() override { fs::copy(DayTemplate(), Data(), fs::copy_options::recursive); }
   std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
   std::string Data() const { return Path("data"); }
-  Run RunCli(const std::vector<std::string>& args) { return RunLedger(dir_.path(), args); }
-  Run Reconcile(const std::string& date, const std::string& format, const std::string& statement,
+  CliRun RunCli(const std::vector<std::string>& args) { return RunLedger(dir_.path(), args); }
+  CliRun Reconcile(const std::string& date, const std::string& format, const std::string& statement,
                 const std::string& out) {
     return RunCli({"reconcile", "--data", Data(), "--date", date, "--format", format, "--merchant", "M1",
                    "--statement", statement, "--out", out, "--json"});
   }
   // Every event, one JSON object per line.
   std::vector<std::string> Events() {
-    const Run run = RunCli({"events", "--data", Data(), "--json"});
+    const CliRun run = RunCli({"events", "--data", Data(), "--json"});
     EXPECT_EQ(run.exit_code, 0) << Describe(run);
     return Lines(run.out);
   }
   std::string Balances() {
-    const Run run = RunCli({"balance", "--data", Data(), "--all", "--json"});
+    const CliRun run = RunCli({"balance", "--data", Data(), "--all", "--json"});
     EXPECT_EQ(run.exit_code, 0) << Describe(run);
     return run.out;
   }
   // `ledger clearing` for `date`: the path of M1's file.
   std::string ClearingFile(const std::string& date) {
-    const Run run = RunCli({"clearing", "--data", Data(), "--date", date, "--merchant", "M1", "--out", Path("clearing")});
+    const CliRun run = RunCli({"clearing", "--data", Data(), "--date", date, "--merchant", "M1", "--out", Path("clearing")});
     EXPECT_EQ(run.exit_code, 0) << Describe(run);
     return Path("clearing") + "/clearing-" + date + "-M1.csv";
   }
@@ -999,7 +1009,7 @@ TEST_F(ReconcileCli, ClearingFileRoundTripIsAllMatched) {
     const std::string file = ClearingFile(date);
     const std::string out = Path("recon-" + date);
 
-    const Run run = Reconcile(date, "ledger-csv", file, out);
+    const CliRun run = Reconcile(date, "ledger-csv", file, out);
 
     ASSERT_EQ(run.exit_code, 0) << Describe(run);
     EXPECT_EQ(run.err, "");
@@ -1008,7 +1018,9 @@ TEST_F(ReconcileCli, ClearingFileRoundTripIsAllMatched) {
     const int64_t lines = date == std::string("2026-11-25") ? 6 : 3;  // ORD1-6; ORD8, ORD7, RF1
     EXPECT_EQ(report["categories"]["MATCHED"]["count"], lines) << report.dump(2);
     for (const auto& [category, totals] : report["categories"].items()) {
-      if (category != "MATCHED") EXPECT_EQ(totals["count"], 0) << category;
+      if (category != "MATCHED") {
+        EXPECT_EQ(totals["count"], 0) << category;
+      }
     }
     EXPECT_EQ(report["categories"]["MATCHED"]["ledger_amount_minor"],
               report["categories"]["MATCHED"]["statement_amount_minor"]);
@@ -1052,12 +1064,49 @@ TEST_F(ReconcileCli, ReportNetFeesAreNetOfReversals) {
   ASSERT_EQ(summary[0], "SUMMARY");
   ASSERT_EQ(summary[14], "3.90");  // the clearing file's net fees
 
-  const Run run = Reconcile("2026-11-25", "ledger-csv", file, Path("recon"));
+  const CliRun run = Reconcile("2026-11-25", "ledger-csv", file, Path("recon"));
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
   const json report = json::parse(ReadFile(Path("recon") + "/report.json"));
   EXPECT_EQ(report["statement_totals"]["net_fees_minor"], 390) << report["statement_totals"].dump();
   EXPECT_EQ(report["ledger_totals"]["net_fees_minor"], 390) << report["ledger_totals"].dump();
+}
+
+// No break, but the statement is not clean: a malformed line alone, or a SUMMARY that disagrees with the rows
+// alone, is exit 3 with result "breaks".
+TEST_F(ReconcileCli, MalformedLineOrSummaryDisagreementAloneIsExitThree) {
+  const std::vector<std::string> rows = Lines(ReadFile(ClearingFile("2026-11-25")));
+  ASSERT_EQ(rows.size(), 9u);  // header, 6 PAYMENT, 1 REVERSAL, SUMMARY
+  ASSERT_EQ(rows.back().rfind("SUMMARY,M1,6,", 0), 0u) << rows.back();
+  std::vector<std::string> with_junk = rows;
+  with_junk.insert(with_junk.end() - 1, "PAYMENT,M1,ORD9,too,few,fields");  // line 9
+  std::vector<std::string> wrong_summary = rows;
+  wrong_summary.back().replace(0, std::string("SUMMARY,M1,6,").size(), "SUMMARY,M1,7,");
+  WriteFile(Path("junk.csv"), Join(with_junk, "\n") + "\n");
+  WriteFile(Path("wrong-summary.csv"), Join(wrong_summary, "\n") + "\n");
+
+  const CliRun junk = Reconcile("2026-11-25", "ledger-csv", Path("junk.csv"), Path("recon-junk"));
+  const CliRun summary = Reconcile("2026-11-25", "ledger-csv", Path("wrong-summary.csv"), Path("recon-summary"));
+
+  ASSERT_EQ(junk.exit_code, 3) << Describe(junk);
+  const json junk_report = json::parse(ReadFile(Path("recon-junk/report.json")));
+  EXPECT_EQ(junk_report["breaks"], 0);
+  EXPECT_EQ(junk_report["categories"]["MATCHED"]["count"], 6);
+  EXPECT_EQ(junk_report["result"], "breaks");
+  ASSERT_EQ(junk_report["malformed_lines"].size(), 1u);
+  EXPECT_EQ(junk_report["malformed_lines"][0]["line"], 9);
+  EXPECT_EQ(junk_report["statement_summary"]["disagreements"], json::array());
+  EXPECT_EQ(ReadFile(Path("recon-junk/breaks.csv")), std::string(kBreaksHeader) + "\n");
+
+  ASSERT_EQ(summary.exit_code, 3) << Describe(summary);
+  const json summary_report = json::parse(ReadFile(Path("recon-summary/report.json")));
+  EXPECT_EQ(summary_report["breaks"], 0);
+  EXPECT_EQ(summary_report["categories"]["MATCHED"]["count"], 6);
+  EXPECT_EQ(summary_report["result"], "breaks");
+  EXPECT_EQ(summary_report["malformed_lines"], json::array());
+  ASSERT_EQ(summary_report["statement_summary"]["disagreements"].size(), 1u) << summary_report.dump(2);
+  EXPECT_NE(summary_report["statement_summary"]["disagreements"][0].get<std::string>().find("7 payments"),
+            std::string::npos);
 }
 
 // A WeChat bill for the 25th with one break of each kind and a malformed line.
@@ -1084,7 +1133,7 @@ TEST_F(ReconcileCli, WeChatBillWithInjectedBreaks) {
       "\n";
   WriteFile(Path("wechat-2026-11-25.csv"), bill);
 
-  const Run run = Reconcile("2026-11-25", "wechat", Path("wechat-2026-11-25.csv"), Path("recon"));
+  const CliRun run = Reconcile("2026-11-25", "wechat", Path("wechat-2026-11-25.csv"), Path("recon"));
 
   ASSERT_EQ(run.exit_code, 3) << Describe(run);
   EXPECT_EQ(run.err, "");
@@ -1168,7 +1217,7 @@ TEST_F(ReconcileCli, UnusableStatementIsExitTwoAndRecordsNothing) {
     SCOPED_TRACE(statement);
     const std::string out = Path("out-" + fs::path(statement).stem().string());
 
-    const Run run = Reconcile("2026-11-25", "wechat", statement, out);
+    const CliRun run = Reconcile("2026-11-25", "wechat", statement, out);
 
     EXPECT_EQ(run.exit_code, 2) << Describe(run);
     EXPECT_EQ(run.signal, 0);
@@ -1194,7 +1243,7 @@ TEST_F(ReconcileCli, RunAppendsExactlyOneReconciliationRecordedEvent) {
             WxBill({WxPay("ORD7", 4'000, 24'000, "2026-11-26T09:00:00+08:00"),
                     WxRefund("RF1", "ORD3", 10'000, 60'000, "2026-11-26T10:00:00+08:00")}));
 
-  const Run run = Reconcile("2026-11-26", "wechat", Path("wechat-2026-11-26.csv"), Path("recon"));
+  const CliRun run = Reconcile("2026-11-26", "wechat", Path("wechat-2026-11-26.csv"), Path("recon"));
 
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
   const json report = json::parse(ReadFile(Path("recon/report.json")));

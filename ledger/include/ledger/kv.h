@@ -5,11 +5,13 @@
 // its writes in key order so a commit writes them in a deterministic order. Not thread-safe: one writer.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace ledger {
 
@@ -38,6 +40,38 @@ class Overlay final : public KvReader {
   const KvReader* base_;
   std::map<std::string, std::optional<std::string>, std::less<>> writes_;
   size_t bytes_ = 0;
+};
+
+// A bounded cache over a reader, for the single writer of that reader's store: it caches keys that exist
+// (absent keys are left to the store's bloom filters: most are never asked twice), and the writer hands it every
+// committed group so it never serves a stale value (cached keys take their new values; others stay out). Eviction is second-chance FIFO; `capacity_bytes` bounds keys
+// and values held. Not thread-safe.
+class CachedReader final : public KvReader {
+ public:
+  CachedReader(const KvReader& base, size_t capacity_bytes) : base_(&base), capacity_bytes_(capacity_bytes) {}
+
+  bool Get(std::string_view key, std::string* value) const override;
+  // Applies the writes of a group that is now durable in the base.
+  void Committed(const Overlay& writes);
+  size_t bytes() const { return bytes_; }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
+  };
+  struct Entry {
+    std::string value;
+    bool referenced = false;
+  };
+  void Insert(std::string_view key, std::string_view value) const;
+  void Erase(std::string_view key) const;
+
+  const KvReader* base_;
+  size_t capacity_bytes_;
+  mutable std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries_;
+  mutable std::deque<std::string> order_;  // insertion order; may name keys erased since
+  mutable size_t bytes_ = 0;
 };
 
 // A reader with nothing in it (a fresh store).
