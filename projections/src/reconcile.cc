@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <tuple>
-#include <unordered_map>
 
 #include "ledger/assert.h"
 #include "ledger/time.h"
@@ -37,16 +36,64 @@ const char* LineStatusName(LineStatus status) {
 
 namespace {
 
-std::string KeyOf(LineKind kind, std::string_view merchant, std::string_view id) {
-  std::string key;
-  key.reserve(merchant.size() + id.size() + 3);
-  key += kind == LineKind::kPayment ? 'o' : 'r';
-  key += '\0';
-  key += merchant;
-  key += '\0';
-  key += id;
-  return key;
-}
+// A line's key, viewing strings owned by the line (lines do not move while the maps live).
+struct Key {
+  LineKind kind;
+  std::string_view merchant;
+  std::string_view id;
+  bool operator==(const Key&) const = default;
+};
+struct KeyHash {
+  size_t operator()(const Key& key) const {
+    const size_t h = std::hash<std::string_view>()(key.merchant) * 31 + std::hash<std::string_view>()(key.id);
+    return key.kind == LineKind::kPayment ? h : ~h;
+  }
+};
+Key KeyOf(const Line& line) { return Key{line.kind, line.merchant, line.id}; }
+
+// Line index by key: open addressing over a flat array (a million lines a run; a node per entry would cost a
+// cache miss per probe). Holds positions into a vector of lines the caller keeps alive and unmoved.
+class LineIndex {
+ public:
+  LineIndex(const std::vector<Line>& lines, size_t expected) : lines_(&lines) {
+    size_t capacity = 16;
+    while (capacity < expected * 2) capacity *= 2;
+    slots_.assign(capacity, Slot{});
+    mask_ = capacity - 1;
+  }
+  // The position of the line with `key`, or kNone.
+  size_t Find(const Key& key) const { return slots_[Probe(key, Hash(key))].position; }
+  // Adds position `i` (its line's key) unless the key is there; returns the position holding the key.
+  size_t Insert(size_t i) {
+    const Key key = KeyOf((*lines_)[i]);
+    const uint64_t hash = Hash(key);
+    Slot& slot = slots_[Probe(key, hash)];
+    if (slot.position != kNone) return slot.position;
+    slot = Slot{hash, i};
+    LEDGER_ASSERT(++size_ * 2 <= slots_.size());  // sized for every line up front
+    return i;
+  }
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    size_t position = kNone;
+  };
+  static uint64_t Hash(const Key& key) { return KeyHash()(key) | 1; }
+  size_t Probe(const Key& key, uint64_t hash) const {
+    for (size_t at = hash & mask_;; at = (at + 1) & mask_) {
+      const Slot& slot = slots_[at];
+      if (slot.position == kNone || (slot.hash == hash && KeyOf((*lines_)[slot.position]) == key)) return at;
+    }
+  }
+  const std::vector<Line>* lines_;
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+};
+
+bool KeyLess(const Line& a, const Line& b) { return std::tie(a.merchant, a.kind, a.id) < std::tie(b.merchant, b.kind, b.id); }
 
 // The first difference between two sides of one line, or MATCHED.
 Category Compare(const Line& ledger, const Line& statement, int64_t fee_tolerance_minor) {
@@ -68,19 +115,14 @@ int64_t CutoffEnding(int date, const Options& options) {
 Outcome Reconcile(std::vector<Line> ledger_lines, const Statement& statement, const Options& options,
                   const LedgerLookup& lookup) {
   Outcome outcome;
-  std::sort(ledger_lines.begin(), ledger_lines.end(), [](const Line& a, const Line& b) {
-    return std::tie(a.merchant, a.kind, a.id) < std::tie(b.merchant, b.kind, b.id);
-  });
-  std::unordered_map<std::string, size_t> ledger_index;  // key -> position in ledger_lines
-  ledger_index.reserve(ledger_lines.size());
-  for (size_t i = 0; i < ledger_lines.size(); ++i) {
-    ledger_index.emplace(KeyOf(ledger_lines[i].kind, ledger_lines[i].merchant, ledger_lines[i].id), i);
-  }
+  // Output in key order. The store's index already yields that order: sort only what is not.
+  if (!std::is_sorted(ledger_lines.begin(), ledger_lines.end(), KeyLess)) std::sort(ledger_lines.begin(), ledger_lines.end(), KeyLess);
+  LineIndex ledger_index(ledger_lines, ledger_lines.size());  // key -> position in ledger_lines
+  for (size_t i = 0; i < ledger_lines.size(); ++i) ledger_index.Insert(i);
   // The statement line matched to each ledger line (index into statement.lines), or npos.
   constexpr size_t kNone = static_cast<size_t>(-1);
   std::vector<size_t> matched_statement(ledger_lines.size(), kNone);
-  std::unordered_map<std::string, size_t> seen_statement_keys;  // key -> first statement line index
-  seen_statement_keys.reserve(statement.lines.size());
+  LineIndex seen_statement_keys(statement.lines, statement.lines.size());  // key -> first statement line
   std::vector<Classified> statement_only;
 
   // The cut-offs bounding the date: the one that starts it (the previous date's end) and the one that ends it.
@@ -90,16 +132,14 @@ Outcome Reconcile(std::vector<Line> ledger_lines, const Statement& statement, co
 
   for (size_t s = 0; s < statement.lines.size(); ++s) {
     const Line& line = statement.lines[s];
-    const std::string key = KeyOf(line.kind, line.merchant, line.id);
-    const auto [first, inserted] = seen_statement_keys.emplace(key, s);
-    if (!inserted) {
+    const size_t first = seen_statement_keys.Insert(s);
+    if (first != s) {
       statement_only.push_back(Classified{Category::kMissingInLedger, line.kind, line.merchant, line.id, std::nullopt, line,
-                                          "duplicate of statement line " +
-                                              std::to_string(statement.lines[first->second].line_number)});
+                                          "duplicate of statement line " + std::to_string(statement.lines[first].line_number)});
       continue;
     }
-    if (const auto found = ledger_index.find(key); found != ledger_index.end()) {
-      matched_statement[found->second] = s;
+    if (const size_t found = ledger_index.Find(KeyOf(line)); found != LineIndex::kNone) {
+      matched_statement[found] = s;
       continue;
     }
     Classified classified{Category::kMissingInLedger, line.kind, line.merchant, line.id, std::nullopt, line, ""};

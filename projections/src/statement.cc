@@ -1,8 +1,10 @@
 // Statement parsers: the project's clearing file and WeChat Pay's trade bill, reduced to reconciliation lines.
 // Columns are found by name in the header; a data line that cannot be read is collected with its line number
 // and reason, and parsing goes on.
+#include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <unordered_map>
 
@@ -101,15 +103,22 @@ Result<int64_t> ParseAmount(std::string_view text, const char* column) {
   return amount;
 }
 
-// "YYYY-MM-DD HH:MM:SS" in the statement's local time.
+// "YYYY-MM-DD HH:MM:SS" in the statement's local time (read by hand: a million lines a run).
 Result<int64_t> ParseLocalTime(std::string_view text, int offset_minutes) {
-  if (text.size() != 19 || text[10] != ' ') return Status::InvalidArgument("bad time '" + std::string(text) + "'");
-  const int magnitude = offset_minutes < 0 ? -offset_minutes : offset_minutes;
-  char zone[32];
-  std::snprintf(zone, sizeof zone, "%c%02d:%02d", offset_minutes < 0 ? '-' : '+', magnitude / 60, magnitude % 60);
-  std::string iso(text);
-  iso[10] = 'T';
-  return ParseIso8601(iso + zone);
+  auto two_digits = [&](size_t at, int* out) {
+    if (text[at] < '0' || text[at] > '9' || text[at + 1] < '0' || text[at + 1] > '9') return false;
+    *out = (text[at] - '0') * 10 + (text[at + 1] - '0');
+    return true;
+  };
+  int hour = 0, minute = 0, second = 0;
+  if (text.size() != 19 || text[10] != ' ' || text[13] != ':' || text[16] != ':' || !two_digits(11, &hour) ||
+      !two_digits(14, &minute) || !two_digits(17, &second) || hour > 23 || minute > 59 || second > 59) {
+    return Status::InvalidArgument("bad time '" + std::string(text) + "'");
+  }
+  Result<int> date = ParseDate(text.substr(0, 10));
+  if (!date.ok()) return Status::InvalidArgument("bad time '" + std::string(text) + "'");
+  return LocalMidnightUtcNs(*date, offset_minutes) + hour * kNanosPerHour + minute * kNanosPerMinute +
+         second * kNanosPerSecond;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -271,7 +280,11 @@ Result<Statement> ParseWeChat(std::string_view text, const std::string& merchant
   const std::pair<const char*, const char*> summed[] = {
       {"应结订单总金额", "应结订单金额"}, {"退款总金额", "退款金额"}, {"充值券退款总金额", "充值券退款金额"},
       {"手续费总金额", "手续费"},         {"订单总金额", "订单金额"}, {"申请退款总金额", "申请退款金额"}};
-  std::map<std::string, int64_t> sums;  // data column -> sum over well-formed rows, in 1/1000 fen
+  // Data column positions of the summed columns (npos when the bill lacks one), and their sums in 1/1000 fen.
+  constexpr size_t kAbsent = static_cast<size_t>(-1);
+  std::array<size_t, std::size(summed)> summed_positions;
+  std::array<int64_t, std::size(summed)> sums{};
+  for (size_t c = 0; c < std::size(summed); ++c) summed_positions[c] = header.Find(summed[c].second).value_or(kAbsent);
   int64_t rows = 0;
   bool in_summary = false;
   while (reader.Next(&line)) {
@@ -299,16 +312,17 @@ Result<Statement> ParseWeChat(std::string_view text, const std::string& merchant
                                                     ", the bill has " + std::to_string(rows) + " rows");
         }
       }
-      for (const auto& [summary_column, data_column] : summed) {
+      for (size_t c = 0; c < std::size(summed); ++c) {
+        const char* summary_column = summed[c].first;
         const std::optional<size_t> position = summary_header.Find(summary_column);
-        if (!position || !header.Find(data_column)) continue;
+        if (!position || summed_positions[c] == kAbsent) continue;
         Result<int64_t> stated = clearing::ParseYuan(values[*position], 5);
         if (!stated.ok()) {
           statement.summary_disagreements.push_back(where + ": " + summary_column + ": " + stated.status().message());
-        } else if (*stated != sums[data_column]) {
+        } else if (*stated != sums[c]) {
           statement.summary_disagreements.push_back(where + ": " + summary_column + " " + std::string(values[*position]) +
-                                                    ", the rows sum to " + FormatYuan(sums[data_column] / 1000) +
-                                                    (sums[data_column] % 1000 != 0 ? " (and a fraction of a fen)" : ""));
+                                                    ", the rows sum to " + FormatYuan(sums[c] / 1000) +
+                                                    (sums[c] % 1000 != 0 ? " (and a fraction of a fen)" : ""));
         }
       }
       continue;
@@ -326,10 +340,9 @@ Result<Statement> ParseWeChat(std::string_view text, const std::string& merchant
     rows += 1;
     // The summary is checked against every row of the bill: each summed column that reads as an amount counts,
     // whether or not the rest of the row is usable (an unreadable amount is reported below and in the check).
-    for (const auto& [summary_column, data_column] : summed) {
-      const std::optional<size_t> position = header.Find(data_column);
-      if (!position || fields[*position].empty()) continue;
-      if (Result<int64_t> value = clearing::ParseYuan(fields[*position], 5); value.ok()) sums[data_column] += *value;
+    for (size_t c = 0; c < std::size(summed); ++c) {
+      if (summed_positions[c] == kAbsent || fields[summed_positions[c]].empty()) continue;
+      if (Result<int64_t> value = clearing::ParseYuan(fields[summed_positions[c]], 5); value.ok()) sums[c] += *value;
     }
     Result<int64_t> at = ParseLocalTime(fields[time], offset_minutes);
     if (!at.ok()) {
