@@ -35,6 +35,8 @@
 #include "ledger/kafka.h"
 #include "ledger/ledger.h"
 #include "ledger/store.h"
+#include "projections/clearing.h"
+#include "projections/projector.h"
 #include "replay/replay.h"
 #include "support/test_support.h"
 
@@ -653,6 +655,62 @@ TEST(KafkaPublish, DemoPublishesEveryEventItWrites) {
   EXPECT_GT(out["events_written"].get<uint64_t>(), 500u);
   EXPECT_EQ(out["kafka"]["events_published"], out["events_written"]);
   EXPECT_EQ(out["kafka"]["embedded"], true);
+}
+
+}  // namespace
+}  // namespace ledger
+
+namespace ledger {
+namespace {
+
+// The downstream clearing job folds ledger.events with the same projectors the ledger runs inline: fed the same
+// events, its clearing views are the same bytes, key for key.
+TEST(KafkaPublish, ClearingJobViewsAreByteIdenticalToTheLedgersOwn) {
+  testing::TempDir dir;
+  testing::TestLedger ledger;
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  std::unique_ptr<kafka::Publisher> publisher = MakePublisher(ledger.ledger().store(), broker->bootstrap());
+  ASSERT_NE(publisher, nullptr);
+  const std::vector<TestCommand> commands = MakeWorkload(Scaled(2000, 400), 31);
+  std::mt19937 random(5);
+  SubmitInGroups(ledger.ledger(), publisher.get(), commands, 0, commands.size(), random);
+  const uint64_t last = ledger.ledger().last_sequence();
+  ASSERT_EQ(publisher->acknowledged_through(), last);
+
+  const std::string job_dir = dir.path() + "/clearing";
+  Child job({"clearing-job", "--brokers", broker->bootstrap(), "--group", "clearing", "--data", job_dir, "--idle-exit-ms", "1500"},
+            dir.path() + "/job.out", dir.path() + "/job.err");
+  ASSERT_TRUE(job.Wait(kProcessDeadline)) << "clearing-job did not finish";
+  ASSERT_EQ(job.exit_code(), 0) << ReadFile(dir.path() + "/job.err");
+
+  StoreOptions read_only;
+  read_only.read_only = true;
+  read_only.create_if_missing = false;
+  Result<std::unique_ptr<Store>> view = Store::Open(job_dir + "/partition-0", read_only);
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  const std::unique_ptr<Projector> clearing = MakeClearingProjector();
+  auto records = [&](const Store& store) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const std::string& prefix : clearing->KeyPrefixes()) {
+      EXPECT_TRUE(store.ScanState(prefix, [&](std::string_view key, std::string_view value) {
+        out.emplace_back(key, value);
+        return true;
+      }).ok());
+    }
+    return out;
+  };
+  const auto inline_records = records(ledger.ledger().store());
+  const auto job_records = records(**view);
+  ASSERT_GT(inline_records.size(), commands.size() / 4) << "the workload must produce clearing records";
+  ASSERT_EQ(job_records.size(), inline_records.size());
+  size_t differing = 0;
+  for (size_t i = 0; i < inline_records.size(); ++i) differing += inline_records[i] != job_records[i];
+  EXPECT_EQ(differing, 0u) << "clearing records differ between the ledger and clearing-job";
+  Result<Digest> inline_digest = DigestOfPrefixes(ledger.ledger().store(), clearing->KeyPrefixes());
+  Result<Digest> job_digest = DigestOfPrefixes(**view, clearing->KeyPrefixes());
+  ASSERT_TRUE(inline_digest.ok() && job_digest.ok());
+  EXPECT_EQ(ToHex(*inline_digest), ToHex(*job_digest));
 }
 
 }  // namespace
