@@ -589,6 +589,13 @@ TEST(KafkaFault, ServeKilledAtRandomMomentsLosesAndDuplicatesNothing) {
        duplicate_answers_live.load() < static_cast<int64_t>(redeliveries) && Clock::now() < deadline;) {
     std::this_thread::sleep_for(milliseconds(20));
   }
+  // When earlier runs answered everything, this run may still be starting: SIGTERM before serve installs its
+  // handler would kill it outright. It prints its bootstrap line once it handles SIGTERM.
+  const std::string out_path = dir.path() + "/serve" + std::to_string(serve_runs) + ".out";
+  for (const auto deadline = Clock::now() + kProcessDeadline;
+       ReadFile(out_path).find("bootstrap=") == std::string::npos && serve->Running() && Clock::now() < deadline;) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
   serve->Signal(SIGTERM);
   ASSERT_TRUE(serve->Wait(kProcessDeadline)) << "serve did not stop after SIGTERM";
   ASSERT_EQ(serve->exit_code(), 0) << last_err();
