@@ -31,12 +31,9 @@ using nlohmann::ordered_json;
 // A run of the ledger program must finish within this, or the test fails (and the process is killed).
 constexpr auto kRunTimeout = std::chrono::seconds(60);
 
-struct Outcome {
-  int exit_code = -1;  // -1 when the process did not exit normally
-  int signal = 0;      // the terminating signal, if any
-  std::string out;
-  std::string err;
-};
+using Outcome = testing::ProgramRun;
+using testing::Describe;
+using testing::RunLedger;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -58,62 +55,7 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-// Runs LEDGER_BINARY with `args`; stdin from `stdin_path` (or /dev/null), stdout and stderr captured in files
-// under `scratch`.
-Outcome RunLedger(const std::string& scratch, const std::vector<std::string>& args,
-                  const std::string& stdin_path = "") {
-  static int runs = 0;
-  const std::string tag = scratch + "/run" + std::to_string(++runs);
-  const std::string out_path = tag + ".out", err_path = tag + ".err";
-  std::vector<std::string> argv_text = {LEDGER_BINARY};
-  argv_text.insert(argv_text.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& arg : argv_text) argv.push_back(arg.data());
-  argv.push_back(nullptr);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.empty() ? "/dev/null" : stdin_path.c_str(),
-                                   O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  Outcome run;
-  if (spawned != 0) {
-    ADD_FAILURE() << "cannot start " << LEDGER_BINARY << ": " << std::strerror(spawned);
-    return run;
-  }
-  const auto deadline = std::chrono::steady_clock::now() + kRunTimeout;
-  int status = 0;
-  for (;;) {
-    const pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid) break;
-    if (done < 0) {
-      ADD_FAILURE() << "waitpid: " << std::strerror(errno);
-      return run;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      ADD_FAILURE() << "ledger did not finish within the timeout";
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) run.signal = WTERMSIG(status);
-  run.out = ReadFile(out_path);
-  run.err = ReadFile(err_path);
-  return run;
-}
-
-// Formats a run for failure messages.
-std::string Describe(const Outcome& run) {
-  return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) + "\nstdout:\n" +
-         run.out + "\nstderr:\n" + run.err;
-}
 
 // A bad-input failure: exit 2, one line "ledger: ..." on stderr, nothing on stdout.
 void ExpectBadInput(const Outcome& run, const std::string& must_mention = "") {

@@ -1,5 +1,17 @@
 #include "support/test_support.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+
 #include <filesystem>
 #include <random>
 
@@ -138,6 +150,71 @@ nlohmann::json Refund(const std::string& merchant, const std::string& order_no, 
   return {{"type", "refund"}, {"command_id", merchant + ":" + refund_no}, {"merchant", merchant},
           {"merchant_order_no", order_no}, {"refund_no", refund_no}, {"amount_minor", amount_minor},
           {"occurred_at", At(DefaultTimeNs())}};
+}
+
+ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>& args, const std::string& stdin_path,
+                     std::chrono::seconds timeout) {
+  static int runs = 0;
+  const std::string tag = scratch + "/run" + std::to_string(++runs);
+  const std::string out_path = tag + ".out", err_path = tag + ".err";
+  std::vector<std::string> argv_text = {LEDGER_BINARY};
+  argv_text.insert(argv_text.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : argv_text) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_text = {"TMPDIR=" + scratch};
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, "TMPDIR=", 7) != 0) env_text.emplace_back(*entry);
+  }
+  std::vector<char*> env;
+  for (std::string& entry : env_text) env.push_back(entry.data());
+  env.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ProgramRun run;
+  if (spawned != 0) {
+    ADD_FAILURE() << "cannot start " << LEDGER_BINARY << ": " << std::strerror(spawned);
+    return run;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0) {
+      ADD_FAILURE() << "waitpid: " << std::strerror(errno);
+      return run;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      ADD_FAILURE() << "ledger did not finish within " << timeout.count() << " s";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) run.signal = WTERMSIG(status);
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  run.out = read(out_path);
+  run.err = read(err_path);
+  return run;
+}
+
+std::string Describe(const ProgramRun& run) {
+  return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) + "\nstdout:\n" + run.out +
+         "\nstderr:\n" + run.err;
 }
 
 }  // namespace ledger::testing

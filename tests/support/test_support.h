@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,22 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// One run of the `ledger` program.
+struct ProgramRun {
+  int exit_code = -1;  // -1 when the process did not exit normally
+  int signal = 0;      // the terminating signal, if any
+  std::string out;
+  std::string err;
+};
+
+// Runs LEDGER_BINARY with `args`: stdin from `stdin_path` (or /dev/null), stdout and stderr captured in files under
+// `scratch`, TMPDIR=scratch (a temporary folder the program leaves behind when it dies goes with `scratch`).
+// Killed, and reported as a test failure, after `timeout`.
+ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>& args, const std::string& stdin_path = "",
+                     std::chrono::seconds timeout = std::chrono::seconds(120));
+// "exit N signal S" and both streams, for failure messages.
+std::string Describe(const ProgramRun& run);
 
 // 2026-11-25T10:00:00+08:00, the default occurred_at of commands built by tests.
 int64_t DefaultTimeNs();
