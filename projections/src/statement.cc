@@ -89,6 +89,26 @@ class Header {
   size_t size_ = 0;
 };
 
+// Skips leading blank lines, reads the header and finds the `required` columns. Errors: InvalidArgument (an
+// empty text, or a header without one of them: not `format` at all).
+Result<Header> ReadHeader(LineReader& reader, const char* format,
+                          std::initializer_list<std::pair<const char*, size_t*>> required) {
+  std::string_view line;
+  while (reader.Next(&line) && Blank(line)) {
+  }
+  if (Blank(line)) return Status::InvalidArgument("the statement is empty");
+  std::vector<std::string_view> fields;
+  SplitFields(line, &fields);
+  Header header(fields);
+  for (const auto& [name, position] : required) {
+    const Status found = header.Require(name, position);
+    if (!found.ok()) {
+      return Status::InvalidArgument("line " + std::to_string(reader.number()) + ": not " + format + ": " + found.message());
+    }
+  }
+  return header;
+}
+
 // A fee in yuan with up to 5 decimals, rounded half-up (away from zero) to fen.
 Result<int64_t> ParseFeeToFen(std::string_view text) {
   Result<int64_t> milli_fen = clearing::ParseYuan(text, 5);  // units of 1/1000 fen
@@ -127,20 +147,15 @@ Result<int64_t> ParseLocalTime(std::string_view text, int offset_minutes) {
 Result<Statement> ParseLedgerCsv(std::string_view text, const std::string& merchant_filter) {
   Statement statement;
   LineReader reader(text);
+  size_t type = 0, merchant = 0, order = 0, refund = 0, occurred = 0, order_amount = 0, amount = 0, fee = 0;
+  Result<Header> read = ReadHeader(reader, "a ledger-csv clearing file",
+                                   {{"record_type", &type}, {"merchant", &merchant}, {"merchant_order_no", &order},
+                                    {"refund_no", &refund}, {"occurred_at", &occurred}, {"order_amount", &order_amount},
+                                    {"amount", &amount}, {"fee", &fee}});
+  if (!read.ok()) return read.status();
+  const Header& header = *read;
   std::string_view line;
   std::vector<std::string_view> fields;
-  while (reader.Next(&line) && Blank(line)) {
-  }
-  if (Blank(line)) return Status::InvalidArgument("the statement is empty");
-  SplitFields(line, &fields);
-  const Header header(fields);
-  size_t type = 0, merchant = 0, order = 0, refund = 0, occurred = 0, order_amount = 0, amount = 0, fee = 0;
-  for (const auto& [name, position] : {std::pair<const char*, size_t*>{"record_type", &type}, {"merchant", &merchant},
-                                       {"merchant_order_no", &order}, {"refund_no", &refund}, {"occurred_at", &occurred},
-                                       {"order_amount", &order_amount}, {"amount", &amount}, {"fee", &fee}}) {
-    const Status found = header.Require(name, position);
-    if (!found.ok()) return Status::InvalidArgument("line " + std::to_string(reader.number()) + ": not a ledger-csv clearing file: " + found.message());
-  }
   std::unordered_map<std::string, size_t> payments;  // merchant/order -> index in statement.lines
   int64_t payment_rows = 0, reversal_rows = 0, refund_rows = 0, order_total = 0, refund_total = 0;
   struct Summary {
@@ -260,20 +275,15 @@ constexpr const char* kWeChatSummaryFirstColumn = "总交易单数";
 Result<Statement> ParseWeChat(std::string_view text, const std::string& merchant_override, int offset_minutes) {
   Statement statement;
   LineReader reader(text);
+  size_t time = 0, mch = 0, order = 0, state = 0, order_amount = 0, fee = 0, refund_no = 0, refund_amount = 0;
+  Result<Header> read = ReadHeader(reader, "a WeChat Pay trade bill",
+                                   {{"交易时间", &time}, {"商户号", &mch}, {"商户订单号", &order}, {"交易状态", &state},
+                                    {"订单金额", &order_amount}, {"手续费", &fee}, {"商户退款单号", &refund_no},
+                                    {"退款金额", &refund_amount}});
+  if (!read.ok()) return read.status();
+  const Header& header = *read;
   std::string_view line;
   std::vector<std::string_view> fields;
-  while (reader.Next(&line) && Blank(line)) {
-  }
-  if (Blank(line)) return Status::InvalidArgument("the statement is empty");
-  SplitFields(line, &fields);
-  const Header header(fields);
-  size_t time = 0, mch = 0, order = 0, state = 0, order_amount = 0, fee = 0, refund_no = 0, refund_amount = 0;
-  for (const auto& [name, position] : {std::pair<const char*, size_t*>{"交易时间", &time}, {"商户号", &mch},
-                                       {"商户订单号", &order}, {"交易状态", &state}, {"订单金额", &order_amount},
-                                       {"手续费", &fee}, {"商户退款单号", &refund_no}, {"退款金额", &refund_amount}}) {
-    const Status found = header.Require(name, position);
-    if (!found.ok()) return Status::InvalidArgument("line " + std::to_string(reader.number()) + ": not a WeChat Pay trade bill: " + found.message());
-  }
   const std::optional<size_t> sub_mch = header.Find("特约商户号");
   const std::optional<size_t> refund_state = header.Find("退款状态");
   // Column sums the summary row is checked against: summary column -> data column.

@@ -63,12 +63,7 @@ double Scale() {
 
 int Scaled(int count, int at_least) { return std::max(at_least, static_cast<int>(count * Scale())); }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::ReadFile;
 
 double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 

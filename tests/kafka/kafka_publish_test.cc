@@ -64,12 +64,7 @@ double Scale() {
 
 int Scaled(int count, int at_least) { return std::max(at_least, static_cast<int>(count * Scale())); }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::ReadFile;
 
 // ---------------------------------------------------------------------------------------------------------
 // A child process running LEDGER_BINARY, killed (SIGKILL) and reaped when the object goes away. The child

@@ -813,27 +813,10 @@ constexpr auto kRunTimeout = std::chrono::seconds(60);
 
 using CliRun = testing::ProgramRun;
 using testing::Describe;
+using testing::Lines;
+using testing::ReadFile;
 using testing::RunLedger;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using testing::WriteFile;
 
 std::vector<std::string> Split(const std::string& line, char separator) {
   std::vector<std::string> fields;

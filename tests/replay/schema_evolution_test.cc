@@ -55,12 +55,7 @@ using testing::TempDir;
 constexpr char kMagic[] = "ledger-event-records v1\n";
 const std::string kFixtureDir = std::string(LEDGER_REPLAY_FIXTURES) + "/schema_v1";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::ReadFile;
 
 // events.bin: kMagic, then per record [u64 BE sequence][u32 BE length][bytes].
 std::string EncodeRecords(const std::vector<std::pair<uint64_t, std::string>>& records) {

@@ -110,12 +110,7 @@ double Scale() {
   return scale > 0 ? scale : 1.0;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::ReadFile;
 
 // ---------------------------------------------------------------------------------------------------------
 // Running the program.

@@ -152,6 +152,27 @@ nlohmann::json Refund(const std::string& merchant, const std::string& order_no, 
           {"occurred_at", At(DefaultTimeNs())}};
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  EXPECT_TRUE(out.good()) << "cannot write " << path;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
 ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>& args, const std::string& stdin_path,
                      std::chrono::seconds timeout) {
   static int runs = 0;
@@ -201,14 +222,8 @@ ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>&
   }
   if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) run.signal = WTERMSIG(status);
-  auto read = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-  };
-  run.out = read(out_path);
-  run.err = read(err_path);
+  run.out = ReadFile(out_path);
+  run.err = ReadFile(err_path);
   return run;
 }
 

@@ -27,6 +27,11 @@ class TempDir {
   std::string path_;
 };
 
+// Whole-file helpers for tests that drive the program through files.
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& text);  // a failed write is a test failure
+std::vector<std::string> Lines(const std::string& text);
+
 // One run of the `ledger` program.
 struct ProgramRun {
   int exit_code = -1;  // -1 when the process did not exit normally
