@@ -105,6 +105,7 @@ struct Publisher::Impl {
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"linger.ms", "1"},
+        {"socket.nagle.disable", "true"},  // small produce requests must not wait for delayed TCP ACKs
         {"batch.num.messages", "10000"},
         {"queue.buffering.max.messages", "200000"},
         {"message.timeout.ms", std::to_string(std::max<int64_t>(settings.ack_timeout_ms, 1000))},
