@@ -149,6 +149,40 @@ void BM_Replay(benchmark::State& state) {
 }
 BENCHMARK(BM_Replay)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(3);
 
+// Validation and the inline projections of one command (Ledger::Stage), the group commit left out of the timing.
+void BM_StageCommand(benchmark::State& state) {
+  const auto& lines = DayLines();
+  std::vector<ParsedCommand> commands;
+  for (const auto& line : lines) commands.push_back(*ParseCommandJson(line));
+  const std::string dir = TempPath("ledger-bench-stage");
+  LedgerOptions options;
+  options.data_dir = dir;
+  options.clock = ClockMode::kOccurred;
+  options.sync = false;
+  auto ledger = std::move(Ledger::Open(options)).value();
+  size_t next = 0, staged = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(ledger->Stage(commands[next]));
+    ++next;
+    if (++staged == 2048 || next == commands.size()) {
+      state.PauseTiming();
+      if (!ledger->CommitGroup().ok()) state.SkipWithError("commit failed");
+      staged = 0;
+      if (next == commands.size()) {  // the day is over: start it again in a fresh folder
+        ledger.reset();
+        std::filesystem::remove_all(dir);
+        ledger = std::move(Ledger::Open(options)).value();
+        next = 0;
+      }
+      state.ResumeTiming();
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  ledger.reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_StageCommand)->Iterations(200'000);
+
 // Each projector alone over a day's events (decoded once), folding into an in-memory overlay.
 void BM_ProjectorApply(benchmark::State& state) {
   static const std::vector<std::string> records = [] {
