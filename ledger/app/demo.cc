@@ -133,7 +133,8 @@ Runner AddDemo(CLI::App& app) {
       const auto* payment = flatbuffers::GetRoot<fb::PaymentRecord>(value.data());
       payments += 1;
       order_total += payment->order_amount_minor();
-      fee_total += payment->fee_minor() - payment->refunded_fee_minor();
+      // A reversal gives the whole fee back; a refund gives back its share.
+      if (payment->status() != fb::PaymentStatus::reversed) fee_total += payment->fee_minor() - payment->refunded_fee_minor();
       refunded_total += payment->refunded_amount_minor();
       reversed += payment->status() == fb::PaymentStatus::reversed;
       return true;

@@ -650,6 +650,9 @@ TEST(KafkaPublish, DemoPublishesEveryEventItWrites) {
   EXPECT_GT(out["events_written"].get<uint64_t>(), 500u);
   EXPECT_EQ(out["kafka"]["events_published"], out["events_written"]);
   EXPECT_EQ(out["kafka"]["embedded"], true);
+  // The summary's net fees follow the payments (reversals give the fee back) and agree with the books.
+  EXPECT_GT(out["payments"]["reversed"].get<int64_t>(), 0) << "the demo day has reversals";
+  EXPECT_EQ(out["payments"]["net_fees_minor"], out["payments"]["fee_income_balance_minor"]) << out["payments"].dump();
 }
 
 }  // namespace
