@@ -6,6 +6,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,8 +17,11 @@ namespace {
 constexpr char kEventsFamily[] = "events";
 constexpr char kStateFamily[] = "state";
 constexpr char kMetaFamily[] = "meta";
-// Block cache shared by all families: bounded so memory stays flat however long the history is.
-constexpr size_t kBlockCacheBytes = 64 << 20;
+// Memory bounds, so the process stays flat however long the history is: one block cache for all families that
+// also holds the tables' index and filter blocks (they grow with the data), and one budget for all memtables.
+constexpr size_t kBlockCacheBytes = 96 << 20;
+constexpr size_t kMemtableBudgetBytes = 128 << 20;
+constexpr size_t kWriteBufferBytes = 32 << 20;
 
 Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.ok()) return Status::Ok();
@@ -179,9 +183,14 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 4;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  const std::shared_ptr<rocksdb::Cache> block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(kMemtableBudgetBytes);
   rocksdb::BlockBasedTableOptions table_options;
-  table_options.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  table_options.block_cache = block_cache;
+  table_options.cache_index_and_filter_blocks = true;
+  table_options.pin_l0_filter_and_index_blocks_in_cache = true;
   rocksdb::ColumnFamilyOptions family_options;
+  family_options.write_buffer_size = kWriteBufferBytes;
   family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   // The state family takes a dozen point reads per command, most for keys that do not exist yet (a new command
   // id, a new order, a new usage window): bloom filters in the memtable and the tables answer those without a
