@@ -28,9 +28,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using nlohmann::ordered_json;
 
-// A run of the ledger program must finish within this, or the test fails (and the process is killed).
-constexpr auto kRunTimeout = std::chrono::seconds(60);
-
 using Outcome = testing::ProgramRun;
 using testing::Describe;
 using testing::Lines;

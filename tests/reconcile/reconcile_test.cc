@@ -809,8 +809,6 @@ TEST(ReconcileParse, LedgerCsvReversalRefundAndSummary) {
 // Part 2: `ledger reconcile` end to end.
 // =============================================================================================================
 
-constexpr auto kRunTimeout = std::chrono::seconds(60);
-
 using CliRun = testing::ProgramRun;
 using testing::Describe;
 using testing::Lines;

@@ -48,7 +48,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr auto kRunTimeout = std::chrono::seconds(120);
 constexpr int64_t kHourNs = 3'600'000'000'000;
 constexpr int64_t kSecondNs = 1'000'000'000;
 constexpr int kPhases = 4;
