@@ -53,13 +53,8 @@ constexpr int64_t kReadDeadlineMs = 60'000;
 // How long a child process gets to start, or to exit after SIGTERM.
 constexpr auto kProcessDeadline = seconds(60);
 
-// LEDGER_TEST_SCALE (default 1.0) scales stream sizes; the ASan run sets 0.25.
-double Scale() {
-  const char* text = std::getenv("LEDGER_TEST_SCALE");
-  if (text == nullptr) return 1.0;
-  const double scale = std::atof(text);
-  return scale > 0 ? scale : 1.0;
-}
+using testing::Scale;
+
 
 int Scaled(int count, int at_least) { return std::max(at_least, static_cast<int>(count * Scale())); }
 
@@ -73,78 +68,8 @@ void Figure(const std::string& name, int64_t value) {
   ::testing::Test::RecordProperty(name, std::to_string(value));
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// A child process running LEDGER_BINARY, killed (SIGKILL) and reaped when the object goes away. The child
-// also dies with the test process (PR_SET_PDEATHSIG), so a crashed test leaves nothing behind. Create and
-// destroy children on the test's main thread (the death signal follows the thread that forked).
-class Child {
- public:
-  Child(const std::vector<std::string>& args, const std::string& out_path, const std::string& err_path) {
-    std::vector<std::string> argv_text = {LEDGER_BINARY};
-    argv_text.insert(argv_text.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& arg : argv_text) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    const int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ == 0) {  // only async-signal-safe calls until exec
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      ::dup2(in, 0);
-      ::dup2(out, 1);
-      ::dup2(err, 2);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(out);
-    ::close(err);
-    ::close(in);
-    if (pid_ < 0) ADD_FAILURE() << "fork: " << std::strerror(errno);
-  }
-  ~Child() { Kill(); }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
+using testing::Child;
 
-  pid_t pid() const { return pid_; }
-  bool Running() {
-    if (pid_ <= 0 || exited_) return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) Record(status);
-    return !exited_;
-  }
-  void Signal(int signal) {
-    if (Running()) ::kill(pid_, signal);
-  }
-  // Waits for the child to exit, at most `timeout`. Returns true when it has.
-  bool Wait(Clock::duration timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (Running()) {
-      if (Clock::now() > deadline) return false;
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    return exited_;
-  }
-  // SIGKILL and reap (no-op when already gone).
-  void Kill() {
-    if (!Running()) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    if (::waitpid(pid_, &status, 0) == pid_) Record(status);
-  }
-  int exit_code() const { return exit_code_; }  // -1 unless it exited normally
-
- private:
-  void Record(int status) {
-    exited_ = true;
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int exit_code_ = -1;
-};
 
 // ---------------------------------------------------------------------------------------------------------
 // Workload: customers, merchants, then payments (about 300 bytes a command) with points (two events in one

@@ -78,37 +78,11 @@ constexpr auto kRunTimeout = std::chrono::seconds(120);
 constexpr int64_t kPublishDeadlineMs = 60'000;
 constexpr int kKafkaPollIdleMax = 60;  // polls of 500 ms without a record before a Kafka read gives up
 
-// A fresh scratch folder, removed when the object goes away: in /dev/shm when there is one (RocksDB's fsyncs
-// cost nothing there, and the trials open hundreds of stores), else in the temporary folder.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::error_code error;
-    const fs::path base = fs::is_directory("/dev/shm", error) && access("/dev/shm", W_OK) == 0
-                              ? fs::path("/dev/shm")
-                              : fs::temp_directory_path();
-    std::string pattern = (base / "ledger-replay-test-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "cannot create a scratch folder in " << base;
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::string& path() const { return path_; }
+using testing::ScratchDir;
 
- private:
-  std::string path_;
-};
 
-double Scale() {
-  const char* text = std::getenv("LEDGER_TEST_SCALE");
-  if (text == nullptr) return 1.0;
-  const double scale = std::atof(text);
-  return scale > 0 ? scale : 1.0;
-}
+using testing::Scale;
+
 
 using testing::ReadFile;
 
