@@ -207,6 +207,20 @@ double PeakRssMiB() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
+double CurrentRssMiB() {
+  std::ifstream status("/proc/self/status");
+  std::string name;
+  while (status >> name) {
+    if (name == "VmRSS:") {
+      double kib = 0;
+      status >> kib;
+      return kib / 1024.0;
+    }
+    status.ignore(1 << 16, '\n');
+  }
+  return 0;
+}
+
 }  // namespace
 
 Runner AddBench(CLI::App& app) {
@@ -221,6 +235,7 @@ Runner AddBench(CLI::App& app) {
     std::string sync = "on";
     uint64_t seed = 1;
     bool json = false;
+    double progress_seconds = 0;
   };
   auto args = std::make_shared<Args>();
   app.add_option("--data", args->data_dir, "a fresh data folder (must not exist or be empty)")->required();
@@ -236,6 +251,9 @@ Runner AddBench(CLI::App& app) {
       ->capture_default_str()->check(CLI::IsMember({"on", "off"}));
   app.add_option("--seed", args->seed, "workload seed")->capture_default_str();
   app.add_flag("--json", args->json, "one JSON object instead of the text report");
+  app.add_option("--progress", args->progress_seconds,
+                 "every this many seconds, one line on stderr: commands done, rate since the last line, RSS")
+      ->check(CLI::Range(0.0, 3600.0));
   return [args]() {
     std::error_code error;
     if (std::filesystem::exists(args->data_dir, error) && !std::filesystem::is_empty(args->data_dir, error)) {
@@ -320,7 +338,24 @@ Runner AddBench(CLI::App& app) {
     const auto started = Clock::now();
     std::vector<Clock::time_point> offered;  // when each command of the group was offered
     int64_t next = 0;
+    auto last_report = started;
+    int64_t last_reported = 0;
     while (next < args->commands) {
+      if (args->progress_seconds > 0 && Clock::now() - last_report >= std::chrono::duration<double>(args->progress_seconds)) {
+        const auto now = Clock::now();
+        const double interval = std::chrono::duration<double>(now - last_report).count();
+        const StoreMemory memory = ledger.store().Memory();
+        constexpr double kMiB = 1 << 20;
+        std::fprintf(stderr,
+                     "bench: %.0f s: %lld commands, %.0f commands/s in the last %.0f s, RSS %.1f MiB (memtables %.1f, "
+                     "block cache %.1f of which pinned %.1f, table readers %.1f, state cache %.1f)\n",
+                     std::chrono::duration<double>(now - started).count(), static_cast<long long>(next),
+                     static_cast<double>(next - last_reported) / interval, interval, CurrentRssMiB(),
+                     memory.memtables / kMiB, memory.block_cache / kMiB, memory.block_cache_pinned / kMiB,
+                     memory.table_readers / kMiB, ledger.state_cache_bytes() / kMiB);
+        last_report = now;
+        last_reported = next;
+      }
       group.clear();
       offered.clear();
       if (args->rate > 0) {  // open loop: everything that has arrived, up to a group

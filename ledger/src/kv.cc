@@ -1,6 +1,18 @@
 #include "ledger/kv.h"
 
 namespace ledger {
+namespace {
+
+// What a cache entry really costs the heap, so the byte bound bounds memory and not only payload: the hash node
+// (next pointer, two std::string headers, the flag, the cached hash), its bucket, the eviction queue's copy of
+// the key, and glibc's chunk for every string too long for the small-string buffer (15 characters).
+size_t EntryCharge(size_t key_size, size_t value_size) {
+  constexpr size_t kNodeBucketAndQueueSlot = 96 + 16 + 32;
+  auto heap_block = [](size_t size) -> size_t { return size > 15 ? (size + 1 + 8 + 15) / 16 * 16 : 0; };
+  return kNodeBucketAndQueueSlot + 2 * heap_block(key_size) + heap_block(value_size);
+}
+
+}  // namespace
 
 bool Overlay::Get(std::string_view key, std::string* value) const {
   auto it = writes_.find(key);
@@ -60,7 +72,7 @@ void CachedReader::Committed(const Overlay& writes) {
     auto it = entries_.find(key);
     if (it == entries_.end()) return;
     if (value.has_value()) {
-      bytes_ = bytes_ - it->second.value.size() + value->size();
+      bytes_ = bytes_ - EntryCharge(key.size(), it->second.value.size()) + EntryCharge(key.size(), value->size());
       it->second.value = *value;
     } else {
       Erase(key);
@@ -69,14 +81,14 @@ void CachedReader::Committed(const Overlay& writes) {
 }
 
 void CachedReader::Insert(std::string_view key, std::string_view value) const {
-  if (key.size() + value.size() > capacity_bytes_ / 16) return;  // a huge value would flush the working set
+  if (EntryCharge(key.size(), value.size()) > capacity_bytes_ / 16) return;  // a huge value would flush the working set
   if (auto it = entries_.find(key); it != entries_.end()) {
-    bytes_ = bytes_ - it->second.value.size() + value.size();
+    bytes_ = bytes_ - EntryCharge(key.size(), it->second.value.size()) + EntryCharge(key.size(), value.size());
     it->second.value.assign(value);
   } else {
     entries_.emplace(std::string(key), Entry{std::string(value), false});
     order_.emplace_back(key);
-    bytes_ += key.size() + value.size();
+    bytes_ += EntryCharge(key.size(), value.size());
   }
   // Second chance: a key read since it was queued goes round once more. Every pass over a referenced key
   // clears its bit, so this ends within two rounds of the queue.
@@ -90,14 +102,14 @@ void CachedReader::Insert(std::string_view key, std::string_view value) const {
       order_.push_back(std::move(oldest));
       continue;
     }
-    bytes_ -= it->first.size() + it->second.value.size();
+    bytes_ -= EntryCharge(it->first.size(), it->second.value.size());
     entries_.erase(it);
   }
 }
 
 void CachedReader::Erase(std::string_view key) const {
   if (auto it = entries_.find(key); it != entries_.end()) {
-    bytes_ -= it->first.size() + it->second.value.size();
+    bytes_ -= EntryCharge(it->first.size(), it->second.value.size());
     entries_.erase(it);
   }
 }

@@ -11,7 +11,7 @@
 namespace ledger {
 
 // The hot state (balances, merchants, usage windows, recent payments) read through a bounded cache.
-constexpr size_t kStateCacheBytes = 64 << 20;
+constexpr size_t kStateCacheBytes = 128 << 20;
 
 struct Ledger::Impl {
   explicit Impl(const KvReader& base) : cache(base, kStateCacheBytes), overlay(cache), projections(MakeLedgerProjectors()) {}
@@ -80,6 +80,8 @@ Status Ledger::Recover() {
 }
 
 int64_t Ledger::NowNs() const { return options_.fixed_now_ns ? *options_.fixed_now_ns : SystemNowNs(); }
+
+size_t Ledger::state_cache_bytes() const { return impl_->cache.bytes(); }
 
 size_t Ledger::staged_bytes() const { return impl_->event_bytes + impl_->overlay.bytes(); }
 

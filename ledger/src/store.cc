@@ -19,7 +19,8 @@ constexpr char kStateFamily[] = "state";
 constexpr char kMetaFamily[] = "meta";
 // Memory bounds, so the process stays flat however long the history is: one block cache for all families that
 // also holds the tables' index and filter blocks (they grow with the data), and one budget for all memtables.
-constexpr size_t kBlockCacheBytes = 96 << 20;
+constexpr size_t kBlockCacheBytes = 128 << 20;
+constexpr int kBlockCacheShardBits = 2;
 constexpr size_t kMemtableBudgetBytes = 128 << 20;
 constexpr size_t kWriteBufferBytes = 32 << 20;
 
@@ -134,6 +135,24 @@ class RocksStore final : public Store {
     return std::optional<std::string>(std::move(value));
   }
 
+  StoreMemory Memory() const override {
+    StoreMemory memory;
+    auto property = [&](const std::string& name) {
+      uint64_t sum = 0;
+      for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+        uint64_t value = 0;
+        if (db_->GetIntProperty(handle, name, &value)) sum += value;
+      }
+      return sum;
+    };
+    memory.memtables = property(rocksdb::DB::Properties::kSizeAllMemTables);
+    memory.table_readers = property(rocksdb::DB::Properties::kEstimateTableReadersMem);
+    // The cache is shared: read it once, not per family.
+    db_->GetIntProperty(handles_[0], rocksdb::DB::Properties::kBlockCacheUsage, &memory.block_cache);
+    db_->GetIntProperty(handles_[0], rocksdb::DB::Properties::kBlockCachePinnedUsage, &memory.block_cache_pinned);
+    return memory;
+  }
+
   Status PutEventRaw(uint64_t key_sequence, std::string_view record) override {
     rocksdb::WriteOptions options;
     options.sync = true;
@@ -183,12 +202,24 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 4;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  const std::shared_ptr<rocksdb::Cache> block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  // Few cache shards: a shard holds capacity / 2^bits, and a block larger than its shard is dropped right after
+  // use. High-priority room keeps index and filter partitions from being pushed out by data blocks.
+  const std::shared_ptr<rocksdb::Cache> block_cache =
+      rocksdb::NewLRUCache(kBlockCacheBytes, kBlockCacheShardBits, /*strict_capacity_limit=*/false, /*high_pri_pool_ratio=*/0.5);
   db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(kMemtableBudgetBytes);
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = block_cache;
+  // Index and filters live in the block cache, so memory stays bounded however large the tables grow. They are
+  // partitioned (two-level index, 4 KiB partitions): an unpartitioned filter of a large table is megabytes,
+  // does not stay in a cache shard, and was read from the file on every point read (a long run fell from
+  // 11,000 to 570 commands/s, 54% of its time reading and checksumming filter blocks).
   table_options.cache_index_and_filter_blocks = true;
+  table_options.cache_index_and_filter_blocks_with_high_priority = true;
   table_options.pin_l0_filter_and_index_blocks_in_cache = true;
+  table_options.pin_top_level_index_and_filter = true;
+  table_options.index_type = rocksdb::BlockBasedTableOptions::IndexType::kTwoLevelIndexSearch;
+  table_options.partition_filters = true;
+  table_options.metadata_block_size = 4096;
   rocksdb::ColumnFamilyOptions family_options;
   family_options.write_buffer_size = kWriteBufferBytes;
   family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));

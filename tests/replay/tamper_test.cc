@@ -148,6 +148,7 @@ class MemoryStore final : public Store {
     const auto it = meta_.find(key);
     return it == meta_.end() ? std::optional<std::string>() : std::optional<std::string>(it->second);
   }
+  StoreMemory Memory() const override { return {}; }  // nothing outside the maps above
   Status PutEventRaw(uint64_t key_sequence, std::string_view record) override {
     events_[key_sequence] = std::string(record);
     return Status::Ok();

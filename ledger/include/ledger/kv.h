@@ -45,7 +45,7 @@ class Overlay final : public KvReader {
 // A bounded cache over a reader, for the single writer of that reader's store: it caches keys that exist
 // (absent keys are left to the store's bloom filters: most are never asked twice), and the writer hands it every
 // committed group so it never serves a stale value (cached keys take their new values; others stay out). Eviction is second-chance FIFO; `capacity_bytes` bounds keys
-// and values held. Not thread-safe.
+// and values held with their bookkeeping (hash nodes, heap blocks, the eviction queue). Not thread-safe.
 class CachedReader final : public KvReader {
  public:
   CachedReader(const KvReader& base, size_t capacity_bytes) : base_(&base), capacity_bytes_(capacity_bytes) {}

@@ -70,6 +70,8 @@ class Ledger {
   void StageMeta(std::string key, std::string value);
   size_t staged_commands() const { return staged_commands_; }
   size_t staged_bytes() const;
+  // What the bounded state read cache holds now, in bytes (its own charge, bookkeeping included).
+  size_t state_cache_bytes() const;
   // True when the open group reached a count or byte bound of the config.
   bool GroupFull() const;
 

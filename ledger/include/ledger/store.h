@@ -36,6 +36,14 @@ struct CommitBatch {
   std::vector<std::pair<std::string, std::string>> meta;
 };
 
+// Where the store's memory is, in bytes (RocksDB's own accounting).
+struct StoreMemory {
+  uint64_t memtables = 0;         // all column families' memtables, flushing ones included
+  uint64_t block_cache = 0;       // data, index and filter blocks in the shared cache
+  uint64_t block_cache_pinned = 0;
+  uint64_t table_readers = 0;     // table reader memory outside the block cache
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -59,6 +67,7 @@ class Store {
   virtual Status ScanState(std::string_view prefix,
                            const std::function<bool(std::string_view, std::string_view)>& fn) const = 0;
   virtual Result<std::optional<std::string>> GetMeta(std::string_view key) const = 0;
+  virtual StoreMemory Memory() const = 0;
 
   // Raw access to the events column family, for audit tooling and tamper tests (an attacker with disk access).
   virtual Status PutEventRaw(uint64_t key_sequence, std::string_view record) = 0;
