@@ -243,7 +243,7 @@ Runner AddBench(CLI::App& app) {
   app.add_option("--customers", args->customers, "customers")->capture_default_str()->check(CLI::Range(1, 10'000'000));
   app.add_option("--merchants", args->merchants, "merchants")->capture_default_str()->check(CLI::Range(1, 1'000'000));
   auto* rate = app.add_option("--rate", args->rate, "open loop: offer this many commands per second");
-  auto* closed = app.add_option("--closed-loop", args->closed_loop, "closed loop: K commands outstanding (default: the group size)")
+  auto* closed = app.add_option("--closed-loop", args->closed_loop, "closed loop: K commands outstanding (default: two groups, one staging while one commits)")
                      ->check(CLI::Range(1, 1'000'000));
   rate->excludes(closed);
   app.add_option("--kafka", args->kafka, "none, embedded, or a broker list")->capture_default_str();
@@ -267,7 +267,7 @@ Runner AddBench(CLI::App& app) {
     Result<LedgerOptions> options = MakeLedgerOptions(write);
     if (!options.ok()) return Fail(kExitBadInput, options.status().message());
     const size_t group_max = options->config.group_commands_max;
-    const size_t outstanding = args->closed_loop > 0 ? static_cast<size_t>(args->closed_loop) : group_max;
+    const size_t outstanding = args->closed_loop > 0 ? static_cast<size_t>(args->closed_loop) : 2 * group_max;
     Result<std::unique_ptr<Ledger>> opened = Ledger::Open(*options);
     if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().ToString());
     Ledger& ledger = **opened;
@@ -331,12 +331,28 @@ Runner AddBench(CLI::App& app) {
     const int64_t setup_rejected = rejected;
     accepted = rejected = duplicates = 0;
 
-    // The measured phase.
+    // The measured phase, pipelined as the ledger is built to run: while one group is written, fsynced and
+    // published on the commit thread, the next is parsed and staged here. A command is acknowledged when its
+    // group's events and results are on Kafka; the commit thread notes that moment.
+    struct GroupTimes {
+      std::vector<Clock::time_point> offered;  // when each command of the group was offered
+      Clock::time_point acknowledged;
+    };
     LatencyHistogram latency;
+    std::unique_ptr<GroupTimes> in_flight;  // the sealed group's times
+    auto settle = [&](const Status& sealed) -> Status {  // the sealed group is done: count its latencies
+      LEDGER_RETURN_IF_ERROR(sealed);
+      if (in_flight) {
+        for (const auto& at : in_flight->offered) {
+          latency.Record(std::chrono::duration_cast<std::chrono::microseconds>(in_flight->acknowledged - at).count());
+        }
+        in_flight.reset();
+      }
+      return Status::Ok();
+    };
     const uint64_t first_sequence = ledger.last_sequence() + 1;
     const int64_t written_before = WrittenBytes();
     const auto started = Clock::now();
-    std::vector<Clock::time_point> offered;  // when each command of the group was offered
     int64_t next = 0;
     auto last_report = started;
     int64_t last_reported = 0;
@@ -356,8 +372,8 @@ Runner AddBench(CLI::App& app) {
         last_report = now;
         last_reported = next;
       }
+      auto times = std::make_unique<GroupTimes>();
       group.clear();
-      offered.clear();
       if (args->rate > 0) {  // open loop: everything that has arrived, up to a group
         auto arrival = [&](int64_t i) {
           return started + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(i) * 1e9 / args->rate));
@@ -367,22 +383,46 @@ Runner AddBench(CLI::App& app) {
         const auto until = Clock::now();
         while (next < args->commands && group.size() < group_max && arrival(next) <= until) {
           group.push_back(workload.Measured(next));
-          offered.push_back(arrival(next));
+          times->offered.push_back(arrival(next));
           ++next;
         }
-      } else {  // closed loop: `outstanding` commands offered together, the next ones after their answers
+      } else {  // closed loop: up to `outstanding` commands offered and not yet answered
+        const size_t answered_later = in_flight ? in_flight->offered.size() : 0;
+        if (answered_later >= outstanding) {
+          const Status status = settle(ledger.AwaitSealed());
+          if (!status.ok()) return Fail(kExitFailure, status.ToString());
+          continue;
+        }
         const auto now = Clock::now();
-        while (next < args->commands && group.size() < std::min(outstanding, group_max)) {
+        while (next < args->commands && group.size() < std::min(outstanding - answered_later, group_max)) {
           group.push_back(workload.Measured(next++));
-          offered.push_back(now);
+          times->offered.push_back(now);
         }
       }
-      const Status status = run_group(group);
-      if (!status.ok()) return Fail(kExitFailure, status.ToString());
-      const auto acked = Clock::now();
-      for (const auto& at : offered) {
-        latency.Record(std::chrono::duration_cast<std::chrono::microseconds>(acked - at).count());
+      for (const std::string& command : group) {
+        Result<ParsedCommand> parsed = ParseCommandJson(command);
+        if (!parsed.ok()) return Fail(kExitFailure, "bench generated a bad command: " + parsed.status().message());
+        count(ledger.Stage(*parsed));
       }
+      GroupTimes* sealing = times.get();
+      const Status sealed = ledger.SealGroup([&publisher, sealing](uint64_t last_sequence) {
+        if (publisher) LEDGER_RETURN_IF_ERROR(publisher->PublishThrough(last_sequence, kPublishDeadlineMs));
+        sealing->acknowledged = Clock::now();
+        return Status::Ok();
+      });
+      Status status = settle(sealed);  // the group sealed before this one
+      if (status.ok() && ledger.durable_sequence() == ledger.last_sequence()) {
+        times->acknowledged = Clock::now();  // nothing to write (duplicates only): answered at once
+        in_flight = std::move(times);
+        status = settle(Status::Ok());
+      } else {
+        in_flight = std::move(times);
+      }
+      if (!status.ok()) return Fail(kExitFailure, status.ToString());
+    }
+    {
+      const Status status = settle(ledger.AwaitSealed());
+      if (!status.ok()) return Fail(kExitFailure, status.ToString());
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     const int64_t written = WrittenBytes() - written_before;
@@ -394,7 +434,7 @@ Runner AddBench(CLI::App& app) {
     out["commands_per_second"] = static_cast<double>(args->commands) / seconds;
     out["mode"] = args->rate > 0 ? "open_loop" : "closed_loop";
     if (args->rate > 0) out["offered_rate"] = args->rate;
-    else out["outstanding"] = std::min(outstanding, group_max);
+    else out["outstanding"] = outstanding;
     out["kafka"] = args->kafka == "embedded" ? "embedded" : args->kafka;
     out["sync"] = args->sync == "on";
     out["latency_ms"] = {{"p50", latency.Quantile(0.50) / 1e3}, {"p99", latency.Quantile(0.99) / 1e3},

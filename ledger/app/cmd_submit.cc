@@ -149,7 +149,7 @@ Runner AddSubmit(CLI::App& app) {
     Ledger* ledger_ptr = ledger->get();
     const Status status = (*ledger)->SubmitAll(*commands, [&](std::span<const CommandResult> results) {
       if (publisher && publish_status.ok()) {
-        publish_status = publisher->PublishThrough(ledger_ptr->last_sequence(), 120'000);
+        publish_status = publisher->PublishThrough(ledger_ptr->durable_sequence(), 120'000);
         if (!publish_status.ok()) spdlog::error("submit: publishing: {}", publish_status.message());
       }
       if (publisher && !publish_status.ok() && ledger_options->config.kafka_ack == "kafka") return;

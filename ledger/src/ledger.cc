@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <future>
+
 #include "decide.h"
 #include "ledger/event.h"
 #include "ledger/time.h"
@@ -13,14 +15,30 @@ namespace ledger {
 // The hot state (balances, merchants, usage windows, recent payments) read through a bounded cache.
 constexpr size_t kStateCacheBytes = 128 << 20;
 
+// A sealed group being written by the commit thread. The writer thread reads `state` (the open group's
+// overlay sits on it) while the commit thread reads it too; nobody writes it any more.
+struct InFlightGroup {
+  std::unique_ptr<Overlay> state;
+  CommitBatch batch;
+  uint64_t last_sequence = 0;
+  Digest head{};
+  struct Outcome {
+    Status committed;
+    Status after_durable;
+  };
+  std::future<Outcome> done;  // last member: destroyed first, so destruction waits for the commit thread
+};
+
 struct Ledger::Impl {
-  explicit Impl(const KvReader& base) : cache(base, kStateCacheBytes), overlay(cache), projections(MakeLedgerProjectors()) {}
+  explicit Impl(const KvReader& base)
+      : cache(base, kStateCacheBytes), overlay(std::make_unique<Overlay>(cache)), projections(MakeLedgerProjectors()) {}
   CachedReader cache;  // only this ledger writes the store, and it reports every commit to the cache
-  Overlay overlay;
+  std::unique_ptr<Overlay> overlay;  // the open group; its base is in_flight->state while a group is in flight
   ProjectionSet projections;
   std::vector<std::pair<uint64_t, std::string>> events;
   std::vector<std::pair<std::string, std::string>> meta;
   size_t event_bytes = 0;
+  std::unique_ptr<InFlightGroup> in_flight;  // last member: waited for before anything above is destroyed
 };
 
 std::string CommandResult::ToJson() const {
@@ -83,7 +101,7 @@ int64_t Ledger::NowNs() const { return options_.fixed_now_ns ? *options_.fixed_n
 
 size_t Ledger::state_cache_bytes() const { return impl_->cache.bytes(); }
 
-size_t Ledger::staged_bytes() const { return impl_->event_bytes + impl_->overlay.bytes(); }
+size_t Ledger::staged_bytes() const { return impl_->event_bytes + impl_->overlay->bytes(); }
 
 bool Ledger::GroupFull() const {
   return staged_commands_ >= options_.config.group_commands_max || staged_bytes() >= options_.config.group_bytes_max;
@@ -98,7 +116,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
 
   Decision decision;
   fb::CommandOutcomeRecordT original;
-  if (LoadRecord(impl_->overlay, keys::CommandOutcome(parsed.command_id), &original)) {
+  if (LoadRecord(*impl_->overlay, keys::CommandOutcome(parsed.command_id), &original)) {
     if (std::equal(original.fingerprint.begin(), original.fingerprint.end(), parsed.fingerprint.begin(),
                    parsed.fingerprint.end())) {
       // Same id, same content: the original outcome, and nothing else happens.
@@ -109,7 +127,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
       return result;
     }
     fb::CommandOutcomeRecordT earlier_mismatch;
-    if (LoadRecord(impl_->overlay, keys::MismatchOutcome(parsed.command_id, ToHex(parsed.fingerprint)), &earlier_mismatch)) {
+    if (LoadRecord(*impl_->overlay, keys::MismatchOutcome(parsed.command_id, ToHex(parsed.fingerprint)), &earlier_mismatch)) {
       // This very content was already refused as a mismatch: a duplicate of that refusal.
       result.kind = CommandResult::Kind::kDuplicate;
       result.reason = earlier_mismatch.reason;
@@ -128,7 +146,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
     decision.detail = "occurred_at is more than " + std::to_string(config.clock_skew_max_ns / kNanosPerSecond) +
                       " s from the ledger clock";
   } else {
-    decision = Decide(parsed.command, DecideContext{config, impl_->overlay, occurred});
+    decision = Decide(parsed.command, DecideContext{config, *impl_->overlay, occurred});
   }
   if (!decision.accepted()) {
     fb::CommandRejectedT rejected;
@@ -146,7 +164,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
       rejected.merchant = merchant->merchant;
     } else if (const auto* deposit = body.AsDeposit()) {
       fb::AccountRecordT account;
-      rejected.customer = LoadRecord(impl_->overlay, keys::Account(deposit->account), &account) ? account.customer : deposit->account;
+      rejected.customer = LoadRecord(*impl_->overlay, keys::Account(deposit->account), &account) ? account.customer : deposit->account;
     } else if (const auto* points = body.AsAwardPoints()) {
       rejected.customer = points->customer;
     } else if (const auto* coupon = body.AsIssueCoupon()) {
@@ -155,11 +173,11 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
       rejected.customer = limit->customer;
     } else if (const auto* reverse = body.AsReverse()) {
       fb::PaymentRecordT payment;
-      if (LoadRecord(impl_->overlay, keys::Payment(reverse->merchant, reverse->merchant_order_no), &payment)) rejected.customer = payment.customer;
+      if (LoadRecord(*impl_->overlay, keys::Payment(reverse->merchant, reverse->merchant_order_no), &payment)) rejected.customer = payment.customer;
       rejected.merchant = reverse->merchant;
     } else if (const auto* refund = body.AsRefund()) {
       fb::PaymentRecordT payment;
-      if (LoadRecord(impl_->overlay, keys::Payment(refund->merchant, refund->merchant_order_no), &payment)) rejected.customer = payment.customer;
+      if (LoadRecord(*impl_->overlay, keys::Payment(refund->merchant, refund->merchant_order_no), &payment)) rejected.customer = payment.customer;
       rejected.merchant = refund->merchant;
     }
     if (rejected.customer.empty() && rejected.merchant.empty()) rejected.merchant = parsed.command_id;
@@ -197,7 +215,7 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
     Result<DecodedEvent> decoded = DecodeEventRecord(record);
     LEDGER_ASSERT(decoded.ok());
     // Invariant 3: projections advance with the events, in the same group.
-    const Status applied = impl_->projections.Apply(*decoded->body, impl_->overlay);
+    const Status applied = impl_->projections.Apply(*decoded->body, *impl_->overlay);
     LEDGER_ASSERT(applied.ok());
     last_sequence_ = body.sequence;
     chain_head_ = hash;
@@ -211,6 +229,7 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
 Result<uint64_t> Ledger::WriteCheckpoint() {
   if (!options_.signer) return Status::InvalidArgument("no signing key configured ([audit] private_key)");
   LEDGER_ASSERT(impl_->events.empty() && staged_commands_ == 0);
+  LEDGER_RETURN_IF_ERROR(AwaitSealed());  // the digests are read from the store
   Result<std::vector<NamedDigest>> digests = ProjectionDigests(*store_, impl_->projections.projectors());
   if (!digests.ok()) return digests.status();
   const int64_t now = NowNs();
@@ -266,49 +285,79 @@ void Ledger::StageMeta(std::string key, std::string value) {
 }
 
 Status Ledger::CommitGroup() {
+  LEDGER_RETURN_IF_ERROR(SealGroup());
+  return AwaitSealed();
+}
+
+Status Ledger::SealGroup(AfterDurable after_durable) {
+  LEDGER_RETURN_IF_ERROR(AwaitSealed());
   if (impl_->events.empty() && impl_->meta.empty()) {
     staged_commands_ = 0;  // a group of duplicates only: nothing to write
     return Status::Ok();
   }
   LEDGER_ASSERT(impl_->events.empty() || impl_->events.front().first == committed_sequence_ + 1);
   LEDGER_ASSERT(impl_->events.empty() || impl_->events.back().first == last_sequence_);
-  CommitBatch batch;
-  batch.events = std::move(impl_->events);
-  batch.state = &impl_->overlay;
-  batch.meta = std::move(impl_->meta);
-  const Status status = store_->Commit(batch);
-  if (!status.ok()) {
-    // Nothing of the group is durable: drop it and start again from what the store holds.
-    const Status recovered = Recover();
-    if (!recovered.ok()) return Status::IoError(status.message() + "; recovery failed: " + recovered.message());
-    return status;
-  }
-  impl_->cache.Committed(impl_->overlay);
-  impl_->overlay.Clear();
+  auto group = std::make_unique<InFlightGroup>();
+  group->state = std::move(impl_->overlay);
+  group->batch.events = std::move(impl_->events);
+  group->batch.state = group->state.get();
+  group->batch.meta = std::move(impl_->meta);
+  group->last_sequence = last_sequence_;
+  group->head = chain_head_;
+  const KvReader& sealed_state = *group->state;  // a layer on top, not a copy
+  impl_->overlay = std::make_unique<Overlay>(sealed_state);
   impl_->events.clear();
   impl_->meta.clear();
   impl_->event_bytes = 0;
-  committed_sequence_ = last_sequence_;
-  committed_head_ = chain_head_;
   staged_commands_ = 0;
+  group->done = std::async(std::launch::async, [store = store_.get(), group = group.get(),
+                                                after_durable = std::move(after_durable)]() {
+    InFlightGroup::Outcome outcome;
+    outcome.committed = store->Commit(group->batch);
+    if (outcome.committed.ok() && after_durable) outcome.after_durable = after_durable(group->last_sequence);
+    return outcome;
+  });
+  impl_->in_flight = std::move(group);
   return Status::Ok();
+}
+
+Status Ledger::AwaitSealed() {
+  if (!impl_->in_flight) return Status::Ok();
+  const InFlightGroup::Outcome outcome = impl_->in_flight->done.get();
+  if (!outcome.committed.ok()) {
+    // Nothing of the group is durable, and the open group was validated against it: drop both and start again
+    // from what the store holds.
+    impl_->in_flight.reset();
+    const Status recovered = Recover();
+    if (!recovered.ok()) return Status::IoError(outcome.committed.message() + "; recovery failed: " + recovered.message());
+    return outcome.committed;
+  }
+  impl_->cache.Committed(*impl_->in_flight->state);
+  impl_->overlay->Rebase(impl_->cache);  // the group's writes are in the store (and the cache) now
+  committed_sequence_ = impl_->in_flight->last_sequence;
+  committed_head_ = impl_->in_flight->head;
+  impl_->in_flight.reset();
+  return outcome.after_durable;
 }
 
 Status Ledger::SubmitAll(std::span<const ParsedCommand> commands,
                          const std::function<void(std::span<const CommandResult>)>& on_durable) {
-  std::vector<CommandResult> results;
-  results.reserve(std::min(commands.size(), options_.config.group_commands_max));
+  std::vector<CommandResult> open, sealed;  // results of the open group and of the group in flight
+  open.reserve(std::min(commands.size(), options_.config.group_commands_max));
   for (const ParsedCommand& command : commands) {
-    results.push_back(Stage(command));
+    open.push_back(Stage(command));
     if (GroupFull()) {
-      LEDGER_RETURN_IF_ERROR(CommitGroup());
-      on_durable(results);
-      results.clear();
+      LEDGER_RETURN_IF_ERROR(SealGroup());  // returns once the previously sealed group is durable
+      if (!sealed.empty()) on_durable(sealed);
+      sealed.swap(open);
+      open.clear();
       LEDGER_RETURN_IF_ERROR(MaybeCheckpoint());
     }
   }
-  LEDGER_RETURN_IF_ERROR(CommitGroup());
-  if (!results.empty()) on_durable(results);
+  LEDGER_RETURN_IF_ERROR(SealGroup());
+  if (!sealed.empty()) on_durable(sealed);
+  LEDGER_RETURN_IF_ERROR(AwaitSealed());
+  if (!open.empty()) on_durable(open);
   return MaybeCheckpoint();
 }
 

@@ -25,6 +25,11 @@ class KvReader {
 class Overlay final : public KvReader {
  public:
   explicit Overlay(const KvReader& base) : base_(&base) {}
+  // Not copyable: `Overlay(other_overlay)` must not silently copy the writes when a layer on top is meant.
+  Overlay(const Overlay&) = delete;
+  Overlay& operator=(const Overlay&) = delete;
+  // Reads that miss this overlay go to `base` from now on (a pipelined group, once the group under it is durable).
+  void Rebase(const KvReader& base) { base_ = &base; }
 
   bool Get(std::string_view key, std::string* value) const override;
   void Put(std::string_view key, std::string_view value);

@@ -63,9 +63,24 @@ class Ledger {
   // Validates `command` against the state including the open group, and stages its events in the group.
   // The result is final but not yet durable: it is acknowledged only after CommitGroup returns Ok.
   CommandResult Stage(const ParsedCommand& command);
-  // Writes the open group atomically (one WriteBatch, synced WAL). On error the group is discarded and the
-  // ledger reloads its state from the store; the staged results must not be acknowledged.
+  // Writes the open group atomically (one WriteBatch, synced WAL) and waits for it (and any group sealed
+  // before it). On error the group is discarded and the ledger reloads its state from the store; the staged
+  // results must not be acknowledged.
   Status CommitGroup();
+
+  // Pipelined group commit: the open group is written on a background thread while the caller stages the next
+  // one on top of it (its reads see the sealed group's writes), so validation and the WriteBatch, the fsync and
+  // `after_durable` overlap. At most one group is in flight: SealGroup first waits for the group sealed before
+  // and returns that group's outcome, then seals the open group and returns at once. `after_durable` (e.g.
+  // publishing to Kafka) runs on the commit thread with the group's last sequence once the group is durable;
+  // its error becomes the group's outcome. On a commit error the ledger reloads from the store, and the
+  // results of the failed group and of the group staged on top are void (never acknowledged).
+  using AfterDurable = std::function<Status(uint64_t last_sequence)>;
+  Status SealGroup(AfterDurable after_durable = nullptr);
+  // Waits for the sealed group, if any, and returns its outcome (see SealGroup).
+  Status AwaitSealed();
+  // The last sequence known durable on this thread (advanced by CommitGroup, SealGroup and AwaitSealed).
+  uint64_t durable_sequence() const { return committed_sequence_; }
   // Adds a `meta` write (e.g. the commands-topic offset) to the open group, committed atomically with it.
   void StageMeta(std::string key, std::string value);
   size_t staged_commands() const { return staged_commands_; }
@@ -87,7 +102,8 @@ class Ledger {
   // The sequence the last checkpoint covers (0: none).
   uint64_t last_checkpoint_covered() const { return last_checkpoint_covered_; }
 
-  // Stages and commits all commands in groups; calls on_durable with each committed group's results.
+  // Stages and commits all commands in pipelined groups; calls on_durable with each committed group's results,
+  // in order, once the group is durable.
   Status SubmitAll(std::span<const ParsedCommand> commands,
                    const std::function<void(std::span<const CommandResult>)>& on_durable);
 
