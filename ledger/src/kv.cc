@@ -1,5 +1,10 @@
 #include "ledger/kv.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "ledger/assert.h"
+
 namespace ledger {
 namespace {
 
@@ -11,6 +16,8 @@ size_t EntryCharge(size_t key_size, size_t value_size) {
   auto heap_block = [](size_t size) -> size_t { return size > 15 ? (size + 1 + 8 + 15) / 16 * 16 : 0; };
   return kNodeBucketAndQueueSlot + 2 * heap_block(key_size) + heap_block(value_size);
 }
+
+size_t ValueSize(const std::optional<std::string>& value) { return value ? value->size() : 0; }
 
 }  // namespace
 
@@ -47,6 +54,15 @@ void Overlay::Delete(std::string_view key) {
 
 void Overlay::ForEach(
     const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const {
+  std::vector<const std::pair<const std::string, std::optional<std::string>>*> ordered;
+  ordered.reserve(writes_.size());
+  for (const auto& write : writes_) ordered.push_back(&write);
+  std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* write : ordered) fn(write->first, write->second);
+}
+
+void Overlay::ForEachUnordered(
+    const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const {
   for (const auto& [key, value] : writes_) fn(key, value);
 }
 
@@ -58,38 +74,32 @@ void Overlay::Clear() {
 bool CachedReader::Get(std::string_view key, std::string* value) const {
   if (auto it = entries_.find(key); it != entries_.end()) {
     it->second.referenced = true;
-    *value = it->second.value;
+    if (!it->second.value) return false;
+    *value = *it->second.value;
     return true;
   }
-  if (!base_->Get(key, value)) return false;
-  Insert(key, *value);
-  return true;
+  const bool present = base_->Get(key, value);
+  Insert(key, present ? std::optional<std::string_view>(*value) : std::nullopt);
+  return present;
 }
 
 void CachedReader::Committed(const Overlay& writes) {
   // Keys the group wrote but nobody read (a new order, a clearing line) stay out: only cached ones follow.
-  writes.ForEach([this](const std::string& key, const std::optional<std::string>& value) {
+  writes.ForEachUnordered([this](const std::string& key, const std::optional<std::string>& value) {
     auto it = entries_.find(key);
     if (it == entries_.end()) return;
-    if (value.has_value()) {
-      bytes_ = bytes_ - EntryCharge(key.size(), it->second.value.size()) + EntryCharge(key.size(), value->size());
-      it->second.value = *value;
-    } else {
-      Erase(key);
-    }
+    bytes_ = bytes_ - EntryCharge(key.size(), ValueSize(it->second.value)) + EntryCharge(key.size(), ValueSize(value));
+    it->second.value = value;
   });
 }
 
-void CachedReader::Insert(std::string_view key, std::string_view value) const {
-  if (EntryCharge(key.size(), value.size()) > capacity_bytes_ / 16) return;  // a huge value would flush the working set
-  if (auto it = entries_.find(key); it != entries_.end()) {
-    bytes_ = bytes_ - EntryCharge(key.size(), it->second.value.size()) + EntryCharge(key.size(), value.size());
-    it->second.value.assign(value);
-  } else {
-    entries_.emplace(std::string(key), Entry{std::string(value), false});
-    order_.emplace_back(key);
-    bytes_ += EntryCharge(key.size(), value.size());
-  }
+void CachedReader::Insert(std::string_view key, std::optional<std::string_view> value) const {
+  const size_t value_size = value ? value->size() : 0;
+  if (EntryCharge(key.size(), value_size) > capacity_bytes_ / 16) return;  // a huge value would flush the working set
+  LEDGER_ASSERT(entries_.find(key) == entries_.end());  // only a miss inserts
+  entries_.emplace(std::string(key), Entry{value ? std::optional<std::string>(*value) : std::nullopt, false});
+  order_.emplace_back(key);
+  bytes_ += EntryCharge(key.size(), value_size);
   // Second chance: a key read since it was queued goes round once more. Every pass over a referenced key
   // clears its bit, so this ends within two rounds of the queue.
   while (bytes_ > capacity_bytes_ && !order_.empty()) {
@@ -102,14 +112,7 @@ void CachedReader::Insert(std::string_view key, std::string_view value) const {
       order_.push_back(std::move(oldest));
       continue;
     }
-    bytes_ -= EntryCharge(it->first.size(), it->second.value.size());
-    entries_.erase(it);
-  }
-}
-
-void CachedReader::Erase(std::string_view key) const {
-  if (auto it = entries_.find(key); it != entries_.end()) {
-    bytes_ -= EntryCharge(it->first.size(), it->second.value.size());
+    bytes_ -= EntryCharge(it->first.size(), ValueSize(it->second.value));
     entries_.erase(it);
   }
 }

@@ -50,7 +50,7 @@ class CountingReader final : public KvReader {
   mutable int reads = 0;
 };
 
-TEST(CachedReader, ServesReadKeysFollowsCommitsAndStaysWithinItsBound) {
+TEST(CachedReader, ServesPresentAndAbsentKeysFollowsCommitsAndStaysWithinItsBound) {
   CountingReader base;
   base.values = {{"a", "1"}, {"b", "2"}};
   CachedReader cache(base, 4096);
@@ -61,7 +61,7 @@ TEST(CachedReader, ServesReadKeysFollowsCommitsAndStaysWithinItsBound) {
   EXPECT_EQ(base.reads, 1) << "a second read of a present key is the cache's";
   EXPECT_FALSE(cache.Get("missing", &value));
   EXPECT_FALSE(cache.Get("missing", &value));
-  EXPECT_EQ(base.reads, 3) << "absent keys are not cached";
+  EXPECT_EQ(base.reads, 2) << "an absent key is cached as absent";
 
   // A committed group: "a" changes, "b" (never read) changes, "a2" is new. The cache follows what it holds.
   Overlay group(cache);
@@ -79,6 +79,16 @@ TEST(CachedReader, ServesReadKeysFollowsCommitsAndStaysWithinItsBound) {
   base.values.erase("a");
   cache.Committed(deletion);
   EXPECT_FALSE(cache.Get("a", &value)) << "a deleted key must not be served from the cache";
+  // A key cached as absent and then written by a committed group is served with its value.
+  Overlay creation(cache);
+  creation.Put("missing", "now here");
+  base.values["missing"] = "now here";
+  cache.Committed(creation);
+  const int reads_before = base.reads;
+  ASSERT_TRUE(cache.Get("missing", &value)) << "a key cached as absent must follow the commit that creates it";
+  EXPECT_EQ(value, "now here");
+  EXPECT_FALSE(cache.Get("a", &value));
+  EXPECT_EQ(base.reads, reads_before) << "both answers come from the cache";
 
   // The bound: thousands of distinct keys never hold more than the capacity.
   for (int i = 0; i < 5000; ++i) base.values["k" + std::to_string(i)] = std::string(40, 'x');

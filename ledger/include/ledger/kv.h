@@ -1,8 +1,8 @@
 // Key-value views used by validation and projections, independent of RocksDB.
 //
 // KvReader answers point reads; Overlay buffers the writes of one commit group on top of a reader, so
-// validation of command n+1 sees the effects of command n before the group is durable. The overlay keeps
-// its writes in key order so a commit writes them in a deterministic order. Not thread-safe: one writer.
+// validation of command n+1 sees the effects of command n before the group is durable. A commit walks its
+// writes in key order (ForEach), so it writes them in a deterministic order. Not thread-safe: one writer.
 #pragma once
 
 #include <deque>
@@ -22,6 +22,12 @@ class KvReader {
   virtual bool Get(std::string_view key, std::string* value) const = 0;
 };
 
+// Hashes std::string keys and std::string_view probes alike (heterogeneous look-up, no temporary strings).
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
+};
+
 class Overlay final : public KvReader {
  public:
   explicit Overlay(const KvReader& base) : base_(&base) {}
@@ -37,20 +43,26 @@ class Overlay final : public KvReader {
 
   // Calls fn(key, value) for every buffered write in key order; value is nullopt for a delete.
   void ForEach(const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const;
+  // The same in no particular order (cheaper: no sort).
+  void ForEachUnordered(const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const;
   size_t size() const { return writes_.size(); }
   size_t bytes() const { return bytes_; }
   void Clear();
 
  private:
   const KvReader* base_;
-  std::map<std::string, std::optional<std::string>, std::less<>> writes_;
+  // Hashed, not ordered: a group holds tens of thousands of keys with long shared prefixes, and look-ups far
+  // outnumber the one ordered walk at commit (done on the commit thread).
+  std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>> writes_;
   size_t bytes_ = 0;
 };
 
-// A bounded cache over a reader, for the single writer of that reader's store: it caches keys that exist
-// (absent keys are left to the store's bloom filters: most are never asked twice), and the writer hands it every
-// committed group so it never serves a stale value (cached keys take their new values; others stay out). Eviction is second-chance FIFO; `capacity_bytes` bounds keys
-// and values held with their bookkeeping (hash nodes, heap blocks, the eviction queue). Not thread-safe.
+// A bounded cache over a reader, for the single writer of that reader's store. It caches what it read, present
+// or absent (a customer without limit overrides is asked about them at every payment), and the writer hands it
+// every committed group so it never serves a stale answer: cached keys take their new values or become absent;
+// keys it does not hold stay out. Eviction is second-chance FIFO, so keys asked once (a new command id, a new
+// order) leave first. `capacity_bytes` bounds keys and values held with their bookkeeping (hash nodes, heap
+// blocks, the eviction queue). Not thread-safe.
 class CachedReader final : public KvReader {
  public:
   CachedReader(const KvReader& base, size_t capacity_bytes) : base_(&base), capacity_bytes_(capacity_bytes) {}
@@ -61,20 +73,15 @@ class CachedReader final : public KvReader {
   size_t bytes() const { return bytes_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
-  };
   struct Entry {
-    std::string value;
+    std::optional<std::string> value;  // nullopt: the key is absent
     bool referenced = false;
   };
-  void Insert(std::string_view key, std::string_view value) const;
-  void Erase(std::string_view key) const;
+  void Insert(std::string_view key, std::optional<std::string_view> value) const;
 
   const KvReader* base_;
   size_t capacity_bytes_;
-  mutable std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries_;
+  mutable std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;
   mutable std::deque<std::string> order_;  // insertion order; may name keys erased since
   mutable size_t bytes_ = 0;
 };
