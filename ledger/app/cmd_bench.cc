@@ -178,7 +178,7 @@ class Feeder {
   }
 
  private:
-  static constexpr size_t kAheadMax = 8192;  // bounds the queue: about 4 groups
+  static constexpr size_t kAheadMax = 4096;  // bounds the queue: two groups
 
   void Run(const Workload& workload, int64_t count) {
     for (int64_t i = 0; i < count; ++i) {

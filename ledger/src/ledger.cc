@@ -13,7 +13,7 @@
 namespace ledger {
 
 // The hot state (balances, merchants, usage windows, recent payments) read through a bounded cache.
-constexpr size_t kStateCacheBytes = 128 << 20;
+constexpr size_t kStateCacheBytes = 96 << 20;
 
 // A sealed group being written by the commit thread. The writer thread reads `state` (the open group's
 // overlay sits on it) while the commit thread reads it too; nobody writes it any more.
