@@ -269,6 +269,20 @@ double CurrentRssMiB() {
   return 0;
 }
 
+// One `--progress` line on stderr: how far, how fast lately, and where the memory is.
+void ReportProgress(const Ledger& ledger, Clock::duration elapsed, int64_t commands_done, int64_t recent_commands,
+                    Clock::duration recent) {
+  const StoreMemory memory = ledger.store().Memory();
+  const double recent_seconds = std::chrono::duration<double>(recent).count();
+  constexpr double kMiB = 1 << 20;
+  std::fprintf(stderr,
+               "bench: %.0f s: %lld commands, %.0f commands/s in the last %.0f s, RSS %.1f MiB (memtables %.1f, "
+               "block cache %.1f of which pinned %.1f, table readers %.1f, state cache %.1f)\n",
+               std::chrono::duration<double>(elapsed).count(), static_cast<long long>(commands_done),
+               static_cast<double>(recent_commands) / recent_seconds, recent_seconds, CurrentRssMiB(), memory.memtables / kMiB, memory.block_cache / kMiB, memory.block_cache_pinned / kMiB,
+               memory.table_readers / kMiB, ledger.state_cache_bytes() / kMiB);
+}
+
 }  // namespace
 
 Runner AddBench(CLI::App& app) {
@@ -422,16 +436,7 @@ Runner AddBench(CLI::App& app) {
     while (next < args->commands) {
       if (args->progress_seconds > 0 && Clock::now() - last_report >= std::chrono::duration<double>(args->progress_seconds)) {
         const auto now = Clock::now();
-        const double interval = std::chrono::duration<double>(now - last_report).count();
-        const StoreMemory memory = ledger.store().Memory();
-        constexpr double kMiB = 1 << 20;
-        std::fprintf(stderr,
-                     "bench: %.0f s: %lld commands, %.0f commands/s in the last %.0f s, RSS %.1f MiB (memtables %.1f, "
-                     "block cache %.1f of which pinned %.1f, table readers %.1f, state cache %.1f)\n",
-                     std::chrono::duration<double>(now - started).count(), static_cast<long long>(next),
-                     static_cast<double>(next - last_reported) / interval, interval, CurrentRssMiB(),
-                     memory.memtables / kMiB, memory.block_cache / kMiB, memory.block_cache_pinned / kMiB,
-                     memory.table_readers / kMiB, ledger.state_cache_bytes() / kMiB);
+        ReportProgress(ledger, now - started, next, next - last_reported, now - last_report);
         last_report = now;
         last_reported = next;
       }
@@ -473,12 +478,10 @@ Runner AddBench(CLI::App& app) {
         return Status::Ok();
       });
       Status status = settle(sealed);  // the group sealed before this one
+      in_flight = std::move(times);
       if (status.ok() && ledger.durable_sequence() == ledger.last_sequence()) {
-        times->acknowledged = Clock::now();  // nothing to write (duplicates only): answered at once
-        in_flight = std::move(times);
+        in_flight->acknowledged = Clock::now();  // nothing to write (duplicates only): answered at once
         status = settle(Status::Ok());
-      } else {
-        in_flight = std::move(times);
       }
       if (!status.ok()) return Fail(kExitFailure, status.ToString());
     }

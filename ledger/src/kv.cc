@@ -96,8 +96,9 @@ void CachedReader::Committed(const Overlay& writes) {
 void CachedReader::Insert(std::string_view key, std::optional<std::string_view> value) const {
   const size_t value_size = value ? value->size() : 0;
   if (EntryCharge(key.size(), value_size) > capacity_bytes_ / 16) return;  // a huge value would flush the working set
-  LEDGER_ASSERT(entries_.find(key) == entries_.end());  // only a miss inserts
-  entries_.emplace(std::string(key), Entry{value ? std::optional<std::string>(*value) : std::nullopt, false});
+  const bool inserted =
+      entries_.try_emplace(std::string(key), Entry{value ? std::optional<std::string>(*value) : std::nullopt, false}).second;
+  LEDGER_ASSERT(inserted);  // only a miss inserts
   order_.emplace_back(key);
   bytes_ += EntryCharge(key.size(), value_size);
   // Second chance: a key read since it was queued goes round once more. Every pass over a referenced key
@@ -106,7 +107,7 @@ void CachedReader::Insert(std::string_view key, std::optional<std::string_view> 
     std::string oldest = std::move(order_.front());
     order_.pop_front();
     auto it = entries_.find(oldest);
-    if (it == entries_.end()) continue;  // erased since it was queued
+    LEDGER_ASSERT(it != entries_.end());  // entries leave only here, with their queue slot
     if (it->second.referenced) {
       it->second.referenced = false;
       order_.push_back(std::move(oldest));

@@ -21,7 +21,6 @@ struct InFlightGroup {
   std::unique_ptr<Overlay> state;
   CommitBatch batch;
   uint64_t last_sequence = 0;
-  Digest head{};
   struct Outcome {
     Status committed;
     Status after_durable;
@@ -85,7 +84,6 @@ Status Ledger::Recover() {
                               " but the last event is " + std::to_string(last_sequence_));
   }
   committed_sequence_ = last_sequence_;
-  committed_head_ = chain_head_;
   staged_commands_ = 0;
   last_checkpoint_covered_ = 0;
   LEDGER_RETURN_IF_ERROR(store_->ScanState("ck/", [&](std::string_view, std::string_view value) {
@@ -303,7 +301,6 @@ Status Ledger::SealGroup(AfterDurable after_durable) {
   group->batch.state = group->state.get();
   group->batch.meta = std::move(impl_->meta);
   group->last_sequence = last_sequence_;
-  group->head = chain_head_;
   const KvReader& sealed_state = *group->state;  // a layer on top, not a copy
   impl_->overlay = std::make_unique<Overlay>(sealed_state);
   impl_->events.clear();
@@ -335,7 +332,6 @@ Status Ledger::AwaitSealed() {
   impl_->cache.Committed(*impl_->in_flight->state);
   impl_->overlay->Rebase(impl_->cache);  // the group's writes are in the store (and the cache) now
   committed_sequence_ = impl_->in_flight->last_sequence;
-  committed_head_ = impl_->in_flight->head;
   impl_->in_flight.reset();
   return outcome.after_durable;
 }

@@ -121,11 +121,7 @@ std::vector<TestCommand> MakeWorkload(int count, uint32_t seed, int customers = 
   return commands;
 }
 
-ParsedCommand Parse(const std::string& line) {
-  Result<ParsedCommand> parsed = ParseCommandJson(line);
-  EXPECT_TRUE(parsed.ok()) << parsed.status().ToString() << " in " << line;
-  return parsed.ok() ? std::move(parsed).value() : ParsedCommand();
-}
+using testing::Parse;
 
 std::vector<std::pair<uint64_t, std::string>> StoreEvents(const Store& store) {
   std::vector<std::pair<uint64_t, std::string>> events;

@@ -127,11 +127,7 @@ std::vector<TestCommand> MakeWorkload(int count, uint32_t seed) {
   return commands;
 }
 
-ParsedCommand Parse(const std::string& line) {
-  Result<ParsedCommand> parsed = ParseCommandJson(line);
-  EXPECT_TRUE(parsed.ok()) << parsed.status().ToString() << " in " << line;
-  return parsed.ok() ? std::move(parsed).value() : ParsedCommand();
-}
+using testing::Parse;
 
 // Every event of the store, in sequence order.
 std::vector<std::pair<uint64_t, std::string>> StoreEvents(const Store& store) {

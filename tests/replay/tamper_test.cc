@@ -414,11 +414,7 @@ struct History {
   }
 };
 
-ParsedCommand Parse(const std::string& line) {
-  Result<ParsedCommand> parsed = ParseCommandJson(line);
-  EXPECT_TRUE(parsed.ok()) << line;
-  return parsed.ok() ? std::move(parsed).value() : ParsedCommand();
-}
+using testing::Parse;
 
 std::vector<std::unique_ptr<fb::PostingT>>* PostingsOfT(fb::EventBodyT& body) {
   switch (body.payload.type) {

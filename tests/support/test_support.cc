@@ -44,6 +44,12 @@ int64_t DefaultTimeNs() { return *ParseIso8601("2026-11-25T10:00:00+08:00"); }
 
 std::string At(int64_t utc_ns) { return FormatIso8601(utc_ns, 8 * 60); }
 
+ParsedCommand Parse(const std::string& line) {
+  Result<ParsedCommand> parsed = ParseCommandJson(line);
+  EXPECT_TRUE(parsed.ok()) << parsed.status().ToString() << " in " << line;
+  return parsed.ok() ? std::move(parsed).value() : ParsedCommand();
+}
+
 TestLedger::TestLedger(LedgerConfig config) {
   options_.data_dir = dir_.path() + "/data";
   options_.config = config;

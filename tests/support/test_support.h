@@ -99,6 +99,8 @@ nlohmann::json Refund(const std::string& merchant, const std::string& order_no, 
                       int64_t amount_minor);
 // ISO 8601 text for `utc_ns` in UTC+8.
 std::string At(int64_t utc_ns);
+// Parses one command line; a line that does not parse is a test failure (and an empty command).
+ParsedCommand Parse(const std::string& line);
 
 
 // ---------------------------------------------------------------------------------------------------------

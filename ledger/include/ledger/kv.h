@@ -82,7 +82,7 @@ class CachedReader final : public KvReader {
   const KvReader* base_;
   size_t capacity_bytes_;
   mutable std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;
-  mutable std::deque<std::string> order_;  // insertion order; may name keys erased since
+  mutable std::deque<std::string> order_;  // insertion order: every cached key once, nothing else
   mutable size_t bytes_ = 0;
 };
 

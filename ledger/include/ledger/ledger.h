@@ -130,7 +130,6 @@ class Ledger {
   uint64_t last_sequence_ = 0;
   Digest chain_head_{};
   uint64_t committed_sequence_ = 0;
-  Digest committed_head_{};
   size_t staged_commands_ = 0;
   uint64_t last_checkpoint_covered_ = 0;
 };
