@@ -8,8 +8,18 @@
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace ledger {
 namespace {
@@ -23,6 +33,35 @@ constexpr size_t kBlockCacheBytes = 128 << 20;
 constexpr int kBlockCacheShardBits = 2;
 constexpr size_t kMemtableBudgetBytes = 128 << 20;
 constexpr size_t kWriteBufferBytes = 32 << 20;
+// The last event sequence of the last group known durable, beside the database (store.h).
+constexpr char kDurableSequenceFile[] = "DURABLE_SEQUENCE";
+// Fixed width, so each update overwrites the whole previous value in place.
+constexpr size_t kDurableSequenceDigits = 20;
+// `meta` key: the RocksDB sequence number the store's own last commit left (store.h: WriterCheck).
+constexpr char kWriterSequenceKey[] = "writer_sequence";
+
+std::string DecimalOf(uint64_t value) { return std::to_string(value); }
+
+Result<uint64_t> ParseDecimal(std::string_view text, std::string_view what) {
+  uint64_t value = 0;
+  if (text.empty() || text.size() > kDurableSequenceDigits) return Status::Corruption(std::string(what) + " is not a number");
+  for (char c : text) {
+    if (c < '0' || c > '9') return Status::Corruption(std::string(what) + " is not a number");
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return value;
+}
+
+// The acknowledged high-water mark (0 when the file does not exist yet: a new store, or one from an older
+// version). Errors: Corruption (unreadable contents).
+Result<uint64_t> ReadDurableSequence(const std::string& dir) {
+  std::ifstream in(dir + "/" + kDurableSequenceFile);
+  if (!in) return uint64_t{0};
+  std::string text;
+  std::getline(in, text);
+  if (text.empty()) return uint64_t{0};  // created, nothing durable recorded yet
+  return ParseDecimal(text, dir + "/" + kDurableSequenceFile);
+}
 
 Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.ok()) return Status::Ok();
@@ -30,6 +69,9 @@ Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.IsCorruption()) return Status::Corruption(message);
   if (status.IsInvalidArgument()) return Status::InvalidArgument(message);
   if (status.IsNotFound()) return Status::NotFound(message);
+  if (status.IsNoSpace() || message.find("No space left") != std::string::npos) {
+    return Status::IoError(std::string(what) + ": no space left on device (" + status.ToString() + ")");
+  }
   return Status::IoError(message);
 }
 
@@ -55,11 +97,30 @@ class StateReader final : public KvReader {
 
 class RocksStore final : public Store {
  public:
-  RocksStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles, bool sync)
-      : db_(std::move(db)), handles_(std::move(handles)), sync_(sync), state_reader_(db_.get(), handles_[2]) {}
+  RocksStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles, bool sync,
+             int durable_sequence_fd)
+      : db_(std::move(db)),
+        handles_(std::move(handles)),
+        sync_(sync),
+        durable_sequence_fd_(durable_sequence_fd),
+        state_reader_(db_.get(), handles_[2]) {}
 
   ~RocksStore() override {
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    if (durable_sequence_fd_ >= 0) ::close(durable_sequence_fd_);
+  }
+
+  // Records `sequence` as durable. Not synced (an fsync costs as much as the commit's own): it is exact after a
+  // process crash and tampering, and may lag by the last seconds' groups after a power loss.
+  Status RecordDurableSequence(uint64_t sequence) {
+    if (durable_sequence_fd_ < 0) return Status::Ok();
+    char text[kDurableSequenceDigits + 2];
+    std::snprintf(text, sizeof text, "%020llu\n", static_cast<unsigned long long>(sequence));
+    const ssize_t written = ::pwrite(durable_sequence_fd_, text, kDurableSequenceDigits + 1, 0);
+    if (written != static_cast<ssize_t>(kDurableSequenceDigits + 1)) {
+      return Status::IoError(std::string("write ") + kDurableSequenceFile + ": " + std::strerror(errno));
+    }
+    return Status::Ok();
   }
 
   const KvReader& state() const override { return state_reader_; }
@@ -82,9 +143,36 @@ class RocksStore final : public Store {
     for (const auto& [key, value] : batch.meta) {
       LEDGER_RETURN_IF_ERROR(FromRocks(write_batch.Put(meta(), key, value), "batch put meta"));
     }
+    // Every key of a batch takes one RocksDB sequence number: after this write the database's number is this
+    // one, unless something else writes the database before the next commit (CheckWriters).
+    const uint64_t writer_sequence = db_->GetLatestSequenceNumber() + write_batch.Count() + 1;
+    LEDGER_RETURN_IF_ERROR(FromRocks(write_batch.Put(meta(), kWriterSequenceKey, DecimalOf(writer_sequence)), "batch put meta"));
     rocksdb::WriteOptions options;
     options.sync = sync_;
-    return FromRocks(db_->Write(options, &write_batch), "commit");
+    LEDGER_RETURN_IF_ERROR(FromRocks(db_->Write(options, &write_batch), "commit"));
+    LEDGER_ASSERT(db_->GetLatestSequenceNumber() == writer_sequence);  // one writer: nothing came in between
+    if (sync_ && !batch.events.empty()) return RecordDurableSequence(batch.events.back().first);
+    return Status::Ok();
+  }
+
+  Result<WriterCheck> CheckWriters() const override {
+    WriterCheck check;
+    check.actual = db_->GetLatestSequenceNumber();
+    Result<std::optional<std::string>> recorded = GetMeta(kWriterSequenceKey);
+    if (!recorded.ok()) return recorded.status();
+    if (recorded->has_value()) {
+      Result<uint64_t> expected = ParseDecimal(**recorded, "meta writer_sequence");
+      if (!expected.ok()) return expected.status();
+      check.expected = *expected;
+    }
+    return check;
+  }
+
+  Status AdoptWriters() override {
+    rocksdb::WriteOptions options;
+    options.sync = true;
+    const uint64_t writer_sequence = db_->GetLatestSequenceNumber() + 1;
+    return FromRocks(db_->Put(options, meta(), kWriterSequenceKey, DecimalOf(writer_sequence)), "adopt writers");
   }
 
   Result<std::optional<std::pair<uint64_t, std::string>>> LastEvent() const override {
@@ -174,6 +262,7 @@ class RocksStore final : public Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   bool sync_;
+  int durable_sequence_fd_;  // -1 when read-only
   StateReader state_reader_;
 };
 
@@ -195,13 +284,40 @@ uint64_t DecodeSequenceKey(std::string_view key) {
   return sequence;
 }
 
-Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
+namespace {
+
+// RocksDB's own diagnostics go to stderr, not to a LOG file in the data folder: on a full disk a LOG file that
+// failed once makes RocksDB's next log line abort the process (a debug assertion left on in Debian's build).
+class StderrLogger final : public rocksdb::Logger {
+ public:
+  StderrLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list arguments) override {
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, arguments);
+    std::fprintf(stderr, "ledger: rocksdb: %s\n", line);
+  }
+};
+
+struct OpenedDb {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+};
+
+rocksdb::Status OpenDb(const std::string& dir, const StoreOptions& options, bool read_only,
+                       rocksdb::WALRecoveryMode recovery, OpenedDb* opened) {
   rocksdb::Options db_options;
-  db_options.create_if_missing = options.create_if_missing;
-  db_options.create_missing_column_families = options.create_if_missing;
+  db_options.create_if_missing = options.create_if_missing && !read_only;
+  db_options.create_missing_column_families = options.create_if_missing && !read_only;
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 4;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_options.info_log = std::make_shared<StderrLogger>();
+  // Damage before the end of a log is Corruption; only a record torn at the very end is tolerated (and then only
+  // when it cannot hold an acknowledged group: Store::Open). The manifest tracks closed logs and their synced
+  // sizes, so a missing or shortened older log is Corruption too.
+  db_options.wal_recovery_mode = recovery;
+  db_options.track_and_verify_wals_in_manifest = true;
   // Few cache shards: a shard holds capacity / 2^bits, and a block larger than its shard is dropped right after
   // use. High-priority room keeps index and filter partitions from being pushed out by data blocks.
   const std::shared_ptr<rocksdb::Cache> block_cache =
@@ -238,17 +354,120 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
       {kStateFamily, state_options},
       {kMetaFamily, family_options},
   };
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status status =
-      options.read_only ? rocksdb::DB::OpenForReadOnly(db_options, dir, families, &handles, &raw)
-                        : rocksdb::DB::Open(db_options, dir, families, &handles, &raw);
-  if (!status.ok()) {
-    return FromRocks(status, "open " + dir);
+  opened->handles.clear();
+  const rocksdb::Status status = read_only
+                                     ? rocksdb::DB::OpenForReadOnly(db_options, dir, families, &opened->handles, &raw)
+                                     : rocksdb::DB::Open(db_options, dir, families, &opened->handles, &raw);
+  if (status.ok()) {
+    opened->db.reset(raw);
+    LEDGER_ASSERT(opened->handles.size() == 4);
   }
-  std::unique_ptr<rocksdb::DB> db(raw);
-  LEDGER_ASSERT(handles.size() == 4);
-  return std::unique_ptr<Store>(new RocksStore(std::move(db), std::move(handles), options.sync));
+  return status;
+}
+
+// The last event sequence a log replay can prove: the history read up to the first bad record, without
+// changing anything on disk. nullopt when even that cannot be read.
+std::optional<uint64_t> ProvableLastEvent(const std::string& dir, const StoreOptions& options) {
+  OpenedDb probe;
+  if (!OpenDb(dir, options, /*read_only=*/true, rocksdb::WALRecoveryMode::kPointInTimeRecovery, &probe).ok()) {
+    return std::nullopt;
+  }
+  uint64_t last = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(probe.db->NewIterator(rocksdb::ReadOptions(), probe.handles[1]));
+    it->SeekToLast();
+    if (it->Valid() && it->key().size() == 8) last = DecodeSequenceKey(it->key().ToStringView());
+  }
+  for (auto* handle : probe.handles) probe.db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  return last;
+}
+
+std::string WriteAheadLogs(const std::string& dir) {
+  std::vector<std::string> logs;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    if (entry.path().extension() == ".log") logs.push_back(entry.path().string());
+  }
+  std::sort(logs.begin(), logs.end());
+  if (logs.empty()) return "the write-ahead log";
+  std::string text = "write-ahead log " + logs.front();
+  for (size_t i = 1; i < logs.size(); ++i) text += ", " + logs[i];
+  return text;
+}
+
+std::string RecoveryAdvice(const std::string& dir) {
+  return "the ledger will not continue from a shorter history. Recover from ledger.events when brokers hold the "
+         "history (ledger replay --source kafka --brokers LIST --out NEW_DIR, then put NEW_DIR in place of " +
+         dir + "), else from a backup";
+}
+
+std::string UnprovenRange(std::optional<uint64_t> provable, uint64_t acknowledged) {
+  if (!provable) return "no event can be proven";
+  std::string text = "the history can be proven only through sequence " + std::to_string(*provable);
+  if (acknowledged > *provable) {
+    text += ", but " + std::to_string(acknowledged) + " was acknowledged: sequences " + std::to_string(*provable + 1) +
+            ".." + std::to_string(acknowledged) + " can no longer be proven";
+  } else {
+    text += "; later events can no longer be proven";
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
+  if (options.create_if_missing && !options.read_only) {
+    std::error_code error;  // RocksDB would create it too, after logging an error about reading it
+    std::filesystem::create_directories(dir, error);
+  }
+  Result<uint64_t> acknowledged = ReadDurableSequence(dir);
+  if (!acknowledged.ok()) return acknowledged.status();
+  OpenedDb opened;
+  rocksdb::Status status =
+      OpenDb(dir, options, options.read_only, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords, &opened);
+  if (status.IsCorruption()) {
+    // Either the final, unacknowledged group was torn by a crash (power loss mid-append), or the log is damaged
+    // where acknowledged groups live. Only the first may open, losing nothing that was acknowledged.
+    const std::optional<uint64_t> provable = ProvableLastEvent(dir, options);
+    if (!provable || *acknowledged == 0 || *provable < *acknowledged) {
+      return Status::Corruption("storage corruption: " + WriteAheadLogs(dir) + " is damaged (" + status.ToString() +
+                                "); " + UnprovenRange(provable, *acknowledged) + "; " + RecoveryAdvice(dir));
+    }
+    std::fprintf(stderr,
+                 "ledger: warning: the last write-ahead log record of %s was torn by a crash; it held no acknowledged "
+                 "event (acknowledged through %llu, history proven through %llu): opening without it\n",
+                 dir.c_str(), static_cast<unsigned long long>(*acknowledged), static_cast<unsigned long long>(*provable));
+    status = OpenDb(dir, options, options.read_only, rocksdb::WALRecoveryMode::kPointInTimeRecovery, &opened);
+  }
+  if (!status.ok()) return FromRocks(status, "open " + dir);
+  int durable_sequence_fd = -1;
+  if (!options.read_only) {
+    durable_sequence_fd = ::open((dir + "/" + kDurableSequenceFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (durable_sequence_fd < 0) {
+      for (auto* handle : opened.handles) opened.db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+      return Status::IoError("open " + dir + "/" + kDurableSequenceFile + ": " + std::strerror(errno));
+    }
+  }
+  auto store = std::make_unique<RocksStore>(std::move(opened.db), std::move(opened.handles), options.sync,
+                                            durable_sequence_fd);
+  Result<std::optional<std::pair<uint64_t, std::string>>> last = store->LastEvent();
+  if (!last.ok()) return last.status();
+  const uint64_t last_sequence = last->has_value() ? (*last)->first : 0;
+  if (last_sequence < *acknowledged) {
+    const std::string problem = "the history in " + dir + " ends at sequence " + std::to_string(last_sequence) +
+                                " but " + std::to_string(*acknowledged) + " was acknowledged (" +
+                                kDurableSequenceFile + "): sequences " + std::to_string(last_sequence + 1) + ".." +
+                                std::to_string(*acknowledged) + " can no longer be proven (" + WriteAheadLogs(dir) +
+                                " shortened, or events deleted?)";
+    // Appending would make the loss permanent; reading (an audit, a balance) may go on, saying so.
+    if (!options.read_only) return Status::Corruption("storage corruption: " + problem + "; " + RecoveryAdvice(dir));
+    std::fprintf(stderr, "ledger: warning: %s\n", problem.c_str());
+  }
+  if (!options.read_only && last_sequence > *acknowledged) {
+    LEDGER_RETURN_IF_ERROR(store->RecordDurableSequence(last_sequence));
+  }
+  return std::unique_ptr<Store>(std::move(store));
 }
 
 }  // namespace ledger

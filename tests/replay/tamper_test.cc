@@ -149,6 +149,8 @@ class MemoryStore final : public Store {
     return it == meta_.end() ? std::optional<std::string>() : std::optional<std::string>(it->second);
   }
   StoreMemory Memory() const override { return {}; }  // nothing outside the maps above
+  Result<WriterCheck> CheckWriters() const override { return WriterCheck{}; }  // one writer: this object
+  Status AdoptWriters() override { return Status::Ok(); }
   Status PutEventRaw(uint64_t key_sequence, std::string_view record) override {
     events_[key_sequence] = std::string(record);
     return Status::Ok();

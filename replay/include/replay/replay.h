@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ledger/sha256.h"
 #include "ledger/signing.h"
@@ -55,6 +56,20 @@ Result<ReplayReport> Replay(const EventSource& source, Store* target, const Repl
 
 // Shorthand: replay `source`'s own events up to `to_sequence`.
 Result<ReplayReport> Replay(const Store& source, Store* target, uint64_t to_sequence = UINT64_MAX);
+
+// Where a rebuilt store and a live one disagree: the first differing key of one projector, with each side's
+// value described for people (a balance as its amount, other records as their fields; "(absent)" when missing).
+struct StateDifference {
+  std::string projector;
+  std::string key;
+  std::string live;
+  std::string rebuilt;
+};
+
+// Compares `live` with `rebuilt` projector by projector (each over its own key prefixes, in key order) and
+// returns the first differing key of every projector that differs; empty when the states are equal.
+// Errors: IoError.
+Result<std::vector<StateDifference>> FirstDifferences(const Store& live, const Store& rebuilt);
 
 // SHA-256 over every (key, value) of the `state` column family in key order, each length-prefixed: equal for
 // equal contents whatever the RocksDB file layout. Errors: IoError.

@@ -1,0 +1,183 @@
+// Storage damage: a write-ahead log damaged where acknowledged groups live never opens (the ledger must not
+// continue from a shorter history), a log torn at its end by a crash mid-append of an unacknowledged group
+// opens without that group, and a full disk is a clean storage failure from which the store reopens.
+#include <sys/mount.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "support/test_support.h"
+
+namespace ledger {
+namespace {
+
+using testing::TempDir;
+
+LedgerOptions OptionsFor(const std::string& dir) {
+  LedgerOptions options;
+  options.data_dir = dir;
+  options.clock = ClockMode::kOccurred;
+  options.fixed_now_ns = testing::DefaultTimeNs();
+  options.sync = true;  // the acknowledged high-water mark is kept for synced stores
+  return options;
+}
+
+// Opens a ledger in `dir` and submits `count` deposits after one account (each its own group when
+// `groups_of` is 1). Returns the last sequence.
+uint64_t SubmitDeposits(const std::string& dir, const std::string& prefix, int count) {
+  Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(OptionsFor(dir));
+  EXPECT_TRUE(ledger.ok()) << ledger.status().ToString();
+  if (!ledger.ok()) return 0;
+  std::vector<ParsedCommand> commands;
+  if ((*ledger)->last_sequence() == 0) commands.push_back(testing::Parse(testing::OpenAccount("open", "C1").dump()));
+  for (int i = 0; i < count; ++i) {
+    commands.push_back(testing::Parse(testing::Deposit(prefix + std::to_string(i), "C1:debit", 100 + i).dump()));
+  }
+  EXPECT_TRUE((*ledger)->SubmitAll(commands, [](std::span<const CommandResult>) {}).ok());
+  return (*ledger)->last_sequence();
+}
+
+std::string OnlyLog(const std::string& dir) {
+  std::vector<std::string> logs;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".log") logs.push_back(entry.path().string());
+  }
+  EXPECT_EQ(logs.size(), 1u) << "expected the whole history in one write-ahead log";
+  return logs.empty() ? std::string() : logs.back();
+}
+
+void Damage(const std::string& path, const std::function<void(std::string&)>& change) {
+  std::string bytes = testing::ReadFile(path);
+  change(bytes);
+  testing::WriteFile(path, bytes);
+}
+
+std::string DurableSequenceText(const std::string& dir) { return testing::ReadFile(dir + "/DURABLE_SEQUENCE"); }
+
+struct DamageCase {
+  const char* what;
+  std::function<void(std::string&)> change;
+};
+
+TEST(StorageDamage, DamageInsideTheLogRefusesToOpenAndNamesWhatCanNoLongerBeProven) {
+  // Goal: a flipped byte, a zeroed 4 KiB block or a log cut in half never opens as a shorter history.
+  const DamageCase cases[] = {
+      {"one byte flipped mid-log", [](std::string& b) { b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 0x40); }},
+      {"4 KiB zeroed mid-log", [](std::string& b) { std::fill_n(b.begin() + b.size() / 2, 4096, '\0'); }},
+      {"log cut in half", [](std::string& b) { b.resize(b.size() / 2); }},
+  };
+  for (const DamageCase& damage : cases) {
+    SCOPED_TRACE(damage.what);
+    TempDir dir;
+    const std::string data = dir.path() + "/data";
+    const uint64_t last = SubmitDeposits(data, "d", 3000);
+    ASSERT_GT(last, 1000u);
+    const std::string log = OnlyLog(data);
+    Damage(log, damage.change);
+    const std::string damaged_log = testing::ReadFile(log);
+
+    Result<std::unique_ptr<Ledger>> reopened = Ledger::Open(OptionsFor(data));
+    ASSERT_FALSE(reopened.ok()) << "a damaged history opened at sequence " << (*reopened)->last_sequence();
+    EXPECT_EQ(reopened.status().code(), StatusCode::kCorruption);
+    const std::string message = reopened.status().message();
+    EXPECT_NE(message.find(".log"), std::string::npos) << message;
+    EXPECT_NE(message.find(".." + std::to_string(last) + " can no longer be proven"), std::string::npos) << message;
+    EXPECT_NE(message.find("replay --source kafka"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << "one line";
+
+    // The program: exit 1 (storage failure), one line, and nothing appended to the damaged history.
+    testing::WriteFile(dir.path() + "/more.jsonl", testing::Deposit("late", "C1:debit", 5).dump() + "\n");
+    const testing::ProgramRun run =
+        testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/more.jsonl"});
+    EXPECT_EQ(run.exit_code, 1) << testing::Describe(run);
+    EXPECT_TRUE(run.out.empty()) << testing::Describe(run);
+    EXPECT_NE(run.err.find("can no longer be proven"), std::string::npos) << testing::Describe(run);
+    EXPECT_EQ(testing::ReadFile(log), damaged_log) << "the damaged log was changed";
+    EXPECT_EQ(DurableSequenceText(data), testing::ReadFile(data + "/DURABLE_SEQUENCE"));
+  }
+}
+
+TEST(StorageDamage, TornTailOfAnUnacknowledgedGroupOpensWithoutIt) {
+  // Goal: a crash mid-append of a group that was never acknowledged (its tail zero-filled or cut off) opens at
+  // the last acknowledged group; the lost command can be submitted again and is applied, not a duplicate.
+  const DamageCase cases[] = {
+      {"tail zero-filled", [](std::string& b) { std::fill(b.end() - 64, b.end(), '\0'); }},
+      {"tail cut off", [](std::string& b) { b.resize(b.size() - 64); }},
+  };
+  for (const DamageCase& damage : cases) {
+    SCOPED_TRACE(damage.what);
+    TempDir dir;
+    const std::string data = dir.path() + "/data";
+    const uint64_t acknowledged = SubmitDeposits(data, "a", 200);
+    const std::string durable_before = DurableSequenceText(data);
+    ASSERT_NE(durable_before.find(std::to_string(acknowledged)), std::string::npos);
+    // One more group reaches the log, then the crash: its high-water mark update never happened.
+    const uint64_t torn_last = SubmitDeposits(data, "torn", 1);
+    ASSERT_EQ(torn_last, acknowledged + 1);
+    testing::WriteFile(data + "/DURABLE_SEQUENCE", durable_before);
+    Damage(OnlyLog(data), damage.change);
+
+    Result<std::unique_ptr<Ledger>> reopened = Ledger::Open(OptionsFor(data));
+    ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+    EXPECT_EQ((*reopened)->last_sequence(), acknowledged);
+    const CommandResult again = (*reopened)->Stage(testing::Parse(testing::Deposit("torn0", "C1:debit", 100).dump()));
+    EXPECT_EQ(again.kind, CommandResult::Kind::kAccepted) << again.ToJson();
+    ASSERT_TRUE((*reopened)->CommitGroup().ok());
+    EXPECT_EQ((*reopened)->last_sequence(), acknowledged + 1);
+  }
+}
+
+TEST(StorageDamage, TornTailOfAnAcknowledgedGroupDoesNotOpen) {
+  // Goal: the same damage at the end of the log is refused when the group there was acknowledged.
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  const uint64_t last = SubmitDeposits(data, "a", 200);
+  Damage(OnlyLog(data), [](std::string& b) { std::fill(b.end() - 64, b.end(), '\0'); });
+  Result<std::unique_ptr<Ledger>> reopened = Ledger::Open(OptionsFor(data));
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_NE(reopened.status().message().find(".." + std::to_string(last) + " can no longer be proven"), std::string::npos)
+      << reopened.status().message();
+}
+
+TEST(StorageDamage, FullDiskIsAStorageFailureAndTheStoreReopens) {
+  // Goal: on a 20 MiB tmpfs, running out of space exits 1 with "no space left" (no abort), every printed result
+  // stays durable, and the store opens and takes commands once there is room again.
+  TempDir dir;
+  const std::string mount_point = dir.path() + "/small";
+  std::filesystem::create_directories(mount_point);
+  if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=20m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno) << "): needs root with CAP_SYS_ADMIN";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mount_point};
+  const std::string data = mount_point + "/data";
+  std::string lines = testing::OpenAccount("open", "C1").dump() + "\n";
+  for (int i = 0; i < 60'000; ++i) lines += testing::Deposit("d" + std::to_string(i), "C1:debit", 100).dump() + "\n";
+  testing::WriteFile(dir.path() + "/commands.jsonl", lines);
+
+  const testing::ProgramRun full =
+      testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/commands.jsonl"});
+  EXPECT_EQ(full.exit_code, 1) << testing::Describe(full);
+  EXPECT_EQ(full.signal, 0) << testing::Describe(full);
+  EXPECT_NE(full.err.find("no space left"), std::string::npos) << testing::Describe(full);
+  const std::vector<std::string> acknowledged = testing::Lines(full.out);
+  ASSERT_GT(acknowledged.size(), 1u);
+  ASSERT_LT(acknowledged.size(), 60'001u) << "the disk never filled up";
+
+  ASSERT_EQ(::mount("tmpfs", mount_point.c_str(), "tmpfs", MS_REMOUNT, "size=64m"), 0) << std::strerror(errno);
+  const testing::ProgramRun balance = testing::RunLedger(dir.path(), {"balance", "--data", data, "C1:debit", "--json"});
+  ASSERT_EQ(balance.exit_code, 0) << testing::Describe(balance);
+  // Every acknowledged deposit (one per printed line after the account's) is in the balance.
+  EXPECT_GE(nlohmann::json::parse(balance.out)["balance_minor"].get<int64_t>(),
+            static_cast<int64_t>(acknowledged.size() - 1) * 100);
+  testing::WriteFile(dir.path() + "/more.jsonl", testing::Deposit("after", "C1:debit", 5).dump() + "\n");
+  const testing::ProgramRun more =
+      testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/more.jsonl"});
+  EXPECT_EQ(more.exit_code, 0) << testing::Describe(more);
+  EXPECT_NE(more.out.find("\"accepted\""), std::string::npos) << testing::Describe(more);
+}
+
+}  // namespace
+}  // namespace ledger
