@@ -1,5 +1,8 @@
 #include "cli_common.h"
 
+#include "commands.h"
+
+#include <charconv>
 #include <cstdio>
 
 #include "ledger/kafka.h"
@@ -19,6 +22,24 @@ int Fail(int code, const std::string& message) {
 int ExitCodeFor(const Status& status) {
   if (status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound) return kExitBadInput;
   return kExitFailure;
+}
+
+CLI::Validator SequenceNumber() {
+  return CLI::Validator(
+      [](std::string& input) -> std::string {
+        uint64_t value = 0;
+        const char* end = input.data() + input.size();
+        const auto [last, error] = std::from_chars(input.data(), end, value);  // no sign accepted
+        if (input.empty() || error != std::errc() || last != end) {
+          return "must be a sequence number (a whole number, 0 or more), not '" + input + "'";
+        }
+        return std::string();
+      },
+      "SEQUENCE");
+}
+
+std::string UnderDataDir(const std::string& data_dir, const std::string& path) {
+  return path.starts_with("/") ? path : data_dir + "/" + path;
 }
 
 Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
@@ -41,11 +62,13 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
   }
   out.sync = !options.no_sync;
   if (!out.config.audit_private_key.empty()) {
-    const std::string& key = out.config.audit_private_key;
-    Result<std::unique_ptr<Signer>> signer = Signer::FromPemFile(key.starts_with("/") ? key : options.data_dir + "/" + key);
+    Result<std::unique_ptr<Signer>> signer =
+        Signer::FromPemFile(UnderDataDir(options.data_dir, out.config.audit_private_key));
     if (!signer.ok()) return signer.status();
     out.signer = std::move(signer).value();
   }
+  // A state that does not match its digests is described key by key (a rebuild from the events).
+  out.describe_state_differences = DescribeStateDifferences;
   return out;
 }
 

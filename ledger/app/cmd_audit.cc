@@ -7,9 +7,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "cli_common.h"
 #include "commands.h"
+#include "ledger/config.h"
+#include "ledger/event.h"
 #include "ledger/kafka.h"
 #include "ledger/ledger.h"
 #include "ledger/signing.h"
@@ -45,6 +50,33 @@ Runner AddKeygen(CLI::App& app) {
   };
 }
 
+namespace {
+
+// The sequence a stored checkpoint event covers, read from its CheckpointRecorded payload: `checkpoint`
+// reports what was signed, not a value worked out beside it. Errors: Corruption, IoError.
+Result<uint64_t> CoveredSequence(const Store& store, uint64_t checkpoint_sequence) {
+  std::optional<uint64_t> covered;
+  Status decode_status;
+  auto read = [&](uint64_t, std::string_view record) {
+    Result<DecodedEvent> decoded = DecodeEventRecord(record);
+    if (!decoded.ok()) {
+      decode_status = decoded.status();
+    } else if (const fb::CheckpointRecorded* checkpoint = decoded->body->payload_as_CheckpointRecorded()) {
+      covered = checkpoint->sequence();
+    }
+    return false;
+  };
+  const Status scanned = store.ScanEvents(checkpoint_sequence, checkpoint_sequence, read);
+  LEDGER_RETURN_IF_ERROR(scanned);
+  LEDGER_RETURN_IF_ERROR(decode_status);
+  if (!covered) {
+    return Status::Corruption("event " + std::to_string(checkpoint_sequence) + " is not a checkpoint");
+  }
+  return *covered;
+}
+
+}  // namespace
+
 Runner AddCheckpoint(CLI::App& app) {
   auto options = std::make_shared<WriteOptions>();
   app.add_option("--data", options->data_dir, "data folder")->capture_default_str();
@@ -57,10 +89,14 @@ Runner AddCheckpoint(CLI::App& app) {
     if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
     Result<uint64_t> sequence = (*ledger)->WriteCheckpoint();
     if (!sequence.ok()) return Fail(ExitCodeFor(sequence.status()), sequence.status().ToString());
+    Result<uint64_t> covered = CoveredSequence((*ledger)->store(), *sequence);
+    if (!covered.ok()) {
+      return Fail(kExitFailure, "checkpoint written but not read back: " + covered.status().ToString());
+    }
     const Status published = PublishCommitted(**ledger, ledger_options->config, *sequence);
     if (!published.ok()) return Fail(kExitFailure, "checkpoint written but not published: " + published.message());
     std::printf("{\"checkpoint_sequence\":%llu,\"covers_sequence\":%llu,\"chain_head\":\"%s\"}\n",
-                static_cast<unsigned long long>(*sequence), static_cast<unsigned long long>(*sequence - 1),
+                static_cast<unsigned long long>(*sequence), static_cast<unsigned long long>(*covered),
                 ToHex((*ledger)->chain_head()).c_str());
     return kExitOk;
   };
@@ -75,26 +111,260 @@ Result<replay::ReplayReport> ReplayInto(const replay::EventSource& source, const
   return replay::Replay(source, target->get(), options);
 }
 
-Runner AddReplay(CLI::App& app) {
-  struct Args {
-    std::string data_dir = "./ledger-data";
-    std::string source = "rocksdb";
-    std::string brokers;
-    uint32_t partition = 0;
-    uint64_t to_sequence = UINT64_MAX;
-    std::string as_of;
-    std::string pubkey;
-    std::string out;
-    bool json = false;
+namespace {
+
+struct ReplayArgs {
+  std::string data_dir = "./ledger-data";
+  std::string source = "rocksdb";
+  std::string brokers;
+  uint32_t partition = 0;
+  uint64_t to_sequence = UINT64_MAX;
+  std::string as_of;
+  std::string pubkey;
+  std::string out;
+  bool json = false;
+};
+
+// What `replay` concluded; each has its own exit code (README: Command-line reference).
+enum class Verdict { kVerified, kSignaturesNotChecked, kNotVerified };
+
+// The key checkpoint signatures are checked with, and where it came from.
+struct TrustAnchor {
+  std::unique_ptr<SignatureVerifier> verifier;  // null: no key
+  std::string path;
+};
+
+// --pubkey, else [audit] public_key of the data folder's ledger.toml, else no key. The configuration is read
+// only when --pubkey is absent, so an auditor's own key never depends on the audited folder.
+// Errors: InvalidArgument (a bad ledger.toml, a key that is not an Ed25519 public key).
+Result<TrustAnchor> LoadTrustAnchor(const ReplayArgs& args) {
+  TrustAnchor anchor;
+  anchor.path = args.pubkey;
+  if (anchor.path.empty()) {
+    Result<LedgerConfig> config = LoadConfig(args.data_dir + "/ledger.toml");
+    if (!config.ok()) return config.status();
+    if (!config->audit_public_key.empty()) {
+      anchor.path = UnderDataDir(args.data_dir, config->audit_public_key);
+    }
+  }
+  if (anchor.path.empty()) return anchor;
+  Result<std::unique_ptr<SignatureVerifier>> loaded = SignatureVerifier::FromPemFile(anchor.path);
+  if (!loaded.ok()) return loaded.status();
+  anchor.verifier = std::move(loaded).value();
+  return anchor;
+}
+
+// The live store read-only, or null when `data_dir` holds no ledger. Errors: as Store::Open.
+Result<std::unique_ptr<Store>> OpenLiveStore(const std::string& data_dir) {
+  std::error_code error;
+  if (!std::filesystem::exists(data_dir + "/CURRENT", error)) return std::unique_ptr<Store>();
+  StoreOptions store_options;
+  store_options.read_only = true;
+  store_options.create_if_missing = false;
+  return Store::Open(data_dir, store_options);
+}
+
+// Reads partition records up to the high watermark seen at the start.
+replay::EventSource KafkaEventSource(kafka::PartitionReader& reader, int64_t high_watermark) {
+  constexpr size_t kPollRecordsMax = 4096;
+  constexpr int kPollTimeoutMs = 500;
+  constexpr int kIdlePollsMax = 60;  // 30 s without a record before the watermark: the topic stopped
+  return [&reader, high_watermark](const std::function<bool(uint64_t, std::string_view)>& fn) -> Status {
+    int64_t next = 0;
+    int idle_polls = 0;
+    while (next < high_watermark) {
+      Result<std::vector<kafka::Record>> records = reader.Poll(kPollRecordsMax, kPollTimeoutMs);
+      if (!records.ok()) return records.status();
+      if (records->empty() && ++idle_polls > kIdlePollsMax) {
+        return Status::IoError("ledger.events stopped before its high watermark");
+      }
+      for (const kafka::Record& record : *records) {
+        idle_polls = 0;
+        next = record.offset + 1;
+        // A record without a sequence header is not a ledger event: it gets sequence 0, a reordering.
+        if (!fn(record.sequence.value_or(0), record.value)) return Status::Ok();
+      }
+    }
+    return Status::Ok();
   };
-  auto args = std::make_shared<Args>();
+}
+
+// The folder a replay rebuilds into; a temporary one goes away with this object, its store closed first.
+struct ReplayTarget {
+  std::string dir;
+  bool temporary = false;
+  std::unique_ptr<Store> store;
+  ReplayTarget() = default;
+  ReplayTarget(const ReplayTarget&) = delete;
+  ReplayTarget& operator=(const ReplayTarget&) = delete;
+  ~ReplayTarget() {
+    store.reset();
+    std::error_code ignored;
+    if (temporary) std::filesystem::remove_all(dir, ignored);
+  }
+};
+
+// How the rebuilt state compares with the live store (after a full replay only).
+struct LiveComparison {
+  std::optional<bool> equal;                         // nullopt: not compared
+  std::vector<replay::StateDifference> differences;  // when not equal: the first differing key per projector
+};
+
+// Errors: IoError (the states could not be read).
+Result<LiveComparison> CompareWithLive(const Store& live, const Store& rebuilt,
+                                       const Digest& rebuilt_digest) {
+  LiveComparison comparison;
+  Result<Digest> live_digest = replay::StateDigest(live);
+  if (!live_digest.ok()) return live_digest.status();
+  comparison.equal = *live_digest == rebuilt_digest;
+  if (*comparison.equal) return comparison;
+  Result<std::vector<replay::StateDifference>> differences = replay::FirstDifferences(live, rebuilt);
+  if (!differences.ok()) return differences.status();
+  comparison.differences = std::move(differences).value();
+  return comparison;
+}
+
+Verdict Judge(const replay::ReplayReport& report, const LiveComparison& live) {
+  if (!report.ok() || live.equal == false) return Verdict::kNotVerified;
+  // A checkpoint whose signature nobody checked proves nothing about who wrote the history before it.
+  if (report.checkpoints_seen > 0 && !report.signatures_checked) return Verdict::kSignaturesNotChecked;
+  return Verdict::kVerified;
+}
+
+int ExitCodeOf(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kVerified: return kExitOk;
+    case Verdict::kSignaturesNotChecked: return kExitSignaturesNotChecked;
+    case Verdict::kNotVerified: return kExitNotVerified;
+  }
+  return kExitNotVerified;
+}
+
+// The verdict in the JSON report's "outcome".
+const char* OutcomeName(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kVerified: return "verified";
+    case Verdict::kSignaturesNotChecked: return "signatures_not_checked";
+    case Verdict::kNotVerified: return "not_verified";
+  }
+  return "not_verified";
+}
+
+// The verdict in the text report's first line. Only a full verification says VERIFIED, so that no one reading
+// or grepping the report takes unchecked signatures for checked ones.
+const char* Headline(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kVerified: return "VERIFIED";
+    case Verdict::kSignaturesNotChecked: return "INCOMPLETE (signatures NOT checked)";
+    case Verdict::kNotVerified: return "FAILED";
+  }
+  return "FAILED";
+}
+
+constexpr char kNoKeyHint[] = "no public key (give --pubkey FILE or set [audit] public_key in ledger.toml)";
+
+// Everything the report of one replay shows.
+struct ReplayOutcome {
+  const ReplayArgs& args;
+  const replay::ReplayReport& report;
+  const LiveComparison& live;
+  Verdict verdict;
+  std::string key_path;  // empty: no key
+  std::string state_digest_hex;
+  std::string out_dir;  // empty: a temporary folder
+  double seconds = 0;
+};
+
+std::string Problem(const ReplayOutcome& outcome) {
+  if (!outcome.report.ok()) return outcome.report.problem;
+  if (outcome.live.equal == false) return "rebuilt state differs from the live store";
+  if (outcome.verdict == Verdict::kSignaturesNotChecked) {
+    return "checkpoint signatures not checked: no public key";
+  }
+  return "";
+}
+
+nlohmann::ordered_json ReplayJson(const ReplayOutcome& outcome) {
+  using nlohmann::ordered_json;
+  const replay::ReplayReport& report = outcome.report;
+  ordered_json out;
+  out["verified"] = outcome.verdict == Verdict::kVerified;
+  out["outcome"] = OutcomeName(outcome.verdict);
+  out["source"] = outcome.args.source;
+  out["events_read"] = report.events_read;
+  out["last_sequence"] = report.last_sequence;
+  out["chain_head"] = ToHex(report.chain_head);
+  out["checkpoints_seen"] = report.checkpoints_seen;
+  out["checkpoints_verified"] = report.checkpoints_verified;
+  out["signatures_checked"] = report.signatures_checked;
+  out["public_key"] = outcome.key_path.empty() ? ordered_json(nullptr) : ordered_json(outcome.key_path);
+  out["state_digest"] = outcome.state_digest_hex;
+  out["live_state_equal"] = outcome.live.equal ? ordered_json(*outcome.live.equal) : ordered_json(nullptr);
+  ordered_json differences = ordered_json::array();
+  for (const replay::StateDifference& difference : outcome.live.differences) {
+    differences.push_back({{"projector", difference.projector},
+                           {"key", difference.key},
+                           {"live", difference.live},
+                           {"rebuilt", difference.rebuilt}});
+  }
+  out["state_differences"] = std::move(differences);
+  out["first_bad_sequence"] =
+      report.first_bad_sequence ? ordered_json(*report.first_bad_sequence) : ordered_json(nullptr);
+  out["problem"] = Problem(outcome);
+  out["out"] = outcome.out_dir.empty() ? ordered_json(nullptr) : ordered_json(outcome.out_dir);
+  out["seconds"] = outcome.seconds;
+  return out;
+}
+
+void PrintCheckpointsLine(const ReplayOutcome& outcome) {
+  const replay::ReplayReport& report = outcome.report;
+  const auto seen = static_cast<unsigned long long>(report.checkpoints_seen);
+  const auto verified = static_cast<unsigned long long>(report.checkpoints_verified);
+  if (report.checkpoints_seen == 0) {
+    std::printf("  checkpoints: no checkpoints in the history replayed, so no signatures to check\n");
+  } else if (report.signatures_checked) {
+    std::printf("  checkpoints: %llu seen, %llu verified (signatures checked with %s)\n", seen, verified,
+                outcome.key_path.c_str());
+  } else {
+    std::printf("  checkpoints: %llu seen, %llu with matching chain head and digests; "
+                "signatures NOT checked: %s\n", seen, verified, kNoKeyHint);
+  }
+}
+
+void PrintReplayText(const ReplayOutcome& outcome) {
+  const replay::ReplayReport& report = outcome.report;
+  std::printf("replay %s: %llu events to sequence %llu, chain head %s\n", Headline(outcome.verdict),
+              static_cast<unsigned long long>(report.events_read),
+              static_cast<unsigned long long>(report.last_sequence), ToHex(report.chain_head).c_str());
+  PrintCheckpointsLine(outcome);
+  if (outcome.live.equal) {
+    std::printf("  rebuilt state %s the live store\n", *outcome.live.equal ? "equals" : "DIFFERS FROM");
+  }
+  for (const replay::StateDifference& difference : outcome.live.differences) {
+    std::printf("  projector %s: first differing key %s: live %s, rebuilt %s\n", difference.projector.c_str(),
+                difference.key.c_str(), difference.live.c_str(), difference.rebuilt.c_str());
+  }
+  if (!report.ok()) {
+    std::printf("  first bad sequence %llu: %s\n",
+                static_cast<unsigned long long>(*report.first_bad_sequence), report.problem.c_str());
+  }
+  if (!outcome.out_dir.empty()) std::printf("  projections rebuilt in %s\n", outcome.out_dir.c_str());
+}
+
+}  // namespace
+
+Runner AddReplay(CLI::App& app) {
+  auto args = std::make_shared<ReplayArgs>();
   app.add_option("--data", args->data_dir, "the ledger's data folder (the live store compared after a full replay)")->capture_default_str();
   app.add_option("--source", args->source, "where history comes from")->check(CLI::IsMember({"rocksdb", "kafka"}))->capture_default_str();
   app.add_option("--brokers", args->brokers, "with --source kafka: bootstrap servers");
   app.add_option("--partition", args->partition, "with --source kafka: the shard's partition")->capture_default_str();
-  auto* to_seq = app.add_option("--to-seq", args->to_sequence, "stop after this sequence");
+  auto* to_seq =
+      app.add_option("--to-seq", args->to_sequence, "stop after this sequence")->check(SequenceNumber());
   app.add_option("--as-of", args->as_of, "stop before the first event recorded after this time (ISO 8601)")->excludes(to_seq);
-  app.add_option("--pubkey", args->pubkey, "the ledger's public key (PEM): checks every checkpoint signature");
+  app.add_option("--pubkey", args->pubkey,
+                 "the ledger's public key (PEM): checks every checkpoint signature "
+                 "(default: [audit] public_key in ledger.toml)");
   app.add_option("--out", args->out, "rebuild the projections into this new folder (default: a temporary one)");
   app.add_flag("--json", args->json, "JSON report");
   return [args]() {
@@ -105,26 +375,14 @@ Runner AddReplay(CLI::App& app) {
       if (!as_of.ok()) return Fail(kExitBadInput, "--as-of: " + as_of.status().message());
       options.as_of_ns = *as_of;
     }
-    std::unique_ptr<SignatureVerifier> verifier;
-    if (!args->pubkey.empty()) {
-      Result<std::unique_ptr<SignatureVerifier>> loaded = SignatureVerifier::FromPemFile(args->pubkey);
-      if (!loaded.ok()) return Fail(kExitBadInput, loaded.status().message());
-      verifier = std::move(loaded).value();
-      options.verifier = verifier.get();
-    }
+    Result<TrustAnchor> anchor = LoadTrustAnchor(*args);
+    if (!anchor.ok()) return Fail(kExitBadInput, anchor.status().message());
+    options.verifier = anchor->verifier.get();
     // The live store: the source for --source rocksdb, and what a full replay must reproduce.
-    std::unique_ptr<Store> live;
-    std::error_code error;
-    if (std::filesystem::exists(args->data_dir + "/CURRENT", error)) {
-      StoreOptions store_options;
-      store_options.read_only = true;
-      store_options.create_if_missing = false;
-      Result<std::unique_ptr<Store>> opened = Store::Open(args->data_dir, store_options);
-      if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().ToString());
-      live = std::move(opened).value();
-    } else if (args->source == "rocksdb") {
-      return Fail(kExitBadInput, "no ledger data in " + args->data_dir);
-    }
+    Result<std::unique_ptr<Store>> opened_live = OpenLiveStore(args->data_dir);
+    if (!opened_live.ok()) return Fail(ExitCodeFor(opened_live.status()), opened_live.status().ToString());
+    std::unique_ptr<Store> live = std::move(opened_live).value();
+    if (!live && args->source == "rocksdb") return Fail(kExitBadInput, "no ledger data in " + args->data_dir);
     uint64_t total = 0;
     if (live) {
       Result<std::optional<std::pair<uint64_t, std::string>>> last = live->LastEvent();
@@ -132,7 +390,6 @@ Runner AddReplay(CLI::App& app) {
     }
     replay::EventSource source;
     std::unique_ptr<kafka::PartitionReader> reader;
-    int64_t high_watermark = 0;
     if (args->source == "rocksdb") {
       source = replay::StoreSource(*live);
     } else {
@@ -143,23 +400,7 @@ Runner AddReplay(CLI::App& app) {
       reader = std::move(opened).value();
       Result<int64_t> high = reader->HighWatermark(10'000);
       if (!high.ok()) return Fail(kExitFailure, high.status().ToString());
-      high_watermark = *high;
-      source = [&reader, high_watermark](const std::function<bool(uint64_t, std::string_view)>& fn) -> Status {
-        int64_t next = 0;
-        int idle_polls = 0;
-        while (next < high_watermark) {
-          Result<std::vector<kafka::Record>> records = reader->Poll(4096, 500);
-          if (!records.ok()) return records.status();
-          if (records->empty() && ++idle_polls > 60) return Status::IoError("ledger.events stopped before its high watermark");
-          for (const kafka::Record& record : *records) {
-            idle_polls = 0;
-            next = record.offset + 1;
-            // A record without a sequence header is not a ledger event: it gets sequence 0, a reordering.
-            if (!fn(record.sequence.value_or(0), record.value)) return Status::Ok();
-          }
-        }
-        return Status::Ok();
-      };
+      source = KafkaEventSource(*reader, *high);
     }
     const bool show_progress = isatty(STDERR_FILENO) != 0;
     const auto started = std::chrono::steady_clock::now();
@@ -171,71 +412,39 @@ Runner AddReplay(CLI::App& app) {
                      total > 0 ? (", " + std::to_string(events * 100 / total) + "%").c_str() : "");
       };
     }
-    std::string target_dir = args->out;
-    bool temporary = false;
-    if (target_dir.empty()) {
+    ReplayTarget target;
+    target.dir = args->out;
+    if (target.dir.empty()) {
       Result<std::string> made = MakeTempDir("ledger-replay");
       if (!made.ok()) return Fail(kExitFailure, made.status().message());
-      target_dir = *made;
-      temporary = true;
+      target.dir = *made;
+      target.temporary = true;
     }
-    std::unique_ptr<Store> target;
-    Result<replay::ReplayReport> report = ReplayInto(source, target_dir, options, &target);
+    Result<replay::ReplayReport> report = ReplayInto(source, target.dir, options, &target.store);
     if (show_progress) std::fputc('\n', stderr);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (!report.ok()) {
-      target.reset();
-      if (temporary) std::filesystem::remove_all(target_dir, error);
-      return Fail(ExitCodeFor(report.status()), report.status().ToString());
-    }
-    // A full replay must reproduce the live store byte for byte.
-    std::optional<bool> live_equal;
-    std::string rebuilt_digest_hex;
-    const bool full = args->as_of.empty() && args->to_sequence == UINT64_MAX;
-    Result<Digest> rebuilt_digest = replay::StateDigest(*target);
+    // The history could not be read (or the target not written): nothing is known about it.
+    if (!report.ok()) return Fail(ExitCodeFor(report.status()), report.status().ToString());
+    Result<Digest> rebuilt_digest = replay::StateDigest(*target.store);
     if (!rebuilt_digest.ok()) return Fail(kExitFailure, rebuilt_digest.status().ToString());
-    rebuilt_digest_hex = ToHex(*rebuilt_digest);
+    // A full replay must reproduce the live store byte for byte.
+    LiveComparison live_comparison;
+    const bool full = args->as_of.empty() && args->to_sequence == UINT64_MAX;
     if (full && live && report->ok()) {
-      Result<Digest> live_digest = replay::StateDigest(*live);
-      if (!live_digest.ok()) return Fail(kExitFailure, live_digest.status().ToString());
-      live_equal = *live_digest == *rebuilt_digest;
+      Result<LiveComparison> compared = CompareWithLive(*live, *target.store, *rebuilt_digest);
+      if (!compared.ok()) return Fail(kExitFailure, compared.status().ToString());
+      live_comparison = std::move(compared).value();
     }
-    target.reset();
-    if (temporary) std::filesystem::remove_all(target_dir, error);
-    const bool verified = report->ok() && live_equal.value_or(true);
-
-    nlohmann::ordered_json out;
-    out["verified"] = verified;
-    out["source"] = args->source;
-    out["events_read"] = report->events_read;
-    out["last_sequence"] = report->last_sequence;
-    out["chain_head"] = ToHex(report->chain_head);
-    out["checkpoints_seen"] = report->checkpoints_seen;
-    out["checkpoints_verified"] = report->checkpoints_verified;
-    out["signatures_checked"] = report->signatures_checked;
-    out["state_digest"] = rebuilt_digest_hex;
-    out["live_state_equal"] = live_equal ? nlohmann::ordered_json(*live_equal) : nlohmann::ordered_json(nullptr);
-    out["first_bad_sequence"] = report->first_bad_sequence ? nlohmann::ordered_json(*report->first_bad_sequence) : nlohmann::ordered_json(nullptr);
-    out["problem"] = report->ok() ? (live_equal == false ? "rebuilt state differs from the live store" : "") : report->problem;
-    out["out"] = temporary ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(target_dir);
-    out["seconds"] = seconds;
+    const ReplayOutcome outcome{*args,        *report,
+                                live_comparison, Judge(*report, live_comparison),
+                                anchor->path, ToHex(*rebuilt_digest),
+                                target.temporary ? "" : target.dir, seconds};
     if (args->json) {
-      std::printf("%s\n", out.dump().c_str());
+      std::printf("%s\n", ReplayJson(outcome).dump().c_str());
     } else {
-      std::printf("replay %s: %llu events to sequence %llu, chain head %s\n", verified ? "VERIFIED" : "FAILED",
-                  static_cast<unsigned long long>(report->events_read), static_cast<unsigned long long>(report->last_sequence),
-                  ToHex(report->chain_head).c_str());
-      std::printf("  checkpoints: %llu seen, %llu verified%s\n", static_cast<unsigned long long>(report->checkpoints_seen),
-                  static_cast<unsigned long long>(report->checkpoints_verified),
-                  report->signatures_checked ? "" : " (signatures NOT checked: give --pubkey)");
-      if (live_equal) std::printf("  rebuilt state %s the live store\n", *live_equal ? "equals" : "DIFFERS FROM");
-      if (!report->ok()) {
-        std::printf("  first bad sequence %llu: %s\n", static_cast<unsigned long long>(*report->first_bad_sequence),
-                    report->problem.c_str());
-      }
-      if (!temporary) std::printf("  projections rebuilt in %s\n", target_dir.c_str());
+      PrintReplayText(outcome);
     }
-    return verified ? kExitOk : kExitBadInput;
+    return ExitCodeOf(outcome.verdict);
   };
 }
 

@@ -257,8 +257,8 @@ Runner AddEvents(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   app.add_option("--data", args->data_dir, "data folder")->capture_default_str();
-  app.add_option("--from-seq", args->from, "first sequence")->capture_default_str();
-  app.add_option("--to-seq", args->to, "last sequence");
+  app.add_option("--from-seq", args->from, "first sequence")->check(SequenceNumber())->capture_default_str();
+  app.add_option("--to-seq", args->to, "last sequence")->check(SequenceNumber());
   app.add_flag("--json", args->json, "JSON Lines output (the only format)");
   return [args]() {
     if (args->from > args->to) return Fail(kExitBadInput, "--from-seq is after --to-seq");

@@ -96,6 +96,8 @@ Result<std::vector<ParsedCommand>> ReadCommands(std::istream& in, std::vector<st
     if (commands.size() >= kSubmitLinesMax) {
       return Status::InvalidArgument("line " + std::to_string(line_number) + ": more than 10,000,000 commands in one input");
     }
+    // The whole line, NUL bytes included (std::getline keeps them): the parser refuses a NUL instead of the
+    // line ending there.
     Result<ParsedCommand> parsed = ParseCommandJson(line);
     if (!parsed.ok()) return Status::InvalidArgument("line " + std::to_string(line_number) + ": " + parsed.status().message());
     commands.push_back(std::move(parsed).value());

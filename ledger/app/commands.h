@@ -4,6 +4,9 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
+
+#include "ledger/store.h"
 
 namespace ledger::cli {
 
@@ -24,5 +27,8 @@ Runner AddReplay(CLI::App& app);
 Runner AddClearing(CLI::App& app);
 Runner AddReconcile(CLI::App& app);
 Runner AddBench(CLI::App& app);
+Runner AddScrub(CLI::App& app);
+// Names the first differing key of each projection between `live` and its events rebuilt (for LedgerOptions).
+std::string DescribeStateDifferences(const Store& live);
 
 }  // namespace ledger::cli

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   add("tail", "print events from the ledger.events topic as JSON", ledger::cli::AddTail);
   add("keygen", "make an Ed25519 key pair for signed checkpoints", ledger::cli::AddKeygen);
   add("checkpoint", "write a signed checkpoint of the current state now", ledger::cli::AddCheckpoint);
+  add("scrub", "prove the live state from the events: stored records against their digests, and a rebuild key by key", ledger::cli::AddScrub);
   add("replay", "verify the whole history and rebuild every projection; exit 0 when everything verifies", ledger::cli::AddReplay);
   add("clearing", "write the clearing files of a clearing date (CSV per merchant, summary.json)", ledger::cli::AddClearing);
   add("reconcile", "reconcile a clearing date against a statement (ledger-csv or wechat): breaks.csv, report.json; exit 3 on breaks", ledger::cli::AddReconcile);

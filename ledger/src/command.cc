@@ -1,14 +1,18 @@
 // Parsing of JSON command lines with nlohmann-json. The parser sorts out two kinds of bad input:
 // structural problems (not JSON, wrong JSON types, unknown fields) are errors the caller reports with the
 // line number, writing nothing; semantic ones (unknown enum value, missing field) become a MALFORMED_COMMAND
-// rejection that is recorded like any other decision.
+// rejection that is recorded like any other decision. JSON is read strictly (no duplicate keys, bounded
+// nesting, no NUL byte), and nothing the JSON library throws gets past ParseCommandJson.
 #include "ledger/command.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdio>
+#include <exception>
 #include <initializer_list>
 #include <set>
+#include <vector>
 
 #include "ledger/config.h"
 #include "ledger/money.h"
@@ -18,6 +22,21 @@ namespace ledger {
 namespace {
 
 using nlohmann::json;
+
+// Commands are flat objects; deeper input is refused before anything walks it recursively (dump,
+// destruction).
+constexpr int kNestingDepthMax = 16;
+// Untrusted text quoted in a message is cut to this many bytes.
+constexpr size_t kQuotedBytesMax = 64;
+// An error message taken from the JSON library is cut to this many bytes.
+constexpr size_t kLibraryMessageBytesMax = 200;
+
+// Customer ids no customer may take: their accounts would be the bank's (`gl:...`) or the merchants'
+// (`merchant:<id>`).
+const char* const kReservedCustomerIds[] = {"gl", "merchant"};
+// The account name each customer's points account has (`<customer>:points`).
+constexpr char kPointsAccountName[] = "points";
+constexpr char kAccountSeparator = ':';
 
 enum class Kind { kString, kInteger };
 
@@ -53,6 +72,96 @@ const TypeSpec kTypes[] = {
                 {"amount_minor", Kind::kInteger}}},
 };
 
+// `text` for a one-line message: printable ASCII as is, every other byte as \xNN, cut to `max_bytes`.
+std::string Printable(std::string_view text, size_t max_bytes = kQuotedBytesMax) {
+  std::string out;
+  for (const char c : text.substr(0, max_bytes)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f) {
+      out += c;
+    } else {
+      char escaped[5];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      out += escaped;
+    }
+  }
+  if (text.size() > max_bytes) out += "...";
+  return out;
+}
+
+// The JSON library's message without its "[json.exception.<kind>.<id>] " prefix, made one line.
+std::string LibraryMessage(const std::exception& error) {
+  std::string message = error.what();
+  const size_t prefix_end = message.find("] ");
+  if (prefix_end != std::string::npos) message = message.substr(prefix_end + 2);
+  return Printable(message, kLibraryMessageBytesMax);
+}
+
+// Stops strict parsing at the first problem (thrown by the parser callback, caught in ParseStrictJson).
+struct StrictJsonError {
+  std::string message;
+};
+
+// Parses `line` as strict JSON: a key twice in one object (at any depth) or nesting deeper than
+// kNestingDepthMax is an error, as is anything the JSON library refuses. Errors: InvalidArgument, one line.
+Result<json> ParseStrictJson(std::string_view line) {
+  std::vector<std::set<std::string>> open_objects;  // the keys seen so far in each open object
+  const json::parser_callback_t check = [&open_objects](int depth, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth >= kNestingDepthMax) {
+          throw StrictJsonError{"nested deeper than " + std::to_string(kNestingDepthMax) + " levels"};
+        }
+        if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        open_objects.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        const std::string& key = parsed.get_ref<const std::string&>();
+        if (!open_objects.back().insert(key).second) {
+          throw StrictJsonError{"duplicate key '" + Printable(key) + "'"};
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    return true;  // keep everything: the DOM is the plain parse of a line that passed the checks
+  };
+  try {
+    return json::parse(line, check);
+  } catch (const StrictJsonError& error) {
+    return Status::InvalidArgument("malformed JSON: " + error.message);
+  } catch (const json::exception& error) {
+    return Status::InvalidArgument("malformed JSON: " + LibraryMessage(error));
+  }
+}
+
+// Why `id` cannot be a customer id (empty when it can): account names are `<customer>:<name>`, so a customer
+// id holds no ':', and the reserved ids would name the bank's or the merchants' accounts.
+std::string CustomerIdProblem(std::string_view id) {
+  if (id.find(kAccountSeparator) != std::string_view::npos) return "a customer id may not contain ':'";
+  for (const char* reserved : kReservedCustomerIds) {
+    if (id == reserved) return "customer id '" + std::string(id) + "' is reserved";
+  }
+  return {};
+}
+
+// Why `account` cannot be a customer account (empty when it can): exactly `<customer>:<name>` with a valid
+// customer id and a name that is neither empty, nor holds ':', nor is the points account's.
+std::string AccountNameProblem(std::string_view account) {
+  const size_t separator = account.find(kAccountSeparator);
+  if (separator == std::string_view::npos) return "account must be named '<customer>:<name>'";
+  const std::string_view customer = account.substr(0, separator);
+  const std::string_view name = account.substr(separator + 1);
+  if (customer.empty() || name.empty()) return "account must be named '<customer>:<name>'";
+  if (name.find(kAccountSeparator) != std::string_view::npos) return "an account name may not contain ':'";
+  if (name == kPointsAccountName) return "':points' is the customer's points account";
+  return CustomerIdProblem(customer);
+}
+
 // An integer literal beyond 64 bits (e.g. 100000000000000000000): the JSON reader keeps it as a double. It is
 // an integer all the same, and an invalid amount, not a wrong type; 1.5 stays a wrong type.
 bool IsHugeIntegerLiteral(const json& value) {
@@ -85,6 +194,37 @@ class Fields {
       }
     }
     return value;
+  }
+
+  // A customer id: an identifier that CustomerIdProblem accepts.
+  std::string CustomerId(const char* name) {
+    std::string value = Id(name);
+    if (!value.empty()) FailIfProblem(name, CustomerIdProblem(value));
+    return value;
+  }
+
+  // A merchant id: an identifier without ':' (its account `merchant:<id>` must not look like another's).
+  std::string MerchantId(const char* name, bool required = true) {
+    std::string value = Id(name, required);
+    if (value.find(kAccountSeparator) != std::string::npos) {
+      Fail(std::string("field '") + name + "': a merchant id may not contain ':'");
+    }
+    return value;
+  }
+
+  // A customer account: an identifier that AccountNameProblem accepts.
+  std::string Account(const char* name, bool required = true) {
+    std::string value = Id(name, required);
+    if (!value.empty()) FailIfProblem(name, AccountNameProblem(value));
+    return value;
+  }
+
+  // An own limit: absent leaves the limit as it is (kNoLimit); an explicit negative value is carried as
+  // kNegativeLimitGiven, so validation rejects it instead of reading it as absent.
+  int64_t Limit(const char* name) {
+    if (!Has(name)) return kNoLimit;
+    const int64_t value = Integer(name, true);
+    return value < 0 ? kNegativeLimitGiven : value;
   }
 
   std::string Text(const char* name, bool required) {
@@ -123,7 +263,7 @@ class Fields {
     for (int i = static_cast<int>(min); i <= static_cast<int>(max); ++i) {
       if (value == names[i]) return static_cast<Enum>(i);
     }
-    Fail(std::string("unknown ") + name + " '" + value + "'");
+    Fail(std::string("unknown ") + name + " '" + Printable(value) + "'");
     return absent;
   }
 
@@ -145,6 +285,10 @@ class Fields {
     if (!problem_->has_value()) *problem_ = std::move(message);
   }
 
+  void FailIfProblem(const char* name, const std::string& problem) {
+    if (!problem.empty()) Fail(std::string("field '") + name + "': " + problem);
+  }
+
  private:
   const json& object_;
   std::optional<std::string>* problem_;
@@ -164,18 +308,12 @@ Enum ParseEnum(Fields& fields, const char* name, bool required, Enum absent) {
   return fields.EnumField<Enum>(name, EnumNames<Enum>(), Enum::MIN, Enum::MAX, required, absent);
 }
 
-}  // namespace
-
-Result<ParsedCommand> ParseCommandJson(std::string_view line) {
-  if (line.size() > kCommandLineBytesMax) return Status::InvalidArgument("line longer than 65536 bytes");
-  json object;
-  try {
-    object = json::parse(line);
-  } catch (const json::parse_error& error) {
-    std::string message = error.what();
-    const size_t colon = message.find("] ");
-    return Status::InvalidArgument("malformed JSON: " + (colon == std::string::npos ? message : message.substr(colon + 2)));
-  }
+// Parses one line that passed the byte checks of ParseCommandJson. May throw (the JSON library's accessors
+// and dump): ParseCommandJson turns that into an input error.
+Result<ParsedCommand> ParseCommandLine(std::string_view line) {
+  Result<json> parsed_json = ParseStrictJson(line);
+  if (!parsed_json.ok()) return parsed_json.status();
+  const json& object = *parsed_json;
   if (!object.is_object()) return Status::InvalidArgument("a command must be a JSON object");
 
   auto type_it = object.find("type");
@@ -210,7 +348,10 @@ Result<ParsedCommand> ParseCommandJson(std::string_view line) {
       for (const FieldSpec& candidate : spec->fields) {
         if (key == candidate.name) field = &candidate;
       }
-      if (field == nullptr) return Status::InvalidArgument("unknown field '" + key + "' for type '" + parsed.type + "'");
+      if (field == nullptr) {
+        const std::string field_name = Printable(key);
+        return Status::InvalidArgument("unknown field '" + field_name + "' for type '" + parsed.type + "'");
+      }
       if (field->kind == Kind::kString && !value.is_string()) {
         return Status::InvalidArgument("field '" + key + "' must be a string");
       }
@@ -231,14 +372,17 @@ Result<ParsedCommand> ParseCommandJson(std::string_view line) {
     command.occurred_at_ns = fields.Timestamp("occurred_at", true);
   }
   if (spec == nullptr) {
-    problem = "unknown command type '" + parsed.type + "'";
+    problem = "unknown command type '" + Printable(parsed.type) + "'";
     return parsed;
   }
 
   if (parsed.type == "open_account") {
     fb::OpenAccountT body;
-    body.customer = fields.Id("customer");
-    body.account = fields.Id("account");
+    body.customer = fields.CustomerId("customer");
+    body.account = fields.Account("account");
+    if (!body.account.starts_with(body.customer + kAccountSeparator)) {
+      fields.Fail("account must be named '<customer>:<name>' after its own customer");
+    }
     body.kind = ParseEnum(fields, "kind", true, fb::AccountKind::debit_card);
     body.credit_limit_minor = fields.Integer("credit_limit_minor", body.kind == fb::AccountKind::credit_card);
     if (body.kind == fb::AccountKind::debit_card && fields.Has("credit_limit_minor")) {
@@ -247,7 +391,7 @@ Result<ParsedCommand> ParseCommandJson(std::string_view line) {
     command.body.Set(std::move(body));
   } else if (parsed.type == "open_merchant") {
     fb::OpenMerchantT body;
-    body.merchant = fields.Id("merchant");
+    body.merchant = fields.MerchantId("merchant");
     body.name = fields.Text("name", true);
     const int64_t fee_bps = fields.Integer("fee_bps", true);
     if (fee_bps < 0 || fee_bps > 10'000) fields.Fail("fee_bps must be 0 to 10000");
@@ -255,33 +399,33 @@ Result<ParsedCommand> ParseCommandJson(std::string_view line) {
     command.body.Set(std::move(body));
   } else if (parsed.type == "deposit") {
     fb::DepositT body;
-    body.account = fields.Id("account");
+    body.account = fields.Account("account");
     body.amount_minor = fields.Integer("amount_minor", true);
     command.body.Set(std::move(body));
   } else if (parsed.type == "award_points") {
     fb::AwardPointsT body;
-    body.customer = fields.Id("customer");
+    body.customer = fields.CustomerId("customer");
     body.points = fields.Integer("points", true);
     command.body.Set(std::move(body));
   } else if (parsed.type == "issue_coupon") {
     fb::IssueCouponT body;
     body.coupon = fields.Id("coupon");
-    body.customer = fields.Id("customer");
+    body.customer = fields.CustomerId("customer");
     body.value_minor = fields.Integer("value_minor", true);
     body.min_spend_minor = fields.Integer("min_spend_minor", false);
-    body.merchant = fields.Id("merchant", false);
+    body.merchant = fields.MerchantId("merchant", false);
     body.funded_by = ParseEnum(fields, "funded_by", true, fb::FundedBy::bank);
     body.expires_at_ns = fields.Timestamp("expires_at", true);
     command.body.Set(std::move(body));
   } else if (parsed.type == "set_customer_limit") {
     fb::SetCustomerLimitT body;
-    body.customer = fields.Id("customer");
+    body.customer = fields.CustomerId("customer");
     body.medium = ParseEnum(fields, "medium", true, fb::Medium::none);
     if (body.medium == fb::Medium::none && !problem) fields.Fail("medium 'none' has no limits");
-    body.per_payment_minor = fields.Integer("per_payment_minor", false, kNoLimit);
-    body.daily_minor = fields.Integer("daily_minor", false, kNoLimit);
-    body.monthly_minor = fields.Integer("monthly_minor", false, kNoLimit);
-    body.daily_count = fields.Integer("daily_count", false, kNoLimit);
+    body.per_payment_minor = fields.Limit("per_payment_minor");
+    body.daily_minor = fields.Limit("daily_minor");
+    body.monthly_minor = fields.Limit("monthly_minor");
+    body.daily_count = fields.Limit("daily_count");
     if (!fields.Has("per_payment_minor") && !fields.Has("daily_minor") && !fields.Has("monthly_minor") &&
         !fields.Has("daily_count")) {
       fields.Fail("set_customer_limit needs at least one of per_payment_minor, daily_minor, monthly_minor, daily_count");
@@ -289,11 +433,11 @@ Result<ParsedCommand> ParseCommandJson(std::string_view line) {
     command.body.Set(std::move(body));
   } else if (parsed.type == "pay") {
     fb::PayT body;
-    body.merchant = fields.Id("merchant");
+    body.merchant = fields.MerchantId("merchant");
     body.merchant_order_no = fields.Id("merchant_order_no");
-    body.customer = fields.Id("customer");
+    body.customer = fields.CustomerId("customer");
     body.funding = ParseEnum(fields, "funding", true, fb::Funding::own_account);
-    body.account = fields.Id("account", body.funding == fb::Funding::own_account);
+    body.account = fields.Account("account", body.funding == fb::Funding::own_account);
     body.card_token = fields.Id("card_token", body.funding == fb::Funding::other_bank);
     if (body.funding != fb::Funding::own_account && fields.Has("account")) {
       fields.Fail("field 'account' is only for funding own_account");
@@ -308,19 +452,34 @@ Result<ParsedCommand> ParseCommandJson(std::string_view line) {
     command.body.Set(std::move(body));
   } else if (parsed.type == "reverse") {
     fb::ReverseT body;
-    body.merchant = fields.Id("merchant");
+    body.merchant = fields.MerchantId("merchant");
     body.merchant_order_no = fields.Id("merchant_order_no");
     body.reason = fields.Text("reason", false);
     command.body.Set(std::move(body));
   } else if (parsed.type == "refund") {
     fb::RefundT body;
-    body.merchant = fields.Id("merchant");
+    body.merchant = fields.MerchantId("merchant");
     body.merchant_order_no = fields.Id("merchant_order_no");
     body.refund_no = fields.Id("refund_no");
     body.amount_minor = fields.Integer("amount_minor", true);
     command.body.Set(std::move(body));
   }
   return parsed;
+}
+
+}  // namespace
+
+Result<ParsedCommand> ParseCommandJson(std::string_view line) {
+  if (line.size() > kCommandLineBytesMax) return Status::InvalidArgument("line longer than 65536 bytes");
+  // The JSON reader would take a NUL for the end of the input and ignore whatever follows it.
+  if (line.find('\0') != std::string_view::npos) return Status::InvalidArgument("NUL byte in the line");
+  try {
+    return ParseCommandLine(line);
+  } catch (const json::exception& error) {
+    return Status::InvalidArgument("malformed command: " + LibraryMessage(error));
+  } catch (const std::exception& error) {
+    return Status::InvalidArgument(std::string("unreadable command: ") + Printable(error.what()));
+  }
 }
 
 }  // namespace ledger

@@ -26,6 +26,17 @@ Status ReadInteger(const toml::table& table, std::string_view key, int64_t min, 
   return Status::Ok();
 }
 
+// Reads a string at table[key] into *out when present. Errors: not a string.
+Status ReadString(const toml::table& table, std::string_view key, std::string* out) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return Status::Ok();
+  if (!node->is_string()) {
+    return Status::InvalidArgument(Where(*node) + ": '" + std::string(key) + "' must be a string");
+  }
+  *out = *node->value<std::string>();
+  return Status::Ok();
+}
+
 Status CheckKeys(const toml::table& table, std::initializer_list<std::string_view> allowed, std::string_view section) {
   for (const auto& [key, node] : table) {
     bool known = false;
@@ -112,14 +123,16 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
     config.group_bytes_max = static_cast<size_t>(bytes);
   }
   if (const toml::table* audit = Section(root, "audit", &status)) {
-    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*audit, {"private_key", "checkpoint_every"}, "audit")));
-    if (const toml::node* key = audit->get("private_key")) {
-      if (!key->is_string()) return Status::InvalidArgument(path + ": " + Where(*key) + ": 'private_key' must be a string");
-      config.audit_private_key = *key->value<std::string>();
-    }
+    LEDGER_RETURN_IF_ERROR(
+        prefix(CheckKeys(*audit, {"private_key", "public_key", "checkpoint_every", "scrub_every"}, "audit")));
+    LEDGER_RETURN_IF_ERROR(prefix(ReadString(*audit, "private_key", &config.audit_private_key)));
+    LEDGER_RETURN_IF_ERROR(prefix(ReadString(*audit, "public_key", &config.audit_public_key)));
     int64_t every = static_cast<int64_t>(config.checkpoint_every_events);
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*audit, "checkpoint_every", 1, int64_t{1} << 40, &every)));
     config.checkpoint_every_events = static_cast<uint64_t>(every);
+    int64_t scrub_every = static_cast<int64_t>(config.scrub_every_events);
+    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*audit, "scrub_every", 1, int64_t{1} << 40, &scrub_every)));
+    config.scrub_every_events = static_cast<uint64_t>(scrub_every);
   }
   if (const toml::table* reconciliation = Section(root, "reconciliation", &status)) {
     LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*reconciliation, {"carry_over_minutes", "fee_tolerance_minor"}, "reconciliation")));

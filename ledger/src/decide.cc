@@ -42,13 +42,9 @@ bool Exceeds(int64_t used, int64_t more, int64_t limit) {
   return !total.has_value() || *total > limit;
 }
 
+// The parser has checked the names: a customer id without ':' and not reserved, and the account exactly
+// `<customer>:<name>` of that customer (README: Accounts and postings).
 Decision DecideOpenAccount(const fb::OpenAccountT& command, const DecideContext& context) {
-  if (command.customer == "gl" || command.customer == "merchant") {
-    return Reject(reason::kMalformedCommand, "customer id '" + command.customer + "' is reserved");
-  }
-  if (!command.account.starts_with(command.customer + ":") || command.account.ends_with(":points")) {
-    return Reject(reason::kMalformedCommand, "account must be named '<customer>:<name>' and not ':points'");
-  }
   if (command.kind == fb::AccountKind::credit_card && !ValidNonNegative(command.credit_limit_minor)) {
     return Reject(reason::kInvalidAmount, "credit_limit_minor must be 0 to 2^53-1");
   }
@@ -167,7 +163,7 @@ Decision DecideSetCustomerLimit(const fb::SetCustomerLimitT& command, const Deci
                                                {command.monthly_minor, policy.monthly_minor},
                                                {command.daily_count, policy.daily_count}};
   for (const auto& [value, limit] : asked) {
-    if (value == kNoLimit) continue;
+    if (value == kNoLimit) continue;  // absent: unchanged (an explicit negative is kNegativeLimitGiven)
     if (!ValidNonNegative(value)) return Reject(reason::kInvalidAmount, "limits must be 0 to 2^53-1");
     if (limit >= 0 && value > limit) {
       return Reject(reason::kLimitAbovePolicy, "a customer may only lower a limit below the bank's policy");
@@ -227,7 +223,7 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
       return Reject(reason::kCouponNotApplicable, "coupon " + command.coupon + " belongs to another customer");
     }
     if (coupon.used) return Reject(reason::kCouponAlreadyUsed, "coupon " + command.coupon + " is already used");
-    if (context.occurred_at_ns > coupon.expires_at_ns) {
+    if (context.now_ns > coupon.expires_at_ns) {
       return Reject(reason::kCouponExpired, "coupon " + command.coupon + " expired");
     }
     if (command.order_amount_minor < coupon.min_spend_minor) {
@@ -245,7 +241,7 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   const int64_t card_amount = command.order_amount_minor - static_cast<int64_t>(tenders);
 
   // Limits: medium limits on the card amount for card funding; the channel limit on any funding.
-  const int limit_date = LocalDate(context.occurred_at_ns, config.timezone_offset_minutes);
+  const int limit_date = LocalDate(context.now_ns, config.timezone_offset_minutes);
   const bool medium_limited = command.funding == fb::Funding::own_account || command.funding == fb::Funding::other_bank;
   if (medium_limited) {
     if (command.medium == fb::Medium::none) return Reject(reason::kMalformedCommand, "card payments need a medium");
@@ -323,7 +319,8 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   captured.discount_minor = command.discount_minor;
   captured.settlement_base_minor = settlement_base;
   captured.fee_minor = *fee;
-  captured.clearing_date = ClearingDate(context.occurred_at_ns, config.timezone_offset_minutes, config.clearing_cutoff_minutes);
+  captured.clearing_date =
+      ClearingDate(context.now_ns, config.timezone_offset_minutes, config.clearing_cutoff_minutes);
   captured.limit_date = limit_date;
   captured.medium_limited = medium_limited;
   PostingList postings;
@@ -377,7 +374,7 @@ Decision DecideReverse(const fb::ReverseT& command, const DecideContext& context
   }
   if (payment.status == fb::PaymentStatus::reversed) return Reject(reason::kAlreadyReversed, "payment is already reversed");
   if (payment.refund_count > 0) return Reject(reason::kAlreadyRefunded, "payment has refunds; refund the rest instead");
-  const int clearing_date = ClearingDate(context.occurred_at_ns, context.config.timezone_offset_minutes,
+  const int clearing_date = ClearingDate(context.now_ns, context.config.timezone_offset_minutes,
                                          context.config.clearing_cutoff_minutes);
   if (clearing_date > payment.clearing_date) {
     return Reject(reason::kReversalWindowClosed, "the payment's clearing date " + FormatDate(payment.clearing_date) + " has ended");
@@ -441,7 +438,9 @@ Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) 
   if (command.amount_minor > remaining) {
     return Reject(reason::kRefundExceedsRemaining, "refund passes the " + FormatYuan(remaining) + " left of the order");
   }
-  if (context.occurred_at_ns - payment.occurred_at_ns > int64_t{config.refund_window_days} * kNanosPerDay) {
+  // Measured from the payment's stored time: its decision time in occurred mode, and within the allowed clock
+  // skew of it in system mode (docs/DECISIONS.md: Whose clock decides).
+  if (context.now_ns - payment.occurred_at_ns > int64_t{config.refund_window_days} * kNanosPerDay) {
     return Reject(reason::kRefundWindowClosed, "refunds are allowed within " + std::to_string(config.refund_window_days) + " days");
   }
 
@@ -496,7 +495,7 @@ Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) 
   refunded.settlement_minor = amount - (merchant_funded_coupon ? coupon : 0);
   refunded.final_refund = final_refund;
   refunded.clearing_date =
-      ClearingDate(context.occurred_at_ns, config.timezone_offset_minutes, config.clearing_cutoff_minutes);
+      ClearingDate(context.now_ns, config.timezone_offset_minutes, config.clearing_cutoff_minutes);
   PostingList postings;
   postings.Add(payment.account, card);
   postings.Add(merchant_account, -card);

@@ -14,7 +14,9 @@ namespace ledger {
 struct DecideContext {
   const LedgerConfig& config;
   const KvReader& state;
-  int64_t occurred_at_ns;
+  // The ledger time that decides clearing dates, limit days, coupon expiry and the reversal and refund
+  // windows: the ledger's clock (with --clock occurred it follows the command's occurred_at; see ClockMode).
+  int64_t now_ns;
 };
 
 struct Decision {

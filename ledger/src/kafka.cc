@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <thread>
+#include <utility>
 
 #include "ledger/event.h"
 
@@ -181,10 +183,28 @@ Result<uint64_t> ReadTailSequence(const std::string& brokers, const std::string&
 // ---------------------------------------------------------------------------------------------------------
 // PartitionReader
 
+namespace {
+
+// A consumer error librdkafka gave up on, as a Status.
+Status ConsumeError(const std::string& topic, uint32_t partition, rd_kafka_resp_err_t err, int64_t offset,
+                    const std::string& text) {
+  const std::string where = topic + " partition " + std::to_string(partition);
+  // With auto.offset.reset=error librdkafka reports an offset out of range as _AUTO_OFFSET_RESET and stops
+  // fetching the partition.
+  if (err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+    return Status::NotFound("offset " + std::to_string(offset) + " of " + where +
+                            " is out of range: " + text);
+  }
+  return Status::IoError("consume " + where + ": " + text);
+}
+
+}  // namespace
+
 struct PartitionReader::Impl {
   rd_kafka_t* consumer = nullptr;
   std::string topic;
   uint32_t partition = 0;
+  Status pending;  // an error met after records were read: returned by the next Poll
   ~Impl() {
     if (consumer != nullptr) {
       rd_kafka_consumer_close(consumer);
@@ -193,18 +213,20 @@ struct PartitionReader::Impl {
   }
 };
 
-Result<std::unique_ptr<PartitionReader>> PartitionReader::Open(const std::string& brokers, const std::string& topic,
-                                                               uint32_t partition, int64_t start_offset) {
+Result<std::unique_ptr<PartitionReader>> PartitionReader::Open(const std::string& brokers,
+                                                               const std::string& topic, uint32_t partition,
+                                                               int64_t start_offset, OffsetReset reset) {
   ConfPtr conf = BaseConf(brokers);
   // Assigned partitions, no group membership; nothing is committed to the broker.
-  LEDGER_RETURN_IF_ERROR(SetAll(conf.get(), {{"group.id", "ledger-reader"},
-                                             {"enable.auto.commit", "false"},
-                                             {"enable.auto.offset.store", "false"},
-                                             {"enable.partition.eof", "false"},
-                                             // Below the log start (retention, the mock's bounded tail): read
-                                             // from the earliest record still there.
-                                             {"auto.offset.reset", "earliest"},
-                                             {"fetch.wait.max.ms", "50"}}));
+  LEDGER_RETURN_IF_ERROR(
+      SetAll(conf.get(), {{"group.id", "ledger-reader"},
+                          {"enable.auto.commit", "false"},
+                          {"enable.auto.offset.store", "false"},
+                          {"enable.partition.eof", "false"},
+                          // Out of range (retention, the mock's bounded tail, a replaced
+                          // topic): read from the earliest record still there, or stop.
+                          {"auto.offset.reset", reset == OffsetReset::kError ? "error" : "earliest"},
+                          {"fetch.wait.max.ms", "50"}}));
   Result<rd_kafka_t*> consumer = NewClient(RD_KAFKA_CONSUMER, std::move(conf));
   if (!consumer.ok()) return consumer.status();
   std::unique_ptr<PartitionReader> reader(new PartitionReader());
@@ -224,6 +246,7 @@ Result<std::unique_ptr<PartitionReader>> PartitionReader::Open(const std::string
 PartitionReader::~PartitionReader() = default;
 
 Result<std::vector<Record>> PartitionReader::Poll(size_t max_records, int timeout_ms) {
+  if (!impl_->pending.ok()) return std::exchange(impl_->pending, Status::Ok());
   std::vector<Record> records;
   const int64_t deadline = NowMs() + timeout_ms;
   while (records.size() < max_records) {
@@ -235,6 +258,7 @@ Result<std::vector<Record>> PartitionReader::Poll(size_t max_records, int timeou
     }
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       const rd_kafka_resp_err_t err = message->err;
+      const int64_t offset = message->offset;
       const std::string text = rd_kafka_message_errstr(message);
       rd_kafka_message_destroy(message);
       if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
@@ -244,7 +268,10 @@ Result<std::vector<Record>> PartitionReader::Poll(size_t max_records, int timeou
         if (NowMs() >= deadline) break;
         continue;
       }
-      return Status::IoError("consume " + impl_->topic + ": " + text);
+      Status error = ConsumeError(impl_->topic, impl_->partition, err, offset, text);
+      if (records.empty()) return error;
+      impl_->pending = std::move(error);  // the records read so far are not dropped
+      break;
     }
     records.push_back(ToRecord(message));
     rd_kafka_message_destroy(message);
@@ -252,13 +279,27 @@ Result<std::vector<Record>> PartitionReader::Poll(size_t max_records, int timeou
   return records;
 }
 
-Result<int64_t> PartitionReader::HighWatermark(int timeout_ms) {
-  int64_t low = 0, high = 0;
+Result<Watermarks> PartitionReader::QueryWatermarks(int timeout_ms) {
+  Watermarks marks;
   const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(impl_->consumer, impl_->topic.c_str(),
-                                                                   static_cast<int32_t>(impl_->partition), &low, &high, timeout_ms);
-  if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return int64_t{0};
+                                                                   static_cast<int32_t>(impl_->partition),
+                                                                   &marks.low, &marks.high, timeout_ms);
+  if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+      err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) {
+    return Watermarks{};
+  }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Status::IoError("watermarks of " + impl_->topic + ": " + rd_kafka_err2str(err));
-  return high;
+  if (marks.low < 0 || marks.low > marks.high) {  // the broker's answer, not ours to assert
+    return Status::IoError("watermarks of " + impl_->topic + ": low " + std::to_string(marks.low) +
+                           " and high " + std::to_string(marks.high) + " do not make a range");
+  }
+  return marks;
+}
+
+Result<int64_t> PartitionReader::HighWatermark(int timeout_ms) {
+  Result<Watermarks> marks = QueryWatermarks(timeout_ms);
+  if (!marks.ok()) return marks.status();
+  return marks->high;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -316,34 +357,66 @@ Status RecordSender::Flush(int64_t timeout_ms) {
 // ---------------------------------------------------------------------------------------------------------
 // EnsureTopics
 
-Status EnsureTopics(const std::string& brokers, int partitions, int replication_factor, int64_t timeout_ms) {
-  Result<rd_kafka_t*> admin = NewClient(RD_KAFKA_PRODUCER, BaseConf(brokers));
-  if (!admin.ok()) return admin.status();
-  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> client(*admin, rd_kafka_destroy);
+namespace {
+
+using ClientPtr = std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)>;
+
+// The partition count of each ledger topic the cluster has (absent: the topic does not exist). Asks for all
+// topics: a request naming a missing topic could make a broker with auto.create.topics.enable create it with
+// its default partition count.
+Result<std::map<std::string, int>> LedgerTopicPartitions(rd_kafka_t* client, int64_t timeout_ms) {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  const rd_kafka_resp_err_t err =
+      rd_kafka_metadata(client, 1, nullptr, &metadata, static_cast<int>(timeout_ms));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::IoError(std::string("topic metadata: ") + rd_kafka_err2str(err));
+  }
+  std::map<std::string, int> found;
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    const rd_kafka_metadata_topic_t& topic = metadata->topics[i];
+    if (topic.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    for (const char* name : {kEventsTopic, kCommandsTopic, kResultsTopic}) {
+      if (std::strcmp(topic.topic, name) == 0) found[name] = topic.partition_cnt;
+    }
+  }
+  rd_kafka_metadata_destroy(metadata);
+  return found;
+}
+
+// Creates `names` with `partitions` partitions and waits for the answer. A topic created meanwhile by someone
+// else counts as created.
+Status CreateTopics(rd_kafka_t* client, const std::vector<std::string>& names, int partitions,
+                    int replication_factor, int64_t timeout_ms) {
   char error[512];
   std::vector<rd_kafka_NewTopic_t*> topics;
-  for (const char* name : {kEventsTopic, kCommandsTopic, kResultsTopic}) {
-    rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name, partitions, replication_factor, error, sizeof error);
-    if (topic == nullptr) return Status::InvalidArgument(std::string("topic ") + name + ": " + error);
+  for (const std::string& name : names) {
+    rd_kafka_NewTopic_t* topic =
+        rd_kafka_NewTopic_new(name.c_str(), partitions, replication_factor, error, sizeof error);
+    if (topic == nullptr) {
+      rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
+      return Status::InvalidArgument("topic " + name + ": " + error);
+    }
     topics.push_back(topic);
   }
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(client.get());
-  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(client.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(client);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout_ms), error, sizeof error);
-  rd_kafka_CreateTopics(client.get(), topics.data(), topics.size(), options, queue);
+  rd_kafka_CreateTopics(client, topics.data(), topics.size(), options, queue);
   rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout_ms) + 1000);
   Status status;
   if (event == nullptr) {
-    status = Status::IoError("create topics: no answer from " + brokers);
+    status = Status::IoError("create topics: no answer in " + std::to_string(timeout_ms) + " ms");
   } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     status = Status::IoError(std::string("create topics: ") + rd_kafka_event_error_string(event));
   } else {
     size_t count = 0;
-    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
     for (size_t i = 0; i < count && status.ok(); ++i) {
       const rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        status = Status::IoError(std::string("create ") + rd_kafka_topic_result_name(results[i]) + ": " + rd_kafka_err2str(err));
+        status = Status::IoError(std::string("create ") + rd_kafka_topic_result_name(results[i]) + ": " +
+                                 rd_kafka_err2str(err));
       }
     }
   }
@@ -352,6 +425,34 @@ Status EnsureTopics(const std::string& brokers, int partitions, int replication_
   rd_kafka_queue_destroy(queue);
   rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
   return status;
+}
+
+}  // namespace
+
+Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, int replication_factor,
+                                   int64_t timeout_ms) {
+  Result<rd_kafka_t*> admin = NewClient(RD_KAFKA_PRODUCER, BaseConf(brokers));
+  if (!admin.ok()) return admin.status();
+  ClientPtr client(*admin, rd_kafka_destroy);
+  Result<std::map<std::string, int>> found = LedgerTopicPartitions(client.get(), timeout_ms);
+  if (!found.ok()) return found.status();
+  TopicsEnsured ensured;
+  for (const char* name : {kEventsTopic, kCommandsTopic, kResultsTopic}) {
+    const auto it = found->find(name);
+    if (it == found->end()) {
+      ensured.created.push_back(name);
+    } else if (it->second < partitions) {
+      return Status::IoError(std::string(name) + " has " + std::to_string(it->second) +
+                             " partitions, fewer than the " + std::to_string(partitions) + " shards");
+    } else {
+      ensured.existing.push_back(name);
+    }
+  }
+  if (!ensured.created.empty()) {
+    LEDGER_RETURN_IF_ERROR(
+        CreateTopics(client.get(), ensured.created, partitions, replication_factor, timeout_ms));
+  }
+  return ensured;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -373,8 +474,10 @@ std::vector<std::pair<CommandResult, uint64_t>> ResultsFromEvents(const std::vec
     }
     CommandResult& result = results.back().first;
     if (body.payload_type() == fb::Payload::CommandRejected) {
+      const fb::CommandRejected& rejected = *body.payload_as_CommandRejected();
       result.kind = CommandResult::Kind::kRejected;
-      result.reason = body.payload_as_CommandRejected()->reason()->str();
+      result.reason = rejected.reason()->str();
+      result.detail = rejected.detail() ? rejected.detail()->str() : "";
     }
     result.sequences.push_back(body.sequence());
     results.back().second = body.sequence();

@@ -24,46 +24,56 @@ size_t ValueSize(const std::optional<std::string>& value) { return value ? value
 bool Overlay::Get(std::string_view key, std::string* value) const {
   auto it = writes_.find(key);
   if (it != writes_.end()) {
-    if (!it->second.has_value()) return false;
-    *value = *it->second;
+    if (!it->second.value.has_value()) return false;
+    *value = *it->second.value;
     return true;
   }
   return base_->Get(key, value);
 }
 
+Overlay::Write& Overlay::NewWrite(std::string_view key) {
+  Write write;
+  if (track_priors_) {
+    std::string prior;
+    if (base_->Get(key, &prior)) {
+      bytes_ += prior.size();
+      write.prior = std::move(prior);
+    }
+  }
+  bytes_ += key.size();
+  return writes_.emplace(std::string(key), std::move(write)).first->second;
+}
+
 void Overlay::Put(std::string_view key, std::string_view value) {
   auto it = writes_.find(key);
-  if (it == writes_.end()) {
-    bytes_ += key.size() + value.size();
-    writes_.emplace(std::string(key), std::string(value));
-  } else {
-    bytes_ += value.size();
-    it->second = std::string(value);
-  }
+  Write& write = it == writes_.end() ? NewWrite(key) : it->second;
+  bytes_ += value.size();
+  write.value = std::string(value);
 }
 
 void Overlay::Delete(std::string_view key) {
   auto it = writes_.find(key);
-  if (it == writes_.end()) {
-    bytes_ += key.size();
-    writes_.emplace(std::string(key), std::nullopt);
-  } else {
-    it->second.reset();
-  }
+  Write& write = it == writes_.end() ? NewWrite(key) : it->second;
+  write.value.reset();
 }
 
 void Overlay::ForEach(
     const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const {
-  std::vector<const std::pair<const std::string, std::optional<std::string>>*> ordered;
+  std::vector<const std::pair<const std::string, Write>*> ordered;
   ordered.reserve(writes_.size());
   for (const auto& write : writes_) ordered.push_back(&write);
   std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
-  for (const auto* write : ordered) fn(write->first, write->second);
+  for (const auto* write : ordered) fn(write->first, write->second.value);
 }
 
 void Overlay::ForEachUnordered(
     const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const {
-  for (const auto& [key, value] : writes_) fn(key, value);
+  for (const auto& [key, write] : writes_) fn(key, write.value);
+}
+
+void Overlay::ForEachWithPrior(const PriorFn& fn) const {
+  LEDGER_ASSERT(track_priors_);
+  for (const auto& [key, write] : writes_) fn(key, write.value, write.prior);
 }
 
 void Overlay::Clear() {

@@ -6,6 +6,7 @@
 
 #include "decide.h"
 #include "ledger/event.h"
+#include "ledger/set_digest.h"
 #include "ledger/time.h"
 #include "projections/projector.h"
 #include "projections/records.h"
@@ -21,6 +22,8 @@ struct InFlightGroup {
   std::unique_ptr<Overlay> state;
   CommitBatch batch;
   uint64_t last_sequence = 0;
+  // The projections' set digests once this group is committed (computed on the commit thread).
+  std::vector<SetDigest> digests_after;
   struct Outcome {
     Status committed;
     Status after_durable;
@@ -30,10 +33,16 @@ struct InFlightGroup {
 
 struct Ledger::Impl {
   explicit Impl(const KvReader& base)
-      : cache(base, kStateCacheBytes), overlay(std::make_unique<Overlay>(cache)), projections(MakeLedgerProjectors()) {}
+      : cache(base, kStateCacheBytes),
+        overlay(std::make_unique<Overlay>(cache, /*track_priors=*/true)),
+        projections(MakeLedgerProjectors()) {}
   CachedReader cache;  // only this ledger writes the store, and it reports every commit to the cache
   std::unique_ptr<Overlay> overlay;  // the open group; its base is in_flight->state while a group is in flight
   ProjectionSet projections;
+  // Each projector's set digest as of the last committed group (ProjectionSet order). Written by the commit
+  // thread while a group is in flight, read by the writer only after AwaitSealed.
+  std::vector<SetDigest> digests;
+  uint64_t last_proven_sequence = 0;  // where the stored records were last compared with `digests` (0: never)
   std::vector<std::pair<uint64_t, std::string>> events;
   std::vector<std::pair<std::string, std::string>> meta;
   size_t event_bytes = 0;
@@ -45,6 +54,7 @@ std::string CommandResult::ToJson() const {
   out["command_id"] = command_id;
   out["status"] = kind == Kind::kAccepted ? "accepted" : kind == Kind::kRejected ? "rejected" : "duplicate";
   out["reason"] = reason.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(reason);
+  out["detail"] = detail.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(detail);
   out["transaction_id"] = transaction_id;
   out["sequences"] = sequences;
   return out.dump();
@@ -92,7 +102,139 @@ Status Ledger::Recover() {
     last_checkpoint_covered_ = std::max(last_checkpoint_covered_, covered.sequence);
     return true;
   }));
+  LEDGER_RETURN_IF_ERROR(RefuseForeignWrites());
+  LEDGER_RETURN_IF_ERROR(VerifyChainSinceCheckpoint());
+  return LoadSetDigests();
+}
+
+Status Ledger::RefuseForeignWrites() const {
+  Result<WriterCheck> writers = store_->CheckWriters();
+  if (!writers.ok()) return writers.status();
+  if (!writers->foreign_writes()) return Status::Ok();
+  return Status::Corruption("the store in " + options_.data_dir + " was written by something other than the ledger " +
+                            "(RocksDB sequence " + std::to_string(writers->actual) + ", the ledger's last commit left " +
+                            std::to_string(*writers->expected) + "): its state is not trusted. Run `ledger scrub --data " +
+                            options_.data_dir + "` to compare it with the events and name what differs");
+}
+
+Status Ledger::VerifyChainSinceCheckpoint() const {
+  if (last_checkpoint_covered_ == 0) return Status::Ok();
+  // The checkpoint event follows the sequence it covers; every event from the covered one to the head must
+  // chain, and the checkpoint must name the chain head it followed.
+  const uint64_t covered = last_checkpoint_covered_;
+  Digest previous{};
+  bool have_previous = false;
+  uint64_t expected = covered;
+  std::string problem;
+  LEDGER_RETURN_IF_ERROR(store_->ScanEvents(covered, last_sequence_, [&](uint64_t sequence, std::string_view record) {
+    Result<DecodedEvent> decoded = DecodeEventRecord(record);
+    if (!decoded.ok()) {
+      problem = "event " + std::to_string(sequence) + ": " + decoded.status().message();
+      return false;
+    }
+    if (sequence != expected++ || decoded->body->sequence() != sequence) {
+      problem = "sequence " + std::to_string(sequence) + " out of place";
+      return false;
+    }
+    if (ChainHash(decoded->prev_hash, decoded->body_bytes) != decoded->hash || (have_previous && decoded->prev_hash != previous)) {
+      problem = "event " + std::to_string(sequence) + " does not chain";
+      return false;
+    }
+    if (sequence == covered + 1) {
+      const fb::CheckpointRecorded* checkpoint = decoded->body->payload_as_CheckpointRecorded();
+      if (checkpoint == nullptr || checkpoint->sequence() != covered || checkpoint->chain_head() == nullptr ||
+          checkpoint->chain_head()->size() != previous.size() ||
+          !std::equal(previous.begin(), previous.end(), checkpoint->chain_head()->data())) {
+        problem = "the checkpoint at sequence " + std::to_string(sequence) + " does not name the chain head at " +
+                  std::to_string(covered);
+        return false;
+      }
+      if (options_.verifier && !VerifyCheckpointSignature(*checkpoint)) {
+        problem = "the checkpoint at sequence " + std::to_string(sequence) + " has a bad signature";
+        return false;
+      }
+    }
+    previous = decoded->hash;
+    have_previous = true;
+    return true;
+  }));
+  if (problem.empty() && (!have_previous || previous != chain_head_)) problem = "the chain does not reach the head";
+  if (problem.empty()) return Status::Ok();
+  return Status::Corruption("the chain head at sequence " + std::to_string(last_sequence_) +
+                            " does not verify against the last checkpoint (after sequence " + std::to_string(covered) +
+                            "): " + problem + "; nothing will be appended. Run `ledger replay` to find the first bad event");
+}
+
+bool Ledger::VerifyCheckpointSignature(const fb::CheckpointRecorded& checkpoint) const {
+  if (checkpoint.chain_head() == nullptr || checkpoint.chain_head()->size() != 32 || checkpoint.signature() == nullptr) {
+    return false;
+  }
+  Digest head{};
+  std::copy(checkpoint.chain_head()->begin(), checkpoint.chain_head()->end(), head.begin());
+  std::vector<NamedDigest> digests;
+  if (checkpoint.digests() != nullptr) {
+    for (const fb::ProjectionDigest* digest : *checkpoint.digests()) {
+      NamedDigest named;
+      named.name = StringOf(digest->projector());
+      if (digest->digest() == nullptr || digest->digest()->size() != 32) return false;
+      std::copy(digest->digest()->begin(), digest->digest()->end(), named.digest.begin());
+      digests.push_back(std::move(named));
+    }
+  }
+  const std::string message = CheckpointMessageFor(checkpoint.digest_format(), checkpoint.shard(), checkpoint.sequence(),
+                                                   head, digests, checkpoint.signed_at_ns());
+  return options_.verifier->Verify(message, std::span<const uint8_t>(checkpoint.signature()->data(),
+                                                                      checkpoint.signature()->size()));
+}
+
+Status Ledger::LoadSetDigests() {
+  const auto& projectors = impl_->projections.projectors();
+  impl_->digests.assign(projectors.size(), SetDigest());
+  // Commits store the digests of the projectors they change; one never changed holds the empty set.
+  bool any_stored = false;
+  for (size_t i = 0; i < projectors.size(); ++i) {
+    Result<std::optional<std::string>> stored = store_->GetMeta(SetDigestMetaKey(projectors[i]->name()));
+    if (!stored.ok()) return stored.status();
+    if (!stored->has_value()) continue;
+    any_stored = true;
+    Result<SetDigest> parsed = SetDigest::Parse(**stored);
+    if (!parsed.ok()) return Status::Corruption("set digest of " + std::string(projectors[i]->name()) + ": " + parsed.status().message());
+    impl_->digests[i] = *parsed;
+  }
+  if (any_stored || last_sequence_ == 0) return Status::Ok();
+  // A store from before set digests: compute them once from the records (a full scan) and keep them.
+  Result<std::vector<SetDigest>> scanned = ProjectionSetDigests(*store_, projectors);
+  if (!scanned.ok()) return scanned.status();
+  impl_->digests = std::move(*scanned);
+  CommitBatch batch;
+  for (size_t i = 0; i < projectors.size(); ++i) {
+    batch.meta.emplace_back(SetDigestMetaKey(projectors[i]->name()), impl_->digests[i].Serialize());
+  }
+  LEDGER_RETURN_IF_ERROR(store_->Commit(batch));
+  impl_->last_proven_sequence = last_sequence_;
   return Status::Ok();
+}
+
+Status Ledger::ProveState() {
+  LEDGER_RETURN_IF_ERROR(AwaitSealed());
+  LEDGER_RETURN_IF_ERROR(RefuseForeignWrites());
+  const auto& projectors = impl_->projections.projectors();
+  Result<std::vector<SetDigest>> stored = ProjectionSetDigests(*store_, projectors);
+  if (!stored.ok()) return stored.status();
+  std::string differing;
+  for (size_t i = 0; i < projectors.size(); ++i) {
+    if ((*stored)[i] == impl_->digests[i]) continue;
+    differing += (differing.empty() ? "" : ", ") + std::string(projectors[i]->name());
+  }
+  if (differing.empty()) {
+    impl_->last_proven_sequence = last_sequence_;
+    return Status::Ok();
+  }
+  std::string located;
+  if (options_.describe_state_differences) located = "; " + options_.describe_state_differences(*store_);
+  return Status::Corruption("the stored records of " + differing +
+                            " do not match the digests the ledger's own commits produced: the state was changed " +
+                            "outside the ledger" + located + "; nothing is signed or appended");
 }
 
 int64_t Ledger::NowNs() const { return options_.fixed_now_ns ? *options_.fixed_now_ns : SystemNowNs(); }
@@ -109,6 +251,9 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
   const LedgerConfig& config = options_.config;
   const int64_t now = NowNs();
   const int64_t occurred = parsed.command.has_occurred_at ? parsed.command.occurred_at_ns : now;
+  // The ledger time decides (dates, windows, expiry), not the time a producer claims; with --clock occurred
+  // the ledger time follows the input (ClockMode). recorded_at stays the ledger clock either way.
+  const int64_t ledger_time = options_.clock == ClockMode::kOccurred ? occurred : now;
   CommandResult result;
   result.command_id = parsed.command_id;
 
@@ -144,7 +289,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
     decision.detail = "occurred_at is more than " + std::to_string(config.clock_skew_max_ns / kNanosPerSecond) +
                       " s from the ledger clock";
   } else {
-    decision = Decide(parsed.command, DecideContext{config, *impl_->overlay, occurred});
+    decision = Decide(parsed.command, DecideContext{config, *impl_->overlay, ledger_time});
   }
   if (!decision.accepted()) {
     fb::CommandRejectedT rejected;
@@ -187,6 +332,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
                                  &result.transaction_id);
   result.kind = decision.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
   result.reason = decision.reason;
+  if (!decision.accepted()) result.detail = decision.detail;
   ++staged_commands_;
   return result;
 }
@@ -227,9 +373,19 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
 Result<uint64_t> Ledger::WriteCheckpoint() {
   if (!options_.signer) return Status::InvalidArgument("no signing key configured ([audit] private_key)");
   LEDGER_ASSERT(impl_->events.empty() && staged_commands_ == 0);
-  LEDGER_RETURN_IF_ERROR(AwaitSealed());  // the digests are read from the store
-  Result<std::vector<NamedDigest>> digests = ProjectionDigests(*store_, impl_->projections.projectors());
-  if (!digests.ok()) return digests.status();
+  LEDGER_RETURN_IF_ERROR(AwaitSealed());  // the digests follow the committed groups
+  // Prove the state before signing it: nothing but the ledger wrote the store, and, when a scrub is due, the
+  // stored records add up to the digests the commits maintained.
+  LEDGER_RETURN_IF_ERROR(RefuseForeignWrites());
+  if (last_sequence_ - impl_->last_proven_sequence >= options_.config.scrub_every_events) {
+    LEDGER_RETURN_IF_ERROR(ProveState());
+  }
+  std::vector<NamedDigest> digests_storage;
+  const auto& projectors = impl_->projections.projectors();
+  for (size_t i = 0; i < projectors.size(); ++i) {
+    digests_storage.push_back(NamedDigest{std::string(projectors[i]->name()), impl_->digests[i].Summary()});
+  }
+  const std::vector<NamedDigest>* digests = &digests_storage;
   const int64_t now = NowNs();
   fb::CheckpointRecordedT checkpoint;
   checkpoint.shard = options_.config.shard;
@@ -243,7 +399,9 @@ Result<uint64_t> Ledger::WriteCheckpoint() {
   }
   checkpoint.signed_at_ns = now;
   checkpoint.public_key_id.assign(options_.signer->public_key_id().begin(), options_.signer->public_key_id().end());
-  const std::string message = CheckpointMessage(checkpoint.shard, checkpoint.sequence, chain_head_, *digests, now);
+  checkpoint.digest_format = kDigestFormatSet;
+  const std::string message =
+      CheckpointMessageFor(kDigestFormatSet, checkpoint.shard, checkpoint.sequence, chain_head_, *digests, now);
   const std::string signature = options_.signer->Sign(message);
   checkpoint.signature.assign(signature.begin(), signature.end());
   std::vector<fb::PayloadUnion> payloads(1);
@@ -302,14 +460,29 @@ Status Ledger::SealGroup(AfterDurable after_durable) {
   group->batch.meta = std::move(impl_->meta);
   group->last_sequence = last_sequence_;
   const KvReader& sealed_state = *group->state;  // a layer on top, not a copy
-  impl_->overlay = std::make_unique<Overlay>(sealed_state);
+  impl_->overlay = std::make_unique<Overlay>(sealed_state, /*track_priors=*/true);
   impl_->events.clear();
   impl_->meta.clear();
   impl_->event_bytes = 0;
   staged_commands_ = 0;
-  group->done = std::async(std::launch::async, [store = store_.get(), group = group.get(),
+  group->done = std::async(std::launch::async, [store = store_.get(), group = group.get(), impl = impl_.get(),
                                                 after_durable = std::move(after_durable)]() {
     InFlightGroup::Outcome outcome;
+    // The set digests follow the group's writes (old value out, new value in), and are stored with them.
+    group->digests_after = impl->digests;
+    const auto& projectors = impl->projections.projectors();
+    std::vector<bool> changed(projectors.size(), false);
+    group->state->ForEachWithPrior([&](const std::string& key, const std::optional<std::string>& value,
+                                       const std::optional<std::string>& prior) {
+      const std::optional<size_t> owner = impl->projections.OwnerOf(key);
+      if (!owner || value == prior) return;
+      if (prior) group->digests_after[*owner].Remove(key, *prior);
+      if (value) group->digests_after[*owner].Add(key, *value);
+      changed[*owner] = true;
+    });
+    for (size_t i = 0; i < projectors.size(); ++i) {
+      if (changed[i]) group->batch.meta.emplace_back(SetDigestMetaKey(projectors[i]->name()), group->digests_after[i].Serialize());
+    }
     outcome.committed = store->Commit(group->batch);
     if (outcome.committed.ok() && after_durable) outcome.after_durable = after_durable(group->last_sequence);
     return outcome;
@@ -329,6 +502,7 @@ Status Ledger::AwaitSealed() {
     if (!recovered.ok()) return Status::IoError(outcome.committed.message() + "; recovery failed: " + recovered.message());
     return outcome.committed;
   }
+  impl_->digests = std::move(impl_->in_flight->digests_after);
   impl_->cache.Committed(*impl_->in_flight->state);
   impl_->overlay->Rebase(impl_->cache);  // the group's writes are in the store (and the cache) now
   committed_sequence_ = impl_->in_flight->last_sequence;

@@ -248,6 +248,14 @@ class RocksStore final : public Store {
                      "put event");
   }
 
+  Status PutStateRaw(std::string_view key, std::string_view value) override {
+    rocksdb::WriteOptions options;
+    options.sync = true;
+    return FromRocks(db_->Put(options, state_family(), rocksdb::Slice(key.data(), key.size()),
+                              rocksdb::Slice(value.data(), value.size())),
+                     "put state");
+  }
+
   Status DeleteEventRaw(uint64_t key_sequence) override {
     rocksdb::WriteOptions options;
     options.sync = true;

@@ -336,9 +336,47 @@ Result<std::vector<NamedDigest>> ProjectionDigests(const Store& store,
   return digests;
 }
 
+Result<std::vector<SetDigest>> ProjectionSetDigests(const Store& store,
+                                                    const std::vector<std::unique_ptr<Projector>>& projectors) {
+  std::vector<SetDigest> digests(projectors.size());
+  for (size_t i = 0; i < projectors.size(); ++i) {
+    for (const std::string& prefix : projectors[i]->KeyPrefixes()) {
+      LEDGER_RETURN_IF_ERROR(store.ScanState(prefix, [&](std::string_view key, std::string_view value) {
+        digests[i].Add(key, value);
+        return true;
+      }));
+    }
+  }
+  return digests;
+}
+
+std::string SetDigestMetaKey(std::string_view projector) { return "set_digest/" + std::string(projector); }
+
+std::string CheckpointMessageFor(uint16_t digest_format, uint32_t shard, uint64_t sequence, const Digest& chain_head,
+                                 const std::vector<NamedDigest>& digests, int64_t signed_at_ns) {
+  std::string message = CheckpointMessage(shard, sequence, chain_head, digests, signed_at_ns);
+  if (digest_format == kDigestFormatOrdered) return message;
+  // The domain tag is the message's first bytes: "ledger-checkpoint-v1" becomes "-v2" for set digests, so a
+  // signature over one format can never verify as the other.
+  constexpr std::string_view kOrderedTag = "ledger-checkpoint-v1";
+  LEDGER_ASSERT(std::string_view(message).starts_with(kOrderedTag));
+  message.replace(0, kOrderedTag.size(), "ledger-checkpoint-v" + std::to_string(digest_format));
+  return message;
+}
+
 ProjectionSet::ProjectionSet(std::vector<std::unique_ptr<Projector>> projectors)
     : projectors_(std::move(projectors)) {
   LEDGER_ASSERT(!projectors_.empty());
+  for (size_t i = 0; i < projectors_.size(); ++i) {
+    for (std::string& prefix : projectors_[i]->KeyPrefixes()) prefixes_.emplace_back(std::move(prefix), i);
+  }
+}
+
+std::optional<size_t> ProjectionSet::OwnerOf(std::string_view key) const {
+  for (const auto& [prefix, index] : prefixes_) {
+    if (key.starts_with(prefix)) return index;
+  }
+  return std::nullopt;
 }
 
 Status ProjectionSet::Load(const KvReader& reader) {

@@ -17,6 +17,23 @@ bool SameBytes(const flatbuffers::Vector<uint8_t>* bytes, std::span<const uint8_
   return bytes != nullptr && bytes->size() == expected.size() && std::memcmp(bytes->data(), expected.data(), expected.size()) == 0;
 }
 
+// The rebuilt state's digest of each projection, in the format a checkpoint signed. Errors: IoError,
+// Corruption (a format this version does not know).
+Result<std::vector<NamedDigest>> RebuiltDigests(const Store& target, const std::vector<std::unique_ptr<Projector>>& projectors,
+                                                uint16_t digest_format) {
+  if (digest_format == kDigestFormatOrdered) return ProjectionDigests(target, projectors);
+  if (digest_format != kDigestFormatSet) {
+    return Status::Corruption("checkpoint digest format " + std::to_string(digest_format) + " is unknown");
+  }
+  Result<std::vector<SetDigest>> sets = ProjectionSetDigests(target, projectors);
+  if (!sets.ok()) return sets.status();
+  std::vector<NamedDigest> digests;
+  for (size_t i = 0; i < projectors.size(); ++i) {
+    digests.push_back(NamedDigest{std::string(projectors[i]->name()), (*sets)[i].Summary()});
+  }
+  return digests;
+}
+
 }  // namespace
 
 EventSource StoreSource(const Store& store) {
@@ -74,8 +91,8 @@ Result<ReplayReport> Replay(const EventSource& source, Store* target, const Repl
       if (!SameBytes(checkpoint.public_key_id(), options.verifier->public_key_id())) {
         return fail(sequence, "bad signature: checkpoint signed by another key");
       }
-      const std::string message = CheckpointMessage(checkpoint.shard(), checkpoint.sequence(), report.chain_head,
-                                                    signed_digests, checkpoint.signed_at_ns());
+      const std::string message = CheckpointMessageFor(checkpoint.digest_format(), checkpoint.shard(), checkpoint.sequence(),
+                                                       report.chain_head, signed_digests, checkpoint.signed_at_ns());
       if (checkpoint.signature() == nullptr ||
           !options.verifier->Verify(message, std::span<const uint8_t>(checkpoint.signature()->data(), checkpoint.signature()->size()))) {
         return fail(sequence, "bad signature on checkpoint");
@@ -84,7 +101,7 @@ Result<ReplayReport> Replay(const EventSource& source, Store* target, const Repl
     if (target != nullptr) {
       flush();
       if (!io_status.ok()) return false;
-      Result<std::vector<NamedDigest>> rebuilt = ProjectionDigests(*target, projections->projectors());
+      Result<std::vector<NamedDigest>> rebuilt = RebuiltDigests(*target, projections->projectors(), checkpoint.digest_format());
       if (!rebuilt.ok()) {
         io_status = rebuilt.status();
         return false;

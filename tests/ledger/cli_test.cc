@@ -126,7 +126,8 @@ TEST_F(Cli, SubmitPrintsOneResultPerCommandAndExitsZero) {
     std::vector<std::string> keys;
     for (const auto& [key, value] : result.items()) keys.push_back(key);
     EXPECT_EQ(keys,
-              (std::vector<std::string>{"command_id", "status", "reason", "transaction_id", "sequences"}));
+              (std::vector<std::string>{"command_id", "status", "reason", "detail", "transaction_id",
+                                        "sequences"}));
     EXPECT_EQ(result["command_id"], ids[i]);
     ASSERT_TRUE(result["sequences"].is_array());
     ASSERT_FALSE(result["sequences"].empty());
@@ -136,9 +137,11 @@ TEST_F(Cli, SubmitPrintsOneResultPerCommandAndExitsZero) {
     if (ids[i] == "d2") {
       EXPECT_EQ(result["status"], "rejected");
       EXPECT_EQ(result["reason"], "UNKNOWN_ACCOUNT");
+      EXPECT_EQ(result["detail"], "no account C9:debit");
     } else {
       EXPECT_EQ(result["status"], "accepted");
       EXPECT_TRUE(result["reason"].is_null());
+      EXPECT_TRUE(result["detail"].is_null());
     }
   }
 }
@@ -233,6 +236,20 @@ TEST_F(CliQuery, EventsRangeSelectsSequences) {
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(json::parse(lines[0])["sequence"], 2);
   EXPECT_EQ(json::parse(lines[1])["sequence"], 3);
+}
+
+// Goal: events and replay refuse a negative --from-seq or --to-seq (exit 2), never reading it as "to the end".
+TEST_F(CliQuery, NegativeSequencesAreBadArguments) {
+  const std::vector<std::vector<std::string>> commands = {
+      {"events", "--data", Data(), "--from-seq", "-1", "--json"},
+      {"events", "--data", Data(), "--to-seq", "-2", "--json"},
+      {"events", "--data", Data(), "--from-seq", "-1", "--to-seq", "-1", "--json"},
+      {"replay", "--data", Data(), "--to-seq", "-1", "--json"},
+  };
+  for (const std::vector<std::string>& args : commands) {
+    SCOPED_TRACE(args[0] + " " + args[3] + " " + args[4]);
+    ExpectBadInput(RunCli(args), args[3] + ": must be a sequence number (a whole number, 0 or more)");
+  }
 }
 
 TEST_F(CliQuery, LimitsShowUsageOfTheMediumUsed) {
@@ -378,6 +395,19 @@ TEST_F(Cli, BlankLinesAreSkippedAndCountedInLineNumbers) {
   const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("blank.jsonl")});
 
   ExpectBadInput(run, "line 4");
+}
+
+// A NUL byte does not end a line: submit hands the parser the whole line, which refuses it.
+TEST_F(Cli, NulByteInALineIsBadInputNamingTheLine) {
+  const std::string deposit = R"({"type":"deposit","command_id":"d3","account":"C1:debit","amount_minor":5})";
+  const std::string hidden = R"(,"amount_minor":7})";
+  WriteFile(Path("nul.jsonl"), std::string(kDay) + deposit + std::string(1, '\0') + hidden + "\n");
+
+  const Outcome run = RunCli({"submit", "--data", Data(), "--clock", "occurred", Path("nul.jsonl")});
+
+  ExpectBadInput(run, "line 7");
+  EXPECT_NE(run.err.find("NUL"), std::string::npos) << run.err;
+  EXPECT_FALSE(fs::exists(Data() + "/CURRENT"));
 }
 
 TEST_F(Cli, SystemClockRejectsSkewedCommandAsBusinessOutcome) {

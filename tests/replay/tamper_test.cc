@@ -76,6 +76,7 @@ using nlohmann::json;
 // How long one `ledger` run may take (ASan included) before the test kills it.
 constexpr auto kRunTimeout = std::chrono::seconds(120);
 constexpr int64_t kPublishDeadlineMs = 60'000;
+constexpr int kExitNotVerified = 5;  // `ledger replay`: the history or the rebuilt state does not verify
 constexpr int kKafkaPollIdleMax = 60;  // polls of 500 ms without a record before a Kafka read gives up
 
 using testing::ScratchDir;
@@ -151,6 +152,10 @@ class MemoryStore final : public Store {
   StoreMemory Memory() const override { return {}; }  // nothing outside the maps above
   Result<WriterCheck> CheckWriters() const override { return WriterCheck{}; }  // one writer: this object
   Status AdoptWriters() override { return Status::Ok(); }
+  Status PutStateRaw(std::string_view key, std::string_view value) override {
+    state_[std::string(key)] = std::string(value);
+    return Status::Ok();
+  }
   Status PutEventRaw(uint64_t key_sequence, std::string_view record) override {
     events_[key_sequence] = std::string(record);
     return Status::Ok();
@@ -938,9 +943,9 @@ TEST_F(Tampering, AFlipAtAnyByteOfARecordIsReportedAtThatEvent) {
                                  "is not checked):" << list;
 }
 
-// A handful through the program itself: `ledger replay --data D --pubkey P --json` exits 2 and names the
-// same first bad sequence (or reports the live state differing).
-TEST_F(Tampering, LedgerReplayReportsTamperingAndExitsTwo) {
+// A handful through the program itself: `ledger replay --data D --pubkey P --json` exits 5 (not verified) and
+// names the same first bad sequence (or reports the live state differing).
+TEST_F(Tampering, LedgerReplayReportsTamperingAndExitsNotVerified) {
   const History& h = history();
   std::mt19937_64 random(7);
   ScratchDir scratch;
@@ -955,7 +960,8 @@ TEST_F(Tampering, LedgerReplayReportsTamperingAndExitsTwo) {
       expect = Tamper(h, kind, *store, random);
     }
     const Outcome run = RunLedger(scratch.path(), {"replay", "--data", data, "--pubkey", h.pubkey, "--json"});
-    EXPECT_EQ(run.exit_code, 2) << KindName(kind) << ": " << expect.what << "\n" << Describe(run);
+    EXPECT_EQ(run.exit_code, kExitNotVerified)
+        << KindName(kind) << ": " << expect.what << "\n" << Describe(run);
     const json report = json::parse(run.out, nullptr, false);
     EXPECT_TRUE(report.is_object()) << Describe(run);
     if (!report.is_object()) continue;
@@ -970,8 +976,8 @@ TEST_F(Tampering, LedgerReplayReportsTamperingAndExitsTwo) {
 }
 
 // A re-chained history that no longer folds — a refund whose payment the attacker removed, an event whose
-// postings no longer balance — must be reported like any other tampering (exit 2, a first bad sequence between
-// the change and the first checkpoint after it), not crash the audit.
+// postings no longer balance — must be reported like any other tampering (exit 5, a first bad sequence
+// between the change and the first checkpoint after it), not crash the audit.
 TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
   const History& h = history();
   // The first refund, and the payment it refunds.
@@ -1055,7 +1061,7 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
                     << run.err;
       continue;
     }
-    EXPECT_EQ(run.exit_code, 2) << Describe(run);
+    EXPECT_EQ(run.exit_code, kExitNotVerified) << Describe(run);
     const json report = json::parse(run.out, nullptr, false);
     EXPECT_TRUE(report.is_object()) << Describe(run);
     if (!report.is_object()) continue;
@@ -1175,7 +1181,7 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
       EXPECT_EQ(report["live_state_equal"], true) << run.out;
       EXPECT_EQ(report["checkpoints_verified"], h.checkpoints.size()) << run.out;
     } else {
-      EXPECT_EQ(run.exit_code, 2) << Describe(run);
+      EXPECT_EQ(run.exit_code, kExitNotVerified) << Describe(run);
       EXPECT_EQ(report["verified"], false) << run.out;
       EXPECT_EQ(report["first_bad_sequence"], *scenarios[p].expect.first_bad) << scenarios[p].expect.what << "\n" << run.out;
     }

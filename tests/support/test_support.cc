@@ -50,6 +50,16 @@ ParsedCommand Parse(const std::string& line) {
   return parsed.ok() ? std::move(parsed).value() : ParsedCommand();
 }
 
+std::vector<std::string> EventRecords(const Store& store, uint64_t from, uint64_t to) {
+  std::vector<std::string> records;
+  const Status status = store.ScanEvents(from, to, [&](uint64_t, std::string_view record) {
+    records.emplace_back(record);
+    return true;
+  });
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  return records;
+}
+
 TestLedger::TestLedger(LedgerConfig config) {
   options_.data_dir = dir_.path() + "/data";
   options_.config = config;
@@ -66,6 +76,12 @@ void TestLedger::Reopen() {
     std::abort();
   }
   ledger_ = std::move(opened).value();
+}
+
+void TestLedger::ReopenWithClock(ClockMode clock, int64_t now_ns) {
+  options_.clock = clock;
+  options_.fixed_now_ns = now_ns;
+  Reopen();
 }
 
 CommandResult TestLedger::Submit(const nlohmann::json& command) { return SubmitLine(command.dump()); }

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cerrno>
 #include <cstdlib>
@@ -79,6 +80,8 @@ class TestLedger {
   const std::string& dir() const { return dir_.path(); }
   // Closes and reopens the ledger on the same folder.
   void Reopen();
+  // Closes and reopens the ledger on the same folder with another clock mode and a fixed ledger time.
+  void ReopenWithClock(ClockMode clock, int64_t now_ns);
 
  private:
   TempDir dir_;
@@ -101,6 +104,9 @@ nlohmann::json Refund(const std::string& merchant, const std::string& order_no, 
 std::string At(int64_t utc_ns);
 // Parses one command line; a line that does not parse is a test failure (and an empty command).
 ParsedCommand Parse(const std::string& line);
+// The stored event records with from <= sequence <= to, each an aligned copy (FlatBuffers must not be read in
+// place in RocksDB's unaligned bytes). A failed scan is a test failure.
+std::vector<std::string> EventRecords(const Store& store, uint64_t from, uint64_t to);
 
 
 // ---------------------------------------------------------------------------------------------------------
@@ -112,6 +118,9 @@ inline double Scale() {
   const double scale = std::atof(text);
   return scale > 0 ? scale : 1.0;
 }
+
+// `count` scaled by LEDGER_TEST_SCALE, at least 1.
+inline int Scaled(int count) { return std::max(1, static_cast<int>(count * Scale())); }
 
 // A fresh scratch folder, removed when the object goes away: in /dev/shm when there is one (RocksDB's fsyncs
 // cost nothing there, and the trials open hundreds of stores), else in the temporary folder.

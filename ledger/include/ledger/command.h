@@ -18,6 +18,10 @@ inline constexpr size_t kCommandLineBytesMax = 64 * 1024;
 inline constexpr size_t kIdentifierBytesMax = 128;
 inline constexpr size_t kTextBytesMax = 512;
 
+// set_customer_limit: an explicitly given negative limit, kept apart from an absent one (kNoLimit, -1), so
+// validation rejects it with INVALID_AMOUNT.
+inline constexpr int64_t kNegativeLimitGiven = INT64_MIN;
+
 // Stable rejection reason codes (README lists them; scripts match on them).
 namespace reason {
 inline constexpr char kMalformedCommand[] = "MALFORMED_COMMAND";
@@ -62,9 +66,12 @@ struct ParsedCommand {
   size_t line_bytes = 0;
 };
 
-// Parses one JSON command line. Errors (InvalidArgument, one line, no line number: the caller adds it):
-// not JSON, not an object, a field of the wrong JSON type, an unknown field, a missing command_id or type.
-// Everything else that is wrong comes back as a ParsedCommand with `malformed` set.
+// Parses one JSON command line. Never throws. Errors (InvalidArgument, one line, no line number: the caller
+// adds it): not JSON (including a number beyond double range, invalid UTF-8, a NUL byte anywhere in the line,
+// a key twice in one object, nesting deeper than 16 levels), not an object, a field of the wrong JSON type,
+// an unknown field, a missing command_id or type. Everything else that is wrong (unknown enum value, missing
+// field, an id that breaks the naming rules of README: Accounts and postings) comes back as a ParsedCommand
+// with `malformed` set.
 Result<ParsedCommand> ParseCommandJson(std::string_view line);
 
 }  // namespace ledger

@@ -53,7 +53,13 @@ struct LedgerConfig {
   // Audit: the Ed25519 private key (PEM; relative paths are under the data folder) that signs checkpoints,
   // and how many events lie between two checkpoints. No key: no checkpoints.
   std::string audit_private_key;
+  // The Ed25519 public key (PEM, same path rule) `replay` checks checkpoint signatures with when no --pubkey
+  // is given. Empty: none configured.
+  std::string audit_public_key;
   uint64_t checkpoint_every_events = 100'000;
+  // A checkpoint first compares every stored projection record with the set digests (a full scan, the scrub)
+  // when this many events passed since the last comparison; the digests themselves are kept by every commit.
+  uint64_t scrub_every_events = 1'000'000;
 
   // Reconciliation: a line this close to a cut-off may sit on the neighbouring date's side (CARRIED_OVER);
   // fee differences up to the tolerance (fen) are not FEE_MISMATCH.

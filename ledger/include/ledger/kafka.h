@@ -102,15 +102,32 @@ struct Record {
   std::optional<uint64_t> sequence;  // the ledger.sequence header
 };
 
+// A partition's offsets: records low..high-1 are kept. A partition that does not exist reads as {0, 0}.
+struct Watermarks {
+  int64_t low = 0;   // the first offset still kept (later than 0 once old records expired or were dropped)
+  int64_t high = 0;  // the offset the next record will get
+};
+
+// What a reader does when its offset is not in the partition (records expired, the topic was replaced).
+enum class OffsetReset {
+  kEarliest,  // read from the earliest record still kept (tails, followers: they check sequences themselves)
+  kError,     // stop with NotFound: a consumer whose offset is part of its state (serve) must never skip
+};
+
 // A partition-assigned consumer (no consumer group): reads one partition from a given offset.
 class PartitionReader {
  public:
   // `start_offset` < 0 means from the beginning. Errors: InvalidArgument, IoError.
   static Result<std::unique_ptr<PartitionReader>> Open(const std::string& brokers, const std::string& topic,
-                                                       uint32_t partition, int64_t start_offset);
+                                                       uint32_t partition, int64_t start_offset,
+                                                       OffsetReset reset = OffsetReset::kEarliest);
   ~PartitionReader();
-  // Returns up to `max_records` records, waiting at most `timeout_ms` for the first. Errors: IoError.
+  // Returns up to `max_records` records, waiting at most `timeout_ms` for the first. An error met after some
+  // records were read is returned by the next call, so no record read is ever dropped. Errors: IoError;
+  // NotFound (OffsetReset::kError only): the next offset is out of the partition's range.
   Result<std::vector<Record>> Poll(size_t max_records, int timeout_ms);
+  // The partition's watermarks, asked of its leader. Errors: IoError.
+  Result<Watermarks> QueryWatermarks(int timeout_ms);
   // The partition's high watermark (the offset the next record will get). Errors: IoError.
   Result<int64_t> HighWatermark(int timeout_ms);
 
@@ -135,9 +152,18 @@ class RecordSender {
   std::unique_ptr<Impl> impl_;
 };
 
-// Creates the ledger topics with `partitions` partitions when they do not exist (a real cluster; the embedded
-// broker creates them itself). Errors: IoError.
-Status EnsureTopics(const std::string& brokers, int partitions, int replication_factor, int64_t timeout_ms);
+// What EnsureTopics found on the cluster, for serve's start-up line.
+struct TopicsEnsured {
+  std::vector<std::string> existing;  // ledger topics that were there already
+  std::vector<std::string> created;   // ledger topics it created
+};
+
+// Makes sure the three ledger topics exist: it asks the cluster's metadata first and creates only the topics
+// missing, with `partitions` partitions (a real cluster; the embedded broker creates them itself and does not
+// answer CreateTopics). Errors: IoError (no metadata or no creation in time, a topic with fewer than
+// `partitions` partitions), InvalidArgument.
+Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, int replication_factor,
+                                   int64_t timeout_ms);
 
 // The results of the commands whose events are `records` (consecutive events of whole transactions).
 std::vector<std::pair<CommandResult, uint64_t>> ResultsFromEvents(const std::vector<std::string>& records);

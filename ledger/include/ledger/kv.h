@@ -30,7 +30,9 @@ struct KeyHash {
 
 class Overlay final : public KvReader {
  public:
-  explicit Overlay(const KvReader& base) : base_(&base) {}
+  // With `track_priors`, the first write of each key also reads the key's value in `base` at that moment (the
+  // record as it was before this overlay), so a commit can update set digests with old and new values.
+  explicit Overlay(const KvReader& base, bool track_priors = false) : base_(&base), track_priors_(track_priors) {}
   // Not copyable: `Overlay(other_overlay)` must not silently copy the writes when a layer on top is meant.
   Overlay(const Overlay&) = delete;
   Overlay& operator=(const Overlay&) = delete;
@@ -45,15 +47,28 @@ class Overlay final : public KvReader {
   void ForEach(const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const;
   // The same in no particular order (cheaper: no sort).
   void ForEachUnordered(const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const;
+  // Every buffered write with the key's value before this overlay (nullopt: absent), in no particular order.
+  // Requires track_priors.
+  using PriorFn = std::function<void(const std::string& key, const std::optional<std::string>& value,
+                                     const std::optional<std::string>& prior)>;
+  void ForEachWithPrior(const PriorFn& fn) const;
   size_t size() const { return writes_.size(); }
   size_t bytes() const { return bytes_; }
   void Clear();
 
  private:
+  struct Write {
+    std::optional<std::string> value;  // nullopt: deleted
+    std::optional<std::string> prior;  // with track_priors: the value before this overlay
+  };
+  // Adds an entry for a key written for the first time, reading its prior when tracked.
+  Write& NewWrite(std::string_view key);
+
   const KvReader* base_;
+  bool track_priors_;
   // Hashed, not ordered: a group holds tens of thousands of keys with long shared prefixes, and look-ups far
   // outnumber the one ordered walk at commit (done on the commit thread).
-  std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>> writes_;
+  std::unordered_map<std::string, Write, KeyHash, std::equal_to<>> writes_;
   size_t bytes_ = 0;
 };
 

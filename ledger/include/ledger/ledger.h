@@ -26,9 +26,15 @@
 
 namespace ledger {
 
+// Whose clock decides clearing dates, limit days, coupon expiry and the reversal and refund windows: always
+// the ledger time. A command's occurred_at is kept in its events as information.
 enum class ClockMode {
-  kSystem,    // occurred_at must lie within config.clock_skew_max_ns of the ledger clock (CLOCK_SKEW)
-  kOccurred,  // trust occurred_at (imports, tests, the demo)
+  // The ledger time is the ledger clock (recorded_at); occurred_at must lie within config.clock_skew_max_ns
+  // of it (CLOCK_SKEW).
+  kSystem,
+  // The ledger time follows the input: a command's occurred_at when it has one, else the ledger clock
+  // (imports, tests, the demo). recorded_at stays the ledger clock.
+  kOccurred,
 };
 
 struct LedgerOptions {
@@ -40,6 +46,11 @@ struct LedgerOptions {
   bool sync = true;
   // Signs checkpoints (every config.checkpoint_every_events events, and on WriteCheckpoint). Optional.
   std::shared_ptr<const Signer> signer;
+  // Checks the last checkpoint's signature when the ledger opens. Optional.
+  std::shared_ptr<const SignatureVerifier> verifier;
+  // Names what differs when the stored state does not match its digests (e.g. by rebuilding the projections from
+  // the events and comparing key by key). Optional: without it the error names the projections only.
+  std::function<std::string(const Store& live)> describe_state_differences;
 };
 
 struct CommandResult {
@@ -47,9 +58,13 @@ struct CommandResult {
   std::string command_id;
   Kind kind = Kind::kRejected;
   std::string reason;  // the reason code when rejected (also for a duplicate of a rejected command)
+  // One line for people when rejected (the CommandRejected event's detail); empty otherwise, and for
+  // duplicates (the idempotency record keeps no detail).
+  std::string detail;
   std::string transaction_id;
   std::vector<uint64_t> sequences;
-  // {"command_id":…,"status":…,"reason":…,"transaction_id":…,"sequences":[…]}
+  // {"command_id":…,"status":…,"reason":…,"detail":…,"transaction_id":…,"sequences":[…]}; reason and detail
+  // are null when empty.
   std::string ToJson() const;
 };
 
@@ -99,6 +114,9 @@ class Ledger {
   Result<uint64_t> WriteCheckpoint();
   // Writes a checkpoint when a signer is set and checkpoint_every_events have passed since the last one.
   Status MaybeCheckpoint();
+  // Compares every stored projection record with the set digests the ledger's commits maintained (a full scan).
+  // Errors: Corruption naming the projections that differ (and, with describe_state_differences, the keys).
+  Status ProveState();
   // The sequence the last checkpoint covers (0: none).
   uint64_t last_checkpoint_covered() const { return last_checkpoint_covered_; }
 
@@ -116,6 +134,14 @@ class Ledger {
  private:
   explicit Ledger(const LedgerOptions& options);
   Status Recover();
+  // Corruption when something other than the ledger wrote the store since its last commit.
+  Status RefuseForeignWrites() const;
+  // Corruption unless the events from the last checkpoint to the head chain and the checkpoint names the head it
+  // followed (and, with a verifier, carries a valid signature).
+  Status VerifyChainSinceCheckpoint() const;
+  bool VerifyCheckpointSignature(const fb::CheckpointRecorded& checkpoint) const;
+  // Loads the projections' set digests from `meta` (computing and storing them once for an older store).
+  Status LoadSetDigests();
   int64_t NowNs() const;
   // Sequences `payloads` as the events of one transaction and folds them into the open group.
   std::vector<uint64_t> AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,

@@ -44,8 +44,11 @@ class SignatureVerifier {
   Digest public_key_id_{};
 };
 
-// Writes a new key pair to `dir`/ledger-signing.key (mode 0600) and `dir`/ledger-signing.pub.
-// Errors: IoError; InvalidArgument when the files exist (keys are never overwritten).
+// Writes a new key pair to `dir`/ledger-signing.key (mode 0600) and `dir`/ledger-signing.pub (mode 0644),
+// whatever the umask. Creates `dir` with mode 0700 when it does not exist (its missing parents as usual).
+// Never writes through a symbolic link and never replaces anything; on an error no key file is left behind.
+// Errors: IoError; InvalidArgument when `dir` is a symbolic link or not a folder, or when either key path
+// exists as anything (a file, a folder, a dangling symbolic link).
 Status GenerateKeyPair(const std::string& dir);
 
 struct NamedDigest {

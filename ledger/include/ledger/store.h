@@ -91,6 +91,8 @@ class Store {
   // Raw access to the events column family, for audit tooling and tamper tests (an attacker with disk access).
   virtual Status PutEventRaw(uint64_t key_sequence, std::string_view record) = 0;
   virtual Status DeleteEventRaw(uint64_t key_sequence) = 0;
+  // Raw write of one `state` record, past the ledger (tamper tests: what `ldb put` does).
+  virtual Status PutStateRaw(std::string_view key, std::string_view value) = 0;
 };
 
 // Encodes a sequence as 8 big-endian bytes (so key order is sequence order).

@@ -6,10 +6,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ledger/kv.h"
+#include "ledger/set_digest.h"
 #include "ledger/signing.h"
 #include "ledger/status.h"
 #include "ledger/store.h"
@@ -39,6 +43,21 @@ Result<Digest> DigestOfPrefixes(const Store& store, const std::vector<std::strin
 Result<std::vector<NamedDigest>> ProjectionDigests(const Store& store,
                                                    const std::vector<std::unique_ptr<Projector>>& projectors);
 
+// How a checkpoint's digests are made (CheckpointRecorded.digest_format).
+inline constexpr uint16_t kDigestFormatOrdered = 1;  // ProjectionDigests: SHA-256 over records in key order
+inline constexpr uint16_t kDigestFormatSet = 2;      // SHA-256 of each projector's SetDigest (Summary())
+
+// The set digest of each projector's records, by a full scan of its prefixes. Errors: IoError.
+Result<std::vector<SetDigest>> ProjectionSetDigests(const Store& store,
+                                                    const std::vector<std::unique_ptr<Projector>>& projectors);
+
+// The `meta` key holding a projector's set digest, kept up to date by each commit.
+std::string SetDigestMetaKey(std::string_view projector);
+
+// The exact bytes a checkpoint of `digest_format` signs: CheckpointMessage, whose domain tag names the format.
+std::string CheckpointMessageFor(uint16_t digest_format, uint32_t shard, uint64_t sequence, const Digest& chain_head,
+                                 const std::vector<NamedDigest>& digests, int64_t signed_at_ns);
+
 // The projectors the ledger keeps inline: balances, directory, limits, payments, commands, checkpoints,
 // clearing (projections/clearing.h).
 std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors();
@@ -57,9 +76,12 @@ class ProjectionSet {
   Status Apply(const fb::EventBody& event, Overlay& view);
   uint64_t LastApplied() const { return last_applied_; }
   const std::vector<std::unique_ptr<Projector>>& projectors() const { return projectors_; }
+  // The index of the projector owning `key`, or nullopt (e.g. the applied-sequence keys, owned by the set).
+  std::optional<size_t> OwnerOf(std::string_view key) const;
 
  private:
   std::vector<std::unique_ptr<Projector>> projectors_;
+  std::vector<std::pair<std::string, size_t>> prefixes_;  // (key prefix, projector index), for OwnerOf
   uint64_t last_applied_ = 0;
 };
 

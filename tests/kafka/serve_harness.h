@@ -1,0 +1,72 @@
+// `ledger serve` as a child process against an in-process embedded broker, and the reads the serve tests
+// make of topics and of the stopped serve's store. Every wait is bounded in time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ledger/kafka.h"
+#include "support/test_support.h"
+
+namespace ledger::testing {
+
+// How long a child process gets to start, to answer, or to exit after SIGTERM.
+inline constexpr auto kServeDeadline = std::chrono::seconds(60);
+
+// One `ledger serve` run, its output in files under `dir` (serveN.out, serveN.err).
+class ServeProcess {
+ public:
+  // Starts `ledger serve` with `args`; `run` numbers the output files.
+  ServeProcess(const std::string& dir, int run, const std::vector<std::string>& args);
+  Child& child() { return child_; }
+  std::string out() const { return ReadFile(out_path_); }
+  std::string err() const { return ReadFile(err_path_); }
+  // Waits until serve consumes commands (its "serve: shard" line). False when it exits first or time runs
+  // out.
+  bool WaitReady(std::chrono::steady_clock::duration timeout);
+  // Waits for serve to exit on its own; its exit code, or -1 when it was still running at `timeout`.
+  int WaitExit(std::chrono::steady_clock::duration timeout);
+  // SIGTERM, then waits for the exit; its exit code (-1: did not exit in time).
+  int Stop();
+
+ private:
+  std::string out_path_;
+  std::string err_path_;
+  Child child_;
+};
+
+// The watermarks of `topic` partition 0 (a failed query is a test failure and reads as {-1, -1}).
+kafka::Watermarks TopicWatermarks(const std::string& brokers, const std::string& topic);
+
+// Every record of `topic` partition 0 still kept (low..high-1), read in offset order.
+std::vector<kafka::Record> ReadTopic(const std::string& brokers, const std::string& topic);
+
+// Waits until `topic` partition 0 holds at least `high` records in all (its high watermark), as long as
+// `serve` runs. True when it does.
+bool WaitForHighWatermark(const std::string& brokers, const std::string& topic, int64_t high,
+                          ServeProcess& serve, std::chrono::steady_clock::duration timeout);
+
+// Produces `values` to ledger.commands partition 0 in order (keys: the command id when the value has one) and
+// waits for the acknowledgements.
+Status SendCommands(const std::string& brokers, const std::vector<std::string>& values);
+
+// What the stopped serve's store holds: the last sequence and the stored commands offset of partition 0.
+struct StoreState {
+  uint64_t last_sequence = 0;
+  std::optional<int64_t> commands_offset;
+  bool operator==(const StoreState&) const = default;
+};
+StoreState ReadStoreState(const std::string& data_dir);
+
+// `ledger events --json` of `data_dir`, one parsed object per event (a failed run is a test failure).
+std::vector<nlohmann::json> LedgerEvents(const std::string& scratch, const std::string& data_dir);
+
+// The results on ledger.results, by key (command id), values parsed.
+std::vector<std::pair<std::string, nlohmann::json>> ParsedResults(const std::vector<kafka::Record>& records);
+
+}  // namespace ledger::testing
