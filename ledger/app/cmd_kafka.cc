@@ -178,8 +178,9 @@ Status RecordCommandsSkipped(Ledger& ledger, uint32_t partition, int64_t stored,
   skipped.reason = start.gap;
   fb::PayloadUnion payload;
   payload.Set(std::move(skipped));
+  // The sequence makes the id unique: the same offsets can be skipped again (an embedded broker on every run).
   const std::string fact_id = "commands-skipped:" + std::to_string(partition) + ":" + std::to_string(stored) +
-                              "-" + std::to_string(start.offset);
+                              "-" + std::to_string(start.offset) + "@" + std::to_string(ledger.last_sequence() + 1);
   ledger.StageMeta(OffsetKey(partition), std::to_string(start.offset));
   Result<uint64_t> sequence = ledger.RecordFact(fact_id, std::move(payload));
   if (!sequence.ok()) return sequence.status();
@@ -218,14 +219,18 @@ Result<CommandsReader> OpenCommandsReader(Ledger& ledger, const std::string& bro
     }
     return opened;
   }
-  if (accepted_by.empty()) {
+  // The in-process embedded broker is new on every run: whatever its topics held died with the last run, before
+  // anyone could apply it. Serve accepts that itself, recorded and logged like an operator's acceptance.
+  const std::string acceptance =
+      !accepted_by.empty() || !embedded ? accepted_by : "serve (in-process embedded broker, new on every run)";
+  if (acceptance.empty()) {
     return Status::InvalidArgument(
         "refusing to start: " + start.gap + "; to resume at offset " + std::to_string(start.offset) +
         " and record the gap as a CommandsSkipped event, pass --accept-command-gap "
         "OPERATOR_NAME");
   }
   opened->reader.reset();  // its fetch position is out of range: reopened where serve resumes
-  LEDGER_RETURN_IF_ERROR(RecordCommandsSkipped(ledger, partition, **stored, start, *marks, accepted_by));
+  LEDGER_RETURN_IF_ERROR(RecordCommandsSkipped(ledger, partition, **stored, start, *marks, acceptance));
   return open(start.offset);
 }
 

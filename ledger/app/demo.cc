@@ -70,7 +70,8 @@ Runner AddDemo(CLI::App& app) {
     if (!keys.ok()) return Fail(kExitFailure, keys.message());
     {
       std::ofstream toml(args->data_dir + "/ledger.toml");
-      toml << "# written by `ledger demo`\n[audit]\nprivate_key = \"audit-keys/ledger-signing.key\"\ncheckpoint_every = 10000\n";
+      toml << "# written by `ledger demo`\n[audit]\nprivate_key = \"audit-keys/ledger-signing.key\"\n"
+             "public_key = \"audit-keys/ledger-signing.pub\"\ncheckpoint_every = 10000\n";
       if (!toml) return Fail(kExitFailure, "cannot write " + args->data_dir + "/ledger.toml");
     }
     WriteOptions write_options;

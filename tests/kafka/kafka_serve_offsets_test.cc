@@ -139,7 +139,8 @@ TEST(KafkaServeOffsets, StoredOffsetBelowTheLowWatermarkRefusesThenResumesOnTheO
   const std::vector<json> skipped = SkippedEvents(dir.path(), data_dir);
   ASSERT_EQ(skipped.size(), 1u);
   EXPECT_EQ(skipped[0]["sequence"], before.last_sequence + 1) << "recorded before anything else was applied";
-  EXPECT_EQ(skipped[0]["command_id"], "commands-skipped:0:3-" + std::to_string(marks.low));
+  EXPECT_EQ(skipped[0]["command_id"], "commands-skipped:0:3-" + std::to_string(marks.low) + "@" +
+                                          std::to_string(before.last_sequence + 1));
   const json& payload = skipped[0]["payload"];
   EXPECT_EQ(payload["partition"], 0);
   EXPECT_EQ(payload["stored_offset"], kSetupCommands);
@@ -197,7 +198,7 @@ TEST(KafkaServeOffsets, StoredOffsetPastTheEndOfAReplacedTopicRefusesThenResumes
 
   const std::vector<json> skipped = SkippedEvents(dir.path(), data_dir);
   ASSERT_EQ(skipped.size(), 1u);
-  EXPECT_EQ(skipped[0]["command_id"], "commands-skipped:0:3-0");
+  EXPECT_EQ(skipped[0]["command_id"], "commands-skipped:0:3-0@" + std::to_string(before.last_sequence + 1));
   const json& payload = skipped[0]["payload"];
   EXPECT_EQ(payload["stored_offset"], kSetupCommands);
   EXPECT_EQ(payload["resumed_offset"], 0);
@@ -276,6 +277,39 @@ TEST(KafkaServeStartup, RestartAgainstExistingTopicsIsQuickAndSaysSo) {
     EXPECT_EQ(serve.err().find("create topics"), std::string::npos) << serve.err();
     EXPECT_EQ(serve.Stop(), 0) << serve.err();
   }
+}
+
+// Goal: with the in-process embedded broker (new on every run) a restart after a stored offset starts, and the
+// chain records who accepted the gap; the commands answered before stay answered once.
+TEST(KafkaServeOffsets, EmbeddedBrokerRestartRecordsTheGapItselfAndStarts) {
+  testing::TempDir dir;
+  const std::string data_dir = dir.path() + "/ledger";
+  for (int run = 0; run < 2; ++run) {
+    ServeProcess serve(dir.path(), run, {"--data", data_dir, "--clock", "occurred"});
+    ASSERT_TRUE(serve.WaitReady(kServeDeadline)) << serve.err();
+    const std::string out = serve.out();
+    const size_t at = out.find("bootstrap=");
+    ASSERT_NE(at, std::string::npos) << out;
+    const std::string brokers = out.substr(at + 10, out.find('\n', at) - at - 10);
+    const std::string id = "a" + std::to_string(run);
+    ASSERT_TRUE(testing::SendCommands(brokers, {testing::OpenAccount(id, "C" + std::to_string(run)).dump()}).ok());
+    // The second run first republishes the history to its new broker, then answers its recorded gap.
+    std::string status;
+    for (const auto deadline = std::chrono::steady_clock::now() + kServeDeadline;
+         status.empty() && std::chrono::steady_clock::now() < deadline;) {
+      status = StatusOf(testing::ReadTopic(brokers, kafka::kResultsTopic), id);
+      if (status.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(status, "accepted") << serve.err();
+    EXPECT_EQ(serve.Stop(), 0) << serve.err();
+  }
+  const std::vector<json> skipped = SkippedEvents(dir.path(), data_dir);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0]["payload"]["accepted_by"].get<std::string>().find("in-process embedded broker"),
+            std::string::npos)
+      << skipped[0].dump();
+  EXPECT_EQ(skipped[0]["payload"]["stored_offset"], 1);
+  EXPECT_EQ(skipped[0]["payload"]["resumed_offset"], 0);
 }
 
 }  // namespace
