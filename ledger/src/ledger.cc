@@ -85,6 +85,12 @@ Status Ledger::Recover() {
     Result<DecodedEvent> decoded = DecodeEventRecord((*last)->second);
     if (!decoded.ok()) return Status::Corruption("last event: " + decoded.status().message());
     if (decoded->body->sequence() != (*last)->first) return Status::Corruption("last event's key and sequence differ");
+    // A store is one shard's history: a shard number changed in ledger.toml would interleave two shards' ids.
+    if (decoded->body->shard() != options_.config.shard) {
+      return Status::InvalidArgument("the store in " + options_.data_dir + " holds shard " +
+                                     std::to_string(decoded->body->shard()) + "'s history, but this ledger is shard " +
+                                     std::to_string(options_.config.shard) + " (ledger.toml [ledger] shard, --shard)");
+    }
     last_sequence_ = decoded->body->sequence();
     chain_head_ = decoded->hash;
   }

@@ -179,5 +179,26 @@ TEST(StorageDamage, FullDiskIsAStorageFailureAndTheStoreReopens) {
   EXPECT_NE(more.out.find("\"accepted\""), std::string::npos) << testing::Describe(more);
 }
 
+TEST(StorageDamage, AShardNumberChangedInTheConfigIsRefused) {
+  // Goal: a store keeps the shard it was written as; `shard = 7` in ledger.toml later is refused (exit 2), and
+  // nothing with a shard-7 transaction id is appended to shard 0's history.
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  testing::WriteFile(dir.path() + "/first.jsonl", testing::OpenAccount("a1", "C1").dump() + "\n");
+  const testing::ProgramRun first =
+      testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/first.jsonl"});
+  ASSERT_EQ(first.exit_code, 0) << testing::Describe(first);
+  testing::WriteFile(data + "/ledger.toml", "[ledger]\nshard = 7\n");
+  testing::WriteFile(dir.path() + "/more.jsonl", testing::Deposit("d1", "C1:debit", 100).dump() + "\n");
+  const testing::ProgramRun more =
+      testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/more.jsonl"});
+  EXPECT_EQ(more.exit_code, 2) << testing::Describe(more);
+  EXPECT_TRUE(more.out.empty()) << testing::Describe(more);
+  EXPECT_NE(more.err.find("holds shard 0's history, but this ledger is shard 7"), std::string::npos)
+      << testing::Describe(more);
+  const testing::ProgramRun events = testing::RunLedger(dir.path(), {"events", "--data", data});
+  EXPECT_EQ(testing::Lines(events.out).size(), 1u) << testing::Describe(events);
+}
+
 }  // namespace
 }  // namespace ledger
