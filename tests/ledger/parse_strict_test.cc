@@ -375,7 +375,7 @@ TEST(StrictInputFuzz, RandomAndMutatedLinesGetExactlyOneOutcomeAndNeverCrashTheL
   // Not vacuous: both outcomes were met many times.
   EXPECT_GT(errors, lines / 10);
   EXPECT_GT(commands, lines / 20);
-  EXPECT_GT(accepted, 100);
+  EXPECT_GT(accepted, lines / 100);  // a ratio: LEDGER_TEST_SCALE and the time budget shrink the stream
 }
 
 }  // namespace
