@@ -53,12 +53,17 @@ Result<ReplayReport> Replay(const EventSource& source, Store* target, const Repl
     if (projections->LastApplied() != 0) return Status::InvalidArgument("replay target is not empty");
   }
   size_t pending = 0;
+  // The verified events themselves go into the target too, so a rebuilt store is a whole ledger store (a shard
+  // restored from Kafka can serve on), not only its projections.
+  std::vector<std::pair<uint64_t, std::string>> pending_events;
   Status io_status;
   auto flush = [&]() {
     if (target == nullptr || pending == 0 || !io_status.ok()) return;
     CommitBatch batch;
     batch.state = &*overlay;
+    batch.events = std::move(pending_events);
     io_status = target->Commit(batch);
+    pending_events.clear();
     overlay->Clear();
     pending = 0;
   };
@@ -147,6 +152,7 @@ Result<ReplayReport> Replay(const EventSource& source, Store* target, const Repl
     if (projections) {
       const Status applied = projections->Apply(body, *overlay);
       if (!applied.ok()) return fail(expected, applied.message());
+      pending_events.emplace_back(expected, std::string(record));
       if (++pending >= kRebuildGroupEventsMax) {
         flush();
         if (!io_status.ok()) return false;
