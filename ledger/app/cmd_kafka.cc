@@ -234,25 +234,6 @@ Result<CommandsReader> OpenCommandsReader(Ledger& ledger, const std::string& bro
   return open(start.offset);
 }
 
-// Bytes outside printable ASCII as \xNN, cut at `max` bytes: a parser message can quote binary input, and the
-// detail goes into an event, a log line and JSON output.
-std::string Printable(std::string_view text, size_t max) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : text.substr(0, max)) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x20 && byte < 0x7f) {
-      out += c;
-    } else {
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xf];
-    }
-  }
-  if (text.size() > max) out += "...";
-  return out;
-}
-
 // The command a record holds, or a stand-in that records it as MALFORMED_COMMAND under an id naming its place
 // in the topic. The parser must never throw, but one record must never stop a shard either: anything it
 // throws is reported like any other unparsable line.
@@ -270,7 +251,7 @@ ParsedCommand CommandOfRecord(const kafka::Record& record) {
   bad.command_id = "kafka:" + std::to_string(record.partition) + ":" + std::to_string(record.offset);
   bad.type = "unparsable";
   bad.fingerprint = Sha256Of(record.value);
-  bad.malformed = Printable(parsed.status().message(), kUnparsableDetailMax);
+  bad.malformed = PrintableText(parsed.status().message(), kUnparsableDetailMax);
   bad.command.command_id = bad.command_id;
   bad.line_bytes = record.value.size();
   spdlog::warn("serve: commands offset {}: {}", record.offset, *bad.malformed);

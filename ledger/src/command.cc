@@ -72,21 +72,8 @@ const TypeSpec kTypes[] = {
                 {"amount_minor", Kind::kInteger}}},
 };
 
-// `text` for a one-line message: printable ASCII as is, every other byte as \xNN, cut to `max_bytes`.
 std::string Printable(std::string_view text, size_t max_bytes = kQuotedBytesMax) {
-  std::string out;
-  for (const char c : text.substr(0, max_bytes)) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x20 && byte < 0x7f) {
-      out += c;
-    } else {
-      char escaped[5];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
-      out += escaped;
-    }
-  }
-  if (text.size() > max_bytes) out += "...";
-  return out;
+  return PrintableText(text, max_bytes);
 }
 
 // The JSON library's message without its "[json.exception.<kind>.<id>] " prefix, made one line.
@@ -480,6 +467,22 @@ Result<ParsedCommand> ParseCommandJson(std::string_view line) {
   } catch (const std::exception& error) {
     return Status::InvalidArgument(std::string("unreadable command: ") + Printable(error.what()));
   }
+}
+
+std::string PrintableText(std::string_view text, size_t max_bytes) {
+  std::string out;
+  for (const char c : text.substr(0, max_bytes)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f) {
+      out += c;
+    } else {
+      char escaped[5];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      out += escaped;
+    }
+  }
+  if (text.size() > max_bytes) out += "...";
+  return out;
 }
 
 }  // namespace ledger

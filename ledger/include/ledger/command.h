@@ -66,6 +66,10 @@ struct ParsedCommand {
   size_t line_bytes = 0;
 };
 
+// `text` for a one-line message: printable ASCII as is, every other byte as \xNN, cut to `max_bytes` (then
+// "..."). Input quoted in a message, an event or a log line can hold anything.
+std::string PrintableText(std::string_view text, size_t max_bytes);
+
 // Parses one JSON command line. Never throws. Errors (InvalidArgument, one line, no line number: the caller
 // adds it): not JSON (including a number beyond double range, invalid UTF-8, a NUL byte anywhere in the line,
 // a key twice in one object, nesting deeper than 16 levels), not an object, a field of the wrong JSON type,
