@@ -287,8 +287,12 @@ cmd_start() {
   BROKERS="${n}"
   BASE_PORT="${base}"
   local cluster_id
-  # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding.
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding. One that starts with '-' reads as an option
+  # to the formatter's argument parser (a 1-in-64 failure), so draw again, as Kafka's own Uuid.randomUuid does.
+  cluster_id="-"
+  while [[ "${cluster_id}" == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   {
     echo "BROKERS=${n}"
     echo "BASE_PORT=${base}"
