@@ -14,9 +14,9 @@
 #include <set>
 #include <vector>
 
-#include "ledger/config.h"
-#include "ledger/money.h"
-#include "ledger/time.h"
+#include "core/config.h"
+#include "core/money.h"
+#include "core/time.h"
 
 namespace ledger {
 namespace {

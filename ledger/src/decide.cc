@@ -3,10 +3,10 @@
 #include "decide.h"
 
 #include "ledger/command.h"
-#include "ledger/event.h"
-#include "ledger/money.h"
-#include "ledger/time.h"
-#include "projections/records.h"
+#include "events/event.h"
+#include "core/money.h"
+#include "core/time.h"
+#include "state/records.h"
 
 namespace ledger {
 namespace {

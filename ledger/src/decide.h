@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "ledger/config.h"
-#include "ledger/kv.h"
+#include "core/config.h"
+#include "storage/kv.h"
 #include "schemas/commands_generated.h"
 
 namespace ledger {

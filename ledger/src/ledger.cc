@@ -5,11 +5,11 @@
 #include <future>
 
 #include "decide.h"
-#include "ledger/event.h"
-#include "ledger/set_digest.h"
-#include "ledger/time.h"
+#include "events/event.h"
+#include "core/set_digest.h"
+#include "core/time.h"
 #include "projections/projector.h"
-#include "projections/records.h"
+#include "state/records.h"
 
 namespace ledger {
 
@@ -102,7 +102,7 @@ Status Ledger::Recover() {
   committed_sequence_ = last_sequence_;
   staged_commands_ = 0;
   last_checkpoint_covered_ = 0;
-  LEDGER_RETURN_IF_ERROR(store_->ScanState("ck/", [&](std::string_view, std::string_view value) {
+  LEDGER_RETURN_IF_ERROR(store_->ScanState(keys::kCheckpointPrefix, [&](std::string_view, std::string_view value) {
     fb::AppliedRecordT covered;
     flatbuffers::GetRoot<fb::AppliedRecord>(value.data())->UnPackTo(&covered);
     last_checkpoint_covered_ = std::max(last_checkpoint_covered_, covered.sequence);

@@ -1,36 +1,15 @@
-// The clearing projector. See clearing.h for its keys. Every amount here comes from the events; the
+// The clearing projector. Its keys are in state/keys.h. Every amount here comes from the events; the
 // projector only reads its own records (for a reversal or refund, the payment's line).
 #include "projections/clearing.h"
 
 #include <algorithm>
 #include <iterator>
 
-#include "ledger/money.h"
-#include "ledger/store.h"
-#include "projections/records.h"
+#include "core/money.h"
+#include "storage/store.h"
+#include "state/records.h"
 
 namespace ledger {
-namespace keys {
-
-std::string MerchantClearing(int date, std::string_view merchant) {
-  return "xm/" + std::to_string(date) + "/" + std::string(merchant);
-}
-std::string SchemeClearing(int date, std::string_view scheme) {
-  return "xs/" + std::to_string(date) + "/" + std::string(scheme);
-}
-std::string ClearingLinePrefix(int date, std::string_view merchant) {
-  return "xl/" + std::to_string(date) + "/" + std::string(merchant) + "/";
-}
-std::string ReconOrder(std::string_view merchant, std::string_view order_no) {
-  return "xo/" + std::string(merchant) + "/" + std::string(order_no);
-}
-std::string ReconRefund(std::string_view merchant, std::string_view refund_no) {
-  return "xr/" + std::string(merchant) + "/" + std::string(refund_no);
-}
-std::string ReconDatePrefix(int date) { return "xd/" + std::to_string(date) + "/"; }
-
-}  // namespace keys
-
 namespace {
 
 // Adds one line's effect to what an interbank scheme owes for a clearing date (own-account funding has none).
@@ -51,7 +30,9 @@ void AddToScheme(Overlay& view, FoldErrors& errors, int date, fb::Funding fundin
 class ClearingProjector final : public Projector {
  public:
   std::string_view name() const override { return "clearing"; }
-  std::vector<std::string> KeyPrefixes() const override { return {"xd/", "xl/", "xm/", "xo/", "xr/", "xs/"}; }
+  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kReconDateIndexPrefix), std::string(keys::kClearingLinePrefix),
+            std::string(keys::kMerchantClearingPrefix), std::string(keys::kReconOrderPrefix),
+            std::string(keys::kReconRefundPrefix), std::string(keys::kSchemeClearingPrefix)}; }
 
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
@@ -104,7 +85,7 @@ class ClearingProjector final : public Projector {
     line.settlement_minor = paid.settlement_base_minor();
     line.fee_minor = paid.fee_minor();
     line.transaction_id = StringOf(event.transaction_id());
-    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceKey(event.sequence()), line);
+    SaveRecord(view, keys::ClearingLine(date, merchant, event.sequence()), line);
     fb::ReconLineRecordT recon;
     recon.kind = fb::ClearingLineKind::payment;
     recon.merchant_order_no = order;
@@ -117,7 +98,7 @@ class ClearingProjector final : public Projector {
     recon.card_amount_minor = paid.card_amount_minor();
     recon.settlement_minor = paid.settlement_base_minor();
     SaveRecord(view, keys::ReconOrder(merchant, order), recon);
-    view.Put(keys::ReconDatePrefix(date) + merchant + "/o/" + order, "");
+    view.Put(keys::ReconDateIndex(date, merchant, keys::ReconLineKind::kPayment, order), "");
   }
 
   static void Reversal(const fb::EventBody& event, const fb::PaymentReversed& reversed, Overlay& view, FoldErrors& errors) {
@@ -150,7 +131,7 @@ class ClearingProjector final : public Projector {
     line.settlement_minor = -payment.settlement_minor;
     line.fee_minor = -reversed.fee_minor();
     line.transaction_id = StringOf(event.transaction_id());
-    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceKey(event.sequence()), line);
+    SaveRecord(view, keys::ClearingLine(date, merchant, event.sequence()), line);
     payment.status = fb::PaymentStatus::reversed;
     SaveRecord(view, keys::ReconOrder(merchant, order), payment);
   }
@@ -187,7 +168,7 @@ class ClearingProjector final : public Projector {
     line.settlement_minor = -refunded.settlement_minor();
     line.fee_minor = -refunded.fee_minor();
     line.transaction_id = StringOf(event.transaction_id());
-    SaveRecord(view, keys::ClearingLinePrefix(date, merchant) + SequenceKey(event.sequence()), line);
+    SaveRecord(view, keys::ClearingLine(date, merchant, event.sequence()), line);
     payment.refunded_minor = errors.Add(payment.refunded_minor, refunded.amount_minor());
     payment.status = payment.refunded_minor == payment.amount_minor ? fb::PaymentStatus::refunded
                                                                       : fb::PaymentStatus::partially_refunded;
@@ -205,7 +186,7 @@ class ClearingProjector final : public Projector {
     refund.card_amount_minor = refunded.card_amount_minor();
     refund.settlement_minor = refunded.settlement_minor();
     SaveRecord(view, keys::ReconRefund(merchant, refund_no), refund);
-    view.Put(keys::ReconDatePrefix(date) + merchant + "/r/" + refund_no, "");
+    view.Put(keys::ReconDateIndex(date, merchant, keys::ReconLineKind::kRefund, refund_no), "");
   }
 };
 

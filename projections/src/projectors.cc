@@ -4,11 +4,11 @@
 // reports it at the event's sequence.
 #include <cstring>
 
-#include "ledger/event.h"
-#include "ledger/money.h"
+#include "events/event.h"
+#include "core/money.h"
 #include "projections/clearing.h"
 #include "projections/projector.h"
-#include "projections/records.h"
+#include "state/records.h"
 
 namespace ledger {
 namespace {
@@ -17,7 +17,7 @@ namespace {
 // balances: one BalanceRecord per account, in the account's unit; the sum over all accounts per unit is 0.
 class BalancesProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {"b/"}; }
+  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kBalancePrefix)}; }
   std::string_view name() const override { return "balances"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
@@ -41,7 +41,7 @@ class BalancesProjector final : public Projector {
 // directory: accounts, customers, merchants, coupons and customer limit overrides.
 class DirectoryProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {"a/", "c/", "cu/", "l/", "m/"}; }
+  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kAccountPrefix), std::string(keys::kCouponPrefix), std::string(keys::kCustomerPrefix), std::string(keys::kLimitOverridePrefix), std::string(keys::kMerchantPrefix)}; }
   std::string_view name() const override { return "directory"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
@@ -123,7 +123,7 @@ class DirectoryProjector final : public Projector {
 // (customer, channel, day). Reversals give usage back; refunds do not.
 class LimitsProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {"uc/", "ud/", "um/"}; }
+  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kChannelDailyUsagePrefix), std::string(keys::kDailyUsagePrefix), std::string(keys::kMonthlyUsagePrefix)}; }
   std::string_view name() const override { return "limits"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
@@ -161,7 +161,7 @@ class LimitsProjector final : public Projector {
 // payments: what reversals and refunds need to know of each payment, and the refund numbers in use.
 class PaymentsProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {"p/", "r/"}; }
+  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kPaymentPrefix), std::string(keys::kRefundPrefix)}; }
   std::string_view name() const override { return "payments"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
@@ -242,7 +242,7 @@ class PaymentsProjector final : public Projector {
 // id is its outcome; later events with that id (a DUPLICATE_COMMAND_MISMATCH rejection) leave it alone.
 class CommandsProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {"k/", "km/"}; }
+  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kCommandOutcomePrefix), std::string(keys::kMismatchOutcomePrefix)}; }
   std::string_view name() const override { return "commands"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
@@ -284,14 +284,14 @@ class CommandsProjector final : public Projector {
 // sequence the checkpoint covers.
 class CheckpointsProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {"ck/"}; }
+  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kCheckpointPrefix)}; }
   std::string_view name() const override { return "checkpoints"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
     if (event.payload_type() != fb::Payload::CheckpointRecorded) return errors.status();
     fb::AppliedRecordT covered;
     covered.sequence = event.payload_as_CheckpointRecorded()->sequence();
-    SaveRecord(view, "ck/" + SequenceKey(event.sequence()), covered);
+    SaveRecord(view, keys::Checkpoint(event.sequence()), covered);
     return errors.status();
   }
 };

@@ -2,7 +2,7 @@
 #include <optional>
 
 #include "projections/projector.h"
-#include "projections/records.h"
+#include "state/records.h"
 #include "replay/replay.h"
 
 namespace ledger::replay {
@@ -13,7 +13,7 @@ constexpr char kAbsent[] = "(absent)";
 // A record as people read it: a balance by its amount; anything else by its size and the start of its SHA-256.
 std::string DescribeValue(std::string_view key, const std::optional<std::string>& value) {
   if (!value) return kAbsent;
-  if (key.starts_with("b/")) {
+  if (key.starts_with(keys::kBalancePrefix)) {
     flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(value->data()), value->size());
     if (verifier.VerifyBuffer<fb::BalanceRecord>(nullptr)) {
       return std::to_string(flatbuffers::GetRoot<fb::BalanceRecord>(value->data())->balance_minor());

@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include "ledger/event.h"
-#include "ledger/kv.h"
+#include "events/event.h"
+#include "storage/kv.h"
 #include "projections/projector.h"
 
 namespace ledger::replay {

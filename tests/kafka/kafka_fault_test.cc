@@ -30,11 +30,11 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/event.h"
-#include "ledger/kafka.h"
+#include "events/event.h"
+#include "kafka/kafka.h"
 #include "ledger/ledger.h"
-#include "ledger/projection_runner.h"
-#include "ledger/store.h"
+#include "kafka/projection_runner.h"
+#include "storage/store.h"
 #include "replay/replay.h"
 #include "support/test_support.h"
 

@@ -31,10 +31,10 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/event.h"
-#include "ledger/kafka.h"
+#include "events/event.h"
+#include "kafka/kafka.h"
 #include "ledger/ledger.h"
-#include "ledger/store.h"
+#include "storage/store.h"
 #include "projections/clearing.h"
 #include "projections/projector.h"
 #include "replay/replay.h"

@@ -29,8 +29,8 @@
 #include <thread>
 #include <vector>
 
-#include "ledger/assert.h"
-#include "ledger/kafka.h"
+#include "core/assert.h"
+#include "kafka/kafka.h"
 #include "support/test_support.h"
 
 namespace ledger::testing {

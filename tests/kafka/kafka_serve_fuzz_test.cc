@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/kafka.h"
+#include "kafka/kafka.h"
 #include "serve_harness.h"
 #include "support/test_support.h"
 

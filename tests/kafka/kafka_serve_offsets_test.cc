@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "ledger/kafka.h"
+#include "kafka/kafka.h"
 #include "serve_harness.h"
 #include "support/test_support.h"
 

@@ -4,7 +4,7 @@
 
 #include <thread>
 
-#include "ledger/store.h"
+#include "storage/store.h"
 
 namespace ledger::testing {
 namespace {

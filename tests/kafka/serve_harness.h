@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "ledger/kafka.h"
+#include "kafka/kafka.h"
 #include "support/test_support.h"
 
 namespace ledger::testing {

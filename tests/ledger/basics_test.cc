@@ -3,9 +3,9 @@
 
 #include <map>
 
-#include "ledger/kv.h"
-#include "ledger/money.h"
-#include "ledger/time.h"
+#include "storage/kv.h"
+#include "core/money.h"
+#include "core/time.h"
 #include "support/test_support.h"
 
 namespace ledger {

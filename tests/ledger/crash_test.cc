@@ -30,9 +30,9 @@
 #include <thread>
 #include <vector>
 
-#include "ledger/store.h"
-#include "ledger/time.h"
-#include "projections/records.h"
+#include "storage/store.h"
+#include "core/time.h"
+#include "state/records.h"
 #include "replay/replay.h"
 #include "support/test_support.h"
 

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/config.h"
-#include "ledger/event.h"
-#include "ledger/money.h"
-#include "projections/records.h"
+#include "core/config.h"
+#include "events/event.h"
+#include "core/money.h"
+#include "state/records.h"
 #include "support/test_support.h"
 
 namespace ledger {

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/event.h"
+#include "events/event.h"
 #include "ledger/ledger.h"
-#include "ledger/time.h"
+#include "core/time.h"
 #include "support/test_support.h"
 
 namespace ledger {

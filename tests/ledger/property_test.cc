@@ -27,10 +27,10 @@
 
 #include "ledger/command.h"
 #include "ledger/ledger.h"
-#include "ledger/money.h"
-#include "ledger/store.h"
-#include "ledger/time.h"
-#include "projections/records.h"
+#include "core/money.h"
+#include "storage/store.h"
+#include "core/time.h"
+#include "state/records.h"
 #include "replay/replay.h"
 #include "support/test_support.h"
 

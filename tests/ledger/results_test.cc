@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/kafka.h"
+#include "kafka/kafka.h"
 #include "ledger/ledger.h"
-#include "projections/records.h"
+#include "state/records.h"
 #include "support/test_support.h"
 
 namespace ledger {

@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/event.h"
+#include "events/event.h"
 #include "ledger/ledger.h"
-#include "ledger/money.h"
-#include "ledger/time.h"
-#include "projections/records.h"
+#include "core/money.h"
+#include "core/time.h"
+#include "state/records.h"
 #include "support/test_support.h"
 
 namespace ledger {

@@ -3,12 +3,12 @@
 // and a checkpoint proves the state against the set digests the commits kept before it signs.
 #include <gtest/gtest.h>
 
-#include "ledger/event.h"
+#include "events/event.h"
 #include "ledger/ledger.h"
-#include "ledger/money.h"
-#include "ledger/signing.h"
+#include "core/money.h"
+#include "core/signing.h"
 #include "projections/projector.h"
-#include "projections/records.h"
+#include "state/records.h"
 #include "support/test_support.h"
 
 namespace ledger {

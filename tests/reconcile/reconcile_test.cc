@@ -27,9 +27,9 @@
 #include <thread>
 #include <vector>
 
-#include "ledger/money.h"
-#include "ledger/time.h"
-#include "projections/reconcile.h"
+#include "core/money.h"
+#include "core/time.h"
+#include "reconcile/reconcile.h"
 #include "support/test_support.h"
 
 extern char** environ;

@@ -30,15 +30,15 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/event.h"
+#include "events/event.h"
 #include "ledger/ledger.h"
-#include "ledger/signing.h"
-#include "ledger/store.h"
-#include "ledger/time.h"
-#include "projections/records.h"
+#include "core/signing.h"
+#include "storage/store.h"
+#include "core/time.h"
+#include "state/records.h"
 #include "replay/replay.h"
 #include "support/test_support.h"
-#include "workload.h"
+#include "bench/workload.h"
 
 extern char** environ;
 

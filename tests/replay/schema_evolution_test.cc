@@ -32,13 +32,13 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/event.h"
+#include "events/event.h"
 #include "ledger/ledger.h"
-#include "ledger/signing.h"
-#include "ledger/store.h"
-#include "ledger/time.h"
+#include "core/signing.h"
+#include "storage/store.h"
+#include "core/time.h"
 #include "projections/projector.h"
-#include "projections/records.h"
+#include "state/records.h"
 #include "replay/replay.h"
 #include "support/test_support.h"
 

@@ -55,15 +55,15 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/event.h"
-#include "ledger/kafka.h"
+#include "events/event.h"
+#include "kafka/kafka.h"
 #include "ledger/ledger.h"
-#include "ledger/signing.h"
-#include "ledger/store.h"
-#include "ledger/time.h"
+#include "core/signing.h"
+#include "storage/store.h"
+#include "core/time.h"
 #include "replay/replay.h"
 #include "support/test_support.h"
-#include "workload.h"
+#include "bench/workload.h"
 
 extern char** environ;
 

@@ -16,8 +16,9 @@
 #include <random>
 
 #include "ledger/command.h"
-#include "ledger/time.h"
-#include "projections/records.h"
+#include "core/time.h"
+#include "state/records.h"
+#include "state/trial_balance.h"
 #include "replay/replay.h"
 
 namespace ledger::testing {
@@ -105,16 +106,10 @@ int64_t TestLedger::Balance(const std::string& account) {
 }
 
 std::pair<int64_t, int64_t> TestLedger::SumByUnit() {
-  int64_t sums[2] = {0, 0};
-  EXPECT_TRUE(ledger_->store()
-                  .ScanState("b/",
-                             [&](std::string_view, std::string_view value) {
-                               const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(value.data());
-                               sums[static_cast<int>(record->unit())] += record->balance_minor();
-                               return true;
-                             })
-                  .ok());
-  return {sums[0], sums[1]};
+  const Result<TrialBalance> total = SumBalances(ledger_->store());
+  EXPECT_TRUE(total.ok());
+  return total.ok() ? std::pair<int64_t, int64_t>(static_cast<int64_t>(total->cny_minor), static_cast<int64_t>(total->points))
+                    : std::pair<int64_t, int64_t>(-1, -1);
 }
 
 Digest TestLedger::StateDigest() {

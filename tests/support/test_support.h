@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "ledger/ledger.h"
-#include "ledger/store.h"
+#include "storage/store.h"
 
 namespace ledger::testing {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "ledger/sha256.h"
-#include "ledger/status.h"
+#include "core/sha256.h"
+#include "core/status.h"
 #include "schemas/commands_generated.h"
 
 namespace ledger {

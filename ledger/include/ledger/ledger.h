@@ -6,7 +6,7 @@
 //  1. Sequences are 1, 2, 3, ... with no gap; each event's prev_hash is the previous event's hash.
 //  2. Every event's postings sum to zero per unit.
 //  3. Projections reflect exactly the committed events (same batch), so LastApplied() == last sequence.
-// Thread-safety: not thread-safe. One writer thread owns a Ledger (DESIGN.md: single writer per shard).
+// Thread-safety: not thread-safe. One writer thread owns a Ledger (docs/ARCHITECTURE.md: single writer per shard).
 #pragma once
 
 #include <cstdint>
@@ -18,11 +18,11 @@
 #include <vector>
 
 #include "ledger/command.h"
-#include "ledger/config.h"
-#include "ledger/sha256.h"
-#include "ledger/signing.h"
-#include "ledger/status.h"
-#include "ledger/store.h"
+#include "core/config.h"
+#include "core/sha256.h"
+#include "core/signing.h"
+#include "core/status.h"
+#include "storage/store.h"
 
 namespace ledger {
 

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "ledger/status.h"
-#include "ledger/store.h"
+#include "core/status.h"
+#include "storage/store.h"
 
 namespace ledger::clearing {
 

@@ -12,11 +12,11 @@
 #include <utility>
 #include <vector>
 
-#include "ledger/kv.h"
-#include "ledger/set_digest.h"
-#include "ledger/signing.h"
-#include "ledger/status.h"
-#include "ledger/store.h"
+#include "storage/kv.h"
+#include "core/set_digest.h"
+#include "core/signing.h"
+#include "core/status.h"
+#include "storage/store.h"
 #include "schemas/events_generated.h"
 
 namespace ledger {

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "ledger/sha256.h"
-#include "ledger/signing.h"
-#include "ledger/status.h"
-#include "ledger/store.h"
+#include "core/sha256.h"
+#include "core/signing.h"
+#include "core/status.h"
+#include "storage/store.h"
 
 namespace ledger::replay {
 

@@ -1,0 +1,84 @@
+#include "cli_common.h"
+
+#include "cli/commands.h"
+
+#include <charconv>
+#include <cstdio>
+
+#include "kafka/kafka.h"
+#include "kafka/timeouts.h"
+#include "core/time.h"
+
+namespace ledger::cli {
+
+int Fail(int code, const std::string& message) {
+  std::string line = message;
+  for (char& c : line) {
+    if (c == '\n') c = ' ';
+  }
+  std::fprintf(stderr, "ledger: %s\n", line.c_str());
+  return code;
+}
+
+int ExitCodeFor(const Status& status) {
+  if (status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound) return kExitBadInput;
+  return kExitFailure;
+}
+
+CLI::Validator SequenceNumber() {
+  return CLI::Validator(
+      [](std::string& input) -> std::string {
+        uint64_t value = 0;
+        const char* end = input.data() + input.size();
+        const auto [last, error] = std::from_chars(input.data(), end, value);  // no sign accepted
+        if (input.empty() || error != std::errc() || last != end) {
+          return "must be a sequence number (a whole number, 0 or more), not '" + input + "'";
+        }
+        return std::string();
+      },
+      "SEQUENCE");
+}
+
+std::string UnderDataDir(const std::string& data_dir, const std::string& path) {
+  return path.starts_with("/") ? path : data_dir + "/" + path;
+}
+
+Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
+  LedgerOptions out;
+  out.data_dir = options.data_dir;
+  Result<LedgerConfig> config = LoadConfig(options.data_dir + "/ledger.toml");
+  if (!config.ok()) return config.status();
+  out.config = *config;
+  if (options.clock == "system") {
+    out.clock = ClockMode::kSystem;
+  } else if (options.clock == "occurred") {
+    out.clock = ClockMode::kOccurred;
+  } else {
+    return Status::InvalidArgument("--clock must be 'system' or 'occurred'");
+  }
+  if (!options.now.empty()) {
+    Result<int64_t> now = ParseIso8601(options.now);
+    if (!now.ok()) return Status::InvalidArgument("--now: " + now.status().message());
+    out.fixed_now_ns = *now;
+  }
+  out.sync = !options.no_sync;
+  if (!out.config.audit_private_key.empty()) {
+    Result<std::unique_ptr<Signer>> signer =
+        Signer::FromPemFile(UnderDataDir(options.data_dir, out.config.audit_private_key));
+    if (!signer.ok()) return signer.status();
+    out.signer = std::move(signer).value();
+  }
+  // A state that does not match its digests is described key by key (a rebuild from the events).
+  out.describe_state_differences = DescribeStateDifferences;
+  return out;
+}
+
+Status PublishCommitted(Ledger& ledger, const LedgerConfig& config, uint64_t through) {
+  if (config.kafka_brokers.empty()) return Status::Ok();
+  Result<std::unique_ptr<kafka::Publisher>> publisher =
+      kafka::Publisher::Create(ledger.store(), kafka::ProducerSettings{config.kafka_brokers, config.shard, kafka::kAckTimeoutMs});
+  if (!publisher.ok()) return publisher.status();
+  return (*publisher)->PublishThrough(through, kafka::kPublishDeadlineMs);
+}
+
+}  // namespace ledger::cli

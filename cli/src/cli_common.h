@@ -1,0 +1,54 @@
+// Shared pieces of the `ledger` subcommands: exit codes, error printing, option parsing helpers.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ledger/ledger.h"
+#include "core/status.h"
+
+namespace ledger::cli {
+
+// Exit codes (README: Command-line reference).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;   // storage or internal failure
+inline constexpr int kExitBadInput = 2;  // bad arguments or input; nothing was written
+// `replay` only: everything it could check verified, but the history holds checkpoints whose signatures it
+// could not check (no public key). Not 0, so no script takes unchecked signatures for a verified history.
+inline constexpr int kExitSignaturesNotChecked = 4;
+// `replay` only: the history, a checkpoint or the rebuilt state does not verify.
+inline constexpr int kExitNotVerified = 5;
+
+// Prints "ledger: <message>" on one line to stderr and returns `code`.
+int Fail(int code, const std::string& message);
+// The exit code for a Status: InvalidArgument/NotFound -> 2, anything else -> 1.
+int ExitCodeFor(const Status& status);
+
+// Checks that an option is a sequence number: a whole number, 0 or more. Without it CLI11 reads "-1" into a
+// uint64_t as 2^64 - 1 ("to the end") instead of refusing it.
+CLI::Validator SequenceNumber();
+
+// A path from ledger.toml: absolute as given, relative under the data folder.
+std::string UnderDataDir(const std::string& data_dir, const std::string& path);
+
+// Options common to commands that write.
+struct WriteOptions {
+  std::string data_dir = "./ledger-data";
+  std::string clock = "system";
+  std::string now;  // ISO 8601, empty: the system clock
+  bool no_sync = false;
+  bool json = false;
+};
+
+// Builds LedgerOptions from the command line and <data>/ledger.toml. Errors: InvalidArgument.
+Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options);
+
+// Publishes the committed events through `through` to the Kafka brokers of `config` (nothing when none is
+// configured), waiting for the acknowledgements. Used by commands that record facts outside `serve`.
+// Errors: InvalidArgument (bad settings), IoError (not acknowledged in time), Corruption.
+Status PublishCommitted(Ledger& ledger, const LedgerConfig& config, uint64_t through);
+
+}  // namespace ledger::cli

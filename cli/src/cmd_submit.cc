@@ -1,0 +1,169 @@
+// ledger submit: JSON Lines commands in, one JSON result per line out, printed as each group becomes durable.
+// The whole input is parsed before anything is written, so a malformed line writes nothing (exit 2).
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "cli_common.h"
+#include "cli/commands.h"
+#include "ledger/command.h"
+#include "kafka/kafka.h"
+#include "kafka/timeouts.h"
+#include "ledger/ledger.h"
+
+#include <spdlog/spdlog.h>
+#include <map>
+#include <chrono>
+
+namespace ledger::cli {
+namespace {
+
+// Bounds the input held in memory at once.
+constexpr size_t kSubmitLinesMax = 10'000'000;
+
+// Routes a command to a shard: the payer's customer id decides (FNV-1a), commands without one go to shard 0.
+uint32_t ShardOf(const ParsedCommand& command, uint32_t shards) {
+  std::string customer;
+  if (const auto* pay = command.command.body.AsPay()) customer = pay->customer;
+  if (const auto* open = command.command.body.AsOpenAccount()) customer = open->customer;
+  if (const auto* points = command.command.body.AsAwardPoints()) customer = points->customer;
+  if (const auto* coupon = command.command.body.AsIssueCoupon()) customer = coupon->customer;
+  if (const auto* limit = command.command.body.AsSetCustomerLimit()) customer = limit->customer;
+  if (customer.empty() || shards <= 1) return 0;
+  uint32_t hash = 2166136261u;
+  for (char c : customer) hash = (hash ^ static_cast<uint8_t>(c)) * 16777619u;
+  return hash % shards;
+}
+
+// Sends commands through ledger.commands and prints each result as it arrives on ledger.results.
+int SubmitThroughKafka(const std::string& brokers, uint32_t shards, int64_t timeout_ms,
+                       const std::vector<ParsedCommand>& commands, const std::vector<std::string>& lines) {
+  std::vector<std::unique_ptr<kafka::PartitionReader>> readers;
+  for (uint32_t shard = 0; shard < shards; ++shard) {
+    // Results start at the current end: only answers to what we are about to send matter.
+    Result<std::unique_ptr<kafka::PartitionReader>> probe = kafka::PartitionReader::Open(brokers, kafka::kResultsTopic, shard, -1);
+    if (!probe.ok()) return Fail(kExitFailure, probe.status().ToString());
+    Result<int64_t> high = (*probe)->HighWatermark(kafka::kWatermarksTimeoutMs);
+    if (!high.ok()) return Fail(kExitFailure, high.status().ToString());
+    Result<std::unique_ptr<kafka::PartitionReader>> reader = kafka::PartitionReader::Open(brokers, kafka::kResultsTopic, shard, *high);
+    if (!reader.ok()) return Fail(kExitFailure, reader.status().ToString());
+    readers.push_back(std::move(reader).value());
+  }
+  Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
+  if (!sender.ok()) return Fail(kExitFailure, sender.status().ToString());
+  std::map<std::string, int64_t> waiting;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const Status sent = (*sender)->Send(kafka::kCommandsTopic, ShardOf(commands[i], shards), commands[i].command_id, lines[i]);
+    if (!sent.ok()) return Fail(kExitFailure, sent.ToString());
+    waiting[commands[i].command_id] += 1;
+  }
+  const Status flushed = (*sender)->Flush(timeout_ms);
+  if (!flushed.ok()) return Fail(kExitFailure, flushed.ToString());
+  size_t outstanding = commands.size();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (outstanding > 0 && std::chrono::steady_clock::now() < deadline) {
+    for (auto& reader : readers) {
+      Result<std::vector<kafka::Record>> records = reader->Poll(4096, 50);
+      if (!records.ok()) return Fail(kExitFailure, records.status().ToString());
+      for (const kafka::Record& record : *records) {
+        auto it = waiting.find(record.key);
+        if (it == waiting.end() || it->second == 0) continue;
+        it->second -= 1;
+        outstanding -= 1;
+        std::fputs((record.value + "\n").c_str(), stdout);
+      }
+      std::fflush(stdout);
+    }
+  }
+  if (outstanding > 0) {
+    return Fail(kExitFailure, std::to_string(outstanding) + " commands got no result within " + std::to_string(timeout_ms) + " ms");
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+// Reads and parses every command of `in` (keeping the raw lines in *raw when given).
+// Errors: InvalidArgument "line N: ...".
+Result<std::vector<ParsedCommand>> ReadCommands(std::istream& in, std::vector<std::string>* raw) {
+  std::vector<ParsedCommand> commands;
+  std::string line;
+  size_t line_number = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (commands.size() >= kSubmitLinesMax) {
+      return Status::InvalidArgument("line " + std::to_string(line_number) + ": more than 10,000,000 commands in one input");
+    }
+    // The whole line, NUL bytes included (std::getline keeps them): the parser refuses a NUL instead of the
+    // line ending there.
+    Result<ParsedCommand> parsed = ParseCommandJson(line);
+    if (!parsed.ok()) return Status::InvalidArgument("line " + std::to_string(line_number) + ": " + parsed.status().message());
+    commands.push_back(std::move(parsed).value());
+    if (raw != nullptr) raw->push_back(line);
+  }
+  if (in.bad()) return Status::IoError("read error after line " + std::to_string(line_number));
+  return commands;
+}
+
+Runner AddSubmit(CLI::App& app) {
+  auto options = std::make_shared<WriteOptions>();
+  auto input = std::make_shared<std::string>();
+  app.add_option("--data", options->data_dir, "data folder")->capture_default_str();
+  app.add_option("--clock", options->clock, "system: occurred_at must be within 5 minutes of now; occurred: trust it")
+      ->capture_default_str();
+  app.add_option("--now", options->now, "fix the ledger clock (ISO 8601 with offset)");
+  app.add_flag("--no-sync", options->no_sync, "do not fsync the WAL per group (benchmarks only)");
+  app.add_flag("--json", options->json, "results are always JSON Lines; accepted for uniformity");
+  auto brokers = std::make_shared<std::string>();
+  auto shards = std::make_shared<uint32_t>(1);
+  auto timeout_ms = std::make_shared<int64_t>(120'000);
+  app.add_option("--brokers", *brokers, "send through Kafka (ledger.commands) to a running `ledger serve`");
+  app.add_option("--shards", *shards, "with --brokers: partitions to route to (by the payer's customer id)")->capture_default_str();
+  app.add_option("--timeout-ms", *timeout_ms, "with --brokers: how long to wait for all results")->capture_default_str();
+  app.add_option("input", *input, "FILE, or - for standard input")->required();
+  return [options, input, brokers, shards, timeout_ms]() {
+    Result<LedgerOptions> ledger_options = MakeLedgerOptions(*options);
+    if (!ledger_options.ok()) return Fail(kExitBadInput, ledger_options.status().message());
+    Result<std::vector<ParsedCommand>> commands = Status::Internal("unread");
+    std::vector<std::string> lines;
+    if (*input == "-") {
+      commands = ReadCommands(std::cin, &lines);
+    } else {
+      std::ifstream file(*input);
+      if (!file) return Fail(kExitBadInput, "cannot open " + *input);
+      commands = ReadCommands(file, &lines);
+    }
+    if (!commands.ok()) return Fail(ExitCodeFor(commands.status()), *input + ": " + commands.status().message());
+    if (!brokers->empty()) return SubmitThroughKafka(*brokers, std::max<uint32_t>(1, *shards), *timeout_ms, *commands, lines);
+    Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(*ledger_options);
+    if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
+    // With a broker in the data folder's config, a result is printed only after Kafka acknowledged its events.
+    std::unique_ptr<kafka::Publisher> publisher;
+    if (!ledger_options->config.kafka_brokers.empty()) {
+      Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
+          (*ledger)->store(), kafka::ProducerSettings{ledger_options->config.kafka_brokers, ledger_options->config.shard, kafka::kAckTimeoutMs});
+      if (!created.ok()) return Fail(kExitBadInput, created.status().ToString());
+      publisher = std::move(created).value();
+    }
+    Status publish_status;
+    Ledger* ledger_ptr = ledger->get();
+    const Status status = (*ledger)->SubmitAll(*commands, [&](std::span<const CommandResult> results) {
+      if (publisher && publish_status.ok()) {
+        publish_status = publisher->PublishThrough(ledger_ptr->durable_sequence(), 120'000);
+        if (!publish_status.ok()) spdlog::error("submit: publishing: {}", publish_status.message());
+      }
+      if (publisher && !publish_status.ok() && ledger_options->config.kafka_ack == "kafka") return;
+      // Printed only once durable: a line on stdout is an acknowledgement.
+      for (const CommandResult& result : results) std::fputs((result.ToJson() + "\n").c_str(), stdout);
+      std::fflush(stdout);
+    });
+    if (!status.ok()) return Fail(kExitFailure, status.ToString());
+    if (!publish_status.ok()) return Fail(kExitFailure, "committed locally but not acknowledged by Kafka: " + publish_status.message());
+    return kExitOk;
+  };
+}
+
+}  // namespace ledger::cli

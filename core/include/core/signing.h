@@ -1,0 +1,64 @@
+// Ed25519 signing of checkpoints through OpenSSL 3 (the only file using OpenSSL's signature API).
+// Keys are PEM files: the private key in PKCS#8, the public key in SubjectPublicKeyInfo.
+// Thread-safety: Signer and SignatureVerifier are immutable after creation; use from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/sha256.h"
+#include "core/status.h"
+
+namespace ledger {
+
+class Signer {
+ public:
+  // Errors: InvalidArgument (unreadable, not an Ed25519 private key).
+  static Result<std::unique_ptr<Signer>> FromPemFile(const std::string& path);
+  ~Signer();
+  std::string Sign(std::string_view message) const;
+  // SHA-256 of the public key's DER encoding.
+  const Digest& public_key_id() const { return public_key_id_; }
+
+ private:
+  Signer() = default;
+  void* key_ = nullptr;  // EVP_PKEY
+  Digest public_key_id_{};
+};
+
+class SignatureVerifier {
+ public:
+  // Errors: InvalidArgument (unreadable, not an Ed25519 public key).
+  static Result<std::unique_ptr<SignatureVerifier>> FromPemFile(const std::string& path);
+  ~SignatureVerifier();
+  bool Verify(std::string_view message, std::span<const uint8_t> signature) const;
+  const Digest& public_key_id() const { return public_key_id_; }
+
+ private:
+  SignatureVerifier() = default;
+  void* key_ = nullptr;  // EVP_PKEY
+  Digest public_key_id_{};
+};
+
+// Writes a new key pair to `dir`/ledger-signing.key (mode 0600) and `dir`/ledger-signing.pub (mode 0644),
+// whatever the umask. Creates `dir` with mode 0700 when it does not exist (its missing parents as usual).
+// Never writes through a symbolic link and never replaces anything; on an error no key file is left behind.
+// Errors: IoError; InvalidArgument when `dir` is a symbolic link or not a folder, or when either key path
+// exists as anything (a file, a folder, a dangling symbolic link).
+Status GenerateKeyPair(const std::string& dir);
+
+struct NamedDigest {
+  std::string name;
+  Digest digest{};
+};
+
+// The exact bytes a checkpoint signature covers: a domain tag, then shard, sequence, chain head, each
+// (projector name, digest) in order, and the signing time, all fixed-width big-endian or length-prefixed.
+std::string CheckpointMessage(uint32_t shard, uint64_t sequence, const Digest& chain_head,
+                              const std::vector<NamedDigest>& digests, int64_t signed_at_ns);
+
+}  // namespace ledger

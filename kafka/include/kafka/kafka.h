@@ -1,0 +1,172 @@
+// Kafka: the embedded broker, the event publisher, and consumers, on librdkafka (only the sources of the kafka
+// component include librdkafka headers). Topics (docs/ARCHITECTURE.md, "Kafka is the published log"):
+//   ledger.events    value: one Event record (schemas/events.fbs); key: customer id (merchant id for merchant
+//                    events); headers ledger.sequence (decimal), ledger.type, ledger.transaction
+//   ledger.commands  value: one JSON command line (README: Command format); key: command id
+//   ledger.results   value: one JSON result line; key: command id; header ledger.sequence (last sequence of the
+//                    command's transaction; absent for `duplicate` results)
+// Shard K reads commands partition K and writes events and results partition K.
+// Thread-safety: each object is used by one thread, except EmbeddedBroker fault controls (any thread).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ledger/ledger.h"
+#include "core/status.h"
+#include "kafka/timeouts.h"
+#include "storage/store.h"
+
+namespace ledger::kafka {
+
+inline constexpr char kEventsTopic[] = "ledger.events";
+inline constexpr char kCommandsTopic[] = "ledger.commands";
+inline constexpr char kResultsTopic[] = "ledger.results";
+inline constexpr char kSequenceHeader[] = "ledger.sequence";
+inline constexpr char kTypeHeader[] = "ledger.type";
+inline constexpr char kTransactionHeader[] = "ledger.transaction";
+
+// librdkafka's built-in mock cluster: a real Kafka-protocol broker on 127.0.0.1. It keeps a bounded tail per
+// partition and nothing across restarts.
+class EmbeddedBroker {
+ public:
+  // Starts `brokers` brokers and creates the three ledger topics with `partitions` partitions.
+  // Errors: Internal when librdkafka cannot start the cluster.
+  static Result<std::unique_ptr<EmbeddedBroker>> Start(int partitions, int brokers = 1);
+  ~EmbeddedBroker();
+  const std::string& bootstrap() const { return bootstrap_; }
+
+  // Fault injection for tests.
+  void SetBrokerDown(int broker_id, bool down);
+  void SetBrokerRttMs(int broker_id, int rtt_ms);
+  // The next `count` Produce requests fail with `error` (a librdkafka rd_kafka_resp_err_t value).
+  void PushProduceErrors(int count, int error);
+
+ private:
+  EmbeddedBroker() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string bootstrap_;
+};
+
+struct ProducerSettings {
+  std::string brokers;
+  uint32_t partition = 0;
+  // How long one publish waits for Kafka's acknowledgements before it rebuilds the producer and retries.
+  int64_t ack_timeout_ms = kAckTimeoutMs;
+};
+
+// Publishes committed events (and the command results derived from them) exactly once and in order: it reads
+// the partition tails to learn what is already there and produces only what follows. Any producer failure
+// (a fatal idempotence error, a delivery that timed out) rebuilds the producer and resumes from the tails.
+class Publisher {
+ public:
+  // Errors: InvalidArgument (bad settings), IoError (cannot reach the cluster to read the tails).
+  static Result<std::unique_ptr<Publisher>> Create(const Store& store, const ProducerSettings& settings);
+  ~Publisher();
+
+  // Publishes events (and results) up to and including `through`, and waits until Kafka acknowledged them.
+  // Retries through producer rebuilds until `deadline_ms` passes. Errors: IoError (not acknowledged in time),
+  // Corruption (the topic holds an event that differs from the store's).
+  Status PublishThrough(uint64_t through, int64_t deadline_ms);
+  // The highest sequence Kafka acknowledged (events topic).
+  uint64_t acknowledged_through() const;
+  // Publishes results that have no events (`duplicate`), waiting for the acknowledgement.
+  Status PublishResults(const std::vector<CommandResult>& results, int64_t deadline_ms);
+  // How many event records this publisher produced and got acknowledged (for summaries).
+  uint64_t events_published() const;
+  uint64_t producer_rebuilds() const;
+  // Raises a fatal error in the current producer, as librdkafka 2.0.x can after a disconnect (tests).
+  void InjectFatalErrorForTest();
+
+ private:
+  Publisher() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The last ledger sequence present in `topic` partition `partition` (0 when the partition holds none), read from
+// the ledger.sequence header of the partition's last record. Errors: IoError.
+Result<uint64_t> ReadTailSequence(const std::string& brokers, const std::string& topic, uint32_t partition,
+                                  int64_t timeout_ms);
+
+struct Record {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key;
+  std::string value;
+  std::optional<uint64_t> sequence;  // the ledger.sequence header
+};
+
+// A partition's offsets: records low..high-1 are kept. A partition that does not exist reads as {0, 0}.
+struct Watermarks {
+  int64_t low = 0;   // the first offset still kept (later than 0 once old records expired or were dropped)
+  int64_t high = 0;  // the offset the next record will get
+};
+
+// What a reader does when its offset is not in the partition (records expired, the topic was replaced).
+enum class OffsetReset {
+  kEarliest,  // read from the earliest record still kept (tails, followers: they check sequences themselves)
+  kError,     // stop with NotFound: a consumer whose offset is part of its state (serve) must never skip
+};
+
+// A partition-assigned consumer (no consumer group): reads one partition from a given offset.
+class PartitionReader {
+ public:
+  // `start_offset` < 0 means from the beginning. Errors: InvalidArgument, IoError.
+  static Result<std::unique_ptr<PartitionReader>> Open(const std::string& brokers, const std::string& topic,
+                                                       uint32_t partition, int64_t start_offset,
+                                                       OffsetReset reset = OffsetReset::kEarliest);
+  ~PartitionReader();
+  // Returns up to `max_records` records, waiting at most `timeout_ms` for the first. An error met after some
+  // records were read is returned by the next call, so no record read is ever dropped. Errors: IoError;
+  // NotFound (OffsetReset::kError only): the next offset is out of the partition's range.
+  Result<std::vector<Record>> Poll(size_t max_records, int timeout_ms);
+  // The partition's watermarks, asked of its leader. Errors: IoError.
+  Result<Watermarks> QueryWatermarks(int timeout_ms);
+  // The partition's high watermark (the offset the next record will get). Errors: IoError.
+  Result<int64_t> HighWatermark(int timeout_ms);
+
+ private:
+  PartitionReader() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Sends raw records (commands) and waits for their acknowledgement.
+class RecordSender {
+ public:
+  static Result<std::unique_ptr<RecordSender>> Open(const std::string& brokers);
+  ~RecordSender();
+  // Produces value to topic/partition with key; returns when queued (Flush waits). Errors: IoError.
+  Status Send(const std::string& topic, uint32_t partition, const std::string& key, const std::string& value);
+  Status Flush(int64_t timeout_ms);
+
+ private:
+  RecordSender() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// What EnsureTopics found on the cluster, for serve's start-up line.
+struct TopicsEnsured {
+  std::vector<std::string> existing;  // ledger topics that were there already
+  std::vector<std::string> created;   // ledger topics it created
+};
+
+// Makes sure the three ledger topics exist: it asks the cluster's metadata first and creates only the topics
+// missing, with `partitions` partitions (a real cluster; the embedded broker creates them itself and does not
+// answer CreateTopics). Errors: IoError (no metadata or no creation in time, a topic with fewer than
+// `partitions` partitions), InvalidArgument.
+Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, int replication_factor,
+                                   int64_t timeout_ms);
+
+// The results of the commands whose events are `records` (consecutive events of whole transactions).
+std::vector<std::pair<CommandResult, uint64_t>> ResultsFromEvents(const std::vector<std::string>& records);
+
+}  // namespace ledger::kafka

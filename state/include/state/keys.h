@@ -1,0 +1,96 @@
+// Every key of the `state` column family: its prefix, its encoder and, where a reader walks an index, its
+// decoder. This header is the one place a key layout is written down; projectors own disjoint prefixes
+// (projections/projector.h: KeyPrefixes) and everything else reads through these functions.
+//   b/<account>                               BalanceRecord                   balances
+//   a/<account> cu/<customer> m/<merchant>    directory records               directory
+//   c/<coupon> l/<customer>/<medium>          coupon, customer limit override directory
+//   ud/ um/ uc/<customer>/<medium|channel>/<date>   usage windows            limits
+//   p/<merchant>/<order> r/<merchant>/<refund>      payment, refund           payments
+//   k/<command id> km/<command id>/<fingerprint>    command outcomes          outcomes
+//   xm/ xs/ xl/ xo/ xr/ xd/ (see below)             clearing and reconciliation views   clearing
+//   ck/<sequence>                                    a signed checkpoint        checkpoints
+//   z/<projector>                                    a projector's last applied sequence
+// Thread-safe (pure functions).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "schemas/state_generated.h"
+
+namespace ledger::keys {
+
+// Prefixes, for scans and for the projectors' declarations of what they own.
+inline constexpr std::string_view kBalancePrefix = "b/";
+inline constexpr std::string_view kAccountPrefix = "a/";
+inline constexpr std::string_view kCustomerPrefix = "cu/";
+inline constexpr std::string_view kMerchantPrefix = "m/";
+inline constexpr std::string_view kCouponPrefix = "c/";
+inline constexpr std::string_view kLimitOverridePrefix = "l/";
+inline constexpr std::string_view kDailyUsagePrefix = "ud/";
+inline constexpr std::string_view kMonthlyUsagePrefix = "um/";
+inline constexpr std::string_view kChannelDailyUsagePrefix = "uc/";
+inline constexpr std::string_view kPaymentPrefix = "p/";
+inline constexpr std::string_view kRefundPrefix = "r/";
+inline constexpr std::string_view kCommandOutcomePrefix = "k/";
+inline constexpr std::string_view kMismatchOutcomePrefix = "km/";
+inline constexpr std::string_view kMerchantClearingPrefix = "xm/";
+inline constexpr std::string_view kSchemeClearingPrefix = "xs/";
+inline constexpr std::string_view kClearingLinePrefix = "xl/";
+inline constexpr std::string_view kReconOrderPrefix = "xo/";
+inline constexpr std::string_view kReconRefundPrefix = "xr/";
+inline constexpr std::string_view kReconDateIndexPrefix = "xd/";
+inline constexpr std::string_view kAppliedPrefix = "z/";
+inline constexpr std::string_view kCheckpointPrefix = "ck/";
+
+// balances
+std::string Balance(std::string_view account);
+// directory
+std::string Account(std::string_view account);
+std::string Customer(std::string_view customer);
+std::string Merchant(std::string_view merchant);
+std::string Coupon(std::string_view coupon);
+std::string LimitOverride(std::string_view customer, fb::Medium medium);
+// limits (usage)
+std::string DailyUsage(std::string_view customer, fb::Medium medium, int yyyymmdd);
+std::string MonthlyUsage(std::string_view customer, fb::Medium medium, int yyyymm);
+std::string ChannelDailyUsage(std::string_view customer, fb::Channel channel, int yyyymmdd);
+// payments
+std::string Payment(std::string_view merchant, std::string_view merchant_order_no);
+std::string Refund(std::string_view merchant, std::string_view refund_no);
+// commands (idempotency)
+std::string CommandOutcome(std::string_view command_id);
+// The outcome of a reused command id with other content, per content (fingerprint in hex).
+std::string MismatchOutcome(std::string_view command_id, std::string_view fingerprint_hex);
+// each projector's last applied sequence
+std::string Applied(std::string_view projector);
+// a signed checkpoint, keyed by its event's sequence (8 bytes big-endian), holding the sequence it covers
+std::string Checkpoint(int64_t checkpoint_sequence);
+
+// Clearing views, keyed by clearing date (yyyymmdd):
+//   xm/<date>/<merchant>                 MerchantClearingRecord
+//   xs/<date>/<scheme>                   SchemeClearingRecord (scheme: other_bank, wechat, unionpay)
+//   xl/<date>/<merchant>/<sequence>      ClearingLineRecord (sequence: 8 bytes big-endian, file order)
+//   xo/<merchant>/<merchant_order_no>    ReconLineRecord of the payment (status kept current)
+//   xr/<merchant>/<refund_no>            ReconLineRecord of the refund
+//   xd/<date>/<merchant>/<o|r>/<id>      index of reconciliation lines by clearing date (empty value)
+std::string MerchantClearing(int date, std::string_view merchant);
+std::string SchemeClearing(int date, std::string_view scheme);
+std::string ClearingLinePrefix(int date, std::string_view merchant);
+std::string ClearingLine(int date, std::string_view merchant, int64_t sequence);
+std::string ReconOrder(std::string_view merchant, std::string_view order_no);
+std::string ReconRefund(std::string_view merchant, std::string_view refund_no);
+// All index entries of a date, or of one merchant on that date when `merchant` is not empty.
+std::string ReconDateIndexPrefix(int date, std::string_view merchant = {});
+enum class ReconLineKind { kPayment, kRefund };
+std::string ReconDateIndex(int date, std::string_view merchant, ReconLineKind kind, std::string_view id);
+struct ReconDateIndexEntry {
+  std::string merchant;
+  ReconLineKind kind = ReconLineKind::kPayment;
+  std::string id;  // merchant_order_no or refund_no
+};
+// Decodes an index key of `date`; nullopt when it is not one (a damaged or forged state).
+std::optional<ReconDateIndexEntry> ParseReconDateIndex(int date, std::string_view key);
+
+}  // namespace ledger::keys

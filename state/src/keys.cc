@@ -1,0 +1,95 @@
+#include "state/keys.h"
+
+#include "storage/store.h"
+
+namespace ledger::keys {
+namespace {
+
+std::string Join(std::string_view prefix, std::string_view a) { return std::string(prefix).append(a); }
+std::string Join(std::string_view prefix, std::string_view a, std::string_view b) {
+  return std::string(prefix).append(a).append("/").append(b);
+}
+std::string Join(std::string_view prefix, std::string_view a, std::string_view b, std::string_view c) {
+  return Join(prefix, a, b).append("/").append(c);
+}
+constexpr std::string_view kPaymentLine = "o";
+constexpr std::string_view kRefundLine = "r";
+
+}  // namespace
+
+std::string Balance(std::string_view account) { return Join(kBalancePrefix, account); }
+std::string Account(std::string_view account) { return Join(kAccountPrefix, account); }
+std::string Customer(std::string_view customer) { return Join(kCustomerPrefix, customer); }
+std::string Merchant(std::string_view merchant) { return Join(kMerchantPrefix, merchant); }
+std::string Coupon(std::string_view coupon) { return Join(kCouponPrefix, coupon); }
+std::string LimitOverride(std::string_view customer, fb::Medium medium) {
+  return Join(kLimitOverridePrefix, customer, fb::EnumNameMedium(medium));
+}
+std::string DailyUsage(std::string_view customer, fb::Medium medium, int yyyymmdd) {
+  return Join(kDailyUsagePrefix, customer, fb::EnumNameMedium(medium), std::to_string(yyyymmdd));
+}
+std::string MonthlyUsage(std::string_view customer, fb::Medium medium, int yyyymm) {
+  return Join(kMonthlyUsagePrefix, customer, fb::EnumNameMedium(medium), std::to_string(yyyymm));
+}
+std::string ChannelDailyUsage(std::string_view customer, fb::Channel channel, int yyyymmdd) {
+  return Join(kChannelDailyUsagePrefix, customer, fb::EnumNameChannel(channel), std::to_string(yyyymmdd));
+}
+std::string Payment(std::string_view merchant, std::string_view merchant_order_no) {
+  return Join(kPaymentPrefix, merchant, merchant_order_no);
+}
+std::string Refund(std::string_view merchant, std::string_view refund_no) { return Join(kRefundPrefix, merchant, refund_no); }
+std::string CommandOutcome(std::string_view command_id) { return Join(kCommandOutcomePrefix, command_id); }
+std::string MismatchOutcome(std::string_view command_id, std::string_view fingerprint_hex) {
+  return Join(kMismatchOutcomePrefix, command_id, fingerprint_hex);
+}
+std::string Applied(std::string_view projector) { return Join(kAppliedPrefix, projector); }
+std::string Checkpoint(int64_t checkpoint_sequence) {
+  return Join(kCheckpointPrefix, SequenceKey(static_cast<uint64_t>(checkpoint_sequence)));
+}
+
+std::string MerchantClearing(int date, std::string_view merchant) {
+  return Join(kMerchantClearingPrefix, std::to_string(date), merchant);
+}
+std::string SchemeClearing(int date, std::string_view scheme) {
+  return Join(kSchemeClearingPrefix, std::to_string(date), scheme);
+}
+std::string ClearingLinePrefix(int date, std::string_view merchant) {
+  return Join(kClearingLinePrefix, std::to_string(date), merchant) + "/";
+}
+std::string ClearingLine(int date, std::string_view merchant, int64_t sequence) {
+  return ClearingLinePrefix(date, merchant) + SequenceKey(static_cast<uint64_t>(sequence));
+}
+std::string ReconOrder(std::string_view merchant, std::string_view order_no) {
+  return Join(kReconOrderPrefix, merchant, order_no);
+}
+std::string ReconRefund(std::string_view merchant, std::string_view refund_no) {
+  return Join(kReconRefundPrefix, merchant, refund_no);
+}
+std::string ReconDateIndexPrefix(int date, std::string_view merchant) {
+  std::string prefix = Join(kReconDateIndexPrefix, std::to_string(date)) + "/";
+  if (!merchant.empty()) prefix.append(merchant).append("/");
+  return prefix;
+}
+std::string ReconDateIndex(int date, std::string_view merchant, ReconLineKind kind, std::string_view id) {
+  return ReconDateIndexPrefix(date, merchant)
+      .append(kind == ReconLineKind::kPayment ? kPaymentLine : kRefundLine)
+      .append("/")
+      .append(id);
+}
+
+std::optional<ReconDateIndexEntry> ParseReconDateIndex(int date, std::string_view key) {
+  const std::string prefix = ReconDateIndexPrefix(date);
+  if (!key.starts_with(prefix)) return std::nullopt;
+  const std::string_view rest = key.substr(prefix.size());  // <merchant>/<o|r>/<id>
+  const size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0 || rest.size() < slash + 4 || rest[slash + 2] != '/') {
+    return std::nullopt;
+  }
+  const std::string_view kind = rest.substr(slash + 1, 1);
+  if (kind != kPaymentLine && kind != kRefundLine) return std::nullopt;
+  return ReconDateIndexEntry{std::string(rest.substr(0, slash)),
+                             kind == kPaymentLine ? ReconLineKind::kPayment : ReconLineKind::kRefund,
+                             std::string(rest.substr(slash + 3))};
+}
+
+}  // namespace ledger::keys

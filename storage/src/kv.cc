@@ -1,0 +1,131 @@
+#include "storage/kv.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/assert.h"
+
+namespace ledger {
+namespace {
+
+// What a cache entry really costs the heap, so the byte bound bounds memory and not only payload: the hash node
+// (next pointer, two std::string headers, the flag, the cached hash), its bucket, the eviction queue's copy of
+// the key, and glibc's chunk for every string too long for the small-string buffer (15 characters).
+size_t EntryCharge(size_t key_size, size_t value_size) {
+  constexpr size_t kNodeBucketAndQueueSlot = 96 + 16 + 32;
+  auto heap_block = [](size_t size) -> size_t { return size > 15 ? (size + 1 + 8 + 15) / 16 * 16 : 0; };
+  return kNodeBucketAndQueueSlot + 2 * heap_block(key_size) + heap_block(value_size);
+}
+
+size_t ValueSize(const std::optional<std::string>& value) { return value ? value->size() : 0; }
+
+}  // namespace
+
+bool Overlay::Get(std::string_view key, std::string* value) const {
+  auto it = writes_.find(key);
+  if (it != writes_.end()) {
+    if (!it->second.value.has_value()) return false;
+    *value = *it->second.value;
+    return true;
+  }
+  return base_->Get(key, value);
+}
+
+Overlay::Write& Overlay::NewWrite(std::string_view key) {
+  Write write;
+  if (track_priors_) {
+    std::string prior;
+    if (base_->Get(key, &prior)) {
+      bytes_ += prior.size();
+      write.prior = std::move(prior);
+    }
+  }
+  bytes_ += key.size();
+  return writes_.emplace(std::string(key), std::move(write)).first->second;
+}
+
+void Overlay::Put(std::string_view key, std::string_view value) {
+  auto it = writes_.find(key);
+  Write& write = it == writes_.end() ? NewWrite(key) : it->second;
+  bytes_ += value.size();
+  write.value = std::string(value);
+}
+
+void Overlay::Delete(std::string_view key) {
+  auto it = writes_.find(key);
+  Write& write = it == writes_.end() ? NewWrite(key) : it->second;
+  write.value.reset();
+}
+
+void Overlay::ForEach(
+    const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const {
+  std::vector<const std::pair<const std::string, Write>*> ordered;
+  ordered.reserve(writes_.size());
+  for (const auto& write : writes_) ordered.push_back(&write);
+  std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* write : ordered) fn(write->first, write->second.value);
+}
+
+void Overlay::ForEachUnordered(
+    const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const {
+  for (const auto& [key, write] : writes_) fn(key, write.value);
+}
+
+void Overlay::ForEachWithPrior(const PriorFn& fn) const {
+  LEDGER_ASSERT(track_priors_);
+  for (const auto& [key, write] : writes_) fn(key, write.value, write.prior);
+}
+
+void Overlay::Clear() {
+  writes_.clear();
+  bytes_ = 0;
+}
+
+bool CachedReader::Get(std::string_view key, std::string* value) const {
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    it->second.referenced = true;
+    if (!it->second.value) return false;
+    *value = *it->second.value;
+    return true;
+  }
+  const bool present = base_->Get(key, value);
+  Insert(key, present ? std::optional<std::string_view>(*value) : std::nullopt);
+  return present;
+}
+
+void CachedReader::Committed(const Overlay& writes) {
+  // Keys the group wrote but nobody read (a new order, a clearing line) stay out: only cached ones follow.
+  writes.ForEachUnordered([this](const std::string& key, const std::optional<std::string>& value) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    bytes_ = bytes_ - EntryCharge(key.size(), ValueSize(it->second.value)) + EntryCharge(key.size(), ValueSize(value));
+    it->second.value = value;
+  });
+}
+
+void CachedReader::Insert(std::string_view key, std::optional<std::string_view> value) const {
+  const size_t value_size = value ? value->size() : 0;
+  if (EntryCharge(key.size(), value_size) > capacity_bytes_ / 16) return;  // a huge value would flush the working set
+  const bool inserted =
+      entries_.try_emplace(std::string(key), Entry{value ? std::optional<std::string>(*value) : std::nullopt, false}).second;
+  LEDGER_ASSERT(inserted);  // only a miss inserts
+  order_.emplace_back(key);
+  bytes_ += EntryCharge(key.size(), value_size);
+  // Second chance: a key read since it was queued goes round once more. Every pass over a referenced key
+  // clears its bit, so this ends within two rounds of the queue.
+  while (bytes_ > capacity_bytes_ && !order_.empty()) {
+    std::string oldest = std::move(order_.front());
+    order_.pop_front();
+    auto it = entries_.find(oldest);
+    LEDGER_ASSERT(it != entries_.end());  // entries leave only here, with their queue slot
+    if (it->second.referenced) {
+      it->second.referenced = false;
+      order_.push_back(std::move(oldest));
+      continue;
+    }
+    bytes_ -= EntryCharge(it->first.size(), ValueSize(it->second.value));
+    entries_.erase(it);
+  }
+}
+
+}  // namespace ledger
