@@ -2,8 +2,9 @@
 # The whole test suite: the format and layering checks, a normal build and its tests, the `kafka-real` suite
 # (real Apache Kafka brokers fetched with Maven by scripts/kafka/cluster.sh; one test at a time, each starts and
 # stops its own brokers), then the suite again under AddressSanitizer + UndefinedBehaviorSanitizer with
-# scaled-down stream sizes (LEDGER_TEST_SCALE). The sanitizer build leaves out the real-broker suite: it exercises processes and brokers,
-# and the same publisher code runs under the sanitizers through the embedded broker.
+# scaled-down stream sizes (LEDGER_TEST_SCALE). The sanitizer build leaves out the real-broker suite: it
+# exercises processes and brokers, and the same publisher code runs under the sanitizers through the embedded
+# broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
