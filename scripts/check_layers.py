@@ -6,7 +6,8 @@ That call is the one place a dependency is written down: CMake links by it and t
 Fails (exit 1, one line per finding) when
   - a source under <name>/ includes "<other>/..." for a component <other> not in its DEPENDS,
   - a source reaches into another folder with a relative include ("../"),
-  - the DEPENDS arrows form a cycle.
+  - the DEPENDS arrows form a cycle,
+  - production code includes a test seam (a header named testing.h: storage/testing.h writes raw records).
 Usage: check_layers.py [SOURCE_ROOT] | --self-test
 """
 import pathlib
@@ -83,6 +84,9 @@ def self_test():
         ("an include running back up fails", {"low/src/a.cc": '\n#include "high/b.h"\n'}, 1,
          'low/src/a.cc:2: low includes "high/b.h" but does not depend on high'),
         ("a relative include fails", {"high/src/c.cc": '#include "../../low/src/a.cc"\n'}, 1, "relative include"),
+        ("production code including a test seam fails", {"low/include/low/testing.h": "",
+                                                          "high/src/d.cc": '#include "low/testing.h"\n'}, 1,
+         'production code includes the test seam "low/testing.h"'),
         ("a cycle fails", {"low/CMakeLists.txt": "ledger_component(low SOURCES src/a.cc DEPENDS high)"}, 1,
          "dependency cycle"),
     ]
@@ -123,6 +127,10 @@ def main():
                 where = f"{source.relative_to(root)}:{line}"
                 if ".." in pathlib.PurePosixPath(target).parts:
                     findings.append(f'{where}: relative include "{target}" reaches outside the component')
+                    continue
+                is_seam_implementation = source.relative_to(root).parts == (name, "src", "testing.cc")
+                if target.endswith("/testing.h") and not is_seam_implementation:
+                    findings.append(f'{where}: production code includes the test seam "{target}"')
                     continue
                 first = target.split("/", 1)[0] if "/" in target else None
                 if first in components and first not in allowed:

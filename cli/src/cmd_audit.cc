@@ -1,5 +1,4 @@
 // Audit commands: keygen, checkpoint, replay. See README: Audit.
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -7,19 +6,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "cli_common.h"
 #include "cli/commands.h"
+#include "cli_common.h"
 #include "core/config.h"
-#include "events/event.h"
-#include "kafka/kafka.h"
-#include "kafka/timeouts.h"
-#include "ledger/ledger.h"
 #include "core/signing.h"
 #include "core/time.h"
+#include "events/event.h"
+#include "ledger/ledger.h"
+#include "replay/kafka_source.h"
 #include "replay/replay.h"
 
 namespace ledger::cli {
@@ -163,31 +162,6 @@ Result<std::unique_ptr<Store>> OpenLiveStore(const std::string& data_dir) {
   store_options.read_only = true;
   store_options.create_if_missing = false;
   return Store::Open(data_dir, store_options);
-}
-
-// Reads partition records up to the high watermark seen at the start.
-replay::EventSource KafkaEventSource(kafka::PartitionReader& reader, int64_t high_watermark) {
-  constexpr size_t kPollRecordsMax = 4096;
-  constexpr int kPollTimeoutMs = 500;
-  constexpr int kIdlePollsMax = 60;  // 30 s without a record before the watermark: the topic stopped
-  return [&reader, high_watermark](const std::function<bool(uint64_t, std::string_view)>& fn) -> Status {
-    int64_t next = 0;
-    int idle_polls = 0;
-    while (next < high_watermark) {
-      Result<std::vector<kafka::Record>> records = reader.Poll(kPollRecordsMax, kPollTimeoutMs);
-      if (!records.ok()) return records.status();
-      if (records->empty() && ++idle_polls > kIdlePollsMax) {
-        return Status::IoError("ledger.events stopped before its high watermark");
-      }
-      for (const kafka::Record& record : *records) {
-        idle_polls = 0;
-        next = record.offset + 1;
-        // A record without a sequence header is not a ledger event: it gets sequence 0, a reordering.
-        if (!fn(record.sequence.value_or(0), record.value)) return Status::Ok();
-      }
-    }
-    return Status::Ok();
-  };
 }
 
 // The folder a replay rebuilds into; a temporary one goes away with this object, its store closed first.
@@ -354,6 +328,137 @@ void PrintReplayText(const ReplayOutcome& outcome) {
 
 }  // namespace
 
+namespace {
+
+// The live store (--data): the source for --source rocksdb, and what a full replay must reproduce. Null when
+// the folder holds no ledger, or when it is damaged and the history comes from Kafka (rebuilding a damaged
+// store from Kafka is the recovery itself: the replay goes on without the comparison, with a warning).
+// Returns the exit code to stop with (printed), or kExitOk to go on.
+int OpenLiveForReplay(const ReplayArgs& args, std::unique_ptr<Store>* live) {
+  Result<std::unique_ptr<Store>> opened_live = OpenLiveStore(args.data_dir);
+  if (opened_live.ok()) {
+    *live = std::move(opened_live).value();
+  } else if (args.source == "kafka" && opened_live.status().code() == StatusCode::kCorruption) {
+    std::fprintf(stderr, "ledger: warning: the live store is not compared (%s)\n",
+                 opened_live.status().message().c_str());
+  } else {
+    return Fail(ExitCodeFor(opened_live.status()), opened_live.status().ToString());
+  }
+  if (!*live && args.source == "rocksdb") return Fail(kExitBadInput, "no ledger data in " + args.data_dir);
+  return kExitOk;
+}
+
+// Where the history is read from: the live store, or ledger.events through `kafka` (kept alive with it).
+struct History {
+  replay::EventSource source;
+  std::unique_ptr<replay::KafkaEventSource> kafka;
+};
+
+// Returns the exit code to stop with (printed), or kExitOk to go on.
+int OpenHistory(const ReplayArgs& args, const Store* live, History* history) {
+  if (args.source == "rocksdb") {
+    history->source = replay::StoreSource(*live);
+    return kExitOk;
+  }
+  if (args.brokers.empty()) return Fail(kExitBadInput, "--source kafka needs --brokers");
+  Result<std::unique_ptr<replay::KafkaEventSource>> opened =
+      replay::KafkaEventSource::Open(args.brokers, args.partition);
+  if (!opened.ok()) return Fail(kExitFailure, opened.status().ToString());
+  history->kafka = std::move(opened).value();
+  history->source = history->kafka->source();
+  return kExitOk;
+}
+
+// The last sequence of the live store (0 when unknown): what progress is a percentage of.
+uint64_t LiveLastSequence(const Store* live) {
+  if (live == nullptr) return 0;
+  Result<std::optional<std::pair<uint64_t, std::string>>> last = live->LastEvent();
+  return last.ok() && last->has_value() ? (*last)->first : 0;
+}
+
+// Progress on stderr, one line rewritten in place (a terminal only).
+std::function<void(uint64_t)> ProgressPrinter(std::chrono::steady_clock::time_point started, uint64_t total) {
+  return [started, total](uint64_t events) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "\rreplay: %llu events, %.0f events/s%s", static_cast<unsigned long long>(events),
+                 seconds > 0 ? events / seconds : 0.0,
+                 total > 0 ? (", " + std::to_string(events * 100 / total) + "%").c_str() : "");
+  };
+}
+
+// --out, else a fresh temporary folder. Errors: IoError.
+Status ChooseTarget(const ReplayArgs& args, ReplayTarget* target) {
+  target->dir = args.out;
+  if (!target->dir.empty()) return Status::Ok();
+  Result<std::string> made = MakeTempDir("ledger-replay");
+  if (!made.ok()) return made.status();
+  target->dir = *made;
+  target->temporary = true;
+  return Status::Ok();
+}
+
+// The replay's options from the arguments. Errors: InvalidArgument with the message to print.
+Result<replay::ReplayOptions> ReplayOptionsOf(const ReplayArgs& args) {
+  replay::ReplayOptions options;
+  options.to_sequence = args.to_sequence;
+  if (!args.as_of.empty()) {
+    Result<int64_t> as_of = ParseIso8601(args.as_of);
+    if (!as_of.ok()) return Status::InvalidArgument("--as-of: " + as_of.status().message());
+    options.as_of_ns = *as_of;
+  }
+  return options;
+}
+
+int RunReplay(const ReplayArgs& args) {
+  Result<replay::ReplayOptions> options = ReplayOptionsOf(args);
+  if (!options.ok()) return Fail(kExitBadInput, options.status().message());
+  Result<TrustAnchor> anchor = LoadTrustAnchor(args);
+  if (!anchor.ok()) return Fail(kExitBadInput, anchor.status().message());
+  options->verifier = anchor->verifier.get();
+  std::unique_ptr<Store> live;
+  if (const int code = OpenLiveForReplay(args, &live); code != kExitOk) return code;
+  const uint64_t total = LiveLastSequence(live.get());
+  History history;
+  if (const int code = OpenHistory(args, live.get(), &history); code != kExitOk) return code;
+  const bool show_progress = isatty(STDERR_FILENO) != 0;
+  const auto started = std::chrono::steady_clock::now();
+  if (show_progress) options->progress = ProgressPrinter(started, total);
+  ReplayTarget target;
+  const Status chosen = ChooseTarget(args, &target);
+  if (!chosen.ok()) return Fail(kExitFailure, chosen.message());
+  Result<replay::ReplayReport> report = ReplayInto(history.source, target.dir, *options, &target.store);
+  if (show_progress) std::fputc('\n', stderr);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // The history could not be read (or the target not written): nothing is known about it.
+  if (!report.ok()) return Fail(ExitCodeFor(report.status()), report.status().ToString());
+  Result<Digest> rebuilt_digest = replay::StateDigest(*target.store);
+  if (!rebuilt_digest.ok()) return Fail(kExitFailure, rebuilt_digest.status().ToString());
+  // A full replay must reproduce the live store byte for byte.
+  LiveComparison live_comparison;
+  const bool full = args.as_of.empty() && args.to_sequence == UINT64_MAX;
+  if (full && live && report->ok()) {
+    Result<LiveComparison> compared = CompareWithLive(*live, *target.store, *rebuilt_digest);
+    if (!compared.ok()) return Fail(kExitFailure, compared.status().ToString());
+    live_comparison = std::move(compared).value();
+  }
+  const ReplayOutcome outcome{args,
+                              *report,
+                              live_comparison,
+                              Judge(*report, live_comparison),
+                              anchor->path,
+                              ToHex(*rebuilt_digest),
+                              target.temporary ? "" : target.dir,
+                              seconds};
+  if (args.json) {
+    std::printf("%s\n", ReplayJson(outcome).dump().c_str());
+  } else {
+    PrintReplayText(outcome);
+  }
+  return ExitCodeOf(outcome.verdict);
+}
+
+}  // namespace
+
 Runner AddReplay(CLI::App& app) {
   auto args = std::make_shared<ReplayArgs>();
   app.add_option("--data", args->data_dir, "the ledger's data folder (the live store compared after a full replay)")->capture_default_str();
@@ -368,92 +473,7 @@ Runner AddReplay(CLI::App& app) {
                  "(default: [audit] public_key in ledger.toml)");
   app.add_option("--out", args->out, "rebuild the projections into this new folder (default: a temporary one)");
   app.add_flag("--json", args->json, "JSON report");
-  return [args]() {
-    replay::ReplayOptions options;
-    options.to_sequence = args->to_sequence;
-    if (!args->as_of.empty()) {
-      Result<int64_t> as_of = ParseIso8601(args->as_of);
-      if (!as_of.ok()) return Fail(kExitBadInput, "--as-of: " + as_of.status().message());
-      options.as_of_ns = *as_of;
-    }
-    Result<TrustAnchor> anchor = LoadTrustAnchor(*args);
-    if (!anchor.ok()) return Fail(kExitBadInput, anchor.status().message());
-    options.verifier = anchor->verifier.get();
-    // The live store: the source for --source rocksdb, and what a full replay must reproduce.
-    Result<std::unique_ptr<Store>> opened_live = OpenLiveStore(args->data_dir);
-    std::unique_ptr<Store> live;
-    if (opened_live.ok()) {
-      live = std::move(opened_live).value();
-    } else if (args->source == "kafka" && opened_live.status().code() == StatusCode::kCorruption) {
-      // Rebuilding a damaged store from Kafka is the recovery itself: go on without the comparison.
-      std::fprintf(stderr, "ledger: warning: the live store is not compared (%s)\n", opened_live.status().message().c_str());
-    } else {
-      return Fail(ExitCodeFor(opened_live.status()), opened_live.status().ToString());
-    }
-    if (!live && args->source == "rocksdb") return Fail(kExitBadInput, "no ledger data in " + args->data_dir);
-    uint64_t total = 0;
-    if (live) {
-      Result<std::optional<std::pair<uint64_t, std::string>>> last = live->LastEvent();
-      if (last.ok() && last->has_value()) total = (*last)->first;
-    }
-    replay::EventSource source;
-    std::unique_ptr<kafka::PartitionReader> reader;
-    if (args->source == "rocksdb") {
-      source = replay::StoreSource(*live);
-    } else {
-      if (args->brokers.empty()) return Fail(kExitBadInput, "--source kafka needs --brokers");
-      Result<std::unique_ptr<kafka::PartitionReader>> opened =
-          kafka::PartitionReader::Open(args->brokers, kafka::kEventsTopic, args->partition, -1);
-      if (!opened.ok()) return Fail(kExitFailure, opened.status().ToString());
-      reader = std::move(opened).value();
-      Result<int64_t> high = reader->HighWatermark(kafka::kWatermarksTimeoutMs);
-      if (!high.ok()) return Fail(kExitFailure, high.status().ToString());
-      source = KafkaEventSource(*reader, *high);
-    }
-    const bool show_progress = isatty(STDERR_FILENO) != 0;
-    const auto started = std::chrono::steady_clock::now();
-    if (show_progress) {
-      options.progress = [&](uint64_t events) {
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        std::fprintf(stderr, "\rreplay: %llu events, %.0f events/s%s", static_cast<unsigned long long>(events),
-                     seconds > 0 ? events / seconds : 0.0,
-                     total > 0 ? (", " + std::to_string(events * 100 / total) + "%").c_str() : "");
-      };
-    }
-    ReplayTarget target;
-    target.dir = args->out;
-    if (target.dir.empty()) {
-      Result<std::string> made = MakeTempDir("ledger-replay");
-      if (!made.ok()) return Fail(kExitFailure, made.status().message());
-      target.dir = *made;
-      target.temporary = true;
-    }
-    Result<replay::ReplayReport> report = ReplayInto(source, target.dir, options, &target.store);
-    if (show_progress) std::fputc('\n', stderr);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    // The history could not be read (or the target not written): nothing is known about it.
-    if (!report.ok()) return Fail(ExitCodeFor(report.status()), report.status().ToString());
-    Result<Digest> rebuilt_digest = replay::StateDigest(*target.store);
-    if (!rebuilt_digest.ok()) return Fail(kExitFailure, rebuilt_digest.status().ToString());
-    // A full replay must reproduce the live store byte for byte.
-    LiveComparison live_comparison;
-    const bool full = args->as_of.empty() && args->to_sequence == UINT64_MAX;
-    if (full && live && report->ok()) {
-      Result<LiveComparison> compared = CompareWithLive(*live, *target.store, *rebuilt_digest);
-      if (!compared.ok()) return Fail(kExitFailure, compared.status().ToString());
-      live_comparison = std::move(compared).value();
-    }
-    const ReplayOutcome outcome{*args,        *report,
-                                live_comparison, Judge(*report, live_comparison),
-                                anchor->path, ToHex(*rebuilt_digest),
-                                target.temporary ? "" : target.dir, seconds};
-    if (args->json) {
-      std::printf("%s\n", ReplayJson(outcome).dump().c_str());
-    } else {
-      PrintReplayText(outcome);
-    }
-    return ExitCodeOf(outcome.verdict);
-  };
+  return [args]() { return RunReplay(*args); };
 }
 
 }  // namespace ledger::cli

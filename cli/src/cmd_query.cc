@@ -2,6 +2,7 @@
 // running writer.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "core/money.h"
 #include "storage/store.h"
 #include "core/time.h"
+#include "state/limits.h"
 #include "state/records.h"
 #include "state/trial_balance.h"
 #include "replay/replay.h"
@@ -61,6 +63,99 @@ bool AccountKnown(const KvReader& state, const std::string& account) {
 
 }  // namespace
 
+namespace {
+
+// Rebuilds the projections as they were at `as_of_text` (ISO 8601) from the history in *store into a new
+// temporary folder (*temporary_dir), and puts the rebuilt store in *store. Returns kExitOk or the exit code (the
+// reason printed; the temporary folder is gone then).
+int RebuildAsOf(const std::string& as_of_text, std::unique_ptr<Store>* store, std::string* temporary_dir) {
+  Result<int64_t> as_of = ParseIso8601(as_of_text);
+  if (!as_of.ok()) return Fail(kExitBadInput, "--as-of: " + as_of.status().message());
+  Result<std::string> dir = MakeTempDir("ledger-as-of");
+  if (!dir.ok()) return Fail(kExitFailure, dir.status().message());
+  *temporary_dir = *dir;
+  replay::ReplayOptions options;
+  options.as_of_ns = *as_of;
+  std::unique_ptr<Store> rebuilt;
+  Result<replay::ReplayReport> report = ReplayInto(replay::StoreSource(**store), *temporary_dir, options, &rebuilt);
+  if (!report.ok() || !report->ok()) {
+    rebuilt.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(*temporary_dir, ignored);
+    temporary_dir->clear();
+    return Fail(kExitFailure, report.ok() ? "history does not verify at sequence " +
+                                                std::to_string(*report->first_bad_sequence) + ": " + report->problem
+                                          : report.status().ToString());
+  }
+  *store = std::move(rebuilt);
+  return kExitOk;
+}
+
+std::string BalanceText(std::string_view account, fb::Unit unit, int64_t balance_minor) {
+  return std::string(account) + " " +
+         (unit == fb::Unit::CNY ? FormatYuan(balance_minor) + " CNY" : std::to_string(balance_minor) + " points");
+}
+
+int PrintOneBalance(const KvReader& state, const std::string& account, bool json) {
+  fb::BalanceRecordT balance;
+  balance.unit = UnitOfAccount(account);
+  if (!LoadRecord(state, keys::Balance(account), &balance) && !AccountKnown(state, account)) {
+    return Fail(kExitBadInput, "no account " + account);
+  }
+  if (json) {
+    ordered_json out;
+    out["account"] = account;
+    out["unit"] = UnitName(balance.unit);
+    out["balance_minor"] = balance.balance_minor;
+    PrintLine(out.dump());
+  } else {
+    PrintLine(BalanceText(account, balance.unit, balance.balance_minor));
+  }
+  return kExitOk;
+}
+
+// Every account, then the sum per unit; exit 1 when a sum is not zero.
+int PrintAllBalances(const Store& store, bool json) {
+  ordered_json accounts = ordered_json::array();
+  const Result<TrialBalance> total = SumBalances(store, [&](std::string_view account, const fb::BalanceRecord& record) {
+    if (json) {
+      ordered_json line;
+      line["account"] = account;
+      line["unit"] = UnitName(record.unit());
+      line["balance_minor"] = record.balance_minor();
+      accounts.push_back(std::move(line));
+    } else {
+      PrintLine(BalanceText(account, record.unit(), record.balance_minor()));
+    }
+  });
+  if (!total.ok()) return Fail(kExitFailure, total.status().ToString());
+  // Double entry: both sums are zero; anything else is a broken invariant.
+  if (json) {
+    ordered_json out;
+    out["accounts"] = std::move(accounts);
+    out["sum_by_unit"] = {{"CNY", static_cast<int64_t>(total->cny_minor)}, {"POINTS", static_cast<int64_t>(total->points)}};
+    PrintLine(out.dump());
+  } else {
+    PrintLine("sum CNY " + std::to_string(static_cast<int64_t>(total->cny_minor)) + " POINTS " +
+              std::to_string(static_cast<int64_t>(total->points)));
+  }
+  return total->balanced() ? kExitOk : Fail(kExitFailure, "balances do not sum to zero");
+}
+
+// A store that may be a temporary rebuild (balance --as-of): closed, then its folder removed, on the way out.
+struct StoreInUse {
+  std::unique_ptr<Store> store;
+  std::string temporary_dir;  // empty: the live store, kept
+  ~StoreInUse() {
+    store.reset();
+    if (temporary_dir.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(temporary_dir, ignored);
+  }
+};
+
+}  // namespace
+
 Runner AddBalance(CLI::App& app) {
   struct Args {
     std::string data_dir = "./ledger-data";
@@ -77,89 +172,106 @@ Runner AddBalance(CLI::App& app) {
   app.add_flag("--json", args->json, "JSON output");
   return [args]() {
     if (args->all == !args->account.empty()) return Fail(kExitBadInput, "give an ACCOUNT or --all");
-    Result<std::unique_ptr<Store>> store = OpenReadOnly(args->data_dir);
-    if (!store.ok()) return Fail(ExitCodeFor(store.status()), store.status().message());
-    std::string temporary_dir;
+    Result<std::unique_ptr<Store>> opened = OpenReadOnly(args->data_dir);
+    if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().message());
+    StoreInUse in_use;
+    in_use.store = std::move(opened).value();
     if (!args->as_of.empty()) {
-      // Rebuild the projections as they were at that moment into a temporary store, and read from it.
-      Result<int64_t> as_of = ParseIso8601(args->as_of);
-      if (!as_of.ok()) return Fail(kExitBadInput, "--as-of: " + as_of.status().message());
-      Result<std::string> dir = MakeTempDir("ledger-as-of");
-      if (!dir.ok()) return Fail(kExitFailure, dir.status().message());
-      temporary_dir = *dir;
-      replay::ReplayOptions options;
-      options.as_of_ns = *as_of;
-      std::unique_ptr<Store> rebuilt;
-      Result<replay::ReplayReport> report = ReplayInto(replay::StoreSource(**store), temporary_dir, options, &rebuilt);
-      if (!report.ok() || !report->ok()) {
-        rebuilt.reset();
-        std::error_code ignored;
-        std::filesystem::remove_all(temporary_dir, ignored);
-        return Fail(kExitFailure, report.ok() ? "history does not verify at sequence " +
-                                                    std::to_string(*report->first_bad_sequence) + ": " + report->problem
-                                              : report.status().ToString());
-      }
-      *store = std::move(rebuilt);
+      const int rebuilt = RebuildAsOf(args->as_of, &in_use.store, &in_use.temporary_dir);
+      if (rebuilt != kExitOk) return rebuilt;
     }
-    struct Cleanup {
-      std::string dir;
-      Result<std::unique_ptr<Store>>* store;
-      ~Cleanup() {
-        if (dir.empty()) return;
-        store->value().reset();
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-      }
-    } cleanup{temporary_dir, &store};
-    if (!args->all) {
-      fb::BalanceRecordT balance;
-      balance.unit = UnitOfAccount(args->account);
-      if (!LoadRecord((*store)->state(), keys::Balance(args->account), &balance) &&
-          !AccountKnown((*store)->state(), args->account)) {
-        return Fail(kExitBadInput, "no account " + args->account);
-      }
-      if (args->json) {
-        ordered_json out;
-        out["account"] = args->account;
-        out["unit"] = UnitName(balance.unit);
-        out["balance_minor"] = balance.balance_minor;
-        PrintLine(out.dump());
-      } else {
-        PrintLine(args->account + " " +
-                  (balance.unit == fb::Unit::CNY ? FormatYuan(balance.balance_minor) + " CNY"
-                                                 : std::to_string(balance.balance_minor) + " points"));
-      }
-      return kExitOk;
-    }
-    ordered_json accounts = ordered_json::array();
-    const Result<TrialBalance> total =
-        SumBalances(**store, [&](std::string_view account, const fb::BalanceRecord& record) {
-          if (args->json) {
-            ordered_json line;
-            line["account"] = account;
-            line["unit"] = UnitName(record.unit());
-            line["balance_minor"] = record.balance_minor();
-            accounts.push_back(std::move(line));
-          } else {
-            PrintLine(std::string(account) + " " +
-                      (record.unit() == fb::Unit::CNY ? FormatYuan(record.balance_minor()) + " CNY"
-                                                      : std::to_string(record.balance_minor()) + " points"));
-          }
-        });
-    if (!total.ok()) return Fail(kExitFailure, total.status().ToString());
-    // Double entry: both sums are zero; anything else is a broken invariant.
-    if (args->json) {
-      ordered_json out;
-      out["accounts"] = std::move(accounts);
-      out["sum_by_unit"] = {{"CNY", static_cast<int64_t>(total->cny_minor)}, {"POINTS", static_cast<int64_t>(total->points)}};
-      PrintLine(out.dump());
-    } else {
-      PrintLine("sum CNY " + std::to_string(static_cast<int64_t>(total->cny_minor)) + " POINTS " +
-                std::to_string(static_cast<int64_t>(total->points)));
-    }
-    return total->balanced() ? kExitOk : Fail(kExitFailure, "balances do not sum to zero");
+    if (!args->all) return PrintOneBalance(in_use.store->state(), args->account, args->json);
+    return PrintAllBalances(*in_use.store, args->json);
   };
 }
+
+namespace {
+
+// A limit or what is left of it: null when there is no limit.
+ordered_json LimitOrNull(int64_t limit) { return limit < 0 ? ordered_json(nullptr) : ordered_json(limit); }
+ordered_json RemainingOrNull(int64_t limit, int64_t used) {
+  return limit < 0 ? ordered_json(nullptr) : ordered_json(std::max<int64_t>(0, limit - used));
+}
+
+// `customer`'s limits and usage on `date` per medium and per channel (the --json form).
+ordered_json LimitsJson(const LedgerConfig& config, const KvReader& state, const std::string& customer, int date) {
+  ordered_json media = ordered_json::array();
+  for (int m = 0; m < kMediumCount; ++m) {
+    const auto medium = static_cast<fb::Medium>(m);
+    const MediumPolicy limits = EffectiveMediumLimits(config, state, customer, medium);
+    fb::UsageRecordT daily, monthly;
+    LoadRecord(state, keys::DailyUsage(customer, medium, date), &daily);
+    LoadRecord(state, keys::MonthlyUsage(customer, medium, date / 100), &monthly);
+    ordered_json line;
+    line["medium"] = fb::EnumNameMedium(medium);
+    line["per_payment_minor"] = LimitOrNull(limits.per_payment_minor);
+    line["daily_minor"] = LimitOrNull(limits.daily_minor);
+    line["monthly_minor"] = LimitOrNull(limits.monthly_minor);
+    line["daily_count"] = LimitOrNull(limits.daily_count);
+    line["used_today_minor"] = daily.amount_minor;
+    line["payments_today"] = daily.count;
+    line["used_month_minor"] = monthly.amount_minor;
+    line["remaining_today_minor"] = RemainingOrNull(limits.daily_minor, daily.amount_minor);
+    line["remaining_month_minor"] = RemainingOrNull(limits.monthly_minor, monthly.amount_minor);
+    line["remaining_count"] = RemainingOrNull(limits.daily_count, daily.count);
+    media.push_back(std::move(line));
+  }
+  ordered_json channels = ordered_json::array();
+  for (int c = static_cast<int>(fb::Channel::MIN); c <= static_cast<int>(fb::Channel::MAX); ++c) {
+    const auto channel = static_cast<fb::Channel>(c);
+    fb::UsageRecordT usage;
+    LoadRecord(state, keys::ChannelDailyUsage(customer, channel, date), &usage);
+    const int64_t limit = channel == fb::Channel::qr_static ? config.qr_static_daily_minor : kNoLimit;
+    ordered_json line;
+    line["channel"] = fb::EnumNameChannel(channel);
+    line["daily_minor"] = LimitOrNull(limit);
+    line["used_today_minor"] = usage.amount_minor;
+    line["payments_today"] = usage.count;
+    line["remaining_today_minor"] = RemainingOrNull(limit, usage.amount_minor);
+    channels.push_back(std::move(line));
+  }
+  ordered_json out;
+  out["customer"] = customer;
+  out["date"] = FormatDate(date);
+  out["media"] = std::move(media);
+  out["channels"] = std::move(channels);
+  return out;
+}
+
+// "USED of LIMIT (LEFT left)", or "USED (no limit)"; amounts in yuan, counts as they are.
+std::string UsedOfLimit(const ordered_json& used, const ordered_json& limit, const ordered_json& left, bool yuan) {
+  auto text = [yuan](const ordered_json& value) {
+    return yuan ? FormatYuan(value.get<int64_t>()) : std::to_string(value.get<int64_t>());
+  };
+  if (limit.is_null()) return text(used) + " (no limit)";
+  return text(used) + " of " + text(limit) + " (" + text(left) + " left)";
+}
+
+// The readable form of LimitsJson: one line per medium and per channel, amounts in yuan.
+void PrintLimitsText(const ordered_json& limits) {
+  PrintLine("limits of " + limits["customer"].get<std::string>() + " on " + limits["date"].get<std::string>() +
+            " (amounts in CNY)");
+  char line[512];
+  for (const ordered_json& m : limits["media"]) {
+    const ordered_json& per_payment = m["per_payment_minor"];
+    std::snprintf(line, sizeof line, "medium  %-16s per payment %s; today %s; this month %s; payments today %s",
+                  m["medium"].get<std::string>().c_str(),
+                  per_payment.is_null() ? "no limit" : FormatYuan(per_payment.get<int64_t>()).c_str(),
+                  UsedOfLimit(m["used_today_minor"], m["daily_minor"], m["remaining_today_minor"], true).c_str(),
+                  UsedOfLimit(m["used_month_minor"], m["monthly_minor"], m["remaining_month_minor"], true).c_str(),
+                  UsedOfLimit(m["payments_today"], m["daily_count"], m["remaining_count"], false).c_str());
+    PrintLine(line);
+  }
+  for (const ordered_json& c : limits["channels"]) {
+    std::snprintf(line, sizeof line, "channel %-21s today %s; payments today %lld",
+                  c["channel"].get<std::string>().c_str(),
+                  UsedOfLimit(c["used_today_minor"], c["daily_minor"], c["remaining_today_minor"], true).c_str(),
+                  static_cast<long long>(c["payments_today"].get<int64_t>()));
+    PrintLine(line);
+  }
+}
+
+}  // namespace
 
 Runner AddLimits(CLI::App& app) {
   struct Args {
@@ -172,7 +284,7 @@ Runner AddLimits(CLI::App& app) {
   app.add_option("--data", args->data_dir, "data folder")->capture_default_str();
   app.add_option("customer", args->customer, "customer id")->required();
   app.add_option("--date", args->date, "the day (YYYY-MM-DD, UTC+8); default today")->capture_default_str();
-  app.add_flag("--json", args->json, "JSON output");
+  app.add_flag("--json", args->json, "JSON output (default: one line per medium and per channel)");
   return [args]() {
     Result<LedgerConfig> config = LoadConfig(args->data_dir + "/ledger.toml");
     if (!config.ok()) return Fail(kExitBadInput, config.status().message());
@@ -188,59 +300,15 @@ Runner AddLimits(CLI::App& app) {
     fb::CustomerRecordT customer;
     if (!LoadRecord(state, keys::Customer(args->customer), &customer)) {
       // Customers paying only with other banks' cards or wallets have usage but no record: show it anyway.
-      std::string ignored;
       bool any = false;
-      (*store)->ScanState(std::string(keys::kChannelDailyUsagePrefix) + args->customer + "/", [&](std::string_view, std::string_view) { any = true; return false; }).IgnoreError();
+      (*store)->ScanState(keys::ChannelDailyUsagePrefix(args->customer), [&](std::string_view, std::string_view) { any = true; return false; }).IgnoreError();
       if (!any) return Fail(kExitBadInput, "no customer " + args->customer);
     }
-    auto nullable = [](int64_t limit) { return limit < 0 ? ordered_json(nullptr) : ordered_json(limit); };
-    auto remaining = [](int64_t limit, int64_t used) {
-      return limit < 0 ? ordered_json(nullptr) : ordered_json(std::max<int64_t>(0, limit - used));
-    };
-    ordered_json media = ordered_json::array();
-    for (int m = 0; m < kMediumCount; ++m) {
-      const auto medium = static_cast<fb::Medium>(m);
-      const MediumPolicy limits = EffectiveMediumLimits(*config, state, args->customer, medium);
-      fb::UsageRecordT daily, monthly;
-      LoadRecord(state, keys::DailyUsage(args->customer, medium, date), &daily);
-      LoadRecord(state, keys::MonthlyUsage(args->customer, medium, date / 100), &monthly);
-      ordered_json line;
-      line["medium"] = fb::EnumNameMedium(medium);
-      line["per_payment_minor"] = nullable(limits.per_payment_minor);
-      line["daily_minor"] = nullable(limits.daily_minor);
-      line["monthly_minor"] = nullable(limits.monthly_minor);
-      line["daily_count"] = nullable(limits.daily_count);
-      line["used_today_minor"] = daily.amount_minor;
-      line["payments_today"] = daily.count;
-      line["used_month_minor"] = monthly.amount_minor;
-      line["remaining_today_minor"] = remaining(limits.daily_minor, daily.amount_minor);
-      line["remaining_month_minor"] = remaining(limits.monthly_minor, monthly.amount_minor);
-      line["remaining_count"] = remaining(limits.daily_count, daily.count);
-      media.push_back(std::move(line));
-    }
-    ordered_json channels = ordered_json::array();
-    for (int c = static_cast<int>(fb::Channel::MIN); c <= static_cast<int>(fb::Channel::MAX); ++c) {
-      const auto channel = static_cast<fb::Channel>(c);
-      fb::UsageRecordT usage;
-      LoadRecord(state, keys::ChannelDailyUsage(args->customer, channel, date), &usage);
-      const int64_t limit = channel == fb::Channel::qr_static ? config->qr_static_daily_minor : kNoLimit;
-      ordered_json line;
-      line["channel"] = fb::EnumNameChannel(channel);
-      line["daily_minor"] = nullable(limit);
-      line["used_today_minor"] = usage.amount_minor;
-      line["payments_today"] = usage.count;
-      line["remaining_today_minor"] = remaining(limit, usage.amount_minor);
-      channels.push_back(std::move(line));
-    }
-    ordered_json out;
-    out["customer"] = args->customer;
-    out["date"] = FormatDate(date);
-    out["media"] = std::move(media);
-    out["channels"] = std::move(channels);
+    const ordered_json limits = LimitsJson(*config, state, args->customer, date);
     if (args->json) {
-      PrintLine(out.dump());
+      PrintLine(limits.dump());
     } else {
-      PrintLine(out.dump(2));
+      PrintLimitsText(limits);
     }
     return kExitOk;
   };

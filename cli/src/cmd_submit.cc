@@ -11,6 +11,7 @@
 #include "kafka/kafka.h"
 #include "kafka/timeouts.h"
 #include "ledger/ledger.h"
+#include "ledger/routing.h"
 
 #include <spdlog/spdlog.h>
 #include <map>
@@ -21,20 +22,6 @@ namespace {
 
 // Bounds the input held in memory at once.
 constexpr size_t kSubmitLinesMax = 10'000'000;
-
-// Routes a command to a shard: the payer's customer id decides (FNV-1a), commands without one go to shard 0.
-uint32_t ShardOf(const ParsedCommand& command, uint32_t shards) {
-  std::string customer;
-  if (const auto* pay = command.command.body.AsPay()) customer = pay->customer;
-  if (const auto* open = command.command.body.AsOpenAccount()) customer = open->customer;
-  if (const auto* points = command.command.body.AsAwardPoints()) customer = points->customer;
-  if (const auto* coupon = command.command.body.AsIssueCoupon()) customer = coupon->customer;
-  if (const auto* limit = command.command.body.AsSetCustomerLimit()) customer = limit->customer;
-  if (customer.empty() || shards <= 1) return 0;
-  uint32_t hash = 2166136261u;
-  for (char c : customer) hash = (hash ^ static_cast<uint8_t>(c)) * 16777619u;
-  return hash % shards;
-}
 
 // Sends commands through ledger.commands and prints each result as it arrives on ledger.results.
 int SubmitThroughKafka(const std::string& brokers, uint32_t shards, int64_t timeout_ms,

@@ -114,11 +114,10 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
     }
   }
   if (const toml::table* group = Section(root, "group_commit", &status)) {
-    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*group, {"commands_max", "bytes_max", "wait_us_max"}, "group_commit")));
+    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*group, {"commands_max", "bytes_max"}, "group_commit")));
     int64_t commands = static_cast<int64_t>(config.group_commands_max), bytes = static_cast<int64_t>(config.group_bytes_max);
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*group, "commands_max", 1, 1'000'000, &commands)));
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*group, "bytes_max", 4096, int64_t{1} << 30, &bytes)));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*group, "wait_us_max", 0, 1'000'000, &config.group_wait_us_max)));
     config.group_commands_max = static_cast<size_t>(commands);
     config.group_bytes_max = static_cast<size_t>(bytes);
   }

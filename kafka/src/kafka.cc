@@ -20,6 +20,15 @@ namespace {
 // Bounds: the producer's local queue, and how far back a tail search reads before giving up.
 constexpr int kProducerQueueMessagesMax = 200'000;
 constexpr int64_t kTailSearchRecordsMax = 1 << 20;
+// A tail search reads this many records back first, then a window four times larger each time.
+constexpr int64_t kTailSearchFirstWindow = 256;
+// One poll of a tail search: records asked for, and how long it waits for the first.
+constexpr size_t kTailPollRecordsMax = 4096;
+constexpr int kTailPollMs = 200;
+// How often a RecordSender retries a produce its full local queue refused, polling deliveries in between.
+constexpr int kSendQueueFullRetriesMax = 10'000;
+// CreateTopics answers after its operation timeout at the latest: the admin queue is read a little longer.
+constexpr int kAdminAnswerGraceMs = 1'000;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -156,7 +165,7 @@ Result<uint64_t> ReadTailSequence(const std::string& brokers, const std::string&
   if (!high.ok()) return high.status();
   if (*high <= 0) return uint64_t{0};
   // Read backwards in growing windows until a record with a sequence header turns up.
-  for (int64_t window = 256; window <= kTailSearchRecordsMax; window *= 4) {
+  for (int64_t window = kTailSearchFirstWindow; window <= kTailSearchRecordsMax; window *= 4) {
     const int64_t start = std::max<int64_t>(0, *high - window);
     Result<std::unique_ptr<PartitionReader>> reader = PartitionReader::Open(brokers, topic, partition, start);
     if (!reader.ok()) return reader.status();
@@ -167,7 +176,7 @@ Result<uint64_t> ReadTailSequence(const std::string& brokers, const std::string&
         if (last) break;
         return Status::IoError("timed out reading the tail of " + topic);
       }
-      Result<std::vector<Record>> records = (*reader)->Poll(4096, 200);
+      Result<std::vector<Record>> records = (*reader)->Poll(kTailPollRecordsMax, kTailPollMs);
       if (!records.ok()) return records.status();
       for (const Record& record : *records) {
         if (record.sequence) last = std::max(last.value_or(0), *record.sequence);
@@ -226,7 +235,7 @@ Result<std::unique_ptr<PartitionReader>> PartitionReader::Open(const std::string
                           // Out of range (retention, the mock's bounded tail, a replaced
                           // topic): read from the earliest record still there, or stop.
                           {"auto.offset.reset", reset == OffsetReset::kError ? "error" : "earliest"},
-                          {"fetch.wait.max.ms", "50"}}));
+                          {"fetch.wait.max.ms", std::to_string(kFetchWaitMaxMs)}}));
   Result<rd_kafka_t*> consumer = NewClient(RD_KAFKA_CONSUMER, std::move(conf));
   if (!consumer.ok()) return consumer.status();
   std::unique_ptr<PartitionReader> reader(new PartitionReader());
@@ -342,8 +351,10 @@ Status RecordSender::Send(const std::string& topic, uint32_t partition, const st
         RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
-    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt > 10'000) return Status::IoError(std::string("produce: ") + rd_kafka_err2str(err));
-    rd_kafka_poll(impl_->producer, 10);  // the bounded local queue is full: let deliveries drain it
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt > kSendQueueFullRetriesMax) {
+      return Status::IoError(std::string("produce: ") + rd_kafka_err2str(err));
+    }
+    rd_kafka_poll(impl_->producer, kDeliveryPollMs);  // the bounded local queue is full: let deliveries drain it
   }
 }
 
@@ -402,7 +413,7 @@ Status CreateTopics(rd_kafka_t* client, const std::vector<std::string>& names, i
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout_ms), error, sizeof error);
   rd_kafka_CreateTopics(client, topics.data(), topics.size(), options, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout_ms) + 1000);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout_ms) + kAdminAnswerGraceMs);
   Status status;
   if (event == nullptr) {
     status = Status::IoError("create topics: no answer in " + std::to_string(timeout_ms) + " ms");

@@ -18,7 +18,21 @@ namespace {
 
 // Bounds how many store records one produce pass holds in memory before waiting for acknowledgements.
 constexpr size_t kPublishChunkEventsMax = 50'000;
+// How long the producer waits to fill a batch: as short as it goes, since serve's answers wait for the acks.
+constexpr int kLingerMs = 1;
+// How long a failed producer session waits before the producer is rebuilt.
 constexpr int kRebuildBackoffMs = 200;
+// The producer's batching and local queue: records per produce request, and records queued before produce
+// refuses more (then the publisher polls deliveries and retries, up to kQueueFullRetriesMax times).
+constexpr int kBatchRecordsMax = 10'000;
+constexpr int kProducerQueueMessagesMax = 200'000;
+constexpr int kQueueFullRetriesMax = 100'000;
+// librdkafka refuses a message timeout below this: the acknowledgement timeout is raised to it.
+constexpr int64_t kMessageTimeoutMinMs = 1'000;
+// A produce pass serves delivery callbacks every this many records, so the local queue drains as it fills.
+constexpr size_t kDeliveryPollEveryRecords = 1024;
+// How long PublishThrough waits for `through` to be committed before it looks at the store again.
+constexpr int kUncommittedWaitMs = 10;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -104,11 +118,12 @@ struct Publisher::Impl {
         {"client.id", "ledger-publisher"},
         {"enable.idempotence", "true"},
         {"acks", "all"},
-        {"linger.ms", "1"},
+        {"linger.ms", std::to_string(kLingerMs)},
         {"socket.nagle.disable", "true"},  // small produce requests must not wait for delayed TCP ACKs
-        {"batch.num.messages", "10000"},
-        {"queue.buffering.max.messages", "200000"},
-        {"message.timeout.ms", std::to_string(std::max<int64_t>(settings.ack_timeout_ms, 1000))},
+        {"batch.num.messages", std::to_string(kBatchRecordsMax)},
+        {"queue.buffering.max.messages", std::to_string(kProducerQueueMessagesMax)},
+        {"message.timeout.ms",
+         std::to_string(std::max<int64_t>(settings.ack_timeout_ms, kMessageTimeoutMinMs))},
         {"log.connection.close", "false"},
     };
     for (const auto& [name, value] : settings_list) {
@@ -172,7 +187,7 @@ struct Publisher::Impl {
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
           RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();  // headers now belong to the message
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || session_failed || attempt > 100'000) {
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || session_failed || attempt > kQueueFullRetriesMax) {
         rd_kafka_headers_destroy(headers);
         session_failed = true;
         failure = std::string("produce: ") + rd_kafka_err2str(err);
@@ -203,7 +218,7 @@ struct Publisher::Impl {
                        EventTypeName(decoded->body->payload_type()), decoded->body->transaction_id()->str());
       if (!status.ok()) return false;
       events_produced = sequence;
-      if (++produced_in_pass % 1024 == 0) rd_kafka_poll(producer, 0);
+      if (++produced_in_pass % kDeliveryPollEveryRecords == 0) rd_kafka_poll(producer, 0);
       return true;
     }));
     return status;  // the store may end before `through` (not committed yet): the caller waits for it
@@ -253,7 +268,9 @@ struct Publisher::Impl {
 
   // Polls until `acked` reaches `produced` (both members of this session), the session fails or the deadline passes.
   void AwaitAcknowledgements(const uint64_t& acked, const uint64_t& produced, int64_t deadline) {
-    while (!session_failed && acked < produced && NowMs() <= deadline) rd_kafka_poll(producer, 10);
+    while (!session_failed && acked < produced && NowMs() <= deadline) {
+      rd_kafka_poll(producer, kDeliveryPollMs);
+    }
   }
 };
 
@@ -310,7 +327,7 @@ Status Publisher::PublishThrough(uint64_t through, int64_t deadline_ms) {
       return Status::Ok();
     }
     if (impl.events_produced < chunk_end) {  // `through` is not committed yet
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(std::chrono::milliseconds(kUncommittedWaitMs));
     }
   }
 }
@@ -328,7 +345,9 @@ Status Publisher::PublishResults(const std::vector<CommandResult>& results, int6
     impl.plain_results_outstanding += 1;
     LEDGER_RETURN_IF_ERROR(impl.Produce(kResultsTopic, result.command_id, result.ToJson(), 0, true, "", result.transaction_id));
   }
-  while (impl.plain_results_outstanding > 0 && !impl.session_failed && NowMs() < deadline) rd_kafka_poll(impl.producer, 10);
+  while (impl.plain_results_outstanding > 0 && !impl.session_failed && NowMs() < deadline) {
+    rd_kafka_poll(impl.producer, kDeliveryPollMs);
+  }
   if (impl.session_failed || impl.plain_results_outstanding > 0) {
     impl.plain_results_outstanding = 0;
     impl.session_failed = true;

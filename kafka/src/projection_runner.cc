@@ -81,11 +81,15 @@ Result<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(const Projectio
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char error[512];
   const std::pair<const char*, std::string> settings[] = {
-      {"bootstrap.servers", options.brokers}, {"group.id", options.group},
+      {"bootstrap.servers", options.brokers},
+      {"group.id", options.group},
       {"client.id", "ledger-projection-runner"},
       // Offsets live in the view's own store, never in Kafka's group offsets.
-      {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"},
-      {"auto.offset.reset", "earliest"}, {"enable.partition.eof", "false"}, {"fetch.wait.max.ms", "50"},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"enable.partition.eof", "false"},
+      {"fetch.wait.max.ms", std::to_string(kafka::kFetchWaitMaxMs)},
       {"log.connection.close", "false"}};
   for (const auto& [name, value] : settings) {
     if (rd_kafka_conf_set(conf, name, value.c_str(), error, sizeof error) != RD_KAFKA_CONF_OK) {

@@ -5,13 +5,13 @@
 // nesting, no NUL byte), and nothing the JSON library throws gets past ParseCommandJson.
 #include "ledger/command.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <exception>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -238,6 +238,8 @@ class Fields {
   }
 
   bool Has(const char* name) const { return object_.contains(name); }
+  // Whether a semantic problem has been recorded.
+  bool failed() const { return problem_->has_value(); }
 
   template <typename Enum>
   Enum EnumField(const char* name, const char* const* names, Enum min, Enum max, bool required, Enum absent) {
@@ -295,14 +297,133 @@ Enum ParseEnum(Fields& fields, const char* name, bool required, Enum absent) {
   return fields.EnumField<Enum>(name, EnumNames<Enum>(), Enum::MIN, Enum::MAX, required, absent);
 }
 
-// Parses one line that passed the byte checks of ParseCommandJson. May throw (the JSON library's accessors
-// and dump): ParseCommandJson turns that into an input error.
-Result<ParsedCommand> ParseCommandLine(std::string_view line) {
-  Result<json> parsed_json = ParseStrictJson(line);
-  if (!parsed_json.ok()) return parsed_json.status();
-  const json& object = *parsed_json;
-  if (!object.is_object()) return Status::InvalidArgument("a command must be a JSON object");
+// Body parsers, one per command type: each reads its type's fields (their JSON types already checked) into
+// the command body; a semantic problem is recorded in `fields` and makes the command MALFORMED_COMMAND.
+void ParseOpenAccount(Fields& fields, fb::CommandT& command) {
+  fb::OpenAccountT body;
+  body.customer = fields.CustomerId("customer");
+  body.account = fields.Account("account");
+  if (!body.account.starts_with(body.customer + kAccountSeparator)) {
+    fields.Fail("account must be named '<customer>:<name>' after its own customer");
+  }
+  body.kind = ParseEnum(fields, "kind", true, fb::AccountKind::debit_card);
+  body.credit_limit_minor = fields.Integer("credit_limit_minor", body.kind == fb::AccountKind::credit_card);
+  if (body.kind == fb::AccountKind::debit_card && fields.Has("credit_limit_minor")) {
+    fields.Fail("credit_limit_minor is only for kind credit_card");
+  }
+  command.body.Set(std::move(body));
+}
 
+void ParseOpenMerchant(Fields& fields, fb::CommandT& command) {
+  fb::OpenMerchantT body;
+  body.merchant = fields.MerchantId("merchant");
+  body.name = fields.Text("name", true);
+  const int64_t fee_bps = fields.Integer("fee_bps", true);
+  if (fee_bps < 0 || fee_bps > 10'000) fields.Fail("fee_bps must be 0 to 10000");
+  body.fee_bps = static_cast<int32_t>(fee_bps < 0 || fee_bps > 10'000 ? 0 : fee_bps);
+  command.body.Set(std::move(body));
+}
+
+void ParseDeposit(Fields& fields, fb::CommandT& command) {
+  fb::DepositT body;
+  body.account = fields.Account("account");
+  body.amount_minor = fields.Integer("amount_minor", true);
+  command.body.Set(std::move(body));
+}
+
+void ParseAwardPoints(Fields& fields, fb::CommandT& command) {
+  fb::AwardPointsT body;
+  body.customer = fields.CustomerId("customer");
+  body.points = fields.Integer("points", true);
+  command.body.Set(std::move(body));
+}
+
+void ParseIssueCoupon(Fields& fields, fb::CommandT& command) {
+  fb::IssueCouponT body;
+  body.coupon = fields.Id("coupon");
+  body.customer = fields.CustomerId("customer");
+  body.value_minor = fields.Integer("value_minor", true);
+  body.min_spend_minor = fields.Integer("min_spend_minor", false);
+  body.merchant = fields.MerchantId("merchant", false);
+  body.funded_by = ParseEnum(fields, "funded_by", true, fb::FundedBy::bank);
+  body.expires_at_ns = fields.Timestamp("expires_at", true);
+  command.body.Set(std::move(body));
+}
+
+void ParseSetCustomerLimit(Fields& fields, fb::CommandT& command) {
+  fb::SetCustomerLimitT body;
+  body.customer = fields.CustomerId("customer");
+  body.medium = ParseEnum(fields, "medium", true, fb::Medium::none);
+  if (body.medium == fb::Medium::none && !fields.failed()) fields.Fail("medium 'none' has no limits");
+  body.per_payment_minor = fields.Limit("per_payment_minor");
+  body.daily_minor = fields.Limit("daily_minor");
+  body.monthly_minor = fields.Limit("monthly_minor");
+  body.daily_count = fields.Limit("daily_count");
+  if (!fields.Has("per_payment_minor") && !fields.Has("daily_minor") && !fields.Has("monthly_minor") &&
+      !fields.Has("daily_count")) {
+    fields.Fail(
+        "set_customer_limit needs at least one of per_payment_minor, daily_minor, monthly_minor, "
+        "daily_count");
+  }
+  command.body.Set(std::move(body));
+}
+
+void ParsePay(Fields& fields, fb::CommandT& command) {
+  fb::PayT body;
+  body.merchant = fields.MerchantId("merchant");
+  body.merchant_order_no = fields.Id("merchant_order_no");
+  body.customer = fields.CustomerId("customer");
+  body.funding = ParseEnum(fields, "funding", true, fb::Funding::own_account);
+  body.account = fields.Account("account", body.funding == fb::Funding::own_account);
+  body.card_token = fields.Id("card_token", body.funding == fb::Funding::other_bank);
+  if (body.funding != fb::Funding::own_account && fields.Has("account")) {
+    fields.Fail("field 'account' is only for funding own_account");
+  }
+  body.channel = ParseEnum(fields, "channel", true, fb::Channel::b2c_pc);
+  const bool card = body.funding == fb::Funding::own_account || body.funding == fb::Funding::other_bank;
+  body.medium = ParseEnum(fields, "medium", card, fb::Medium::none);
+  body.order_amount_minor = fields.Integer("order_amount_minor", true);
+  body.points = fields.Integer("points", false);
+  body.coupon = fields.Id("coupon", false);
+  body.discount_minor = fields.Integer("discount_minor", false);
+  command.body.Set(std::move(body));
+}
+
+void ParseReverse(Fields& fields, fb::CommandT& command) {
+  fb::ReverseT body;
+  body.merchant = fields.MerchantId("merchant");
+  body.merchant_order_no = fields.Id("merchant_order_no");
+  body.reason = fields.Text("reason", false);
+  command.body.Set(std::move(body));
+}
+
+void ParseRefund(Fields& fields, fb::CommandT& command) {
+  fb::RefundT body;
+  body.merchant = fields.MerchantId("merchant");
+  body.merchant_order_no = fields.Id("merchant_order_no");
+  body.refund_no = fields.Id("refund_no");
+  body.amount_minor = fields.Integer("amount_minor", true);
+  command.body.Set(std::move(body));
+}
+
+using BodyParser = void (*)(Fields&, fb::CommandT&);
+// The body parser of each type in kTypes.
+const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
+    {"open_account", ParseOpenAccount},
+    {"open_merchant", ParseOpenMerchant},
+    {"deposit", ParseDeposit},
+    {"award_points", ParseAwardPoints},
+    {"issue_coupon", ParseIssueCoupon},
+    {"set_customer_limit", ParseSetCustomerLimit},
+    {"pay", ParsePay},
+    {"reverse", ParseReverse},
+    {"refund", ParseRefund},
+};
+
+// The envelope every command has: a JSON object with a string type and a non-empty string command_id.
+// Errors: InvalidArgument (structural).
+Result<ParsedCommand> ReadEnvelope(const json& object, std::string_view line) {
+  if (!object.is_object()) return Status::InvalidArgument("a command must be a JSON object");
   auto type_it = object.find("type");
   if (type_it == object.end() || !type_it->is_string()) return Status::InvalidArgument("field 'type' (a string) is required");
   auto id_it = object.find("command_id");
@@ -313,6 +434,44 @@ Result<ParsedCommand> ParseCommandLine(std::string_view line) {
   parsed.type = type_it->get<std::string>();
   parsed.command_id = id_it->get<std::string>();
   parsed.line_bytes = line.size();
+  return parsed;
+}
+
+// Structural checks of a known type: every field known for the type, with the right JSON type.
+Status CheckFieldTypes(const json& object, const TypeSpec& spec, const std::string& type) {
+  for (const auto& [key, value] : object.items()) {
+    if (key == "type" || key == "command_id") continue;
+    if (key == "occurred_at") {
+      if (!value.is_string()) return Status::InvalidArgument("field 'occurred_at' must be a string");
+      continue;
+    }
+    const FieldSpec* field = nullptr;
+    for (const FieldSpec& candidate : spec.fields) {
+      if (key == candidate.name) field = &candidate;
+    }
+    if (field == nullptr) {
+      const std::string field_name = Printable(key);
+      return Status::InvalidArgument("unknown field '" + field_name + "' for type '" + type + "'");
+    }
+    if (field->kind == Kind::kString && !value.is_string()) {
+      return Status::InvalidArgument("field '" + key + "' must be a string");
+    }
+    if (field->kind == Kind::kInteger && !value.is_number_integer() && !IsHugeIntegerLiteral(value)) {
+      return Status::InvalidArgument("field '" + key + "' must be an integer");
+    }
+  }
+  return Status::Ok();
+}
+
+// Parses one line that passed the byte checks of ParseCommandJson. May throw (the JSON library's accessors
+// and dump): ParseCommandJson turns that into an input error.
+Result<ParsedCommand> ParseCommandLine(std::string_view line) {
+  Result<json> parsed_json = ParseStrictJson(line);
+  if (!parsed_json.ok()) return parsed_json.status();
+  const json& object = *parsed_json;
+  Result<ParsedCommand> envelope = ReadEnvelope(object, line);
+  if (!envelope.ok()) return envelope.status();
+  ParsedCommand parsed = std::move(*envelope);
 
   const TypeSpec* spec = nullptr;
   for (const TypeSpec& candidate : kTypes) {
@@ -323,34 +482,10 @@ Result<ParsedCommand> ParseCommandLine(std::string_view line) {
   if (occurred_it != object.end() && !occurred_it->is_string()) {
     return Status::InvalidArgument("field 'occurred_at' must be a string");
   }
-  // Structural checks: every field known for the type, with the right JSON type.
-  if (spec != nullptr) {
-    for (const auto& [key, value] : object.items()) {
-      if (key == "type" || key == "command_id") continue;
-      if (key == "occurred_at") {
-        if (!value.is_string()) return Status::InvalidArgument("field 'occurred_at' must be a string");
-        continue;
-      }
-      const FieldSpec* field = nullptr;
-      for (const FieldSpec& candidate : spec->fields) {
-        if (key == candidate.name) field = &candidate;
-      }
-      if (field == nullptr) {
-        const std::string field_name = Printable(key);
-        return Status::InvalidArgument("unknown field '" + field_name + "' for type '" + parsed.type + "'");
-      }
-      if (field->kind == Kind::kString && !value.is_string()) {
-        return Status::InvalidArgument("field '" + key + "' must be a string");
-      }
-      if (field->kind == Kind::kInteger && !value.is_number_integer() && !IsHugeIntegerLiteral(value)) {
-        return Status::InvalidArgument("field '" + key + "' must be an integer");
-      }
-    }
-  }
+  if (spec != nullptr) LEDGER_RETURN_IF_ERROR(CheckFieldTypes(object, *spec, parsed.type));
   parsed.fingerprint = Sha256Of(object.dump());
 
-  std::optional<std::string>& problem = parsed.malformed;
-  Fields fields(object, &problem);
+  Fields fields(object, &parsed.malformed);
   fb::CommandT& command = parsed.command;
   command.command_id = fields.Id("command_id");
   command.type = parsed.type;
@@ -359,97 +494,11 @@ Result<ParsedCommand> ParseCommandLine(std::string_view line) {
     command.occurred_at_ns = fields.Timestamp("occurred_at", true);
   }
   if (spec == nullptr) {
-    problem = "unknown command type '" + Printable(parsed.type) + "'";
+    parsed.malformed = "unknown command type '" + Printable(parsed.type) + "'";
     return parsed;
   }
-
-  if (parsed.type == "open_account") {
-    fb::OpenAccountT body;
-    body.customer = fields.CustomerId("customer");
-    body.account = fields.Account("account");
-    if (!body.account.starts_with(body.customer + kAccountSeparator)) {
-      fields.Fail("account must be named '<customer>:<name>' after its own customer");
-    }
-    body.kind = ParseEnum(fields, "kind", true, fb::AccountKind::debit_card);
-    body.credit_limit_minor = fields.Integer("credit_limit_minor", body.kind == fb::AccountKind::credit_card);
-    if (body.kind == fb::AccountKind::debit_card && fields.Has("credit_limit_minor")) {
-      fields.Fail("credit_limit_minor is only for kind credit_card");
-    }
-    command.body.Set(std::move(body));
-  } else if (parsed.type == "open_merchant") {
-    fb::OpenMerchantT body;
-    body.merchant = fields.MerchantId("merchant");
-    body.name = fields.Text("name", true);
-    const int64_t fee_bps = fields.Integer("fee_bps", true);
-    if (fee_bps < 0 || fee_bps > 10'000) fields.Fail("fee_bps must be 0 to 10000");
-    body.fee_bps = static_cast<int32_t>(fee_bps < 0 || fee_bps > 10'000 ? 0 : fee_bps);
-    command.body.Set(std::move(body));
-  } else if (parsed.type == "deposit") {
-    fb::DepositT body;
-    body.account = fields.Account("account");
-    body.amount_minor = fields.Integer("amount_minor", true);
-    command.body.Set(std::move(body));
-  } else if (parsed.type == "award_points") {
-    fb::AwardPointsT body;
-    body.customer = fields.CustomerId("customer");
-    body.points = fields.Integer("points", true);
-    command.body.Set(std::move(body));
-  } else if (parsed.type == "issue_coupon") {
-    fb::IssueCouponT body;
-    body.coupon = fields.Id("coupon");
-    body.customer = fields.CustomerId("customer");
-    body.value_minor = fields.Integer("value_minor", true);
-    body.min_spend_minor = fields.Integer("min_spend_minor", false);
-    body.merchant = fields.MerchantId("merchant", false);
-    body.funded_by = ParseEnum(fields, "funded_by", true, fb::FundedBy::bank);
-    body.expires_at_ns = fields.Timestamp("expires_at", true);
-    command.body.Set(std::move(body));
-  } else if (parsed.type == "set_customer_limit") {
-    fb::SetCustomerLimitT body;
-    body.customer = fields.CustomerId("customer");
-    body.medium = ParseEnum(fields, "medium", true, fb::Medium::none);
-    if (body.medium == fb::Medium::none && !problem) fields.Fail("medium 'none' has no limits");
-    body.per_payment_minor = fields.Limit("per_payment_minor");
-    body.daily_minor = fields.Limit("daily_minor");
-    body.monthly_minor = fields.Limit("monthly_minor");
-    body.daily_count = fields.Limit("daily_count");
-    if (!fields.Has("per_payment_minor") && !fields.Has("daily_minor") && !fields.Has("monthly_minor") &&
-        !fields.Has("daily_count")) {
-      fields.Fail("set_customer_limit needs at least one of per_payment_minor, daily_minor, monthly_minor, daily_count");
-    }
-    command.body.Set(std::move(body));
-  } else if (parsed.type == "pay") {
-    fb::PayT body;
-    body.merchant = fields.MerchantId("merchant");
-    body.merchant_order_no = fields.Id("merchant_order_no");
-    body.customer = fields.CustomerId("customer");
-    body.funding = ParseEnum(fields, "funding", true, fb::Funding::own_account);
-    body.account = fields.Account("account", body.funding == fb::Funding::own_account);
-    body.card_token = fields.Id("card_token", body.funding == fb::Funding::other_bank);
-    if (body.funding != fb::Funding::own_account && fields.Has("account")) {
-      fields.Fail("field 'account' is only for funding own_account");
-    }
-    body.channel = ParseEnum(fields, "channel", true, fb::Channel::b2c_pc);
-    const bool card = body.funding == fb::Funding::own_account || body.funding == fb::Funding::other_bank;
-    body.medium = ParseEnum(fields, "medium", card, fb::Medium::none);
-    body.order_amount_minor = fields.Integer("order_amount_minor", true);
-    body.points = fields.Integer("points", false);
-    body.coupon = fields.Id("coupon", false);
-    body.discount_minor = fields.Integer("discount_minor", false);
-    command.body.Set(std::move(body));
-  } else if (parsed.type == "reverse") {
-    fb::ReverseT body;
-    body.merchant = fields.MerchantId("merchant");
-    body.merchant_order_no = fields.Id("merchant_order_no");
-    body.reason = fields.Text("reason", false);
-    command.body.Set(std::move(body));
-  } else if (parsed.type == "refund") {
-    fb::RefundT body;
-    body.merchant = fields.MerchantId("merchant");
-    body.merchant_order_no = fields.Id("merchant_order_no");
-    body.refund_no = fields.Id("refund_no");
-    body.amount_minor = fields.Integer("amount_minor", true);
-    command.body.Set(std::move(body));
+  for (const auto& [type, parse_body] : kBodyParsers) {
+    if (parsed.type == type) parse_body(fields, command);
   }
   return parsed;
 }

@@ -1,11 +1,12 @@
-// Command validation and the money rules of the ledger-core issue (see README: Rules). Every amount is
+// Command validation and the money rules of the ledger (README: Rules). Every amount is
 // checked against kAmountMinorMax and for overflow before it is used; every event's postings balance.
 #include "decide.h"
 
-#include "ledger/command.h"
-#include "events/event.h"
 #include "core/money.h"
 #include "core/time.h"
+#include "events/event.h"
+#include "ledger/command.h"
+#include "state/limits.h"
 #include "state/records.h"
 
 namespace ledger {
@@ -181,14 +182,28 @@ Decision DecideSetCustomerLimit(const fb::SetCustomerLimitT& command, const Deci
   return decision;
 }
 
-Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
-  const LedgerConfig& config = context.config;
-  const KvReader& state = context.state;
+// What a payment is made of once a step has checked it: the records it read and the tender amounts. Each step
+// below fills its part and returns a rejection (a Decision with a reason) or an accepted, empty Decision; the
+// steps run in the order the rules are checked (README: Rules), so the first failing rule names the
+// rejection.
+struct PayPlan {
+  fb::MerchantRecordT merchant;
+  fb::AccountRecordT account;  // own_account funding only
+  std::string source_account;  // the customer's account, or the scheme's interbank receivable
+  fb::CouponRecordT coupon;    // default (funded by the bank, no value) without a coupon
+  int64_t points_value = 0;
+  int64_t coupon_value = 0;
+  int64_t card_amount = 0;
+  int limit_date = 0;
+  bool medium_limited = false;
+};
+
+// Amounts, merchant, order number, customer and the account the card amount comes from.
+Decision CheckPayParties(const fb::PayT& command, const KvReader& state, PayPlan& plan) {
   if (!ValidPositive(command.order_amount_minor)) return Reject(reason::kInvalidAmount, "order_amount_minor must be 1 to 2^53-1");
   if (!ValidNonNegative(command.points)) return Reject(reason::kInvalidAmount, "points must be 0 to 2^53-1");
   if (!ValidNonNegative(command.discount_minor)) return Reject(reason::kInvalidAmount, "discount_minor must be 0 to 2^53-1");
-  fb::MerchantRecordT merchant;
-  if (!LoadRecord(state, keys::Merchant(command.merchant), &merchant)) {
+  if (!LoadRecord(state, keys::Merchant(command.merchant), &plan.merchant)) {
     return Reject(reason::kUnknownMerchant, "no merchant " + command.merchant);
   }
   fb::PaymentRecordT existing_payment;
@@ -199,171 +214,227 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   if (needs_customer && !CustomerExists(state, command.customer)) {
     return Reject(reason::kUnknownAccount, "no customer " + command.customer);
   }
-  fb::AccountRecordT account;
-  std::string source_account;
   if (command.funding == fb::Funding::own_account) {
-    if (!LoadRecord(state, keys::Account(command.account), &account) || account.customer != command.customer) {
+    if (!LoadRecord(state, keys::Account(command.account), &plan.account) ||
+        plan.account.customer != command.customer) {
       return Reject(reason::kUnknownAccount, "no account " + command.account + " of customer " + command.customer);
     }
-    source_account = command.account;
+    plan.source_account = command.account;
   } else {
-    source_account = gl::InterbankReceivable(command.funding);
+    plan.source_account = gl::InterbankReceivable(command.funding);
   }
+  return Decision();
+}
 
-  // Tenders: order = card + points value + coupon + discount.
-  const std::optional<int64_t> points_value = CheckedMul(command.points, config.point_value_minor);
-  if (!points_value || *points_value > kAmountMinorMax) return Reject(reason::kInvalidAmount, "points value passes 2^53-1");
-  int64_t coupon_value = 0;
-  fb::CouponRecordT coupon;
-  if (!command.coupon.empty()) {
-    if (!LoadRecord(state, keys::Coupon(command.coupon), &coupon)) {
-      return Reject(reason::kCouponNotFound, "no coupon " + command.coupon);
-    }
-    if (coupon.customer != command.customer) {
-      return Reject(reason::kCouponNotApplicable, "coupon " + command.coupon + " belongs to another customer");
-    }
-    if (coupon.used) return Reject(reason::kCouponAlreadyUsed, "coupon " + command.coupon + " is already used");
-    if (context.now_ns > coupon.expires_at_ns) {
-      return Reject(reason::kCouponExpired, "coupon " + command.coupon + " expired");
-    }
-    if (command.order_amount_minor < coupon.min_spend_minor) {
-      return Reject(reason::kCouponNotApplicable, "order is below the coupon's minimum spend");
-    }
-    if (!coupon.merchant.empty() && coupon.merchant != command.merchant) {
-      return Reject(reason::kCouponNotApplicable, "coupon " + command.coupon + " is for another merchant");
-    }
-    coupon_value = coupon.value_minor;
+// The coupon exists, is the customer's, unused, unexpired, and applies to this order and merchant.
+Decision CheckCoupon(const fb::PayT& command, const DecideContext& context, PayPlan& plan) {
+  fb::CouponRecordT& coupon = plan.coupon;
+  if (!LoadRecord(context.state, keys::Coupon(command.coupon), &coupon)) {
+    return Reject(reason::kCouponNotFound, "no coupon " + command.coupon);
   }
-  const __int128 tenders = static_cast<__int128>(*points_value) + coupon_value + command.discount_minor;
+  if (coupon.customer != command.customer) {
+    return Reject(reason::kCouponNotApplicable, "coupon " + command.coupon + " belongs to another customer");
+  }
+  if (coupon.used) return Reject(reason::kCouponAlreadyUsed, "coupon " + command.coupon + " is already used");
+  if (context.now_ns > coupon.expires_at_ns) {
+    return Reject(reason::kCouponExpired, "coupon " + command.coupon + " expired");
+  }
+  if (command.order_amount_minor < coupon.min_spend_minor) {
+    return Reject(reason::kCouponNotApplicable, "order is below the coupon's minimum spend");
+  }
+  if (!coupon.merchant.empty() && coupon.merchant != command.merchant) {
+    return Reject(reason::kCouponNotApplicable, "coupon " + command.coupon + " is for another merchant");
+  }
+  plan.coupon_value = coupon.value_minor;
+  return Decision();
+}
+
+// Tenders: order = card + points value + coupon + discount; the card amount is what is left.
+Decision CheckPayTenders(const fb::PayT& command, const DecideContext& context, PayPlan& plan) {
+  const std::optional<int64_t> points_value = CheckedMul(command.points, context.config.point_value_minor);
+  if (!points_value || *points_value > kAmountMinorMax) return Reject(reason::kInvalidAmount, "points value passes 2^53-1");
+  plan.points_value = *points_value;
+  if (!command.coupon.empty()) {
+    Decision coupon = CheckCoupon(command, context, plan);
+    if (!coupon.accepted()) return coupon;
+  }
+  const __int128 tenders =
+      static_cast<__int128>(plan.points_value) + plan.coupon_value + command.discount_minor;
   if (tenders > command.order_amount_minor) {
     return Reject(reason::kInvalidAmount, "points, coupon and discount exceed the order amount");
   }
-  const int64_t card_amount = command.order_amount_minor - static_cast<int64_t>(tenders);
+  plan.card_amount = command.order_amount_minor - static_cast<int64_t>(tenders);
+  return Decision();
+}
 
-  // Limits: medium limits on the card amount for card funding; the channel limit on any funding.
-  const int limit_date = LocalDate(context.now_ns, config.timezone_offset_minutes);
-  const bool medium_limited = command.funding == fb::Funding::own_account || command.funding == fb::Funding::other_bank;
-  if (medium_limited) {
-    if (command.medium == fb::Medium::none) return Reject(reason::kMalformedCommand, "card payments need a medium");
-    const MediumPolicy limits = EffectiveMediumLimits(config, state, command.customer, command.medium);
-    fb::UsageRecordT daily;
-    fb::UsageRecordT monthly;
-    LoadRecord(state, keys::DailyUsage(command.customer, command.medium, limit_date), &daily);
-    LoadRecord(state, keys::MonthlyUsage(command.customer, command.medium, limit_date / 100), &monthly);
-    if (Exceeds(0, card_amount, limits.per_payment_minor)) {
-      return Reject(reason::kLimitPerPaymentExceeded, "card amount passes the per-payment limit of the medium");
-    }
-    if (Exceeds(daily.amount_minor, card_amount, limits.daily_minor)) {
-      return Reject(reason::kLimitDailyExceeded, "card amount passes the daily limit of the medium");
-    }
-    if (Exceeds(monthly.amount_minor, card_amount, limits.monthly_minor)) {
-      return Reject(reason::kLimitMonthlyExceeded, "card amount passes the monthly limit of the medium");
-    }
-    if (Exceeds(daily.count, 1, limits.daily_count)) {
-      return Reject(reason::kLimitCountExceeded, "payments today pass the daily count of the medium");
-    }
+// The medium's limits (the customer's own, where lower) on the card amount: per payment, day, month, count.
+Decision CheckMediumLimits(const fb::PayT& command, const DecideContext& context, const PayPlan& plan) {
+  if (command.medium == fb::Medium::none)
+    return Reject(reason::kMalformedCommand, "card payments need a medium");
+  const KvReader& state = context.state;
+  const MediumPolicy limits = EffectiveMediumLimits(context.config, state, command.customer, command.medium);
+  fb::UsageRecordT daily;
+  fb::UsageRecordT monthly;
+  LoadRecord(state, keys::DailyUsage(command.customer, command.medium, plan.limit_date), &daily);
+  LoadRecord(state, keys::MonthlyUsage(command.customer, command.medium, plan.limit_date / 100), &monthly);
+  if (Exceeds(0, plan.card_amount, limits.per_payment_minor)) {
+    return Reject(reason::kLimitPerPaymentExceeded, "card amount passes the per-payment limit of the medium");
+  }
+  if (Exceeds(daily.amount_minor, plan.card_amount, limits.daily_minor)) {
+    return Reject(reason::kLimitDailyExceeded, "card amount passes the daily limit of the medium");
+  }
+  if (Exceeds(monthly.amount_minor, plan.card_amount, limits.monthly_minor)) {
+    return Reject(reason::kLimitMonthlyExceeded, "card amount passes the monthly limit of the medium");
+  }
+  if (Exceeds(daily.count, 1, limits.daily_count)) {
+    return Reject(reason::kLimitCountExceeded, "payments today pass the daily count of the medium");
+  }
+  return Decision();
+}
+
+// Limits: medium limits on the card amount for card funding; the channel limit on any funding.
+Decision CheckPayLimits(const fb::PayT& command, const DecideContext& context, PayPlan& plan) {
+  plan.limit_date = LocalDate(context.now_ns, context.config.timezone_offset_minutes);
+  plan.medium_limited =
+      command.funding == fb::Funding::own_account || command.funding == fb::Funding::other_bank;
+  if (plan.medium_limited) {
+    Decision medium = CheckMediumLimits(command, context, plan);
+    if (!medium.accepted()) return medium;
   }
   if (command.channel == fb::Channel::qr_static) {
     fb::UsageRecordT channel_usage;
-    LoadRecord(state, keys::ChannelDailyUsage(command.customer, command.channel, limit_date), &channel_usage);
-    if (Exceeds(channel_usage.amount_minor, card_amount, config.qr_static_daily_minor)) {
+    LoadRecord(context.state, keys::ChannelDailyUsage(command.customer, command.channel, plan.limit_date),
+               &channel_usage);
+    if (Exceeds(channel_usage.amount_minor, plan.card_amount, context.config.qr_static_daily_minor)) {
       return Reject(reason::kChannelLimitExceeded, "card amount passes the daily limit of channel qr_static");
     }
   }
+  return Decision();
+}
 
-  // Funds.
+// Funds: points, the debit balance or credit line, and overflow guards on what the payment adds to the
+// merchant and scheme balances.
+Decision CheckPayFunds(const fb::PayT& command, const KvReader& state, const PayPlan& plan) {
   if (command.points > 0 && BalanceOf(state, PointsAccount(command.customer)) < command.points) {
     return Reject(reason::kInsufficientPoints, "customer " + command.customer + " has too few points");
   }
   if (command.funding == fb::Funding::own_account) {
     const int64_t balance = BalanceOf(state, command.account);
-    if (account.kind == fb::AccountKind::debit_card && balance < card_amount) {
+    if (plan.account.kind == fb::AccountKind::debit_card && balance < plan.card_amount) {
       return Reject(reason::kInsufficientFunds, "balance of " + command.account + " is below the card amount");
     }
-    if (account.kind == fb::AccountKind::credit_card &&
-        static_cast<__int128>(balance) - card_amount < -static_cast<__int128>(account.credit_limit_minor)) {
+    if (plan.account.kind == fb::AccountKind::credit_card &&
+        static_cast<__int128>(balance) - plan.card_amount <
+            -static_cast<__int128>(plan.account.credit_limit_minor)) {
       return Reject(reason::kCreditLimitExceeded, "card amount passes the credit limit of " + command.account);
     }
   }
-  // Overflow guards on what the payment adds to the merchant and scheme balances.
-  const std::string merchant_account = MerchantAccount(command.merchant);
-  const std::optional<int64_t> merchant_after = CheckedAdd(BalanceOf(state, merchant_account), command.order_amount_minor);
+  const std::optional<int64_t> merchant_after =
+      CheckedAdd(BalanceOf(state, MerchantAccount(command.merchant)), command.order_amount_minor);
   if (!merchant_after || *merchant_after > kAmountMinorMax) return Reject(reason::kInvalidAmount, "merchant balance would pass 2^53-1");
   if (command.funding != fb::Funding::own_account) {
-    const std::optional<int64_t> receivable = CheckedSub(BalanceOf(state, source_account), card_amount);
+    const std::optional<int64_t> receivable =
+        CheckedSub(BalanceOf(state, plan.source_account), plan.card_amount);
     if (!receivable || *receivable < -kAmountMinorMax) return Reject(reason::kInvalidAmount, "scheme receivable would overflow");
   }
+  return Decision();
+}
 
-  const bool merchant_funded_coupon = coupon_value > 0 && coupon.funded_by == fb::FundedBy::merchant;
-  const int64_t settlement_base = command.order_amount_minor - (merchant_funded_coupon ? coupon_value : 0);
-  const std::optional<int64_t> fee = MulDivRoundHalfUp(settlement_base, merchant.fee_bps, 10'000);
+bool MerchantFundedCoupon(const PayPlan& plan) {
+  return plan.coupon_value > 0 && plan.coupon.funded_by == fb::FundedBy::merchant;
+}
+
+// The PaymentCaptured event: the card amount from the source to the merchant, the discount from marketing,
+// the fee from the merchant to fee income.
+fb::PaymentCapturedT CapturedPayment(const fb::PayT& command, const DecideContext& context,
+                                     const PayPlan& plan) {
+  const LedgerConfig& config = context.config;
+  const int64_t settlement_base =
+      command.order_amount_minor - (MerchantFundedCoupon(plan) ? plan.coupon_value : 0);
+  const std::optional<int64_t> fee = MulDivRoundHalfUp(settlement_base, plan.merchant.fee_bps, 10'000);
   LEDGER_ASSERT(fee.has_value() && *fee <= settlement_base);
-
-  Decision decision;
   fb::PaymentCapturedT captured;
   captured.merchant = command.merchant;
   captured.merchant_order_no = command.merchant_order_no;
   captured.customer = command.customer;
   captured.funding = command.funding;
-  captured.account = source_account;
+  captured.account = plan.source_account;
   captured.card_token = command.card_token;
   captured.channel = command.channel;
-  captured.medium = medium_limited ? command.medium : fb::Medium::none;
+  captured.medium = plan.medium_limited ? command.medium : fb::Medium::none;
   captured.order_amount_minor = command.order_amount_minor;
-  captured.card_amount_minor = card_amount;
+  captured.card_amount_minor = plan.card_amount;
   captured.points = command.points;
-  captured.points_value_minor = *points_value;
+  captured.points_value_minor = plan.points_value;
   captured.coupon = command.coupon;
-  captured.coupon_value_minor = coupon_value;
-  captured.coupon_funded_by = coupon.funded_by;
+  captured.coupon_value_minor = plan.coupon_value;
+  captured.coupon_funded_by = plan.coupon.funded_by;
   captured.discount_minor = command.discount_minor;
   captured.settlement_base_minor = settlement_base;
   captured.fee_minor = *fee;
   captured.clearing_date =
       ClearingDate(context.now_ns, config.timezone_offset_minutes, config.clearing_cutoff_minutes);
-  captured.limit_date = limit_date;
-  captured.medium_limited = medium_limited;
+  captured.limit_date = plan.limit_date;
+  captured.medium_limited = plan.medium_limited;
+  const std::string merchant_account = MerchantAccount(command.merchant);
   PostingList postings;
-  postings.Add(source_account, -card_amount);
-  postings.Add(merchant_account, card_amount);
+  postings.Add(plan.source_account, -plan.card_amount);
+  postings.Add(merchant_account, plan.card_amount);
   postings.Add(gl::kMarketingExpense, -command.discount_minor);
   postings.Add(merchant_account, command.discount_minor);
   postings.Add(merchant_account, -*fee);
   postings.Add(gl::kFeeIncome, *fee);
   captured.postings = postings.Take();
-  decision.payloads.emplace_back().Set(std::move(captured));
+  return captured;
+}
 
-  if (command.points > 0) {
-    fb::PointsDeductedT deducted;
-    deducted.customer = command.customer;
-    deducted.merchant = command.merchant;
-    deducted.merchant_order_no = command.merchant_order_no;
-    deducted.points = command.points;
-    deducted.value_minor = *points_value;
-    PostingList points_postings;
-    points_postings.Add(PointsAccount(command.customer), -command.points);
-    points_postings.Add(gl::kPointsIssued, command.points);
-    points_postings.Add(gl::kPointsLiability, -*points_value);
-    points_postings.Add(merchant_account, *points_value);
-    deducted.postings = points_postings.Take();
-    decision.payloads.emplace_back().Set(std::move(deducted));
+// The PointsDeducted event: the points leave the customer, their value moves from the liability to the
+// merchant.
+fb::PointsDeductedT DeductedPoints(const fb::PayT& command, const PayPlan& plan) {
+  fb::PointsDeductedT deducted;
+  deducted.customer = command.customer;
+  deducted.merchant = command.merchant;
+  deducted.merchant_order_no = command.merchant_order_no;
+  deducted.points = command.points;
+  deducted.value_minor = plan.points_value;
+  PostingList postings;
+  postings.Add(PointsAccount(command.customer), -command.points);
+  postings.Add(gl::kPointsIssued, command.points);
+  postings.Add(gl::kPointsLiability, -plan.points_value);
+  postings.Add(MerchantAccount(command.merchant), plan.points_value);
+  deducted.postings = postings.Take();
+  return deducted;
+}
+
+// The CouponRedeemed event: a bank-funded coupon is paid to the merchant from marketing; a merchant-funded
+// one posts nothing (it lowers what the merchant is owed instead, through the settlement base).
+fb::CouponRedeemedT RedeemedCoupon(const fb::PayT& command, const PayPlan& plan) {
+  fb::CouponRedeemedT redeemed;
+  redeemed.coupon = command.coupon;
+  redeemed.customer = command.customer;
+  redeemed.merchant = command.merchant;
+  redeemed.merchant_order_no = command.merchant_order_no;
+  redeemed.value_minor = plan.coupon_value;
+  redeemed.funded_by = plan.coupon.funded_by;
+  PostingList postings;
+  if (!MerchantFundedCoupon(plan)) {
+    postings.Add(gl::kMarketingExpense, -plan.coupon_value);
+    postings.Add(MerchantAccount(command.merchant), plan.coupon_value);
   }
-  if (!command.coupon.empty()) {
-    fb::CouponRedeemedT redeemed;
-    redeemed.coupon = command.coupon;
-    redeemed.customer = command.customer;
-    redeemed.merchant = command.merchant;
-    redeemed.merchant_order_no = command.merchant_order_no;
-    redeemed.value_minor = coupon_value;
-    redeemed.funded_by = coupon.funded_by;
-    PostingList coupon_postings;
-    if (!merchant_funded_coupon) {  // a merchant-funded coupon lowers what the merchant is owed instead
-      coupon_postings.Add(gl::kMarketingExpense, -coupon_value);
-      coupon_postings.Add(merchant_account, coupon_value);
-    }
-    redeemed.postings = coupon_postings.Take();
-    decision.payloads.emplace_back().Set(std::move(redeemed));
-  }
+  redeemed.postings = postings.Take();
+  return redeemed;
+}
+
+Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
+  PayPlan plan;
+  if (Decision checked = CheckPayParties(command, context.state, plan); !checked.accepted()) return checked;
+  if (Decision checked = CheckPayTenders(command, context, plan); !checked.accepted()) return checked;
+  if (Decision checked = CheckPayLimits(command, context, plan); !checked.accepted()) return checked;
+  if (Decision checked = CheckPayFunds(command, context.state, plan); !checked.accepted()) return checked;
+  Decision decision;
+  decision.payloads.emplace_back().Set(CapturedPayment(command, context, plan));
+  if (command.points > 0) decision.payloads.emplace_back().Set(DeductedPoints(command, plan));
+  if (!command.coupon.empty()) decision.payloads.emplace_back().Set(RedeemedCoupon(command, plan));
   return decision;
 }
 

@@ -5,6 +5,7 @@
 #include <future>
 
 #include "decide.h"
+#include "ledger/routing.h"
 #include "events/event.h"
 #include "core/set_digest.h"
 #include "core/time.h"
@@ -302,34 +303,10 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
     rejected.command_type = parsed.type;
     rejected.reason = decision.reason;
     rejected.detail = decision.detail;
-    // Who the rejection is about: the Kafka record key of the event (customer, else merchant).
-    const fb::CommandBodyUnion& body = parsed.command.body;
-    if (const auto* pay = body.AsPay()) {
-      rejected.customer = pay->customer;
-      rejected.merchant = pay->merchant;
-    } else if (const auto* open = body.AsOpenAccount()) {
-      rejected.customer = open->customer;
-    } else if (const auto* merchant = body.AsOpenMerchant()) {
-      rejected.merchant = merchant->merchant;
-    } else if (const auto* deposit = body.AsDeposit()) {
-      fb::AccountRecordT account;
-      rejected.customer = LoadRecord(*impl_->overlay, keys::Account(deposit->account), &account) ? account.customer : deposit->account;
-    } else if (const auto* points = body.AsAwardPoints()) {
-      rejected.customer = points->customer;
-    } else if (const auto* coupon = body.AsIssueCoupon()) {
-      rejected.customer = coupon->customer;
-    } else if (const auto* limit = body.AsSetCustomerLimit()) {
-      rejected.customer = limit->customer;
-    } else if (const auto* reverse = body.AsReverse()) {
-      fb::PaymentRecordT payment;
-      if (LoadRecord(*impl_->overlay, keys::Payment(reverse->merchant, reverse->merchant_order_no), &payment)) rejected.customer = payment.customer;
-      rejected.merchant = reverse->merchant;
-    } else if (const auto* refund = body.AsRefund()) {
-      fb::PaymentRecordT payment;
-      if (LoadRecord(*impl_->overlay, keys::Payment(refund->merchant, refund->merchant_order_no), &payment)) rejected.customer = payment.customer;
-      rejected.merchant = refund->merchant;
-    }
-    if (rejected.customer.empty() && rejected.merchant.empty()) rejected.merchant = parsed.command_id;
+    // Who the rejection is about (ledger/routing.h): its Kafka record key.
+    CommandParties parties = RoutingOf(parsed, *impl_->overlay);
+    rejected.customer = std::move(parties.customer);
+    rejected.merchant = std::move(parties.merchant);
     decision.payloads.clear();
     decision.payloads.emplace_back().Set(std::move(rejected));
   }

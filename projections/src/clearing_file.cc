@@ -88,7 +88,7 @@ Result<std::vector<FileWritten>> WriteClearingFiles(const Store& store, int date
   if (error) return Status::IoError("cannot create " + out_dir + ": " + error.message());
   // The merchants with activity that day, from the per-merchant summaries.
   std::map<std::string, fb::MerchantClearingRecordT> summaries;
-  const std::string summary_prefix = std::string(keys::kMerchantClearingPrefix) + std::to_string(date) + "/";
+  const std::string summary_prefix = keys::MerchantClearingPrefix(date);
   LEDGER_RETURN_IF_ERROR(store.ScanState(summary_prefix, [&](std::string_view key, std::string_view value) {
     const std::string name(key.substr(summary_prefix.size()));
     if (!merchant.empty() && name != merchant) return true;
@@ -155,7 +155,7 @@ Result<std::vector<FileWritten>> WriteClearingFiles(const Store& store, int date
     merchants.push_back(std::move(entry));
   }
   nlohmann::ordered_json schemes = nlohmann::ordered_json::array();
-  const std::string scheme_prefix = std::string(keys::kSchemeClearingPrefix) + std::to_string(date) + "/";
+  const std::string scheme_prefix = keys::SchemeClearingPrefix(date);
   LEDGER_RETURN_IF_ERROR(store.ScanState(scheme_prefix, [&](std::string_view key, std::string_view value) {
     fb::SchemeClearingRecordT scheme;
     flatbuffers::GetRoot<fb::SchemeClearingRecord>(value.data())->UnPackTo(&scheme);

@@ -144,275 +144,374 @@ Result<int64_t> ParseLocalTime(std::string_view text, int offset_minutes) {
 // ---------------------------------------------------------------------------------------------------------
 // ledger-csv
 
-Result<Statement> ParseLedgerCsv(std::string_view text, const std::string& merchant_filter) {
-  Statement statement;
-  LineReader reader(text);
-  size_t type = 0, merchant = 0, order = 0, refund = 0, occurred = 0, order_amount = 0, amount = 0, fee = 0;
-  Result<Header> read = ReadHeader(reader, "a ledger-csv clearing file",
-                                   {{"record_type", &type}, {"merchant", &merchant}, {"merchant_order_no", &order},
-                                    {"refund_no", &refund}, {"occurred_at", &occurred}, {"order_amount", &order_amount},
-                                    {"amount", &amount}, {"fee", &fee}});
-  if (!read.ok()) return read.status();
-  const Header& header = *read;
-  std::string_view line;
-  std::vector<std::string_view> fields;
-  std::unordered_map<std::string, size_t> payments;  // merchant/order -> index in statement.lines
-  int64_t payment_rows = 0, reversal_rows = 0, refund_rows = 0, order_total = 0, refund_total = 0;
+// Reads a clearing file row by row: PAYMENT, REVERSAL and REFUND rows become lines, SUMMARY rows are checked
+// against the rows once all are read.
+class LedgerCsvParser {
+ public:
+  explicit LedgerCsvParser(const std::string& merchant_filter) : merchant_filter_(merchant_filter) {}
+
+  Result<Statement> Parse(std::string_view text) {
+    LineReader reader(text);
+    Result<Header> read = ReadHeader(reader, "a ledger-csv clearing file",
+                                     {{"record_type", &type_},
+                                      {"merchant", &merchant_},
+                                      {"merchant_order_no", &order_},
+                                      {"refund_no", &refund_},
+                                      {"occurred_at", &occurred_},
+                                      {"order_amount", &order_amount_},
+                                      {"amount", &amount_},
+                                      {"fee", &fee_}});
+    if (!read.ok()) return read.status();
+    std::string_view line;
+    while (reader.Next(&line)) {
+      if (Blank(line)) continue;
+      statement_.data_lines += 1;
+      SplitFields(line, &fields_);
+      ReadRow(reader.number(), read->size());
+    }
+    CheckSummaries();
+    return std::move(statement_);
+  }
+
+ private:
   struct Summary {
     size_t line_number;
     std::string payments, counts;
     int64_t order_total, refund_total;
   };
-  std::vector<Summary> summaries;
-  while (reader.Next(&line)) {
-    if (Blank(line)) continue;
-    statement.data_lines += 1;
-    const size_t number = reader.number();
-    auto malformed = [&](const std::string& reason) { statement.malformed.push_back(MalformedLine{number, reason}); };
-    SplitFields(line, &fields);
-    if (fields.size() != header.size()) {
-      malformed("expected " + std::to_string(header.size()) + " fields, found " + std::to_string(fields.size()));
-      continue;
+
+  void Malformed(size_t number, const std::string& reason) {
+    statement_.malformed.push_back(MalformedLine{number, reason});
+  }
+
+  // One data row (its fields in fields_): a line, a summary, a row of another merchant, or a malformed row.
+  void ReadRow(size_t number, size_t header_size) {
+    if (fields_.size() != header_size) {
+      Malformed(number, "expected " + std::to_string(header_size) + " fields, found " +
+                            std::to_string(fields_.size()));
+      return;
     }
-    if (!merchant_filter.empty() && fields[merchant] != merchant_filter) {
-      statement.data_lines -= 1;
-      continue;
+    if (!merchant_filter_.empty() && fields_[merchant_] != merchant_filter_) {
+      statement_.data_lines -= 1;
+      return;
     }
-    const std::string_view kind = fields[type];
-    Result<int64_t> order_minor = ParseAmount(fields[order_amount], "order_amount");
-    Result<int64_t> amount_minor = ParseAmount(fields[amount], "amount");
-    Result<int64_t> fee_minor = ParseAmount(fields[fee], "fee");
+    const std::string_view kind = fields_[type_];
+    Result<int64_t> order_minor = ParseAmount(fields_[order_amount_], "order_amount");
+    Result<int64_t> amount_minor = ParseAmount(fields_[amount_], "amount");
+    Result<int64_t> fee_minor = ParseAmount(fields_[fee_], "fee");
     for (const Result<int64_t>* parsed : {&order_minor, &amount_minor, &fee_minor}) {
       if (!parsed->ok()) {
-        malformed(parsed->status().message());
+        Malformed(number, parsed->status().message());
         break;
       }
     }
-    if (!order_minor.ok() || !amount_minor.ok() || !fee_minor.ok()) continue;
+    if (!order_minor.ok() || !amount_minor.ok() || !fee_minor.ok()) return;
     if (kind == "SUMMARY") {
-      statement.data_lines -= 1;  // not a data line (as in the WeChat bill)
-      statement.has_summary = true;
-      summaries.push_back(Summary{number, std::string(fields[order]), std::string(fields[refund]), *order_minor, *amount_minor});
-      continue;
+      statement_.data_lines -= 1;  // not a data line (as in the WeChat bill)
+      statement_.has_summary = true;
+      summaries_.push_back(Summary{number, std::string(fields_[order_]), std::string(fields_[refund_]),
+                                   *order_minor, *amount_minor});
+      return;
     }
-    Result<int64_t> at = ParseIso8601(fields[occurred]);
+    Result<int64_t> at = ParseIso8601(fields_[occurred_]);
     if (!at.ok()) {
-      malformed("occurred_at: " + at.status().message());
-      continue;
+      Malformed(number, "occurred_at: " + at.status().message());
+      return;
     }
-    if (fields[order].empty()) {
-      malformed("empty merchant_order_no");
-      continue;
+    if (fields_[order_].empty()) {
+      Malformed(number, "empty merchant_order_no");
+      return;
     }
     Line parsed;
-    parsed.merchant = std::string(fields[merchant]);
-    parsed.order_no = std::string(fields[order]);
+    parsed.merchant = std::string(fields_[merchant_]);
+    parsed.order_no = std::string(fields_[order_]);
     parsed.occurred_at_ns = *at;
     parsed.line_number = number;
+    AddLine(kind, std::move(parsed), *order_minor, *amount_minor, *fee_minor);
+  }
+
+  // A readable row of `kind` as a line (or a payment line turned `reversed`).
+  void AddLine(std::string_view kind, Line parsed, int64_t order_minor, int64_t amount_minor,
+               int64_t fee_minor) {
     const std::string payment_key = parsed.merchant + '\0' + parsed.order_no;
     if (kind == "PAYMENT") {
       parsed.kind = LineKind::kPayment;
       parsed.id = parsed.order_no;
       parsed.status = LineStatus::kSuccess;
-      parsed.amount_minor = *amount_minor;
-      parsed.fee_minor = *fee_minor;
-      payments.emplace(payment_key, statement.lines.size());
-      statement.lines.push_back(std::move(parsed));
-      payment_rows += 1;
-      order_total += *order_minor;
+      parsed.amount_minor = amount_minor;
+      parsed.fee_minor = fee_minor;
+      payments_.emplace(payment_key, statement_.lines.size());
+      statement_.lines.push_back(std::move(parsed));
+      payment_rows_ += 1;
+      order_total_ += order_minor;
     } else if (kind == "REVERSAL") {
-      reversal_rows += 1;
-      if (const auto found = payments.find(payment_key); found != payments.end()) {
-        statement.lines[found->second].status = LineStatus::kReversed;
+      reversal_rows_ += 1;
+      if (const auto found = payments_.find(payment_key); found != payments_.end()) {
+        statement_.lines[found->second].status = LineStatus::kReversed;
       } else {  // the payment row is not in this file: the reversal stands for it
         parsed.kind = LineKind::kPayment;
         parsed.id = parsed.order_no;
         parsed.status = LineStatus::kReversed;
-        parsed.amount_minor = *amount_minor;
-        parsed.fee_minor = -*fee_minor;
-        payments.emplace(payment_key, statement.lines.size());
-        statement.lines.push_back(std::move(parsed));
+        parsed.amount_minor = amount_minor;
+        parsed.fee_minor = -fee_minor;
+        payments_.emplace(payment_key, statement_.lines.size());
+        statement_.lines.push_back(std::move(parsed));
       }
     } else if (kind == "REFUND") {
-      if (fields[refund].empty()) {
-        malformed("REFUND row without refund_no");
-        continue;
+      if (fields_[refund_].empty()) {
+        Malformed(parsed.line_number, "REFUND row without refund_no");
+        return;
       }
       parsed.kind = LineKind::kRefund;
-      parsed.id = std::string(fields[refund]);
+      parsed.id = std::string(fields_[refund_]);
       parsed.status = LineStatus::kRefunded;
-      parsed.amount_minor = *amount_minor;
-      parsed.fee_minor = -*fee_minor;  // the file shows the fee given back as negative
-      statement.lines.push_back(std::move(parsed));
-      refund_rows += 1;
-      refund_total += *amount_minor;
+      parsed.amount_minor = amount_minor;
+      parsed.fee_minor = -fee_minor;  // the file shows the fee given back as negative
+      statement_.lines.push_back(std::move(parsed));
+      refund_rows_ += 1;
+      refund_total_ += amount_minor;
     } else {
-      malformed("unknown record_type '" + std::string(kind) + "'");
+      Malformed(parsed.line_number, "unknown record_type '" + std::string(kind) + "'");
     }
   }
-  for (const Summary& summary : summaries) {
-    const std::string where = "SUMMARY (line " + std::to_string(summary.line_number) + ")";
-    if (summary.payments != std::to_string(payment_rows)) {
-      statement.summary_disagreements.push_back(where + " says " + summary.payments + " payments, the rows hold " + std::to_string(payment_rows));
-    }
-    const std::string counts = "reversals=" + std::to_string(reversal_rows) + ";refunds=" + std::to_string(refund_rows);
-    if (summary.counts != counts) statement.summary_disagreements.push_back(where + " says " + summary.counts + ", the rows hold " + counts);
-    if (summary.order_total != order_total) {
-      statement.summary_disagreements.push_back(where + " order amount " + FormatYuan(summary.order_total) + ", the rows sum to " + FormatYuan(order_total));
-    }
-    if (summary.refund_total != refund_total) {
-      statement.summary_disagreements.push_back(where + " refunded amount " + FormatYuan(summary.refund_total) + ", the rows sum to " + FormatYuan(refund_total));
+
+  void CheckSummaries() {
+    std::vector<std::string>& disagreements = statement_.summary_disagreements;
+    for (const Summary& summary : summaries_) {
+      const std::string where = "SUMMARY (line " + std::to_string(summary.line_number) + ")";
+      if (summary.payments != std::to_string(payment_rows_)) {
+        disagreements.push_back(where + " says " + summary.payments + " payments, the rows hold " +
+                                std::to_string(payment_rows_));
+      }
+      const std::string counts =
+          "reversals=" + std::to_string(reversal_rows_) + ";refunds=" + std::to_string(refund_rows_);
+      if (summary.counts != counts)
+        disagreements.push_back(where + " says " + summary.counts + ", the rows hold " + counts);
+      if (summary.order_total != order_total_) {
+        disagreements.push_back(where + " order amount " + FormatYuan(summary.order_total) +
+                                ", the rows sum to " + FormatYuan(order_total_));
+      }
+      if (summary.refund_total != refund_total_) {
+        disagreements.push_back(where + " refunded amount " + FormatYuan(summary.refund_total) +
+                                ", the rows sum to " + FormatYuan(refund_total_));
+      }
     }
   }
-  return statement;
-}
+
+  const std::string& merchant_filter_;
+  size_t type_ = 0, merchant_ = 0, order_ = 0, refund_ = 0, occurred_ = 0, order_amount_ = 0, amount_ = 0,
+         fee_ = 0;
+  Statement statement_;
+  std::vector<std::string_view> fields_;
+  std::unordered_map<std::string, size_t> payments_;  // merchant/order -> index in statement_.lines
+  int64_t payment_rows_ = 0, reversal_rows_ = 0, refund_rows_ = 0, order_total_ = 0, refund_total_ = 0;
+  std::vector<Summary> summaries_;
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // wechat
 
 constexpr const char* kWeChatSummaryFirstColumn = "总交易单数";
+// Column sums the summary row is checked against: summary column -> data column.
+constexpr std::pair<const char*, const char*> kWeChatSummed[] = {
+    {"应结订单总金额", "应结订单金额"}, {"退款总金额", "退款金额"}, {"充值券退款总金额", "充值券退款金额"},
+    {"手续费总金额", "手续费"},         {"订单总金额", "订单金额"}, {"申请退款总金额", "申请退款金额"}};
+constexpr size_t kWeChatSummedCount = std::size(kWeChatSummed);
 
-Result<Statement> ParseWeChat(std::string_view text, const std::string& merchant_override, int offset_minutes) {
-  Statement statement;
-  LineReader reader(text);
-  size_t time = 0, mch = 0, order = 0, state = 0, order_amount = 0, fee = 0, refund_no = 0, refund_amount = 0;
-  Result<Header> read = ReadHeader(reader, "a WeChat Pay trade bill",
-                                   {{"交易时间", &time}, {"商户号", &mch}, {"商户订单号", &order}, {"交易状态", &state},
-                                    {"订单金额", &order_amount}, {"手续费", &fee}, {"商户退款单号", &refund_no},
-                                    {"退款金额", &refund_amount}});
-  if (!read.ok()) return read.status();
-  const Header& header = *read;
-  std::string_view line;
-  std::vector<std::string_view> fields;
-  const std::optional<size_t> sub_mch = header.Find("特约商户号");
-  const std::optional<size_t> refund_state = header.Find("退款状态");
-  // Column sums the summary row is checked against: summary column -> data column.
-  const std::pair<const char*, const char*> summed[] = {
-      {"应结订单总金额", "应结订单金额"}, {"退款总金额", "退款金额"}, {"充值券退款总金额", "充值券退款金额"},
-      {"手续费总金额", "手续费"},         {"订单总金额", "订单金额"}, {"申请退款总金额", "申请退款金额"}};
-  // Data column positions of the summed columns (npos when the bill lacks one), and their sums in 1/1000 fen.
-  constexpr size_t kAbsent = static_cast<size_t>(-1);
-  std::array<size_t, std::size(summed)> summed_positions;
-  std::array<int64_t, std::size(summed)> sums{};
-  for (size_t c = 0; c < std::size(summed); ++c) summed_positions[c] = header.Find(summed[c].second).value_or(kAbsent);
-  int64_t rows = 0;
-  bool in_summary = false;
-  while (reader.Next(&line)) {
-    if (Blank(line)) continue;
-    const size_t number = reader.number();
-    SplitFields(line, &fields);
-    if (!fields.empty() && fields[0] == kWeChatSummaryFirstColumn) {
-      // The summary header: the next non-blank line is its row.
-      const Header summary_header(fields);
-      std::string_view row;
-      while (reader.Next(&row) && Blank(row)) {
-      }
-      std::vector<std::string_view> values;
-      SplitFields(row, &values);
-      statement.has_summary = true;
-      in_summary = true;
-      const std::string where = "summary (line " + std::to_string(reader.number()) + ")";
-      if (values.size() != summary_header.size()) {
-        statement.summary_disagreements.push_back(where + ": expected " + std::to_string(summary_header.size()) + " fields, found " + std::to_string(values.size()));
+// Reads a WeChat trade bill: data rows become lines, and the summary (a header row starting with
+// kWeChatSummaryFirstColumn and its value row) is checked against the rows before it.
+class WeChatParser {
+ public:
+  WeChatParser(const std::string& merchant_override, int offset_minutes)
+      : merchant_override_(merchant_override), offset_minutes_(offset_minutes) {}
+
+  Result<Statement> Parse(std::string_view text) {
+    LineReader reader(text);
+    Result<Header> read = ReadHeader(reader, "a WeChat Pay trade bill",
+                                     {{"交易时间", &time_},
+                                      {"商户号", &mch_},
+                                      {"商户订单号", &order_},
+                                      {"交易状态", &state_},
+                                      {"订单金额", &order_amount_},
+                                      {"手续费", &fee_},
+                                      {"商户退款单号", &refund_no_},
+                                      {"退款金额", &refund_amount_}});
+    if (!read.ok()) return read.status();
+    const Header& header = *read;
+    sub_mch_ = header.Find("特约商户号");
+    refund_state_ = header.Find("退款状态");
+    for (size_t c = 0; c < kWeChatSummedCount; ++c) {
+      summed_positions_[c] = header.Find(kWeChatSummed[c].second).value_or(kAbsent);
+    }
+    std::string_view line;
+    while (reader.Next(&line)) {
+      if (Blank(line)) continue;
+      const size_t number = reader.number();
+      SplitFields(line, &fields_);
+      if (!fields_.empty() && fields_[0] == kWeChatSummaryFirstColumn) {
+        CheckSummary(reader);
         continue;
       }
-      if (const std::optional<size_t> count = summary_header.Find(kWeChatSummaryFirstColumn)) {
-        if (values[*count] != std::to_string(rows)) {
-          statement.summary_disagreements.push_back(where + ": " + kWeChatSummaryFirstColumn + " " + std::string(values[*count]) +
-                                                    ", the bill has " + std::to_string(rows) + " rows");
-        }
+      statement_.data_lines += 1;
+      if (in_summary_) {
+        Malformed(number, "a data line after the summary");
+        continue;
       }
-      for (size_t c = 0; c < std::size(summed); ++c) {
-        const char* summary_column = summed[c].first;
-        const std::optional<size_t> position = summary_header.Find(summary_column);
-        if (!position || summed_positions[c] == kAbsent) continue;
-        Result<int64_t> stated = clearing::ParseYuan(values[*position], 5);
-        if (!stated.ok()) {
-          statement.summary_disagreements.push_back(where + ": " + summary_column + ": " + stated.status().message());
-        } else if (*stated != sums[c]) {
-          statement.summary_disagreements.push_back(where + ": " + summary_column + " " + std::string(values[*position]) +
-                                                    ", the rows sum to " + FormatYuan(sums[c] / 1000) +
-                                                    (sums[c] % 1000 != 0 ? " (and a fraction of a fen)" : ""));
-        }
+      if (fields_.size() != header.size()) {
+        Malformed(number, "expected " + std::to_string(header.size()) + " fields, found " +
+                              std::to_string(fields_.size()));
+        continue;
       }
-      continue;
+      rows_ += 1;
+      AddToSums();
+      ReadRow(number);
     }
-    statement.data_lines += 1;
-    auto malformed = [&](const std::string& reason) { statement.malformed.push_back(MalformedLine{number, reason}); };
-    if (in_summary) {
-      malformed("a data line after the summary");
-      continue;
+    return std::move(statement_);
+  }
+
+ private:
+  static constexpr size_t kAbsent = static_cast<size_t>(-1);
+
+  void Malformed(size_t number, const std::string& reason) {
+    statement_.malformed.push_back(MalformedLine{number, reason});
+  }
+
+  // The summary is checked against every row of the bill: each summed column that reads as an amount counts,
+  // whether or not the rest of the row is usable (an unreadable amount is reported by ReadRow and the check).
+  void AddToSums() {
+    for (size_t c = 0; c < kWeChatSummedCount; ++c) {
+      if (summed_positions_[c] == kAbsent || fields_[summed_positions_[c]].empty()) continue;
+      if (Result<int64_t> value = clearing::ParseYuan(fields_[summed_positions_[c]], 5); value.ok())
+        sums_[c] += *value;
     }
-    if (fields.size() != header.size()) {
-      malformed("expected " + std::to_string(header.size()) + " fields, found " + std::to_string(fields.size()));
-      continue;
+  }
+
+  // The summary header is in fields_: the next non-blank line is its row, checked against the rows so far.
+  void CheckSummary(LineReader& reader) {
+    const Header summary_header(fields_);
+    std::string_view row;
+    while (reader.Next(&row) && Blank(row)) {
     }
-    rows += 1;
-    // The summary is checked against every row of the bill: each summed column that reads as an amount counts,
-    // whether or not the rest of the row is usable (an unreadable amount is reported below and in the check).
-    for (size_t c = 0; c < std::size(summed); ++c) {
-      if (summed_positions[c] == kAbsent || fields[summed_positions[c]].empty()) continue;
-      if (Result<int64_t> value = clearing::ParseYuan(fields[summed_positions[c]], 5); value.ok()) sums[c] += *value;
+    std::vector<std::string_view> values;
+    SplitFields(row, &values);
+    statement_.has_summary = true;
+    in_summary_ = true;
+    std::vector<std::string>& disagreements = statement_.summary_disagreements;
+    const std::string where = "summary (line " + std::to_string(reader.number()) + ")";
+    if (values.size() != summary_header.size()) {
+      disagreements.push_back(where + ": expected " + std::to_string(summary_header.size()) +
+                              " fields, found " + std::to_string(values.size()));
+      return;
     }
-    Result<int64_t> at = ParseLocalTime(fields[time], offset_minutes);
+    if (const std::optional<size_t> count = summary_header.Find(kWeChatSummaryFirstColumn)) {
+      if (values[*count] != std::to_string(rows_)) {
+        disagreements.push_back(where + ": " + kWeChatSummaryFirstColumn + " " + std::string(values[*count]) +
+                                ", the bill has " + std::to_string(rows_) + " rows");
+      }
+    }
+    for (size_t c = 0; c < kWeChatSummedCount; ++c) {
+      const char* summary_column = kWeChatSummed[c].first;
+      const std::optional<size_t> position = summary_header.Find(summary_column);
+      if (!position || summed_positions_[c] == kAbsent) continue;
+      Result<int64_t> stated = clearing::ParseYuan(values[*position], 5);
+      if (!stated.ok()) {
+        disagreements.push_back(where + ": " + summary_column + ": " + stated.status().message());
+      } else if (*stated != sums_[c]) {
+        disagreements.push_back(where + ": " + summary_column + " " + std::string(values[*position]) +
+                                ", the rows sum to " + FormatYuan(sums_[c] / 1000) +
+                                (sums_[c] % 1000 != 0 ? " (and a fraction of a fen)" : ""));
+      }
+    }
+  }
+
+  // One data row of the bill's width (in fields_): a payment or refund line, or a malformed row.
+  void ReadRow(size_t number) {
+    Result<int64_t> at = ParseLocalTime(fields_[time_], offset_minutes_);
     if (!at.ok()) {
-      malformed("交易时间: " + at.status().message());
-      continue;
+      Malformed(number, "交易时间: " + at.status().message());
+      return;
     }
-    if (fields[order].empty()) {
-      malformed("empty 商户订单号");
-      continue;
+    if (fields_[order_].empty()) {
+      Malformed(number, "empty 商户订单号");
+      return;
     }
-    Result<int64_t> fee_fen = ParseFeeToFen(fields[fee]);
+    Result<int64_t> fee_fen = ParseFeeToFen(fields_[fee_]);
     if (!fee_fen.ok()) {
-      malformed(std::string("手续费: ") + fee_fen.status().message());
-      continue;
+      Malformed(number, std::string("手续费: ") + fee_fen.status().message());
+      return;
     }
     Line parsed;
-    parsed.merchant = !merchant_override.empty() ? merchant_override
-                      : sub_mch && !fields[*sub_mch].empty() ? std::string(fields[*sub_mch])
-                                                              : std::string(fields[mch]);
-    parsed.order_no = std::string(fields[order]);
+    parsed.merchant = !merchant_override_.empty()               ? merchant_override_
+                      : sub_mch_ && !fields_[*sub_mch_].empty() ? std::string(fields_[*sub_mch_])
+                                                                : std::string(fields_[mch_]);
+    parsed.order_no = std::string(fields_[order_]);
     parsed.occurred_at_ns = *at;
     parsed.line_number = number;
-    const std::string_view status = fields[state];
+    const std::string_view status = fields_[state_];
     if (status == "REFUND") {
-      if (fields[refund_no].empty()) {
-        malformed("REFUND row without 商户退款单号");
-        continue;
-      }
-      Result<int64_t> amount = ParseAmount(fields[refund_amount], "退款金额");
-      if (!amount.ok()) {
-        malformed(amount.status().message());
-        continue;
-      }
-      parsed.kind = LineKind::kRefund;
-      parsed.id = std::string(fields[refund_no]);
-      const std::string_view refund_status = refund_state ? fields[*refund_state] : std::string_view("SUCCESS");
-      parsed.status = refund_status == "SUCCESS"                                  ? LineStatus::kRefunded
-                      : refund_status == "PROCESSING" || refund_status.empty()    ? LineStatus::kRefundPending
-                                                                                  : LineStatus::kRefundFailed;
-      parsed.amount_minor = *amount;
-      parsed.fee_minor = std::llabs(*fee_fen);  // WeChat shows the fee given back as negative
+      if (!ReadRefund(*fee_fen, &parsed)) return;
     } else if (status == "SUCCESS" || status == "REVOKED") {
-      Result<int64_t> amount = ParseAmount(fields[order_amount], "订单金额");
-      if (!amount.ok()) {
-        malformed(amount.status().message());
-        continue;
-      }
-      parsed.kind = LineKind::kPayment;
-      parsed.id = parsed.order_no;
-      parsed.status = status == "SUCCESS" ? LineStatus::kSuccess : LineStatus::kReversed;
-      parsed.amount_minor = *amount;
-      parsed.fee_minor = *fee_fen;
+      if (!ReadPayment(status, *fee_fen, &parsed)) return;
     } else {
-      malformed("unknown 交易状态 '" + std::string(status) + "'");
-      continue;
+      Malformed(number, "unknown 交易状态 '" + std::string(status) + "'");
+      return;
     }
-    statement.lines.push_back(std::move(parsed));
+    statement_.lines.push_back(std::move(parsed));
   }
-  return statement;
-}
+
+  // False after reporting the row malformed.
+  bool ReadRefund(int64_t fee_fen, Line* parsed) {
+    if (fields_[refund_no_].empty()) {
+      Malformed(parsed->line_number, "REFUND row without 商户退款单号");
+      return false;
+    }
+    Result<int64_t> amount = ParseAmount(fields_[refund_amount_], "退款金额");
+    if (!amount.ok()) {
+      Malformed(parsed->line_number, amount.status().message());
+      return false;
+    }
+    parsed->kind = LineKind::kRefund;
+    parsed->id = std::string(fields_[refund_no_]);
+    const std::string_view refund_status =
+        refund_state_ ? fields_[*refund_state_] : std::string_view("SUCCESS");
+    parsed->status = refund_status == "SUCCESS"                               ? LineStatus::kRefunded
+                     : refund_status == "PROCESSING" || refund_status.empty() ? LineStatus::kRefundPending
+                                                                              : LineStatus::kRefundFailed;
+    parsed->amount_minor = *amount;
+    parsed->fee_minor = std::llabs(fee_fen);  // WeChat shows the fee given back as negative
+    return true;
+  }
+
+  // False after reporting the row malformed.
+  bool ReadPayment(std::string_view status, int64_t fee_fen, Line* parsed) {
+    Result<int64_t> amount = ParseAmount(fields_[order_amount_], "订单金额");
+    if (!amount.ok()) {
+      Malformed(parsed->line_number, amount.status().message());
+      return false;
+    }
+    parsed->kind = LineKind::kPayment;
+    parsed->id = parsed->order_no;
+    parsed->status = status == "SUCCESS" ? LineStatus::kSuccess : LineStatus::kReversed;
+    parsed->amount_minor = *amount;
+    parsed->fee_minor = fee_fen;
+    return true;
+  }
+
+  const std::string& merchant_override_;
+  const int offset_minutes_;
+  size_t time_ = 0, mch_ = 0, order_ = 0, state_ = 0, order_amount_ = 0, fee_ = 0, refund_no_ = 0,
+         refund_amount_ = 0;
+  std::optional<size_t> sub_mch_;
+  std::optional<size_t> refund_state_;
+  // Data column positions of the summed columns (kAbsent when the bill lacks one), and their sums in 1/1000
+  // fen.
+  std::array<size_t, kWeChatSummedCount> summed_positions_{};
+  std::array<int64_t, kWeChatSummedCount> sums_{};
+  int64_t rows_ = 0;
+  bool in_summary_ = false;
+  Statement statement_;
+  std::vector<std::string_view> fields_;
+};
 
 }  // namespace
 
@@ -426,7 +525,8 @@ const char* FormatName(Format format) { return format == Format::kLedgerCsv ? "l
 
 Result<Statement> ParseStatement(std::string_view text, Format format, const std::string& merchant,
                                  int timezone_offset_minutes) {
-  return format == Format::kLedgerCsv ? ParseLedgerCsv(text, merchant) : ParseWeChat(text, merchant, timezone_offset_minutes);
+  if (format == Format::kLedgerCsv) return LedgerCsvParser(merchant).Parse(text);
+  return WeChatParser(merchant, timezone_offset_minutes).Parse(text);
 }
 
 }  // namespace ledger::recon

@@ -3,6 +3,30 @@
 #include "storage/store.h"
 
 namespace ledger::keys {
+
+// constinit: fixed before any other file's static initialisers run, whatever the link order.
+constinit const std::string_view kBalancePrefix = "b/";
+constinit const std::string_view kAccountPrefix = "a/";
+constinit const std::string_view kCustomerPrefix = "cu/";
+constinit const std::string_view kMerchantPrefix = "m/";
+constinit const std::string_view kCouponPrefix = "c/";
+constinit const std::string_view kLimitOverridePrefix = "l/";
+constinit const std::string_view kDailyUsagePrefix = "ud/";
+constinit const std::string_view kMonthlyUsagePrefix = "um/";
+constinit const std::string_view kChannelDailyUsagePrefix = "uc/";
+constinit const std::string_view kPaymentPrefix = "p/";
+constinit const std::string_view kRefundPrefix = "r/";
+constinit const std::string_view kCommandOutcomePrefix = "k/";
+constinit const std::string_view kMismatchOutcomePrefix = "km/";
+constinit const std::string_view kMerchantClearingPrefix = "xm/";
+constinit const std::string_view kSchemeClearingPrefix = "xs/";
+constinit const std::string_view kClearingLinePrefix = "xl/";
+constinit const std::string_view kReconOrderPrefix = "xo/";
+constinit const std::string_view kReconRefundPrefix = "xr/";
+constinit const std::string_view kReconDateIndexPrefix = "xd/";
+constinit const std::string_view kAppliedPrefix = "z/";
+constinit const std::string_view kCheckpointPrefix = "ck/";
+
 namespace {
 
 std::string Join(std::string_view prefix, std::string_view a) { return std::string(prefix).append(a); }
@@ -34,6 +58,9 @@ std::string MonthlyUsage(std::string_view customer, fb::Medium medium, int yyyym
 std::string ChannelDailyUsage(std::string_view customer, fb::Channel channel, int yyyymmdd) {
   return Join(kChannelDailyUsagePrefix, customer, fb::EnumNameChannel(channel), std::to_string(yyyymmdd));
 }
+std::string ChannelDailyUsagePrefix(std::string_view customer) {
+  return Join(kChannelDailyUsagePrefix, customer) + "/";
+}
 std::string Payment(std::string_view merchant, std::string_view merchant_order_no) {
   return Join(kPaymentPrefix, merchant, merchant_order_no);
 }
@@ -50,9 +77,13 @@ std::string Checkpoint(int64_t checkpoint_sequence) {
 std::string MerchantClearing(int date, std::string_view merchant) {
   return Join(kMerchantClearingPrefix, std::to_string(date), merchant);
 }
+std::string MerchantClearingPrefix(int date) {
+  return Join(kMerchantClearingPrefix, std::to_string(date)) + "/";
+}
 std::string SchemeClearing(int date, std::string_view scheme) {
   return Join(kSchemeClearingPrefix, std::to_string(date), scheme);
 }
+std::string SchemeClearingPrefix(int date) { return Join(kSchemeClearingPrefix, std::to_string(date)) + "/"; }
 std::string ClearingLinePrefix(int date, std::string_view merchant) {
   return Join(kClearingLinePrefix, std::to_string(date), merchant) + "/";
 }

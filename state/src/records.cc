@@ -1,9 +1,5 @@
 #include "state/records.h"
 
-#include <algorithm>
-#include <cstdio>
-
-#include "core/assert.h"
 #include "core/money.h"
 
 namespace ledger {
@@ -19,18 +15,5 @@ void FoldErrors::Require(bool condition, std::string_view what) {
 }
 
 Status FoldErrors::status() const { return first_.empty() ? Status::Ok() : Status::Corruption(first_); }
-
-MediumPolicy EffectiveMediumLimits(const LedgerConfig& config, const KvReader& state, std::string_view customer,
-                                   fb::Medium medium) {
-  MediumPolicy limits = config.medium_policy[static_cast<int>(medium)];
-  fb::LimitOverrideRecordT custom;
-  if (!LoadRecord(state, keys::LimitOverride(customer, medium), &custom)) return limits;
-  auto lower = [](int64_t policy, int64_t own) { return own < 0 ? policy : policy < 0 ? own : std::min(policy, own); };
-  limits.per_payment_minor = lower(limits.per_payment_minor, custom.per_payment_minor);
-  limits.daily_minor = lower(limits.daily_minor, custom.daily_minor);
-  limits.monthly_minor = lower(limits.monthly_minor, custom.monthly_minor);
-  limits.daily_count = lower(limits.daily_count, custom.daily_count);
-  return limits;
-}
 
 }  // namespace ledger

@@ -241,6 +241,8 @@ class RocksStore final : public Store {
     return memory;
   }
 
+ private:
+  // The test seam (storage/testing.h): synced single writes, each past the ledger.
   Status PutEventRaw(uint64_t key_sequence, std::string_view record) override {
     rocksdb::WriteOptions options;
     options.sync = true;
@@ -262,7 +264,6 @@ class RocksStore final : public Store {
     return FromRocks(db_->Delete(options, events(), SequenceKey(key_sequence)), "delete event");
   }
 
- private:
   rocksdb::ColumnFamilyHandle* events() const { return handles_[1]; }
   rocksdb::ColumnFamilyHandle* state_family() const { return handles_[2]; }
   rocksdb::ColumnFamilyHandle* meta() const { return handles_[3]; }

@@ -12,6 +12,7 @@
 #include "storage/kv.h"
 #include "core/signing.h"
 #include "storage/store.h"
+#include "storage/testing.h"
 #include "state/records.h"
 #include "support/test_support.h"
 
@@ -349,7 +350,7 @@ TEST_F(AuditCli, ReplayExitCodesSeparateFailedFromUnreadableAndBadArguments) {
     // A re-chained change would be caught the same way; a record no longer decoding is the simplest.
     Result<std::unique_ptr<Store>> store = Store::Open(Data(), StoreOptions());
     ASSERT_TRUE(store.ok()) << store.status().ToString();
-    ASSERT_TRUE((*store)->PutEventRaw(3, "not an event").ok());
+    ASSERT_TRUE(testing::TEST_PutEventRaw(**store, 3, "not an event").ok());
   }
   const json failed = ReplayJson({}, kExitNotVerified);
   EXPECT_EQ(failed["verified"], false);

@@ -296,6 +296,45 @@ TEST_F(CliQuery, LimitsOnAnotherDayShowNoUsage) {
   }
 }
 
+TEST_F(CliQuery, LimitsWithoutJsonPrintOneReadableLinePerMediumAndChannel) {
+  const Outcome run = RunCli({"limits", "--data", Data(), "C1", "--date", "2026-11-25"});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const std::vector<std::string> lines = Lines(run.out);
+  ASSERT_EQ(lines.size(), 1u + 6 + 10) << run.out;  // a title, six media, ten channels
+  EXPECT_EQ(lines[0], "limits of C1 on 2026-11-25 (amounts in CNY)");
+  EXPECT_EQ(run.out.find('{'), std::string::npos) << "text, not JSON: " << run.out;
+  // C1 paid 100.00 by sms through b2c_pc: the default sms policy is 5,000.00 a day and 50,000.00 a month.
+  EXPECT_NE(run.out.find("medium  sms              per payment 5000.00; today 100.00 of 5000.00 (4900.00 left); "
+                         "this month 100.00 of 50000.00 (49900.00 left); payments today 1 (no limit)\n"),
+            std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find("medium  u_shield         per payment "), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("; today 0.00 of "), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("channel b2c_pc                today 100.00 (no limit); payments today 1\n"), std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find("channel qr_static             today 0.00 of "), std::string::npos) << run.out;
+}
+
+TEST_F(CliQuery, LimitsTextAndJsonShowTheSameUsage) {
+  const Outcome text = RunCli({"limits", "--data", Data(), "C1", "--date", "2026-11-25"});
+  const Outcome json_run = RunCli({"limits", "--data", Data(), "C1", "--date", "2026-11-25", "--json"});
+
+  ASSERT_EQ(text.exit_code, 0) << Describe(text);
+  ASSERT_EQ(json_run.exit_code, 0) << Describe(json_run);
+  ASSERT_EQ(Lines(json_run.out).size(), 1u) << "--json stays one JSON object on one line: " << json_run.out;
+  const json limits = json::parse(json_run.out);
+  const std::vector<std::string> lines = Lines(text.out);
+  ASSERT_EQ(lines.size(), 1 + limits["media"].size() + limits["channels"].size()) << text.out;
+  for (size_t i = 0; i < limits["media"].size(); ++i) {
+    const json& medium = limits["media"][i];
+    EXPECT_EQ(lines[1 + i].rfind("medium  " + medium["medium"].get<std::string>() + " ", 0), 0u) << lines[1 + i];
+    EXPECT_NE(lines[1 + i].find("payments today " + std::to_string(medium["payments_today"].get<int64_t>())),
+              std::string::npos)
+        << lines[1 + i];
+  }
+}
+
 // Line 3 of each input is bad in another way; lines 1, 2 and 4 are valid.
 std::vector<std::string> BadInputs() {
   const std::string good1 =
@@ -543,6 +582,85 @@ TEST_F(Cli, DemoFreshRefusesToDeleteAFolderThatHoldsNoLedger) {
 
   ExpectBadInput(run);
   EXPECT_EQ(ReadFile(Path("keep.txt")), "precious");
+}
+
+// A small `ledger bench` run: no Kafka, no fsync (the figures are not what is tested here).
+std::vector<std::string> SmallBench(const std::string& data, const std::string& kafka = "none") {
+  return {"bench", "--data", data, "--commands", "400", "--customers", "40", "--merchants", "4", "--kafka", kafka,
+          "--sync", "off", "--seed", "3"};
+}
+
+TEST_F(Cli, BenchAnswersEveryMeasuredCommandAndTheSameSeedGivesTheSameOutcomes) {
+  std::vector<std::string> as_json = SmallBench(Path("json-run"));
+  as_json.push_back("--json");
+
+  const Outcome json_run = RunCli(as_json);
+  const Outcome text_run = RunCli(SmallBench(Path("text-run")));
+
+  ASSERT_EQ(json_run.exit_code, 0) << Describe(json_run);
+  ASSERT_EQ(Lines(json_run.out).size(), 1u) << json_run.out;
+  const json report = json::parse(json_run.out);
+  EXPECT_EQ(report["commands"], 400);
+  EXPECT_EQ(report["mode"], "closed_loop");
+  EXPECT_EQ(report["outstanding"], 2 * 2048);  // two groups of the default group_commit.commands_max
+  EXPECT_EQ(report["kafka"], "none");
+  EXPECT_EQ(report["sync"], false);
+  EXPECT_EQ(report["events_published"], 0);
+  const int64_t accepted = report["accepted"], rejected = report["rejected"], duplicates = report["duplicates"];
+  EXPECT_EQ(accepted + rejected + duplicates, 400);
+  EXPECT_GT(rejected, 0) << "the mix breaks limits and reverses payments twice";
+  EXPECT_GE(report["events"].get<int64_t>(), accepted);
+  // Set-up: 4 merchants, then per customer an account, a deposit and points, then one coupon per coupon payment.
+  EXPECT_GT(report["setup"]["commands"].get<int64_t>(), 4 + 40 * 3);
+  EXPECT_EQ(report["setup"]["rejected"], 0);
+  const json& latency = report["latency_ms"];
+  EXPECT_LE(latency["p50"].get<double>(), latency["p99"].get<double>());
+  EXPECT_LE(latency["p99"].get<double>(), latency["p99_9"].get<double>());
+  EXPECT_LE(latency["p99_9"].get<double>(), latency["max"].get<double>());
+
+  ASSERT_EQ(text_run.exit_code, 0) << Describe(text_run);
+  const std::vector<std::string> lines = Lines(text_run.out);
+  ASSERT_EQ(lines.size(), 4u) << text_run.out;
+  EXPECT_EQ(lines[0].rfind("ledger bench: 400 commands in ", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find("(closed loop, kafka none, sync off)"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[1].rfind("  acknowledgement latency ms: p50 ", 0), 0u) << lines[1];
+  EXPECT_NE(lines[2].find("; " + std::to_string(report["events"].get<int64_t>()) + " events"), std::string::npos)
+      << lines[2];
+  EXPECT_EQ(lines[3].rfind("  accepted " + std::to_string(accepted) + ", rejected " + std::to_string(rejected) +
+                               ", duplicates " + std::to_string(duplicates) + "; set-up " +
+                               std::to_string(report["setup"]["commands"].get<int64_t>()) + " commands in ",
+                           0),
+            0u)
+      << lines[3];
+}
+
+TEST_F(Cli, BenchOpenLoopThroughTheEmbeddedBrokerPublishesEveryEvent) {
+  std::vector<std::string> args = SmallBench(Data(), "embedded");
+  for (const char* more : {"--rate", "4000", "--json"}) args.push_back(more);
+
+  const Outcome run = RunCli(args);
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const json report = json::parse(run.out);
+  EXPECT_EQ(report["mode"], "open_loop");
+  EXPECT_EQ(report["offered_rate"], 4000.0);
+  EXPECT_FALSE(report.contains("outstanding"));
+  EXPECT_EQ(report["kafka"], "embedded");
+  // Every set-up command is accepted with one event; the measured events follow.
+  EXPECT_EQ(report["events_published"].get<int64_t>(),
+            report["setup"]["commands"].get<int64_t>() + report["events"].get<int64_t>());
+}
+
+TEST_F(Cli, BenchRefusesAFolderInUseAndContradictoryPacing) {
+  fs::create_directories(Path("used"));
+  WriteFile(Path("used/keep.txt"), "precious");
+
+  ExpectBadInput(RunCli(SmallBench(Path("used"))), "is not empty");
+  EXPECT_EQ(ReadFile(Path("used/keep.txt")), "precious");
+  std::vector<std::string> both = SmallBench(Data());
+  for (const char* more : {"--rate", "100", "--closed-loop", "4"}) both.push_back(more);
+  ExpectBadInput(RunCli(both), "--rate excludes --closed-loop");
+  EXPECT_FALSE(fs::exists(Data()));
 }
 
 }  // namespace

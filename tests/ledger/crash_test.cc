@@ -74,113 +74,133 @@ size_t StreamSize() {
 }
 
 // A realistic day, in occurred_at order: set-up from 00:00, payments from 16:00 past the 23:00 cut-off and
-// midnight. Deterministic for a seed.
-std::vector<std::string> MakeStream(uint64_t seed, size_t size) {
-  const int customers = static_cast<int>(size / kCommandsPerCustomer);
-  std::mt19937_64 random(seed);
-  auto uniform = [&](int64_t low, int64_t high) {
-    return std::uniform_int_distribution<int64_t>(low, high)(random);
-  };
-  auto chance = [&](int percent) { return uniform(1, 100) <= percent; };
-  std::vector<std::string> lines;
-  int64_t t = *ParseIso8601("2026-11-25T00:00:01+08:00");
-  auto emit = [&](json command) {
-    command["occurred_at"] = testing::At(t);
-    lines.push_back(command.dump());
-  };
-  auto merchant = [](int64_t m) { return "M" + std::to_string(m); };
-  auto customer = [](int64_t c) { return "C" + std::to_string(c); };
+// midnight. Deterministic for a seed: every step draws from one random source in a fixed order.
+class StreamBuilder {
+ public:
+  StreamBuilder(uint64_t seed, size_t size)
+      : random_(seed),
+        size_(size),
+        customers_(static_cast<int>(size / kCommandsPerCustomer)),
+        credit_(customers_ + 1, false),
+        points_(customers_ + 1, 0),
+        coupon_(customers_ + 1) {}
 
-  for (int m = 1; m <= kMerchants; ++m) {
-    static const int kFees[] = {0, 30, 38, 60, 100};
-    emit({{"type", "open_merchant"},
-          {"command_id", "m-" + merchant(m)},
-          {"merchant", merchant(m)},
-          {"name", "Merchant " + std::to_string(m)},
-          {"fee_bps", kFees[uniform(0, 4)]}});
-    t += kNanosPerSecond;
-  }
-  std::vector<bool> credit(customers + 1, false);
-  std::vector<int64_t> points(customers + 1, 0);
-  std::vector<std::string> coupon(customers + 1);
-  for (int c = 1; c <= customers; ++c) {
-    const std::string id = customer(c);
-    emit({{"type", "open_account"},
-          {"command_id", "a-" + id + "-d"},
-          {"customer", id},
-          {"account", id + ":debit"},
-          {"kind", "debit_card"}});
-    emit({{"type", "deposit"},
-          {"command_id", "d-" + id},
-          {"account", id + ":debit"},
-          {"amount_minor", chance(5) ? uniform(1'000, 20'000) : uniform(50'000, 2'000'000)}});
-    if (chance(30)) {
-      credit[c] = true;
-      emit({{"type", "open_account"},
-            {"command_id", "a-" + id + "-c"},
-            {"customer", id},
-            {"account", id + ":credit"},
-            {"kind", "credit_card"},
-            {"credit_limit_minor", uniform(10, 50) * 100'000}});
-    }
-    if (chance(60)) {
-      points[c] = uniform(1'000, 50'000);
-      emit({{"type", "award_points"}, {"command_id", "p-" + id}, {"customer", id}, {"points", points[c]}});
-    }
-    if (chance(25)) {
-      coupon[c] = "CP-" + id;
-      const int64_t value = uniform(5, 50) * 100;
-      json issue = {{"type", "issue_coupon"},
-                    {"command_id", "c-" + id},
-                    {"coupon", coupon[c]},
-                    {"customer", id},
-                    {"value_minor", value},
-                    {"min_spend_minor", value * 2},
-                    {"funded_by", chance(50) ? "bank" : "merchant"},
-                    {"expires_at", chance(10) ? "2026-11-25T23:59:59+08:00" : "2026-12-31T23:59:59+08:00"}};
-      if (chance(50)) issue["merchant"] = merchant(uniform(1, kMerchants));
-      emit(issue);
-    }
-    if (chance(10)) {
-      json limit = {{"type", "set_customer_limit"}, {"command_id", "l-" + id}, {"customer", id}};
-      if (chance(50)) {
-        limit["medium"] = "sms";
-        limit["daily_minor"] = 200'000;
-      } else {
-        limit["medium"] = "password_free";
-        limit["daily_count"] = 3;
-      }
-      emit(limit);
-    }
-    t += uniform(0, 2) * kNanosPerSecond;
+  std::vector<std::string> Build() {
+    t_ = *ParseIso8601("2026-11-25T00:00:01+08:00");
+    OpenMerchants();
+    for (int c = 1; c <= customers_; ++c) SetUpCustomer(c);
+    t_ = *ParseIso8601("2026-11-25T16:00:00+08:00");
+    for (int i = 1; lines_.size() < size_; ++i) PayAndFollowUp(i);
+    return std::move(lines_);
   }
 
+ private:
   struct Paid {
     std::string merchant, order;
     int64_t amount;
   };
-  std::vector<Paid> paid;
-  static const char* kCardChannels[] = {
-      "b2c_pc", "b2c_h5", "b2c_sdk", "b2b", "c2c", "qr_static", "qr_dynamic", "qr_customer_presented", "nfc"};
-  static const char* kWalletChannels[] = {"aggregated", "qr_static", "qr_dynamic", "qr_customer_presented"};
-  static const char* kMedia[] = {"u_shield", "password_device", "otp_card",
-                                 "sms",      "fingerprint",     "password_free"};
-  t = *ParseIso8601("2026-11-25T16:00:00+08:00");
-  for (int i = 1; lines.size() < size; ++i) {
-    t += uniform(0, 5) * kNanosPerSecond;
-    const int64_t c = uniform(1, customers);
-    const std::string id = customer(c);
-    const std::string m = merchant(uniform(1, kMerchants));
+
+  int64_t Uniform(int64_t low, int64_t high) {
+    return std::uniform_int_distribution<int64_t>(low, high)(random_);
+  }
+  bool Chance(int percent) { return Uniform(1, 100) <= percent; }
+  void Emit(json command) {
+    command["occurred_at"] = testing::At(t_);
+    lines_.push_back(command.dump());
+  }
+  static std::string Merchant(int64_t m) { return "M" + std::to_string(m); }
+  static std::string Customer(int64_t c) { return "C" + std::to_string(c); }
+
+  void OpenMerchants() {
+    for (int m = 1; m <= kMerchants; ++m) {
+      static const int kFees[] = {0, 30, 38, 60, 100};
+      Emit({{"type", "open_merchant"},
+            {"command_id", "m-" + Merchant(m)},
+            {"merchant", Merchant(m)},
+            {"name", "Merchant " + std::to_string(m)},
+            {"fee_bps", kFees[Uniform(0, 4)]}});
+      t_ += kNanosPerSecond;
+    }
+  }
+
+  // A debit account with a deposit; sometimes a credit card, points, a coupon, an own limit.
+  void SetUpCustomer(int c) {
+    const std::string id = Customer(c);
+    Emit({{"type", "open_account"},
+          {"command_id", "a-" + id + "-d"},
+          {"customer", id},
+          {"account", id + ":debit"},
+          {"kind", "debit_card"}});
+    Emit({{"type", "deposit"},
+          {"command_id", "d-" + id},
+          {"account", id + ":debit"},
+          {"amount_minor", Chance(5) ? Uniform(1'000, 20'000) : Uniform(50'000, 2'000'000)}});
+    if (Chance(30)) {
+      credit_[c] = true;
+      Emit({{"type", "open_account"},
+            {"command_id", "a-" + id + "-c"},
+            {"customer", id},
+            {"account", id + ":credit"},
+            {"kind", "credit_card"},
+            {"credit_limit_minor", Uniform(10, 50) * 100'000}});
+    }
+    if (Chance(60)) {
+      points_[c] = Uniform(1'000, 50'000);
+      Emit({{"type", "award_points"}, {"command_id", "p-" + id}, {"customer", id}, {"points", points_[c]}});
+    }
+    if (Chance(25)) IssueCoupon(c);
+    if (Chance(10)) SetLimit(id);
+    t_ += Uniform(0, 2) * kNanosPerSecond;
+  }
+
+  void IssueCoupon(int c) {
+    const std::string id = Customer(c);
+    coupon_[c] = "CP-" + id;
+    const int64_t value = Uniform(5, 50) * 100;
+    json issue = {{"type", "issue_coupon"},
+                  {"command_id", "c-" + id},
+                  {"coupon", coupon_[c]},
+                  {"customer", id},
+                  {"value_minor", value},
+                  {"min_spend_minor", value * 2},
+                  {"funded_by", Chance(50) ? "bank" : "merchant"},
+                  {"expires_at", Chance(10) ? "2026-11-25T23:59:59+08:00" : "2026-12-31T23:59:59+08:00"}};
+    if (Chance(50)) issue["merchant"] = Merchant(Uniform(1, kMerchants));
+    Emit(issue);
+  }
+
+  void SetLimit(const std::string& id) {
+    json limit = {{"type", "set_customer_limit"}, {"command_id", "l-" + id}, {"customer", id}};
+    if (Chance(50)) {
+      limit["medium"] = "sms";
+      limit["daily_minor"] = 200'000;
+    } else {
+      limit["medium"] = "password_free";
+      limit["daily_count"] = 3;
+    }
+    Emit(limit);
+  }
+
+  // Payment i of customer c: funding, channel and medium, then the amount and the tenders.
+  json PayCommand(int i, int64_t c) {
+    static const char* kCardChannels[] = {"b2c_pc", "b2c_h5",    "b2c_sdk",    "b2b",
+                                          "c2c",    "qr_static", "qr_dynamic", "qr_customer_presented",
+                                          "nfc"};
+    static const char* kWalletChannels[] = {"aggregated", "qr_static", "qr_dynamic", "qr_customer_presented"};
+    static const char* kMedia[] = {"u_shield", "password_device", "otp_card",
+                                   "sms",      "fingerprint",     "password_free"};
+    const std::string id = Customer(c);
+    const std::string m = Merchant(Uniform(1, kMerchants));
     const std::string order = "ORD" + std::to_string(i);
     json pay = {{"type", "pay"},
                 {"command_id", m + ":" + order},
                 {"merchant", m},
                 {"merchant_order_no", order},
                 {"customer", id}};
-    const int funding = static_cast<int>(uniform(1, 100));
+    const int funding = static_cast<int>(Uniform(1, 100));
     if (funding <= 60) {
       pay["funding"] = "own_account";
-      pay["account"] = id + (credit[c] && chance(30) ? ":credit" : ":debit");
+      pay["account"] = id + (credit_[c] && Chance(30) ? ":credit" : ":debit");
     } else if (funding <= 75) {
       pay["funding"] = "other_bank";
       pay["card_token"] = "tok-" + id;
@@ -188,56 +208,82 @@ std::vector<std::string> MakeStream(uint64_t seed, size_t size) {
       pay["funding"] = funding <= 90 ? "wechat" : "unionpay";
     }
     const bool card = funding <= 75;
-    pay["channel"] = card ? kCardChannels[uniform(0, 8)] : kWalletChannels[uniform(0, 3)];
-    if (card) pay["medium"] = kMedia[uniform(0, 5)];
-    const int size = static_cast<int>(uniform(1, 100));
-    int64_t amount = size <= 70   ? uniform(100, 20'000)
-                     : size <= 97 ? uniform(20'000, 200'000)
-                                  : uniform(500'000, 2'000'000);
-    if (pay["channel"] == "qr_static" && size <= 97) amount = uniform(100, 30'000);
-    if (points[c] > 0 && chance(15)) pay["points"] = std::min(points[c], amount / 5 + 1);
-    if (!coupon[c].empty() && chance(10)) {
-      pay["coupon"] = coupon[c];
+    pay["channel"] = card ? kCardChannels[Uniform(0, 8)] : kWalletChannels[Uniform(0, 3)];
+    if (card) pay["medium"] = kMedia[Uniform(0, 5)];
+    const int band = static_cast<int>(Uniform(1, 100));
+    int64_t amount = band <= 70   ? Uniform(100, 20'000)
+                     : band <= 97 ? Uniform(20'000, 200'000)
+                                  : Uniform(500'000, 2'000'000);
+    if (pay["channel"] == "qr_static" && band <= 97) amount = Uniform(100, 30'000);
+    if (points_[c] > 0 && Chance(15)) pay["points"] = std::min(points_[c], amount / 5 + 1);
+    if (!coupon_[c].empty() && Chance(10)) {
+      pay["coupon"] = coupon_[c];
       amount += 10'000;
     }
-    if (chance(5)) pay["discount_minor"] = uniform(1, 100);
+    if (Chance(5)) pay["discount_minor"] = Uniform(1, 100);
     pay["order_amount_minor"] = amount;
-    emit(pay);
-    paid.push_back({m, order, amount});
-    if (chance(1)) emit(pay);  // a merchant retry: the same line again, a duplicate in every run
-    if (chance(3)) {  // a reversal of a recent payment (after 23:00 some fall past the clearing date)
-      const Paid& p =
-          paid[paid.size() - 1 - static_cast<size_t>(uniform(0, std::min<int64_t>(19, paid.size() - 1)))];
-      t += uniform(0, 3) * kNanosPerSecond;
-      emit({{"type", "reverse"},
-            {"command_id", p.merchant + ":" + p.order + ":rev" + std::to_string(i)},
+    return pay;
+  }
+
+  // A payment, sometimes retried by the merchant, sometimes followed by a reversal or refunds.
+  void PayAndFollowUp(int i) {
+    t_ += Uniform(0, 5) * kNanosPerSecond;
+    const int64_t c = Uniform(1, customers_);
+    const json pay = PayCommand(i, c);
+    Emit(pay);
+    paid_.push_back({pay["merchant"].get<std::string>(), pay["merchant_order_no"].get<std::string>(),
+                     pay["order_amount_minor"].get<int64_t>()});
+    if (Chance(1)) Emit(pay);  // a merchant retry: the same line again, a duplicate in every run
+    if (Chance(3)) ReverseRecent(i);
+    if (Chance(4)) Refund(i);
+  }
+
+  // A reversal of a recent payment (after 23:00 some fall past the clearing date).
+  void ReverseRecent(int i) {
+    const Paid& p =
+        paid_[paid_.size() - 1 - static_cast<size_t>(Uniform(0, std::min<int64_t>(19, paid_.size() - 1)))];
+    t_ += Uniform(0, 3) * kNanosPerSecond;
+    Emit({{"type", "reverse"},
+          {"command_id", p.merchant + ":" + p.order + ":rev" + std::to_string(i)},
+          {"merchant", p.merchant},
+          {"merchant_order_no", p.order},
+          {"reason", "timeout"}});
+  }
+
+  // A partial refund, sometimes the rest, sometimes one fen too many.
+  void Refund(int i) {
+    const Paid& p = paid_[static_cast<size_t>(Uniform(0, static_cast<int64_t>(paid_.size()) - 1))];
+    const int64_t first = std::max<int64_t>(1, p.amount * Uniform(10, 60) / 100);
+    const int roll = static_cast<int>(Uniform(1, 100));
+    Emit({{"type", "refund"},
+          {"command_id", p.merchant + ":RF" + std::to_string(i) + "a"},
+          {"merchant", p.merchant},
+          {"merchant_order_no", p.order},
+          {"refund_no", "RF" + std::to_string(i) + "a"},
+          {"amount_minor", first}});
+    if (roll <= 40) {
+      const int64_t rest = p.amount - first + (roll <= 10 ? 1 : 0);
+      Emit({{"type", "refund"},
+            {"command_id", p.merchant + ":RF" + std::to_string(i) + "b"},
             {"merchant", p.merchant},
             {"merchant_order_no", p.order},
-            {"reason", "timeout"}});
-    }
-    if (chance(4)) {  // a partial refund, sometimes the rest, sometimes one fen too many
-      const Paid& p = paid[static_cast<size_t>(uniform(0, static_cast<int64_t>(paid.size()) - 1))];
-      const int64_t first = std::max<int64_t>(1, p.amount * uniform(10, 60) / 100);
-      const int roll = static_cast<int>(uniform(1, 100));
-      emit({{"type", "refund"},
-            {"command_id", p.merchant + ":RF" + std::to_string(i) + "a"},
-            {"merchant", p.merchant},
-            {"merchant_order_no", p.order},
-            {"refund_no", "RF" + std::to_string(i) + "a"},
-            {"amount_minor", first}});
-      if (roll <= 40) {
-        const int64_t rest = p.amount - first + (roll <= 10 ? 1 : 0);
-        emit({{"type", "refund"},
-              {"command_id", p.merchant + ":RF" + std::to_string(i) + "b"},
-              {"merchant", p.merchant},
-              {"merchant_order_no", p.order},
-              {"refund_no", "RF" + std::to_string(i) + "b"},
-              {"amount_minor", rest}});
-      }
+            {"refund_no", "RF" + std::to_string(i) + "b"},
+            {"amount_minor", rest}});
     }
   }
-  return lines;
-}
+
+  std::mt19937_64 random_;
+  size_t size_;
+  int customers_;
+  int64_t t_ = 0;
+  std::vector<std::string> lines_;
+  std::vector<bool> credit_;
+  std::vector<int64_t> points_;
+  std::vector<std::string> coupon_;
+  std::vector<Paid> paid_;
+};
+
+std::vector<std::string> MakeStream(uint64_t seed, size_t size) { return StreamBuilder(seed, size).Build(); }
 
 // ---- running `ledger submit` as a child ----
 
@@ -412,122 +458,156 @@ std::unique_ptr<Store> OpenStore(const std::string& dir) {
   return store.ok() ? std::move(store).value() : nullptr;
 }
 
-TEST(Crash, KilledSubmitLosesNoAcknowledgedCommandAndAppliesNothingTwice) {
-  TempDir dir;
+// The command file of the test: the stream cut to its size, and each line's command id.
+struct CommandFile {
+  std::string path;
+  std::vector<std::string> commands;
+  std::vector<std::string> ids;
+};
+
+void WriteCommandFile(const std::string& dir, CommandFile* file) {
   const size_t size = StreamSize();
-  std::vector<std::string> commands = MakeStream(kSeed, size);
-  commands.resize(size);  // the last payment may have brought a refund or retry past the bound
-  ASSERT_EQ(commands.size(), size);
-  const std::string file = dir.path() + "/commands.jsonl";
+  file->commands = MakeStream(kSeed, size);
+  file->commands.resize(size);  // the last payment may have brought a refund or retry past the bound
+  ASSERT_EQ(file->commands.size(), size);
+  file->path = dir + "/commands.jsonl";
   {
-    std::ofstream out(file);
-    for (const std::string& line : commands) out << line << '\n';
+    std::ofstream out(file->path);
+    for (const std::string& line : file->commands) out << line << '\n';
     ASSERT_TRUE(out.good());
   }
-  std::vector<std::string> ids;
-  ids.reserve(commands.size());
-  for (const std::string& line : commands) ids.push_back(CommandIdOf(line));
+  file->ids.reserve(file->commands.size());
+  for (const std::string& line : file->commands) file->ids.push_back(CommandIdOf(line));
+}
 
-  // The reference: the same file, no crash.
-  const std::string reference_dir = dir.path() + "/reference";
-  const SubmitRun reference = RunSubmit(reference_dir, file, dir.path() + "/reference.err", KillPlan{});
+// The reference: the same file applied without a crash in `reference_dir`; its outcomes, line by line.
+void RunReference(const std::string& dir, const std::string& reference_dir, const CommandFile& file,
+                  std::vector<Outcome>* expected) {
+  const SubmitRun reference = RunSubmit(reference_dir, file.path, dir + "/reference.err", KillPlan{});
   ASSERT_TRUE(reference.exited_ok) << reference.stderr_text;
-  ASSERT_EQ(reference.lines.size(), commands.size());
-  std::vector<Outcome> expected;
-  expected.reserve(commands.size());
+  ASSERT_EQ(reference.lines.size(), file.commands.size());
+  expected->reserve(file.commands.size());
   for (size_t k = 0; k < reference.lines.size(); ++k) {
     std::optional<Outcome> outcome = ParseResult(reference.lines[k]);
     ASSERT_TRUE(outcome.has_value());
-    ASSERT_EQ(outcome->command_id, ids[k]) << "results come in input order";
-    expected.push_back(std::move(*outcome));
+    ASSERT_EQ(outcome->command_id, file.ids[k]) << "results come in input order";
+    expected->push_back(std::move(*outcome));
   }
+}
 
-  // Runs with kills, each restarting on the same full file, then one to the end.
-  const std::string crash_dir = dir.path() + "/crashed";
-  std::mt19937_64 random(kSeed);
-  auto uniform = [&](int64_t low, int64_t high) {
-    return std::uniform_int_distribution<int64_t>(low, high)(random);
-  };
-  std::vector<int> decided_in_run(commands.size(), -1);  // the run that acknowledged a non-duplicate outcome
+// The runs with kills, each restarting on the same full file, then one to the end: where each is killed, and
+// what each acknowledged, checked line by line against the reference.
+class CrashRuns {
+ public:
   struct Acknowledged {
     size_t index;
     Outcome outcome;
   };
-  std::vector<Acknowledged> acknowledged;
-  size_t furthest = 0;  // the most lines any run acknowledged
-  int kills = 0, duplicates_after_restart = 0, partial_lines = 0;
-  std::ostringstream per_run;
-  const int runs = kLineKills + 2;  // line kills, one early kill, and the final run
-  for (int r = 0; r < runs; ++r) {
-    const bool last = r == runs - 1;
+  static constexpr int kRuns = kLineKills + 2;  // line kills, one early kill, and the final run
+
+  CrashRuns(const CommandFile& file, const std::vector<Outcome>& expected)
+      : file_(file), expected_(expected), decided_in_run_(file.commands.size(), -1) {}
+
+  // Where run `r` is killed: early, after a number of acknowledged lines past the furthest run so far, or not
+  // at all (the last run).
+  KillPlan PlanFor(int r) {
+    const size_t size = file_.commands.size();
     KillPlan plan;
     if (r == kEarlyKillRun) {
-      plan.after_ms = static_cast<int>(uniform(5, 400));
-    } else if (!last) {
+      plan.after_ms = static_cast<int>(Uniform(5, 400));
+    } else if (r != kRuns - 1) {
       plan.after_lines =
-          std::min<size_t>(commands.size() - 1, furthest + static_cast<size_t>(uniform(size / 40, size / 5)));
-      plan.delay_ms = static_cast<int>(uniform(0, kKillDelayMsMax));
+          std::min<size_t>(size - 1, furthest_ + static_cast<size_t>(Uniform(size / 40, size / 5)));
+      plan.delay_ms = static_cast<int>(Uniform(0, kKillDelayMsMax));
     }
-    const SubmitRun run = RunSubmit(crash_dir, file, dir.path() + "/run" + std::to_string(r) + ".err", plan);
+    return plan;
+  }
+
+  // Checks what run `r` acknowledged and records the commands it decided.
+  void Check(int r, const SubmitRun& run) {
+    const bool last = r == kRuns - 1;
     ASSERT_FALSE(run.timed_out);
     if (last) {
       ASSERT_TRUE(run.exited_ok) << run.stderr_text;
-      EXPECT_EQ(run.lines.size(), commands.size());
+      EXPECT_EQ(run.lines.size(), file_.commands.size());
     } else if (!run.killed) {
       // The run may finish before the kill lands; it must then have succeeded.
       ASSERT_TRUE(run.exited_ok) << run.stderr_text;
     }
-    kills += run.killed ? 1 : 0;
-    partial_lines += run.partial_line ? 1 : 0;
+    kills_ += run.killed ? 1 : 0;
+    partial_lines_ += run.partial_line ? 1 : 0;
     int duplicates = 0;
     std::optional<size_t> first_decided;
-    ASSERT_LE(run.lines.size(), commands.size());
+    ASSERT_LE(run.lines.size(), file_.commands.size());
     for (size_t k = 0; k < run.lines.size(); ++k) {
       std::optional<Outcome> outcome = ParseResult(run.lines[k]);
       ASSERT_TRUE(outcome.has_value());
-      const Outcome& want = expected[k];
-      // Line k answers command k, with the reference's transaction and sequences: with a fixed clock the
-      // events are a function of the file, and a command applied before a kill comes back as duplicate.
-      ASSERT_EQ(outcome->command_id, ids[k]) << "run " << r << " line " << k;
-      EXPECT_EQ(outcome->transaction_id, want.transaction_id) << "run " << r << ": " << run.lines[k];
-      EXPECT_EQ(outcome->sequences, want.sequences) << "run " << r << ": " << run.lines[k];
-      EXPECT_EQ(outcome->reason, want.reason) << "run " << r << ": " << run.lines[k];
-      if (want.status == "duplicate") {
-        EXPECT_EQ(outcome->status, "duplicate") << "run " << r << ": " << run.lines[k];
-      } else if (outcome->status == "duplicate") {
-        ++duplicates;
-      } else {
-        EXPECT_EQ(outcome->status, want.status) << "run " << r << ": " << run.lines[k];
-        // Decided (not duplicate) at most once over all runs: nothing is applied twice.
-        EXPECT_EQ(decided_in_run[k], -1)
-            << "command " << ids[k] << " decided in run " << decided_in_run[k] << " and again in run " << r;
-        decided_in_run[k] = r;
-        if (!first_decided) first_decided = k;
-      }
-      acknowledged.push_back({k, std::move(*outcome)});
+      CheckLine(r, k, run.lines[k], *outcome, &duplicates, &first_decided);
+      acknowledged_.push_back({k, std::move(*outcome)});
       if (::testing::Test::HasFailure()) break;
     }
     ASSERT_FALSE(::testing::Test::HasFailure()) << "run " << r;
-    if (r > 0) duplicates_after_restart += duplicates;
-    furthest = std::max(furthest, run.lines.size());
-    per_run << " run" << r << (run.killed ? "(killed)" : "(exit 0)") << "=" << run.lines.size() << " acks/"
-            << duplicates << " dup";
-    if (first_decided) per_run << " (first decided: line " << *first_decided + 1 << ")";
-  }
-  EXPECT_GE(kills, 3) << "too few runs were killed to test anything";
-  // Commands made durable by a run that was killed before it printed them: acknowledged only as duplicate.
-  int hidden = 0;
-  for (size_t k = 0; k < commands.size(); ++k) {
-    if (expected[k].status != "duplicate" && decided_in_run[k] == -1) ++hidden;
+    if (r > 0) duplicates_after_restart_ += duplicates;
+    furthest_ = std::max(furthest_, run.lines.size());
+    per_run_ << " run" << r << (run.killed ? "(killed)" : "(exit 0)") << "=" << run.lines.size() << " acks/"
+             << duplicates << " dup";
+    if (first_decided) per_run_ << " (first decided: line " << *first_decided + 1 << ")";
   }
 
-  // The folders, with every child gone.
-  std::unique_ptr<Store> crashed = OpenStore(crash_dir);
-  std::unique_ptr<Store> reference_store = OpenStore(reference_dir);
-  ASSERT_TRUE(crashed && reference_store);
-  const FolderState after_crashes = Inspect(*crashed);
-  const FolderState without = Inspect(*reference_store);
-  // The chain verifies from sequence 1 with no gap, and ends where the reference ends.
+  // Commands made durable by a run that was killed before it printed them: acknowledged only as duplicate.
+  int Hidden() const {
+    int hidden = 0;
+    for (size_t k = 0; k < file_.commands.size(); ++k) {
+      if (expected_[k].status != "duplicate" && decided_in_run_[k] == -1) ++hidden;
+    }
+    return hidden;
+  }
+  int kills() const { return kills_; }
+  int partial_lines() const { return partial_lines_; }
+  int duplicates_after_restart() const { return duplicates_after_restart_; }
+  const std::vector<Acknowledged>& acknowledged() const { return acknowledged_; }
+  std::string per_run() const { return per_run_.str(); }
+
+ private:
+  int64_t Uniform(int64_t low, int64_t high) {
+    return std::uniform_int_distribution<int64_t>(low, high)(random_);
+  }
+
+  // Line k answers command k, with the reference's transaction and sequences: with a fixed clock the events
+  // are a function of the file, and a command applied before a kill comes back as duplicate.
+  void CheckLine(int r, size_t k, const std::string& line, const Outcome& outcome, int* duplicates,
+                 std::optional<size_t>* first_decided) {
+    const Outcome& want = expected_[k];
+    ASSERT_EQ(outcome.command_id, file_.ids[k]) << "run " << r << " line " << k;
+    EXPECT_EQ(outcome.transaction_id, want.transaction_id) << "run " << r << ": " << line;
+    EXPECT_EQ(outcome.sequences, want.sequences) << "run " << r << ": " << line;
+    EXPECT_EQ(outcome.reason, want.reason) << "run " << r << ": " << line;
+    if (want.status == "duplicate") {
+      EXPECT_EQ(outcome.status, "duplicate") << "run " << r << ": " << line;
+    } else if (outcome.status == "duplicate") {
+      ++*duplicates;
+    } else {
+      EXPECT_EQ(outcome.status, want.status) << "run " << r << ": " << line;
+      // Decided (not duplicate) at most once over all runs: nothing is applied twice.
+      EXPECT_EQ(decided_in_run_[k], -1) << "command " << file_.ids[k] << " decided in run "
+                                        << decided_in_run_[k] << " and again in run " << r;
+      decided_in_run_[k] = r;
+      if (!*first_decided) *first_decided = k;
+    }
+  }
+
+  const CommandFile& file_;
+  const std::vector<Outcome>& expected_;
+  std::mt19937_64 random_{kSeed};
+  std::vector<int> decided_in_run_;  // the run that acknowledged a non-duplicate outcome
+  std::vector<Acknowledged> acknowledged_;
+  size_t furthest_ = 0;  // the most lines any run acknowledged
+  int kills_ = 0, duplicates_after_restart_ = 0, partial_lines_ = 0;
+  std::ostringstream per_run_;
+};
+
+// The chain verifies from sequence 1 with no gap, and ends where the reference ends, with the same state.
+void ExpectSameHistory(const FolderState& after_crashes, const FolderState& without) {
   EXPECT_TRUE(after_crashes.report.ok()) << "sequence " << after_crashes.report.first_bad_sequence.value_or(0)
                                          << ": " << after_crashes.report.problem;
   EXPECT_TRUE(without.report.ok()) << without.report.problem;
@@ -537,11 +617,16 @@ TEST(Crash, KilledSubmitLosesNoAcknowledgedCommandAndAppliesNothingTwice) {
   EXPECT_EQ(ToHex(after_crashes.report.chain_head), ToHex(without.report.chain_head));
   EXPECT_EQ(ToHex(after_crashes.digest), ToHex(without.digest))
       << "state differs from the run without crashes";
-  // Every acknowledged command is in the idempotency index with the acknowledged transaction and sequences.
+}
+
+// Every acknowledged command is in the idempotency index with the acknowledged transaction and sequences.
+// Returns how many are missing (the count stops a little past 10).
+size_t ExpectAcknowledgedIndexed(const Store& crashed,
+                                 const std::vector<CrashRuns::Acknowledged>& acknowledged) {
   size_t missing = 0;
-  for (const Acknowledged& ack : acknowledged) {
+  for (const CrashRuns::Acknowledged& ack : acknowledged) {
     fb::CommandOutcomeRecordT record;
-    if (!LoadRecord(crashed->state(), keys::CommandOutcome(ack.outcome.command_id), &record)) {
+    if (!LoadRecord(crashed.state(), keys::CommandOutcome(ack.outcome.command_id), &record)) {
       ++missing;
       ADD_FAILURE() << "acknowledged command " << ack.outcome.command_id << " (line " << ack.index + 1
                     << ") is not in the ledger";
@@ -553,29 +638,63 @@ TEST(Crash, KilledSubmitLosesNoAcknowledgedCommandAndAppliesNothingTwice) {
     EXPECT_EQ(record.reason, ack.outcome.reason) << ack.outcome.command_id;
     if (::testing::Test::HasFailure()) break;
   }
-  // A rebuild of the crashed folder's projections from its events is byte-identical too.
+  return missing;
+}
+
+// A rebuild of the crashed folder's projections from its events is byte-identical too.
+void ExpectRebuildIdentical(Store& crashed, const Digest& digest) {
   TempDir rebuilt_dir;
   std::unique_ptr<Store> rebuilt = OpenStore(rebuilt_dir.path() + "/rebuilt");
   ASSERT_TRUE(rebuilt);
-  Result<replay::ReplayReport> rebuild = replay::Replay(*crashed, rebuilt.get());
+  Result<replay::ReplayReport> rebuild = replay::Replay(crashed, rebuilt.get());
   ASSERT_TRUE(rebuild.ok() && rebuild->ok());
   Result<Digest> rebuilt_digest = replay::StateDigest(*rebuilt);
   ASSERT_TRUE(rebuilt_digest.ok());
-  EXPECT_EQ(ToHex(*rebuilt_digest), ToHex(after_crashes.digest));
+  EXPECT_EQ(ToHex(*rebuilt_digest), ToHex(digest));
+}
+
+TEST(Crash, KilledSubmitLosesNoAcknowledgedCommandAndAppliesNothingTwice) {
+  TempDir dir;
+  CommandFile file;
+  ASSERT_NO_FATAL_FAILURE(WriteCommandFile(dir.path(), &file));
+  const std::string reference_dir = dir.path() + "/reference";
+  std::vector<Outcome> expected;
+  ASSERT_NO_FATAL_FAILURE(RunReference(dir.path(), reference_dir, file, &expected));
+
+  const std::string crash_dir = dir.path() + "/crashed";
+  CrashRuns runs(file, expected);
+  for (int r = 0; r < CrashRuns::kRuns; ++r) {
+    const KillPlan plan = runs.PlanFor(r);
+    const SubmitRun run =
+        RunSubmit(crash_dir, file.path, dir.path() + "/run" + std::to_string(r) + ".err", plan);
+    ASSERT_NO_FATAL_FAILURE(runs.Check(r, run));
+  }
+  EXPECT_GE(runs.kills(), 3) << "too few runs were killed to test anything";
+
+  // The folders, with every child gone.
+  std::unique_ptr<Store> crashed = OpenStore(crash_dir);
+  std::unique_ptr<Store> reference_store = OpenStore(reference_dir);
+  ASSERT_TRUE(crashed && reference_store);
+  const FolderState after_crashes = Inspect(*crashed);
+  const FolderState without = Inspect(*reference_store);
+  ExpectSameHistory(after_crashes, without);
+  const size_t missing = ExpectAcknowledgedIndexed(*crashed, runs.acknowledged());
+  ASSERT_NO_FATAL_FAILURE(ExpectRebuildIdentical(*crashed, after_crashes.digest));
 
   std::ostringstream figures;
-  figures << "crash: " << commands.size() << " commands, " << without.report.last_sequence << " events, "
-          << kills << " kills, " << acknowledged.size() << " acknowledged lines over " << runs << " runs ("
-          << duplicates_after_restart << " duplicates after restarts, " << hidden
-          << " commands durable before a kill but never acknowledged as decided), " << partial_lines
+  figures << "crash: " << file.commands.size() << " commands, " << without.report.last_sequence << " events, "
+          << runs.kills() << " kills, " << runs.acknowledged().size() << " acknowledged lines over "
+          << CrashRuns::kRuns << " runs (" << runs.duplicates_after_restart()
+          << " duplicates after restarts, " << runs.Hidden()
+          << " commands durable before a kill but never acknowledged as decided), " << runs.partial_lines()
           << " runs ended mid-line, gaps " << (after_crashes.report.ok() ? 0 : 1) << ", missing " << missing
-          << "\n " << per_run.str();
+          << "\n " << runs.per_run();
   std::cout << figures.str() << std::endl;
-  ::testing::Test::RecordProperty("commands", static_cast<int>(commands.size()));
-  ::testing::Test::RecordProperty("kills", kills);
-  ::testing::Test::RecordProperty("acknowledged_lines", static_cast<int>(acknowledged.size()));
-  ::testing::Test::RecordProperty("duplicates_after_restart", duplicates_after_restart);
-  ::testing::Test::RecordProperty("durable_before_kill_unacknowledged", hidden);
+  ::testing::Test::RecordProperty("commands", static_cast<int>(file.commands.size()));
+  ::testing::Test::RecordProperty("kills", runs.kills());
+  ::testing::Test::RecordProperty("acknowledged_lines", static_cast<int>(runs.acknowledged().size()));
+  ::testing::Test::RecordProperty("duplicates_after_restart", runs.duplicates_after_restart());
+  ::testing::Test::RecordProperty("durable_before_kill_unacknowledged", runs.Hidden());
   ::testing::Test::RecordProperty("gaps", after_crashes.report.ok() ? 0 : 1);
 }
 

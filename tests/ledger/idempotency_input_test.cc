@@ -3,15 +3,16 @@
 
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "ledger/command.h"
 #include "core/config.h"
-#include "events/event.h"
 #include "core/money.h"
+#include "events/event.h"
+#include "ledger/command.h"
 #include "state/records.h"
 #include "support/test_support.h"
 
@@ -86,7 +87,7 @@ std::pair<int64_t, int64_t> SumByUnit(TestLedger& ledger) {
   int64_t sums[2] = {0, 0};
   std::string aligned;
   const Status status =
-      ledger.ledger().store().ScanState("b/", [&](std::string_view, std::string_view value) {
+      ledger.ledger().store().ScanState(keys::kBalancePrefix, [&](std::string_view, std::string_view value) {
         aligned.assign(value);
         const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(aligned.data());
         sums[static_cast<int>(record->unit())] += record->balance_minor();
@@ -639,6 +640,42 @@ TEST(InputConfig, ValidFileChangesLimitsAndLedgerEnforcesThem) {
                                    testing::Deposit("d1", "C1:debit", 100'000)});
   ASSERT_EQ(default_ledger.Submit(testing::Pay("M1", "ORD1", "C1", 600, "", "sms")).kind, Kind::kAccepted);
   EXPECT_EQ(default_ledger.Submit(testing::Pay("M1", "ORD2", "C1", 500, "", "sms")).kind, Kind::kAccepted);
+}
+
+// [group_commit] has no wait_us_max (no bound on waiting: a group closes by count or bytes, or when its
+// caller seals it), so a file that still sets it is refused like any other unknown key; the table's other
+// keys apply.
+TEST(InputConfig, GroupCommitWaitIsAnUnknownKeyNamingTheLine) {
+  testing::TempDir dir;
+  const std::string path = WriteConfig(dir, "[group_commit]\ncommands_max = 64\nwait_us_max = 1000\n");
+  Result<LedgerConfig> config = LoadConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(config.status().message(), path + ": line 3: unknown key 'wait_us_max' in [group_commit]");
+
+  config = LoadConfig(WriteConfig(dir, "[group_commit]\ncommands_max = 64\nbytes_max = 65536\n"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->group_commands_max, 64u);
+  EXPECT_EQ(config->group_bytes_max, 65'536u);
+}
+
+// The program: bad input (exit 2) with that one line, and no store is created.
+TEST(InputConfig, ProgramRefusesGroupCommitWaitAsBadInput) {
+  testing::TempDir dir;
+  const std::string data = dir.path() + "/data";
+  std::filesystem::create_directories(data);
+  testing::WriteFile(data + "/ledger.toml", "[group_commit]\ncommands_max = 64\nwait_us_max = 1000\n");
+  testing::WriteFile(dir.path() + "/in.jsonl", testing::OpenAccount("a1", "C1").dump() + "\n");
+
+  const testing::ProgramRun run = testing::RunLedger(
+      dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/in.jsonl"});
+
+  EXPECT_EQ(run.exit_code, 2) << testing::Describe(run);
+  EXPECT_EQ(run.out, "") << testing::Describe(run);
+  EXPECT_EQ(run.err,
+            "ledger: " + data + "/ledger.toml: line 3: unknown key 'wait_us_max' in [group_commit]\n")
+      << testing::Describe(run);
+  EXPECT_FALSE(std::filesystem::exists(data + "/CURRENT"));
 }
 
 }  // namespace

@@ -1027,11 +1027,11 @@ void ExpectBalancesHold(Ledger& ledger) {
   const Store& store = ledger.store();
   int64_t sums[2] = {0, 0};
   ASSERT_TRUE(store
-                  .ScanState("b/",
+                  .ScanState(keys::kBalancePrefix,
                              [&](std::string_view key, std::string_view value) {
                                const auto record = Unpack<fb::BalanceRecordT>(value);
                                sums[static_cast<int>(record.unit)] += record.balance_minor;
-                               if (key.ends_with(":points") && !key.starts_with("b/gl:")) {
+                               if (key.ends_with(":points") && !key.starts_with(keys::Balance("gl:"))) {
                                  EXPECT_GE(record.balance_minor, 0) << "points below zero: " << key;
                                }
                                return true;
@@ -1040,10 +1040,10 @@ void ExpectBalancesHold(Ledger& ledger) {
   EXPECT_EQ(sums[0], 0) << "CNY postings do not sum to zero";
   EXPECT_EQ(sums[1], 0) << "POINTS postings do not sum to zero";
   ASSERT_TRUE(store
-                  .ScanState("a/",
+                  .ScanState(keys::kAccountPrefix,
                              [&](std::string_view key, std::string_view value) {
                                const auto account = Unpack<fb::AccountRecordT>(value);
-                               const std::string name(key.substr(2));
+                               const std::string name(key.substr(keys::kAccountPrefix.size()));
                                fb::BalanceRecordT balance;
                                LoadRecord(store.state(), keys::Balance(name), &balance);
                                if (account.kind == fb::AccountKind::debit_card) {
@@ -1063,7 +1063,7 @@ void ExpectLimitsHold(Ledger& ledger, const Generator& generator) {
   const Store& store = ledger.store();
   const LedgerConfig& config = ledger.config();
   UsageMap stored;
-  auto scan = [&](const char* prefix) {
+  auto scan = [&](std::string_view prefix) {
     ASSERT_TRUE(
         store
             .ScanState(prefix,
@@ -1078,7 +1078,7 @@ void ExpectLimitsHold(Ledger& ledger, const Generator& generator) {
                            ADD_FAILURE() << "unexpected usage key " << key;
                            return true;
                          }
-                         if (parts[0] == "uc") {
+                         if (prefix == keys::kChannelDailyUsagePrefix) {
                            if (parts[2] == "qr_static" && config.qr_static_daily_minor >= 0) {
                              EXPECT_LE(usage.first, config.qr_static_daily_minor)
                                  << "channel limit passed: " << key;
@@ -1090,7 +1090,7 @@ void ExpectLimitsHold(Ledger& ledger, const Generator& generator) {
                          fb::LimitOverrideRecordT own;
                          LoadRecord(store.state(), keys::LimitOverride(parts[1], medium), &own);
                          const MediumPolicy limits = Effective(config, medium, own);
-                         if (parts[0] == "ud") {
+                         if (prefix == keys::kDailyUsagePrefix) {
                            if (limits.daily_minor >= 0) {
                              EXPECT_LE(usage.first, limits.daily_minor) << "daily limit passed: " << key;
                            }
@@ -1104,9 +1104,9 @@ void ExpectLimitsHold(Ledger& ledger, const Generator& generator) {
                        })
             .ok());
   };
-  scan("ud/");
-  scan("um/");
-  scan("uc/");
+  scan(keys::kDailyUsagePrefix);
+  scan(keys::kMonthlyUsagePrefix);
+  scan(keys::kChannelDailyUsagePrefix);
   const UsageMap model = generator.ModelUsage();
   if (stored != model) {
     auto s = stored.begin();
@@ -1128,7 +1128,7 @@ void ExpectPaymentsHold(Ledger& ledger, const Generator& generator) {
   const Store& store = ledger.store();
   size_t payments = 0;
   ASSERT_TRUE(store
-                  .ScanState("p/",
+                  .ScanState(keys::kPaymentPrefix,
                              [&](std::string_view key, std::string_view value) {
                                const auto p = Unpack<fb::PaymentRecordT>(value);
                                ++payments;

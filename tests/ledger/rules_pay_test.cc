@@ -122,7 +122,7 @@ class Shop {
   std::pair<int64_t, int64_t> SumByUnit() {
     int64_t sums[2] = {0, 0};
     EXPECT_TRUE(ledger_->store()
-                    .ScanState("b/",
+                    .ScanState(keys::kBalancePrefix,
                                [&](std::string_view, std::string_view value) {
                                  const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(value.data());
                                  sums[static_cast<int>(record->unit())] += record->balance_minor();
@@ -139,15 +139,16 @@ class Shop {
 };
 
 // Every projection record that carries business meaning: balances, directory (coupons, limits), limit usage
-// and payments. Only the commands index ("k/") and the projectors' applied sequences ("z/") are left out,
-// since a rejection is itself recorded.
+// and payments. Only the commands index (keys::CommandOutcome) and the projectors' applied sequences
+// (keys::Applied) are left out, since a rejection is itself recorded.
 std::map<std::string, std::string> BusinessState(Shop& ledger) {
   std::map<std::string, std::string> records;
   EXPECT_TRUE(ledger.ledger()
                   .store()
                   .ScanState("",
                              [&](std::string_view key, std::string_view value) {
-                               if (!key.starts_with("k/") && !key.starts_with("z/")) {
+                               if (!key.starts_with(keys::kCommandOutcomePrefix) &&
+                                   !key.starts_with(keys::kAppliedPrefix)) {
                                  records.emplace(std::string(key), std::string(value));
                                }
                                return true;

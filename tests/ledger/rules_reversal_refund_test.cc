@@ -129,7 +129,7 @@ class Shop {
   std::map<std::string, int64_t> Balances() {
     std::map<std::string, int64_t> balances;
     EXPECT_TRUE(ledger_->store()
-                    .ScanState("b/",
+                    .ScanState(keys::kBalancePrefix,
                                [&](std::string_view key, std::string_view value) {
                                  const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(value.data());
                                  if (record->balance_minor() != 0)
@@ -143,7 +143,7 @@ class Shop {
   std::pair<int64_t, int64_t> SumByUnit() {
     int64_t sums[2] = {0, 0};
     EXPECT_TRUE(ledger_->store()
-                    .ScanState("b/",
+                    .ScanState(keys::kBalancePrefix,
                                [&](std::string_view, std::string_view value) {
                                  const auto* record = flatbuffers::GetRoot<fb::BalanceRecord>(value.data());
                                  sums[static_cast<int>(record->unit())] += record->balance_minor();
@@ -152,14 +152,15 @@ class Shop {
                     .ok());
     return {sums[0], sums[1]};
   }
-  // Every projection record with business meaning: all but the commands index ("k/") and the projectors'
-  // applied sequences ("z/"), which a rejection advances.
+  // Every projection record with business meaning: all but the commands index (keys::CommandOutcome) and
+  // the projectors' applied sequences (keys::Applied), which a rejection advances.
   std::map<std::string, std::string> BusinessState() {
     std::map<std::string, std::string> records;
     EXPECT_TRUE(ledger_->store()
                     .ScanState("",
                                [&](std::string_view key, std::string_view value) {
-                                 if (!key.starts_with("k/") && !key.starts_with("z/")) {
+                                 if (!key.starts_with(keys::kCommandOutcomePrefix) &&
+                                     !key.starts_with(keys::kAppliedPrefix)) {
                                    records.emplace(std::string(key), std::string(value));
                                  }
                                  return true;

@@ -36,6 +36,7 @@
 #include "ledger/ledger.h"
 #include "core/signing.h"
 #include "storage/store.h"
+#include "storage/testing.h"
 #include "core/time.h"
 #include "projections/projector.h"
 #include "state/records.h"
@@ -172,7 +173,7 @@ TEST(SchemaEvolution, Version1HistoryReplaysToTheSameStateWithTodaysCode) {
   TempDir dir;
   std::unique_ptr<Store> source = OpenFreshStore(dir.path() + "/source");
   ASSERT_NE(source, nullptr);
-  for (const auto& [sequence, record] : records) ASSERT_TRUE(source->PutEventRaw(sequence, record).ok());
+  for (const auto& [sequence, record] : records) ASSERT_TRUE(testing::TEST_PutEventRaw(*source, sequence, record).ok());
 
   Result<std::unique_ptr<SignatureVerifier>> verifier = SignatureVerifier::FromPemFile(kFixtureDir + "/ledger-signing.pub");
   ASSERT_TRUE(verifier.ok()) << verifier.status().ToString();

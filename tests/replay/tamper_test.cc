@@ -60,6 +60,7 @@
 #include "ledger/ledger.h"
 #include "core/signing.h"
 #include "storage/store.h"
+#include "storage/testing.h"
 #include "core/time.h"
 #include "replay/replay.h"
 #include "support/test_support.h"
@@ -626,7 +627,7 @@ Expectation Tamper(const History& history, Kind kind, Store& store, std::mt19937
       std::string record = history.record(s);
       const size_t at = Pick(random, 0, record.size() - 1);
       record[at] = static_cast<char>(record[at] ^ static_cast<uint8_t>(Pick(random, 1, 255)));
-      EXPECT_TRUE(store.PutEventRaw(s, record).ok());
+      EXPECT_TRUE(testing::TEST_PutEventRaw(store, s, record).ok());
       expect.touched = {s};
       expect.first_bad = s;
       expect.what = "byte " + std::to_string(at) + " of " + std::to_string(record.size()) + " of event " + std::to_string(s);
@@ -635,7 +636,7 @@ Expectation Tamper(const History& history, Kind kind, Store& store, std::mt19937
     case Kind::kDelete: {
       // One in ten deletes the newest event: the rest is a valid chain, the live state differs.
       const uint64_t s = Pick(random, 0, 9) == 0 ? last : Pick(random, 1, last);
-      EXPECT_TRUE(store.DeleteEventRaw(s).ok());
+      EXPECT_TRUE(testing::TEST_DeleteEventRaw(store, s).ok());
       expect.touched = {s};
       if (s != last) expect.first_bad = s;
       expect.what = "deleted event " + std::to_string(s);
@@ -643,8 +644,8 @@ Expectation Tamper(const History& history, Kind kind, Store& store, std::mt19937
     }
     case Kind::kSwap: {
       const uint64_t s = Pick(random, 1, last - 1);
-      EXPECT_TRUE(store.PutEventRaw(s, history.record(s + 1)).ok());
-      EXPECT_TRUE(store.PutEventRaw(s + 1, history.record(s)).ok());
+      EXPECT_TRUE(testing::TEST_PutEventRaw(store, s, history.record(s + 1)).ok());
+      EXPECT_TRUE(testing::TEST_PutEventRaw(store, s + 1, history.record(s)).ok());
       expect.touched = {s, s + 1};
       expect.first_bad = s;
       expect.what = "swapped events " + std::to_string(s) + " and " + std::to_string(s + 1);
@@ -685,7 +686,7 @@ Expectation Tamper(const History& history, Kind kind, Store& store, std::mt19937
         // Truncate: the newest 1..20 events are gone; what is left is a valid, shorter chain.
         const uint64_t from = last - Pick(random, 0, 19);
         for (uint64_t s = from; s <= last; ++s) {
-          EXPECT_TRUE(store.DeleteEventRaw(s).ok());
+          EXPECT_TRUE(testing::TEST_DeleteEventRaw(store, s).ok());
           expect.touched.push_back(s);
         }
         expect.what = "truncated from event " + std::to_string(from);
@@ -696,7 +697,7 @@ Expectation Tamper(const History& history, Kind kind, Store& store, std::mt19937
       std::vector<std::unique_ptr<fb::EventBodyT>> bodies = Bodies(history, removed + 1, last);
       const int how = static_cast<int>(Pick(random, 0, 1));
       WriteAll(store, Rechain(history, bodies, removed, history.hash(removed - 1), how));
-      EXPECT_TRUE(store.DeleteEventRaw(last).ok());
+      EXPECT_TRUE(testing::TEST_DeleteEventRaw(store, last).ok());
       for (uint64_t t = removed; t <= last; ++t) expect.touched.push_back(t);
       expect.earliest = removed;
       // The first checkpoint after the removed event now sits one sequence earlier.
@@ -1030,7 +1031,7 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
        [&](Store& store) {
          std::vector<std::unique_ptr<fb::EventBodyT>> bodies = Bodies(h, payment + 1, h.last);
          WriteAll(store, Rechain(h, bodies, payment, h.hash(payment - 1), 0));
-         ASSERT_TRUE(store.DeleteEventRaw(h.last).ok());
+         ASSERT_TRUE(testing::TEST_DeleteEventRaw(store, h.last).ok());
        }},
       {"one posting of deposit " + std::to_string(forged) + " raised: it no longer balances", forged, h.CheckpointAfter(forged),
        forge_postings([](std::vector<std::unique_ptr<fb::PostingT>>& postings) { postings[0]->amount_minor += 1'000'000; })},
@@ -1119,7 +1120,7 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
       const size_t at = static_cast<size_t>(fb::GetEvent(record.data())->hash()->data() -
                                             reinterpret_cast<const uint8_t*>(record.data())) + Pick(random, 0, 31);
       record[at] ^= 0x01;
-      ASSERT_TRUE(store->PutEventRaw(s, record).ok());
+      ASSERT_TRUE(testing::TEST_PutEventRaw(*store, s, record).ok());
       scenario.expect.first_bad = s;
       scenario.expect.what = "hash byte flipped in event " + std::to_string(s);
     }

@@ -1,4 +1,4 @@
-// LedgerConfig: policy and tuning, defaults per the ledger-core issue, overridable by `ledger.toml` in the data
+// LedgerConfig: policy and tuning with the bank's defaults, overridable by `ledger.toml` in the data
 // folder (see README: Configuration). Plain value; thread-safe to copy.
 #pragma once
 
@@ -43,8 +43,6 @@ struct LedgerConfig {
   // Channel qr_static: per customer per day.
   int64_t qr_static_daily_minor = 50'000;
 
-  // Group commit bounds: a group closes at whichever comes first. Count and bytes bound the memory of the
-  // open overlay and the size of one WriteBatch; the wait bounds the latency a lone command pays.
   // Kafka: brokers to publish to ("" = none configured; `ledger serve` then starts the embedded broker),
   // and when a command is acknowledged: "kafka" (durable locally and acknowledged by Kafka) or "local".
   std::string kafka_brokers;
@@ -65,9 +63,11 @@ struct LedgerConfig {
   // fee differences up to the tolerance (fen) are not FEE_MISMATCH.
   int64_t reconciliation_carry_over_minutes = 60;
   int64_t reconciliation_fee_tolerance_minor = 0;
+
+  // Group commit bounds: a group closes at whichever comes first. Count and bytes bound the memory of the
+  // open overlay and the size of one WriteBatch.
   size_t group_commands_max = 2048;
   size_t group_bytes_max = 8 << 20;
-  int64_t group_wait_us_max = 1000;
 };
 
 // Loads `path` (TOML) over the defaults. A missing file yields the defaults. Errors: InvalidArgument naming

@@ -48,7 +48,8 @@ const char* EventTypeName(fb::Payload type);
 const flatbuffers::Vector<flatbuffers::Offset<fb::Posting>>* PostingsOf(const fb::EventBody& body);
 // True when the event's postings sum to zero in every unit (events without postings are balanced).
 bool PostingsBalanced(const fb::EventBody& body);
-// The Kafka record key: the customer id, or the merchant id for merchant events.
+// The Kafka record key: the customer id, or the merchant id for merchant events. A CommandRejected carries
+// the parties the write side gave it (ledger/routing.h); its key is the customer, else the merchant.
 std::string EventKey(const fb::EventBody& body);
 // One JSON object: the body as FlatBuffers' text generator prints it, plus prev_hash and hash in hex.
 std::string EventToJson(const DecodedEvent& event);

@@ -21,28 +21,29 @@
 
 namespace ledger::keys {
 
-// Prefixes, for scans and for the projectors' declarations of what they own.
-inline constexpr std::string_view kBalancePrefix = "b/";
-inline constexpr std::string_view kAccountPrefix = "a/";
-inline constexpr std::string_view kCustomerPrefix = "cu/";
-inline constexpr std::string_view kMerchantPrefix = "m/";
-inline constexpr std::string_view kCouponPrefix = "c/";
-inline constexpr std::string_view kLimitOverridePrefix = "l/";
-inline constexpr std::string_view kDailyUsagePrefix = "ud/";
-inline constexpr std::string_view kMonthlyUsagePrefix = "um/";
-inline constexpr std::string_view kChannelDailyUsagePrefix = "uc/";
-inline constexpr std::string_view kPaymentPrefix = "p/";
-inline constexpr std::string_view kRefundPrefix = "r/";
-inline constexpr std::string_view kCommandOutcomePrefix = "k/";
-inline constexpr std::string_view kMismatchOutcomePrefix = "km/";
-inline constexpr std::string_view kMerchantClearingPrefix = "xm/";
-inline constexpr std::string_view kSchemeClearingPrefix = "xs/";
-inline constexpr std::string_view kClearingLinePrefix = "xl/";
-inline constexpr std::string_view kReconOrderPrefix = "xo/";
-inline constexpr std::string_view kReconRefundPrefix = "xr/";
-inline constexpr std::string_view kReconDateIndexPrefix = "xd/";
-inline constexpr std::string_view kAppliedPrefix = "z/";
-inline constexpr std::string_view kCheckpointPrefix = "ck/";
+// Prefixes, for scans and for the projectors' declarations of what they own (values in state/src/keys.cc,
+// the one place a key literal is written).
+extern const std::string_view kBalancePrefix;
+extern const std::string_view kAccountPrefix;
+extern const std::string_view kCustomerPrefix;
+extern const std::string_view kMerchantPrefix;
+extern const std::string_view kCouponPrefix;
+extern const std::string_view kLimitOverridePrefix;
+extern const std::string_view kDailyUsagePrefix;
+extern const std::string_view kMonthlyUsagePrefix;
+extern const std::string_view kChannelDailyUsagePrefix;
+extern const std::string_view kPaymentPrefix;
+extern const std::string_view kRefundPrefix;
+extern const std::string_view kCommandOutcomePrefix;
+extern const std::string_view kMismatchOutcomePrefix;
+extern const std::string_view kMerchantClearingPrefix;
+extern const std::string_view kSchemeClearingPrefix;
+extern const std::string_view kClearingLinePrefix;
+extern const std::string_view kReconOrderPrefix;
+extern const std::string_view kReconRefundPrefix;
+extern const std::string_view kReconDateIndexPrefix;
+extern const std::string_view kAppliedPrefix;
+extern const std::string_view kCheckpointPrefix;
 
 // balances
 std::string Balance(std::string_view account);
@@ -56,6 +57,8 @@ std::string LimitOverride(std::string_view customer, fb::Medium medium);
 std::string DailyUsage(std::string_view customer, fb::Medium medium, int yyyymmdd);
 std::string MonthlyUsage(std::string_view customer, fb::Medium medium, int yyyymm);
 std::string ChannelDailyUsage(std::string_view customer, fb::Channel channel, int yyyymmdd);
+// Every channel usage window of a customer ("uc/<customer>/").
+std::string ChannelDailyUsagePrefix(std::string_view customer);
 // payments
 std::string Payment(std::string_view merchant, std::string_view merchant_order_no);
 std::string Refund(std::string_view merchant, std::string_view refund_no);
@@ -76,7 +79,11 @@ std::string Checkpoint(int64_t checkpoint_sequence);
 //   xr/<merchant>/<refund_no>            ReconLineRecord of the refund
 //   xd/<date>/<merchant>/<o|r>/<id>      index of reconciliation lines by clearing date (empty value)
 std::string MerchantClearing(int date, std::string_view merchant);
+// Every merchant's summary of a date ("xm/<date>/"; the merchant follows it).
+std::string MerchantClearingPrefix(int date);
 std::string SchemeClearing(int date, std::string_view scheme);
+// Every scheme's summary of a date ("xs/<date>/"; the scheme follows it).
+std::string SchemeClearingPrefix(int date);
 std::string ClearingLinePrefix(int date, std::string_view merchant);
 std::string ClearingLine(int date, std::string_view merchant, int64_t sequence);
 std::string ReconOrder(std::string_view merchant, std::string_view order_no);

@@ -1,15 +1,16 @@
-// Record codecs of the `state` column family (keys: state/keys.h). Values are FlatBuffers tables from schemas/state.fbs (object API), so each record's bytes
-// depend only on its contents. Thread-safe (pure functions).
+// Record codecs of the `state` column family (keys: state/keys.h). Values are FlatBuffers tables from
+// schemas/state.fbs (object API), so each record's bytes depend only on its contents. Thread-safe (pure
+// functions).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "core/config.h"
+#include "core/status.h"
 #include "state/keys.h"
-#include "storage/kv.h"
 #include "schemas/state_generated.h"
+#include "storage/kv.h"
 
 namespace ledger {
 
@@ -36,10 +37,6 @@ class FoldErrors {
  private:
   std::string first_;
 };
-
-// The limits in force for a customer and medium: the bank's policy, lowered by the customer's own settings.
-MediumPolicy EffectiveMediumLimits(const LedgerConfig& config, const KvReader& state, std::string_view customer,
-                                   fb::Medium medium);
 
 // Reads the record at `key` into *out. Returns false (leaving *out untouched) when absent.
 template <typename NativeT>

@@ -1,7 +1,7 @@
 // Store: the RocksDB adapter (the only file that includes RocksDB headers). One RocksDB database per shard
 // with column families:
 //   events  key = big-endian sequence (8 bytes), value = one Event record (schemas/events.fbs)
-//   state   projection records (keys in projections/keys.h); all a pure function of `events`
+//   state   projection records (keys in state/keys.h); all a pure function of `events`
 //   meta    offsets and settings that are not part of the event history (e.g. the commands-topic offset), the
 //           projections' set digests, and the RocksDB sequence number the store's own last commit left
 // Beside the database, the file DURABLE_SEQUENCE holds the last event sequence of the last group known durable
@@ -25,6 +25,9 @@
 #include "core/status.h"
 
 namespace ledger {
+namespace testing {
+struct RawStoreWrites;  // storage/testing.h
+}  // namespace testing
 
 struct StoreOptions {
   bool read_only = false;
@@ -88,10 +91,13 @@ class Store {
   virtual Status AdoptWriters() = 0;
   virtual StoreMemory Memory() const = 0;
 
-  // Raw access to the events column family, for audit tooling and tamper tests (an attacker with disk access).
+ private:
+  // Writes past the ledger (what a person with disk access, or `ldb put`, does), for tamper tests only. They
+  // are not part of the interface: tests reach them through the seam in storage/testing.h; an implementation
+  // overrides them to take such writes.
+  friend struct testing::RawStoreWrites;
   virtual Status PutEventRaw(uint64_t key_sequence, std::string_view record) = 0;
   virtual Status DeleteEventRaw(uint64_t key_sequence) = 0;
-  // Raw write of one `state` record, past the ledger (tamper tests: what `ldb put` does).
   virtual Status PutStateRaw(std::string_view key, std::string_view value) = 0;
 };
 

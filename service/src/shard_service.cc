@@ -1,0 +1,252 @@
+#include "service/shard_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <utility>
+#include <vector>
+
+#include "commands_start.h"
+#include "core/sha256.h"
+#include "kafka/timeouts.h"
+#include "ledger/command.h"
+
+namespace ledger::service {
+namespace {
+
+// How long a publish waits before logging and trying again (acknowledgements simply wait meanwhile).
+constexpr int64_t kPublishRetryMs = 5'000;
+// How long the service waits for the topic metadata (and a creation) at start: an unreachable cluster is
+// logged and the run goes on, since its readers and the publisher wait for Kafka anyway.
+constexpr int64_t kTopicsTimeoutMs = 5'000;
+// The operator's name is stored in a CommandsSkipped event: one short line.
+constexpr size_t kOperatorNameMax = 200;
+// How much of the parser's message a MALFORMED_COMMAND event keeps for a record that is not a command: the
+// message can quote the record, which may be megabytes of binary.
+constexpr size_t kUnparsableDetailMax = 300;
+
+bool StopRequested(const ShardServiceOptions& options) {
+  return options.stop_requested && options.stop_requested();
+}
+
+// Publishes through `through`, retrying until done or asked to stop. Errors: Corruption; Aborted on stop.
+Status PublishPatiently(kafka::Publisher& publisher, uint64_t through, const ShardServiceOptions& options) {
+  while (true) {
+    const Status status = publisher.PublishThrough(through, kPublishRetryMs);
+    if (status.ok() || status.code() == StatusCode::kCorruption) return status;
+    spdlog::warn("serve: waiting for Kafka: {}", status.message());
+    if (StopRequested(options)) return Status::Aborted("stopped while waiting for Kafka");
+  }
+}
+
+// "a, b" or "none", for the start-up line.
+std::string NamesOrNone(const std::vector<std::string>& list) {
+  std::string text;
+  for (const std::string& name : list) text += (text.empty() ? "" : ", ") + name;
+  return text.empty() ? std::string("none") : text;
+}
+
+// Starts the embedded broker when no brokers are configured (it creates the topics itself); otherwise makes
+// sure the topics exist, asking the cluster's metadata first so that a restart costs one round trip.
+// Returns the bootstrap servers. Errors: Internal (the embedded broker did not start).
+Result<std::string> ConnectKafka(const std::string& configured, uint32_t shards, int replication_factor,
+                                 std::unique_ptr<kafka::EmbeddedBroker>* embedded) {
+  if (configured.empty()) {
+    Result<std::unique_ptr<kafka::EmbeddedBroker>> started =
+        kafka::EmbeddedBroker::Start(static_cast<int>(shards));
+    if (!started.ok()) return started.status();
+    *embedded = std::move(started).value();
+    spdlog::info("serve: embedded broker at {} with empty ledger topics, partitions per topic: {}",
+                 (*embedded)->bootstrap(), shards);
+    return (*embedded)->bootstrap();
+  }
+  Result<kafka::TopicsEnsured> topics =
+      kafka::EnsureTopics(configured, static_cast<int>(shards), replication_factor, kTopicsTimeoutMs);
+  if (!topics.ok()) {
+    spdlog::warn("serve: topics of {} not checked: {} (continuing: readers and the publisher wait for Kafka)",
+                 configured, topics.status().message());
+  } else {
+    spdlog::info("serve: topics at {}: existing {}; created {}", configured, NamesOrNone(topics->existing),
+                 NamesOrNone(topics->created));
+  }
+  return configured;
+}
+
+// The command a record holds, or a stand-in that records it as MALFORMED_COMMAND under an id naming its place
+// in the topic. The parser must never throw, but one record must never stop a shard either: anything it
+// throws is reported like any other unparsable line.
+ParsedCommand CommandOfRecord(const kafka::Record& record) {
+  Result<ParsedCommand> parsed = Status::Internal("not parsed");
+  try {
+    parsed = ParseCommandJson(record.value);
+  } catch (const std::exception& error) {
+    parsed = Status::InvalidArgument(std::string("the command parser failed: ") + error.what());
+  } catch (...) {
+    parsed = Status::InvalidArgument("the command parser failed");
+  }
+  if (parsed.ok()) return std::move(parsed).value();
+  ParsedCommand bad;
+  bad.command_id = "kafka:" + std::to_string(record.partition) + ":" + std::to_string(record.offset);
+  bad.type = "unparsable";
+  bad.fingerprint = Sha256Of(record.value);
+  bad.malformed = PrintableText(parsed.status().message(), kUnparsableDetailMax);
+  bad.command.command_id = bad.command_id;
+  bad.line_bytes = record.value.size();
+  spdlog::warn("serve: commands offset {}: {}", record.offset, *bad.malformed);
+  return bad;
+}
+
+}  // namespace
+
+std::string CheckOperatorName(const std::string& name) {
+  if (name.empty() || name.size() > kOperatorNameMax) return "an operator name of 1 to 200 characters";
+  for (const char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return "an operator name without control characters";
+    }
+  }
+  return "";
+}
+
+struct ShardService::Impl {
+  ShardServiceOptions options;
+  std::unique_ptr<kafka::EmbeddedBroker> embedded;  // declared first: it outlives the clients below
+  std::string bootstrap;
+  std::unique_ptr<Ledger> ledger;
+  CommandsReader commands;
+  std::unique_ptr<kafka::Publisher> publisher;
+
+  const std::string& ack() const {
+    return options.ack.empty() ? options.ledger.config.kafka_ack : options.ack;
+  }
+  bool ack_kafka() const { return ack() == "kafka"; }
+  Status Start(ServeStep* step);
+  Status ApplyRecords(const std::vector<kafka::Record>& records);
+  Status ServeCommands();
+  Status Drain();
+};
+
+// The steps before serving: the store, the commands reader, the publisher, the catch-up publish. Sets `step`
+// to the step that failed. Checked before anything is published or written: a refused start changes nothing.
+Status ShardService::Impl::Start(ServeStep* step) {
+  *step = ServeStep::kOpenLedger;
+  Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options.ledger);
+  if (!opened.ok()) return opened.status();
+  ledger = std::move(opened).value();
+  *step = ServeStep::kOpenCommands;
+  Result<CommandsReader> reader =
+      OpenCommandsReader(*ledger, CommandsReaderSettings{bootstrap, options.shard, embedded != nullptr,
+                                                         options.accept_command_gap, options.stop_requested});
+  if (!reader.ok()) return reader.status();
+  commands = std::move(reader).value();
+  *step = ServeStep::kCreatePublisher;
+  Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
+      ledger->store(), kafka::ProducerSettings{bootstrap, options.shard, kafka::kAckTimeoutMs});
+  if (!created.ok()) return created.status();
+  publisher = std::move(created).value();
+  // Catch up: whatever was committed before a crash but not yet published.
+  *step = ServeStep::kCatchUp;
+  LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, ledger->last_sequence(), options));
+  spdlog::info("serve: shard {} at sequence {}, commands from offset {}, ack={}", options.shard,
+               ledger->last_sequence(), commands.offset, ack());
+  return Status::Ok();
+}
+
+// Applies one batch of records as one group: commit, publish, then answer the duplicates. Every record gets
+// exactly one result, whatever it holds. Errors: whatever stops serve (a failed commit, Corruption, Aborted).
+Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& records) {
+  std::vector<CommandResult> duplicates;
+  int64_t first_duplicate_offset = -1;
+  for (const kafka::Record& record : records) {
+    CommandResult result = ledger->Stage(CommandOfRecord(record));
+    if (result.kind == CommandResult::Kind::kDuplicate) {
+      if (first_duplicate_offset < 0) first_duplicate_offset = record.offset;
+      duplicates.push_back(std::move(result));
+    }
+  }
+  // A `duplicate` answer has no event to be republished from: the stored offset moves past it only once
+  // the answer is acknowledged (below). Until then a crash redelivers it, and it is answered again.
+  const std::string next_offset = std::to_string(records.back().offset + 1);
+  ledger->StageMeta(OffsetKey(options.shard),
+                    first_duplicate_offset >= 0 ? std::to_string(first_duplicate_offset) : next_offset);
+  LEDGER_RETURN_IF_ERROR(ledger->CommitGroup());  // on error a restart recovers from the WAL
+  LEDGER_RETURN_IF_ERROR(ledger->MaybeCheckpoint());
+  if (ack_kafka()) {
+    LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, ledger->last_sequence(), options));
+  } else {
+    publisher->PublishThrough(ledger->last_sequence(), 0).IgnoreError();  // catches up later
+  }
+  if (duplicates.empty()) return Status::Ok();
+  const Status sent = publisher->PublishResults(duplicates, kafka::kAckTimeoutMs);
+  if (!sent.ok()) {
+    spdlog::warn("serve: duplicate results: {}", sent.message());
+    return Status::Ok();
+  }
+  ledger->StageMeta(OffsetKey(options.shard), next_offset);
+  return ledger->CommitGroup();
+}
+
+// Consumes commands until asked to stop. Errors: NotFound (the next commands offset is out of range: records
+// gone or the topic replaced while serving), and whatever ApplyRecords reports.
+Status ShardService::Impl::ServeCommands() {
+  const size_t group_max = ledger->config().group_commands_max;
+  while (!StopRequested(options)) {
+    Result<std::vector<kafka::Record>> records = commands.reader->Poll(group_max, kafka::kConsumerPollMs);
+    if (!records.ok()) {
+      if (records.status().code() == StatusCode::kNotFound) return records.status();
+      spdlog::warn("serve: reading commands: {}", records.status().message());
+      continue;
+    }
+    if (records->empty()) continue;
+    LEDGER_RETURN_IF_ERROR(ApplyRecords(*records));
+  }
+  return Status::Ok();
+}
+
+// Drains: a checkpoint of the final state (when a key is configured), and everything committed published.
+Status ShardService::Impl::Drain() {
+  if (options.ledger.signer != nullptr && ledger->last_sequence() > ledger->last_checkpoint_covered() + 1) {
+    Result<uint64_t> checkpoint = ledger->WriteCheckpoint();
+    if (!checkpoint.ok()) return checkpoint.status();
+  }
+  const Status published = PublishPatiently(*publisher, ledger->last_sequence(), options);
+  return published.code() == StatusCode::kAborted ? Status::Ok() : published;
+}
+
+Result<std::unique_ptr<ShardService>> ShardService::Connect(ShardServiceOptions options) {
+  if (options.shard >= options.shards) return Status::InvalidArgument("--shard must be below --shards");
+  options.ledger.config.shard = options.shard;
+  auto impl = std::make_unique<Impl>();
+  const std::string configured =
+      options.brokers.empty() ? options.ledger.config.kafka_brokers : options.brokers;
+  Result<std::string> bootstrap =
+      ConnectKafka(configured, options.shards, options.replication_factor, &impl->embedded);
+  if (!bootstrap.ok()) return bootstrap.status();
+  impl->bootstrap = std::move(bootstrap).value();
+  impl->options = std::move(options);
+  return std::unique_ptr<ShardService>(new ShardService(std::move(impl)));
+}
+
+ShardService::ShardService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ShardService::~ShardService() = default;
+
+const std::string& ShardService::bootstrap() const { return impl_->bootstrap; }
+
+bool ShardService::embedded_broker() const { return impl_->embedded != nullptr; }
+
+ServeOutcome ShardService::Run() {
+  ServeOutcome outcome;
+  outcome.status = impl_->Start(&outcome.step);
+  if (!outcome.status.ok()) return outcome;
+  outcome.step = ServeStep::kServe;
+  outcome.status = impl_->ServeCommands();
+  // Aborted: asked to stop while waiting for Kafka, which is a stop like any other and drains.
+  if (!outcome.status.ok() && outcome.status.code() != StatusCode::kAborted) return outcome;
+  outcome.step = ServeStep::kDrain;
+  outcome.status = impl_->Drain();
+  if (outcome.status.ok()) spdlog::info("serve: stopped at sequence {}", impl_->ledger->last_sequence());
+  return outcome;
+}
+
+}  // namespace ledger::service

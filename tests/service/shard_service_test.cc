@@ -1,0 +1,282 @@
+// Goal: the shard service behind `ledger serve` works as a library. Started in a thread against the embedded
+// broker it applies the commands produced to ledger.commands, answers each exactly once on ledger.results,
+// and a stop request ends the run with everything committed, published and the commands offset stored; a
+// restart resumes from that offset without applying or answering anything twice; a stored offset that no
+// longer fits the partition is refused, changing nothing, until an operator accepts the gap.
+#include "service/shard_service.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kafka/kafka.h"
+#include "serve_harness.h"
+#include "state/keys.h"
+#include "state/records.h"
+#include "support/test_support.h"
+
+namespace ledger {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using testing::kServeDeadline;
+
+constexpr char kOperator[] = "Grace Hopper";
+
+std::unique_ptr<kafka::EmbeddedBroker> StartBroker() {
+  Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(1);
+  EXPECT_TRUE(broker.ok()) << broker.status().ToString();
+  return broker.ok() ? std::move(broker).value() : nullptr;
+}
+
+// A service on `data_dir` reading from `brokers` (empty: its own embedded broker), clock=occurred as the
+// commands carry their times.
+service::ShardServiceOptions Options(const std::string& data_dir, const std::string& brokers,
+                                     const std::atomic<bool>& stop) {
+  service::ShardServiceOptions options;
+  options.ledger.data_dir = data_dir;
+  options.ledger.clock = ClockMode::kOccurred;
+  options.ledger.fixed_now_ns = testing::DefaultTimeNs();
+  options.ledger.sync = false;
+  options.brokers = brokers;
+  options.stop_requested = [&stop] { return stop.load(); };
+  return options;
+}
+
+// A service connected on `data_dir` (Connect must succeed), run in a thread by Start(); Stop() asks it to
+// stop and returns how the run ended.
+class TestService {
+ public:
+  TestService(const std::string& data_dir, const std::string& brokers, const std::string& accept_gap = "") {
+    service::ShardServiceOptions options = Options(data_dir, brokers, stop_);
+    options.accept_command_gap = accept_gap;
+    Result<std::unique_ptr<service::ShardService>> shard = service::ShardService::Connect(std::move(options));
+    EXPECT_TRUE(shard.ok()) << shard.status().ToString();
+    if (shard.ok()) shard_ = std::move(shard).value();
+  }
+  ~TestService() {
+    if (thread_.joinable()) Stop();
+  }
+  service::ShardService* operator->() { return shard_.get(); }
+  bool connected() const { return shard_ != nullptr; }
+  void Start() {
+    thread_ = std::thread([this] { outcome_ = shard_->Run(); });
+  }
+  service::ServeOutcome Stop() {
+    stop_.store(true);
+    thread_.join();
+    return outcome_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::unique_ptr<service::ShardService> shard_;
+  std::thread thread_;
+  service::ServeOutcome outcome_;
+};
+
+// Waits (bounded) until `topic` partition 0 holds `high` records in all.
+bool WaitForRecords(const std::string& brokers, const std::string& topic, int64_t high) {
+  for (const auto deadline = Clock::now() + kServeDeadline; Clock::now() < deadline;) {
+    if (testing::TopicWatermarks(brokers, topic).high >= high) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// The balance of `account` in the stopped service's store.
+int64_t StoredBalance(const std::string& data_dir, const std::string& account) {
+  StoreOptions options;
+  options.read_only = true;
+  options.create_if_missing = false;
+  Result<std::unique_ptr<Store>> store = Store::Open(data_dir, options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  if (!store.ok()) return -1;
+  fb::BalanceRecordT balance;
+  LoadRecord((*store)->state(), keys::Balance(account), &balance);
+  return balance.balance_minor;
+}
+
+// Each result's status by command id; a command answered twice is a test failure.
+std::map<std::string, std::string> ResultsById(const std::string& brokers) {
+  std::map<std::string, std::string> by_id;
+  for (const auto& [key, value] : testing::ParsedResults(testing::ReadTopic(brokers, kafka::kResultsTopic))) {
+    EXPECT_EQ(by_id.count(key), 0u) << key << " answered twice";
+    by_id[key] = value.value("status", "");
+  }
+  return by_id;
+}
+
+std::vector<std::string> SetupCommands() {
+  return {testing::OpenMerchant("m1", "M1", 60).dump(), testing::OpenAccount("a1", "C1").dump(),
+          testing::Deposit("d1", "C1:debit", 1'000'000).dump()};
+}
+
+TEST(ShardService, AppliesCommandsAnswersEachOnceAndStopsWithEverythingCommitted) {
+  testing::TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  std::vector<std::string> commands = SetupCommands();
+  commands.push_back(testing::Pay("M1", "o1", "C1", 10'000).dump());
+  commands.push_back("not a command");
+  ASSERT_TRUE(testing::SendCommands(brokers, commands).ok());
+
+  TestService running(data_dir, brokers);
+  ASSERT_TRUE(running.connected());
+  EXPECT_FALSE(running->embedded_broker());
+  EXPECT_EQ(running->bootstrap(), brokers);
+  running.Start();
+  ASSERT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 5));
+  // The same deposit again: answered `duplicate`, applied once.
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Deposit("d1", "C1:debit", 1'000'000).dump()}).ok());
+  ASSERT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 6));
+  const service::ServeOutcome outcome = running.Stop();
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  EXPECT_EQ(outcome.step, service::ServeStep::kDrain);
+
+  const std::vector<kafka::Record> results = testing::ReadTopic(brokers, kafka::kResultsTopic);
+  ASSERT_EQ(results.size(), 6u);
+  EXPECT_EQ(results.back().key, "d1");
+  EXPECT_EQ(json::parse(results.back().value).value("status", ""), "duplicate");
+  const std::map<std::string, std::string> first = [&] {
+    std::map<std::string, std::string> by_id;
+    for (size_t i = 0; i + 1 < results.size(); ++i)
+      by_id[results[i].key] = json::parse(results[i].value)["status"];
+    return by_id;
+  }();
+  EXPECT_EQ(first.size(), 5u);
+  EXPECT_EQ(first.at("m1"), "accepted");
+  EXPECT_EQ(first.at("d1"), "accepted");
+  EXPECT_EQ(first.at("kafka:0:4"), "rejected");  // the record that is not a command, named by its offset
+  const testing::StoreState state = testing::ReadStoreState(data_dir);
+  EXPECT_EQ(state.commands_offset, 6);
+  // Everything committed was published before the run ended.
+  EXPECT_EQ(testing::TopicWatermarks(brokers, kafka::kEventsTopic).high,
+            static_cast<int64_t>(state.last_sequence));
+  EXPECT_EQ(StoredBalance(data_dir, "C1:debit"), 1'000'000 - 10'000);
+}
+
+TEST(ShardService, RestartResumesFromTheStoredOffsetWithoutApplyingAgain) {
+  testing::TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  ASSERT_TRUE(testing::SendCommands(brokers, SetupCommands()).ok());
+  {
+    TestService running(data_dir, brokers);
+    ASSERT_TRUE(running.connected());
+    running.Start();
+    ASSERT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 3));
+    ASSERT_TRUE(running.Stop().status.ok());
+  }
+  const testing::StoreState before = testing::ReadStoreState(data_dir);
+  EXPECT_EQ(before.commands_offset, 3);
+
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Deposit("d2", "C1:debit", 5'000).dump()}).ok());
+  {
+    TestService running(data_dir, brokers);
+    ASSERT_TRUE(running.connected());
+    running.Start();
+    ASSERT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 4));
+    const service::ServeOutcome outcome = running.Stop();
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  }
+  const testing::StoreState after = testing::ReadStoreState(data_dir);
+  EXPECT_EQ(after.commands_offset, 4);
+  EXPECT_GT(after.last_sequence, before.last_sequence);
+  // The setup commands were neither applied nor answered again: one result each, one deposit each.
+  const std::map<std::string, std::string> results = ResultsById(brokers);
+  EXPECT_EQ(results, (std::map<std::string, std::string>{
+                         {"m1", "accepted"}, {"a1", "accepted"}, {"d1", "accepted"}, {"d2", "accepted"}}));
+  EXPECT_EQ(StoredBalance(data_dir, "C1:debit"), 1'000'000 + 5'000);
+}
+
+TEST(ShardService, RefusesACommandsGapUntilAnOperatorAcceptsIt) {
+  testing::TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  {
+    std::unique_ptr<kafka::EmbeddedBroker> first = StartBroker();
+    ASSERT_NE(first, nullptr);
+    ASSERT_TRUE(testing::SendCommands(first->bootstrap(), SetupCommands()).ok());
+    TestService running(data_dir, first->bootstrap());
+    ASSERT_TRUE(running.connected());
+    running.Start();
+    ASSERT_TRUE(WaitForRecords(first->bootstrap(), kafka::kResultsTopic, 3));
+    ASSERT_TRUE(running.Stop().status.ok());
+  }
+  const testing::StoreState before = testing::ReadStoreState(data_dir);
+  // A new cluster: its commands partition is empty, so the stored offset 3 is past its end.
+  std::unique_ptr<kafka::EmbeddedBroker> replaced = StartBroker();
+  ASSERT_NE(replaced, nullptr);
+  const std::string brokers = replaced->bootstrap();
+
+  service::ServeOutcome outcome;
+  {
+    TestService refused(data_dir, brokers);
+    ASSERT_TRUE(refused.connected());
+    outcome = refused->Run();
+  }
+  EXPECT_EQ(outcome.step, service::ServeStep::kOpenCommands);
+  EXPECT_EQ(outcome.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(outcome.status.message().find("refusing to start: the stored offset 3 is past the end"),
+            std::string::npos)
+      << outcome.status.message();
+  EXPECT_EQ(testing::ReadStoreState(data_dir), before);
+  EXPECT_EQ(testing::TopicWatermarks(brokers, kafka::kEventsTopic).high, 0);
+
+  {
+    TestService running(data_dir, brokers, kOperator);
+    ASSERT_TRUE(running.connected());
+    running.Start();
+    ASSERT_TRUE(WaitForRecords(brokers, kafka::kEventsTopic, static_cast<int64_t>(before.last_sequence) + 1));
+    EXPECT_TRUE(running.Stop().status.ok());
+  }
+  const testing::StoreState accepted = testing::ReadStoreState(data_dir);
+  EXPECT_EQ(accepted.commands_offset, 0);
+  EXPECT_EQ(accepted.last_sequence, before.last_sequence + 1);  // the CommandsSkipped event
+  const std::vector<kafka::Record> events = testing::ReadTopic(brokers, kafka::kEventsTopic);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().sequence, accepted.last_sequence);
+}
+
+TEST(ShardService, StartsItsOwnEmbeddedBrokerWhenNoneIsConfigured) {
+  testing::TempDir dir;
+  TestService running(dir.path() + "/data", "");
+  ASSERT_TRUE(running.connected());
+  EXPECT_TRUE(running->embedded_broker());
+  const std::string brokers = running->bootstrap();
+  EXPECT_FALSE(brokers.empty());
+  ASSERT_TRUE(testing::SendCommands(brokers, SetupCommands()).ok());
+  running.Start();
+  ASSERT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 3));
+  EXPECT_EQ(ResultsById(brokers).size(), 3u);
+  EXPECT_TRUE(running.Stop().status.ok());
+}
+
+TEST(ShardService, RejectsAShardOutsideTheShards) {
+  std::atomic<bool> stop{false};
+  service::ShardServiceOptions options = Options("/nonexistent", "", stop);
+  options.shard = 2;
+  options.shards = 2;
+  Result<std::unique_ptr<service::ShardService>> shard = service::ShardService::Connect(std::move(options));
+  EXPECT_EQ(shard.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ShardService, OperatorNamesAreOneShortLine) {
+  EXPECT_EQ(service::CheckOperatorName(kOperator), "");
+  EXPECT_NE(service::CheckOperatorName(""), "");
+  EXPECT_NE(service::CheckOperatorName(std::string(201, 'a')), "");
+  EXPECT_NE(service::CheckOperatorName("a\nb"), "");
+}
+
+}  // namespace
+}  // namespace ledger
