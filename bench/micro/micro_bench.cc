@@ -1,21 +1,21 @@
 // Micro-benchmarks of the hot path: command parsing, event encoding and verification, hash chaining,
-// validation + projection (Stage), a synced group commit, each projector's apply, replay (verify + rebuild), and
-// reconciliation of 1,000,000 WeChat statement lines (parse + classify; target: under 2 s).
-// Run: build/bin/ledger_micro_bench [--benchmark_filter=...]
+// validation + projection (Stage), a synced group commit, each projector's apply, replay (verify + rebuild),
+// and reconciliation of 1,000,000 WeChat statement lines (parse + classify; target: under 2 s). Run:
+// build/bin/ledger_micro_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <random>
 
-#include "ledger/command.h"
-#include "events/event.h"
-#include "ledger/ledger.h"
+#include "bench/workload.h"
 #include "core/time.h"
+#include "events/event.h"
+#include "ledger/command.h"
+#include "ledger/ledger.h"
 #include "projections/projector.h"
 #include "reconcile/reconcile.h"
 #include "replay/replay.h"
-#include "bench/workload.h"
 
 namespace ledger {
 namespace {
@@ -123,7 +123,8 @@ void BM_Replay(benchmark::State& state) {
     options.clock = ClockMode::kOccurred;
     options.sync = false;
     auto ledger = std::move(Ledger::Open(options)).value();
-    if (!ledger->SubmitAll(commands, [](std::span<const CommandResult>) {}).ok()) state.SkipWithError("submit failed");
+    if (!ledger->SubmitAll(commands, [](std::span<const CommandResult>) {}).ok())
+      state.SkipWithError("submit failed");
     events = ledger->last_sequence();
   }
   StoreOptions read_only;
@@ -136,7 +137,8 @@ void BM_Replay(benchmark::State& state) {
     target_options.sync = false;
     auto target = std::move(Store::Open(target_dir, target_options)).value();
     state.ResumeTiming();
-    Result<replay::ReplayReport> report = replay::Replay(*source, state.range(0) == 1 ? target.get() : nullptr);
+    Result<replay::ReplayReport> report =
+        replay::Replay(*source, state.range(0) == 1 ? target.get() : nullptr);
     if (!report.ok() || !report->ok()) state.SkipWithError("replay failed");
     state.PauseTiming();
     target.reset();
@@ -149,7 +151,8 @@ void BM_Replay(benchmark::State& state) {
 }
 BENCHMARK(BM_Replay)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(3);
 
-// Validation and the inline projections of one command (Ledger::Stage), the group commit left out of the timing.
+// Validation and the inline projections of one command (Ledger::Stage), the group commit left out of the
+// timing.
 void BM_StageCommand(benchmark::State& state) {
   const auto& lines = DayLines();
   std::vector<ParsedCommand> commands;
@@ -197,10 +200,13 @@ void BM_ProjectorApply(benchmark::State& state) {
     {
       auto ledger = std::move(Ledger::Open(options)).value();
       if (!ledger->SubmitAll(commands, [](std::span<const CommandResult>) {}).ok()) return out;
-      ledger->store().ScanEvents(1, ledger->last_sequence(), [&](uint64_t, std::string_view record) {
-        out.emplace_back(record);
-        return true;
-      }).IgnoreError();
+      ledger->store()
+          .ScanEvents(1, ledger->last_sequence(),
+                      [&](uint64_t, std::string_view record) {
+                        out.emplace_back(record);
+                        return true;
+                      })
+          .IgnoreError();
     }
     std::filesystem::remove_all(dir);
     return out;
@@ -227,8 +233,10 @@ void BM_ReconcileWeChat(benchmark::State& state) {
   const int date = 20261125;
   const int64_t day_start = LocalMidnightUtcNs(date, 8 * 60);
   std::string bill =
-      "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,"
-      "应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,"
+      "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,"
+      "付款银行,货币种类,"
+      "应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,"
+      "商户数据包,"
       "手续费,费率,订单金额,申请退款金额,费率备注\n";
   bill.reserve(static_cast<size_t>(lines) * 200);
   std::vector<recon::Line> ledger_lines;
@@ -241,13 +249,14 @@ void BM_ReconcileWeChat(benchmark::State& state) {
     const std::string when = FormatIso8601(at, 8 * 60);  // 2026-11-25T10:00:00+08:00
     const std::string order = "B" + std::to_string(i);
     char row[512];
-    std::snprintf(row, sizeof row,
-                  "`%s %s,`wx0000000000000001,`1900000001,`,`,`42000000%010lld,`%s,`oUser,`NATIVE,`SUCCESS,`CMB_DEBIT,"
-                  "`CNY,`%lld.%02lld,`0.00,`,`,`0.00,`0.00,`,`,`goods,`,`%lld.%02lld000,`0.60%%,`%lld.%02lld,`0.00,`\n",
-                  when.substr(0, 10).c_str(), when.substr(11, 8).c_str(), static_cast<long long>(i), order.c_str(),
-                  static_cast<long long>(amount / 100), static_cast<long long>(amount % 100),
-                  static_cast<long long>(fee / 100), static_cast<long long>(fee % 100),
-                  static_cast<long long>(amount / 100), static_cast<long long>(amount % 100));
+    std::snprintf(
+        row, sizeof row,
+        "`%s %s,`wx0000000000000001,`1900000001,`,`,`42000000%010lld,`%s,`oUser,`NATIVE,`SUCCESS,`CMB_DEBIT,"
+        "`CNY,`%lld.%02lld,`0.00,`,`,`0.00,`0.00,`,`,`goods,`,`%lld.%02lld000,`0.60%%,`%lld.%02lld,`0.00,`\n",
+        when.substr(0, 10).c_str(), when.substr(11, 8).c_str(), static_cast<long long>(i), order.c_str(),
+        static_cast<long long>(amount / 100), static_cast<long long>(amount % 100),
+        static_cast<long long>(fee / 100), static_cast<long long>(fee % 100),
+        static_cast<long long>(amount / 100), static_cast<long long>(amount % 100));
     bill += row;
     recon::Line line;
     line.kind = recon::LineKind::kPayment;
@@ -260,14 +269,16 @@ void BM_ReconcileWeChat(benchmark::State& state) {
     ledger_lines.push_back(std::move(line));
   }
   // The store's index hands the command its lines in key order (merchant, kind, id).
-  std::sort(ledger_lines.begin(), ledger_lines.end(), [](const recon::Line& a, const recon::Line& b) { return a.id < b.id; });
+  std::sort(ledger_lines.begin(), ledger_lines.end(),
+            [](const recon::Line& a, const recon::Line& b) { return a.id < b.id; });
   recon::Options options;
   options.date = date;
   for (auto _ : state) {
     Result<recon::Statement> statement = recon::ParseStatement(bill, recon::Format::kWeChat, "M0001", 8 * 60);
     if (!statement.ok() || !statement->malformed.empty()) state.SkipWithError("the bill did not parse");
     const recon::Outcome outcome = recon::Reconcile(ledger_lines, *statement, options, nullptr);
-    if (outcome.totals[static_cast<int>(recon::Category::kMatched)].count != lines) state.SkipWithError("not all matched");
+    if (outcome.totals[static_cast<int>(recon::Category::kMatched)].count != lines)
+      state.SkipWithError("not all matched");
     benchmark::DoNotOptimize(outcome.breaks);
   }
   state.SetItemsProcessed(state.iterations() * lines);

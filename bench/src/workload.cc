@@ -1,9 +1,8 @@
 #include "bench/workload.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/time.h"
@@ -28,31 +27,52 @@ class Generator {
   std::vector<std::string> Run() {
     const int64_t day_start = LocalMidnightUtcNs(shape_.day, kOffsetMinutes);
     int64_t t = day_start;  // set-up happens in the first minutes of the day
-    auto tick = [&](int64_t step_ns) { t += step_ns; return t; };
+    auto tick = [&](int64_t step_ns) {
+      t += step_ns;
+      return t;
+    };
     for (int m = 1; m <= shape_.merchants; ++m) {
       static const int kFees[] = {0, 30, 38, 60, 100};
-      Emit({{"type", "open_merchant"}, {"command_id", "m-" + Merchant(m)}, {"merchant", Merchant(m)},
-            {"name", "Merchant " + std::to_string(m)}, {"fee_bps", kFees[Uniform(0, 4)]}}, tick(1'000'000));
+      Emit({{"type", "open_merchant"},
+            {"command_id", "m-" + Merchant(m)},
+            {"merchant", Merchant(m)},
+            {"name", "Merchant " + std::to_string(m)},
+            {"fee_bps", kFees[Uniform(0, 4)]}},
+           tick(1'000'000));
     }
     for (int c = 1; c <= shape_.customers; ++c) {
       const std::string customer = Customer(c);
-      Emit({{"type", "open_account"}, {"command_id", "a-" + customer + "-d"}, {"customer", customer},
-            {"account", customer + ":debit"}, {"kind", "debit_card"}}, tick(1'000'000));
+      Emit({{"type", "open_account"},
+            {"command_id", "a-" + customer + "-d"},
+            {"customer", customer},
+            {"account", customer + ":debit"},
+            {"kind", "debit_card"}},
+           tick(1'000'000));
       // A few customers hold little money, so some payments fail for funds.
       const int64_t deposit = Chance(5) ? Uniform(1'000, 20'000) : Uniform(50'000, 2'000'000);
-      Emit({{"type", "deposit"}, {"command_id", "d-" + customer}, {"account", customer + ":debit"},
-            {"amount_minor", deposit}}, tick(1'000'000));
+      Emit({{"type", "deposit"},
+            {"command_id", "d-" + customer},
+            {"account", customer + ":debit"},
+            {"amount_minor", deposit}},
+           tick(1'000'000));
       const bool credit = Chance(30);
       has_credit_.push_back(credit);
       if (credit) {
-        Emit({{"type", "open_account"}, {"command_id", "a-" + customer + "-c"}, {"customer", customer},
-              {"account", customer + ":credit"}, {"kind", "credit_card"},
-              {"credit_limit_minor", Uniform(10, 50) * 100'000}}, tick(1'000'000));
+        Emit({{"type", "open_account"},
+              {"command_id", "a-" + customer + "-c"},
+              {"customer", customer},
+              {"account", customer + ":credit"},
+              {"kind", "credit_card"},
+              {"credit_limit_minor", Uniform(10, 50) * 100'000}},
+             tick(1'000'000));
       }
       int64_t points = 0;
       if (Chance(60)) {
         points = Uniform(1'000, 50'000);
-        Emit({{"type", "award_points"}, {"command_id", "p-" + customer}, {"customer", customer}, {"points", points}},
+        Emit({{"type", "award_points"},
+              {"command_id", "p-" + customer},
+              {"customer", customer},
+              {"points", points}},
              tick(1'000'000));
       }
       points_.push_back(points);
@@ -60,8 +80,12 @@ class Generator {
       if (Chance(25)) {
         coupon = "CP-" + customer;
         const int64_t value = Uniform(5, 50) * 100;
-        json issue = {{"type", "issue_coupon"}, {"command_id", "c-" + customer}, {"coupon", coupon},
-                      {"customer", customer}, {"value_minor", value}, {"min_spend_minor", value * 2},
+        json issue = {{"type", "issue_coupon"},
+                      {"command_id", "c-" + customer},
+                      {"coupon", coupon},
+                      {"customer", customer},
+                      {"value_minor", value},
+                      {"min_spend_minor", value * 2},
                       {"funded_by", Chance(50) ? "bank" : "merchant"},
                       {"expires_at", Chance(5) ? "2026-11-20T23:59:59+08:00" : "2026-12-31T23:59:59+08:00"}};
         if (Chance(50)) issue["merchant"] = Merchant(Uniform(1, shape_.merchants));
@@ -69,7 +93,8 @@ class Generator {
       }
       coupons_.push_back(coupon);
       if (Chance(10)) {
-        json limit = {{"type", "set_customer_limit"}, {"command_id", "l-" + customer}, {"customer", customer}};
+        json limit = {
+            {"type", "set_customer_limit"}, {"command_id", "l-" + customer}, {"customer", customer}};
         if (Chance(50)) {
           limit["medium"] = "sms";
           limit["daily_minor"] = 200'000;
@@ -88,7 +113,8 @@ class Generator {
       const int64_t at = start + span / shape_.payments * i + Uniform(0, span / shape_.payments / 2);
       Payment(i, at);
     }
-    std::stable_sort(lines_.begin(), lines_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::stable_sort(lines_.begin(), lines_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<std::string> out;
     out.reserve(lines_.size());
     for (auto& [at, line] : lines_) out.push_back(std::move(line));
@@ -108,13 +134,18 @@ class Generator {
     const std::string customer = Customer(c);
     const std::string merchant = Merchant(static_cast<int>(Uniform(1, shape_.merchants)));
     const std::string order = "ORD" + std::to_string(i + 1);
-    static const char* kCardChannels[] = {"b2c_pc", "b2c_h5", "b2c_sdk", "b2b", "c2c", "qr_static", "qr_dynamic",
-                                          "qr_customer_presented", "nfc"};
+    static const char* kCardChannels[] = {"b2c_pc", "b2c_h5",    "b2c_sdk",    "b2b",
+                                          "c2c",    "qr_static", "qr_dynamic", "qr_customer_presented",
+                                          "nfc"};
     static const char* kWalletChannels[] = {"aggregated", "qr_static", "qr_dynamic", "qr_customer_presented"};
-    static const char* kMedia[] = {"u_shield", "password_device", "otp_card", "sms", "fingerprint", "password_free"};
+    static const char* kMedia[] = {"u_shield", "password_device", "otp_card",
+                                   "sms",      "fingerprint",     "password_free"};
     static const int kMediaWeights[] = {10, 5, 10, 30, 25, 20};
-    json pay = {{"type", "pay"}, {"command_id", merchant + ":" + order}, {"merchant", merchant},
-                {"merchant_order_no", order}, {"customer", customer}};
+    json pay = {{"type", "pay"},
+                {"command_id", merchant + ":" + order},
+                {"merchant", merchant},
+                {"merchant_order_no", order},
+                {"customer", customer}};
     const int funding_roll = static_cast<int>(Uniform(1, 100));
     if (funding_roll <= 60) {
       pay["funding"] = "own_account";
@@ -135,8 +166,9 @@ class Generator {
     }
     // Most orders are small; a few are large enough to meet the limits. QR codes carry small amounts.
     const int size_roll = static_cast<int>(Uniform(1, 100));
-    int64_t amount = size_roll <= 70 ? Uniform(100, 20'000) : size_roll <= 97 ? Uniform(20'000, 200'000)
-                                                                               : Uniform(500'000, 2'000'000);
+    int64_t amount = size_roll <= 70   ? Uniform(100, 20'000)
+                     : size_roll <= 97 ? Uniform(20'000, 200'000)
+                                       : Uniform(500'000, 2'000'000);
     if (pay["channel"] == "qr_static" && size_roll <= 97) amount = Uniform(100, 30'000);
     int64_t tenders = 0;
     if (points_[c - 1] > 0 && Chance(15)) {
@@ -159,19 +191,25 @@ class Generator {
 
     if (Chance(1)) Emit(pay, at + kNanosPerSecond);  // a merchant retry: must come back as duplicate
     if (Chance(3)) {  // reversal minutes later (after 23:00 some fall past the clearing date)
-      const Paid& p = paid_[static_cast<size_t>(Uniform(std::max<int64_t>(0, static_cast<int64_t>(paid_.size()) - 20),
-                                                        static_cast<int64_t>(paid_.size()) - 1))];
+      const Paid& p =
+          paid_[static_cast<size_t>(Uniform(std::max<int64_t>(0, static_cast<int64_t>(paid_.size()) - 20),
+                                            static_cast<int64_t>(paid_.size()) - 1))];
       const int64_t when = std::max(at, p.at) + Uniform(1, 30) * kNanosPerMinute;
-      Emit({{"type", "reverse"}, {"command_id", p.merchant + ":" + p.order + ":rev"}, {"merchant", p.merchant},
-            {"merchant_order_no", p.order}, {"reason", Chance(50) ? "timeout" : "customer cancelled"},
-            {"occurred_at", FormatIso8601(when, kOffsetMinutes)}}, when);
+      Emit({{"type", "reverse"},
+            {"command_id", p.merchant + ":" + p.order + ":rev"},
+            {"merchant", p.merchant},
+            {"merchant_order_no", p.order},
+            {"reason", Chance(50) ? "timeout" : "customer cancelled"},
+            {"occurred_at", FormatIso8601(when, kOffsetMinutes)}},
+           when);
     }
     if (Chance(3) && !paid_.empty()) {  // refunds: partial, sometimes the rest later, some on the next day
       const Paid p = paid_[static_cast<size_t>(Uniform(0, static_cast<int64_t>(paid_.size()) - 1))];
       const int64_t first = std::max<int64_t>(1, p.amount * Uniform(10, 60) / 100);
       const int64_t when = std::max(at, p.at) + Uniform(1, 600) * kNanosPerMinute;
       EmitRefund(p, "RF" + std::to_string(i + 1) + "a", first, when);
-      if (Chance(30)) EmitRefund(p, "RF" + std::to_string(i + 1) + "b", p.amount - first, when + kNanosPerHour);
+      if (Chance(30))
+        EmitRefund(p, "RF" + std::to_string(i + 1) + "b", p.amount - first, when + kNanosPerHour);
     }
     if (Chance(1) && i > 0) {  // an over-refund attempt
       const Paid& p = paid_[static_cast<size_t>(Uniform(0, static_cast<int64_t>(paid_.size()) - 1))];
@@ -180,9 +218,14 @@ class Generator {
   }
 
   void EmitRefund(const Paid& p, const std::string& refund_no, int64_t amount, int64_t when) {
-    Emit({{"type", "refund"}, {"command_id", p.merchant + ":" + refund_no}, {"merchant", p.merchant},
-          {"merchant_order_no", p.order}, {"refund_no", refund_no}, {"amount_minor", amount},
-          {"occurred_at", FormatIso8601(when, kOffsetMinutes)}}, when);
+    Emit({{"type", "refund"},
+          {"command_id", p.merchant + ":" + refund_no},
+          {"merchant", p.merchant},
+          {"merchant_order_no", p.order},
+          {"refund_no", refund_no},
+          {"amount_minor", amount},
+          {"occurred_at", FormatIso8601(when, kOffsetMinutes)}},
+         when);
   }
 
   // Every command carries its occurred_at, so the day replays the same way whatever the wall clock says.
@@ -193,7 +236,9 @@ class Generator {
 
   std::string Customer(int c) const { return Id("C", c, 5); }
   std::string Merchant(int m) const { return Id("M", m, 4); }
-  int64_t Uniform(int64_t low, int64_t high) { return std::uniform_int_distribution<int64_t>(low, high)(random_); }
+  int64_t Uniform(int64_t low, int64_t high) {
+    return std::uniform_int_distribution<int64_t>(low, high)(random_);
+  }
   bool Chance(int percent) { return Uniform(1, 100) <= percent; }
 
   Shape shape_;

@@ -1,13 +1,12 @@
 #include "cli_common.h"
 
-#include "cli/commands.h"
-
 #include <charconv>
 #include <cstdio>
 
+#include "cli/commands.h"
+#include "core/time.h"
 #include "kafka/kafka.h"
 #include "kafka/timeouts.h"
-#include "core/time.h"
 
 namespace ledger::cli {
 
@@ -21,7 +20,8 @@ int Fail(int code, const std::string& message) {
 }
 
 int ExitCodeFor(const Status& status) {
-  if (status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound) return kExitBadInput;
+  if (status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound)
+    return kExitBadInput;
   return kExitFailure;
 }
 
@@ -75,8 +75,8 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
 
 Status PublishCommitted(Ledger& ledger, const LedgerConfig& config, uint64_t through) {
   if (config.kafka_brokers.empty()) return Status::Ok();
-  Result<std::unique_ptr<kafka::Publisher>> publisher =
-      kafka::Publisher::Create(ledger.store(), kafka::ProducerSettings{config.kafka_brokers, config.shard, kafka::kAckTimeoutMs});
+  Result<std::unique_ptr<kafka::Publisher>> publisher = kafka::Publisher::Create(
+      ledger.store(), kafka::ProducerSettings{config.kafka_brokers, config.shard, kafka::kAckTimeoutMs});
   if (!publisher.ok()) return publisher.status();
   return (*publisher)->PublishThrough(through, kafka::kPublishDeadlineMs);
 }

@@ -2,13 +2,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <string>
 
-#include "ledger/ledger.h"
 #include "core/status.h"
+#include "ledger/ledger.h"
 
 namespace ledger::cli {
 

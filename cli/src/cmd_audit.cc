@@ -41,11 +41,13 @@ Result<std::unique_ptr<Store>> OpenFreshStore(const std::string& dir) {
 
 Runner AddKeygen(CLI::App& app) {
   auto out = std::make_shared<std::string>();
-  app.add_option("--out", *out, "folder for ledger-signing.key (private, mode 0600) and ledger-signing.pub")->required();
+  app.add_option("--out", *out, "folder for ledger-signing.key (private, mode 0600) and ledger-signing.pub")
+      ->required();
   return [out]() {
     const Status status = GenerateKeyPair(*out);
     if (!status.ok()) return Fail(ExitCodeFor(status), status.message());
-    std::printf("{\"private_key\":\"%s/ledger-signing.key\",\"public_key\":\"%s/ledger-signing.pub\"}\n", out->c_str(), out->c_str());
+    std::printf("{\"private_key\":\"%s/ledger-signing.key\",\"public_key\":\"%s/ledger-signing.pub\"}\n",
+                out->c_str(), out->c_str());
     return kExitOk;
   };
 }
@@ -84,7 +86,9 @@ Runner AddCheckpoint(CLI::App& app) {
   return [options]() {
     Result<LedgerOptions> ledger_options = MakeLedgerOptions(*options);
     if (!ledger_options.ok()) return Fail(kExitBadInput, ledger_options.status().message());
-    if (!ledger_options->signer) return Fail(kExitBadInput, "no signing key: set [audit] private_key in " + options->data_dir + "/ledger.toml");
+    if (!ledger_options->signer)
+      return Fail(kExitBadInput,
+                  "no signing key: set [audit] private_key in " + options->data_dir + "/ledger.toml");
     Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(*ledger_options);
     if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
     Result<uint64_t> sequence = (*ledger)->WriteCheckpoint();
@@ -94,7 +98,8 @@ Runner AddCheckpoint(CLI::App& app) {
       return Fail(kExitFailure, "checkpoint written but not read back: " + covered.status().ToString());
     }
     const Status published = PublishCommitted(**ledger, ledger_options->config, *sequence);
-    if (!published.ok()) return Fail(kExitFailure, "checkpoint written but not published: " + published.message());
+    if (!published.ok())
+      return Fail(kExitFailure, "checkpoint written but not published: " + published.message());
     std::printf("{\"checkpoint_sequence\":%llu,\"covers_sequence\":%llu,\"chain_head\":\"%s\"}\n",
                 static_cast<unsigned long long>(*sequence), static_cast<unsigned long long>(*covered),
                 ToHex((*ledger)->chain_head()).c_str());
@@ -104,7 +109,8 @@ Runner AddCheckpoint(CLI::App& app) {
 
 // Replays into `target_dir` (a fresh temporary folder when empty). Used by `replay` and `balance --as-of`.
 Result<replay::ReplayReport> ReplayInto(const replay::EventSource& source, const std::string& target_dir,
-                                        const replay::ReplayOptions& options, std::unique_ptr<Store>* target) {
+                                        const replay::ReplayOptions& options,
+                                        std::unique_ptr<Store>* target) {
   Result<std::unique_ptr<Store>> store = OpenFreshStore(target_dir);
   if (!store.ok()) return store.status();
   *target = std::move(store).value();
@@ -208,9 +214,12 @@ Verdict Judge(const replay::ReplayReport& report, const LiveComparison& live) {
 
 int ExitCodeOf(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kVerified: return kExitOk;
-    case Verdict::kSignaturesNotChecked: return kExitSignaturesNotChecked;
-    case Verdict::kNotVerified: return kExitNotVerified;
+    case Verdict::kVerified:
+      return kExitOk;
+    case Verdict::kSignaturesNotChecked:
+      return kExitSignaturesNotChecked;
+    case Verdict::kNotVerified:
+      return kExitNotVerified;
   }
   return kExitNotVerified;
 }
@@ -218,9 +227,12 @@ int ExitCodeOf(Verdict verdict) {
 // The verdict in the JSON report's "outcome".
 const char* OutcomeName(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kVerified: return "verified";
-    case Verdict::kSignaturesNotChecked: return "signatures_not_checked";
-    case Verdict::kNotVerified: return "not_verified";
+    case Verdict::kVerified:
+      return "verified";
+    case Verdict::kSignaturesNotChecked:
+      return "signatures_not_checked";
+    case Verdict::kNotVerified:
+      return "not_verified";
   }
   return "not_verified";
 }
@@ -229,9 +241,12 @@ const char* OutcomeName(Verdict verdict) {
 // or grepping the report takes unchecked signatures for checked ones.
 const char* Headline(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kVerified: return "VERIFIED";
-    case Verdict::kSignaturesNotChecked: return "INCOMPLETE (signatures NOT checked)";
-    case Verdict::kNotVerified: return "FAILED";
+    case Verdict::kVerified:
+      return "VERIFIED";
+    case Verdict::kSignaturesNotChecked:
+      return "INCOMPLETE (signatures NOT checked)";
+    case Verdict::kNotVerified:
+      return "FAILED";
   }
   return "FAILED";
 }
@@ -301,8 +316,10 @@ void PrintCheckpointsLine(const ReplayOutcome& outcome) {
     std::printf("  checkpoints: %llu seen, %llu verified (signatures checked with %s)\n", seen, verified,
                 outcome.key_path.c_str());
   } else {
-    std::printf("  checkpoints: %llu seen, %llu with matching chain head and digests; "
-                "signatures NOT checked: %s\n", seen, verified, kNoKeyHint);
+    std::printf(
+        "  checkpoints: %llu seen, %llu with matching chain head and digests; "
+        "signatures NOT checked: %s\n",
+        seen, verified, kNoKeyHint);
   }
 }
 
@@ -461,17 +478,24 @@ int RunReplay(const ReplayArgs& args) {
 
 Runner AddReplay(CLI::App& app) {
   auto args = std::make_shared<ReplayArgs>();
-  app.add_option("--data", args->data_dir, "the ledger's data folder (the live store compared after a full replay)")->capture_default_str();
-  app.add_option("--source", args->source, "where history comes from")->check(CLI::IsMember({"rocksdb", "kafka"}))->capture_default_str();
+  app.add_option("--data", args->data_dir,
+                 "the ledger's data folder (the live store compared after a full replay)")
+      ->capture_default_str();
+  app.add_option("--source", args->source, "where history comes from")
+      ->check(CLI::IsMember({"rocksdb", "kafka"}))
+      ->capture_default_str();
   app.add_option("--brokers", args->brokers, "with --source kafka: bootstrap servers");
-  app.add_option("--partition", args->partition, "with --source kafka: the shard's partition")->capture_default_str();
+  app.add_option("--partition", args->partition, "with --source kafka: the shard's partition")
+      ->capture_default_str();
   auto* to_seq =
       app.add_option("--to-seq", args->to_sequence, "stop after this sequence")->check(SequenceNumber());
-  app.add_option("--as-of", args->as_of, "stop before the first event recorded after this time (ISO 8601)")->excludes(to_seq);
+  app.add_option("--as-of", args->as_of, "stop before the first event recorded after this time (ISO 8601)")
+      ->excludes(to_seq);
   app.add_option("--pubkey", args->pubkey,
                  "the ledger's public key (PEM): checks every checkpoint signature "
                  "(default: [audit] public_key in ledger.toml)");
-  app.add_option("--out", args->out, "rebuild the projections into this new folder (default: a temporary one)");
+  app.add_option("--out", args->out,
+                 "rebuild the projections into this new folder (default: a temporary one)");
   app.add_flag("--json", args->json, "JSON report");
   return [args]() { return RunReplay(*args); };
 }

@@ -1,15 +1,14 @@
 // Clearing commands: clearing files for a clearing date, and the downstream clearing job.
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 
-#include "cli_common.h"
 #include "cli/commands.h"
-#include "storage/store.h"
+#include "cli_common.h"
 #include "core/time.h"
 #include "projections/clearing_file.h"
+#include "storage/store.h"
 
 namespace ledger::cli {
 
@@ -33,26 +32,33 @@ Runner AddClearing(CLI::App& app) {
     Result<LedgerConfig> config = LoadConfig(args->data_dir + "/ledger.toml");
     if (!config.ok()) return Fail(kExitBadInput, config.status().message());
     std::error_code error;
-    if (!std::filesystem::exists(args->data_dir + "/CURRENT", error)) return Fail(kExitBadInput, "no ledger data in " + args->data_dir);
+    if (!std::filesystem::exists(args->data_dir + "/CURRENT", error))
+      return Fail(kExitBadInput, "no ledger data in " + args->data_dir);
     StoreOptions options;
     options.read_only = true;
     options.create_if_missing = false;
     Result<std::unique_ptr<Store>> store = Store::Open(args->data_dir, options);
     if (!store.ok()) return Fail(ExitCodeFor(store.status()), store.status().ToString());
-    Result<std::vector<clearing::FileWritten>> files =
-        clearing::WriteClearingFiles(**store, *date, args->merchant, args->out, config->timezone_offset_minutes);
+    Result<std::vector<clearing::FileWritten>> files = clearing::WriteClearingFiles(
+        **store, *date, args->merchant, args->out, config->timezone_offset_minutes);
     if (!files.ok()) return Fail(ExitCodeFor(files.status()), files.status().ToString());
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const auto& file : *files) {
       if (args->json) {
-        out.push_back({{"merchant", file.merchant}, {"file", file.path}, {"sha256", file.sha256_hex}, {"rows", file.rows}});
+        out.push_back({{"merchant", file.merchant},
+                       {"file", file.path},
+                       {"sha256", file.sha256_hex},
+                       {"rows", file.rows}});
       } else {
         std::printf("%s  %s  %zu rows\n", file.sha256_hex.c_str(), file.path.c_str(), file.rows);
       }
     }
     if (args->json) {
-      std::printf("%s\n", nlohmann::ordered_json{{"clearing_date", args->date}, {"files", out},
-                                                 {"summary", args->out + "/summary.json"}}.dump().c_str());
+      std::printf("%s\n",
+                  nlohmann::ordered_json{
+                      {"clearing_date", args->date}, {"files", out}, {"summary", args->out + "/summary.json"}}
+                      .dump()
+                      .c_str());
     } else {
       std::printf("%zu clearing files and %s/summary.json\n", files->size(), args->out.c_str());
     }

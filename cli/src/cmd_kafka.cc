@@ -56,12 +56,17 @@ Runner AddBroker(CLI::App& app) {
     std::string bootstrap_file;
   };
   auto args = std::make_shared<Args>();
-  app.add_option("--partitions", args->partitions, "partitions per ledger topic")->capture_default_str()->check(CLI::Range(1, 1024));
-  app.add_option("--brokers", args->brokers, "mock brokers in the cluster")->capture_default_str()->check(CLI::Range(1, 16));
+  app.add_option("--partitions", args->partitions, "partitions per ledger topic")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--brokers", args->brokers, "mock brokers in the cluster")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
   app.add_option("--bootstrap-file", args->bootstrap_file, "also write bootstrap=HOST:PORT,... to this file");
   return [args]() {
     InstallStopHandlers();
-    Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(args->partitions, args->brokers);
+    Result<std::unique_ptr<kafka::EmbeddedBroker>> broker =
+        kafka::EmbeddedBroker::Start(args->partitions, args->brokers);
     if (!broker.ok()) return Fail(kExitFailure, broker.status().ToString());
     const std::string line = "bootstrap=" + (*broker)->bootstrap() + "\n";
     std::fputs(line.c_str(), stdout);
@@ -221,7 +226,8 @@ Runner AddProject(CLI::App& app) {
   auto idle_exit_ms = std::make_shared<int64_t>(-1);
   app.add_option("--brokers", options->brokers, "Kafka bootstrap servers")->required();
   app.add_option("--group", options->group, "consumer group")->required();
-  app.add_option("--data", options->data_dir, "folder for the views (one store per partition)")->capture_default_str();
+  app.add_option("--data", options->data_dir, "folder for the views (one store per partition)")
+      ->capture_default_str();
   app.add_option("--idle-exit-ms", *idle_exit_ms, "stop when no event arrived for this long");
   return [options, idle_exit_ms]() {
     InstallStopHandlers();

@@ -1,23 +1,22 @@
 // Read-only commands: balance, limits, events. They open the store read-only, so they work beside a
 // running writer.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 
-#include "cli_common.h"
 #include "cli/commands.h"
+#include "cli_common.h"
 #include "core/config.h"
-#include "events/event.h"
 #include "core/money.h"
-#include "storage/store.h"
 #include "core/time.h"
+#include "events/event.h"
+#include "replay/replay.h"
 #include "state/limits.h"
 #include "state/records.h"
 #include "state/trial_balance.h"
-#include "replay/replay.h"
+#include "storage/store.h"
 
 namespace ledger::cli {
 
@@ -32,7 +31,8 @@ using nlohmann::ordered_json;
 
 Result<std::unique_ptr<Store>> OpenReadOnly(const std::string& dir) {
   std::error_code error;
-  if (!std::filesystem::exists(dir + "/CURRENT", error)) return Status::InvalidArgument("no ledger data in " + dir);
+  if (!std::filesystem::exists(dir + "/CURRENT", error))
+    return Status::InvalidArgument("no ledger data in " + dir);
   StoreOptions options;
   options.read_only = true;
   options.create_if_missing = false;
@@ -51,11 +51,13 @@ bool AccountKnown(const KvReader& state, const std::string& account) {
   std::string ignored;
   if (state.Get(keys::Account(account), &ignored)) return true;
   if (account.starts_with("merchant:")) return state.Get(keys::Merchant(account.substr(9)), &ignored);
-  if (account.ends_with(":points")) return state.Get(keys::Customer(account.substr(0, account.size() - 7)), &ignored);
-  for (const std::string& known : {std::string(gl::kFunding), std::string(gl::kPointsLiability), std::string(gl::kPointsIssued),
-                                  std::string(gl::kMarketingExpense), std::string(gl::kFeeIncome),
-                                  gl::InterbankReceivable(fb::Funding::other_bank), gl::InterbankReceivable(fb::Funding::wechat),
-                                  gl::InterbankReceivable(fb::Funding::unionpay)}) {
+  if (account.ends_with(":points"))
+    return state.Get(keys::Customer(account.substr(0, account.size() - 7)), &ignored);
+  for (const std::string& known :
+       {std::string(gl::kFunding), std::string(gl::kPointsLiability), std::string(gl::kPointsIssued),
+        std::string(gl::kMarketingExpense), std::string(gl::kFeeIncome),
+        gl::InterbankReceivable(fb::Funding::other_bank), gl::InterbankReceivable(fb::Funding::wechat),
+        gl::InterbankReceivable(fb::Funding::unionpay)}) {
     if (account == known) return true;
   }
   return false;
@@ -66,8 +68,8 @@ bool AccountKnown(const KvReader& state, const std::string& account) {
 namespace {
 
 // Rebuilds the projections as they were at `as_of_text` (ISO 8601) from the history in *store into a new
-// temporary folder (*temporary_dir), and puts the rebuilt store in *store. Returns kExitOk or the exit code (the
-// reason printed; the temporary folder is gone then).
+// temporary folder (*temporary_dir), and puts the rebuilt store in *store. Returns kExitOk or the exit code
+// (the reason printed; the temporary folder is gone then).
 int RebuildAsOf(const std::string& as_of_text, std::unique_ptr<Store>* store, std::string* temporary_dir) {
   Result<int64_t> as_of = ParseIso8601(as_of_text);
   if (!as_of.ok()) return Fail(kExitBadInput, "--as-of: " + as_of.status().message());
@@ -77,15 +79,17 @@ int RebuildAsOf(const std::string& as_of_text, std::unique_ptr<Store>* store, st
   replay::ReplayOptions options;
   options.as_of_ns = *as_of;
   std::unique_ptr<Store> rebuilt;
-  Result<replay::ReplayReport> report = ReplayInto(replay::StoreSource(**store), *temporary_dir, options, &rebuilt);
+  Result<replay::ReplayReport> report =
+      ReplayInto(replay::StoreSource(**store), *temporary_dir, options, &rebuilt);
   if (!report.ok() || !report->ok()) {
     rebuilt.reset();
     std::error_code ignored;
     std::filesystem::remove_all(*temporary_dir, ignored);
     temporary_dir->clear();
-    return Fail(kExitFailure, report.ok() ? "history does not verify at sequence " +
-                                                std::to_string(*report->first_bad_sequence) + ": " + report->problem
-                                          : report.status().ToString());
+    return Fail(kExitFailure, report.ok()
+                                  ? "history does not verify at sequence " +
+                                        std::to_string(*report->first_bad_sequence) + ": " + report->problem
+                                  : report.status().ToString());
   }
   *store = std::move(rebuilt);
   return kExitOk;
@@ -93,7 +97,8 @@ int RebuildAsOf(const std::string& as_of_text, std::unique_ptr<Store>* store, st
 
 std::string BalanceText(std::string_view account, fb::Unit unit, int64_t balance_minor) {
   return std::string(account) + " " +
-         (unit == fb::Unit::CNY ? FormatYuan(balance_minor) + " CNY" : std::to_string(balance_minor) + " points");
+         (unit == fb::Unit::CNY ? FormatYuan(balance_minor) + " CNY"
+                                : std::to_string(balance_minor) + " points");
 }
 
 int PrintOneBalance(const KvReader& state, const std::string& account, bool json) {
@@ -117,23 +122,25 @@ int PrintOneBalance(const KvReader& state, const std::string& account, bool json
 // Every account, then the sum per unit; exit 1 when a sum is not zero.
 int PrintAllBalances(const Store& store, bool json) {
   ordered_json accounts = ordered_json::array();
-  const Result<TrialBalance> total = SumBalances(store, [&](std::string_view account, const fb::BalanceRecord& record) {
-    if (json) {
-      ordered_json line;
-      line["account"] = account;
-      line["unit"] = UnitName(record.unit());
-      line["balance_minor"] = record.balance_minor();
-      accounts.push_back(std::move(line));
-    } else {
-      PrintLine(BalanceText(account, record.unit(), record.balance_minor()));
-    }
-  });
+  const Result<TrialBalance> total =
+      SumBalances(store, [&](std::string_view account, const fb::BalanceRecord& record) {
+        if (json) {
+          ordered_json line;
+          line["account"] = account;
+          line["unit"] = UnitName(record.unit());
+          line["balance_minor"] = record.balance_minor();
+          accounts.push_back(std::move(line));
+        } else {
+          PrintLine(BalanceText(account, record.unit(), record.balance_minor()));
+        }
+      });
   if (!total.ok()) return Fail(kExitFailure, total.status().ToString());
   // Double entry: both sums are zero; anything else is a broken invariant.
   if (json) {
     ordered_json out;
     out["accounts"] = std::move(accounts);
-    out["sum_by_unit"] = {{"CNY", static_cast<int64_t>(total->cny_minor)}, {"POINTS", static_cast<int64_t>(total->points)}};
+    out["sum_by_unit"] = {{"CNY", static_cast<int64_t>(total->cny_minor)},
+                          {"POINTS", static_cast<int64_t>(total->points)}};
     PrintLine(out.dump());
   } else {
     PrintLine("sum CNY " + std::to_string(static_cast<int64_t>(total->cny_minor)) + " POINTS " +
@@ -166,8 +173,10 @@ Runner AddBalance(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   app.add_option("--data", args->data_dir, "data folder")->capture_default_str();
-  app.add_option("account", args->account, "account name, e.g. C1:debit, C1:points, merchant:M1, gl:fee_income");
-  app.add_option("--as-of", args->as_of, "the balance as it was at this time (ISO 8601): replays the history up to it");
+  app.add_option("account", args->account,
+                 "account name, e.g. C1:debit, C1:points, merchant:M1, gl:fee_income");
+  app.add_option("--as-of", args->as_of,
+                 "the balance as it was at this time (ISO 8601): replays the history up to it");
   app.add_flag("--all", args->all, "every account, then the sum per unit (always zero)");
   app.add_flag("--json", args->json, "JSON output");
   return [args]() {
@@ -194,7 +203,8 @@ ordered_json RemainingOrNull(int64_t limit, int64_t used) {
 }
 
 // `customer`'s limits and usage on `date` per medium and per channel (the --json form).
-ordered_json LimitsJson(const LedgerConfig& config, const KvReader& state, const std::string& customer, int date) {
+ordered_json LimitsJson(const LedgerConfig& config, const KvReader& state, const std::string& customer,
+                        int date) {
   ordered_json media = ordered_json::array();
   for (int m = 0; m < kMediumCount; ++m) {
     const auto medium = static_cast<fb::Medium>(m);
@@ -239,7 +249,8 @@ ordered_json LimitsJson(const LedgerConfig& config, const KvReader& state, const
 }
 
 // "USED of LIMIT (LEFT left)", or "USED (no limit)"; amounts in yuan, counts as they are.
-std::string UsedOfLimit(const ordered_json& used, const ordered_json& limit, const ordered_json& left, bool yuan) {
+std::string UsedOfLimit(const ordered_json& used, const ordered_json& limit, const ordered_json& left,
+                        bool yuan) {
   auto text = [yuan](const ordered_json& value) {
     return yuan ? FormatYuan(value.get<int64_t>()) : std::to_string(value.get<int64_t>());
   };
@@ -249,24 +260,26 @@ std::string UsedOfLimit(const ordered_json& used, const ordered_json& limit, con
 
 // The readable form of LimitsJson: one line per medium and per channel, amounts in yuan.
 void PrintLimitsText(const ordered_json& limits) {
-  PrintLine("limits of " + limits["customer"].get<std::string>() + " on " + limits["date"].get<std::string>() +
-            " (amounts in CNY)");
+  PrintLine("limits of " + limits["customer"].get<std::string>() + " on " +
+            limits["date"].get<std::string>() + " (amounts in CNY)");
   char line[512];
   for (const ordered_json& m : limits["media"]) {
     const ordered_json& per_payment = m["per_payment_minor"];
-    std::snprintf(line, sizeof line, "medium  %-16s per payment %s; today %s; this month %s; payments today %s",
-                  m["medium"].get<std::string>().c_str(),
-                  per_payment.is_null() ? "no limit" : FormatYuan(per_payment.get<int64_t>()).c_str(),
-                  UsedOfLimit(m["used_today_minor"], m["daily_minor"], m["remaining_today_minor"], true).c_str(),
-                  UsedOfLimit(m["used_month_minor"], m["monthly_minor"], m["remaining_month_minor"], true).c_str(),
-                  UsedOfLimit(m["payments_today"], m["daily_count"], m["remaining_count"], false).c_str());
+    std::snprintf(
+        line, sizeof line, "medium  %-16s per payment %s; today %s; this month %s; payments today %s",
+        m["medium"].get<std::string>().c_str(),
+        per_payment.is_null() ? "no limit" : FormatYuan(per_payment.get<int64_t>()).c_str(),
+        UsedOfLimit(m["used_today_minor"], m["daily_minor"], m["remaining_today_minor"], true).c_str(),
+        UsedOfLimit(m["used_month_minor"], m["monthly_minor"], m["remaining_month_minor"], true).c_str(),
+        UsedOfLimit(m["payments_today"], m["daily_count"], m["remaining_count"], false).c_str());
     PrintLine(line);
   }
   for (const ordered_json& c : limits["channels"]) {
-    std::snprintf(line, sizeof line, "channel %-21s today %s; payments today %lld",
-                  c["channel"].get<std::string>().c_str(),
-                  UsedOfLimit(c["used_today_minor"], c["daily_minor"], c["remaining_today_minor"], true).c_str(),
-                  static_cast<long long>(c["payments_today"].get<int64_t>()));
+    std::snprintf(
+        line, sizeof line, "channel %-21s today %s; payments today %lld",
+        c["channel"].get<std::string>().c_str(),
+        UsedOfLimit(c["used_today_minor"], c["daily_minor"], c["remaining_today_minor"], true).c_str(),
+        static_cast<long long>(c["payments_today"].get<int64_t>()));
     PrintLine(line);
   }
 }
@@ -301,7 +314,13 @@ Runner AddLimits(CLI::App& app) {
     if (!LoadRecord(state, keys::Customer(args->customer), &customer)) {
       // Customers paying only with other banks' cards or wallets have usage but no record: show it anyway.
       bool any = false;
-      (*store)->ScanState(keys::ChannelDailyUsagePrefix(args->customer), [&](std::string_view, std::string_view) { any = true; return false; }).IgnoreError();
+      (*store)
+          ->ScanState(keys::ChannelDailyUsagePrefix(args->customer),
+                      [&](std::string_view, std::string_view) {
+                        any = true;
+                        return false;
+                      })
+          .IgnoreError();
       if (!any) return Fail(kExitBadInput, "no customer " + args->customer);
     }
     const ordered_json limits = LimitsJson(*config, state, args->customer, date);
@@ -331,15 +350,16 @@ Runner AddEvents(CLI::App& app) {
     Result<std::unique_ptr<Store>> store = OpenReadOnly(args->data_dir);
     if (!store.ok()) return Fail(ExitCodeFor(store.status()), store.status().message());
     Status bad;
-    const Status status = (*store)->ScanEvents(args->from, args->to, [&](uint64_t sequence, std::string_view record) {
-      Result<DecodedEvent> decoded = DecodeEventRecord(record);
-      if (!decoded.ok()) {
-        bad = Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
-        return false;
-      }
-      PrintLine(EventToJson(*decoded));
-      return true;
-    });
+    const Status status =
+        (*store)->ScanEvents(args->from, args->to, [&](uint64_t sequence, std::string_view record) {
+          Result<DecodedEvent> decoded = DecodeEventRecord(record);
+          if (!decoded.ok()) {
+            bad = Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+            return false;
+          }
+          PrintLine(EventToJson(*decoded));
+          return true;
+        });
     std::fflush(stdout);
     if (!status.ok()) return Fail(kExitFailure, status.ToString());
     if (!bad.ok()) return Fail(kExitFailure, bad.ToString());

@@ -2,17 +2,16 @@
 // set digests the ledger's commits kept, rebuilds the projections from the verified history into a temporary
 // store and names the first differing key of every projection that differs. A store that something other than
 // the ledger wrote (which the ledger refuses to open) is accepted again only when everything agrees.
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
-#include "cli_common.h"
 #include "cli/commands.h"
-#include "storage/store.h"
+#include "cli_common.h"
 #include "projections/projector.h"
 #include "replay/replay.h"
+#include "storage/store.h"
 
 namespace ledger::cli {
 
@@ -23,7 +22,8 @@ namespace {
 
 struct ScrubFindings {
   WriterCheck writers;
-  std::vector<std::string> digest_mismatches;  // projectors whose records do not add up to their stored digest
+  std::vector<std::string>
+      digest_mismatches;  // projectors whose records do not add up to their stored digest
   replay::ReplayReport history;
   std::vector<replay::StateDifference> differences;
   bool verified() const { return digest_mismatches.empty() && history.ok() && differences.empty(); }
@@ -52,7 +52,8 @@ Result<std::vector<std::string>> DigestMismatches(const Store& store) {
 // Rebuilds the projections from `live`'s events in a temporary folder and compares. Errors: IoError.
 Status CompareWithEvents(const Store& live, const SignatureVerifier* verifier, ScrubFindings* findings) {
   std::string pattern = (std::filesystem::temp_directory_path() / "ledger-scrub-XXXXXX").string();
-  if (mkdtemp(pattern.data()) == nullptr) return Status::IoError("cannot create a temporary folder for the rebuild");
+  if (mkdtemp(pattern.data()) == nullptr)
+    return Status::IoError("cannot create a temporary folder for the rebuild");
   struct Remove {
     std::string path;
     ~Remove() {
@@ -63,7 +64,8 @@ Status CompareWithEvents(const Store& live, const SignatureVerifier* verifier, S
   replay::ReplayOptions options;
   options.verifier = verifier;
   std::unique_ptr<Store> rebuilt;
-  Result<replay::ReplayReport> report = ReplayInto(replay::StoreSource(live), pattern + "/state", options, &rebuilt);
+  Result<replay::ReplayReport> report =
+      ReplayInto(replay::StoreSource(live), pattern + "/state", options, &rebuilt);
   if (!report.ok()) return report.status();
   findings->history = *report;
   if (!report->ok()) return Status::Ok();  // a history that does not verify proves nothing about the state
@@ -81,13 +83,16 @@ void Print(const ScrubFindings& findings, bool adopted, bool json) {
     out["adopted"] = adopted;
     out["digest_mismatches"] = findings.digest_mismatches;
     out["events_read"] = findings.history.events_read;
-    out["first_bad_sequence"] = findings.history.first_bad_sequence ? nlohmann::ordered_json(*findings.history.first_bad_sequence)
-                                                                    : nlohmann::ordered_json(nullptr);
+    out["first_bad_sequence"] = findings.history.first_bad_sequence
+                                    ? nlohmann::ordered_json(*findings.history.first_bad_sequence)
+                                    : nlohmann::ordered_json(nullptr);
     out["problem"] = findings.history.problem;
     out["state_differences"] = nlohmann::ordered_json::array();
     for (const replay::StateDifference& difference : findings.differences) {
-      out["state_differences"].push_back(
-          {{"projector", difference.projector}, {"key", difference.key}, {"live", difference.live}, {"rebuilt", difference.rebuilt}});
+      out["state_differences"].push_back({{"projector", difference.projector},
+                                          {"key", difference.key},
+                                          {"live", difference.live},
+                                          {"rebuilt", difference.rebuilt}});
     }
     std::printf("%s\n", out.dump().c_str());
     return;
@@ -102,11 +107,13 @@ void Print(const ScrubFindings& findings, bool adopted, bool json) {
                 adopted ? ": accepted again, nothing differs" : "");
   }
   for (const std::string& projector : findings.digest_mismatches) {
-    std::printf("  projector %s: stored records do not match the digest the ledger's commits kept\n", projector.c_str());
+    std::printf("  projector %s: stored records do not match the digest the ledger's commits kept\n",
+                projector.c_str());
   }
   if (findings.history.first_bad_sequence) {
     std::printf("  history: first bad sequence %llu: %s\n",
-                static_cast<unsigned long long>(*findings.history.first_bad_sequence), findings.history.problem.c_str());
+                static_cast<unsigned long long>(*findings.history.first_bad_sequence),
+                findings.history.problem.c_str());
   }
   for (const replay::StateDifference& difference : findings.differences) {
     std::printf("  projector %s: first differing key %s: live %s, rebuilt %s\n", difference.projector.c_str(),
@@ -120,11 +127,12 @@ std::string DescribeStateDifferences(const Store& live) {
   ScrubFindings findings;
   const Status compared = CompareWithEvents(live, nullptr, &findings);
   if (!compared.ok()) return "could not rebuild from the events: " + compared.message();
-  if (!findings.history.ok()) return "the history does not verify at sequence " + std::to_string(*findings.history.first_bad_sequence);
+  if (!findings.history.ok())
+    return "the history does not verify at sequence " + std::to_string(*findings.history.first_bad_sequence);
   std::string text;
   for (const replay::StateDifference& difference : findings.differences) {
-    text += (text.empty() ? "" : "; ") + difference.projector + ": first differing key " + difference.key + ": stored " +
-            difference.live + ", from the events " + difference.rebuilt;
+    text += (text.empty() ? "" : "; ") + difference.projector + ": first differing key " + difference.key +
+            ": stored " + difference.live + ", from the events " + difference.rebuilt;
   }
   return text.empty() ? "the records equal what the events prove (the stored digests were changed)" : text;
 }
@@ -146,7 +154,8 @@ Runner AddScrub(CLI::App& app) {
       if (!loaded.ok()) return Fail(kExitBadInput, loaded.status().message());
       verifier = std::move(loaded).value();
     }
-    if (!std::filesystem::exists(args->data_dir + "/CURRENT")) return Fail(kExitBadInput, "no ledger data in " + args->data_dir);
+    if (!std::filesystem::exists(args->data_dir + "/CURRENT"))
+      return Fail(kExitBadInput, "no ledger data in " + args->data_dir);
     StoreOptions store_options;
     store_options.create_if_missing = false;
     Result<std::unique_ptr<Store>> store = Store::Open(args->data_dir, store_options);

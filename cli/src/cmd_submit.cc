@@ -1,21 +1,21 @@
 // ledger submit: JSON Lines commands in, one JSON result per line out, printed as each group becomes durable.
 // The whole input is parsed before anything is written, so a malformed line writes nothing (exit 2).
+#include <spdlog/spdlog.h>
+
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 
-#include "cli_common.h"
 #include "cli/commands.h"
-#include "ledger/command.h"
+#include "cli_common.h"
 #include "kafka/kafka.h"
 #include "kafka/timeouts.h"
+#include "ledger/command.h"
 #include "ledger/ledger.h"
 #include "ledger/routing.h"
-
-#include <spdlog/spdlog.h>
-#include <map>
-#include <chrono>
 
 namespace ledger::cli {
 namespace {
@@ -29,11 +29,13 @@ int SubmitThroughKafka(const std::string& brokers, uint32_t shards, int64_t time
   std::vector<std::unique_ptr<kafka::PartitionReader>> readers;
   for (uint32_t shard = 0; shard < shards; ++shard) {
     // Results start at the current end: only answers to what we are about to send matter.
-    Result<std::unique_ptr<kafka::PartitionReader>> probe = kafka::PartitionReader::Open(brokers, kafka::kResultsTopic, shard, -1);
+    Result<std::unique_ptr<kafka::PartitionReader>> probe =
+        kafka::PartitionReader::Open(brokers, kafka::kResultsTopic, shard, -1);
     if (!probe.ok()) return Fail(kExitFailure, probe.status().ToString());
     Result<int64_t> high = (*probe)->HighWatermark(kafka::kWatermarksTimeoutMs);
     if (!high.ok()) return Fail(kExitFailure, high.status().ToString());
-    Result<std::unique_ptr<kafka::PartitionReader>> reader = kafka::PartitionReader::Open(brokers, kafka::kResultsTopic, shard, *high);
+    Result<std::unique_ptr<kafka::PartitionReader>> reader =
+        kafka::PartitionReader::Open(brokers, kafka::kResultsTopic, shard, *high);
     if (!reader.ok()) return Fail(kExitFailure, reader.status().ToString());
     readers.push_back(std::move(reader).value());
   }
@@ -41,7 +43,8 @@ int SubmitThroughKafka(const std::string& brokers, uint32_t shards, int64_t time
   if (!sender.ok()) return Fail(kExitFailure, sender.status().ToString());
   std::map<std::string, int64_t> waiting;
   for (size_t i = 0; i < commands.size(); ++i) {
-    const Status sent = (*sender)->Send(kafka::kCommandsTopic, ShardOf(commands[i], shards), commands[i].command_id, lines[i]);
+    const Status sent = (*sender)->Send(kafka::kCommandsTopic, ShardOf(commands[i], shards),
+                                        commands[i].command_id, lines[i]);
     if (!sent.ok()) return Fail(kExitFailure, sent.ToString());
     waiting[commands[i].command_id] += 1;
   }
@@ -64,7 +67,8 @@ int SubmitThroughKafka(const std::string& brokers, uint32_t shards, int64_t time
     }
   }
   if (outstanding > 0) {
-    return Fail(kExitFailure, std::to_string(outstanding) + " commands got no result within " + std::to_string(timeout_ms) + " ms");
+    return Fail(kExitFailure, std::to_string(outstanding) + " commands got no result within " +
+                                  std::to_string(timeout_ms) + " ms");
   }
   return kExitOk;
 }
@@ -82,12 +86,15 @@ Result<std::vector<ParsedCommand>> ReadCommands(std::istream& in, std::vector<st
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     if (commands.size() >= kSubmitLinesMax) {
-      return Status::InvalidArgument("line " + std::to_string(line_number) + ": more than 10,000,000 commands in one input");
+      return Status::InvalidArgument("line " + std::to_string(line_number) +
+                                     ": more than 10,000,000 commands in one input");
     }
     // The whole line, NUL bytes included (std::getline keeps them): the parser refuses a NUL instead of the
     // line ending there.
     Result<ParsedCommand> parsed = ParseCommandJson(line);
-    if (!parsed.ok()) return Status::InvalidArgument("line " + std::to_string(line_number) + ": " + parsed.status().message());
+    if (!parsed.ok())
+      return Status::InvalidArgument("line " + std::to_string(line_number) + ": " +
+                                     parsed.status().message());
     commands.push_back(std::move(parsed).value());
     if (raw != nullptr) raw->push_back(line);
   }
@@ -99,7 +106,8 @@ Runner AddSubmit(CLI::App& app) {
   auto options = std::make_shared<WriteOptions>();
   auto input = std::make_shared<std::string>();
   app.add_option("--data", options->data_dir, "data folder")->capture_default_str();
-  app.add_option("--clock", options->clock, "system: occurred_at must be within 5 minutes of now; occurred: trust it")
+  app.add_option("--clock", options->clock,
+                 "system: occurred_at must be within 5 minutes of now; occurred: trust it")
       ->capture_default_str();
   app.add_option("--now", options->now, "fix the ledger clock (ISO 8601 with offset)");
   app.add_flag("--no-sync", options->no_sync, "do not fsync the WAL per group (benchmarks only)");
@@ -108,8 +116,10 @@ Runner AddSubmit(CLI::App& app) {
   auto shards = std::make_shared<uint32_t>(1);
   auto timeout_ms = std::make_shared<int64_t>(120'000);
   app.add_option("--brokers", *brokers, "send through Kafka (ledger.commands) to a running `ledger serve`");
-  app.add_option("--shards", *shards, "with --brokers: partitions to route to (by the payer's customer id)")->capture_default_str();
-  app.add_option("--timeout-ms", *timeout_ms, "with --brokers: how long to wait for all results")->capture_default_str();
+  app.add_option("--shards", *shards, "with --brokers: partitions to route to (by the payer's customer id)")
+      ->capture_default_str();
+  app.add_option("--timeout-ms", *timeout_ms, "with --brokers: how long to wait for all results")
+      ->capture_default_str();
   app.add_option("input", *input, "FILE, or - for standard input")->required();
   return [options, input, brokers, shards, timeout_ms]() {
     Result<LedgerOptions> ledger_options = MakeLedgerOptions(*options);
@@ -123,15 +133,19 @@ Runner AddSubmit(CLI::App& app) {
       if (!file) return Fail(kExitBadInput, "cannot open " + *input);
       commands = ReadCommands(file, &lines);
     }
-    if (!commands.ok()) return Fail(ExitCodeFor(commands.status()), *input + ": " + commands.status().message());
-    if (!brokers->empty()) return SubmitThroughKafka(*brokers, std::max<uint32_t>(1, *shards), *timeout_ms, *commands, lines);
+    if (!commands.ok())
+      return Fail(ExitCodeFor(commands.status()), *input + ": " + commands.status().message());
+    if (!brokers->empty())
+      return SubmitThroughKafka(*brokers, std::max<uint32_t>(1, *shards), *timeout_ms, *commands, lines);
     Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(*ledger_options);
     if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
-    // With a broker in the data folder's config, a result is printed only after Kafka acknowledged its events.
+    // With a broker in the data folder's config, a result is printed only after Kafka acknowledged its
+    // events.
     std::unique_ptr<kafka::Publisher> publisher;
     if (!ledger_options->config.kafka_brokers.empty()) {
       Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
-          (*ledger)->store(), kafka::ProducerSettings{ledger_options->config.kafka_brokers, ledger_options->config.shard, kafka::kAckTimeoutMs});
+          (*ledger)->store(), kafka::ProducerSettings{ledger_options->config.kafka_brokers,
+                                                      ledger_options->config.shard, kafka::kAckTimeoutMs});
       if (!created.ok()) return Fail(kExitBadInput, created.status().ToString());
       publisher = std::move(created).value();
     }
@@ -148,7 +162,9 @@ Runner AddSubmit(CLI::App& app) {
       std::fflush(stdout);
     });
     if (!status.ok()) return Fail(kExitFailure, status.ToString());
-    if (!publish_status.ok()) return Fail(kExitFailure, "committed locally but not acknowledged by Kafka: " + publish_status.message());
+    if (!publish_status.ok())
+      return Fail(kExitFailure,
+                  "committed locally but not acknowledged by Kafka: " + publish_status.message());
     return kExitOk;
   };
 }

@@ -1,20 +1,20 @@
 // ledger: the command-line program. See README: Command-line reference.
-#include <CLI/CLI.hpp>
+#include <malloc.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <malloc.h>
-
+#include <CLI/CLI.hpp>
 #include <map>
 
-#include "cli_common.h"
 #include "cli/commands.h"
+#include "cli_common.h"
 
 int main(int argc, char** argv) {
   // Memory stays within its bounds only if freed memory goes back: glibc otherwise gives each thread that
-  // allocates (the commit thread of every group, the feeder, RocksDB's and Kafka's threads) its own arena, and
-  // raises its mmap threshold after each large free, so group-sized buffers (WriteBatches of megabytes) land in
-  // arenas and stay there as fragments. A 10 M-command run held 125 MiB more RSS at 250,000 commands without this.
+  // allocates (the commit thread of every group, the feeder, RocksDB's and Kafka's threads) its own arena,
+  // and raises its mmap threshold after each large free, so group-sized buffers (WriteBatches of megabytes)
+  // land in arenas and stay there as fragments. A 10 M-command run held 125 MiB more RSS at 250,000 commands
+  // without this.
   mallopt(M_ARENA_MAX, 2);
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   // Logs go to stderr; stdout carries results only.
@@ -28,23 +28,39 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(name, description);
     runners[sub] = adder(*sub);
   };
-  add("demo", "make a realistic payment day in a fresh data folder and print a summary", ledger::cli::AddDemo);
-  add("submit", "apply JSON Lines commands from FILE or - (stdin); print one result per line", ledger::cli::AddSubmit);
+  add("demo", "make a realistic payment day in a fresh data folder and print a summary",
+      ledger::cli::AddDemo);
+  add("submit", "apply JSON Lines commands from FILE or - (stdin); print one result per line",
+      ledger::cli::AddSubmit);
   add("balance", "print an account's balance, or all balances with --all", ledger::cli::AddBalance);
-  add("limits", "print a customer's limit usage and remaining per medium and channel", ledger::cli::AddLimits);
+  add("limits", "print a customer's limit usage and remaining per medium and channel",
+      ledger::cli::AddLimits);
   add("events", "print events as JSON, one per line", ledger::cli::AddEvents);
-  add("broker", "run the embedded Kafka broker (librdkafka's mock cluster) until SIGTERM", ledger::cli::AddBroker);
+  add("broker", "run the embedded Kafka broker (librdkafka's mock cluster) until SIGTERM",
+      ledger::cli::AddBroker);
   add("serve", "the ledger service: commands from Kafka, events and results to Kafka", ledger::cli::AddServe);
   add("tail", "print events from the ledger.events topic as JSON", ledger::cli::AddTail);
   add("keygen", "make an Ed25519 key pair for signed checkpoints", ledger::cli::AddKeygen);
   add("checkpoint", "write a signed checkpoint of the current state now", ledger::cli::AddCheckpoint);
-  add("scrub", "prove the live state from the events: stored records against their digests, and a rebuild key by key", ledger::cli::AddScrub);
-  add("replay", "verify the whole history and rebuild every projection; exit 0 when everything verifies", ledger::cli::AddReplay);
-  add("clearing", "write the clearing files of a clearing date (CSV per merchant, summary.json)", ledger::cli::AddClearing);
-  add("reconcile", "reconcile a clearing date against a statement (ledger-csv or wechat): breaks.csv, report.json; exit 3 on breaks", ledger::cli::AddReconcile);
-  add("bench", "end-to-end load generator: commands/s, acknowledgement latency, peak RSS, bytes written per command", ledger::cli::AddBench);
-  add("clearing-job", "downstream clearing job: the clearing views from ledger.events (same projectors as the ledger)", ledger::cli::AddProject);
-  add("project", "downstream projection runner: folds ledger.events into views in its own store", ledger::cli::AddProject);
+  add("scrub",
+      "prove the live state from the events: stored records against their digests, and a rebuild key by key",
+      ledger::cli::AddScrub);
+  add("replay", "verify the whole history and rebuild every projection; exit 0 when everything verifies",
+      ledger::cli::AddReplay);
+  add("clearing", "write the clearing files of a clearing date (CSV per merchant, summary.json)",
+      ledger::cli::AddClearing);
+  add("reconcile",
+      "reconcile a clearing date against a statement (ledger-csv or wechat): breaks.csv, report.json; exit 3 "
+      "on breaks",
+      ledger::cli::AddReconcile);
+  add("bench",
+      "end-to-end load generator: commands/s, acknowledgement latency, peak RSS, bytes written per command",
+      ledger::cli::AddBench);
+  add("clearing-job",
+      "downstream clearing job: the clearing views from ledger.events (same projectors as the ledger)",
+      ledger::cli::AddProject);
+  add("project", "downstream projection runner: folds ledger.events into views in its own store",
+      ledger::cli::AddProject);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -19,13 +19,26 @@ void AssertFail(const char* condition, const char* file, int line) {
 std::string Status::ToString() const {
   const char* name = "ok";
   switch (code_) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: name = "invalid argument"; break;
-    case StatusCode::kNotFound: name = "not found"; break;
-    case StatusCode::kCorruption: name = "corruption"; break;
-    case StatusCode::kIoError: name = "I/O error"; break;
-    case StatusCode::kAborted: name = "aborted"; break;
-    case StatusCode::kInternal: name = "internal error"; break;
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      name = "invalid argument";
+      break;
+    case StatusCode::kNotFound:
+      name = "not found";
+      break;
+    case StatusCode::kCorruption:
+      name = "corruption";
+      break;
+    case StatusCode::kIoError:
+      name = "I/O error";
+      break;
+    case StatusCode::kAborted:
+      name = "aborted";
+      break;
+    case StatusCode::kInternal:
+      name = "internal error";
+      break;
   }
   return std::string(name) + ": " + message_;
 }
@@ -67,7 +80,8 @@ std::string FormatYuan(int64_t amount_minor) {
   const uint64_t magnitude = negative ? ~static_cast<uint64_t>(amount_minor) + 1 : amount_minor;
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%s%llu.%02llu", negative ? "-" : "",
-                static_cast<unsigned long long>(magnitude / 100), static_cast<unsigned long long>(magnitude % 100));
+                static_cast<unsigned long long>(magnitude / 100),
+                static_cast<unsigned long long>(magnitude % 100));
   return buffer;
 }
 

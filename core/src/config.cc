@@ -1,26 +1,27 @@
 // ledger.toml loading with toml++. Unknown keys and wrong types are errors with their line number.
 #include "core/config.h"
 
-#include <filesystem>
 #include <toml++/toml.h>
+
+#include <filesystem>
 
 #include "schemas/events_generated.h"
 
 namespace ledger {
 namespace {
 
-std::string Where(const toml::node& node) {
-  return "line " + std::to_string(node.source().begin.line);
-}
+std::string Where(const toml::node& node) { return "line " + std::to_string(node.source().begin.line); }
 
 // Reads an integer at table[key] into *out when present. Errors: a non-integer or out of [min, max].
 Status ReadInteger(const toml::table& table, std::string_view key, int64_t min, int64_t max, int64_t* out) {
   const toml::node* node = table.get(key);
   if (node == nullptr) return Status::Ok();
   const auto value = node->value<int64_t>();
-  if (!node->is_integer() || !value) return Status::InvalidArgument(Where(*node) + ": '" + std::string(key) + "' must be an integer");
+  if (!node->is_integer() || !value)
+    return Status::InvalidArgument(Where(*node) + ": '" + std::string(key) + "' must be an integer");
   if (*value < min || *value > max) {
-    return Status::InvalidArgument(Where(*node) + ": '" + std::string(key) + "' must be " + std::to_string(min) + " to " + std::to_string(max));
+    return Status::InvalidArgument(Where(*node) + ": '" + std::string(key) + "' must be " +
+                                   std::to_string(min) + " to " + std::to_string(max));
   }
   *out = *value;
   return Status::Ok();
@@ -37,11 +38,14 @@ Status ReadString(const toml::table& table, std::string_view key, std::string* o
   return Status::Ok();
 }
 
-Status CheckKeys(const toml::table& table, std::initializer_list<std::string_view> allowed, std::string_view section) {
+Status CheckKeys(const toml::table& table, std::initializer_list<std::string_view> allowed,
+                 std::string_view section) {
   for (const auto& [key, node] : table) {
     bool known = false;
     for (std::string_view name : allowed) known = known || key.str() == name;
-    if (!known) return Status::InvalidArgument(Where(node) + ": unknown key '" + std::string(key.str()) + "' in [" + std::string(section) + "]");
+    if (!known)
+      return Status::InvalidArgument(Where(node) + ": unknown key '" + std::string(key.str()) + "' in [" +
+                                     std::string(section) + "]");
   }
   return Status::Ok();
 }
@@ -49,7 +53,8 @@ Status CheckKeys(const toml::table& table, std::initializer_list<std::string_vie
 const toml::table* Section(const toml::table& root, std::string_view name, Status* status) {
   const toml::node* node = root.get(name);
   if (node == nullptr) return nullptr;
-  if (!node->is_table()) *status = Status::InvalidArgument(Where(*node) + ": '" + std::string(name) + "' must be a table");
+  if (!node->is_table())
+    *status = Status::InvalidArgument(Where(*node) + ": '" + std::string(name) + "' must be a table");
   return node->as_table();
 }
 
@@ -63,15 +68,19 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
   try {
     root = toml::parse_file(path);  // Debian's toml++ is built with exceptions: contained here
   } catch (const toml::parse_error& failure) {
-    return Status::InvalidArgument(path + ": line " + std::to_string(failure.source().begin.line) + ": " + std::string(failure.description()));
+    return Status::InvalidArgument(path + ": line " + std::to_string(failure.source().begin.line) + ": " +
+                                   std::string(failure.description()));
   }
   Status status;
   auto prefix = [&](Status s) { return s.ok() ? s : Status::InvalidArgument(path + ": " + s.message()); };
-  LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(root, {"ledger", "clock", "limits", "group_commit", "kafka", "audit", "reconciliation"}, "top level")));
+  LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(
+      root, {"ledger", "clock", "limits", "group_commit", "kafka", "audit", "reconciliation"}, "top level")));
 
   if (const toml::table* ledger = Section(root, "ledger", &status)) {
-    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*ledger, {"shard", "point_value_minor", "refund_window_days"}, "ledger")));
-    int64_t shard = config.shard, point_value = config.point_value_minor, refund_days = config.refund_window_days;
+    LEDGER_RETURN_IF_ERROR(
+        prefix(CheckKeys(*ledger, {"shard", "point_value_minor", "refund_window_days"}, "ledger")));
+    int64_t shard = config.shard, point_value = config.point_value_minor,
+            refund_days = config.refund_window_days;
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*ledger, "shard", 0, 65535, &shard)));
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*ledger, "point_value_minor", 1, 1'000'000, &point_value)));
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*ledger, "refund_window_days", 0, 3650, &refund_days)));
@@ -80,10 +89,12 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
     config.refund_window_days = static_cast<int>(refund_days);
   }
   if (const toml::table* clock = Section(root, "clock", &status)) {
-    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*clock, {"timezone_offset_minutes", "clearing_cutoff_minutes", "max_skew_seconds"}, "clock")));
+    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(
+        *clock, {"timezone_offset_minutes", "clearing_cutoff_minutes", "max_skew_seconds"}, "clock")));
     int64_t offset = config.timezone_offset_minutes, cutoff = config.clearing_cutoff_minutes;
     int64_t skew_seconds = config.clock_skew_max_ns / 1'000'000'000;
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*clock, "timezone_offset_minutes", -14 * 60, 14 * 60, &offset)));
+    LEDGER_RETURN_IF_ERROR(
+        prefix(ReadInteger(*clock, "timezone_offset_minutes", -14 * 60, 14 * 60, &offset)));
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*clock, "clearing_cutoff_minutes", 0, 24 * 60, &cutoff)));
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*clock, "max_skew_seconds", 0, 86400, &skew_seconds)));
     config.timezone_offset_minutes = static_cast<int>(offset);
@@ -93,29 +104,37 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
   if (const toml::table* limits = Section(root, "limits", &status)) {
     for (const auto& [key, node] : *limits) {
       const std::string name(key.str());
-      if (!node.is_table()) return Status::InvalidArgument(path + ": " + Where(node) + ": [limits." + name + "] must be a table");
+      if (!node.is_table())
+        return Status::InvalidArgument(path + ": " + Where(node) + ": [limits." + name + "] must be a table");
       const toml::table& table = *node.as_table();
       if (name == "qr_static") {
         LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(table, {"daily_minor"}, "limits.qr_static")));
-        LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(table, "daily_minor", -1, INT64_MAX, &config.qr_static_daily_minor)));
+        LEDGER_RETURN_IF_ERROR(
+            prefix(ReadInteger(table, "daily_minor", -1, INT64_MAX, &config.qr_static_daily_minor)));
         continue;
       }
       int medium = -1;
       for (int i = 0; i < kMediumCount; ++i) {
         if (name == fb::EnumNamesMedium()[i]) medium = i;
       }
-      if (medium < 0) return Status::InvalidArgument(path + ": " + Where(node) + ": unknown medium or channel '" + name + "' in [limits]");
+      if (medium < 0)
+        return Status::InvalidArgument(path + ": " + Where(node) + ": unknown medium or channel '" + name +
+                                       "' in [limits]");
       MediumPolicy& policy = config.medium_policy[medium];
-      LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(table, {"per_payment_minor", "daily_minor", "monthly_minor", "daily_count"}, "limits." + name)));
-      LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(table, "per_payment_minor", -1, INT64_MAX, &policy.per_payment_minor)));
+      LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(
+          table, {"per_payment_minor", "daily_minor", "monthly_minor", "daily_count"}, "limits." + name)));
+      LEDGER_RETURN_IF_ERROR(
+          prefix(ReadInteger(table, "per_payment_minor", -1, INT64_MAX, &policy.per_payment_minor)));
       LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(table, "daily_minor", -1, INT64_MAX, &policy.daily_minor)));
-      LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(table, "monthly_minor", -1, INT64_MAX, &policy.monthly_minor)));
+      LEDGER_RETURN_IF_ERROR(
+          prefix(ReadInteger(table, "monthly_minor", -1, INT64_MAX, &policy.monthly_minor)));
       LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(table, "daily_count", -1, INT64_MAX, &policy.daily_count)));
     }
   }
   if (const toml::table* group = Section(root, "group_commit", &status)) {
     LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*group, {"commands_max", "bytes_max"}, "group_commit")));
-    int64_t commands = static_cast<int64_t>(config.group_commands_max), bytes = static_cast<int64_t>(config.group_bytes_max);
+    int64_t commands = static_cast<int64_t>(config.group_commands_max),
+            bytes = static_cast<int64_t>(config.group_bytes_max);
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*group, "commands_max", 1, 1'000'000, &commands)));
     LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*group, "bytes_max", 4096, int64_t{1} << 30, &bytes)));
     config.group_commands_max = static_cast<size_t>(commands);
@@ -134,19 +153,25 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
     config.scrub_every_events = static_cast<uint64_t>(scrub_every);
   }
   if (const toml::table* reconciliation = Section(root, "reconciliation", &status)) {
-    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*reconciliation, {"carry_over_minutes", "fee_tolerance_minor"}, "reconciliation")));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*reconciliation, "carry_over_minutes", 0, 24 * 60, &config.reconciliation_carry_over_minutes)));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*reconciliation, "fee_tolerance_minor", 0, 1'000'000, &config.reconciliation_fee_tolerance_minor)));
+    LEDGER_RETURN_IF_ERROR(
+        prefix(CheckKeys(*reconciliation, {"carry_over_minutes", "fee_tolerance_minor"}, "reconciliation")));
+    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*reconciliation, "carry_over_minutes", 0, 24 * 60,
+                                              &config.reconciliation_carry_over_minutes)));
+    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*reconciliation, "fee_tolerance_minor", 0, 1'000'000,
+                                              &config.reconciliation_fee_tolerance_minor)));
   }
   if (const toml::table* kafka = Section(root, "kafka", &status)) {
     LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*kafka, {"brokers", "ack"}, "kafka")));
     for (const auto& [key, node] : *kafka) {
-      if (!node.is_string()) return Status::InvalidArgument(path + ": " + Where(node) + ": '" + std::string(key.str()) + "' must be a string");
+      if (!node.is_string())
+        return Status::InvalidArgument(path + ": " + Where(node) + ": '" + std::string(key.str()) +
+                                       "' must be a string");
     }
     config.kafka_brokers = kafka->get("brokers") ? *kafka->get("brokers")->value<std::string>() : "";
     config.kafka_ack = kafka->get("ack") ? *kafka->get("ack")->value<std::string>() : "kafka";
     if (config.kafka_ack != "kafka" && config.kafka_ack != "local") {
-      return Status::InvalidArgument(path + ": " + Where(*kafka->get("ack")) + ": ack must be \"kafka\" or \"local\"");
+      return Status::InvalidArgument(path + ": " + Where(*kafka->get("ack")) +
+                                     ": ack must be \"kafka\" or \"local\"");
     }
   }
   if (!status.ok()) return Status::InvalidArgument(path + ": " + status.message());

@@ -16,7 +16,8 @@ using Lanes = std::array<uint16_t, SetDigest::kLanes>;
 // One cipher context per thread, reused: creating one per record would cost more than the key stream.
 class LaneExpander {
  public:
-  LaneExpander() : cipher_(EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr)), context_(EVP_CIPHER_CTX_new()) {
+  LaneExpander()
+      : cipher_(EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr)), context_(EVP_CIPHER_CTX_new()) {
     LEDGER_ASSERT(cipher_ != nullptr && context_ != nullptr);
   }
   ~LaneExpander() {
@@ -97,11 +98,13 @@ std::string SetDigest::Serialize() const {
 
 Result<SetDigest> SetDigest::Parse(std::string_view bytes) {
   if (bytes.size() != kBytes) {
-    return Status::Corruption("a set digest is " + std::to_string(kBytes) + " bytes, not " + std::to_string(bytes.size()));
+    return Status::Corruption("a set digest is " + std::to_string(kBytes) + " bytes, not " +
+                              std::to_string(bytes.size()));
   }
   SetDigest digest;
   for (size_t i = 0; i < kLanes; ++i) {
-    digest.lanes_[i] = static_cast<uint16_t>(static_cast<uint8_t>(bytes[2 * i]) | (static_cast<uint8_t>(bytes[2 * i + 1]) << 8));
+    digest.lanes_[i] = static_cast<uint16_t>(static_cast<uint8_t>(bytes[2 * i]) |
+                                             (static_cast<uint8_t>(bytes[2 * i + 1]) << 8));
   }
   return digest;
 }

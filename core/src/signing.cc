@@ -22,7 +22,8 @@ Digest PublicKeyId(EVP_PKEY* key) {
   unsigned char* der = nullptr;
   const int length = i2d_PUBKEY(key, &der);
   LEDGER_ASSERT(length > 0);
-  const Digest id = Sha256Of(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(length)));
+  const Digest id =
+      Sha256Of(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(length)));
   OPENSSL_free(der);
   return id;
 }
@@ -204,8 +205,9 @@ bool SignatureVerifier::Verify(std::string_view message, std::span<const uint8_t
   EVP_MD_CTX* context = EVP_MD_CTX_new();
   LEDGER_ASSERT(context != nullptr);
   LEDGER_ASSERT(EVP_DigestVerifyInit(context, nullptr, nullptr, nullptr, static_cast<EVP_PKEY*>(key_)) == 1);
-  const int verified = EVP_DigestVerify(context, signature.data(), signature.size(),
-                                        reinterpret_cast<const unsigned char*>(message.data()), message.size());
+  const int verified =
+      EVP_DigestVerify(context, signature.data(), signature.size(),
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size());
   EVP_MD_CTX_free(context);
   return verified == 1;
 }

@@ -49,31 +49,41 @@ int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0
 Result<int64_t> ParseIso8601(std::string_view text) {
   size_t pos = 0;
   const int y = ReadDigits(text, &pos, 4);
-  if (y < 0 || !Expect(text, &pos, '-')) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': expected YYYY-MM-DD");
+  if (y < 0 || !Expect(text, &pos, '-'))
+    return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': expected YYYY-MM-DD");
   const int mo = ReadDigits(text, &pos, 2);
-  if (mo < 1 || mo > 12 || !Expect(text, &pos, '-')) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad month");
+  if (mo < 1 || mo > 12 || !Expect(text, &pos, '-'))
+    return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad month");
   const int d = ReadDigits(text, &pos, 2);
-  if (d < 1 || !year_month_day(year(y), month(mo), day(d)).ok()) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad day");
-  if (!Expect(text, &pos, 'T')) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': expected 'T' after the date");
+  if (d < 1 || !year_month_day(year(y), month(mo), day(d)).ok())
+    return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad day");
+  if (!Expect(text, &pos, 'T'))
+    return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': expected 'T' after the date");
   const int h = ReadDigits(text, &pos, 2);
-  if (h < 0 || h > 23 || !Expect(text, &pos, ':')) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad hour");
+  if (h < 0 || h > 23 || !Expect(text, &pos, ':'))
+    return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad hour");
   const int mi = ReadDigits(text, &pos, 2);
-  if (mi < 0 || mi > 59 || !Expect(text, &pos, ':')) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad minute");
+  if (mi < 0 || mi > 59 || !Expect(text, &pos, ':'))
+    return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad minute");
   const int s = ReadDigits(text, &pos, 2);
-  if (s < 0 || s > 59) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad second");
+  if (s < 0 || s > 59)
+    return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad second");
   int64_t fraction_ns = 0;
   if (pos < text.size() && text[pos] == '.') {
     ++pos;
     int digits = 0;
     int64_t scale = 100'000'000;
     while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-      if (digits == 9) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': more than 9 fraction digits");
+      if (digits == 9)
+        return Status::InvalidArgument("bad timestamp '" + std::string(text) +
+                                       "': more than 9 fraction digits");
       fraction_ns += (text[pos] - '0') * scale;
       scale /= 10;
       ++digits;
       ++pos;
     }
-    if (digits == 0) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': empty fraction");
+    if (digits == 0)
+      return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': empty fraction");
   }
   int offset_minutes = 0;
   if (Expect(text, &pos, 'Z')) {
@@ -82,14 +92,18 @@ Result<int64_t> ParseIso8601(std::string_view text) {
     const int sign = text[pos] == '+' ? 1 : -1;
     ++pos;
     const int oh = ReadDigits(text, &pos, 2);
-    if (oh < 0 || oh > 23 || !Expect(text, &pos, ':')) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad UTC offset");
+    if (oh < 0 || oh > 23 || !Expect(text, &pos, ':'))
+      return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad UTC offset");
     const int om = ReadDigits(text, &pos, 2);
-    if (om < 0 || om > 59) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad UTC offset");
+    if (om < 0 || om > 59)
+      return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': bad UTC offset");
     offset_minutes = sign * (oh * 60 + om);
   } else {
-    return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': needs a UTC offset (Z or +HH:MM)");
+    return Status::InvalidArgument("bad timestamp '" + std::string(text) +
+                                   "': needs a UTC offset (Z or +HH:MM)");
   }
-  if (pos != text.size()) return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': trailing characters");
+  if (pos != text.size())
+    return Status::InvalidArgument("bad timestamp '" + std::string(text) + "': trailing characters");
   const int64_t days = DaysFromCivil(y, mo, d);
   const int64_t seconds = days * 86400 + h * 3600 + mi * 60 + s - int64_t{offset_minutes} * 60;
   // Years 0000-9999 fit in int64 nanoseconds only within about +-292 years of 1970.
@@ -107,16 +121,17 @@ std::string FormatIso8601(int64_t utc_ns, int offset_minutes) {
   const int64_t seconds = in_day / kNanosPerSecond;
   const int64_t fraction = in_day % kNanosPerSecond;
   char buffer[64];
-  int n = std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d", date / 10000, date / 100 % 100,
-                        date % 100, static_cast<int>(seconds / 3600), static_cast<int>(seconds / 60 % 60),
-                        static_cast<int>(seconds % 60));
-  if (fraction != 0) n += std::snprintf(buffer + n, sizeof buffer - n, ".%09lld", static_cast<long long>(fraction));
+  int n = std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d", date / 10000,
+                        date / 100 % 100, date % 100, static_cast<int>(seconds / 3600),
+                        static_cast<int>(seconds / 60 % 60), static_cast<int>(seconds % 60));
+  if (fraction != 0)
+    n += std::snprintf(buffer + n, sizeof buffer - n, ".%09lld", static_cast<long long>(fraction));
   if (offset_minutes == 0) {
     std::snprintf(buffer + n, sizeof buffer - n, "Z");
   } else {
     const int magnitude = offset_minutes < 0 ? -offset_minutes : offset_minutes;
-    std::snprintf(buffer + n, sizeof buffer - n, "%c%02d:%02d", offset_minutes < 0 ? '-' : '+', magnitude / 60,
-                  magnitude % 60);
+    std::snprintf(buffer + n, sizeof buffer - n, "%c%02d:%02d", offset_minutes < 0 ? '-' : '+',
+                  magnitude / 60, magnitude % 60);
   }
   return buffer;
 }
@@ -137,7 +152,8 @@ Result<int> ParseDate(std::string_view text) {
 
 std::string FormatDate(int yyyymmdd) {
   char buffer[16];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02d", yyyymmdd / 10000, yyyymmdd / 100 % 100, yyyymmdd % 100);
+  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02d", yyyymmdd / 10000, yyyymmdd / 100 % 100,
+                yyyymmdd % 100);
   return buffer;
 }
 
@@ -161,7 +177,8 @@ int AddDays(int yyyymmdd, int days) {
 }
 
 int64_t SystemNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 

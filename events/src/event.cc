@@ -40,7 +40,8 @@ std::string EncodeEnvelope(std::string_view body, const Digest& prev_hash, const
 
 Result<DecodedEvent> DecodeEventRecord(std::string_view record) {
   flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(record.data()), record.size());
-  if (!fb::VerifyEventBuffer(verifier)) return Status::Corruption("event record fails FlatBuffers verification");
+  if (!fb::VerifyEventBuffer(verifier))
+    return Status::Corruption("event record fails FlatBuffers verification");
   const fb::Event* event = fb::GetEvent(record.data());
   if (event->body() == nullptr || event->prev_hash() == nullptr || event->hash() == nullptr) {
     return Status::Corruption("event record lacks body or hashes");
@@ -54,7 +55,8 @@ Result<DecodedEvent> DecodeEventRecord(std::string_view record) {
   }
   DecodedEvent decoded;
   decoded.body = flatbuffers::GetRoot<fb::EventBody>(event->body()->data());
-  decoded.body_bytes = std::string_view(reinterpret_cast<const char*>(event->body()->data()), event->body()->size());
+  decoded.body_bytes =
+      std::string_view(reinterpret_cast<const char*>(event->body()->data()), event->body()->size());
   std::memcpy(decoded.prev_hash.data(), event->prev_hash()->data(), 32);
   std::memcpy(decoded.hash.data(), event->hash()->data(), 32);
   return decoded;
@@ -64,14 +66,22 @@ const char* EventTypeName(fb::Payload type) { return fb::EnumNamePayload(type); 
 
 const flatbuffers::Vector<flatbuffers::Offset<fb::Posting>>* PostingsOf(const fb::EventBody& body) {
   switch (body.payload_type()) {
-    case fb::Payload::FundsDeposited: return body.payload_as_FundsDeposited()->postings();
-    case fb::Payload::PointsAwarded: return body.payload_as_PointsAwarded()->postings();
-    case fb::Payload::PaymentCaptured: return body.payload_as_PaymentCaptured()->postings();
-    case fb::Payload::PointsDeducted: return body.payload_as_PointsDeducted()->postings();
-    case fb::Payload::CouponRedeemed: return body.payload_as_CouponRedeemed()->postings();
-    case fb::Payload::PaymentReversed: return body.payload_as_PaymentReversed()->postings();
-    case fb::Payload::PaymentRefunded: return body.payload_as_PaymentRefunded()->postings();
-    default: return nullptr;
+    case fb::Payload::FundsDeposited:
+      return body.payload_as_FundsDeposited()->postings();
+    case fb::Payload::PointsAwarded:
+      return body.payload_as_PointsAwarded()->postings();
+    case fb::Payload::PaymentCaptured:
+      return body.payload_as_PaymentCaptured()->postings();
+    case fb::Payload::PointsDeducted:
+      return body.payload_as_PointsDeducted()->postings();
+    case fb::Payload::CouponRedeemed:
+      return body.payload_as_CouponRedeemed()->postings();
+    case fb::Payload::PaymentReversed:
+      return body.payload_as_PaymentReversed()->postings();
+    case fb::Payload::PaymentRefunded:
+      return body.payload_as_PaymentRefunded()->postings();
+    default:
+      return nullptr;
   }
 }
 
@@ -90,23 +100,35 @@ bool PostingsBalanced(const fb::EventBody& body) {
 std::string EventKey(const fb::EventBody& body) {
   auto str = [](const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); };
   switch (body.payload_type()) {
-    case fb::Payload::AccountOpened: return str(body.payload_as_AccountOpened()->customer());
-    case fb::Payload::MerchantOpened: return str(body.payload_as_MerchantOpened()->merchant());
-    case fb::Payload::FundsDeposited: return str(body.payload_as_FundsDeposited()->customer());
-    case fb::Payload::PointsAwarded: return str(body.payload_as_PointsAwarded()->customer());
-    case fb::Payload::CouponIssued: return str(body.payload_as_CouponIssued()->customer());
-    case fb::Payload::CustomerLimitSet: return str(body.payload_as_CustomerLimitSet()->customer());
-    case fb::Payload::PaymentCaptured: return str(body.payload_as_PaymentCaptured()->customer());
-    case fb::Payload::PointsDeducted: return str(body.payload_as_PointsDeducted()->customer());
-    case fb::Payload::CouponRedeemed: return str(body.payload_as_CouponRedeemed()->customer());
-    case fb::Payload::PaymentReversed: return str(body.payload_as_PaymentReversed()->customer());
-    case fb::Payload::PaymentRefunded: return str(body.payload_as_PaymentRefunded()->customer());
+    case fb::Payload::AccountOpened:
+      return str(body.payload_as_AccountOpened()->customer());
+    case fb::Payload::MerchantOpened:
+      return str(body.payload_as_MerchantOpened()->merchant());
+    case fb::Payload::FundsDeposited:
+      return str(body.payload_as_FundsDeposited()->customer());
+    case fb::Payload::PointsAwarded:
+      return str(body.payload_as_PointsAwarded()->customer());
+    case fb::Payload::CouponIssued:
+      return str(body.payload_as_CouponIssued()->customer());
+    case fb::Payload::CustomerLimitSet:
+      return str(body.payload_as_CustomerLimitSet()->customer());
+    case fb::Payload::PaymentCaptured:
+      return str(body.payload_as_PaymentCaptured()->customer());
+    case fb::Payload::PointsDeducted:
+      return str(body.payload_as_PointsDeducted()->customer());
+    case fb::Payload::CouponRedeemed:
+      return str(body.payload_as_CouponRedeemed()->customer());
+    case fb::Payload::PaymentReversed:
+      return str(body.payload_as_PaymentReversed()->customer());
+    case fb::Payload::PaymentRefunded:
+      return str(body.payload_as_PaymentRefunded()->customer());
     case fb::Payload::CommandRejected: {
       const auto* rejected = body.payload_as_CommandRejected();
       const std::string customer = str(rejected->customer());
       return customer.empty() ? str(rejected->merchant()) : customer;
     }
-    default: return std::string();
+    default:
+      return std::string();
   }
 }
 

@@ -31,7 +31,8 @@ constexpr int kSendQueueFullRetriesMax = 10'000;
 constexpr int kAdminAnswerGraceMs = 1'000;
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -63,8 +64,10 @@ Status SetAll(rd_kafka_conf_t* conf, std::initializer_list<std::pair<const char*
 ConfPtr BaseConf(const std::string& brokers) {
   ConfPtr conf(rd_kafka_conf_new());
   rd_kafka_conf_set_log_cb(conf.get(), LogFromKafka);
-  if (!brokers.empty()) SetAll(conf.get(), {{"bootstrap.servers", brokers}}).IgnoreError();  // checked at connect
-  SetAll(conf.get(), {{"client.id", "ledger"}, {"log.connection.close", "false"}}).IgnoreError();  // valid names
+  if (!brokers.empty())
+    SetAll(conf.get(), {{"bootstrap.servers", brokers}}).IgnoreError();  // checked at connect
+  SetAll(conf.get(), {{"client.id", "ledger"}, {"log.connection.close", "false"}})
+      .IgnoreError();  // valid names
   return conf;
 }
 
@@ -81,7 +84,8 @@ std::optional<uint64_t> SequenceHeader(const rd_kafka_message_t* message) {
   if (rd_kafka_message_headers(message, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
   const void* value = nullptr;
   size_t size = 0;
-  if (rd_kafka_header_get_last(headers, kSequenceHeader, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  if (rd_kafka_header_get_last(headers, kSequenceHeader, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
   uint64_t sequence = 0;
   if (size == 0 || size > 20) return std::nullopt;
   for (size_t i = 0; i < size; ++i) {
@@ -98,7 +102,8 @@ Record ToRecord(const rd_kafka_message_t* message) {
   record.partition = message->partition;
   record.offset = message->offset;
   if (message->key != nullptr) record.key.assign(static_cast<const char*>(message->key), message->key_len);
-  if (message->payload != nullptr) record.value.assign(static_cast<const char*>(message->payload), message->len);
+  if (message->payload != nullptr)
+    record.value.assign(static_cast<const char*>(message->payload), message->len);
   record.sequence = SequenceHeader(message);
   return record;
 }
@@ -125,11 +130,14 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(int partitions, in
   if (!handle.ok()) return handle.status();
   broker->impl_->handle = *handle;
   broker->impl_->cluster = rd_kafka_mock_cluster_new(*handle, brokers);
-  if (broker->impl_->cluster == nullptr) return Status::Internal("librdkafka could not start the mock cluster");
+  if (broker->impl_->cluster == nullptr)
+    return Status::Internal("librdkafka could not start the mock cluster");
   broker->bootstrap_ = rd_kafka_mock_cluster_bootstraps(broker->impl_->cluster);
   for (const char* topic : {kEventsTopic, kCommandsTopic, kResultsTopic}) {
-    const rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(broker->impl_->cluster, topic, partitions, std::min(brokers, 3));
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Internal(std::string("create ") + topic + ": " + rd_kafka_err2str(err));
+    const rd_kafka_resp_err_t err =
+        rd_kafka_mock_topic_create(broker->impl_->cluster, topic, partitions, std::min(brokers, 3));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return Status::Internal(std::string("create ") + topic + ": " + rd_kafka_err2str(err));
   }
   return broker;
 }
@@ -149,7 +157,8 @@ void EmbeddedBroker::SetBrokerRttMs(int broker_id, int rtt_ms) {
 }
 
 void EmbeddedBroker::PushProduceErrors(int count, int error) {
-  std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(count), static_cast<rd_kafka_resp_err_t>(error));
+  std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(count),
+                                          static_cast<rd_kafka_resp_err_t>(error));
   rd_kafka_mock_push_request_errors_array(impl_->cluster, 0 /* Produce */, errors.size(), errors.data());
 }
 
@@ -186,7 +195,8 @@ Result<uint64_t> ReadTailSequence(const std::string& brokers, const std::string&
     if (last) return *last;
     if (start == 0) return uint64_t{0};
   }
-  return Status::Corruption("no record with a ledger.sequence header in the last " + std::to_string(kTailSearchRecordsMax) + " records of " + topic);
+  return Status::Corruption("no record with a ledger.sequence header in the last " +
+                            std::to_string(kTailSearchRecordsMax) + " records of " + topic);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -248,7 +258,8 @@ Result<std::unique_ptr<PartitionReader>> PartitionReader::Open(const std::string
       start_offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : start_offset;
   const rd_kafka_resp_err_t err = rd_kafka_assign(*consumer, list);
   rd_kafka_topic_partition_list_destroy(list);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Status::IoError(std::string("assign ") + topic + ": " + rd_kafka_err2str(err));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::IoError(std::string("assign ") + topic + ": " + rd_kafka_err2str(err));
   return reader;
 }
 
@@ -260,7 +271,8 @@ Result<std::vector<Record>> PartitionReader::Poll(size_t max_records, int timeou
   const int64_t deadline = NowMs() + timeout_ms;
   while (records.size() < max_records) {
     const int64_t left = deadline - NowMs();
-    rd_kafka_message_t* message = rd_kafka_consumer_poll(impl_->consumer, records.empty() ? static_cast<int>(std::max<int64_t>(0, left)) : 0);
+    rd_kafka_message_t* message = rd_kafka_consumer_poll(
+        impl_->consumer, records.empty() ? static_cast<int>(std::max<int64_t>(0, left)) : 0);
     if (message == nullptr) {
       if (!records.empty() || left <= 0) break;
       continue;
@@ -297,7 +309,8 @@ Result<Watermarks> PartitionReader::QueryWatermarks(int timeout_ms) {
       err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) {
     return Watermarks{};
   }
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Status::IoError("watermarks of " + impl_->topic + ": " + rd_kafka_err2str(err));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::IoError("watermarks of " + impl_->topic + ": " + rd_kafka_err2str(err));
   if (marks.low < 0 || marks.low > marks.high) {  // the broker's answer, not ours to assert
     return Status::IoError("watermarks of " + impl_->topic + ": low " + std::to_string(marks.low) +
                            " and high " + std::to_string(marks.high) + " do not make a range");
@@ -325,7 +338,8 @@ struct RecordSender::Impl {
 
 Result<std::unique_ptr<RecordSender>> RecordSender::Open(const std::string& brokers) {
   ConfPtr conf = BaseConf(brokers);
-  LEDGER_RETURN_IF_ERROR(SetAll(conf.get(), {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "2"}}));
+  LEDGER_RETURN_IF_ERROR(
+      SetAll(conf.get(), {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "2"}}));
   std::unique_ptr<RecordSender> sender(new RecordSender());
   sender->impl_ = std::make_unique<Impl>();
   rd_kafka_conf_set_opaque(conf.get(), sender->impl_.get());
@@ -344,24 +358,29 @@ Result<std::unique_ptr<RecordSender>> RecordSender::Open(const std::string& brok
 
 RecordSender::~RecordSender() = default;
 
-Status RecordSender::Send(const std::string& topic, uint32_t partition, const std::string& key, const std::string& value) {
+Status RecordSender::Send(const std::string& topic, uint32_t partition, const std::string& key,
+                          const std::string& value) {
   for (int attempt = 0;; ++attempt) {
     const rd_kafka_resp_err_t err = rd_kafka_producev(
-        impl_->producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(static_cast<int32_t>(partition)),
-        RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        impl_->producer, RD_KAFKA_V_TOPIC(topic.c_str()),
+        RD_KAFKA_V_PARTITION(static_cast<int32_t>(partition)), RD_KAFKA_V_KEY(key.data(), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt > kSendQueueFullRetriesMax) {
       return Status::IoError(std::string("produce: ") + rd_kafka_err2str(err));
     }
-    rd_kafka_poll(impl_->producer, kDeliveryPollMs);  // the bounded local queue is full: let deliveries drain it
+    rd_kafka_poll(impl_->producer,
+                  kDeliveryPollMs);  // the bounded local queue is full: let deliveries drain it
   }
 }
 
 Status RecordSender::Flush(int64_t timeout_ms) {
   const rd_kafka_resp_err_t err = rd_kafka_flush(impl_->producer, static_cast<int>(timeout_ms));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Status::IoError(std::string("flush: ") + rd_kafka_err2str(err));
-  if (impl_->failed > 0) return Status::IoError(std::to_string(impl_->failed) + " records failed: " + impl_->failure);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::IoError(std::string("flush: ") + rd_kafka_err2str(err));
+  if (impl_->failed > 0)
+    return Status::IoError(std::to_string(impl_->failed) + " records failed: " + impl_->failure);
   return Status::Ok();
 }
 

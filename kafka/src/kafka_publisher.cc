@@ -35,7 +35,8 @@ constexpr size_t kDeliveryPollEveryRecords = 1024;
 constexpr int kUncommittedWaitMs = 10;
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -135,9 +136,10 @@ struct Publisher::Impl {
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
     rd_kafka_conf_set_error_cb(conf, OnError);
-    rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int level, const char* facility, const char* message) {
-      if (level <= 3) spdlog::warn("kafka {}: {}", facility, message);
-    });
+    rd_kafka_conf_set_log_cb(conf,
+                             [](const rd_kafka_t*, int level, const char* facility, const char* message) {
+                               if (level <= 3) spdlog::warn("kafka {}: {}", facility, message);
+                             });
     producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
     if (producer == nullptr) {
       rd_kafka_conf_destroy(conf);
@@ -151,16 +153,19 @@ struct Publisher::Impl {
   // Starts a producer session: reads both tails and checks the events tail against the store.
   Status Resume() {
     DestroyProducer();
-    Result<uint64_t> events_tail = ReadTailSequence(settings.brokers, kEventsTopic, settings.partition, kWatermarksTimeoutMs);
+    Result<uint64_t> events_tail =
+        ReadTailSequence(settings.brokers, kEventsTopic, settings.partition, kWatermarksTimeoutMs);
     if (!events_tail.ok()) return events_tail.status();
-    Result<uint64_t> results_tail = ReadTailSequence(settings.brokers, kResultsTopic, settings.partition, kWatermarksTimeoutMs);
+    Result<uint64_t> results_tail =
+        ReadTailSequence(settings.brokers, kResultsTopic, settings.partition, kWatermarksTimeoutMs);
     if (!results_tail.ok()) return results_tail.status();
     Result<std::optional<std::pair<uint64_t, std::string>>> last = store->LastEvent();
     if (!last.ok()) return last.status();
     const uint64_t stored = last->has_value() ? (*last)->first : 0;
     if (*events_tail > stored) {
-      return Status::Corruption("ledger.events partition " + std::to_string(settings.partition) + " holds sequence " +
-                                std::to_string(*events_tail) + " but the store ends at " + std::to_string(stored));
+      return Status::Corruption("ledger.events partition " + std::to_string(settings.partition) +
+                                " holds sequence " + std::to_string(*events_tail) +
+                                " but the store ends at " + std::to_string(stored));
     }
     events_produced = events_acked = *events_tail;
     // A result is produced only after its events were acknowledged, so the results tail never passes the
@@ -168,7 +173,8 @@ struct Publisher::Impl {
     results_scanned = results_produced = results_acked = std::min(*results_tail, *events_tail);
     LEDGER_RETURN_IF_ERROR(CreateProducer());
     need_resume = false;
-    spdlog::info("publisher: partition {} resumes after event {} and result {}", settings.partition, events_acked, results_acked);
+    spdlog::info("publisher: partition {} resumes after event {} and result {}", settings.partition,
+                 events_acked, results_acked);
     return Status::Ok();
   }
 
@@ -176,16 +182,19 @@ struct Publisher::Impl {
                  bool result, const std::string& type, const std::string& transaction) {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
     const std::string sequence_text = std::to_string(sequence);
-    if (sequence > 0) rd_kafka_header_add(headers, kSequenceHeader, -1, sequence_text.data(), sequence_text.size());
+    if (sequence > 0)
+      rd_kafka_header_add(headers, kSequenceHeader, -1, sequence_text.data(), sequence_text.size());
     if (!type.empty()) rd_kafka_header_add(headers, kTypeHeader, -1, type.data(), type.size());
-    if (!transaction.empty()) rd_kafka_header_add(headers, kTransactionHeader, -1, transaction.data(), transaction.size());
+    if (!transaction.empty())
+      rd_kafka_header_add(headers, kTransactionHeader, -1, transaction.data(), transaction.size());
     void* const opaque = sequence > 0 ? MakeOpaque(sequence, result) : nullptr;
     for (int attempt = 0;; ++attempt) {
       const rd_kafka_resp_err_t err = rd_kafka_producev(
           producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(static_cast<int32_t>(settings.partition)),
-          RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
-          RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+          RD_KAFKA_V_KEY(key.data(), key.size()),
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque),
+          RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();  // headers now belong to the message
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || session_failed || attempt > kQueueFullRetriesMax) {
         rd_kafka_headers_destroy(headers);
@@ -203,30 +212,33 @@ struct Publisher::Impl {
     if (events_produced >= through) return Status::Ok();
     Status status;
     size_t produced_in_pass = 0;
-    LEDGER_RETURN_IF_ERROR(store->ScanEvents(events_produced + 1, through, [&](uint64_t sequence, std::string_view record) {
-      if (sequence != events_produced + 1) {
-        status = Status::Corruption("the store has no event " + std::to_string(events_produced + 1) +
-                                    " (next is " + std::to_string(sequence) + ")");
-        return false;
-      }
-      Result<DecodedEvent> decoded = DecodeEventRecord(record);
-      if (!decoded.ok()) {
-        status = Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
-        return false;
-      }
-      status = Produce(kEventsTopic, EventKey(*decoded->body), std::string(record), sequence, false,
-                       EventTypeName(decoded->body->payload_type()), decoded->body->transaction_id()->str());
-      if (!status.ok()) return false;
-      events_produced = sequence;
-      if (++produced_in_pass % kDeliveryPollEveryRecords == 0) rd_kafka_poll(producer, 0);
-      return true;
-    }));
+    LEDGER_RETURN_IF_ERROR(
+        store->ScanEvents(events_produced + 1, through, [&](uint64_t sequence, std::string_view record) {
+          if (sequence != events_produced + 1) {
+            status = Status::Corruption("the store has no event " + std::to_string(events_produced + 1) +
+                                        " (next is " + std::to_string(sequence) + ")");
+            return false;
+          }
+          Result<DecodedEvent> decoded = DecodeEventRecord(record);
+          if (!decoded.ok()) {
+            status =
+                Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+            return false;
+          }
+          status =
+              Produce(kEventsTopic, EventKey(*decoded->body), std::string(record), sequence, false,
+                      EventTypeName(decoded->body->payload_type()), decoded->body->transaction_id()->str());
+          if (!status.ok()) return false;
+          events_produced = sequence;
+          if (++produced_in_pass % kDeliveryPollEveryRecords == 0) rd_kafka_poll(producer, 0);
+          return true;
+        }));
     return status;  // the store may end before `through` (not committed yet): the caller waits for it
   }
 
-  // Produces the results of the transactions in (results_scanned, acked], whose events Kafka has acknowledged.
-  // A transaction is complete when the next one starts, or when it ends at `group_end` (a committed group's end);
-  // an incomplete last transaction waits for the next pass.
+  // Produces the results of the transactions in (results_scanned, acked], whose events Kafka has
+  // acknowledged. A transaction is complete when the next one starts, or when it ends at `group_end` (a
+  // committed group's end); an incomplete last transaction waits for the next pass.
   Status ProduceResultsThrough(uint64_t acked, uint64_t group_end) {
     const uint64_t end = std::min(acked, group_end);
     if (results_scanned >= end) return Status::Ok();
@@ -238,35 +250,39 @@ struct Publisher::Impl {
       if (transaction.empty() || !status.ok()) return;
       for (const auto& [result, last_sequence] : ResultsFromEvents(transaction)) {
         if (last_sequence <= results_produced) continue;
-        status = Produce(kResultsTopic, result.command_id, result.ToJson(), last_sequence, true, "", result.transaction_id);
+        status = Produce(kResultsTopic, result.command_id, result.ToJson(), last_sequence, true, "",
+                         result.transaction_id);
         if (!status.ok()) return;
         results_produced = last_sequence;
       }
       results_scanned = transaction_last;
       transaction.clear();
     };
-    LEDGER_RETURN_IF_ERROR(store->ScanEvents(results_scanned + 1, end, [&](uint64_t sequence, std::string_view record) {
-      Result<DecodedEvent> decoded = DecodeEventRecord(record);
-      if (!decoded.ok()) {
-        status = Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
-        return false;
-      }
-      const std::string id = decoded->body->transaction_id()->str();
-      if (id != transaction_id) {
-        flush_transaction();
-        if (!status.ok()) return false;
-        transaction_id = id;
-      }
-      transaction.emplace_back(record);
-      transaction_last = sequence;
-      return true;
-    }));
+    LEDGER_RETURN_IF_ERROR(
+        store->ScanEvents(results_scanned + 1, end, [&](uint64_t sequence, std::string_view record) {
+          Result<DecodedEvent> decoded = DecodeEventRecord(record);
+          if (!decoded.ok()) {
+            status =
+                Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+            return false;
+          }
+          const std::string id = decoded->body->transaction_id()->str();
+          if (id != transaction_id) {
+            flush_transaction();
+            if (!status.ok()) return false;
+            transaction_id = id;
+          }
+          transaction.emplace_back(record);
+          transaction_last = sequence;
+          return true;
+        }));
     LEDGER_RETURN_IF_ERROR(status);
     if (end == group_end) flush_transaction();
     return status;
   }
 
-  // Polls until `acked` reaches `produced` (both members of this session), the session fails or the deadline passes.
+  // Polls until `acked` reaches `produced` (both members of this session), the session fails or the deadline
+  // passes.
   void AwaitAcknowledgements(const uint64_t& acked, const uint64_t& produced, int64_t deadline) {
     while (!session_failed && acked < produced && NowMs() <= deadline) {
       rd_kafka_poll(producer, kDeliveryPollMs);
@@ -290,7 +306,8 @@ Status Publisher::PublishThrough(uint64_t through, int64_t deadline_ms) {
   Status last_error;
   while (true) {
     if (NowMs() > deadline) {
-      return Status::IoError("events through " + std::to_string(through) + " not acknowledged by Kafka in time" +
+      return Status::IoError("events through " + std::to_string(through) +
+                             " not acknowledged by Kafka in time" +
                              (last_error.ok() ? "" : ": " + last_error.message()));
     }
     if (impl.need_resume || impl.session_failed) {
@@ -323,7 +340,8 @@ Status Publisher::PublishThrough(uint64_t through, int64_t deadline_ms) {
       std::this_thread::sleep_for(std::chrono::milliseconds(kRebuildBackoffMs));
       continue;
     }
-    if (impl.events_acked >= through && impl.results_scanned >= through && impl.results_acked >= impl.results_produced) {
+    if (impl.events_acked >= through && impl.results_scanned >= through &&
+        impl.results_acked >= impl.results_produced) {
       return Status::Ok();
     }
     if (impl.events_produced < chunk_end) {  // `through` is not committed yet
@@ -343,7 +361,8 @@ Status Publisher::PublishResults(const std::vector<CommandResult>& results, int6
   if (impl.need_resume || impl.producer == nullptr) LEDGER_RETURN_IF_ERROR(impl.Resume());
   for (const CommandResult& result : results) {
     impl.plain_results_outstanding += 1;
-    LEDGER_RETURN_IF_ERROR(impl.Produce(kResultsTopic, result.command_id, result.ToJson(), 0, true, "", result.transaction_id));
+    LEDGER_RETURN_IF_ERROR(
+        impl.Produce(kResultsTopic, result.command_id, result.ToJson(), 0, true, "", result.transaction_id));
   }
   while (impl.plain_results_outstanding > 0 && !impl.session_failed && NowMs() < deadline) {
     rd_kafka_poll(impl.producer, kDeliveryPollMs);
@@ -358,7 +377,8 @@ Status Publisher::PublishResults(const std::vector<CommandResult>& results, int6
 
 void Publisher::InjectFatalErrorForTest() {
   if (impl_->producer == nullptr) return;
-  rd_kafka_test_fatal_error(impl_->producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "injected by a test");
+  rd_kafka_test_fatal_error(impl_->producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                            "injected by a test");
 }
 
 }  // namespace ledger::kafka

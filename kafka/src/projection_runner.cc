@@ -56,7 +56,8 @@ struct ProjectionRunner::Impl {
   }
 
   // On assignment, start each partition where its own store says: the offset committed with the view.
-  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* partitions, void* opaque) {
     auto* impl = static_cast<Impl*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       for (int i = 0; i < partitions->cnt; ++i) {
@@ -65,7 +66,8 @@ struct ProjectionRunner::Impl {
           impl->open_error = view.status();
           continue;
         }
-        partitions->elems[i].offset = (*view)->next_offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : (*view)->next_offset;
+        partitions->elems[i].offset =
+            (*view)->next_offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : (*view)->next_offset;
       }
       rd_kafka_assign(rk, partitions);
     } else {
@@ -110,7 +112,8 @@ Result<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(const Projectio
   rd_kafka_topic_partition_list_add(topics, kafka::kEventsTopic, RD_KAFKA_PARTITION_UA);
   const rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer, topics);
   rd_kafka_topic_partition_list_destroy(topics);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Status::IoError(std::string("subscribe: ") + rd_kafka_err2str(err));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::IoError(std::string("subscribe: ") + rd_kafka_err2str(err));
   return runner;
 }
 
@@ -146,7 +149,8 @@ Result<size_t> ProjectionRunner::RunOnce(size_t max_events, int timeout_ms) {
     if (!view.ok()) return view.status();
     Result<DecodedEvent> decoded = DecodeEventRecord(record);
     if (!decoded.ok()) {
-      failure = Status::Corruption("partition " + std::to_string(partition) + " offset " + std::to_string(offset) + ": " + decoded.status().message());
+      failure = Status::Corruption("partition " + std::to_string(partition) + " offset " +
+                                   std::to_string(offset) + ": " + decoded.status().message());
       break;
     }
     ProjectionSet& projections = *(*view)->projections;
@@ -156,9 +160,10 @@ Result<size_t> ProjectionRunner::RunOnce(size_t max_events, int timeout_ms) {
       continue;
     }
     if (sequence != projections.LastApplied() + 1) {
-      failure = Status::Corruption("gap in ledger.events partition " + std::to_string(partition) + ": expected sequence " +
-                                   std::to_string(projections.LastApplied() + 1) + ", got " + std::to_string(sequence) +
-                                   " at offset " + std::to_string(offset));
+      failure =
+          Status::Corruption("gap in ledger.events partition " + std::to_string(partition) +
+                             ": expected sequence " + std::to_string(projections.LastApplied() + 1) +
+                             ", got " + std::to_string(sequence) + " at offset " + std::to_string(offset));
       break;
     }
     auto& overlay = overlays[partition];

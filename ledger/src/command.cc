@@ -52,24 +52,49 @@ struct TypeSpec {
 
 // Every field a command type accepts besides type, command_id and occurred_at.
 const TypeSpec kTypes[] = {
-    {"open_account", {{"customer", Kind::kString}, {"account", Kind::kString}, {"kind", Kind::kString},
-                      {"credit_limit_minor", Kind::kInteger}}},
+    {"open_account",
+     {{"customer", Kind::kString},
+      {"account", Kind::kString},
+      {"kind", Kind::kString},
+      {"credit_limit_minor", Kind::kInteger}}},
     {"open_merchant", {{"merchant", Kind::kString}, {"name", Kind::kString}, {"fee_bps", Kind::kInteger}}},
     {"deposit", {{"account", Kind::kString}, {"amount_minor", Kind::kInteger}}},
     {"award_points", {{"customer", Kind::kString}, {"points", Kind::kInteger}}},
-    {"issue_coupon", {{"coupon", Kind::kString}, {"customer", Kind::kString}, {"value_minor", Kind::kInteger},
-                      {"min_spend_minor", Kind::kInteger}, {"merchant", Kind::kString},
-                      {"funded_by", Kind::kString}, {"expires_at", Kind::kString}}},
-    {"set_customer_limit", {{"customer", Kind::kString}, {"medium", Kind::kString},
-                            {"per_payment_minor", Kind::kInteger}, {"daily_minor", Kind::kInteger},
-                            {"monthly_minor", Kind::kInteger}, {"daily_count", Kind::kInteger}}},
-    {"pay", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}, {"customer", Kind::kString},
-             {"funding", Kind::kString}, {"account", Kind::kString}, {"card_token", Kind::kString},
-             {"channel", Kind::kString}, {"medium", Kind::kString}, {"order_amount_minor", Kind::kInteger},
-             {"points", Kind::kInteger}, {"coupon", Kind::kString}, {"discount_minor", Kind::kInteger}}},
-    {"reverse", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}, {"reason", Kind::kString}}},
-    {"refund", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}, {"refund_no", Kind::kString},
-                {"amount_minor", Kind::kInteger}}},
+    {"issue_coupon",
+     {{"coupon", Kind::kString},
+      {"customer", Kind::kString},
+      {"value_minor", Kind::kInteger},
+      {"min_spend_minor", Kind::kInteger},
+      {"merchant", Kind::kString},
+      {"funded_by", Kind::kString},
+      {"expires_at", Kind::kString}}},
+    {"set_customer_limit",
+     {{"customer", Kind::kString},
+      {"medium", Kind::kString},
+      {"per_payment_minor", Kind::kInteger},
+      {"daily_minor", Kind::kInteger},
+      {"monthly_minor", Kind::kInteger},
+      {"daily_count", Kind::kInteger}}},
+    {"pay",
+     {{"merchant", Kind::kString},
+      {"merchant_order_no", Kind::kString},
+      {"customer", Kind::kString},
+      {"funding", Kind::kString},
+      {"account", Kind::kString},
+      {"card_token", Kind::kString},
+      {"channel", Kind::kString},
+      {"medium", Kind::kString},
+      {"order_amount_minor", Kind::kInteger},
+      {"points", Kind::kInteger},
+      {"coupon", Kind::kString},
+      {"discount_minor", Kind::kInteger}}},
+    {"reverse",
+     {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}, {"reason", Kind::kString}}},
+    {"refund",
+     {{"merchant", Kind::kString},
+      {"merchant_order_no", Kind::kString},
+      {"refund_no", Kind::kString},
+      {"amount_minor", Kind::kInteger}}},
 };
 
 std::string Printable(std::string_view text, size_t max_bytes = kQuotedBytesMax) {
@@ -286,11 +311,26 @@ class Fields {
 // EnumNames<E>(): adapters over flatc's generated EnumNamesX() tables.
 template <typename E>
 const char* const* EnumNames();
-template <> const char* const* EnumNames<fb::AccountKind>() { return fb::EnumNamesAccountKind(); }
-template <> const char* const* EnumNames<fb::Funding>() { return fb::EnumNamesFunding(); }
-template <> const char* const* EnumNames<fb::Channel>() { return fb::EnumNamesChannel(); }
-template <> const char* const* EnumNames<fb::FundedBy>() { return fb::EnumNamesFundedBy(); }
-template <> const char* const* EnumNames<fb::Medium>() { return fb::EnumNamesMedium(); }
+template <>
+const char* const* EnumNames<fb::AccountKind>() {
+  return fb::EnumNamesAccountKind();
+}
+template <>
+const char* const* EnumNames<fb::Funding>() {
+  return fb::EnumNamesFunding();
+}
+template <>
+const char* const* EnumNames<fb::Channel>() {
+  return fb::EnumNamesChannel();
+}
+template <>
+const char* const* EnumNames<fb::FundedBy>() {
+  return fb::EnumNamesFundedBy();
+}
+template <>
+const char* const* EnumNames<fb::Medium>() {
+  return fb::EnumNamesMedium();
+}
 
 template <typename Enum>
 Enum ParseEnum(Fields& fields, const char* name, bool required, Enum absent) {
@@ -425,7 +465,8 @@ const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
 Result<ParsedCommand> ReadEnvelope(const json& object, std::string_view line) {
   if (!object.is_object()) return Status::InvalidArgument("a command must be a JSON object");
   auto type_it = object.find("type");
-  if (type_it == object.end() || !type_it->is_string()) return Status::InvalidArgument("field 'type' (a string) is required");
+  if (type_it == object.end() || !type_it->is_string())
+    return Status::InvalidArgument("field 'type' (a string) is required");
   auto id_it = object.find("command_id");
   if (id_it == object.end() || !id_it->is_string() || id_it->get_ref<const std::string&>().empty()) {
     return Status::InvalidArgument("field 'command_id' (a non-empty string) is required");

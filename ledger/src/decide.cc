@@ -78,15 +78,20 @@ Decision DecideOpenMerchant(const fb::OpenMerchantT& command, const DecideContex
 }
 
 Decision DecideDeposit(const fb::DepositT& command, const DecideContext& context) {
-  if (!ValidPositive(command.amount_minor)) return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
+  if (!ValidPositive(command.amount_minor))
+    return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
   fb::AccountRecordT account;
   if (!LoadRecord(context.state, keys::Account(command.account), &account)) {
     return Reject(reason::kUnknownAccount, "no account " + command.account);
   }
-  const std::optional<int64_t> balance = CheckedAdd(BalanceOf(context.state, command.account), command.amount_minor);
-  if (!balance || *balance > kAmountMinorMax) return Reject(reason::kInvalidAmount, "balance would pass 2^53-1");
-  const std::optional<int64_t> funding = CheckedSub(BalanceOf(context.state, gl::kFunding), command.amount_minor);
-  if (!funding || *funding < -kAmountMinorMax) return Reject(reason::kInvalidAmount, "funding total would overflow");
+  const std::optional<int64_t> balance =
+      CheckedAdd(BalanceOf(context.state, command.account), command.amount_minor);
+  if (!balance || *balance > kAmountMinorMax)
+    return Reject(reason::kInvalidAmount, "balance would pass 2^53-1");
+  const std::optional<int64_t> funding =
+      CheckedSub(BalanceOf(context.state, gl::kFunding), command.amount_minor);
+  if (!funding || *funding < -kAmountMinorMax)
+    return Reject(reason::kInvalidAmount, "funding total would overflow");
   Decision decision;
   fb::FundsDepositedT deposited;
   deposited.account = command.account;
@@ -107,7 +112,8 @@ Decision DecideAwardPoints(const fb::AwardPointsT& command, const DecideContext&
   }
   const std::optional<int64_t> value = CheckedMul(command.points, context.config.point_value_minor);
   if (!value || *value > kAmountMinorMax) return Reject(reason::kInvalidAmount, "points value passes 2^53-1");
-  const std::optional<int64_t> points = CheckedAdd(BalanceOf(context.state, PointsAccount(command.customer)), command.points);
+  const std::optional<int64_t> points =
+      CheckedAdd(BalanceOf(context.state, PointsAccount(command.customer)), command.points);
   const std::optional<int64_t> liability = CheckedAdd(BalanceOf(context.state, gl::kPointsLiability), *value);
   if (!points || *points > kAmountMinorMax || !liability || *liability > kAmountMinorMax) {
     return Reject(reason::kInvalidAmount, "points balance would pass 2^53-1");
@@ -128,8 +134,10 @@ Decision DecideAwardPoints(const fb::AwardPointsT& command, const DecideContext&
 }
 
 Decision DecideIssueCoupon(const fb::IssueCouponT& command, const DecideContext& context) {
-  if (!ValidPositive(command.value_minor)) return Reject(reason::kInvalidAmount, "value_minor must be 1 to 2^53-1");
-  if (!ValidNonNegative(command.min_spend_minor)) return Reject(reason::kInvalidAmount, "min_spend_minor must be 0 to 2^53-1");
+  if (!ValidPositive(command.value_minor))
+    return Reject(reason::kInvalidAmount, "value_minor must be 1 to 2^53-1");
+  if (!ValidNonNegative(command.min_spend_minor))
+    return Reject(reason::kInvalidAmount, "min_spend_minor must be 0 to 2^53-1");
   fb::CouponRecordT existing;
   if (LoadRecord(context.state, keys::Coupon(command.coupon), &existing)) {
     return Reject(reason::kAlreadyExists, "coupon " + command.coupon + " already exists");
@@ -200,24 +208,29 @@ struct PayPlan {
 
 // Amounts, merchant, order number, customer and the account the card amount comes from.
 Decision CheckPayParties(const fb::PayT& command, const KvReader& state, PayPlan& plan) {
-  if (!ValidPositive(command.order_amount_minor)) return Reject(reason::kInvalidAmount, "order_amount_minor must be 1 to 2^53-1");
+  if (!ValidPositive(command.order_amount_minor))
+    return Reject(reason::kInvalidAmount, "order_amount_minor must be 1 to 2^53-1");
   if (!ValidNonNegative(command.points)) return Reject(reason::kInvalidAmount, "points must be 0 to 2^53-1");
-  if (!ValidNonNegative(command.discount_minor)) return Reject(reason::kInvalidAmount, "discount_minor must be 0 to 2^53-1");
+  if (!ValidNonNegative(command.discount_minor))
+    return Reject(reason::kInvalidAmount, "discount_minor must be 0 to 2^53-1");
   if (!LoadRecord(state, keys::Merchant(command.merchant), &plan.merchant)) {
     return Reject(reason::kUnknownMerchant, "no merchant " + command.merchant);
   }
   fb::PaymentRecordT existing_payment;
   if (LoadRecord(state, keys::Payment(command.merchant, command.merchant_order_no), &existing_payment)) {
-    return Reject(reason::kDuplicateOrder, "merchant order " + command.merchant_order_no + " is already paid");
+    return Reject(reason::kDuplicateOrder,
+                  "merchant order " + command.merchant_order_no + " is already paid");
   }
-  const bool needs_customer = command.funding == fb::Funding::own_account || command.points > 0 || !command.coupon.empty();
+  const bool needs_customer =
+      command.funding == fb::Funding::own_account || command.points > 0 || !command.coupon.empty();
   if (needs_customer && !CustomerExists(state, command.customer)) {
     return Reject(reason::kUnknownAccount, "no customer " + command.customer);
   }
   if (command.funding == fb::Funding::own_account) {
     if (!LoadRecord(state, keys::Account(command.account), &plan.account) ||
         plan.account.customer != command.customer) {
-      return Reject(reason::kUnknownAccount, "no account " + command.account + " of customer " + command.customer);
+      return Reject(reason::kUnknownAccount,
+                    "no account " + command.account + " of customer " + command.customer);
     }
     plan.source_account = command.account;
   } else {
@@ -252,7 +265,8 @@ Decision CheckCoupon(const fb::PayT& command, const DecideContext& context, PayP
 // Tenders: order = card + points value + coupon + discount; the card amount is what is left.
 Decision CheckPayTenders(const fb::PayT& command, const DecideContext& context, PayPlan& plan) {
   const std::optional<int64_t> points_value = CheckedMul(command.points, context.config.point_value_minor);
-  if (!points_value || *points_value > kAmountMinorMax) return Reject(reason::kInvalidAmount, "points value passes 2^53-1");
+  if (!points_value || *points_value > kAmountMinorMax)
+    return Reject(reason::kInvalidAmount, "points value passes 2^53-1");
   plan.points_value = *points_value;
   if (!command.coupon.empty()) {
     Decision coupon = CheckCoupon(command, context, plan);
@@ -321,21 +335,25 @@ Decision CheckPayFunds(const fb::PayT& command, const KvReader& state, const Pay
   if (command.funding == fb::Funding::own_account) {
     const int64_t balance = BalanceOf(state, command.account);
     if (plan.account.kind == fb::AccountKind::debit_card && balance < plan.card_amount) {
-      return Reject(reason::kInsufficientFunds, "balance of " + command.account + " is below the card amount");
+      return Reject(reason::kInsufficientFunds,
+                    "balance of " + command.account + " is below the card amount");
     }
     if (plan.account.kind == fb::AccountKind::credit_card &&
         static_cast<__int128>(balance) - plan.card_amount <
             -static_cast<__int128>(plan.account.credit_limit_minor)) {
-      return Reject(reason::kCreditLimitExceeded, "card amount passes the credit limit of " + command.account);
+      return Reject(reason::kCreditLimitExceeded,
+                    "card amount passes the credit limit of " + command.account);
     }
   }
   const std::optional<int64_t> merchant_after =
       CheckedAdd(BalanceOf(state, MerchantAccount(command.merchant)), command.order_amount_minor);
-  if (!merchant_after || *merchant_after > kAmountMinorMax) return Reject(reason::kInvalidAmount, "merchant balance would pass 2^53-1");
+  if (!merchant_after || *merchant_after > kAmountMinorMax)
+    return Reject(reason::kInvalidAmount, "merchant balance would pass 2^53-1");
   if (command.funding != fb::Funding::own_account) {
     const std::optional<int64_t> receivable =
         CheckedSub(BalanceOf(state, plan.source_account), plan.card_amount);
-    if (!receivable || *receivable < -kAmountMinorMax) return Reject(reason::kInvalidAmount, "scheme receivable would overflow");
+    if (!receivable || *receivable < -kAmountMinorMax)
+      return Reject(reason::kInvalidAmount, "scheme receivable would overflow");
   }
   return Decision();
 }
@@ -441,14 +459,18 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
 Decision DecideReverse(const fb::ReverseT& command, const DecideContext& context) {
   fb::PaymentRecordT payment;
   if (!LoadRecord(context.state, keys::Payment(command.merchant, command.merchant_order_no), &payment)) {
-    return Reject(reason::kOriginalNotFound, "no payment " + command.merchant + "/" + command.merchant_order_no);
+    return Reject(reason::kOriginalNotFound,
+                  "no payment " + command.merchant + "/" + command.merchant_order_no);
   }
-  if (payment.status == fb::PaymentStatus::reversed) return Reject(reason::kAlreadyReversed, "payment is already reversed");
-  if (payment.refund_count > 0) return Reject(reason::kAlreadyRefunded, "payment has refunds; refund the rest instead");
+  if (payment.status == fb::PaymentStatus::reversed)
+    return Reject(reason::kAlreadyReversed, "payment is already reversed");
+  if (payment.refund_count > 0)
+    return Reject(reason::kAlreadyRefunded, "payment has refunds; refund the rest instead");
   const int clearing_date = ClearingDate(context.now_ns, context.config.timezone_offset_minutes,
                                          context.config.clearing_cutoff_minutes);
   if (clearing_date > payment.clearing_date) {
-    return Reject(reason::kReversalWindowClosed, "the payment's clearing date " + FormatDate(payment.clearing_date) + " has ended");
+    return Reject(reason::kReversalWindowClosed,
+                  "the payment's clearing date " + FormatDate(payment.clearing_date) + " has ended");
   }
   const std::string merchant_account = MerchantAccount(command.merchant);
   const bool merchant_funded_coupon =
@@ -495,24 +517,29 @@ Decision DecideReverse(const fb::ReverseT& command, const DecideContext& context
 
 Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) {
   const LedgerConfig& config = context.config;
-  if (!ValidPositive(command.amount_minor)) return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
+  if (!ValidPositive(command.amount_minor))
+    return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
   fb::PaymentRecordT payment;
   if (!LoadRecord(context.state, keys::Payment(command.merchant, command.merchant_order_no), &payment)) {
-    return Reject(reason::kOriginalNotFound, "no payment " + command.merchant + "/" + command.merchant_order_no);
+    return Reject(reason::kOriginalNotFound,
+                  "no payment " + command.merchant + "/" + command.merchant_order_no);
   }
-  if (payment.status == fb::PaymentStatus::reversed) return Reject(reason::kAlreadyReversed, "payment is reversed");
+  if (payment.status == fb::PaymentStatus::reversed)
+    return Reject(reason::kAlreadyReversed, "payment is reversed");
   fb::RefundRecordT existing_refund;
   if (LoadRecord(context.state, keys::Refund(command.merchant, command.refund_no), &existing_refund)) {
     return Reject(reason::kDuplicateOrder, "refund number " + command.refund_no + " is already used");
   }
   const int64_t remaining = payment.order_amount_minor - payment.refunded_amount_minor;
   if (command.amount_minor > remaining) {
-    return Reject(reason::kRefundExceedsRemaining, "refund passes the " + FormatYuan(remaining) + " left of the order");
+    return Reject(reason::kRefundExceedsRemaining,
+                  "refund passes the " + FormatYuan(remaining) + " left of the order");
   }
   // Measured from the payment's stored time: its decision time in occurred mode, and within the allowed clock
   // skew of it in system mode (docs/DECISIONS.md: Whose clock decides).
   if (context.now_ns - payment.occurred_at_ns > int64_t{config.refund_window_days} * kNanosPerDay) {
-    return Reject(reason::kRefundWindowClosed, "refunds are allowed within " + std::to_string(config.refund_window_days) + " days");
+    return Reject(reason::kRefundWindowClosed,
+                  "refunds are allowed within " + std::to_string(config.refund_window_days) + " days");
   }
 
   // Pro rata over what is left of each tender; the final refund takes exactly what remains.
@@ -524,7 +551,8 @@ Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) 
   const int64_t coupon_left = payment.coupon_value_minor - payment.refunded_coupon_minor;
   const int64_t discount_left = payment.discount_minor - payment.refunded_discount_minor;
   const int64_t fee_left = payment.fee_minor - payment.refunded_fee_minor;
-  int64_t card = card_left, points = points_left, coupon = coupon_left, discount = discount_left, fee = fee_left;
+  int64_t card = card_left, points = points_left, coupon = coupon_left, discount = discount_left,
+          fee = fee_left;
   if (!final_refund) {
     card = *MulDivFloor(card_left, amount, remaining);
     points = *MulDivFloor(points_left, amount, remaining);
@@ -532,7 +560,8 @@ Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) 
     discount = *MulDivFloor(discount_left, amount, remaining);
     int64_t leftover = amount - card - points * config.point_value_minor - coupon - discount;
     // Place the rounding remainder on the tenders in a fixed order, within what each has left.
-    for (auto [share, left] : {std::pair{&card, card_left}, std::pair{&coupon, coupon_left}, std::pair{&discount, discount_left}}) {
+    for (auto [share, left] : {std::pair{&card, card_left}, std::pair{&coupon, coupon_left},
+                               std::pair{&discount, discount_left}}) {
       const int64_t take = std::min(leftover, left - *share);
       *share += take;
       leftover -= take;
@@ -591,16 +620,26 @@ Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) 
 
 Decision Decide(const fb::CommandT& command, const DecideContext& context) {
   switch (command.body.type) {
-    case fb::CommandBody::OpenAccount: return DecideOpenAccount(*command.body.AsOpenAccount(), context);
-    case fb::CommandBody::OpenMerchant: return DecideOpenMerchant(*command.body.AsOpenMerchant(), context);
-    case fb::CommandBody::Deposit: return DecideDeposit(*command.body.AsDeposit(), context);
-    case fb::CommandBody::AwardPoints: return DecideAwardPoints(*command.body.AsAwardPoints(), context);
-    case fb::CommandBody::IssueCoupon: return DecideIssueCoupon(*command.body.AsIssueCoupon(), context);
-    case fb::CommandBody::SetCustomerLimit: return DecideSetCustomerLimit(*command.body.AsSetCustomerLimit(), context);
-    case fb::CommandBody::Pay: return DecidePay(*command.body.AsPay(), context);
-    case fb::CommandBody::Reverse: return DecideReverse(*command.body.AsReverse(), context);
-    case fb::CommandBody::Refund: return DecideRefund(*command.body.AsRefund(), context);
-    default: return Reject(reason::kMalformedCommand, "command has no body");
+    case fb::CommandBody::OpenAccount:
+      return DecideOpenAccount(*command.body.AsOpenAccount(), context);
+    case fb::CommandBody::OpenMerchant:
+      return DecideOpenMerchant(*command.body.AsOpenMerchant(), context);
+    case fb::CommandBody::Deposit:
+      return DecideDeposit(*command.body.AsDeposit(), context);
+    case fb::CommandBody::AwardPoints:
+      return DecideAwardPoints(*command.body.AsAwardPoints(), context);
+    case fb::CommandBody::IssueCoupon:
+      return DecideIssueCoupon(*command.body.AsIssueCoupon(), context);
+    case fb::CommandBody::SetCustomerLimit:
+      return DecideSetCustomerLimit(*command.body.AsSetCustomerLimit(), context);
+    case fb::CommandBody::Pay:
+      return DecidePay(*command.body.AsPay(), context);
+    case fb::CommandBody::Reverse:
+      return DecideReverse(*command.body.AsReverse(), context);
+    case fb::CommandBody::Refund:
+      return DecideRefund(*command.body.AsRefund(), context);
+    default:
+      return Reject(reason::kMalformedCommand, "command has no body");
   }
 }
 

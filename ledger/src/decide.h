@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "core/config.h"
-#include "storage/kv.h"
 #include "schemas/commands_generated.h"
+#include "storage/kv.h"
 
 namespace ledger {
 

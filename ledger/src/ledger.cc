@@ -1,14 +1,13 @@
 #include "ledger/ledger.h"
 
+#include <future>
 #include <nlohmann/json.hpp>
 
-#include <future>
-
-#include "decide.h"
-#include "ledger/routing.h"
-#include "events/event.h"
 #include "core/set_digest.h"
 #include "core/time.h"
+#include "decide.h"
+#include "events/event.h"
+#include "ledger/routing.h"
 #include "projections/projector.h"
 #include "state/records.h"
 
@@ -38,7 +37,8 @@ struct Ledger::Impl {
         overlay(std::make_unique<Overlay>(cache, /*track_priors=*/true)),
         projections(MakeLedgerProjectors()) {}
   CachedReader cache;  // only this ledger writes the store, and it reports every commit to the cache
-  std::unique_ptr<Overlay> overlay;  // the open group; its base is in_flight->state while a group is in flight
+  std::unique_ptr<Overlay>
+      overlay;  // the open group; its base is in_flight->state while a group is in flight
   ProjectionSet projections;
   // Each projector's set digest as of the last committed group (ProjectionSet order). Written by the commit
   // thread while a group is in flight, read by the writer only after AwaitSealed.
@@ -85,30 +85,34 @@ Status Ledger::Recover() {
   if (last->has_value()) {
     Result<DecodedEvent> decoded = DecodeEventRecord((*last)->second);
     if (!decoded.ok()) return Status::Corruption("last event: " + decoded.status().message());
-    if (decoded->body->sequence() != (*last)->first) return Status::Corruption("last event's key and sequence differ");
+    if (decoded->body->sequence() != (*last)->first)
+      return Status::Corruption("last event's key and sequence differ");
     // A store is one shard's history: a shard number changed in ledger.toml would interleave two shards' ids.
     if (decoded->body->shard() != options_.config.shard) {
-      return Status::InvalidArgument("the store in " + options_.data_dir + " holds shard " +
-                                     std::to_string(decoded->body->shard()) + "'s history, but this ledger is shard " +
-                                     std::to_string(options_.config.shard) + " (ledger.toml [ledger] shard, --shard)");
+      return Status::InvalidArgument(
+          "the store in " + options_.data_dir + " holds shard " + std::to_string(decoded->body->shard()) +
+          "'s history, but this ledger is shard " + std::to_string(options_.config.shard) +
+          " (ledger.toml [ledger] shard, --shard)");
     }
     last_sequence_ = decoded->body->sequence();
     chain_head_ = decoded->hash;
   }
   // Events and projections are written in one batch, so they can only agree.
   if (impl_->projections.LastApplied() != last_sequence_) {
-    return Status::Corruption("projections are at sequence " + std::to_string(impl_->projections.LastApplied()) +
-                              " but the last event is " + std::to_string(last_sequence_));
+    return Status::Corruption("projections are at sequence " +
+                              std::to_string(impl_->projections.LastApplied()) + " but the last event is " +
+                              std::to_string(last_sequence_));
   }
   committed_sequence_ = last_sequence_;
   staged_commands_ = 0;
   last_checkpoint_covered_ = 0;
-  LEDGER_RETURN_IF_ERROR(store_->ScanState(keys::kCheckpointPrefix, [&](std::string_view, std::string_view value) {
-    fb::AppliedRecordT covered;
-    flatbuffers::GetRoot<fb::AppliedRecord>(value.data())->UnPackTo(&covered);
-    last_checkpoint_covered_ = std::max(last_checkpoint_covered_, covered.sequence);
-    return true;
-  }));
+  LEDGER_RETURN_IF_ERROR(
+      store_->ScanState(keys::kCheckpointPrefix, [&](std::string_view, std::string_view value) {
+        fb::AppliedRecordT covered;
+        flatbuffers::GetRoot<fb::AppliedRecord>(value.data())->UnPackTo(&covered);
+        last_checkpoint_covered_ = std::max(last_checkpoint_covered_, covered.sequence);
+        return true;
+      }));
   LEDGER_RETURN_IF_ERROR(RefuseForeignWrites());
   LEDGER_RETURN_IF_ERROR(VerifyChainSinceCheckpoint());
   return LoadSetDigests();
@@ -118,10 +122,11 @@ Status Ledger::RefuseForeignWrites() const {
   Result<WriterCheck> writers = store_->CheckWriters();
   if (!writers.ok()) return writers.status();
   if (!writers->foreign_writes()) return Status::Ok();
-  return Status::Corruption("the store in " + options_.data_dir + " was written by something other than the ledger " +
-                            "(RocksDB sequence " + std::to_string(writers->actual) + ", the ledger's last commit left " +
-                            std::to_string(*writers->expected) + "): its state is not trusted. Run `ledger scrub --data " +
-                            options_.data_dir + "` to compare it with the events and name what differs");
+  return Status::Corruption(
+      "the store in " + options_.data_dir + " was written by something other than the ledger " +
+      "(RocksDB sequence " + std::to_string(writers->actual) + ", the ledger's last commit left " +
+      std::to_string(*writers->expected) + "): its state is not trusted. Run `ledger scrub --data " +
+      options_.data_dir + "` to compare it with the events and name what differs");
 }
 
 Status Ledger::VerifyChainSinceCheckpoint() const {
@@ -133,47 +138,52 @@ Status Ledger::VerifyChainSinceCheckpoint() const {
   bool have_previous = false;
   uint64_t expected = covered;
   std::string problem;
-  LEDGER_RETURN_IF_ERROR(store_->ScanEvents(covered, last_sequence_, [&](uint64_t sequence, std::string_view record) {
-    Result<DecodedEvent> decoded = DecodeEventRecord(record);
-    if (!decoded.ok()) {
-      problem = "event " + std::to_string(sequence) + ": " + decoded.status().message();
-      return false;
-    }
-    if (sequence != expected++ || decoded->body->sequence() != sequence) {
-      problem = "sequence " + std::to_string(sequence) + " out of place";
-      return false;
-    }
-    if (ChainHash(decoded->prev_hash, decoded->body_bytes) != decoded->hash || (have_previous && decoded->prev_hash != previous)) {
-      problem = "event " + std::to_string(sequence) + " does not chain";
-      return false;
-    }
-    if (sequence == covered + 1) {
-      const fb::CheckpointRecorded* checkpoint = decoded->body->payload_as_CheckpointRecorded();
-      if (checkpoint == nullptr || checkpoint->sequence() != covered || checkpoint->chain_head() == nullptr ||
-          checkpoint->chain_head()->size() != previous.size() ||
-          !std::equal(previous.begin(), previous.end(), checkpoint->chain_head()->data())) {
-        problem = "the checkpoint at sequence " + std::to_string(sequence) + " does not name the chain head at " +
-                  std::to_string(covered);
-        return false;
-      }
-      if (options_.verifier && !VerifyCheckpointSignature(*checkpoint)) {
-        problem = "the checkpoint at sequence " + std::to_string(sequence) + " has a bad signature";
-        return false;
-      }
-    }
-    previous = decoded->hash;
-    have_previous = true;
-    return true;
-  }));
-  if (problem.empty() && (!have_previous || previous != chain_head_)) problem = "the chain does not reach the head";
+  LEDGER_RETURN_IF_ERROR(
+      store_->ScanEvents(covered, last_sequence_, [&](uint64_t sequence, std::string_view record) {
+        Result<DecodedEvent> decoded = DecodeEventRecord(record);
+        if (!decoded.ok()) {
+          problem = "event " + std::to_string(sequence) + ": " + decoded.status().message();
+          return false;
+        }
+        if (sequence != expected++ || decoded->body->sequence() != sequence) {
+          problem = "sequence " + std::to_string(sequence) + " out of place";
+          return false;
+        }
+        if (ChainHash(decoded->prev_hash, decoded->body_bytes) != decoded->hash ||
+            (have_previous && decoded->prev_hash != previous)) {
+          problem = "event " + std::to_string(sequence) + " does not chain";
+          return false;
+        }
+        if (sequence == covered + 1) {
+          const fb::CheckpointRecorded* checkpoint = decoded->body->payload_as_CheckpointRecorded();
+          if (checkpoint == nullptr || checkpoint->sequence() != covered ||
+              checkpoint->chain_head() == nullptr || checkpoint->chain_head()->size() != previous.size() ||
+              !std::equal(previous.begin(), previous.end(), checkpoint->chain_head()->data())) {
+            problem = "the checkpoint at sequence " + std::to_string(sequence) +
+                      " does not name the chain head at " + std::to_string(covered);
+            return false;
+          }
+          if (options_.verifier && !VerifyCheckpointSignature(*checkpoint)) {
+            problem = "the checkpoint at sequence " + std::to_string(sequence) + " has a bad signature";
+            return false;
+          }
+        }
+        previous = decoded->hash;
+        have_previous = true;
+        return true;
+      }));
+  if (problem.empty() && (!have_previous || previous != chain_head_))
+    problem = "the chain does not reach the head";
   if (problem.empty()) return Status::Ok();
   return Status::Corruption("the chain head at sequence " + std::to_string(last_sequence_) +
-                            " does not verify against the last checkpoint (after sequence " + std::to_string(covered) +
-                            "): " + problem + "; nothing will be appended. Run `ledger replay` to find the first bad event");
+                            " does not verify against the last checkpoint (after sequence " +
+                            std::to_string(covered) + "): " + problem +
+                            "; nothing will be appended. Run `ledger replay` to find the first bad event");
 }
 
 bool Ledger::VerifyCheckpointSignature(const fb::CheckpointRecorded& checkpoint) const {
-  if (checkpoint.chain_head() == nullptr || checkpoint.chain_head()->size() != 32 || checkpoint.signature() == nullptr) {
+  if (checkpoint.chain_head() == nullptr || checkpoint.chain_head()->size() != 32 ||
+      checkpoint.signature() == nullptr) {
     return false;
   }
   Digest head{};
@@ -188,10 +198,11 @@ bool Ledger::VerifyCheckpointSignature(const fb::CheckpointRecorded& checkpoint)
       digests.push_back(std::move(named));
     }
   }
-  const std::string message = CheckpointMessageFor(checkpoint.digest_format(), checkpoint.shard(), checkpoint.sequence(),
-                                                   head, digests, checkpoint.signed_at_ns());
-  return options_.verifier->Verify(message, std::span<const uint8_t>(checkpoint.signature()->data(),
-                                                                      checkpoint.signature()->size()));
+  const std::string message =
+      CheckpointMessageFor(checkpoint.digest_format(), checkpoint.shard(), checkpoint.sequence(), head,
+                           digests, checkpoint.signed_at_ns());
+  return options_.verifier->Verify(
+      message, std::span<const uint8_t>(checkpoint.signature()->data(), checkpoint.signature()->size()));
 }
 
 Status Ledger::LoadSetDigests() {
@@ -205,7 +216,9 @@ Status Ledger::LoadSetDigests() {
     if (!stored->has_value()) continue;
     any_stored = true;
     Result<SetDigest> parsed = SetDigest::Parse(**stored);
-    if (!parsed.ok()) return Status::Corruption("set digest of " + std::string(projectors[i]->name()) + ": " + parsed.status().message());
+    if (!parsed.ok())
+      return Status::Corruption("set digest of " + std::string(projectors[i]->name()) + ": " +
+                                parsed.status().message());
     impl_->digests[i] = *parsed;
   }
   if (any_stored || last_sequence_ == 0) return Status::Ok();
@@ -239,9 +252,10 @@ Status Ledger::ProveState() {
   }
   std::string located;
   if (options_.describe_state_differences) located = "; " + options_.describe_state_differences(*store_);
-  return Status::Corruption("the stored records of " + differing +
-                            " do not match the digests the ledger's own commits produced: the state was changed " +
-                            "outside the ledger" + located + "; nothing is signed or appended");
+  return Status::Corruption(
+      "the stored records of " + differing +
+      " do not match the digests the ledger's own commits produced: the state was changed " +
+      "outside the ledger" + located + "; nothing is signed or appended");
 }
 
 int64_t Ledger::NowNs() const { return options_.fixed_now_ns ? *options_.fixed_now_ns : SystemNowNs(); }
@@ -251,7 +265,8 @@ size_t Ledger::state_cache_bytes() const { return impl_->cache.bytes(); }
 size_t Ledger::staged_bytes() const { return impl_->event_bytes + impl_->overlay->bytes(); }
 
 bool Ledger::GroupFull() const {
-  return staged_commands_ >= options_.config.group_commands_max || staged_bytes() >= options_.config.group_bytes_max;
+  return staged_commands_ >= options_.config.group_commands_max ||
+         staged_bytes() >= options_.config.group_bytes_max;
 }
 
 CommandResult Ledger::Stage(const ParsedCommand& parsed) {
@@ -277,7 +292,8 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
       return result;
     }
     fb::CommandOutcomeRecordT earlier_mismatch;
-    if (LoadRecord(*impl_->overlay, keys::MismatchOutcome(parsed.command_id, ToHex(parsed.fingerprint)), &earlier_mismatch)) {
+    if (LoadRecord(*impl_->overlay, keys::MismatchOutcome(parsed.command_id, ToHex(parsed.fingerprint)),
+                   &earlier_mismatch)) {
       // This very content was already refused as a mismatch: a duplicate of that refusal.
       result.kind = CommandResult::Kind::kDuplicate;
       result.reason = earlier_mismatch.reason;
@@ -293,8 +309,8 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
   } else if (options_.clock == ClockMode::kSystem &&
              (occurred - now > config.clock_skew_max_ns || now - occurred > config.clock_skew_max_ns)) {
     decision.reason = reason::kClockSkew;
-    decision.detail = "occurred_at is more than " + std::to_string(config.clock_skew_max_ns / kNanosPerSecond) +
-                      " s from the ledger clock";
+    decision.detail = "occurred_at is more than " +
+                      std::to_string(config.clock_skew_max_ns / kNanosPerSecond) + " s from the ledger clock";
   } else {
     decision = Decide(parsed.command, DecideContext{config, *impl_->overlay, ledger_time});
   }
@@ -312,7 +328,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
   }
 
   result.sequences = AppendEvents(parsed.command_id, parsed.fingerprint, now, occurred, decision.payloads,
-                                 &result.transaction_id);
+                                  &result.transaction_id);
   result.kind = decision.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
   result.reason = decision.reason;
   if (!decision.accepted()) result.detail = decision.detail;
@@ -320,8 +336,9 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
   return result;
 }
 
-std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,
-                                           int64_t occurred, std::vector<fb::PayloadUnion>& payloads,
+std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const Digest& fingerprint,
+                                           int64_t now, int64_t occurred,
+                                           std::vector<fb::PayloadUnion>& payloads,
                                            std::string* transaction_id) {
   LEDGER_ASSERT(!payloads.empty());
   *transaction_id = std::to_string(options_.config.shard) + "-" + std::to_string(last_sequence_ + 1);
@@ -381,17 +398,19 @@ Result<uint64_t> Ledger::WriteCheckpoint() {
     checkpoint.digests.push_back(std::move(named));
   }
   checkpoint.signed_at_ns = now;
-  checkpoint.public_key_id.assign(options_.signer->public_key_id().begin(), options_.signer->public_key_id().end());
+  checkpoint.public_key_id.assign(options_.signer->public_key_id().begin(),
+                                  options_.signer->public_key_id().end());
   checkpoint.digest_format = kDigestFormatSet;
-  const std::string message =
-      CheckpointMessageFor(kDigestFormatSet, checkpoint.shard, checkpoint.sequence, chain_head_, *digests, now);
+  const std::string message = CheckpointMessageFor(kDigestFormatSet, checkpoint.shard, checkpoint.sequence,
+                                                   chain_head_, *digests, now);
   const std::string signature = options_.signer->Sign(message);
   checkpoint.signature.assign(signature.begin(), signature.end());
   std::vector<fb::PayloadUnion> payloads(1);
   payloads[0].Set(std::move(checkpoint));
   const std::string command_id = "checkpoint:" + std::to_string(last_sequence_);
   std::string transaction_id;
-  const std::vector<uint64_t> sequences = AppendEvents(command_id, Sha256Of(message), now, now, payloads, &transaction_id);
+  const std::vector<uint64_t> sequences =
+      AppendEvents(command_id, Sha256Of(message), now, now, payloads, &transaction_id);
   ++staged_commands_;
   const uint64_t covered = last_sequence_ - 1;
   LEDGER_RETURN_IF_ERROR(CommitGroup());
@@ -405,14 +424,16 @@ Result<uint64_t> Ledger::RecordFact(const std::string& fact_id, fb::PayloadUnion
   std::vector<fb::PayloadUnion> payloads;
   payloads.push_back(std::move(payload));
   std::string transaction_id;
-  const std::vector<uint64_t> sequences = AppendEvents(fact_id, Sha256Of(fact_id), now, now, payloads, &transaction_id);
+  const std::vector<uint64_t> sequences =
+      AppendEvents(fact_id, Sha256Of(fact_id), now, now, payloads, &transaction_id);
   ++staged_commands_;
   LEDGER_RETURN_IF_ERROR(CommitGroup());
   return sequences.front();
 }
 
 Status Ledger::MaybeCheckpoint() {
-  if (!options_.signer || last_sequence_ - last_checkpoint_covered_ < options_.config.checkpoint_every_events) {
+  if (!options_.signer ||
+      last_sequence_ - last_checkpoint_covered_ < options_.config.checkpoint_every_events) {
     return Status::Ok();
   }
   Result<uint64_t> written = WriteCheckpoint();
@@ -464,7 +485,9 @@ Status Ledger::SealGroup(AfterDurable after_durable) {
       changed[*owner] = true;
     });
     for (size_t i = 0; i < projectors.size(); ++i) {
-      if (changed[i]) group->batch.meta.emplace_back(SetDigestMetaKey(projectors[i]->name()), group->digests_after[i].Serialize());
+      if (changed[i])
+        group->batch.meta.emplace_back(SetDigestMetaKey(projectors[i]->name()),
+                                       group->digests_after[i].Serialize());
     }
     outcome.committed = store->Commit(group->batch);
     if (outcome.committed.ok() && after_durable) outcome.after_durable = after_durable(group->last_sequence);
@@ -482,7 +505,8 @@ Status Ledger::AwaitSealed() {
     // from what the store holds.
     impl_->in_flight.reset();
     const Status recovered = Recover();
-    if (!recovered.ok()) return Status::IoError(outcome.committed.message() + "; recovery failed: " + recovered.message());
+    if (!recovered.ok())
+      return Status::IoError(outcome.committed.message() + "; recovery failed: " + recovered.message());
     return outcome.committed;
   }
   impl_->digests = std::move(impl_->in_flight->digests_after);

@@ -6,15 +6,15 @@
 #include <iterator>
 
 #include "core/money.h"
-#include "storage/store.h"
 #include "state/records.h"
+#include "storage/store.h"
 
 namespace ledger {
 namespace {
 
 // Adds one line's effect to what an interbank scheme owes for a clearing date (own-account funding has none).
-void AddToScheme(Overlay& view, FoldErrors& errors, int date, fb::Funding funding, int64_t payments, int64_t payment_count,
-                 int64_t reversals, int64_t refunds) {
+void AddToScheme(Overlay& view, FoldErrors& errors, int date, fb::Funding funding, int64_t payments,
+                 int64_t payment_count, int64_t reversals, int64_t refunds) {
   if (funding == fb::Funding::own_account) return;
   const std::string key = keys::SchemeClearing(date, fb::EnumNameFunding(funding));
   fb::SchemeClearingRecordT scheme;
@@ -30,23 +30,33 @@ void AddToScheme(Overlay& view, FoldErrors& errors, int date, fb::Funding fundin
 class ClearingProjector final : public Projector {
  public:
   std::string_view name() const override { return "clearing"; }
-  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kReconDateIndexPrefix), std::string(keys::kClearingLinePrefix),
+  std::vector<std::string> KeyPrefixes() const override {
+    return {std::string(keys::kReconDateIndexPrefix),   std::string(keys::kClearingLinePrefix),
             std::string(keys::kMerchantClearingPrefix), std::string(keys::kReconOrderPrefix),
-            std::string(keys::kReconRefundPrefix), std::string(keys::kSchemeClearingPrefix)}; }
+            std::string(keys::kReconRefundPrefix),      std::string(keys::kSchemeClearingPrefix)};
+  }
 
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
     switch (event.payload_type()) {
-      case fb::Payload::PaymentCaptured: Payment(event, *event.payload_as_PaymentCaptured(), view, errors); break;
-      case fb::Payload::PaymentReversed: Reversal(event, *event.payload_as_PaymentReversed(), view, errors); break;
-      case fb::Payload::PaymentRefunded: Refund(event, *event.payload_as_PaymentRefunded(), view, errors); break;
-      default: break;
+      case fb::Payload::PaymentCaptured:
+        Payment(event, *event.payload_as_PaymentCaptured(), view, errors);
+        break;
+      case fb::Payload::PaymentReversed:
+        Reversal(event, *event.payload_as_PaymentReversed(), view, errors);
+        break;
+      case fb::Payload::PaymentRefunded:
+        Refund(event, *event.payload_as_PaymentRefunded(), view, errors);
+        break;
+      default:
+        break;
     }
     return errors.status();
   }
 
  private:
-  static void Payment(const fb::EventBody& event, const fb::PaymentCaptured& paid, Overlay& view, FoldErrors& errors) {
+  static void Payment(const fb::EventBody& event, const fb::PaymentCaptured& paid, Overlay& view,
+                      FoldErrors& errors) {
     const std::string merchant = StringOf(paid.merchant());
     const std::string order = StringOf(paid.merchant_order_no());
     const int date = paid.clearing_date();
@@ -62,12 +72,14 @@ class ClearingProjector final : public Projector {
     int64_t& by_funding = *funding_total[std::min(funding, std::size(funding_total) - 1)];
     by_funding = errors.Add(by_funding, paid.card_amount_minor());
     summary.points_value_minor = errors.Add(summary.points_value_minor, paid.points_value_minor());
-    int64_t& coupon = paid.coupon_funded_by() == fb::FundedBy::merchant ? summary.coupon_merchant_minor : summary.coupon_bank_minor;
+    int64_t& coupon = paid.coupon_funded_by() == fb::FundedBy::merchant ? summary.coupon_merchant_minor
+                                                                        : summary.coupon_bank_minor;
     coupon = errors.Add(coupon, paid.coupon_value_minor());
     summary.discount_minor = errors.Add(summary.discount_minor, paid.discount_minor());
     summary.settlement_base_minor = errors.Add(summary.settlement_base_minor, paid.settlement_base_minor());
     summary.fee_minor = errors.Add(summary.fee_minor, paid.fee_minor());
-    summary.net_settlement_minor = errors.Add(summary.net_settlement_minor, paid.settlement_base_minor() - paid.fee_minor());
+    summary.net_settlement_minor =
+        errors.Add(summary.net_settlement_minor, paid.settlement_base_minor() - paid.fee_minor());
     SaveRecord(view, summary_key, summary);
     AddToScheme(view, errors, date, paid.funding(), paid.card_amount_minor(), 1, 0, 0);
     fb::ClearingLineRecordT line;
@@ -101,20 +113,24 @@ class ClearingProjector final : public Projector {
     view.Put(keys::ReconDateIndex(date, merchant, keys::ReconLineKind::kPayment, order), "");
   }
 
-  static void Reversal(const fb::EventBody& event, const fb::PaymentReversed& reversed, Overlay& view, FoldErrors& errors) {
+  static void Reversal(const fb::EventBody& event, const fb::PaymentReversed& reversed, Overlay& view,
+                       FoldErrors& errors) {
     const std::string merchant = StringOf(reversed.merchant());
     const std::string order = StringOf(reversed.merchant_order_no());
     const int date = reversed.clearing_date();
     fb::ReconLineRecordT payment;
-    errors.Require(LoadRecord(view, keys::ReconOrder(merchant, order), &payment), "reversal of an unknown payment");
+    errors.Require(LoadRecord(view, keys::ReconOrder(merchant, order), &payment),
+                   "reversal of an unknown payment");
     fb::MerchantClearingRecordT summary;
     const std::string summary_key = keys::MerchantClearing(date, merchant);
     LoadRecord(view, summary_key, &summary);
     summary.reversal_count += 1;
     summary.reversal_amount_minor = errors.Add(summary.reversal_amount_minor, reversed.order_amount_minor());
-    summary.reversal_settlement_minor = errors.Add(summary.reversal_settlement_minor, payment.settlement_minor);
+    summary.reversal_settlement_minor =
+        errors.Add(summary.reversal_settlement_minor, payment.settlement_minor);
     summary.reversal_fee_minor = errors.Add(summary.reversal_fee_minor, reversed.fee_minor());
-    summary.net_settlement_minor = errors.Add(summary.net_settlement_minor, -(payment.settlement_minor - reversed.fee_minor()));
+    summary.net_settlement_minor =
+        errors.Add(summary.net_settlement_minor, -(payment.settlement_minor - reversed.fee_minor()));
     SaveRecord(view, summary_key, summary);
     AddToScheme(view, errors, date, payment.funding, 0, 0, reversed.card_amount_minor(), 0);
     fb::ClearingLineRecordT line;
@@ -136,21 +152,25 @@ class ClearingProjector final : public Projector {
     SaveRecord(view, keys::ReconOrder(merchant, order), payment);
   }
 
-  static void Refund(const fb::EventBody& event, const fb::PaymentRefunded& refunded, Overlay& view, FoldErrors& errors) {
+  static void Refund(const fb::EventBody& event, const fb::PaymentRefunded& refunded, Overlay& view,
+                     FoldErrors& errors) {
     const std::string merchant = StringOf(refunded.merchant());
     const std::string order = StringOf(refunded.merchant_order_no());
     const std::string refund_no = StringOf(refunded.refund_no());
     const int date = refunded.clearing_date();
     fb::ReconLineRecordT payment;
-    errors.Require(LoadRecord(view, keys::ReconOrder(merchant, order), &payment), "refund of an unknown payment");
+    errors.Require(LoadRecord(view, keys::ReconOrder(merchant, order), &payment),
+                   "refund of an unknown payment");
     fb::MerchantClearingRecordT summary;
     const std::string summary_key = keys::MerchantClearing(date, merchant);
     LoadRecord(view, summary_key, &summary);
     summary.refund_count += 1;
     summary.refund_amount_minor = errors.Add(summary.refund_amount_minor, refunded.amount_minor());
-    summary.refund_settlement_minor = errors.Add(summary.refund_settlement_minor, refunded.settlement_minor());
+    summary.refund_settlement_minor =
+        errors.Add(summary.refund_settlement_minor, refunded.settlement_minor());
     summary.refund_fee_minor = errors.Add(summary.refund_fee_minor, refunded.fee_minor());
-    summary.net_settlement_minor = errors.Add(summary.net_settlement_minor, -(refunded.settlement_minor() - refunded.fee_minor()));
+    summary.net_settlement_minor =
+        errors.Add(summary.net_settlement_minor, -(refunded.settlement_minor() - refunded.fee_minor()));
     SaveRecord(view, summary_key, summary);
     AddToScheme(view, errors, date, payment.funding, 0, 0, 0, refunded.card_amount_minor());
     fb::ClearingLineRecordT line;
@@ -171,7 +191,7 @@ class ClearingProjector final : public Projector {
     SaveRecord(view, keys::ClearingLine(date, merchant, event.sequence()), line);
     payment.refunded_minor = errors.Add(payment.refunded_minor, refunded.amount_minor());
     payment.status = payment.refunded_minor == payment.amount_minor ? fb::PaymentStatus::refunded
-                                                                      : fb::PaymentStatus::partially_refunded;
+                                                                    : fb::PaymentStatus::partially_refunded;
     SaveRecord(view, keys::ReconOrder(merchant, order), payment);
     fb::ReconLineRecordT refund;
     refund.kind = fb::ClearingLineKind::refund;

@@ -1,10 +1,9 @@
 #include "projections/clearing_file.h"
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/money.h"
@@ -18,9 +17,12 @@ namespace {
 
 const char* KindName(fb::ClearingLineKind kind) {
   switch (kind) {
-    case fb::ClearingLineKind::payment: return "PAYMENT";
-    case fb::ClearingLineKind::reversal: return "REVERSAL";
-    case fb::ClearingLineKind::refund: return "REFUND";
+    case fb::ClearingLineKind::payment:
+      return "PAYMENT";
+    case fb::ClearingLineKind::reversal:
+      return "REVERSAL";
+    case fb::ClearingLineKind::refund:
+      return "REFUND";
   }
   return "UNKNOWN";
 }
@@ -68,7 +70,8 @@ Result<int64_t> ParseYuan(std::string_view text, int max_decimals) {
   int decimals = 0;
   if (i < text.size()) {
     for (++i; i < text.size(); ++i, ++decimals) {
-      if (text[i] < '0' || text[i] > '9' || decimals >= max_decimals) return Status::InvalidArgument("bad amount '" + original + "'");
+      if (text[i] < '0' || text[i] > '9' || decimals >= max_decimals)
+        return Status::InvalidArgument("bad amount '" + original + "'");
       fraction = fraction * 10 + (text[i] - '0');
     }
   }
@@ -77,7 +80,8 @@ Result<int64_t> ParseYuan(std::string_view text, int max_decimals) {
   int64_t scale = 1;
   for (int d = 0; d < max_decimals; ++d) scale *= 10;
   const std::optional<int64_t> value = CheckedAdd(*CheckedMul(units, scale), fraction);
-  if (!value || *value > kAmountMinorMax) return Status::InvalidArgument("amount '" + original + "' too large");
+  if (!value || *value > kAmountMinorMax)
+    return Status::InvalidArgument("amount '" + original + "' too large");
   return negative ? -*value : *value;
 }
 
@@ -103,23 +107,27 @@ Result<std::vector<FileWritten>> WriteClearingFiles(const Store& store, int date
   for (const auto& [name, summary] : summaries) {
     std::string text = std::string(kCsvHeader) + "\n";
     size_t rows = 0;
-    LEDGER_RETURN_IF_ERROR(store.ScanState(keys::ClearingLinePrefix(date, name), [&](std::string_view, std::string_view value) {
+    LEDGER_RETURN_IF_ERROR(store.ScanState(keys::ClearingLinePrefix(date, name), [&](std::string_view,
+                                                                                     std::string_view value) {
       fb::ClearingLineRecordT line;
       flatbuffers::GetRoot<fb::ClearingLineRecord>(value.data())->UnPackTo(&line);
-      text += Row({KindName(line.kind), name, line.merchant_order_no, line.refund_no,
-                   FormatIso8601(line.occurred_at_ns, timezone_offset_minutes), fb::EnumNameFunding(line.funding),
-                   FormatYuan(line.order_amount_minor), FormatYuan(line.card_amount_minor),
-                   FormatYuan(line.points_value_minor), FormatYuan(line.coupon_value_minor),
-                   line.coupon_value_minor > 0 ? fb::EnumNameFundedBy(line.coupon_funded_by) : "",
-                   FormatYuan(line.discount_minor), FormatYuan(line.amount_minor), FormatYuan(line.settlement_minor),
-                   FormatYuan(line.fee_minor), line.transaction_id});
+      text +=
+          Row({KindName(line.kind), name, line.merchant_order_no, line.refund_no,
+               FormatIso8601(line.occurred_at_ns, timezone_offset_minutes), fb::EnumNameFunding(line.funding),
+               FormatYuan(line.order_amount_minor), FormatYuan(line.card_amount_minor),
+               FormatYuan(line.points_value_minor), FormatYuan(line.coupon_value_minor),
+               line.coupon_value_minor > 0 ? fb::EnumNameFundedBy(line.coupon_funded_by) : "",
+               FormatYuan(line.discount_minor), FormatYuan(line.amount_minor),
+               FormatYuan(line.settlement_minor), FormatYuan(line.fee_minor), line.transaction_id});
       ++rows;
       return true;
     }));
-    const int64_t card_total = summary.own_account_minor + summary.other_bank_minor + summary.wechat_minor + summary.unionpay_minor;
+    const int64_t card_total =
+        summary.own_account_minor + summary.other_bank_minor + summary.wechat_minor + summary.unionpay_minor;
     const int64_t net_fees = summary.fee_minor - summary.reversal_fee_minor - summary.refund_fee_minor;
     text += Row({"SUMMARY", name, std::to_string(summary.payment_count),
-                 "reversals=" + std::to_string(summary.reversal_count) + ";refunds=" + std::to_string(summary.refund_count),
+                 "reversals=" + std::to_string(summary.reversal_count) +
+                     ";refunds=" + std::to_string(summary.refund_count),
                  "", "", FormatYuan(summary.order_amount_minor), FormatYuan(card_total),
                  FormatYuan(summary.points_value_minor),
                  FormatYuan(summary.coupon_bank_minor + summary.coupon_merchant_minor), "",
@@ -136,8 +144,10 @@ Result<std::vector<FileWritten>> WriteClearingFiles(const Store& store, int date
     entry["rows"] = rows;
     entry["payment_count"] = summary.payment_count;
     entry["order_amount_minor"] = summary.order_amount_minor;
-    entry["card_by_funding_minor"] = {{"own_account", summary.own_account_minor}, {"other_bank", summary.other_bank_minor},
-                                      {"wechat", summary.wechat_minor}, {"unionpay", summary.unionpay_minor}};
+    entry["card_by_funding_minor"] = {{"own_account", summary.own_account_minor},
+                                      {"other_bank", summary.other_bank_minor},
+                                      {"wechat", summary.wechat_minor},
+                                      {"unionpay", summary.unionpay_minor}};
     entry["points_value_minor"] = summary.points_value_minor;
     entry["coupon_bank_minor"] = summary.coupon_bank_minor;
     entry["coupon_merchant_minor"] = summary.coupon_merchant_minor;
@@ -159,9 +169,12 @@ Result<std::vector<FileWritten>> WriteClearingFiles(const Store& store, int date
   LEDGER_RETURN_IF_ERROR(store.ScanState(scheme_prefix, [&](std::string_view key, std::string_view value) {
     fb::SchemeClearingRecordT scheme;
     flatbuffers::GetRoot<fb::SchemeClearingRecord>(value.data())->UnPackTo(&scheme);
-    schemes.push_back({{"scheme", std::string(key.substr(scheme_prefix.size()))}, {"payment_count", scheme.payment_count},
-                       {"payments_minor", scheme.payments_minor}, {"reversals_minor", scheme.reversals_minor},
-                       {"refunds_minor", scheme.refunds_minor}, {"net_owed_minor", scheme.net_owed_minor}});
+    schemes.push_back({{"scheme", std::string(key.substr(scheme_prefix.size()))},
+                       {"payment_count", scheme.payment_count},
+                       {"payments_minor", scheme.payments_minor},
+                       {"reversals_minor", scheme.reversals_minor},
+                       {"refunds_minor", scheme.refunds_minor},
+                       {"net_owed_minor", scheme.net_owed_minor}});
     return true;
   }));
   int64_t net_total = 0;

@@ -4,15 +4,14 @@
 // reports it at the event's sequence.
 #include <cstring>
 
-#include "events/event.h"
 #include "core/money.h"
+#include "events/event.h"
 #include "projections/clearing.h"
 #include "projections/projector.h"
 #include "state/records.h"
 
 namespace ledger {
 namespace {
-
 
 // balances: one BalanceRecord per account, in the account's unit; the sum over all accounts per unit is 0.
 class BalancesProjector final : public Projector {
@@ -30,7 +29,8 @@ class BalancesProjector final : public Projector {
       const std::string key = keys::Balance(ViewOf(posting->account()));
       fb::BalanceRecordT balance;
       balance.unit = posting->unit();
-      if (LoadRecord(view, key, &balance)) errors.Require(balance.unit == posting->unit(), "posting in another unit than its account");
+      if (LoadRecord(view, key, &balance))
+        errors.Require(balance.unit == posting->unit(), "posting in another unit than its account");
       balance.balance_minor = errors.Add(balance.balance_minor, posting->amount_minor());
       SaveRecord(view, key, balance);
     }
@@ -41,7 +41,11 @@ class BalancesProjector final : public Projector {
 // directory: accounts, customers, merchants, coupons and customer limit overrides.
 class DirectoryProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kAccountPrefix), std::string(keys::kCouponPrefix), std::string(keys::kCustomerPrefix), std::string(keys::kLimitOverridePrefix), std::string(keys::kMerchantPrefix)}; }
+  std::vector<std::string> KeyPrefixes() const override {
+    return {std::string(keys::kAccountPrefix), std::string(keys::kCouponPrefix),
+            std::string(keys::kCustomerPrefix), std::string(keys::kLimitOverridePrefix),
+            std::string(keys::kMerchantPrefix)};
+  }
   std::string_view name() const override { return "directory"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
@@ -113,7 +117,8 @@ class DirectoryProjector final : public Projector {
         SaveRecord(view, key, limit);
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return errors.status();
   }
@@ -123,14 +128,17 @@ class DirectoryProjector final : public Projector {
 // (customer, channel, day). Reversals give usage back; refunds do not.
 class LimitsProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kChannelDailyUsagePrefix), std::string(keys::kDailyUsagePrefix), std::string(keys::kMonthlyUsagePrefix)}; }
+  std::vector<std::string> KeyPrefixes() const override {
+    return {std::string(keys::kChannelDailyUsagePrefix), std::string(keys::kDailyUsagePrefix),
+            std::string(keys::kMonthlyUsagePrefix)};
+  }
   std::string_view name() const override { return "limits"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
     if (event.payload_type() == fb::Payload::PaymentCaptured) {
       const auto* paid = event.payload_as_PaymentCaptured();
-      AddUsage(view, errors, StringOf(paid->customer()), paid->medium_limited(), paid->medium(), paid->channel(),
-               paid->limit_date(), paid->card_amount_minor(), 1);
+      AddUsage(view, errors, StringOf(paid->customer()), paid->medium_limited(), paid->medium(),
+               paid->channel(), paid->limit_date(), paid->card_amount_minor(), 1);
     } else if (event.payload_type() == fb::Payload::PaymentReversed) {
       const auto* reversed = event.payload_as_PaymentReversed();
       AddUsage(view, errors, StringOf(reversed->customer()), reversed->medium_limited(), reversed->medium(),
@@ -140,7 +148,8 @@ class LimitsProjector final : public Projector {
   }
 
  private:
-  static void Bump(Overlay& view, FoldErrors& errors, const std::string& key, int64_t amount_minor, int64_t count) {
+  static void Bump(Overlay& view, FoldErrors& errors, const std::string& key, int64_t amount_minor,
+                   int64_t count) {
     fb::UsageRecordT usage;
     LoadRecord(view, key, &usage);
     usage.amount_minor = errors.Add(usage.amount_minor, amount_minor);
@@ -148,8 +157,9 @@ class LimitsProjector final : public Projector {
     errors.Require(usage.amount_minor >= 0 && usage.count >= 0, "limit usage would go below zero");
     SaveRecord(view, key, usage);
   }
-  static void AddUsage(Overlay& view, FoldErrors& errors, const std::string& customer, bool medium_limited, fb::Medium medium,
-                       fb::Channel channel, int limit_date, int64_t amount_minor, int64_t count) {
+  static void AddUsage(Overlay& view, FoldErrors& errors, const std::string& customer, bool medium_limited,
+                       fb::Medium medium, fb::Channel channel, int limit_date, int64_t amount_minor,
+                       int64_t count) {
     if (medium_limited) {
       Bump(view, errors, keys::DailyUsage(customer, medium, limit_date), amount_minor, count);
       Bump(view, errors, keys::MonthlyUsage(customer, medium, limit_date / 100), amount_minor, count);
@@ -161,7 +171,9 @@ class LimitsProjector final : public Projector {
 // payments: what reversals and refunds need to know of each payment, and the refund numbers in use.
 class PaymentsProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kPaymentPrefix), std::string(keys::kRefundPrefix)}; }
+  std::vector<std::string> KeyPrefixes() const override {
+    return {std::string(keys::kPaymentPrefix), std::string(keys::kRefundPrefix)};
+  }
   std::string_view name() const override { return "payments"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
@@ -190,8 +202,7 @@ class PaymentsProjector final : public Projector {
         payment.limit_date = paid->limit_date();
         payment.status = fb::PaymentStatus::success;
         payment.transaction_id = StringOf(event.transaction_id());
-        SaveRecord(view, keys::Payment(ViewOf(paid->merchant()), ViewOf(paid->merchant_order_no())),
-                   payment);
+        SaveRecord(view, keys::Payment(ViewOf(paid->merchant()), ViewOf(paid->merchant_order_no())), payment);
         break;
       }
       case fb::Payload::PaymentReversed: {
@@ -200,7 +211,8 @@ class PaymentsProjector final : public Projector {
             keys::Payment(ViewOf(reversed->merchant()), ViewOf(reversed->merchant_order_no()));
         fb::PaymentRecordT payment;
         errors.Require(LoadRecord(view, key, &payment), "reversal of an unknown payment");
-        errors.Require(payment.status == fb::PaymentStatus::success, "reversal of a payment not in status success");
+        errors.Require(payment.status == fb::PaymentStatus::success,
+                       "reversal of a payment not in status success");
         payment.status = fb::PaymentStatus::reversed;
         SaveRecord(view, key, payment);
         break;
@@ -216,11 +228,14 @@ class PaymentsProjector final : public Projector {
         payment.refunded_points = errors.Add(payment.refunded_points, refunded->points());
         payment.refunded_points_value_minor =
             errors.Add(payment.refunded_points_value_minor, refunded->points_value_minor());
-        payment.refunded_coupon_minor = errors.Add(payment.refunded_coupon_minor, refunded->coupon_value_minor());
-        payment.refunded_discount_minor = errors.Add(payment.refunded_discount_minor, refunded->discount_minor());
+        payment.refunded_coupon_minor =
+            errors.Add(payment.refunded_coupon_minor, refunded->coupon_value_minor());
+        payment.refunded_discount_minor =
+            errors.Add(payment.refunded_discount_minor, refunded->discount_minor());
         payment.refunded_fee_minor = errors.Add(payment.refunded_fee_minor, refunded->fee_minor());
         payment.refund_count += 1;
-        errors.Require(payment.refunded_amount_minor <= payment.order_amount_minor, "refunds exceed the payment");
+        errors.Require(payment.refunded_amount_minor <= payment.order_amount_minor,
+                       "refunds exceed the payment");
         payment.status = payment.refunded_amount_minor == payment.order_amount_minor
                              ? fb::PaymentStatus::refunded
                              : fb::PaymentStatus::partially_refunded;
@@ -228,11 +243,11 @@ class PaymentsProjector final : public Projector {
         fb::RefundRecordT refund;
         refund.merchant_order_no = StringOf(refunded->merchant_order_no());
         refund.transaction_id = StringOf(event.transaction_id());
-        SaveRecord(view, keys::Refund(ViewOf(refunded->merchant()), ViewOf(refunded->refund_no())),
-                   refund);
+        SaveRecord(view, keys::Refund(ViewOf(refunded->merchant()), ViewOf(refunded->refund_no())), refund);
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return errors.status();
   }
@@ -242,7 +257,9 @@ class PaymentsProjector final : public Projector {
 // id is its outcome; later events with that id (a DUPLICATE_COMMAND_MISMATCH rejection) leave it alone.
 class CommandsProjector final : public Projector {
  public:
-  std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kCommandOutcomePrefix), std::string(keys::kMismatchOutcomePrefix)}; }
+  std::vector<std::string> KeyPrefixes() const override {
+    return {std::string(keys::kCommandOutcomePrefix), std::string(keys::kMismatchOutcomePrefix)};
+  }
   std::string_view name() const override { return "commands"; }
   Status Apply(const fb::EventBody& event, Overlay& view) const override {
     FoldErrors errors;
@@ -262,7 +279,8 @@ class CommandsProjector final : public Projector {
                               : std::string();
         mismatch.transaction_id = transaction;
         mismatch.sequences.push_back(event.sequence());
-        SaveRecord(view, keys::MismatchOutcome(ViewOf(event.command_id()), ToHex(mismatch.fingerprint)), mismatch);
+        SaveRecord(view, keys::MismatchOutcome(ViewOf(event.command_id()), ToHex(mismatch.fingerprint)),
+                   mismatch);
         return errors.status();
       }
       outcome.sequences.push_back(event.sequence());
@@ -296,7 +314,6 @@ class CheckpointsProjector final : public Projector {
   }
 };
 
-
 }  // namespace
 
 std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors() {
@@ -325,8 +342,8 @@ Result<Digest> DigestOfPrefixes(const Store& store, const std::vector<std::strin
   return hasher.Finish();
 }
 
-Result<std::vector<NamedDigest>> ProjectionDigests(const Store& store,
-                                                   const std::vector<std::unique_ptr<Projector>>& projectors) {
+Result<std::vector<NamedDigest>> ProjectionDigests(
+    const Store& store, const std::vector<std::unique_ptr<Projector>>& projectors) {
   std::vector<NamedDigest> digests;
   for (const auto& projector : projectors) {
     Result<Digest> digest = DigestOfPrefixes(store, projector->KeyPrefixes());
@@ -336,8 +353,8 @@ Result<std::vector<NamedDigest>> ProjectionDigests(const Store& store,
   return digests;
 }
 
-Result<std::vector<SetDigest>> ProjectionSetDigests(const Store& store,
-                                                    const std::vector<std::unique_ptr<Projector>>& projectors) {
+Result<std::vector<SetDigest>> ProjectionSetDigests(
+    const Store& store, const std::vector<std::unique_ptr<Projector>>& projectors) {
   std::vector<SetDigest> digests(projectors.size());
   for (size_t i = 0; i < projectors.size(); ++i) {
     for (const std::string& prefix : projectors[i]->KeyPrefixes()) {
@@ -352,8 +369,9 @@ Result<std::vector<SetDigest>> ProjectionSetDigests(const Store& store,
 
 std::string SetDigestMetaKey(std::string_view projector) { return "set_digest/" + std::string(projector); }
 
-std::string CheckpointMessageFor(uint16_t digest_format, uint32_t shard, uint64_t sequence, const Digest& chain_head,
-                                 const std::vector<NamedDigest>& digests, int64_t signed_at_ns) {
+std::string CheckpointMessageFor(uint16_t digest_format, uint32_t shard, uint64_t sequence,
+                                 const Digest& chain_head, const std::vector<NamedDigest>& digests,
+                                 int64_t signed_at_ns) {
   std::string message = CheckpointMessage(shard, sequence, chain_head, digests, signed_at_ns);
   if (digest_format == kDigestFormatOrdered) return message;
   // The domain tag is the message's first bytes: "ledger-checkpoint-v1" becomes "-v2" for set digests, so a
@@ -385,7 +403,9 @@ Status ProjectionSet::Load(const KvReader& reader) {
     std::string bytes;
     uint64_t applied = 0;
     if (reader.Get(keys::Applied(projector->name()), &bytes)) {
-      if (bytes.size() != 8) return Status::Corruption("applied sequence of " + std::string(projector->name()) + " is not 8 bytes");
+      if (bytes.size() != 8)
+        return Status::Corruption("applied sequence of " + std::string(projector->name()) +
+                                  " is not 8 bytes");
       applied = DecodeSequenceKey(bytes);
     }
     if (!first && applied != last_applied_) {

@@ -12,24 +12,36 @@ namespace ledger::recon {
 
 const char* CategoryName(Category category) {
   switch (category) {
-    case Category::kMatched: return "MATCHED";
-    case Category::kMissingInStatement: return "MISSING_IN_STATEMENT";
-    case Category::kMissingInLedger: return "MISSING_IN_LEDGER";
-    case Category::kAmountMismatch: return "AMOUNT_MISMATCH";
-    case Category::kStatusMismatch: return "STATUS_MISMATCH";
-    case Category::kFeeMismatch: return "FEE_MISMATCH";
-    case Category::kCarriedOver: return "CARRIED_OVER";
+    case Category::kMatched:
+      return "MATCHED";
+    case Category::kMissingInStatement:
+      return "MISSING_IN_STATEMENT";
+    case Category::kMissingInLedger:
+      return "MISSING_IN_LEDGER";
+    case Category::kAmountMismatch:
+      return "AMOUNT_MISMATCH";
+    case Category::kStatusMismatch:
+      return "STATUS_MISMATCH";
+    case Category::kFeeMismatch:
+      return "FEE_MISMATCH";
+    case Category::kCarriedOver:
+      return "CARRIED_OVER";
   }
   return "UNKNOWN";
 }
 
 const char* LineStatusName(LineStatus status) {
   switch (status) {
-    case LineStatus::kSuccess: return "success";
-    case LineStatus::kReversed: return "reversed";
-    case LineStatus::kRefunded: return "refunded";
-    case LineStatus::kRefundPending: return "refund_pending";
-    case LineStatus::kRefundFailed: return "refund_failed";
+    case LineStatus::kSuccess:
+      return "success";
+    case LineStatus::kReversed:
+      return "reversed";
+    case LineStatus::kRefunded:
+      return "refunded";
+    case LineStatus::kRefundPending:
+      return "refund_pending";
+    case LineStatus::kRefundFailed:
+      return "refund_failed";
   }
   return "unknown";
 }
@@ -93,7 +105,9 @@ class LineIndex {
   size_t size_ = 0;
 };
 
-bool KeyLess(const Line& a, const Line& b) { return std::tie(a.merchant, a.kind, a.id) < std::tie(b.merchant, b.kind, b.id); }
+bool KeyLess(const Line& a, const Line& b) {
+  return std::tie(a.merchant, a.kind, a.id) < std::tie(b.merchant, b.kind, b.id);
+}
 
 // The first difference between two sides of one line, or MATCHED.
 Category Compare(const Line& ledger, const Line& statement, int64_t fee_tolerance_minor) {
@@ -103,8 +117,8 @@ Category Compare(const Line& ledger, const Line& statement, int64_t fee_toleranc
   return Category::kMatched;
 }
 
-// UTC ns of the cut-off that ends clearing date `date` (its local cut-off time on the previous natural day when
-// the cut-off is before midnight: clearing date D runs from D-1 cut-off to D cut-off).
+// UTC ns of the cut-off that ends clearing date `date` (its local cut-off time on the previous natural day
+// when the cut-off is before midnight: clearing date D runs from D-1 cut-off to D cut-off).
 int64_t CutoffEnding(int date, const Options& options) {
   return LocalMidnightUtcNs(date, options.timezone_offset_minutes) +
          static_cast<int64_t>(options.clearing_cutoff_minutes) * kNanosPerMinute;
@@ -116,7 +130,8 @@ Outcome Reconcile(std::vector<Line> ledger_lines, const Statement& statement, co
                   const LedgerLookup& lookup) {
   Outcome outcome;
   // Output in key order. The store's index already yields that order: sort only what is not.
-  if (!std::is_sorted(ledger_lines.begin(), ledger_lines.end(), KeyLess)) std::sort(ledger_lines.begin(), ledger_lines.end(), KeyLess);
+  if (!std::is_sorted(ledger_lines.begin(), ledger_lines.end(), KeyLess))
+    std::sort(ledger_lines.begin(), ledger_lines.end(), KeyLess);
   LineIndex ledger_index(ledger_lines, ledger_lines.size());  // key -> position in ledger_lines
   for (size_t i = 0; i < ledger_lines.size(); ++i) ledger_index.Insert(i);
   // The statement line matched to each ledger line (index into statement.lines), or npos.
@@ -125,29 +140,35 @@ Outcome Reconcile(std::vector<Line> ledger_lines, const Statement& statement, co
   LineIndex seen_statement_keys(statement.lines, statement.lines.size());  // key -> first statement line
   std::vector<Classified> statement_only;
 
-  // The cut-offs bounding the date: the one that starts it (the previous date's end) and the one that ends it.
+  // The cut-offs bounding the date: the one that starts it (the previous date's end) and the one that ends
+  // it.
   const int64_t cutoff_start = CutoffEnding(AddDays(options.date, -1), options);
   const int64_t cutoff_end = CutoffEnding(options.date, options);
-  auto near = [&](int64_t at, int64_t cutoff) { return std::llabs(at - cutoff) <= options.carry_over_window_ns; };
+  auto near = [&](int64_t at, int64_t cutoff) {
+    return std::llabs(at - cutoff) <= options.carry_over_window_ns;
+  };
 
   for (size_t s = 0; s < statement.lines.size(); ++s) {
     const Line& line = statement.lines[s];
     const size_t first = seen_statement_keys.Insert(s);
     if (first != s) {
-      statement_only.push_back(Classified{Category::kMissingInLedger, line.kind, line.merchant, line.id, std::nullopt, line,
-                                          "duplicate of statement line " + std::to_string(statement.lines[first].line_number)});
+      statement_only.push_back(
+          Classified{Category::kMissingInLedger, line.kind, line.merchant, line.id, std::nullopt, line,
+                     "duplicate of statement line " + std::to_string(statement.lines[first].line_number)});
       continue;
     }
     if (const size_t found = ledger_index.Find(KeyOf(line)); found != LineIndex::kNone) {
       matched_statement[found] = s;
       continue;
     }
-    Classified classified{Category::kMissingInLedger, line.kind, line.merchant, line.id, std::nullopt, line, ""};
+    Classified classified{
+        Category::kMissingInLedger, line.kind, line.merchant, line.id, std::nullopt, line, ""};
     if (lookup) {
       if (std::optional<Line> elsewhere = lookup(line.kind, line.merchant, line.id)) {
         const bool previous = elsewhere->clearing_date == AddDays(options.date, -1);
         const bool next = elsewhere->clearing_date == AddDays(options.date, 1);
-        if ((previous && near(elsewhere->occurred_at_ns, cutoff_start)) || (next && near(elsewhere->occurred_at_ns, cutoff_end))) {
+        if ((previous && near(elsewhere->occurred_at_ns, cutoff_start)) ||
+            (next && near(elsewhere->occurred_at_ns, cutoff_end))) {
           const Category compared = Compare(*elsewhere, line, options.fee_tolerance_minor);
           classified.category = compared == Category::kMatched ? Category::kCarriedOver : compared;
           classified.note = "in the ledger on clearing date " + FormatDate(elsewhere->clearing_date);
@@ -163,7 +184,8 @@ Outcome Reconcile(std::vector<Line> ledger_lines, const Statement& statement, co
   outcome.lines.reserve(ledger_lines.size() + statement_only.size());
   for (size_t i = 0; i < ledger_lines.size(); ++i) {
     Line& line = ledger_lines[i];
-    Classified classified{Category::kMatched, line.kind, line.merchant, line.id, std::nullopt, std::nullopt, ""};
+    Classified classified{Category::kMatched, line.kind, line.merchant, line.id, std::nullopt,
+                          std::nullopt,       ""};
     if (matched_statement[i] != kNone) {
       const Line& other = statement.lines[matched_statement[i]];
       classified.category = Compare(line, other, options.fee_tolerance_minor);

@@ -1,6 +1,6 @@
-// Statement parsers: the project's clearing file and WeChat Pay's trade bill, reduced to reconciliation lines.
-// Columns are found by name in the header; a data line that cannot be read is collected with its line number
-// and reason, and parsing goes on.
+// Statement parsers: the project's clearing file and WeChat Pay's trade bill, reduced to reconciliation
+// lines. Columns are found by name in the header; a data line that cannot be read is collected with its line
+// number and reason, and parsing goes on.
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -53,7 +53,8 @@ void SplitFields(std::string_view line, std::vector<std::string_view>* fields) {
   size_t start = 0;
   while (true) {
     const size_t comma = line.find(',', start);
-    std::string_view field = Trim(line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+    std::string_view field =
+        Trim(line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
     if (!field.empty() && field.front() == '`') field = Trim(field.substr(1));
     fields->push_back(field);
     if (comma == std::string_view::npos) break;
@@ -103,7 +104,8 @@ Result<Header> ReadHeader(LineReader& reader, const char* format,
   for (const auto& [name, position] : required) {
     const Status found = header.Require(name, position);
     if (!found.ok()) {
-      return Status::InvalidArgument("line " + std::to_string(reader.number()) + ": not " + format + ": " + found.message());
+      return Status::InvalidArgument("line " + std::to_string(reader.number()) + ": not " + format + ": " +
+                                     found.message());
     }
   }
   return header;
@@ -518,7 +520,8 @@ class WeChatParser {
 Result<Format> ParseFormat(std::string_view name) {
   if (name == "ledger-csv") return Format::kLedgerCsv;
   if (name == "wechat") return Format::kWeChat;
-  return Status::InvalidArgument("unknown statement format '" + std::string(name) + "' (ledger-csv or wechat)");
+  return Status::InvalidArgument("unknown statement format '" + std::string(name) +
+                                 "' (ledger-csv or wechat)");
 }
 
 const char* FormatName(Format format) { return format == Format::kLedgerCsv ? "ledger-csv" : "wechat"; }

@@ -2,15 +2,16 @@
 #include <optional>
 
 #include "projections/projector.h"
-#include "state/records.h"
 #include "replay/replay.h"
+#include "state/records.h"
 
 namespace ledger::replay {
 namespace {
 
 constexpr char kAbsent[] = "(absent)";
 
-// A record as people read it: a balance by its amount; anything else by its size and the start of its SHA-256.
+// A record as people read it: a balance by its amount; anything else by its size and the start of its
+// SHA-256.
 std::string DescribeValue(std::string_view key, const std::optional<std::string>& value) {
   if (!value) return kAbsent;
   if (key.starts_with(keys::kBalancePrefix)) {
@@ -30,7 +31,8 @@ std::optional<std::string> Read(const Store& store, std::string_view key) {
 
 // The first key under `prefix`, in key order, whose value in `from` is not the same in `other` (absent there
 // included). Errors: IoError.
-Result<std::optional<std::string>> FirstKeyNotIn(const Store& from, const Store& other, std::string_view prefix) {
+Result<std::optional<std::string>> FirstKeyNotIn(const Store& from, const Store& other,
+                                                 std::string_view prefix) {
   std::optional<std::string> first;
   const Status scanned = from.ScanState(prefix, [&](std::string_view key, std::string_view value) {
     const std::optional<std::string> there = Read(other, key);

@@ -3,8 +3,8 @@
 #include <cstring>
 
 #include "events/event.h"
-#include "storage/kv.h"
 #include "projections/projector.h"
+#include "storage/kv.h"
 
 namespace ledger::replay {
 namespace {
@@ -14,12 +14,14 @@ constexpr size_t kRebuildGroupEventsMax = 8192;
 constexpr uint64_t kProgressEveryEvents = 100'000;
 
 bool SameBytes(const flatbuffers::Vector<uint8_t>* bytes, std::span<const uint8_t> expected) {
-  return bytes != nullptr && bytes->size() == expected.size() && std::memcmp(bytes->data(), expected.data(), expected.size()) == 0;
+  return bytes != nullptr && bytes->size() == expected.size() &&
+         std::memcmp(bytes->data(), expected.data(), expected.size()) == 0;
 }
 
 // The rebuilt state's digest of each projection, in the format a checkpoint signed. Errors: IoError,
 // Corruption (a format this version does not know).
-Result<std::vector<NamedDigest>> RebuiltDigests(const Store& target, const std::vector<std::unique_ptr<Projector>>& projectors,
+Result<std::vector<NamedDigest>> RebuiltDigests(const Store& target,
+                                                const std::vector<std::unique_ptr<Projector>>& projectors,
                                                 uint16_t digest_format) {
   if (digest_format == kDigestFormatOrdered) return ProjectionDigests(target, projectors);
   if (digest_format != kDigestFormatSet) {
@@ -37,7 +39,9 @@ Result<std::vector<NamedDigest>> RebuiltDigests(const Store& target, const std::
 }  // namespace
 
 EventSource StoreSource(const Store& store) {
-  return [&store](const std::function<bool(uint64_t, std::string_view)>& fn) { return store.ScanEvents(0, UINT64_MAX, fn); };
+  return [&store](const std::function<bool(uint64_t, std::string_view)>& fn) {
+    return store.ScanEvents(0, UINT64_MAX, fn);
+  };
 }
 
 namespace {

@@ -64,7 +64,9 @@ std::string ChannelDailyUsagePrefix(std::string_view customer) {
 std::string Payment(std::string_view merchant, std::string_view merchant_order_no) {
   return Join(kPaymentPrefix, merchant, merchant_order_no);
 }
-std::string Refund(std::string_view merchant, std::string_view refund_no) { return Join(kRefundPrefix, merchant, refund_no); }
+std::string Refund(std::string_view merchant, std::string_view refund_no) {
+  return Join(kRefundPrefix, merchant, refund_no);
+}
 std::string CommandOutcome(std::string_view command_id) { return Join(kCommandOutcomePrefix, command_id); }
 std::string MismatchOutcome(std::string_view command_id, std::string_view fingerprint_hex) {
   return Join(kMismatchOutcomePrefix, command_id, fingerprint_hex);

@@ -8,9 +8,9 @@
 namespace ledger {
 namespace {
 
-// What a cache entry really costs the heap, so the byte bound bounds memory and not only payload: the hash node
-// (next pointer, two std::string headers, the flag, the cached hash), its bucket, the eviction queue's copy of
-// the key, and glibc's chunk for every string too long for the small-string buffer (15 characters).
+// What a cache entry really costs the heap, so the byte bound bounds memory and not only payload: the hash
+// node (next pointer, two std::string headers, the flag, the cached hash), its bucket, the eviction queue's
+// copy of the key, and glibc's chunk for every string too long for the small-string buffer (15 characters).
 size_t EntryCharge(size_t key_size, size_t value_size) {
   constexpr size_t kNodeBucketAndQueueSlot = 96 + 16 + 32;
   auto heap_block = [](size_t size) -> size_t { return size > 15 ? (size + 1 + 8 + 15) / 16 * 16 : 0; };
@@ -98,16 +98,21 @@ void CachedReader::Committed(const Overlay& writes) {
   writes.ForEachUnordered([this](const std::string& key, const std::optional<std::string>& value) {
     auto it = entries_.find(key);
     if (it == entries_.end()) return;
-    bytes_ = bytes_ - EntryCharge(key.size(), ValueSize(it->second.value)) + EntryCharge(key.size(), ValueSize(value));
+    bytes_ = bytes_ - EntryCharge(key.size(), ValueSize(it->second.value)) +
+             EntryCharge(key.size(), ValueSize(value));
     it->second.value = value;
   });
 }
 
 void CachedReader::Insert(std::string_view key, std::optional<std::string_view> value) const {
   const size_t value_size = value ? value->size() : 0;
-  if (EntryCharge(key.size(), value_size) > capacity_bytes_ / 16) return;  // a huge value would flush the working set
+  if (EntryCharge(key.size(), value_size) > capacity_bytes_ / 16)
+    return;  // a huge value would flush the working set
   const bool inserted =
-      entries_.try_emplace(std::string(key), Entry{value ? std::optional<std::string>(*value) : std::nullopt, false}).second;
+      entries_
+          .try_emplace(std::string(key),
+                       Entry{value ? std::optional<std::string>(*value) : std::nullopt, false})
+          .second;
   LEDGER_ASSERT(inserted);  // only a miss inserts
   order_.emplace_back(key);
   bytes_ += EntryCharge(key.size(), value_size);

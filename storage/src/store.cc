@@ -1,14 +1,13 @@
 // The RocksDB adapter. See store.h for the column families and the error contract.
 #include "storage/store.h"
 
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
-
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,7 +43,8 @@ std::string DecimalOf(uint64_t value) { return std::to_string(value); }
 
 Result<uint64_t> ParseDecimal(std::string_view text, std::string_view what) {
   uint64_t value = 0;
-  if (text.empty() || text.size() > kDurableSequenceDigits) return Status::Corruption(std::string(what) + " is not a number");
+  if (text.empty() || text.size() > kDurableSequenceDigits)
+    return Status::Corruption(std::string(what) + " is not a number");
   for (char c : text) {
     if (c < '0' || c > '9') return Status::Corruption(std::string(what) + " is not a number");
     value = value * 10 + static_cast<uint64_t>(c - '0');
@@ -84,7 +84,8 @@ class StateReader final : public KvReader {
  public:
   StateReader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family) : db_(db), family_(family) {}
   bool Get(std::string_view key, std::string* value) const override {
-    const rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), family_, rocksdb::Slice(key.data(), key.size()), value);
+    const rocksdb::Status status =
+        db_->Get(rocksdb::ReadOptions(), family_, rocksdb::Slice(key.data(), key.size()), value);
     if (status.IsNotFound()) return false;
     if (!status.ok()) StorageFault(status);
     return true;
@@ -110,8 +111,8 @@ class RocksStore final : public Store {
     if (durable_sequence_fd_ >= 0) ::close(durable_sequence_fd_);
   }
 
-  // Records `sequence` as durable. Not synced (an fsync costs as much as the commit's own): it is exact after a
-  // process crash and tampering, and may lag by the last seconds' groups after a power loss.
+  // Records `sequence` as durable. Not synced (an fsync costs as much as the commit's own): it is exact after
+  // a process crash and tampering, and may lag by the last seconds' groups after a power loss.
   Status RecordDurableSequence(uint64_t sequence) {
     if (durable_sequence_fd_ < 0) return Status::Ok();
     char text[kDurableSequenceDigits + 2];
@@ -146,7 +147,8 @@ class RocksStore final : public Store {
     // Every key of a batch takes one RocksDB sequence number: after this write the database's number is this
     // one, unless something else writes the database before the next commit (CheckWriters).
     const uint64_t writer_sequence = db_->GetLatestSequenceNumber() + write_batch.Count() + 1;
-    LEDGER_RETURN_IF_ERROR(FromRocks(write_batch.Put(meta(), kWriterSequenceKey, DecimalOf(writer_sequence)), "batch put meta"));
+    LEDGER_RETURN_IF_ERROR(
+        FromRocks(write_batch.Put(meta(), kWriterSequenceKey, DecimalOf(writer_sequence)), "batch put meta"));
     rocksdb::WriteOptions options;
     options.sync = sync_;
     LEDGER_RETURN_IF_ERROR(FromRocks(db_->Write(options, &write_batch), "commit"));
@@ -172,7 +174,8 @@ class RocksStore final : public Store {
     rocksdb::WriteOptions options;
     options.sync = true;
     const uint64_t writer_sequence = db_->GetLatestSequenceNumber() + 1;
-    return FromRocks(db_->Put(options, meta(), kWriterSequenceKey, DecimalOf(writer_sequence)), "adopt writers");
+    return FromRocks(db_->Put(options, meta(), kWriterSequenceKey, DecimalOf(writer_sequence)),
+                     "adopt writers");
   }
 
   Result<std::optional<std::pair<uint64_t, std::string>>> LastEvent() const override {
@@ -217,7 +220,8 @@ class RocksStore final : public Store {
 
   Result<std::optional<std::string>> GetMeta(std::string_view key) const override {
     std::string value;
-    const rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), meta(), rocksdb::Slice(key.data(), key.size()), &value);
+    const rocksdb::Status status =
+        db_->Get(rocksdb::ReadOptions(), meta(), rocksdb::Slice(key.data(), key.size()), &value);
     if (status.IsNotFound()) return std::optional<std::string>();
     LEDGER_RETURN_IF_ERROR(FromRocks(status, "read meta"));
     return std::optional<std::string>(std::move(value));
@@ -237,7 +241,8 @@ class RocksStore final : public Store {
     memory.table_readers = property(rocksdb::DB::Properties::kEstimateTableReadersMem);
     // The cache is shared: read it once, not per family.
     db_->GetIntProperty(handles_[0], rocksdb::DB::Properties::kBlockCacheUsage, &memory.block_cache);
-    db_->GetIntProperty(handles_[0], rocksdb::DB::Properties::kBlockCachePinnedUsage, &memory.block_cache_pinned);
+    db_->GetIntProperty(handles_[0], rocksdb::DB::Properties::kBlockCachePinnedUsage,
+                        &memory.block_cache_pinned);
     return memory;
   }
 
@@ -246,8 +251,9 @@ class RocksStore final : public Store {
   Status PutEventRaw(uint64_t key_sequence, std::string_view record) override {
     rocksdb::WriteOptions options;
     options.sync = true;
-    return FromRocks(db_->Put(options, events(), SequenceKey(key_sequence), rocksdb::Slice(record.data(), record.size())),
-                     "put event");
+    return FromRocks(
+        db_->Put(options, events(), SequenceKey(key_sequence), rocksdb::Slice(record.data(), record.size())),
+        "put event");
   }
 
   Status PutStateRaw(std::string_view key, std::string_view value) override {
@@ -295,8 +301,9 @@ uint64_t DecodeSequenceKey(std::string_view key) {
 
 namespace {
 
-// RocksDB's own diagnostics go to stderr, not to a LOG file in the data folder: on a full disk a LOG file that
-// failed once makes RocksDB's next log line abort the process (a debug assertion left on in Debian's build).
+// RocksDB's own diagnostics go to stderr, not to a LOG file in the data folder: on a full disk a LOG file
+// that failed once makes RocksDB's next log line abort the process (a debug assertion left on in Debian's
+// build).
 class StderrLogger final : public rocksdb::Logger {
  public:
   StderrLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
@@ -322,22 +329,22 @@ rocksdb::Status OpenDb(const std::string& dir, const StoreOptions& options, bool
   db_options.keep_log_file_num = 4;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   db_options.info_log = std::make_shared<StderrLogger>();
-  // Damage before the end of a log is Corruption; only a record torn at the very end is tolerated (and then only
-  // when it cannot hold an acknowledged group: Store::Open). The manifest tracks closed logs and their synced
-  // sizes, so a missing or shortened older log is Corruption too.
+  // Damage before the end of a log is Corruption; only a record torn at the very end is tolerated (and then
+  // only when it cannot hold an acknowledged group: Store::Open). The manifest tracks closed logs and their
+  // synced sizes, so a missing or shortened older log is Corruption too.
   db_options.wal_recovery_mode = recovery;
   db_options.track_and_verify_wals_in_manifest = true;
-  // Few cache shards: a shard holds capacity / 2^bits, and a block larger than its shard is dropped right after
-  // use. High-priority room keeps index and filter partitions from being pushed out by data blocks.
-  const std::shared_ptr<rocksdb::Cache> block_cache =
-      rocksdb::NewLRUCache(kBlockCacheBytes, kBlockCacheShardBits, /*strict_capacity_limit=*/false, /*high_pri_pool_ratio=*/0.5);
+  // Few cache shards: a shard holds capacity / 2^bits, and a block larger than its shard is dropped right
+  // after use. High-priority room keeps index and filter partitions from being pushed out by data blocks.
+  const std::shared_ptr<rocksdb::Cache> block_cache = rocksdb::NewLRUCache(
+      kBlockCacheBytes, kBlockCacheShardBits, /*strict_capacity_limit=*/false, /*high_pri_pool_ratio=*/0.5);
   db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(kMemtableBudgetBytes);
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = block_cache;
-  // Index and filters live in the block cache, so memory stays bounded however large the tables grow. They are
-  // partitioned (two-level index, 4 KiB partitions): an unpartitioned filter of a large table is megabytes,
-  // does not stay in a cache shard, and was read from the file on every point read (a long run fell from
-  // 11,000 to 570 commands/s, 54% of its time reading and checksumming filter blocks).
+  // Index and filters live in the block cache, so memory stays bounded however large the tables grow. They
+  // are partitioned (two-level index, 4 KiB partitions): an unpartitioned filter of a large table is
+  // megabytes, does not stay in a cache shard, and was read from the file on every point read (a long run
+  // fell from 11,000 to 570 commands/s, 54% of its time reading and checksumming filter blocks).
   table_options.cache_index_and_filter_blocks = true;
   table_options.cache_index_and_filter_blocks_with_high_priority = true;
   table_options.pin_l0_filter_and_index_blocks_in_cache = true;
@@ -348,9 +355,9 @@ rocksdb::Status OpenDb(const std::string& dir, const StoreOptions& options, bool
   rocksdb::ColumnFamilyOptions family_options;
   family_options.write_buffer_size = kWriteBufferBytes;
   family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
-  // The state family takes a dozen point reads per command, most for keys that do not exist yet (a new command
-  // id, a new order, a new usage window): bloom filters in the memtable and the tables answer those without a
-  // skip-list or block search.
+  // The state family takes a dozen point reads per command, most for keys that do not exist yet (a new
+  // command id, a new order, a new usage window): bloom filters in the memtable and the tables answer those
+  // without a skip-list or block search.
   rocksdb::BlockBasedTableOptions state_table_options = table_options;
   state_table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions state_options = family_options;
@@ -365,9 +372,9 @@ rocksdb::Status OpenDb(const std::string& dir, const StoreOptions& options, bool
   };
   rocksdb::DB* raw = nullptr;
   opened->handles.clear();
-  const rocksdb::Status status = read_only
-                                     ? rocksdb::DB::OpenForReadOnly(db_options, dir, families, &opened->handles, &raw)
-                                     : rocksdb::DB::Open(db_options, dir, families, &opened->handles, &raw);
+  const rocksdb::Status status =
+      read_only ? rocksdb::DB::OpenForReadOnly(db_options, dir, families, &opened->handles, &raw)
+                : rocksdb::DB::Open(db_options, dir, families, &opened->handles, &raw);
   if (status.ok()) {
     opened->db.reset(raw);
     LEDGER_ASSERT(opened->handles.size() == 4);
@@ -379,7 +386,8 @@ rocksdb::Status OpenDb(const std::string& dir, const StoreOptions& options, bool
 // changing anything on disk. nullopt when even that cannot be read.
 std::optional<uint64_t> ProvableLastEvent(const std::string& dir, const StoreOptions& options) {
   OpenedDb probe;
-  if (!OpenDb(dir, options, /*read_only=*/true, rocksdb::WALRecoveryMode::kPointInTimeRecovery, &probe).ok()) {
+  if (!OpenDb(dir, options, /*read_only=*/true, rocksdb::WALRecoveryMode::kPointInTimeRecovery, &probe)
+           .ok()) {
     return std::nullopt;
   }
   uint64_t last = 0;
@@ -406,7 +414,8 @@ std::string WriteAheadLogs(const std::string& dir) {
 }
 
 std::string RecoveryAdvice(const std::string& dir) {
-  return "the ledger will not continue from a shorter history. Recover from ledger.events when brokers hold the "
+  return "the ledger will not continue from a shorter history. Recover from ledger.events when brokers hold "
+         "the "
          "history (ledger replay --source kafka --brokers LIST --out NEW_DIR, then put NEW_DIR in place of " +
          dir + "), else from a backup";
 }
@@ -415,8 +424,8 @@ std::string UnprovenRange(std::optional<uint64_t> provable, uint64_t acknowledge
   if (!provable) return "no event can be proven";
   std::string text = "the history can be proven only through sequence " + std::to_string(*provable);
   if (acknowledged > *provable) {
-    text += ", but " + std::to_string(acknowledged) + " was acknowledged: sequences " + std::to_string(*provable + 1) +
-            ".." + std::to_string(acknowledged) + " can no longer be proven";
+    text += ", but " + std::to_string(acknowledged) + " was acknowledged: sequences " +
+            std::to_string(*provable + 1) + ".." + std::to_string(acknowledged) + " can no longer be proven";
   } else {
     text += "; later events can no longer be proven";
   }
@@ -433,26 +442,30 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   Result<uint64_t> acknowledged = ReadDurableSequence(dir);
   if (!acknowledged.ok()) return acknowledged.status();
   OpenedDb opened;
-  rocksdb::Status status =
-      OpenDb(dir, options, options.read_only, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords, &opened);
+  rocksdb::Status status = OpenDb(dir, options, options.read_only,
+                                  rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords, &opened);
   if (status.IsCorruption()) {
-    // Either the final, unacknowledged group was torn by a crash (power loss mid-append), or the log is damaged
-    // where acknowledged groups live. Only the first may open, losing nothing that was acknowledged.
+    // Either the final, unacknowledged group was torn by a crash (power loss mid-append), or the log is
+    // damaged where acknowledged groups live. Only the first may open, losing nothing that was acknowledged.
     const std::optional<uint64_t> provable = ProvableLastEvent(dir, options);
     if (!provable || *acknowledged == 0 || *provable < *acknowledged) {
-      return Status::Corruption("storage corruption: " + WriteAheadLogs(dir) + " is damaged (" + status.ToString() +
-                                "); " + UnprovenRange(provable, *acknowledged) + "; " + RecoveryAdvice(dir));
+      return Status::Corruption("storage corruption: " + WriteAheadLogs(dir) + " is damaged (" +
+                                status.ToString() + "); " + UnprovenRange(provable, *acknowledged) + "; " +
+                                RecoveryAdvice(dir));
     }
-    std::fprintf(stderr,
-                 "ledger: warning: the last write-ahead log record of %s was torn by a crash; it held no acknowledged "
-                 "event (acknowledged through %llu, history proven through %llu): opening without it\n",
-                 dir.c_str(), static_cast<unsigned long long>(*acknowledged), static_cast<unsigned long long>(*provable));
+    std::fprintf(
+        stderr,
+        "ledger: warning: the last write-ahead log record of %s was torn by a crash; it held no acknowledged "
+        "event (acknowledged through %llu, history proven through %llu): opening without it\n",
+        dir.c_str(), static_cast<unsigned long long>(*acknowledged),
+        static_cast<unsigned long long>(*provable));
     status = OpenDb(dir, options, options.read_only, rocksdb::WALRecoveryMode::kPointInTimeRecovery, &opened);
   }
   if (!status.ok()) return FromRocks(status, "open " + dir);
   int durable_sequence_fd = -1;
   if (!options.read_only) {
-    durable_sequence_fd = ::open((dir + "/" + kDurableSequenceFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    durable_sequence_fd =
+        ::open((dir + "/" + kDurableSequenceFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (durable_sequence_fd < 0) {
       for (auto* handle : opened.handles) opened.db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
       return Status::IoError("open " + dir + "/" + kDurableSequenceFile + ": " + std::strerror(errno));
@@ -464,13 +477,14 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   if (!last.ok()) return last.status();
   const uint64_t last_sequence = last->has_value() ? (*last)->first : 0;
   if (last_sequence < *acknowledged) {
-    const std::string problem = "the history in " + dir + " ends at sequence " + std::to_string(last_sequence) +
-                                " but " + std::to_string(*acknowledged) + " was acknowledged (" +
-                                kDurableSequenceFile + "): sequences " + std::to_string(last_sequence + 1) + ".." +
-                                std::to_string(*acknowledged) + " can no longer be proven (" + WriteAheadLogs(dir) +
-                                " shortened, or events deleted?)";
+    const std::string problem =
+        "the history in " + dir + " ends at sequence " + std::to_string(last_sequence) + " but " +
+        std::to_string(*acknowledged) + " was acknowledged (" + kDurableSequenceFile + "): sequences " +
+        std::to_string(last_sequence + 1) + ".." + std::to_string(*acknowledged) +
+        " can no longer be proven (" + WriteAheadLogs(dir) + " shortened, or events deleted?)";
     // Appending would make the loss permanent; reading (an audit, a balance) may go on, saying so.
-    if (!options.read_only) return Status::Corruption("storage corruption: " + problem + "; " + RecoveryAdvice(dir));
+    if (!options.read_only)
+      return Status::Corruption("storage corruption: " + problem + "; " + RecoveryAdvice(dir));
     std::fprintf(stderr, "ledger: warning: %s\n", problem.c_str());
   }
   if (!options.read_only && last_sequence > *acknowledged) {

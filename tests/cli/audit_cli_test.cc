@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "storage/kv.h"
 #include "core/signing.h"
+#include "state/records.h"
+#include "storage/kv.h"
 #include "storage/store.h"
 #include "storage/testing.h"
-#include "state/records.h"
 #include "support/test_support.h"
 
 namespace ledger {

@@ -35,8 +35,6 @@ using testing::ReadFile;
 using testing::RunLedger;
 using testing::WriteFile;
 
-
-
 // A bad-input failure: exit 2, one line "ledger: ..." on stderr, nothing on stdout.
 void ExpectBadInput(const Outcome& run, const std::string& must_mention = "") {
   EXPECT_EQ(run.exit_code, 2) << Describe(run);
@@ -125,9 +123,8 @@ TEST_F(Cli, SubmitPrintsOneResultPerCommandAndExitsZero) {
     const ordered_json result = ordered_json::parse(lines[i]);
     std::vector<std::string> keys;
     for (const auto& [key, value] : result.items()) keys.push_back(key);
-    EXPECT_EQ(keys,
-              (std::vector<std::string>{"command_id", "status", "reason", "detail", "transaction_id",
-                                        "sequences"}));
+    EXPECT_EQ(keys, (std::vector<std::string>{"command_id", "status", "reason", "detail", "transaction_id",
+                                              "sequences"}));
     EXPECT_EQ(result["command_id"], ids[i]);
     ASSERT_TRUE(result["sequences"].is_array());
     ASSERT_FALSE(result["sequences"].empty());
@@ -238,7 +235,8 @@ TEST_F(CliQuery, EventsRangeSelectsSequences) {
   EXPECT_EQ(json::parse(lines[1])["sequence"], 3);
 }
 
-// Goal: events and replay refuse a negative --from-seq or --to-seq (exit 2), never reading it as "to the end".
+// Goal: events and replay refuse a negative --from-seq or --to-seq (exit 2), never reading it as "to the
+// end".
 TEST_F(CliQuery, NegativeSequencesAreBadArguments) {
   const std::vector<std::vector<std::string>> commands = {
       {"events", "--data", Data(), "--from-seq", "-1", "--json"},
@@ -305,13 +303,15 @@ TEST_F(CliQuery, LimitsWithoutJsonPrintOneReadableLinePerMediumAndChannel) {
   EXPECT_EQ(lines[0], "limits of C1 on 2026-11-25 (amounts in CNY)");
   EXPECT_EQ(run.out.find('{'), std::string::npos) << "text, not JSON: " << run.out;
   // C1 paid 100.00 by sms through b2c_pc: the default sms policy is 5,000.00 a day and 50,000.00 a month.
-  EXPECT_NE(run.out.find("medium  sms              per payment 5000.00; today 100.00 of 5000.00 (4900.00 left); "
-                         "this month 100.00 of 50000.00 (49900.00 left); payments today 1 (no limit)\n"),
-            std::string::npos)
+  EXPECT_NE(
+      run.out.find("medium  sms              per payment 5000.00; today 100.00 of 5000.00 (4900.00 left); "
+                   "this month 100.00 of 50000.00 (49900.00 left); payments today 1 (no limit)\n"),
+      std::string::npos)
       << run.out;
   EXPECT_NE(run.out.find("medium  u_shield         per payment "), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("; today 0.00 of "), std::string::npos) << run.out;
-  EXPECT_NE(run.out.find("channel b2c_pc                today 100.00 (no limit); payments today 1\n"), std::string::npos)
+  EXPECT_NE(run.out.find("channel b2c_pc                today 100.00 (no limit); payments today 1\n"),
+            std::string::npos)
       << run.out;
   EXPECT_NE(run.out.find("channel qr_static             today 0.00 of "), std::string::npos) << run.out;
 }
@@ -328,7 +328,8 @@ TEST_F(CliQuery, LimitsTextAndJsonShowTheSameUsage) {
   ASSERT_EQ(lines.size(), 1 + limits["media"].size() + limits["channels"].size()) << text.out;
   for (size_t i = 0; i < limits["media"].size(); ++i) {
     const json& medium = limits["media"][i];
-    EXPECT_EQ(lines[1 + i].rfind("medium  " + medium["medium"].get<std::string>() + " ", 0), 0u) << lines[1 + i];
+    EXPECT_EQ(lines[1 + i].rfind("medium  " + medium["medium"].get<std::string>() + " ", 0), 0u)
+        << lines[1 + i];
     EXPECT_NE(lines[1 + i].find("payments today " + std::to_string(medium["payments_today"].get<int64_t>())),
               std::string::npos)
         << lines[1 + i];
@@ -586,8 +587,8 @@ TEST_F(Cli, DemoFreshRefusesToDeleteAFolderThatHoldsNoLedger) {
 
 // A small `ledger bench` run: no Kafka, no fsync (the figures are not what is tested here).
 std::vector<std::string> SmallBench(const std::string& data, const std::string& kafka = "none") {
-  return {"bench", "--data", data, "--commands", "400", "--customers", "40", "--merchants", "4", "--kafka", kafka,
-          "--sync", "off", "--seed", "3"};
+  return {"bench", "--data",  data,  "--commands", "400", "--customers", "40", "--merchants",
+          "4",     "--kafka", kafka, "--sync",     "off", "--seed",      "3"};
 }
 
 TEST_F(Cli, BenchAnswersEveryMeasuredCommandAndTheSameSeedGivesTheSameOutcomes) {
@@ -606,11 +607,13 @@ TEST_F(Cli, BenchAnswersEveryMeasuredCommandAndTheSameSeedGivesTheSameOutcomes) 
   EXPECT_EQ(report["kafka"], "none");
   EXPECT_EQ(report["sync"], false);
   EXPECT_EQ(report["events_published"], 0);
-  const int64_t accepted = report["accepted"], rejected = report["rejected"], duplicates = report["duplicates"];
+  const int64_t accepted = report["accepted"], rejected = report["rejected"],
+                duplicates = report["duplicates"];
   EXPECT_EQ(accepted + rejected + duplicates, 400);
   EXPECT_GT(rejected, 0) << "the mix breaks limits and reverses payments twice";
   EXPECT_GE(report["events"].get<int64_t>(), accepted);
-  // Set-up: 4 merchants, then per customer an account, a deposit and points, then one coupon per coupon payment.
+  // Set-up: 4 merchants, then per customer an account, a deposit and points, then one coupon per coupon
+  // payment.
   EXPECT_GT(report["setup"]["commands"].get<int64_t>(), 4 + 40 * 3);
   EXPECT_EQ(report["setup"]["rejected"], 0);
   const json& latency = report["latency_ms"];
@@ -624,13 +627,15 @@ TEST_F(Cli, BenchAnswersEveryMeasuredCommandAndTheSameSeedGivesTheSameOutcomes) 
   EXPECT_EQ(lines[0].rfind("ledger bench: 400 commands in ", 0), 0u) << lines[0];
   EXPECT_NE(lines[0].find("(closed loop, kafka none, sync off)"), std::string::npos) << lines[0];
   EXPECT_EQ(lines[1].rfind("  acknowledgement latency ms: p50 ", 0), 0u) << lines[1];
-  EXPECT_NE(lines[2].find("; " + std::to_string(report["events"].get<int64_t>()) + " events"), std::string::npos)
+  EXPECT_NE(lines[2].find("; " + std::to_string(report["events"].get<int64_t>()) + " events"),
+            std::string::npos)
       << lines[2];
-  EXPECT_EQ(lines[3].rfind("  accepted " + std::to_string(accepted) + ", rejected " + std::to_string(rejected) +
-                               ", duplicates " + std::to_string(duplicates) + "; set-up " +
-                               std::to_string(report["setup"]["commands"].get<int64_t>()) + " commands in ",
-                           0),
-            0u)
+  EXPECT_EQ(
+      lines[3].rfind("  accepted " + std::to_string(accepted) + ", rejected " + std::to_string(rejected) +
+                         ", duplicates " + std::to_string(duplicates) + "; set-up " +
+                         std::to_string(report["setup"]["commands"].get<int64_t>()) + " commands in ",
+                     0),
+      0u)
       << lines[3];
 }
 

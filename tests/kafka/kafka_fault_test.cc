@@ -1,16 +1,15 @@
 // Goal: faults lose, duplicate or reorder nothing. `ledger serve` killed with SIGKILL at random moments while
 // commands stream through ledger.commands; a broker that goes down, answers Produce with retriable errors or
-// slowly; fatal idempotent-producer errors between groups and with messages in flight; `ledger project` killed
-// mid-stream. Each test checks the whole ledger.events partition (read live where it is longer than the
-// embedded broker keeps) against RocksDB, and prints its figures ("[ figures  ]" lines, also as properties).
+// slowly; fatal idempotent-producer errors between groups and with messages in flight; `ledger project`
+// killed mid-stream. Each test checks the whole ledger.events partition (read live where it is longer than
+// the embedded broker keeps) against RocksDB, and prints its figures ("[ figures  ]" lines, also as
+// properties).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -22,6 +21,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -29,13 +29,13 @@
 #include <thread>
 #include <vector>
 
-#include "ledger/command.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
-#include "ledger/ledger.h"
 #include "kafka/projection_runner.h"
-#include "storage/store.h"
+#include "ledger/command.h"
+#include "ledger/ledger.h"
 #include "replay/replay.h"
+#include "storage/store.h"
 #include "support/test_support.h"
 
 namespace ledger {
@@ -55,12 +55,13 @@ constexpr auto kProcessDeadline = seconds(60);
 
 using testing::Scale;
 
-
 int Scaled(int count, int at_least) { return std::max(at_least, static_cast<int>(count * Scale())); }
 
 using testing::ReadFile;
 
-double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 // Prints a figure and records it as a test property.
 void Figure(const std::string& name, int64_t value) {
@@ -69,7 +70,6 @@ void Figure(const std::string& name, int64_t value) {
 }
 
 using testing::Child;
-
 
 // ---------------------------------------------------------------------------------------------------------
 // Workload: customers, merchants, then payments (about 300 bytes a command) with points (two events in one
@@ -84,8 +84,11 @@ std::vector<TestCommand> MakeWorkload(int count, uint32_t seed, int customers = 
   constexpr int kMerchants = 8;
   std::mt19937 random(seed);
   std::vector<TestCommand> commands;
-  auto add = [&](const json& command) { commands.push_back({command["command_id"].get<std::string>(), command.dump()}); };
-  for (int m = 0; m < kMerchants; ++m) add(OpenMerchant("m" + std::to_string(m), "M" + std::to_string(m), 60));
+  auto add = [&](const json& command) {
+    commands.push_back({command["command_id"].get<std::string>(), command.dump()});
+  };
+  for (int m = 0; m < kMerchants; ++m)
+    add(OpenMerchant("m" + std::to_string(m), "M" + std::to_string(m), 60));
   for (int c = 0; c < customers; ++c) {
     const std::string customer = "C" + std::to_string(c);
     add(OpenAccount("a" + std::to_string(c), customer));
@@ -149,7 +152,8 @@ class LiveReader {
   using OnRecord = std::function<void(const kafka::Record&)>;
   LiveReader(const std::string& brokers, const std::string& topic, OnRecord on_record = nullptr)
       : topic_(topic), on_record_(std::move(on_record)) {
-    Result<std::unique_ptr<kafka::PartitionReader>> reader = kafka::PartitionReader::Open(brokers, topic, 0, -1);
+    Result<std::unique_ptr<kafka::PartitionReader>> reader =
+        kafka::PartitionReader::Open(brokers, topic, 0, -1);
     if (!reader.ok()) {
       ADD_FAILURE() << reader.status().ToString();
       return;
@@ -210,7 +214,8 @@ class LiveReader {
 };
 
 int64_t HighWatermark(const std::string& brokers, const std::string& topic) {
-  Result<std::unique_ptr<kafka::PartitionReader>> reader = kafka::PartitionReader::Open(brokers, topic, 0, -1);
+  Result<std::unique_ptr<kafka::PartitionReader>> reader =
+      kafka::PartitionReader::Open(brokers, topic, 0, -1);
   if (!reader.ok()) return -1;
   Result<int64_t> high = (*reader)->HighWatermark(10'000);
   return high.ok() ? *high : -1;
@@ -221,7 +226,8 @@ std::vector<kafka::Record> ReadPartition(const std::string& brokers, const std::
   const int64_t high = HighWatermark(brokers, topic);
   EXPECT_GE(high, 0) << topic;
   LiveReader reader(brokers, topic);
-  EXPECT_TRUE(reader.WaitForOffset(high, milliseconds(kReadDeadlineMs))) << topic << ": not read to the end in time";
+  EXPECT_TRUE(reader.WaitForOffset(high, milliseconds(kReadDeadlineMs)))
+      << topic << ": not read to the end in time";
   reader.Stop();
   EXPECT_EQ(reader.offset_jumps(), 0) << topic << " starts after offset 0: longer than the broker keeps";
   return reader.records();
@@ -254,11 +260,13 @@ StreamCheck CheckEventsAgainstStore(const std::vector<kafka::Record>& records,
     Result<DecodedEvent> decoded = DecodeEventRecord(record.value);
     if (sequence > stored.size() || stored[sequence - 1].second != record.value || !decoded.ok() ||
         decoded->body->sequence() != sequence) {
-      if (check.mismatches++ == 0) ADD_FAILURE() << "sequence " << sequence << " at offset " << record.offset << " differs from RocksDB";
+      if (check.mismatches++ == 0)
+        ADD_FAILURE() << "sequence " << sequence << " at offset " << record.offset << " differs from RocksDB";
     }
   }
   if (previous < stored.size()) check.gaps += static_cast<int64_t>(stored.size() - previous);
-  EXPECT_EQ(check.events, static_cast<int64_t>(stored.size())) << "ledger.events and RocksDB hold different counts";
+  EXPECT_EQ(check.events, static_cast<int64_t>(stored.size()))
+      << "ledger.events and RocksDB hold different counts";
   EXPECT_EQ(check.duplicates, 0) << "events published twice";
   EXPECT_EQ(check.gaps, 0) << "events never published";
   EXPECT_EQ(check.mismatches, 0);
@@ -303,11 +311,11 @@ int64_t CheckResultsAgainstStore(const std::vector<kafka::Record>& records,
       }
       continue;
     }
-    if (next >= expected.size() || *record.sequence != expected[next].second || record.value != expected[next].first.ToJson() ||
-        record.key != expected[next].first.command_id) {
+    if (next >= expected.size() || *record.sequence != expected[next].second ||
+        record.value != expected[next].first.ToJson() || record.key != expected[next].first.command_id) {
       if (unexpected++ == 0) {
-        ADD_FAILURE() << "result at offset " << record.offset << " (" << record.value << ", sequence " << *record.sequence
-                      << ") is not the next outcome: "
+        ADD_FAILURE() << "result at offset " << record.offset << " (" << record.value << ", sequence "
+                      << *record.sequence << ") is not the next outcome: "
                       << (next < expected.size() ? expected[next].first.ToJson() : std::string("none left"));
       }
       continue;
@@ -325,7 +333,8 @@ std::unique_ptr<kafka::EmbeddedBroker> StartBroker() {
   return broker.ok() ? std::move(broker).value() : nullptr;
 }
 
-std::unique_ptr<kafka::Publisher> MakePublisher(const Store& store, const std::string& brokers, int64_t ack_timeout_ms = 30'000) {
+std::unique_ptr<kafka::Publisher> MakePublisher(const Store& store, const std::string& brokers,
+                                                int64_t ack_timeout_ms = 30'000) {
   Result<std::unique_ptr<kafka::Publisher>> publisher =
       kafka::Publisher::Create(store, kafka::ProducerSettings{brokers, 0, ack_timeout_ms});
   EXPECT_TRUE(publisher.ok()) << publisher.status().ToString();
@@ -341,8 +350,8 @@ uint64_t CommitGroup(Ledger& ledger, const std::vector<TestCommand>& commands, s
 }
 
 // Commits `commands[from, to)` in groups of `group` commands, publishing each (PublishThrough must succeed).
-void CommitAndPublish(Ledger& ledger, kafka::Publisher& publisher, const std::vector<TestCommand>& commands, size_t from,
-                      size_t to, size_t group) {
+void CommitAndPublish(Ledger& ledger, kafka::Publisher& publisher, const std::vector<TestCommand>& commands,
+                      size_t from, size_t to, size_t group) {
   for (size_t next = from; next < to; next += group) {
     const uint64_t through = CommitGroup(ledger, commands, next, std::min(to, next + group));
     const Status published = publisher.PublishThrough(through, kPublishDeadlineMs);
@@ -386,7 +395,8 @@ TEST(KafkaFault, ServeKilledAtRandomMomentsLosesAndDuplicatesNothing) {
 
   // The broker in its own process, so it outlives every serve.
   const std::string bootstrap_file = dir.path() + "/bootstrap";
-  Child broker({"broker", "--bootstrap-file", bootstrap_file}, dir.path() + "/broker.out", dir.path() + "/broker.err");
+  Child broker({"broker", "--bootstrap-file", bootstrap_file}, dir.path() + "/broker.out",
+               dir.path() + "/broker.err");
   std::string brokers;
   for (const auto deadline = Clock::now() + kProcessDeadline; brokers.empty() && Clock::now() < deadline;) {
     std::string text = ReadFile(bootstrap_file);
@@ -424,7 +434,7 @@ TEST(KafkaFault, ServeKilledAtRandomMomentsLosesAndDuplicatesNothing) {
   // The stream: sent in batches whenever the backlog allows, on its own thread, whatever serve is doing.
   std::atomic<int64_t> sent{0};
   std::atomic<bool> stop_sending{false};
-  std::string send_error;                // written by the sender before it sets send_failed and returns
+  std::string send_error;  // written by the sender before it sets send_failed and returns
   std::atomic<bool> send_failed{false};
   std::thread sender([&] {
     Result<std::unique_ptr<kafka::RecordSender>> opened = kafka::RecordSender::Open(brokers);
@@ -470,8 +480,9 @@ TEST(KafkaFault, ServeKilledAtRandomMomentsLosesAndDuplicatesNothing) {
   int serve_runs = 0;
   auto start_serve = [&]() {
     const std::string tag = dir.path() + "/serve" + std::to_string(++serve_runs);
-    return std::make_unique<Child>(std::vector<std::string>{"serve", "--data", data_dir, "--brokers", brokers, "--clock", "occurred"},
-                                   tag + ".out", tag + ".err");
+    return std::make_unique<Child>(
+        std::vector<std::string>{"serve", "--data", data_dir, "--brokers", brokers, "--clock", "occurred"},
+        tag + ".out", tag + ".err");
   };
   auto last_err = [&]() { return ReadFile(dir.path() + "/serve" + std::to_string(serve_runs) + ".err"); };
 
@@ -486,14 +497,16 @@ TEST(KafkaFault, ServeKilledAtRandomMomentsLosesAndDuplicatesNothing) {
       kills_while_starting += 1;
     } else {
       // Mid-stream: once this run has answered something, a little later.
-      while (answered.load() == answered_at_start && answered.load() < static_cast<int64_t>(commands.size()) &&
+      while (answered.load() == answered_at_start &&
+             answered.load() < static_cast<int64_t>(commands.size()) &&
              Clock::now() - started < seconds(60) && serve->Running()) {
         std::this_thread::sleep_for(milliseconds(2));
       }
       std::this_thread::sleep_for(milliseconds(random() % 1200));
       (answered.load() < static_cast<int64_t>(commands.size()) ? kills_mid_stream : kills_idle) += 1;
     }
-    ASSERT_TRUE(serve->Running()) << "serve exited on its own (exit code " << serve->exit_code() << "): " << last_err();
+    ASSERT_TRUE(serve->Running()) << "serve exited on its own (exit code " << serve->exit_code()
+                                  << "): " << last_err();
     serve->Kill();
   }
   const double kill_phase_seconds = SecondsSince(test_start);
@@ -502,24 +515,27 @@ TEST(KafkaFault, ServeKilledAtRandomMomentsLosesAndDuplicatesNothing) {
   // The final run drains everything, then stops cleanly.
   std::unique_ptr<Child> serve = start_serve();
   const auto drain_deadline = Clock::now() + seconds(300);
-  while (answered.load() < static_cast<int64_t>(commands.size()) && Clock::now() < drain_deadline && serve->Running() &&
-         !send_failed.load()) {
+  while (answered.load() < static_cast<int64_t>(commands.size()) && Clock::now() < drain_deadline &&
+         serve->Running() && !send_failed.load()) {
     std::this_thread::sleep_for(milliseconds(20));
   }
   ASSERT_FALSE(send_failed.load()) << send_error;
   ASSERT_EQ(answered.load(), static_cast<int64_t>(commands.size()))
-      << "commands without an outcome (serve " << (serve->Running() ? "running" : "exited") << "): " << last_err();
+      << "commands without an outcome (serve " << (serve->Running() ? "running" : "exited")
+      << "): " << last_err();
   // The last redeliveries follow the last commands; a duplicate answer can be lost to a kill (serve answers
   // duplicates after the group commit that moves its commands offset past them), so wait a bounded while: the
   // final run may still be working through the last redeliveries (slowly under the sanitizers).
-  for (const auto deadline = Clock::now() + seconds(60); unanswered_redeliveries() > 0 && Clock::now() < deadline;) {
+  for (const auto deadline = Clock::now() + seconds(60);
+       unanswered_redeliveries() > 0 && Clock::now() < deadline;) {
     std::this_thread::sleep_for(milliseconds(20));
   }
   // When earlier runs answered everything, this run may still be starting: SIGTERM before serve installs its
   // handler would kill it outright. It prints its bootstrap line once it handles SIGTERM.
   const std::string out_path = dir.path() + "/serve" + std::to_string(serve_runs) + ".out";
   for (const auto deadline = Clock::now() + kProcessDeadline;
-       ReadFile(out_path).find("bootstrap=") == std::string::npos && serve->Running() && Clock::now() < deadline;) {
+       ReadFile(out_path).find("bootstrap=") == std::string::npos && serve->Running() &&
+       Clock::now() < deadline;) {
     std::this_thread::sleep_for(milliseconds(20));
   }
   serve->Signal(SIGTERM);
@@ -529,14 +545,18 @@ TEST(KafkaFault, ServeKilledAtRandomMomentsLosesAndDuplicatesNothing) {
   // Everything published must have reached the live readers.
   std::unique_ptr<Store> store = OpenReadOnly(data_dir);
   ASSERT_NE(store, nullptr);
-  EXPECT_TRUE(events.WaitForOffset(HighWatermark(brokers, kafka::kEventsTopic), milliseconds(kReadDeadlineMs)));
-  EXPECT_TRUE(results.WaitForOffset(HighWatermark(brokers, kafka::kResultsTopic), milliseconds(kReadDeadlineMs)));
+  EXPECT_TRUE(
+      events.WaitForOffset(HighWatermark(brokers, kafka::kEventsTopic), milliseconds(kReadDeadlineMs)));
+  EXPECT_TRUE(
+      results.WaitForOffset(HighWatermark(brokers, kafka::kResultsTopic), milliseconds(kReadDeadlineMs)));
   events.Stop();
   results.Stop();
   EXPECT_EQ(events.error(), "");
   EXPECT_EQ(results.error(), "");
-  EXPECT_EQ(events.offset_jumps(), 0) << "the live reader fell behind the broker's bounded tail: the check is void";
-  EXPECT_EQ(results.offset_jumps(), 0) << "the live reader fell behind the broker's bounded tail: the check is void";
+  EXPECT_EQ(events.offset_jumps(), 0)
+      << "the live reader fell behind the broker's bounded tail: the check is void";
+  EXPECT_EQ(results.offset_jumps(), 0)
+      << "the live reader fell behind the broker's bounded tail: the check is void";
 
   // Every command: exactly one accepted/rejected outcome.
   int64_t missing = 0, answered_twice = 0;
@@ -579,10 +599,12 @@ TEST(KafkaFault, ServeKilledAtRandomMomentsLosesAndDuplicatesNothing) {
   }
   int64_t answers_lost = 0;
   for (const auto& [id, times] : redelivered) answers_lost += std::max(0, times - duplicate_answers_of[id]);
-  EXPECT_EQ(answers_lost, 0)
-      << "redelivered commands never answered: serve answers duplicates (PublishResults) only after the group "
-         "commit that moved its commands offset past them, so a kill in between loses those answers for good; "
-         "last serve log:\n" << last_err();
+  EXPECT_EQ(answers_lost, 0) << "redelivered commands never answered: serve answers duplicates "
+                                "(PublishResults) only after the group "
+                                "commit that moved its commands offset past them, so a kill in between loses "
+                                "those answers for good; "
+                                "last serve log:\n"
+                             << last_err();
   Figure("redeliveries_sent", static_cast<int64_t>(redeliveries));
   Figure("duplicate_answers", duplicate_answers);
   Figure("redeliveries_never_answered", answers_lost);
@@ -602,12 +624,15 @@ TEST(KafkaFault, BrokerDownErrorsAndSlowRoundTripsLoseNothing) {
   std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
   ASSERT_NE(broker, nullptr);
   // A short acknowledgement timeout, so a long outage also exercises the producer rebuild.
-  std::unique_ptr<kafka::Publisher> publisher = MakePublisher(ledger.ledger().store(), broker->bootstrap(), 5'000);
+  std::unique_ptr<kafka::Publisher> publisher =
+      MakePublisher(ledger.ledger().store(), broker->bootstrap(), 5'000);
   ASSERT_NE(publisher, nullptr);
   const std::vector<TestCommand> commands = MakeWorkload(Scaled(1'500, 400), 7, 20);
   const size_t step = commands.size() / 6;
   size_t next = 0;
-  auto phase_end = [&](int phase) { return phase == 6 ? commands.size() : step * static_cast<size_t>(phase); };
+  auto phase_end = [&](int phase) {
+    return phase == 6 ? commands.size() : step * static_cast<size_t>(phase);
+  };
 
   // Healthy.
   ASSERT_NO_FATAL_FAILURE(CommitAndPublish(ledger.ledger(), *publisher, commands, next, phase_end(1), 25));
@@ -659,7 +684,8 @@ TEST(KafkaFault, BrokerDownErrorsAndSlowRoundTripsLoseNothing) {
   // 500 ms round trips: slower, not different.
   broker->SetBrokerRttMs(1, 500);
   const auto slow_since = Clock::now();
-  ASSERT_NO_FATAL_FAILURE(CommitAndPublish(ledger.ledger(), *publisher, commands, next, commands.size(), (commands.size() - next + 2) / 3));
+  ASSERT_NO_FATAL_FAILURE(CommitAndPublish(ledger.ledger(), *publisher, commands, next, commands.size(),
+                                           (commands.size() - next + 2) / 3));
   const double slow_seconds = SecondsSince(slow_since);
   broker->SetBrokerRttMs(1, 0);
   EXPECT_GE(slow_seconds, 1.0) << "three publishes with 500 ms round trips";
@@ -667,8 +693,10 @@ TEST(KafkaFault, BrokerDownErrorsAndSlowRoundTripsLoseNothing) {
   const uint64_t last = ledger.ledger().last_sequence();
   EXPECT_EQ(publisher->acknowledged_through(), last);
   const std::vector<std::pair<uint64_t, std::string>> stored = StoreEvents(ledger.ledger().store());
-  const StreamCheck check = CheckEventsAgainstStore(ReadPartition(broker->bootstrap(), kafka::kEventsTopic), stored);
-  const int64_t duplicate_answers = CheckResultsAgainstStore(ReadPartition(broker->bootstrap(), kafka::kResultsTopic), stored);
+  const StreamCheck check =
+      CheckEventsAgainstStore(ReadPartition(broker->bootstrap(), kafka::kEventsTopic), stored);
+  const int64_t duplicate_answers =
+      CheckResultsAgainstStore(ReadPartition(broker->bootstrap(), kafka::kResultsTopic), stored);
   EXPECT_EQ(duplicate_answers, 0);
   Figure("commands", static_cast<int64_t>(commands.size()));
   Figure("events", check.events);
@@ -736,8 +764,10 @@ TEST(KafkaFault, FatalProducerErrorRebuildsAndResumesExactlyOnce) {
   EXPECT_EQ(publisher->acknowledged_through(), last);
   EXPECT_GE(publisher->producer_rebuilds(), static_cast<uint64_t>(2 * kInjections));
   const std::vector<std::pair<uint64_t, std::string>> stored = StoreEvents(ledger.ledger().store());
-  const StreamCheck check = CheckEventsAgainstStore(ReadPartition(broker->bootstrap(), kafka::kEventsTopic), stored);
-  const int64_t duplicate_answers = CheckResultsAgainstStore(ReadPartition(broker->bootstrap(), kafka::kResultsTopic), stored);
+  const StreamCheck check =
+      CheckEventsAgainstStore(ReadPartition(broker->bootstrap(), kafka::kEventsTopic), stored);
+  const int64_t duplicate_answers =
+      CheckResultsAgainstStore(ReadPartition(broker->bootstrap(), kafka::kResultsTopic), stored);
   EXPECT_EQ(duplicate_answers, 0);
   Figure("commands", static_cast<int64_t>(commands.size()));
   Figure("events", check.events);
@@ -784,8 +814,9 @@ TEST(KafkaFault, ProjectionKilledMidStreamResumesToTheSameView) {
   int runs = 0;
   auto start_project = [&](int64_t idle_exit_ms) {
     const std::string tag = dir.path() + "/project" + std::to_string(++runs);
-    std::vector<std::string> args = {"project", "--brokers", broker->bootstrap(), "--group", "view-" + std::to_string(runs),
-                                     "--data", view_dir};
+    std::vector<std::string> args = {
+        "project", "--brokers", broker->bootstrap(), "--group", "view-" + std::to_string(runs),
+        "--data",  view_dir};
     if (idle_exit_ms >= 0) {
       args.push_back("--idle-exit-ms");
       args.push_back(std::to_string(idle_exit_ms));
@@ -851,7 +882,8 @@ TEST(KafkaFault, ProjectionKilledMidStreamResumesToTheSameView) {
   options.data_dir = dir.path() + "/uninterrupted";
   Result<std::unique_ptr<ProjectionRunner>> runner = ProjectionRunner::Open(options);
   ASSERT_TRUE(runner.ok()) << runner.status().ToString();
-  for (const auto deadline = Clock::now() + seconds(120); (*runner)->LastApplied(0) < last && Clock::now() < deadline;) {
+  for (const auto deadline = Clock::now() + seconds(120);
+       (*runner)->LastApplied(0) < last && Clock::now() < deadline;) {
     Result<size_t> applied = (*runner)->RunOnce(4096, 200);
     ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   }
@@ -861,8 +893,10 @@ TEST(KafkaFault, ProjectionKilledMidStreamResumesToTheSameView) {
   Result<Digest> resumed_digest = replay::StateDigest(*resumed);
   Result<Digest> uninterrupted_digest = replay::StateDigest(*(*runner)->StoreOf(0));
   ASSERT_TRUE(resumed_digest.ok() && uninterrupted_digest.ok());
-  EXPECT_EQ(ToHex(*resumed_digest), ToHex(*uninterrupted_digest)) << "a killed and restarted view differs from an uninterrupted one";
-  EXPECT_EQ(ToHex(*resumed_digest), ToHex(ledger.StateDigest())) << "the view differs from the ledger's own projections";
+  EXPECT_EQ(ToHex(*resumed_digest), ToHex(*uninterrupted_digest))
+      << "a killed and restarted view differs from an uninterrupted one";
+  EXPECT_EQ(ToHex(*resumed_digest), ToHex(ledger.StateDigest()))
+      << "the view differs from the ledger's own projections";
 
   std::ostringstream kill_offsets;
   for (int64_t offset : offsets_at_kill) kill_offsets << offset << " ";

@@ -1,19 +1,17 @@
-// Goal: committed events reach ledger.events exactly once, in order, byte for byte, with the documented key and
-// headers, only after the local commit; each command gets exactly one result on ledger.results; the publisher
-// resumes from the partition tail (a new publisher, an empty broker); a redelivered command has no second effect.
-// Runs on the embedded broker (librdkafka's mock cluster).
+// Goal: committed events reach ledger.events exactly once, in order, byte for byte, with the documented key
+// and headers, only after the local commit; each command gets exactly one result on ledger.results; the
+// publisher resumes from the partition tail (a new publisher, an empty broker); a redelivered command has no
+// second effect. Runs on the embedded broker (librdkafka's mock cluster).
 //
-// This file reads ledger.events with librdkafka directly in one place (ReadWithHeaders): kafka::Record carries
-// only the ledger.sequence header, and EveryEventOnceInOrder... checks all three headers.
+// This file reads ledger.events with librdkafka directly in one place (ReadWithHeaders): kafka::Record
+// carries only the ledger.sequence header, and EveryEventOnceInOrder... checks all three headers.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdlib>
@@ -22,6 +20,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <set>
@@ -30,14 +29,14 @@
 #include <thread>
 #include <vector>
 
-#include "ledger/command.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
+#include "ledger/command.h"
 #include "ledger/ledger.h"
-#include "storage/store.h"
 #include "projections/clearing.h"
 #include "projections/projector.h"
 #include "replay/replay.h"
+#include "storage/store.h"
 #include "support/test_support.h"
 
 namespace ledger {
@@ -56,13 +55,11 @@ constexpr auto kProcessDeadline = std::chrono::seconds(60);
 
 using testing::Scale;
 
-
 int Scaled(int count, int at_least) { return std::max(at_least, static_cast<int>(count * Scale())); }
 
 using testing::ReadFile;
 
 using testing::Child;
-
 
 // ---------------------------------------------------------------------------------------------------------
 // Workload: a small payment day whose commands are built with the test-support builders. `key` is the Kafka
@@ -85,7 +82,8 @@ std::vector<TestCommand> MakeWorkload(int count, uint32_t seed) {
   auto add = [&](const json& command, const std::string& key, const std::string& other_key = "") {
     commands.push_back({command["command_id"].get<std::string>(), command.dump(), key, other_key});
   };
-  for (int m = 0; m < kMerchants; ++m) add(OpenMerchant("m" + std::to_string(m), "M" + std::to_string(m), 60), "M" + std::to_string(m));
+  for (int m = 0; m < kMerchants; ++m)
+    add(OpenMerchant("m" + std::to_string(m), "M" + std::to_string(m), 60), "M" + std::to_string(m));
   for (int c = 0; c < kCustomers; ++c) {
     const std::string customer = "C" + std::to_string(c);
     add(OpenAccount("a" + std::to_string(c), customer), customer);
@@ -109,7 +107,8 @@ std::vector<TestCommand> MakeWorkload(int count, uint32_t seed) {
       add(reverse, order.customer, order.merchant);
     } else if (roll < 8 && !orders.empty()) {  // partial refund
       Order& order = orders[random() % orders.size()];
-      add(Refund(order.merchant, order.order_no, "R" + std::to_string(i), 50), order.customer, order.merchant);
+      add(Refund(order.merchant, order.order_no, "R" + std::to_string(i), 50), order.customer,
+          order.merchant);
     } else if (roll < 11) {  // rule breaker: unknown merchant
       add(Pay("MX", order_no, customer, 1000), customer);
     } else if (roll < 14) {  // rule breaker: more than the account holds
@@ -143,7 +142,8 @@ std::vector<std::pair<uint64_t, std::string>> StoreEvents(const Store& store) {
 // Reads `topic` partition 0 from the beginning up to its high watermark.
 std::vector<kafka::Record> ReadPartition(const std::string& brokers, const std::string& topic) {
   std::vector<kafka::Record> records;
-  Result<std::unique_ptr<kafka::PartitionReader>> reader = kafka::PartitionReader::Open(brokers, topic, 0, -1);
+  Result<std::unique_ptr<kafka::PartitionReader>> reader =
+      kafka::PartitionReader::Open(brokers, topic, 0, -1);
   EXPECT_TRUE(reader.ok()) << reader.status().ToString();
   if (!reader.ok()) return records;
   Result<int64_t> high = (*reader)->HighWatermark(10'000);
@@ -165,7 +165,8 @@ std::vector<kafka::Record> ReadPartition(const std::string& brokers, const std::
 }
 
 int64_t HighWatermark(const std::string& brokers, const std::string& topic) {
-  Result<std::unique_ptr<kafka::PartitionReader>> reader = kafka::PartitionReader::Open(brokers, topic, 0, -1);
+  Result<std::unique_ptr<kafka::PartitionReader>> reader =
+      kafka::PartitionReader::Open(brokers, topic, 0, -1);
   EXPECT_TRUE(reader.ok()) << reader.status().ToString();
   if (!reader.ok()) return -1;
   Result<int64_t> high = (*reader)->HighWatermark(10'000);
@@ -179,9 +180,12 @@ void ExpectTopicEqualsStore(const std::vector<kafka::Record>& records, const Sto
   const std::vector<std::pair<uint64_t, std::string>> events = StoreEvents(store);
   ASSERT_EQ(records.size(), events.size()) << "ledger.events must hold every stored event exactly once";
   for (size_t i = 0; i < records.size(); ++i) {
-    ASSERT_TRUE(records[i].sequence.has_value()) << "offset " << records[i].offset << " has no ledger.sequence header";
-    ASSERT_EQ(*records[i].sequence, i + 1) << "offset " << records[i].offset << ": sequences must be 1, 2, 3, ...";
-    ASSERT_EQ(records[i].value, events[i].second) << "sequence " << i + 1 << ": record bytes differ from RocksDB";
+    ASSERT_TRUE(records[i].sequence.has_value())
+        << "offset " << records[i].offset << " has no ledger.sequence header";
+    ASSERT_EQ(*records[i].sequence, i + 1)
+        << "offset " << records[i].offset << ": sequences must be 1, 2, 3, ...";
+    ASSERT_EQ(records[i].value, events[i].second)
+        << "sequence " << i + 1 << ": record bytes differ from RocksDB";
   }
 }
 
@@ -198,10 +202,14 @@ std::vector<HeaderedRecord> ReadWithHeaders(const std::string& brokers, const ch
   std::vector<HeaderedRecord> records;
   char error[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
-           {"bootstrap.servers", brokers}, {"group.id", "kafka-publish-test"}, {"enable.auto.commit", "false"},
-           {"enable.partition.eof", "true"}, {"log.connection.close", "false"}}) {
-    EXPECT_EQ(rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error, sizeof error), RD_KAFKA_CONF_OK) << error;
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"bootstrap.servers", brokers},
+                                                        {"group.id", "kafka-publish-test"},
+                                                        {"enable.auto.commit", "false"},
+                                                        {"enable.partition.eof", "true"},
+                                                        {"log.connection.close", "false"}}) {
+    EXPECT_EQ(rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error, sizeof error), RD_KAFKA_CONF_OK)
+        << error;
   }
   rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
   if (consumer == nullptr) {
@@ -226,16 +234,21 @@ std::vector<HeaderedRecord> ReadWithHeaders(const std::string& brokers, const ch
     } else {
       HeaderedRecord record;
       record.offset = message->offset;
-      if (message->key != nullptr) record.key.assign(static_cast<const char*>(message->key), message->key_len);
-      if (message->payload != nullptr) record.value.assign(static_cast<const char*>(message->payload), message->len);
+      if (message->key != nullptr)
+        record.key.assign(static_cast<const char*>(message->key), message->key_len);
+      if (message->payload != nullptr)
+        record.value.assign(static_cast<const char*>(message->payload), message->len);
       rd_kafka_headers_t* headers = nullptr;
       if (rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         const char* name = nullptr;
         const void* value = nullptr;
         size_t size = 0;
-        for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-          EXPECT_EQ(record.headers.count(name), 0u) << "offset " << record.offset << ": header " << name << " twice";
-          record.headers[name] = value == nullptr ? std::string() : std::string(static_cast<const char*>(value), size);
+        for (size_t i = 0;
+             rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+          EXPECT_EQ(record.headers.count(name), 0u)
+              << "offset " << record.offset << ": header " << name << " twice";
+          record.headers[name] =
+              value == nullptr ? std::string() : std::string(static_cast<const char*>(value), size);
         }
       }
       records.push_back(std::move(record));
@@ -255,15 +268,17 @@ std::unique_ptr<kafka::EmbeddedBroker> StartBroker() {
 }
 
 std::unique_ptr<kafka::Publisher> MakePublisher(const Store& store, const std::string& brokers) {
-  Result<std::unique_ptr<kafka::Publisher>> publisher = kafka::Publisher::Create(store, kafka::ProducerSettings{brokers, 0, 30'000});
+  Result<std::unique_ptr<kafka::Publisher>> publisher =
+      kafka::Publisher::Create(store, kafka::ProducerSettings{brokers, 0, 30'000});
   EXPECT_TRUE(publisher.ok()) << publisher.status().ToString();
   return publisher.ok() ? std::move(publisher).value() : nullptr;
 }
 
 // Stages `commands[from, to)` in groups of 1..kGroupMax commands, committing each group and publishing it
 // (when `publisher` is set). Returns each command's local result, in order.
-std::vector<CommandResult> SubmitInGroups(Ledger& ledger, kafka::Publisher* publisher, const std::vector<TestCommand>& commands,
-                                          size_t from, size_t to, std::mt19937& random) {
+std::vector<CommandResult> SubmitInGroups(Ledger& ledger, kafka::Publisher* publisher,
+                                          const std::vector<TestCommand>& commands, size_t from, size_t to,
+                                          std::mt19937& random) {
   constexpr size_t kGroupMax = 64;  // small groups: many publishes, transactions split across them
   std::vector<CommandResult> results;
   size_t next = from;
@@ -320,7 +335,8 @@ TEST(KafkaPublish, EveryEventOnceInOrderWithKeyHeadersAndOneResultPerCommand) {
   ASSERT_NE(publisher, nullptr);
   const std::vector<TestCommand> commands = MakeWorkload(Scaled(3000, 400), 7);
   std::mt19937 random(11);
-  const std::vector<CommandResult> local = SubmitInGroups(ledger.ledger(), publisher.get(), commands, 0, commands.size(), random);
+  const std::vector<CommandResult> local =
+      SubmitInGroups(ledger.ledger(), publisher.get(), commands, 0, commands.size(), random);
   ASSERT_EQ(local.size(), commands.size());
   const uint64_t last = ledger.ledger().last_sequence();
   ASSERT_GT(last, commands.size()) << "the workload must have transactions of more than one event";
@@ -355,17 +371,21 @@ TEST(KafkaPublish, EveryEventOnceInOrderWithKeyHeadersAndOneResultPerCommand) {
     // payment, so it must carry that payment's customer (or at least the merchant), never an empty key.
     const TestCommand& command = *command_of_id[body.command_id()->str()];
     const bool rejected = body.payload_type() == fb::Payload::CommandRejected;
-    if (record.key != command.key && !(rejected && !command.other_key.empty() && record.key == command.other_key)) {
+    if (record.key != command.key &&
+        !(rejected && !command.other_key.empty() && record.key == command.other_key)) {
       if (++wrong_key_count <= 3) {
-        wrong_keys.push_back("sequence " + std::to_string(i + 1) + " (" + EventTypeName(body.payload_type()) + " of " +
-                             command.id + (rejected ? ", " + body.payload_as_CommandRejected()->reason()->str() : "") +
+        wrong_keys.push_back("sequence " + std::to_string(i + 1) + " (" + EventTypeName(body.payload_type()) +
+                             " of " + command.id +
+                             (rejected ? ", " + body.payload_as_CommandRejected()->reason()->str() : "") +
                              "): key \"" + record.key + "\", expected \"" + command.key + "\"");
       }
     }
-    if (i > 0 && events[i - 1].headers.at(kafka::kTransactionHeader) == body.transaction_id()->str()) multi_event_transactions += 1;
+    if (i > 0 && events[i - 1].headers.at(kafka::kTransactionHeader) == body.transaction_id()->str())
+      multi_event_transactions += 1;
   }
   EXPECT_GT(multi_event_transactions, 0u);
-  EXPECT_EQ(wrong_key_count, 0u) << "events with a wrong Kafka key, e.g. " << ::testing::PrintToString(wrong_keys);
+  EXPECT_EQ(wrong_key_count, 0u) << "events with a wrong Kafka key, e.g. "
+                                 << ::testing::PrintToString(wrong_keys);
 
   // Results: one per command, in ledger order, the same JSON as the local outcome.
   const std::vector<kafka::Record> results = ReadPartition(broker->bootstrap(), kafka::kResultsTopic);
@@ -375,14 +395,15 @@ TEST(KafkaPublish, EveryEventOnceInOrderWithKeyHeadersAndOneResultPerCommand) {
     EXPECT_EQ(results[i].key, commands[i].id);
     EXPECT_EQ(results[i].value, local[i].ToJson());
     ASSERT_TRUE(results[i].sequence.has_value());
-    EXPECT_EQ(*results[i].sequence, local[i].sequences.back()) << "ledger.sequence: the transaction's last sequence";
+    EXPECT_EQ(*results[i].sequence, local[i].sequences.back())
+        << "ledger.sequence: the transaction's last sequence";
     EXPECT_GT(*results[i].sequence, previous);
     previous = *results[i].sequence;
   }
   RecordProperty("commands", static_cast<int>(commands.size()));
   RecordProperty("events", static_cast<int>(last));
-  std::cout << "[ figures  ] commands " << commands.size() << ", events " << last << ", multi-event transactions "
-            << multi_event_transactions << "\n";
+  std::cout << "[ figures  ] commands " << commands.size() << ", events " << last
+            << ", multi-event transactions " << multi_event_transactions << "\n";
 }
 
 TEST(KafkaPublish, NewPublisherResumesFromThePartitionTail) {
@@ -407,7 +428,8 @@ TEST(KafkaPublish, NewPublisherResumesFromThePartitionTail) {
   // Publishing what Kafka has already is a no-op.
   ASSERT_TRUE(second->PublishThrough(first_through, kPublishDeadlineMs).ok());
   EXPECT_EQ(second->events_published(), 0u) << "events already in the partition must not be produced again";
-  SubmitInGroups(ledger.ledger(), second.get(), commands, half + (commands.size() - half) / 2, commands.size(), random);
+  SubmitInGroups(ledger.ledger(), second.get(), commands, half + (commands.size() - half) / 2,
+                 commands.size(), random);
   const uint64_t last = ledger.ledger().last_sequence();
   ASSERT_TRUE(second->PublishThrough(last, kPublishDeadlineMs).ok());
   EXPECT_EQ(second->events_published(), last - first_through);
@@ -429,16 +451,19 @@ TEST(KafkaPublish, EmptyRestartedBrokerGetsTheWholeHistoryOnce) {
   {
     std::unique_ptr<kafka::EmbeddedBroker> first_broker = StartBroker();
     ASSERT_NE(first_broker, nullptr);
-    std::unique_ptr<kafka::Publisher> publisher = MakePublisher(ledger.ledger().store(), first_broker->bootstrap());
+    std::unique_ptr<kafka::Publisher> publisher =
+        MakePublisher(ledger.ledger().store(), first_broker->bootstrap());
     ASSERT_NE(publisher, nullptr);
     SubmitInGroups(ledger.ledger(), publisher.get(), commands, 0, commands.size(), random);
-    EXPECT_EQ(ReadPartition(first_broker->bootstrap(), kafka::kEventsTopic).size(), ledger.ledger().last_sequence());
+    EXPECT_EQ(ReadPartition(first_broker->bootstrap(), kafka::kEventsTopic).size(),
+              ledger.ledger().last_sequence());
   }
   const uint64_t last = ledger.ledger().last_sequence();
   std::unique_ptr<kafka::EmbeddedBroker> second_broker = StartBroker();
   ASSERT_NE(second_broker, nullptr);
   ASSERT_EQ(HighWatermark(second_broker->bootstrap(), kafka::kEventsTopic), 0);
-  std::unique_ptr<kafka::Publisher> publisher = MakePublisher(ledger.ledger().store(), second_broker->bootstrap());
+  std::unique_ptr<kafka::Publisher> publisher =
+      MakePublisher(ledger.ledger().store(), second_broker->bootstrap());
   ASSERT_NE(publisher, nullptr);
   const Status published = publisher->PublishThrough(last, kPublishDeadlineMs);
   ASSERT_TRUE(published.ok()) << published.ToString();
@@ -463,15 +488,16 @@ class ServeFixture {
 
   std::unique_ptr<Child> StartServe() {
     const std::string tag = dir_.path() + "/serve" + std::to_string(++runs_);
-    return std::make_unique<Child>(
-        std::vector<std::string>{"serve", "--data", data_dir(), "--brokers", brokers(), "--clock", "occurred"}, tag + ".out",
-        tag + ".err");
+    return std::make_unique<Child>(std::vector<std::string>{"serve", "--data", data_dir(), "--brokers",
+                                                            brokers(), "--clock", "occurred"},
+                                   tag + ".out", tag + ".err");
   }
   void Send(const std::vector<std::string>& lines) {
     Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers());
     ASSERT_TRUE(sender.ok()) << sender.status().ToString();
     for (const std::string& line : lines) {
-      const Status sent = (*sender)->Send(kafka::kCommandsTopic, 0, json::parse(line)["command_id"].get<std::string>(), line);
+      const Status sent =
+          (*sender)->Send(kafka::kCommandsTopic, 0, json::parse(line)["command_id"].get<std::string>(), line);
       ASSERT_TRUE(sent.ok()) << sent.ToString();
     }
     const Status flushed = (*sender)->Flush(30'000);
@@ -519,8 +545,12 @@ TEST(KafkaPublish, RedeliveredCommandIsAnsweredDuplicateWithoutASecondEffect) {
   const std::string pay1 = Pay("M1", "ORD1", "C1", 10'000).dump();
   const std::string pay2 = Pay("M1", "ORD2", "C1", 2'000).dump();
   // Phase 1: pay2 arrives twice in a row (the same line redelivered), most likely in one group.
-  const std::vector<std::string> first = {OpenMerchant("m1", "M1", 60).dump(), OpenAccount("a1", "C1").dump(),
-                                          Deposit("d1", "C1:debit", 1'000'000).dump(), pay1, pay2, pay2};
+  const std::vector<std::string> first = {OpenMerchant("m1", "M1", 60).dump(),
+                                          OpenAccount("a1", "C1").dump(),
+                                          Deposit("d1", "C1:debit", 1'000'000).dump(),
+                                          pay1,
+                                          pay2,
+                                          pay2};
   ASSERT_NO_FATAL_FAILURE(fixture.Send(first));
   std::unique_ptr<Child> serve = fixture.StartServe();
   std::vector<kafka::Record> results = fixture.WaitForResults(first.size());
@@ -534,12 +564,14 @@ TEST(KafkaPublish, RedeliveredCommandIsAnsweredDuplicateWithoutASecondEffect) {
   ASSERT_EQ(by_id["M1:ORD2"].size(), 2u);
   EXPECT_EQ(by_id["M1:ORD2"][0]["status"], "accepted");
   EXPECT_EQ(by_id["M1:ORD2"][1]["status"], "duplicate");
-  EXPECT_EQ(by_id["M1:ORD2"][1]["sequences"], by_id["M1:ORD2"][0]["sequences"]) << "a duplicate returns the original outcome";
+  EXPECT_EQ(by_id["M1:ORD2"][1]["sequences"], by_id["M1:ORD2"][0]["sequences"])
+      << "a duplicate returns the original outcome";
   EXPECT_EQ(by_id["M1:ORD2"][1]["transaction_id"], by_id["M1:ORD2"][0]["transaction_id"]);
   const int64_t events_before = HighWatermark(fixture.brokers(), kafka::kEventsTopic);
   fixture.Stop(*serve);
   const auto [last_before, digest_before] = fixture.Snapshot();
-  EXPECT_EQ(static_cast<int64_t>(last_before), events_before) << "one event per accepted command, none for the duplicate";
+  EXPECT_EQ(static_cast<int64_t>(last_before), events_before)
+      << "one event per accepted command, none for the duplicate";
 
   // Phase 2: after a restart, earlier commands are redelivered (pay1 twice, a1 once).
   ASSERT_NO_FATAL_FAILURE(fixture.Send({pay1, pay1, first[1]}));
@@ -554,7 +586,8 @@ TEST(KafkaPublish, RedeliveredCommandIsAnsweredDuplicateWithoutASecondEffect) {
     EXPECT_EQ(result["sequences"], original["sequences"]);
     EXPECT_EQ(result["transaction_id"], original["transaction_id"]);
   }
-  EXPECT_EQ(HighWatermark(fixture.brokers(), kafka::kEventsTopic), events_before) << "no new event for a redelivery";
+  EXPECT_EQ(HighWatermark(fixture.brokers(), kafka::kEventsTopic), events_before)
+      << "no new event for a redelivery";
   fixture.Stop(*serve);
   const auto [last_after, digest_after] = fixture.Snapshot();
   EXPECT_EQ(last_after, last_before) << "no new event in RocksDB";
@@ -563,7 +596,8 @@ TEST(KafkaPublish, RedeliveredCommandIsAnsweredDuplicateWithoutASecondEffect) {
 
 TEST(KafkaPublish, DemoPublishesEveryEventItWrites) {
   testing::TempDir dir;
-  Child demo({"demo", "--data", dir.path() + "/demo", "--payments", "500", "--customers", "50", "--merchants", "10", "--json"},
+  Child demo({"demo", "--data", dir.path() + "/demo", "--payments", "500", "--customers", "50", "--merchants",
+              "10", "--json"},
              dir.path() + "/demo.out", dir.path() + "/demo.err");
   ASSERT_TRUE(demo.Wait(std::chrono::seconds(180))) << "demo did not finish";
   ASSERT_EQ(demo.exit_code(), 0) << ReadFile(dir.path() + "/demo.err");
@@ -574,7 +608,8 @@ TEST(KafkaPublish, DemoPublishesEveryEventItWrites) {
   EXPECT_EQ(out["kafka"]["embedded"], true);
   // The summary's net fees follow the payments (reversals give the fee back) and agree with the books.
   EXPECT_GT(out["payments"]["reversed"].get<int64_t>(), 0) << "the demo day has reversals";
-  EXPECT_EQ(out["payments"]["net_fees_minor"], out["payments"]["fee_income_balance_minor"]) << out["payments"].dump();
+  EXPECT_EQ(out["payments"]["net_fees_minor"], out["payments"]["fee_income_balance_minor"])
+      << out["payments"].dump();
 }
 
 }  // namespace
@@ -583,8 +618,8 @@ TEST(KafkaPublish, DemoPublishesEveryEventItWrites) {
 namespace ledger {
 namespace {
 
-// The downstream clearing job folds ledger.events with the same projectors the ledger runs inline: fed the same
-// events, its clearing views are the same bytes, key for key.
+// The downstream clearing job folds ledger.events with the same projectors the ledger runs inline: fed the
+// same events, its clearing views are the same bytes, key for key.
 TEST(KafkaPublish, ClearingJobViewsAreByteIdenticalToTheLedgersOwn) {
   testing::TempDir dir;
   testing::TestLedger ledger;
@@ -599,7 +634,8 @@ TEST(KafkaPublish, ClearingJobViewsAreByteIdenticalToTheLedgersOwn) {
   ASSERT_EQ(publisher->acknowledged_through(), last);
 
   const std::string job_dir = dir.path() + "/clearing";
-  Child job({"clearing-job", "--brokers", broker->bootstrap(), "--group", "clearing", "--data", job_dir, "--idle-exit-ms", "1500"},
+  Child job({"clearing-job", "--brokers", broker->bootstrap(), "--group", "clearing", "--data", job_dir,
+             "--idle-exit-ms", "1500"},
             dir.path() + "/job.out", dir.path() + "/job.err");
   ASSERT_TRUE(job.Wait(kProcessDeadline)) << "clearing-job did not finish";
   ASSERT_EQ(job.exit_code(), 0) << ReadFile(dir.path() + "/job.err");
@@ -613,10 +649,13 @@ TEST(KafkaPublish, ClearingJobViewsAreByteIdenticalToTheLedgersOwn) {
   auto records = [&](const Store& store) {
     std::vector<std::pair<std::string, std::string>> out;
     for (const std::string& prefix : clearing->KeyPrefixes()) {
-      EXPECT_TRUE(store.ScanState(prefix, [&](std::string_view key, std::string_view value) {
-        out.emplace_back(key, value);
-        return true;
-      }).ok());
+      EXPECT_TRUE(store
+                      .ScanState(prefix,
+                                 [&](std::string_view key, std::string_view value) {
+                                   out.emplace_back(key, value);
+                                   return true;
+                                 })
+                      .ok());
     }
     return out;
   };

@@ -4,13 +4,11 @@
 // losing one and then two brokers; and that an acknowledgement (a result) never reaches Kafka before its
 // events. Every test skips (never passes silently) when Kafka cannot be fetched here, naming the reason.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +19,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <set>
@@ -190,7 +189,8 @@ Workload MakeWorkload(size_t count, uint32_t seed) {
     workload.ids.push_back(command["command_id"].get<std::string>());
     workload.lines.push_back(command.dump());
   };
-  for (int m = 0; m < kMerchants; ++m) add(OpenMerchant("m" + std::to_string(m), "M" + std::to_string(m), 60));
+  for (int m = 0; m < kMerchants; ++m)
+    add(OpenMerchant("m" + std::to_string(m), "M" + std::to_string(m), 60));
   for (int c = 0; c < kCustomers; ++c) {
     const std::string customer = "C" + std::to_string(c);
     add(OpenAccount("a" + std::to_string(c), customer));
@@ -200,7 +200,8 @@ Workload MakeWorkload(size_t count, uint32_t seed) {
   for (size_t order = 0; workload.ids.size() < count; ++order) {
     const std::string merchant = "M" + std::to_string(random() % kMerchants);
     // One payment in 40 names an unknown customer (UNKNOWN_ACCOUNT).
-    const std::string customer = random() % 40 == 0 ? "X" + std::to_string(order) : "C" + std::to_string(random() % kCustomers);
+    const std::string customer =
+        random() % 40 == 0 ? "X" + std::to_string(order) : "C" + std::to_string(random() % kCustomers);
     add(Pay(merchant, "O" + std::to_string(order), customer, 100 + static_cast<int64_t>(random() % 9'900)));
   }
   workload.ids.resize(count);
@@ -213,7 +214,8 @@ Workload MakeWorkload(size_t count, uint32_t seed) {
 
 struct TopicView {
   std::vector<uint64_t> sequences;  // ledger.sequence header of each record, in offset order (0: none)
-  std::vector<int64_t> appended_ms;  // the record timestamp: the broker's append time (cluster.sh sets LogAppendTime)
+  std::vector<int64_t>
+      appended_ms;  // the record timestamp: the broker's append time (cluster.sh sets LogAppendTime)
   std::vector<std::string> keys;
   std::vector<std::string> values;
 };
@@ -221,9 +223,9 @@ struct TopicView {
 // Reads a whole ledger topic (partition 0) from the beginning with kcat. Fails the test when kcat fails.
 TopicView ReadWithKcat(const std::string& brokers, const std::string& topic, const std::string& scratch) {
   const std::string format = topic == kafka::kEventsTopic ? "%T\t%h\n" : "%T\t%h\t%k\t%s\n";
-  const RunResult run = RunProcess({"/usr/bin/kcat", "-C", "-b", brokers, "-t", topic, "-p", "0", "-o", "beginning", "-e",
-                             "-q", "-f", format},
-                            scratch, kKcatTimeoutS);
+  const RunResult run = RunProcess({"/usr/bin/kcat", "-C", "-b", brokers, "-t", topic, "-p", "0", "-o",
+                                    "beginning", "-e", "-q", "-f", format},
+                                   scratch, kKcatTimeoutS);
   EXPECT_EQ(run.exit_code, 0) << "kcat " << topic << ": " << FirstLine(run.err);
   TopicView view;
   static const std::regex kSequence("(^|,)ledger\\.sequence=([0-9]+)");
@@ -286,8 +288,8 @@ EventsCheck CheckEvents(const TopicView& events) {
 struct ResultsCheck {
   std::map<std::string, int> per_command;  // how many results each command got
   std::map<std::string, int> by_status;
-  std::set<uint64_t> sequences;            // every sequence the results name
-  uint64_t unexpected = 0;                 // results for commands not in the workload
+  std::set<uint64_t> sequences;  // every sequence the results name
+  uint64_t unexpected = 0;       // results for commands not in the workload
 };
 
 ResultsCheck CheckResults(const TopicView& results, const Workload& workload) {
@@ -317,14 +319,16 @@ ResultsCheck CheckResults(const TopicView& results, const Workload& workload) {
 // Returns how many results Kafka appended before the last event they report (see
 // KafkaRealResultsAppearOnlyAfterTheirEvents), with the first example in *example.
 uint64_t ExpectExactlyOnce(const std::string& label, const std::string& brokers, const std::string& scratch,
-                           const Workload& workload, uint64_t store_last_sequence, std::string* example = nullptr) {
+                           const Workload& workload, uint64_t store_last_sequence,
+                           std::string* example = nullptr) {
   const TopicView events = ReadWithKcat(brokers, kafka::kEventsTopic, scratch);
   const TopicView results = ReadWithKcat(brokers, kafka::kResultsTopic, scratch);
   const EventsCheck check = CheckEvents(events);
   ResultsCheck outcome = CheckResults(results, workload);
   // Append order across the two topics: a result must not reach Kafka before the events it reports.
   std::map<uint64_t, int64_t> event_appended_ms;
-  for (size_t i = 0; i < events.sequences.size(); ++i) event_appended_ms.emplace(events.sequences[i], events.appended_ms[i]);
+  for (size_t i = 0; i < events.sequences.size(); ++i)
+    event_appended_ms.emplace(events.sequences[i], events.appended_ms[i]);
   uint64_t results_before_events = 0;
   int64_t lead_ms_max = 0;
   for (size_t i = 0; i < results.sequences.size(); ++i) {
@@ -347,28 +351,34 @@ uint64_t ExpectExactlyOnce(const std::string& label, const std::string& brokers,
   }
   std::cout << "[" << label << "] commands=" << workload.ids.size() << " events=" << events.sequences.size()
             << " last_sequence=" << check.last << " store_last_sequence=" << store_last_sequence
-            << " duplicates=" << check.duplicates << " gaps=" << check.gaps << " results=" << results.values.size()
-            << " accepted=" << outcome.by_status["accepted"] << " rejected=" << outcome.by_status["rejected"]
-            << " duplicate_status=" << outcome.by_status["duplicate"] << " commands_without_result=" << without_result
-            << " commands_with_several_results=" << more_than_one << " results_appended_before_their_events="
-            << results_before_events << " (by up to " << lead_ms_max << " ms)" << std::endl;
+            << " duplicates=" << check.duplicates << " gaps=" << check.gaps
+            << " results=" << results.values.size() << " accepted=" << outcome.by_status["accepted"]
+            << " rejected=" << outcome.by_status["rejected"]
+            << " duplicate_status=" << outcome.by_status["duplicate"]
+            << " commands_without_result=" << without_result
+            << " commands_with_several_results=" << more_than_one
+            << " results_appended_before_their_events=" << results_before_events << " (by up to "
+            << lead_ms_max << " ms)" << std::endl;
   EXPECT_EQ(check.missing_header, 0u);
   EXPECT_EQ(check.duplicates, 0u);
   EXPECT_EQ(check.gaps, 0u);
   EXPECT_EQ(events.sequences.size(), check.last);
   EXPECT_EQ(check.last, store_last_sequence) << "Kafka and the ledger's store disagree on the last sequence";
   EXPECT_FALSE(events.sequences.empty());
-  EXPECT_TRUE(events.sequences.empty() || events.sequences.front() == 1u) << "the events topic does not start at sequence 1";
+  EXPECT_TRUE(events.sequences.empty() || events.sequences.front() == 1u)
+      << "the events topic does not start at sequence 1";
   EXPECT_EQ(without_result, 0u);
   EXPECT_EQ(more_than_one, 0u);
   EXPECT_EQ(outcome.unexpected, 0u);
   EXPECT_EQ(results.values.size(), workload.ids.size());
-  EXPECT_EQ(outcome.by_status["accepted"] + outcome.by_status["rejected"], static_cast<int>(workload.ids.size()));
+  EXPECT_EQ(outcome.by_status["accepted"] + outcome.by_status["rejected"],
+            static_cast<int>(workload.ids.size()));
   EXPECT_GT(outcome.by_status["accepted"], 0);
   EXPECT_GT(outcome.by_status["rejected"], 0);
   // Every event belongs to exactly one result, and every result's sequences are events.
   EXPECT_EQ(outcome.sequences.size(), check.last);
-  EXPECT_TRUE(outcome.sequences.empty() || (*outcome.sequences.begin() == 1 && *outcome.sequences.rbegin() == check.last));
+  EXPECT_TRUE(outcome.sequences.empty() ||
+              (*outcome.sequences.begin() == 1 && *outcome.sequences.rbegin() == check.last));
   return results_before_events;
 }
 
@@ -447,8 +457,10 @@ class ResultsWatcher {
   std::thread thread_;
 };
 
-// Sends commands [from, to) of `workload` to ledger.commands partition 0 and waits for Kafka's acknowledgement.
-::testing::AssertionResult SendCommands(kafka::RecordSender& sender, const Workload& workload, size_t from, size_t to) {
+// Sends commands [from, to) of `workload` to ledger.commands partition 0 and waits for Kafka's
+// acknowledgement.
+::testing::AssertionResult SendCommands(kafka::RecordSender& sender, const Workload& workload, size_t from,
+                                        size_t to) {
   for (size_t i = from; i < to; ++i) {
     const Status sent = sender.Send(kafka::kCommandsTopic, 0, workload.ids[i], workload.lines[i]);
     if (!sent.ok()) return ::testing::AssertionFailure() << "send: " << sent.ToString();
@@ -481,12 +493,14 @@ class KafkaRealTest : public ::testing::Test {
       if (!cluster_dir_.empty()) {
         for (int i = 1; i <= brokers_count_; ++i) {
           std::cout << "--- broker " << i << " log (tail)\n"
-                    << Tail(ReadFile(cluster_dir_ + "/broker-" + std::to_string(i) + "/broker.log"), 15) << std::endl;
+                    << Tail(ReadFile(cluster_dir_ + "/broker-" + std::to_string(i) + "/broker.log"), 15)
+                    << std::endl;
         }
       }
     }
     if (!cluster_dir_.empty()) {
-      const RunResult stop = RunProcess({"/bin/bash", kClusterScript, "stop", cluster_dir_}, dir_.path(), 120);
+      const RunResult stop =
+          RunProcess({"/bin/bash", kClusterScript, "stop", cluster_dir_}, dir_.path(), 120);
       EXPECT_EQ(stop.exit_code, 0) << "cluster.sh stop: " << FirstLine(stop.err);
     }
   }
@@ -497,21 +511,24 @@ class KafkaRealTest : public ::testing::Test {
     brokers_count_ = count;
     const auto started = Clock::now();
     const RunResult start =
-        RunProcess({"/bin/bash", kClusterScript, "start", std::to_string(count), cluster_dir_}, dir_.path(), kClusterTimeoutS);
+        RunProcess({"/bin/bash", kClusterScript, "start", std::to_string(count), cluster_dir_}, dir_.path(),
+                   kClusterTimeoutS);
     EXPECT_EQ(start.exit_code, 0) << "cluster.sh start: " << FirstLine(start.err);
     std::smatch match;
     static const std::regex kBootstrap("bootstrap=(\\S+)");
     if (start.exit_code != 0 || !std::regex_search(start.out, match, kBootstrap)) return "";
-    std::cout << "[cluster] " << count << " broker(s) at " << match[1] << " in " << SecondsSince(started) << " s"
-              << std::endl;
+    std::cout << "[cluster] " << count << " broker(s) at " << match[1] << " in " << SecondsSince(started)
+              << " s" << std::endl;
     return match[1];
   }
 
   ::testing::AssertionResult Cluster(const std::string& verb, int broker) {
     const auto started = Clock::now();
     const RunResult run =
-        RunProcess({"/bin/bash", kClusterScript, verb, cluster_dir_, std::to_string(broker)}, dir_.path(), kClusterTimeoutS);
-    if (run.exit_code != 0) return ::testing::AssertionFailure() << "cluster.sh " << verb << ": " << FirstLine(run.err);
+        RunProcess({"/bin/bash", kClusterScript, verb, cluster_dir_, std::to_string(broker)}, dir_.path(),
+                   kClusterTimeoutS);
+    if (run.exit_code != 0)
+      return ::testing::AssertionFailure() << "cluster.sh " << verb << ": " << FirstLine(run.err);
     std::cout << "[cluster] " << FirstLine(run.out) << " (" << SecondsSince(started) << " s)" << std::endl;
     return ::testing::AssertionSuccess();
   }
@@ -533,8 +550,8 @@ class KafkaRealTest : public ::testing::Test {
   // Starts `ledger serve` against `brokers`; with `wait_ready`, waits until it consumes commands.
   pid_t StartServe(const std::string& brokers, int replication_factor, bool wait_ready) {
     ready_before_last_start_ = ServeReadyCount();
-    const pid_t pid = Spawn({kLedgerBinary, "serve", "--data", data_dir(), "--brokers", brokers, "--clock", "occurred",
-                             "--replication-factor", std::to_string(replication_factor)},
+    const pid_t pid = Spawn({kLedgerBinary, "serve", "--data", data_dir(), "--brokers", brokers, "--clock",
+                             "occurred", "--replication-factor", std::to_string(replication_factor)},
                             serve_out(), serve_err());
     serve_pids_.push_back(pid);
     if (!wait_ready) return pid;
@@ -570,7 +587,8 @@ class KafkaRealTest : public ::testing::Test {
     static const std::regex kResume("resumes after event ([0-9]+) and result ([0-9]+)");
     const std::string log = ReadFile(serve_err());
     size_t resumes = 0;
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), kResume); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), kResume); it != std::sregex_iterator();
+         ++it) {
       resumes += 1;
       if (std::stoull((*it)[2]) > std::stoull((*it)[1])) {
         if (figures.resumes_ahead++ == 0) figures.first_resume = it->str();
@@ -578,7 +596,8 @@ class KafkaRealTest : public ::testing::Test {
     }
     std::cout << "[" << label << "] publisher_resumes=" << resumes
               << " resumes_with_results_ahead_of_events=" << figures.resumes_ahead
-              << (figures.first_resume.empty() ? "" : " (first: \"" + figures.first_resume + "\")") << std::endl;
+              << (figures.first_resume.empty() ? "" : " (first: \"" + figures.first_resume + "\")")
+              << std::endl;
     return figures;
   }
 
@@ -588,7 +607,8 @@ class KafkaRealTest : public ::testing::Test {
     WaitServeReady(pid);  // a SIGTERM before serve installs its handlers would just end it
     const int status = Stop(pid, seconds(60));
     EXPECT_EQ(status, 0) << "ledger serve did not stop cleanly on SIGTERM";
-    const RunResult events = RunProcess({kLedgerBinary, "events", "--data", data_dir(), "--json"}, dir_.path(), 300);
+    const RunResult events =
+        RunProcess({kLedgerBinary, "events", "--data", data_dir(), "--json"}, dir_.path(), 300);
     EXPECT_EQ(events.exit_code, 0) << "ledger events: " << FirstLine(events.err);
     const std::vector<std::string> lines = Lines(events.out);
     if (lines.empty()) return 0;
@@ -600,7 +620,8 @@ class KafkaRealTest : public ::testing::Test {
 
   // The leader of `topic` partition 0 as kcat sees it (0: unknown).
   int LeaderOf(const std::string& brokers, const std::string& topic) {
-    const RunResult run = RunProcess({"/usr/bin/kcat", "-L", "-b", brokers, "-t", topic, "-m", "5"}, dir_.path(), 30);
+    const RunResult run =
+        RunProcess({"/usr/bin/kcat", "-L", "-b", brokers, "-t", topic, "-m", "5"}, dir_.path(), 30);
     std::smatch match;
     static const std::regex kLeader("partition 0, leader (-?[0-9]+), replicas: ([0-9,]+), isrs: ([0-9,]*)");
     if (run.exit_code != 0 || !std::regex_search(run.out, match, kLeader)) return 0;
@@ -626,8 +647,8 @@ TEST_F(KafkaRealTest, KafkaRealServeCrashLoopPublishesExactlyOnce) {
   ASSERT_GT(serve, 0);
   ASSERT_EQ(LeaderOf(brokers, kafka::kEventsTopic), 1) << "serve did not create ledger.events";
 
-  // Stream the commands in batches a little faster than a serve that keeps being killed can take them, so that
-  // it always has work, while a killer SIGKILLs it at random moments (in recovery, reading, committing,
+  // Stream the commands in batches a little faster than a serve that keeps being killed can take them, so
+  // that it always has work, while a killer SIGKILLs it at random moments (in recovery, reading, committing,
   // publishing) and starts it again.
   constexpr size_t kBatches = 20;
   std::atomic<size_t> sent{0};
@@ -654,7 +675,8 @@ TEST_F(KafkaRealTest, KafkaRealServeCrashLoopPublishesExactlyOnce) {
   std::mt19937 random(seed);
   int kills = 0, kills_mid_stream = 0;
   const auto stream_started = Clock::now();
-  while ((watcher.count() < workload.ids.size() || kills < 5) && kills < 60 && SecondsSince(stream_started) < 240) {
+  while ((watcher.count() < workload.ids.size() || kills < 5) && kills < 60 &&
+         SecondsSince(stream_started) < 240) {
     // A random moment: from during recovery (serve takes a few hundred ms to start) to well into processing.
     std::this_thread::sleep_for(milliseconds(100 + random() % 1'400));
     const size_t sent_before = sent;
@@ -663,8 +685,8 @@ TEST_F(KafkaRealTest, KafkaRealServeCrashLoopPublishesExactlyOnce) {
     kills += 1;
     // Mid-stream: commands were waiting for their results when serve died.
     if (results_before < sent_before) kills_mid_stream += 1;
-    std::cout << "[kill " << kills << "] at " << SecondsSince(stream_started) << " s: commands sent " << sent_before
-              << ", results seen " << results_before << std::endl;
+    std::cout << "[kill " << kills << "] at " << SecondsSince(stream_started) << " s: commands sent "
+              << sent_before << ", results seen " << results_before << std::endl;
     serve = StartServe(brokers, 1, false);
   }
   feeder.join();
@@ -673,8 +695,9 @@ TEST_F(KafkaRealTest, KafkaRealServeCrashLoopPublishesExactlyOnce) {
   const bool complete = watcher.WaitForCount(workload.ids.size(), seconds(180));
   const size_t starts = static_cast<size_t>(kills) + 1;
   std::cout << "[crash-loop] seed=" << seed << " kills=" << kills << " kills_mid_stream=" << kills_mid_stream
-            << " kills_before_ready=" << starts - std::min(starts, ServeReadyCount()) << " results_seen=" << watcher.count()
-            << " in " << SecondsSince(stream_started) << " s" << std::endl;
+            << " kills_before_ready=" << starts - std::min(starts, ServeReadyCount())
+            << " results_seen=" << watcher.count() << " in " << SecondsSince(stream_started) << " s"
+            << std::endl;
   EXPECT_TRUE(complete) << "not every command got a result";
   EXPECT_GE(kills, 5);
   EXPECT_GE(kills_mid_stream, 5);
@@ -712,7 +735,8 @@ TEST_F(KafkaRealTest, KafkaRealBrokerKilledAndRestartedLosesNothing) {
       }
       for (int attempt = 0;; ++attempt) {
         const RunResult run =
-            RunProcess({kLedgerBinary, "submit", "--brokers", brokers, "--timeout-ms", "150000", file}, dir_.path(), 200);
+            RunProcess({kLedgerBinary, "submit", "--brokers", brokers, "--timeout-ms", "150000", file},
+                       dir_.path(), 200);
         const std::vector<std::string> lines = Lines(run.out);
         acknowledged.insert(acknowledged.end(), lines.begin(), lines.end());
         if (run.exit_code == 0) break;
@@ -734,7 +758,8 @@ TEST_F(KafkaRealTest, KafkaRealBrokerKilledAndRestartedLosesNothing) {
   // Kill the broker as soon as the second batch's first group is acknowledged (serve is then committing and
   // publishing the next groups), keep it down for 5 s, restart it from its log.
   const auto wait_started = Clock::now();
-  while (watcher.count() <= batch && SecondsSince(wait_started) < 300) std::this_thread::sleep_for(milliseconds(2));
+  while (watcher.count() <= batch && SecondsSince(wait_started) < 300)
+    std::this_thread::sleep_for(milliseconds(2));
   const auto outage_started = Clock::now();
   const size_t batches_at_kill = batches_done;
   const size_t results_at_kill = watcher.count();
@@ -745,7 +770,8 @@ TEST_F(KafkaRealTest, KafkaRealBrokerKilledAndRestartedLosesNothing) {
   // serve resumes by itself: the next result after the broker answers again.
   const double restarted_at = watcher.now();
   const size_t results_at_restart = watcher.count();
-  const bool resumed = results_at_restart == workload.ids.size() || watcher.WaitForCount(results_at_restart + 1, seconds(120));
+  const bool resumed =
+      results_at_restart == workload.ids.size() || watcher.WaitForCount(results_at_restart + 1, seconds(120));
   const double resumed_after_s = resumed ? watcher.now() - restarted_at : -1;
   feeder.join();
   EXPECT_TRUE(resumed) << "no result within 120 s after the broker came back";
@@ -754,7 +780,9 @@ TEST_F(KafkaRealTest, KafkaRealBrokerKilledAndRestartedLosesNothing) {
   EXPECT_TRUE(Running(serve)) << "ledger serve did not survive the broker's restart";
   const std::string serve_log = ReadFile(serve_err());
   size_t waits = 0;
-  for (size_t pos = serve_log.find("waiting for Kafka"); pos != std::string::npos; pos = serve_log.find("waiting for Kafka", pos + 1)) waits += 1;
+  for (size_t pos = serve_log.find("waiting for Kafka"); pos != std::string::npos;
+       pos = serve_log.find("waiting for Kafka", pos + 1))
+    waits += 1;
   const uint64_t store_last = StopServeAndReadStore(serve);
 
   // Every acknowledged result is in the final events topic, with the same transaction.
@@ -774,10 +802,12 @@ TEST_F(KafkaRealTest, KafkaRealBrokerKilledAndRestartedLosesNothing) {
   size_t acknowledged_twice = 0;
   for (const auto& [id, count] : acknowledged_per_command) acknowledged_twice += count > 1 ? 1 : 0;
   std::cout << "[broker-restart] killed during batch " << batches_at_kill + 1 << " of " << kBatches
-            << " with " << results_at_kill << " results seen (" << results_at_restart << " when it was back); outage_s=" << outage_s
-            << " first_result_after_restart_s=" << resumed_after_s << " submit_retries=" << submit_retries.load()
-            << " acknowledged=" << acknowledged.size() << " acknowledged_lost=" << lost
-            << " acknowledged_twice=" << acknowledged_twice << " serve_waits_logged=" << waits << std::endl;
+            << " with " << results_at_kill << " results seen (" << results_at_restart
+            << " when it was back); outage_s=" << outage_s
+            << " first_result_after_restart_s=" << resumed_after_s
+            << " submit_retries=" << submit_retries.load() << " acknowledged=" << acknowledged.size()
+            << " acknowledged_lost=" << lost << " acknowledged_twice=" << acknowledged_twice
+            << " serve_waits_logged=" << waits << std::endl;
   EXPECT_EQ(acknowledged.size(), workload.ids.size());
   EXPECT_EQ(acknowledged_per_command.size(), workload.ids.size());
   EXPECT_EQ(lost, 0u);
@@ -787,19 +817,22 @@ TEST_F(KafkaRealTest, KafkaRealBrokerKilledAndRestartedLosesNothing) {
 }
 
 // 7. Three brokers, replication factor 3, min.insync.replicas=2: one broker lost, the ledger keeps
-// acknowledging; two lost, it acknowledges nothing (nothing unreplicated is acknowledged) and resumes when one
-// returns; at the end every command has exactly one result and every event is there exactly once.
+// acknowledging; two lost, it acknowledges nothing (nothing unreplicated is acknowledged) and resumes when
+// one returns; at the end every command has exactly one result and every event is there exactly once.
 TEST_F(KafkaRealTest, KafkaRealReplicatedClusterSurvivesOneBrokerAndWaitsForQuorum) {
   const std::string brokers = StartCluster(3);
   ASSERT_FALSE(brokers.empty());
-  EXPECT_NE(ReadFile(cluster_dir_ + "/broker-1/server.properties").find("min.insync.replicas=2"), std::string::npos);
+  EXPECT_NE(ReadFile(cluster_dir_ + "/broker-1/server.properties").find("min.insync.replicas=2"),
+            std::string::npos);
   const Workload workload = MakeWorkload(Scaled(12'000), 7);
   const pid_t serve = StartServe(brokers, 3, true);
   ASSERT_GT(serve, 0);
-  const RunResult metadata = RunProcess({"/usr/bin/kcat", "-L", "-b", brokers, "-t", kafka::kEventsTopic}, dir_.path(), 30);
+  const RunResult metadata =
+      RunProcess({"/usr/bin/kcat", "-L", "-b", brokers, "-t", kafka::kEventsTopic}, dir_.path(), 30);
   EXPECT_NE(metadata.out.find("replicas: "), std::string::npos) << metadata.out;
   static const std::regex kThreeReplicas("replicas: [0-9]+,[0-9]+,[0-9]+,");
-  EXPECT_TRUE(std::regex_search(metadata.out, kThreeReplicas)) << "ledger.events is not replicated 3 times:\n" << metadata.out;
+  EXPECT_TRUE(std::regex_search(metadata.out, kThreeReplicas)) << "ledger.events is not replicated 3 times:\n"
+                                                               << metadata.out;
 
   ResultsWatcher watcher(brokers);
   Result<std::unique_ptr<kafka::RecordSender>> opened = kafka::RecordSender::Open(brokers);
@@ -842,17 +875,17 @@ TEST_F(KafkaRealTest, KafkaRealReplicatedClusterSurvivesOneBrokerAndWaitsForQuor
     last = at;
     if (at >= first_killed_at + 10 && at <= first_killed_at + 20) results_last_10s += 1;
   }
-  std::cout << "[one-broker-down] killed broker " << first << ": results " << before_phase2 << " -> " << watcher.count()
-            << " (commands sent " << sent << "), longest pause between results " << longest_pause
-            << " s, results 10-20 s after the kill " << results_last_10s << ", phase " << phase2_end - first_killed_at
-            << " s" << std::endl;
+  std::cout << "[one-broker-down] killed broker " << first << ": results " << before_phase2 << " -> "
+            << watcher.count() << " (commands sent " << sent << "), longest pause between results "
+            << longest_pause << " s, results 10-20 s after the kill " << results_last_10s << ", phase "
+            << phase2_end - first_killed_at << " s" << std::endl;
   EXPECT_TRUE(phase2_complete) << "with one broker down not every command got its result";
   EXPECT_GT(results_last_10s, 0u) << "no results 10-20 s after one broker was killed";
   EXPECT_LT(longest_pause, 30.0) << "acknowledgements paused too long after one broker was killed";
 
   // Phase 3: a second broker killed right after a burst of commands was acknowledged by Kafka (replicated to
-  // two brokers). The survivor is the leader of ledger.results (where an acknowledgement would show) and, when
-  // the same broker leads it, of ledger.commands (so serve can still read the burst).
+  // two brokers). The survivor is the leader of ledger.results (where an acknowledgement would show) and,
+  // when the same broker leads it, of ledger.commands (so serve can still read the burst).
   LeaderOf(brokers, kafka::kEventsTopic);
   const int commands_leader = LeaderOf(brokers, kafka::kCommandsTopic);
   const int results_leader = LeaderOf(brokers, kafka::kResultsTopic);
@@ -877,13 +910,15 @@ TEST_F(KafkaRealTest, KafkaRealReplicatedClusterSurvivesOneBrokerAndWaitsForQuor
   const std::string serve_log = ReadFile(serve_err());
   static const std::regex kWaiting("events through ([0-9]+) not acknowledged");
   std::string committed_through = "?";
-  for (auto it = std::sregex_iterator(serve_log.begin(), serve_log.end(), kWaiting); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(serve_log.begin(), serve_log.end(), kWaiting);
+       it != std::sregex_iterator(); ++it) {
     committed_through = (*it)[1];
   }
-  std::cout << "[two-brokers-down] killed broker " << second << ": results " << after_grace << " -> " << after_10s
-            << " in 10 s; burst of " << burst_to - burst_from << " commands, " << burst_acknowledged
-            << " acknowledged before the quorum was lost; serve committed through sequence " << committed_through
-            << " and waits for Kafka" << std::endl;
+  std::cout << "[two-brokers-down] killed broker " << second << ": results " << after_grace << " -> "
+            << after_10s << " in 10 s; burst of " << burst_to - burst_from << " commands, "
+            << burst_acknowledged
+            << " acknowledged before the quorum was lost; serve committed through sequence "
+            << committed_through << " and waits for Kafka" << std::endl;
   EXPECT_EQ(after_10s, after_grace) << "results were acknowledged while only one of three brokers was up";
   EXPECT_TRUE(Running(serve)) << "ledger serve exited while Kafka lacked replicas";
 
@@ -903,11 +938,12 @@ TEST_F(KafkaRealTest, KafkaRealReplicatedClusterSurvivesOneBrokerAndWaitsForQuor
   ReportResumesWithResultsAhead("replicated");  // asserted by KafkaRealResultsAppearOnlyAfterTheirEvents
 }
 
-// The acknowledgement contract of `--ack kafka` (the default): a result on ledger.results, which `ledger submit
+// The acknowledgement contract of `--ack kafka` (the default): a result on ledger.results, which `ledger
+// submit
 // --brokers` prints as an acknowledgement, reaches Kafka only after the events it reports. Checked from the
-// append times (LogAppendTime) of both topics and from serve's resumes. First half: plain operation with clean
-// restarts of serve between batches (each starts a new producer session); second half: after the broker was
-// killed and restarted (serve keeps its producer).
+// append times (LogAppendTime) of both topics and from serve's resumes. First half: plain operation with
+// clean restarts of serve between batches (each starts a new producer session); second half: after the broker
+// was killed and restarted (serve keeps its producer).
 TEST_F(KafkaRealTest, KafkaRealResultsAppearOnlyAfterTheirEvents) {
   const std::string brokers = StartCluster(1);
   ASSERT_FALSE(brokers.empty());
@@ -935,13 +971,16 @@ TEST_F(KafkaRealTest, KafkaRealResultsAppearOnlyAfterTheirEvents) {
       ASSERT_TRUE(Cluster("restart", 1));
     }
   }
-  std::cout << "[ack-order] serve sessions=" << sessions << ", broker restarted after batch " << kBatches / 2 << std::endl;
+  std::cout << "[ack-order] serve sessions=" << sessions << ", broker restarted after batch " << kBatches / 2
+            << std::endl;
   const uint64_t store_last = StopServeAndReadStore(serve);
   std::string example;
-  const uint64_t appended_before = ExpectExactlyOnce("ack-order", brokers, dir_.path(), workload, store_last, &example);
+  const uint64_t appended_before =
+      ExpectExactlyOnce("ack-order", brokers, dir_.path(), workload, store_last, &example);
   EXPECT_EQ(appended_before, 0u) << "Kafka appended results before the events they acknowledge: " << example;
   const AheadFigures ahead = ReportResumesWithResultsAhead("ack-order");
-  EXPECT_EQ(ahead.resumes_ahead, 0u) << "Kafka held results whose events it did not have: " << ahead.first_resume;
+  EXPECT_EQ(ahead.resumes_ahead, 0u) << "Kafka held results whose events it did not have: "
+                                     << ahead.first_resume;
 }
 
 }  // namespace

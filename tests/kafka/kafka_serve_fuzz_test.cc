@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "ledger/command.h"
 #include "kafka/kafka.h"
+#include "ledger/command.h"
 #include "serve_harness.h"
 #include "support/test_support.h"
 

@@ -279,8 +279,8 @@ TEST(KafkaServeStartup, RestartAgainstExistingTopicsIsQuickAndSaysSo) {
   }
 }
 
-// Goal: with the in-process embedded broker (new on every run) a restart after a stored offset starts, and the
-// chain records who accepted the gap; the commands answered before stay answered once.
+// Goal: with the in-process embedded broker (new on every run) a restart after a stored offset starts, and
+// the chain records who accepted the gap; the commands answered before stay answered once.
 TEST(KafkaServeOffsets, EmbeddedBrokerRestartRecordsTheGapItselfAndStarts) {
   testing::TempDir dir;
   const std::string data_dir = dir.path() + "/ledger";
@@ -292,7 +292,8 @@ TEST(KafkaServeOffsets, EmbeddedBrokerRestartRecordsTheGapItselfAndStarts) {
     ASSERT_NE(at, std::string::npos) << out;
     const std::string brokers = out.substr(at + 10, out.find('\n', at) - at - 10);
     const std::string id = "a" + std::to_string(run);
-    ASSERT_TRUE(testing::SendCommands(brokers, {testing::OpenAccount(id, "C" + std::to_string(run)).dump()}).ok());
+    ASSERT_TRUE(
+        testing::SendCommands(brokers, {testing::OpenAccount(id, "C" + std::to_string(run)).dump()}).ok());
     // The second run first republishes the history to its new broker, then answers its recorded gap.
     std::string status;
     for (const auto deadline = std::chrono::steady_clock::now() + kServeDeadline;

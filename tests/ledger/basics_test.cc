@@ -3,9 +3,9 @@
 
 #include <map>
 
-#include "storage/kv.h"
 #include "core/money.h"
 #include "core/time.h"
+#include "storage/kv.h"
 #include "support/test_support.h"
 
 namespace ledger {
@@ -15,9 +15,9 @@ using testing::TestLedger;
 
 TEST(Money, RoundHalfUpAndOverflow) {
   EXPECT_EQ(*MulDivRoundHalfUp(10000, 60, 10000), 60);
-  EXPECT_EQ(*MulDivRoundHalfUp(9950, 60, 10000), 60);   // 59.7 -> 60
-  EXPECT_EQ(*MulDivRoundHalfUp(9916, 60, 10000), 59);   // 59.496 -> 59
-  EXPECT_EQ(*MulDivRoundHalfUp(25, 1, 10), 3);          // 2.5 -> 3
+  EXPECT_EQ(*MulDivRoundHalfUp(9950, 60, 10000), 60);  // 59.7 -> 60
+  EXPECT_EQ(*MulDivRoundHalfUp(9916, 60, 10000), 59);  // 59.496 -> 59
+  EXPECT_EQ(*MulDivRoundHalfUp(25, 1, 10), 3);         // 2.5 -> 3
   EXPECT_FALSE(CheckedAdd(INT64_MAX, 1).has_value());
   EXPECT_FALSE(CheckedMul(INT64_MAX / 2 + 1, 2).has_value());
   EXPECT_EQ(FormatYuan(12345), "123.45");
@@ -85,7 +85,8 @@ TEST(CachedReader, ServesPresentAndAbsentKeysFollowsCommitsAndStaysWithinItsBoun
   base.values["missing"] = "now here";
   cache.Committed(creation);
   const int reads_before = base.reads;
-  ASSERT_TRUE(cache.Get("missing", &value)) << "a key cached as absent must follow the commit that creates it";
+  ASSERT_TRUE(cache.Get("missing", &value))
+      << "a key cached as absent must follow the commit that creates it";
   EXPECT_EQ(value, "now here");
   EXPECT_FALSE(cache.Get("a", &value));
   EXPECT_EQ(base.reads, reads_before) << "both answers come from the cache";
@@ -103,7 +104,8 @@ TEST(LedgerBasics, PaymentMovesMoneyAndBalancesSumToZero) {
   TestLedger ledger;
   ASSERT_EQ(ledger.Submit(testing::OpenAccount("a1", "C1")).kind, CommandResult::Kind::kAccepted);
   ASSERT_EQ(ledger.Submit(testing::OpenMerchant("m1", "M1", 60)).kind, CommandResult::Kind::kAccepted);
-  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", 1'000'000)).kind, CommandResult::Kind::kAccepted);
+  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", "C1:debit", 1'000'000)).kind,
+            CommandResult::Kind::kAccepted);
   const CommandResult paid = ledger.Submit(testing::Pay("M1", "ORD1", "C1", 10'000));
   ASSERT_EQ(paid.kind, CommandResult::Kind::kAccepted) << paid.reason;
   EXPECT_EQ(ledger.Balance("C1:debit"), 990'000);

@@ -3,16 +3,16 @@
 // allowed skew); occurred_at stays in the events as information. With --clock occurred the ledger clock
 // follows the input's occurred_at.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "ledger/command.h"
-#include "events/event.h"
-#include "ledger/ledger.h"
 #include "core/time.h"
+#include "events/event.h"
+#include "ledger/command.h"
+#include "ledger/ledger.h"
 #include "state/records.h"
 #include "support/test_support.h"
 
@@ -156,8 +156,12 @@ TEST(LedgerClock, LimitDayFollowsTheLedgerTime) {
 TEST(LedgerClock, CouponExpiryFollowsTheLedgerTime) {
   TestLedger ledger;
   SetUpShop(ledger);
-  const json coupon = {{"type", "issue_coupon"}, {"command_id", "c1"}, {"coupon", "CP1"}, {"customer", "C1"},
-                       {"value_minor", 500}, {"funded_by", "bank"},
+  const json coupon = {{"type", "issue_coupon"},
+                       {"command_id", "c1"},
+                       {"coupon", "CP1"},
+                       {"customer", "C1"},
+                       {"value_minor", 500},
+                       {"funded_by", "bank"},
                        {"expires_at", "2026-11-25T23:59:59+08:00"},
                        {"occurred_at", testing::At(testing::DefaultTimeNs())}};
   ASSERT_EQ(ledger.Submit(coupon).kind, Kind::kAccepted);

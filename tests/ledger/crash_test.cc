@@ -7,13 +7,11 @@
 // applied comes back as `duplicate`. With --clock occurred and a fixed --now the event stream is a function
 // of the file, so the crashed folder must end byte-identical to the reference.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -23,6 +21,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -30,10 +29,10 @@
 #include <thread>
 #include <vector>
 
-#include "storage/store.h"
 #include "core/time.h"
-#include "state/records.h"
 #include "replay/replay.h"
+#include "state/records.h"
+#include "storage/store.h"
 #include "support/test_support.h"
 
 namespace ledger {

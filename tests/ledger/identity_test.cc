@@ -3,20 +3,20 @@
 // reaches a merchant's or the bank's balance except through the rule that names it (README: Accounts and
 // postings).
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "ledger/command.h"
-#include "events/event.h"
-#include "ledger/ledger.h"
 #include "core/time.h"
+#include "events/event.h"
+#include "ledger/command.h"
+#include "ledger/ledger.h"
 #include "support/test_support.h"
 
 namespace ledger {
@@ -27,8 +27,8 @@ using testing::TestLedger;
 using Kind = CommandResult::Kind;
 
 // The bank's accounts and the merchants' settlement accounts the tests watch.
-const char* const kWatchedAccounts[] = {"merchant:M1",         "merchant:M1:settle",  "gl:funding",
-                                        "gl:interbank:wechat", "gl:fee_income",       "gl:marketing_expense",
+const char* const kWatchedAccounts[] = {"merchant:M1",         "merchant:M1:settle", "gl:funding",
+                                        "gl:interbank:wechat", "gl:fee_income",      "gl:marketing_expense",
                                         "gl:points_liability", "gl:points_issued"};
 
 std::map<std::string, int64_t> WatchedBalances(TestLedger& ledger) {
@@ -43,7 +43,10 @@ json WithTime(json command) {
 }
 
 json OpenAccountNamed(const std::string& id, const std::string& customer, const std::string& account) {
-  return WithTime({{"type", "open_account"}, {"command_id", id}, {"customer", customer}, {"account", account},
+  return WithTime({{"type", "open_account"},
+                   {"command_id", id},
+                   {"customer", customer},
+                   {"account", account},
                    {"kind", "debit_card"}});
 }
 
@@ -56,10 +59,10 @@ json PayFrom(const std::string& id, const std::string& merchant, const std::stri
 
 // C1 (C1:debit, 100,000 fen, 5,000 points) has paid M1 10,000 fen, so merchant:M1 holds a settlement balance.
 void SetUpPaidMerchant(TestLedger& ledger) {
-  for (const json& command : {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
-                              testing::Deposit("d1", "C1:debit", 100'000),
-                              testing::AwardPoints("p1", "C1", 5'000),
-                              testing::Pay("M1", "ORD1", "C1", 10'000)}) {
+  for (const json& command :
+       {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+        testing::Deposit("d1", "C1:debit", 100'000), testing::AwardPoints("p1", "C1", 5'000),
+        testing::Pay("M1", "ORD1", "C1", 10'000)}) {
     ASSERT_EQ(ledger.Submit(command).kind, Kind::kAccepted) << command.dump();
   }
   ASSERT_GT(ledger.Balance("merchant:M1"), 0);
@@ -108,8 +111,12 @@ TEST(Identity, EveryCommandTypeRejectsCollidingNamesAsMalformed) {
   SetUpPaidMerchant(ledger);
   const std::map<std::string, int64_t> before = WatchedBalances(ledger);
   const int64_t c1_before = ledger.Balance("C1:debit");
-  json coupon_for_gl = WithTime({{"type", "issue_coupon"}, {"command_id", "c1"}, {"coupon", "CP1"},
-                                 {"customer", "gl"}, {"value_minor", 100}, {"funded_by", "bank"},
+  json coupon_for_gl = WithTime({{"type", "issue_coupon"},
+                                 {"command_id", "c1"},
+                                 {"coupon", "CP1"},
+                                 {"customer", "gl"},
+                                 {"value_minor", 100},
+                                 {"funded_by", "bank"},
                                  {"expires_at", "2026-12-31T23:59:59+08:00"}});
   json coupon_for_odd_merchant = coupon_for_gl;
   coupon_for_odd_merchant["command_id"] = "c2";
@@ -122,33 +129,36 @@ TEST(Identity, EveryCommandTypeRejectsCollidingNamesAsMalformed) {
   wallet_pay.erase("medium");
   wallet_pay["funding"] = "wechat";
   const std::vector<json> hostile = {
-      OpenAccountNamed("x1", "merchant:M1", "merchant:M1:x"),           // customer with ':'
-      OpenAccountNamed("x2", "merchant", "merchant:M1"),                // reserved customer
-      OpenAccountNamed("x3", "gl", "gl:funding"),                       // reserved customer
-      OpenAccountNamed("x4", "C1", "C1:debit:x"),                       // ':' in the name
-      OpenAccountNamed("x5", "C1", "C1:"),                              // empty name
-      OpenAccountNamed("x6", "C1", "C1:points"),                        // the points account
-      OpenAccountNamed("x7", "C1", "C2:debit"),                         // another customer's
-      OpenAccountNamed("x8", "C1", "C1"),                               // no name at all
-      testing::OpenMerchant("x9", "M1:settle", 0),                      // merchant with ':'
-      testing::OpenMerchant("x10", "merchant:M2", 0),                   // merchant with ':'
-      testing::Deposit("x11", "merchant:M1", 1'000),                    // a merchant account
-      testing::Deposit("x12", "gl:funding", 1'000),                     // a bank account
-      testing::Deposit("x13", "C1:points", 1'000),                      // the points account
-      testing::Deposit("x14", "C1:debit:x", 1'000),                     // ':' in the name
-      testing::AwardPoints("x15", "merchant:M1", 100),                  // customer with ':'
-      testing::AwardPoints("x16", "gl", 100),                           // reserved customer
-      coupon_for_gl,                                                    // reserved customer
-      coupon_for_odd_merchant,                                          // merchant with ':'
-      WithTime({{"type", "set_customer_limit"}, {"command_id", "x17"}, {"customer", "merchant"},
-                {"medium", "sms"}, {"daily_minor", 100}}),              // reserved customer
-      PayFrom("x18", "M1", "C1", "merchant:M1", 100),                   // paying from a merchant account
-      PayFrom("x19", "M1", "merchant:M1", "merchant:M1:debit", 100),    // customer with ':'
-      PayFrom("x20", "M1:x", "C1", "C1:debit", 100),                    // merchant with ':'
-      PayFrom("x21", "M1", "gl", "gl:funding", 100),                    // reserved customer
-      wallet_pay,                                                       // customer with ':', no account
-      reverse,                                                          // merchant with ':'
-      refund,                                                           // merchant with ':'
+      OpenAccountNamed("x1", "merchant:M1", "merchant:M1:x"),  // customer with ':'
+      OpenAccountNamed("x2", "merchant", "merchant:M1"),       // reserved customer
+      OpenAccountNamed("x3", "gl", "gl:funding"),              // reserved customer
+      OpenAccountNamed("x4", "C1", "C1:debit:x"),              // ':' in the name
+      OpenAccountNamed("x5", "C1", "C1:"),                     // empty name
+      OpenAccountNamed("x6", "C1", "C1:points"),               // the points account
+      OpenAccountNamed("x7", "C1", "C2:debit"),                // another customer's
+      OpenAccountNamed("x8", "C1", "C1"),                      // no name at all
+      testing::OpenMerchant("x9", "M1:settle", 0),             // merchant with ':'
+      testing::OpenMerchant("x10", "merchant:M2", 0),          // merchant with ':'
+      testing::Deposit("x11", "merchant:M1", 1'000),           // a merchant account
+      testing::Deposit("x12", "gl:funding", 1'000),            // a bank account
+      testing::Deposit("x13", "C1:points", 1'000),             // the points account
+      testing::Deposit("x14", "C1:debit:x", 1'000),            // ':' in the name
+      testing::AwardPoints("x15", "merchant:M1", 100),         // customer with ':'
+      testing::AwardPoints("x16", "gl", 100),                  // reserved customer
+      coupon_for_gl,                                           // reserved customer
+      coupon_for_odd_merchant,                                 // merchant with ':'
+      WithTime({{"type", "set_customer_limit"},
+                {"command_id", "x17"},
+                {"customer", "merchant"},
+                {"medium", "sms"},
+                {"daily_minor", 100}}),                               // reserved customer
+      PayFrom("x18", "M1", "C1", "merchant:M1", 100),                 // paying from a merchant account
+      PayFrom("x19", "M1", "merchant:M1", "merchant:M1:debit", 100),  // customer with ':'
+      PayFrom("x20", "M1:x", "C1", "C1:debit", 100),                  // merchant with ':'
+      PayFrom("x21", "M1", "gl", "gl:funding", 100),                  // reserved customer
+      wallet_pay,                                                     // customer with ':', no account
+      reverse,                                                        // merchant with ':'
+      refund,                                                         // merchant with ':'
   };
   for (const json& command : hostile) {
     SCOPED_TRACE(command.dump());
@@ -185,17 +195,21 @@ constexpr int kPropertyGroupMax = 40;
 const uint64_t kPropertySeeds[] = {1, 20261125};
 
 // Names a hostile producer would try, next to ordinary ones (ordinary ones more often, so payments happen).
-const char* const kCustomers[] = {"C1", "C2", "C3", "C4", "M1", "gl", "merchant", "merchant:M1",
-                                  "merchant:M2", "merchant:M1:settle", "gl:interbank", "gl:fee_income",
-                                  "C1:debit", "gl:", ":C1"};
-const char* const kMerchants[] = {"M1",          "M2",          "M3",         "C1",
-                                  "gl",          "M1:settle",   "merchant:M1", "interbank:wechat",
-                                  "fee_income",  "M2:"};
-const char* const kAccountNames[] = {"debit", "credit", "points", "settle", "", "x:y", "interbank:wechat",
-                                     "funding", "debit:points"};
-const char* const kWholeAccounts[] = {"merchant:M1",   "merchant:M1:settle",  "gl:funding",
-                                      "gl:interbank:wechat", "gl:fee_income",  "gl:points_liability",
-                                      "C1",            "merchant:M2"};
+const char* const kCustomers[] = {"C1",           "C2",
+                                  "C3",           "C4",
+                                  "M1",           "gl",
+                                  "merchant",     "merchant:M1",
+                                  "merchant:M2",  "merchant:M1:settle",
+                                  "gl:interbank", "gl:fee_income",
+                                  "C1:debit",     "gl:",
+                                  ":C1"};
+const char* const kMerchants[] = {
+    "M1", "M2", "M3", "C1", "gl", "M1:settle", "merchant:M1", "interbank:wechat", "fee_income", "M2:"};
+const char* const kAccountNames[] = {"debit", "credit",           "points",  "settle",      "",
+                                     "x:y",   "interbank:wechat", "funding", "debit:points"};
+const char* const kWholeAccounts[] = {
+    "merchant:M1",   "merchant:M1:settle",  "gl:funding", "gl:interbank:wechat",
+    "gl:fee_income", "gl:points_liability", "C1",         "merchant:M2"};
 const char* const kFundings[] = {"own_account", "own_account", "own_account",
                                  "other_bank",  "wechat",      "unionpay"};
 
@@ -228,15 +242,36 @@ class HostileGenerator {
     now_ += Uniform(0, 120) * kNanosPerSecond;
     json command;
     switch (Uniform(0, 11)) {
-      case 0: case 1: command = OpenAccount(); break;
-      case 2: command = OpenMerchant(); break;
-      case 3: case 4: command = Deposit(); break;
-      case 5: command = AwardPoints(); break;
-      case 6: command = IssueCoupon(); break;
-      case 7: command = SetLimit(); break;
-      case 8: case 9: command = Pay(); break;
-      case 10: command = Reverse(); break;
-      default: command = Refund(); break;
+      case 0:
+      case 1:
+        command = OpenAccount();
+        break;
+      case 2:
+        command = OpenMerchant();
+        break;
+      case 3:
+      case 4:
+        command = Deposit();
+        break;
+      case 5:
+        command = AwardPoints();
+        break;
+      case 6:
+        command = IssueCoupon();
+        break;
+      case 7:
+        command = SetLimit();
+        break;
+      case 8:
+      case 9:
+        command = Pay();
+        break;
+      case 10:
+        command = Reverse();
+        break;
+      default:
+        command = Refund();
+        break;
     }
     command["command_id"] = "k" + std::to_string(++counter_);
     command["occurred_at"] = testing::At(now_);
@@ -268,12 +303,14 @@ class HostileGenerator {
 
   json OpenAccount() {
     const std::string customer = Customer();
-    return {{"type", "open_account"}, {"customer", customer}, {"account", AccountOf(customer)},
+    return {{"type", "open_account"},
+            {"customer", customer},
+            {"account", AccountOf(customer)},
             {"kind", "debit_card"}};
   }
   json OpenMerchant() {
-    return {{"type", "open_merchant"}, {"merchant", Merchant()}, {"name", "Shop"},
-            {"fee_bps", Uniform(0, 100)}};
+    return {
+        {"type", "open_merchant"}, {"merchant", Merchant()}, {"name", "Shop"}, {"fee_bps", Uniform(0, 100)}};
   }
   json Deposit() {
     return {{"type", "deposit"}, {"account", AccountOf(Customer())}, {"amount_minor", Uniform(1, 500'000)}};
@@ -283,14 +320,16 @@ class HostileGenerator {
   }
   json IssueCoupon() {
     json coupon = {{"type", "issue_coupon"}, {"coupon", "CP" + std::to_string(Uniform(1, 40))},
-                   {"customer", Customer()}, {"value_minor", Uniform(1, 500)}, {"funded_by", "bank"},
-                   {"expires_at", "2027-12-31T23:59:59+08:00"}};
+                   {"customer", Customer()}, {"value_minor", Uniform(1, 500)},
+                   {"funded_by", "bank"},    {"expires_at", "2027-12-31T23:59:59+08:00"}};
     if (Uniform(0, 1) == 0) coupon["merchant"] = Merchant();
     if (Uniform(0, 1) == 0) coupon["funded_by"] = "merchant";
     return coupon;
   }
   json SetLimit() {
-    return {{"type", "set_customer_limit"}, {"customer", Customer()}, {"medium", "sms"},
+    return {{"type", "set_customer_limit"},
+            {"customer", Customer()},
+            {"medium", "sms"},
             {"daily_minor", Uniform(0, 500'000)}};
   }
   json Pay() {
@@ -321,8 +360,11 @@ class HostileGenerator {
   }
   json Refund() {
     const auto [merchant, order] = PaidOrder();
-    return {{"type", "refund"}, {"merchant", merchant}, {"merchant_order_no", order},
-            {"refund_no", "R" + std::to_string(++counter_)}, {"amount_minor", Uniform(1, 20'000)}};
+    return {{"type", "refund"},
+            {"merchant", merchant},
+            {"merchant_order_no", order},
+            {"refund_no", "R" + std::to_string(++counter_)},
+            {"amount_minor", Uniform(1, 20'000)}};
   }
 
   std::mt19937_64 random_;

@@ -3,13 +3,13 @@
 // fuzz run over random bytes and mutated command lines gives every line exactly one outcome, and staging
 // every line that parses never crashes the ledger.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <exception>
 #include <iostream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
@@ -163,11 +163,12 @@ const uint64_t kFuzzSeeds[] = {11, 2026};
 
 // Valid command lines of every type: the seeds of the mutations.
 std::vector<std::string> ValidLines() {
-  json coupon = {{"type", "issue_coupon"}, {"command_id", "c1"}, {"coupon", "CP1"}, {"customer", "C1"},
-                 {"value_minor", 500}, {"min_spend_minor", 5000}, {"merchant", "M1"}, {"funded_by", "bank"},
-                 {"expires_at", "2026-12-31T23:59:59+08:00"}};
+  json coupon = {
+      {"type", "issue_coupon"}, {"command_id", "c1"},  {"coupon", "CP1"},
+      {"customer", "C1"},       {"value_minor", 500},  {"min_spend_minor", 5000},
+      {"merchant", "M1"},       {"funded_by", "bank"}, {"expires_at", "2026-12-31T23:59:59+08:00"}};
   json limit = {{"type", "set_customer_limit"}, {"command_id", "l1"}, {"customer", "C1"}, {"medium", "sms"},
-                {"daily_minor", 200000}, {"daily_count", 5}};
+                {"daily_minor", 200000},        {"daily_count", 5}};
   json credit = testing::OpenAccount("a2", "C1", "credit_card", 5'000'000);
   json wallet = testing::Pay("M1", "ORD2", "C1", 700);
   wallet["funding"] = "wechat";
@@ -194,39 +195,81 @@ std::vector<std::string> ValidLines() {
 }
 
 // Pieces worth splicing into a line: huge numbers, nesting, NULs, bad UTF-8, JSON punctuation, keys again.
-const char* const kSplices[] = {"1e400", "-1e400", "1e309", "123456789012345678901234567890", "1e-400", "-0",
-                                "[[[[[[[[[[[[[[[[[[[[[[[[", "{\"a\":{\"a\":{\"a\":", "]]]]}}}}", "\\u0000",
-                                "\\ud800", "\xff", "\xc0\x80", "\xed\xa0\x80", "null", "true", "\"", ",", ":",
-                                "{}", "[]", ",\"amount_minor\":1", ",\"type\":\"pay\"",
+const char* const kSplices[] = {"1e400",
+                                "-1e400",
+                                "1e309",
+                                "123456789012345678901234567890",
+                                "1e-400",
+                                "-0",
+                                "[[[[[[[[[[[[[[[[[[[[[[[[",
+                                "{\"a\":{\"a\":{\"a\":",
+                                "]]]]}}}}",
+                                "\\u0000",
+                                "\\ud800",
+                                "\xff",
+                                "\xc0\x80",
+                                "\xed\xa0\x80",
+                                "null",
+                                "true",
+                                "\"",
+                                ",",
+                                ":",
+                                "{}",
+                                "[]",
+                                ",\"amount_minor\":1",
+                                ",\"type\":\"pay\"",
                                 ",\"command_id\":\"z\"",
-                                ",\"customer\":\"merchant:M1\"", ",\"account\":\"gl:funding\"",
+                                ",\"customer\":\"merchant:M1\"",
+                                ",\"account\":\"gl:funding\"",
                                 "\"occurred_at\":\"9999-12-31T23:59:59+14:00\"",
-                                "\"occurred_at\":\"0001-01-01T00:00:00-12:00\"", "9223372036854775807",
-                                "-9223372036854775808", "18446744073709551616"};
+                                "\"occurred_at\":\"0001-01-01T00:00:00-12:00\"",
+                                "9223372036854775807",
+                                "-9223372036854775808",
+                                "18446744073709551616"};
 
 // Values a field may be set to, of every JSON type: limits of the integer range, hostile names, odd times.
 json OddValue(int which) {
   switch (which) {
-    case 0: return INT64_MAX;
-    case 1: return INT64_MIN;
-    case 2: return -1;
-    case 3: return 0;
-    case 4: return int64_t{1} << 53;
-    case 5: return 1.5;
-    case 6: return nullptr;
-    case 7: return true;
-    case 8: return json::array({1, "a"});
-    case 9: return json::object({{"a", 1}});
-    case 10: return "";
-    case 11: return std::string(200, 'x');
-    case 12: return "merchant:M1";
-    case 13: return "gl:funding";
-    case 14: return "C1:points";
-    case 15: return "9999-12-31T23:59:59+14:00";
-    case 16: return "0001-01-01T00:00:00-12:00";
-    case 17: return "2026-02-29T10:00:00+08:00";
-    case 18: return "b2c_pc";
-    default: return "M1";
+    case 0:
+      return INT64_MAX;
+    case 1:
+      return INT64_MIN;
+    case 2:
+      return -1;
+    case 3:
+      return 0;
+    case 4:
+      return int64_t{1} << 53;
+    case 5:
+      return 1.5;
+    case 6:
+      return nullptr;
+    case 7:
+      return true;
+    case 8:
+      return json::array({1, "a"});
+    case 9:
+      return json::object({{"a", 1}});
+    case 10:
+      return "";
+    case 11:
+      return std::string(200, 'x');
+    case 12:
+      return "merchant:M1";
+    case 13:
+      return "gl:funding";
+    case 14:
+      return "C1:points";
+    case 15:
+      return "9999-12-31T23:59:59+14:00";
+    case 16:
+      return "0001-01-01T00:00:00-12:00";
+    case 17:
+      return "2026-02-29T10:00:00+08:00";
+    case 18:
+      return "b2c_pc";
+    default:
+      return "M1";
   }
 }
 constexpr int kOddValues = 20;

@@ -21,7 +21,8 @@ std::vector<std::string> DependentCommands() {
   for (int i = 0; i < 40; ++i) {
     lines.push_back(testing::Pay("M1", "O" + std::to_string(i), "C1", 700).dump());
     if (i % 5 == 4) lines.push_back(testing::Reverse("M1", "O" + std::to_string(i - 2)).dump());
-    if (i % 7 == 6) lines.push_back(testing::Pay("M1", "O" + std::to_string(i - 1), "C1", 700).dump());  // duplicate
+    if (i % 7 == 6)
+      lines.push_back(testing::Pay("M1", "O" + std::to_string(i - 1), "C1", 700).dump());  // duplicate
     if (i == 20) lines.push_back(testing::Pay("M1", "O3", "C1", 701).dump());  // same id, other content
   }
   return lines;
@@ -49,16 +50,19 @@ TEST(PipelinedCommit, DecidesExactlyAsCommittingOneCommandAtATime) {
   testing::TestLedger pipelined(SmallGroups());
   std::vector<CommandResult> acknowledged;
   int overlapping_acknowledgements = 0;
-  const Status status = pipelined.ledger().SubmitAll(ParseAll(lines), [&](std::span<const CommandResult> results) {
-    for (const CommandResult& result : results) {
-      for (uint64_t sequence : result.sequences) {
-        EXPECT_LE(sequence, pipelined.ledger().durable_sequence()) << result.command_id << " acknowledged before durable";
-      }
-      acknowledged.push_back(result);
-    }
-    // A later group already staged or in flight while this one is acknowledged: the pipeline was used.
-    if (pipelined.ledger().last_sequence() > pipelined.ledger().durable_sequence()) ++overlapping_acknowledgements;
-  });
+  const Status status =
+      pipelined.ledger().SubmitAll(ParseAll(lines), [&](std::span<const CommandResult> results) {
+        for (const CommandResult& result : results) {
+          for (uint64_t sequence : result.sequences) {
+            EXPECT_LE(sequence, pipelined.ledger().durable_sequence())
+                << result.command_id << " acknowledged before durable";
+          }
+          acknowledged.push_back(result);
+        }
+        // A later group already staged or in flight while this one is acknowledged: the pipeline was used.
+        if (pipelined.ledger().last_sequence() > pipelined.ledger().durable_sequence())
+          ++overlapping_acknowledgements;
+      });
   ASSERT_TRUE(status.ok()) << status.ToString();
   EXPECT_GT(overlapping_acknowledgements, 5);
 
@@ -102,7 +106,8 @@ TEST(PipelinedCommit, AfterDurableRunsOncePerGroupInOrderOnlyOnceTheGroupIsStore
       const uint64_t before = ledger.last_sequence();
       ASSERT_TRUE(ledger.SealGroup(hook).ok());
       ASSERT_EQ(ledger.staged_bytes(), 0u) << "the next group starts empty, on top of the sealed one";
-      if (ledger.durable_sequence() != before) sealed_tails.push_back(before);  // a group with events went out
+      if (ledger.durable_sequence() != before)
+        sealed_tails.push_back(before);  // a group with events went out
     }
   }
   ASSERT_TRUE(ledger.AwaitSealed().ok());
@@ -110,7 +115,8 @@ TEST(PipelinedCommit, AfterDurableRunsOncePerGroupInOrderOnlyOnceTheGroupIsStore
   EXPECT_EQ(stored_tails, sealed_tails) << "the hook ran before its group was in the store";
   EXPECT_EQ(ledger.durable_sequence(), ledger.last_sequence());
 
-  // A failing step after durability is the group's outcome, yet the group stays committed and the next goes on.
+  // A failing step after durability is the group's outcome, yet the group stays committed and the next goes
+  // on.
   ledger.Stage(testing::Parse(testing::Pay("M1", "late-1", "C1", 100).dump()));
   const uint64_t late = ledger.last_sequence();
   ASSERT_TRUE(ledger.SealGroup([](uint64_t) { return Status::IoError("kafka unreachable"); }).ok());
@@ -118,7 +124,8 @@ TEST(PipelinedCommit, AfterDurableRunsOncePerGroupInOrderOnlyOnceTheGroupIsStore
   EXPECT_EQ(outcome.code(), StatusCode::kIoError);
   EXPECT_EQ(ledger.durable_sequence(), late);
   const CommandResult again = fixture.Submit(testing::Pay("M1", "late-1", "C1", 100));
-  EXPECT_EQ(again.kind, CommandResult::Kind::kDuplicate) << "the group whose publication failed is still committed";
+  EXPECT_EQ(again.kind, CommandResult::Kind::kDuplicate)
+      << "the group whose publication failed is still committed";
 }
 
 }  // namespace

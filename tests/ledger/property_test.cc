@@ -6,7 +6,6 @@
 // usage records equal the usage recomputed from the accepted results, refunds never pass a tender. Groups
 // of exact duplicates change nothing, and a rebuild from the events column family is byte-identical.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -16,6 +15,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <set>
@@ -25,13 +25,13 @@
 #include <utility>
 #include <vector>
 
+#include "core/money.h"
+#include "core/time.h"
 #include "ledger/command.h"
 #include "ledger/ledger.h"
-#include "core/money.h"
-#include "storage/store.h"
-#include "core/time.h"
-#include "state/records.h"
 #include "replay/replay.h"
+#include "state/records.h"
+#include "storage/store.h"
 #include "support/test_support.h"
 
 namespace ledger {

@@ -2,14 +2,14 @@
 // derived from events for Kafka alike), and set_customer_limit refuses explicit negative limits instead of
 // ignoring them.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "ledger/command.h"
 #include "kafka/kafka.h"
+#include "ledger/command.h"
 #include "ledger/ledger.h"
 #include "state/records.h"
 #include "support/test_support.h"
@@ -30,7 +30,10 @@ void SetUpShop(TestLedger& ledger) {
 }
 
 json Limit(const std::string& id, const json& fields) {
-  json command = {{"type", "set_customer_limit"}, {"command_id", id}, {"customer", "C1"}, {"medium", "sms"},
+  json command = {{"type", "set_customer_limit"},
+                  {"command_id", id},
+                  {"customer", "C1"},
+                  {"medium", "sms"},
                   {"occurred_at", testing::At(testing::DefaultTimeNs())}};
   command.update(fields);
   return command;
@@ -101,9 +104,8 @@ TEST(ResultLine, RejectionCarriesItsDetailAfterTheReason) {
   const json accepted = json::parse(accepted_line);
   EXPECT_EQ(accepted["status"], "accepted");
   EXPECT_TRUE(accepted["detail"].is_null());
-  EXPECT_EQ(KeysOf(accepted_line),
-            (std::vector<std::string>{"command_id", "status", "reason", "detail", "transaction_id",
-                                      "sequences"}));
+  EXPECT_EQ(KeysOf(accepted_line), (std::vector<std::string>{"command_id", "status", "reason", "detail",
+                                                             "transaction_id", "sequences"}));
 }
 
 // The original detail is in the CommandRejected event, not in the idempotency record: a duplicate answers

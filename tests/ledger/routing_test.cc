@@ -90,15 +90,18 @@ TEST(Routing, ACommandAboutNoOneIsAboutItsCommandId) {
 // A producer without state routes by the customer a command names; the others go to shard 0.
 TEST(Routing, ShardOfHashesTheNamedCustomerAndSendsTheRestToShardZero) {
   const auto parsed = [](const json& command) { return testing::Parse(command.dump()); };
-  const ParsedCommand open = parsed(json{{"type", "open_account"}, {"command_id", "s-1"}, {"customer", "C7"},
-                                         {"account", "C7:debit"}, {"kind", "savings"}});
+  const ParsedCommand open = parsed(json{{"type", "open_account"},
+                                         {"command_id", "s-1"},
+                                         {"customer", "C7"},
+                                         {"account", "C7:debit"},
+                                         {"kind", "savings"}});
   EXPECT_EQ(NamedCustomer(open), "C7");
   // FNV-1a (32 bits) of "C7" is 0x89da311f = 2312778015: % 4 == 3, % 3 == 0.
   EXPECT_EQ(ShardOf(open, 4), 3u);
   EXPECT_EQ(ShardOf(open, 3), 0u);
   EXPECT_EQ(ShardOf(open, 1), 0u);
-  const ParsedCommand deposit = parsed(json{{"type", "deposit"}, {"command_id", "s-2"}, {"account", "C7:debit"},
-                                            {"amount_minor", 100}});
+  const ParsedCommand deposit = parsed(
+      json{{"type", "deposit"}, {"command_id", "s-2"}, {"account", "C7:debit"}, {"amount_minor", 100}});
   EXPECT_EQ(NamedCustomer(deposit), "");
   EXPECT_EQ(ShardOf(deposit, 4), 0u);
 }

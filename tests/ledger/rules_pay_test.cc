@@ -11,11 +11,11 @@
 #include <utility>
 #include <vector>
 
-#include "ledger/command.h"
-#include "events/event.h"
-#include "ledger/ledger.h"
 #include "core/money.h"
 #include "core/time.h"
+#include "events/event.h"
+#include "ledger/command.h"
+#include "ledger/ledger.h"
 #include "state/records.h"
 #include "support/test_support.h"
 

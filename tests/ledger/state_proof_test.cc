@@ -1,6 +1,6 @@
 // The live store is not trusted blindly: a balance changed past the ledger (what `ldb put` does) is never
-// served, spent or signed. The ledger refuses to open a store something else wrote, `ledger scrub` names the key,
-// and a checkpoint proves the state against the set digests the commits kept before it signs.
+// served, spent or signed. The ledger refuses to open a store something else wrote, `ledger scrub` names the
+// key, and a checkpoint proves the state against the set digests the commits kept before it signs.
 #include <gtest/gtest.h>
 
 #include "core/money.h"
@@ -28,7 +28,8 @@ Keys MakeKeys(const std::string& dir) {
   EXPECT_TRUE(GenerateKeyPair(dir).ok());
   Keys keys;
   Result<std::unique_ptr<Signer>> signer = Signer::FromPemFile(dir + "/ledger-signing.key");
-  Result<std::unique_ptr<SignatureVerifier>> verifier = SignatureVerifier::FromPemFile(dir + "/ledger-signing.pub");
+  Result<std::unique_ptr<SignatureVerifier>> verifier =
+      SignatureVerifier::FromPemFile(dir + "/ledger-signing.pub");
   EXPECT_TRUE(signer.ok() && verifier.ok());
   if (signer.ok()) keys.signer = std::move(signer).value();
   if (verifier.ok()) keys.verifier = std::move(verifier).value();
@@ -95,7 +96,8 @@ void MakeForgedStore(const std::string& data, const Keys& keys, bool hide_the_wr
 }
 
 TEST(StateProof, AStoreWrittenPastTheLedgerDoesNotOpen) {
-  // Goal: the forged balance is never served or spent: opening refuses, naming the foreign writer and the way out.
+  // Goal: the forged balance is never served or spent: opening refuses, naming the foreign writer and the way
+  // out.
   TempDir dir;
   const Keys keys = MakeKeys(dir.path() + "/keys");
   const std::string data = dir.path() + "/data";
@@ -110,8 +112,8 @@ TEST(StateProof, AStoreWrittenPastTheLedgerDoesNotOpen) {
   // The program: `submit` exits 1 and appends nothing; `scrub` names the key with both values and exits 5.
   testing::WriteFile(dir.path() + "/pay.jsonl",
                      testing::Pay("M1", "O1", "C1", 50'000'000, "C1:debit").dump() + "\n");
-  const testing::ProgramRun submit =
-      testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/pay.jsonl"});
+  const testing::ProgramRun submit = testing::RunLedger(
+      dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/pay.jsonl"});
   EXPECT_EQ(submit.exit_code, 1) << testing::Describe(submit);
   EXPECT_TRUE(submit.out.empty()) << testing::Describe(submit);
   const testing::ProgramRun scrub = testing::RunLedger(dir.path(), {"scrub", "--data", data});
@@ -145,7 +147,8 @@ TEST(StateProof, ACheckpointIsNotSignedOverAStateTheDigestsDoNotProve) {
   Result<uint64_t> checkpoint = (*ledger)->WriteCheckpoint();
   ASSERT_FALSE(checkpoint.ok()) << "signed a forged state at sequence " << *checkpoint;
   EXPECT_EQ(checkpoint.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(checkpoint.status().message().find("balances"), std::string::npos) << checkpoint.status().message();
+  EXPECT_NE(checkpoint.status().message().find("balances"), std::string::npos)
+      << checkpoint.status().message();
   EXPECT_NE(checkpoint.status().message().find(keys::Balance("C1:debit")), std::string::npos)
       << checkpoint.status().message();
   EXPECT_TRUE(described);
@@ -153,13 +156,15 @@ TEST(StateProof, ACheckpointIsNotSignedOverAStateTheDigestsDoNotProve) {
 }
 
 TEST(StateProof, AnHonestStoreProvesItselfAndSignsSetDigests) {
-  // Goal: the digests the commits keep equal a full scan after a varied stream, and the checkpoint signs them.
+  // Goal: the digests the commits keep equal a full scan after a varied stream, and the checkpoint signs
+  // them.
   TempDir dir;
   const Keys keys = MakeKeys(dir.path() + "/keys");
   const std::string data = dir.path() + "/data";
   Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(OptionsFor(data, keys));
   ASSERT_TRUE(ledger.ok());
-  std::vector<nlohmann::json> commands = {testing::OpenAccount("a1", "C1"), testing::OpenMerchant("m1", "M1", 60),
+  std::vector<nlohmann::json> commands = {testing::OpenAccount("a1", "C1"),
+                                          testing::OpenMerchant("m1", "M1", 60),
                                           testing::Deposit("d1", "C1:debit", 10'000'000)};
   for (int i = 0; i < 50; ++i) {
     commands.push_back(testing::Pay("M1", "O" + std::to_string(i), "C1", 1'000 + i, "C1:debit"));
@@ -173,7 +178,8 @@ TEST(StateProof, AnHonestStoreProvesItselfAndSignsSetDigests) {
   ASSERT_TRUE(scanned.ok());
   Result<uint64_t> checkpoint = (*ledger)->WriteCheckpoint();
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().ToString();
-  const std::vector<std::string> records = testing::EventRecords((*ledger)->store(), *checkpoint, *checkpoint);
+  const std::vector<std::string> records =
+      testing::EventRecords((*ledger)->store(), *checkpoint, *checkpoint);
   ASSERT_EQ(records.size(), 1u);
   Result<DecodedEvent> decoded = DecodeEventRecord(records[0]);
   ASSERT_TRUE(decoded.ok());
@@ -182,7 +188,8 @@ TEST(StateProof, AnHonestStoreProvesItselfAndSignsSetDigests) {
   EXPECT_EQ(signed_checkpoint->digest_format(), kDigestFormatSet);
   for (size_t i = 0; i < scanned->size(); ++i) {
     const Digest summary = (*scanned)[i].Summary();
-    EXPECT_TRUE(std::equal(summary.begin(), summary.end(), signed_checkpoint->digests()->Get(i)->digest()->begin()))
+    EXPECT_TRUE(
+        std::equal(summary.begin(), summary.end(), signed_checkpoint->digests()->Get(i)->digest()->begin()))
         << "projection " << i;
   }
   ledger->reset();

@@ -1,10 +1,12 @@
-// Goal: reconciliation classifies every line of a clearing date once, and `ledger reconcile` keeps its contract:
-// exit 0 clean, 3 on breaks (or malformed lines, or a summary that disagrees with its rows), 2 on unusable input
-// with nothing written; breaks.csv and report.json tell each break; every run is one ReconciliationRecorded
-// event and changes nothing else.
+// Goal: reconciliation classifies every line of a clearing date once, and `ledger reconcile` keeps its
+// contract: exit 0 clean, 3 on breaks (or malformed lines, or a summary that disagrees with its rows), 2 on
+// unusable input with nothing written; breaks.csv and report.json tell each break; every run is one
+// ReconciliationRecorded event and changes nothing else.
 //
 // Part 1 drives the engine (recon::ParseStatement + recon::Reconcile) with hand-built ledger lines and
 // hand-written statements; part 2 spawns the `ledger` binary on a small ledger made with `ledger submit`.
+#include "reconcile/reconcile.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -29,7 +31,6 @@
 
 #include "core/money.h"
 #include "core/time.h"
-#include "reconcile/reconcile.h"
 #include "support/test_support.h"
 
 extern char** environ;
@@ -109,14 +110,17 @@ recon::LedgerLookup LookupIn(std::vector<recon::Line> all) {
   };
 }
 
-// ---- WeChat trade bills, written by hand --------------------------------------------------------------------
+// ---- WeChat trade bills, written by hand
+// --------------------------------------------------------------------
 
 const std::vector<std::string> kWxColumns = {
-    "交易时间",   "公众账号ID", "商户号",     "特约商户号", "设备号",         "微信订单号", "商户订单号",
-    "用户标识",   "交易类型",   "交易状态",   "付款银行",   "货币种类",       "应结订单金额", "代金券金额",
-    "微信退款单号", "商户退款单号", "退款金额", "充值券退款金额", "退款类型", "退款状态",   "商品名称",
-    "商户数据包", "手续费",     "费率",       "订单金额",   "申请退款金额",   "费率备注"};
-const char kWxSummaryHeader[] = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额";
+    "交易时间",     "公众账号ID",   "商户号",       "特约商户号",   "设备号",   "微信订单号",
+    "商户订单号",   "用户标识",     "交易类型",     "交易状态",     "付款银行", "货币种类",
+    "应结订单金额", "代金券金额",   "微信退款单号", "商户退款单号", "退款金额", "充值券退款金额",
+    "退款类型",     "退款状态",     "商品名称",     "商户数据包",   "手续费",   "费率",
+    "订单金额",     "申请退款金额", "费率备注"};
+const char kWxSummaryHeader[] =
+    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额";
 
 std::string Join(const std::vector<std::string>& parts, const std::string& separator) {
   std::string text;
@@ -128,8 +132,8 @@ std::string Join(const std::vector<std::string>& parts, const std::string& separ
 std::string Yuan5(int64_t milli_fen) {
   char text[48];
   const int64_t magnitude = milli_fen < 0 ? -milli_fen : milli_fen;
-  std::snprintf(text, sizeof text, "%s%lld.%05lld", milli_fen < 0 ? "-" : "", static_cast<long long>(magnitude / 100000),
-                static_cast<long long>(magnitude % 100000));
+  std::snprintf(text, sizeof text, "%s%lld.%05lld", milli_fen < 0 ? "-" : "",
+                static_cast<long long>(magnitude / 100000), static_cast<long long>(magnitude % 100000));
   return text;
 }
 
@@ -140,8 +144,8 @@ struct WxRow {
   int64_t order_amount = 0;       // fen: 订单金额 and 应结订单金额 (0 on refund rows)
   int64_t fee_milli = 0;          // 手续费 in 1/1000 fen (negative on refund rows: the fee given back)
   std::string refund_no;
-  int64_t refund_amount = 0;  // fen: 退款金额 and 申请退款金额
-  std::string refund_state;   // 退款状态
+  int64_t refund_amount = 0;      // fen: 退款金额 and 申请退款金额
+  std::string refund_state;       // 退款状态
   std::string order_amount_text;  // when set, written instead of order_amount (malformed amounts)
 };
 
@@ -156,8 +160,9 @@ WxRow WxPay(const std::string& order, int64_t amount, int64_t fee_milli, const s
   return row;
 }
 
-WxRow WxRefund(const std::string& refund_no, const std::string& order, int64_t amount, int64_t fee_milli_given_back,
-               const std::string& iso, const std::string& refund_state = "SUCCESS") {
+WxRow WxRefund(const std::string& refund_no, const std::string& order, int64_t amount,
+               int64_t fee_milli_given_back, const std::string& iso,
+               const std::string& refund_state = "SUCCESS") {
   WxRow row;
   row.iso = iso;
   row.order = order;
@@ -173,33 +178,34 @@ std::map<std::string, std::string> WxValues(const WxRow& row) {
   static int serial = 0;
   ++serial;
   const bool refund = row.state == "REFUND";
-  return {{"交易时间", WxTime(row.iso)},
-          {"公众账号ID", "wx2421b1c4370ec43b"},
-          {"商户号", "1900000109"},
-          {"特约商户号", ""},
-          {"设备号", ""},
-          {"微信订单号", "42000012" + std::to_string(100000 + serial)},
-          {"商户订单号", row.order},
-          {"用户标识", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
-          {"交易类型", "NATIVE"},
-          {"交易状态", row.state},
-          {"付款银行", "CMB_DEBIT"},
-          {"货币种类", "CNY"},
-          {"应结订单金额", row.order_amount_text.empty() ? FormatYuan(row.order_amount) : row.order_amount_text},
-          {"代金券金额", "0.00"},
-          {"微信退款单号", refund ? "5030000" + std::to_string(100000 + serial) : ""},
-          {"商户退款单号", row.refund_no},
-          {"退款金额", FormatYuan(row.refund_amount)},
-          {"充值券退款金额", "0.00"},
-          {"退款类型", refund ? "ORIGINAL" : ""},
-          {"退款状态", row.refund_state},
-          {"商品名称", "rail ticket"},
-          {"商户数据包", ""},
-          {"手续费", Yuan5(row.fee_milli)},
-          {"费率", "0.60%"},
-          {"订单金额", row.order_amount_text.empty() ? FormatYuan(row.order_amount) : row.order_amount_text},
-          {"申请退款金额", FormatYuan(row.refund_amount)},
-          {"费率备注", ""}};
+  return {
+      {"交易时间", WxTime(row.iso)},
+      {"公众账号ID", "wx2421b1c4370ec43b"},
+      {"商户号", "1900000109"},
+      {"特约商户号", ""},
+      {"设备号", ""},
+      {"微信订单号", "42000012" + std::to_string(100000 + serial)},
+      {"商户订单号", row.order},
+      {"用户标识", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+      {"交易类型", "NATIVE"},
+      {"交易状态", row.state},
+      {"付款银行", "CMB_DEBIT"},
+      {"货币种类", "CNY"},
+      {"应结订单金额", row.order_amount_text.empty() ? FormatYuan(row.order_amount) : row.order_amount_text},
+      {"代金券金额", "0.00"},
+      {"微信退款单号", refund ? "5030000" + std::to_string(100000 + serial) : ""},
+      {"商户退款单号", row.refund_no},
+      {"退款金额", FormatYuan(row.refund_amount)},
+      {"充值券退款金额", "0.00"},
+      {"退款类型", refund ? "ORIGINAL" : ""},
+      {"退款状态", row.refund_state},
+      {"商品名称", "rail ticket"},
+      {"商户数据包", ""},
+      {"手续费", Yuan5(row.fee_milli)},
+      {"费率", "0.60%"},
+      {"订单金额", row.order_amount_text.empty() ? FormatYuan(row.order_amount) : row.order_amount_text},
+      {"申请退款金额", FormatYuan(row.refund_amount)},
+      {"费率备注", ""}};
 }
 
 // One data line: every field prefixed by a backtick, in `columns` order.
@@ -219,8 +225,8 @@ std::string WxSummaryRow(const std::vector<WxRow>& rows) {
     refund += row.refund_amount * 1000;
     fee += row.fee_milli;
   }
-  return Join({"`" + std::to_string(count), "`" + Yuan5(order), "`" + Yuan5(refund), "`0.00000", "`" + Yuan5(fee),
-               "`" + Yuan5(order), "`" + Yuan5(refund)},
+  return Join({"`" + std::to_string(count), "`" + Yuan5(order), "`" + Yuan5(refund), "`0.00000",
+               "`" + Yuan5(fee), "`" + Yuan5(order), "`" + Yuan5(refund)},
               ",");
 }
 
@@ -269,7 +275,8 @@ int64_t CountOf(const recon::Outcome& outcome, Category category) {
   return outcome.totals[static_cast<int>(category)].count;
 }
 
-// ---- every category, one at a time ---------------------------------------------------------------------------
+// ---- every category, one at a time
+// ---------------------------------------------------------------------------
 
 // Payments (one REVOKED), a refund: a bill that agrees line by line is all MATCHED, no break.
 TEST(ReconcileEngine, AgreeingBillIsAllMatched) {
@@ -277,9 +284,10 @@ TEST(ReconcileEngine, AgreeingBillIsAllMatched) {
       LedgerPayment("ORD1", 10'000, 60, "2026-11-25T10:00:00+08:00"),
       LedgerPayment("ORD2", 20'000, 120, "2026-11-25T11:00:00+08:00", LineStatus::kReversed),
       LedgerRefund("RF1", "ORD0", 5'000, 30, "2026-11-25T12:00:00+08:00")};
-  const recon::Statement bill = ParseWx(WxBill({WxPay("ORD1", 10'000, 60'000, "2026-11-25T10:00:00+08:00"),
-                                                WxPay("ORD2", 20'000, 120'000, "2026-11-25T11:00:00+08:00", "REVOKED"),
-                                                WxRefund("RF1", "ORD0", 5'000, 30'000, "2026-11-25T12:00:00+08:00")}));
+  const recon::Statement bill =
+      ParseWx(WxBill({WxPay("ORD1", 10'000, 60'000, "2026-11-25T10:00:00+08:00"),
+                      WxPay("ORD2", 20'000, 120'000, "2026-11-25T11:00:00+08:00", "REVOKED"),
+                      WxRefund("RF1", "ORD0", 5'000, 30'000, "2026-11-25T12:00:00+08:00")}));
   ASSERT_EQ(bill.lines.size(), 3u);
   EXPECT_TRUE(bill.malformed.empty());
   EXPECT_TRUE(bill.has_summary);
@@ -290,8 +298,8 @@ TEST(ReconcileEngine, AgreeingBillIsAllMatched) {
 
   const recon::Outcome outcome = recon::Reconcile(ledger, bill, OptionsFor(kDay25), LookupIn(ledger));
 
-  EXPECT_EQ(Golden(outcome), (std::vector<std::string>{"MATCHED payment ORD1", "MATCHED payment ORD2",
-                                                       "MATCHED refund RF1"}));
+  EXPECT_EQ(Golden(outcome),
+            (std::vector<std::string>{"MATCHED payment ORD1", "MATCHED payment ORD2", "MATCHED refund RF1"}));
   EXPECT_EQ(outcome.breaks, 0);
   EXPECT_EQ(CountOf(outcome, Category::kMatched), 3);
   EXPECT_EQ(outcome.totals[static_cast<int>(Category::kMatched)].ledger_amount_minor, 35'000);
@@ -306,8 +314,9 @@ TEST(ReconcileEngine, MissingOnEitherSideFarFromTheCutOff) {
 
   const recon::Outcome outcome = recon::Reconcile(ledger, bill, OptionsFor(kDay25), LookupIn(ledger));
 
-  EXPECT_EQ(Golden(outcome), (std::vector<std::string>{"MATCHED payment ORD1", "MISSING_IN_STATEMENT payment ORD2",
-                                                       "MISSING_IN_LEDGER payment ORD9"}));
+  EXPECT_EQ(Golden(outcome),
+            (std::vector<std::string>{"MATCHED payment ORD1", "MISSING_IN_STATEMENT payment ORD2",
+                                      "MISSING_IN_LEDGER payment ORD9"}));
   EXPECT_EQ(outcome.breaks, 2);
   const recon::Classified* missing = Find(outcome, "ORD2");
   ASSERT_NE(missing, nullptr);
@@ -334,7 +343,8 @@ TEST(ReconcileEngine, AmountMismatch) {
   EXPECT_EQ(outcome.totals[static_cast<int>(Category::kAmountMismatch)].statement_amount_minor, 10'001);
 }
 
-// The ledger reversed the payment; the scheme still shows it as paid. The status wins over the amount and fee.
+// The ledger reversed the payment; the scheme still shows it as paid. The status wins over the amount and
+// fee.
 TEST(ReconcileEngine, ReversedPaymentShownAsSuccessIsStatusMismatch) {
   const std::vector<recon::Line> ledger = {
       LedgerPayment("ORD1", 10'000, 60, "2026-11-25T10:00:00+08:00", LineStatus::kReversed)};
@@ -406,27 +416,30 @@ TEST(ReconcileEngine, WeChatRefundFeeGivenBackRoundsHalfUpByMagnitude) {
   EXPECT_EQ(bill.lines[0].status, LineStatus::kRefunded);
 }
 
-// ---- the cut-off ----------------------------------------------------------------------------------------------
+// ---- the cut-off
+// ----------------------------------------------------------------------------------------------
 
-// Clearing date 25 runs from 24th 23:00 to 25th 23:00 (UTC+8). The statement's own cut-off is a few seconds off.
+// Clearing date 25 runs from 24th 23:00 to 25th 23:00 (UTC+8). The statement's own cut-off is a few seconds
+// off.
 TEST(ReconcileEngine, CarriedOverAcrossTheElevenPmCutOff) {
   const std::vector<recon::Line> all = {
-      LedgerPayment("B9", 500, 3, "2026-11-24T22:59:55+08:00"),     // clearing 24, just before the start
-      LedgerPayment("C0", 1'000, 6, "2026-11-24T23:00:05+08:00"),   // clearing 25, just after the start
-      LedgerPayment("C1", 2'000, 12, "2026-11-25T22:59:50+08:00"),  // clearing 25, just before the end
-      LedgerPayment("C2", 3'000, 18, "2026-11-25T12:00:00+08:00"),  // clearing 25
+      LedgerPayment("B9", 500, 3, "2026-11-24T22:59:55+08:00"),      // clearing 24, just before the start
+      LedgerPayment("C0", 1'000, 6, "2026-11-24T23:00:05+08:00"),    // clearing 25, just after the start
+      LedgerPayment("C1", 2'000, 12, "2026-11-25T22:59:50+08:00"),   // clearing 25, just before the end
+      LedgerPayment("C2", 3'000, 18, "2026-11-25T12:00:00+08:00"),   // clearing 25
       LedgerPayment("C3", 4'000, 24, "2026-11-25T23:00:10+08:00")};  // clearing 26, just after the end
   ASSERT_EQ(all[0].clearing_date, 20261124);
   ASSERT_EQ(all[1].clearing_date, kDay25);
   ASSERT_EQ(all[2].clearing_date, kDay25);
   ASSERT_EQ(all[4].clearing_date, kDay26);
-  // The bank's statement for the 25th runs from 24th 22:59:30 to 25th 23:00:30: it holds B9 (the ledger's 24th),
-  // C2 and C3 (the ledger's 26th); C0 it put on the 24th, C1 on the 26th.
+  // The bank's statement for the 25th runs from 24th 22:59:30 to 25th 23:00:30: it holds B9 (the ledger's
+  // 24th), C2 and C3 (the ledger's 26th); C0 it put on the 24th, C1 on the 26th.
   const recon::Statement bill = ParseWx(WxBill({WxPay("B9", 500, 3'000, "2026-11-24T22:59:55+08:00"),
                                                 WxPay("C2", 3'000, 18'000, "2026-11-25T12:00:00+08:00"),
                                                 WxPay("C3", 4'000, 24'000, "2026-11-25T23:00:10+08:00")}));
 
-  const recon::Outcome outcome = recon::Reconcile(OfDate(all, kDay25), bill, OptionsFor(kDay25), LookupIn(all));
+  const recon::Outcome outcome =
+      recon::Reconcile(OfDate(all, kDay25), bill, OptionsFor(kDay25), LookupIn(all));
 
   EXPECT_EQ(Golden(outcome), (std::vector<std::string>{"CARRIED_OVER payment C0", "CARRIED_OVER payment C1",
                                                        "MATCHED payment C2", "CARRIED_OVER payment B9",
@@ -452,7 +465,8 @@ TEST(ReconcileEngine, CarriedOverStatementLineStillComparesAmounts) {
   const std::vector<recon::Line> all = {LedgerPayment("C3", 4'000, 24, "2026-11-25T23:00:10+08:00")};
   const recon::Statement bill = ParseWx(WxBill({WxPay("C3", 4'100, 24'000, "2026-11-25T23:00:10+08:00")}));
 
-  const recon::Outcome outcome = recon::Reconcile(OfDate(all, kDay25), bill, OptionsFor(kDay25), LookupIn(all));
+  const recon::Outcome outcome =
+      recon::Reconcile(OfDate(all, kDay25), bill, OptionsFor(kDay25), LookupIn(all));
 
   EXPECT_EQ(Golden(outcome), (std::vector<std::string>{"AMOUNT_MISMATCH payment C3"}));
   EXPECT_EQ(outcome.breaks, 1);
@@ -479,8 +493,10 @@ TEST(ReconcileEngine, CarriedOverAcrossMidnightForAWeChatNaturalDayBill) {
                                                   WxPay("W2", 2'000, 12'000, "2026-11-25T23:30:00+08:00")}));
   const recon::Statement bill26 = ParseWx(WxBill({WxPay("W3", 3'000, 18'000, "2026-11-26T10:00:00+08:00")}));
 
-  const recon::Outcome on25 = recon::Reconcile(OfDate(all, kDay25), bill25, OptionsFor(kDay25), LookupIn(all));
-  const recon::Outcome on26 = recon::Reconcile(OfDate(all, kDay26), bill26, OptionsFor(kDay26), LookupIn(all));
+  const recon::Outcome on25 =
+      recon::Reconcile(OfDate(all, kDay25), bill25, OptionsFor(kDay25), LookupIn(all));
+  const recon::Outcome on26 =
+      recon::Reconcile(OfDate(all, kDay26), bill26, OptionsFor(kDay26), LookupIn(all));
 
   EXPECT_EQ(Golden(on25), (std::vector<std::string>{"MATCHED payment W1", "CARRIED_OVER payment W2"}));
   EXPECT_EQ(on25.breaks, 0);
@@ -491,8 +507,9 @@ TEST(ReconcileEngine, CarriedOverAcrossMidnightForAWeChatNaturalDayBill) {
   EXPECT_FALSE(Find(on26, "W2")->statement.has_value());
 }
 
-// The window is 60 minutes, inclusive: a line at 22:00:00 may be carried over, one at 21:59:59 may not; a line
-// the ledger has on the next date far from the cut-off is MISSING_IN_LEDGER, with a note saying where it is.
+// The window is 60 minutes, inclusive: a line at 22:00:00 may be carried over, one at 21:59:59 may not; a
+// line the ledger has on the next date far from the cut-off is MISSING_IN_LEDGER, with a note saying where it
+// is.
 TEST(ReconcileEngine, FarFromTheCutOffIsMissingNotCarriedOver) {
   const std::vector<recon::Line> all = {LedgerPayment("F1", 1'000, 6, "2026-11-25T12:00:00+08:00"),
                                         LedgerPayment("F2", 1'000, 6, "2026-11-25T21:59:59+08:00"),
@@ -500,7 +517,8 @@ TEST(ReconcileEngine, FarFromTheCutOffIsMissingNotCarriedOver) {
                                         LedgerPayment("F4", 1'000, 6, "2026-11-26T12:00:00+08:00")};
   const recon::Statement bill = ParseWx(WxBill({WxPay("F4", 1'000, 6'000, "2026-11-26T12:00:00+08:00")}));
 
-  const recon::Outcome outcome = recon::Reconcile(OfDate(all, kDay25), bill, OptionsFor(kDay25), LookupIn(all));
+  const recon::Outcome outcome =
+      recon::Reconcile(OfDate(all, kDay25), bill, OptionsFor(kDay25), LookupIn(all));
 
   EXPECT_EQ(Golden(outcome),
             (std::vector<std::string>{"MISSING_IN_STATEMENT payment F1", "MISSING_IN_STATEMENT payment F2",
@@ -511,7 +529,8 @@ TEST(ReconcileEngine, FarFromTheCutOffIsMissingNotCarriedOver) {
   EXPECT_NE(f4->note.find("2026-11-26"), std::string::npos) << f4->note;
 }
 
-// ---- duplicates, refunds later ------------------------------------------------------------------------------
+// ---- duplicates, refunds later
+// ------------------------------------------------------------------------------
 
 TEST(ReconcileEngine, DuplicatedStatementLineIsMissingInLedgerNamingTheFirst) {
   const std::vector<recon::Line> ledger = {LedgerPayment("ORD1", 10'000, 60, "2026-11-25T10:00:00+08:00"),
@@ -538,16 +557,20 @@ TEST(ReconcileEngine, DuplicatedStatementLineIsMissingInLedgerNamingTheFirst) {
 TEST(ReconcileEngine, RefundOnALaterDay) {
   const std::vector<recon::Line> all = {LedgerPayment("ORD1", 30'000, 180, "2026-11-25T10:00:00+08:00"),
                                         LedgerRefund("RF1", "ORD1", 10'000, 60, "2026-11-26T10:00:00+08:00")};
-  const recon::Statement bill25 = ParseWx(WxBill({WxPay("ORD1", 30'000, 180'000, "2026-11-25T10:00:00+08:00")}));
+  const recon::Statement bill25 =
+      ParseWx(WxBill({WxPay("ORD1", 30'000, 180'000, "2026-11-25T10:00:00+08:00")}));
   const recon::Statement bill26 =
       ParseWx(WxBill({WxRefund("RF1", "ORD1", 10'000, 60'000, "2026-11-26T10:00:00+08:00")}));
   // The same refund still processing at WeChat: its status differs from the ledger's.
   const recon::Statement pending26 =
       ParseWx(WxBill({WxRefund("RF1", "ORD1", 10'000, 60'000, "2026-11-26T10:00:00+08:00", "PROCESSING")}));
 
-  const recon::Outcome on25 = recon::Reconcile(OfDate(all, kDay25), bill25, OptionsFor(kDay25), LookupIn(all));
-  const recon::Outcome on26 = recon::Reconcile(OfDate(all, kDay26), bill26, OptionsFor(kDay26), LookupIn(all));
-  const recon::Outcome pending = recon::Reconcile(OfDate(all, kDay26), pending26, OptionsFor(kDay26), LookupIn(all));
+  const recon::Outcome on25 =
+      recon::Reconcile(OfDate(all, kDay25), bill25, OptionsFor(kDay25), LookupIn(all));
+  const recon::Outcome on26 =
+      recon::Reconcile(OfDate(all, kDay26), bill26, OptionsFor(kDay26), LookupIn(all));
+  const recon::Outcome pending =
+      recon::Reconcile(OfDate(all, kDay26), pending26, OptionsFor(kDay26), LookupIn(all));
 
   EXPECT_EQ(Golden(on25), (std::vector<std::string>{"MATCHED payment ORD1"}));
   EXPECT_EQ(on25.breaks, 0);
@@ -557,7 +580,8 @@ TEST(ReconcileEngine, RefundOnALaterDay) {
   EXPECT_EQ(pending.lines[0].statement->status, LineStatus::kRefundPending);
 }
 
-// ---- the statement's own summary ----------------------------------------------------------------------------
+// ---- the statement's own summary
+// ----------------------------------------------------------------------------
 
 TEST(ReconcileParse, WeChatSummaryThatAgreesHasNoDisagreement) {
   const std::vector<WxRow> rows = {WxPay("ORD1", 10'000, 60'500, "2026-11-25T10:00:00+08:00"),
@@ -575,11 +599,12 @@ TEST(ReconcileParse, WeChatSummaryThatDisagreesIsReported) {
   const std::vector<WxRow> rows = {WxPay("ORD1", 10'000, 60'000, "2026-11-25T10:00:00+08:00"),
                                    WxPay("ORD2", 20'000, 120'000, "2026-11-25T11:00:00+08:00")};
   // The summary of a bill that also held a third payment of 5.00 (fee 0.03).
-  const std::vector<WxRow> claimed = {rows[0], rows[1], WxPay("ORD3", 500, 3'000, "2026-11-25T12:00:00+08:00")};
-  const std::string text = Join({Join(kWxColumns, ","), WxLine(rows[0]), WxLine(rows[1]), kWxSummaryHeader,
-                                 WxSummaryRow(claimed)},
-                                "\n") +
-                           "\n";
+  const std::vector<WxRow> claimed = {rows[0], rows[1],
+                                      WxPay("ORD3", 500, 3'000, "2026-11-25T12:00:00+08:00")};
+  const std::string text =
+      Join({Join(kWxColumns, ","), WxLine(rows[0]), WxLine(rows[1]), kWxSummaryHeader, WxSummaryRow(claimed)},
+           "\n") +
+      "\n";
 
   const recon::Statement bill = ParseWx(text);
 
@@ -604,23 +629,25 @@ TEST(ReconcileParse, WeChatSummaryOffByOneFeeFenIsReported) {
   const recon::Statement bill = ParseWx(text);
 
   ASSERT_EQ(bill.summary_disagreements.size(), 1u) << Join(bill.summary_disagreements, "; ");
-  EXPECT_NE(bill.summary_disagreements[0].find("手续费总金额"), std::string::npos) << bill.summary_disagreements[0];
+  EXPECT_NE(bill.summary_disagreements[0].find("手续费总金额"), std::string::npos)
+      << bill.summary_disagreements[0];
 }
 
-// ---- malformed lines and unusable statements -----------------------------------------------------------------
+// ---- malformed lines and unusable statements
+// -----------------------------------------------------------------
 
 TEST(ReconcileParse, MalformedLinesAreReportedWithTheirLineNumbersAndTheRestIsRead) {
   WxRow bad_amount = WxPay("ORD2", 20'000, 120'000, "2026-11-25T11:00:00+08:00");
   bad_amount.order_amount_text = "2OO.00";
   const std::string wrong_count = "`2026-11-25 11:30:00,`wx2421b1c4370ec43b,`1900000109,`ORD4,`SUCCESS";
   const std::string text =
-      Join({Join(kWxColumns, ","),                                                  // 1
-            WxLine(WxPay("ORD1", 10'000, 60'000, "2026-11-25T10:00:00+08:00")),    // 2
-            WxLine(bad_amount),                                                     // 3
-            wrong_count,                                                            // 4
-            "",                                                                     // 5 (blank: skipped)
+      Join({Join(kWxColumns, ","),                                               // 1
+            WxLine(WxPay("ORD1", 10'000, 60'000, "2026-11-25T10:00:00+08:00")),  // 2
+            WxLine(bad_amount),                                                  // 3
+            wrong_count,                                                         // 4
+            "",                                                                  // 5 (blank: skipped)
             WxLine(WxPay("ORD5", 5'000, 30'000, "2026-11-25T12:00:00+08:00", "FROZEN")),  // 6
-            WxLine(WxPay("ORD3", 30'000, 180'000, "2026-11-25T13:00:00+08:00"))},  // 7
+            WxLine(WxPay("ORD3", 30'000, 180'000, "2026-11-25T13:00:00+08:00"))},         // 7
            "\n") +
       "\n";
 
@@ -646,8 +673,9 @@ TEST(ReconcileParse, MalformedLinesAreReportedWithTheirLineNumbersAndTheRestIsRe
                                            LedgerPayment("ORD2", 20'000, 120, "2026-11-25T11:00:00+08:00"),
                                            LedgerPayment("ORD3", 30'000, 180, "2026-11-25T13:00:00+08:00")};
   const recon::Outcome outcome = recon::Reconcile(ledger, bill, OptionsFor(kDay25), LookupIn(ledger));
-  EXPECT_EQ(Golden(outcome), (std::vector<std::string>{"MATCHED payment ORD1", "MISSING_IN_STATEMENT payment ORD2",
-                                                       "MATCHED payment ORD3"}));
+  EXPECT_EQ(Golden(outcome),
+            (std::vector<std::string>{"MATCHED payment ORD1", "MISSING_IN_STATEMENT payment ORD2",
+                                      "MATCHED payment ORD3"}));
 }
 
 TEST(ReconcileParse, EmptyStatementIsInvalidArgument) {
@@ -670,11 +698,14 @@ TEST(ReconcileParse, FileWithoutTheRequiredHeaderIsInvalidArgument) {
   const std::string no_fee = Join(columns, ",") + "\n";
   // A ledger-csv file given as WeChat, and the other way round.
   const std::string ledger_csv =
-      "record_type,merchant,merchant_order_no,refund_no,occurred_at,funding,order_amount,card_amount,points_value,"
+      "record_type,merchant,merchant_order_no,refund_no,occurred_at,funding,order_amount,card_amount,points_"
+      "value,"
       "coupon_value,coupon_funded_by,discount,amount,settlement,fee,transaction_id\n";
 
-  for (const auto& [text, format] : {std::pair{headless, recon::Format::kWeChat}, {no_fee, recon::Format::kWeChat},
-                                     {ledger_csv, recon::Format::kWeChat}, {headless, recon::Format::kLedgerCsv},
+  for (const auto& [text, format] : {std::pair{headless, recon::Format::kWeChat},
+                                     {no_fee, recon::Format::kWeChat},
+                                     {ledger_csv, recon::Format::kWeChat},
+                                     {headless, recon::Format::kLedgerCsv},
                                      {WxBill({}), recon::Format::kLedgerCsv}}) {
     SCOPED_TRACE(std::string(recon::FormatName(format)) + ": " + text.substr(0, 40));
     const Result<recon::Statement> statement = recon::ParseStatement(text, format, "M1", kUtc8);
@@ -683,7 +714,8 @@ TEST(ReconcileParse, FileWithoutTheRequiredHeaderIsInvalidArgument) {
   }
 }
 
-// ---- columns by name, encodings ------------------------------------------------------------------------------
+// ---- columns by name, encodings
+// ------------------------------------------------------------------------------
 
 TEST(ReconcileParse, WeChatColumnsAreFoundByName) {
   const std::vector<WxRow> rows = {WxPay("ORD1", 10'000, 60'000, "2026-11-25T10:00:00+08:00"),
@@ -760,18 +792,23 @@ TEST(ReconcileParse, WeChatMerchantComesFromTheBillWhenNotGiven) {
   EXPECT_EQ(from_bill.lines[1].merchant, "1900000999");
 }
 
-// The project's own clearing file: a REVERSAL row turns its payment reversed; a REFUND row's negative fee is the
-// fee given back; other merchants' rows are left out; a SUMMARY that does not add up is reported.
+// The project's own clearing file: a REVERSAL row turns its payment reversed; a REFUND row's negative fee is
+// the fee given back; other merchants' rows are left out; a SUMMARY that does not add up is reported.
 TEST(ReconcileParse, LedgerCsvReversalRefundAndSummary) {
   const std::string header =
-      "record_type,merchant,merchant_order_no,refund_no,occurred_at,funding,order_amount,card_amount,points_value,"
+      "record_type,merchant,merchant_order_no,refund_no,occurred_at,funding,order_amount,card_amount,points_"
+      "value,"
       "coupon_value,coupon_funded_by,discount,amount,settlement,fee,transaction_id\n";
   const std::string rows =
-      "PAYMENT,M1,ORD1,,2026-11-25T10:00:00+08:00,own_account,100.00,100.00,0.00,0.00,,0.00,100.00,100.00,0.60,0-4\n"
+      "PAYMENT,M1,ORD1,,2026-11-25T10:00:00+08:00,own_account,100.00,100.00,0.00,0.00,,0.00,100.00,100.00,0."
+      "60,0-4\n"
       "PAYMENT,M2,ORDX,,2026-11-25T10:30:00+08:00,own_account,7.00,7.00,0.00,0.00,,0.00,7.00,7.00,0.04,0-5\n"
-      "PAYMENT,M1,ORD2,,2026-11-25T11:00:00+08:00,own_account,200.00,200.00,0.00,0.00,,0.00,200.00,200.00,1.20,0-6\n"
-      "REVERSAL,M1,ORD2,,2026-11-25T11:05:00+08:00,own_account,200.00,200.00,0.00,0.00,,0.00,200.00,-200.00,-1.20,0-7\n"
-      "REFUND,M1,ORD0,RF1,2026-11-25T12:00:00+08:00,own_account,300.00,100.00,0.00,0.00,,0.00,100.00,-100.00,-0.60,0-8\n";
+      "PAYMENT,M1,ORD2,,2026-11-25T11:00:00+08:00,own_account,200.00,200.00,0.00,0.00,,0.00,200.00,200.00,1."
+      "20,0-6\n"
+      "REVERSAL,M1,ORD2,,2026-11-25T11:05:00+08:00,own_account,200.00,200.00,0.00,0.00,,0.00,200.00,-200.00,-"
+      "1.20,0-7\n"
+      "REFUND,M1,ORD0,RF1,2026-11-25T12:00:00+08:00,own_account,300.00,100.00,0.00,0.00,,0.00,100.00,-100.00,"
+      "-0.60,0-8\n";
   const std::string good_summary =
       "SUMMARY,M1,2,reversals=1;refunds=1,,,300.00,300.00,0.00,0.00,,0.00,100.00,-0.00,1.20,\n";
   const std::string bad_summary =
@@ -826,8 +863,6 @@ std::vector<std::string> Split(const std::string& line, char separator) {
     start = at + 1;
   }
 }
-
-
 
 json At(json command, const std::string& iso) {
   command["occurred_at"] = iso;
@@ -886,8 +921,8 @@ const std::string& DayTemplate() {
   static testing::TempDir dir;
   static const std::string data = [] {
     WriteFile(dir.path() + "/day.jsonl", DayCommands());
-    const CliRun run =
-        RunLedger(dir.path(), {"submit", "--data", dir.path() + "/data", "--clock", "occurred", dir.path() + "/day.jsonl"});
+    const CliRun run = RunLedger(dir.path(), {"submit", "--data", dir.path() + "/data", "--clock", "occurred",
+                                              dir.path() + "/day.jsonl"});
     EXPECT_EQ(run.exit_code, 0) << Describe(run);
     for (const std::string& line : Lines(run.out)) {
       EXPECT_EQ(json::parse(line)["status"], "accepted") << line;
@@ -904,7 +939,7 @@ class ReconcileCli : public ::testing::Test {
   std::string Data() const { return Path("data"); }
   CliRun RunCli(const std::vector<std::string>& args) { return RunLedger(dir_.path(), args); }
   CliRun Reconcile(const std::string& date, const std::string& format, const std::string& statement,
-                const std::string& out) {
+                   const std::string& out) {
     return RunCli({"reconcile", "--data", Data(), "--date", date, "--format", format, "--merchant", "M1",
                    "--statement", statement, "--out", out, "--json"});
   }
@@ -921,7 +956,8 @@ class ReconcileCli : public ::testing::Test {
   }
   // `ledger clearing` for `date`: the path of M1's file.
   std::string ClearingFile(const std::string& date) {
-    const CliRun run = RunCli({"clearing", "--data", Data(), "--date", date, "--merchant", "M1", "--out", Path("clearing")});
+    const CliRun run =
+        RunCli({"clearing", "--data", Data(), "--date", date, "--merchant", "M1", "--out", Path("clearing")});
     EXPECT_EQ(run.exit_code, 0) << Describe(run);
     return Path("clearing") + "/clearing-" + date + "-M1.csv";
   }
@@ -981,8 +1017,8 @@ TEST_F(ReconcileCli, ClearingFileRoundTripIsAllMatched) {
   }
 }
 
-// report.json's net fees are net of what reversals and refunds gave back, like the clearing file's SUMMARY fee
-// (fees 5.10 - ORD2's 1.20 given back by its reversal = 3.90 on the 25th).
+// report.json's net fees are net of what reversals and refunds gave back, like the clearing file's SUMMARY
+// fee (fees 5.10 - ORD2's 1.20 given back by its reversal = 3.90 on the 25th).
 TEST_F(ReconcileCli, ReportNetFeesAreNetOfReversals) {
   const std::string file = ClearingFile("2026-11-25");
   const std::vector<std::string> rows = Lines(ReadFile(file));
@@ -1014,7 +1050,8 @@ TEST_F(ReconcileCli, MalformedLineOrSummaryDisagreementAloneIsExitThree) {
   WriteFile(Path("wrong-summary.csv"), Join(wrong_summary, "\n") + "\n");
 
   const CliRun junk = Reconcile("2026-11-25", "ledger-csv", Path("junk.csv"), Path("recon-junk"));
-  const CliRun summary = Reconcile("2026-11-25", "ledger-csv", Path("wrong-summary.csv"), Path("recon-summary"));
+  const CliRun summary =
+      Reconcile("2026-11-25", "ledger-csv", Path("wrong-summary.csv"), Path("recon-summary"));
 
   ASSERT_EQ(junk.exit_code, 3) << Describe(junk);
   const json junk_report = json::parse(ReadFile(Path("recon-junk/report.json")));
@@ -1042,21 +1079,21 @@ TEST_F(ReconcileCli, WeChatBillWithInjectedBreaks) {
   const std::vector<std::string> events_before = Events();
   const std::string balances_before = Balances();
   const std::string bill =
-      Join({Join(kWxColumns, ","),                                                               // 1
-            WxLine(WxPay("ORD1", 10'000, 60'000, "2026-11-25T10:00:00+08:00")),                 // 2 MATCHED
-            WxLine(WxPay("ORD2", 20'000, 120'000, "2026-11-25T11:00:00+08:00")),                // 3 reversed: STATUS
-            WxLine(WxPay("ORD3", 30'000, 180'000, "2026-11-25T12:00:00+08:00")),                // 4 MATCHED
+      Join({Join(kWxColumns, ","),                                                // 1
+            WxLine(WxPay("ORD1", 10'000, 60'000, "2026-11-25T10:00:00+08:00")),   // 2 MATCHED
+            WxLine(WxPay("ORD2", 20'000, 120'000, "2026-11-25T11:00:00+08:00")),  // 3 reversed: STATUS
+            WxLine(WxPay("ORD3", 30'000, 180'000, "2026-11-25T12:00:00+08:00")),  // 4 MATCHED
             /* ORD4 left out: MISSING_IN_STATEMENT */
-            WxLine(WxPay("ORD5", 8'001, 48'000, "2026-11-25T14:00:00+08:00")),                  // 5 AMOUNT
-            WxLine(WxPay("ORD6", 12'000, 73'000, "2026-11-25T15:00:00+08:00")),                 // 6 FEE
-            "`2026-11-25 16:00:00,`wx2421b1c4370ec43b,`1900000109,`ORDZ,`SUCCESS",               // 7 malformed
-            WxLine(WxPay("ORDX", 1'000, 6'000, "2026-11-25T17:00:00+08:00")),                   // 8 MISSING_IN_LEDGER
-            WxLine(WxPay("ORD8", 6'000, 36'000, "2026-11-25T23:30:00+08:00")),                  // 9 CARRIED_OVER
-            kWxSummaryHeader,                                                                    // 10
+            WxLine(WxPay("ORD5", 8'001, 48'000, "2026-11-25T14:00:00+08:00")),      // 5 AMOUNT
+            WxLine(WxPay("ORD6", 12'000, 73'000, "2026-11-25T15:00:00+08:00")),     // 6 FEE
+            "`2026-11-25 16:00:00,`wx2421b1c4370ec43b,`1900000109,`ORDZ,`SUCCESS",  // 7 malformed
+            WxLine(WxPay("ORDX", 1'000, 6'000, "2026-11-25T17:00:00+08:00")),       // 8 MISSING_IN_LEDGER
+            WxLine(WxPay("ORD8", 6'000, 36'000, "2026-11-25T23:30:00+08:00")),      // 9 CARRIED_OVER
+            kWxSummaryHeader,                                                       // 10
             WxSummaryRow({WxPay("ORD1", 10'000, 60'000, ""), WxPay("ORD2", 20'000, 120'000, ""),
                           WxPay("ORD3", 30'000, 180'000, ""), WxPay("ORD5", 8'001, 48'000, ""),
                           WxPay("ORD6", 12'000, 73'000, ""), WxPay("ORDX", 1'000, 6'000, ""),
-                          WxPay("ORD8", 6'000, 36'000, "")})},                                   // 11
+                          WxPay("ORD8", 6'000, 36'000, "")})},  // 11
            "\n") +
       "\n";
   WriteFile(Path("wechat-2026-11-25.csv"), bill);
@@ -1071,8 +1108,8 @@ TEST_F(ReconcileCli, WeChatBillWithInjectedBreaks) {
   std::vector<std::string> got;
   for (const auto& row : breaks) got.push_back(row.at("category") + " " + row.at("id"));
   EXPECT_EQ(got, (std::vector<std::string>{"STATUS_MISMATCH ORD2", "MISSING_IN_STATEMENT ORD4",
-                                           "AMOUNT_MISMATCH ORD5", "FEE_MISMATCH ORD6", "MISSING_IN_LEDGER ORDX",
-                                           "CARRIED_OVER ORD8"}));
+                                           "AMOUNT_MISMATCH ORD5", "FEE_MISMATCH ORD6",
+                                           "MISSING_IN_LEDGER ORDX", "CARRIED_OVER ORD8"}));
   std::map<std::string, std::map<std::string, std::string>> by_id;
   for (const auto& row : breaks) by_id[row.at("id")] = row;
   EXPECT_EQ(by_id["ORD2"]["ledger_status"], "reversed");
@@ -1094,10 +1131,9 @@ TEST_F(ReconcileCli, WeChatBillWithInjectedBreaks) {
   for (const auto& row : breaks) EXPECT_EQ(row.at("kind"), "payment") << row.at("id");
 
   const json report = json::parse(ReadFile(Path("recon/report.json")));
-  const std::map<std::string, int> counts = {{"MATCHED", 2},          {"MISSING_IN_STATEMENT", 1},
-                                             {"MISSING_IN_LEDGER", 1}, {"AMOUNT_MISMATCH", 1},
-                                             {"STATUS_MISMATCH", 1},   {"FEE_MISMATCH", 1},
-                                             {"CARRIED_OVER", 1}};
+  const std::map<std::string, int> counts = {
+      {"MATCHED", 2},         {"MISSING_IN_STATEMENT", 1}, {"MISSING_IN_LEDGER", 1}, {"AMOUNT_MISMATCH", 1},
+      {"STATUS_MISMATCH", 1}, {"FEE_MISMATCH", 1},         {"CARRIED_OVER", 1}};
   ASSERT_EQ(report["categories"].size(), counts.size()) << report["categories"].dump();
   for (const auto& [category, count] : counts) {
     EXPECT_EQ(report["categories"][category]["count"], count) << category;
@@ -1160,8 +1196,8 @@ TEST_F(ReconcileCli, UnusableStatementIsExitTwoAndRecordsNothing) {
   EXPECT_EQ(Events(), events_before);
 }
 
-// A clean WeChat bill for the 26th (ORD7 and the refund RF1; ORD8, paid at 23:30 on the 25th, is in the 25th's
-// natural-day bill): exit 0, exactly one ReconciliationRecorded event appended, balances untouched.
+// A clean WeChat bill for the 26th (ORD7 and the refund RF1; ORD8, paid at 23:30 on the 25th, is in the
+// 25th's natural-day bill): exit 0, exactly one ReconciliationRecorded event appended, balances untouched.
 TEST_F(ReconcileCli, RunAppendsExactlyOneReconciliationRecordedEvent) {
   const std::vector<std::string> events_before = Events();
   const std::string balances_before = Balances();

@@ -1,20 +1,19 @@
-// Goal: replay reproduces the ledger. An untouched history verifies (no false alarm: every checkpoint signature,
-// chain head and digest, and the rebuilt state equals the live store byte for byte) through the library and
-// `ledger replay`; a replay cut at any committed sequence equals the live state the ledger had at that sequence;
-// and `ledger balance --as-of TIME` equals the balances the ledger held at that (ledger, recorded_at) time.
+// Goal: replay reproduces the ledger. An untouched history verifies (no false alarm: every checkpoint
+// signature, chain head and digest, and the rebuilt state equals the live store byte for byte) through the
+// library and `ledger replay`; a replay cut at any committed sequence equals the live state the ledger had at
+// that sequence; and `ledger balance --as-of TIME` equals the balances the ledger held at that (ledger,
+// recorded_at) time.
 //
-// The history is a generated payment day submitted in four phases, each with the ledger clock fixed an hour or
-// more after the previous (so recorded_at tells the phases apart), in groups of random size; after every group
-// commit (and every checkpoint) the test records the live store's state digest, and at the end of each phase
-// every balance.
+// The history is a generated payment day submitted in four phases, each with the ledger clock fixed an hour
+// or more after the previous (so recorded_at tells the phases apart), in groups of random size; after every
+// group commit (and every checkpoint) the test records the live store's state digest, and at the end of each
+// phase every balance.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -23,22 +22,23 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "ledger/command.h"
-#include "events/event.h"
-#include "ledger/ledger.h"
-#include "core/signing.h"
-#include "storage/store.h"
-#include "core/time.h"
-#include "state/records.h"
-#include "replay/replay.h"
-#include "support/test_support.h"
 #include "bench/workload.h"
+#include "core/signing.h"
+#include "core/time.h"
+#include "events/event.h"
+#include "ledger/command.h"
+#include "ledger/ledger.h"
+#include "replay/replay.h"
+#include "state/records.h"
+#include "storage/store.h"
+#include "support/test_support.h"
 
 extern char** environ;
 
@@ -54,15 +54,11 @@ constexpr int kPhases = 4;
 
 using testing::ScratchDir;
 
-
 using testing::Scale;
-
 
 using Outcome = testing::ProgramRun;
 using testing::Describe;
 using testing::RunLedger;
-
-
 
 std::unique_ptr<Store> OpenStore(const std::string& dir, bool read_only = false) {
   StoreOptions options;
@@ -95,7 +91,8 @@ Balances BalancesOfJson(const std::string& text) {
   const json out = json::parse(text, nullptr, false);
   EXPECT_TRUE(out.is_object() && out["accounts"].is_array()) << text;
   if (!out.is_object() || !out["accounts"].is_array()) return balances;
-  for (const json& line : out["accounts"]) balances[line["account"].get<std::string>()] = line["balance_minor"].get<int64_t>();
+  for (const json& line : out["accounts"])
+    balances[line["account"].get<std::string>()] = line["balance_minor"].get<int64_t>();
   EXPECT_EQ(out["sum_by_unit"]["CNY"], 0);
   EXPECT_EQ(out["sum_by_unit"]["POINTS"], 0);
   return balances;
@@ -168,7 +165,8 @@ const PhasedHistory& TheHistory() {
       };
       const size_t end = phase == kPhases - 1 ? commands.size() : commands.size() * (phase + 1) / kPhases;
       while (next < end) {
-        const size_t group = std::min<size_t>(end - next, std::uniform_int_distribution<size_t>(1, 40)(random));
+        const size_t group =
+            std::min<size_t>(end - next, std::uniform_int_distribution<size_t>(1, 40)(random));
         for (size_t i = 0; i < group; ++i) ledger.Stage(commands[next++]);
         EXPECT_TRUE(ledger.CommitGroup().ok());
         if (built->cuts.empty() || built->cuts.back().sequence != ledger.last_sequence()) record_cut(false);
@@ -244,7 +242,8 @@ TEST_F(Replaying, LedgerReplayVerifiesAnUntouchedHistory) {
 
   // Rebuilt into a folder, the balances read there are exactly the live ones.
   const std::string out = scratch.path() + "/rebuilt";
-  const Outcome rebuilt = RunLedger(scratch.path(), {"replay", "--data", h.data, "--pubkey", h.pubkey, "--out", out, "--json"});
+  const Outcome rebuilt =
+      RunLedger(scratch.path(), {"replay", "--data", h.data, "--pubkey", h.pubkey, "--out", out, "--json"});
   ASSERT_EQ(rebuilt.exit_code, 0) << Describe(rebuilt);
   const Outcome live_balances = RunLedger(scratch.path(), {"balance", "--data", h.data, "--all", "--json"});
   const Outcome rebuilt_balances = RunLedger(scratch.path(), {"balance", "--data", out, "--all", "--json"});
@@ -302,8 +301,9 @@ TEST_F(Replaying, CutAtAnyCommittedSequenceEqualsTheLiveStateThen) {
       ASSERT_TRUE(report.ok() && report->ok());
       EXPECT_EQ(*replay::StateDigest(*target), cut.digest);
     }
-    const Outcome run = RunLedger(scratch.path(), {"replay", "--data", h.data, "--to-seq", std::to_string(cut.sequence),
-                                                   "--pubkey", h.pubkey, "--out", out, "--json"});
+    const Outcome run =
+        RunLedger(scratch.path(), {"replay", "--data", h.data, "--to-seq", std::to_string(cut.sequence),
+                                   "--pubkey", h.pubkey, "--out", out, "--json"});
     ASSERT_EQ(run.exit_code, 0) << Describe(run);
     const json report = json::parse(run.out, nullptr, false);
     ASSERT_TRUE(report.is_object()) << Describe(run);
@@ -317,13 +317,14 @@ TEST_F(Replaying, CutAtAnyCommittedSequenceEqualsTheLiveStateThen) {
   }
 }
 
-// `ledger balance --as-of TIME` (ledger time): at each phase's clock, a moment inside the gap after it, and just
-// before the next phase, the balances are those the ledger held at the end of that phase.
+// `ledger balance --as-of TIME` (ledger time): at each phase's clock, a moment inside the gap after it, and
+// just before the next phase, the balances are those the ledger held at the end of that phase.
 TEST_F(Replaying, BalanceAsOfEqualsTheBalancesRecordedAtThatTime) {
   const PhasedHistory& h = history();
   ScratchDir scratch;
   auto as_of = [&](int64_t at) {
-    const Outcome run = RunLedger(scratch.path(), {"balance", "--data", h.data, "--all", "--as-of", testing::At(at), "--json"});
+    const Outcome run = RunLedger(
+        scratch.path(), {"balance", "--data", h.data, "--all", "--as-of", testing::At(at), "--json"});
     EXPECT_EQ(run.exit_code, 0) << Describe(run);
     return BalancesOfJson(run.out);
   };
@@ -340,7 +341,8 @@ TEST_F(Replaying, BalanceAsOfEqualsTheBalancesRecordedAtThatTime) {
   }
   // One account, as of the first phase, and the library's as_of_ns cut agrees with the recorded state.
   const std::string account = h.phase_balances[0].rbegin()->first;
-  const Outcome one = RunLedger(scratch.path(), {"balance", "--data", h.data, account, "--as-of", testing::At(h.phase_now[0]), "--json"});
+  const Outcome one = RunLedger(scratch.path(), {"balance", "--data", h.data, account, "--as-of",
+                                                 testing::At(h.phase_now[0]), "--json"});
   ASSERT_EQ(one.exit_code, 0) << Describe(one);
   const json line = json::parse(one.out, nullptr, false);
   ASSERT_TRUE(line.is_object()) << one.out;
@@ -358,7 +360,8 @@ TEST_F(Replaying, BalanceAsOfEqualsTheBalancesRecordedAtThatTime) {
     ASSERT_TRUE(report.ok() && report->ok());
     EXPECT_EQ(report->last_sequence, h.phase_last[phase]);
     EXPECT_EQ(BalancesOf(*target), h.phase_balances[phase]);
-    const auto cut = std::find_if(h.cuts.begin(), h.cuts.end(), [&](const Cut& c) { return c.sequence == h.phase_last[phase]; });
+    const auto cut = std::find_if(h.cuts.begin(), h.cuts.end(),
+                                  [&](const Cut& c) { return c.sequence == h.phase_last[phase]; });
     ASSERT_NE(cut, h.cuts.end());
     EXPECT_EQ(*replay::StateDigest(*target), cut->digest);
   }

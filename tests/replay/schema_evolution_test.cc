@@ -1,46 +1,53 @@
-// Goal: history written by an earlier build stays readable and replays to the same state. Auditors replay years
-// of records, so the code of today must fold the events of schema version 1 into the same balances and
+// Goal: history written by an earlier build stays readable and replays to the same state. Auditors replay
+// years of records, so the code of today must fold the events of schema version 1 into the same balances and
 // projection records, keep their hash chain valid and accept the checkpoints signed back then.
 //
-// The fixture (tests/replay/fixtures/schema_v1/) was written ONCE by DISABLED_WriteFixture below, built from the
-// committed tree of the time (schema_version 1; see expected.json "generated_by"), and is committed as data:
-//   events.bin          the raw event records: a magic line, then per event [u64 BE sequence][u32 BE length][record]
-//                       (not a RocksDB folder: the format of the records is what is under test, not RocksDB's)
+// The fixture (tests/replay/fixtures/schema_v1/) was written ONCE by DISABLED_WriteFixture below, built from
+// the committed tree of the time (schema_version 1; see expected.json "generated_by"), and is committed as
+// data:
+//   events.bin          the raw event records: a magic line, then per event [u64 BE sequence][u32 BE
+//   length][record]
+//                       (not a RocksDB folder: the format of the records is what is under test, not
+//                       RocksDB's)
 //   expected.json       chain head, state digest, per-projector digests, every balance, counts
 //   ledger-signing.pub  the public key of the checkpoints in it (the private key was thrown away)
 // Do NOT regenerate it to make this test pass: a failure means old records no longer replay as they did.
 // Regenerate only for a new schema version, into a new folder (schema_v2/), keeping the old one.
 //
 // Schema-change rules (schemas/events.fbs) that keep this test green:
-//  - FlatBuffers tables: add new fields only at the end; never remove, reorder, reuse or retype a field (a field
-//    no longer written stays in the schema, deprecated); defaults never change (absent fields read as defaults).
-//  - The Payload union: new members only at the end; never reorder or remove one. Enums: new values at the end.
-//  - A change in the meaning of a record bumps EventBody.schema_version, and the projectors keep folding the old
+//  - FlatBuffers tables: add new fields only at the end; never remove, reorder, reuse or retype a field (a
+//  field
+//    no longer written stays in the schema, deprecated); defaults never change (absent fields read as
+//    defaults).
+//  - The Payload union: new members only at the end; never reorder or remove one. Enums: new values at the
+//  end.
+//  - A change in the meaning of a record bumps EventBody.schema_version, and the projectors keep folding the
+//  old
 //    version as before.
 //  - Projectors are pure folds of events: changing how an existing projector folds an old event changes its
 //    digest and breaks every old checkpoint. A new projector adds a digest (old checkpoints do not name it).
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "ledger/command.h"
-#include "events/event.h"
-#include "ledger/ledger.h"
 #include "core/signing.h"
+#include "core/time.h"
+#include "events/event.h"
+#include "ledger/command.h"
+#include "ledger/ledger.h"
+#include "projections/projector.h"
+#include "replay/replay.h"
+#include "state/records.h"
 #include "storage/store.h"
 #include "storage/testing.h"
-#include "core/time.h"
-#include "projections/projector.h"
-#include "state/records.h"
-#include "replay/replay.h"
 #include "support/test_support.h"
 
 #ifndef LEDGER_REPLAY_FIXTURES
@@ -149,7 +156,8 @@ std::unique_ptr<Store> OpenFreshStore(const std::string& dir) {
 TEST(SchemaEvolution, Version1HistoryReplaysToTheSameStateWithTodaysCode) {
   const json expected = json::parse(ReadFile(kFixtureDir + "/expected.json"), nullptr, false);
   ASSERT_FALSE(expected.is_discarded()) << "cannot read " << kFixtureDir << "/expected.json";
-  const std::vector<std::pair<uint64_t, std::string>> records = DecodeRecords(ReadFile(kFixtureDir + "/events.bin"));
+  const std::vector<std::pair<uint64_t, std::string>> records =
+      DecodeRecords(ReadFile(kFixtureDir + "/events.bin"));
   ASSERT_EQ(records.size(), expected["events"].get<size_t>());
 
   // Every record decodes with today's schema, says version 1, and prints as JSON.
@@ -164,18 +172,20 @@ TEST(SchemaEvolution, Version1HistoryReplaysToTheSameStateWithTodaysCode) {
   }
   // The fixture exercises every payload type of version 1.
   const std::set<std::string> all_v1_types = {
-      "AccountOpened",   "MerchantOpened",   "FundsDeposited",  "PointsAwarded",   "CouponIssued",
-      "CustomerLimitSet", "PaymentCaptured", "PointsDeducted",  "CouponRedeemed",  "PaymentReversed",
-      "PaymentRefunded", "CommandRejected",  "CheckpointRecorded"};
+      "AccountOpened",    "MerchantOpened",  "FundsDeposited",    "PointsAwarded",  "CouponIssued",
+      "CustomerLimitSet", "PaymentCaptured", "PointsDeducted",    "CouponRedeemed", "PaymentReversed",
+      "PaymentRefunded",  "CommandRejected", "CheckpointRecorded"};
   EXPECT_EQ(types, all_v1_types);
 
   // Load the records as they were stored, into a fresh store, through the raw event API.
   TempDir dir;
   std::unique_ptr<Store> source = OpenFreshStore(dir.path() + "/source");
   ASSERT_NE(source, nullptr);
-  for (const auto& [sequence, record] : records) ASSERT_TRUE(testing::TEST_PutEventRaw(*source, sequence, record).ok());
+  for (const auto& [sequence, record] : records)
+    ASSERT_TRUE(testing::TEST_PutEventRaw(*source, sequence, record).ok());
 
-  Result<std::unique_ptr<SignatureVerifier>> verifier = SignatureVerifier::FromPemFile(kFixtureDir + "/ledger-signing.pub");
+  Result<std::unique_ptr<SignatureVerifier>> verifier =
+      SignatureVerifier::FromPemFile(kFixtureDir + "/ledger-signing.pub");
   ASSERT_TRUE(verifier.ok()) << verifier.status().ToString();
   std::unique_ptr<Store> target = OpenFreshStore(dir.path() + "/rebuilt");
   ASSERT_NE(target, nullptr);
@@ -185,7 +195,8 @@ TEST(SchemaEvolution, Version1HistoryReplaysToTheSameStateWithTodaysCode) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   // The checkpoints signed by the old build verify (signature, chain head, and the digests of the projectors
   // they name) — also after projectors were added since.
-  EXPECT_TRUE(report->ok()) << "first bad sequence " << report->first_bad_sequence.value_or(0) << ": " << report->problem;
+  EXPECT_TRUE(report->ok()) << "first bad sequence " << report->first_bad_sequence.value_or(0) << ": "
+                            << report->problem;
   EXPECT_EQ(report->events_read, records.size());
   EXPECT_EQ(report->last_sequence, expected["last_sequence"].get<uint64_t>());
   EXPECT_EQ(ToHex(report->chain_head), expected["chain_head"].get<std::string>());
@@ -195,7 +206,8 @@ TEST(SchemaEvolution, Version1HistoryReplaysToTheSameStateWithTodaysCode) {
 
   // Every balance as the old build computed it, and nothing else.
   std::map<std::string, int64_t> expected_balances;
-  for (const auto& [account, balance] : expected["balances"].items()) expected_balances[account] = balance.get<int64_t>();
+  for (const auto& [account, balance] : expected["balances"].items())
+    expected_balances[account] = balance.get<int64_t>();
   EXPECT_EQ(Balances(*target), expected_balances);
 
   // Each projector of the old build rebuilds to the same digest. Projectors added since are new digests.
@@ -205,7 +217,8 @@ TEST(SchemaEvolution, Version1HistoryReplaysToTheSameStateWithTodaysCode) {
   for (const NamedDigest& digest : *digests) now_by_name[digest.name] = ToHex(digest.digest);
   for (const auto& [name, digest] : expected["projection_digests"].items()) {
     ASSERT_TRUE(now_by_name.count(name)) << "projector '" << name << "' of schema version 1 is gone";
-    EXPECT_EQ(now_by_name[name], digest.get<std::string>()) << "projector '" << name << "' folds old events differently";
+    EXPECT_EQ(now_by_name[name], digest.get<std::string>())
+        << "projector '" << name << "' folds old events differently";
   }
   // The whole state column family, leaving out only the records of projectors added since.
   std::vector<std::string> added_prefixes;
@@ -250,8 +263,8 @@ const char* const kPhaseA[] = {
     R"({"type":"reverse","command_id":"M2:ORD4:rev","merchant":"M2","merchant_order_no":"ORD4","reason":"timeout","occurred_at":"2026-11-25T10:16:00+08:00"})",
     R"({"type":"refund","command_id":"M1:RF1","merchant":"M1","merchant_order_no":"ORD1","refund_no":"RF1","amount_minor":5000,"occurred_at":"2026-11-25T11:00:00+08:00"})",
     R"({"type":"refund","command_id":"M1:RF3","merchant":"M1","merchant_order_no":"ORD2","refund_no":"RF3","amount_minor":10000,"occurred_at":"2026-11-25T11:05:00+08:00"})",
-    // Rejections: unknown account, insufficient funds, a used coupon, a customer's own sms limit, a refund above
-    // what is left, an account opened twice, an unknown channel (MALFORMED_COMMAND).
+    // Rejections: unknown account, insufficient funds, a used coupon, a customer's own sms limit, a refund
+    // above what is left, an account opened twice, an unknown channel (MALFORMED_COMMAND).
     R"({"type":"deposit","command_id":"d9","account":"C9:debit","amount_minor":5})",
     R"({"type":"pay","command_id":"M1:ORD7","merchant":"M1","merchant_order_no":"ORD7","customer":"C2","funding":"own_account","account":"C2:debit","channel":"b2c_pc","medium":"u_shield","order_amount_minor":9000000,"occurred_at":"2026-11-25T11:10:00+08:00"})",
     R"({"type":"pay","command_id":"M1:ORD8","merchant":"M1","merchant_order_no":"ORD8","customer":"C1","funding":"own_account","account":"C1:debit","channel":"b2c_pc","medium":"u_shield","order_amount_minor":9000,"coupon":"CP1","occurred_at":"2026-11-25T11:15:00+08:00"})",
@@ -275,7 +288,8 @@ TEST(SchemaEvolution, DISABLED_WriteFixture) {
   ASSERT_NE(out_env, nullptr) << "set LEDGER_FIXTURE_OUT to the fixture folder to write";
   const std::string out = out_env;
   std::error_code error;
-  ASSERT_TRUE(!std::filesystem::exists(out, error) || std::filesystem::is_empty(out, error)) << out << " is not empty";
+  ASSERT_TRUE(!std::filesystem::exists(out, error) || std::filesystem::is_empty(out, error))
+      << out << " is not empty";
   std::filesystem::create_directories(out);
 
   TempDir dir;
@@ -316,7 +330,8 @@ TEST(SchemaEvolution, DISABLED_WriteFixture) {
                                [&](uint64_t sequence, std::string_view record) {
                                  records.emplace_back(sequence, std::string(record));
                                  Result<DecodedEvent> decoded = DecodeEventRecord(record);
-                                 checkpoints += decoded->body->payload_type() == fb::Payload::CheckpointRecorded;
+                                 checkpoints +=
+                                     decoded->body->payload_type() == fb::Payload::CheckpointRecorded;
                                  head = decoded->hash;
                                  return true;
                                })
@@ -327,7 +342,8 @@ TEST(SchemaEvolution, DISABLED_WriteFixture) {
 
   nlohmann::ordered_json expected;
   expected["schema_version"] = kSchemaVersion;
-  expected["generated_by"] = std::getenv("LEDGER_FIXTURE_COMMIT") ? std::getenv("LEDGER_FIXTURE_COMMIT") : "unknown";
+  expected["generated_by"] =
+      std::getenv("LEDGER_FIXTURE_COMMIT") ? std::getenv("LEDGER_FIXTURE_COMMIT") : "unknown";
   expected["events"] = records.size();
   expected["last_sequence"] = records.back().first;
   expected["checkpoints"] = checkpoints;

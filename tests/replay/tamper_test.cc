@@ -1,28 +1,31 @@
 // Goal: tampering with the history is caught. An attacker with disk access changes ONE thing in the `events`
-// column family through the Store API (or forges a record on ledger.events), and the audit — replay::Replay with
-// the ledger's public key, then (after a full replay) the rebuilt state compared with the live store, exactly
-// what `ledger replay --pubkey` does — must report it and name the right first bad sequence. 100% of the trials
-// must be detected.
+// column family through the Store API (or forges a record on ledger.events), and the audit — replay::Replay
+// with the ledger's public key, then (after a full replay) the rebuilt state compared with the live store,
+// exactly what `ledger replay --pubkey` does — must report it and name the right first bad sequence. 100% of
+// the trials must be detected.
 //
 // What the design guarantees, by kind of change (README: Audit; docs/DECISIONS.md: checkpoints are events):
 //  - A flipped byte, a deleted event, two swapped events: the record at that sequence fails to decode, or its
-//    hash, prev_hash, key or body sequence does not match, or its envelope is not the layout the ledger writes:
-//    first bad sequence = the changed one. Deleting the newest event leaves a valid shorter chain: the
-//    live-state comparison catches it (the live projections say they applied the missing event).
-//  - A forgery with a correctly recomputed chain (the attacker decodes a body, changes an amount, re-encodes it
-//    and re-chains every later event with EncodeEventRecord) is hash-consistent. Without the private key it can
-//    not carry a valid checkpoint: the FIRST CHECKPOINT AFTER the change names the old chain head (or, when the
-//    attacker patched the head in, its signature fails; or it is signed by another key): first bad sequence =
-//    that checkpoint's sequence. A change after the last checkpoint is covered by no signature: only the
-//    comparison of the rebuilt state with the live store catches it (report ok, live state differs). The same
-//    holds for a rewritten tail (an event removed and the rest renumbered and re-chained, or a truncated tail):
-//    the first checkpoint after the change no longer covers the sequence before it (first bad sequence = its new
-//    position), and without one the live state differs.
+//    hash, prev_hash, key or body sequence does not match, or its envelope is not the layout the ledger
+//    writes: first bad sequence = the changed one. Deleting the newest event leaves a valid shorter chain:
+//    the live-state comparison catches it (the live projections say they applied the missing event).
+//  - A forgery with a correctly recomputed chain (the attacker decodes a body, changes an amount, re-encodes
+//  it
+//    and re-chains every later event with EncodeEventRecord) is hash-consistent. Without the private key it
+//    can not carry a valid checkpoint: the FIRST CHECKPOINT AFTER the change names the old chain head (or,
+//    when the attacker patched the head in, its signature fails; or it is signed by another key): first bad
+//    sequence = that checkpoint's sequence. A change after the last checkpoint is covered by no signature:
+//    only the comparison of the rebuilt state with the live store catches it (report ok, live state differs).
+//    The same holds for a rewritten tail (an event removed and the rest renumbered and re-chained, or a
+//    truncated tail): the first checkpoint after the change no longer covers the sequence before it (first
+//    bad sequence = its new position), and without one the live state differs.
 //  - A forged checkpoint (any field changed, re-chained after): its signature fails: first bad = it.
-//  - A re-chained history may also stop folding before that checkpoint (postings that do not balance, a refund
+//  - A re-chained history may also stop folding before that checkpoint (postings that do not balance, a
+//  refund
 //    of a payment the attacker removed, a balance overflowing): the audit must report that event (a first bad
 //    sequence between the change and the checkpoint), never die.
-//  - On ledger.events, records produced by anyone but the publisher carry no ledger.sequence header and read as
+//  - On ledger.events, records produced by anyone but the publisher carry no ledger.sequence header and read
+//  as
 //    sequence 0 ("out of order") where they appear; a topic filled from a tampered store behaves as above.
 // An attacker who also rewrites the `state` column family to match a forged tail, and the topic, is beyond an
 // audit of one copy: that is what frequent, published checkpoints bound.
@@ -30,15 +33,13 @@
 // Most trials use the library (fast); a handful run `ledger replay` itself. LEDGER_TEST_SCALE scales the
 // trial count (never below 200 in all).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -47,6 +48,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -54,17 +56,17 @@
 #include <thread>
 #include <vector>
 
-#include "ledger/command.h"
+#include "bench/workload.h"
+#include "core/signing.h"
+#include "core/time.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
+#include "ledger/command.h"
 #include "ledger/ledger.h"
-#include "core/signing.h"
+#include "replay/replay.h"
 #include "storage/store.h"
 #include "storage/testing.h"
-#include "core/time.h"
-#include "replay/replay.h"
 #include "support/test_support.h"
-#include "bench/workload.h"
 
 extern char** environ;
 
@@ -77,14 +79,12 @@ using nlohmann::json;
 // How long one `ledger` run may take (ASan included) before the test kills it.
 constexpr auto kRunTimeout = std::chrono::seconds(120);
 constexpr int64_t kPublishDeadlineMs = 60'000;
-constexpr int kExitNotVerified = 5;  // `ledger replay`: the history or the rebuilt state does not verify
+constexpr int kExitNotVerified = 5;    // `ledger replay`: the history or the rebuilt state does not verify
 constexpr int kKafkaPollIdleMax = 60;  // polls of 500 ms without a record before a Kafka read gives up
 
 using testing::ScratchDir;
 
-
 using testing::Scale;
-
 
 using testing::ReadFile;
 
@@ -94,8 +94,6 @@ using testing::ReadFile;
 using Outcome = testing::ProgramRun;
 using testing::Describe;
 using testing::RunLedger;
-
-
 
 // ---------------------------------------------------------------------------------------------------------
 // Stores and the audit.
@@ -134,14 +132,17 @@ class MemoryStore final : public Store {
     if (events_.empty()) return std::optional<std::pair<uint64_t, std::string>>();
     return std::optional<std::pair<uint64_t, std::string>>(*events_.rbegin());
   }
-  Status ScanEvents(uint64_t from, uint64_t to, const std::function<bool(uint64_t, std::string_view)>& fn) const override {
+  Status ScanEvents(uint64_t from, uint64_t to,
+                    const std::function<bool(uint64_t, std::string_view)>& fn) const override {
     for (auto it = events_.lower_bound(from); it != events_.end() && it->first <= to; ++it) {
       if (!fn(it->first, it->second)) break;
     }
     return Status::Ok();
   }
-  Status ScanState(std::string_view prefix, const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    for (auto it = state_.lower_bound(prefix); it != state_.end() && std::string_view(it->first).starts_with(prefix); ++it) {
+  Status ScanState(std::string_view prefix,
+                   const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    for (auto it = state_.lower_bound(prefix);
+         it != state_.end() && std::string_view(it->first).starts_with(prefix); ++it) {
       if (!fn(it->first, it->second)) break;
     }
     return Status::Ok();
@@ -199,11 +200,12 @@ struct Audit {
   }
 };
 
-// The audit `ledger replay --pubkey` runs: replay every event of `source` into a fresh store (in `target_dir`,
-// or in memory when it is empty), checking chain and checkpoints; after a full replay that verified, compare
-// the rebuilt state with the live state (`live_digest`). No gtest assertions: it also runs in a child process.
-Audit RunAudit(const replay::EventSource& source, const Digest& live_digest, const SignatureVerifier& verifier,
-               const std::string& target_dir) {
+// The audit `ledger replay --pubkey` runs: replay every event of `source` into a fresh store (in
+// `target_dir`, or in memory when it is empty), checking chain and checkpoints; after a full replay that
+// verified, compare the rebuilt state with the live state (`live_digest`). No gtest assertions: it also runs
+// in a child process.
+Audit RunAudit(const replay::EventSource& source, const Digest& live_digest,
+               const SignatureVerifier& verifier, const std::string& target_dir) {
   Audit audit;
   std::unique_ptr<Store> target;
   if (target_dir.empty()) {
@@ -359,7 +361,8 @@ Audit AuditInChild(const std::vector<std::pair<uint64_t, std::string>>& records,
 }
 
 // The records of ledger.events partition `partition` from the beginning to its high watermark, each with the
-// sequence `ledger replay --source kafka` gives it: its ledger.sequence header, or 0 for a record without one.
+// sequence `ledger replay --source kafka` gives it: its ledger.sequence header, or 0 for a record without
+// one.
 std::vector<std::pair<uint64_t, std::string>> ReadPartition(const std::string& brokers, uint32_t partition) {
   std::vector<std::pair<uint64_t, std::string>> records;
   Result<std::unique_ptr<kafka::PartitionReader>> reader =
@@ -395,14 +398,14 @@ std::vector<std::pair<uint64_t, std::string>> ReadPartition(const std::string& b
 
 struct History {
   std::unique_ptr<ScratchDir> root;
-  std::string data;         // the closed store folder
-  std::string pubkey;       // the ledger's public key
-  std::string attacker_key; // another key pair's private key (the attacker's own)
+  std::string data;          // the closed store folder
+  std::string pubkey;        // the ledger's public key
+  std::string attacker_key;  // another key pair's private key (the attacker's own)
   std::unique_ptr<SignatureVerifier> verifier;
   std::unique_ptr<Signer> attacker;
-  std::vector<std::string> records;  // records[s - 1] = the record of sequence s
-  std::vector<Digest> hashes;        // hashes[s - 1]
-  std::vector<uint64_t> checkpoints;  // sequences of CheckpointRecorded events, ascending
+  std::vector<std::string> records;    // records[s - 1] = the record of sequence s
+  std::vector<Digest> hashes;          // hashes[s - 1]
+  std::vector<uint64_t> checkpoints;   // sequences of CheckpointRecorded events, ascending
   std::vector<uint64_t> money_events;  // events with two postings in one unit (forgeable amounts)
   uint64_t last = 0;
   uint64_t final_checkpoint = 0;
@@ -426,19 +429,28 @@ using testing::Parse;
 
 std::vector<std::unique_ptr<fb::PostingT>>* PostingsOfT(fb::EventBodyT& body) {
   switch (body.payload.type) {
-    case fb::Payload::FundsDeposited: return &body.payload.AsFundsDeposited()->postings;
-    case fb::Payload::PointsAwarded: return &body.payload.AsPointsAwarded()->postings;
-    case fb::Payload::PaymentCaptured: return &body.payload.AsPaymentCaptured()->postings;
-    case fb::Payload::PointsDeducted: return &body.payload.AsPointsDeducted()->postings;
-    case fb::Payload::CouponRedeemed: return &body.payload.AsCouponRedeemed()->postings;
-    case fb::Payload::PaymentReversed: return &body.payload.AsPaymentReversed()->postings;
-    case fb::Payload::PaymentRefunded: return &body.payload.AsPaymentRefunded()->postings;
-    default: return nullptr;
+    case fb::Payload::FundsDeposited:
+      return &body.payload.AsFundsDeposited()->postings;
+    case fb::Payload::PointsAwarded:
+      return &body.payload.AsPointsAwarded()->postings;
+    case fb::Payload::PaymentCaptured:
+      return &body.payload.AsPaymentCaptured()->postings;
+    case fb::Payload::PointsDeducted:
+      return &body.payload.AsPointsDeducted()->postings;
+    case fb::Payload::CouponRedeemed:
+      return &body.payload.AsCouponRedeemed()->postings;
+    case fb::Payload::PaymentReversed:
+      return &body.payload.AsPaymentReversed()->postings;
+    case fb::Payload::PaymentRefunded:
+      return &body.payload.AsPaymentRefunded()->postings;
+    default:
+      return nullptr;
   }
 }
 
 // Indexes (i, j) of two postings in one unit, or nullopt.
-std::optional<std::pair<size_t, size_t>> SameUnitPair(const std::vector<std::unique_ptr<fb::PostingT>>& postings) {
+std::optional<std::pair<size_t, size_t>> SameUnitPair(
+    const std::vector<std::unique_ptr<fb::PostingT>>& postings) {
   for (size_t i = 0; i < postings.size(); ++i) {
     for (size_t j = i + 1; j < postings.size(); ++j) {
       if (postings[i]->unit == postings[j]->unit) return std::make_pair(i, j);
@@ -494,7 +506,9 @@ const History& TheHistory() {
       // The uncovered tail: an account and 40 deposits after the last checkpoint.
       built->tail_account = "TAILC:debit";
       ledger.Stage(Parse(testing::OpenAccount("tail-a", "TAILC").dump()));
-      for (int i = 1; i <= 40; ++i) ledger.Stage(Parse(testing::Deposit("tail-d" + std::to_string(i), built->tail_account, 1000 + i).dump()));
+      for (int i = 1; i <= 40; ++i)
+        ledger.Stage(
+            Parse(testing::Deposit("tail-d" + std::to_string(i), built->tail_account, 1000 + i).dump()));
       EXPECT_TRUE(ledger.CommitGroup().ok());
     }
     std::unique_ptr<Store> store = OpenStore(built->data, true);
@@ -510,7 +524,8 @@ const History& TheHistory() {
                                    }
                                    std::unique_ptr<fb::EventBodyT> body(decoded->body->UnPack());
                                    std::vector<std::unique_ptr<fb::PostingT>>* postings = PostingsOfT(*body);
-                                   if (postings != nullptr && SameUnitPair(*postings)) built->money_events.push_back(sequence);
+                                   if (postings != nullptr && SameUnitPair(*postings))
+                                     built->money_events.push_back(sequence);
                                    return true;
                                  })
                     .ok());
@@ -528,13 +543,20 @@ enum class Kind { kFlipByte, kDelete, kSwap, kForgeCovered, kForgeUncovered, kRe
 
 const char* KindName(Kind kind) {
   switch (kind) {
-    case Kind::kFlipByte: return "flip a byte";
-    case Kind::kDelete: return "delete an event";
-    case Kind::kSwap: return "swap two events";
-    case Kind::kForgeCovered: return "re-chained forgery before a checkpoint";
-    case Kind::kForgeUncovered: return "re-chained forgery after the last checkpoint";
-    case Kind::kRewriteTail: return "rewrite/truncate the tail, re-hashed";
-    case Kind::kForgeCheckpoint: return "forge a checkpoint, re-chained";
+    case Kind::kFlipByte:
+      return "flip a byte";
+    case Kind::kDelete:
+      return "delete an event";
+    case Kind::kSwap:
+      return "swap two events";
+    case Kind::kForgeCovered:
+      return "re-chained forgery before a checkpoint";
+    case Kind::kForgeUncovered:
+      return "re-chained forgery after the last checkpoint";
+    case Kind::kRewriteTail:
+      return "rewrite/truncate the tail, re-hashed";
+    case Kind::kForgeCheckpoint:
+      return "forge a checkpoint, re-chained";
   }
   return "?";
 }
@@ -545,7 +567,8 @@ struct Expectation {
   std::optional<uint64_t> first_bad;
   // Set for re-chained changes: the history from `earliest` on is hash-consistent but may no longer fold (a
   // refund of a payment the attacker removed, ...); refusing such an event is also a correct detection, so a
-  // first bad sequence in [earliest, first_bad] (or, without a checkpoint after, any >= earliest) is accepted.
+  // first bad sequence in [earliest, first_bad] (or, without a checkpoint after, any >= earliest) is
+  // accepted.
   uint64_t earliest = 0;
   std::string what;
   std::vector<uint64_t> touched;  // the sequences whose records were changed, written or deleted
@@ -555,9 +578,9 @@ uint64_t Pick(std::mt19937_64& random, uint64_t low, uint64_t high) {
   return std::uniform_int_distribution<uint64_t>(low, high)(random);
 }
 
-// Re-encodes `bodies` as sequences from, from+1, ... chained after `prev`; optionally patches every checkpoint's
-// chain head to the new chain (how == 1) and re-signs it with the attacker's key (how == 2: with the attacker's
-// key id; how == 3: claiming the ledger's key id).
+// Re-encodes `bodies` as sequences from, from+1, ... chained after `prev`; optionally patches every
+// checkpoint's chain head to the new chain (how == 1) and re-signs it with the attacker's key (how == 2: with
+// the attacker's key id; how == 3: claiming the ledger's key id).
 std::vector<std::pair<uint64_t, std::string>> Rechain(const History& history,
                                                       std::vector<std::unique_ptr<fb::EventBodyT>>& bodies,
                                                       uint64_t from, Digest prev, int how) {
@@ -615,8 +638,9 @@ void ChangeAmount(fb::EventBodyT& body, int64_t delta) {
 }
 
 // Makes one change of `kind` in `store` (a copy of the history) and says what the audit must find.
-// `unbalanced_forgeries`: let one in five forgeries break an event's balance (off for the Kafka scenarios, which
-// test the transport; LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying covers such histories).
+// `unbalanced_forgeries`: let one in five forgeries break an event's balance (off for the Kafka scenarios,
+// which test the transport; LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying covers such
+// histories).
 Expectation Tamper(const History& history, Kind kind, Store& store, std::mt19937_64& random,
                    bool unbalanced_forgeries = true) {
   Expectation expect;
@@ -630,7 +654,8 @@ Expectation Tamper(const History& history, Kind kind, Store& store, std::mt19937
       EXPECT_TRUE(testing::TEST_PutEventRaw(store, s, record).ok());
       expect.touched = {s};
       expect.first_bad = s;
-      expect.what = "byte " + std::to_string(at) + " of " + std::to_string(record.size()) + " of event " + std::to_string(s);
+      expect.what = "byte " + std::to_string(at) + " of " + std::to_string(record.size()) + " of event " +
+                    std::to_string(s);
       break;
     }
     case Kind::kDelete: {
@@ -675,10 +700,13 @@ Expectation Tamper(const History& history, Kind kind, Store& store, std::mt19937
       expect.earliest = s;
       const uint64_t checkpoint = history.CheckpointAfter(s);
       if (checkpoint != 0) expect.first_bad = checkpoint;
-      expect.what = std::string(unbalanced ? "unbalanced " : "") + "amount changed in event " + std::to_string(s) +
-                    ", re-chained (checkpoints: " +
-                    (how == 0 ? "untouched" : how == 1 ? "head patched" : how == 2 ? "re-signed by another key"
-                                                                                    : "re-signed, claiming the key") + ")";
+      expect.what = std::string(unbalanced ? "unbalanced " : "") + "amount changed in event " +
+                    std::to_string(s) + ", re-chained (checkpoints: " +
+                    (how == 0   ? "untouched"
+                     : how == 1 ? "head patched"
+                     : how == 2 ? "re-signed by another key"
+                                : "re-signed, claiming the key") +
+                    ")";
       break;
     }
     case Kind::kRewriteTail: {
@@ -712,13 +740,15 @@ Expectation Tamper(const History& history, Kind kind, Store& store, std::mt19937
       fb::CheckpointRecordedT& checkpoint = *bodies[0]->payload.AsCheckpointRecorded();
       const uint64_t variant = Pick(random, 0, 3);
       if (variant == 0) checkpoint.signed_at_ns += 1;
-      if (variant == 1) checkpoint.digests[Pick(random, 0, checkpoint.digests.size() - 1)]->digest[Pick(random, 0, 31)] ^= 1;
+      if (variant == 1)
+        checkpoint.digests[Pick(random, 0, checkpoint.digests.size() - 1)]->digest[Pick(random, 0, 31)] ^= 1;
       if (variant == 2) checkpoint.signature[Pick(random, 0, checkpoint.signature.size() - 1)] ^= 0x80;
       if (variant == 3) checkpoint.shard += 1;
       WriteAll(store, Rechain(history, bodies, c, history.hash(c - 1), 0));
       for (uint64_t t = c; t <= last; ++t) expect.touched.push_back(t);
       expect.first_bad = c;
-      expect.what = "checkpoint " + std::to_string(c) + " forged (variant " + std::to_string(variant) + "), re-chained";
+      expect.what =
+          "checkpoint " + std::to_string(c) + " forged (variant " + std::to_string(variant) + "), re-chained";
       break;
     }
   }
@@ -743,8 +773,10 @@ Verdict Judge(const Audit& audit, const Expectation& expect, std::string* why) {
     if (!got) return Verdict::kWrongSequence;
     const uint64_t low = expect.earliest != 0 ? expect.earliest : *expect.first_bad;
     if (*got < low || *got > *expect.first_bad) {
-      *why += " (expected first bad " + (low == *expect.first_bad ? std::to_string(low)
-                                                                   : std::to_string(low) + ".." + std::to_string(*expect.first_bad)) + ")";
+      *why += " (expected first bad " +
+              (low == *expect.first_bad ? std::to_string(low)
+                                        : std::to_string(low) + ".." + std::to_string(*expect.first_bad)) +
+              ")";
       return Verdict::kWrongSequence;
     }
     return Verdict::kRight;
@@ -777,8 +809,9 @@ class Tampering : public ::testing::Test {
 
 TEST_F(Tampering, HistoryHasCheckpointsAndAnUncoveredTail) {
   const History& h = history();
-  std::printf("[ history  ] %llu events, %zu checkpoints (last at %llu)\n", static_cast<unsigned long long>(h.last),
-              h.checkpoints.size(), static_cast<unsigned long long>(h.final_checkpoint));
+  std::printf("[ history  ] %llu events, %zu checkpoints (last at %llu)\n",
+              static_cast<unsigned long long>(h.last), h.checkpoints.size(),
+              static_cast<unsigned long long>(h.final_checkpoint));
   EXPECT_GE(h.last, 2000u);
   EXPECT_GE(h.checkpoints.size(), 5u);
   EXPECT_GT(h.last, h.final_checkpoint + 20);  // the uncovered tail
@@ -786,7 +819,8 @@ TEST_F(Tampering, HistoryHasCheckpointsAndAnUncoveredTail) {
   // The untouched history verifies: no false alarm.
   ScratchDir dir;
   std::unique_ptr<Store> live = OpenStore(h.data, true);
-  const Audit audit = RunAudit(replay::StoreSource(*live), LiveDigest(*live), *h.verifier, dir.path() + "/rebuilt");
+  const Audit audit =
+      RunAudit(replay::StoreSource(*live), LiveDigest(*live), *h.verifier, dir.path() + "/rebuilt");
   EXPECT_TRUE(audit.report.ok()) << audit.Describe();
   EXPECT_EQ(audit.live_equal, true);
   EXPECT_EQ(audit.report.checkpoints_verified, h.checkpoints.size());
@@ -806,7 +840,8 @@ void Restore(const History& history, Store& store, const std::vector<uint64_t>& 
   ASSERT_TRUE(store
                   .ScanEvents(from, UINT64_MAX,
                               [&](uint64_t sequence, std::string_view record) {
-                                same = sequence == expected && expected <= history.last && record == history.record(sequence);
+                                same = sequence == expected && expected <= history.last &&
+                                       record == history.record(sequence);
                                 ++expected;
                                 return same;
                               })
@@ -826,12 +861,13 @@ TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
     Kind kind;
     int per_mille;
   };
-  const Share shares[] = {{Kind::kFlipByte, 300},     {Kind::kDelete, 120},         {Kind::kSwap, 120},
-                          {Kind::kForgeCovered, 160}, {Kind::kForgeUncovered, 100}, {Kind::kRewriteTail, 120},
+  const Share shares[] = {{Kind::kFlipByte, 300},       {Kind::kDelete, 120},
+                          {Kind::kSwap, 120},           {Kind::kForgeCovered, 160},
+                          {Kind::kForgeUncovered, 100}, {Kind::kRewriteTail, 120},
                           {Kind::kForgeCheckpoint, 80}};
-  constexpr int kBatch = 50;             // trials on one copy at most
+  constexpr int kBatch = 50;            // trials on one copy at most
   constexpr size_t kWrittenMax = 8000;  // records written (and restored) on one copy at most
-  constexpr int kShownPerKind = 5;  // failures printed per kind of change; the rest are counted
+  constexpr int kShownPerKind = 5;      // failures printed per kind of change; the rest are counted
   const int total = std::max(200, static_cast<int>(1000 * Scale()));
   const uint64_t seed = 20261125;
   std::mt19937_64 random(seed);
@@ -867,7 +903,8 @@ TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
       // A flipped byte, a deleted or swapped event is refused before anything is folded (or, deleting the
       // newest, leaves untouched events): those audits run here, on the store itself. A re-chained history is
       // folded by the projectors, and one that no longer folds could take the process down: in a child.
-      const bool rechained = share.kind != Kind::kFlipByte && share.kind != Kind::kDelete && share.kind != Kind::kSwap;
+      const bool rechained =
+          share.kind != Kind::kFlipByte && share.kind != Kind::kDelete && share.kind != Kind::kSwap;
       const Audit audit = rechained ? AuditInChild(ReadEvents(*working), live_digest, *h.verifier, err_path)
                                     : RunAudit(replay::StoreSource(*working), live_digest, *h.verifier, "");
       std::string why;
@@ -885,11 +922,12 @@ TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   int sums[4] = {0, 0, 0, 0};
-  std::printf("[ tamper   ] %-46s %6s %8s %7s %6s %5s\n", "kind of change", "trials", "detected", "(right)", "missed", "died");
+  std::printf("[ tamper   ] %-46s %6s %8s %7s %6s %5s\n", "kind of change", "trials", "detected", "(right)",
+              "missed", "died");
   for (const auto& [kind, counts] : tally) {
     const int detected = counts.verdicts[0] + counts.verdicts[1];
-    std::printf("[ tamper   ] %-46s %6d %8d %7d %6d %5d\n", KindName(kind), counts.trials, detected, counts.verdicts[0],
-                counts.verdicts[2], counts.verdicts[3]);
+    std::printf("[ tamper   ] %-46s %6d %8d %7d %6d %5d\n", KindName(kind), counts.trials, detected,
+                counts.verdicts[0], counts.verdicts[2], counts.verdicts[3]);
     for (int v = 0; v < 4; ++v) sums[v] += counts.verdicts[v];
     std::string shown;
     for (const std::string& line : counts.shown) shown += "\n  " + line;
@@ -897,17 +935,19 @@ TEST_F(Tampering, EveryChangeIsDetectedAtTheRightSequence) {
         << KindName(kind) << ": " << counts.trials - counts.verdicts[0] << " of " << counts.trials
         << " trials not reported as the design guarantees (seed " << seed << "); the first:" << shown;
   }
-  std::printf("[ tamper   ] %d trials (%d fresh copies of the store, %.1f s): %d detected (%d as designed), %d missed, "
-              "%d audits died\n",
-              trial, copies, seconds, sums[0] + sums[1], sums[0], sums[2], sums[3]);
+  std::printf(
+      "[ tamper   ] %d trials (%d fresh copies of the store, %.1f s): %d detected (%d as designed), %d "
+      "missed, "
+      "%d audits died\n",
+      trial, copies, seconds, sums[0] + sums[1], sums[0], sums[2], sums[3]);
   EXPECT_EQ(sums[2], 0) << "tampered histories verified as untouched";
   EXPECT_EQ(sums[3], 0) << "audits that died on a tampered history instead of reporting it";
   EXPECT_GE(trial, 200);
 }
 
-// Every byte of a stored record is covered: a flip at any position of an event record (the FlatBuffers envelope
-// included: offsets, vtable, padding) is reported at that event. Deterministic companion of the random flips
-// above, over three records: the first event, a payment and a checkpoint.
+// Every byte of a stored record is covered: a flip at any position of an event record (the FlatBuffers
+// envelope included: offsets, vtable, padding) is reported at that event. Deterministic companion of the
+// random flips above, over three records: the first event, a payment and a checkpoint.
 TEST_F(Tampering, AFlipAtAnyByteOfARecordIsReportedAtThatEvent) {
   const History& h = history();
   uint64_t payment = 0;
@@ -931,7 +971,8 @@ TEST_F(Tampering, AFlipAtAnyByteOfARecordIsReportedAtThatEvent) {
         ASSERT_TRUE(report.ok());
         flips += 1;
         if (report->first_bad_sequence != s) {
-          missed.push_back("event " + std::to_string(s) + " byte " + std::to_string(at) + " ^ " + std::to_string(mask));
+          missed.push_back("event " + std::to_string(s) + " byte " + std::to_string(at) + " ^ " +
+                           std::to_string(mask));
         }
         records[s - 1].second = original;
       }
@@ -939,9 +980,11 @@ TEST_F(Tampering, AFlipAtAnyByteOfARecordIsReportedAtThatEvent) {
   }
   std::string list;
   for (size_t i = 0; i < missed.size() && i < 20; ++i) list += "\n  " + missed[i];
-  EXPECT_TRUE(missed.empty()) << missed.size() << " of " << flips
-                              << " single-bit flips verified as untouched (the record envelope outside the hashed body "
-                                 "is not checked):" << list;
+  EXPECT_TRUE(missed.empty())
+      << missed.size() << " of " << flips
+      << " single-bit flips verified as untouched (the record envelope outside the hashed body "
+         "is not checked):"
+      << list;
 }
 
 // A handful through the program itself: `ledger replay --data D --pubkey P --json` exits 5 (not verified) and
@@ -961,15 +1004,16 @@ TEST_F(Tampering, LedgerReplayReportsTamperingAndExitsNotVerified) {
       expect = Tamper(h, kind, *store, random);
     }
     const Outcome run = RunLedger(scratch.path(), {"replay", "--data", data, "--pubkey", h.pubkey, "--json"});
-    EXPECT_EQ(run.exit_code, kExitNotVerified)
-        << KindName(kind) << ": " << expect.what << "\n" << Describe(run);
+    EXPECT_EQ(run.exit_code, kExitNotVerified) << KindName(kind) << ": " << expect.what << "\n"
+                                               << Describe(run);
     const json report = json::parse(run.out, nullptr, false);
     EXPECT_TRUE(report.is_object()) << Describe(run);
     if (!report.is_object()) continue;
     EXPECT_EQ(report["verified"], false) << expect.what;
     EXPECT_EQ(report["signatures_checked"], true);
     Audit audit;  // the program's report, judged like the library's
-    if (!report["first_bad_sequence"].is_null()) audit.report.first_bad_sequence = report["first_bad_sequence"].get<uint64_t>();
+    if (!report["first_bad_sequence"].is_null())
+      audit.report.first_bad_sequence = report["first_bad_sequence"].get<uint64_t>();
     audit.report.problem = report["problem"].get<std::string>();
     if (!report["live_state_equal"].is_null()) audit.live_equal = report["live_state_equal"].get<bool>();
     ExpectRight(audit, expect, std::string("ledger replay, ") + KindName(kind));
@@ -994,7 +1038,8 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
   ASSERT_NE(refund, 0u) << "the generated day has no refund before the last checkpoint";
   for (uint64_t s = 1; s < refund && payment == 0; ++s) {
     const fb::EventBody* body = DecodeEventRecord(h.record(s))->body;
-    if (body->payload_type() == fb::Payload::PaymentCaptured && body->payload_as_PaymentCaptured()->merchant()->str() == merchant &&
+    if (body->payload_type() == fb::Payload::PaymentCaptured &&
+        body->payload_as_PaymentCaptured()->merchant()->str() == merchant &&
         body->payload_as_PaymentCaptured()->merchant_order_no()->str() == order) {
       payment = s;
     }
@@ -1004,7 +1049,8 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
   uint64_t forged = 0;
   for (uint64_t s = 10; s < h.final_checkpoint && forged == 0; ++s) {
     const fb::EventBody* body = DecodeEventRecord(h.record(s))->body;
-    if (body->payload_type() == fb::Payload::FundsDeposited && body->payload_as_FundsDeposited()->postings()->size() == 2) {
+    if (body->payload_type() == fb::Payload::FundsDeposited &&
+        body->payload_as_FundsDeposited()->postings()->size() == 2) {
       forged = s;
     }
   }
@@ -1026,23 +1072,27 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
     std::function<void(Store&)> tamper;
   };
   const Case cases[] = {
-      {"payment " + std::to_string(payment) + " (refunded by " + std::to_string(refund) + ") removed, the rest renumbered",
+      {"payment " + std::to_string(payment) + " (refunded by " + std::to_string(refund) +
+           ") removed, the rest renumbered",
        payment, h.CheckpointAfter(payment) - 1,
        [&](Store& store) {
          std::vector<std::unique_ptr<fb::EventBodyT>> bodies = Bodies(h, payment + 1, h.last);
          WriteAll(store, Rechain(h, bodies, payment, h.hash(payment - 1), 0));
          ASSERT_TRUE(testing::TEST_DeleteEventRaw(store, h.last).ok());
        }},
-      {"one posting of deposit " + std::to_string(forged) + " raised: it no longer balances", forged, h.CheckpointAfter(forged),
-       forge_postings([](std::vector<std::unique_ptr<fb::PostingT>>& postings) { postings[0]->amount_minor += 1'000'000; })},
-      {"deposit " + std::to_string(forged) + " moves INT64_MAX (balanced; the balances overflow)",
-       forged, h.CheckpointAfter(forged),
-       forge_postings([](std::vector<std::unique_ptr<fb::PostingT>>& postings) {
-         // Still balanced, each line in range; gl:funding (negative) and the account (positive) overflow.
-         for (auto& posting : postings) posting->amount_minor = posting->account == gl::kFunding ? -INT64_MAX : INT64_MAX;
+      {"one posting of deposit " + std::to_string(forged) + " raised: it no longer balances", forged,
+       h.CheckpointAfter(forged), forge_postings([](std::vector<std::unique_ptr<fb::PostingT>>& postings) {
+         postings[0]->amount_minor += 1'000'000;
        })},
-      {"deposit " + std::to_string(forged) + " posts its CNY lines as POINTS (balanced; gl:funding holds CNY)", forged,
-       h.CheckpointAfter(forged),
+      {"deposit " + std::to_string(forged) + " moves INT64_MAX (balanced; the balances overflow)", forged,
+       h.CheckpointAfter(forged), forge_postings([](std::vector<std::unique_ptr<fb::PostingT>>& postings) {
+         // Still balanced, each line in range; gl:funding (negative) and the account (positive) overflow.
+         for (auto& posting : postings)
+           posting->amount_minor = posting->account == gl::kFunding ? -INT64_MAX : INT64_MAX;
+       })},
+      {"deposit " + std::to_string(forged) +
+           " posts its CNY lines as POINTS (balanced; gl:funding holds CNY)",
+       forged, h.CheckpointAfter(forged),
        forge_postings([](std::vector<std::unique_ptr<fb::PostingT>>& postings) {
          for (auto& posting : postings) posting->unit = fb::Unit::POINTS;
        })},
@@ -1058,8 +1108,8 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
     }
     const Outcome run = RunLedger(scratch.path(), {"replay", "--data", data, "--pubkey", h.pubkey, "--json"});
     if (run.signal != 0) {
-      ADD_FAILURE() << "ledger replay died (signal " << run.signal << ") on a tampered history instead of reporting it: "
-                    << run.err;
+      ADD_FAILURE() << "ledger replay died (signal " << run.signal
+                    << ") on a tampered history instead of reporting it: " << run.err;
       continue;
     }
     EXPECT_EQ(run.exit_code, kExitNotVerified) << Describe(run);
@@ -1097,7 +1147,8 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
       {"forged next event appended", std::nullopt, 1, {}, false},
       {"altered copy of an old event appended", std::nullopt, 2, {}, false},
   };
-  Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(static_cast<int>(scenarios.size()));
+  Result<std::unique_ptr<kafka::EmbeddedBroker>> broker =
+      kafka::EmbeddedBroker::Start(static_cast<int>(scenarios.size()));
   ASSERT_TRUE(broker.ok()) << broker.status().ToString();
   const std::string brokers = (*broker)->bootstrap();
   std::unique_ptr<Store> live = OpenStore(h.data, true);
@@ -1118,7 +1169,8 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
       const uint64_t s = Pick(random, 1, h.last);
       std::string record = h.record(s);
       const size_t at = static_cast<size_t>(fb::GetEvent(record.data())->hash()->data() -
-                                            reinterpret_cast<const uint8_t*>(record.data())) + Pick(random, 0, 31);
+                                            reinterpret_cast<const uint8_t*>(record.data())) +
+                        Pick(random, 0, 31);
       record[at] ^= 0x01;
       ASSERT_TRUE(testing::TEST_PutEventRaw(*store, s, record).ok());
       scenario.expect.first_bad = s;
@@ -1148,9 +1200,13 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
       std::unique_ptr<fb::EventBodyT> body = Unpack(h.record(h.money_events[s]));
       ChangeAmount(*body, 1);
       Digest ignored;
-      ASSERT_TRUE((*sender)->Send(kafka::kEventsTopic, p, "attacker", EncodeEventRecord(*body, h.hash(h.money_events[s] - 1), &ignored)).ok());
+      ASSERT_TRUE((*sender)
+                      ->Send(kafka::kEventsTopic, p, "attacker",
+                             EncodeEventRecord(*body, h.hash(h.money_events[s] - 1), &ignored))
+                      .ok());
       scenario.expect.first_bad = h.last + 1;
-      scenario.expect.what = "an altered copy of event " + std::to_string(h.money_events[s]) + " produced to the topic";
+      scenario.expect.what =
+          "an altered copy of event " + std::to_string(h.money_events[s]) + " produced to the topic";
     }
     ASSERT_TRUE((*sender)->Flush(30'000).ok());
     store.reset();
@@ -1164,15 +1220,17 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
       EXPECT_EQ(audit.report.last_sequence, h.last);
       EXPECT_EQ(audit.report.checkpoints_verified, h.checkpoints.size());
     } else {
-      ExpectRight(audit, scenario.expect, "kafka partition " + std::to_string(p) + " (" + scenario.name + ")");
+      ExpectRight(audit, scenario.expect,
+                  "kafka partition " + std::to_string(p) + " (" + scenario.name + ")");
     }
     std::printf("[ kafka    ] partition %u %-46s %s\n", p, scenario.name.c_str(), audit.Describe().c_str());
   }
 
   // The program reads the topic the same way.
   for (uint32_t p : {0u, 2u, 5u}) {
-    const Outcome run = RunLedger(scratch.path(), {"replay", "--source", "kafka", "--brokers", brokers, "--partition",
-                                                   std::to_string(p), "--data", h.data, "--pubkey", h.pubkey, "--json"});
+    const Outcome run =
+        RunLedger(scratch.path(), {"replay", "--source", "kafka", "--brokers", brokers, "--partition",
+                                   std::to_string(p), "--data", h.data, "--pubkey", h.pubkey, "--json"});
     const json report = json::parse(run.out, nullptr, false);
     ASSERT_TRUE(report.is_object()) << Describe(run);
     EXPECT_EQ(report["source"], "kafka");
@@ -1184,7 +1242,9 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
     } else {
       EXPECT_EQ(run.exit_code, kExitNotVerified) << Describe(run);
       EXPECT_EQ(report["verified"], false) << run.out;
-      EXPECT_EQ(report["first_bad_sequence"], *scenarios[p].expect.first_bad) << scenarios[p].expect.what << "\n" << run.out;
+      EXPECT_EQ(report["first_bad_sequence"], *scenarios[p].expect.first_bad)
+          << scenarios[p].expect.what << "\n"
+          << run.out;
     }
   }
 }

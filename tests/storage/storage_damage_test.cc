@@ -30,9 +30,11 @@ uint64_t SubmitDeposits(const std::string& dir, const std::string& prefix, int c
   EXPECT_TRUE(ledger.ok()) << ledger.status().ToString();
   if (!ledger.ok()) return 0;
   std::vector<ParsedCommand> commands;
-  if ((*ledger)->last_sequence() == 0) commands.push_back(testing::Parse(testing::OpenAccount("open", "C1").dump()));
+  if ((*ledger)->last_sequence() == 0)
+    commands.push_back(testing::Parse(testing::OpenAccount("open", "C1").dump()));
   for (int i = 0; i < count; ++i) {
-    commands.push_back(testing::Parse(testing::Deposit(prefix + std::to_string(i), "C1:debit", 100 + i).dump()));
+    commands.push_back(
+        testing::Parse(testing::Deposit(prefix + std::to_string(i), "C1:debit", 100 + i).dump()));
   }
   EXPECT_TRUE((*ledger)->SubmitAll(commands, [](std::span<const CommandResult>) {}).ok());
   return (*ledger)->last_sequence();
@@ -53,7 +55,9 @@ void Damage(const std::string& path, const std::function<void(std::string&)>& ch
   testing::WriteFile(path, bytes);
 }
 
-std::string DurableSequenceText(const std::string& dir) { return testing::ReadFile(dir + "/DURABLE_SEQUENCE"); }
+std::string DurableSequenceText(const std::string& dir) {
+  return testing::ReadFile(dir + "/DURABLE_SEQUENCE");
+}
 
 struct DamageCase {
   const char* what;
@@ -63,7 +67,8 @@ struct DamageCase {
 TEST(StorageDamage, DamageInsideTheLogRefusesToOpenAndNamesWhatCanNoLongerBeProven) {
   // Goal: a flipped byte, a zeroed 4 KiB block or a log cut in half never opens as a shorter history.
   const DamageCase cases[] = {
-      {"one byte flipped mid-log", [](std::string& b) { b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 0x40); }},
+      {"one byte flipped mid-log",
+       [](std::string& b) { b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 0x40); }},
       {"4 KiB zeroed mid-log", [](std::string& b) { std::fill_n(b.begin() + b.size() / 2, 4096, '\0'); }},
       {"log cut in half", [](std::string& b) { b.resize(b.size() / 2); }},
   };
@@ -82,14 +87,15 @@ TEST(StorageDamage, DamageInsideTheLogRefusesToOpenAndNamesWhatCanNoLongerBeProv
     EXPECT_EQ(reopened.status().code(), StatusCode::kCorruption);
     const std::string message = reopened.status().message();
     EXPECT_NE(message.find(".log"), std::string::npos) << message;
-    EXPECT_NE(message.find(".." + std::to_string(last) + " can no longer be proven"), std::string::npos) << message;
+    EXPECT_NE(message.find(".." + std::to_string(last) + " can no longer be proven"), std::string::npos)
+        << message;
     EXPECT_NE(message.find("replay --source kafka"), std::string::npos) << message;
     EXPECT_EQ(message.find('\n'), std::string::npos) << "one line";
 
     // The program: exit 1 (storage failure), one line, and nothing appended to the damaged history.
     testing::WriteFile(dir.path() + "/more.jsonl", testing::Deposit("late", "C1:debit", 5).dump() + "\n");
-    const testing::ProgramRun run =
-        testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/more.jsonl"});
+    const testing::ProgramRun run = testing::RunLedger(
+        dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/more.jsonl"});
     EXPECT_EQ(run.exit_code, 1) << testing::Describe(run);
     EXPECT_TRUE(run.out.empty()) << testing::Describe(run);
     EXPECT_NE(run.err.find("can no longer be proven"), std::string::npos) << testing::Describe(run);
@@ -99,8 +105,8 @@ TEST(StorageDamage, DamageInsideTheLogRefusesToOpenAndNamesWhatCanNoLongerBeProv
 }
 
 TEST(StorageDamage, TornTailOfAnUnacknowledgedGroupOpensWithoutIt) {
-  // Goal: a crash mid-append of a group that was never acknowledged (its tail zero-filled or cut off) opens at
-  // the last acknowledged group; the lost command can be submitted again and is applied, not a duplicate.
+  // Goal: a crash mid-append of a group that was never acknowledged (its tail zero-filled or cut off) opens
+  // at the last acknowledged group; the lost command can be submitted again and is applied, not a duplicate.
   const DamageCase cases[] = {
       {"tail zero-filled", [](std::string& b) { std::fill(b.end() - 64, b.end(), '\0'); }},
       {"tail cut off", [](std::string& b) { b.resize(b.size() - 64); }},
@@ -121,7 +127,8 @@ TEST(StorageDamage, TornTailOfAnUnacknowledgedGroupOpensWithoutIt) {
     Result<std::unique_ptr<Ledger>> reopened = Ledger::Open(OptionsFor(data));
     ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
     EXPECT_EQ((*reopened)->last_sequence(), acknowledged);
-    const CommandResult again = (*reopened)->Stage(testing::Parse(testing::Deposit("torn0", "C1:debit", 100).dump()));
+    const CommandResult again =
+        (*reopened)->Stage(testing::Parse(testing::Deposit("torn0", "C1:debit", 100).dump()));
     EXPECT_EQ(again.kind, CommandResult::Kind::kAccepted) << again.ToJson();
     ASSERT_TRUE((*reopened)->CommitGroup().ok());
     EXPECT_EQ((*reopened)->last_sequence(), acknowledged + 1);
@@ -136,18 +143,20 @@ TEST(StorageDamage, TornTailOfAnAcknowledgedGroupDoesNotOpen) {
   Damage(OnlyLog(data), [](std::string& b) { std::fill(b.end() - 64, b.end(), '\0'); });
   Result<std::unique_ptr<Ledger>> reopened = Ledger::Open(OptionsFor(data));
   ASSERT_FALSE(reopened.ok());
-  EXPECT_NE(reopened.status().message().find(".." + std::to_string(last) + " can no longer be proven"), std::string::npos)
+  EXPECT_NE(reopened.status().message().find(".." + std::to_string(last) + " can no longer be proven"),
+            std::string::npos)
       << reopened.status().message();
 }
 
 TEST(StorageDamage, FullDiskIsAStorageFailureAndTheStoreReopens) {
-  // Goal: on a 20 MiB tmpfs, running out of space exits 1 with "no space left" (no abort), every printed result
-  // stays durable, and the store opens and takes commands once there is room again.
+  // Goal: on a 20 MiB tmpfs, running out of space exits 1 with "no space left" (no abort), every printed
+  // result stays durable, and the store opens and takes commands once there is room again.
   TempDir dir;
   const std::string mount_point = dir.path() + "/small";
   std::filesystem::create_directories(mount_point);
   if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=20m") != 0) {
-    GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno) << "): needs root with CAP_SYS_ADMIN";
+    GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno)
+                 << "): needs root with CAP_SYS_ADMIN";
   }
   struct Unmount {
     std::string path;
@@ -155,11 +164,12 @@ TEST(StorageDamage, FullDiskIsAStorageFailureAndTheStoreReopens) {
   } unmount{mount_point};
   const std::string data = mount_point + "/data";
   std::string lines = testing::OpenAccount("open", "C1").dump() + "\n";
-  for (int i = 0; i < 60'000; ++i) lines += testing::Deposit("d" + std::to_string(i), "C1:debit", 100).dump() + "\n";
+  for (int i = 0; i < 60'000; ++i)
+    lines += testing::Deposit("d" + std::to_string(i), "C1:debit", 100).dump() + "\n";
   testing::WriteFile(dir.path() + "/commands.jsonl", lines);
 
-  const testing::ProgramRun full =
-      testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/commands.jsonl"});
+  const testing::ProgramRun full = testing::RunLedger(
+      dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/commands.jsonl"});
   EXPECT_EQ(full.exit_code, 1) << testing::Describe(full);
   EXPECT_EQ(full.signal, 0) << testing::Describe(full);
   EXPECT_NE(full.err.find("no space left"), std::string::npos) << testing::Describe(full);
@@ -167,32 +177,34 @@ TEST(StorageDamage, FullDiskIsAStorageFailureAndTheStoreReopens) {
   ASSERT_GT(acknowledged.size(), 1u);
   ASSERT_LT(acknowledged.size(), 60'001u) << "the disk never filled up";
 
-  ASSERT_EQ(::mount("tmpfs", mount_point.c_str(), "tmpfs", MS_REMOUNT, "size=64m"), 0) << std::strerror(errno);
-  const testing::ProgramRun balance = testing::RunLedger(dir.path(), {"balance", "--data", data, "C1:debit", "--json"});
+  ASSERT_EQ(::mount("tmpfs", mount_point.c_str(), "tmpfs", MS_REMOUNT, "size=64m"), 0)
+      << std::strerror(errno);
+  const testing::ProgramRun balance =
+      testing::RunLedger(dir.path(), {"balance", "--data", data, "C1:debit", "--json"});
   ASSERT_EQ(balance.exit_code, 0) << testing::Describe(balance);
   // Every acknowledged deposit (one per printed line after the account's) is in the balance.
   EXPECT_GE(nlohmann::json::parse(balance.out)["balance_minor"].get<int64_t>(),
             static_cast<int64_t>(acknowledged.size() - 1) * 100);
   testing::WriteFile(dir.path() + "/more.jsonl", testing::Deposit("after", "C1:debit", 5).dump() + "\n");
-  const testing::ProgramRun more =
-      testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/more.jsonl"});
+  const testing::ProgramRun more = testing::RunLedger(
+      dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/more.jsonl"});
   EXPECT_EQ(more.exit_code, 0) << testing::Describe(more);
   EXPECT_NE(more.out.find("\"accepted\""), std::string::npos) << testing::Describe(more);
 }
 
 TEST(StorageDamage, AShardNumberChangedInTheConfigIsRefused) {
-  // Goal: a store keeps the shard it was written as; `shard = 7` in ledger.toml later is refused (exit 2), and
-  // nothing with a shard-7 transaction id is appended to shard 0's history.
+  // Goal: a store keeps the shard it was written as; `shard = 7` in ledger.toml later is refused (exit 2),
+  // and nothing with a shard-7 transaction id is appended to shard 0's history.
   TempDir dir;
   const std::string data = dir.path() + "/data";
   testing::WriteFile(dir.path() + "/first.jsonl", testing::OpenAccount("a1", "C1").dump() + "\n");
-  const testing::ProgramRun first =
-      testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/first.jsonl"});
+  const testing::ProgramRun first = testing::RunLedger(
+      dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/first.jsonl"});
   ASSERT_EQ(first.exit_code, 0) << testing::Describe(first);
   testing::WriteFile(data + "/ledger.toml", "[ledger]\nshard = 7\n");
   testing::WriteFile(dir.path() + "/more.jsonl", testing::Deposit("d1", "C1:debit", 100).dump() + "\n");
-  const testing::ProgramRun more =
-      testing::RunLedger(dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/more.jsonl"});
+  const testing::ProgramRun more = testing::RunLedger(
+      dir.path(), {"submit", "--data", data, "--clock", "occurred", dir.path() + "/more.jsonl"});
   EXPECT_EQ(more.exit_code, 2) << testing::Describe(more);
   EXPECT_TRUE(more.out.empty()) << testing::Describe(more);
   EXPECT_NE(more.err.find("holds shard 0's history, but this ledger is shard 7"), std::string::npos)
@@ -225,7 +237,8 @@ TEST(StorageDamage, AStoreRebuiltFromTheHistoryIsAWholeLedgerThatGoesOn) {
   Result<std::unique_ptr<Ledger>> restored = Ledger::Open(OptionsFor(rebuilt_dir));
   ASSERT_TRUE(restored.ok()) << restored.status().ToString();
   EXPECT_EQ((*restored)->last_sequence(), last);
-  const CommandResult next = (*restored)->Stage(testing::Parse(testing::Deposit("after", "C1:debit", 7).dump()));
+  const CommandResult next =
+      (*restored)->Stage(testing::Parse(testing::Deposit("after", "C1:debit", 7).dump()));
   EXPECT_EQ(next.kind, CommandResult::Kind::kAccepted) << next.ToJson();
   ASSERT_TRUE((*restored)->CommitGroup().ok());
   EXPECT_EQ((*restored)->last_sequence(), last + 1);

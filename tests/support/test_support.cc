@@ -7,19 +7,17 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
-
-#include <filesystem>
-#include <random>
-
-#include "ledger/command.h"
 #include "core/time.h"
+#include "ledger/command.h"
+#include "replay/replay.h"
 #include "state/records.h"
 #include "state/trial_balance.h"
-#include "replay/replay.h"
 
 namespace ledger::testing {
 
@@ -108,7 +106,8 @@ int64_t TestLedger::Balance(const std::string& account) {
 std::pair<int64_t, int64_t> TestLedger::SumByUnit() {
   const Result<TrialBalance> total = SumBalances(ledger_->store());
   EXPECT_TRUE(total.ok());
-  return total.ok() ? std::pair<int64_t, int64_t>(static_cast<int64_t>(total->cny_minor), static_cast<int64_t>(total->points))
+  return total.ok() ? std::pair<int64_t, int64_t>(static_cast<int64_t>(total->cny_minor),
+                                                  static_cast<int64_t>(total->points))
                     : std::pair<int64_t, int64_t>(-1, -1);
 }
 
@@ -120,25 +119,32 @@ Digest TestLedger::StateDigest() {
 
 nlohmann::json OpenAccount(const std::string& id, const std::string& customer, const std::string& kind,
                            int64_t credit_limit_minor) {
-  nlohmann::json command = {{"type", "open_account"}, {"command_id", id}, {"customer", customer},
-                            {"account", customer + (kind == "credit_card" ? ":credit" : ":debit")}, {"kind", kind},
-                            {"occurred_at", At(DefaultTimeNs())}};
+  nlohmann::json command = {
+      {"type", "open_account"}, {"command_id", id},
+      {"customer", customer},   {"account", customer + (kind == "credit_card" ? ":credit" : ":debit")},
+      {"kind", kind},           {"occurred_at", At(DefaultTimeNs())}};
   if (kind == "credit_card") command["credit_limit_minor"] = credit_limit_minor;
   return command;
 }
 
 nlohmann::json OpenMerchant(const std::string& id, const std::string& merchant, int fee_bps) {
-  return {{"type", "open_merchant"}, {"command_id", id}, {"merchant", merchant}, {"name", "Shop " + merchant},
-          {"fee_bps", fee_bps}, {"occurred_at", At(DefaultTimeNs())}};
+  return {{"type", "open_merchant"},    {"command_id", id},   {"merchant", merchant},
+          {"name", "Shop " + merchant}, {"fee_bps", fee_bps}, {"occurred_at", At(DefaultTimeNs())}};
 }
 
 nlohmann::json Deposit(const std::string& id, const std::string& account, int64_t amount_minor) {
-  return {{"type", "deposit"}, {"command_id", id}, {"account", account}, {"amount_minor", amount_minor},
+  return {{"type", "deposit"},
+          {"command_id", id},
+          {"account", account},
+          {"amount_minor", amount_minor},
           {"occurred_at", At(DefaultTimeNs())}};
 }
 
 nlohmann::json AwardPoints(const std::string& id, const std::string& customer, int64_t points) {
-  return {{"type", "award_points"}, {"command_id", id}, {"customer", customer}, {"points", points},
+  return {{"type", "award_points"},
+          {"command_id", id},
+          {"customer", customer},
+          {"points", points},
           {"occurred_at", At(DefaultTimeNs())}};
 }
 
@@ -158,14 +164,19 @@ nlohmann::json Pay(const std::string& merchant, const std::string& order_no, con
 }
 
 nlohmann::json Reverse(const std::string& merchant, const std::string& order_no) {
-  return {{"type", "reverse"}, {"command_id", merchant + ":" + order_no + ":rev"}, {"merchant", merchant},
-          {"merchant_order_no", order_no}, {"reason", "timeout"}, {"occurred_at", At(DefaultTimeNs())}};
+  return {{"type", "reverse"},    {"command_id", merchant + ":" + order_no + ":rev"},
+          {"merchant", merchant}, {"merchant_order_no", order_no},
+          {"reason", "timeout"},  {"occurred_at", At(DefaultTimeNs())}};
 }
 
 nlohmann::json Refund(const std::string& merchant, const std::string& order_no, const std::string& refund_no,
                       int64_t amount_minor) {
-  return {{"type", "refund"}, {"command_id", merchant + ":" + refund_no}, {"merchant", merchant},
-          {"merchant_order_no", order_no}, {"refund_no", refund_no}, {"amount_minor", amount_minor},
+  return {{"type", "refund"},
+          {"command_id", merchant + ":" + refund_no},
+          {"merchant", merchant},
+          {"merchant_order_no", order_no},
+          {"refund_no", refund_no},
+          {"amount_minor", amount_minor},
           {"occurred_at", At(DefaultTimeNs())}};
 }
 
@@ -190,8 +201,8 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>& args, const std::string& stdin_path,
-                     std::chrono::seconds timeout) {
+ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>& args,
+                     const std::string& stdin_path, std::chrono::seconds timeout) {
   static int runs = 0;
   const std::string tag = scratch + "/run" + std::to_string(++runs);
   const std::string out_path = tag + ".out", err_path = tag + ".err";
@@ -209,7 +220,8 @@ ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>&
   env.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.empty() ? "/dev/null" : stdin_path.c_str(),
+                                   O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
@@ -245,8 +257,8 @@ ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>&
 }
 
 std::string Describe(const ProgramRun& run) {
-  return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) + "\nstdout:\n" + run.out +
-         "\nstderr:\n" + run.err;
+  return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) + "\nstdout:\n" +
+         run.out + "\nstderr:\n" + run.err;
 }
 
 }  // namespace ledger::testing

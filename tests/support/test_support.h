@@ -2,23 +2,22 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ledger/ledger.h"
@@ -52,10 +51,11 @@ struct ProgramRun {
   std::string err;
 };
 
-// Runs LEDGER_BINARY with `args`: stdin from `stdin_path` (or /dev/null), stdout and stderr captured in files under
-// `scratch`, TMPDIR=scratch (a temporary folder the program leaves behind when it dies goes with `scratch`).
-// Killed, and reported as a test failure, after `timeout`.
-ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>& args, const std::string& stdin_path = "",
+// Runs LEDGER_BINARY with `args`: stdin from `stdin_path` (or /dev/null), stdout and stderr captured in files
+// under `scratch`, TMPDIR=scratch (a temporary folder the program leaves behind when it dies goes with
+// `scratch`). Killed, and reported as a test failure, after `timeout`.
+ProgramRun RunLedger(const std::string& scratch, const std::vector<std::string>& args,
+                     const std::string& stdin_path = "",
                      std::chrono::seconds timeout = std::chrono::seconds(120));
 // "exit N signal S" and both streams, for failure messages.
 std::string Describe(const ProgramRun& run);
@@ -90,13 +90,14 @@ class TestLedger {
 };
 
 // Command builders with realistic defaults; fields can be overridden by assigning into the returned json.
-nlohmann::json OpenAccount(const std::string& id, const std::string& customer, const std::string& kind = "debit_card",
-                           int64_t credit_limit_minor = 0);
+nlohmann::json OpenAccount(const std::string& id, const std::string& customer,
+                           const std::string& kind = "debit_card", int64_t credit_limit_minor = 0);
 nlohmann::json OpenMerchant(const std::string& id, const std::string& merchant, int fee_bps);
 nlohmann::json Deposit(const std::string& id, const std::string& account, int64_t amount_minor);
 nlohmann::json AwardPoints(const std::string& id, const std::string& customer, int64_t points);
 nlohmann::json Pay(const std::string& merchant, const std::string& order_no, const std::string& customer,
-                   int64_t order_amount_minor, const std::string& account = "", const std::string& medium = "u_shield");
+                   int64_t order_amount_minor, const std::string& account = "",
+                   const std::string& medium = "u_shield");
 nlohmann::json Reverse(const std::string& merchant, const std::string& order_no);
 nlohmann::json Refund(const std::string& merchant, const std::string& order_no, const std::string& refund_no,
                       int64_t amount_minor);
@@ -107,7 +108,6 @@ ParsedCommand Parse(const std::string& line);
 // The stored event records with from <= sequence <= to, each an aligned copy (FlatBuffers must not be read in
 // place in RocksDB's unaligned bytes). A failed scan is a test failure.
 std::vector<std::string> EventRecords(const Store& store, uint64_t from, uint64_t to);
-
 
 // ---------------------------------------------------------------------------------------------------------
 // Processes, scratch folders and stream sizes shared by the suites.
@@ -128,9 +128,10 @@ class ScratchDir {
  public:
   ScratchDir() {
     std::error_code error;
-    const std::filesystem::path base = std::filesystem::is_directory("/dev/shm", error) && access("/dev/shm", W_OK) == 0
-                              ? std::filesystem::path("/dev/shm")
-                              : std::filesystem::temp_directory_path();
+    const std::filesystem::path base =
+        std::filesystem::is_directory("/dev/shm", error) && access("/dev/shm", W_OK) == 0
+            ? std::filesystem::path("/dev/shm")
+            : std::filesystem::temp_directory_path();
     std::string pattern = (base / "ledger-replay-test-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "cannot create a scratch folder in " << base;
     path_ = pattern;

@@ -6,8 +6,8 @@ namespace ledger::detail {
 [[noreturn]] void AssertFail(const char* condition, const char* file, int line);
 }  // namespace ledger::detail
 
-#define LEDGER_ASSERT(condition)                                                    \
-  do {                                                                              \
-    if (!(condition)) [[unlikely]]                                                  \
-      ::ledger::detail::AssertFail(#condition, __FILE__, __LINE__);                 \
+#define LEDGER_ASSERT(condition)                                    \
+  do {                                                              \
+    if (!(condition)) [[unlikely]]                                  \
+      ::ledger::detail::AssertFail(#condition, __FILE__, __LINE__); \
   } while (0)

@@ -1,10 +1,10 @@
 // SetDigest: an order-independent, incrementally updatable hash of a set of (key, value) records, in the
 // spirit of LtHash (Bellare-Micciancio's additive hashing over a lattice, as Lewi et al. use it for database
-// replicas): each record maps to 1024 pseudo-random 16-bit lanes, and the digest of a set is their lane-wise sum
-// modulo 2^16. Adding a record adds its lanes, removing it subtracts them, so a fold that rewrites a record
-// updates the digest with the record's old and new value only: keeping it costs what changed, and two sets are
-// equal exactly when (but for a negligible chance) their digests are. A record's lanes are the AES-256-CTR key
-// stream under SHA-256 of its length-prefixed key and value (docs/DECISIONS.md: Set digests).
+// replicas): each record maps to 1024 pseudo-random 16-bit lanes, and the digest of a set is their lane-wise
+// sum modulo 2^16. Adding a record adds its lanes, removing it subtracts them, so a fold that rewrites a
+// record updates the digest with the record's old and new value only: keeping it costs what changed, and two
+// sets are equal exactly when (but for a negligible chance) their digests are. A record's lanes are the
+// AES-256-CTR key stream under SHA-256 of its length-prefixed key and value (docs/DECISIONS.md: Set digests).
 // Thread-safety: a SetDigest is a value; distinct objects may be used from distinct threads.
 #pragma once
 

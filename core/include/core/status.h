@@ -16,10 +16,10 @@ enum class StatusCode {
   kOk = 0,
   kInvalidArgument,  // bad input from a user or a file: report and go on or exit 2
   kNotFound,
-  kCorruption,       // stored data fails a check (hash, sequence, decoding)
-  kIoError,          // disk or network
-  kAborted,          // stopped on request
-  kInternal,         // a bug or an unexpected third-party failure
+  kCorruption,  // stored data fails a check (hash, sequence, decoding)
+  kIoError,     // disk or network
+  kAborted,     // stopped on request
+  kInternal,    // a bug or an unexpected third-party failure
 };
 
 class [[nodiscard]] Status {
@@ -51,7 +51,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : value_(std::move(status)) {  // NOLINT
     LEDGER_ASSERT(!std::get<Status>(value_).ok());
   }
@@ -82,8 +82,8 @@ class [[nodiscard]] Result {
 }  // namespace ledger
 
 // Returns early with the status of `expr` when it is not ok.
-#define LEDGER_RETURN_IF_ERROR(expr)            \
-  do {                                          \
-    ::ledger::Status ledger_status_ = (expr);   \
+#define LEDGER_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::ledger::Status ledger_status_ = (expr);        \
     if (!ledger_status_.ok()) return ledger_status_; \
   } while (0)

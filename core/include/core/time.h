@@ -17,8 +17,8 @@ inline constexpr int64_t kNanosPerDay = 24 * kNanosPerHour;
 
 // Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)". Errors: InvalidArgument naming what is wrong.
 Result<int64_t> ParseIso8601(std::string_view text);
-// Formats as "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"-free form with the given offset, e.g. "2026-11-25T10:00:00+08:00"
-// (fractions only when non-zero).
+// Formats as "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"-free form with the given offset, e.g.
+// "2026-11-25T10:00:00+08:00" (fractions only when non-zero).
 std::string FormatIso8601(int64_t utc_ns, int offset_minutes);
 // Parses "YYYY-MM-DD" into yyyymmdd. Errors: InvalidArgument.
 Result<int> ParseDate(std::string_view text);

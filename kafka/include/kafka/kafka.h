@@ -1,9 +1,10 @@
-// Kafka: the embedded broker, the event publisher, and consumers, on librdkafka (only the sources of the kafka
-// component include librdkafka headers). Topics (docs/ARCHITECTURE.md, "Kafka is the published log"):
+// Kafka: the embedded broker, the event publisher, and consumers, on librdkafka (only the sources of the
+// kafka component include librdkafka headers). Topics (docs/ARCHITECTURE.md, "Kafka is the published log"):
 //   ledger.events    value: one Event record (schemas/events.fbs); key: customer id (merchant id for merchant
 //                    events); headers ledger.sequence (decimal), ledger.type, ledger.transaction
 //   ledger.commands  value: one JSON command line (README: Command format); key: command id
-//   ledger.results   value: one JSON result line; key: command id; header ledger.sequence (last sequence of the
+//   ledger.results   value: one JSON result line; key: command id; header ledger.sequence (last sequence of
+//   the
 //                    command's transaction; absent for `duplicate` results)
 // Shard K reads commands partition K and writes events and results partition K.
 // Thread-safety: each object is used by one thread, except EmbeddedBroker fault controls (any thread).
@@ -16,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "ledger/ledger.h"
 #include "core/status.h"
 #include "kafka/timeouts.h"
+#include "ledger/ledger.h"
 #include "storage/store.h"
 
 namespace ledger::kafka {
@@ -89,8 +90,8 @@ class Publisher {
   std::unique_ptr<Impl> impl_;
 };
 
-// The last ledger sequence present in `topic` partition `partition` (0 when the partition holds none), read from
-// the ledger.sequence header of the partition's last record. Errors: IoError.
+// The last ledger sequence present in `topic` partition `partition` (0 when the partition holds none), read
+// from the ledger.sequence header of the partition's last record. Errors: IoError.
 Result<uint64_t> ReadTailSequence(const std::string& brokers, const std::string& topic, uint32_t partition,
                                   int64_t timeout_ms);
 

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "core/status.h"
-#include "storage/store.h"
 #include "projections/projector.h"
+#include "storage/store.h"
 
 namespace ledger {
 

@@ -8,7 +8,8 @@ namespace ledger::kafka {
 
 // One publish waits this long for the brokers' acknowledgements before it rebuilds the producer and retries.
 inline constexpr int64_t kAckTimeoutMs = 30'000;
-// Publishing everything through a sequence (submit, demo, bench after their commits) gives up after this long.
+// Publishing everything through a sequence (submit, demo, bench after their commits) gives up after this
+// long.
 inline constexpr int64_t kPublishDeadlineMs = 60'000;
 // Reading a partition's low and high watermarks (or the tail record behind the high one).
 inline constexpr int64_t kWatermarksTimeoutMs = 10'000;

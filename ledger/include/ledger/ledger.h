@@ -6,7 +6,8 @@
 //  1. Sequences are 1, 2, 3, ... with no gap; each event's prev_hash is the previous event's hash.
 //  2. Every event's postings sum to zero per unit.
 //  3. Projections reflect exactly the committed events (same batch), so LastApplied() == last sequence.
-// Thread-safety: not thread-safe. One writer thread owns a Ledger (docs/ARCHITECTURE.md: single writer per shard).
+// Thread-safety: not thread-safe. One writer thread owns a Ledger (docs/ARCHITECTURE.md: single writer per
+// shard).
 #pragma once
 
 #include <cstdint>
@@ -17,11 +18,11 @@
 #include <string>
 #include <vector>
 
-#include "ledger/command.h"
 #include "core/config.h"
 #include "core/sha256.h"
 #include "core/signing.h"
 #include "core/status.h"
+#include "ledger/command.h"
 #include "storage/store.h"
 
 namespace ledger {
@@ -48,8 +49,8 @@ struct LedgerOptions {
   std::shared_ptr<const Signer> signer;
   // Checks the last checkpoint's signature when the ledger opens. Optional.
   std::shared_ptr<const SignatureVerifier> verifier;
-  // Names what differs when the stored state does not match its digests (e.g. by rebuilding the projections from
-  // the events and comparing key by key). Optional: without it the error names the projections only.
+  // Names what differs when the stored state does not match its digests (e.g. by rebuilding the projections
+  // from the events and comparing key by key). Optional: without it the error names the projections only.
   std::function<std::string(const Store& live)> describe_state_differences;
 };
 
@@ -84,12 +85,12 @@ class Ledger {
   Status CommitGroup();
 
   // Pipelined group commit: the open group is written on a background thread while the caller stages the next
-  // one on top of it (its reads see the sealed group's writes), so validation and the WriteBatch, the fsync and
-  // `after_durable` overlap. At most one group is in flight: SealGroup first waits for the group sealed before
-  // and returns that group's outcome, then seals the open group and returns at once. `after_durable` (e.g.
-  // publishing to Kafka) runs on the commit thread with the group's last sequence once the group is durable;
-  // its error becomes the group's outcome. On a commit error the ledger reloads from the store, and the
-  // results of the failed group and of the group staged on top are void (never acknowledged).
+  // one on top of it (its reads see the sealed group's writes), so validation and the WriteBatch, the fsync
+  // and `after_durable` overlap. At most one group is in flight: SealGroup first waits for the group sealed
+  // before and returns that group's outcome, then seals the open group and returns at once. `after_durable`
+  // (e.g. publishing to Kafka) runs on the commit thread with the group's last sequence once the group is
+  // durable; its error becomes the group's outcome. On a commit error the ledger reloads from the store, and
+  // the results of the failed group and of the group staged on top are void (never acknowledged).
   using AfterDurable = std::function<Status(uint64_t last_sequence)>;
   Status SealGroup(AfterDurable after_durable = nullptr);
   // Waits for the sealed group, if any, and returns its outcome (see SealGroup).
@@ -105,8 +106,8 @@ class Ledger {
   // True when the open group reached a count or byte bound of the config.
   bool GroupFull() const;
 
-  // Records one fact that no command produced (e.g. ReconciliationRecorded) as its own transaction and commits
-  // it. Requires no staged commands. Returns its sequence. Errors: IoError.
+  // Records one fact that no command produced (e.g. ReconciliationRecorded) as its own transaction and
+  // commits it. Requires no staged commands. Returns its sequence. Errors: IoError.
   Result<uint64_t> RecordFact(const std::string& fact_id, fb::PayloadUnion payload);
   // Writes a signed checkpoint of the committed state as the next event and commits it. Requires a signer
   // and no staged commands. Returns the checkpoint's event sequence. Errors: InvalidArgument (no signer),
@@ -114,14 +115,15 @@ class Ledger {
   Result<uint64_t> WriteCheckpoint();
   // Writes a checkpoint when a signer is set and checkpoint_every_events have passed since the last one.
   Status MaybeCheckpoint();
-  // Compares every stored projection record with the set digests the ledger's commits maintained (a full scan).
-  // Errors: Corruption naming the projections that differ (and, with describe_state_differences, the keys).
+  // Compares every stored projection record with the set digests the ledger's commits maintained (a full
+  // scan). Errors: Corruption naming the projections that differ (and, with describe_state_differences, the
+  // keys).
   Status ProveState();
   // The sequence the last checkpoint covers (0: none).
   uint64_t last_checkpoint_covered() const { return last_checkpoint_covered_; }
 
-  // Stages and commits all commands in pipelined groups; calls on_durable with each committed group's results,
-  // in order, once the group is durable.
+  // Stages and commits all commands in pipelined groups; calls on_durable with each committed group's
+  // results, in order, once the group is durable.
   Status SubmitAll(std::span<const ParsedCommand> commands,
                    const std::function<void(std::span<const CommandResult>)>& on_durable);
 
@@ -136,8 +138,8 @@ class Ledger {
   Status Recover();
   // Corruption when something other than the ledger wrote the store since its last commit.
   Status RefuseForeignWrites() const;
-  // Corruption unless the events from the last checkpoint to the head chain and the checkpoint names the head it
-  // followed (and, with a verifier, carries a valid signature).
+  // Corruption unless the events from the last checkpoint to the head chain and the checkpoint names the head
+  // it followed (and, with a verifier, carries a valid signature).
   Status VerifyChainSinceCheckpoint() const;
   bool VerifyCheckpointSignature(const fb::CheckpointRecorded& checkpoint) const;
   // Loads the projections' set digests from `meta` (computing and storing them once for an older store).
@@ -147,7 +149,6 @@ class Ledger {
   std::vector<uint64_t> AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,
                                      int64_t occurred, std::vector<fb::PayloadUnion>& payloads,
                                      std::string* transaction_id);
-
 
   struct Impl;
   LedgerOptions options_;

@@ -33,7 +33,8 @@ CommandParties RoutingOf(const ParsedCommand& parsed, const KvReader& state);
 std::string NamedCustomer(const ParsedCommand& parsed);
 
 // The shard (commands partition) a producer sends `parsed` to among `shards`: by the FNV-1a hash of its named
-// customer; shard 0 when it names none or there is one shard. Producers without state (submit --brokers) use it.
+// customer; shard 0 when it names none or there is one shard. Producers without state (submit --brokers) use
+// it.
 uint32_t ShardOf(const ParsedCommand& parsed, uint32_t shards);
 
 }  // namespace ledger

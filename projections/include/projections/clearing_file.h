@@ -20,7 +20,8 @@
 namespace ledger::clearing {
 
 inline constexpr char kCsvHeader[] =
-    "record_type,merchant,merchant_order_no,refund_no,occurred_at,funding,order_amount,card_amount,points_value,"
+    "record_type,merchant,merchant_order_no,refund_no,occurred_at,funding,order_amount,card_amount,points_"
+    "value,"
     "coupon_value,coupon_funded_by,discount,amount,settlement,fee,transaction_id";
 
 struct FileWritten {

@@ -12,12 +12,12 @@
 #include <utility>
 #include <vector>
 
-#include "storage/kv.h"
 #include "core/set_digest.h"
 #include "core/signing.h"
 #include "core/status.h"
-#include "storage/store.h"
 #include "schemas/events_generated.h"
+#include "storage/kv.h"
+#include "storage/store.h"
 
 namespace ledger {
 
@@ -48,15 +48,17 @@ inline constexpr uint16_t kDigestFormatOrdered = 1;  // ProjectionDigests: SHA-2
 inline constexpr uint16_t kDigestFormatSet = 2;      // SHA-256 of each projector's SetDigest (Summary())
 
 // The set digest of each projector's records, by a full scan of its prefixes. Errors: IoError.
-Result<std::vector<SetDigest>> ProjectionSetDigests(const Store& store,
-                                                    const std::vector<std::unique_ptr<Projector>>& projectors);
+Result<std::vector<SetDigest>> ProjectionSetDigests(
+    const Store& store, const std::vector<std::unique_ptr<Projector>>& projectors);
 
 // The `meta` key holding a projector's set digest, kept up to date by each commit.
 std::string SetDigestMetaKey(std::string_view projector);
 
-// The exact bytes a checkpoint of `digest_format` signs: CheckpointMessage, whose domain tag names the format.
-std::string CheckpointMessageFor(uint16_t digest_format, uint32_t shard, uint64_t sequence, const Digest& chain_head,
-                                 const std::vector<NamedDigest>& digests, int64_t signed_at_ns);
+// The exact bytes a checkpoint of `digest_format` signs: CheckpointMessage, whose domain tag names the
+// format.
+std::string CheckpointMessageFor(uint16_t digest_format, uint32_t shard, uint64_t sequence,
+                                 const Digest& chain_head, const std::vector<NamedDigest>& digests,
+                                 int64_t signed_at_ns);
 
 // The projectors the ledger keeps inline: balances, directory, limits, payments, commands, checkpoints,
 // clearing (projections/clearing.h).

@@ -1,19 +1,21 @@
 // Reconciliation: the ledger's line view of one clearing date against an external statement.
 //
 // Both sides are reduced to lines: a payment (keyed by merchant + merchant_order_no) or a refund (keyed by
-// merchant + refund_no), with a status, an amount and a fee in fen. Payment status is the payment's own outcome:
-// `reversed` or `success` (a later refund does not change the payment line; refunds are lines of their own).
-// Every line is classified once, from the ledger's point of view; see Category.
+// merchant + refund_no), with a status, an amount and a fee in fen. Payment status is the payment's own
+// outcome: `reversed` or `success` (a later refund does not change the payment line; refunds are lines of
+// their own). Every line is classified once, from the ledger's point of view; see Category.
 //
 // Statement formats (ParseStatement):
 //   ledger-csv  the project's clearing file (projections/clearing_file.h): PAYMENT rows are payment lines,
-//               a REVERSAL row turns its payment line `reversed`, REFUND rows are refund lines (their fee column is
-//               negative: the fee given back). The SUMMARY row is checked against the rows.
-//   wechat      WeChat Pay's merchant trade bill (交易账单, bill type ALL): UTF-8, comma separated, each field
-//               prefixed by a backtick, columns found by name. 交易状态 SUCCESS -> success, REVOKED -> reversed,
-//               REFUND -> a refund line (商户退款单号, 退款金额; 退款状态 other than SUCCESS is a status of its own).
-//               Fees may carry 5 decimals; they are rounded half-up to fen. The trailing summary
-//               (总交易单数, 应结订单总金额, 退款总金额, ..., 手续费总金额) is checked against the rows.
+//               a REVERSAL row turns its payment line `reversed`, REFUND rows are refund lines (their fee
+//               column is negative: the fee given back). The SUMMARY row is checked against the rows.
+//   wechat      WeChat Pay's merchant trade bill (交易账单, bill type ALL): UTF-8, comma separated, each
+//   field
+//               prefixed by a backtick, columns found by name. 交易状态 SUCCESS -> success, REVOKED ->
+//               reversed, REFUND -> a refund line (商户退款单号, 退款金额; 退款状态 other than SUCCESS is a
+//               status of its own). Fees may carry 5 decimals; they are rounded half-up to fen. The trailing
+//               summary (总交易单数, 应结订单总金额, 退款总金额, ..., 手续费总金额) is checked against the
+//               rows.
 // Thread-safety: pure functions over their arguments.
 #pragma once
 
@@ -39,7 +41,9 @@ enum class Category {
 };
 inline constexpr int kCategoryCount = 7;
 const char* CategoryName(Category category);  // MATCHED, MISSING_IN_STATEMENT, ...
-inline bool IsBreak(Category category) { return category != Category::kMatched && category != Category::kCarriedOver; }
+inline bool IsBreak(Category category) {
+  return category != Category::kMatched && category != Category::kCarriedOver;
+}
 
 enum class LineKind { kPayment, kRefund };
 
@@ -50,14 +54,14 @@ const char* LineStatusName(LineStatus status);  // success, reversed, refunded, 
 struct Line {
   LineKind kind = LineKind::kPayment;
   std::string merchant;
-  std::string id;  // merchant_order_no of a payment, refund_no of a refund
+  std::string id;        // merchant_order_no of a payment, refund_no of a refund
   std::string order_no;  // the payment a refund belongs to (refunds; informative)
   LineStatus status = LineStatus::kSuccess;
   int64_t amount_minor = 0;  // order amount of a payment, amount of a refund
   int64_t fee_minor = 0;     // fee of a payment, fee given back by a refund (positive)
   int64_t occurred_at_ns = 0;
-  int clearing_date = 0;     // ledger lines only
-  size_t line_number = 0;    // statement lines only: 1-based line in the file
+  int clearing_date = 0;   // ledger lines only
+  size_t line_number = 0;  // statement lines only: 1-based line in the file
 };
 
 struct MalformedLine {
@@ -79,11 +83,11 @@ enum class Format { kLedgerCsv, kWeChat };
 Result<Format> ParseFormat(std::string_view name);
 const char* FormatName(Format format);
 
-// Parses a statement. `merchant` (not empty) is the merchant every WeChat line belongs to (a WeChat bill is one
-// merchant's; otherwise 特约商户号, or 商户号 when that is empty, names it); for ledger-csv it keeps only that
-// merchant's rows. Times in the statement are local at `timezone_offset_minutes` (WeChat's have no zone).
-// Malformed data lines are collected, never fatal. Errors: InvalidArgument when the text is empty or is not the
-// format at all (no header, a required column missing).
+// Parses a statement. `merchant` (not empty) is the merchant every WeChat line belongs to (a WeChat bill is
+// one merchant's; otherwise 特约商户号, or 商户号 when that is empty, names it); for ledger-csv it keeps only
+// that merchant's rows. Times in the statement are local at `timezone_offset_minutes` (WeChat's have no
+// zone). Malformed data lines are collected, never fatal. Errors: InvalidArgument when the text is empty or
+// is not the format at all (no header, a required column missing).
 Result<Statement> ParseStatement(std::string_view text, Format format, const std::string& merchant,
                                  int timezone_offset_minutes);
 
@@ -115,19 +119,24 @@ struct CategoryTotals {
 };
 
 struct Outcome {
-  std::vector<Classified> lines;  // every line: ledger lines in key order, then statement-only lines in file order
+  std::vector<Classified>
+      lines;  // every line: ledger lines in key order, then statement-only lines in file order
   CategoryTotals totals[kCategoryCount];
   int64_t breaks = 0;
 };
 
 // Looks a line up by key in the whole ledger (any clearing date): what carry-over needs.
-using LedgerLookup = std::function<std::optional<Line>(LineKind kind, const std::string& merchant, const std::string& id)>;
+using LedgerLookup =
+    std::function<std::optional<Line>(LineKind kind, const std::string& merchant, const std::string& id)>;
 
 // Classifies every line. `ledger_lines` are the ledger's lines of options.date (any order).
-// - A statement line with the same key: STATUS_MISMATCH, else AMOUNT_MISMATCH, else FEE_MISMATCH, else MATCHED
+// - A statement line with the same key: STATUS_MISMATCH, else AMOUNT_MISMATCH, else FEE_MISMATCH, else
+// MATCHED
 //   (the first difference wins). A second statement line with a key already seen is MISSING_IN_LEDGER.
-// - A statement line the ledger has on the neighbouring clearing date (found by `lookup`), occurred within the
-//   window of the cut-off between the two dates: CARRIED_OVER (its amounts still compared). Else MISSING_IN_LEDGER.
+// - A statement line the ledger has on the neighbouring clearing date (found by `lookup`), occurred within
+// the
+//   window of the cut-off between the two dates: CARRIED_OVER (its amounts still compared). Else
+//   MISSING_IN_LEDGER.
 // - A ledger line the statement lacks, occurred within the window of either cut-off bounding the date:
 //   CARRIED_OVER (expected on the neighbouring date's statement). Else MISSING_IN_STATEMENT.
 Outcome Reconcile(std::vector<Line> ledger_lines, const Statement& statement, const Options& options,

@@ -58,7 +58,8 @@ Result<ReplayReport> Replay(const EventSource& source, Store* target, const Repl
 Result<ReplayReport> Replay(const Store& source, Store* target, uint64_t to_sequence = UINT64_MAX);
 
 // Where a rebuilt store and a live one disagree: the first differing key of one projector, with each side's
-// value described for people (a balance as its amount, other records as their fields; "(absent)" when missing).
+// value described for people (a balance as its amount, other records as their fields; "(absent)" when
+// missing).
 struct StateDifference {
   std::string projector;
   std::string key;

@@ -8,23 +8,25 @@
 #include <string_view>
 
 #include "core/status.h"
-#include "state/keys.h"
 #include "schemas/state_generated.h"
+#include "state/keys.h"
 #include "storage/kv.h"
 
 namespace ledger {
 
 // The text of an optional FlatBuffers string ("" when absent).
-inline std::string StringOf(const flatbuffers::String* text) { return text == nullptr ? std::string() : text->str(); }
+inline std::string StringOf(const flatbuffers::String* text) {
+  return text == nullptr ? std::string() : text->str();
+}
 
 // Null-safe view of an optional string field (a forged record may leave out what the write side always sets).
 inline std::string_view ViewOf(const flatbuffers::String* text) {
   return text == nullptr ? std::string_view() : text->string_view();
 }
 
-// What makes an event impossible to fold: an amount that would overflow, a reference to a record that does not
-// exist. The write side never lets such an event through (the ledger asserts the fold succeeded); replay and
-// downstream runners meet forged or foreign histories and report the first problem as Corruption.
+// What makes an event impossible to fold: an amount that would overflow, a reference to a record that does
+// not exist. The write side never lets such an event through (the ledger asserts the fold succeeded); replay
+// and downstream runners meet forged or foreign histories and report the first problem as Corruption.
 class FoldErrors {
  public:
   // a + b; on overflow returns a and records the error.
@@ -52,7 +54,8 @@ template <typename NativeT>
 void SaveRecord(Overlay& writer, std::string_view key, const NativeT& record) {
   flatbuffers::FlatBufferBuilder builder(128);
   builder.Finish(NativeT::TableType::Pack(builder, &record));
-  writer.Put(key, std::string_view(reinterpret_cast<const char*>(builder.GetBufferPointer()), builder.GetSize()));
+  writer.Put(key,
+             std::string_view(reinterpret_cast<const char*>(builder.GetBufferPointer()), builder.GetSize()));
 }
 
 }  // namespace ledger

@@ -1,5 +1,5 @@
-// The trial balance: every balance summed per unit. Double entry keeps both sums at zero after every committed
-// group; any other figure is a broken invariant (or a damaged store) that the caller reports.
+// The trial balance: every balance summed per unit. Double entry keeps both sums at zero after every
+// committed group; any other figure is a broken invariant (or a damaged store) that the caller reports.
 // Thread-safety: reads a store, which may be read from any thread.
 #pragma once
 

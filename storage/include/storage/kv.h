@@ -32,11 +32,13 @@ class Overlay final : public KvReader {
  public:
   // With `track_priors`, the first write of each key also reads the key's value in `base` at that moment (the
   // record as it was before this overlay), so a commit can update set digests with old and new values.
-  explicit Overlay(const KvReader& base, bool track_priors = false) : base_(&base), track_priors_(track_priors) {}
+  explicit Overlay(const KvReader& base, bool track_priors = false)
+      : base_(&base), track_priors_(track_priors) {}
   // Not copyable: `Overlay(other_overlay)` must not silently copy the writes when a layer on top is meant.
   Overlay(const Overlay&) = delete;
   Overlay& operator=(const Overlay&) = delete;
-  // Reads that miss this overlay go to `base` from now on (a pipelined group, once the group under it is durable).
+  // Reads that miss this overlay go to `base` from now on (a pipelined group, once the group under it is
+  // durable).
   void Rebase(const KvReader& base) { base_ = &base; }
 
   bool Get(std::string_view key, std::string* value) const override;
@@ -46,7 +48,8 @@ class Overlay final : public KvReader {
   // Calls fn(key, value) for every buffered write in key order; value is nullopt for a delete.
   void ForEach(const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const;
   // The same in no particular order (cheaper: no sort).
-  void ForEachUnordered(const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const;
+  void ForEachUnordered(
+      const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const;
   // Every buffered write with the key's value before this overlay (nullopt: absent), in no particular order.
   // Requires track_priors.
   using PriorFn = std::function<void(const std::string& key, const std::optional<std::string>& value,
@@ -72,12 +75,12 @@ class Overlay final : public KvReader {
   size_t bytes_ = 0;
 };
 
-// A bounded cache over a reader, for the single writer of that reader's store. It caches what it read, present
-// or absent (a customer without limit overrides is asked about them at every payment), and the writer hands it
-// every committed group so it never serves a stale answer: cached keys take their new values or become absent;
-// keys it does not hold stay out. Eviction is second-chance FIFO, so keys asked once (a new command id, a new
-// order) leave first. `capacity_bytes` bounds keys and values held with their bookkeeping (hash nodes, heap
-// blocks, the eviction queue). Not thread-safe.
+// A bounded cache over a reader, for the single writer of that reader's store. It caches what it read,
+// present or absent (a customer without limit overrides is asked about them at every payment), and the writer
+// hands it every committed group so it never serves a stale answer: cached keys take their new values or
+// become absent; keys it does not hold stay out. Eviction is second-chance FIFO, so keys asked once (a new
+// command id, a new order) leave first. `capacity_bytes` bounds keys and values held with their bookkeeping
+// (hash nodes, heap blocks, the eviction queue). Not thread-safe.
 class CachedReader final : public KvReader {
  public:
   CachedReader(const KvReader& base, size_t capacity_bytes) : base_(&base), capacity_bytes_(capacity_bytes) {}

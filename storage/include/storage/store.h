@@ -4,12 +4,12 @@
 //   state   projection records (keys in state/keys.h); all a pure function of `events`
 //   meta    offsets and settings that are not part of the event history (e.g. the commands-topic offset), the
 //           projections' set digests, and the RocksDB sequence number the store's own last commit left
-// Beside the database, the file DURABLE_SEQUENCE holds the last event sequence of the last group known durable
-// (written after each synced commit, not itself synced): opening never continues from a history shorter than
-// it (docs/DECISIONS.md: Write-ahead log damage).
-// Errors: RocksDB statuses become ledger::Status here. Point reads of `state` abort on a storage fault
-// (fail-stop: nothing of the open group is written, and a restart recovers from the synced WAL).
-// Thread-safety: a Store opened for writing has one writer thread; reads may come from any thread.
+// Beside the database, the file DURABLE_SEQUENCE holds the last event sequence of the last group known
+// durable (written after each synced commit, not itself synced): opening never continues from a history
+// shorter than it (docs/DECISIONS.md: Write-ahead log damage). Errors: RocksDB statuses become ledger::Status
+// here. Point reads of `state` abort on a storage fault (fail-stop: nothing of the open group is written, and
+// a restart recovers from the synced WAL). Thread-safety: a Store opened for writing has one writer thread;
+// reads may come from any thread.
 #pragma once
 
 #include <cstdint>
@@ -21,8 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "storage/kv.h"
 #include "core/status.h"
+#include "storage/kv.h"
 
 namespace ledger {
 namespace testing {
@@ -45,10 +45,10 @@ struct CommitBatch {
 
 // Where the store's memory is, in bytes (RocksDB's own accounting).
 struct StoreMemory {
-  uint64_t memtables = 0;         // all column families' memtables, flushing ones included
-  uint64_t block_cache = 0;       // data, index and filter blocks in the shared cache
+  uint64_t memtables = 0;    // all column families' memtables, flushing ones included
+  uint64_t block_cache = 0;  // data, index and filter blocks in the shared cache
   uint64_t block_cache_pinned = 0;
-  uint64_t table_readers = 0;     // table reader memory outside the block cache
+  uint64_t table_readers = 0;  // table reader memory outside the block cache
 };
 
 // What the RocksDB sequence number says about writers: the number the store's own last commit left in `meta`,
@@ -63,10 +63,10 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Opens (creating when allowed) the database in `dir`. A write-ahead log whose last record was torn by a crash
-  // opens, losing only that unacknowledged group; a log damaged before its end, or a history shorter than
-  // DURABLE_SEQUENCE, is Corruption naming the file and the sequences that can no longer be proven, with how to
-  // recover. Errors: IoError (also "no space left"), Corruption, InvalidArgument.
+  // Opens (creating when allowed) the database in `dir`. A write-ahead log whose last record was torn by a
+  // crash opens, losing only that unacknowledged group; a log damaged before its end, or a history shorter
+  // than DURABLE_SEQUENCE, is Corruption naming the file and the sequences that can no longer be proven, with
+  // how to recover. Errors: IoError (also "no space left"), Corruption, InvalidArgument.
   static Result<std::unique_ptr<Store>> Open(const std::string& dir, const StoreOptions& options);
 
   // Reader over the `state` column family.
