@@ -4,6 +4,8 @@
 #include <toml++/toml.h>
 
 #include <filesystem>
+#include <string_view>
+#include <utility>
 
 #include "schemas/events_generated.h"
 
@@ -58,6 +60,122 @@ const toml::table* Section(const toml::table& root, std::string_view name, Statu
   return node->as_table();
 }
 
+Status ReadLedgerSection(const toml::table& ledger, LedgerConfig* config) {
+  LEDGER_RETURN_IF_ERROR(CheckKeys(ledger, {"shard", "point_value_minor", "refund_window_days"}, "ledger"));
+  int64_t shard = config->shard, point_value = config->point_value_minor,
+          refund_days = config->refund_window_days;
+  LEDGER_RETURN_IF_ERROR(ReadInteger(ledger, "shard", 0, 65535, &shard));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(ledger, "point_value_minor", 1, 1'000'000, &point_value));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(ledger, "refund_window_days", 0, 3650, &refund_days));
+  config->shard = static_cast<uint32_t>(shard);
+  config->point_value_minor = point_value;
+  config->refund_window_days = static_cast<int>(refund_days);
+  return Status::Ok();
+}
+
+Status ReadClockSection(const toml::table& clock, LedgerConfig* config) {
+  LEDGER_RETURN_IF_ERROR(
+      CheckKeys(clock, {"timezone_offset_minutes", "clearing_cutoff_minutes", "max_skew_seconds"}, "clock"));
+  int64_t offset = config->timezone_offset_minutes, cutoff = config->clearing_cutoff_minutes;
+  int64_t skew_seconds = config->clock_skew_max_ns / 1'000'000'000;
+  LEDGER_RETURN_IF_ERROR(ReadInteger(clock, "timezone_offset_minutes", -14 * 60, 14 * 60, &offset));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(clock, "clearing_cutoff_minutes", 0, 24 * 60, &cutoff));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(clock, "max_skew_seconds", 0, 86400, &skew_seconds));
+  config->timezone_offset_minutes = static_cast<int>(offset);
+  config->clearing_cutoff_minutes = static_cast<int>(cutoff);
+  config->clock_skew_max_ns = skew_seconds * 1'000'000'000;
+  return Status::Ok();
+}
+
+// One [limits.<medium>] table (or [limits.qr_static], the one channel limit).
+Status ReadLimitTable(const std::string& name, const toml::node& node, LedgerConfig* config) {
+  if (!node.is_table())
+    return Status::InvalidArgument(Where(node) + ": [limits." + name + "] must be a table");
+  const toml::table& table = *node.as_table();
+  if (name == "qr_static") {
+    LEDGER_RETURN_IF_ERROR(CheckKeys(table, {"daily_minor"}, "limits.qr_static"));
+    return ReadInteger(table, "daily_minor", -1, INT64_MAX, &config->qr_static_daily_minor);
+  }
+  int medium = -1;
+  for (int i = 0; i < kMediumCount; ++i) {
+    if (name == fb::EnumNamesMedium()[i]) medium = i;
+  }
+  if (medium < 0) {
+    return Status::InvalidArgument(Where(node) + ": unknown medium or channel '" + name + "' in [limits]");
+  }
+  MediumPolicy& policy = config->medium_policy[medium];
+  LEDGER_RETURN_IF_ERROR(CheckKeys(
+      table, {"per_payment_minor", "daily_minor", "monthly_minor", "daily_count"}, "limits." + name));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(table, "per_payment_minor", -1, INT64_MAX, &policy.per_payment_minor));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(table, "daily_minor", -1, INT64_MAX, &policy.daily_minor));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(table, "monthly_minor", -1, INT64_MAX, &policy.monthly_minor));
+  return ReadInteger(table, "daily_count", -1, INT64_MAX, &policy.daily_count);
+}
+
+Status ReadLimitsSection(const toml::table& limits, LedgerConfig* config) {
+  for (const auto& [key, node] : limits)
+    LEDGER_RETURN_IF_ERROR(ReadLimitTable(std::string(key.str()), node, config));
+  return Status::Ok();
+}
+
+Status ReadGroupCommitSection(const toml::table& group, LedgerConfig* config) {
+  LEDGER_RETURN_IF_ERROR(CheckKeys(group, {"commands_max", "bytes_max"}, "group_commit"));
+  int64_t commands = static_cast<int64_t>(config->group_commands_max),
+          bytes = static_cast<int64_t>(config->group_bytes_max);
+  LEDGER_RETURN_IF_ERROR(ReadInteger(group, "commands_max", 1, 1'000'000, &commands));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(group, "bytes_max", 4096, int64_t{1} << 30, &bytes));
+  config->group_commands_max = static_cast<size_t>(commands);
+  config->group_bytes_max = static_cast<size_t>(bytes);
+  return Status::Ok();
+}
+
+Status ReadAuditSection(const toml::table& audit, LedgerConfig* config) {
+  LEDGER_RETURN_IF_ERROR(
+      CheckKeys(audit, {"private_key", "public_key", "checkpoint_every", "scrub_every"}, "audit"));
+  LEDGER_RETURN_IF_ERROR(ReadString(audit, "private_key", &config->audit_private_key));
+  LEDGER_RETURN_IF_ERROR(ReadString(audit, "public_key", &config->audit_public_key));
+  int64_t every = static_cast<int64_t>(config->checkpoint_every_events);
+  LEDGER_RETURN_IF_ERROR(ReadInteger(audit, "checkpoint_every", 1, int64_t{1} << 40, &every));
+  config->checkpoint_every_events = static_cast<uint64_t>(every);
+  int64_t scrub_every = static_cast<int64_t>(config->scrub_every_events);
+  LEDGER_RETURN_IF_ERROR(ReadInteger(audit, "scrub_every", 1, int64_t{1} << 40, &scrub_every));
+  config->scrub_every_events = static_cast<uint64_t>(scrub_every);
+  return Status::Ok();
+}
+
+Status ReadReconciliationSection(const toml::table& reconciliation, LedgerConfig* config) {
+  LEDGER_RETURN_IF_ERROR(
+      CheckKeys(reconciliation, {"carry_over_minutes", "fee_tolerance_minor"}, "reconciliation"));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(reconciliation, "carry_over_minutes", 0, 24 * 60,
+                                     &config->reconciliation_carry_over_minutes));
+  return ReadInteger(reconciliation, "fee_tolerance_minor", 0, 1'000'000,
+                     &config->reconciliation_fee_tolerance_minor);
+}
+
+Status ReadKafkaSection(const toml::table& kafka, LedgerConfig* config) {
+  LEDGER_RETURN_IF_ERROR(CheckKeys(kafka, {"brokers", "ack"}, "kafka"));
+  for (const auto& [key, node] : kafka) {
+    if (!node.is_string()) {
+      return Status::InvalidArgument(Where(node) + ": '" + std::string(key.str()) + "' must be a string");
+    }
+  }
+  config->kafka_brokers = kafka.get("brokers") ? *kafka.get("brokers")->value<std::string>() : "";
+  config->kafka_ack = kafka.get("ack") ? *kafka.get("ack")->value<std::string>() : "kafka";
+  if (config->kafka_ack != "kafka" && config->kafka_ack != "local") {
+    return Status::InvalidArgument(Where(*kafka.get("ack")) + ": ack must be \"kafka\" or \"local\"");
+  }
+  return Status::Ok();
+}
+
+// The sections in the order they are read (an error names the first problem in this order).
+using SectionReader = Status (*)(const toml::table&, LedgerConfig*);
+constexpr std::pair<std::string_view, SectionReader> kSections[] = {
+    {"ledger", ReadLedgerSection}, {"clock", ReadClockSection},
+    {"limits", ReadLimitsSection}, {"group_commit", ReadGroupCommitSection},
+    {"audit", ReadAuditSection},   {"reconciliation", ReadReconciliationSection},
+    {"kafka", ReadKafkaSection},
+};
+
 }  // namespace
 
 Result<LedgerConfig> LoadConfig(const std::string& path) {
@@ -71,110 +189,16 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
     return Status::InvalidArgument(path + ": line " + std::to_string(failure.source().begin.line) + ": " +
                                    std::string(failure.description()));
   }
-  Status status;
   auto prefix = [&](Status s) { return s.ok() ? s : Status::InvalidArgument(path + ": " + s.message()); };
   LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(
       root, {"ledger", "clock", "limits", "group_commit", "kafka", "audit", "reconciliation"}, "top level")));
-
-  if (const toml::table* ledger = Section(root, "ledger", &status)) {
-    LEDGER_RETURN_IF_ERROR(
-        prefix(CheckKeys(*ledger, {"shard", "point_value_minor", "refund_window_days"}, "ledger")));
-    int64_t shard = config.shard, point_value = config.point_value_minor,
-            refund_days = config.refund_window_days;
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*ledger, "shard", 0, 65535, &shard)));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*ledger, "point_value_minor", 1, 1'000'000, &point_value)));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*ledger, "refund_window_days", 0, 3650, &refund_days)));
-    config.shard = static_cast<uint32_t>(shard);
-    config.point_value_minor = point_value;
-    config.refund_window_days = static_cast<int>(refund_days);
-  }
-  if (const toml::table* clock = Section(root, "clock", &status)) {
-    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(
-        *clock, {"timezone_offset_minutes", "clearing_cutoff_minutes", "max_skew_seconds"}, "clock")));
-    int64_t offset = config.timezone_offset_minutes, cutoff = config.clearing_cutoff_minutes;
-    int64_t skew_seconds = config.clock_skew_max_ns / 1'000'000'000;
-    LEDGER_RETURN_IF_ERROR(
-        prefix(ReadInteger(*clock, "timezone_offset_minutes", -14 * 60, 14 * 60, &offset)));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*clock, "clearing_cutoff_minutes", 0, 24 * 60, &cutoff)));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*clock, "max_skew_seconds", 0, 86400, &skew_seconds)));
-    config.timezone_offset_minutes = static_cast<int>(offset);
-    config.clearing_cutoff_minutes = static_cast<int>(cutoff);
-    config.clock_skew_max_ns = skew_seconds * 1'000'000'000;
-  }
-  if (const toml::table* limits = Section(root, "limits", &status)) {
-    for (const auto& [key, node] : *limits) {
-      const std::string name(key.str());
-      if (!node.is_table())
-        return Status::InvalidArgument(path + ": " + Where(node) + ": [limits." + name + "] must be a table");
-      const toml::table& table = *node.as_table();
-      if (name == "qr_static") {
-        LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(table, {"daily_minor"}, "limits.qr_static")));
-        LEDGER_RETURN_IF_ERROR(
-            prefix(ReadInteger(table, "daily_minor", -1, INT64_MAX, &config.qr_static_daily_minor)));
-        continue;
-      }
-      int medium = -1;
-      for (int i = 0; i < kMediumCount; ++i) {
-        if (name == fb::EnumNamesMedium()[i]) medium = i;
-      }
-      if (medium < 0)
-        return Status::InvalidArgument(path + ": " + Where(node) + ": unknown medium or channel '" + name +
-                                       "' in [limits]");
-      MediumPolicy& policy = config.medium_policy[medium];
-      LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(
-          table, {"per_payment_minor", "daily_minor", "monthly_minor", "daily_count"}, "limits." + name)));
-      LEDGER_RETURN_IF_ERROR(
-          prefix(ReadInteger(table, "per_payment_minor", -1, INT64_MAX, &policy.per_payment_minor)));
-      LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(table, "daily_minor", -1, INT64_MAX, &policy.daily_minor)));
-      LEDGER_RETURN_IF_ERROR(
-          prefix(ReadInteger(table, "monthly_minor", -1, INT64_MAX, &policy.monthly_minor)));
-      LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(table, "daily_count", -1, INT64_MAX, &policy.daily_count)));
+  Status not_a_table;  // a section that is not a table: reported after the others, as before
+  for (const auto& [name, read] : kSections) {
+    if (const toml::table* section = Section(root, name, &not_a_table)) {
+      LEDGER_RETURN_IF_ERROR(prefix(read(*section, &config)));
     }
   }
-  if (const toml::table* group = Section(root, "group_commit", &status)) {
-    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*group, {"commands_max", "bytes_max"}, "group_commit")));
-    int64_t commands = static_cast<int64_t>(config.group_commands_max),
-            bytes = static_cast<int64_t>(config.group_bytes_max);
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*group, "commands_max", 1, 1'000'000, &commands)));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*group, "bytes_max", 4096, int64_t{1} << 30, &bytes)));
-    config.group_commands_max = static_cast<size_t>(commands);
-    config.group_bytes_max = static_cast<size_t>(bytes);
-  }
-  if (const toml::table* audit = Section(root, "audit", &status)) {
-    LEDGER_RETURN_IF_ERROR(
-        prefix(CheckKeys(*audit, {"private_key", "public_key", "checkpoint_every", "scrub_every"}, "audit")));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadString(*audit, "private_key", &config.audit_private_key)));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadString(*audit, "public_key", &config.audit_public_key)));
-    int64_t every = static_cast<int64_t>(config.checkpoint_every_events);
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*audit, "checkpoint_every", 1, int64_t{1} << 40, &every)));
-    config.checkpoint_every_events = static_cast<uint64_t>(every);
-    int64_t scrub_every = static_cast<int64_t>(config.scrub_every_events);
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*audit, "scrub_every", 1, int64_t{1} << 40, &scrub_every)));
-    config.scrub_every_events = static_cast<uint64_t>(scrub_every);
-  }
-  if (const toml::table* reconciliation = Section(root, "reconciliation", &status)) {
-    LEDGER_RETURN_IF_ERROR(
-        prefix(CheckKeys(*reconciliation, {"carry_over_minutes", "fee_tolerance_minor"}, "reconciliation")));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*reconciliation, "carry_over_minutes", 0, 24 * 60,
-                                              &config.reconciliation_carry_over_minutes)));
-    LEDGER_RETURN_IF_ERROR(prefix(ReadInteger(*reconciliation, "fee_tolerance_minor", 0, 1'000'000,
-                                              &config.reconciliation_fee_tolerance_minor)));
-  }
-  if (const toml::table* kafka = Section(root, "kafka", &status)) {
-    LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(*kafka, {"brokers", "ack"}, "kafka")));
-    for (const auto& [key, node] : *kafka) {
-      if (!node.is_string())
-        return Status::InvalidArgument(path + ": " + Where(node) + ": '" + std::string(key.str()) +
-                                       "' must be a string");
-    }
-    config.kafka_brokers = kafka->get("brokers") ? *kafka->get("brokers")->value<std::string>() : "";
-    config.kafka_ack = kafka->get("ack") ? *kafka->get("ack")->value<std::string>() : "kafka";
-    if (config.kafka_ack != "kafka" && config.kafka_ack != "local") {
-      return Status::InvalidArgument(path + ": " + Where(*kafka->get("ack")) +
-                                     ": ack must be \"kafka\" or \"local\"");
-    }
-  }
-  if (!status.ok()) return Status::InvalidArgument(path + ": " + status.message());
+  if (!not_a_table.ok()) return Status::InvalidArgument(path + ": " + not_a_table.message());
   return config;
 }
 

@@ -470,6 +470,55 @@ class ResultsWatcher {
   return ::testing::AssertionSuccess();
 }
 
+// Commands of a workload sent one after the other to ledger.commands partition 0; `sent` counts them.
+struct CommandFeed {
+  kafka::RecordSender& sender;
+  const Workload& workload;
+  size_t sent = 0;
+
+  // Streams commands at about 250 a second for `duration_s` or until `limit` commands were sent.
+  ::testing::AssertionResult SendFor(double duration_s, size_t limit) {
+    const auto started = Clock::now();
+    while (SecondsSince(started) < duration_s && sent < limit) {
+      const size_t to = std::min(limit, sent + 50);
+      ::testing::AssertionResult ok = SendCommands(sender, workload, sent, to);
+      if (!ok) return ok;
+      sent = to;
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    return ::testing::AssertionSuccess();
+  }
+};
+
+// How results arrived after `killed_at` (seconds on the watcher's clock): the longest pause between two
+// (counted from `killed_at`), and how many arrived 10 to 20 s after it.
+struct ArrivalFigures {
+  double longest_pause = 0;
+  size_t results_10_to_20s = 0;
+};
+ArrivalFigures ArrivalsAfter(const std::vector<double>& arrivals, double killed_at) {
+  ArrivalFigures figures;
+  double last = killed_at;
+  for (double at : arrivals) {
+    if (at < killed_at) continue;
+    figures.longest_pause = std::max(figures.longest_pause, at - last);
+    last = at;
+    if (at >= killed_at + 10 && at <= killed_at + 20) figures.results_10_to_20s += 1;
+  }
+  return figures;
+}
+
+// The last sequence serve's log says it committed and waits to have acknowledged ("?" when none).
+std::string CommittedThrough(const std::string& serve_log) {
+  static const std::regex kWaiting("events through ([0-9]+) not acknowledged");
+  std::string committed_through = "?";
+  for (auto it = std::sregex_iterator(serve_log.begin(), serve_log.end(), kWaiting);
+       it != std::sregex_iterator(); ++it) {
+    committed_through = (*it)[1];
+  }
+  return committed_through;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The fixture: fetches Kafka (skipping when it cannot), starts clusters, runs `ledger serve`, cleans up.
 
@@ -628,6 +677,98 @@ class KafkaRealTest : public ::testing::Test {
     std::cout << "[metadata] " << topic << ": leader " << match[1] << ", replicas " << match[2] << ", isrs "
               << match[3] << std::endl;
     return std::stoi(match[1]);
+  }
+
+  // Steps of KafkaRealReplicatedClusterSurvivesOneBrokerAndWaitsForQuorum (test 7), in its order.
+
+  // ledger.events is replicated on all three brokers.
+  void ExpectEventsReplicatedThreeTimes(const std::string& brokers) {
+    const RunResult metadata =
+        RunProcess({"/usr/bin/kcat", "-L", "-b", brokers, "-t", kafka::kEventsTopic}, dir_.path(), 30);
+    EXPECT_NE(metadata.out.find("replicas: "), std::string::npos) << metadata.out;
+    static const std::regex kThreeReplicas("replicas: [0-9]+,[0-9]+,[0-9]+,");
+    EXPECT_TRUE(std::regex_search(metadata.out, kThreeReplicas))
+        << "ledger.events is not replicated 3 times:\n"
+        << metadata.out;
+  }
+
+  // Phase 2: broker `first` (the leader of ledger.events) killed; results keep arriving while commands are
+  // sent for 20 s more (up to `limit`).
+  void KillOneBrokerExpectingResults(int first, ResultsWatcher& watcher, CommandFeed& feed, size_t limit) {
+    const double first_killed_at = watcher.now();
+    ASSERT_TRUE(Cluster("kill", first));
+    const size_t before_phase2 = watcher.count();
+    ASSERT_TRUE(feed.SendFor(20, limit));
+    const bool phase2_complete = watcher.WaitForCount(feed.sent, seconds(90));
+    const ArrivalFigures arrivals = ArrivalsAfter(watcher.arrivals(), first_killed_at);
+    const double phase2_end = watcher.now();
+    std::cout << "[one-broker-down] killed broker " << first << ": results " << before_phase2 << " -> "
+              << watcher.count() << " (commands sent " << feed.sent << "), longest pause between results "
+              << arrivals.longest_pause << " s, results 10-20 s after the kill " << arrivals.results_10_to_20s
+              << ", phase " << phase2_end - first_killed_at << " s" << std::endl;
+    EXPECT_TRUE(phase2_complete) << "with one broker down not every command got its result";
+    EXPECT_GT(arrivals.results_10_to_20s, 0u) << "no results 10-20 s after one broker was killed";
+    EXPECT_LT(arrivals.longest_pause, 30.0) << "acknowledgements paused too long after one broker was killed";
+  }
+
+  // The broker phase 3 kills besides `first` (0: none). The survivor is the leader of ledger.results (where
+  // an acknowledgement would show) and, when the same broker leads it, of ledger.commands (so serve can still
+  // read the burst).
+  int SecondBrokerToKill(const std::string& brokers, int first) {
+    LeaderOf(brokers, kafka::kEventsTopic);
+    const int commands_leader = LeaderOf(brokers, kafka::kCommandsTopic);
+    const int results_leader = LeaderOf(brokers, kafka::kResultsTopic);
+    int second = 0;
+    for (int candidate = 1; candidate <= 3; ++candidate) {
+      if (candidate == first || candidate == results_leader) continue;
+      if (second == 0 || candidate != commands_leader) second = candidate;
+    }
+    return second;
+  }
+
+  // Phase 3: broker `second` killed right after a burst of commands was acknowledged by Kafka (replicated to
+  // two brokers): with one broker of three up, no result may appear. Sets `*results_after_10s` to the count
+  // of results 13 s after the kill.
+  void KillSecondBrokerExpectingNoResults(int second, pid_t serve, ResultsWatcher& watcher, CommandFeed& feed,
+                                          size_t* results_after_10s) {
+    const Workload& workload = feed.workload;
+    const size_t burst_from = feed.sent;
+    const size_t burst_to = std::min(workload.ids.size(), feed.sent + Scaled(2'000));
+    ASSERT_TRUE(SendCommands(feed.sender, workload, burst_from, burst_to));
+    feed.sent = burst_to;
+    ASSERT_TRUE(Cluster("kill", second));
+    std::this_thread::sleep_for(seconds(3));
+    const size_t after_grace = watcher.count();
+    std::this_thread::sleep_for(seconds(10));
+    const size_t after_10s = watcher.count();
+    *results_after_10s = after_10s;
+    std::set<std::string> seen = watcher.keys();
+    size_t burst_acknowledged = 0;
+    for (size_t i = burst_from; i < burst_to; ++i) burst_acknowledged += seen.count(workload.ids[i]);
+    std::cout << "[two-brokers-down] killed broker " << second << ": results " << after_grace << " -> "
+              << after_10s << " in 10 s; burst of " << burst_to - burst_from << " commands, "
+              << burst_acknowledged
+              << " acknowledged before the quorum was lost; serve committed through sequence "
+              << CommittedThrough(ReadFile(serve_err())) << " and waits for Kafka" << std::endl;
+    EXPECT_EQ(after_10s, after_grace) << "results were acknowledged while only one of three brokers was up";
+    EXPECT_TRUE(Running(serve)) << "ledger serve exited while Kafka lacked replicas";
+  }
+
+  // Phase 4: broker `second` back: results arrive again (beyond the `after_10s` seen while it was down); then
+  // the rest of the commands, each answered.
+  void RestartBrokerAndSendTheRest(int second, pid_t serve, ResultsWatcher& watcher, CommandFeed& feed,
+                                   size_t after_10s) {
+    const size_t total = feed.workload.ids.size();
+    const double restarted_at = watcher.now();
+    ASSERT_TRUE(Cluster("restart", second));
+    const bool resumed = watcher.WaitForCount(after_10s + 1, seconds(120));
+    std::cout << "[quorum-back] broker " << second << " restarted; first new result after "
+              << (resumed ? watcher.now() - restarted_at : -1) << " s" << std::endl;
+    EXPECT_TRUE(resumed || after_10s == feed.sent) << "results did not resume after a broker returned";
+    ASSERT_TRUE(feed.SendFor(1e9, total));
+    const bool complete = watcher.WaitForCount(total, seconds(180));
+    EXPECT_TRUE(complete) << "results: " << watcher.count() << " of " << total;
+    EXPECT_TRUE(Running(serve));
   }
 
   TempDir dir_;
@@ -827,112 +968,32 @@ TEST_F(KafkaRealTest, KafkaRealReplicatedClusterSurvivesOneBrokerAndWaitsForQuor
   const Workload workload = MakeWorkload(Scaled(12'000), 7);
   const pid_t serve = StartServe(brokers, 3, true);
   ASSERT_GT(serve, 0);
-  const RunResult metadata =
-      RunProcess({"/usr/bin/kcat", "-L", "-b", brokers, "-t", kafka::kEventsTopic}, dir_.path(), 30);
-  EXPECT_NE(metadata.out.find("replicas: "), std::string::npos) << metadata.out;
-  static const std::regex kThreeReplicas("replicas: [0-9]+,[0-9]+,[0-9]+,");
-  EXPECT_TRUE(std::regex_search(metadata.out, kThreeReplicas)) << "ledger.events is not replicated 3 times:\n"
-                                                               << metadata.out;
+  ExpectEventsReplicatedThreeTimes(brokers);
 
   ResultsWatcher watcher(brokers);
   Result<std::unique_ptr<kafka::RecordSender>> opened = kafka::RecordSender::Open(brokers);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  kafka::RecordSender& sender = **opened;
-  // Streams commands at about 250 a second for `duration_s` or until `limit` commands were sent.
-  size_t sent = 0;
-  auto send_for = [&](double duration_s, size_t limit) -> ::testing::AssertionResult {
-    const auto started = Clock::now();
-    while (SecondsSince(started) < duration_s && sent < limit) {
-      const size_t to = std::min(limit, sent + 50);
-      ::testing::AssertionResult ok = SendCommands(sender, workload, sent, to);
-      if (!ok) return ok;
-      sent = to;
-      std::this_thread::sleep_for(milliseconds(200));
-    }
-    return ::testing::AssertionSuccess();
-  };
+  CommandFeed feed{**opened, workload};
   const size_t phase_limit = workload.ids.size() * 3 / 5;
 
   // Phase 1: three brokers.
-  ASSERT_TRUE(send_for(5, phase_limit / 4));
-  ASSERT_TRUE(watcher.WaitForCount(sent, seconds(60))) << "results did not arrive with three brokers";
+  ASSERT_TRUE(feed.SendFor(5, phase_limit / 4));
+  ASSERT_TRUE(watcher.WaitForCount(feed.sent, seconds(60))) << "results did not arrive with three brokers";
 
   // Phase 2: the leader of ledger.events killed; results keep arriving.
   const int first = LeaderOf(brokers, kafka::kEventsTopic);
   ASSERT_GT(first, 0);
-  const double first_killed_at = watcher.now();
-  ASSERT_TRUE(Cluster("kill", first));
-  const size_t before_phase2 = watcher.count();
-  ASSERT_TRUE(send_for(20, phase_limit));
-  const bool phase2_complete = watcher.WaitForCount(sent, seconds(90));
-  std::vector<double> arrivals = watcher.arrivals();
-  double longest_pause = 0, last = first_killed_at;
-  size_t results_last_10s = 0;
-  const double phase2_end = watcher.now();
-  for (double at : arrivals) {
-    if (at < first_killed_at) continue;
-    longest_pause = std::max(longest_pause, at - last);
-    last = at;
-    if (at >= first_killed_at + 10 && at <= first_killed_at + 20) results_last_10s += 1;
-  }
-  std::cout << "[one-broker-down] killed broker " << first << ": results " << before_phase2 << " -> "
-            << watcher.count() << " (commands sent " << sent << "), longest pause between results "
-            << longest_pause << " s, results 10-20 s after the kill " << results_last_10s << ", phase "
-            << phase2_end - first_killed_at << " s" << std::endl;
-  EXPECT_TRUE(phase2_complete) << "with one broker down not every command got its result";
-  EXPECT_GT(results_last_10s, 0u) << "no results 10-20 s after one broker was killed";
-  EXPECT_LT(longest_pause, 30.0) << "acknowledgements paused too long after one broker was killed";
+  ASSERT_NO_FATAL_FAILURE(KillOneBrokerExpectingResults(first, watcher, feed, phase_limit));
 
   // Phase 3: a second broker killed right after a burst of commands was acknowledged by Kafka (replicated to
-  // two brokers). The survivor is the leader of ledger.results (where an acknowledgement would show) and,
-  // when the same broker leads it, of ledger.commands (so serve can still read the burst).
-  LeaderOf(brokers, kafka::kEventsTopic);
-  const int commands_leader = LeaderOf(brokers, kafka::kCommandsTopic);
-  const int results_leader = LeaderOf(brokers, kafka::kResultsTopic);
-  int second = 0;
-  for (int candidate = 1; candidate <= 3; ++candidate) {
-    if (candidate == first || candidate == results_leader) continue;
-    if (second == 0 || candidate != commands_leader) second = candidate;
-  }
+  // two brokers); the survivor leads ledger.results, where an acknowledgement would show.
+  const int second = SecondBrokerToKill(brokers, first);
   ASSERT_GT(second, 0);
-  const size_t burst_from = sent;
-  const size_t burst_to = std::min(workload.ids.size(), sent + Scaled(2'000));
-  ASSERT_TRUE(SendCommands(sender, workload, burst_from, burst_to));
-  sent = burst_to;
-  ASSERT_TRUE(Cluster("kill", second));
-  std::this_thread::sleep_for(seconds(3));
-  const size_t after_grace = watcher.count();
-  std::this_thread::sleep_for(seconds(10));
-  const size_t after_10s = watcher.count();
-  std::set<std::string> seen = watcher.keys();
-  size_t burst_acknowledged = 0;
-  for (size_t i = burst_from; i < burst_to; ++i) burst_acknowledged += seen.count(workload.ids[i]);
-  const std::string serve_log = ReadFile(serve_err());
-  static const std::regex kWaiting("events through ([0-9]+) not acknowledged");
-  std::string committed_through = "?";
-  for (auto it = std::sregex_iterator(serve_log.begin(), serve_log.end(), kWaiting);
-       it != std::sregex_iterator(); ++it) {
-    committed_through = (*it)[1];
-  }
-  std::cout << "[two-brokers-down] killed broker " << second << ": results " << after_grace << " -> "
-            << after_10s << " in 10 s; burst of " << burst_to - burst_from << " commands, "
-            << burst_acknowledged
-            << " acknowledged before the quorum was lost; serve committed through sequence "
-            << committed_through << " and waits for Kafka" << std::endl;
-  EXPECT_EQ(after_10s, after_grace) << "results were acknowledged while only one of three brokers was up";
-  EXPECT_TRUE(Running(serve)) << "ledger serve exited while Kafka lacked replicas";
+  size_t after_10s = 0;
+  ASSERT_NO_FATAL_FAILURE(KillSecondBrokerExpectingNoResults(second, serve, watcher, feed, &after_10s));
 
   // Phase 4: one broker back: results arrive again; then the rest of the commands.
-  const double restarted_at = watcher.now();
-  ASSERT_TRUE(Cluster("restart", second));
-  const bool resumed = watcher.WaitForCount(after_10s + 1, seconds(120));
-  std::cout << "[quorum-back] broker " << second << " restarted; first new result after "
-            << (resumed ? watcher.now() - restarted_at : -1) << " s" << std::endl;
-  EXPECT_TRUE(resumed || after_10s == sent) << "results did not resume after a broker returned";
-  ASSERT_TRUE(send_for(1e9, workload.ids.size()));
-  const bool complete = watcher.WaitForCount(workload.ids.size(), seconds(180));
-  EXPECT_TRUE(complete) << "results: " << watcher.count() << " of " << workload.ids.size();
-  EXPECT_TRUE(Running(serve));
+  ASSERT_NO_FATAL_FAILURE(RestartBrokerAndSendTheRest(second, serve, watcher, feed, after_10s));
   const uint64_t store_last = StopServeAndReadStore(serve);
   ExpectExactlyOnce("replicated", brokers, dir_.path(), workload, store_last);
   ReportResumesWithResultsAhead("replicated");  // asserted by KafkaRealResultsAppearOnlyAfterTheirEvents

@@ -1127,18 +1127,16 @@ TEST_F(Tampering, LedgerReplayReportsAHistoryThatNoLongerFoldsInsteadOfDying) {
 // Forgeries on ledger.events. One embedded broker; each partition holds one scenario: the history published
 // from a tampered copy of the store (as if the topic were rewritten), or the true history followed by records
 // an attacker produced. The audit reads the partition and compares with the true live store.
-TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
-  const History& h = history();
-  ScratchDir scratch;
-  std::mt19937_64 random(11);
-  struct Scenario {
-    std::string name;
-    std::optional<Kind> tamper_store;  // publish a tampered copy of the store
-    int appended = 0;                  // 1: a forged next event; 2: an altered copy of an old event
-    Expectation expect;
-    bool verified = false;  // the untouched topic
-  };
-  std::vector<Scenario> scenarios = {
+struct TopicScenario {
+  std::string name;
+  std::optional<Kind> tamper_store;  // publish a tampered copy of the store
+  int appended = 0;                  // 1: a forged next event; 2: an altered copy of an old event
+  Expectation expect;
+  bool verified = false;  // the untouched topic
+};
+
+std::vector<TopicScenario> TopicScenarios() {
+  return {
       {"untouched", std::nullopt, 0, {}, true},
       {"hash byte flipped", std::nullopt, 0, {}, false},
       {"re-chained forgery before a checkpoint", Kind::kForgeCovered, 0, {}, false},
@@ -1147,6 +1145,107 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
       {"forged next event appended", std::nullopt, 1, {}, false},
       {"altered copy of an old event appended", std::nullopt, 2, {}, false},
   };
+}
+
+// Flips a byte of the stored hash of a random event (the record still decodes, so the publisher takes it).
+void FlipStoredHashByte(const History& h, Store& store, std::mt19937_64& random, Expectation& expect) {
+  const uint64_t s = Pick(random, 1, h.last);
+  std::string record = h.record(s);
+  const size_t at = static_cast<size_t>(fb::GetEvent(record.data())->hash()->data() -
+                                        reinterpret_cast<const uint8_t*>(record.data())) +
+                    Pick(random, 0, 31);
+  record[at] ^= 0x01;
+  ASSERT_TRUE(testing::TEST_PutEventRaw(store, s, record).ok());
+  expect.first_bad = s;
+  expect.what = "hash byte flipped in event " + std::to_string(s);
+}
+
+// Publishes every event of `store` to ledger.events partition `partition`, as the ledger's publisher does.
+void PublishStore(Store& store, const std::string& brokers, uint32_t partition, const std::string& name) {
+  Result<std::unique_ptr<kafka::Publisher>> publisher =
+      kafka::Publisher::Create(store, kafka::ProducerSettings{brokers, partition, 30'000});
+  ASSERT_TRUE(publisher.ok());
+  Result<std::optional<std::pair<uint64_t, std::string>>> tail = store.LastEvent();
+  ASSERT_TRUE(tail.ok() && tail->has_value());
+  const Status published = (*publisher)->PublishThrough((*tail)->first, kPublishDeadlineMs);
+  ASSERT_TRUE(published.ok()) << name << ": " << published.ToString();
+}
+
+// Produces a well-formed next event, correctly chained after the head, that moves money to the attacker.
+void ProduceForgedNextEvent(const History& h, kafka::RecordSender& sender, uint32_t partition,
+                            Expectation& expect) {
+  std::unique_ptr<fb::EventBodyT> body = Unpack(h.record(h.last));
+  ChangeAmount(*body, 999'999);
+  body->command_id = "forged";
+  std::vector<std::unique_ptr<fb::EventBodyT>> bodies;
+  bodies.push_back(std::move(body));
+  const auto forged = Rechain(h, bodies, h.last + 1, h.hash(h.last), 0);
+  ASSERT_TRUE(sender.Send(kafka::kEventsTopic, partition, "attacker", forged[0].second).ok());
+  expect.first_bad = h.last + 1;
+  expect.what = "a forged event " + std::to_string(h.last + 1) + " produced to the topic";
+}
+
+// Produces a copy of an old money event with its amount changed, chained after that event's predecessor.
+void ProduceAlteredCopy(const History& h, kafka::RecordSender& sender, uint32_t partition,
+                        std::mt19937_64& random, Expectation& expect) {
+  const uint64_t s = Pick(random, 1, h.money_events.size() - 1);
+  std::unique_ptr<fb::EventBodyT> body = Unpack(h.record(h.money_events[s]));
+  ChangeAmount(*body, 1);
+  Digest ignored;
+  ASSERT_TRUE(sender
+                  .Send(kafka::kEventsTopic, partition, "attacker",
+                        EncodeEventRecord(*body, h.hash(h.money_events[s] - 1), &ignored))
+                  .ok());
+  expect.first_bad = h.last + 1;
+  expect.what = "an altered copy of event " + std::to_string(h.money_events[s]) + " produced to the topic";
+}
+
+// The library's audit of partition `partition`, in this process (no fork beside the broker's threads): these
+// scenarios fold nothing that fails to fold.
+void ExpectAuditOfPartition(const History& h, const std::string& brokers, uint32_t partition,
+                            const Digest& live_digest, const TopicScenario& scenario) {
+  const std::vector<std::pair<uint64_t, std::string>> records = ReadPartition(brokers, partition);
+  const Audit audit = RunAudit(VectorSource(records), live_digest, *h.verifier, "");
+  if (scenario.verified) {
+    EXPECT_TRUE(audit.report.ok()) << audit.Describe();
+    EXPECT_EQ(audit.live_equal, true);
+    EXPECT_EQ(audit.report.last_sequence, h.last);
+    EXPECT_EQ(audit.report.checkpoints_verified, h.checkpoints.size());
+  } else {
+    ExpectRight(audit, scenario.expect,
+                "kafka partition " + std::to_string(partition) + " (" + scenario.name + ")");
+  }
+  std::printf("[ kafka    ] partition %u %-46s %s\n", partition, scenario.name.c_str(),
+              audit.Describe().c_str());
+}
+
+// `ledger replay --source kafka` reads partition `partition` the same way the library does.
+void ExpectLedgerReplayOfPartition(const History& h, const std::string& scratch, const std::string& brokers,
+                                   uint32_t partition, const TopicScenario& scenario) {
+  const Outcome run =
+      RunLedger(scratch, {"replay", "--source", "kafka", "--brokers", brokers, "--partition",
+                          std::to_string(partition), "--data", h.data, "--pubkey", h.pubkey, "--json"});
+  const json report = json::parse(run.out, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << Describe(run);
+  EXPECT_EQ(report["source"], "kafka");
+  if (scenario.verified) {
+    EXPECT_EQ(run.exit_code, 0) << Describe(run);
+    EXPECT_EQ(report["verified"], true) << run.out;
+    EXPECT_EQ(report["live_state_equal"], true) << run.out;
+    EXPECT_EQ(report["checkpoints_verified"], h.checkpoints.size()) << run.out;
+  } else {
+    EXPECT_EQ(run.exit_code, kExitNotVerified) << Describe(run);
+    EXPECT_EQ(report["verified"], false) << run.out;
+    EXPECT_EQ(report["first_bad_sequence"], *scenario.expect.first_bad) << scenario.expect.what << "\n"
+                                                                        << run.out;
+  }
+}
+
+TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
+  const History& h = history();
+  ScratchDir scratch;
+  std::mt19937_64 random(11);
+  std::vector<TopicScenario> scenarios = TopicScenarios();
   Result<std::unique_ptr<kafka::EmbeddedBroker>> broker =
       kafka::EmbeddedBroker::Start(static_cast<int>(scenarios.size()));
   ASSERT_TRUE(broker.ok()) << broker.status().ToString();
@@ -1159,93 +1258,28 @@ TEST_F(Tampering, ForgedRecordsOnTheEventsTopicAreDetected) {
   ASSERT_TRUE(sender.ok()) << sender.status().ToString();
 
   for (uint32_t p = 0; p < scenarios.size(); ++p) {
-    Scenario& scenario = scenarios[p];
-    const std::string data = scratch.path() + "/p" + std::to_string(p);
-    std::unique_ptr<Store> store = CopyHistory(data);
+    TopicScenario& scenario = scenarios[p];
+    std::unique_ptr<Store> store = CopyHistory(scratch.path() + "/p" + std::to_string(p));
     ASSERT_NE(store, nullptr);
     if (scenario.tamper_store) scenario.expect = Tamper(h, *scenario.tamper_store, *store, random, false);
     if (scenario.name == "hash byte flipped") {
-      // Flip a byte of the stored hash (the record still decodes, so the publisher takes it).
-      const uint64_t s = Pick(random, 1, h.last);
-      std::string record = h.record(s);
-      const size_t at = static_cast<size_t>(fb::GetEvent(record.data())->hash()->data() -
-                                            reinterpret_cast<const uint8_t*>(record.data())) +
-                        Pick(random, 0, 31);
-      record[at] ^= 0x01;
-      ASSERT_TRUE(testing::TEST_PutEventRaw(*store, s, record).ok());
-      scenario.expect.first_bad = s;
-      scenario.expect.what = "hash byte flipped in event " + std::to_string(s);
+      ASSERT_NO_FATAL_FAILURE(FlipStoredHashByte(h, *store, random, scenario.expect));
     }
-    Result<std::unique_ptr<kafka::Publisher>> publisher =
-        kafka::Publisher::Create(*store, kafka::ProducerSettings{brokers, p, 30'000});
-    ASSERT_TRUE(publisher.ok());
-    Result<std::optional<std::pair<uint64_t, std::string>>> tail = store->LastEvent();
-    ASSERT_TRUE(tail.ok() && tail->has_value());
-    const Status published = (*publisher)->PublishThrough((*tail)->first, kPublishDeadlineMs);
-    ASSERT_TRUE(published.ok()) << scenario.name << ": " << published.ToString();
+    ASSERT_NO_FATAL_FAILURE(PublishStore(*store, brokers, p, scenario.name));
     if (scenario.appended == 1) {
-      // A well-formed next event, correctly chained after the head, that moves money to the attacker.
-      std::unique_ptr<fb::EventBodyT> body = Unpack(h.record(h.last));
-      ChangeAmount(*body, 999'999);
-      body->command_id = "forged";
-      std::vector<std::unique_ptr<fb::EventBodyT>> bodies;
-      bodies.push_back(std::move(body));
-      const auto forged = Rechain(h, bodies, h.last + 1, h.hash(h.last), 0);
-      ASSERT_TRUE((*sender)->Send(kafka::kEventsTopic, p, "attacker", forged[0].second).ok());
-      scenario.expect.first_bad = h.last + 1;
-      scenario.expect.what = "a forged event " + std::to_string(h.last + 1) + " produced to the topic";
+      ASSERT_NO_FATAL_FAILURE(ProduceForgedNextEvent(h, **sender, p, scenario.expect));
     }
     if (scenario.appended == 2) {
-      const uint64_t s = Pick(random, 1, h.money_events.size() - 1);
-      std::unique_ptr<fb::EventBodyT> body = Unpack(h.record(h.money_events[s]));
-      ChangeAmount(*body, 1);
-      Digest ignored;
-      ASSERT_TRUE((*sender)
-                      ->Send(kafka::kEventsTopic, p, "attacker",
-                             EncodeEventRecord(*body, h.hash(h.money_events[s] - 1), &ignored))
-                      .ok());
-      scenario.expect.first_bad = h.last + 1;
-      scenario.expect.what =
-          "an altered copy of event " + std::to_string(h.money_events[s]) + " produced to the topic";
+      ASSERT_NO_FATAL_FAILURE(ProduceAlteredCopy(h, **sender, p, random, scenario.expect));
     }
     ASSERT_TRUE((*sender)->Flush(30'000).ok());
     store.reset();
-
-    // In this process (no fork beside the broker's threads): these scenarios fold nothing that fails to fold.
-    const std::vector<std::pair<uint64_t, std::string>> records = ReadPartition(brokers, p);
-    const Audit audit = RunAudit(VectorSource(records), live_digest, *h.verifier, "");
-    if (scenario.verified) {
-      EXPECT_TRUE(audit.report.ok()) << audit.Describe();
-      EXPECT_EQ(audit.live_equal, true);
-      EXPECT_EQ(audit.report.last_sequence, h.last);
-      EXPECT_EQ(audit.report.checkpoints_verified, h.checkpoints.size());
-    } else {
-      ExpectRight(audit, scenario.expect,
-                  "kafka partition " + std::to_string(p) + " (" + scenario.name + ")");
-    }
-    std::printf("[ kafka    ] partition %u %-46s %s\n", p, scenario.name.c_str(), audit.Describe().c_str());
+    ExpectAuditOfPartition(h, brokers, p, live_digest, scenario);
   }
 
   // The program reads the topic the same way.
   for (uint32_t p : {0u, 2u, 5u}) {
-    const Outcome run =
-        RunLedger(scratch.path(), {"replay", "--source", "kafka", "--brokers", brokers, "--partition",
-                                   std::to_string(p), "--data", h.data, "--pubkey", h.pubkey, "--json"});
-    const json report = json::parse(run.out, nullptr, false);
-    ASSERT_TRUE(report.is_object()) << Describe(run);
-    EXPECT_EQ(report["source"], "kafka");
-    if (scenarios[p].verified) {
-      EXPECT_EQ(run.exit_code, 0) << Describe(run);
-      EXPECT_EQ(report["verified"], true) << run.out;
-      EXPECT_EQ(report["live_state_equal"], true) << run.out;
-      EXPECT_EQ(report["checkpoints_verified"], h.checkpoints.size()) << run.out;
-    } else {
-      EXPECT_EQ(run.exit_code, kExitNotVerified) << Describe(run);
-      EXPECT_EQ(report["verified"], false) << run.out;
-      EXPECT_EQ(report["first_bad_sequence"], *scenarios[p].expect.first_bad)
-          << scenarios[p].expect.what << "\n"
-          << run.out;
-    }
+    ASSERT_NO_FATAL_FAILURE(ExpectLedgerReplayOfPartition(h, scratch.path(), brokers, p, scenarios[p]));
   }
 }
 
