@@ -847,6 +847,37 @@ TEST_F(KafkaRealTest, KafkaRealServeCrashLoopPublishesExactlyOnce) {
   ReportResumesWithResultsAhead("crash-loop");  // asserted by KafkaRealResultsAppearOnlyAfterTheirEvents
 }
 
+// How often `needle` occurs in `text`.
+size_t CountOf(const std::string& text, const std::string& needle) {
+  size_t count = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) count += 1;
+  return count;
+}
+
+// What the acknowledged result lines say against the events topic: results per command, acknowledged
+// sequences missing from the topic, and commands acknowledged more than once. None may be a duplicate.
+struct AcknowledgedAudit {
+  std::map<std::string, int> per_command;
+  size_t lost = 0;
+  size_t twice = 0;
+};
+AcknowledgedAudit AuditAcknowledged(const std::vector<std::string>& acknowledged,
+                                    const std::set<uint64_t>& present) {
+  AcknowledgedAudit audit;
+  for (const std::string& line : acknowledged) {
+    const nlohmann::json result = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_FALSE(result.is_discarded()) << line;
+    if (result.is_discarded()) continue;
+    audit.per_command[result.value("command_id", "")] += 1;
+    EXPECT_NE(result.value("status", ""), "duplicate") << line;
+    for (const auto& sequence : result.value("sequences", nlohmann::json::array())) {
+      if (!present.count(sequence.get<uint64_t>())) audit.lost += 1;
+    }
+  }
+  for (const auto& [id, count] : audit.per_command) audit.twice += count > 1 ? 1 : 0;
+  return audit;
+}
+
 // 6. The only broker SIGKILLed mid-stream and restarted from its log: everything `ledger submit --brokers`
 // acknowledged is in the final events, nothing is duplicated, and serve waits and resumes by itself.
 TEST_F(KafkaRealTest, KafkaRealBrokerKilledAndRestartedLosesNothing) {
@@ -920,28 +951,15 @@ TEST_F(KafkaRealTest, KafkaRealBrokerKilledAndRestartedLosesNothing) {
 
   EXPECT_TRUE(Running(serve)) << "ledger serve did not survive the broker's restart";
   const std::string serve_log = ReadFile(serve_err());
-  size_t waits = 0;
-  for (size_t pos = serve_log.find("waiting for Kafka"); pos != std::string::npos;
-       pos = serve_log.find("waiting for Kafka", pos + 1))
-    waits += 1;
+  const size_t waits = CountOf(serve_log, "waiting for Kafka");
   const uint64_t store_last = StopServeAndReadStore(serve);
 
   // Every acknowledged result is in the final events topic, with the same transaction.
   const TopicView events = ReadWithKcat(brokers, kafka::kEventsTopic, dir_.path());
   const std::set<uint64_t> present(events.sequences.begin(), events.sequences.end());
-  std::map<std::string, int> acknowledged_per_command;
-  size_t lost = 0;
-  for (const std::string& line : acknowledged) {
-    const nlohmann::json result = nlohmann::json::parse(line, nullptr, false);
-    ASSERT_FALSE(result.is_discarded()) << line;
-    acknowledged_per_command[result.value("command_id", "")] += 1;
-    EXPECT_NE(result.value("status", ""), "duplicate") << line;
-    for (const auto& sequence : result.value("sequences", nlohmann::json::array())) {
-      if (!present.count(sequence.get<uint64_t>())) lost += 1;
-    }
-  }
-  size_t acknowledged_twice = 0;
-  for (const auto& [id, count] : acknowledged_per_command) acknowledged_twice += count > 1 ? 1 : 0;
+  const AcknowledgedAudit audit = AuditAcknowledged(acknowledged, present);
+  const std::map<std::string, int>& acknowledged_per_command = audit.per_command;
+  const size_t lost = audit.lost, acknowledged_twice = audit.twice;
   std::cout << "[broker-restart] killed during batch " << batches_at_kill + 1 << " of " << kBatches
             << " with " << results_at_kill << " results seen (" << results_at_restart
             << " when it was back); outage_s=" << outage_s
