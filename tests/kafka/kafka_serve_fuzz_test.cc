@@ -16,7 +16,7 @@
 
 #include "kafka/kafka.h"
 #include "ledger/command.h"
-#include "serve_harness.h"
+#include "support/serve_harness.h"
 #include "support/test_support.h"
 
 namespace ledger {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "kafka/kafka.h"
-#include "serve_harness.h"
+#include "support/serve_harness.h"
 #include "support/test_support.h"
 
 namespace ledger {

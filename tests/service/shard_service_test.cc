@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "kafka/kafka.h"
-#include "serve_harness.h"
 #include "state/keys.h"
 #include "state/records.h"
+#include "support/serve_harness.h"
 #include "support/test_support.h"
 
 namespace ledger {

@@ -1,4 +1,4 @@
-#include "serve_harness.h"
+#include "support/serve_harness.h"
 
 #include <signal.h>
 
