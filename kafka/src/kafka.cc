@@ -17,8 +17,7 @@
 namespace ledger::kafka {
 namespace {
 
-// Bounds: the producer's local queue, and how far back a tail search reads before giving up.
-constexpr int kProducerQueueMessagesMax = 200'000;
+// Bound: how far back a tail search reads before giving up.
 constexpr int64_t kTailSearchRecordsMax = 1 << 20;
 // A tail search reads this many records back first, then a window four times larger each time.
 constexpr int64_t kTailSearchFirstWindow = 256;
