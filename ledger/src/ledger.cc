@@ -8,22 +8,27 @@
 #include "decide.h"
 #include "events/event.h"
 #include "ledger/routing.h"
+#include "projections/folder.h"
 #include "projections/projector.h"
 #include "state/records.h"
 
 namespace ledger {
 
-// The hot state (balances, merchants, usage windows, recent payments) read through a bounded cache.
+// The writer's memory of the state (balances, merchants, usage windows, recent payments), bounded.
 constexpr size_t kStateCacheBytes = 96 << 20;
 
+// The projectors whose records decisions read (decide.cc, routing.cc, the idempotency check in Stage): the
+// writer runs them to decide the next command on top of the last. The folder folds the others (clearing,
+// checkpoints) from the events, behind the commit.
+const std::vector<std::string> kDecisionProjectors = {"balances", "directory", "limits", "payments",
+                                                      "commands"};
+
 // A sealed group being written by the commit thread. The writer thread reads `state` (the open group's
-// overlay sits on it) while the commit thread reads it too; nobody writes it any more.
+// overlay sits on it) while the commit thread hands it to the folder; nobody writes it any more.
 struct InFlightGroup {
-  std::unique_ptr<Overlay> state;
+  std::shared_ptr<Overlay> state;
   CommitBatch batch;
   uint64_t last_sequence = 0;
-  // The projections' set digests once this group is committed (computed on the commit thread).
-  std::vector<SetDigest> digests_after;
   struct Outcome {
     Status committed;
     Status after_durable;
@@ -35,18 +40,18 @@ struct Ledger::Impl {
   explicit Impl(const KvReader& base)
       : cache(base, kStateCacheBytes),
         overlay(std::make_unique<Overlay>(cache, /*track_priors=*/true)),
-        projections(MakeLedgerProjectors()) {}
-  CachedReader cache;  // only this ledger writes the store, and it reports every commit to the cache
+        projections(SelectProjectors(MakeLedgerProjectors(), kDecisionProjectors, /*keep=*/true)) {}
+  CachedReader cache;  // only this ledger writes the store, and it hands every committed group to the cache
   std::unique_ptr<Overlay>
-      overlay;  // the open group; its base is in_flight->state while a group is in flight
-  ProjectionSet projections;
-  // Each projector's set digest as of the last committed group (ProjectionSet order). Written by the commit
-  // thread while a group is in flight, read by the writer only after AwaitSealed.
-  std::vector<SetDigest> digests;
-  uint64_t last_proven_sequence = 0;  // where the stored records were last compared with `digests` (0: never)
+      overlay;                // the open group; its base is in_flight->state while a group is in flight
+  ProjectionSet projections;  // the decision projectors, run by the writer
+  uint64_t last_proven_sequence =
+      0;  // where the stored records were last compared with the digests (0: never)
   std::vector<std::pair<uint64_t, std::string>> events;
   std::vector<std::pair<std::string, std::string>> meta;
   size_t event_bytes = 0;
+  // Folds durable groups into the store's records; outlives in_flight, whose commit thread pushes to it.
+  std::unique_ptr<ProjectionFolder> folder;
   std::unique_ptr<InFlightGroup> in_flight;  // last member: waited for before anything above is destroyed
 };
 
@@ -76,46 +81,72 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
 }
 
 Status Ledger::Recover() {
+  impl_.reset();  // an earlier folder first folds every group that was durable
   impl_ = std::make_unique<Impl>(store_->state());
+  LEDGER_RETURN_IF_ERROR(LoadChainHead());
+  ProjectionSet all(MakeLedgerProjectors());
+  LEDGER_RETURN_IF_ERROR(all.Load(store_->state()));
+  // The projections are folded behind the commit: they may trail the events (a crash before the fold), never
+  // lead them.
+  if (all.LastApplied() > last_sequence_) {
+    return Status::Corruption("projections are at sequence " + std::to_string(all.LastApplied()) +
+                              " but the last event is " + std::to_string(last_sequence_));
+  }
+  committed_sequence_ = last_sequence_;
+  staged_commands_ = 0;
+  Result<uint64_t> covered = LastCheckpointCovered();
+  if (!covered.ok()) return covered.status();
+  last_checkpoint_covered_ = *covered;
+  LEDGER_RETURN_IF_ERROR(RefuseForeignWrites());
+  LEDGER_RETURN_IF_ERROR(VerifyChainSinceCheckpoint());
+  Result<std::vector<SetDigest>> digests = LoadSetDigests(all);
+  if (!digests.ok()) return digests.status();
+  impl_->folder = std::make_unique<ProjectionFolder>(*store_, all.LastApplied(), std::move(*digests),
+                                                     kDecisionProjectors);
+  LEDGER_RETURN_IF_ERROR(impl_->folder->CatchUp(last_sequence_));
+  if (options_.hold_projection_folds_for_testing) impl_->folder->HoldForTesting();
+  impl_->folder->Start();
+  impl_->cache.Folded(last_sequence_);
   LEDGER_RETURN_IF_ERROR(impl_->projections.Load(store_->state()));
+  // The checkpoints the catch-up folded count too.
+  covered = LastCheckpointCovered();
+  if (!covered.ok()) return covered.status();
+  last_checkpoint_covered_ = *covered;
+  return Status::Ok();
+}
+
+Status Ledger::LoadChainHead() {
   Result<std::optional<std::pair<uint64_t, std::string>>> last = store_->LastEvent();
   if (!last.ok()) return last.status();
   last_sequence_ = 0;
   chain_head_ = kGenesisHash;
-  if (last->has_value()) {
-    Result<DecodedEvent> decoded = DecodeEventRecord((*last)->second);
-    if (!decoded.ok()) return Status::Corruption("last event: " + decoded.status().message());
-    if (decoded->body->sequence() != (*last)->first)
-      return Status::Corruption("last event's key and sequence differ");
-    // A store is one shard's history: a shard number changed in ledger.toml would interleave two shards' ids.
-    if (decoded->body->shard() != options_.config.shard) {
-      return Status::InvalidArgument(
-          "the store in " + options_.data_dir + " holds shard " + std::to_string(decoded->body->shard()) +
-          "'s history, but this ledger is shard " + std::to_string(options_.config.shard) +
-          " (ledger.toml [ledger] shard, --shard)");
-    }
-    last_sequence_ = decoded->body->sequence();
-    chain_head_ = decoded->hash;
+  if (!last->has_value()) return Status::Ok();
+  Result<DecodedEvent> decoded = DecodeEventRecord((*last)->second);
+  if (!decoded.ok()) return Status::Corruption("last event: " + decoded.status().message());
+  if (decoded->body->sequence() != (*last)->first)
+    return Status::Corruption("last event's key and sequence differ");
+  // A store is one shard's history: a shard number changed in ledger.toml would interleave two shards' ids.
+  if (decoded->body->shard() != options_.config.shard) {
+    return Status::InvalidArgument(
+        "the store in " + options_.data_dir + " holds shard " + std::to_string(decoded->body->shard()) +
+        "'s history, but this ledger is shard " + std::to_string(options_.config.shard) +
+        " (ledger.toml [ledger] shard, --shard)");
   }
-  // Events and projections are written in one batch, so they can only agree.
-  if (impl_->projections.LastApplied() != last_sequence_) {
-    return Status::Corruption("projections are at sequence " +
-                              std::to_string(impl_->projections.LastApplied()) + " but the last event is " +
-                              std::to_string(last_sequence_));
-  }
-  committed_sequence_ = last_sequence_;
-  staged_commands_ = 0;
-  last_checkpoint_covered_ = 0;
+  last_sequence_ = decoded->body->sequence();
+  chain_head_ = decoded->hash;
+  return Status::Ok();
+}
+
+Result<uint64_t> Ledger::LastCheckpointCovered() const {
+  uint64_t covered = 0;
   LEDGER_RETURN_IF_ERROR(
       store_->ScanState(keys::kCheckpointPrefix, [&](std::string_view, std::string_view value) {
-        fb::AppliedRecordT covered;
-        flatbuffers::GetRoot<fb::AppliedRecord>(value.data())->UnPackTo(&covered);
-        last_checkpoint_covered_ = std::max(last_checkpoint_covered_, covered.sequence);
+        fb::AppliedRecordT record;
+        flatbuffers::GetRoot<fb::AppliedRecord>(value.data())->UnPackTo(&record);
+        covered = std::max(covered, record.sequence);
         return true;
       }));
-  LEDGER_RETURN_IF_ERROR(RefuseForeignWrites());
-  LEDGER_RETURN_IF_ERROR(VerifyChainSinceCheckpoint());
-  return LoadSetDigests();
+  return covered;
 }
 
 Status Ledger::RefuseForeignWrites() const {
@@ -205,10 +236,10 @@ bool Ledger::VerifyCheckpointSignature(const fb::CheckpointRecorded& checkpoint)
       message, std::span<const uint8_t>(checkpoint.signature()->data(), checkpoint.signature()->size()));
 }
 
-Status Ledger::LoadSetDigests() {
-  const auto& projectors = impl_->projections.projectors();
-  impl_->digests.assign(projectors.size(), SetDigest());
-  // Commits store the digests of the projectors they change; one never changed holds the empty set.
+Result<std::vector<SetDigest>> Ledger::LoadSetDigests(const ProjectionSet& all) {
+  const auto& projectors = all.projectors();
+  std::vector<SetDigest> digests(projectors.size());
+  // Folds store the digests of the projectors they change; one never changed holds the empty set.
   bool any_stored = false;
   for (size_t i = 0; i < projectors.size(); ++i) {
     Result<std::optional<std::string>> stored = store_->GetMeta(SetDigestMetaKey(projectors[i]->name()));
@@ -219,31 +250,31 @@ Status Ledger::LoadSetDigests() {
     if (!parsed.ok())
       return Status::Corruption("set digest of " + std::string(projectors[i]->name()) + ": " +
                                 parsed.status().message());
-    impl_->digests[i] = *parsed;
+    digests[i] = *parsed;
   }
-  if (any_stored || last_sequence_ == 0) return Status::Ok();
+  if (any_stored || all.LastApplied() == 0) return digests;
   // A store from before set digests: compute them once from the records (a full scan) and keep them.
   Result<std::vector<SetDigest>> scanned = ProjectionSetDigests(*store_, projectors);
   if (!scanned.ok()) return scanned.status();
-  impl_->digests = std::move(*scanned);
   CommitBatch batch;
   for (size_t i = 0; i < projectors.size(); ++i) {
-    batch.meta.emplace_back(SetDigestMetaKey(projectors[i]->name()), impl_->digests[i].Serialize());
+    batch.meta.emplace_back(SetDigestMetaKey(projectors[i]->name()), (*scanned)[i].Serialize());
   }
   LEDGER_RETURN_IF_ERROR(store_->Commit(batch));
-  impl_->last_proven_sequence = last_sequence_;
-  return Status::Ok();
+  impl_->last_proven_sequence = all.LastApplied();
+  return scanned;
 }
 
 Status Ledger::ProveState() {
-  LEDGER_RETURN_IF_ERROR(AwaitSealed());
+  LEDGER_RETURN_IF_ERROR(AwaitFolded());
   LEDGER_RETURN_IF_ERROR(RefuseForeignWrites());
-  const auto& projectors = impl_->projections.projectors();
+  const auto& projectors = impl_->folder->projections().projectors();
   Result<std::vector<SetDigest>> stored = ProjectionSetDigests(*store_, projectors);
   if (!stored.ok()) return stored.status();
+  const std::vector<SetDigest> digests = impl_->folder->digests();
   std::string differing;
   for (size_t i = 0; i < projectors.size(); ++i) {
-    if ((*stored)[i] == impl_->digests[i]) continue;
+    if ((*stored)[i] == digests[i]) continue;
     differing += (differing.empty() ? "" : ", ") + std::string(projectors[i]->name());
   }
   if (differing.empty()) {
@@ -254,7 +285,7 @@ Status Ledger::ProveState() {
   if (options_.describe_state_differences) located = "; " + options_.describe_state_differences(*store_);
   return Status::Corruption(
       "the stored records of " + differing +
-      " do not match the digests the ledger's own commits produced: the state was changed " +
+      " do not match the digests the ledger's own folds produced: the state was changed " +
       "outside the ledger" + located + "; nothing is signed or appended");
 }
 
@@ -358,8 +389,8 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
     std::string record = EncodeEventRecord(body, chain_head_, &hash);
     Result<DecodedEvent> decoded = DecodeEventRecord(record);
     LEDGER_ASSERT(decoded.ok());
-    // Invariant 3: projections advance with the events, in the same group.
-    const Status applied = impl_->projections.Apply(*decoded->body, *impl_->overlay);
+    // Invariant 3: the writer's projections advance with the events, in the same group.
+    const Status applied = impl_->projections.ApplyUnrecorded(*decoded->body, *impl_->overlay);
     LEDGER_ASSERT(applied.ok());
     last_sequence_ = body.sequence;
     chain_head_ = hash;
@@ -373,7 +404,7 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
 Result<uint64_t> Ledger::WriteCheckpoint() {
   if (!options_.signer) return Status::InvalidArgument("no signing key configured ([audit] private_key)");
   LEDGER_ASSERT(impl_->events.empty() && staged_commands_ == 0);
-  LEDGER_RETURN_IF_ERROR(AwaitSealed());  // the digests follow the committed groups
+  LEDGER_RETURN_IF_ERROR(AwaitFolded());  // the digests follow the folded groups
   // Prove the state before signing it: nothing but the ledger wrote the store, and, when a scrub is due, the
   // stored records add up to the digests the commits maintained.
   LEDGER_RETURN_IF_ERROR(RefuseForeignWrites());
@@ -381,9 +412,10 @@ Result<uint64_t> Ledger::WriteCheckpoint() {
     LEDGER_RETURN_IF_ERROR(ProveState());
   }
   std::vector<NamedDigest> digests_storage;
-  const auto& projectors = impl_->projections.projectors();
+  const auto& projectors = impl_->folder->projections().projectors();
+  const std::vector<SetDigest> set_digests = impl_->folder->digests();
   for (size_t i = 0; i < projectors.size(); ++i) {
-    digests_storage.push_back(NamedDigest{std::string(projectors[i]->name()), impl_->digests[i].Summary()});
+    digests_storage.push_back(NamedDigest{std::string(projectors[i]->name()), set_digests[i].Summary()});
   }
   const std::vector<NamedDigest>* digests = &digests_storage;
   const int64_t now = NowNs();
@@ -446,8 +478,17 @@ void Ledger::StageMeta(std::string key, std::string value) {
 
 Status Ledger::CommitGroup() {
   LEDGER_RETURN_IF_ERROR(SealGroup());
-  return AwaitSealed();
+  return AwaitFolded();
 }
+
+Status Ledger::AwaitFolded() {
+  LEDGER_RETURN_IF_ERROR(AwaitSealed());
+  LEDGER_RETURN_IF_ERROR(impl_->folder->AwaitFolded(committed_sequence_));
+  impl_->cache.Folded(impl_->folder->folded_sequence());
+  return Status::Ok();
+}
+
+uint64_t Ledger::folded_sequence() const { return impl_->folder->folded_sequence(); }
 
 Status Ledger::SealGroup(AfterDurable after_durable) {
   LEDGER_RETURN_IF_ERROR(AwaitSealed());
@@ -458,9 +499,8 @@ Status Ledger::SealGroup(AfterDurable after_durable) {
   LEDGER_ASSERT(impl_->events.empty() || impl_->events.front().first == committed_sequence_ + 1);
   LEDGER_ASSERT(impl_->events.empty() || impl_->events.back().first == last_sequence_);
   auto group = std::make_unique<InFlightGroup>();
-  group->state = std::move(impl_->overlay);
+  group->state = std::shared_ptr<Overlay>(std::move(impl_->overlay));
   group->batch.events = std::move(impl_->events);
-  group->batch.state = group->state.get();
   group->batch.meta = std::move(impl_->meta);
   group->last_sequence = last_sequence_;
   const KvReader& sealed_state = *group->state;  // a layer on top, not a copy
@@ -469,30 +509,21 @@ Status Ledger::SealGroup(AfterDurable after_durable) {
   impl_->meta.clear();
   impl_->event_bytes = 0;
   staged_commands_ = 0;
-  group->done = std::async(std::launch::async, [store = store_.get(), group = group.get(), impl = impl_.get(),
-                                                after_durable = std::move(after_durable)]() {
-    InFlightGroup::Outcome outcome;
-    // The set digests follow the group's writes (old value out, new value in), and are stored with them.
-    group->digests_after = impl->digests;
-    const auto& projectors = impl->projections.projectors();
-    std::vector<bool> changed(projectors.size(), false);
-    group->state->ForEachWithPrior([&](const std::string& key, const std::optional<std::string>& value,
-                                       const std::optional<std::string>& prior) {
-      const std::optional<size_t> owner = impl->projections.OwnerOf(key);
-      if (!owner || value == prior) return;
-      if (prior) group->digests_after[*owner].Remove(key, *prior);
-      if (value) group->digests_after[*owner].Add(key, *value);
-      changed[*owner] = true;
-    });
-    for (size_t i = 0; i < projectors.size(); ++i) {
-      if (changed[i])
-        group->batch.meta.emplace_back(SetDigestMetaKey(projectors[i]->name()),
-                                       group->digests_after[i].Serialize());
-    }
-    outcome.committed = store->Commit(group->batch);
-    if (outcome.committed.ok() && after_durable) outcome.after_durable = after_durable(group->last_sequence);
-    return outcome;
-  });
+  group->done =
+      std::async(std::launch::async, [store = store_.get(), group = group.get(), folder = impl_->folder.get(),
+                                      after_durable = std::move(after_durable)]() {
+        // The commit writes what recovery needs: the events and the offsets beside them. The projections'
+        // records follow behind, folded from the durable group (ProjectionFolder).
+        InFlightGroup::Outcome outcome;
+        outcome.committed = store->Commit(group->batch);
+        if (!outcome.committed.ok()) return outcome;
+        if (!group->batch.events.empty()) {
+          outcome.after_durable = folder->Push(FoldGroup{group->state, std::move(group->batch.events)});
+          if (!outcome.after_durable.ok()) return outcome;
+        }
+        if (after_durable) outcome.after_durable = after_durable(group->last_sequence);
+        return outcome;
+      });
   impl_->in_flight = std::move(group);
   return Status::Ok();
 }
@@ -509,9 +540,10 @@ Status Ledger::AwaitSealed() {
       return Status::IoError(outcome.committed.message() + "; recovery failed: " + recovered.message());
     return outcome.committed;
   }
-  impl_->digests = std::move(impl_->in_flight->digests_after);
-  impl_->cache.Committed(*impl_->in_flight->state);
-  impl_->overlay->Rebase(impl_->cache);  // the group's writes are in the store (and the cache) now
+  // The group's records stay in the writer's memory until the fold has written them to the store.
+  impl_->cache.Committed(*impl_->in_flight->state, impl_->in_flight->last_sequence);
+  impl_->cache.Folded(impl_->folder->folded_sequence());
+  impl_->overlay->Rebase(impl_->cache);
   committed_sequence_ = impl_->in_flight->last_sequence;
   impl_->in_flight.reset();
   return outcome.after_durable;
@@ -535,7 +567,8 @@ Status Ledger::SubmitAll(std::span<const ParsedCommand> commands,
   if (!sealed.empty()) on_durable(sealed);
   LEDGER_RETURN_IF_ERROR(AwaitSealed());
   if (!open.empty()) on_durable(open);
-  return MaybeCheckpoint();
+  LEDGER_RETURN_IF_ERROR(MaybeCheckpoint());
+  return AwaitFolded();
 }
 
 }  // namespace ledger

@@ -2,6 +2,7 @@
 // subset can be rebuilt on its own. Input that cannot follow the history (a posting that would overflow, an
 // unknown payment in a reversal) is reported through FoldErrors: the ledger asserts it never happens, replay
 // reports it at the event's sequence.
+#include <algorithm>
 #include <cstring>
 
 #include "core/money.h"
@@ -418,17 +419,34 @@ Status ProjectionSet::Load(const KvReader& reader) {
 }
 
 Status ProjectionSet::Apply(const fb::EventBody& event, Overlay& view) {
+  LEDGER_RETURN_IF_ERROR(ApplyUnrecorded(event, view));
+  RecordApplied(view);
+  return Status::Ok();
+}
+
+Status ProjectionSet::ApplyUnrecorded(const fb::EventBody& event, Overlay& view) {
   if (event.sequence() != last_applied_ + 1) {
     return Status::Corruption("event sequence " + std::to_string(event.sequence()) + " does not follow " +
                               std::to_string(last_applied_));
   }
-  const std::string sequence_bytes = SequenceKey(event.sequence());
-  for (const auto& projector : projectors_) {
-    LEDGER_RETURN_IF_ERROR(projector->Apply(event, view));
-    view.Put(keys::Applied(projector->name()), sequence_bytes);
-  }
+  for (const auto& projector : projectors_) LEDGER_RETURN_IF_ERROR(projector->Apply(event, view));
   last_applied_ = event.sequence();
   return Status::Ok();
+}
+
+void ProjectionSet::RecordApplied(Overlay& view) const {
+  const std::string sequence_bytes = SequenceKey(last_applied_);
+  for (const auto& projector : projectors_) view.Put(keys::Applied(projector->name()), sequence_bytes);
+}
+
+std::vector<std::unique_ptr<Projector>> SelectProjectors(std::vector<std::unique_ptr<Projector>> all,
+                                                         const std::vector<std::string>& names, bool keep) {
+  std::vector<std::unique_ptr<Projector>> selected;
+  for (auto& projector : all) {
+    const bool named = std::find(names.begin(), names.end(), projector->name()) != names.end();
+    if (named == keep) selected.push_back(std::move(projector));
+  }
+  return selected;
 }
 
 }  // namespace ledger

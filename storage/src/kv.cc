@@ -76,6 +76,19 @@ void Overlay::ForEachWithPrior(const PriorFn& fn) const {
   for (const auto& [key, write] : writes_) fn(key, write.value, write.prior);
 }
 
+void Overlay::Absorb(const Overlay& later) {
+  LEDGER_ASSERT(track_priors_ && later.track_priors_);
+  for (const auto& [key, write] : later.writes_) {
+    auto [it, inserted] = writes_.try_emplace(key, write);
+    if (inserted) {
+      bytes_ += key.size() + ValueSize(write.prior);
+    } else {
+      it->second.value = write.value;
+    }
+    bytes_ += ValueSize(write.value);
+  }
+}
+
 void Overlay::Clear() {
   writes_.clear();
   bytes_ = 0;
@@ -93,15 +106,21 @@ bool CachedReader::Get(std::string_view key, std::string* value) const {
   return present;
 }
 
-void CachedReader::Committed(const Overlay& writes) {
-  // Keys the group wrote but nobody read (a new order, a clearing line) stay out: only cached ones follow.
-  writes.ForEachUnordered([this](const std::string& key, const std::optional<std::string>& value) {
-    auto it = entries_.find(key);
-    if (it == entries_.end()) return;
+void CachedReader::Committed(const Overlay& writes, uint64_t sequence) {
+  // Every key the group wrote is held: the base may not have it yet.
+  writes.ForEachUnordered([&](const std::string& key, const std::optional<std::string>& value) {
+    auto [it, inserted] = entries_.try_emplace(key, Entry{value, false, sequence});
+    if (inserted) {
+      order_.emplace_back(key);
+      bytes_ += EntryCharge(key.size(), ValueSize(value));
+      return;
+    }
     bytes_ = bytes_ - EntryCharge(key.size(), ValueSize(it->second.value)) +
              EntryCharge(key.size(), ValueSize(value));
     it->second.value = value;
+    it->second.pinned_until = sequence;
   });
+  Evict();
 }
 
 void CachedReader::Insert(std::string_view key, std::optional<std::string_view> value) const {
@@ -116,14 +135,25 @@ void CachedReader::Insert(std::string_view key, std::optional<std::string_view> 
   LEDGER_ASSERT(inserted);  // only a miss inserts
   order_.emplace_back(key);
   bytes_ += EntryCharge(key.size(), value_size);
-  // Second chance: a key read since it was queued goes round once more. Every pass over a referenced key
-  // clears its bit, so this ends within two rounds of the queue.
-  while (bytes_ > capacity_bytes_ && !order_.empty()) {
+  Evict();
+}
+
+void CachedReader::Evict() const {
+  // Second chance: a key read since it was queued goes round once more, and a pinned key goes round until the
+  // fold passes it. Every pass over a referenced key clears its bit, so two rounds of the queue find every
+  // entry that can leave; past that, the pinned keys stay over the bound until the fold catches up.
+  if (eviction_blocked_) return;
+  size_t passes_left = 2 * order_.size();
+  while (bytes_ > capacity_bytes_) {
+    if (passes_left-- == 0) {
+      eviction_blocked_ = true;
+      return;
+    }
     std::string oldest = std::move(order_.front());
     order_.pop_front();
     auto it = entries_.find(oldest);
     LEDGER_ASSERT(it != entries_.end());  // entries leave only here, with their queue slot
-    if (it->second.referenced) {
+    if (it->second.referenced || it->second.pinned_until > folded_) {
       it->second.referenced = false;
       order_.push_back(std::move(oldest));
       continue;

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 namespace ledger {
@@ -128,6 +129,8 @@ class RocksStore final : public Store {
 
   Status Commit(const CommitBatch& batch) override {
     rocksdb::WriteBatch write_batch;
+    // One commit at a time: the writer sequence recorded below must be the database's after this write.
+    std::lock_guard<std::mutex> one_commit_at_a_time(commit_mutex_);
     for (const auto& [sequence, record] : batch.events) {
       const std::string key = SequenceKey(sequence);
       LEDGER_RETURN_IF_ERROR(FromRocks(write_batch.Put(events(), key, record), "batch put event"));
@@ -150,10 +153,10 @@ class RocksStore final : public Store {
     LEDGER_RETURN_IF_ERROR(
         FromRocks(write_batch.Put(meta(), kWriterSequenceKey, DecimalOf(writer_sequence)), "batch put meta"));
     rocksdb::WriteOptions options;
-    options.sync = sync_;
+    options.sync = sync_ && batch.sync;
     LEDGER_RETURN_IF_ERROR(FromRocks(db_->Write(options, &write_batch), "commit"));
-    LEDGER_ASSERT(db_->GetLatestSequenceNumber() == writer_sequence);  // one writer: nothing came in between
-    if (sync_ && !batch.events.empty()) return RecordDurableSequence(batch.events.back().first);
+    LEDGER_ASSERT(db_->GetLatestSequenceNumber() == writer_sequence);  // serialized: nothing came in between
+    if (options.sync && !batch.events.empty()) return RecordDurableSequence(batch.events.back().first);
     return Status::Ok();
   }
 
@@ -277,6 +280,7 @@ class RocksStore final : public Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   bool sync_;
+  std::mutex commit_mutex_;
   int durable_sequence_fd_;  // -1 when read-only
   StateReader state_reader_;
 };

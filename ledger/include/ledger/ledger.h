@@ -1,11 +1,14 @@
-// Ledger: the write side of one shard. It validates commands in order against the projections, turns them
-// into hash-chained events, and commits each group of commands (events + projection records + each
-// projector's last applied sequence) in one RocksDB WriteBatch with a synced WAL.
+// Ledger: the write side of one shard. It validates commands in order against the state the writer keeps in
+// memory, turns them into hash-chained events, and commits each group of commands (its events and offsets) in
+// one RocksDB WriteBatch with a synced WAL. The projections' records are folded into the store behind the
+// commit (projections/folder.h), so the store's records are as of folded_sequence() <= the last durable
+// sequence; AwaitFolded waits for them (docs/ARCHITECTURE.md: Projections behind the commit).
 //
 // Invariants (checked with LEDGER_ASSERT):
 //  1. Sequences are 1, 2, 3, ... with no gap; each event's prev_hash is the previous event's hash.
 //  2. Every event's postings sum to zero per unit.
-//  3. Projections reflect exactly the committed events (same batch), so LastApplied() == last sequence.
+//  3. The writer's state reflects exactly the staged events; the stored projections never lead the events,
+//     and Open folds whatever they trail by before the first command.
 // Thread-safety: not thread-safe. One writer thread owns a Ledger (docs/ARCHITECTURE.md: single writer per
 // shard).
 #pragma once
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/set_digest.h"
 #include "core/sha256.h"
 #include "core/signing.h"
 #include "core/status.h"
@@ -26,6 +30,8 @@
 #include "storage/store.h"
 
 namespace ledger {
+
+class ProjectionSet;  // projections/projector.h
 
 // Whose clock decides clearing dates, limit days, coupon expiry and the reversal and refund windows: always
 // the ledger time. A command's occurred_at is kept in its events as information.
@@ -52,6 +58,9 @@ struct LedgerOptions {
   // Names what differs when the stored state does not match its digests (e.g. by rebuilding the projections
   // from the events and comparing key by key). Optional: without it the error names the projections only.
   std::function<std::string(const Store& live)> describe_state_differences;
+  // For crash tests: committed groups are never folded into the store's records, as if the process died right
+  // after each commit; the next Open must fold them from the events.
+  bool hold_projection_folds_for_testing = false;
 };
 
 struct CommandResult {
@@ -80,9 +89,14 @@ class Ledger {
   // The result is final but not yet durable: it is acknowledged only after CommitGroup returns Ok.
   CommandResult Stage(const ParsedCommand& command);
   // Writes the open group atomically (one WriteBatch, synced WAL) and waits for it (and any group sealed
-  // before it). On error the group is discarded and the ledger reloads its state from the store; the staged
-  // results must not be acknowledged.
+  // before it) and for its fold, so the store's records include it. On error the group is discarded and the
+  // ledger reloads its state from the store; the staged results must not be acknowledged.
   Status CommitGroup();
+  // Waits for the sealed group and for the fold of every durable group into the store's records.
+  // Errors: the sealed group's (see SealGroup), the fold's (IoError, Corruption).
+  Status AwaitFolded();
+  // The sequence the store's projection records are as of (they trail the commit).
+  uint64_t folded_sequence() const;
 
   // Pipelined group commit: the open group is written on a background thread while the caller stages the next
   // one on top of it (its reads see the sealed group's writes), so validation and the WriteBatch, the fsync
@@ -142,8 +156,14 @@ class Ledger {
   // it followed (and, with a verifier, carries a valid signature).
   Status VerifyChainSinceCheckpoint() const;
   bool VerifyCheckpointSignature(const fb::CheckpointRecorded& checkpoint) const;
-  // Loads the projections' set digests from `meta` (computing and storing them once for an older store).
-  Status LoadSetDigests();
+  // Reads the last event: last_sequence_ and chain_head_. Errors: Corruption, InvalidArgument (another
+  // shard's store).
+  Status LoadChainHead();
+  // The sequence the last checkpoint folded into the store covers (0: none).
+  Result<uint64_t> LastCheckpointCovered() const;
+  // The projections' set digests from `meta`, as of all.LastApplied() (computing and storing them once for an
+  // older store).
+  Result<std::vector<SetDigest>> LoadSetDigests(const ProjectionSet& all);
   int64_t NowNs() const;
   // Sequences `payloads` as the events of one transaction and folds them into the open group.
   std::vector<uint64_t> AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,

@@ -63,6 +63,9 @@ std::string CheckpointMessageFor(uint16_t digest_format, uint32_t shard, uint64_
 // The projectors the ledger keeps inline: balances, directory, limits, payments, commands, checkpoints,
 // clearing (projections/clearing.h).
 std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors();
+// The projectors of `all` whose names are in `names` (keep == true) or are not (keep == false), in order.
+std::vector<std::unique_ptr<Projector>> SelectProjectors(std::vector<std::unique_ptr<Projector>> all,
+                                                         const std::vector<std::string>& names, bool keep);
 
 // A set of projectors advanced together, one event at a time, exactly once each.
 class ProjectionSet {
@@ -76,6 +79,11 @@ class ProjectionSet {
   // event.sequence() == LastApplied() + 1 (nothing written), or when a projector cannot fold the event
   // (then `view` holds part of it and must be dropped).
   Status Apply(const fb::EventBody& event, Overlay& view);
+  // The same without writing the applied sequence (a caller folding many events records it once:
+  // RecordApplied).
+  Status ApplyUnrecorded(const fb::EventBody& event, Overlay& view);
+  // Writes LastApplied() as every projector's applied sequence into `view`.
+  void RecordApplied(Overlay& view) const;
   uint64_t LastApplied() const { return last_applied_; }
   const std::vector<std::unique_ptr<Projector>>& projectors() const { return projectors_; }
   // The index of the projector owning `key`, or nullopt (e.g. the applied-sequence keys, owned by the set).

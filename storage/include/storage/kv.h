@@ -5,6 +5,7 @@
 // writes in key order (ForEach), so it writes them in a deterministic order. Not thread-safe: one writer.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -55,6 +56,10 @@ class Overlay final : public KvReader {
   using PriorFn = std::function<void(const std::string& key, const std::optional<std::string>& value,
                                      const std::optional<std::string>& prior)>;
   void ForEachWithPrior(const PriorFn& fn) const;
+  // Stacks the writes of `later` (an overlay written after this one, tracking priors) onto this one, as if
+  // they had been written here: a key new to this overlay keeps `later`'s prior, a key already here takes
+  // `later`'s value and keeps its own prior. Requires track_priors on both.
+  void Absorb(const Overlay& later);
   size_t size() const { return writes_.size(); }
   size_t bytes() const { return bytes_; }
   void Clear();
@@ -75,30 +80,45 @@ class Overlay final : public KvReader {
   size_t bytes_ = 0;
 };
 
-// A bounded cache over a reader, for the single writer of that reader's store. It caches what it read,
-// present or absent (a customer without limit overrides is asked about them at every payment), and the writer
-// hands it every committed group so it never serves a stale answer: cached keys take their new values or
-// become absent; keys it does not hold stay out. Eviction is second-chance FIFO, so keys asked once (a new
-// command id, a new order) leave first. `capacity_bytes` bounds keys and values held with their bookkeeping
-// (hash nodes, heap blocks, the eviction queue). Not thread-safe.
+// The writer's memory of the state: a bounded cache over the store's records, for the single writer of that
+// store. It caches what it read, present or absent (a customer without limit overrides is asked about them at
+// every payment). The store's records lag the writer (the projections are folded into them behind the commit,
+// docs/ARCHITECTURE.md: Projections behind the commit), so the writer hands it every committed group with the
+// group's last sequence: the cache then holds each key the group wrote, pinned, and a pinned key leaves only
+// once the fold has passed its last change (Folded). Eviction is second-chance FIFO, so keys asked once (a
+// new command id, a new order) leave first. `capacity_bytes` bounds keys and values held with their
+// bookkeeping (hash nodes, heap blocks, the eviction queue); pinned keys may exceed it for as long as the
+// fold lags, which the bound on groups waiting to be folded limits. Not thread-safe.
 class CachedReader final : public KvReader {
  public:
   CachedReader(const KvReader& base, size_t capacity_bytes) : base_(&base), capacity_bytes_(capacity_bytes) {}
 
   bool Get(std::string_view key, std::string* value) const override;
-  // Applies the writes of a group that is now durable in the base.
-  void Committed(const Overlay& writes);
+  // Takes the writes of a group that is durable (its events are) and ends at `sequence`; they stay until
+  // Folded(s) with s >= sequence says the base holds them too.
+  void Committed(const Overlay& writes, uint64_t sequence);
+  // The base holds every group up to `sequence` now.
+  void Folded(uint64_t sequence) {
+    folded_ = sequence;
+    eviction_blocked_ = false;
+  }
   size_t bytes() const { return bytes_; }
 
  private:
   struct Entry {
     std::optional<std::string> value;  // nullopt: the key is absent
     bool referenced = false;
+    uint64_t pinned_until = 0;  // the sequence of the key's last committed change not yet in the base
   };
   void Insert(std::string_view key, std::optional<std::string_view> value) const;
+  // Evicts unpinned entries until the bound holds or no entry can leave.
+  void Evict() const;
 
   const KvReader* base_;
   size_t capacity_bytes_;
+  uint64_t folded_ = 0;
+  // Set when a full round found nothing that may leave: retrying before the fold moves would only cycle.
+  mutable bool eviction_blocked_ = false;
   mutable std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;
   mutable std::deque<std::string> order_;  // insertion order: every cached key once, nothing else
   mutable size_t bytes_ = 0;

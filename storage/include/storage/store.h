@@ -8,8 +8,9 @@
 // durable (written after each synced commit, not itself synced): opening never continues from a history
 // shorter than it (docs/DECISIONS.md: Write-ahead log damage). Errors: RocksDB statuses become ledger::Status
 // here. Point reads of `state` abort on a storage fault (fail-stop: nothing of the open group is written, and
-// a restart recovers from the synced WAL). Thread-safety: a Store opened for writing has one writer thread;
-// reads may come from any thread.
+// a restart recovers from the synced WAL). Thread-safety: a Store opened for writing is written by the
+// ledger; reads may come from any thread. Commit may be called from two threads (the event commit and the
+// projection fold): commits are serialized.
 #pragma once
 
 #include <cstdint>
@@ -36,11 +37,15 @@ struct StoreOptions {
   bool sync = true;
 };
 
-// Everything one group commit writes, applied atomically in one WriteBatch.
+// Everything one commit writes, applied atomically in one WriteBatch.
 struct CommitBatch {
   std::vector<std::pair<uint64_t, std::string>> events;  // (sequence, record), ascending
   const Overlay* state = nullptr;
   std::vector<std::pair<std::string, std::string>> meta;
+  // False for what the events can rebuild (the projections' records): written to the log without waiting for
+  // the disk; the next synced commit makes it durable, and a crash before that loses only a fold that
+  // recovery redoes from the events.
+  bool sync = true;
 };
 
 // Where the store's memory is, in bytes (RocksDB's own accounting).
@@ -72,7 +77,7 @@ class Store {
   // Reader over the `state` column family.
   virtual const KvReader& state() const = 0;
 
-  // Writes the batch atomically (synced WAL when options.sync). Errors: IoError.
+  // Writes the batch atomically (synced WAL when options.sync and batch.sync). Errors: IoError.
   virtual Status Commit(const CommitBatch& batch) = 0;
 
   // The last stored event (sequence, record), or nullopt when there is none. Errors: IoError.

@@ -1,0 +1,170 @@
+#include "projections/folder.h"
+
+#include "core/assert.h"
+#include "events/event.h"
+#include "state/keys.h"
+
+namespace ledger {
+namespace {
+
+// CatchUp folds this many events per batch at most (besides the byte bound).
+constexpr uint64_t kCatchUpEventsPerBatch = 100'000;
+
+}  // namespace
+
+ProjectionFolder::ProjectionFolder(Store& store, uint64_t folded_sequence, std::vector<SetDigest> digests,
+                                   const std::vector<std::string>& folded_by_writer)
+    : store_(store),
+      all_(MakeLedgerProjectors()),
+      behind_(SelectProjectors(MakeLedgerProjectors(), folded_by_writer, /*keep=*/false)),
+      pushed_sequence_(folded_sequence),
+      folded_sequence_(folded_sequence),
+      digests_(std::move(digests)) {
+  LEDGER_ASSERT(digests_.size() == all_.projectors().size());
+}
+
+ProjectionFolder::~ProjectionFolder() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Status ProjectionFolder::CatchUp(uint64_t last_sequence, const std::function<void(uint64_t)>& progress) {
+  LEDGER_ASSERT(!thread_.joinable());
+  LEDGER_RETURN_IF_ERROR(all_.Load(store_.state()));
+  LEDGER_ASSERT(all_.LastApplied() == folded_sequence_);
+  while (folded_sequence_ < last_sequence) {
+    Overlay records(store_.state(), /*track_priors=*/true);
+    const uint64_t from = folded_sequence_ + 1;
+    const uint64_t to = std::min(last_sequence, folded_sequence_ + kCatchUpEventsPerBatch);
+    Status folded;
+    LEDGER_RETURN_IF_ERROR(store_.ScanEvents(from, to, [&](uint64_t sequence, std::string_view record) {
+      Result<DecodedEvent> decoded = DecodeEventRecord(record);
+      folded =
+          decoded.ok()
+              ? all_.ApplyUnrecorded(*decoded->body, records)
+              : Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+      return folded.ok() && records.bytes() < kBatchBytesMax;
+    }));
+    LEDGER_RETURN_IF_ERROR(folded);
+    if (all_.LastApplied() == folded_sequence_)
+      return Status::Corruption("event " + std::to_string(from) + " is missing from the store");
+    LEDGER_RETURN_IF_ERROR(WriteFold(records, all_.LastApplied()));
+    if (progress) progress(folded_sequence_);
+  }
+  pushed_sequence_ = folded_sequence_;
+  return behind_.Load(store_.state());
+}
+
+void ProjectionFolder::Start() {
+  LEDGER_ASSERT(!thread_.joinable());
+  thread_ = std::thread([this] { Run(); });
+}
+
+Status ProjectionFolder::Push(FoldGroup group) {
+  LEDGER_ASSERT(!group.events.empty());
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock,
+                [&] { return !error_.ok() || waiting_.size() < kGroupsWaitingMax || hold_for_testing_; });
+  if (!error_.ok()) return error_;
+  LEDGER_ASSERT(group.events.front().first == pushed_sequence_ + 1);
+  pushed_sequence_ = group.events.back().first;
+  if (hold_for_testing_) return Status::Ok();  // dropped: never folded, as if the process had died
+  waiting_.push_back(std::move(group));
+  changed_.notify_all();
+  return Status::Ok();
+}
+
+Status ProjectionFolder::AwaitFolded(uint64_t sequence) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (hold_for_testing_) return Status::Ok();  // nothing will be folded
+  LEDGER_ASSERT(sequence <= pushed_sequence_ || sequence <= folded_sequence_);
+  changed_.wait(lock, [&] { return !error_.ok() || folded_sequence_ >= sequence; });
+  return error_;
+}
+
+uint64_t ProjectionFolder::folded_sequence() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return folded_sequence_;
+}
+
+std::vector<SetDigest> ProjectionFolder::digests() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return digests_;
+}
+
+void ProjectionFolder::Run() {
+  for (;;) {
+    std::vector<FoldGroup> groups;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(lock, [&] { return stopping_ || !waiting_.empty(); });
+      if (waiting_.empty()) return;  // stopping, and everything pushed is folded
+      size_t bytes = 0;
+      while (!waiting_.empty() && bytes < kBatchBytesMax) {
+        if (waiting_.front().writes) bytes += waiting_.front().writes->bytes();
+        groups.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+      changed_.notify_all();  // room in the queue
+    }
+    const Status folded = Fold(groups);
+    if (!folded.ok()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = folded;
+      waiting_.clear();
+      changed_.notify_all();
+      return;
+    }
+  }
+}
+
+Status ProjectionFolder::Fold(std::vector<FoldGroup>& groups) {
+  Overlay records(store_.state(), /*track_priors=*/true);
+  for (FoldGroup& group : groups) {
+    if (group.writes) records.Absorb(*group.writes);
+    for (const auto& [sequence, record] : group.events) {
+      Result<DecodedEvent> decoded = DecodeEventRecord(record);
+      if (!decoded.ok())
+        return Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+      LEDGER_RETURN_IF_ERROR(behind_.ApplyUnrecorded(*decoded->body, records));
+    }
+  }
+  return WriteFold(records, behind_.LastApplied());
+}
+
+Status ProjectionFolder::WriteFold(Overlay& records, uint64_t last_sequence) {
+  std::vector<SetDigest> digests = this->digests();
+  const auto& projectors = all_.projectors();
+  std::vector<bool> changed(projectors.size(), false);
+  records.ForEachWithPrior([&](const std::string& key, const std::optional<std::string>& value,
+                               const std::optional<std::string>& prior) {
+    const std::optional<size_t> owner = all_.OwnerOf(key);
+    if (!owner || value == prior) return;
+    if (prior) digests[*owner].Remove(key, *prior);
+    if (value) digests[*owner].Add(key, *value);
+    changed[*owner] = true;
+  });
+  // Every projector's applied sequence, also of those the batch left unchanged: they all follow the events.
+  const std::string sequence_bytes = SequenceKey(last_sequence);
+  for (const auto& projector : projectors) records.Put(keys::Applied(projector->name()), sequence_bytes);
+  CommitBatch batch;
+  batch.state = &records;
+  batch.sync = false;
+  for (size_t i = 0; i < projectors.size(); ++i) {
+    if (changed[i]) batch.meta.emplace_back(SetDigestMetaKey(projectors[i]->name()), digests[i].Serialize());
+  }
+  LEDGER_RETURN_IF_ERROR(store_.Commit(batch));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    folded_sequence_ = last_sequence;
+    digests_ = std::move(digests);
+  }
+  changed_.notify_all();
+  return Status::Ok();
+}
+
+}  // namespace ledger
