@@ -23,10 +23,9 @@ constexpr size_t kStateCacheBytes = 96 << 20;
 const std::vector<std::string> kDecisionProjectors = {"balances", "directory", "limits", "payments",
                                                       "commands"};
 
-// A sealed group being written by the commit thread. The writer thread reads `state` (the open group's
-// overlay sits on it) while the commit thread hands it to the folder; nobody writes it any more.
+// A sealed group being written by the commit thread, which then hands its writes to the folder.
 struct InFlightGroup {
-  std::shared_ptr<Overlay> state;
+  std::vector<GroupWrite> writes;
   CommitBatch batch;
   uint64_t last_sequence = 0;
   struct Outcome {
@@ -38,15 +37,14 @@ struct InFlightGroup {
 
 struct Ledger::Impl {
   explicit Impl(const KvReader& base)
-      : cache(base, kStateCacheBytes),
-        overlay(std::make_unique<Overlay>(cache, /*track_priors=*/true)),
+      : state(base, kStateCacheBytes),
         projections(SelectProjectors(MakeLedgerProjectors(), kDecisionProjectors, /*keep=*/true)) {}
-  CachedReader cache;  // only this ledger writes the store, and it hands every committed group to the cache
-  std::unique_ptr<Overlay>
-      overlay;                // the open group; its base is in_flight->state while a group is in flight
+  // What decisions read and the writer's projectors write: the open group, the groups sealed before it and
+  // what was read from the store (only this ledger writes the store).
+  WriterState state;
   ProjectionSet projections;  // the decision projectors, run by the writer
-  uint64_t last_proven_sequence =
-      0;  // where the stored records were last compared with the digests (0: never)
+  // Where the stored records were last compared with the digests (0: never).
+  uint64_t last_proven_sequence = 0;
   std::vector<std::pair<uint64_t, std::string>> events;
   std::vector<std::pair<std::string, std::string>> meta;
   size_t event_bytes = 0;
@@ -106,7 +104,7 @@ Status Ledger::Recover() {
   LEDGER_RETURN_IF_ERROR(impl_->folder->CatchUp(last_sequence_));
   if (options_.hold_projection_folds_for_testing) impl_->folder->HoldForTesting();
   impl_->folder->Start();
-  impl_->cache.Folded(last_sequence_);
+  impl_->state.Folded(last_sequence_);
   LEDGER_RETURN_IF_ERROR(impl_->projections.Load(store_->state()));
   // The checkpoints the catch-up folded count too.
   covered = LastCheckpointCovered();
@@ -291,9 +289,9 @@ Status Ledger::ProveState() {
 
 int64_t Ledger::NowNs() const { return options_.fixed_now_ns ? *options_.fixed_now_ns : SystemNowNs(); }
 
-size_t Ledger::state_cache_bytes() const { return impl_->cache.bytes(); }
+size_t Ledger::state_cache_bytes() const { return impl_->state.bytes(); }
 
-size_t Ledger::staged_bytes() const { return impl_->event_bytes + impl_->overlay->bytes(); }
+size_t Ledger::staged_bytes() const { return impl_->event_bytes + impl_->state.open_group_bytes(); }
 
 bool Ledger::GroupFull() const {
   return staged_commands_ >= options_.config.group_commands_max ||
@@ -312,7 +310,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
 
   Decision decision;
   fb::CommandOutcomeRecordT original;
-  if (LoadRecord(*impl_->overlay, keys::CommandOutcome(parsed.command_id), &original)) {
+  if (LoadRecord(impl_->state, keys::CommandOutcome(parsed.command_id), &original)) {
     if (std::equal(original.fingerprint.begin(), original.fingerprint.end(), parsed.fingerprint.begin(),
                    parsed.fingerprint.end())) {
       // Same id, same content: the original outcome, and nothing else happens.
@@ -323,7 +321,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
       return result;
     }
     fb::CommandOutcomeRecordT earlier_mismatch;
-    if (LoadRecord(*impl_->overlay, keys::MismatchOutcome(parsed.command_id, ToHex(parsed.fingerprint)),
+    if (LoadRecord(impl_->state, keys::MismatchOutcome(parsed.command_id, ToHex(parsed.fingerprint)),
                    &earlier_mismatch)) {
       // This very content was already refused as a mismatch: a duplicate of that refusal.
       result.kind = CommandResult::Kind::kDuplicate;
@@ -343,7 +341,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
     decision.detail = "occurred_at is more than " +
                       std::to_string(config.clock_skew_max_ns / kNanosPerSecond) + " s from the ledger clock";
   } else {
-    decision = Decide(parsed.command, DecideContext{config, *impl_->overlay, ledger_time});
+    decision = Decide(parsed.command, DecideContext{config, impl_->state, ledger_time});
   }
   if (!decision.accepted()) {
     fb::CommandRejectedT rejected;
@@ -351,7 +349,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
     rejected.reason = decision.reason;
     rejected.detail = decision.detail;
     // Who the rejection is about (ledger/routing.h): its Kafka record key.
-    CommandParties parties = RoutingOf(parsed, *impl_->overlay);
+    CommandParties parties = RoutingOf(parsed, impl_->state);
     rejected.customer = std::move(parties.customer);
     rejected.merchant = std::move(parties.merchant);
     decision.payloads.clear();
@@ -390,7 +388,7 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
     Result<DecodedEvent> decoded = DecodeEventRecord(record);
     LEDGER_ASSERT(decoded.ok());
     // Invariant 3: the writer's projections advance with the events, in the same group.
-    const Status applied = impl_->projections.ApplyUnrecorded(*decoded->body, *impl_->overlay);
+    const Status applied = impl_->projections.ApplyUnrecorded(*decoded->body, impl_->state);
     LEDGER_ASSERT(applied.ok());
     last_sequence_ = body.sequence;
     chain_head_ = hash;
@@ -484,7 +482,7 @@ Status Ledger::CommitGroup() {
 Status Ledger::AwaitFolded() {
   LEDGER_RETURN_IF_ERROR(AwaitSealed());
   LEDGER_RETURN_IF_ERROR(impl_->folder->AwaitFolded(committed_sequence_));
-  impl_->cache.Folded(impl_->folder->folded_sequence());
+  impl_->state.Folded(impl_->folder->folded_sequence());
   return Status::Ok();
 }
 
@@ -499,12 +497,10 @@ Status Ledger::SealGroup(AfterDurable after_durable) {
   LEDGER_ASSERT(impl_->events.empty() || impl_->events.front().first == committed_sequence_ + 1);
   LEDGER_ASSERT(impl_->events.empty() || impl_->events.back().first == last_sequence_);
   auto group = std::make_unique<InFlightGroup>();
-  group->state = std::shared_ptr<Overlay>(std::move(impl_->overlay));
+  group->writes = impl_->state.SealGroup(last_sequence_);
   group->batch.events = std::move(impl_->events);
   group->batch.meta = std::move(impl_->meta);
   group->last_sequence = last_sequence_;
-  const KvReader& sealed_state = *group->state;  // a layer on top, not a copy
-  impl_->overlay = std::make_unique<Overlay>(sealed_state, /*track_priors=*/true);
   impl_->events.clear();
   impl_->meta.clear();
   impl_->event_bytes = 0;
@@ -518,7 +514,8 @@ Status Ledger::SealGroup(AfterDurable after_durable) {
         outcome.committed = store->Commit(group->batch);
         if (!outcome.committed.ok()) return outcome;
         if (!group->batch.events.empty()) {
-          outcome.after_durable = folder->Push(FoldGroup{group->state, std::move(group->batch.events)});
+          outcome.after_durable =
+              folder->Push(FoldGroup{std::move(group->writes), std::move(group->batch.events)});
           if (!outcome.after_durable.ok()) return outcome;
         }
         if (after_durable) outcome.after_durable = after_durable(group->last_sequence);
@@ -540,10 +537,7 @@ Status Ledger::AwaitSealed() {
       return Status::IoError(outcome.committed.message() + "; recovery failed: " + recovered.message());
     return outcome.committed;
   }
-  // The group's records stay in the writer's memory until the fold has written them to the store.
-  impl_->cache.Committed(*impl_->in_flight->state, impl_->in_flight->last_sequence);
-  impl_->cache.Folded(impl_->folder->folded_sequence());
-  impl_->overlay->Rebase(impl_->cache);
+  impl_->state.Folded(impl_->folder->folded_sequence());
   committed_sequence_ = impl_->in_flight->last_sequence;
   impl_->in_flight.reset();
   return outcome.after_durable;

@@ -13,7 +13,7 @@ namespace ledger {
 namespace {
 
 // Adds one line's effect to what an interbank scheme owes for a clearing date (own-account funding has none).
-void AddToScheme(Overlay& view, FoldErrors& errors, int date, fb::Funding funding, int64_t payments,
+void AddToScheme(KvWriter& view, FoldErrors& errors, int date, fb::Funding funding, int64_t payments,
                  int64_t payment_count, int64_t reversals, int64_t refunds) {
   if (funding == fb::Funding::own_account) return;
   const std::string key = keys::SchemeClearing(date, fb::EnumNameFunding(funding));
@@ -36,7 +36,7 @@ class ClearingProjector final : public Projector {
             std::string(keys::kReconRefundPrefix),      std::string(keys::kSchemeClearingPrefix)};
   }
 
-  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
     switch (event.payload_type()) {
       case fb::Payload::PaymentCaptured:
@@ -55,7 +55,7 @@ class ClearingProjector final : public Projector {
   }
 
  private:
-  static void Payment(const fb::EventBody& event, const fb::PaymentCaptured& paid, Overlay& view,
+  static void Payment(const fb::EventBody& event, const fb::PaymentCaptured& paid, KvWriter& view,
                       FoldErrors& errors) {
     const std::string merchant = StringOf(paid.merchant());
     const std::string order = StringOf(paid.merchant_order_no());
@@ -113,7 +113,7 @@ class ClearingProjector final : public Projector {
     view.Put(keys::ReconDateIndex(date, merchant, keys::ReconLineKind::kPayment, order), "");
   }
 
-  static void Reversal(const fb::EventBody& event, const fb::PaymentReversed& reversed, Overlay& view,
+  static void Reversal(const fb::EventBody& event, const fb::PaymentReversed& reversed, KvWriter& view,
                        FoldErrors& errors) {
     const std::string merchant = StringOf(reversed.merchant());
     const std::string order = StringOf(reversed.merchant_order_no());
@@ -152,7 +152,7 @@ class ClearingProjector final : public Projector {
     SaveRecord(view, keys::ReconOrder(merchant, order), payment);
   }
 
-  static void Refund(const fb::EventBody& event, const fb::PaymentRefunded& refunded, Overlay& view,
+  static void Refund(const fb::EventBody& event, const fb::PaymentRefunded& refunded, KvWriter& view,
                      FoldErrors& errors) {
     const std::string merchant = StringOf(refunded.merchant());
     const std::string order = StringOf(refunded.merchant_order_no());

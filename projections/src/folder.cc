@@ -105,7 +105,8 @@ void ProjectionFolder::Run() {
       if (waiting_.empty()) return;  // stopping, and everything pushed is folded
       size_t bytes = 0;
       while (!waiting_.empty() && bytes < kBatchBytesMax) {
-        if (waiting_.front().writes) bytes += waiting_.front().writes->bytes();
+        for (const GroupWrite& write : waiting_.front().writes)
+          bytes += write.key.size() + (write.value ? write.value->size() : 0);
         groups.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
       }
@@ -125,7 +126,7 @@ void ProjectionFolder::Run() {
 Status ProjectionFolder::Fold(std::vector<FoldGroup>& groups) {
   Overlay records(store_.state(), /*track_priors=*/true);
   for (FoldGroup& group : groups) {
-    if (group.writes) records.Absorb(*group.writes);
+    records.Absorb(group.writes);
     for (const auto& [sequence, record] : group.events) {
       Result<DecodedEvent> decoded = DecodeEventRecord(record);
       if (!decoded.ok())

@@ -19,7 +19,7 @@ class BalancesProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kBalancePrefix)}; }
   std::string_view name() const override { return "balances"; }
-  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
     const auto* postings = PostingsOf(event);
     if (postings == nullptr) return Status::Ok();
@@ -48,7 +48,7 @@ class DirectoryProjector final : public Projector {
             std::string(keys::kMerchantPrefix)};
   }
   std::string_view name() const override { return "directory"; }
-  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
     switch (event.payload_type()) {
       case fb::Payload::AccountOpened: {
@@ -134,7 +134,7 @@ class LimitsProjector final : public Projector {
             std::string(keys::kMonthlyUsagePrefix)};
   }
   std::string_view name() const override { return "limits"; }
-  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
     if (event.payload_type() == fb::Payload::PaymentCaptured) {
       const auto* paid = event.payload_as_PaymentCaptured();
@@ -149,7 +149,7 @@ class LimitsProjector final : public Projector {
   }
 
  private:
-  static void Bump(Overlay& view, FoldErrors& errors, const std::string& key, int64_t amount_minor,
+  static void Bump(KvWriter& view, FoldErrors& errors, const std::string& key, int64_t amount_minor,
                    int64_t count) {
     fb::UsageRecordT usage;
     LoadRecord(view, key, &usage);
@@ -158,7 +158,7 @@ class LimitsProjector final : public Projector {
     errors.Require(usage.amount_minor >= 0 && usage.count >= 0, "limit usage would go below zero");
     SaveRecord(view, key, usage);
   }
-  static void AddUsage(Overlay& view, FoldErrors& errors, const std::string& customer, bool medium_limited,
+  static void AddUsage(KvWriter& view, FoldErrors& errors, const std::string& customer, bool medium_limited,
                        fb::Medium medium, fb::Channel channel, int limit_date, int64_t amount_minor,
                        int64_t count) {
     if (medium_limited) {
@@ -176,7 +176,7 @@ class PaymentsProjector final : public Projector {
     return {std::string(keys::kPaymentPrefix), std::string(keys::kRefundPrefix)};
   }
   std::string_view name() const override { return "payments"; }
-  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
     switch (event.payload_type()) {
       case fb::Payload::PaymentCaptured: {
@@ -262,7 +262,7 @@ class CommandsProjector final : public Projector {
     return {std::string(keys::kCommandOutcomePrefix), std::string(keys::kMismatchOutcomePrefix)};
   }
   std::string_view name() const override { return "commands"; }
-  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
     const std::string key = keys::CommandOutcome(ViewOf(event.command_id()));
     const std::string transaction = StringOf(event.transaction_id());
@@ -305,7 +305,7 @@ class CheckpointsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override { return {std::string(keys::kCheckpointPrefix)}; }
   std::string_view name() const override { return "checkpoints"; }
-  Status Apply(const fb::EventBody& event, Overlay& view) const override {
+  Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
     if (event.payload_type() != fb::Payload::CheckpointRecorded) return errors.status();
     fb::AppliedRecordT covered;
@@ -418,13 +418,13 @@ Status ProjectionSet::Load(const KvReader& reader) {
   return Status::Ok();
 }
 
-Status ProjectionSet::Apply(const fb::EventBody& event, Overlay& view) {
+Status ProjectionSet::Apply(const fb::EventBody& event, KvWriter& view) {
   LEDGER_RETURN_IF_ERROR(ApplyUnrecorded(event, view));
   RecordApplied(view);
   return Status::Ok();
 }
 
-Status ProjectionSet::ApplyUnrecorded(const fb::EventBody& event, Overlay& view) {
+Status ProjectionSet::ApplyUnrecorded(const fb::EventBody& event, KvWriter& view) {
   if (event.sequence() != last_applied_ + 1) {
     return Status::Corruption("event sequence " + std::to_string(event.sequence()) + " does not follow " +
                               std::to_string(last_applied_));
@@ -434,7 +434,7 @@ Status ProjectionSet::ApplyUnrecorded(const fb::EventBody& event, Overlay& view)
   return Status::Ok();
 }
 
-void ProjectionSet::RecordApplied(Overlay& view) const {
+void ProjectionSet::RecordApplied(KvWriter& view) const {
   const std::string sequence_bytes = SequenceKey(last_applied_);
   for (const auto& projector : projectors_) view.Put(keys::Applied(projector->name()), sequence_bytes);
 }

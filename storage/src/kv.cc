@@ -76,12 +76,12 @@ void Overlay::ForEachWithPrior(const PriorFn& fn) const {
   for (const auto& [key, write] : writes_) fn(key, write.value, write.prior);
 }
 
-void Overlay::Absorb(const Overlay& later) {
-  LEDGER_ASSERT(track_priors_ && later.track_priors_);
-  for (const auto& [key, write] : later.writes_) {
-    auto [it, inserted] = writes_.try_emplace(key, write);
+void Overlay::Absorb(const std::vector<GroupWrite>& later) {
+  LEDGER_ASSERT(track_priors_);
+  for (const GroupWrite& write : later) {
+    auto [it, inserted] = writes_.try_emplace(write.key, Write{write.value, write.prior});
     if (inserted) {
-      bytes_ += key.size() + ValueSize(write.prior);
+      bytes_ += write.key.size() + ValueSize(write.prior);
     } else {
       it->second.value = write.value;
     }
@@ -94,7 +94,7 @@ void Overlay::Clear() {
   bytes_ = 0;
 }
 
-bool CachedReader::Get(std::string_view key, std::string* value) const {
+bool WriterState::Get(std::string_view key, std::string* value) const {
   if (auto it = entries_.find(key); it != entries_.end()) {
     it->second.referenced = true;
     if (!it->second.value) return false;
@@ -106,31 +106,75 @@ bool CachedReader::Get(std::string_view key, std::string* value) const {
   return present;
 }
 
-void CachedReader::Committed(const Overlay& writes, uint64_t sequence) {
-  // Every key the group wrote is held: the base may not have it yet.
-  writes.ForEachUnordered([&](const std::string& key, const std::optional<std::string>& value) {
-    auto [it, inserted] = entries_.try_emplace(key, Entry{value, false, sequence});
-    if (inserted) {
-      order_.emplace_back(key);
-      bytes_ += EntryCharge(key.size(), ValueSize(value));
-      return;
-    }
-    bytes_ = bytes_ - EntryCharge(key.size(), ValueSize(it->second.value)) +
-             EntryCharge(key.size(), ValueSize(value));
-    it->second.value = value;
-    it->second.pinned_until = sequence;
-  });
+WriterState::Entries::iterator WriterState::Touch(std::string_view key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    // Not held, so not written since the last fold: the base has its current value.
+    std::string base_value;
+    const bool present = base_->Get(key, &base_value);
+    std::optional<std::string> prior =
+        present ? std::optional<std::string>(std::move(base_value)) : std::nullopt;
+    it = entries_.try_emplace(std::string(key), Entry{prior, false, kInOpenGroup}).first;
+    order_.emplace_back(key);
+    bytes_ += EntryCharge(key.size(), ValueSize(prior));
+    open_group_bytes_ += key.size() + ValueSize(prior);
+    open_group_.emplace_back(std::string(key), std::move(prior));
+    return it;
+  }
+  if (it->second.pinned_until != kInOpenGroup) {
+    open_group_bytes_ += key.size() + ValueSize(it->second.value);
+    open_group_.emplace_back(std::string(key), it->second.value);
+    it->second.pinned_until = kInOpenGroup;
+  }
+  return it;
+}
+
+void WriterState::Put(std::string_view key, std::string_view value) {
+  auto it = Touch(key);
+  bytes_ =
+      bytes_ - EntryCharge(key.size(), ValueSize(it->second.value)) + EntryCharge(key.size(), value.size());
+  open_group_bytes_ += value.size();
+  if (it->second.value) {
+    it->second.value->assign(value);  // reuses the buffer
+  } else {
+    it->second.value.emplace(value);
+  }
   Evict();
 }
 
-void CachedReader::Insert(std::string_view key, std::optional<std::string_view> value) const {
+void WriterState::Delete(std::string_view key) {
+  auto it = Touch(key);
+  bytes_ = bytes_ - EntryCharge(key.size(), ValueSize(it->second.value)) + EntryCharge(key.size(), 0);
+  it->second.value.reset();
+}
+
+std::vector<GroupWrite> WriterState::SealGroup(uint64_t sequence) {
+  std::vector<GroupWrite> writes;
+  writes.reserve(open_group_.size());
+  for (auto& [key, prior] : open_group_) {
+    auto it = entries_.find(key);
+    LEDGER_ASSERT(it != entries_.end() && it->second.pinned_until == kInOpenGroup);
+    it->second.pinned_until = sequence;
+    writes.push_back(GroupWrite{std::move(key), it->second.value, std::move(prior)});
+  }
+  open_group_.clear();
+  open_group_bytes_ = 0;
+  return writes;
+}
+
+void WriterState::Folded(uint64_t sequence) {
+  folded_ = sequence;
+  eviction_blocked_ = false;
+}
+
+void WriterState::Insert(std::string_view key, std::optional<std::string_view> value) const {
   const size_t value_size = value ? value->size() : 0;
   if (EntryCharge(key.size(), value_size) > capacity_bytes_ / 16)
     return;  // a huge value would flush the working set
   const bool inserted =
       entries_
           .try_emplace(std::string(key),
-                       Entry{value ? std::optional<std::string>(*value) : std::nullopt, false})
+                       Entry{value ? std::optional<std::string>(*value) : std::nullopt, false, 0})
           .second;
   LEDGER_ASSERT(inserted);  // only a miss inserts
   order_.emplace_back(key);
@@ -138,7 +182,7 @@ void CachedReader::Insert(std::string_view key, std::optional<std::string_view> 
   Evict();
 }
 
-void CachedReader::Evict() const {
+void WriterState::Evict() const {
   // Second chance: a key read since it was queued goes round once more, and a pinned key goes round until the
   // fold passes it. Every pass over a referenced key clears its bit, so two rounds of the queue find every
   // entry that can leave; past that, the pinned keys stay over the bound until the fold catches up.

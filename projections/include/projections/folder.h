@@ -7,8 +7,9 @@
 // (CatchUp): projections are pure functions of the events (docs/ARCHITECTURE.md: Projections behind the
 // commit).
 //
-// A group arrives with the records its decision projectors already produced on the writer thread (an overlay
-// tracking priors: the folder absorbs it instead of folding those events again) and with its event records,
+// A group arrives with the records its decision projectors already produced on the writer thread (each key
+// with its value before the group: the folder absorbs them instead of folding those events again) and with
+// its event records,
 // which the folder folds through the projectors the writer does not run (clearing, checkpoints).
 //
 // Bounded: at most kGroupsWaitingMax groups wait; Push blocks while the queue is full, which holds the writer
@@ -37,8 +38,8 @@ namespace ledger {
 
 // One durable group.
 struct FoldGroup {
-  // The records the writer's projectors wrote for this group, with their priors (may be null: none).
-  std::shared_ptr<const Overlay> writes;
+  // The records the writer's projectors wrote for this group, with their priors.
+  std::vector<GroupWrite> writes;
   std::vector<std::pair<uint64_t, std::string>> events;  // (sequence, record), ascending, not empty
 };
 

@@ -28,7 +28,7 @@ class Projector {
   virtual std::string_view name() const = 0;
   // Folds `event` into the view: reads the projector's own records from `view` and writes the new ones.
   // Errors: Corruption when the event cannot follow the history (see FoldErrors); `view` is then unusable.
-  virtual Status Apply(const fb::EventBody& event, Overlay& view) const = 0;
+  virtual Status Apply(const fb::EventBody& event, KvWriter& view) const = 0;
   // The key prefixes this projector owns in the `state` column family (no two projectors share one).
   virtual std::vector<std::string> KeyPrefixes() const = 0;
 };
@@ -78,12 +78,12 @@ class ProjectionSet {
   // Applies `event` to every projector and records its sequence. Errors: Corruption unless
   // event.sequence() == LastApplied() + 1 (nothing written), or when a projector cannot fold the event
   // (then `view` holds part of it and must be dropped).
-  Status Apply(const fb::EventBody& event, Overlay& view);
+  Status Apply(const fb::EventBody& event, KvWriter& view);
   // The same without writing the applied sequence (a caller folding many events records it once:
   // RecordApplied).
-  Status ApplyUnrecorded(const fb::EventBody& event, Overlay& view);
+  Status ApplyUnrecorded(const fb::EventBody& event, KvWriter& view);
   // Writes LastApplied() as every projector's applied sequence into `view`.
-  void RecordApplied(Overlay& view) const;
+  void RecordApplied(KvWriter& view) const;
   uint64_t LastApplied() const { return last_applied_; }
   const std::vector<std::unique_ptr<Projector>>& projectors() const { return projectors_; }
   // The index of the projector owning `key`, or nullopt (e.g. the applied-sequence keys, owned by the set).

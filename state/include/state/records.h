@@ -51,7 +51,7 @@ bool LoadRecord(const KvReader& reader, std::string_view key, NativeT* out) {
 
 // Encodes `record` and writes it at `key`.
 template <typename NativeT>
-void SaveRecord(Overlay& writer, std::string_view key, const NativeT& record) {
+void SaveRecord(KvWriter& writer, std::string_view key, const NativeT& record) {
   flatbuffers::FlatBufferBuilder builder(128);
   builder.Finish(NativeT::TableType::Pack(builder, &record));
   writer.Put(key,
