@@ -1,10 +1,22 @@
-// Parsing of JSON command lines with nlohmann-json. The parser sorts out two kinds of bad input:
+// Parsing of JSON command lines with simdjson's DOM parser. The parser sorts out two kinds of bad input:
 // structural problems (not JSON, wrong JSON types, unknown fields) are errors the caller reports with the
 // line number, writing nothing; semantic ones (unknown enum value, missing field) become a MALFORMED_COMMAND
 // rejection that is recorded like any other decision. JSON is read strictly (no duplicate keys, bounded
-// nesting, no NUL byte), and nothing the JSON library throws gets past ParseCommandJson.
+// nesting, no NUL byte), and nothing escapes ParseCommandJson as an exception.
+//
+// The results are those of the nlohmann-json reader this parser replaced, byte for byte (stored idempotency
+// records hold fingerprints): the same values (an integer literal beyond 64 bits is a double, a UTF-8 byte
+// order mark is skipped), the same canonical JSON (nlohmann's dump: keys sorted, its escaping and number
+// format) and the same messages. nlohmann-json still formats doubles in the canonical form (rare in commands)
+// and words the error of a line simdjson refuses (off the path of valid commands). tests/ledger keeps the old
+// reader as the oracle the two are compared against.
 #include "ledger/command.h"
 
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -21,15 +33,27 @@
 namespace ledger {
 namespace {
 
-using nlohmann::json;
+namespace dom = simdjson::dom;
+using dom::element_type;
 
-// Commands are flat objects; deeper input is refused before anything walks it recursively (dump,
-// destruction).
-constexpr int kNestingDepthMax = 16;
+// Commands are flat objects; deeper input is refused (as the 17th level opens, where the old reader did).
+constexpr size_t kNestingDepthMax = 16;
+// A parser starts with room for a line this long and grows (once per thread) for longer ones.
+constexpr size_t kInitialCapacityBytes = 4096;
+// An object with more keys than this is checked for duplicates by sorting instead of pairwise.
+constexpr size_t kPairwiseKeysMax = 32;
+// A command with more members than this has them looked up by binary search instead of one by one.
+constexpr size_t kLinearLookupMembersMax = 24;
 // Untrusted text quoted in a message is cut to this many bytes.
 constexpr size_t kQuotedBytesMax = 64;
 // An error message taken from the JSON library is cut to this many bytes.
 constexpr size_t kLibraryMessageBytesMax = 200;
+// Skipped at the start of a line, as the old reader did.
+constexpr std::string_view kUtf8ByteOrderMark = "\xEF\xBB\xBF";
+// The largest integer magnitudes simdjson reads; it refuses larger literals, which the old reader read as
+// doubles.
+constexpr std::string_view kUint64MaxDigits = "18446744073709551615";
+constexpr std::string_view kInt64MinMagnitudeDigits = "9223372036854775808";
 
 // Customer ids no customer may take: their accounts would be the bank's (`gl:...`) or the merchants'
 // (`merchant:<id>`).
@@ -41,12 +65,12 @@ constexpr char kAccountSeparator = ':';
 enum class Kind { kString, kInteger };
 
 struct FieldSpec {
-  const char* name;
+  std::string_view name;
   Kind kind;
 };
 
 struct TypeSpec {
-  const char* type;
+  std::string_view type;
   std::initializer_list<FieldSpec> fields;
 };
 
@@ -101,54 +125,372 @@ std::string Printable(std::string_view text, size_t max_bytes = kQuotedBytesMax)
   return PrintableText(text, max_bytes);
 }
 
-// The JSON library's message without its "[json.exception.<kind>.<id>] " prefix, made one line.
-std::string LibraryMessage(const std::exception& error) {
-  std::string message = error.what();
-  const size_t prefix_end = message.find("] ");
-  if (prefix_end != std::string::npos) message = message.substr(prefix_end + 2);
-  return Printable(message, kLibraryMessageBytesMax);
+// One member of a JSON object; the key and the value live in the thread's parser until its next line.
+struct Member {
+  std::string_view key;
+  dom::element value;
+};
+
+// What one thread keeps between lines: the simdjson parser keeps its buffers, so a line allocates nothing
+// here once the thread has parsed one as long. A parser serves one line at a time, hence one per thread.
+struct ThreadState {
+  // simdjson's bound is on the depth of values, one more than the containers around them (an empty
+  // container has none inside, so 17 empty levels pass it: CheckKeysAndDepth refuses those).
+  ThreadState() : allocation_error(parser.allocate(kInitialCapacityBytes, kNestingDepthMax + 1)) {}
+
+  dom::parser parser;   // refuses most nesting deeper than kNestingDepthMax, as early as the old reader did
+  std::string widened;  // the line with integer literals beyond 64 bits made doubles
+  std::vector<Member> members;            // the command's members, sorted by key
+  std::string canonical;                  // the command's canonical JSON
+  simdjson::error_code allocation_error;  // of `parser`, when it could not be set up
+};
+
+ThreadState& State() {
+  thread_local ThreadState state;
+  return state;
 }
 
-// Stops strict parsing at the first problem (thrown by the parser callback, caught in ParseStrictJson).
-struct StrictJsonError {
-  std::string message;
+// The members of `object` sorted by key (std::map's order in the old reader's value).
+void SortMembers(dom::object object, std::vector<Member>& members) {
+  members.clear();
+  for (const dom::key_value_pair field : object) members.push_back({field.key, field.value});
+  std::sort(members.begin(), members.end(), [](const Member& a, const Member& b) { return a.key < b.key; });
+}
+
+Status MalformedJson(const std::string& problem) {
+  return Status::InvalidArgument("malformed JSON: " + problem);
+}
+
+Status NestedTooDeep() {
+  return MalformedJson("nested deeper than " + std::to_string(kNestingDepthMax) + " levels");
+}
+
+Status LibraryError(simdjson::error_code error) {
+  if (error == simdjson::DEPTH_ERROR) return NestedTooDeep();
+  return MalformedJson(Printable(simdjson::error_message(error), kLibraryMessageBytesMax));
+}
+
+bool IsNumberCharacter(char c) {
+  return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+// Whether `token` is an integer literal (-?[1-9][0-9]*) beyond what simdjson reads as an integer.
+bool IsIntegerBeyond64Bits(std::string_view token) {
+  const bool negative = token.starts_with('-');
+  const std::string_view digits = token.substr(negative ? 1 : 0);
+  if (digits.empty() || digits[0] == '0') return false;
+  for (const char c : digits) {
+    if (c < '0' || c > '9') return false;
+  }
+  const std::string_view limit = negative ? kInt64MinMagnitudeDigits : kUint64MaxDigits;
+  return digits.size() > limit.size() || (digits.size() == limit.size() && digits > limit);
+}
+
+// simdjson refuses an integer literal beyond 64 bits; the old reader took it for a double (an amount of
+// 100000000000000000000 is an invalid amount, not bad JSON, and its fingerprint holds 1e+20). Appending ".0"
+// to each such literal outside strings gives the same double. Returns whether anything was rewritten; a line
+// that is not JSON stays not JSON (only complete digit runs change).
+bool WidenIntegersBeyond64Bits(std::string_view text, std::string* widened) {
+  widened->clear();
+  size_t copied = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if (!IsNumberCharacter(c)) continue;
+    size_t end = i;
+    while (end < text.size() && IsNumberCharacter(text[end])) ++end;
+    if (IsIntegerBeyond64Bits(text.substr(i, end - i))) {
+      widened->append(text.substr(copied, end - copied));
+      widened->append(".0");
+      copied = end;
+    }
+    i = end - 1;
+  }
+  if (copied == 0) return false;
+  widened->append(text.substr(copied));
+  return true;
+}
+
+// Index of the first key (in document order) that repeats an earlier one in `object`, or SIZE_MAX.
+size_t FirstDuplicateKey(dom::object object) {
+  std::array<std::string_view, kPairwiseKeysMax> seen;
+  size_t count = 0;
+  for (const dom::key_value_pair field : object) {
+    if (count == kPairwiseKeysMax) break;
+    for (size_t j = 0; j < count; ++j) {
+      if (seen[j] == field.key) return count;
+    }
+    seen[count++] = field.key;
+  }
+  if (count < kPairwiseKeysMax || object.size() == kPairwiseKeysMax) return SIZE_MAX;
+  // Many keys: sorted by (key, position), the first repeat is the least position that follows its own key.
+  std::vector<std::pair<std::string_view, size_t>> keys;
+  for (const dom::key_value_pair field : object) keys.emplace_back(field.key, keys.size());
+  std::sort(keys.begin(), keys.end());
+  size_t first = SIZE_MAX;
+  for (size_t i = 1; i < keys.size(); ++i) {
+    if (keys[i].first == keys[i - 1].first) first = std::min(first, keys[i].second);
+  }
+  return first;
+}
+
+// The strictness checks on a parsed value, in document order as the old reader met them: a container opening
+// at level `level` beyond kNestingDepthMax, a key that repeats one of its object (`distinct_keys`: the keys
+// of `value` itself are known to differ). Errors: InvalidArgument.
+Status CheckKeysAndDepth(dom::element value, size_t level, bool distinct_keys = false) {
+  const element_type type = value.type();
+  if (type != element_type::ARRAY && type != element_type::OBJECT) return Status::Ok();
+  if (level > kNestingDepthMax) return NestedTooDeep();
+  if (type == element_type::ARRAY) {
+    const dom::array array = value.get_array().value_unsafe();  // a local: the result is a temporary
+    for (const dom::element item : array) {
+      LEDGER_RETURN_IF_ERROR(CheckKeysAndDepth(item, level + 1));
+    }
+    return Status::Ok();
+  }
+  const dom::object object = value.get_object().value_unsafe();
+  const size_t first_duplicate = distinct_keys ? SIZE_MAX : FirstDuplicateKey(object);
+  size_t index = 0;
+  for (const dom::key_value_pair field : object) {
+    if (index++ == first_duplicate) return MalformedJson("duplicate key '" + Printable(field.key) + "'");
+    LEDGER_RETURN_IF_ERROR(CheckKeysAndDepth(field.value, level + 1));
+  }
+  return Status::Ok();
+}
+
+// Why a line simdjson refused is not JSON, in the words of the reader this parser replaced: nlohmann-json
+// reading from left to right reports the first of its own syntax errors, a nesting deeper than
+// kNestingDepthMax and a repeated key. Only refused lines come here, so the messages stay what they were.
+class RefusalExplainer final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  // The message of the first problem in `line`; empty if the reader finds none.
+  static std::string Explain(std::string_view line) {
+    RefusalExplainer explainer;
+    nlohmann::json::sax_parse(line.begin(), line.end(), &explainer);
+    return explainer.problem_;
+  }
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    if (!Open()) return false;
+    open_objects_.emplace_back();
+    return true;
+  }
+  bool key(string_t& key) override {
+    if (open_objects_.back().insert(key).second) return true;
+    problem_ = MalformedJson("duplicate key '" + Printable(key) + "'").message();
+    return false;
+  }
+  bool end_object() override {
+    open_objects_.pop_back();
+    --open_containers_;
+    return true;
+  }
+  bool start_array(std::size_t) override { return Open(); }
+  bool end_array() override {
+    --open_containers_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& error) override {
+    // The library's message without its "[json.exception.<kind>.<id>] " prefix, made one line.
+    std::string message = error.what();
+    const size_t prefix_end = message.find("] ");
+    if (prefix_end != std::string::npos) message = message.substr(prefix_end + 2);
+    problem_ = MalformedJson(Printable(message, kLibraryMessageBytesMax)).message();
+    return false;
+  }
+
+ private:
+  bool Open() {
+    if (open_containers_ < kNestingDepthMax) {
+      ++open_containers_;
+      return true;
+    }
+    problem_ = NestedTooDeep().message();
+    return false;
+  }
+
+  size_t open_containers_ = 0;
+  std::vector<std::set<std::string>> open_objects_;  // the keys seen so far in each open object
+  std::string problem_;
 };
 
 // Parses `line` as strict JSON: a key twice in one object (at any depth) or nesting deeper than
-// kNestingDepthMax is an error, as is anything the JSON library refuses. Errors: InvalidArgument, one line.
-Result<json> ParseStrictJson(std::string_view line) {
-  std::vector<std::set<std::string>> open_objects;  // the keys seen so far in each open object
-  const json::parser_callback_t check = [&open_objects](int depth, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= kNestingDepthMax) {
-          throw StrictJsonError{"nested deeper than " + std::to_string(kNestingDepthMax) + " levels"};
-        }
-        if (event == json::parse_event_t::object_start) open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        open_objects.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        const std::string& key = parsed.get_ref<const std::string&>();
-        if (!open_objects.back().insert(key).second) {
-          throw StrictJsonError{"duplicate key '" + Printable(key) + "'"};
-        }
-        break;
-      }
-      default:
-        break;
-    }
-    return true;  // keep everything: the DOM is the plain parse of a line that passed the checks
-  };
-  try {
-    return json::parse(line, check);
-  } catch (const StrictJsonError& error) {
-    return Status::InvalidArgument("malformed JSON: " + error.message);
-  } catch (const json::exception& error) {
-    return Status::InvalidArgument("malformed JSON: " + LibraryMessage(error));
+// kNestingDepthMax is an error, as is anything simdjson refuses. The value lives in the thread's state until
+// its next line; when it is an object, `state.members` holds its members sorted by key. Errors:
+// InvalidArgument, one line.
+Result<dom::element> ParseStrictJson(std::string_view line, ThreadState& state) {
+  if (state.allocation_error != simdjson::SUCCESS) return LibraryError(state.allocation_error);
+  std::string_view text = line;
+  if (text.starts_with(kUtf8ByteOrderMark)) text.remove_prefix(kUtf8ByteOrderMark.size());
+  dom::element root;
+  simdjson::error_code error = state.parser.parse(text.data(), text.size()).get(root);
+  if (error == simdjson::NUMBER_ERROR && WidenIntegersBeyond64Bits(text, &state.widened)) {
+    error = state.parser.parse(state.widened.data(), state.widened.size()).get(root);
   }
+  if (error != simdjson::SUCCESS) {
+    const std::string problem = RefusalExplainer::Explain(line);
+    return problem.empty() ? LibraryError(error) : Status::InvalidArgument(problem);
+  }
+  // Sorted, a command's keys show a repeat side by side: when there is none, its top level needs no pairwise
+  // check (the one that finds which repeat comes first).
+  bool distinct_keys = false;
+  if (root.type() == element_type::OBJECT) {
+    SortMembers(root.get_object().value_unsafe(), state.members);
+    distinct_keys = std::adjacent_find(state.members.begin(), state.members.end(),
+                                       [](const Member& a, const Member& b) { return a.key == b.key; }) ==
+                    state.members.end();
+  }
+  LEDGER_RETURN_IF_ERROR(CheckKeysAndDepth(root, 1, distinct_keys));
+  return root;
+}
+
+// ---- The canonical JSON: nlohmann's dump() of the same value (keys sorted by bytes, no spaces).
+
+// `text` as a JSON string: '"' and '\\' escaped, control characters as \b \t \n \f \r or \u00xx (lowercase),
+// every other byte (UTF-8 already validated) as is.
+void AppendCanonicalString(std::string_view text, std::string& out) {
+  out += '"';
+  size_t start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte >= 0x20 && byte != '"' && byte != '\\') continue;
+    out.append(text.substr(start, i - start));
+    start = i + 1;
+    switch (byte) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default: {
+        char escaped[7];
+        std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
+        out += escaped;
+      }
+    }
+  }
+  out.append(text.substr(start));
+  out += '"';
+}
+
+template <typename Integer>
+void AppendInteger(Integer value, std::string& out) {
+  char digits[24];
+  const auto [end, error] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
+
+void AppendCanonicalObject(const std::vector<Member>& members, std::string& out);
+
+void AppendCanonical(dom::element value, std::string& out) {
+  switch (value.type()) {
+    case element_type::ARRAY: {
+      out += '[';
+      bool first = true;
+      const dom::array array = value.get_array().value_unsafe();
+      for (const dom::element item : array) {
+        if (!first) out += ',';
+        first = false;
+        AppendCanonical(item, out);
+      }
+      out += ']';
+      break;
+    }
+    case element_type::OBJECT: {
+      std::vector<Member> members;
+      SortMembers(value.get_object().value_unsafe(), members);
+      AppendCanonicalObject(members, out);
+      break;
+    }
+    case element_type::INT64:
+      AppendInteger(value.get_int64().value_unsafe(), out);
+      break;
+    case element_type::UINT64:
+      AppendInteger(value.get_uint64().value_unsafe(), out);
+      break;
+    // Rare in commands; nlohmann's own formatting (shortest round trip, "1.0", "1e+20") keeps it identical.
+    case element_type::DOUBLE:
+      out += nlohmann::json(value.get_double().value_unsafe()).dump();
+      break;
+    case element_type::STRING:
+      AppendCanonicalString(value.get_string().value_unsafe(), out);
+      break;
+    case element_type::BOOL:
+      out += value.get_bool().value_unsafe() ? "true" : "false";
+      break;
+    case element_type::NULL_VALUE:
+      out += "null";
+      break;
+  }
+}
+
+void AppendCanonicalObject(const std::vector<Member>& members, std::string& out) {
+  out += '{';
+  bool first = true;
+  for (const Member& member : members) {
+    if (!first) out += ',';
+    first = false;
+    AppendCanonicalString(member.key, out);
+    out += ':';
+    AppendCanonical(member.value, out);
+  }
+  out += '}';
+}
+
+// ---- Reading the command's members (sorted by key)
+
+const Member* FindMember(const std::vector<Member>& members, std::string_view name) {
+  if (members.size() <= kLinearLookupMembersMax) {  // a command's dozen: comparing lengths first is cheapest
+    for (const Member& member : members) {
+      if (member.key == name) return &member;
+    }
+    return nullptr;
+  }
+  const auto it =
+      std::lower_bound(members.begin(), members.end(), name,
+                       [](const Member& member, std::string_view key) { return member.key < key; });
+  return it != members.end() && it->key == name ? &*it : nullptr;
+}
+
+bool IsString(dom::element value) { return value.type() == element_type::STRING; }
+std::string_view StringOf(dom::element value) { return value.get_string().value_unsafe(); }
+bool IsInteger(dom::element value) {
+  return value.type() == element_type::INT64 || value.type() == element_type::UINT64;
 }
 
 // Why `id` cannot be a customer id (empty when it can): account names are `<customer>:<name>`, so a customer
@@ -176,25 +518,26 @@ std::string AccountNameProblem(std::string_view account) {
 
 // An integer literal beyond 64 bits (e.g. 100000000000000000000): the JSON reader keeps it as a double. It is
 // an integer all the same, and an invalid amount, not a wrong type; 1.5 stays a wrong type.
-bool IsHugeIntegerLiteral(const json& value) {
-  if (!value.is_number_float()) return false;
-  const double number = value.get<double>();
+bool IsHugeIntegerLiteral(dom::element value) {
+  if (value.type() != element_type::DOUBLE) return false;
+  const double number = value.get_double().value_unsafe();
   return std::isfinite(number) && number == std::floor(number) && std::fabs(number) >= 9.2e18;
 }
 
 // Reads fields of one object; records the first semantic problem in `problem`.
 class Fields {
  public:
-  Fields(const json& object, std::optional<std::string>* problem) : object_(object), problem_(problem) {}
+  Fields(const std::vector<Member>& object, std::optional<std::string>* problem)
+      : object_(object), problem_(problem) {}
 
   // A required identifier: 1..128 printable ASCII characters, no '/' (keys use it as a separator).
   std::string Id(const char* name, bool required = true) {
-    auto it = object_.find(name);
-    if (it == object_.end()) {
+    const Member* member = FindMember(object_, name);
+    if (member == nullptr) {
       if (required) Fail(std::string("missing field '") + name + "'");
       return {};
     }
-    const std::string& value = it->get_ref<const std::string&>();
+    std::string value(StringOf(member->value));
     if (value.empty() || value.size() > kIdentifierBytesMax) {
       Fail(std::string("field '") + name + "' must be 1 to 128 characters");
       return value;
@@ -240,40 +583,49 @@ class Fields {
   }
 
   std::string Text(const char* name, bool required) {
-    auto it = object_.find(name);
-    if (it == object_.end()) {
+    const Member* member = FindMember(object_, name);
+    if (member == nullptr) {
       if (required) Fail(std::string("missing field '") + name + "'");
       return {};
     }
-    const std::string& value = it->get_ref<const std::string&>();
+    std::string value(StringOf(member->value));
     if (value.size() > kTextBytesMax) Fail(std::string("field '") + name + "' is longer than 512 bytes");
     return value;
   }
 
   // An integer; values beyond int64 read as INT64_MAX so validation reports INVALID_AMOUNT.
   int64_t Integer(const char* name, bool required, int64_t absent = 0) {
-    auto it = object_.find(name);
-    if (it == object_.end()) {
+    const Member* member = FindMember(object_, name);
+    if (member == nullptr) {
       if (required) Fail(std::string("missing field '") + name + "'");
       return absent;
     }
-    if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return INT64_MAX;
-    if (IsHugeIntegerLiteral(*it)) return it->get<double>() > 0 ? INT64_MAX : INT64_MIN;
-    return it->get<int64_t>();
+    const dom::element value = member->value;
+    switch (value.type()) {
+      case element_type::UINT64:  // simdjson reads an integer as unsigned only above INT64_MAX
+        return INT64_MAX;
+      case element_type::DOUBLE: {  // an integer literal beyond 64 bits (the field types are checked)
+        const double number = value.get_double().value_unsafe();
+        if (IsHugeIntegerLiteral(value)) return number > 0 ? INT64_MAX : INT64_MIN;
+        return static_cast<int64_t>(number);
+      }
+      default:
+        return value.get_int64().value_unsafe();
+    }
   }
 
-  bool Has(const char* name) const { return object_.contains(name); }
+  bool Has(const char* name) const { return FindMember(object_, name) != nullptr; }
   // Whether a semantic problem has been recorded.
   bool failed() const { return problem_->has_value(); }
 
   template <typename Enum>
   Enum EnumField(const char* name, const char* const* names, Enum min, Enum max, bool required, Enum absent) {
-    auto it = object_.find(name);
-    if (it == object_.end()) {
+    const Member* member = FindMember(object_, name);
+    if (member == nullptr) {
       if (required) Fail(std::string("missing field '") + name + "'");
       return absent;
     }
-    const std::string& value = it->get_ref<const std::string&>();
+    const std::string_view value = StringOf(member->value);
     for (int i = static_cast<int>(min); i <= static_cast<int>(max); ++i) {
       if (value == names[i]) return static_cast<Enum>(i);
     }
@@ -282,12 +634,12 @@ class Fields {
   }
 
   int64_t Timestamp(const char* name, bool required) {
-    auto it = object_.find(name);
-    if (it == object_.end()) {
+    const Member* member = FindMember(object_, name);
+    if (member == nullptr) {
       if (required) Fail(std::string("missing field '") + name + "'");
       return 0;
     }
-    Result<int64_t> parsed = ParseIso8601(it->get_ref<const std::string&>());
+    Result<int64_t> parsed = ParseIso8601(StringOf(member->value));
     if (!parsed.ok()) {
       Fail(std::string("field '") + name + "': " + parsed.status().message());
       return 0;
@@ -304,7 +656,7 @@ class Fields {
   }
 
  private:
-  const json& object_;
+  const std::vector<Member>& object_;  // sorted by key
   std::optional<std::string>* problem_;
 };
 
@@ -462,69 +814,78 @@ const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
 
 // The envelope every command has: a JSON object with a string type and a non-empty string command_id.
 // Errors: InvalidArgument (structural).
-Result<ParsedCommand> ReadEnvelope(const json& object, std::string_view line) {
-  if (!object.is_object()) return Status::InvalidArgument("a command must be a JSON object");
-  auto type_it = object.find("type");
-  if (type_it == object.end() || !type_it->is_string())
+Result<ParsedCommand> ReadEnvelope(const std::vector<Member>& object, std::string_view line) {
+  const Member* type = FindMember(object, "type");
+  if (type == nullptr || !IsString(type->value)) {
     return Status::InvalidArgument("field 'type' (a string) is required");
-  auto id_it = object.find("command_id");
-  if (id_it == object.end() || !id_it->is_string() || id_it->get_ref<const std::string&>().empty()) {
+  }
+  const Member* id = FindMember(object, "command_id");
+  if (id == nullptr || !IsString(id->value) || StringOf(id->value).empty()) {
     return Status::InvalidArgument("field 'command_id' (a non-empty string) is required");
   }
   ParsedCommand parsed;
-  parsed.type = type_it->get<std::string>();
-  parsed.command_id = id_it->get<std::string>();
+  parsed.type = StringOf(type->value);
+  parsed.command_id = StringOf(id->value);
   parsed.line_bytes = line.size();
   return parsed;
 }
 
-// Structural checks of a known type: every field known for the type, with the right JSON type.
-Status CheckFieldTypes(const json& object, const TypeSpec& spec, const std::string& type) {
-  for (const auto& [key, value] : object.items()) {
+// Structural checks of a known type, in key order: every field known for the type, with the right JSON type.
+Status CheckFieldTypes(const std::vector<Member>& object, const TypeSpec& spec, const std::string& type) {
+  for (const auto& [key, value] : object) {
     if (key == "type" || key == "command_id") continue;
     if (key == "occurred_at") {
-      if (!value.is_string()) return Status::InvalidArgument("field 'occurred_at' must be a string");
+      if (!IsString(value)) return Status::InvalidArgument("field 'occurred_at' must be a string");
       continue;
     }
     const FieldSpec* field = nullptr;
     for (const FieldSpec& candidate : spec.fields) {
-      if (key == candidate.name) field = &candidate;
+      if (key == candidate.name) {
+        field = &candidate;
+        break;
+      }
     }
     if (field == nullptr) {
       const std::string field_name = Printable(key);
       return Status::InvalidArgument("unknown field '" + field_name + "' for type '" + type + "'");
     }
-    if (field->kind == Kind::kString && !value.is_string()) {
-      return Status::InvalidArgument("field '" + key + "' must be a string");
+    if (field->kind == Kind::kString && !IsString(value)) {
+      return Status::InvalidArgument("field '" + std::string(key) + "' must be a string");
     }
-    if (field->kind == Kind::kInteger && !value.is_number_integer() && !IsHugeIntegerLiteral(value)) {
-      return Status::InvalidArgument("field '" + key + "' must be an integer");
+    if (field->kind == Kind::kInteger && !IsInteger(value) && !IsHugeIntegerLiteral(value)) {
+      return Status::InvalidArgument("field '" + std::string(key) + "' must be an integer");
     }
   }
   return Status::Ok();
 }
 
-// Parses one line that passed the byte checks of ParseCommandJson. May throw (the JSON library's accessors
-// and dump): ParseCommandJson turns that into an input error.
+// Parses one line that passed the byte checks of ParseCommandJson. Throws only what allocation throws.
 Result<ParsedCommand> ParseCommandLine(std::string_view line) {
-  Result<json> parsed_json = ParseStrictJson(line);
-  if (!parsed_json.ok()) return parsed_json.status();
-  const json& object = *parsed_json;
+  ThreadState& state = State();
+  Result<dom::element> root = ParseStrictJson(line, state);
+  if (!root.ok()) return root.status();
+  if (!root->is_object()) return Status::InvalidArgument("a command must be a JSON object");
+  const std::vector<Member>& object = state.members;  // sorted by ParseStrictJson
   Result<ParsedCommand> envelope = ReadEnvelope(object, line);
   if (!envelope.ok()) return envelope.status();
   ParsedCommand parsed = std::move(*envelope);
 
   const TypeSpec* spec = nullptr;
   for (const TypeSpec& candidate : kTypes) {
-    if (parsed.type == candidate.type) spec = &candidate;
+    if (parsed.type == candidate.type) {
+      spec = &candidate;
+      break;
+    }
   }
   // occurred_at is common to every type, known or not.
-  auto occurred_it = object.find("occurred_at");
-  if (occurred_it != object.end() && !occurred_it->is_string()) {
+  const Member* occurred = FindMember(object, "occurred_at");
+  if (occurred != nullptr && !IsString(occurred->value)) {
     return Status::InvalidArgument("field 'occurred_at' must be a string");
   }
   if (spec != nullptr) LEDGER_RETURN_IF_ERROR(CheckFieldTypes(object, *spec, parsed.type));
-  parsed.fingerprint = Sha256Of(object.dump());
+  state.canonical.clear();
+  AppendCanonicalObject(object, state.canonical);
+  parsed.fingerprint = Sha256Of(state.canonical);
 
   Fields fields(object, &parsed.malformed);
   fb::CommandT& command = parsed.command;
@@ -548,13 +909,11 @@ Result<ParsedCommand> ParseCommandLine(std::string_view line) {
 
 Result<ParsedCommand> ParseCommandJson(std::string_view line) {
   if (line.size() > kCommandLineBytesMax) return Status::InvalidArgument("line longer than 65536 bytes");
-  // The JSON reader would take a NUL for the end of the input and ignore whatever follows it.
+  // A NUL byte has no place in a command line; the reader this parser replaced stopped at it.
   if (line.find('\0') != std::string_view::npos) return Status::InvalidArgument("NUL byte in the line");
   try {
     return ParseCommandLine(line);
-  } catch (const json::exception& error) {
-    return Status::InvalidArgument("malformed command: " + LibraryMessage(error));
-  } catch (const std::exception& error) {
+  } catch (const std::exception& error) {  // std::bad_alloc: nothing else throws
     return Status::InvalidArgument(std::string("unreadable command: ") + Printable(error.what()));
   }
 }
