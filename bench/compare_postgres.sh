@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The ledger against a PostgreSQL baseline, in one run, on this machine.
 #
-#   bash bench/compare_postgres.sh [--commands N] [--customers C] [--clients K] [--json]
+#   bash bench/compare_postgres.sh [--commands N] [--customers C] [--clients K] [--ledger BIN] [--json]
 #
 # PostgreSQL (Debian's, installed when missing) runs a private cluster in a temporary folder on 127.0.0.1 with
 # fsync=on and synchronous_commit=on: the way a bank would run it. The same customers are loaded, and the
 # payment workload runs as one PL/pgSQL function per payment (idempotency by (merchant, order), balance check,
 # per-medium daily limit, double-entry postings, fee, limit usage) through pgbench with K clients. Then
-# `ledger bench` runs the same number of commands (embedded Kafka publishing, synced WAL) and the script prints
-# both throughputs and the ratio. Everything it starts it stops by process id; every step has a time bound.
+# `ledger bench` runs the same number of commands (embedded Kafka publishing, synced WAL) twice: in-process
+# (`--through ledger`) and through ledger.commands, the shard service and ledger.results (`--through serve`).
+# The script prints the three throughputs, each ledger figure's ratio to PostgreSQL, and serve's to
+# in-process. Everything it starts it stops by process id; every step has a time bound.
 # Exit codes: 0 ok; 1 a step failed (one line "compare: reason" on stderr); 2 bad usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +19,17 @@ commands=200000
 customers=20000
 clients=16
 json=0
+ledger_bin=build/bin/ledger  # --ledger: another build's program (a path relative to the repository)
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --commands) commands="$2"; shift 2 ;;
     --customers) customers="$2"; shift 2 ;;
     --clients) clients="$2"; shift 2 ;;
+    --ledger) ledger_bin="$2"; shift 2 ;;
     --json) json=1; shift ;;
-    *) echo "usage: compare_postgres.sh [--commands N] [--customers C] [--clients K] [--json]" >&2; exit 2 ;;
+    *) echo "usage: compare_postgres.sh [--commands N] [--customers C] [--clients K] [--ledger BIN]" \
+         "[--json]" >&2
+       exit 2 ;;
   esac
 done
 [[ "${commands}" =~ ^[0-9]+$ && "${customers}" =~ ^[0-9]+$ && "${clients}" =~ ^[0-9]+$ ]] || {
@@ -44,7 +50,10 @@ run_as=()
 if [[ "$(id -u)" -eq 0 ]]; then run_as=(runuser -u postgres --); fi  # the server refuses to run as root
 
 # The ledger binary, built when missing.
-if [[ ! -x build/bin/ledger ]]; then bash scripts/setup.sh build >/dev/null || die "cannot build the ledger"; fi
+if [[ ! -x "${ledger_bin}" ]]; then
+  [[ "${ledger_bin}" == build/bin/ledger ]] || die "--ledger ${ledger_bin} is not an executable"
+  bash scripts/setup.sh build >/dev/null || die "cannot build the ledger"
+fi
 
 work="$(mktemp -d /tmp/ledger-compare.XXXXXX)"
 pgdata="${work}/pgdata"
@@ -172,25 +181,42 @@ pg_accepted="$(timeout 60 "${psql[@]}" -At -c "SELECT count(*) FROM payments")"
 pg_sum="$(timeout 60 "${psql[@]}" -At -c "SELECT sum(balance_minor) - ${customers}::bigint * 1000000000 FROM accounts")"
 
 log "ledger bench: ${commands} commands (embedded Kafka, synced WAL)"
-ledger_out="$(timeout 1800 build/bin/ledger bench --data "${work}/ledger" --commands "${commands}" \
+ledger_out="$(timeout 1800 "${ledger_bin}" bench --data "${work}/ledger" --commands "${commands}" \
   --customers "${customers}" --merchants 500 --kafka embedded --sync on --json 2>/dev/null)" || die "ledger bench failed"
 ledger_cps="$(echo "${ledger_out}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["commands_per_second"])')"
 ratio="$(python3 -c "print(f'{${ledger_cps} / ${pg_tps}:.2f}')")"
 
+log "ledger bench --through serve: ${commands} commands (ledger.commands -> shard service -> ledger.results)"
+serve_out="$(timeout 1800 "${ledger_bin}" bench --data "${work}/ledger-serve" --commands "${commands}" \
+  --customers "${customers}" --merchants 500 --kafka embedded --sync on --through serve --json 2>/dev/null)" ||
+  die "ledger bench --through serve failed"
+serve_cps="$(echo "${serve_out}" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["commands_per_second"])')"
+serve_ratio="$(python3 -c "print(f'{${serve_cps} / ${pg_tps}:.2f}')")"
+serve_to_ledger="$(python3 -c "print(f'{${serve_cps} / ${ledger_cps}:.2f}')")"
+
 if [[ ${json} -eq 1 ]]; then
-  python3 - "${pg_tps}" "${pg_accepted}" "${pg_sum}" "${ratio}" "${clients}" "${commands}" <<EOF
+  python3 - "${pg_tps}" "${pg_accepted}" "${pg_sum}" "${ratio}" "${clients}" "${commands}" "${serve_ratio}" \
+    "${serve_to_ledger}" <<EOF
 import json, sys
 ledger = json.loads('''${ledger_out}''')
+serve = json.loads('''${serve_out}''')
 print(json.dumps({"commands": int(sys.argv[6]), "postgres": {"tps": float(sys.argv[1]), "clients": int(sys.argv[5]),
   "payments_accepted": int(sys.argv[2]), "balance_sum_minor": int(sys.argv[3]), "fsync": True, "synchronous_commit": True},
-  "ledger": ledger, "ratio": float(sys.argv[4])}))
+  "ledger": ledger, "ratio": float(sys.argv[4]), "ledger_through_serve": serve,
+  "serve_ratio": float(sys.argv[7]), "serve_to_ledger_ratio": float(sys.argv[8])}))
 EOF
 else
   echo
   printf '%-34s %14s\n' "system" "commands/s"
   printf '%-34s %14.0f\n' "PostgreSQL 15 (pgbench, ${clients} clients)" "${pg_tps}"
   printf '%-34s %14.0f\n' "ledger (embedded Kafka, sync on)" "${ledger_cps}"
+  printf '%-34s %14.0f\n' "ledger --through serve" "${serve_cps}"
   printf '%-34s %14s\n' "ratio ledger / PostgreSQL" "${ratio}"
+  printf '%-34s %14s\n' "ratio serve / PostgreSQL" "${serve_ratio}"
+  printf '%-34s %14s\n' "ratio serve / ledger" "${serve_to_ledger}"
   echo "PostgreSQL: ${pg_accepted} payments accepted, balances sum to ${pg_sum} (double entry: 0)"
-  echo "ledger: $(echo "${ledger_out}" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("p99 %.3f ms, peak RSS %.0f MiB, %.0f bytes written per command" % (d["latency_ms"]["p99"], d["peak_rss_mib"], d["bytes_written_per_command"]))')"
+  summary='import json,sys; d=json.load(sys.stdin); print("p99 %.3f ms, peak RSS %.0f MiB, %.0f bytes written per command" % (d["latency_ms"]["p99"], d["peak_rss_mib"], d["bytes_written_per_command"]))'
+  echo "ledger: $(echo "${ledger_out}" | python3 -c "${summary}")"
+  echo "ledger --through serve: $(echo "${serve_out}" | python3 -c "${summary}")"
 fi

@@ -106,13 +106,13 @@ std::string LoadWorkload::Measured(int64_t i) const {
     if (target < 0 || KindOf(target) != LoadKind::kCard) target = std::max<int64_t>(0, i - 5);
     const std::string merchant = MerchantOf(target), order = "B" + std::to_string(target);
     if (kind == LoadKind::kReversal) {
-      return json{{"type", "reverse"},    {"command_id", "rv-" + std::to_string(i)},
+      return json{{"type", "reverse"},    {"command_id", MeasuredCommandId(i)},
                   {"merchant", merchant}, {"merchant_order_no", order},
                   {"reason", "bench"},    {"occurred_at", when}}
           .dump();
     }
     return json{{"type", "refund"},
-                {"command_id", "rf-" + std::to_string(i)},
+                {"command_id", MeasuredCommandId(i)},
                 {"merchant", merchant},
                 {"merchant_order_no", order},
                 {"refund_no", "RF" + std::to_string(i)},
@@ -123,7 +123,7 @@ std::string LoadWorkload::Measured(int64_t i) const {
   static const char* kMedia[] = {"u_shield", "password_device", "fingerprint", "sms", "otp_card"};
   const std::string customer = CustomerOf(i);
   json pay = {{"type", "pay"},
-              {"command_id", "py-" + std::to_string(i)},
+              {"command_id", MeasuredCommandId(i)},
               {"merchant", MerchantOf(i)},
               {"merchant_order_no", "B" + std::to_string(i)},
               {"customer", customer},
@@ -140,6 +140,28 @@ std::string LoadWorkload::Measured(int64_t i) const {
     pay["order_amount_minor"] = 200'000;  // above password-free's 1,000.00 per payment
   }
   return pay.dump();
+}
+
+std::string LoadWorkload::MeasuredCommandId(int64_t i) const {
+  const LoadKind kind = KindOf(i);
+  const char* prefix = kind == LoadKind::kReversal ? "rv-" : kind == LoadKind::kRefund ? "rf-" : "py-";
+  return prefix + std::to_string(i);
+}
+
+std::string LoadWorkload::WarmUp() const {
+  const std::string customer = CustomerOf(0);
+  return nlohmann::json{{"type", "pay"},
+                        {"command_id", kWarmUpCommandId},
+                        {"merchant", "BM-warm-up"},
+                        {"merchant_order_no", "W0"},
+                        {"customer", customer},
+                        {"funding", "own_account"},
+                        {"account", customer + ":debit"},
+                        {"channel", "b2c_h5"},
+                        {"medium", "u_shield"},
+                        {"order_amount_minor", 1'000},
+                        {"occurred_at", FormatIso8601(StartNs(), kOffsetMinutes)}}
+      .dump();
 }
 
 int64_t LoadWorkload::StartNs() const {

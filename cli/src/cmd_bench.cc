@@ -1,7 +1,9 @@
 // `ledger bench`: an end-to-end load generator through the path real commands take (JSON parse, validation,
-// group commit with a synced WAL, publication to Kafka before the acknowledgement). The load itself
-// (workload, set-up and measured phases, measurements) is bench/load.h; this file reads the options, opens
-// the ledger and Kafka, and prints the report.
+// group commit with a synced WAL, publication to Kafka before the acknowledgement). `--through ledger` (the
+// default) calls the ledger in-process; `--through serve` produces the measured commands to ledger.commands
+// and counts the results a shard service (the library behind `ledger serve`) publishes on ledger.results.
+// The load itself (workload, set-up and measured phases, measurements) is bench/load.h and
+// bench/serve_load.h; this file reads the options, opens the ledger and Kafka, and prints the report.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -9,6 +11,7 @@
 
 #include "bench/load.h"
 #include "bench/process_stats.h"
+#include "bench/serve_load.h"
 #include "cli/commands.h"
 #include "cli_common.h"
 #include "kafka/kafka.h"
@@ -26,6 +29,7 @@ struct BenchArgs {
   double rate = 0;
   int closed_loop = 0;
   std::string kafka = "embedded";
+  std::string through = "ledger";
   std::string sync = "on";
   bool json = false;
   double progress_seconds = 0;
@@ -50,6 +54,11 @@ void AddBenchOptions(CLI::App& app, BenchArgs* args) {
           ->check(CLI::Range(1, 1'000'000));
   rate->excludes(closed);
   app.add_option("--kafka", args->kafka, "none, embedded, or a broker list")->capture_default_str();
+  app.add_option("--through", args->through,
+                 "ledger: call the ledger in-process; serve: through ledger.commands, a shard service and "
+                 "ledger.results (needs --kafka embedded)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ledger", "serve"}));
   app.add_option("--sync", args->sync, "on: fsync the WAL at every group commit; off: benchmark only")
       ->capture_default_str()
       ->check(CLI::IsMember({"on", "off"}));
@@ -87,6 +96,7 @@ void PrintJsonReport(const BenchArgs& args, size_t outstanding, const bench::Set
     out["offered_rate"] = args.rate;
   else
     out["outstanding"] = outstanding;
+  out["through"] = args.through;
   out["kafka"] = args.kafka;
   out["sync"] = args.sync == "on";
   out["latency_ms"] = {{"p50", latency.Quantile(0.50) / 1e3},
@@ -109,10 +119,10 @@ void PrintTextReport(const BenchArgs& args, const bench::SetupReport& setup,
                      const bench::MeasuredReport& measured) {
   const bench::LatencyHistogram& latency = measured.latency;
   const int64_t commands = args.shape.commands;
-  std::printf("ledger bench: %lld commands in %.2f s = %.0f commands/s (%s, kafka %s, sync %s)\n",
+  std::printf("ledger bench: %lld commands in %.2f s = %.0f commands/s (%s, kafka %s, sync %s) through %s\n",
               static_cast<long long>(commands), measured.seconds,
               static_cast<double>(commands) / measured.seconds, args.rate > 0 ? "open loop" : "closed loop",
-              args.kafka.c_str(), args.sync.c_str());
+              args.kafka.c_str(), args.sync.c_str(), args.through.c_str());
   std::printf("  acknowledgement latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
               latency.Quantile(0.50) / 1e3, latency.Quantile(0.99) / 1e3, latency.Quantile(0.999) / 1e3,
               latency.max() / 1e3);
@@ -126,12 +136,39 @@ void PrintTextReport(const BenchArgs& args, const bench::SetupReport& setup,
               setup.seconds);
 }
 
-int RunBench(const BenchArgs& args) {
+// One `--progress` line of a run through serve: the service owns the store, so only the process's memory.
+void PrintServeProgress(const bench::LoadProgress& progress) {
+  std::fprintf(stderr,
+               "bench: %.0f s: %lld commands answered, %.0f commands/s in the last %.0f s, RSS %.1f MiB\n",
+               progress.elapsed_seconds, static_cast<long long>(progress.commands_done),
+               static_cast<double>(progress.recent_commands) / progress.recent_seconds,
+               progress.recent_seconds, bench::CurrentRssMiB());
+}
+
+void PrintReport(const BenchArgs& args, size_t outstanding, const bench::SetupReport& setup,
+                 const bench::MeasuredReport& measured, uint64_t events_published) {
+  if (args.json) {
+    PrintJsonReport(args, outstanding, setup, measured, events_published);
+  } else {
+    PrintTextReport(args, setup, measured);
+  }
+}
+
+// The options of a run that are wrong together, or "" when none is.
+std::string CheckBenchArgs(const BenchArgs& args) {
   std::error_code error;
   if (std::filesystem::exists(args.data_dir, error) && !std::filesystem::is_empty(args.data_dir, error)) {
-    return Fail(kExitBadInput, "--data " + args.data_dir + " is not empty; bench writes into a fresh folder");
+    return "--data " + args.data_dir + " is not empty; bench writes into a fresh folder";
   }
-  if (args.rate < 0) return Fail(kExitBadInput, "--rate must be positive");
+  if (args.rate < 0) return "--rate must be positive";
+  // The service reads the commands partition from its beginning: only a fresh embedded broker holds no
+  // commands of an earlier run.
+  if (args.through == "serve" && args.kafka != "embedded") return "--through serve needs --kafka embedded";
+  return "";
+}
+
+int RunBench(const BenchArgs& args) {
+  if (const std::string wrong = CheckBenchArgs(args); !wrong.empty()) return Fail(kExitBadInput, wrong);
   WriteOptions write;
   write.data_dir = args.data_dir;
   write.clock = "occurred";  // the synthetic timeline, whatever the wall clock says
@@ -142,7 +179,7 @@ int RunBench(const BenchArgs& args) {
   const size_t outstanding = args.closed_loop > 0 ? static_cast<size_t>(args.closed_loop) : 2 * group_max;
   Result<std::unique_ptr<Ledger>> opened = Ledger::Open(*options);
   if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().ToString());
-  Ledger& ledger = **opened;
+  std::unique_ptr<Ledger> ledger = std::move(opened).value();
 
   std::unique_ptr<kafka::EmbeddedBroker> embedded;
   std::string brokers = args.kafka == "none" ? "" : args.kafka;
@@ -156,7 +193,7 @@ int RunBench(const BenchArgs& args) {
   bench::PublishThrough publish;
   if (!brokers.empty()) {
     Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
-        ledger.store(), kafka::ProducerSettings{brokers, options->config.shard, kafka::kAckTimeoutMs});
+        ledger->store(), kafka::ProducerSettings{brokers, options->config.shard, kafka::kAckTimeoutMs});
     if (!created.ok()) return Fail(kExitBadInput, created.status().ToString());
     publisher = std::move(created).value();
     publish = [&publisher](uint64_t through) {
@@ -164,22 +201,30 @@ int RunBench(const BenchArgs& args) {
     };
   }
 
-  const Result<bench::SetupReport> setup = bench::RunSetup(ledger, args.shape, publish);
+  // Set-up goes through the ledger directly in both modes, published before the measured phase.
+  const Result<bench::SetupReport> setup = bench::RunSetup(*ledger, args.shape, publish);
   if (!setup.ok()) return Fail(kExitFailure, "set-up: " + setup.status().ToString());
   bench::Pacing pacing;
   pacing.rate = args.rate;
   pacing.outstanding = outstanding;
   pacing.progress_seconds = args.progress_seconds;
-  pacing.on_progress = [&ledger](const bench::LoadProgress& progress) { PrintProgress(ledger, progress); };
-  // Returns only once no group is in flight, so the publisher may go away after it.
-  const Result<bench::MeasuredReport> measured = bench::RunMeasured(ledger, args.shape, pacing, publish);
-  if (!measured.ok()) return Fail(kExitFailure, measured.status().ToString());
-
-  if (args.json) {
-    PrintJsonReport(args, outstanding, *setup, *measured, publisher ? publisher->events_published() : 0);
-  } else {
-    PrintTextReport(args, *setup, *measured);
+  if (args.through == "serve") {
+    // The service opens the store itself: the set-up's ledger and publisher close first.
+    publish = nullptr;
+    publisher.reset();
+    ledger.reset();
+    pacing.on_progress = PrintServeProgress;
+    const Result<bench::ServeMeasuredReport> served =
+        bench::RunMeasuredThroughServe(bench::ServeThrough{*options, brokers}, args.shape, pacing);
+    if (!served.ok()) return Fail(kExitFailure, "through serve: " + served.status().ToString());
+    PrintReport(args, outstanding, *setup, served->measured, served->events_published);
+    return kExitOk;
   }
+  pacing.on_progress = [&ledger](const bench::LoadProgress& progress) { PrintProgress(*ledger, progress); };
+  // Returns only once no group is in flight, so the publisher may go away after it.
+  const Result<bench::MeasuredReport> measured = bench::RunMeasured(*ledger, args.shape, pacing, publish);
+  if (!measured.ok()) return Fail(kExitFailure, measured.status().ToString());
+  PrintReport(args, outstanding, *setup, *measured, publisher ? publisher->events_published() : 0);
   return kExitOk;
 }
 

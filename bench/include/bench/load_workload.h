@@ -26,6 +26,13 @@ class LoadWorkload {
   bool NextSetup(std::string* line);
   // The measured command `i` as one JSON line (0 <= i < commands).
   std::string Measured(int64_t i) const;
+  // The command id of the measured command `i` (unique within the stream: its kind's prefix and `i`).
+  std::string MeasuredCommandId(int64_t i) const;
+  // A command that exercises the whole command path and changes no decision of the measured commands: a
+  // payment to a merchant that does not exist, at the time of the first measured command. It is rejected
+  // (one CommandRejected event, no money moved, no limit used). Its id is kWarmUpCommandId.
+  std::string WarmUp() const;
+  static constexpr char kWarmUpCommandId[] = "bench-warm-up";
 
  private:
   int64_t StartNs() const;
