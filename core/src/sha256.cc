@@ -6,10 +6,21 @@
 #include "core/assert.h"
 
 namespace ledger {
+namespace {
+
+// Fetched once: EVP_sha256() makes every initialisation look the algorithm up again in OpenSSL 3, which costs
+// more than hashing a command.
+const EVP_MD* Sha256Algorithm() {
+  static EVP_MD* const algorithm = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  LEDGER_ASSERT(algorithm != nullptr);
+  return algorithm;
+}
+
+}  // namespace
 
 Sha256::Sha256() : context_(EVP_MD_CTX_new()) {
   LEDGER_ASSERT(context_ != nullptr);
-  LEDGER_ASSERT(EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(context_), EVP_sha256(), nullptr) == 1);
+  LEDGER_ASSERT(EVP_DigestInit_ex2(static_cast<EVP_MD_CTX*>(context_), Sha256Algorithm(), nullptr) == 1);
 }
 
 Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(context_)); }
@@ -31,9 +42,20 @@ Digest Sha256::Finish() {
 }
 
 Digest Sha256Of(std::string_view bytes) {
-  Sha256 hasher;
-  hasher.Update(bytes);
-  return hasher.Finish();
+  // One context per thread, reused: creating one per hash costs as much as the hash.
+  struct Context {
+    EVP_MD_CTX* context = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(context); }
+  };
+  thread_local Context reused;
+  LEDGER_ASSERT(reused.context != nullptr);
+  LEDGER_ASSERT(EVP_DigestInit_ex2(reused.context, Sha256Algorithm(), nullptr) == 1);
+  LEDGER_ASSERT(EVP_DigestUpdate(reused.context, bytes.data(), bytes.size()) == 1);
+  Digest out{};
+  unsigned int length = 0;
+  LEDGER_ASSERT(EVP_DigestFinal_ex(reused.context, out.data(), &length) == 1);
+  LEDGER_ASSERT(length == out.size());
+  return out;
 }
 
 std::string ToHex(std::span<const uint8_t> bytes) {

@@ -152,6 +152,13 @@ Status ShardService::Impl::Start(ServeStep* step) {
   return Status::Ok();
 }
 
+// Commits the open group and waits until it is durable, not for its fold into the projections: answers and
+// publication need the events only.
+static Status CommitDurably(Ledger& ledger) {
+  LEDGER_RETURN_IF_ERROR(ledger.SealGroup());
+  return ledger.AwaitSealed();
+}
+
 // Applies one batch of records as one group: commit, publish, then answer the duplicates. Every record gets
 // exactly one result, whatever it holds. Errors: whatever stops serve (a failed commit, Corruption, Aborted).
 Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& records) {
@@ -169,7 +176,7 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& record
   const std::string next_offset = std::to_string(records.back().offset + 1);
   ledger->StageMeta(OffsetKey(options.shard),
                     first_duplicate_offset >= 0 ? std::to_string(first_duplicate_offset) : next_offset);
-  LEDGER_RETURN_IF_ERROR(ledger->CommitGroup());  // on error a restart recovers from the WAL
+  LEDGER_RETURN_IF_ERROR(CommitDurably(*ledger));  // on error a restart recovers from the WAL
   LEDGER_RETURN_IF_ERROR(ledger->MaybeCheckpoint());
   if (ack_kafka()) {
     LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, ledger->last_sequence(), options));
@@ -183,7 +190,7 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& record
     return Status::Ok();
   }
   ledger->StageMeta(OffsetKey(options.shard), next_offset);
-  return ledger->CommitGroup();
+  return CommitDurably(*ledger);
 }
 
 // Consumes commands until asked to stop. Errors: NotFound (the next commands offset is out of range: records
