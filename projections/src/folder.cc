@@ -126,7 +126,7 @@ void ProjectionFolder::Run() {
 Status ProjectionFolder::Fold(std::vector<FoldGroup>& groups) {
   Overlay records(store_.state(), /*track_priors=*/true);
   for (FoldGroup& group : groups) {
-    records.Absorb(group.writes);
+    records.Absorb(std::move(group.writes));
     for (const auto& [sequence, record] : group.events) {
       Result<DecodedEvent> decoded = DecodeEventRecord(record);
       if (!decoded.ok())

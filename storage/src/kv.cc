@@ -76,16 +76,19 @@ void Overlay::ForEachWithPrior(const PriorFn& fn) const {
   for (const auto& [key, write] : writes_) fn(key, write.value, write.prior);
 }
 
-void Overlay::Absorb(const std::vector<GroupWrite>& later) {
+void Overlay::Absorb(std::vector<GroupWrite>&& later) {
   LEDGER_ASSERT(track_priors_);
-  for (const GroupWrite& write : later) {
-    auto [it, inserted] = writes_.try_emplace(write.key, Write{write.value, write.prior});
+  writes_.reserve(writes_.size() + later.size());
+  for (GroupWrite& write : later) {
+    const size_t key_size = write.key.size(), value_size = ValueSize(write.value);
+    const size_t prior_size = ValueSize(write.prior);
+    auto [it, inserted] = writes_.try_emplace(std::move(write.key), Write{});
     if (inserted) {
-      bytes_ += write.key.size() + ValueSize(write.prior);
-    } else {
-      it->second.value = write.value;
+      it->second.prior = std::move(write.prior);
+      bytes_ += key_size + prior_size;
     }
-    bytes_ += ValueSize(write.value);
+    it->second.value = std::move(write.value);
+    bytes_ += value_size;
   }
 }
 

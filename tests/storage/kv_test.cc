@@ -119,12 +119,11 @@ TEST(WriterState, HoldsWrittenKeysUntilTheFoldPassesThemThenLetsThemGo) {
 TEST(Overlay, AbsorbKeepsTheFirstPriorAndTheLastValue) {
   CountingReader base;
   base.values = {{"a", "1"}, {"b", "2"}};
-  const std::vector<GroupWrite> first = {{"a", "10", "1"}};
-  const std::vector<GroupWrite> second = {
-      {"a", "100", "10"}, {"b", std::nullopt, "2"}, {"c", "3", std::nullopt}};
+  std::vector<GroupWrite> first = {{"a", "10", "1"}};
+  std::vector<GroupWrite> second = {{"a", "100", "10"}, {"b", std::nullopt, "2"}, {"c", "3", std::nullopt}};
   Overlay folded(base, /*track_priors=*/true);
-  folded.Absorb(first);
-  folded.Absorb(second);
+  folded.Absorb(std::move(first));
+  folded.Absorb(std::move(second));
   std::map<std::string, std::pair<std::optional<std::string>, std::optional<std::string>>> seen;
   folded.ForEachWithPrior([&](const std::string& key, const std::optional<std::string>& value,
                               const std::optional<std::string>& prior) {

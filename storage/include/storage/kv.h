@@ -74,7 +74,7 @@ class Overlay final : public KvWriter {
   // Stacks `later` (a group's writes after this overlay's) onto this overlay, as if they had been written
   // here: a key new to this overlay keeps its prior from `later`, a key already here takes `later`'s value
   // and keeps its own prior. Requires track_priors.
-  void Absorb(const std::vector<GroupWrite>& later);
+  void Absorb(std::vector<GroupWrite>&& later);
   size_t size() const { return writes_.size(); }
   size_t bytes() const { return bytes_; }
   void Clear();
