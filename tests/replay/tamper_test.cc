@@ -987,6 +987,58 @@ TEST_F(Tampering, AFlipAtAnyByteOfARecordIsReportedAtThatEvent) {
       << list;
 }
 
+// A forged deposit that is balanced but overflows the balances verifies (re-chained) and fails only in the
+// balances projector, at the deposit or at the next event moving the same accounts. However the projectors
+// are split among fold threads, the report names the same event and problem, the history before it is what
+// was read, and the target holds the events before it and none after.
+TEST_F(Tampering, AHistoryThatNoLongerFoldsStopsAtTheSameEventForAnyNumberOfFoldThreads) {
+  const History& h = history();
+  uint64_t forged = 0;
+  for (uint64_t s = 10; s < h.last && forged == 0; ++s) {
+    const fb::EventBody* body = DecodeEventRecord(h.record(s))->body;
+    if (body->payload_type() == fb::Payload::FundsDeposited &&
+        body->payload_as_FundsDeposited()->postings()->size() == 2) {
+      forged = s;
+    }
+  }
+  ASSERT_NE(forged, 0u);
+  std::vector<std::unique_ptr<fb::EventBodyT>> bodies = Bodies(h, forged, h.last);
+  for (auto& posting : *PostingsOfT(*bodies[0]))
+    posting->amount_minor = posting->account == gl::kFunding ? -INT64_MAX : INT64_MAX;
+  std::vector<std::pair<uint64_t, std::string>> records;
+  for (uint64_t s = 1; s < forged; ++s) records.emplace_back(s, h.record(s));
+  for (auto& record : Rechain(h, bodies, forged, h.hash(forged - 1), 1)) records.push_back(std::move(record));
+
+  std::optional<uint64_t> bad;
+  std::string problem;
+  for (const size_t threads : {size_t{1}, size_t{2}, size_t{3}, size_t{7}}) {
+    SCOPED_TRACE("fold_threads " + std::to_string(threads));
+    MemoryStore target;
+    replay::ReplayOptions options;
+    options.fold_threads = threads;
+    Result<replay::ReplayReport> report = replay::Replay(VectorSource(records), &target, options);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    ASSERT_FALSE(report->ok());
+    if (!bad) {
+      bad = report->first_bad_sequence;
+      problem = report->problem;
+    }
+    ASSERT_GE(*bad, forged);
+    ASSERT_LE(*bad, h.CheckpointAfter(forged));
+    EXPECT_EQ(report->first_bad_sequence, bad);
+    EXPECT_EQ(report->problem, problem);
+    EXPECT_FALSE(report->problem.empty());
+    const std::string& before = records[*bad - 2].second;  // the event before the bad one, as replayed
+    EXPECT_EQ(report->events_read, *bad - 1);
+    EXPECT_EQ(report->last_sequence, *bad - 1);
+    EXPECT_EQ(report->chain_head, DecodeEventRecord(before)->hash);
+    Result<std::optional<std::pair<uint64_t, std::string>>> last = target.LastEvent();
+    ASSERT_TRUE(last.ok() && last->has_value());
+    EXPECT_EQ((*last)->first, *bad - 1);
+    EXPECT_EQ((*last)->second, before);
+  }
+}
+
 // A handful through the program itself: `ledger replay --data D --pubkey P --json` exits 5 (not verified) and
 // names the same first bad sequence (or reports the live state differing).
 TEST_F(Tampering, LedgerReplayReportsTamperingAndExitsNotVerified) {

@@ -4,6 +4,7 @@
 // Thread-safety: functions take their stores exclusively for the call.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -30,8 +31,11 @@ struct ReplayOptions {
   std::optional<int64_t> as_of_ns;
   // Checks checkpoint signatures with this key; without one, signatures are reported as not checked.
   const SignatureVerifier* verifier = nullptr;
-  // Called now and then with the number of events read so far.
+  // Called now and then, on the calling thread, with the number of events read so far.
   std::function<void(uint64_t)> progress;
+  // With a target: how many threads fold the projectors (each owns some of them); 0 means one per hardware
+  // thread. The rebuilt state is the same for any number.
+  size_t fold_threads = 0;
 };
 
 struct ReplayReport {
@@ -50,8 +54,12 @@ struct ReplayReport {
 // Reads events from `source`, checks that sequences start at 1 and rise by one, recomputes every hash, and
 // checks every checkpoint (it must cover the sequence before it, name the chain head there, carry a valid
 // signature, and — when `target` is given — match the rebuilt projection digests). When `target` is not null
-// every verified event is folded through fresh ledger projectors into it, committed in groups. Stops at the
-// first bad event. Errors: IoError from a store or the source; verification failures are in the report.
+// every verified event is written into it and folded through fresh ledger projectors, on
+// options.fold_threads threads beside the caller's (which reads and verifies), committed in large batches
+// (synced or not as the target was opened: a rebuild can be redone, so the CLI opens it with sync off). The
+// target is written only while no fold thread reads it. Stops at the first bad event; the target then holds
+// the events before it and their projections' records, and may hold records of a few later events too.
+// Errors: IoError from a store or the source; verification failures are in the report.
 Result<ReplayReport> Replay(const EventSource& source, Store* target, const ReplayOptions& options);
 
 // Shorthand: replay `source`'s own events up to `to_sequence`.
