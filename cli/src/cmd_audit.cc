@@ -18,6 +18,7 @@
 #include "core/time.h"
 #include "events/event.h"
 #include "ledger/ledger.h"
+#include "projections/folder.h"
 #include "replay/kafka_source.h"
 #include "replay/replay.h"
 
@@ -167,7 +168,9 @@ Result<std::unique_ptr<Store>> OpenLiveStore(const std::string& data_dir) {
   StoreOptions store_options;
   store_options.read_only = true;
   store_options.create_if_missing = false;
-  return Store::Open(data_dir, store_options);
+  Result<std::unique_ptr<Store>> store = Store::Open(data_dir, store_options);
+  if (!store.ok()) return store.status();
+  return ViewAsOfLastEvent(std::move(store).value());
 }
 
 // The folder a replay rebuilds into; a temporary one goes away with this object, its store closed first.

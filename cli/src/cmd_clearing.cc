@@ -8,6 +8,7 @@
 #include "cli_common.h"
 #include "core/time.h"
 #include "projections/clearing_file.h"
+#include "projections/folder.h"
 #include "storage/store.h"
 
 namespace ledger::cli {
@@ -37,7 +38,9 @@ Runner AddClearing(CLI::App& app) {
     StoreOptions options;
     options.read_only = true;
     options.create_if_missing = false;
-    Result<std::unique_ptr<Store>> store = Store::Open(args->data_dir, options);
+    Result<std::unique_ptr<Store>> opened = Store::Open(args->data_dir, options);
+    if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().ToString());
+    Result<std::unique_ptr<Store>> store = ViewAsOfLastEvent(std::move(opened).value());
     if (!store.ok()) return Fail(ExitCodeFor(store.status()), store.status().ToString());
     Result<std::vector<clearing::FileWritten>> files = clearing::WriteClearingFiles(
         **store, *date, args->merchant, args->out, config->timezone_offset_minutes);

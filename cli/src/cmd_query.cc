@@ -12,6 +12,7 @@
 #include "core/money.h"
 #include "core/time.h"
 #include "events/event.h"
+#include "projections/folder.h"
 #include "replay/replay.h"
 #include "state/limits.h"
 #include "state/records.h"
@@ -36,7 +37,9 @@ Result<std::unique_ptr<Store>> OpenReadOnly(const std::string& dir) {
   StoreOptions options;
   options.read_only = true;
   options.create_if_missing = false;
-  return Store::Open(dir, options);
+  Result<std::unique_ptr<Store>> store = Store::Open(dir, options);
+  if (!store.ok()) return store.status();
+  return ViewAsOfLastEvent(std::move(store).value());
 }
 
 void PrintLine(const std::string& line) {

@@ -168,4 +168,100 @@ Status ProjectionFolder::WriteFold(Overlay& records, uint64_t last_sequence) {
   return Status::Ok();
 }
 
+namespace {
+
+class CaughtUpView final : public Store {
+ public:
+  explicit CaughtUpView(std::unique_ptr<Store> base)
+      : base_(std::move(base)), folded_(base_->state(), /*track_priors=*/false) {}
+
+  // Folds the events the stored projections trail by into the in-memory layer.
+  Status CatchUp() {
+    ProjectionSet all(MakeLedgerProjectors());
+    LEDGER_RETURN_IF_ERROR(all.Load(base_->state()));
+    Result<std::optional<std::pair<uint64_t, std::string>>> last = base_->LastEvent();
+    if (!last.ok()) return last.status();
+    if (!last->has_value() || (*last)->first <= all.LastApplied()) return Status::Ok();
+    Status folded;
+    LEDGER_RETURN_IF_ERROR(base_->ScanEvents(
+        all.LastApplied() + 1, (*last)->first, [&](uint64_t sequence, std::string_view record) {
+          Result<DecodedEvent> decoded = DecodeEventRecord(record);
+          folded = decoded.ok() ? all.ApplyUnrecorded(*decoded->body, folded_)
+                                : Status::Corruption("event " + std::to_string(sequence) + ": " +
+                                                     decoded.status().message());
+          return folded.ok();
+        }));
+    LEDGER_RETURN_IF_ERROR(folded);
+    all.RecordApplied(folded_);
+    return Status::Ok();
+  }
+
+  const KvReader& state() const override { return folded_; }
+  Status Commit(const CommitBatch&) override {
+    return Status::InvalidArgument("a read-only view takes no writes");
+  }
+  Result<std::optional<std::pair<uint64_t, std::string>>> LastEvent() const override {
+    return base_->LastEvent();
+  }
+  Status ScanEvents(uint64_t from, uint64_t to,
+                    const std::function<bool(uint64_t, std::string_view)>& fn) const override {
+    return base_->ScanEvents(from, to, fn);
+  }
+  // The stored records under `prefix` merged, in key order, with the folded layer's (which wins).
+  Status ScanState(std::string_view prefix,
+                   const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    std::vector<std::pair<const std::string*, const std::optional<std::string>*>> layer;
+    folded_.ForEach([&](const std::string& key, const std::optional<std::string>& value) {
+      if (std::string_view(key).starts_with(prefix)) layer.emplace_back(&key, &value);
+    });
+    size_t next = 0;
+    bool stopped = false;
+    // Emits the layer's records before `bound` (all of them when bound is null); false once fn stops.
+    auto emit_layer_before = [&](const std::string_view* bound) {
+      for (; next < layer.size() && (bound == nullptr || *layer[next].first < *bound); ++next) {
+        if (*layer[next].second && !fn(*layer[next].first, **layer[next].second)) return false;
+      }
+      return true;
+    };
+    LEDGER_RETURN_IF_ERROR(base_->ScanState(prefix, [&](std::string_view key, std::string_view value) {
+      if (!emit_layer_before(&key)) return !(stopped = true);
+      if (next < layer.size() && *layer[next].first == key) {
+        const std::optional<std::string>& newer = *layer[next++].second;
+        if (newer && !fn(key, *newer)) return !(stopped = true);
+        return true;
+      }
+      if (!fn(key, value)) return !(stopped = true);
+      return true;
+    }));
+    if (!stopped) emit_layer_before(nullptr);
+    return Status::Ok();
+  }
+  Result<std::optional<std::string>> GetMeta(std::string_view key) const override {
+    return base_->GetMeta(key);
+  }
+  Result<WriterCheck> CheckWriters() const override { return base_->CheckWriters(); }
+  Status AdoptWriters() override { return Status::InvalidArgument("a read-only view takes no writes"); }
+  StoreMemory Memory() const override { return base_->Memory(); }
+
+ private:
+  Status PutEventRaw(uint64_t, std::string_view) override {
+    return Status::InvalidArgument("read-only view");
+  }
+  Status DeleteEventRaw(uint64_t) override { return Status::InvalidArgument("read-only view"); }
+  Status PutStateRaw(std::string_view, std::string_view) override {
+    return Status::InvalidArgument("read-only view");
+  }
+
+  std::unique_ptr<Store> base_;
+  Overlay folded_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> ViewAsOfLastEvent(std::unique_ptr<Store> store) {
+  auto view = std::make_unique<CaughtUpView>(std::move(store));
+  LEDGER_RETURN_IF_ERROR(view->CatchUp());
+  return std::unique_ptr<Store>(std::move(view));
+}
+
 }  // namespace ledger

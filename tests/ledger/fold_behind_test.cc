@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "projections/folder.h"
 #include "replay/replay.h"
 #include "state/keys.h"
 #include "storage/store.h"
@@ -116,6 +117,12 @@ TEST(FoldBehind, KilledBetweenTheCommitAndTheFoldTheProjectionsCatchUpExactly) {
     EXPECT_EQ((*last)->first, reference_last) << "every acknowledged event survived the kill";
     EXPECT_EQ(AppliedSequence(**killed), first_part_last) << "the kill landed before the fold";
     EXPECT_NE(replay::StateDigest(**killed).value(), reference_state);
+    // A reader of the stopped ledger (a query, a clearing file) sees every acknowledged event all the same.
+    Result<std::unique_ptr<Store>> view = ViewAsOfLastEvent(std::move(killed).value());
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    EXPECT_EQ(replay::StateDigest(**view).value(), reference_state);
+    std::string balance;
+    EXPECT_TRUE((*view)->state().Get(keys::Balance("C1:debit"), &balance));
   }
 
   // Open folds what the kill left behind: the records equal the reference's and a replay's, and the digests

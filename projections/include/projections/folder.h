@@ -103,4 +103,12 @@ class ProjectionFolder {
   std::thread thread_;  // last member: joined in the destructor before anything above goes
 };
 
+// A read-only view of `store` as of its last event: when a crash left the projections behind the events (the
+// fold runs behind the commit), the missing events are folded in memory through every projector, nothing is
+// written, and the view's state reads and scans include them. Everything else reads `store` itself; the view
+// takes no writes. Readers of a stopped ledger (queries, clearing files, replay's comparison) use it, so they
+// see every acknowledged event. Memory: the records of the unfolded events, which the folder's queue bound
+// limits. Errors: IoError, Corruption (an event that does not decode or fold).
+Result<std::unique_ptr<Store>> ViewAsOfLastEvent(std::unique_ptr<Store> store);
+
 }  // namespace ledger
