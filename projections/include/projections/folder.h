@@ -45,9 +45,9 @@ struct FoldGroup {
 
 class ProjectionFolder {
  public:
-  static constexpr size_t kGroupsWaitingMax = 8;
+  static constexpr size_t kGroupsWaitingMax = 4;
   // A fold batch closes at this many bytes of records, so one batch stays bounded however far it lags.
-  static constexpr size_t kBatchBytesMax = 64 << 20;
+  static constexpr size_t kBatchBytesMax = 16 << 20;
 
   // `store`'s projection records are at `folded_sequence` with set digests `digests` (one per projector of
   // MakeLedgerProjectors, in its order). `folded_by_writer` names the projectors whose records arrive in
