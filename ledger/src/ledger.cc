@@ -99,11 +99,14 @@ Status Ledger::Recover() {
   LEDGER_RETURN_IF_ERROR(VerifyChainSinceCheckpoint());
   Result<std::vector<SetDigest>> digests = LoadSetDigests(all);
   if (!digests.ok()) return digests.status();
-  impl_->folder = std::make_unique<ProjectionFolder>(*store_, all.LastApplied(), std::move(*digests),
-                                                     kDecisionProjectors);
-  LEDGER_RETURN_IF_ERROR(impl_->folder->CatchUp(last_sequence_));
-  if (options_.hold_projection_folds_for_testing) impl_->folder->HoldForTesting();
-  impl_->folder->Start();
+  // Installed only once caught up and running: a ledger whose recovery failed has no folder and refuses to
+  // commit (SealGroup).
+  auto folder = std::make_unique<ProjectionFolder>(*store_, all.LastApplied(), std::move(*digests),
+                                                   kDecisionProjectors);
+  LEDGER_RETURN_IF_ERROR(folder->CatchUp(last_sequence_));
+  if (options_.hold_projection_folds_for_testing) folder->HoldForTesting();
+  folder->Start();
+  impl_->folder = std::move(folder);
   impl_->state.Folded(last_sequence_);
   LEDGER_RETURN_IF_ERROR(impl_->projections.Load(store_->state()));
   // The checkpoints the catch-up folded count too.
@@ -401,6 +404,8 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
 
 Result<uint64_t> Ledger::WriteCheckpoint() {
   if (!options_.signer) return Status::InvalidArgument("no signing key configured ([audit] private_key)");
+  if (options_.hold_projection_folds_for_testing)
+    return Status::InvalidArgument("no checkpoint while folds are held: it would sign unfolded state");
   LEDGER_ASSERT(impl_->events.empty() && staged_commands_ == 0);
   LEDGER_RETURN_IF_ERROR(AwaitFolded());  // the digests follow the folded groups
   // Prove the state before signing it: nothing but the ledger wrote the store, and, when a scrub is due, the
@@ -479,17 +484,25 @@ Status Ledger::CommitGroup() {
   return AwaitFolded();
 }
 
+Status Ledger::FolderHealthy() const {
+  if (!impl_->folder) return Status::IoError("the ledger could not recover its store; open it again");
+  // After a fold error nothing more is committed: the projections could not follow it.
+  return impl_->folder->status();
+}
+
 Status Ledger::AwaitFolded() {
   LEDGER_RETURN_IF_ERROR(AwaitSealed());
+  LEDGER_RETURN_IF_ERROR(FolderHealthy());
   LEDGER_RETURN_IF_ERROR(impl_->folder->AwaitFolded(committed_sequence_));
   impl_->state.Folded(impl_->folder->folded_sequence());
   return Status::Ok();
 }
 
-uint64_t Ledger::folded_sequence() const { return impl_->folder->folded_sequence(); }
+uint64_t Ledger::folded_sequence() const { return impl_->folder ? impl_->folder->folded_sequence() : 0; }
 
 Status Ledger::SealGroup(AfterDurable after_durable) {
   LEDGER_RETURN_IF_ERROR(AwaitSealed());
+  LEDGER_RETURN_IF_ERROR(FolderHealthy());
   if (impl_->events.empty() && impl_->meta.empty()) {
     staged_commands_ = 0;  // a group of duplicates only: nothing to write
     return Status::Ok();

@@ -81,8 +81,14 @@ Status ProjectionFolder::Push(FoldGroup group) {
 Status ProjectionFolder::AwaitFolded(uint64_t sequence) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (hold_for_testing_) return Status::Ok();  // nothing will be folded
+  if (!error_.ok()) return error_;
   LEDGER_ASSERT(sequence <= pushed_sequence_ || sequence <= folded_sequence_);
   changed_.wait(lock, [&] { return !error_.ok() || folded_sequence_ >= sequence; });
+  return error_;
+}
+
+Status ProjectionFolder::status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
   return error_;
 }
 
@@ -124,6 +130,8 @@ void ProjectionFolder::Run() {
 }
 
 Status ProjectionFolder::Fold(std::vector<FoldGroup>& groups) {
+  // The decision projectors' final writes are absorbed before the events are folded through the others: right
+  // only because no projector reads another's records (projections/projector.h).
   Overlay records(store_.state(), /*track_priors=*/true);
   for (FoldGroup& group : groups) {
     records.Absorb(std::move(group.writes));

@@ -129,8 +129,6 @@ class RocksStore final : public Store {
 
   Status Commit(const CommitBatch& batch) override {
     rocksdb::WriteBatch write_batch;
-    // One commit at a time: the writer sequence recorded below must be the database's after this write.
-    std::lock_guard<std::mutex> one_commit_at_a_time(commit_mutex_);
     for (const auto& [sequence, record] : batch.events) {
       const std::string key = SequenceKey(sequence);
       LEDGER_RETURN_IF_ERROR(FromRocks(write_batch.Put(events(), key, record), "batch put event"));
@@ -147,6 +145,9 @@ class RocksStore final : public Store {
     for (const auto& [key, value] : batch.meta) {
       LEDGER_RETURN_IF_ERROR(FromRocks(write_batch.Put(meta(), key, value), "batch put meta"));
     }
+    // One commit at a time from here: the writer sequence recorded below must be the database's after this
+    // write. (The batch above is built outside the lock: a fold's sort must not hold up an event commit.)
+    std::lock_guard<std::mutex> one_commit_at_a_time(commit_mutex_);
     // Every key of a batch takes one RocksDB sequence number: after this write the database's number is this
     // one, unless something else writes the database before the next commit (CheckWriters).
     const uint64_t writer_sequence = db_->GetLatestSequenceNumber() + write_batch.Count() + 1;

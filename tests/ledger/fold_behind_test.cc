@@ -125,6 +125,16 @@ TEST(FoldBehind, KilledBetweenTheCommitAndTheFoldTheProjectionsCatchUpExactly) {
     EXPECT_TRUE((*view)->state().Get(keys::Balance("C1:debit"), &balance));
   }
 
+  // `scrub` of the stopped store compares the records with the events up to where they are folded through.
+  TempDir scratch;
+  const testing::ProgramRun scrub = testing::RunLedger(scratch.path(), {"scrub", "--data", dir.path()});
+  EXPECT_EQ(scrub.exit_code, 0) << testing::Describe(scrub);
+  EXPECT_NE(scrub.out.find("scrub VERIFIED"), std::string::npos) << testing::Describe(scrub);
+  EXPECT_NE(scrub.out.find("folded through sequence " + std::to_string(first_part_last) + " of " +
+                           std::to_string(reference_last)),
+            std::string::npos)
+      << testing::Describe(scrub);
+
   // Open folds what the kill left behind: the records equal the reference's and a replay's, and the digests
   // the fold kept prove them.
   {

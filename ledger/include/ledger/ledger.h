@@ -156,6 +156,8 @@ class Ledger {
   // it followed (and, with a verifier, carries a valid signature).
   Status VerifyChainSinceCheckpoint() const;
   bool VerifyCheckpointSignature(const fb::CheckpointRecorded& checkpoint) const;
+  // Ok while the folder folds; an error once it failed, or when the last recovery failed.
+  Status FolderHealthy() const;
   // Reads the last event: last_sequence_ and chain_head_. Errors: Corruption, InvalidArgument (another
   // shard's store).
   Status LoadChainHead();

@@ -75,6 +75,8 @@ class ProjectionFolder {
   // Waits until folded_sequence() >= sequence. Errors: the folder's first error.
   Status AwaitFolded(uint64_t sequence);
   uint64_t folded_sequence() const;
+  // The folder's first error (Ok while it folds).
+  Status status() const;
   // Each projector's set digest as of folded_sequence().
   std::vector<SetDigest> digests() const;
   const ProjectionSet& projections() const { return all_; }
