@@ -10,6 +10,22 @@ namespace {
 // CatchUp folds this many events per batch at most (besides the byte bound).
 constexpr uint64_t kCatchUpEventsPerBatch = 100'000;
 
+// Folds `store`'s events from..to through `projections` into `view`, stopping after the event that takes
+// `view` to `bytes_max` bytes. Errors: IoError, Corruption (an event that does not decode or fold).
+Status FoldStoredEvents(const Store& store, uint64_t from, uint64_t to, ProjectionSet& projections,
+                        Overlay& view, size_t bytes_max) {
+  Status folded;
+  LEDGER_RETURN_IF_ERROR(store.ScanEvents(from, to, [&](uint64_t sequence, std::string_view record) {
+    Result<DecodedEvent> decoded = DecodeEventRecord(record);
+    folded =
+        decoded.ok()
+            ? projections.ApplyUnrecorded(*decoded->body, view)
+            : Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+    return folded.ok() && view.bytes() < bytes_max;
+  }));
+  return folded;
+}
+
 }  // namespace
 
 ProjectionFolder::ProjectionFolder(Store& store, uint64_t folded_sequence, std::vector<SetDigest> digests,
@@ -40,16 +56,7 @@ Status ProjectionFolder::CatchUp(uint64_t last_sequence, const std::function<voi
     Overlay records(store_.state(), /*track_priors=*/true);
     const uint64_t from = folded_sequence_ + 1;
     const uint64_t to = std::min(last_sequence, folded_sequence_ + kCatchUpEventsPerBatch);
-    Status folded;
-    LEDGER_RETURN_IF_ERROR(store_.ScanEvents(from, to, [&](uint64_t sequence, std::string_view record) {
-      Result<DecodedEvent> decoded = DecodeEventRecord(record);
-      folded =
-          decoded.ok()
-              ? all_.ApplyUnrecorded(*decoded->body, records)
-              : Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
-      return folded.ok() && records.bytes() < kBatchBytesMax;
-    }));
-    LEDGER_RETURN_IF_ERROR(folded);
+    LEDGER_RETURN_IF_ERROR(FoldStoredEvents(store_, from, to, all_, records, kBatchBytesMax));
     if (all_.LastApplied() == folded_sequence_)
       return Status::Corruption("event " + std::to_string(from) + " is missing from the store");
     LEDGER_RETURN_IF_ERROR(WriteFold(records, all_.LastApplied()));
@@ -190,16 +197,8 @@ class CaughtUpView final : public Store {
     Result<std::optional<std::pair<uint64_t, std::string>>> last = base_->LastEvent();
     if (!last.ok()) return last.status();
     if (!last->has_value() || (*last)->first <= all.LastApplied()) return Status::Ok();
-    Status folded;
-    LEDGER_RETURN_IF_ERROR(base_->ScanEvents(
-        all.LastApplied() + 1, (*last)->first, [&](uint64_t sequence, std::string_view record) {
-          Result<DecodedEvent> decoded = DecodeEventRecord(record);
-          folded = decoded.ok() ? all.ApplyUnrecorded(*decoded->body, folded_)
-                                : Status::Corruption("event " + std::to_string(sequence) + ": " +
-                                                     decoded.status().message());
-          return folded.ok();
-        }));
-    LEDGER_RETURN_IF_ERROR(folded);
+    LEDGER_RETURN_IF_ERROR(
+        FoldStoredEvents(*base_, all.LastApplied() + 1, (*last)->first, all, folded_, SIZE_MAX));
     all.RecordApplied(folded_);
     return Status::Ok();
   }

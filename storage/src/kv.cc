@@ -66,11 +66,6 @@ void Overlay::ForEach(
   for (const auto* write : ordered) fn(write->first, write->second.value);
 }
 
-void Overlay::ForEachUnordered(
-    const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const {
-  for (const auto& [key, write] : writes_) fn(key, write.value);
-}
-
 void Overlay::ForEachWithPrior(const PriorFn& fn) const {
   LEDGER_ASSERT(track_priors_);
   for (const auto& [key, write] : writes_) fn(key, write.value, write.prior);

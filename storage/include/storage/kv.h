@@ -53,9 +53,6 @@ class Overlay final : public KvWriter {
   // Not copyable: `Overlay(other_overlay)` must not silently copy the writes when a layer on top is meant.
   Overlay(const Overlay&) = delete;
   Overlay& operator=(const Overlay&) = delete;
-  // Reads that miss this overlay go to `base` from now on (a pipelined group, once the group under it is
-  // durable).
-  void Rebase(const KvReader& base) { base_ = &base; }
 
   bool Get(std::string_view key, std::string* value) const override;
   void Put(std::string_view key, std::string_view value) override;
@@ -63,9 +60,6 @@ class Overlay final : public KvWriter {
 
   // Calls fn(key, value) for every buffered write in key order; value is nullopt for a delete.
   void ForEach(const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const;
-  // The same in no particular order (cheaper: no sort).
-  void ForEachUnordered(
-      const std::function<void(const std::string&, const std::optional<std::string>&)>& fn) const;
   // Every buffered write with the key's value before this overlay (nullopt: absent), in no particular order.
   // Requires track_priors.
   using PriorFn = std::function<void(const std::string& key, const std::optional<std::string>& value,
