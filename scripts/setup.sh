@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config librdkafka-dev librocksdb-dev libflatbuffers-dev
   flatbuffers-compiler libssl-dev libspdlog-dev libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
-  libsimdjson-dev libtomlplusplus-dev kcat clang-format python3)
+  libsimdjson-dev libtomlplusplus-dev libjemalloc-dev kcat clang-format python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,13 +29,12 @@ class LaneExpander {
 
   // The record's lanes: the key stream of AES-256-CTR keyed by SHA-256(len(key) || key || value), counter 0.
   void Expand(std::string_view key, std::string_view value, Lanes* lanes) {
-    std::string seed;
-    seed.reserve(8 + key.size() + value.size());
+    seed_.clear();  // keeps its buffer: no allocation per record
     uint64_t key_size = key.size();
-    for (int i = 7; i >= 0; --i) seed.push_back(static_cast<char>((key_size >> (8 * i)) & 0xff));
-    seed.append(key);
-    seed.append(value);
-    const Digest aes_key = Sha256Of(seed);
+    for (int i = 7; i >= 0; --i) seed_.push_back(static_cast<char>((key_size >> (8 * i)) & 0xff));
+    seed_.append(key);
+    seed_.append(value);
+    const Digest aes_key = Sha256Of(seed_);
     static const uint8_t kZeroIv[16] = {};
     static const uint8_t kZeros[SetDigest::kBytes] = {};
     uint8_t stream[SetDigest::kBytes];
@@ -51,6 +50,7 @@ class LaneExpander {
  private:
   EVP_CIPHER* cipher_;
   EVP_CIPHER_CTX* context_;
+  std::string seed_;
 };
 
 void ExpandRecord(std::string_view key, std::string_view value, Lanes* lanes) {

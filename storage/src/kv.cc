@@ -10,11 +10,11 @@ namespace {
 
 // What a cache entry really costs the heap, so the byte bound bounds memory and not only payload: the hash
 // node (next pointer, two std::string headers, the flag, the cached hash), its bucket, the eviction queue's
-// copy of the key, and glibc's chunk for every string too long for the small-string buffer (15 characters).
+// pointer to it, and glibc's chunk for every string too long for the small-string buffer (15 characters).
 size_t EntryCharge(size_t key_size, size_t value_size) {
-  constexpr size_t kNodeBucketAndQueueSlot = 96 + 16 + 32;
+  constexpr size_t kNodeBucketAndQueueSlot = 96 + 16 + 8;
   auto heap_block = [](size_t size) -> size_t { return size > 15 ? (size + 1 + 8 + 15) / 16 * 16 : 0; };
-  return kNodeBucketAndQueueSlot + 2 * heap_block(key_size) + heap_block(value_size);
+  return kNodeBucketAndQueueSlot + heap_block(key_size) + heap_block(value_size);
 }
 
 size_t ValueSize(const std::optional<std::string>& value) { return value ? value->size() : 0; }
@@ -73,7 +73,7 @@ void Overlay::ForEachWithPrior(const PriorFn& fn) const {
 
 void Overlay::Absorb(std::vector<GroupWrite>&& later) {
   LEDGER_ASSERT(track_priors_);
-  writes_.reserve(writes_.size() + later.size());
+  // No reserve(size + later): most keys are already here, and a reserve to a new count rehashes every node.
   for (GroupWrite& write : later) {
     const size_t key_size = write.key.size(), value_size = ValueSize(write.value);
     const size_t prior_size = ValueSize(write.prior);
@@ -113,15 +113,15 @@ WriterState::Entries::iterator WriterState::Touch(std::string_view key) {
     std::optional<std::string> prior =
         present ? std::optional<std::string>(std::move(base_value)) : std::nullopt;
     it = entries_.try_emplace(std::string(key), Entry{prior, false, kInOpenGroup}).first;
-    order_.emplace_back(key);
+    order_.push_back(&*it);
     bytes_ += EntryCharge(key.size(), ValueSize(prior));
     open_group_bytes_ += key.size() + ValueSize(prior);
-    open_group_.emplace_back(std::string(key), std::move(prior));
+    open_group_.emplace_back(&*it, std::move(prior));
     return it;
   }
   if (it->second.pinned_until != kInOpenGroup) {
     open_group_bytes_ += key.size() + ValueSize(it->second.value);
-    open_group_.emplace_back(std::string(key), it->second.value);
+    open_group_.emplace_back(&*it, it->second.value);
     it->second.pinned_until = kInOpenGroup;
   }
   return it;
@@ -149,11 +149,10 @@ void WriterState::Delete(std::string_view key) {
 std::vector<GroupWrite> WriterState::SealGroup(uint64_t sequence) {
   std::vector<GroupWrite> writes;
   writes.reserve(open_group_.size());
-  for (auto& [key, prior] : open_group_) {
-    auto it = entries_.find(key);
-    LEDGER_ASSERT(it != entries_.end() && it->second.pinned_until == kInOpenGroup);
-    it->second.pinned_until = sequence;
-    writes.push_back(GroupWrite{std::move(key), it->second.value, std::move(prior)});
+  for (auto& [held, prior] : open_group_) {
+    LEDGER_ASSERT(held->second.pinned_until == kInOpenGroup);
+    held->second.pinned_until = sequence;
+    writes.push_back(GroupWrite{held->first, held->second.value, std::move(prior)});
   }
   open_group_.clear();
   open_group_bytes_ = 0;
@@ -169,13 +168,10 @@ void WriterState::Insert(std::string_view key, std::optional<std::string_view> v
   const size_t value_size = value ? value->size() : 0;
   if (EntryCharge(key.size(), value_size) > capacity_bytes_ / 16)
     return;  // a huge value would flush the working set
-  const bool inserted =
-      entries_
-          .try_emplace(std::string(key),
-                       Entry{value ? std::optional<std::string>(*value) : std::nullopt, false, 0})
-          .second;
+  const auto [it, inserted] = entries_.try_emplace(
+      std::string(key), Entry{value ? std::optional<std::string>(*value) : std::nullopt, false, 0});
   LEDGER_ASSERT(inserted);  // only a miss inserts
-  order_.emplace_back(key);
+  order_.push_back(&*it);
   bytes_ += EntryCharge(key.size(), value_size);
   Evict();
 }
@@ -191,16 +187,16 @@ void WriterState::Evict() const {
       eviction_blocked_ = true;
       return;
     }
-    std::string oldest = std::move(order_.front());
+    Held* oldest = order_.front();
     order_.pop_front();
-    auto it = entries_.find(oldest);
-    LEDGER_ASSERT(it != entries_.end());  // entries leave only here, with their queue slot
-    if (it->second.referenced || it->second.pinned_until > folded_) {
-      it->second.referenced = false;
-      order_.push_back(std::move(oldest));
+    if (oldest->second.referenced || oldest->second.pinned_until > folded_) {
+      oldest->second.referenced = false;
+      order_.push_back(oldest);
       continue;
     }
-    bytes_ -= EntryCharge(it->first.size(), ValueSize(it->second.value));
+    bytes_ -= EntryCharge(oldest->first.size(), ValueSize(oldest->second.value));
+    auto it = entries_.find(oldest->first);  // entries leave only here, with their queue slot
+    LEDGER_ASSERT(&*it == oldest);
     entries_.erase(it);
   }
 }

@@ -135,10 +135,13 @@ class WriterState final : public KvWriter {
   // Set when a full round found nothing that may leave: retrying before the fold moves would only cycle.
   mutable bool eviction_blocked_ = false;
   mutable Entries entries_;
-  mutable std::deque<std::string> order_;  // insertion order: every held key once, nothing else
+  // Entries are addressed by their hash node, which stays put until the entry is erased (only Evict erases,
+  // through the entry's one queue slot, and never a pinned entry): no second copy of the key, no look-up.
+  using Held = Entries::value_type;
+  mutable std::deque<Held*> order_;  // insertion order: every held entry once, nothing else
   mutable size_t bytes_ = 0;
-  // The keys the open group wrote, in first-write order, each with its value before the group.
-  std::vector<std::pair<std::string, std::optional<std::string>>> open_group_;
+  // The entries the open group wrote, in first-write order, each with its value before the group.
+  std::vector<std::pair<Held*, std::optional<std::string>>> open_group_;
   size_t open_group_bytes_ = 0;
 };
 
