@@ -116,12 +116,24 @@ struct ShardService::Impl {
   CommandsReader commands;
   std::unique_ptr<kafka::Publisher> publisher;
 
+  // A group still in flight publishes through `publisher` on the commit thread: it ends before anything goes.
+  ~Impl() {
+    if (ledger) ledger->AwaitSealed().IgnoreError();
+  }
+
   const std::string& ack() const {
     return options.ack.empty() ? options.ledger.config.kafka_ack : options.ack;
   }
   bool ack_kafka() const { return ack() == "kafka"; }
+
+  // The last group sealed answered duplicates: set by its commit thread once they are acknowledged, read
+  // after the group is awaited. Null when no group waits to move the stored offset past its duplicates.
+  std::shared_ptr<bool> duplicates_answered;
+  std::string offset_after_duplicates;
   Status Start(ServeStep* step);
   Status ApplyRecords(const std::vector<kafka::Record>& records);
+  // Waits for the group in flight; once its duplicates are answered, moves the stored offset past them.
+  Status SettleGroups();
   Status ServeCommands();
   Status Drain();
 };
@@ -152,45 +164,59 @@ Status ShardService::Impl::Start(ServeStep* step) {
   return Status::Ok();
 }
 
-// Commits the open group and waits until it is durable, not for its fold into the projections: answers and
-// publication need the events only.
-static Status CommitDurably(Ledger& ledger) {
-  LEDGER_RETURN_IF_ERROR(ledger.SealGroup());
-  return ledger.AwaitSealed();
-}
-
-// Applies one batch of records as one group: commit, publish, then answer the duplicates. Every record gets
-// exactly one result, whatever it holds. Errors: whatever stops serve (a failed commit, Corruption, Aborted).
+// Applies one batch of records as one group, pipelined: the group is sealed and written on the commit thread,
+// which then publishes its events and answers its duplicates, while this thread polls and stages the next
+// batch on top of it (Ledger::SealGroup). Every record gets exactly one result, whatever it holds. Returns the
+// outcome of the group sealed before. Errors: whatever stops serve (a failed commit, Corruption, Aborted).
 Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& records) {
-  std::vector<CommandResult> duplicates;
+  auto duplicates = std::make_shared<std::vector<CommandResult>>();
+  duplicates_answered.reset();  // this group's offset passes them, and is written after they are answered
   int64_t first_duplicate_offset = -1;
   for (const kafka::Record& record : records) {
     CommandResult result = ledger->Stage(CommandOfRecord(record));
     if (result.kind == CommandResult::Kind::kDuplicate) {
       if (first_duplicate_offset < 0) first_duplicate_offset = record.offset;
-      duplicates.push_back(std::move(result));
+      duplicates->push_back(std::move(result));
     }
   }
-  // A `duplicate` answer has no event to be republished from: the stored offset moves past it only once
-  // the answer is acknowledged (below). Until then a crash redelivers it, and it is answered again.
+  // A `duplicate` answer has no event to be republished from: the stored offset stays at the first duplicate
+  // until a later group passes it, written only after this group's answers are sent (the next batch's group,
+  // or SettleGroups). Until then a crash redelivers it, and it is answered again.
   const std::string next_offset = std::to_string(records.back().offset + 1);
   ledger->StageMeta(OffsetKey(options.shard),
                     first_duplicate_offset >= 0 ? std::to_string(first_duplicate_offset) : next_offset);
-  LEDGER_RETURN_IF_ERROR(CommitDurably(*ledger));  // on error a restart recovers from the WAL
-  LEDGER_RETURN_IF_ERROR(ledger->MaybeCheckpoint());
-  if (ack_kafka()) {
-    LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, ledger->last_sequence(), options));
-  } else {
-    publisher->PublishThrough(ledger->last_sequence(), 0).IgnoreError();  // catches up later
+  std::shared_ptr<bool> answered;
+  if (!duplicates->empty()) {
+    answered = std::make_shared<bool>(false);
+    offset_after_duplicates = next_offset;
   }
-  if (duplicates.empty()) return Status::Ok();
-  const Status sent = publisher->PublishResults(duplicates, kafka::kAckTimeoutMs);
-  if (!sent.ok()) {
-    spdlog::warn("serve: duplicate results: {}", sent.message());
+  const bool wait_for_kafka = ack_kafka();
+  // On error a restart recovers from the WAL.
+  LEDGER_RETURN_IF_ERROR(ledger->SealGroup([this, duplicates, answered,
+                                            wait_for_kafka](uint64_t last_sequence) {
+    if (wait_for_kafka) {
+      LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, last_sequence, options));
+    } else {
+      publisher->PublishThrough(last_sequence, 0).IgnoreError();  // catches up later
+    }
+    if (duplicates->empty()) return Status::Ok();
+    const Status sent = publisher->PublishResults(*duplicates, kafka::kAckTimeoutMs);
+    if (!sent.ok()) spdlog::warn("serve: duplicate results: {}", sent.message());
+    *answered = sent.ok();
     return Status::Ok();
-  }
-  ledger->StageMeta(OffsetKey(options.shard), next_offset);
-  return CommitDurably(*ledger);
+  }));
+  duplicates_answered = std::move(answered);
+  return ledger->MaybeCheckpoint();
+}
+
+Status ShardService::Impl::SettleGroups() {
+  LEDGER_RETURN_IF_ERROR(ledger->AwaitSealed());
+  const std::shared_ptr<bool> answered = std::move(duplicates_answered);
+  duplicates_answered.reset();
+  if (!answered || !*answered) return Status::Ok();
+  ledger->StageMeta(OffsetKey(options.shard), offset_after_duplicates);
+  LEDGER_RETURN_IF_ERROR(ledger->SealGroup());
+  return ledger->AwaitSealed();
 }
 
 // Consumes commands until asked to stop. Errors: NotFound (the next commands offset is out of range: records
@@ -204,14 +230,18 @@ Status ShardService::Impl::ServeCommands() {
       spdlog::warn("serve: reading commands: {}", records.status().message());
       continue;
     }
-    if (records->empty()) continue;
+    if (records->empty()) {
+      LEDGER_RETURN_IF_ERROR(SettleGroups());  // idle: the last group's outcome, before waiting on
+      continue;
+    }
     LEDGER_RETURN_IF_ERROR(ApplyRecords(*records));
   }
-  return Status::Ok();
+  return SettleGroups();
 }
 
 // Drains: a checkpoint of the final state (when a key is configured), and everything committed published.
 Status ShardService::Impl::Drain() {
+  LEDGER_RETURN_IF_ERROR(SettleGroups());  // a group sealed before a stop while waiting for Kafka
   if (options.ledger.signer != nullptr && ledger->last_sequence() > ledger->last_checkpoint_covered() + 1) {
     Result<uint64_t> checkpoint = ledger->WriteCheckpoint();
     if (!checkpoint.ok()) return checkpoint.status();
