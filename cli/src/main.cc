@@ -8,8 +8,8 @@
 #include "cli/commands.h"
 #include "cli_common.h"
 
-// The program allocates with jemalloc (CMakeLists.txt), which reads its options from this symbol. Memory stays
-// within its bounds only if freed memory goes back: a background thread returns pages freed more than a
+// The program allocates with jemalloc (CMakeLists.txt), which reads its options from this symbol. Memory
+// stays within its bounds only if freed memory goes back: a background thread returns pages freed more than a
 // second ago (the default keeps them ten seconds, and a 1 M-command run peaked 19 MiB higher).
 extern "C" {
 const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";

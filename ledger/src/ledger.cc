@@ -518,25 +518,24 @@ Status Ledger::SealGroup(AfterDurable after_durable) {
   impl_->meta.clear();
   impl_->event_bytes = 0;
   staged_commands_ = 0;
-  group->done =
-      std::async(std::launch::async, [store = store_.get(), group = group.get(), folder = impl_->folder.get(),
-                                      after_durable = std::move(after_durable)]() {
-        // The commit writes what recovery needs: the events and the offsets beside them. The projections'
-        // records follow behind, folded from the durable group (ProjectionFolder).
-        // The answers (after_durable: publication, acknowledgement) go first: they need the group durable,
-        // not folded, and a full fold queue would otherwise hold them up. The push still bounds the writer:
-        // the next group is not sealed before this one is pushed.
-        InFlightGroup::Outcome outcome;
-        outcome.committed = store->Commit(group->batch);
-        if (!outcome.committed.ok()) return outcome;
-        if (after_durable) outcome.after_durable = after_durable(group->last_sequence);
-        if (!group->batch.events.empty()) {
-          const Status pushed =
-              folder->Push(FoldGroup{std::move(group->writes), std::move(group->batch.events)});
-          if (outcome.after_durable.ok()) outcome.after_durable = pushed;
-        }
-        return outcome;
-      });
+  group->done = std::async(std::launch::async, [store = store_.get(), group = group.get(),
+                                                folder = impl_->folder.get(),
+                                                after_durable = std::move(after_durable)]() {
+    // The commit writes what recovery needs: the events and the offsets beside them. The projections'
+    // records follow behind, folded from the durable group (ProjectionFolder).
+    // The answers (after_durable: publication, acknowledgement) go first: they need the group durable,
+    // not folded, and a full fold queue would otherwise hold them up. The push still bounds the writer:
+    // the next group is not sealed before this one is pushed.
+    InFlightGroup::Outcome outcome;
+    outcome.committed = store->Commit(group->batch);
+    if (!outcome.committed.ok()) return outcome;
+    if (after_durable) outcome.after_durable = after_durable(group->last_sequence);
+    if (!group->batch.events.empty()) {
+      const Status pushed = folder->Push(FoldGroup{std::move(group->writes), std::move(group->batch.events)});
+      if (outcome.after_durable.ok()) outcome.after_durable = pushed;
+    }
+    return outcome;
+  });
   impl_->in_flight = std::move(group);
   return Status::Ok();
 }

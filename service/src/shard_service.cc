@@ -166,8 +166,9 @@ Status ShardService::Impl::Start(ServeStep* step) {
 
 // Applies one batch of records as one group, pipelined: the group is sealed and written on the commit thread,
 // which then publishes its events and answers its duplicates, while this thread polls and stages the next
-// batch on top of it (Ledger::SealGroup). Every record gets exactly one result, whatever it holds. Returns the
-// outcome of the group sealed before. Errors: whatever stops serve (a failed commit, Corruption, Aborted).
+// batch on top of it (Ledger::SealGroup). Every record gets exactly one result, whatever it holds. Returns
+// the outcome of the group sealed before. Errors: whatever stops serve (a failed commit, Corruption,
+// Aborted).
 Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& records) {
   auto duplicates = std::make_shared<std::vector<CommandResult>>();
   duplicates_answered.reset();  // this group's offset passes them, and is written after they are answered
@@ -192,19 +193,19 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& record
   }
   const bool wait_for_kafka = ack_kafka();
   // On error a restart recovers from the WAL.
-  LEDGER_RETURN_IF_ERROR(ledger->SealGroup([this, duplicates, answered,
-                                            wait_for_kafka](uint64_t last_sequence) {
-    if (wait_for_kafka) {
-      LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, last_sequence, options));
-    } else {
-      publisher->PublishThrough(last_sequence, 0).IgnoreError();  // catches up later
-    }
-    if (duplicates->empty()) return Status::Ok();
-    const Status sent = publisher->PublishResults(*duplicates, kafka::kAckTimeoutMs);
-    if (!sent.ok()) spdlog::warn("serve: duplicate results: {}", sent.message());
-    *answered = sent.ok();
-    return Status::Ok();
-  }));
+  LEDGER_RETURN_IF_ERROR(
+      ledger->SealGroup([this, duplicates, answered, wait_for_kafka](uint64_t last_sequence) {
+        if (wait_for_kafka) {
+          LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, last_sequence, options));
+        } else {
+          publisher->PublishThrough(last_sequence, 0).IgnoreError();  // catches up later
+        }
+        if (duplicates->empty()) return Status::Ok();
+        const Status sent = publisher->PublishResults(*duplicates, kafka::kAckTimeoutMs);
+        if (!sent.ok()) spdlog::warn("serve: duplicate results: {}", sent.message());
+        *answered = sent.ok();
+        return Status::Ok();
+      }));
   duplicates_answered = std::move(answered);
   return ledger->MaybeCheckpoint();
 }
