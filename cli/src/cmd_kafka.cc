@@ -134,6 +134,8 @@ Runner AddServe(CLI::App& app) {
   app.add_option("--ack", service.ack,
                  "kafka: acknowledge after Kafka has the events (default); local: after the local commit")
       ->check(CLI::IsMember({"kafka", "local"}));
+  app.add_flag("--allow-ack-local", service.allow_ack_local,
+               "accept --ack local (or [kafka] ack = \"local\"): answers that a lost disk can take back");
   app.add_option(
          "--accept-command-gap", service.accept_command_gap,
          "OPERATOR_NAME: when the stored commands offset no longer fits the partition (records gone, "

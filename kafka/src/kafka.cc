@@ -426,6 +426,13 @@ Status CreateTopics(rd_kafka_t* client, const std::vector<std::string>& names, i
       return Status::InvalidArgument("topic " + name + ": " + error);
     }
     topics.push_back(topic);
+    if (name != kEventsTopic) continue;
+    for (const auto& [key, value] : kEventsTopicConfig) {
+      if (rd_kafka_NewTopic_set_config(topic, key, value) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
+        return Status::InvalidArgument(std::string("topic ") + name + ": cannot set " + key);
+      }
+    }
   }
   rd_kafka_queue_t* queue = rd_kafka_queue_new(client);
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -482,6 +489,82 @@ Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, i
         CreateTopics(client.get(), ensured.created, partitions, replication_factor, timeout_ms));
   }
   return ensured;
+}
+
+namespace {
+
+// The configuration entries of `topic` as the cluster describes them. Errors: IoError.
+Result<std::map<std::string, std::string>> DescribeTopicConfig(rd_kafka_t* client, const std::string& topic,
+                                                               int64_t timeout_ms) {
+  char error[512];
+  // Asked of the broker that answers the metadata, not of whichever librdkafka would pick: a broker without
+  // DescribeConfigs (the embedded mock) then refuses at once instead of the request waiting out its timeout.
+  const rd_kafka_metadata_t* metadata = nullptr;
+  if (rd_kafka_metadata(client, 0, nullptr, &metadata, static_cast<int>(timeout_ms)) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::IoError("describe " + topic + ": no metadata");
+  }
+  const int32_t broker = metadata->orig_broker_id;
+  rd_kafka_metadata_destroy(metadata);
+  rd_kafka_ConfigResource_t* resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(client);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout_ms), error, sizeof error);
+  rd_kafka_AdminOptions_set_broker(options, broker, error, sizeof error);
+  rd_kafka_DescribeConfigs(client, &resource, 1, options, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout_ms) + kAdminAnswerGraceMs);
+  Result<std::map<std::string, std::string>> described = Status::Internal("not described");
+  if (event == nullptr) {
+    described = Status::IoError("describe " + topic + ": no answer in " + std::to_string(timeout_ms) + " ms");
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    described = Status::IoError("describe " + topic + ": " + rd_kafka_event_error_string(event));
+  } else {
+    size_t count = 0;
+    const rd_kafka_ConfigResource_t** resources =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event), &count);
+    if (count != 1 || rd_kafka_ConfigResource_error(resources[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* why = count == 1 ? rd_kafka_ConfigResource_error_string(resources[0]) : nullptr;
+      described = Status::IoError("describe " + topic + ": " + (why != nullptr ? why : "no answer for it"));
+    } else {
+      std::map<std::string, std::string> config;
+      size_t entries = 0;
+      const rd_kafka_ConfigEntry_t** entry = rd_kafka_ConfigResource_configs(resources[0], &entries);
+      for (size_t i = 0; i < entries; ++i) {
+        const char* value = rd_kafka_ConfigEntry_value(entry[i]);
+        config[rd_kafka_ConfigEntry_name(entry[i])] = value != nullptr ? value : "";
+      }
+      described = std::move(config);
+    }
+  }
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_ConfigResource_destroy(resource);
+  return described;
+}
+
+}  // namespace
+
+Status CheckEventsKeptForever(const std::string& brokers, int64_t timeout_ms) {
+  Result<rd_kafka_t*> admin = NewClient(RD_KAFKA_PRODUCER, BaseConf(brokers));
+  if (!admin.ok()) return admin.status();
+  ClientPtr client(*admin, rd_kafka_destroy);
+  Result<std::map<std::string, std::string>> config =
+      DescribeTopicConfig(client.get(), kEventsTopic, timeout_ms);
+  if (!config.ok()) return config.status();
+  for (const auto& [key, wanted] : kEventsTopicConfig) {
+    const auto it = config->find(key);
+    if (it == config->end())
+      return Status::IoError(std::string(kEventsTopic) + ": the cluster does not say " + key);
+    if (it->second != wanted) {
+      return Status::InvalidArgument(std::string(kEventsTopic) + " would drop published events: " + key +
+                                     "=" + it->second + " (a shard serves only a topic with " + key + "=" +
+                                     wanted +
+                                     ": kafka-configs.sh --alter --entity-type topics --entity-name " +
+                                     kEventsTopic + " --add-config " + key + "=" + wanted + ")");
+    }
+  }
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------------------

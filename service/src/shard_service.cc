@@ -39,6 +39,11 @@ Status PublishPatiently(kafka::Publisher& publisher, uint64_t through, const Sha
   }
 }
 
+// When a group is answered: "kafka" or "local" (ShardServiceOptions::ack).
+const std::string& AckOf(const ShardServiceOptions& options) {
+  return options.ack.empty() ? options.ledger.config.kafka_ack : options.ack;
+}
+
 // "a, b" or "none", for the start-up line.
 std::string NamesOrNone(const std::vector<std::string>& list) {
   std::string text;
@@ -58,6 +63,9 @@ Result<std::string> ConnectKafka(const std::string& configured, uint32_t shards,
     *embedded = std::move(started).value();
     spdlog::info("serve: embedded broker at {} with empty ledger topics, partitions per topic: {}",
                  (*embedded)->bootstrap(), shards);
+    spdlog::warn(
+        "serve: the embedded broker is for development: it keeps about 5 MB per partition and nothing across "
+        "restarts (give --brokers for a cluster that keeps ledger.events)");
     return (*embedded)->bootstrap();
   }
   Result<kafka::TopicsEnsured> topics =
@@ -65,9 +73,19 @@ Result<std::string> ConnectKafka(const std::string& configured, uint32_t shards,
   if (!topics.ok()) {
     spdlog::warn("serve: topics of {} not checked: {} (continuing: readers and the publisher wait for Kafka)",
                  configured, topics.status().message());
+    return configured;
+  }
+  spdlog::info("serve: topics at {}: existing {}; created {}", configured, NamesOrNone(topics->existing),
+               NamesOrNone(topics->created));
+  // A topic that would expire or compact the published history is refused: it is what auditors replay and
+  // a lost shard is rebuilt from.
+  const Status kept = kafka::CheckEventsKeptForever(configured, kTopicsTimeoutMs);
+  if (kept.code() == StatusCode::kInvalidArgument) return kept;
+  if (!kept.ok()) {
+    spdlog::warn("serve: retention of {} not checked: {}", kafka::kEventsTopic, kept.message());
   } else {
-    spdlog::info("serve: topics at {}: existing {}; created {}", configured, NamesOrNone(topics->existing),
-                 NamesOrNone(topics->created));
+    spdlog::info("serve: {} keeps every record (retention.ms=-1, retention.bytes=-1, cleanup.policy=delete)",
+                 kafka::kEventsTopic);
   }
   return configured;
 }
@@ -121,9 +139,7 @@ struct ShardService::Impl {
     if (ledger) ledger->AwaitSealed().IgnoreError();
   }
 
-  const std::string& ack() const {
-    return options.ack.empty() ? options.ledger.config.kafka_ack : options.ack;
-  }
+  const std::string& ack() const { return AckOf(options); }
   bool ack_kafka() const { return ack() == "kafka"; }
 
   // The last group sealed answered duplicates: set by its commit thread once they are acknowledged, read
@@ -253,6 +269,11 @@ Status ShardService::Impl::Drain() {
 
 Result<std::unique_ptr<ShardService>> ShardService::Connect(ShardServiceOptions options) {
   if (options.shard >= options.shards) return Status::InvalidArgument("--shard must be below --shards");
+  if (AckOf(options) == "local" && !options.allow_ack_local) {
+    return Status::InvalidArgument(
+        "ack local answers before Kafka holds the events (a machine lost with its disk loses acknowledged "
+        "events): serve takes it only with --allow-ack-local");
+  }
   options.ledger.config.shard = options.shard;
   auto impl = std::make_unique<Impl>();
   const std::string configured =

@@ -5,6 +5,7 @@
 // events. Every test skips (never passes silently) when Kafka cannot be fetched here, naming the reason.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1029,6 +1030,9 @@ TEST_F(KafkaRealTest, KafkaRealResultsAppearOnlyAfterTheirEvents) {
   const Workload workload = MakeWorkload(Scaled(6'000), 8);
   pid_t serve = StartServe(brokers, 1, true);
   ASSERT_GT(serve, 0);
+  // serve created the topics: ledger.events keeps every record, as the cluster describes it.
+  EXPECT_NE(ReadFile(serve_err()).find("ledger.events keeps every record"), std::string::npos)
+      << Tail(ReadFile(serve_err()), 10);
   ResultsWatcher watcher(brokers);
   Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
   ASSERT_TRUE(sender.ok()) << sender.status().ToString();
@@ -1060,6 +1064,60 @@ TEST_F(KafkaRealTest, KafkaRealResultsAppearOnlyAfterTheirEvents) {
   const AheadFigures ahead = ReportResumesWithResultsAhead("ack-order");
   EXPECT_EQ(ahead.resumes_ahead, 0u) << "Kafka held results whose events it did not have: "
                                      << ahead.first_resume;
+}
+
+// Creates `topic` with one partition and the given retention.ms through librdkafka's admin API, as an
+// operator's tool would: the ledger's own topic code plays no part.
+::testing::AssertionResult CreateTopicByHand(const std::string& brokers, const std::string& topic,
+                                             const std::string& retention_ms) {
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), error, sizeof error) !=
+      RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    return ::testing::AssertionFailure() << error;
+  }
+  rd_kafka_t* client = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  if (client == nullptr) return ::testing::AssertionFailure() << error;
+  rd_kafka_NewTopic_t* new_topic = rd_kafka_NewTopic_new(topic.c_str(), 1, 1, error, sizeof error);
+  rd_kafka_NewTopic_set_config(new_topic, "retention.ms", retention_ms.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(client);
+  rd_kafka_CreateTopics(client, &new_topic, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 60'000);
+  ::testing::AssertionResult result = ::testing::AssertionSuccess();
+  if (event == nullptr) {
+    result = ::testing::AssertionFailure() << "create " << topic << ": no answer in 60 s";
+  } else {
+    size_t count = 0;
+    const rd_kafka_topic_result_t** topics =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR || count != 1 ||
+        rd_kafka_topic_result_error(topics[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      result = ::testing::AssertionFailure() << "create " << topic << " failed";
+    }
+    rd_kafka_event_destroy(event);
+  }
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy(new_topic);
+  rd_kafka_destroy(client);
+  return result;
+}
+
+// Goal: ledger.events is the history auditors replay and a lost shard is rebuilt from, so serve refuses a
+// cluster whose ledger.events would expire records (here one created by hand with a 24-hour retention),
+// before it opens its store; and a topic serve creates itself keeps everything, which the same check
+// confirms.
+TEST_F(KafkaRealTest, KafkaRealServeRefusesAnEventsTopicThatWouldExpireHistory) {
+  const std::string brokers = StartCluster(1);
+  ASSERT_FALSE(brokers.empty());
+  ASSERT_TRUE(CreateTopicByHand(brokers, kafka::kEventsTopic, "86400000"));
+  const RunResult refused =
+      RunProcess({kLedgerBinary, "serve", "--data", data_dir(), "--brokers", brokers}, dir_.path(), 120);
+  EXPECT_EQ(refused.exit_code, 1) << refused.err;
+  EXPECT_NE(refused.err.find("ledger.events would drop published events: retention.ms=86400000"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(access(data_dir().c_str(), F_OK), 0) << "a refused serve must not create its store";
 }
 
 }  // namespace

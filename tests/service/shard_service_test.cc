@@ -6,6 +6,7 @@
 #include "service/shard_service.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -269,6 +270,32 @@ TEST(ShardService, RejectsAShardOutsideTheShards) {
   options.shards = 2;
   Result<std::unique_ptr<service::ShardService>> shard = service::ShardService::Connect(std::move(options));
   EXPECT_EQ(shard.status().code(), StatusCode::kInvalidArgument);
+}
+
+// Goal: acknowledging after the local commit only (events not yet in Kafka) is a choice an operator makes
+// explicitly, by flag or by ledger.toml; without it serve does not start, and nothing is opened.
+TEST(ShardService, RefusesAckLocalUnlessExplicitlyAllowed) {
+  std::atomic<bool> stop{false};
+  for (const bool from_config : {false, true}) {
+    testing::TempDir dir;
+    service::ShardServiceOptions options = Options(dir.path() + "/data", "", stop);
+    if (from_config) {
+      options.ledger.config.kafka_ack = "local";
+    } else {
+      options.ack = "local";
+    }
+    Result<std::unique_ptr<service::ShardService>> refused = service::ShardService::Connect(options);
+    ASSERT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << from_config;
+    EXPECT_EQ(refused.status().message(),
+              "ack local answers before Kafka holds the events (a machine lost with its disk loses "
+              "acknowledged events): serve takes it only with --allow-ack-local");
+    EXPECT_NE(access((dir.path() + "/data").c_str(), F_OK), 0) << "nothing may be opened";
+
+    options.allow_ack_local = true;
+    Result<std::unique_ptr<service::ShardService>> allowed =
+        service::ShardService::Connect(std::move(options));
+    EXPECT_TRUE(allowed.ok()) << allowed.status().ToString();
+  }
 }
 
 TEST(ShardService, OperatorNamesAreOneShortLine) {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -162,10 +163,20 @@ struct TopicsEnsured {
 
 // Makes sure the three ledger topics exist: it asks the cluster's metadata first and creates only the topics
 // missing, with `partitions` partitions (a real cluster; the embedded broker creates them itself and does not
-// answer CreateTopics). Errors: IoError (no metadata or no creation in time, a topic with fewer than
-// `partitions` partitions), InvalidArgument.
+// answer CreateTopics). It creates ledger.events to keep every record (kEventsTopicConfig). Errors: IoError
+// (no metadata or no creation in time, a topic with fewer than `partitions` partitions), InvalidArgument.
 Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, int replication_factor,
                                    int64_t timeout_ms);
+
+// The topic settings under which ledger.events keeps every record: the published log is the history auditors
+// and a lost shard are rebuilt from, so nothing may expire or be compacted away.
+inline constexpr std::pair<const char*, const char*> kEventsTopicConfig[] = {
+    {"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"cleanup.policy", "delete"}};
+
+// Asks the cluster how ledger.events is configured and checks that it keeps every record
+// (kEventsTopicConfig). Errors: InvalidArgument naming the setting that would drop records and its value;
+// IoError when the cluster does not answer in time or cannot describe the topic (not checked).
+Status CheckEventsKeptForever(const std::string& brokers, int64_t timeout_ms);
 
 // The results of the commands whose events are `records` (consecutive events of whole transactions).
 std::vector<std::pair<CommandResult, uint64_t>> ResultsFromEvents(const std::vector<std::string>& records);

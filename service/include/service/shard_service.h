@@ -35,6 +35,9 @@ struct ShardServiceOptions {
   // "kafka": a group's results are published once Kafka acknowledged its events; "local": after the local
   // commit (publishing catches up). Empty: config.kafka_ack.
   std::string ack;
+  // "local" answers before Kafka holds the events: a machine lost with its disk takes acknowledged events
+  // with it. Connect refuses it unless this is set.
+  bool allow_ack_local = false;
   // Not empty: the operator who accepts a commands gap found at start (see CheckOperatorName).
   std::string accept_command_gap;
   // Asked between polls and while waiting for Kafka; true ends the run (kServe ends, kDrain follows).
