@@ -522,7 +522,12 @@ Result<std::map<std::string, std::string>> DescribeTopicConfig(rd_kafka_t* clien
     size_t count = 0;
     const rd_kafka_ConfigResource_t** resources =
         rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event), &count);
-    if (count != 1 || rd_kafka_ConfigResource_error(resources[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (count == 1 &&
+        rd_kafka_ConfigResource_error(resources[0]) == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+      // A cluster that will not say how the topic is kept is not shown to keep it.
+      described = Status::InvalidArgument("not allowed to describe " + topic +
+                                          " (DescribeConfigs): its retention cannot be checked");
+    } else if (count != 1 || rd_kafka_ConfigResource_error(resources[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       const char* why = count == 1 ? rd_kafka_ConfigResource_error_string(resources[0]) : nullptr;
       described = Status::IoError("describe " + topic + ": " + (why != nullptr ? why : "no answer for it"));
     } else {

@@ -19,6 +19,8 @@ constexpr int64_t kPublishRetryMs = 5'000;
 // How long the service waits for the topic metadata (and a creation) at start: an unreachable cluster is
 // logged and the run goes on, since its readers and the publisher wait for Kafka anyway.
 constexpr int64_t kTopicsTimeoutMs = 5'000;
+// How long an idle serve waits for Kafka to take what it sends between polls (a stop is noticed after it).
+constexpr int64_t kIdleSendMs = 1'000;
 // The operator's name is stored in a CommandsSkipped event: one short line.
 constexpr size_t kOperatorNameMax = 200;
 // How much of the parser's message a MALFORMED_COMMAND event keeps for a record that is not a command: the
@@ -73,10 +75,10 @@ Result<std::string> ConnectKafka(const std::string& configured, uint32_t shards,
   if (!topics.ok()) {
     spdlog::warn("serve: topics of {} not checked: {} (continuing: readers and the publisher wait for Kafka)",
                  configured, topics.status().message());
-    return configured;
+  } else {
+    spdlog::info("serve: topics at {}: existing {}; created {}", configured, NamesOrNone(topics->existing),
+                 NamesOrNone(topics->created));
   }
-  spdlog::info("serve: topics at {}: existing {}; created {}", configured, NamesOrNone(topics->existing),
-               NamesOrNone(topics->created));
   // A topic that would expire or compact the published history is refused: it is what auditors replay and
   // a lost shard is rebuilt from.
   const Status kept = kafka::CheckEventsKeptForever(configured, kTopicsTimeoutMs);
@@ -142,13 +144,22 @@ struct ShardService::Impl {
   const std::string& ack() const { return AckOf(options); }
   bool ack_kafka() const { return ack() == "kafka"; }
 
-  // The last group sealed answered duplicates: set by its commit thread once they are acknowledged, read
-  // after the group is awaited. Null when no group waits to move the stored offset past its duplicates.
-  std::shared_ptr<bool> duplicates_answered;
-  std::string offset_after_duplicates;
+  // The `duplicate` answers of the last group sealed: sent by its commit thread (`answered` is set there and
+  // read only once the group is awaited). Answers not sent are carried into the next group, which sends them
+  // again; the stored offset stays at the first of them until they are sent.
+  struct DuplicateAnswers {
+    std::vector<CommandResult> results;
+    int64_t first_offset = -1;  // the commands offset of the first
+    std::string offset_after;   // the offset past the group's records
+    bool answered = false;
+  };
+  std::shared_ptr<DuplicateAnswers> last_duplicates;
+
   Status Start(ServeStep* step);
   Status ApplyRecords(const std::vector<kafka::Record>& records);
-  // Waits for the group in flight; once its duplicates are answered, moves the stored offset past them.
+  // Waits for the group in flight; then sends its duplicate answers again if they were not sent, and once
+  // they are, stores the offset past them. With --ack local, also publishes what was committed (results
+  // follow their events only once those are acknowledged, which a 0 ms publish after each group never sees).
   Status SettleGroups();
   Status ServeCommands();
   Status Drain();
@@ -186,52 +197,63 @@ Status ShardService::Impl::Start(ServeStep* step) {
 // the outcome of the group sealed before. Errors: whatever stops serve (a failed commit, Corruption,
 // Aborted).
 Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& records) {
-  auto duplicates = std::make_shared<std::vector<CommandResult>>();
-  duplicates_answered.reset();  // this group's offset passes them, and is written after they are answered
-  int64_t first_duplicate_offset = -1;
+  auto duplicates = std::make_shared<DuplicateAnswers>();
+  duplicates->offset_after = std::to_string(records.back().offset + 1);
   for (const kafka::Record& record : records) {
     CommandResult result = ledger->Stage(CommandOfRecord(record));
     if (result.kind == CommandResult::Kind::kDuplicate) {
-      if (first_duplicate_offset < 0) first_duplicate_offset = record.offset;
-      duplicates->push_back(std::move(result));
+      if (duplicates->first_offset < 0) duplicates->first_offset = record.offset;
+      duplicates->results.push_back(std::move(result));
     }
   }
-  // A `duplicate` answer has no event to be republished from: the stored offset stays at the first duplicate
-  // until a later group passes it, written only after this group's answers are sent (the next batch's group,
-  // or SettleGroups). Until then a crash redelivers it, and it is answered again.
-  const std::string next_offset = std::to_string(records.back().offset + 1);
-  ledger->StageMeta(OffsetKey(options.shard),
-                    first_duplicate_offset >= 0 ? std::to_string(first_duplicate_offset) : next_offset);
-  std::shared_ptr<bool> answered;
-  if (!duplicates->empty()) {
-    answered = std::make_shared<bool>(false);
-    offset_after_duplicates = next_offset;
+  // The group ahead is done once this returns (SealGroup would wait for it too): were its answers sent?
+  LEDGER_RETURN_IF_ERROR(ledger->AwaitSealed());
+  if (last_duplicates && !last_duplicates->answered) {
+    duplicates->first_offset = last_duplicates->first_offset;
+    duplicates->results.insert(duplicates->results.begin(), last_duplicates->results.begin(),
+                               last_duplicates->results.end());
   }
+  last_duplicates.reset();
+  // A `duplicate` answer has no event to be republished from: the stored offset stays at the first duplicate
+  // until a group committed after its answer passes it (the next batch's group, or SettleGroups). Until then
+  // a crash redelivers it, and it is answered again.
+  ledger->StageMeta(OffsetKey(options.shard), duplicates->first_offset >= 0
+                                                  ? std::to_string(duplicates->first_offset)
+                                                  : duplicates->offset_after);
   const bool wait_for_kafka = ack_kafka();
   // On error a restart recovers from the WAL.
-  LEDGER_RETURN_IF_ERROR(
-      ledger->SealGroup([this, duplicates, answered, wait_for_kafka](uint64_t last_sequence) {
-        if (wait_for_kafka) {
-          LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, last_sequence, options));
-        } else {
-          publisher->PublishThrough(last_sequence, 0).IgnoreError();  // catches up later
-        }
-        if (duplicates->empty()) return Status::Ok();
-        const Status sent = publisher->PublishResults(*duplicates, kafka::kAckTimeoutMs);
-        if (!sent.ok()) spdlog::warn("serve: duplicate results: {}", sent.message());
-        *answered = sent.ok();
-        return Status::Ok();
-      }));
-  duplicates_answered = std::move(answered);
+  LEDGER_RETURN_IF_ERROR(ledger->SealGroup([this, duplicates, wait_for_kafka](uint64_t last_sequence) {
+    if (wait_for_kafka) {
+      LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, last_sequence, options));
+    } else {
+      publisher->PublishThrough(last_sequence, 0).IgnoreError();  // catches up later
+    }
+    if (duplicates->results.empty()) return Status::Ok();
+    const Status sent = publisher->PublishResults(duplicates->results, kafka::kAckTimeoutMs);
+    if (!sent.ok())
+      spdlog::warn("serve: duplicate results (sent again with the next group): {}", sent.message());
+    duplicates->answered = sent.ok();
+    return Status::Ok();
+  }));
+  if (!duplicates->results.empty()) last_duplicates = std::move(duplicates);
   return ledger->MaybeCheckpoint();
 }
 
 Status ShardService::Impl::SettleGroups() {
   LEDGER_RETURN_IF_ERROR(ledger->AwaitSealed());
-  const std::shared_ptr<bool> answered = std::move(duplicates_answered);
-  duplicates_answered.reset();
-  if (!answered || !*answered) return Status::Ok();
-  ledger->StageMeta(OffsetKey(options.shard), offset_after_duplicates);
+  if (!ack_kafka()) publisher->PublishThrough(ledger->durable_sequence(), kIdleSendMs).IgnoreError();
+  // Commands staged on a group that failed to publish were never committed: nothing to pass.
+  if (!last_duplicates || ledger->staged_commands() > 0) return Status::Ok();
+  if (!last_duplicates->answered) {
+    const Status sent = publisher->PublishResults(last_duplicates->results, kIdleSendMs);
+    if (!sent.ok()) {
+      spdlog::warn("serve: duplicate results (sent again later): {}", sent.message());
+      return Status::Ok();
+    }
+  }
+  const std::string offset_after = last_duplicates->offset_after;
+  last_duplicates.reset();
+  ledger->StageMeta(OffsetKey(options.shard), offset_after);
   LEDGER_RETURN_IF_ERROR(ledger->SealGroup());
   return ledger->AwaitSealed();
 }
@@ -259,11 +281,21 @@ Status ShardService::Impl::ServeCommands() {
 // Drains: a checkpoint of the final state (when a key is configured), and everything committed published.
 Status ShardService::Impl::Drain() {
   LEDGER_RETURN_IF_ERROR(SettleGroups());  // a group sealed before a stop while waiting for Kafka
-  if (options.ledger.signer != nullptr && ledger->last_sequence() > ledger->last_checkpoint_covered() + 1) {
+  // A stop while the group ahead was still being published leaves the batch staged on top uncommitted and
+  // unanswered, its offset not stored: the next start reads it again. It is neither checkpointed nor
+  // published.
+  const bool staged = ledger->staged_commands() > 0;
+  if (staged) {
+    spdlog::warn(
+        "serve: {} staged commands not committed (stopped while publishing); read again at the next start",
+        ledger->staged_commands());
+  }
+  if (!staged && options.ledger.signer != nullptr &&
+      ledger->durable_sequence() > ledger->last_checkpoint_covered() + 1) {
     Result<uint64_t> checkpoint = ledger->WriteCheckpoint();
     if (!checkpoint.ok()) return checkpoint.status();
   }
-  const Status published = PublishPatiently(*publisher, ledger->last_sequence(), options);
+  const Status published = PublishPatiently(*publisher, ledger->durable_sequence(), options);
   return published.code() == StatusCode::kAborted ? Status::Ok() : published;
 }
 
@@ -304,7 +336,7 @@ ServeOutcome ShardService::Run() {
   if (!outcome.status.ok() && outcome.status.code() != StatusCode::kAborted) return outcome;
   outcome.step = ServeStep::kDrain;
   outcome.status = impl_->Drain();
-  if (outcome.status.ok()) spdlog::info("serve: stopped at sequence {}", impl_->ledger->last_sequence());
+  if (outcome.status.ok()) spdlog::info("serve: stopped at sequence {}", impl_->ledger->durable_sequence());
   return outcome;
 }
 

@@ -10,11 +10,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/signing.h"
 #include "kafka/kafka.h"
 #include "state/keys.h"
 #include "state/records.h"
@@ -54,9 +56,11 @@ service::ShardServiceOptions Options(const std::string& data_dir, const std::str
 // stop and returns how the run ended.
 class TestService {
  public:
-  TestService(const std::string& data_dir, const std::string& brokers, const std::string& accept_gap = "") {
+  TestService(const std::string& data_dir, const std::string& brokers, const std::string& accept_gap = "",
+              const std::function<void(service::ShardServiceOptions&)>& adjust = nullptr) {
     service::ShardServiceOptions options = Options(data_dir, brokers, stop_);
     options.accept_command_gap = accept_gap;
+    if (adjust) adjust(options);
     Result<std::unique_ptr<service::ShardService>> shard = service::ShardService::Connect(std::move(options));
     EXPECT_TRUE(shard.ok()) << shard.status().ToString();
     if (shard.ok()) shard_ = std::move(shard).value();
@@ -296,6 +300,74 @@ TEST(ShardService, RefusesAckLocalUnlessExplicitlyAllowed) {
         service::ShardService::Connect(std::move(options));
     EXPECT_TRUE(allowed.ok()) << allowed.status().ToString();
   }
+}
+
+// Goal: with --ack local the answers still come while no new command arrives (they follow their events once
+// Kafka acknowledged them, which the publish after each group does not wait for), not only at the next batch
+// or at the stop.
+TEST(ShardService, AckLocalAnswersEveryCommandWhileIdle) {
+  testing::TempDir dir;
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  ASSERT_TRUE(testing::SendCommands(brokers, SetupCommands()).ok());
+  TestService running(dir.path() + "/data", brokers, "", [](service::ShardServiceOptions& options) {
+    options.ack = "local";
+    options.allow_ack_local = true;
+  });
+  ASSERT_TRUE(running.connected());
+  running.Start();
+  EXPECT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 3)) << "answers waited for more commands";
+  EXPECT_TRUE(running.Stop().status.ok());
+  EXPECT_EQ(ResultsById(brokers).size(), 3u);
+}
+
+// Goal: a stop while Kafka is down, with a batch staged on top of the group still being published, ends the
+// run cleanly (the staged batch is neither committed, checkpointed nor answered; its offset is not stored),
+// and the next run, with Kafka back, answers every command exactly once.
+TEST(ShardService, StopWhileKafkaIsDownLeavesTheStagedBatchToTheNextRun) {
+  testing::TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  ASSERT_TRUE(GenerateKeyPair(dir.path()).ok());
+  Result<std::unique_ptr<Signer>> signer = Signer::FromPemFile(dir.path() + "/ledger-signing.key");
+  ASSERT_TRUE(signer.ok()) << signer.status().ToString();
+  const std::shared_ptr<const Signer> shared_signer = std::move(signer).value();
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  std::vector<std::string> commands = SetupCommands();
+  for (int i = 0; i < 400; ++i)
+    commands.push_back(testing::Pay("M1", "o" + std::to_string(i), "C1", 100).dump());
+  ASSERT_TRUE(testing::SendCommands(brokers, commands).ok());
+  auto small_signed_groups = [&](service::ShardServiceOptions& options) {
+    options.ledger.config.group_commands_max = 20;
+    options.ledger.signer = shared_signer;
+  };
+  {
+    TestService running(data_dir, brokers, "", small_signed_groups);
+    ASSERT_TRUE(running.connected());
+    broker->SetBrokerRttMs(1, 100);  // slow enough that the outage finds the stream under way
+    running.Start();
+    ASSERT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 40));
+    broker->SetBrokerDown(1, true);
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // a group publishing, the next batch staged
+    const service::ServeOutcome outcome = running.Stop();
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  }
+  const testing::StoreState stopped = testing::ReadStoreState(data_dir);
+  ASSERT_TRUE(stopped.commands_offset.has_value());
+  EXPECT_LT(*stopped.commands_offset, static_cast<int64_t>(commands.size())) << "the outage came too late";
+  broker->SetBrokerDown(1, false);
+  broker->SetBrokerRttMs(1, 0);
+  TestService again(data_dir, brokers, "", small_signed_groups);
+  ASSERT_TRUE(again.connected());
+  again.Start();
+  EXPECT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, static_cast<int64_t>(commands.size())));
+  EXPECT_TRUE(again.Stop().status.ok());
+  size_t answered = 0;  // fails on a second answer; checkpoints have results of their own
+  for (const auto& [id, status] : ResultsById(brokers)) answered += id.rfind("checkpoint:", 0) != 0;
+  EXPECT_EQ(answered, commands.size());
+  EXPECT_EQ(StoredBalance(data_dir, "C1:debit"), 1'000'000 - 400 * 100);
 }
 
 TEST(ShardService, OperatorNamesAreOneShortLine) {

@@ -174,8 +174,9 @@ inline constexpr std::pair<const char*, const char*> kEventsTopicConfig[] = {
     {"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"cleanup.policy", "delete"}};
 
 // Asks the cluster how ledger.events is configured and checks that it keeps every record
-// (kEventsTopicConfig). Errors: InvalidArgument naming the setting that would drop records and its value;
-// IoError when the cluster does not answer in time or cannot describe the topic (not checked).
+// (kEventsTopicConfig). Errors: InvalidArgument naming the setting that would drop records and its value, or
+// when the cluster refuses to describe the topic (authorization); IoError when it does not answer in time or
+// has no DescribeConfigs (the embedded mock): not checked.
 Status CheckEventsKeptForever(const std::string& brokers, int64_t timeout_ms);
 
 // The results of the commands whose events are `records` (consecutive events of whole transactions).

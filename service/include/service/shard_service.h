@@ -8,8 +8,8 @@
 // the partition (records gone, topic replaced) is refused unless an operator accepts the gap, which is then
 // recorded as a CommandsSkipped event. Errors are returned, never signalled: the caller owns signal handling
 // and asks the service to stop through ShardServiceOptions::stop_requested. Thread-safety: one thread runs a
-// ShardService; stop_requested is called from that thread and may read state other threads set (an atomic
-// flag).
+// ShardService; stop_requested is called from that thread and from its commit thread (which publishes), and
+// may read state other threads set (an atomic flag).
 #pragma once
 
 #include <cstdint>
