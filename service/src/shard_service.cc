@@ -86,8 +86,10 @@ Result<std::string> ConnectKafka(const std::string& configured, uint32_t shards,
   if (!kept.ok()) {
     spdlog::warn("serve: retention of {} not checked: {}", kafka::kEventsTopic, kept.message());
   } else {
-    spdlog::info("serve: {} keeps every record (retention.ms=-1, retention.bytes=-1, cleanup.policy=delete)",
-                 kafka::kEventsTopic);
+    std::string settings;
+    for (const auto& [key, value] : kafka::kEventsTopicConfig)
+      settings += (settings.empty() ? "" : ", ") + std::string(key) + "=" + value;
+    spdlog::info("serve: {} keeps every record ({})", kafka::kEventsTopic, settings);
   }
   return configured;
 }

@@ -169,9 +169,13 @@ Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, i
                                    int64_t timeout_ms);
 
 // The topic settings under which ledger.events keeps every record: the published log is the history auditors
-// and a lost shard are rebuilt from, so nothing may expire or be compacted away.
+// and a lost shard are rebuilt from, so nothing may expire or be compacted away, and no replica that missed
+// acknowledged records may become the leader.
 inline constexpr std::pair<const char*, const char*> kEventsTopicConfig[] = {
-    {"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"cleanup.policy", "delete"}};
+    {"retention.ms", "-1"},
+    {"retention.bytes", "-1"},
+    {"cleanup.policy", "delete"},
+    {"unclean.leader.election.enable", "false"}};
 
 // Asks the cluster how ledger.events is configured and checks that it keeps every record
 // (kEventsTopicConfig). Errors: InvalidArgument naming the setting that would drop records and its value, or
