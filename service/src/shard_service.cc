@@ -159,6 +159,9 @@ struct ShardService::Impl {
 
   Status Start(ServeStep* step);
   Status ApplyRecords(const std::vector<kafka::Record>& records);
+  // Publishes `answers`' results within `deadline_ms` and records whether they went out (else they are sent
+  // again later).
+  void SendDuplicateAnswers(DuplicateAnswers& answers, int64_t deadline_ms);
   // Waits for the group in flight; then sends its duplicate answers again if they were not sent, and once
   // they are, stores the offset past them. With --ack local, also publishes what was committed (results
   // follow their events only once those are acknowledged, which a 0 ms publish after each group never sees).
@@ -230,15 +233,17 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& record
     } else {
       publisher->PublishThrough(last_sequence, 0).IgnoreError();  // catches up later
     }
-    if (duplicates->results.empty()) return Status::Ok();
-    const Status sent = publisher->PublishResults(duplicates->results, kafka::kAckTimeoutMs);
-    if (!sent.ok())
-      spdlog::warn("serve: duplicate results (sent again with the next group): {}", sent.message());
-    duplicates->answered = sent.ok();
+    if (!duplicates->results.empty()) SendDuplicateAnswers(*duplicates, kafka::kAckTimeoutMs);
     return Status::Ok();
   }));
   if (!duplicates->results.empty()) last_duplicates = std::move(duplicates);
   return ledger->MaybeCheckpoint();
+}
+
+void ShardService::Impl::SendDuplicateAnswers(DuplicateAnswers& answers, int64_t deadline_ms) {
+  const Status sent = publisher->PublishResults(answers.results, deadline_ms);
+  if (!sent.ok()) spdlog::warn("serve: duplicate results not sent (sent again later): {}", sent.message());
+  answers.answered = sent.ok();
 }
 
 Status ShardService::Impl::SettleGroups() {
@@ -246,13 +251,8 @@ Status ShardService::Impl::SettleGroups() {
   if (!ack_kafka()) publisher->PublishThrough(ledger->durable_sequence(), kIdleSendMs).IgnoreError();
   // Commands staged on a group that failed to publish were never committed: nothing to pass.
   if (!last_duplicates || ledger->staged_commands() > 0) return Status::Ok();
-  if (!last_duplicates->answered) {
-    const Status sent = publisher->PublishResults(last_duplicates->results, kIdleSendMs);
-    if (!sent.ok()) {
-      spdlog::warn("serve: duplicate results (sent again later): {}", sent.message());
-      return Status::Ok();
-    }
-  }
+  if (!last_duplicates->answered) SendDuplicateAnswers(*last_duplicates, kIdleSendMs);
+  if (!last_duplicates->answered) return Status::Ok();
   const std::string offset_after = last_duplicates->offset_after;
   last_duplicates.reset();
   ledger->StageMeta(OffsetKey(options.shard), offset_after);
