@@ -41,16 +41,20 @@ int SubmitThroughKafka(const std::string& brokers, uint32_t shards, int64_t time
   }
   Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
   if (!sender.ok()) return Fail(kExitFailure, sender.status().ToString());
+  // Each command goes to its owner's shard (ledger/routing.h); reference data goes to every shard, which each
+  // answer it.
   std::map<std::string, int64_t> waiting;
+  size_t outstanding = 0;
   for (size_t i = 0; i < commands.size(); ++i) {
-    const Status sent = (*sender)->Send(kafka::kCommandsTopic, ShardOf(commands[i], shards),
-                                        commands[i].command_id, lines[i]);
-    if (!sent.ok()) return Fail(kExitFailure, sent.ToString());
-    waiting[commands[i].command_id] += 1;
+    for (uint32_t shard : ShardsFor(commands[i], shards)) {
+      const Status sent = (*sender)->Send(kafka::kCommandsTopic, shard, commands[i].command_id, lines[i]);
+      if (!sent.ok()) return Fail(kExitFailure, sent.ToString());
+      waiting[commands[i].command_id] += 1;
+      outstanding += 1;
+    }
   }
   const Status flushed = (*sender)->Flush(timeout_ms);
   if (!flushed.ok()) return Fail(kExitFailure, flushed.ToString());
-  size_t outstanding = commands.size();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (outstanding > 0 && std::chrono::steady_clock::now() < deadline) {
     for (auto& reader : readers) {
@@ -116,7 +120,8 @@ Runner AddSubmit(CLI::App& app) {
   auto shards = std::make_shared<uint32_t>(1);
   auto timeout_ms = std::make_shared<int64_t>(120'000);
   app.add_option("--brokers", *brokers, "send through Kafka (ledger.commands) to a running `ledger serve`");
-  app.add_option("--shards", *shards, "with --brokers: partitions to route to (by the payer's customer id)")
+  app.add_option("--shards", *shards,
+                 "with --brokers: the number of shards (each command goes to the shard that owns it)")
       ->capture_default_str();
   app.add_option("--timeout-ms", *timeout_ms, "with --brokers: how long to wait for all results")
       ->capture_default_str();

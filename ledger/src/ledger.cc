@@ -68,6 +68,11 @@ Ledger::Ledger(const LedgerOptions& options) : options_(options) {}
 Ledger::~Ledger() = default;
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
+  if (options.config.shards == 0 ||
+      (options.config.shards > 1 && options.config.shard >= options.config.shards)) {
+    return Status::InvalidArgument("shard " + std::to_string(options.config.shard) + " is not below the " +
+                                   std::to_string(options.config.shards) + " shards");
+  }
   std::unique_ptr<Ledger> ledger(new Ledger(options));
   StoreOptions store_options;
   store_options.sync = options.sync;
@@ -338,6 +343,11 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
   } else if (parsed.malformed) {
     decision.reason = reason::kMalformedCommand;
     decision.detail = *parsed.malformed;
+  } else if (config.shards > 1 && !OwnedBy(parsed, config.shard, config.shards)) {
+    // Produced to the wrong partition: deciding it here would give its customer or order a second owner.
+    decision.reason = reason::kWrongShard;
+    decision.detail =
+        DescribeOwner(parsed, config.shards) + "; this is shard " + std::to_string(config.shard);
   } else if (options_.clock == ClockMode::kSystem &&
              (occurred - now > config.clock_skew_max_ns || now - occurred > config.clock_skew_max_ns)) {
     decision.reason = reason::kClockSkew;

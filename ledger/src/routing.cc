@@ -1,5 +1,6 @@
 #include "ledger/routing.h"
 
+#include "core/assert.h"
 #include "state/keys.h"
 #include "state/records.h"
 
@@ -10,6 +11,23 @@ namespace {
 std::string PaymentCustomer(const KvReader& state, const std::string& merchant, const std::string& order_no) {
   fb::PaymentRecordT payment;
   return LoadRecord(state, keys::Payment(merchant, order_no), &payment) ? payment.customer : std::string();
+}
+
+// The customer an account id names: account ids are `<customer>:<name>` (the parser refuses any other).
+std::string AccountCustomer(const std::string& account) { return account.substr(0, account.find(':')); }
+
+const char* OwnerKindName(OwnerKind kind) {
+  switch (kind) {
+    case OwnerKind::kCustomer:
+      return "customer";
+    case OwnerKind::kOrder:
+      return "merchant order";
+    case OwnerKind::kEveryShard:
+      return "reference data";
+    case OwnerKind::kAnyShard:
+      return "malformed command";
+  }
+  return "?";
 }
 
 }  // namespace
@@ -24,12 +42,56 @@ std::string NamedCustomer(const ParsedCommand& parsed) {
   return std::string();
 }
 
-uint32_t ShardOf(const ParsedCommand& parsed, uint32_t shards) {
-  const std::string customer = NamedCustomer(parsed);
-  if (customer.empty() || shards <= 1) return 0;
+std::string OrderKey(std::string_view merchant, std::string_view merchant_order_no) {
+  std::string key;
+  key.reserve(merchant.size() + 1 + merchant_order_no.size());
+  key.append(merchant).append(1, '/').append(merchant_order_no);  // identifiers never hold '/'
+  return key;
+}
+
+CommandOwner OwnerOf(const ParsedCommand& parsed) {
+  if (parsed.malformed) return {OwnerKind::kAnyShard, parsed.command_id};
+  const fb::CommandBodyUnion& body = parsed.command.body;
+  if (const auto* pay = body.AsPay())
+    return {OwnerKind::kOrder, OrderKey(pay->merchant, pay->merchant_order_no)};
+  if (const auto* reverse = body.AsReverse())
+    return {OwnerKind::kOrder, OrderKey(reverse->merchant, reverse->merchant_order_no)};
+  if (const auto* refund = body.AsRefund())
+    return {OwnerKind::kOrder, OrderKey(refund->merchant, refund->merchant_order_no)};
+  if (const auto* deposit = body.AsDeposit())
+    return {OwnerKind::kCustomer, AccountCustomer(deposit->account)};
+  if (body.AsOpenMerchant() != nullptr) return {OwnerKind::kEveryShard, parsed.command_id};
+  std::string customer = NamedCustomer(parsed);
+  if (!customer.empty()) return {OwnerKind::kCustomer, std::move(customer)};
+  return {OwnerKind::kAnyShard, parsed.command_id};  // no body: the parser marks it malformed
+}
+
+uint32_t ShardOfKey(std::string_view key, uint32_t shards) {
+  LEDGER_ASSERT(shards >= 1);
   uint32_t hash = 2166136261u;  // FNV-1a, 32 bits
-  for (char c : customer) hash = (hash ^ static_cast<uint8_t>(c)) * 16777619u;
+  for (char c : key) hash = (hash ^ static_cast<uint8_t>(c)) * 16777619u;
   return hash % shards;
+}
+
+std::vector<uint32_t> ShardsFor(const ParsedCommand& parsed, uint32_t shards) {
+  const CommandOwner owner = OwnerOf(parsed);
+  if (owner.kind != OwnerKind::kEveryShard) return {ShardOfKey(owner.key, shards)};
+  std::vector<uint32_t> every(shards);
+  for (uint32_t shard = 0; shard < shards; ++shard) every[shard] = shard;
+  return every;
+}
+
+bool OwnedBy(const ParsedCommand& parsed, uint32_t shard, uint32_t shards) {
+  LEDGER_ASSERT(shard < shards);
+  const CommandOwner owner = OwnerOf(parsed);
+  if (shards == 1 || owner.kind == OwnerKind::kEveryShard || owner.kind == OwnerKind::kAnyShard) return true;
+  return ShardOfKey(owner.key, shards) == shard;
+}
+
+std::string DescribeOwner(const ParsedCommand& parsed, uint32_t shards) {
+  const CommandOwner owner = OwnerOf(parsed);
+  return std::string(OwnerKindName(owner.kind)) + " " + owner.key + " belongs to shard " +
+         std::to_string(ShardOfKey(owner.key, shards)) + " of " + std::to_string(shards);
 }
 
 CommandParties RoutingOf(const ParsedCommand& parsed, const KvReader& state) {

@@ -309,6 +309,7 @@ Result<std::unique_ptr<ShardService>> ShardService::Connect(ShardServiceOptions 
         "events): serve takes it only with --allow-ack-local");
   }
   options.ledger.config.shard = options.shard;
+  options.ledger.config.shards = options.shards;
   auto impl = std::make_unique<Impl>();
   const std::string configured =
       options.brokers.empty() ? options.ledger.config.kafka_brokers : options.brokers;

@@ -87,23 +87,84 @@ TEST(Routing, ACommandAboutNoOneIsAboutItsCommandId) {
       "x-18");
 }
 
-// A producer without state routes by the customer a command names; the others go to shard 0.
-TEST(Routing, ShardOfHashesTheNamedCustomerAndSendsTheRestToShardZero) {
-  const auto parsed = [](const json& command) { return testing::Parse(command.dump()); };
-  const ParsedCommand open = parsed(json{{"type", "open_account"},
-                                         {"command_id", "s-1"},
-                                         {"customer", "C7"},
-                                         {"account", "C7:debit"},
-                                         {"kind", "savings"}});
-  EXPECT_EQ(NamedCustomer(open), "C7");
+ParsedCommand Parsed(const json& command) { return testing::Parse(command.dump()); }
+
+// Every command has one owner: a customer's commands go by the customer (a deposit by its account's
+// customer), an order's commands by merchant and order number whoever pays, reference data to every shard.
+TEST(Routing, EachCommandGoesToTheShardOfItsOwner) {
+  const ParsedCommand open = Parsed(testing::OpenAccount("s-1", "C7"));
+  ASSERT_FALSE(open.malformed.has_value());
+  EXPECT_EQ(OwnerOf(open).kind, OwnerKind::kCustomer);
   // FNV-1a (32 bits) of "C7" is 0x89da311f = 2312778015: % 4 == 3, % 3 == 0.
-  EXPECT_EQ(ShardOf(open, 4), 3u);
-  EXPECT_EQ(ShardOf(open, 3), 0u);
-  EXPECT_EQ(ShardOf(open, 1), 0u);
-  const ParsedCommand deposit = parsed(
-      json{{"type", "deposit"}, {"command_id", "s-2"}, {"account", "C7:debit"}, {"amount_minor", 100}});
-  EXPECT_EQ(NamedCustomer(deposit), "");
-  EXPECT_EQ(ShardOf(deposit, 4), 0u);
+  EXPECT_EQ(ShardOfKey("C7", 4), 3u);
+  EXPECT_EQ(ShardOfKey("C7", 3), 0u);
+  EXPECT_EQ(ShardsFor(open, 4), std::vector<uint32_t>{3});
+  EXPECT_EQ(ShardsFor(open, 1), std::vector<uint32_t>{0});
+  for (const json& customers :
+       {testing::Deposit("s-2", "C7:debit", 100), testing::AwardPoints("s-3", "C7", 5)}) {
+    EXPECT_EQ(ShardsFor(Parsed(customers), 4), std::vector<uint32_t>{3}) << customers.dump();
+  }
+  // One order: the same shard for its payment by any customer, its reversal and its refund.
+  const uint32_t order_shard = ShardOfKey(OrderKey("M1", "O1"), 8);
+  for (const json& order : {testing::Pay("M1", "O1", "C7", 100), testing::Pay("M1", "O1", "C8", 100),
+                            testing::Reverse("M1", "O1"), testing::Refund("M1", "O1", "R1", 50)}) {
+    const ParsedCommand parsed = Parsed(order);
+    ASSERT_FALSE(parsed.malformed.has_value()) << order.dump();
+    EXPECT_EQ(OwnerOf(parsed).kind, OwnerKind::kOrder);
+    EXPECT_EQ(ShardsFor(parsed, 8), std::vector<uint32_t>{order_shard}) << order.dump();
+  }
+  EXPECT_EQ(ShardsFor(Parsed(testing::OpenMerchant("s-4", "M1", 60)), 3), (std::vector<uint32_t>{0, 1, 2}));
+  // A line that cannot be read is recorded wherever it lands.
+  const ParsedCommand malformed =
+      Parsed(json{{"type", "open_account"}, {"command_id", "s-5"}, {"customer", "C7"}});
+  ASSERT_TRUE(malformed.malformed.has_value());
+  EXPECT_TRUE(OwnedBy(malformed, 2, 4));
+  EXPECT_TRUE(OwnedBy(malformed, 0, 4));
+}
+
+// A large merchant's orders spread over every shard: no merchant makes one shard hot.
+TEST(Routing, OneMerchantsOrdersSpreadOverAllShards) {
+  constexpr int kOrders = 4000;
+  constexpr uint32_t kShards = 8;
+  std::vector<int> per_shard(kShards);
+  for (int i = 0; i < kOrders; ++i)
+    per_shard[ShardOfKey(OrderKey("12306", "T" + std::to_string(i)), kShards)]++;
+  for (uint32_t shard = 0; shard < kShards; ++shard) {
+    // 500 expected each; a binomial standard deviation is about 21.
+    EXPECT_GT(per_shard[shard], 400) << "shard " << shard;
+    EXPECT_LT(per_shard[shard], 600) << "shard " << shard;
+  }
+}
+
+// A shard refuses a command another shard owns: recorded as WRONG_SHARD, nothing moved, and the same command
+// again gets the same answer; what it owns, and reference data, it applies.
+TEST(Routing, AShardRefusesACommandItDoesNotOwnAndMovesNothing) {
+  LedgerConfig config;
+  config.shards = 4;
+  config.shard = 2;
+  testing::TestLedger ledger(config);
+  // Customers C7 (shard 3 of 4) and one this shard owns.
+  std::string own_customer;
+  for (int i = 0; own_customer.empty(); ++i) {
+    if (ShardOfKey("K" + std::to_string(i), 4) == 2) own_customer = "K" + std::to_string(i);
+  }
+  ASSERT_EQ(ledger.Submit(testing::OpenMerchant("m1", "M1", 60)).kind, Kind::kAccepted);
+  ASSERT_EQ(ledger.Submit(testing::OpenAccount("a1", own_customer)).kind, Kind::kAccepted);
+  ASSERT_EQ(ledger.Submit(testing::Deposit("d1", own_customer + ":debit", 5'000)).kind, Kind::kAccepted);
+
+  const CommandResult foreign = ledger.Submit(testing::OpenAccount("a2", "C7"));
+  EXPECT_EQ(foreign.kind, Kind::kRejected);
+  EXPECT_EQ(foreign.reason, "WRONG_SHARD");
+  EXPECT_EQ(foreign.detail, "customer C7 belongs to shard 3 of 4; this is shard 2");
+  const CommandResult deposit = ledger.Submit(testing::Deposit("d2", "C7:debit", 5'000));
+  EXPECT_EQ(deposit.reason, "WRONG_SHARD");
+  EXPECT_EQ(ledger.Balance("C7:debit"), 0);
+  EXPECT_EQ(ledger.Balance(own_customer + ":debit"), 5'000);
+  // Recorded: each rejection is an event of its own.
+  EXPECT_GT(deposit.sequences.at(0), foreign.sequences.at(0));
+  const CommandResult again = ledger.Submit(testing::OpenAccount("a2", "C7"));
+  EXPECT_EQ(again.kind, Kind::kDuplicate);
+  EXPECT_EQ(again.reason, "WRONG_SHARD");
 }
 
 // The Kafka record key of the event a command produced (its only event).

@@ -95,19 +95,6 @@ bool WaitForRecords(const std::string& brokers, const std::string& topic, int64_
   return false;
 }
 
-// The balance of `account` in the stopped service's store.
-int64_t StoredBalance(const std::string& data_dir, const std::string& account) {
-  StoreOptions options;
-  options.read_only = true;
-  options.create_if_missing = false;
-  Result<std::unique_ptr<Store>> store = Store::Open(data_dir, options);
-  EXPECT_TRUE(store.ok()) << store.status().ToString();
-  if (!store.ok()) return -1;
-  fb::BalanceRecordT balance;
-  LoadRecord((*store)->state(), keys::Balance(account), &balance);
-  return balance.balance_minor;
-}
-
 // Each result's status by command id; a command answered twice is a test failure.
 std::map<std::string, std::string> ResultsById(const std::string& brokers) {
   std::map<std::string, std::string> by_id;
@@ -166,7 +153,7 @@ TEST(ShardService, AppliesCommandsAnswersEachOnceAndStopsWithEverythingCommitted
   // Everything committed was published before the run ended.
   EXPECT_EQ(testing::TopicWatermarks(brokers, kafka::kEventsTopic).high,
             static_cast<int64_t>(state.last_sequence));
-  EXPECT_EQ(StoredBalance(data_dir, "C1:debit"), 1'000'000 - 10'000);
+  EXPECT_EQ(testing::StoredBalance(data_dir, "C1:debit"), 1'000'000 - 10'000);
 }
 
 TEST(ShardService, RestartResumesFromTheStoredOffsetWithoutApplyingAgain) {
@@ -202,7 +189,7 @@ TEST(ShardService, RestartResumesFromTheStoredOffsetWithoutApplyingAgain) {
   const std::map<std::string, std::string> results = ResultsById(brokers);
   EXPECT_EQ(results, (std::map<std::string, std::string>{
                          {"m1", "accepted"}, {"a1", "accepted"}, {"d1", "accepted"}, {"d2", "accepted"}}));
-  EXPECT_EQ(StoredBalance(data_dir, "C1:debit"), 1'000'000 + 5'000);
+  EXPECT_EQ(testing::StoredBalance(data_dir, "C1:debit"), 1'000'000 + 5'000);
 }
 
 TEST(ShardService, RefusesACommandsGapUntilAnOperatorAcceptsIt) {
@@ -367,7 +354,7 @@ TEST(ShardService, StopWhileKafkaIsDownLeavesTheStagedBatchToTheNextRun) {
   size_t answered = 0;  // fails on a second answer; checkpoints have results of their own
   for (const auto& [id, status] : ResultsById(brokers)) answered += id.rfind("checkpoint:", 0) != 0;
   EXPECT_EQ(answered, commands.size());
-  EXPECT_EQ(StoredBalance(data_dir, "C1:debit"), 1'000'000 - 400 * 100);
+  EXPECT_EQ(testing::StoredBalance(data_dir, "C1:debit"), 1'000'000 - 400 * 100);
 }
 
 TEST(ShardService, OperatorNamesAreOneShortLine) {

@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "state/keys.h"
+#include "state/records.h"
 #include "storage/store.h"
 
 namespace ledger::testing {
@@ -56,9 +58,9 @@ int ServeProcess::Stop() {
   return WaitExit(kServeDeadline);
 }
 
-kafka::Watermarks TopicWatermarks(const std::string& brokers, const std::string& topic) {
+kafka::Watermarks TopicWatermarks(const std::string& brokers, const std::string& topic, uint32_t partition) {
   Result<std::unique_ptr<kafka::PartitionReader>> reader =
-      kafka::PartitionReader::Open(brokers, topic, 0, -1);
+      kafka::PartitionReader::Open(brokers, topic, partition, -1);
   EXPECT_TRUE(reader.ok()) << reader.status().ToString();
   if (!reader.ok()) return {-1, -1};
   Result<kafka::Watermarks> marks = (*reader)->QueryWatermarks(kWatermarksTimeoutMs);
@@ -66,12 +68,13 @@ kafka::Watermarks TopicWatermarks(const std::string& brokers, const std::string&
   return marks.ok() ? *marks : kafka::Watermarks{-1, -1};
 }
 
-std::vector<kafka::Record> ReadTopic(const std::string& brokers, const std::string& topic) {
+std::vector<kafka::Record> ReadTopic(const std::string& brokers, const std::string& topic,
+                                     uint32_t partition) {
   std::vector<kafka::Record> records;
-  const kafka::Watermarks marks = TopicWatermarks(brokers, topic);
+  const kafka::Watermarks marks = TopicWatermarks(brokers, topic, partition);
   if (marks.high <= marks.low) return records;
   Result<std::unique_ptr<kafka::PartitionReader>> reader =
-      kafka::PartitionReader::Open(brokers, topic, 0, marks.low);
+      kafka::PartitionReader::Open(brokers, topic, partition, marks.low);
   EXPECT_TRUE(reader.ok()) << reader.status().ToString();
   if (!reader.ok()) return records;
   int64_t next = marks.low;
@@ -98,7 +101,7 @@ bool WaitForHighWatermark(const std::string& brokers, const std::string& topic, 
   return false;
 }
 
-Status SendCommands(const std::string& brokers, const std::vector<std::string>& values) {
+Status SendCommands(const std::string& brokers, const std::vector<std::string>& values, uint32_t partition) {
   Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
   if (!sender.ok()) return sender.status();
   for (const std::string& value : values) {
@@ -107,9 +110,21 @@ Status SendCommands(const std::string& brokers, const std::vector<std::string>& 
         command.is_object() && command.contains("command_id") && command["command_id"].is_string()
             ? command["command_id"].get<std::string>()
             : std::string("test");
-    LEDGER_RETURN_IF_ERROR((*sender)->Send(kafka::kCommandsTopic, 0, key, value));
+    LEDGER_RETURN_IF_ERROR((*sender)->Send(kafka::kCommandsTopic, partition, key, value));
   }
   return (*sender)->Flush(std::chrono::duration_cast<milliseconds>(kServeDeadline).count());
+}
+
+int64_t StoredBalance(const std::string& data_dir, const std::string& account) {
+  StoreOptions options;
+  options.read_only = true;
+  options.create_if_missing = false;
+  Result<std::unique_ptr<Store>> store = Store::Open(data_dir, options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  if (!store.ok()) return -1;
+  fb::BalanceRecordT balance;
+  LoadRecord((*store)->state(), keys::Balance(account), &balance);
+  return balance.balance_minor;
 }
 
 StoreState ReadStoreState(const std::string& data_dir) {

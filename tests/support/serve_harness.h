@@ -40,20 +40,23 @@ class ServeProcess {
   Child child_;
 };
 
-// The watermarks of `topic` partition 0 (a failed query is a test failure and reads as {-1, -1}).
-kafka::Watermarks TopicWatermarks(const std::string& brokers, const std::string& topic);
+// The watermarks of `topic` partition `partition` (a failed query is a test failure and reads as {-1, -1}).
+kafka::Watermarks TopicWatermarks(const std::string& brokers, const std::string& topic,
+                                  uint32_t partition = 0);
 
-// Every record of `topic` partition 0 still kept (low..high-1), read in offset order.
-std::vector<kafka::Record> ReadTopic(const std::string& brokers, const std::string& topic);
+// Every record of `topic` partition `partition` still kept (low..high-1), read in offset order.
+std::vector<kafka::Record> ReadTopic(const std::string& brokers, const std::string& topic,
+                                     uint32_t partition = 0);
 
 // Waits until `topic` partition 0 holds at least `high` records in all (its high watermark), as long as
 // `serve` runs. True when it does.
 bool WaitForHighWatermark(const std::string& brokers, const std::string& topic, int64_t high,
                           ServeProcess& serve, std::chrono::steady_clock::duration timeout);
 
-// Produces `values` to ledger.commands partition 0 in order (keys: the command id when the value has one) and
-// waits for the acknowledgements.
-Status SendCommands(const std::string& brokers, const std::vector<std::string>& values);
+// Produces `values` to ledger.commands partition `partition` in order (keys: the command id when the value
+// has one) and waits for the acknowledgements.
+Status SendCommands(const std::string& brokers, const std::vector<std::string>& values,
+                    uint32_t partition = 0);
 
 // What the stopped serve's store holds: the last sequence and the stored commands offset of partition 0.
 struct StoreState {
@@ -62,6 +65,10 @@ struct StoreState {
   bool operator==(const StoreState&) const = default;
 };
 StoreState ReadStoreState(const std::string& data_dir);
+
+// The balance of `account` in the stopped serve's store (0 when never posted; a store that does not open is a
+// test failure and reads as -1).
+int64_t StoredBalance(const std::string& data_dir, const std::string& account);
 
 // `ledger events --json` of `data_dir`, one parsed object per event (a failed run is a test failure).
 std::vector<nlohmann::json> LedgerEvents(const std::string& scratch, const std::string& data_dir);

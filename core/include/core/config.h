@@ -22,6 +22,10 @@ struct MediumPolicy {
 
 struct LedgerConfig {
   uint32_t shard = 0;
+  // How many shards the ledger has (ledger/routing.h): with more than one, shard `shard` refuses a command
+  // another shard owns (WRONG_SHARD). Set by `serve --shards`; 1 (a store written locally, `submit --data`)
+  // checks no ownership, whatever `shard` numbers the store.
+  uint32_t shards = 1;
   // Value of one loyalty point in fen.
   int64_t point_value_minor = 1;
   // The bank's time zone (UTC+8) for limit windows and clearing dates.

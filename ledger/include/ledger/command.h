@@ -51,6 +51,7 @@ inline constexpr char kAlreadyReversed[] = "ALREADY_REVERSED";
 inline constexpr char kOriginalNotFound[] = "ORIGINAL_NOT_FOUND";
 inline constexpr char kRefundExceedsRemaining[] = "REFUND_EXCEEDS_REMAINING";
 inline constexpr char kClockSkew[] = "CLOCK_SKEW";
+inline constexpr char kWrongShard[] = "WRONG_SHARD";
 }  // namespace reason
 
 struct ParsedCommand {

@@ -1,0 +1,131 @@
+// Goal: two shards are one ledger for what each owns. Two `ledger serve` processes (shard 0 and 1 of 2) on
+// one embedded broker; `ledger submit --brokers --shards 2` routes each command to its owner (reference data
+// to both): the merchant is known on both shards, each customer exists and holds money on its own shard only,
+// and a command produced straight to the wrong partition is refused WRONG_SHARD on that shard with nothing
+// moved on either.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kafka/kafka.h"
+#include "ledger/routing.h"
+#include "support/serve_harness.h"
+#include "support/test_support.h"
+
+namespace ledger {
+namespace {
+
+using nlohmann::json;
+using testing::kServeDeadline;
+using testing::ServeProcess;
+
+constexpr uint32_t kShards = 2;
+
+// The first id `prefix`N whose key lands on `shard`; `key_of` turns an id into its routing key.
+template <typename KeyOf>
+std::string IdOnShard(const std::string& prefix, uint32_t shard, KeyOf key_of) {
+  for (int i = 0;; ++i) {
+    const std::string id = prefix + std::to_string(i);
+    if (ShardOfKey(key_of(id), kShards) == shard) return id;
+  }
+}
+std::string CustomerOnShard(uint32_t shard) {
+  return IdOnShard("C", shard, [](const std::string& id) { return id; });
+}
+std::string OrderOnShard(uint32_t shard) {
+  return IdOnShard("O", shard, [](const std::string& id) { return OrderKey("M1", id); });
+}
+
+std::vector<std::string> ServeArgs(const std::string& data_dir, const std::string& brokers, uint32_t shard) {
+  return {"--data",    data_dir,
+          "--brokers", brokers,
+          "--shard",   std::to_string(shard),
+          "--shards",  std::to_string(kShards),
+          "--clock",   "occurred"};
+}
+
+// Every result on ledger.results partition `shard`: command id -> parsed result (a command answered twice on
+// one shard is a test failure).
+std::map<std::string, json> ResultsOf(const std::string& brokers, uint32_t shard) {
+  std::map<std::string, json> by_id;
+  for (const kafka::Record& record : testing::ReadTopic(brokers, kafka::kResultsTopic, shard)) {
+    EXPECT_EQ(by_id.count(record.key), 0u) << record.key << " answered twice on shard " << shard;
+    by_id[record.key] = json::parse(record.value);
+  }
+  return by_id;
+}
+
+TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
+  testing::TempDir dir;
+  Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(kShards);
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  const std::string brokers = (*broker)->bootstrap();
+  const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
+  ServeProcess shard0(dir.path(), 0, ServeArgs(data[0], brokers, 0));
+  ServeProcess shard1(dir.path(), 1, ServeArgs(data[1], brokers, 1));
+  ASSERT_TRUE(shard0.WaitReady(kServeDeadline)) << shard0.err();
+  ASSERT_TRUE(shard1.WaitReady(kServeDeadline)) << shard1.err();
+
+  // Customer A and the order A pays live on shard 0; B and B's order on shard 1.
+  const std::string a = CustomerOnShard(0), b = CustomerOnShard(1);
+  const std::string order_a = OrderOnShard(0), order_b = OrderOnShard(1);
+  std::string commands;
+  for (const json& command :
+       {testing::OpenMerchant("m1", "M1", 60), testing::OpenAccount("open-a", a),
+        testing::OpenAccount("open-b", b), testing::Deposit("dep-a", a + ":debit", 100'000),
+        testing::Deposit("dep-b", b + ":debit", 200'000), testing::Pay("M1", order_a, a, 10'000),
+        testing::Pay("M1", order_b, b, 20'000)}) {
+    commands += command.dump() + "\n";
+  }
+  const std::string file = dir.path() + "/commands.jsonl";
+  testing::WriteFile(file, commands);
+  const testing::ProgramRun submit = testing::RunLedger(
+      dir.path(), {"submit", "--brokers", brokers, "--shards", std::to_string(kShards), file});
+  ASSERT_EQ(submit.exit_code, 0) << testing::Describe(submit);
+  // One line per answer: the merchant's from each shard, one for each other command.
+  const std::vector<std::string> lines = testing::Lines(submit.out);
+  ASSERT_EQ(lines.size(), 8u) << submit.out;
+  for (const std::string& line : lines) EXPECT_EQ(json::parse(line).value("status", ""), "accepted") << line;
+
+  // A deposit for A produced straight to shard 1's partition: refused there, recorded, nothing moved.
+  ASSERT_TRUE(
+      testing::SendCommands(brokers, {testing::Deposit("stray", a + ":debit", 5'000).dump()}, 1).ok());
+  std::map<std::string, json> results[kShards];
+  for (const auto deadline = std::chrono::steady_clock::now() + kServeDeadline;
+       std::chrono::steady_clock::now() < deadline;) {
+    results[1] = ResultsOf(brokers, 1);
+    if (results[1].count("stray") != 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(results[1].count("stray"), 1u);
+  EXPECT_EQ(results[1]["stray"].value("reason", ""), "WRONG_SHARD");
+  EXPECT_EQ(results[1]["stray"].value("detail", ""),
+            "customer " + a + " belongs to shard 0 of 2; this is shard 1");
+  ASSERT_EQ(shard0.Stop(), 0) << shard0.err();
+  ASSERT_EQ(shard1.Stop(), 0) << shard1.err();
+
+  // Each shard answered what it owns, and the merchant on both.
+  results[0] = ResultsOf(brokers, 0);
+  results[1] = ResultsOf(brokers, 1);
+  for (const char* id : {"open-a", "dep-a"}) EXPECT_EQ(results[0].count(id), 1u) << id;
+  for (const char* id : {"open-b", "dep-b"}) EXPECT_EQ(results[1].count(id), 1u) << id;
+  EXPECT_EQ(results[0].count("m1") + results[1].count("m1"), 2u);
+  EXPECT_EQ(results[0].count("M1:" + order_a), 1u);
+  EXPECT_EQ(results[1].count("M1:" + order_b), 1u);
+  // Money sits with its owner only; the merchant's balance is the sum over shards.
+  EXPECT_EQ(testing::StoredBalance(data[0], a + ":debit"), 100'000 - 10'000);
+  EXPECT_EQ(testing::StoredBalance(data[1], a + ":debit"), 0);
+  EXPECT_EQ(testing::StoredBalance(data[1], b + ":debit"), 200'000 - 20'000);
+  EXPECT_EQ(testing::StoredBalance(data[0], b + ":debit"), 0);
+  // 0.6% fee on each payment.
+  EXPECT_EQ(testing::StoredBalance(data[0], "merchant:M1") + testing::StoredBalance(data[1], "merchant:M1"),
+            (10'000 - 60) + (20'000 - 120));
+}
+
+}  // namespace
+}  // namespace ledger
