@@ -81,4 +81,29 @@ Status PublishCommitted(Ledger& ledger, const LedgerConfig& config, uint64_t thr
   return (*publisher)->PublishThrough(through, kafka::kPublishDeadlineMs);
 }
 
+Result<TrustAnchor> LoadTrustAnchor(const std::string& pubkey, const std::string& data_dir) {
+  TrustAnchor anchor;
+  anchor.path = pubkey;
+  if (anchor.path.empty()) {
+    Result<LedgerConfig> config = LoadConfig(data_dir + "/ledger.toml");
+    if (!config.ok()) return config.status();
+    if (!config->audit_public_key.empty()) anchor.path = UnderDataDir(data_dir, config->audit_public_key);
+  }
+  if (anchor.path.empty()) return anchor;
+  Result<std::unique_ptr<SignatureVerifier>> loaded = SignatureVerifier::FromPemFile(anchor.path);
+  if (!loaded.ok()) return loaded.status();
+  anchor.verifier = std::move(loaded).value();
+  return anchor;
+}
+
+std::function<void(uint64_t)> ProgressPrinter(const char* label,
+                                              std::chrono::steady_clock::time_point started, uint64_t total) {
+  return [label, started, total](uint64_t events) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "\r%s: %llu events, %.0f events/s%s", label, static_cast<unsigned long long>(events),
+                 seconds > 0 ? events / seconds : 0.0,
+                 total > 0 ? (", " + std::to_string(events * 100 / total) + "%").c_str() : "");
+  };
+}
+
 }  // namespace ledger::cli

@@ -2,10 +2,14 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "core/signing.h"
 #include "core/status.h"
 #include "ledger/ledger.h"
 
@@ -32,6 +36,22 @@ CLI::Validator SequenceNumber();
 
 // A path from ledger.toml: absolute as given, relative under the data folder.
 std::string UnderDataDir(const std::string& data_dir, const std::string& path);
+
+// The key checkpoint signatures are checked with, and where it came from.
+struct TrustAnchor {
+  std::unique_ptr<SignatureVerifier> verifier;  // null: no key
+  std::string path;
+};
+
+// `pubkey` when given, else [audit] public_key of `data_dir`'s ledger.toml, else no key. The configuration is
+// read only when `pubkey` is empty, so an auditor's own key never depends on the audited folder.
+// Errors: InvalidArgument (a bad ledger.toml, a key that is not an Ed25519 public key).
+Result<TrustAnchor> LoadTrustAnchor(const std::string& pubkey, const std::string& data_dir);
+
+// Progress of a replay on stderr, one line rewritten in place: "<label>: N events, R events/s, P%" (P when
+// `total` is known, i.e. not 0). For a terminal only.
+std::function<void(uint64_t)> ProgressPrinter(const char* label,
+                                              std::chrono::steady_clock::time_point started, uint64_t total);
 
 // Options common to commands that write.
 struct WriteOptions {

@@ -135,32 +135,6 @@ struct ReplayArgs {
 // What `replay` concluded; each has its own exit code (README: Command-line reference).
 enum class Verdict { kVerified, kSignaturesNotChecked, kNotVerified };
 
-// The key checkpoint signatures are checked with, and where it came from.
-struct TrustAnchor {
-  std::unique_ptr<SignatureVerifier> verifier;  // null: no key
-  std::string path;
-};
-
-// --pubkey, else [audit] public_key of the data folder's ledger.toml, else no key. The configuration is read
-// only when --pubkey is absent, so an auditor's own key never depends on the audited folder.
-// Errors: InvalidArgument (a bad ledger.toml, a key that is not an Ed25519 public key).
-Result<TrustAnchor> LoadTrustAnchor(const ReplayArgs& args) {
-  TrustAnchor anchor;
-  anchor.path = args.pubkey;
-  if (anchor.path.empty()) {
-    Result<LedgerConfig> config = LoadConfig(args.data_dir + "/ledger.toml");
-    if (!config.ok()) return config.status();
-    if (!config->audit_public_key.empty()) {
-      anchor.path = UnderDataDir(args.data_dir, config->audit_public_key);
-    }
-  }
-  if (anchor.path.empty()) return anchor;
-  Result<std::unique_ptr<SignatureVerifier>> loaded = SignatureVerifier::FromPemFile(anchor.path);
-  if (!loaded.ok()) return loaded.status();
-  anchor.verifier = std::move(loaded).value();
-  return anchor;
-}
-
 // The live store read-only, or null when `data_dir` holds no ledger. Errors: as Store::Open.
 Result<std::unique_ptr<Store>> OpenLiveStore(const std::string& data_dir) {
   std::error_code error;
@@ -396,16 +370,6 @@ uint64_t LiveLastSequence(const Store* live) {
   return last.ok() && last->has_value() ? (*last)->first : 0;
 }
 
-// Progress on stderr, one line rewritten in place (a terminal only).
-std::function<void(uint64_t)> ProgressPrinter(std::chrono::steady_clock::time_point started, uint64_t total) {
-  return [started, total](uint64_t events) {
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::fprintf(stderr, "\rreplay: %llu events, %.0f events/s%s", static_cast<unsigned long long>(events),
-                 seconds > 0 ? events / seconds : 0.0,
-                 total > 0 ? (", " + std::to_string(events * 100 / total) + "%").c_str() : "");
-  };
-}
-
 // --out, else a fresh temporary folder. Errors: IoError.
 Status ChooseTarget(const ReplayArgs& args, ReplayTarget* target) {
   target->dir = args.out;
@@ -432,7 +396,7 @@ Result<replay::ReplayOptions> ReplayOptionsOf(const ReplayArgs& args) {
 int RunReplay(const ReplayArgs& args) {
   Result<replay::ReplayOptions> options = ReplayOptionsOf(args);
   if (!options.ok()) return Fail(kExitBadInput, options.status().message());
-  Result<TrustAnchor> anchor = LoadTrustAnchor(args);
+  Result<TrustAnchor> anchor = LoadTrustAnchor(args.pubkey, args.data_dir);
   if (!anchor.ok()) return Fail(kExitBadInput, anchor.status().message());
   options->verifier = anchor->verifier.get();
   std::unique_ptr<Store> live;
@@ -442,7 +406,7 @@ int RunReplay(const ReplayArgs& args) {
   if (const int code = OpenHistory(args, live.get(), &history); code != kExitOk) return code;
   const bool show_progress = isatty(STDERR_FILENO) != 0;
   const auto started = std::chrono::steady_clock::now();
-  if (show_progress) options->progress = ProgressPrinter(started, total);
+  if (show_progress) options->progress = ProgressPrinter("replay", started, total);
   ReplayTarget target;
   const Status chosen = ChooseTarget(args, &target);
   if (!chosen.ok()) return Fail(kExitFailure, chosen.message());

@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
       ledger::cli::AddScrub);
   add("replay", "verify the whole history and rebuild every projection; exit 0 when everything verifies",
       ledger::cli::AddReplay);
+  add("restore",
+      "rebuild a lost shard's store from its ledger.events partition, verified like replay, into an empty folder",
+      ledger::cli::AddRestore);
   add("clearing", "write the clearing files of a clearing date (CSV per merchant, summary.json)",
       ledger::cli::AddClearing);
   add("reconcile",

@@ -370,7 +370,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
   }
 
   result.sequences = AppendEvents(parsed.command_id, parsed.fingerprint, now, occurred, decision.payloads,
-                                  &result.transaction_id);
+                                  &result.transaction_id, parsed.commands_offset);
   result.kind = decision.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
   result.reason = decision.reason;
   if (!decision.accepted()) result.detail = decision.detail;
@@ -381,7 +381,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
 std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const Digest& fingerprint,
                                            int64_t now, int64_t occurred,
                                            std::vector<fb::PayloadUnion>& payloads,
-                                           std::string* transaction_id) {
+                                           std::string* transaction_id, int64_t commands_offset) {
   LEDGER_ASSERT(!payloads.empty());
   *transaction_id = std::to_string(options_.config.shard) + "-" + std::to_string(last_sequence_ + 1);
   std::vector<uint64_t> sequences;
@@ -396,6 +396,7 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
     body.recorded_at_ns = now;
     body.occurred_at_ns = occurred;
     body.payload = std::move(payload);
+    body.commands_offset = commands_offset;
     Digest hash;
     std::string record = EncodeEventRecord(body, chain_head_, &hash);
     Result<DecodedEvent> decoded = DecodeEventRecord(record);

@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "state/keys.h"
+
 namespace ledger::service {
 namespace {
 
@@ -12,14 +14,14 @@ constexpr int kStartupWatermarksTimeoutMs = 5'000;
 
 // The commands offset stored with the last group (none in a fresh store). Errors: IoError, Corruption.
 Result<std::optional<int64_t>> StoredCommandsOffset(const Ledger& ledger, uint32_t partition) {
-  Result<std::optional<std::string>> text = ledger.store().GetMeta(OffsetKey(partition));
+  Result<std::optional<std::string>> text = ledger.store().GetMeta(keys::CommandsOffsetMeta(partition));
   if (!text.ok()) return text.status();
   if (!text->has_value()) return std::optional<int64_t>();
   const std::string& value = **text;
   int64_t offset = -1;
   const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), offset);
   if (error != std::errc() || end != value.data() + value.size() || offset < 0) {
-    return Status::Corruption("meta " + OffsetKey(partition) + " holds '" + value + "', not an offset");
+    return Status::Corruption("meta " + keys::CommandsOffsetMeta(partition) + " holds '" + value + "', not an offset");
   }
   return std::optional<int64_t>(offset);
 }
@@ -53,7 +55,7 @@ Status RecordCommandsSkipped(Ledger& ledger, uint32_t partition, int64_t stored,
   const std::string fact_id = "commands-skipped:" + std::to_string(partition) + ":" + std::to_string(stored) +
                               "-" + std::to_string(start.offset) + "@" +
                               std::to_string(ledger.last_sequence() + 1);
-  ledger.StageMeta(OffsetKey(partition), std::to_string(start.offset));
+  ledger.StageMeta(keys::CommandsOffsetMeta(partition), std::to_string(start.offset));
   Result<uint64_t> sequence = ledger.RecordFact(fact_id, std::move(payload));
   if (!sequence.ok()) return sequence.status();
   spdlog::warn("serve: {} accepted the gap (event {}): {}; resuming at offset {}", accepted_by, *sequence,
@@ -70,8 +72,6 @@ Result<CommandsReader> OpenReaderAt(const CommandsReaderSettings& settings, int6
 }
 
 }  // namespace
-
-std::string OffsetKey(uint32_t partition) { return "commands_offset/" + std::to_string(partition); }
 
 CommandsStart DecideCommandsStart(std::optional<int64_t> stored, const kafka::Watermarks& marks,
                                   uint32_t partition, bool embedded) {

@@ -14,9 +14,6 @@
 
 namespace ledger::service {
 
-// The meta key that stores the next commands offset of `partition`, committed with every group.
-std::string OffsetKey(uint32_t partition);
-
 // Where serve reads its commands partition from, and why the stored offset does not fit the partition.
 struct CommandsStart {
   int64_t offset = -1;  // -1: the partition's beginning (a fresh store); with a gap: where to resume

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "commands_start.h"
+#include "state/keys.h"
 #include "core/sha256.h"
 #include "kafka/timeouts.h"
 #include "ledger/command.h"
@@ -106,7 +107,10 @@ ParsedCommand CommandOfRecord(const kafka::Record& record) {
   } catch (...) {
     parsed = Status::InvalidArgument("the command parser failed");
   }
-  if (parsed.ok()) return std::move(parsed).value();
+  if (parsed.ok()) {
+    parsed->commands_offset = record.offset;
+    return std::move(parsed).value();
+  }
   ParsedCommand bad;
   bad.command_id = "kafka:" + std::to_string(record.partition) + ":" + std::to_string(record.offset);
   bad.type = "unparsable";
@@ -114,6 +118,7 @@ ParsedCommand CommandOfRecord(const kafka::Record& record) {
   bad.malformed = PrintableText(parsed.status().message(), kUnparsableDetailMax);
   bad.command.command_id = bad.command_id;
   bad.line_bytes = record.value.size();
+  bad.commands_offset = record.offset;
   spdlog::warn("serve: commands offset {}: {}", record.offset, *bad.malformed);
   return bad;
 }
@@ -222,7 +227,7 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& record
   // A `duplicate` answer has no event to be republished from: the stored offset stays at the first duplicate
   // until a group committed after its answer passes it (the next batch's group, or SettleGroups). Until then
   // a crash redelivers it, and it is answered again.
-  ledger->StageMeta(OffsetKey(options.shard), duplicates->first_offset >= 0
+  ledger->StageMeta(keys::CommandsOffsetMeta(options.shard), duplicates->first_offset >= 0
                                                   ? std::to_string(duplicates->first_offset)
                                                   : duplicates->offset_after);
   const bool wait_for_kafka = ack_kafka();
@@ -255,7 +260,7 @@ Status ShardService::Impl::SettleGroups() {
   if (!last_duplicates->answered) return Status::Ok();
   const std::string offset_after = last_duplicates->offset_after;
   last_duplicates.reset();
-  ledger->StageMeta(OffsetKey(options.shard), offset_after);
+  ledger->StageMeta(keys::CommandsOffsetMeta(options.shard), offset_after);
   LEDGER_RETURN_IF_ERROR(ledger->SealGroup());
   return ledger->AwaitSealed();
 }

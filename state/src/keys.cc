@@ -125,4 +125,6 @@ std::optional<ReconDateIndexEntry> ParseReconDateIndex(int date, std::string_vie
                              std::string(rest.substr(slash + 3))};
 }
 
+std::string CommandsOffsetMeta(uint32_t partition) { return "commands_offset/" + std::to_string(partition); }
+
 }  // namespace ledger::keys

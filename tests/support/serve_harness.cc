@@ -19,7 +19,7 @@ constexpr int kWatermarksTimeoutMs = 10'000;
 // How often the waits look again.
 constexpr auto kPollEvery = milliseconds(20);
 
-std::string CommandsOffsetKey() { return "commands_offset/0"; }
+std::string CommandsOffsetKey() { return keys::CommandsOffsetMeta(0); }
 
 }  // namespace
 

@@ -27,6 +27,7 @@ Runner AddClearing(CLI::App& app);
 Runner AddReconcile(CLI::App& app);
 Runner AddBench(CLI::App& app);
 Runner AddScrub(CLI::App& app);
+Runner AddRestore(CLI::App& app);
 // Names the first differing key of each projection between `live` and its events rebuilt (for LedgerOptions).
 std::string DescribeStateDifferences(const Store& live);
 

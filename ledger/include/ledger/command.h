@@ -65,6 +65,9 @@ struct ParsedCommand {
   fb::CommandT command;
   // Bytes of the original line (for group byte bounds).
   size_t line_bytes = 0;
+  // The ledger.commands offset the command was read at (-1: not from the commands topic). Recorded on its
+  // events.
+  int64_t commands_offset = -1;
 };
 
 // `text` for a one-line message: printable ASCII as is, every other byte as \xNN, cut to `max_bytes` (then

@@ -168,9 +168,10 @@ class Ledger {
   Result<std::vector<SetDigest>> LoadSetDigests(const ProjectionSet& all);
   int64_t NowNs() const;
   // Sequences `payloads` as the events of one transaction and folds them into the open group.
+  // `commands_offset`: where the command was read on ledger.commands (-1: elsewhere).
   std::vector<uint64_t> AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,
                                      int64_t occurred, std::vector<fb::PayloadUnion>& payloads,
-                                     std::string* transaction_id);
+                                     std::string* transaction_id, int64_t commands_offset = -1);
 
   struct Impl;
   LedgerOptions options_;

@@ -100,4 +100,8 @@ struct ReconDateIndexEntry {
 // Decodes an index key of `date`; nullopt when it is not one (a damaged or forged state).
 std::optional<ReconDateIndexEntry> ParseReconDateIndex(int date, std::string_view key);
 
+// The `meta` key holding the next ledger.commands offset of `partition` serve reads (written with each group,
+// and by `restore` from the offsets the events record).
+std::string CommandsOffsetMeta(uint32_t partition);
+
 }  // namespace ledger::keys
