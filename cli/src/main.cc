@@ -46,8 +46,12 @@ int main(int argc, char** argv) {
       ledger::cli::AddScrub);
   add("replay", "verify the whole history and rebuild every projection; exit 0 when everything verifies",
       ledger::cli::AddReplay);
+  add("backup", "back up a stopped shard's store (RocksDB BackupEngine: incremental, checksummed)",
+      ledger::cli::AddBackup);
   add("restore",
-      "rebuild a lost shard's store from its ledger.events partition, verified like replay, into an empty folder",
+      "rebuild a lost shard's store from its ledger.events partition and/or its newest backup, verified, "
+      "into an "
+      "empty folder",
       ledger::cli::AddRestore);
   add("clearing", "write the clearing files of a clearing date (CSV per merchant, summary.json)",
       ledger::cli::AddClearing);

@@ -343,11 +343,11 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
   } else if (parsed.malformed) {
     decision.reason = reason::kMalformedCommand;
     decision.detail = *parsed.malformed;
-  } else if (config.shards > 1 && !OwnedBy(parsed, config.shard, config.shards)) {
+  } else if (std::string why = config.shards > 1 ? WhyNotOwned(parsed, config.shard, config.shards) : "";
+             !why.empty()) {
     // Produced to the wrong partition: deciding it here would give its customer or order a second owner.
     decision.reason = reason::kWrongShard;
-    decision.detail =
-        DescribeOwner(parsed, config.shards) + "; this is shard " + std::to_string(config.shard);
+    decision.detail = why + "; this is shard " + std::to_string(config.shard);
   } else if (options_.clock == ClockMode::kSystem &&
              (occurred - now > config.clock_skew_max_ns || now - occurred > config.clock_skew_max_ns)) {
     decision.reason = reason::kClockSkew;
@@ -411,6 +411,14 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
     impl_->events.emplace_back(body.sequence, std::move(record));
   }
   return sequences;
+}
+
+Result<BackupSummary> Ledger::Backup(const std::string& backup_dir, uint32_t keep) {
+  LEDGER_ASSERT(impl_->events.empty() && staged_commands_ == 0);
+  LEDGER_RETURN_IF_ERROR(AwaitFolded());
+  return store_->Backup(
+      backup_dir, keep,
+      "shard " + std::to_string(options_.config.shard) + " sequence " + std::to_string(last_sequence_));
 }
 
 Result<uint64_t> Ledger::WriteCheckpoint() {

@@ -81,17 +81,36 @@ std::vector<uint32_t> ShardsFor(const ParsedCommand& parsed, uint32_t shards) {
   return every;
 }
 
-bool OwnedBy(const ParsedCommand& parsed, uint32_t shard, uint32_t shards) {
-  LEDGER_ASSERT(shard < shards);
-  const CommandOwner owner = OwnerOf(parsed);
-  if (shards == 1 || owner.kind == OwnerKind::kEveryShard || owner.kind == OwnerKind::kAnyShard) return true;
-  return ShardOfKey(owner.key, shards) == shard;
+// The customer a payment's customer side belongs to (empty: not a payment, or it names none).
+const std::string& PayingCustomer(const ParsedCommand& parsed) {
+  static const std::string kNone;
+  const fb::PayT* pay = parsed.command.body.AsPay();
+  return pay != nullptr ? pay->customer : kNone;
 }
 
-std::string DescribeOwner(const ParsedCommand& parsed, uint32_t shards) {
+bool OwnedBy(const ParsedCommand& parsed, uint32_t shard, uint32_t shards) {
+  return WhyNotOwned(parsed, shard, shards).empty();
+}
+
+std::string WhyNotOwned(const ParsedCommand& parsed, uint32_t shard, uint32_t shards) {
+  LEDGER_ASSERT(shard < shards);
   const CommandOwner owner = OwnerOf(parsed);
-  return std::string(OwnerKindName(owner.kind)) + " " + owner.key + " belongs to shard " +
-         std::to_string(ShardOfKey(owner.key, shards)) + " of " + std::to_string(shards);
+  if (shards == 1 || owner.kind == OwnerKind::kEveryShard || owner.kind == OwnerKind::kAnyShard) return {};
+  const uint32_t owner_shard = ShardOfKey(owner.key, shards);
+  const std::string of = " of " + std::to_string(shards);
+  if (owner_shard != shard) {
+    return std::string(OwnerKindName(owner.kind)) + " " + owner.key + " belongs to shard " +
+           std::to_string(owner_shard) + of;
+  }
+  // Until payments move between shards as legs, a shard decides a payment only for its own customers: their
+  // balances, limits and usage windows live on their shard, and a decision elsewhere would bypass them.
+  const std::string& customer = PayingCustomer(parsed);
+  if (!customer.empty() && ShardOfKey(customer, shards) != shard) {
+    return "merchant order " + owner.key + " belongs to shard " + std::to_string(shard) + of +
+           " but its customer " + customer + " to shard " + std::to_string(ShardOfKey(customer, shards)) +
+           ": a shard decides a payment only for its own customers";
+  }
+  return {};
 }
 
 CommandParties RoutingOf(const ParsedCommand& parsed, const KvReader& state) {

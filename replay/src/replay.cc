@@ -503,6 +503,7 @@ bool Replayer::CheckCheckpoint(uint64_t sequence, const fb::CheckpointRecorded& 
   if (!CheckSignature(sequence, checkpoint, signed_digests)) return false;
   if (!CheckRebuiltDigests(sequence, checkpoint, signed_digests)) return false;
   report_.checkpoints_verified += 1;
+  if (report_.signatures_checked) report_.signed_through = sequence;
   return true;
 }
 

@@ -123,6 +123,23 @@ ParsedCommand CommandOfRecord(const kafka::Record& record) {
   return bad;
 }
 
+// Refuses a store that serve committed to with another number of shards (a changed count moves customers
+// and orders between shards: each would have two owners); a store that never recorded one records this one with
+// its next group. Errors: InvalidArgument, IoError.
+Status CheckShardCount(Ledger& ledger, const ShardServiceOptions& options) {
+  Result<std::optional<std::string>> stored = ledger.store().GetMeta(keys::kShardsMeta);
+  if (!stored.ok()) return stored.status();
+  const std::string shards = std::to_string(options.shards);
+  if (!stored->has_value()) {
+    ledger.StageMeta(keys::kShardsMeta, shards);
+    return Status::Ok();
+  }
+  if (**stored == shards) return Status::Ok();
+  return Status::InvalidArgument("the store in " + options.ledger.data_dir + " is a shard of a ledger of " +
+                                 **stored + " shards, not " + shards +
+                                 " (--shards): a changed count would give customers and orders two owners");
+}
+
 }  // namespace
 
 std::string CheckOperatorName(const std::string& name) {
@@ -182,6 +199,7 @@ Status ShardService::Impl::Start(ServeStep* step) {
   Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options.ledger);
   if (!opened.ok()) return opened.status();
   ledger = std::move(opened).value();
+  LEDGER_RETURN_IF_ERROR(CheckShardCount(*ledger, options));
   *step = ServeStep::kOpenCommands;
   Result<CommandsReader> reader =
       OpenCommandsReader(*ledger, CommandsReaderSettings{bootstrap, options.shard, embedded != nullptr,

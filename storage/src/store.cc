@@ -6,6 +6,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 #include <unistd.h>
@@ -96,6 +97,28 @@ class StateReader final : public KvReader {
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* family_;
 };
+
+// Opens (creating) the backup folder `backup_dir`. Errors: IoError.
+Result<std::unique_ptr<rocksdb::BackupEngine>> OpenBackupEngine(const std::string& backup_dir) {
+  rocksdb::BackupEngineOptions options(backup_dir);
+  options.sync = true;               // a backup that a power loss can take back is no backup
+  options.share_table_files = true;  // a table file is copied once, whatever number of backups hold it
+  options.share_files_with_checksum = true;
+  rocksdb::BackupEngine* engine = nullptr;
+  LEDGER_RETURN_IF_ERROR(FromRocks(rocksdb::BackupEngine::Open(options, rocksdb::Env::Default(), &engine),
+                                   "open backups " + backup_dir));
+  return std::unique_ptr<rocksdb::BackupEngine>(engine);
+}
+
+BackupSummary SummaryOf(const rocksdb::BackupInfo& info) {
+  BackupSummary summary;
+  summary.id = info.backup_id;
+  summary.created_at_s = info.timestamp;
+  summary.size_bytes = info.size;
+  summary.files = info.number_files;
+  summary.label = info.app_metadata;
+  return summary;
+}
 
 class RocksStore final : public Store {
  public:
@@ -229,6 +252,22 @@ class RocksStore final : public Store {
     if (status.IsNotFound()) return std::optional<std::string>();
     LEDGER_RETURN_IF_ERROR(FromRocks(status, "read meta"));
     return std::optional<std::string>(std::move(value));
+  }
+
+  Result<BackupSummary> Backup(const std::string& backup_dir, uint32_t keep,
+                               const std::string& label) override {
+    LEDGER_ASSERT(keep >= 1);
+    Result<std::unique_ptr<rocksdb::BackupEngine>> engine = OpenBackupEngine(backup_dir);
+    if (!engine.ok()) return engine.status();
+    rocksdb::CreateBackupOptions options;
+    options.flush_before_backup = true;  // the image holds no WAL: every committed group is in its tables
+    LEDGER_RETURN_IF_ERROR(
+        FromRocks((*engine)->CreateNewBackupWithMetadata(options, db_.get(), label), "backup"));
+    LEDGER_RETURN_IF_ERROR(FromRocks((*engine)->PurgeOldBackups(keep), "purge old backups"));
+    std::vector<rocksdb::BackupInfo> backups;
+    (*engine)->GetBackupInfo(&backups);
+    if (backups.empty()) return Status::IoError("backup: the engine lists no backup after creating one");
+    return SummaryOf(backups.back());
   }
 
   StoreMemory Memory() const override {
@@ -496,6 +535,28 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
     LEDGER_RETURN_IF_ERROR(store->RecordDurableSequence(last_sequence));
   }
   return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<BackupSummary> RestoreLatestBackup(const std::string& backup_dir, const std::string& dir) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(backup_dir, error))
+    return Status::NotFound("no backup folder " + backup_dir);
+  rocksdb::BackupEngineOptions options(backup_dir);
+  rocksdb::BackupEngineReadOnly* opened = nullptr;
+  LEDGER_RETURN_IF_ERROR(
+      FromRocks(rocksdb::BackupEngineReadOnly::Open(options, rocksdb::Env::Default(), &opened),
+                "open backups " + backup_dir));
+  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(opened);
+  std::vector<rocksdb::BackupInfo> backups;
+  engine->GetBackupInfo(&backups);
+  if (backups.empty()) return Status::NotFound(backup_dir + " holds no backup");
+  const rocksdb::BackupInfo& latest = backups.back();
+  // Every file against its recorded checksum first: a damaged backup is refused before anything is written.
+  LEDGER_RETURN_IF_ERROR(FromRocks(engine->VerifyBackup(latest.backup_id, /*verify_with_checksum=*/true),
+                                   "verify backup " + std::to_string(latest.backup_id)));
+  LEDGER_RETURN_IF_ERROR(
+      FromRocks(engine->RestoreDBFromBackup(latest.backup_id, dir, dir), "restore backup"));
+  return SummaryOf(latest);
 }
 
 }  // namespace ledger

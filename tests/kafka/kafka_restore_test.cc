@@ -99,7 +99,7 @@ TEST(Restore, ALostShardComesBackVerifiedAndServeResumesWithoutAnsweringTwice) {
   EXPECT_NE(restore.out.find("resumes ledger.commands partition 0 at offset " + std::to_string(answered)),
             std::string::npos)
       << restore.out;
-  EXPECT_FALSE(std::filesystem::exists(restored + ".restoring"));
+  EXPECT_FALSE(std::filesystem::exists(restored + "/.restoring"));
   EXPECT_EQ(testing::ReadStoreState(restored), before);
   EXPECT_EQ(StateDigestOf(restored), digest_before);
 
@@ -147,7 +147,7 @@ TEST(Restore, InstallsNothingItCouldNotVerifyOrWouldOverwrite) {
   EXPECT_EQ(unchecked.exit_code, 4) << testing::Describe(unchecked);
   EXPECT_NE(unchecked.err.find("restore NOT installed"), std::string::npos) << unchecked.err;
   EXPECT_FALSE(std::filesystem::exists(restored + "/CURRENT"));
-  EXPECT_FALSE(std::filesystem::exists(restored + ".restoring"));
+  EXPECT_FALSE(std::filesystem::exists(restored + "/.restoring"));
   // A key that did not sign them: the history does not verify.
   const testing::ProgramRun other_key =
       testing::RunLedger(dir.path(), {"keygen", "--out", dir.path() + "/other"});
@@ -173,6 +173,105 @@ TEST(Restore, InstallsNothingItCouldNotVerifyOrWouldOverwrite) {
   EXPECT_GT(report.value("checkpoints_verified", 0), 0);
   EXPECT_EQ(report.value("commands_offset", -1), static_cast<int64_t>(commands.size()));
   EXPECT_EQ(StateDigestOf(restored), StateDigestOf(data_dir));
+
+  // A folder holding a file of a store (a stray write-ahead log would be replayed into the restored one).
+  const std::string stray = dir.path() + "/stray";
+  std::filesystem::create_directories(stray);
+  testing::WriteFile(stray + "/000099.log", "");
+  const testing::ProgramRun into_stray =
+      testing::RunLedger(dir.path(), {"restore", "--data", stray, "--from-kafka", "--brokers", brokers,
+                                      "--pubkey", dir.path() + "/keys/ledger-signing.pub"});
+  EXPECT_EQ(into_stray.exit_code, 2) << testing::Describe(into_stray);
+  EXPECT_FALSE(std::filesystem::exists(stray + "/CURRENT"));
+}
+
+// Events after the last signed checkpoint chain, but nothing proves who wrote them: restore installs them
+// only when an operator accepts them by name.
+TEST(Restore, EventsAfterTheLastSignedCheckpointNeedAnOperatorsAcceptance) {
+  testing::TempDir dir;
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  const std::string data_dir = dir.path() + "/data";
+  WriteSigningConfig(dir.path(), data_dir, true);
+  const std::vector<std::string> commands = DayOfCommands();
+  ASSERT_TRUE(testing::SendCommands(brokers, commands).ok());
+  ServeUntil(dir.path(), 0, data_dir, brokers, static_cast<int64_t>(commands.size()));
+  // The same shard served on without its signing key: its last events are not covered by a checkpoint.
+  testing::WriteFile(data_dir + "/ledger.toml", "");
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Deposit("d9", "C1:debit", 7).dump()}).ok());
+  ServeUntil(dir.path(), 1, data_dir, brokers, static_cast<int64_t>(commands.size()) + 2);
+  const std::vector<std::string> args = {"restore",
+                                         "--data",
+                                         dir.path() + "/restored",
+                                         "--from-kafka",
+                                         "--brokers",
+                                         brokers,
+                                         "--pubkey",
+                                         dir.path() + "/keys/ledger-signing.pub"};
+  const testing::ProgramRun refused = testing::RunLedger(dir.path(), args);
+  EXPECT_EQ(refused.exit_code, 4) << testing::Describe(refused);
+  EXPECT_NE(refused.err.find("follow the last signed checkpoint"), std::string::npos) << refused.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/restored/CURRENT"));
+  std::vector<std::string> accepted_args = args;
+  accepted_args.insert(accepted_args.end(), {"--accept-unsigned-tail", "Grace Hopper"});
+  const testing::ProgramRun accepted = testing::RunLedger(dir.path(), accepted_args);
+  ASSERT_EQ(accepted.exit_code, 0) << testing::Describe(accepted);
+  EXPECT_NE(accepted.err.find("Grace Hopper accepted 1 events"), std::string::npos) << accepted.err;
+  EXPECT_EQ(testing::StoredBalance(dir.path() + "/restored", "C1:debit"), 1'000'000 - 6 * 1'000 + 7);
+}
+
+// The restore drill from a backup: a backup of the stopped shard, more commands served, the shard lost; the
+// backup plus the partition's events after it give back the same state, verified, and serve resumes.
+TEST(Restore, ABackupAndThePartitionsLaterEventsGiveBackTheShard) {
+  testing::TempDir dir;
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  const std::string data_dir = dir.path() + "/data";
+  WriteSigningConfig(dir.path(), data_dir, true);
+  std::vector<std::string> commands = DayOfCommands();
+  ASSERT_TRUE(testing::SendCommands(brokers, commands).ok());
+  ServeUntil(dir.path(), 0, data_dir, brokers, static_cast<int64_t>(commands.size()));
+  const std::string backups = dir.path() + "/backups";
+  const testing::ProgramRun backup =
+      testing::RunLedger(dir.path(), {"backup", "--data", data_dir, "--to", backups, "--json"});
+  ASSERT_EQ(backup.exit_code, 0) << testing::Describe(backup);
+  EXPECT_EQ(json::parse(backup.out).value("id", 0), 1);
+  // After the backup: three more commands (and serve's closing checkpoint).
+  const std::vector<std::string> later = {testing::Deposit("d2", "C1:debit", 5'000).dump(),
+                                          testing::Pay("M1", "o9", "C1", 2'000).dump(),
+                                          testing::AwardPoints("p1", "C1", 300).dump()};
+  ASSERT_TRUE(testing::SendCommands(brokers, later).ok());
+  const int64_t answered = static_cast<int64_t>(commands.size() + later.size());
+  ServeUntil(dir.path(), 1, data_dir, brokers, answered + 1);  // + the first run's closing checkpoint
+  const testing::StoreState before = testing::ReadStoreState(data_dir);
+  const Digest digest_before = StateDigestOf(data_dir);
+
+  const std::string restored = dir.path() + "/restored";
+  std::filesystem::create_directories(restored);
+  std::filesystem::copy_file(data_dir + "/ledger.toml", restored + "/ledger.toml");
+  std::filesystem::remove_all(data_dir);
+  const testing::ProgramRun restore = testing::RunLedger(
+      dir.path(),
+      {"restore", "--data", restored, "--from-backup", backups, "--from-kafka", "--brokers", brokers});
+  ASSERT_EQ(restore.exit_code, 0) << testing::Describe(restore);
+  EXPECT_NE(restore.out.find("from backup 1"), std::string::npos) << restore.out;
+  EXPECT_EQ(testing::ReadStoreState(restored), before);
+  EXPECT_EQ(StateDigestOf(restored), digest_before);
+  // An auditor's replay of the restored store verifies and equals it.
+  const testing::ProgramRun audit = testing::RunLedger(dir.path(), {"replay", "--data", restored});
+  EXPECT_EQ(audit.exit_code, 0) << testing::Describe(audit);
+  // Serve resumes on it: one new command, nothing answered twice.
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Deposit("d3", "C1:debit", 1).dump()}).ok());
+  ServeUntil(dir.path(), 2, restored, brokers, answered + 3);
+  EXPECT_EQ(testing::ReadStoreState(restored).commands_offset, answered + 1);
+  std::map<std::string, int> answers;
+  for (const auto& [key, value] : testing::ParsedResults(testing::ReadTopic(brokers, kafka::kResultsTopic))) {
+    if (!key.starts_with("checkpoint:")) answers[key] += 1;
+  }
+  EXPECT_EQ(answers.size(), static_cast<size_t>(answered + 1));
+  for (const auto& [key, count] : answers) EXPECT_EQ(count, 1) << key << " answered twice";
 }
 
 }  // namespace

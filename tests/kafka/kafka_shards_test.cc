@@ -92,16 +92,32 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   ASSERT_EQ(lines.size(), 8u) << submit.out;
   for (const std::string& line : lines) EXPECT_EQ(json::parse(line).value("status", ""), "accepted") << line;
 
-  // A deposit for A produced straight to shard 1's partition: refused there, recorded, nothing moved.
+  // A deposit for A produced straight to shard 1's partition: refused there, recorded, nothing moved. And a
+  // payment by A for an order of shard 1, correctly routed: its customer lives on shard 0, and a shard
+  // decides a payment only for its own customers (their balances and limits are not here), so it is refused
+  // too.
+  const std::string order_across =
+      IdOnShard("X", 1, [](const std::string& id) { return OrderKey("M1", id); });
+  const uint32_t across_shard = 1;
   ASSERT_TRUE(
       testing::SendCommands(brokers, {testing::Deposit("stray", a + ":debit", 5'000).dump()}, 1).ok());
+  ASSERT_TRUE(
+      testing::SendCommands(brokers, {testing::Pay("M1", order_across, a, 100).dump()}, across_shard).ok());
   std::map<std::string, json> results[kShards];
   for (const auto deadline = std::chrono::steady_clock::now() + kServeDeadline;
        std::chrono::steady_clock::now() < deadline;) {
     results[1] = ResultsOf(brokers, 1);
-    if (results[1].count("stray") != 0) break;
+    results[across_shard] = ResultsOf(brokers, across_shard);
+    if (results[1].count("stray") != 0 && results[across_shard].count("M1:" + order_across) != 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  ASSERT_EQ(results[across_shard].count("M1:" + order_across), 1u);
+  const json& across = results[across_shard]["M1:" + order_across];
+  EXPECT_EQ(across.value("reason", ""), "WRONG_SHARD");
+  EXPECT_EQ(across.value("detail", ""),
+            "merchant order M1/" + order_across + " belongs to shard 1 of 2 but its customer " + a +
+                " to shard 0: a shard decides a payment only for its own customers; "
+                "this is shard 1");
   ASSERT_EQ(results[1].count("stray"), 1u);
   EXPECT_EQ(results[1]["stray"].value("reason", ""), "WRONG_SHARD");
   EXPECT_EQ(results[1]["stray"].value("detail", ""),
@@ -125,6 +141,14 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   // 0.6% fee on each payment.
   EXPECT_EQ(testing::StoredBalance(data[0], "merchant:M1") + testing::StoredBalance(data[1], "merchant:M1"),
             (10'000 - 60) + (20'000 - 120));
+
+  // A shard restarted with another shard count would give customers two owners: refused, nothing written.
+  const testing::StoreState stopped = testing::ReadStoreState(data[0]);
+  ServeProcess recounted(dir.path(), 2,
+                         {"--data", data[0], "--brokers", brokers, "--shard", "0", "--clock", "occurred"});
+  EXPECT_EQ(recounted.WaitExit(kServeDeadline), 2) << recounted.err();
+  EXPECT_NE(recounted.err().find("a ledger of 2 shards, not 1"), std::string::npos) << recounted.err();
+  EXPECT_EQ(testing::ReadStoreState(data[0]), stopped);
 }
 
 }  // namespace

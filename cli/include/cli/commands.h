@@ -28,6 +28,7 @@ Runner AddReconcile(CLI::App& app);
 Runner AddBench(CLI::App& app);
 Runner AddScrub(CLI::App& app);
 Runner AddRestore(CLI::App& app);
+Runner AddBackup(CLI::App& app);
 // Names the first differing key of each projection between `live` and its events rebuilt (for LedgerOptions).
 std::string DescribeStateDifferences(const Store& live);
 

@@ -95,6 +95,10 @@ class Ledger {
   // Waits for the sealed group and for the fold of every durable group into the store's records.
   // Errors: the sealed group's (see SealGroup), the fold's (IoError, Corruption).
   Status AwaitFolded();
+  // Backs the store up into `backup_dir` once every committed group is folded (so the image holds the state
+  // at its last event), keeping the newest `keep` backups; labelled "shard K sequence N". Only between groups
+  // (nothing staged). Errors: as Store::Backup, and a failed fold.
+  Result<BackupSummary> Backup(const std::string& backup_dir, uint32_t keep);
   // The sequence the store's projection records are as of (they trail the commit).
   uint64_t folded_sequence() const;
 

@@ -51,11 +51,14 @@ uint32_t ShardOfKey(std::string_view key, uint32_t shards);
 // The shards a producer sends `parsed` to among `shards`: every shard for reference data, else one.
 std::vector<uint32_t> ShardsFor(const ParsedCommand& parsed, uint32_t shards);
 
-// Whether shard `shard` of `shards` may apply `parsed` (always with one shard, and for malformed commands).
+// Whether shard `shard` of `shards` may apply `parsed`: always with one shard, for reference data and for
+// malformed commands; else when it owns the command and, for a payment, also its customer (payments across
+// shards are not decided yet: the customer's balances, limits and usage live on the customer's shard).
 bool OwnedBy(const ParsedCommand& parsed, uint32_t shard, uint32_t shards);
 
-// One line naming the owner and its shard, for the WRONG_SHARD detail: "customer C7 belongs to shard 3 of 4".
-std::string DescribeOwner(const ParsedCommand& parsed, uint32_t shards);
+// Why shard `shard` of `shards` may not apply `parsed`, in one line for the WRONG_SHARD detail ("customer C7
+// belongs to shard 3 of 4"); empty when it may.
+std::string WhyNotOwned(const ParsedCommand& parsed, uint32_t shard, uint32_t shards);
 
 struct CommandParties {
   std::string customer;  // empty: the command names no customer (or one that state cannot tell)

@@ -45,6 +45,9 @@ struct ReplayReport {
   uint64_t checkpoints_seen = 0;
   uint64_t checkpoints_verified = 0;  // signature (when a key was given), chain head and digests all equal
   bool signatures_checked = false;
+  // The last checkpoint event whose signature was checked and verified (0: none): a signature vouches for the
+  // history through it; nothing proves who wrote the events after it.
+  uint64_t signed_through = 0;
   // Set when verification failed: the first sequence that is wrong and what is wrong with it.
   std::optional<uint64_t> first_bad_sequence;
   std::string problem;

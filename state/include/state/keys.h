@@ -103,5 +103,7 @@ std::optional<ReconDateIndexEntry> ParseReconDateIndex(int date, std::string_vie
 // The `meta` key holding the next ledger.commands offset of `partition` serve reads (written with each group,
 // and by `restore` from the offsets the events record).
 std::string CommandsOffsetMeta(uint32_t partition);
+// The `meta` key holding how many shards the ledger had when serve first committed to this store.
+inline constexpr char kShardsMeta[] = "shards";
 
 }  // namespace ledger::keys

@@ -64,6 +64,15 @@ struct WriterCheck {
   bool foreign_writes() const { return expected.has_value() && *expected != actual; }
 };
 
+// One backup in a backup folder (Store::Backup).
+struct BackupSummary {
+  uint32_t id = 0;
+  int64_t created_at_s = 0;  // Unix seconds
+  uint64_t size_bytes = 0;   // this backup's files, shared ones included
+  uint32_t files = 0;
+  std::string label;  // what the writer said of it (the ledger: "shard K sequence N")
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -95,6 +104,14 @@ class Store {
   // Records the database's current sequence number as the store's own (after the state was verified).
   virtual Status AdoptWriters() = 0;
   virtual StoreMemory Memory() const = 0;
+  // Copies a consistent image of the store (memtables flushed first) into the backup folder `backup_dir` with
+  // RocksDB's BackupEngine: files shared with earlier backups are copied once, each file's checksum is kept,
+  // and only the newest `keep` backups stay (keep >= 1). Errors: IoError; InvalidArgument for a store that is
+  // not a database of its own (a view; the default).
+  virtual Result<BackupSummary> Backup(const std::string& backup_dir, uint32_t keep, const std::string& label) {
+    (void)backup_dir, (void)keep, (void)label;
+    return Status::InvalidArgument("this store is a view, not a database: it cannot be backed up");
+  }
 
  private:
   // Writes past the ledger (what a person with disk access, or `ldb put`, does), for tamper tests only. They
@@ -105,6 +122,11 @@ class Store {
   virtual Status DeleteEventRaw(uint64_t key_sequence) = 0;
   virtual Status PutStateRaw(std::string_view key, std::string_view value) = 0;
 };
+
+// Restores the newest backup of `backup_dir` into `dir` (which must hold no store), checking every file's
+// checksum; returns what was restored. Errors: NotFound (no backup there), Corruption (a file does not match
+// its checksum), IoError.
+Result<BackupSummary> RestoreLatestBackup(const std::string& backup_dir, const std::string& dir);
 
 // Encodes a sequence as 8 big-endian bytes (so key order is sequence order).
 std::string SequenceKey(uint64_t sequence);
