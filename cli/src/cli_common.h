@@ -19,9 +19,9 @@ namespace ledger::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;   // storage or internal failure
 inline constexpr int kExitBadInput = 2;  // bad arguments or input; nothing was written
-// `replay` and `restore`: everything it could check verified, but the history holds checkpoints whose signatures
-// it could not check (no public key), or (restore) events no signed checkpoint covers that no operator accepted.
-// Not 0, so no script takes unchecked signatures for a verified history.
+// `replay` and `restore`: everything it could check verified, but the history holds checkpoints whose
+// signatures it could not check (no public key), or (restore) events no signed checkpoint covers that no
+// operator accepted. Not 0, so no script takes unchecked signatures for a verified history.
 inline constexpr int kExitSignaturesNotChecked = 4;
 // `replay` and `restore`: the history, a checkpoint, a backup or the rebuilt state does not verify.
 inline constexpr int kExitNotVerified = 5;
