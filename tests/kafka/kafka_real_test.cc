@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -31,6 +32,8 @@
 
 #include "core/assert.h"
 #include "kafka/kafka.h"
+#include "ledger/routing.h"
+#include "support/serve_harness.h"
 #include "support/test_support.h"
 
 namespace ledger::testing {
@@ -1118,6 +1121,104 @@ TEST_F(KafkaRealTest, KafkaRealServeRefusesAnEventsTopicThatWouldExpireHistory) 
             std::string::npos)
       << refused.err;
   EXPECT_NE(access(data_dir().c_str(), F_OK), 0) << "a refused serve must not create its store";
+}
+
+// 8. Two shards on the replicated cluster (3 brokers, RF 3): `submit --brokers --shards 2` routes every
+// command to its owner; one shard's serve is SIGKILLed and its data folder lost; `ledger restore
+// --from-kafka` rebuilds it from its partition with the same balances, and serve resumes on it answering only
+// what is new.
+TEST_F(KafkaRealTest, KafkaRealTwoShardsALostShardIsRestoredFromItsPartition) {
+  constexpr uint32_t kShards = 2;
+  const std::string brokers = StartCluster(3);
+  ASSERT_FALSE(brokers.empty());
+  std::string data[kShards], out[kShards], err[kShards];
+  pid_t serve[kShards];
+  const auto start_serve = [&](uint32_t shard) {
+    const std::string marker = "serve: shard " + std::to_string(shard) + " at sequence";
+    const size_t ready_before = CountOf(ReadFile(err[shard]), marker);
+    serve[shard] = Spawn({kLedgerBinary, "serve", "--data", data[shard], "--brokers", brokers, "--shard",
+                          std::to_string(shard), "--shards", std::to_string(kShards), "--replication-factor",
+                          "3", "--clock", "occurred"},
+                         out[shard], err[shard]);
+    for (const auto deadline = Clock::now() + seconds(kServeReadyTimeoutS);
+         CountOf(ReadFile(err[shard]), marker) <= ready_before;) {
+      if (!Running(serve[shard]) || Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return true;
+  };
+  for (uint32_t shard = 0; shard < kShards; ++shard) {
+    data[shard] = dir_.path() + "/shard" + std::to_string(shard);
+    out[shard] = data[shard] + ".out";
+    err[shard] = data[shard] + ".err";
+    ASSERT_TRUE(start_serve(shard)) << Tail(ReadFile(err[shard]), 5);
+    serve_pids_.push_back(serve[shard]);
+  }
+  // Customers on both shards, each paying orders that live on its own shard.
+  std::string commands = OpenMerchant("m1", "M1", 60).dump() + "\n";
+  std::vector<std::string> customers;
+  for (int c = 0; c < 12; ++c) {
+    const std::string customer = "K" + std::to_string(c);
+    customers.push_back(customer);
+    commands += OpenAccount("open-" + customer, customer).dump() + "\n";
+    commands += Deposit("dep-" + customer, customer + ":debit", 100'000).dump() + "\n";
+    const uint32_t home = ShardOfKey(customer, kShards);
+    for (int order = 0, paid = 0; paid < 3; ++order) {
+      const std::string order_no = customer + "-" + std::to_string(order);
+      if (ShardOfKey(OrderKey("M1", order_no), kShards) != home) continue;
+      commands += Pay("M1", order_no, customer, 1'000 + 100 * paid).dump() + "\n";
+      ++paid;
+    }
+  }
+  const std::string file = dir_.path() + "/commands.jsonl";
+  WriteFile(file, commands);
+  const RunResult submitted =
+      RunProcess({kLedgerBinary, "submit", "--brokers", brokers, "--shards", std::to_string(kShards), file},
+                 dir_.path(), 300);
+  ASSERT_EQ(submitted.exit_code, 0) << FirstLine(submitted.err);
+  const std::vector<std::string> answers = Lines(submitted.out);
+  ASSERT_EQ(answers.size(), Lines(commands).size() + 1);  // the merchant is answered by both shards
+  for (const std::string& line : answers) EXPECT_NE(line.find("\"accepted\""), std::string::npos) << line;
+
+  // Shard 1 is lost: its serve killed, its folder gone (its configuration is the defaults).
+  const RunResult balances_before =
+      RunProcess({kLedgerBinary, "balance", "--data", data[1], "--all"}, dir_.path(), 120);
+  KillHard(serve[1]);
+  const RunResult balances_at_kill =
+      RunProcess({kLedgerBinary, "balance", "--data", data[1], "--all"}, dir_.path(), 120);
+  ASSERT_EQ(balances_at_kill.exit_code, 0) << FirstLine(balances_at_kill.err);
+  EXPECT_EQ(balances_at_kill.out, balances_before.out);
+  std::filesystem::remove_all(data[1]);
+  const RunResult restored =
+      RunProcess({kLedgerBinary, "restore", "--data", data[1], "--from-kafka", "--brokers", brokers,
+                  "--shard", "1", "--accept-unsigned-tail", "Grace Hopper"},
+                 dir_.path(), 300);
+  ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  std::cout << "[restore] " << FirstLine(restored.out) << std::endl;
+  const RunResult balances_after =
+      RunProcess({kLedgerBinary, "balance", "--data", data[1], "--all"}, dir_.path(), 120);
+  EXPECT_EQ(balances_after.out, balances_before.out);
+
+  // Serve resumes on the restored shard: one new deposit per customer, each answered once, nothing old again.
+  ASSERT_TRUE(start_serve(1)) << Tail(ReadFile(err[1]), 5);
+  serve_pids_.push_back(serve[1]);
+  std::string more;
+  for (const std::string& customer : customers)
+    more += Deposit("more-" + customer, customer + ":debit", 7).dump() + "\n";
+  WriteFile(file, more);
+  const RunResult resubmitted =
+      RunProcess({kLedgerBinary, "submit", "--brokers", brokers, "--shards", std::to_string(kShards), file},
+                 dir_.path(), 300);
+  ASSERT_EQ(resubmitted.exit_code, 0) << FirstLine(resubmitted.err);
+  EXPECT_EQ(Lines(resubmitted.out).size(), customers.size());
+  for (uint32_t shard = 0; shard < kShards; ++shard) EXPECT_EQ(Stop(serve[shard], seconds(60)), 0);
+  std::map<std::string, int> answered;
+  for (uint32_t shard = 0; shard < kShards; ++shard) {
+    for (const kafka::Record& record : ReadTopic(brokers, kafka::kResultsTopic, shard))
+      answered[record.key] += 1;
+  }
+  for (const auto& [key, count] : answered) EXPECT_EQ(count, key == "m1" ? 2 : 1) << key;
+  EXPECT_EQ(answered.size(), Lines(commands).size() + customers.size());
 }
 
 }  // namespace
