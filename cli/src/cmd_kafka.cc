@@ -7,15 +7,18 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli_common.h"
+#include "core/time.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
 #include "kafka/projection_runner.h"
 #include "kafka/timeouts.h"
 #include "ledger/ledger.h"
+#include "replay/cluster_status.h"
 #include "service/shard_service.h"
 
 namespace ledger::cli {
@@ -159,6 +162,67 @@ Runner AddServe(CLI::App& app) {
     std::fflush(stdout);
     const service::ServeOutcome outcome = (*shard)->Run();
     return outcome.status.ok() ? kExitOk : FailServe(outcome);
+  };
+}
+
+Runner AddClusterStatus(CLI::App& app) {
+  struct Args {
+    std::string brokers;
+    uint32_t shards = 1;
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  app.add_option("--brokers", args->brokers, "Kafka bootstrap servers")->required();
+  app.add_option("--shards", args->shards, "number of shards (partitions per topic)")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  app.add_flag("--json", args->json, "one JSON object per shard");
+  return [args]() {
+    // How long the cluster gets to answer for one shard.
+    constexpr int64_t kShardStatusTimeoutMs = 30'000;
+    const int timezone = LedgerConfig().timezone_offset_minutes;
+    const auto when = [timezone](int64_t ns) {
+      return ns == 0 ? std::string("-") : FormatIso8601(ns, timezone);
+    };
+    if (!args->json) {
+      std::printf("%-5s %12s %12s %10s %12s %-26s %s\n", "shard", "head", "results", "commands", "checkpoint",
+                  "last event at", "checkpoint signed at");
+    }
+    bool all_read = true;
+    for (uint32_t shard = 0; shard < args->shards; ++shard) {
+      Result<replay::ShardStatus> status =
+          replay::ReadShardStatus(args->brokers, shard, kShardStatusTimeoutMs);
+      if (!status.ok()) {
+        all_read = false;
+        std::fprintf(stderr, "ledger: shard %u: %s\n", shard, status.status().ToString().c_str());
+        continue;
+      }
+      const std::optional<int64_t> lag = status->commands_lag();
+      if (args->json) {
+        nlohmann::ordered_json out{
+            {"shard", shard},
+            {"head_sequence", status->head_sequence},
+            {"last_event_at", when(status->head_recorded_at_ns)},
+            {"results_through", status->results_through},
+            {"commands_high", status->commands_high},
+            {"commands_next", status->commands_next ? nlohmann::ordered_json(*status->commands_next)
+                                                    : nlohmann::ordered_json(nullptr)},
+            {"commands_lag", lag ? nlohmann::ordered_json(*lag) : nlohmann::ordered_json(nullptr)},
+            {"last_checkpoint_covers", status->last_checkpoint_covers
+                                           ? nlohmann::ordered_json(*status->last_checkpoint_covers)
+                                           : nlohmann::ordered_json(nullptr)},
+            {"last_checkpoint_signed_at", when(status->last_checkpoint_signed_at_ns)}};
+        std::printf("%s\n", out.dump().c_str());
+        continue;
+      }
+      std::printf(
+          "%-5u %12llu %12llu %10s %12s %-26s %s\n", shard,
+          static_cast<unsigned long long>(status->head_sequence),
+          static_cast<unsigned long long>(status->results_through), lag ? std::to_string(*lag).c_str() : "?",
+          status->last_checkpoint_covers ? std::to_string(*status->last_checkpoint_covers).c_str() : "-",
+          when(status->head_recorded_at_ns).c_str(), when(status->last_checkpoint_signed_at_ns).c_str());
+    }
+    return all_read ? kExitOk : kExitFailure;
   };
 }
 

@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
       ledger::cli::AddBroker);
   add("serve", "the ledger service: commands from Kafka, events and results to Kafka", ledger::cli::AddServe);
   add("tail", "print events from the ledger.events topic as JSON", ledger::cli::AddTail);
+  add("cluster-status",
+      "per shard, from Kafka: head sequence, results published, commands waiting, last signed checkpoint",
+      ledger::cli::AddClusterStatus);
   add("keygen", "make an Ed25519 key pair for signed checkpoints", ledger::cli::AddKeygen);
   add("checkpoint", "write a signed checkpoint of the current state now", ledger::cli::AddCheckpoint);
   add("scrub",

@@ -9,32 +9,23 @@
 
 namespace ledger::replay {
 
+void CommandsResume::See(const fb::EventBody& body) {
+  if (const fb::CommandsSkipped* skipped = body.payload_as_CommandsSkipped()) {
+    if (skipped->resumed_offset() >= 0) next_ = skipped->resumed_offset();
+  } else if (body.commands_offset() >= 0 && body.commands_offset() < INT64_MAX) {
+    next_ = body.commands_offset() + 1;
+  }
+}
+
 namespace {
 
-// Where serve resumes on ledger.commands after the events it has seen, in history order: past the last
-// command's offset, or where a CommandsSkipped event says serve resumed. The last fact wins, not the largest
-// offset: after the topic was replaced (CommandsSkipped) offsets start again from its low watermark.
-class CommandsOffsetTracker {
- public:
-  void See(const fb::EventBody& body) {
-    if (const fb::CommandsSkipped* skipped = body.payload_as_CommandsSkipped()) {
-      if (skipped->resumed_offset() >= 0) next_ = skipped->resumed_offset();
-    } else if (body.commands_offset() >= 0 && body.commands_offset() < INT64_MAX) {
-      next_ = body.commands_offset() + 1;
-    }
-  }
-  const std::optional<int64_t>& next() const { return next_; }
-  // Stores the offset in `target`'s meta, when the events recorded one. Errors: IoError.
-  Status Store(uint32_t shard, ledger::Store* target) const {
-    if (!next_.has_value()) return Status::Ok();
-    CommitBatch batch;
-    batch.meta.emplace_back(keys::CommandsOffsetMeta(shard), std::to_string(*next_));
-    return target->Commit(batch);
-  }
-
- private:
-  std::optional<int64_t> next_;
-};
+// Stores `resume`'s offset in `target`'s meta, when the events recorded one. Errors: IoError.
+Status StoreResume(const CommandsResume& resume, uint32_t shard, Store* target) {
+  if (!resume.next().has_value()) return Status::Ok();
+  CommitBatch batch;
+  batch.meta.emplace_back(keys::CommandsOffsetMeta(shard), std::to_string(*resume.next()));
+  return target->Commit(batch);
+}
 
 // Bounds the events AppendTail holds before writing them.
 constexpr size_t kTailBatchEventsMax = 10'000;
@@ -44,7 +35,7 @@ constexpr size_t kTailBatchEventsMax = 10'000;
 Result<RestoreReport> RestoreShard(const EventSource& source, uint32_t shard, Store* target,
                                    const ReplayOptions& options) {
   LEDGER_ASSERT(target != nullptr);
-  CommandsOffsetTracker offsets;
+  CommandsResume offsets;
   std::optional<std::pair<uint64_t, uint32_t>> foreign;  // (sequence, shard) of another shard's record
   // Sees each record before Replay verifies it: what it learns counts only if the whole history verifies.
   const EventSource watched = [&](const std::function<bool(uint64_t, std::string_view)>& fn) {
@@ -71,7 +62,7 @@ Result<RestoreReport> RestoreShard(const EventSource& source, uint32_t shard, St
   }
   if (!report.replay.ok()) return report;
   report.commands_offset = offsets.next();
-  LEDGER_RETURN_IF_ERROR(offsets.Store(shard, target));
+  LEDGER_RETURN_IF_ERROR(StoreResume(offsets, shard, target));
   return report;
 }
 
@@ -95,7 +86,7 @@ Result<TailReport> AppendTail(const EventSource& source, uint32_t shard, Store* 
   };
   bool matched_backup = report.backup_sequence == 0;  // the source's record at the backup's last sequence
   std::vector<std::pair<uint64_t, std::string>> tail;
-  CommandsOffsetTracker offsets;
+  CommandsResume offsets;
   LEDGER_RETURN_IF_ERROR(source([&](uint64_t sequence, std::string_view record) {
     if (sequence < report.backup_sequence) return true;
     if (sequence == report.backup_sequence) {
@@ -136,7 +127,7 @@ Result<TailReport> AppendTail(const EventSource& source, uint32_t shard, Store* 
   }
   report.appended = tail.size();
   report.commands_offset = offsets.next();
-  LEDGER_RETURN_IF_ERROR(offsets.Store(shard, target));
+  LEDGER_RETURN_IF_ERROR(StoreResume(offsets, shard, target));
   return report;
 }
 

@@ -5,6 +5,7 @@
 // moved on either.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -60,6 +61,20 @@ std::map<std::string, json> ResultsOf(const std::string& brokers, uint32_t shard
   return by_id;
 }
 
+// The results on partition `shard` once every id of `ids` is answered there (bounded wait).
+std::map<std::string, json> AnswersOnceThere(const std::string& brokers, uint32_t shard,
+                                             const std::vector<std::string>& ids) {
+  std::map<std::string, json> results;
+  for (const auto deadline = std::chrono::steady_clock::now() + kServeDeadline;
+       std::chrono::steady_clock::now() < deadline;) {
+    results = ResultsOf(brokers, shard);
+    if (std::all_of(ids.begin(), ids.end(), [&](const std::string& id) { return results.count(id) != 0; }))
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return results;
+}
+
 TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   testing::TempDir dir;
   Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(kShards);
@@ -98,21 +113,13 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   // too.
   const std::string order_across =
       IdOnShard("X", 1, [](const std::string& id) { return OrderKey("M1", id); });
-  const uint32_t across_shard = 1;
   ASSERT_TRUE(
       testing::SendCommands(brokers, {testing::Deposit("stray", a + ":debit", 5'000).dump()}, 1).ok());
-  ASSERT_TRUE(
-      testing::SendCommands(brokers, {testing::Pay("M1", order_across, a, 100).dump()}, across_shard).ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Pay("M1", order_across, a, 100).dump()}, 1).ok());
   std::map<std::string, json> results[kShards];
-  for (const auto deadline = std::chrono::steady_clock::now() + kServeDeadline;
-       std::chrono::steady_clock::now() < deadline;) {
-    results[1] = ResultsOf(brokers, 1);
-    results[across_shard] = ResultsOf(brokers, across_shard);
-    if (results[1].count("stray") != 0 && results[across_shard].count("M1:" + order_across) != 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_EQ(results[across_shard].count("M1:" + order_across), 1u);
-  const json& across = results[across_shard]["M1:" + order_across];
+  results[1] = AnswersOnceThere(brokers, 1, {"stray", "M1:" + order_across});
+  ASSERT_EQ(results[1].count("M1:" + order_across), 1u);
+  const json& across = results[1]["M1:" + order_across];
   EXPECT_EQ(across.value("reason", ""), "WRONG_SHARD");
   EXPECT_EQ(across.value("detail", ""),
             "merchant order M1/" + order_across + " belongs to shard 1 of 2 but its customer " + a +
@@ -149,6 +156,20 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   EXPECT_EQ(recounted.WaitExit(kServeDeadline), 2) << recounted.err();
   EXPECT_NE(recounted.err().find("a ledger of 2 shards, not 1"), std::string::npos) << recounted.err();
   EXPECT_EQ(testing::ReadStoreState(data[0]), stopped);
+
+  // Operators see both shards from Kafka alone: heads, results published, nothing waiting.
+  const testing::ProgramRun status = testing::RunLedger(
+      dir.path(), {"cluster-status", "--brokers", brokers, "--shards", std::to_string(kShards), "--json"});
+  ASSERT_EQ(status.exit_code, 0) << testing::Describe(status);
+  const std::vector<std::string> shard_lines = testing::Lines(status.out);
+  ASSERT_EQ(shard_lines.size(), kShards) << status.out;
+  for (uint32_t shard = 0; shard < kShards; ++shard) {
+    const json line = json::parse(shard_lines[shard]);
+    EXPECT_EQ(line.value("shard", -1), static_cast<int>(shard));
+    EXPECT_EQ(line.value("head_sequence", uint64_t{0}), testing::ReadStoreState(data[shard]).last_sequence);
+    EXPECT_EQ(line.value("results_through", uint64_t{0}), line.value("head_sequence", uint64_t{1}));
+    EXPECT_EQ(line["commands_lag"], 0) << line.dump();
+  }
 }
 
 }  // namespace

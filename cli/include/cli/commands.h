@@ -19,6 +19,7 @@ Runner AddDemo(CLI::App& app);
 Runner AddBroker(CLI::App& app);
 Runner AddServe(CLI::App& app);
 Runner AddTail(CLI::App& app);
+Runner AddClusterStatus(CLI::App& app);
 Runner AddProject(CLI::App& app);
 Runner AddKeygen(CLI::App& app);
 Runner AddCheckpoint(CLI::App& app);

@@ -12,7 +12,24 @@
 #include "replay/replay.h"
 #include "storage/store.h"
 
+namespace ledger::fb {
+struct EventBody;
+}  // namespace ledger::fb
+
 namespace ledger::replay {
+
+// Where serve resumes on ledger.commands after the events it has seen, in history order: past the last
+// command's offset, or where a CommandsSkipped event says serve resumed. The last fact wins, not the largest
+// offset: after the topic was replaced (CommandsSkipped) offsets start again from its low watermark.
+class CommandsResume {
+ public:
+  void See(const fb::EventBody& body);
+  // nullopt: no event seen recorded an offset.
+  const std::optional<int64_t>& next() const { return next_; }
+
+ private:
+  std::optional<int64_t> next_;
+};
 
 struct RestoreReport {
   ReplayReport replay;  // verification; a history of another shard fails it at its first event

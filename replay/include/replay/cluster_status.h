@@ -1,0 +1,40 @@
+// Cluster status: what the published topics say about each shard, for operators (`ledger cluster-status`).
+// Read from Kafka alone, so it works from any machine that reaches the brokers, whichever shards are up:
+// the head of each events partition, how far results are published, how many commands wait, and the last
+// signed checkpoint among the newest events.
+// Thread-safety: a plain function; each call opens its own clients.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+
+namespace ledger::replay {
+
+// How many of a partition's newest events are read to find the last checkpoint and the commands position
+// (one checkpoint per [audit] checkpoint_every events; the default is far more than this, so "none seen" is
+// common for a busy shard and says only that).
+inline constexpr int64_t kStatusScanEventsMax = 20'000;
+
+struct ShardStatus {
+  uint32_t shard = 0;
+  uint64_t head_sequence = 0;  // the last event published (0: none)
+  int64_t head_recorded_at_ns = 0;
+  uint64_t results_through = 0;  // the sequence the last published result reports
+  int64_t commands_high = 0;     // the commands partition's next offset
+  // The next commands offset the newest events say serve reads (nullopt: none among them recorded one).
+  std::optional<int64_t> commands_next;
+  std::optional<int64_t> commands_lag() const {
+    return commands_next ? std::optional<int64_t>(commands_high - *commands_next) : std::nullopt;
+  }
+  std::optional<uint64_t> last_checkpoint_covers;  // among the newest kStatusScanEventsMax events
+  int64_t last_checkpoint_signed_at_ns = 0;
+};
+
+// The status of shard `shard` from `brokers`. Errors: IoError (the cluster did not answer in time),
+// Corruption (a record of the events partition is not an event).
+Result<ShardStatus> ReadShardStatus(const std::string& brokers, uint32_t shard, int64_t timeout_ms);
+
+}  // namespace ledger::replay
