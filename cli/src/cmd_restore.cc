@@ -126,9 +126,9 @@ Result<replay::RestoreReport> RestoreInto(uint32_t shard, const std::string& bro
 // What a restore did, for its report.
 struct RestoreOutcome {
   uint32_t shard = 0;
-  replay::RestoreReport report;            // the verification (of the whole installed history) and the offset
-  std::optional<BackupSummary> backup;     // --from-backup: the backup restored
-  std::optional<replay::TailReport> tail;  // --from-backup --from-kafka: what the partition added
+  replay::RestoreReport report;         // the verification (of the whole installed history) and the offset
+  std::optional<BackupSummary> backup;  // --from-backup: the backup restored
+  uint64_t events_after_backup = 0;     // --from-backup: the events the partition added after it
 };
 
 void PrintReport(const RestoreArgs& args, const RestoreOutcome& outcome, const std::string& key_path) {
@@ -152,8 +152,7 @@ void PrintReport(const RestoreArgs& args, const RestoreOutcome& outcome, const s
                                                             {"label", outcome.backup->label},
                                                             {"created_at_s", outcome.backup->created_at_s}}
                                    : nlohmann::ordered_json(nullptr);
-    out["events_from_kafka"] =
-        outcome.tail ? outcome.tail->appended : (outcome.backup ? 0 : replayed.events_read);
+    out["events_from_kafka"] = outcome.backup ? outcome.events_after_backup : replayed.events_read;
     out["data"] = args.data_dir;
     std::printf("%s\n", out.dump().c_str());
     return;
@@ -169,7 +168,7 @@ void PrintReport(const RestoreArgs& args, const RestoreOutcome& outcome, const s
   if (outcome.backup) {
     std::printf("  from backup %u (%s), then %llu events from ledger.events partition %u\n",
                 outcome.backup->id, outcome.backup->label.c_str(),
-                static_cast<unsigned long long>(outcome.tail ? outcome.tail->appended : 0), shard);
+                static_cast<unsigned long long>(outcome.events_after_backup), shard);
   }
   if (report.commands_offset) {
     std::printf("  serve resumes ledger.commands partition %u at offset %lld\n", shard,
@@ -187,68 +186,58 @@ std::function<void(uint64_t)> RestoreProgress(uint64_t total) {
   return ProgressPrinter("restore", std::chrono::steady_clock::now(), total);
 }
 
-// The commands offset serve stored in `store` for `shard` (nullopt: none). Errors: IoError, Corruption.
-Result<std::optional<int64_t>> StoredCommandsOffset(const Store& store, uint32_t shard) {
-  Result<std::optional<std::string>> text = store.GetMeta(keys::CommandsOffsetMeta(shard));
-  if (!text.ok()) return text.status();
-  if (!text->has_value()) return std::optional<int64_t>();
-  int64_t offset = -1;
-  const auto [end, error] = std::from_chars((*text)->data(), (*text)->data() + (*text)->size(), offset);
-  if (error != std::errc() || end != (*text)->data() + (*text)->size() || offset < 0)
-    return Status::Corruption("meta " + keys::CommandsOffsetMeta(shard) + " holds '" + **text + "'");
-  return std::optional<int64_t>(offset);
-}
-
-// Restores the newest backup of args.from_backup into `staging`, appends the partition's events after it
-// (with --from-kafka), verifies the whole history (every hash from sequence 1, every checkpoint's signature
-// and chain head) and folds the appended events into the projections. A failed check is in the outcome's
-// report. Errors: NotFound (no backup), Corruption (a damaged backup), IoError.
-Result<RestoreOutcome> RestoreFromBackup(const RestoreArgs& args, const LedgerConfig& config, uint32_t shard,
-                                         const std::string& brokers, const SignatureVerifier* verifier,
-                                         const std::string& staging) {
+// Restores the newest backup of args.from_backup into a scratch folder beside `staging` and rebuilds the
+// shard in `staging` from the backup's events, followed (with --from-kafka) by the partition's later ones,
+// with RestoreShard's verification: the backup's own projection records are never trusted. A failed check is
+// in the outcome's report. Errors: NotFound (no backup), Corruption (a damaged backup, a partition of another
+// history), IoError.
+Result<RestoreOutcome> RestoreFromBackup(const RestoreArgs& args, uint32_t shard, const std::string& brokers,
+                                         const SignatureVerifier* verifier, const std::string& staging) {
+  const std::string scratch = staging + "-backup";
+  std::error_code error;
+  if (fs::exists(fs::symlink_status(scratch, error)) || !fs::create_directory(scratch, error) || error) {
+    return Status::InvalidArgument(scratch + " exists (an interrupted restore?): remove it and run again");
+  }
+  struct RemoveScratch {
+    std::string dir;
+    ~RemoveScratch() {
+      std::error_code ignored;
+      fs::remove_all(dir, ignored);
+    }
+  } remove_scratch{scratch};
   RestoreOutcome outcome;
   outcome.shard = shard;
-  Result<BackupSummary> backup = RestoreLatestBackup(args.from_backup, staging);
+  Result<BackupSummary> backup = RestoreLatestBackup(args.from_backup, scratch);
   if (!backup.ok()) return backup.status();
   outcome.backup = *backup;
-  {
-    Result<std::unique_ptr<Store>> store = Store::Open(staging, StoreOptions());
-    if (!store.ok()) return store.status();
-    if (args.from_kafka) {
-      Result<std::unique_ptr<replay::KafkaEventSource>> source =
-          replay::KafkaEventSource::Open(brokers, shard);
-      if (!source.ok()) return source.status();
-      Result<replay::TailReport> tail = replay::AppendTail((*source)->source(), shard, store->get());
-      if (!tail.ok()) return tail.status();
-      outcome.tail = *tail;
-      if (!tail->ok()) {
-        outcome.report.replay.first_bad_sequence = tail->first_bad_sequence;
-        outcome.report.replay.problem = tail->problem;
-        return outcome;
-      }
-    }
-    replay::ReplayOptions options;
-    options.verifier = verifier;
-    options.progress = RestoreProgress(outcome.tail ? outcome.tail->last_sequence : 0);
-    Result<replay::ReplayReport> verified = replay::Replay(replay::StoreSource(**store), nullptr, options);
-    if (options.progress) std::fputc('\n', stderr);
-    if (!verified.ok()) return verified.status();
-    outcome.report.replay = *verified;
-    if (!verified->ok()) return outcome;
-    Result<std::optional<int64_t>> offset = StoredCommandsOffset(**store, shard);
-    if (!offset.ok()) return offset.status();
-    outcome.report.commands_offset = *offset;
+  StoreOptions read_only;
+  read_only.read_only = true;
+  read_only.create_if_missing = false;
+  Result<std::unique_ptr<Store>> backup_store = Store::Open(scratch, read_only);
+  if (!backup_store.ok()) return backup_store.status();
+  Result<std::optional<std::pair<uint64_t, std::string>>> backup_head = (*backup_store)->LastEvent();
+  if (!backup_head.ok()) return backup_head.status();
+  const uint64_t backup_sequence = backup_head->has_value() ? (*backup_head)->first : 0;
+  std::unique_ptr<replay::KafkaEventSource> partition;
+  replay::EventSource source = replay::StoreSource(**backup_store);
+  if (args.from_kafka) {
+    Result<std::unique_ptr<replay::KafkaEventSource>> opened = replay::KafkaEventSource::Open(brokers, shard);
+    if (!opened.ok()) return opened.status();
+    partition = std::move(opened).value();
+    source = replay::BackupThenPartition(**backup_store, partition->source());
   }
-  // The backup's projections are as of its own last event: the ledger folds the appended ones as it opens.
-  LedgerOptions ledger_options;
-  ledger_options.data_dir = staging;
-  ledger_options.config = config;
-  ledger_options.config.shard = shard;
-  Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(ledger_options);
-  if (!ledger.ok()) {
-    outcome.report.replay.first_bad_sequence = outcome.report.replay.last_sequence;
-    outcome.report.replay.problem = "the restored store does not open: " + ledger.status().message();
-  }
+  Result<std::unique_ptr<Store>> target = Store::Open(staging, StoreOptions());
+  if (!target.ok()) return target.status();
+  replay::ReplayOptions options;
+  options.verifier = verifier;
+  options.progress = RestoreProgress(backup_sequence);
+  Result<replay::RestoreReport> report = replay::RestoreShard(source, shard, target->get(), options);
+  if (options.progress) std::fputc('\n', stderr);
+  if (!report.ok()) return report.status();
+  outcome.report = std::move(report).value();
+  outcome.events_after_backup = outcome.report.replay.last_sequence > backup_sequence
+                                    ? outcome.report.replay.last_sequence - backup_sequence
+                                    : 0;
   return outcome;
 }
 
@@ -279,9 +268,8 @@ int RunRestore(const RestoreArgs& args) {
     return Fail(kExitBadInput, prepared.message());
 
   Result<RestoreOutcome> outcome =
-      args.from_backup.empty()
-          ? RestoreFromKafka(shard, brokers, anchor->verifier.get(), staging)
-          : RestoreFromBackup(args, *config, shard, brokers, anchor->verifier.get(), staging);
+      args.from_backup.empty() ? RestoreFromKafka(shard, brokers, anchor->verifier.get(), staging)
+                               : RestoreFromBackup(args, shard, brokers, anchor->verifier.get(), staging);
   const auto discard = [&staging] {
     std::error_code ignored;
     fs::remove_all(staging, ignored);

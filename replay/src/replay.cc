@@ -375,7 +375,8 @@ class Replayer {
   // Checks the record's place, hashes and envelope. Returns the decoded event, or nullopt after Fail.
   std::optional<DecodedEvent> VerifyChain(uint64_t expected, uint64_t key_sequence, std::string_view record);
   // Checks a checkpoint event against the replayed history just before it.
-  bool CheckCheckpoint(uint64_t sequence, const fb::CheckpointRecorded& checkpoint);
+  bool CheckCheckpoint(uint64_t sequence, const fb::EventBody& body,
+                       const fb::CheckpointRecorded& checkpoint);
   bool CheckSignature(uint64_t sequence, const fb::CheckpointRecorded& checkpoint,
                       const std::vector<NamedDigest>& signed_digests);
   bool CheckRebuiltDigests(uint64_t sequence, const fb::CheckpointRecorded& checkpoint,
@@ -477,7 +478,8 @@ bool Replayer::Rebuild(uint64_t sequence, std::string_view record, const Digest&
   return true;
 }
 
-bool Replayer::CheckCheckpoint(uint64_t sequence, const fb::CheckpointRecorded& checkpoint) {
+bool Replayer::CheckCheckpoint(uint64_t sequence, const fb::EventBody& body,
+                               const fb::CheckpointRecorded& checkpoint) {
   // Everything before the checkpoint folded and committed first: a fold failure there comes first.
   if (target_ != nullptr && !Commit()) return false;
   report_.checkpoints_seen += 1;
@@ -503,7 +505,14 @@ bool Replayer::CheckCheckpoint(uint64_t sequence, const fb::CheckpointRecorded& 
   if (!CheckSignature(sequence, checkpoint, signed_digests)) return false;
   if (!CheckRebuiltDigests(sequence, checkpoint, signed_digests)) return false;
   report_.checkpoints_verified += 1;
-  if (report_.signatures_checked) report_.signed_through = sequence;
+  // The signature covers the checkpoint's payload, not its event's envelope: the checkpoint vouches for the
+  // history through it only when the envelope is the one the ledger writes (a forged command id or commands
+  // offset on it would change what a restored shard answers as a duplicate and where it reads commands).
+  const bool ledger_envelope =
+      body.command_id() != nullptr &&
+      body.command_id()->string_view() == "checkpoint:" + std::to_string(checkpoint.sequence()) &&
+      body.commands_offset() == -1 && body.shard() == checkpoint.shard();
+  if (report_.signatures_checked && ledger_envelope) report_.signed_through = sequence;
   return true;
 }
 
@@ -580,7 +589,7 @@ bool Replayer::Visit(uint64_t key_sequence, std::string_view record) {
   const fb::EventBody& body = *decoded->body;
   if (options_.as_of_ns && body.recorded_at_ns() > *options_.as_of_ns) return false;
   if (body.payload_type() == fb::Payload::CheckpointRecorded &&
-      !CheckCheckpoint(expected, *body.payload_as_CheckpointRecorded())) {
+      !CheckCheckpoint(expected, body, *body.payload_as_CheckpointRecorded())) {
     return false;
   }
   // A forged but re-chained event must be reported, never trusted: its postings must balance per unit

@@ -27,9 +27,6 @@ Status StoreResume(const CommandsResume& resume, uint32_t shard, Store* target) 
   return target->Commit(batch);
 }
 
-// Bounds the events AppendTail holds before writing them.
-constexpr size_t kTailBatchEventsMax = 10'000;
-
 }  // namespace
 
 Result<RestoreReport> RestoreShard(const EventSource& source, uint32_t shard, Store* target,
@@ -66,69 +63,51 @@ Result<RestoreReport> RestoreShard(const EventSource& source, uint32_t shard, St
   return report;
 }
 
-Result<TailReport> AppendTail(const EventSource& source, uint32_t shard, Store* target) {
-  LEDGER_ASSERT(target != nullptr);
-  Result<std::optional<std::pair<uint64_t, std::string>>> last = target->LastEvent();
-  if (!last.ok()) return last.status();
-  TailReport report;
-  Digest head = kGenesisHash;
-  if (last->has_value()) {
-    report.backup_sequence = (*last)->first;
-    Result<DecodedEvent> decoded = DecodeEventRecord((*last)->second);
-    if (!decoded.ok()) return Status::Corruption("the backup's last event: " + decoded.status().message());
-    head = decoded->hash;
-  }
-  report.last_sequence = report.backup_sequence;
-  const auto fail = [&report](uint64_t sequence, std::string problem) {
-    report.first_bad_sequence = sequence;
-    report.problem = std::move(problem);
-    return false;
+EventSource BackupThenPartition(const Store& backup, EventSource partition) {
+  return [&backup,
+          partition = std::move(partition)](const std::function<bool(uint64_t, std::string_view)>& fn) {
+    uint64_t head = 0;
+    std::string head_record;
+    bool stopped = false;
+    LEDGER_RETURN_IF_ERROR(backup.ScanEvents(1, UINT64_MAX, [&](uint64_t sequence, std::string_view record) {
+      head = sequence;
+      head_record.assign(record);
+      stopped = !fn(sequence, record);
+      return !stopped;
+    }));
+    if (stopped) return Status::Ok();
+    // The partition's last record at or below the backup's head, compared with the backup's at its sequence.
+    uint64_t overlap = 0;
+    std::string overlap_record;
+    Status problem;
+    LEDGER_RETURN_IF_ERROR(partition([&](uint64_t sequence, std::string_view record) {
+      if (sequence <= head) {
+        overlap = sequence;
+        overlap_record.assign(record);
+        return true;
+      }
+      if (overlap != head) {
+        problem = Status::Corruption("the partition holds sequence " + std::to_string(sequence) +
+                                     " but not the backup's last event " + std::to_string(head));
+        return false;
+      }
+      return fn(sequence, record);
+    }));
+    LEDGER_RETURN_IF_ERROR(problem);
+    if (overlap == 0) return Status::Ok();  // an empty partition: the backup alone
+    std::string backup_record = overlap == head ? head_record : std::string();
+    if (overlap != head) {
+      LEDGER_RETURN_IF_ERROR(backup.ScanEvents(overlap, overlap, [&](uint64_t, std::string_view record) {
+        backup_record.assign(record);
+        return false;
+      }));
+    }
+    if (backup_record != overlap_record) {
+      return Status::Corruption("the partition's event " + std::to_string(overlap) +
+                                " differs from the backup's: they are not one history");
+    }
+    return Status::Ok();
   };
-  bool matched_backup = report.backup_sequence == 0;  // the source's record at the backup's last sequence
-  std::vector<std::pair<uint64_t, std::string>> tail;
-  CommandsResume offsets;
-  LEDGER_RETURN_IF_ERROR(source([&](uint64_t sequence, std::string_view record) {
-    if (sequence < report.backup_sequence) return true;
-    if (sequence == report.backup_sequence) {
-      if (record != (*last)->second)
-        return fail(sequence, "the partition's event differs from the backup's: they are not one history");
-      matched_backup = true;
-      return true;
-    }
-    const uint64_t expected = report.last_sequence + 1;
-    if (!matched_backup || sequence != expected) {
-      return fail(expected, "the partition does not hold sequence " + std::to_string(expected) +
-                                " (next it holds " + std::to_string(sequence) + ")");
-    }
-    Result<DecodedEvent> decoded = DecodeEventRecord(record);
-    if (!decoded.ok()) return fail(sequence, decoded.status().message());
-    const fb::EventBody& body = *decoded->body;
-    if (body.shard() != shard)
-      return fail(sequence, "the record holds shard " + std::to_string(body.shard()) + "'s history");
-    if (body.sequence() != sequence) return fail(sequence, "the record's sequence differs from its header's");
-    if (decoded->prev_hash != head || ChainHash(decoded->prev_hash, decoded->body_bytes) != decoded->hash)
-      return fail(sequence, "the record does not chain to the one before");
-    head = decoded->hash;
-    offsets.See(body);
-    tail.emplace_back(sequence, std::string(record));
-    report.last_sequence = sequence;
-    return true;
-  }));
-  if (!report.ok()) {
-    report.last_sequence = report.backup_sequence;
-    return report;
-  }
-  for (size_t begin = 0; begin < tail.size(); begin += kTailBatchEventsMax) {
-    CommitBatch batch;
-    const size_t end = std::min(tail.size(), begin + kTailBatchEventsMax);
-    batch.events.assign(std::make_move_iterator(tail.begin() + begin),
-                        std::make_move_iterator(tail.begin() + end));
-    LEDGER_RETURN_IF_ERROR(target->Commit(batch));
-  }
-  report.appended = tail.size();
-  report.commands_offset = offsets.next();
-  LEDGER_RETURN_IF_ERROR(StoreResume(offsets, shard, target));
-  return report;
 }
 
 }  // namespace ledger::replay

@@ -21,7 +21,8 @@ Result<std::optional<int64_t>> StoredCommandsOffset(const Ledger& ledger, uint32
   int64_t offset = -1;
   const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), offset);
   if (error != std::errc() || end != value.data() + value.size() || offset < 0) {
-    return Status::Corruption("meta " + keys::CommandsOffsetMeta(partition) + " holds '" + value + "', not an offset");
+    return Status::Corruption("meta " + keys::CommandsOffsetMeta(partition) + " holds '" + value +
+                              "', not an offset");
   }
   return std::optional<int64_t>(offset);
 }

@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "commands_start.h"
-#include "state/keys.h"
 #include "core/sha256.h"
 #include "kafka/timeouts.h"
 #include "ledger/command.h"
+#include "state/keys.h"
 
 namespace ledger::service {
 namespace {
@@ -124,8 +124,8 @@ ParsedCommand CommandOfRecord(const kafka::Record& record) {
 }
 
 // Refuses a store that serve committed to with another number of shards (a changed count moves customers
-// and orders between shards: each would have two owners); a store that never recorded one records this one with
-// its next group. Errors: InvalidArgument, IoError.
+// and orders between shards: each would have two owners); a store that never recorded one records this one
+// with its next group. Errors: InvalidArgument, IoError.
 Status CheckShardCount(Ledger& ledger, const ShardServiceOptions& options) {
   Result<std::optional<std::string>> stored = ledger.store().GetMeta(keys::kShardsMeta);
   if (!stored.ok()) return stored.status();
@@ -246,8 +246,8 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& record
   // until a group committed after its answer passes it (the next batch's group, or SettleGroups). Until then
   // a crash redelivers it, and it is answered again.
   ledger->StageMeta(keys::CommandsOffsetMeta(options.shard), duplicates->first_offset >= 0
-                                                  ? std::to_string(duplicates->first_offset)
-                                                  : duplicates->offset_after);
+                                                                 ? std::to_string(duplicates->first_offset)
+                                                                 : duplicates->offset_after);
   const bool wait_for_kafka = ack_kafka();
   // On error a restart recovers from the WAL.
   LEDGER_RETURN_IF_ERROR(ledger->SealGroup([this, duplicates, wait_for_kafka](uint64_t last_sequence) {

@@ -271,6 +271,22 @@ TEST(Restore, ABackupAndThePartitionsLaterEventsGiveBackTheShard) {
     if (!key.starts_with("checkpoint:")) answers[key] += 1;
   }
   EXPECT_EQ(answers.size(), static_cast<size_t>(answered + 1));
+
+  // A backup of another ledger is never spliced with this partition: nothing installed.
+  const std::string other = dir.path() + "/other";
+  testing::WriteFile(dir.path() + "/one.jsonl", testing::OpenMerchant("x1", "MX", 10).dump() + "\n");
+  const testing::ProgramRun other_day = testing::RunLedger(
+      dir.path(), {"submit", "--data", other, "--clock", "occurred", dir.path() + "/one.jsonl"});
+  ASSERT_EQ(other_day.exit_code, 0) << testing::Describe(other_day);
+  ASSERT_EQ(testing::RunLedger(dir.path(), {"backup", "--data", other, "--to", dir.path() + "/other-backups"})
+                .exit_code,
+            0);
+  const testing::ProgramRun spliced =
+      testing::RunLedger(dir.path(), {"restore", "--data", dir.path() + "/spliced", "--from-backup",
+                                      dir.path() + "/other-backups", "--from-kafka", "--brokers", brokers});
+  EXPECT_EQ(spliced.exit_code, 5) << testing::Describe(spliced);
+  EXPECT_NE(spliced.err.find("not one history"), std::string::npos) << spliced.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/spliced/CURRENT"));
   for (const auto& [key, count] : answers) EXPECT_EQ(count, 1) << key << " answered twice";
 }
 

@@ -46,24 +46,12 @@ struct RestoreReport {
 Result<RestoreReport> RestoreShard(const EventSource& source, uint32_t shard, Store* target,
                                    const ReplayOptions& options);
 
-// What AppendTail added after a restored backup's last event.
-struct TailReport {
-  uint64_t backup_sequence = 0;  // the target's last event before
-  uint64_t appended = 0;
-  uint64_t last_sequence = 0;
-  std::optional<int64_t> commands_offset;  // as in RestoreReport, from the appended events; nullopt: none
-  // Set when the partition and the backup disagree or the tail does not chain: nothing was appended.
-  std::optional<uint64_t> first_bad_sequence;
-  std::string problem;
-  bool ok() const { return !first_bad_sequence.has_value(); }
-};
-
-// Appends to `target` (a store restored from a backup of shard `shard`) the events of `source` after its last
-// event: the source's record at that sequence must equal the target's byte for byte, and every later record
-// must be the next sequence of this shard and chain to the one before (hash recomputed). Nothing is appended
-// unless the whole tail checks; projections are not folded (the next Ledger::Open folds them). A partition
-// that ends before the backup's last event appends nothing and is no error (the publisher republishes). The
-// commands offset the tail records, if any, is stored in `meta`. Errors: IoError.
-Result<TailReport> AppendTail(const EventSource& source, uint32_t shard, Store* target);
+// The history of a backup followed by a partition: every event of `backup` (a store restored from a backup),
+// then the events of `partition` after the backup's last one. The two must be one history: the partition's
+// record at the backup's last sequence (or, when the partition ends before it, the partition's last record)
+// must equal the backup's byte for byte, else the source fails with Corruption. Only the backup's events are
+// used, never its projection records: RestoreShard rebuilds and proves those. `backup` must outlive the
+// source.
+EventSource BackupThenPartition(const Store& backup, EventSource partition);
 
 }  // namespace ledger::replay

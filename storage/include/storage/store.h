@@ -108,7 +108,8 @@ class Store {
   // RocksDB's BackupEngine: files shared with earlier backups are copied once, each file's checksum is kept,
   // and only the newest `keep` backups stay (keep >= 1). Errors: IoError; InvalidArgument for a store that is
   // not a database of its own (a view; the default).
-  virtual Result<BackupSummary> Backup(const std::string& backup_dir, uint32_t keep, const std::string& label) {
+  virtual Result<BackupSummary> Backup(const std::string& backup_dir, uint32_t keep,
+                                       const std::string& label) {
     (void)backup_dir, (void)keep, (void)label;
     return Status::InvalidArgument("this store is a view, not a database: it cannot be backed up");
   }
