@@ -127,9 +127,25 @@ std::string EventKey(const fb::EventBody& body) {
       const std::string customer = str(rejected->customer());
       return customer.empty() ? str(rejected->merchant()) : customer;
     }
+    case fb::Payload::OrderForwarded:
+      return str(body.payload_as_OrderForwarded()->order());
+    case fb::Payload::OrderAnswered:
+      return str(body.payload_as_OrderAnswered()->order());
+    case fb::Payload::OrderSettled:
+      return str(body.payload_as_OrderSettled()->order());
+    case fb::Payload::CommandParked:
+      return str(body.payload_as_CommandParked()->order());
     default:
       return std::string();
   }
+}
+
+std::optional<LegAddress> LegAddressOf(const fb::EventBody& body) {
+  if (const auto* forwarded = body.payload_as_OrderForwarded())
+    return LegAddress{forwarded->destination(), forwarded->number()};
+  if (const auto* answered = body.payload_as_OrderAnswered())
+    return LegAddress{answered->destination(), answered->number()};
+  return std::nullopt;
 }
 
 std::string EventToJson(const DecodedEvent& event) {

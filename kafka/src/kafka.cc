@@ -132,7 +132,7 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(int partitions, in
   if (broker->impl_->cluster == nullptr)
     return Status::Internal("librdkafka could not start the mock cluster");
   broker->bootstrap_ = rd_kafka_mock_cluster_bootstraps(broker->impl_->cluster);
-  for (const char* topic : {kEventsTopic, kCommandsTopic, kResultsTopic}) {
+  for (const char* topic : kLedgerTopics) {
     const rd_kafka_resp_err_t err =
         rd_kafka_mock_topic_create(broker->impl_->cluster, topic, partitions, std::min(brokers, 3));
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -404,7 +404,7 @@ Result<std::map<std::string, int>> LedgerTopicPartitions(rd_kafka_t* client, int
   for (int i = 0; i < metadata->topic_cnt; ++i) {
     const rd_kafka_metadata_topic_t& topic = metadata->topics[i];
     if (topic.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
-    for (const char* name : {kEventsTopic, kCommandsTopic, kResultsTopic}) {
+    for (const char* name : kLedgerTopics) {
       if (std::strcmp(topic.topic, name) == 0) found[name] = topic.partition_cnt;
     }
   }
@@ -426,7 +426,8 @@ Status CreateTopics(rd_kafka_t* client, const std::vector<std::string>& names, i
       return Status::InvalidArgument("topic " + name + ": " + error);
     }
     topics.push_back(topic);
-    if (name != kEventsTopic) continue;
+    // Legs too: a restored shard reads its legs partition from the start (the marks skip what it applied).
+    if (name != kEventsTopic && name != kLegsTopic) continue;
     for (const auto& [key, value] : kEventsTopicConfig) {
       if (rd_kafka_NewTopic_set_config(topic, key, value) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
@@ -473,7 +474,7 @@ Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, i
   Result<std::map<std::string, int>> found = LedgerTopicPartitions(client.get(), timeout_ms);
   if (!found.ok()) return found.status();
   TopicsEnsured ensured;
-  for (const char* name : {kEventsTopic, kCommandsTopic, kResultsTopic}) {
+  for (const char* name : kLedgerTopics) {
     const auto it = found->find(name);
     if (it == found->end()) {
       ensured.created.push_back(name);
@@ -577,28 +578,60 @@ Status CheckEventsKeptForever(const std::string& brokers, int64_t timeout_ms) {
 
 std::vector<std::pair<CommandResult, uint64_t>> ResultsFromEvents(const std::vector<std::string>& records) {
   std::vector<std::pair<CommandResult, uint64_t>> results;
+  std::string current;   // the transaction being read
+  bool answered = true;  // whether it answers its command (not sent to another shard)
+  auto drop_unanswered = [&]() {
+    if (!answered) results.pop_back();
+  };
   for (const std::string& record : records) {
     Result<DecodedEvent> decoded = DecodeEventRecord(record);
     LEDGER_ASSERT(decoded.ok());
     const fb::EventBody& body = *decoded->body;
     const std::string transaction = body.transaction_id()->str();
-    if (results.empty() || results.back().first.transaction_id != transaction) {
+    if (results.empty() || current != transaction) {
+      drop_unanswered();
+      current = transaction;
       CommandResult result;
       result.command_id = body.command_id()->str();
       result.transaction_id = transaction;
       result.kind = CommandResult::Kind::kAccepted;
       results.emplace_back(std::move(result), 0);
+      answered = true;
     }
     CommandResult& result = results.back().first;
-    if (body.payload_type() == fb::Payload::CommandRejected) {
-      const fb::CommandRejected& rejected = *body.payload_as_CommandRejected();
-      result.kind = CommandResult::Kind::kRejected;
-      result.reason = rejected.reason()->str();
-      result.detail = rejected.detail() ? rejected.detail()->str() : "";
+    results.back().second = body.sequence();
+    switch (body.payload_type()) {
+      case fb::Payload::CommandRejected: {
+        const fb::CommandRejected& rejected = *body.payload_as_CommandRejected();
+        result.kind = CommandResult::Kind::kRejected;
+        result.reason = rejected.reason()->str();
+        result.detail = rejected.detail() ? rejected.detail()->str() : "";
+        break;
+      }
+      case fb::Payload::OrderSettled: {
+        // The decision another shard made, under its transaction (legs: docs/ARCHITECTURE.md, Shards).
+        const fb::OrderSettled& settled = *body.payload_as_OrderSettled();
+        result.kind = settled.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
+        result.reason = settled.reason() ? settled.reason()->str() : "";
+        result.detail = settled.detail() ? settled.detail()->str() : "";
+        result.transaction_id = settled.transaction_id() ? settled.transaction_id()->str() : "";
+        if (settled.sequences() != nullptr)
+          result.sequences.assign(settled.sequences()->begin(), settled.sequences()->end());
+        continue;
+      }
+      case fb::Payload::OrderForwarded:
+      case fb::Payload::CommandParked:
+      case fb::Payload::OrderAnswered:
+        // Sent to, waiting for, or decided for another shard: the result comes from the order shard's
+        // OrderSettled.
+        answered = false;
+        break;
+      default:
+        break;
     }
     result.sequences.push_back(body.sequence());
-    results.back().second = body.sequence();
   }
+  drop_unanswered();
   return results;
 }
 

@@ -1,4 +1,5 @@
-// The publisher: events and results, exactly once and in ledger order, resuming from the partition tails.
+// The publisher: events and results, exactly once (legs at least once: their receivers skip duplicates) and
+// in ledger order, resuming from the partition tails.
 //
 // Why this gives exactly once without broker transactions: a record is produced only for sequences above the
 // tail read from the partition itself, the idempotent producer (acks=all) never duplicates or reorders within
@@ -40,9 +41,20 @@ int64_t NowMs() {
       .count();
 }
 
-// Delivery opaque: sequence << 1 | is_result.
-void* MakeOpaque(uint64_t sequence, bool result) {
-  return reinterpret_cast<void*>(static_cast<uintptr_t>(sequence << 1 | (result ? 1 : 0)));
+// What a produced record is, for its delivery report.
+enum class RecordKind : uintptr_t { kEvent = 0, kResult = 1, kLeg = 2 };
+
+// Delivery opaque: sequence << 2 | kind.
+void* MakeOpaque(uint64_t sequence, RecordKind kind) {
+  return reinterpret_cast<void*>(static_cast<uintptr_t>(sequence << 2 | static_cast<uintptr_t>(kind)));
+}
+
+// A stored event record, decoded. Errors: Corruption naming the sequence.
+Result<DecodedEvent> DecodeStored(uint64_t sequence, std::string_view record) {
+  Result<DecodedEvent> decoded = DecodeEventRecord(record);
+  if (!decoded.ok())
+    return Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+  return decoded;
 }
 
 }  // namespace
@@ -59,6 +71,9 @@ struct Publisher::Impl {
   uint64_t results_scanned = 0;   // transactions through this sequence have had their results produced
   uint64_t events_acked = 0;
   uint64_t results_acked = 0;
+  uint64_t legs_scanned = 0;      // the legs of events through this sequence have been produced
+  uint64_t legs_produced = 0;     // leg records handed to this session
+  uint64_t legs_acked = 0;        // of them, acknowledged
   uint64_t events_published = 0;  // acknowledged event records, all sessions
   uint64_t rebuilds = 0;
   int64_t plain_results_outstanding = 0;
@@ -85,8 +100,11 @@ struct Publisher::Impl {
       impl->plain_results_outstanding -= 1;
       return;
     }
-    const uint64_t sequence = tag >> 1;
-    if (tag & 1) {
+    const uint64_t sequence = tag >> 2;
+    const auto kind = static_cast<RecordKind>(tag & 3);
+    if (kind == RecordKind::kLeg) {
+      impl->legs_acked += 1;
+    } else if (kind == RecordKind::kResult) {
       impl->results_acked = std::max(impl->results_acked, sequence);
     } else {
       // The idempotent producer delivers in order: acknowledgements rise by one.
@@ -171,6 +189,10 @@ struct Publisher::Impl {
     // A result is produced only after its events were acknowledged, so the results tail never passes the
     // events tail; min() keeps a partition written by an older version on the safe side.
     results_scanned = results_produced = results_acked = std::min(*results_tail, *events_tail);
+    // Legs go out before the results of the same pass, so every leg up to the results tail is on Kafka; the
+    // legs after it are produced again, and their receivers skip the ones they applied (by leg number).
+    legs_scanned = results_scanned;
+    legs_produced = legs_acked = 0;
     LEDGER_RETURN_IF_ERROR(CreateProducer());
     need_resume = false;
     spdlog::info("publisher: partition {} resumes after event {} and result {}", settings.partition,
@@ -178,8 +200,9 @@ struct Publisher::Impl {
     return Status::Ok();
   }
 
-  Status Produce(const char* topic, const std::string& key, const std::string& value, uint64_t sequence,
-                 bool result, const std::string& type, const std::string& transaction) {
+  Status Produce(const char* topic, uint32_t partition, const std::string& key, const std::string& value,
+                 uint64_t sequence, RecordKind kind, const std::string& type,
+                 const std::string& transaction) {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
     const std::string sequence_text = std::to_string(sequence);
     if (sequence > 0)
@@ -187,10 +210,10 @@ struct Publisher::Impl {
     if (!type.empty()) rd_kafka_header_add(headers, kTypeHeader, -1, type.data(), type.size());
     if (!transaction.empty())
       rd_kafka_header_add(headers, kTransactionHeader, -1, transaction.data(), transaction.size());
-    void* const opaque = sequence > 0 ? MakeOpaque(sequence, result) : nullptr;
+    void* const opaque = sequence > 0 ? MakeOpaque(sequence, kind) : nullptr;
     for (int attempt = 0;; ++attempt) {
       const rd_kafka_resp_err_t err = rd_kafka_producev(
-          producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(static_cast<int32_t>(settings.partition)),
+          producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(static_cast<int32_t>(partition)),
           RD_KAFKA_V_KEY(key.data(), key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque),
@@ -219,21 +242,46 @@ struct Publisher::Impl {
                                         " (next is " + std::to_string(sequence) + ")");
             return false;
           }
-          Result<DecodedEvent> decoded = DecodeEventRecord(record);
+          Result<DecodedEvent> decoded = DecodeStored(sequence, record);
           if (!decoded.ok()) {
-            status =
-                Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+            status = decoded.status();
             return false;
           }
-          status =
-              Produce(kEventsTopic, EventKey(*decoded->body), std::string(record), sequence, false,
-                      EventTypeName(decoded->body->payload_type()), decoded->body->transaction_id()->str());
+          status = Produce(kEventsTopic, settings.partition, EventKey(*decoded->body), std::string(record),
+                           sequence, RecordKind::kEvent, EventTypeName(decoded->body->payload_type()),
+                           decoded->body->transaction_id()->str());
           if (!status.ok()) return false;
           events_produced = sequence;
           if (++produced_in_pass % kDeliveryPollEveryRecords == 0) rd_kafka_poll(producer, 0);
           return true;
         }));
     return status;  // the store may end before `through` (not committed yet): the caller waits for it
+  }
+
+  // Produces the legs among the events in (legs_scanned, acked] to their destinations' partitions of
+  // ledger.legs: only events Kafka holds, so a shard restored from its partition has sent no leg it lacks.
+  Status ProduceLegsThrough(uint64_t acked) {
+    if (legs_scanned >= acked) return Status::Ok();
+    const std::string source = std::to_string(settings.partition);
+    Status status;
+    LEDGER_RETURN_IF_ERROR(
+        store->ScanEvents(legs_scanned + 1, acked, [&](uint64_t sequence, std::string_view record) {
+          Result<DecodedEvent> decoded = DecodeStored(sequence, record);
+          if (!decoded.ok()) {
+            status = decoded.status();
+            return false;
+          }
+          if (const std::optional<LegAddress> leg = LegAddressOf(*decoded->body)) {
+            status =
+                Produce(kLegsTopic, leg->destination, source, std::string(record), sequence, RecordKind::kLeg,
+                        EventTypeName(decoded->body->payload_type()), decoded->body->transaction_id()->str());
+            if (!status.ok()) return false;
+            legs_produced += 1;
+          }
+          legs_scanned = sequence;
+          return true;
+        }));
+    return status;
   }
 
   // Produces the results of the transactions in (results_scanned, acked], whose events Kafka has
@@ -250,8 +298,8 @@ struct Publisher::Impl {
       if (transaction.empty() || !status.ok()) return;
       for (const auto& [result, last_sequence] : ResultsFromEvents(transaction)) {
         if (last_sequence <= results_produced) continue;
-        status = Produce(kResultsTopic, result.command_id, result.ToJson(), last_sequence, true, "",
-                         result.transaction_id);
+        status = Produce(kResultsTopic, settings.partition, result.command_id, result.ToJson(), last_sequence,
+                         RecordKind::kResult, "", result.transaction_id);
         if (!status.ok()) return;
         results_produced = last_sequence;
       }
@@ -260,10 +308,9 @@ struct Publisher::Impl {
     };
     LEDGER_RETURN_IF_ERROR(
         store->ScanEvents(results_scanned + 1, end, [&](uint64_t sequence, std::string_view record) {
-          Result<DecodedEvent> decoded = DecodeEventRecord(record);
+          Result<DecodedEvent> decoded = DecodeStored(sequence, record);
           if (!decoded.ok()) {
-            status =
-                Status::Corruption("event " + std::to_string(sequence) + ": " + decoded.status().message());
+            status = decoded.status();
             return false;
           }
           const std::string id = decoded->body->transaction_id()->str();
@@ -324,12 +371,18 @@ Status Publisher::PublishThrough(uint64_t through, int64_t deadline_ms) {
         continue;
       }
     }
-    // Phase one: a bounded chunk of events, then their acknowledgements. Phase two: the results of the
-    // transactions whose events are all acknowledged, then theirs.
+    // Phase one: a bounded chunk of events, then their acknowledgements. Phase two: the legs among the
+    // acknowledged events, then theirs (a leg must not overtake the answers its sender gave before it).
+    // Phase three: the results of the transactions whose events are all acknowledged, then theirs.
     const uint64_t chunk_end = std::min<uint64_t>(through, impl.events_produced + kPublishChunkEventsMax);
     Status produced = impl.ProduceEventsThrough(chunk_end);
     if (produced.ok()) impl.AwaitAcknowledgements(impl.events_acked, impl.events_produced, deadline);
     if (produced.ok() && !impl.session_failed && impl.events_acked == impl.events_produced) {
+      produced = impl.ProduceLegsThrough(impl.events_acked);
+      if (produced.ok()) impl.AwaitAcknowledgements(impl.legs_acked, impl.legs_produced, deadline);
+    }
+    if (produced.ok() && !impl.session_failed && impl.events_acked == impl.events_produced &&
+        impl.legs_acked == impl.legs_produced) {
       produced = impl.ProduceResultsThrough(impl.events_acked, through);
       if (produced.ok()) impl.AwaitAcknowledgements(impl.results_acked, impl.results_produced, deadline);
     }
@@ -361,8 +414,8 @@ Status Publisher::PublishResults(const std::vector<CommandResult>& results, int6
   if (impl.need_resume || impl.producer == nullptr) LEDGER_RETURN_IF_ERROR(impl.Resume());
   for (const CommandResult& result : results) {
     impl.plain_results_outstanding += 1;
-    LEDGER_RETURN_IF_ERROR(
-        impl.Produce(kResultsTopic, result.command_id, result.ToJson(), 0, true, "", result.transaction_id));
+    LEDGER_RETURN_IF_ERROR(impl.Produce(kResultsTopic, impl.settings.partition, result.command_id,
+                                        result.ToJson(), 0, RecordKind::kResult, "", result.transaction_id));
   }
   while (impl.plain_results_outstanding > 0 && !impl.session_failed && NowMs() < deadline) {
     rd_kafka_poll(impl.producer, kDeliveryPollMs);

@@ -8,50 +8,12 @@
 #include "decide.h"
 #include "events/event.h"
 #include "ledger/routing.h"
+#include "ledger_impl.h"
 #include "projections/folder.h"
 #include "projections/projector.h"
 #include "state/records.h"
 
 namespace ledger {
-
-// The writer's memory of the state (balances, merchants, usage windows, recent payments), bounded.
-constexpr size_t kStateCacheBytes = 96 << 20;
-
-// The projectors whose records decisions read (decide.cc, routing.cc, the idempotency check in Stage): the
-// writer runs them to decide the next command on top of the last. The folder folds the others (clearing,
-// checkpoints) from the events, behind the commit.
-const std::vector<std::string> kDecisionProjectors = {"balances", "directory", "limits", "payments",
-                                                      "commands"};
-
-// A sealed group being written by the commit thread, which then hands its writes to the folder.
-struct InFlightGroup {
-  std::vector<GroupWrite> writes;
-  CommitBatch batch;
-  uint64_t last_sequence = 0;
-  struct Outcome {
-    Status committed;
-    Status after_durable;
-  };
-  std::future<Outcome> done;  // last member: destroyed first, so destruction waits for the commit thread
-};
-
-struct Ledger::Impl {
-  explicit Impl(const KvReader& base)
-      : state(base, kStateCacheBytes),
-        projections(SelectProjectors(MakeLedgerProjectors(), kDecisionProjectors, /*keep=*/true)) {}
-  // What decisions read and the writer's projectors write: the open group, the groups sealed before it and
-  // what was read from the store (only this ledger writes the store).
-  WriterState state;
-  ProjectionSet projections;  // the decision projectors, run by the writer
-  // Where the stored records were last compared with the digests (0: never).
-  uint64_t last_proven_sequence = 0;
-  std::vector<std::pair<uint64_t, std::string>> events;
-  std::vector<std::pair<std::string, std::string>> meta;
-  size_t event_bytes = 0;
-  // Folds durable groups into the store's records; outlives in_flight, whose commit thread pushes to it.
-  std::unique_ptr<ProjectionFolder> folder;
-  std::unique_ptr<InFlightGroup> in_flight;  // last member: waited for before anything above is destroyed
-};
 
 std::string CommandResult::ToJson() const {
   nlohmann::ordered_json out;
@@ -306,23 +268,28 @@ bool Ledger::GroupFull() const {
          staged_bytes() >= options_.config.group_bytes_max;
 }
 
-CommandResult Ledger::Stage(const ParsedCommand& parsed) {
-  const LedgerConfig& config = options_.config;
-  const int64_t now = NowNs();
-  const int64_t occurred = parsed.command.has_occurred_at ? parsed.command.occurred_at_ns : now;
+Ledger::CommandTimes Ledger::TimesOf(const fb::CommandT& command) const {
+  CommandTimes times;
+  times.now = NowNs();
+  times.occurred = command.has_occurred_at ? command.occurred_at_ns : times.now;
   // The ledger time decides (dates, windows, expiry), not the time a producer claims; with --clock occurred
   // the ledger time follows the input (ClockMode). recorded_at stays the ledger clock either way.
-  const int64_t ledger_time = options_.clock == ClockMode::kOccurred ? occurred : now;
-  CommandResult result;
-  result.command_id = parsed.command_id;
+  times.ledger_time = options_.clock == ClockMode::kOccurred ? times.occurred : times.now;
+  return times;
+}
 
-  Decision decision;
+CommandResult Ledger::Stage(const ParsedCommand& parsed) {
+  const LedgerConfig& config = options_.config;
+  const CommandTimes times = TimesOf(parsed.command);
   fb::CommandOutcomeRecordT original;
   if (LoadRecord(impl_->state, keys::CommandOutcome(parsed.command_id), &original)) {
     if (std::equal(original.fingerprint.begin(), original.fingerprint.end(), parsed.fingerprint.begin(),
                    parsed.fingerprint.end())) {
-      // Same id, same content: the original outcome, and nothing else happens.
-      result.kind = CommandResult::Kind::kDuplicate;
+      // Same id, same content: the original outcome (or, while another shard decides it, none yet), and
+      // nothing else happens.
+      CommandResult result;
+      result.command_id = parsed.command_id;
+      result.kind = original.pending ? CommandResult::Kind::kPending : CommandResult::Kind::kDuplicate;
       result.reason = original.reason;
       result.transaction_id = original.transaction_id;
       result.sequences = original.sequences;
@@ -332,45 +299,82 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
     if (LoadRecord(impl_->state, keys::MismatchOutcome(parsed.command_id, ToHex(parsed.fingerprint)),
                    &earlier_mismatch)) {
       // This very content was already refused as a mismatch: a duplicate of that refusal.
+      CommandResult result;
+      result.command_id = parsed.command_id;
       result.kind = CommandResult::Kind::kDuplicate;
       result.reason = earlier_mismatch.reason;
       result.transaction_id = earlier_mismatch.transaction_id;
       result.sequences = earlier_mismatch.sequences;
       return result;
     }
-    decision.reason = reason::kDuplicateCommandMismatch;
-    decision.detail = "command id " + parsed.command_id + " was used with other content";
-  } else if (parsed.malformed) {
-    decision.reason = reason::kMalformedCommand;
-    decision.detail = *parsed.malformed;
-  } else if (std::string why = config.shards > 1 ? WhyNotOwned(parsed, config.shard, config.shards) : "";
-             !why.empty()) {
+    return StageDecision(parsed, times,
+                         Decision{reason::kDuplicateCommandMismatch,
+                                  "command id " + parsed.command_id + " was used with other content",
+                                  {}});
+  }
+  if (parsed.malformed)
+    return StageDecision(parsed, times, Decision{reason::kMalformedCommand, *parsed.malformed, {}});
+  if (std::string why = config.shards > 1 ? WhyNotOwned(parsed, config.shard, config.shards) : "";
+      !why.empty()) {
     // Produced to the wrong partition: deciding it here would give its customer or order a second owner.
-    decision.reason = reason::kWrongShard;
-    decision.detail = why + "; this is shard " + std::to_string(config.shard);
-  } else if (options_.clock == ClockMode::kSystem &&
-             (occurred - now > config.clock_skew_max_ns || now - occurred > config.clock_skew_max_ns)) {
-    decision.reason = reason::kClockSkew;
-    decision.detail = "occurred_at is more than " +
-                      std::to_string(config.clock_skew_max_ns / kNanosPerSecond) + " s from the ledger clock";
-  } else {
-    decision = Decide(parsed.command, DecideContext{config, impl_->state, ledger_time});
+    return StageDecision(
+        parsed, times,
+        Decision{reason::kWrongShard, why + "; this is shard " + std::to_string(config.shard), {}});
   }
-  if (!decision.accepted()) {
-    fb::CommandRejectedT rejected;
-    rejected.command_type = parsed.type;
-    rejected.reason = decision.reason;
-    rejected.detail = decision.detail;
-    // Who the rejection is about (ledger/routing.h): its Kafka record key.
-    CommandParties parties = RoutingOf(parsed, impl_->state);
-    rejected.customer = std::move(parties.customer);
-    rejected.merchant = std::move(parties.merchant);
-    decision.payloads.clear();
-    decision.payloads.emplace_back().Set(std::move(rejected));
+  if (options_.clock == ClockMode::kSystem && (times.occurred - times.now > config.clock_skew_max_ns ||
+                                               times.now - times.occurred > config.clock_skew_max_ns)) {
+    return StageDecision(
+        parsed, times,
+        Decision{reason::kClockSkew,
+                 "occurred_at is more than " + std::to_string(config.clock_skew_max_ns / kNanosPerSecond) +
+                     " s from the ledger clock",
+                 {}});
   }
+  return StageOwned(parsed, times);
+}
 
-  result.sequences = AppendEvents(parsed.command_id, parsed.fingerprint, now, occurred, decision.payloads,
+CommandResult Ledger::StageOwned(const ParsedCommand& parsed, const CommandTimes& times) {
+  std::string refusal;
+  std::optional<fb::PayloadUnion> routed =
+      options_.config.shards > 1 ? RouteOrderCommand(parsed, &refusal) : std::nullopt;
+  if (!refusal.empty()) return StageDecision(parsed, times, Decision{reason::kOrderBusy, refusal, {}});
+  if (!routed) {
+    return StageDecision(
+        parsed, times,
+        Decide(parsed.command, DecideContext{options_.config, impl_->state, times.ledger_time}));
+  }
+  std::vector<fb::PayloadUnion> payloads;
+  payloads.push_back(std::move(*routed));
+  CommandResult result;
+  result.command_id = parsed.command_id;
+  result.kind = CommandResult::Kind::kPending;
+  result.sequences = AppendEvents(parsed.command_id, parsed.fingerprint, times.now, times.occurred, payloads,
                                   &result.transaction_id, parsed.commands_offset);
+  ++staged_commands_;
+  return result;
+}
+
+void Ledger::RecordRefusal(const ParsedCommand& parsed, Decision& decision) const {
+  if (decision.accepted()) return;
+  fb::CommandRejectedT rejected;
+  rejected.command_type = parsed.type;
+  rejected.reason = decision.reason;
+  rejected.detail = decision.detail;
+  // Who the rejection is about (ledger/routing.h): its Kafka record key.
+  CommandParties parties = RoutingOf(parsed, impl_->state);
+  rejected.customer = std::move(parties.customer);
+  rejected.merchant = std::move(parties.merchant);
+  decision.payloads.clear();
+  decision.payloads.emplace_back().Set(std::move(rejected));
+}
+
+CommandResult Ledger::StageDecision(const ParsedCommand& parsed, const CommandTimes& times,
+                                    Decision decision) {
+  RecordRefusal(parsed, decision);
+  CommandResult result;
+  result.command_id = parsed.command_id;
+  result.sequences = AppendEvents(parsed.command_id, parsed.fingerprint, times.now, times.occurred,
+                                  decision.payloads, &result.transaction_id, parsed.commands_offset);
   result.kind = decision.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
   result.reason = decision.reason;
   if (!decision.accepted()) result.detail = decision.detail;

@@ -81,13 +81,6 @@ std::vector<uint32_t> ShardsFor(const ParsedCommand& parsed, uint32_t shards) {
   return every;
 }
 
-// The customer a payment's customer side belongs to (empty: not a payment, or it names none).
-const std::string& PayingCustomer(const ParsedCommand& parsed) {
-  static const std::string kNone;
-  const fb::PayT* pay = parsed.command.body.AsPay();
-  return pay != nullptr ? pay->customer : kNone;
-}
-
 bool OwnedBy(const ParsedCommand& parsed, uint32_t shard, uint32_t shards) {
   return WhyNotOwned(parsed, shard, shards).empty();
 }
@@ -101,14 +94,6 @@ std::string WhyNotOwned(const ParsedCommand& parsed, uint32_t shard, uint32_t sh
   if (owner_shard != shard) {
     return std::string(OwnerKindName(owner.kind)) + " " + owner.key + " belongs to shard " +
            std::to_string(owner_shard) + of;
-  }
-  // Until payments move between shards as legs, a shard decides a payment only for its own customers: their
-  // balances, limits and usage windows live on their shard, and a decision elsewhere would bypass them.
-  const std::string& customer = PayingCustomer(parsed);
-  if (!customer.empty() && ShardOfKey(customer, shards) != shard) {
-    return "merchant order " + owner.key + " belongs to shard " + std::to_string(shard) + of +
-           " but its customer " + customer + " to shard " + std::to_string(ShardOfKey(customer, shards)) +
-           ": a shard decides a payment only for its own customers";
   }
   return {};
 }

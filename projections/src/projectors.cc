@@ -169,16 +169,65 @@ class LimitsProjector final : public Projector {
   }
 };
 
-// payments: what reversals and refunds need to know of each payment, and the refund numbers in use.
+// Bytes of a FlatBuffers vector, as a std::vector (empty when absent).
+std::vector<uint8_t> BytesOf(const flatbuffers::Vector<uint8_t>* bytes) {
+  return bytes == nullptr ? std::vector<uint8_t>() : std::vector<uint8_t>(bytes->begin(), bytes->end());
+}
+
+// The order routes of the order shard (events.fbs: legs): a forwarded command claims the order for its
+// destination; a parked command waits on it; the answer releases it (a refused payment forgets the route, as
+// if the order had never been paid) and the parked commands are decided again by the ledger, in order.
+void FoldOrderRoute(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
+  fb::OrderRouteRecordT route;
+  if (const auto* forwarded = event.payload_as_OrderForwarded()) {
+    const std::string key = keys::OrderRoute(ViewOf(forwarded->order()));
+    const bool known = LoadRecord(view, key, &route);
+    errors.Require(!known || !route.in_flight, "a second command forwarded while one is in flight");
+    errors.Require(!known || route.shard == forwarded->destination(), "an order forwarded to two shards");
+    route.shard = forwarded->destination();
+    route.in_flight = true;
+    route.pays = forwarded->pays();
+    SaveRecord(view, key, route);
+  } else if (const auto* parked = event.payload_as_CommandParked()) {
+    const std::string key = keys::OrderRoute(ViewOf(parked->order()));
+    errors.Require(LoadRecord(view, key, &route) && route.in_flight, "a command parked on an idle order");
+    auto& waiting = route.parked.emplace_back(std::make_unique<fb::ParkedCommandRecordT>());
+    waiting->command_id = StringOf(event.command_id());
+    waiting->fingerprint = BytesOf(event.command_fingerprint());
+    waiting->command = BytesOf(parked->command());
+    SaveRecord(view, key, route);
+  } else if (const auto* settled = event.payload_as_OrderSettled()) {
+    const std::string key = keys::OrderRoute(ViewOf(settled->order()));
+    errors.Require(LoadRecord(view, key, &route) && route.in_flight && route.shard == settled->source(),
+                   "an answer for an order not forwarded there");
+    if (route.pays && !settled->accepted()) {
+      view.Delete(key);
+      return;
+    }
+    route.in_flight = false;
+    route.pays = false;
+    route.parked.clear();
+    SaveRecord(view, key, route);
+  }
+}
+
+// payments: what reversals and refunds need to know of each payment, the refund numbers in use, and the
+// routes of orders whose payment another shard holds.
 class PaymentsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
-    return {std::string(keys::kPaymentPrefix), std::string(keys::kRefundPrefix)};
+    return {std::string(keys::kPaymentPrefix), std::string(keys::kRefundPrefix),
+            std::string(keys::kOrderRoutePrefix)};
   }
   std::string_view name() const override { return "payments"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
     switch (event.payload_type()) {
+      case fb::Payload::OrderForwarded:
+      case fb::Payload::CommandParked:
+      case fb::Payload::OrderSettled:
+        FoldOrderRoute(event, view, errors);
+        break;
       case fb::Payload::PaymentCaptured: {
         const auto* paid = event.payload_as_PaymentCaptured();
         fb::PaymentRecordT payment;
@@ -254,20 +303,64 @@ class PaymentsProjector final : public Projector {
   }
 };
 
-// commands: the outcome of every command id, for idempotency. The first transaction recorded for a command
-// id is its outcome; later events with that id (a DUPLICATE_COMMAND_MISMATCH rejection) leave it alone.
+// Advances the leg number kept at `key` to `number`, which must be the next one.
+void AdvanceLegMark(KvWriter& view, const std::string& key, uint64_t number, FoldErrors& errors) {
+  fb::LegMarkRecordT mark;
+  LoadRecord(view, key, &mark);
+  errors.Require(number == mark.number + 1, "legs out of order");
+  mark.number = number;
+  SaveRecord(view, key, mark);
+}
+
+// The leg numbers an event sends or applies (events.fbs: legs).
+void FoldLegMarks(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
+  if (const auto* forwarded = event.payload_as_OrderForwarded()) {
+    AdvanceLegMark(view, keys::LegSent(forwarded->destination()), forwarded->number(), errors);
+  } else if (const auto* answered = event.payload_as_OrderAnswered()) {
+    AdvanceLegMark(view, keys::LegApplied(answered->destination()), answered->answers(), errors);
+    AdvanceLegMark(view, keys::LegSent(answered->destination()), answered->number(), errors);
+  } else if (const auto* settled = event.payload_as_OrderSettled()) {
+    AdvanceLegMark(view, keys::LegApplied(settled->source()), settled->number(), errors);
+  }
+}
+
+// Whether `event` leaves its command waiting for another shard's answer.
+bool LeavesCommandPending(const fb::EventBody& event) {
+  return event.payload_type() == fb::Payload::OrderForwarded ||
+         event.payload_type() == fb::Payload::CommandParked;
+}
+
+// Whether `event` carries the fingerprint `fingerprint`.
+bool SameFingerprint(const fb::EventBody& event, const std::vector<uint8_t>& fingerprint) {
+  return event.command_fingerprint() != nullptr &&
+         std::equal(fingerprint.begin(), fingerprint.end(), event.command_fingerprint()->begin(),
+                    event.command_fingerprint()->end());
+}
+
+// commands: the outcome of every command id, for idempotency, and the leg numbers sent and applied. The first
+// transaction recorded for a command id is its outcome; later events with that id (a
+// DUPLICATE_COMMAND_MISMATCH rejection) leave it alone. A pending outcome (forwarded, parked) is replaced by
+// the next transaction of the same command; an OrderSettled gives the other shard's decision.
 class CommandsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
-    return {std::string(keys::kCommandOutcomePrefix), std::string(keys::kMismatchOutcomePrefix)};
+    return {std::string(keys::kCommandOutcomePrefix), std::string(keys::kMismatchOutcomePrefix),
+            std::string(keys::kLegSentPrefix), std::string(keys::kLegAppliedPrefix)};
   }
   std::string_view name() const override { return "commands"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
+    FoldLegMarks(event, view, errors);
     const std::string key = keys::CommandOutcome(ViewOf(event.command_id()));
     const std::string transaction = StringOf(event.transaction_id());
     fb::CommandOutcomeRecordT outcome;
-    if (LoadRecord(view, key, &outcome)) {
+    const bool known = LoadRecord(view, key, &outcome);
+    if (known && outcome.pending && outcome.transaction_id != transaction &&
+        SameFingerprint(event, outcome.fingerprint)) {
+      SaveRecord(view, key, NextOutcome(event, outcome.fingerprint));
+      return errors.status();
+    }
+    if (known) {
       if (outcome.transaction_id != transaction) {
         // The id reused with other content: remember that content's own outcome, so sending the same
         // mismatching command again is a duplicate of it and records nothing new.
@@ -286,16 +379,31 @@ class CommandsProjector final : public Projector {
       }
       outcome.sequences.push_back(event.sequence());
     } else {
-      if (event.command_fingerprint() != nullptr) {
-        outcome.fingerprint.assign(event.command_fingerprint()->begin(), event.command_fingerprint()->end());
-      }
-      outcome.accepted = event.payload_type() != fb::Payload::CommandRejected;
-      if (!outcome.accepted) outcome.reason = StringOf(event.payload_as_CommandRejected()->reason());
-      outcome.transaction_id = transaction;
-      outcome.sequences.push_back(event.sequence());
+      outcome = NextOutcome(event, BytesOf(event.command_fingerprint()));
     }
     SaveRecord(view, key, outcome);
     return errors.status();
+  }
+
+ private:
+  // The outcome the first event of a transaction gives its command.
+  static fb::CommandOutcomeRecordT NextOutcome(const fb::EventBody& event, std::vector<uint8_t> fingerprint) {
+    fb::CommandOutcomeRecordT outcome;
+    outcome.fingerprint = std::move(fingerprint);
+    if (const auto* settled = event.payload_as_OrderSettled()) {
+      outcome.accepted = settled->accepted();
+      outcome.reason = StringOf(settled->reason());
+      outcome.transaction_id = StringOf(settled->transaction_id());
+      if (settled->sequences() != nullptr)
+        outcome.sequences.assign(settled->sequences()->begin(), settled->sequences()->end());
+      return outcome;
+    }
+    outcome.pending = LeavesCommandPending(event);
+    outcome.accepted = event.payload_type() != fb::Payload::CommandRejected;
+    if (!outcome.accepted) outcome.reason = StringOf(event.payload_as_CommandRejected()->reason());
+    outcome.transaction_id = StringOf(event.transaction_id());
+    outcome.sequences.push_back(event.sequence());
+    return outcome;
   }
 };
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <exception>
 #include <utility>
 #include <vector>
@@ -22,6 +23,8 @@ constexpr int64_t kPublishRetryMs = 5'000;
 constexpr int64_t kTopicsTimeoutMs = 5'000;
 // How long an idle serve waits for Kafka to take what it sends between polls (a stop is noticed after it).
 constexpr int64_t kIdleSendMs = 1'000;
+// How long a shard with legs to read waits for commands before it looks at its legs again.
+constexpr int kLegsShardCommandsWaitMs = 20;
 // The operator's name is stored in a CommandsSkipped event: one short line.
 constexpr size_t kOperatorNameMax = 200;
 // How much of the parser's message a MALFORMED_COMMAND event keeps for a record that is not a command: the
@@ -158,6 +161,8 @@ struct ShardService::Impl {
   std::string bootstrap;
   std::unique_ptr<Ledger> ledger;
   CommandsReader commands;
+  // ledger.legs partition `shard`: what other shards send this one (only with more than one shard).
+  std::unique_ptr<kafka::PartitionReader> legs;
   std::unique_ptr<kafka::Publisher> publisher;
 
   // A group still in flight publishes through `publisher` on the commit thread: it ends before anything goes.
@@ -180,7 +185,10 @@ struct ShardService::Impl {
   std::shared_ptr<DuplicateAnswers> last_duplicates;
 
   Status Start(ServeStep* step);
-  Status ApplyRecords(const std::vector<kafka::Record>& records);
+  Status OpenLegs();
+  // Stages `legs`, then `commands`, as one group.
+  Status ApplyRecords(const std::vector<kafka::Record>& legs, const std::vector<kafka::Record>& commands);
+  Status StageLegs(const std::vector<kafka::Record>& records);
   // Publishes `answers`' results within `deadline_ms` and records whether they went out (else they are sent
   // again later).
   void SendDuplicateAnswers(DuplicateAnswers& answers, int64_t deadline_ms);
@@ -206,6 +214,7 @@ Status ShardService::Impl::Start(ServeStep* step) {
                                                          options.accept_command_gap, options.stop_requested});
   if (!reader.ok()) return reader.status();
   commands = std::move(reader).value();
+  LEDGER_RETURN_IF_ERROR(OpenLegs());
   *step = ServeStep::kCreatePublisher;
   Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
       ledger->store(), kafka::ProducerSettings{bootstrap, options.shard, kafka::kAckTimeoutMs});
@@ -219,14 +228,54 @@ Status ShardService::Impl::Start(ServeStep* step) {
   return Status::Ok();
 }
 
+// Opens the legs reader at the stored offset (none: from the partition's first record; the leg numbers skip
+// what the shard applied before). Errors: as PartitionReader::Open, IoError reading the offset.
+Status ShardService::Impl::OpenLegs() {
+  if (options.shards == 1) return Status::Ok();
+  Result<std::optional<std::string>> stored = ledger->store().GetMeta(keys::LegsOffsetMeta(options.shard));
+  if (!stored.ok()) return stored.status();
+  int64_t offset = -1;
+  if (stored->has_value()) {
+    const std::string& text = **stored;
+    const auto parsed = std::from_chars(text.data(), text.data() + text.size(), offset);
+    if (parsed.ec != std::errc() || parsed.ptr != text.data() + text.size() || offset < 0)
+      return Status::Corruption("stored legs offset '" + text + "' is not an offset");
+  }
+  Result<std::unique_ptr<kafka::PartitionReader>> reader =
+      kafka::PartitionReader::Open(bootstrap, kafka::kLegsTopic, options.shard, offset);
+  if (!reader.ok()) return reader.status();
+  legs = std::move(reader).value();
+  return Status::Ok();
+}
+
+// Stages the legs other shards sent, in partition order, and the offset past them. A record that is no leg
+// for this shard is logged and passed (it can be nobody's leg); a skipped leg number stops serve
+// (Corruption).
+Status ShardService::Impl::StageLegs(const std::vector<kafka::Record>& records) {
+  if (records.empty()) return Status::Ok();
+  for (const kafka::Record& record : records) {
+    Result<bool> staged = ledger->StageLeg(record.value);
+    if (staged.status().code() == StatusCode::kInvalidArgument) {
+      spdlog::error("serve: legs offset {}: {} (passed)", record.offset, staged.status().message());
+    } else if (!staged.ok()) {
+      return Status::Corruption("legs offset " + std::to_string(record.offset) + ": " +
+                                staged.status().message());
+    }
+  }
+  ledger->StageMeta(keys::LegsOffsetMeta(options.shard), std::to_string(records.back().offset + 1));
+  return Status::Ok();
+}
+
 // Applies one batch of records as one group, pipelined: the group is sealed and written on the commit thread,
 // which then publishes its events and answers its duplicates, while this thread polls and stages the next
 // batch on top of it (Ledger::SealGroup). Every record gets exactly one result, whatever it holds. Returns
 // the outcome of the group sealed before. Errors: whatever stops serve (a failed commit, Corruption,
 // Aborted).
-Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& records) {
+Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& legs_read,
+                                        const std::vector<kafka::Record>& records) {
+  LEDGER_RETURN_IF_ERROR(StageLegs(legs_read));
   auto duplicates = std::make_shared<DuplicateAnswers>();
-  duplicates->offset_after = std::to_string(records.back().offset + 1);
+  duplicates->offset_after = records.empty() ? std::string() : std::to_string(records.back().offset + 1);
   for (const kafka::Record& record : records) {
     CommandResult result = ledger->Stage(CommandOfRecord(record));
     if (result.kind == CommandResult::Kind::kDuplicate) {
@@ -245,9 +294,11 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& record
   // A `duplicate` answer has no event to be republished from: the stored offset stays at the first duplicate
   // until a group committed after its answer passes it (the next batch's group, or SettleGroups). Until then
   // a crash redelivers it, and it is answered again.
-  ledger->StageMeta(keys::CommandsOffsetMeta(options.shard), duplicates->first_offset >= 0
-                                                                 ? std::to_string(duplicates->first_offset)
-                                                                 : duplicates->offset_after);
+  if (duplicates->first_offset >= 0) {
+    ledger->StageMeta(keys::CommandsOffsetMeta(options.shard), std::to_string(duplicates->first_offset));
+  } else if (!records.empty()) {
+    ledger->StageMeta(keys::CommandsOffsetMeta(options.shard), duplicates->offset_after);
+  }
   const bool wait_for_kafka = ack_kafka();
   // On error a restart recovers from the WAL.
   LEDGER_RETURN_IF_ERROR(ledger->SealGroup([this, duplicates, wait_for_kafka](uint64_t last_sequence) {
@@ -287,18 +338,30 @@ Status ShardService::Impl::SettleGroups() {
 // gone or the topic replaced while serving), and whatever ApplyRecords reports.
 Status ShardService::Impl::ServeCommands() {
   const size_t group_max = ledger->config().group_commands_max;
+  // With legs to read, commands are waited for briefly, so that an idle shard answers legs quickly too.
+  const int commands_wait_ms = legs ? kLegsShardCommandsWaitMs : kafka::kConsumerPollMs;
   while (!StopRequested(options)) {
-    Result<std::vector<kafka::Record>> records = commands.reader->Poll(group_max, kafka::kConsumerPollMs);
+    std::vector<kafka::Record> legs_read;
+    if (legs) {
+      Result<std::vector<kafka::Record>> polled = legs->Poll(group_max, 0);
+      if (polled.ok()) {
+        legs_read = std::move(polled).value();
+      } else {
+        spdlog::warn("serve: reading legs: {}", polled.status().message());
+      }
+    }
+    Result<std::vector<kafka::Record>> records =
+        commands.reader->Poll(group_max, legs_read.empty() ? commands_wait_ms : 0);
     if (!records.ok()) {
       if (records.status().code() == StatusCode::kNotFound) return records.status();
       spdlog::warn("serve: reading commands: {}", records.status().message());
-      continue;
+      records = std::vector<kafka::Record>();
     }
-    if (records->empty()) {
+    if (records->empty() && legs_read.empty()) {
       LEDGER_RETURN_IF_ERROR(SettleGroups());  // idle: the last group's outcome, before waiting on
       continue;
     }
-    LEDGER_RETURN_IF_ERROR(ApplyRecords(*records));
+    LEDGER_RETURN_IF_ERROR(ApplyRecords(legs_read, *records));
   }
   return SettleGroups();
 }

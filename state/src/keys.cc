@@ -18,6 +18,9 @@ constinit const std::string_view kPaymentPrefix = "p/";
 constinit const std::string_view kRefundPrefix = "r/";
 constinit const std::string_view kCommandOutcomePrefix = "k/";
 constinit const std::string_view kMismatchOutcomePrefix = "km/";
+constinit const std::string_view kLegSentPrefix = "ls/";
+constinit const std::string_view kLegAppliedPrefix = "lr/";
+constinit const std::string_view kOrderRoutePrefix = "o/";
 constinit const std::string_view kMerchantClearingPrefix = "xm/";
 constinit const std::string_view kSchemeClearingPrefix = "xs/";
 constinit const std::string_view kClearingLinePrefix = "xl/";
@@ -67,6 +70,9 @@ std::string Payment(std::string_view merchant, std::string_view merchant_order_n
 std::string Refund(std::string_view merchant, std::string_view refund_no) {
   return Join(kRefundPrefix, merchant, refund_no);
 }
+std::string OrderRoute(std::string_view order) { return Join(kOrderRoutePrefix, order); }
+std::string LegSent(uint32_t shard) { return Join(kLegSentPrefix, std::to_string(shard)); }
+std::string LegApplied(uint32_t shard) { return Join(kLegAppliedPrefix, std::to_string(shard)); }
 std::string CommandOutcome(std::string_view command_id) { return Join(kCommandOutcomePrefix, command_id); }
 std::string MismatchOutcome(std::string_view command_id, std::string_view fingerprint_hex) {
   return Join(kMismatchOutcomePrefix, command_id, fingerprint_hex);
@@ -126,5 +132,6 @@ std::optional<ReconDateIndexEntry> ParseReconDateIndex(int date, std::string_vie
 }
 
 std::string CommandsOffsetMeta(uint32_t partition) { return "commands_offset/" + std::to_string(partition); }
+std::string LegsOffsetMeta(uint32_t partition) { return "legs_offset/" + std::to_string(partition); }
 
 }  // namespace ledger::keys

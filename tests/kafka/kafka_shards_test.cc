@@ -1,4 +1,5 @@
-// Goal: two shards are one ledger for what each owns. Two `ledger serve` processes (shard 0 and 1 of 2) on
+// Goal: two shards are one ledger: each decides what it owns, and a payment whose order and customer live on
+// different shards travels between them as legs. Two `ledger serve` processes (shard 0 and 1 of 2) on
 // one embedded broker; `ledger submit --brokers --shards 2` routes each command to its owner (reference data
 // to both): the merchant is known on both shards, each customer exists and holds money on its own shard only,
 // and a command produced straight to the wrong partition is refused WRONG_SHARD on that shard with nothing
@@ -75,6 +76,24 @@ std::map<std::string, json> AnswersOnceThere(const std::string& brokers, uint32_
   return results;
 }
 
+// Operators see both shards from Kafka alone: heads, results published, nothing waiting.
+void ExpectClusterStatusFromKafka(const std::string& scratch, const std::string& brokers,
+                                  const std::string (&data)[kShards]) {
+  const testing::ProgramRun status = testing::RunLedger(
+      scratch, {"cluster-status", "--brokers", brokers, "--shards", std::to_string(kShards), "--json"});
+  ASSERT_EQ(status.exit_code, 0) << testing::Describe(status);
+  const std::vector<std::string> shard_lines = testing::Lines(status.out);
+  ASSERT_EQ(shard_lines.size(), kShards) << status.out;
+  for (uint32_t shard = 0; shard < kShards; ++shard) {
+    const json line = json::parse(shard_lines[shard]);
+    EXPECT_EQ(line.value("shard", -1), static_cast<int>(shard));
+    EXPECT_EQ(line.value("head_sequence", uint64_t{0}), testing::ReadStoreState(data[shard]).last_sequence);
+    // Shard 0's last transaction answered a leg: it has no result of its own.
+    EXPECT_LE(line.value("results_through", uint64_t{0}), line.value("head_sequence", uint64_t{0}));
+    EXPECT_EQ(line["commands_lag"], 0) << line.dump();
+  }
+}
+
 TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   testing::TempDir dir;
   Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(kShards);
@@ -108,23 +127,29 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   for (const std::string& line : lines) EXPECT_EQ(json::parse(line).value("status", ""), "accepted") << line;
 
   // A deposit for A produced straight to shard 1's partition: refused there, recorded, nothing moved. And a
-  // payment by A for an order of shard 1, correctly routed: its customer lives on shard 0, and a shard
-  // decides a payment only for its own customers (their balances and limits are not here), so it is refused
-  // too.
+  // payment by A for an order of shard 1, correctly routed: shard 1 claims the order and sends the payment to
+  // A's shard as a leg; shard 0 decides it (A's money and limits are there) and answers with a leg; shard 1
+  // answers the command with shard 0's decision. Then the merchant reverses it: shard 1 sends the reversal to
+  // shard 0, which holds the payment.
   const std::string order_across =
       IdOnShard("X", 1, [](const std::string& id) { return OrderKey("M1", id); });
   ASSERT_TRUE(
       testing::SendCommands(brokers, {testing::Deposit("stray", a + ":debit", 5'000).dump()}, 1).ok());
-  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Pay("M1", order_across, a, 100).dump()}, 1).ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Pay("M1", order_across, a, 1'000).dump()}, 1).ok());
   std::map<std::string, json> results[kShards];
   results[1] = AnswersOnceThere(brokers, 1, {"stray", "M1:" + order_across});
   ASSERT_EQ(results[1].count("M1:" + order_across), 1u);
   const json& across = results[1]["M1:" + order_across];
-  EXPECT_EQ(across.value("reason", ""), "WRONG_SHARD");
-  EXPECT_EQ(across.value("detail", ""),
-            "merchant order M1/" + order_across + " belongs to shard 1 of 2 but its customer " + a +
-                " to shard 0: a shard decides a payment only for its own customers; "
-                "this is shard 1");
+  EXPECT_EQ(across.value("status", ""), "accepted") << across.dump();
+  EXPECT_EQ(across.value("transaction_id", "").rfind("0-", 0), 0u) << "decided on shard 0: " << across.dump();
+  const std::string order_reversed =
+      IdOnShard("Y", 1, [](const std::string& id) { return OrderKey("M1", id); });
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Pay("M1", order_reversed, a, 2'000).dump()}, 1).ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Reverse("M1", order_reversed).dump()}, 1).ok());
+  results[1] = AnswersOnceThere(brokers, 1, {"M1:" + order_reversed, "M1:" + order_reversed + ":rev"});
+  EXPECT_EQ(results[1]["M1:" + order_reversed].value("status", ""), "accepted");
+  EXPECT_EQ(results[1]["M1:" + order_reversed + ":rev"].value("status", ""), "accepted")
+      << results[1]["M1:" + order_reversed + ":rev"].dump();
   ASSERT_EQ(results[1].count("stray"), 1u);
   EXPECT_EQ(results[1]["stray"].value("reason", ""), "WRONG_SHARD");
   EXPECT_EQ(results[1]["stray"].value("detail", ""),
@@ -141,13 +166,13 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   EXPECT_EQ(results[0].count("M1:" + order_a), 1u);
   EXPECT_EQ(results[1].count("M1:" + order_b), 1u);
   // Money sits with its owner only; the merchant's balance is the sum over shards.
-  EXPECT_EQ(testing::StoredBalance(data[0], a + ":debit"), 100'000 - 10'000);
+  EXPECT_EQ(testing::StoredBalance(data[0], a + ":debit"), 100'000 - 10'000 - 1'000);
   EXPECT_EQ(testing::StoredBalance(data[1], a + ":debit"), 0);
   EXPECT_EQ(testing::StoredBalance(data[1], b + ":debit"), 200'000 - 20'000);
   EXPECT_EQ(testing::StoredBalance(data[0], b + ":debit"), 0);
-  // 0.6% fee on each payment.
+  // 0.6% fee on each payment; the reversed one moved nothing in the end.
   EXPECT_EQ(testing::StoredBalance(data[0], "merchant:M1") + testing::StoredBalance(data[1], "merchant:M1"),
-            (10'000 - 60) + (20'000 - 120));
+            (10'000 - 60) + (20'000 - 120) + (1'000 - 6));
 
   // A shard restarted with another shard count would give customers two owners: refused, nothing written.
   const testing::StoreState stopped = testing::ReadStoreState(data[0]);
@@ -157,19 +182,7 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   EXPECT_NE(recounted.err().find("a ledger of 2 shards, not 1"), std::string::npos) << recounted.err();
   EXPECT_EQ(testing::ReadStoreState(data[0]), stopped);
 
-  // Operators see both shards from Kafka alone: heads, results published, nothing waiting.
-  const testing::ProgramRun status = testing::RunLedger(
-      dir.path(), {"cluster-status", "--brokers", brokers, "--shards", std::to_string(kShards), "--json"});
-  ASSERT_EQ(status.exit_code, 0) << testing::Describe(status);
-  const std::vector<std::string> shard_lines = testing::Lines(status.out);
-  ASSERT_EQ(shard_lines.size(), kShards) << status.out;
-  for (uint32_t shard = 0; shard < kShards; ++shard) {
-    const json line = json::parse(shard_lines[shard]);
-    EXPECT_EQ(line.value("shard", -1), static_cast<int>(shard));
-    EXPECT_EQ(line.value("head_sequence", uint64_t{0}), testing::ReadStoreState(data[shard]).last_sequence);
-    EXPECT_EQ(line.value("results_through", uint64_t{0}), line.value("head_sequence", uint64_t{1}));
-    EXPECT_EQ(line["commands_lag"], 0) << line.dump();
-  }
+  ExpectClusterStatusFromKafka(dir.path(), brokers, data);
 }
 
 }  // namespace

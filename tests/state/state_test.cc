@@ -31,7 +31,8 @@ std::vector<std::string_view> AllPrefixes() {
           keys::kPaymentPrefix,         keys::kRefundPrefix,           keys::kCommandOutcomePrefix,
           keys::kMismatchOutcomePrefix, keys::kMerchantClearingPrefix, keys::kSchemeClearingPrefix,
           keys::kClearingLinePrefix,    keys::kReconOrderPrefix,       keys::kReconRefundPrefix,
-          keys::kReconDateIndexPrefix,  keys::kAppliedPrefix,          keys::kCheckpointPrefix};
+          keys::kReconDateIndexPrefix,  keys::kAppliedPrefix,          keys::kCheckpointPrefix,
+          keys::kLegSentPrefix,         keys::kLegAppliedPrefix,       keys::kOrderRoutePrefix};
 }
 
 // A scan by one prefix must never see another kind of record.

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,14 @@ bool PostingsBalanced(const fb::EventBody& body);
 // The Kafka record key: the customer id, or the merchant id for merchant events. A CommandRejected carries
 // the parties the write side gave it (ledger/routing.h); its key is the customer, else the merchant.
 std::string EventKey(const fb::EventBody& body);
+
+// Where a leg goes (events.fbs: legs): the shard an OrderForwarded or OrderAnswered event is for, and its
+// number among the legs from its shard to that one; nullopt for any other event.
+struct LegAddress {
+  uint32_t destination = 0;
+  uint64_t number = 0;
+};
+std::optional<LegAddress> LegAddressOf(const fb::EventBody& body);
 // One JSON object: the body as FlatBuffers' text generator prints it, plus prev_hash and hash in hex.
 std::string EventToJson(const DecodedEvent& event);
 

@@ -4,8 +4,8 @@
 //                    events); headers ledger.sequence (decimal), ledger.type, ledger.transaction
 //   ledger.commands  value: one JSON command line (README: Command format); key: command id
 //   ledger.results   value: one JSON result line; key: command id; header ledger.sequence (last sequence of
-//   the
-//                    command's transaction; absent for `duplicate` results)
+//                    the command's transaction; absent for `duplicate` results)
+//   ledger.legs      see kLegsTopic
 // Shard K reads commands partition K and writes events and results partition K.
 // Thread-safety: each object is used by one thread, except EmbeddedBroker fault controls (any thread).
 #pragma once
@@ -28,6 +28,11 @@ namespace ledger::kafka {
 inline constexpr char kEventsTopic[] = "ledger.events";
 inline constexpr char kCommandsTopic[] = "ledger.commands";
 inline constexpr char kResultsTopic[] = "ledger.results";
+// Legs between shards (docs/ARCHITECTURE.md: Shards): partition D holds the legs for shard D, each the
+// sending shard's event record; key: the sending shard (decimal); header ledger.sequence (its sequence
+// there).
+inline constexpr char kLegsTopic[] = "ledger.legs";
+inline constexpr const char* kLedgerTopics[] = {kEventsTopic, kCommandsTopic, kResultsTopic, kLegsTopic};
 inline constexpr char kSequenceHeader[] = "ledger.sequence";
 inline constexpr char kTypeHeader[] = "ledger.type";
 inline constexpr char kTransactionHeader[] = "ledger.transaction";
@@ -36,7 +41,7 @@ inline constexpr char kTransactionHeader[] = "ledger.transaction";
 // partition and nothing across restarts.
 class EmbeddedBroker {
  public:
-  // Starts `brokers` brokers and creates the three ledger topics with `partitions` partitions.
+  // Starts `brokers` brokers and creates the ledger topics (kLedgerTopics) with `partitions` partitions.
   // Errors: Internal when librdkafka cannot start the cluster.
   static Result<std::unique_ptr<EmbeddedBroker>> Start(int partitions, int brokers = 1);
   ~EmbeddedBroker();
@@ -161,10 +166,11 @@ struct TopicsEnsured {
   std::vector<std::string> created;   // ledger topics it created
 };
 
-// Makes sure the three ledger topics exist: it asks the cluster's metadata first and creates only the topics
-// missing, with `partitions` partitions (a real cluster; the embedded broker creates them itself and does not
-// answer CreateTopics). It creates ledger.events to keep every record (kEventsTopicConfig). Errors: IoError
-// (no metadata or no creation in time, a topic with fewer than `partitions` partitions), InvalidArgument.
+// Makes sure the ledger topics (kLedgerTopics) exist: it asks the cluster's metadata first and creates only
+// the topics missing, with `partitions` partitions (a real cluster; the embedded broker creates them itself
+// and does not answer CreateTopics). It creates ledger.events to keep every record (kEventsTopicConfig).
+// Errors: IoError (no metadata or no creation in time, a topic with fewer than `partitions` partitions),
+// InvalidArgument.
 Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, int replication_factor,
                                    int64_t timeout_ms);
 

@@ -52,6 +52,7 @@ inline constexpr char kOriginalNotFound[] = "ORIGINAL_NOT_FOUND";
 inline constexpr char kRefundExceedsRemaining[] = "REFUND_EXCEEDS_REMAINING";
 inline constexpr char kClockSkew[] = "CLOCK_SKEW";
 inline constexpr char kWrongShard[] = "WRONG_SHARD";
+inline constexpr char kOrderBusy[] = "ORDER_BUSY";
 }  // namespace reason
 
 struct ParsedCommand {

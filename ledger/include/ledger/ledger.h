@@ -32,6 +32,7 @@
 namespace ledger {
 
 class ProjectionSet;  // projections/projector.h
+struct Decision;      // ledger/src/decide.h
 
 // Whose clock decides clearing dates, limit days, coupon expiry and the reversal and refund windows: always
 // the ledger time. A command's occurred_at is kept in its events as information.
@@ -64,7 +65,9 @@ struct LedgerOptions {
 };
 
 struct CommandResult {
-  enum class Kind { kAccepted, kRejected, kDuplicate };
+  // kPending: the command went to another shard, or waits on its order behind one that did (docs/
+  // ARCHITECTURE.md: Shards); its result is derived later from the event that records the decision.
+  enum class Kind { kAccepted, kRejected, kDuplicate, kPending };
   std::string command_id;
   Kind kind = Kind::kRejected;
   std::string reason;  // the reason code when rejected (also for a duplicate of a rejected command)
@@ -88,6 +91,13 @@ class Ledger {
   // Validates `command` against the state including the open group, and stages its events in the group.
   // The result is final but not yet durable: it is acknowledged only after CommitGroup returns Ok.
   CommandResult Stage(const ParsedCommand& command);
+  // Stages one leg from another shard: a record of ledger.legs partition config.shard, which is an event of
+  // the sending shard (events.fbs: legs). A forwarded command is decided here as one shard would decide it,
+  // with the answer as the transaction's last event; an answer settles the order's command (its result) and
+  // decides the commands parked behind it, in order. Returns false for a leg applied before (nothing staged).
+  // Errors: InvalidArgument (not a leg for this shard: not an event, another destination, a command that
+  // cannot be read), Corruption (a leg number skipped, or an answer to nothing this shard sent).
+  Result<bool> StageLeg(std::string_view record);
   // Writes the open group atomically (one WriteBatch, synced WAL) and waits for it (and any group sealed
   // before it) and for its fold, so the store's records include it. On error the group is discarded and the
   // ledger reloads its state from the store; the staged results must not be acknowledged.
@@ -171,6 +181,26 @@ class Ledger {
   // older store).
   Result<std::vector<SetDigest>> LoadSetDigests(const ProjectionSet& all);
   int64_t NowNs() const;
+  // The ledger clock, the time the command claims and the time that decides (see ClockMode).
+  struct CommandTimes {
+    int64_t now = 0;
+    int64_t occurred = 0;
+    int64_t ledger_time = 0;
+  };
+  CommandTimes TimesOf(const fb::CommandT& command) const;
+  // Stages a command this shard owns and has not seen: decided here, or forwarded or parked when another
+  // shard decides its order (RouteOrderCommand).
+  CommandResult StageOwned(const ParsedCommand& parsed, const CommandTimes& times);
+  // For a command on an order: the OrderForwarded or CommandParked payload when another shard decides it, or
+  // a refusal (ORDER_BUSY); nullopt when this shard decides it.
+  std::optional<fb::PayloadUnion> RouteOrderCommand(const ParsedCommand& parsed, std::string* refusal);
+  // Turns a refused `decision` into its one CommandRejected payload.
+  void RecordRefusal(const ParsedCommand& parsed, Decision& decision) const;
+  // Stages `decision` (accepted, or turned into a CommandRejected) as the command's transaction.
+  CommandResult StageDecision(const ParsedCommand& parsed, const CommandTimes& times, Decision decision);
+  // StageLeg's two kinds of leg.
+  Status StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded& forwarded);
+  Status StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& answered);
   // Sequences `payloads` as the events of one transaction and folds them into the open group.
   // `commands_offset`: where the command was read on ledger.commands (-1: elsewhere).
   std::vector<uint64_t> AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,

@@ -7,6 +7,8 @@
 //   ud/ um/ uc/<customer>/<medium|channel>/<date>   usage windows            limits
 //   p/<merchant>/<order> r/<merchant>/<refund>      payment, refund           payments
 //   k/<command id> km/<command id>/<fingerprint>    command outcomes          outcomes
+//   ls/<shard> lr/<shard>                            legs sent to, applied from commands
+//   o/<merchant>/<order>                             where an order's commands go payments
 //   xm/ xs/ xl/ xo/ xr/ xd/ (see below)             clearing and reconciliation views   clearing
 //   ck/<sequence>                                    a signed checkpoint        checkpoints
 //   z/<projector>                                    a projector's last applied sequence
@@ -36,6 +38,9 @@ extern const std::string_view kPaymentPrefix;
 extern const std::string_view kRefundPrefix;
 extern const std::string_view kCommandOutcomePrefix;
 extern const std::string_view kMismatchOutcomePrefix;
+extern const std::string_view kLegSentPrefix;
+extern const std::string_view kLegAppliedPrefix;
+extern const std::string_view kOrderRoutePrefix;
 extern const std::string_view kMerchantClearingPrefix;
 extern const std::string_view kSchemeClearingPrefix;
 extern const std::string_view kClearingLinePrefix;
@@ -62,10 +67,15 @@ std::string ChannelDailyUsagePrefix(std::string_view customer);
 // payments
 std::string Payment(std::string_view merchant, std::string_view merchant_order_no);
 std::string Refund(std::string_view merchant, std::string_view refund_no);
+// the route of an order whose commands another shard decides; `order` is "merchant/order_no"
+std::string OrderRoute(std::string_view order);
 // commands (idempotency)
 std::string CommandOutcome(std::string_view command_id);
 // The outcome of a reused command id with other content, per content (fingerprint in hex).
 std::string MismatchOutcome(std::string_view command_id, std::string_view fingerprint_hex);
+// legs: the last number sent to shard `shard`, and the last applied from it
+std::string LegSent(uint32_t shard);
+std::string LegApplied(uint32_t shard);
 // each projector's last applied sequence
 std::string Applied(std::string_view projector);
 // a signed checkpoint, keyed by its event's sequence (8 bytes big-endian), holding the sequence it covers
@@ -103,6 +113,8 @@ std::optional<ReconDateIndexEntry> ParseReconDateIndex(int date, std::string_vie
 // The `meta` key holding the next ledger.commands offset of `partition` serve reads (written with each group,
 // and by `restore` from the offsets the events record).
 std::string CommandsOffsetMeta(uint32_t partition);
+// The `meta` key holding the next ledger.legs offset of `partition` serve reads (written with each group).
+std::string LegsOffsetMeta(uint32_t partition);
 // The `meta` key holding how many shards the ledger had when serve first committed to this store.
 inline constexpr char kShardsMeta[] = "shards";
 

@@ -1,0 +1,198 @@
+// Orders decided by other shards (docs/ARCHITECTURE.md: Shards). The order shard owns every command on its
+// orders; when the payment's customer lives on another shard (or the order's payment already does), it sends
+// the command there as a leg, parks the commands that arrive meanwhile, records the answer as the command's
+// outcome and then decides the parked commands in arrival order, as one shard would have decided them.
+#include <algorithm>
+
+#include "core/time.h"
+#include "decide.h"
+#include "events/event.h"
+#include "ledger/ledger.h"
+#include "ledger/routing.h"
+#include "ledger_impl.h"
+#include "state/keys.h"
+#include "state/records.h"
+
+namespace ledger {
+namespace {
+
+// How many commands may wait on one order behind a forwarded one. One shard decides them one after another;
+// a bound keeps a flood on one order (a client retrying with new ids) from growing the order's record
+// without limit: beyond it the command is refused ORDER_BUSY.
+constexpr size_t kParkedPerOrderMax = 64;
+
+std::vector<uint8_t> PackCommand(const fb::CommandT& command) {
+  flatbuffers::FlatBufferBuilder builder(256);
+  builder.Finish(fb::Command::Pack(builder, &command));
+  return {builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize()};
+}
+
+// The command a leg or a parked record carries, under the id and fingerprint its events carry. Errors:
+// InvalidArgument (not a command FlatBuffer, or a command of another id).
+Result<ParsedCommand> UnpackCommand(const uint8_t* data, size_t size, std::string_view command_id,
+                                    const uint8_t* fingerprint, size_t fingerprint_size) {
+  flatbuffers::Verifier verifier(data, size);
+  if (data == nullptr || !fb::VerifyCommandBuffer(verifier))
+    return Status::InvalidArgument("the leg's command is not a command");
+  ParsedCommand parsed;
+  fb::GetCommand(data)->UnPackTo(&parsed.command);
+  if (parsed.command.command_id != command_id || fingerprint == nullptr ||
+      fingerprint_size != Digest().size())
+    return Status::InvalidArgument("the leg's command does not match its event");
+  parsed.command_id = parsed.command.command_id;
+  parsed.type = parsed.command.type;
+  std::copy_n(fingerprint, fingerprint_size, parsed.fingerprint.begin());
+  parsed.line_bytes = size;
+  return parsed;
+}
+
+Result<ParsedCommand> CommandOfLeg(const fb::EventBody& leg, const flatbuffers::Vector<uint8_t>* command) {
+  if (command == nullptr || leg.command_id() == nullptr)
+    return Status::InvalidArgument("the leg carries no command");
+  const flatbuffers::Vector<uint8_t>* fingerprint = leg.command_fingerprint();
+  return UnpackCommand(command->data(), command->size(), leg.command_id()->string_view(),
+                       fingerprint ? fingerprint->data() : nullptr, fingerprint ? fingerprint->size() : 0);
+}
+
+uint64_t LegNumber(const KvReader& state, const std::string& key) {
+  fb::LegMarkRecordT mark;
+  LoadRecord(state, key, &mark);
+  return mark.number;
+}
+
+}  // namespace
+
+std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& parsed, std::string* refusal) {
+  const CommandOwner owner = OwnerOf(parsed);
+  if (owner.kind != OwnerKind::kOrder) return std::nullopt;
+  const LedgerConfig& config = options_.config;
+  fb::OrderRouteRecordT route;
+  const bool routed = LoadRecord(impl_->state, keys::OrderRoute(owner.key), &route);
+  fb::PayloadUnion payload;
+  if (routed && route.in_flight) {
+    if (route.parked.size() >= kParkedPerOrderMax) {
+      *refusal = "order " + owner.key + " already has " + std::to_string(route.parked.size()) +
+                 " commands waiting for shard " + std::to_string(route.shard);
+      return std::nullopt;
+    }
+    fb::CommandParkedT parked;
+    parked.order = owner.key;
+    parked.command = PackCommand(parsed.command);
+    payload.Set(std::move(parked));
+    return payload;
+  }
+  fb::OrderForwardedT forwarded;
+  if (routed) {
+    forwarded.destination = route.shard;  // the shard holding the order's payment decides what follows
+  } else if (const fb::PayT* pay = parsed.command.body.AsPay(); pay != nullptr) {
+    // A new payment of another shard's customer is decided there, where the customer's money and limits
+    // are; an order already paid here is refused here (DUPLICATE_ORDER), as one shard would.
+    const uint32_t customer_shard = ShardOfKey(pay->customer, config.shards);
+    std::string paid;
+    if (customer_shard == config.shard ||
+        impl_->state.Get(keys::Payment(pay->merchant, pay->merchant_order_no), &paid)) {
+      return std::nullopt;
+    }
+    forwarded.destination = customer_shard;
+    forwarded.pays = true;
+  } else {
+    return std::nullopt;  // a reversal or refund of an order this shard holds, or has never seen
+  }
+  forwarded.number = LegNumber(impl_->state, keys::LegSent(forwarded.destination)) + 1;
+  forwarded.order = owner.key;
+  forwarded.command = PackCommand(parsed.command);
+  payload.Set(std::move(forwarded));
+  return payload;
+}
+
+Result<bool> Ledger::StageLeg(std::string_view record) {
+  const LedgerConfig& config = options_.config;
+  Result<DecodedEvent> decoded = DecodeEventRecord(record);
+  if (!decoded.ok()) return Status::InvalidArgument("not an event: " + decoded.status().message());
+  const fb::EventBody& leg = *decoded->body;
+  const std::optional<LegAddress> address = LegAddressOf(leg);
+  const uint32_t source = leg.shard();
+  if (!address || address->destination != config.shard || source == config.shard || source >= config.shards) {
+    return Status::InvalidArgument("event " + std::to_string(leg.sequence()) + " of shard " +
+                                   std::to_string(source) + " is not a leg for shard " +
+                                   std::to_string(config.shard) + " of " + std::to_string(config.shards));
+  }
+  const uint64_t applied = LegNumber(impl_->state, keys::LegApplied(source));
+  if (address->number <= applied) return false;  // a leg published again after a restart
+  if (address->number != applied + 1) {
+    return Status::Corruption("leg " + std::to_string(address->number) + " from shard " +
+                              std::to_string(source) + " arrived after leg " + std::to_string(applied) +
+                              ": the legs between are missing");
+  }
+  const Status staged = leg.payload_type() == fb::Payload::OrderForwarded
+                            ? StageForwarded(leg, *leg.payload_as_OrderForwarded())
+                            : StageAnswer(leg, *leg.payload_as_OrderAnswered());
+  if (!staged.ok()) return staged;
+  return true;
+}
+
+Status Ledger::StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded& forwarded) {
+  Result<ParsedCommand> parsed = CommandOfLeg(leg, forwarded.command());
+  if (!parsed.ok()) return parsed.status();
+  const CommandTimes times = TimesOf(parsed->command);
+  Decision decision =
+      Decide(parsed->command, DecideContext{options_.config, impl_->state, times.ledger_time});
+  RecordRefusal(*parsed, decision);
+  fb::OrderAnsweredT answered;
+  answered.destination = leg.shard();
+  answered.number = LegNumber(impl_->state, keys::LegSent(leg.shard())) + 1;
+  answered.answers = forwarded.number();
+  answered.order = forwarded.order() ? forwarded.order()->str() : std::string();
+  answered.accepted = decision.accepted();
+  answered.reason = decision.reason;
+  answered.detail = decision.detail;
+  for (size_t i = 0; i < decision.payloads.size(); ++i) answered.sequences.push_back(last_sequence_ + 1 + i);
+  decision.payloads.emplace_back().Set(std::move(answered));
+  std::string transaction_id;
+  AppendEvents(parsed->command_id, parsed->fingerprint, times.now, times.occurred, decision.payloads,
+               &transaction_id);
+  ++staged_commands_;
+  return Status::Ok();
+}
+
+Status Ledger::StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& answered) {
+  const std::string order = answered.order() ? answered.order()->str() : std::string();
+  fb::OrderRouteRecordT route;
+  if (!LoadRecord(impl_->state, keys::OrderRoute(order), &route) || !route.in_flight ||
+      route.shard != leg.shard() || leg.command_fingerprint() == nullptr ||
+      leg.command_fingerprint()->size() != Digest().size()) {
+    return Status::Corruption("shard " + std::to_string(leg.shard()) + " answered for order " + order +
+                              ", which waits for no answer from it");
+  }
+  fb::OrderSettledT settled;
+  settled.source = leg.shard();
+  settled.number = answered.number();
+  settled.order = order;
+  settled.accepted = answered.accepted();
+  settled.reason = answered.reason() ? answered.reason()->str() : std::string();
+  settled.detail = answered.detail() ? answered.detail()->str() : std::string();
+  settled.transaction_id = leg.transaction_id() ? leg.transaction_id()->str() : std::string();
+  if (answered.sequences() != nullptr)
+    settled.sequences.assign(answered.sequences()->begin(), answered.sequences()->end());
+  std::vector<fb::PayloadUnion> payloads;
+  payloads.emplace_back().Set(std::move(settled));
+  Digest fingerprint;
+  std::copy_n(leg.command_fingerprint()->data(), fingerprint.size(), fingerprint.begin());
+  const int64_t now = NowNs();
+  std::string transaction_id;
+  AppendEvents(leg.command_id() ? leg.command_id()->str() : std::string(), fingerprint, now, now, payloads,
+               &transaction_id);
+  ++staged_commands_;
+  // The commands that waited, in arrival order, as one shard would decide them after this one (each may be
+  // forwarded, or park again behind one that is).
+  for (const auto& waiting : route.parked) {
+    Result<ParsedCommand> parsed =
+        UnpackCommand(waiting->command.data(), waiting->command.size(), waiting->command_id,
+                      waiting->fingerprint.data(), waiting->fingerprint.size());
+    LEDGER_ASSERT(parsed.ok());  // packed by this shard when it parked the command
+    StageOwned(*parsed, TimesOf(parsed->command));
+  }
+  return Status::Ok();
+}
+
+}  // namespace ledger
