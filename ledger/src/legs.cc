@@ -54,6 +54,25 @@ Result<ParsedCommand> CommandOfLeg(const fb::EventBody& leg, const flatbuffers::
                        fingerprint ? fingerprint->data() : nullptr, fingerprint ? fingerprint->size() : 0);
 }
 
+// Only a command on an order of the sending shard travels as a leg, and a payment that claims an order only
+// to the shard of its customer: anything else is refused, never decided. Errors: InvalidArgument.
+Status CheckForwardedHere(const ParsedCommand& parsed, const fb::OrderForwarded& forwarded, uint32_t source,
+                          const LedgerConfig& config, const KvReader& state) {
+  std::string paid;
+  const CommandOwner owner = OwnerOf(parsed);
+  const std::string_view order = forwarded.order() ? forwarded.order()->string_view() : std::string_view();
+  if (owner.kind != OwnerKind::kOrder || owner.key != order || ShardOfKey(owner.key, config.shards) != source)
+    return Status::InvalidArgument("the leg's command is not a command on an order of its sending shard");
+  const fb::PayT* pay = parsed.command.body.AsPay();
+  if (forwarded.pays() && (pay == nullptr || ShardOfKey(pay->customer, config.shards) != config.shard))
+    return Status::InvalidArgument("the leg claims an order for a payment this shard does not decide");
+  if (!forwarded.pays() && pay != nullptr &&
+      !state.Get(keys::Payment(pay->merchant, pay->merchant_order_no), &paid))
+    return Status::InvalidArgument(
+        "the leg pays an order this shard holds no payment of, without claiming it");
+  return Status::Ok();
+}
+
 uint64_t LegNumber(const KvReader& state, const std::string& key) {
   fb::LegMarkRecordT mark;
   LoadRecord(state, key, &mark);
@@ -134,6 +153,7 @@ Result<bool> Ledger::StageLeg(std::string_view record) {
 Status Ledger::StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded& forwarded) {
   Result<ParsedCommand> parsed = CommandOfLeg(leg, forwarded.command());
   if (!parsed.ok()) return parsed.status();
+  LEDGER_RETURN_IF_ERROR(CheckForwardedHere(*parsed, forwarded, leg.shard(), options_.config, impl_->state));
   const CommandTimes times = TimesOf(parsed->command);
   Decision decision =
       Decide(parsed->command, DecideContext{options_.config, impl_->state, times.ledger_time});
@@ -161,8 +181,8 @@ Status Ledger::StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& an
   if (!LoadRecord(impl_->state, keys::OrderRoute(order), &route) || !route.in_flight ||
       route.shard != leg.shard() || leg.command_fingerprint() == nullptr ||
       leg.command_fingerprint()->size() != Digest().size()) {
-    return Status::Corruption("shard " + std::to_string(leg.shard()) + " answered for order " + order +
-                              ", which waits for no answer from it");
+    return Status::InvalidArgument("shard " + std::to_string(leg.shard()) + " answered for order " + order +
+                                   ", which waits for no answer from it");
   }
   fb::OrderSettledT settled;
   settled.source = leg.shard();

@@ -398,5 +398,57 @@ TEST(ShardsEquivalence, LegsAreAppliedOnceInNumberOrder) {
   EXPECT_EQ(customer_shard.last_sequence(), applied);
 }
 
+// A leg as shard `source` would send it: an OrderForwarded event for `destination` carrying `command`.
+std::string ForgedLeg(uint32_t source, uint32_t destination, uint64_t number, const json& command, bool pays,
+                      const std::string& order) {
+  const ParsedCommand parsed = testing::Parse(command.dump());
+  flatbuffers::FlatBufferBuilder builder;
+  builder.Finish(fb::Command::Pack(builder, &parsed.command));
+  fb::OrderForwardedT forwarded;
+  forwarded.destination = destination;
+  forwarded.number = number;
+  forwarded.order = order;
+  forwarded.command.assign(builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize());
+  forwarded.pays = pays;
+  fb::EventBodyT body;
+  body.shard = source;
+  body.sequence = 99;
+  body.transaction_id = std::to_string(source) + "-99";
+  body.command_id = parsed.command_id;
+  body.command_fingerprint.assign(parsed.fingerprint.begin(), parsed.fingerprint.end());
+  body.payload.Set(std::move(forwarded));
+  Digest hash;
+  return EncodeEventRecord(body, Digest{}, &hash);
+}
+
+// Only a command on an order of the sending shard travels as a leg (a payment claiming an order only to its
+// customer's shard): a deposit, a payment for an order of another shard or one that pays a fresh order
+// without claiming it is refused, nothing staged, and the sender's real leg of that number still applies.
+TEST(ShardsEquivalence, ALegCarryingAnythingButItsSendersOrderCommandIsRefused) {
+  constexpr uint32_t kShards = 2;
+  const std::string a = CustomerOnShard(1, kShards);
+  Cluster cluster(kShards);
+  for (const json& command : {testing::OpenMerchant("m", "M1", 60), testing::OpenAccount("oa", a),
+                              testing::Deposit("da", a + ":debit", 50'000)}) {
+    cluster.Decide(command);
+  }
+  Ledger& target = cluster.shard(1);
+  const uint64_t head = target.last_sequence();
+  const std::string own_order = OrderOnShard(0, kShards), foreign_order = OrderOnShard(1, kShards);
+  const std::vector<std::string> forged = {
+      ForgedLeg(0, 1, 1, testing::Deposit("smuggled", a + ":debit", 1'000'000), false, "M1/" + own_order),
+      ForgedLeg(0, 1, 1, testing::Pay("M1", foreign_order, a, 100), true, "M1/" + foreign_order),
+      ForgedLeg(0, 1, 1, testing::Pay("M1", own_order, a, 100), false, "M1/" + own_order),
+      ForgedLeg(0, 1, 1, testing::Pay("M1", own_order, a, 100), true, "M1/elsewhere"),
+  };
+  for (const std::string& leg : forged) {
+    EXPECT_EQ(target.StageLeg(leg).status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(target.last_sequence(), head);
+  }
+  EXPECT_EQ(cluster.Decide(testing::Pay("M1", own_order, a, 100)), "accepted");
+  EXPECT_EQ(cluster.Balances()[keys::Balance(a + ":debit")], 50'000 - 100);
+  cluster.ExpectStatesProven();
+}
+
 }  // namespace
 }  // namespace ledger

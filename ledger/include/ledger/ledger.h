@@ -96,7 +96,8 @@ class Ledger {
   // with the answer as the transaction's last event; an answer settles the order's command (its result) and
   // decides the commands parked behind it, in order. Returns false for a leg applied before (nothing staged).
   // Errors: InvalidArgument (not a leg for this shard: not an event, another destination, a command that
-  // cannot be read), Corruption (a leg number skipped, or an answer to nothing this shard sent).
+  // cannot be read or is not one the sender may forward here, an answer to nothing this shard sent; nothing
+  // staged, and the leg number stays open for the sender's real leg), Corruption (a leg number skipped).
   Result<bool> StageLeg(std::string_view record);
   // Writes the open group atomically (one WriteBatch, synced WAL) and waits for it (and any group sealed
   // before it) and for its fold, so the store's records include it. On error the group is discarded and the
