@@ -61,15 +61,18 @@ const toml::table* Section(const toml::table& root, std::string_view name, Statu
 }
 
 Status ReadLedgerSection(const toml::table& ledger, LedgerConfig* config) {
-  LEDGER_RETURN_IF_ERROR(CheckKeys(ledger, {"shard", "point_value_minor", "refund_window_days"}, "ledger"));
+  LEDGER_RETURN_IF_ERROR(CheckKeys(
+      ledger, {"shard", "point_value_minor", "refund_window_days", "closed_order_keep_days"}, "ledger"));
   int64_t shard = config->shard, point_value = config->point_value_minor,
-          refund_days = config->refund_window_days;
+          refund_days = config->refund_window_days, closed_days = config->closed_order_keep_days;
   LEDGER_RETURN_IF_ERROR(ReadInteger(ledger, "shard", 0, 65535, &shard));
   LEDGER_RETURN_IF_ERROR(ReadInteger(ledger, "point_value_minor", 1, 1'000'000, &point_value));
   LEDGER_RETURN_IF_ERROR(ReadInteger(ledger, "refund_window_days", 0, 3650, &refund_days));
+  LEDGER_RETURN_IF_ERROR(ReadInteger(ledger, "closed_order_keep_days", 1, 3650, &closed_days));
   config->shard = static_cast<uint32_t>(shard);
   config->point_value_minor = point_value;
   config->refund_window_days = static_cast<int>(refund_days);
+  config->closed_order_keep_days = static_cast<int>(closed_days);
   return Status::Ok();
 }
 

@@ -135,6 +135,8 @@ std::string EventKey(const fb::EventBody& body) {
       return str(body.payload_as_OrderSettled()->order());
     case fb::Payload::CommandParked:
       return str(body.payload_as_CommandParked()->order());
+    case fb::Payload::OrderClosed:
+      return str(body.payload_as_OrderClosed()->merchant());
     default:
       return std::string();
   }

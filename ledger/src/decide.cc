@@ -207,7 +207,8 @@ struct PayPlan {
 };
 
 // Amounts, merchant, order number, customer and the account the card amount comes from.
-Decision CheckPayParties(const fb::PayT& command, const KvReader& state, PayPlan& plan) {
+Decision CheckPayParties(const fb::PayT& command, const DecideContext& context, PayPlan& plan) {
+  const KvReader& state = context.state;
   if (!ValidPositive(command.order_amount_minor))
     return Reject(reason::kInvalidAmount, "order_amount_minor must be 1 to 2^53-1");
   if (!ValidNonNegative(command.points)) return Reject(reason::kInvalidAmount, "points must be 0 to 2^53-1");
@@ -220,6 +221,11 @@ Decision CheckPayParties(const fb::PayT& command, const KvReader& state, PayPlan
   if (LoadRecord(state, keys::Payment(command.merchant, command.merchant_order_no), &existing_payment)) {
     return Reject(reason::kDuplicateOrder,
                   "merchant order " + command.merchant_order_no + " is already paid");
+  }
+  if (std::optional<int64_t> until = ClosedUntil(state, command.merchant, command.merchant_order_no);
+      until && context.now_ns < *until) {
+    return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no +
+                                            " was closed by a reversal before it was paid");
   }
   const bool needs_customer =
       command.funding == fb::Funding::own_account || command.points > 0 || !command.coupon.empty();
@@ -445,7 +451,7 @@ fb::CouponRedeemedT RedeemedCoupon(const fb::PayT& command, const PayPlan& plan)
 
 Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   PayPlan plan;
-  if (Decision checked = CheckPayParties(command, context.state, plan); !checked.accepted()) return checked;
+  if (Decision checked = CheckPayParties(command, context, plan); !checked.accepted()) return checked;
   if (Decision checked = CheckPayTenders(command, context, plan); !checked.accepted()) return checked;
   if (Decision checked = CheckPayLimits(command, context, plan); !checked.accepted()) return checked;
   if (Decision checked = CheckPayFunds(command, context.state, plan); !checked.accepted()) return checked;
@@ -456,12 +462,27 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   return decision;
 }
 
+// A reversal of an order with no payment (never seen, or refused): the payment may still be on its way (the
+// merchant timed out), so the order is closed for a while and that payment will be refused.
+Decision CloseUnpaidOrder(const fb::ReverseT& command, const DecideContext& context) {
+  if (std::optional<int64_t> until = ClosedUntil(context.state, command.merchant, command.merchant_order_no);
+      until && context.now_ns < *until) {
+    return Reject(reason::kAlreadyReversed, "order is already closed by a reversal");
+  }
+  fb::OrderClosedT closed;
+  closed.merchant = command.merchant;
+  closed.merchant_order_no = command.merchant_order_no;
+  closed.reason = command.reason;
+  closed.closed_until_ns = context.now_ns + int64_t{context.config.closed_order_keep_days} * kNanosPerDay;
+  Decision decision;
+  decision.payloads.emplace_back().Set(std::move(closed));
+  return decision;
+}
+
 Decision DecideReverse(const fb::ReverseT& command, const DecideContext& context) {
   fb::PaymentRecordT payment;
-  if (!LoadRecord(context.state, keys::Payment(command.merchant, command.merchant_order_no), &payment)) {
-    return Reject(reason::kOriginalNotFound,
-                  "no payment " + command.merchant + "/" + command.merchant_order_no);
-  }
+  if (!LoadRecord(context.state, keys::Payment(command.merchant, command.merchant_order_no), &payment))
+    return CloseUnpaidOrder(command, context);
   if (payment.status == fb::PaymentStatus::reversed)
     return Reject(reason::kAlreadyReversed, "payment is already reversed");
   if (payment.refund_count > 0)
@@ -617,6 +638,13 @@ Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) 
 }
 
 }  // namespace
+
+std::optional<int64_t> ClosedUntil(const KvReader& state, const std::string& merchant,
+                                   const std::string& merchant_order_no) {
+  fb::ClosedOrderRecordT closed;
+  if (!LoadRecord(state, keys::ClosedOrder(merchant, merchant_order_no), &closed)) return std::nullopt;
+  return closed.closed_until_ns;
+}
 
 Decision Decide(const fb::CommandT& command, const DecideContext& context) {
   switch (command.body.type) {

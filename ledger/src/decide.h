@@ -2,6 +2,8 @@
 // rejection reason. Pure: reads state, writes nothing; the caller sequences and applies the events.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,5 +29,10 @@ struct Decision {
 };
 
 Decision Decide(const fb::CommandT& command, const DecideContext& context);
+
+// Until when a reversal closed the unpaid order `merchant`/`merchant_order_no` (events.fbs: OrderClosed);
+// nullopt when none did.
+std::optional<int64_t> ClosedUntil(const KvReader& state, const std::string& merchant,
+                                   const std::string& merchant_order_no);
 
 }  // namespace ledger

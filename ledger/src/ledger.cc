@@ -336,7 +336,7 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
 CommandResult Ledger::StageOwned(const ParsedCommand& parsed, const CommandTimes& times) {
   std::string refusal;
   std::optional<fb::PayloadUnion> routed =
-      options_.config.shards > 1 ? RouteOrderCommand(parsed, &refusal) : std::nullopt;
+      options_.config.shards > 1 ? RouteOrderCommand(parsed, times.ledger_time, &refusal) : std::nullopt;
   if (!refusal.empty()) return StageDecision(parsed, times, Decision{reason::kOrderBusy, refusal, {}});
   if (!routed) {
     return StageDecision(

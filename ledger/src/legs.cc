@@ -81,7 +81,8 @@ uint64_t LegNumber(const KvReader& state, const std::string& key) {
 
 }  // namespace
 
-std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& parsed, std::string* refusal) {
+std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& parsed, int64_t ledger_time,
+                                                          std::string* refusal) {
   const CommandOwner owner = OwnerOf(parsed);
   if (owner.kind != OwnerKind::kOrder) return std::nullopt;
   const LedgerConfig& config = options_.config;
@@ -105,11 +106,15 @@ std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& p
     forwarded.destination = route.shard;  // the shard holding the order's payment decides what follows
   } else if (const fb::PayT* pay = parsed.command.body.AsPay(); pay != nullptr) {
     // A new payment of another shard's customer is decided there, where the customer's money and limits
-    // are; an order already paid here is refused here (DUPLICATE_ORDER), as one shard would.
+    // are; an order already paid here, or closed by a reversal, is refused here (DUPLICATE_ORDER,
+    // ORDER_CLOSED), as one shard would.
     const uint32_t customer_shard = ShardOfKey(pay->customer, config.shards);
     std::string paid;
+    const std::optional<int64_t> closed_until =
+        ClosedUntil(impl_->state, pay->merchant, pay->merchant_order_no);
     if (customer_shard == config.shard ||
-        impl_->state.Get(keys::Payment(pay->merchant, pay->merchant_order_no), &paid)) {
+        impl_->state.Get(keys::Payment(pay->merchant, pay->merchant_order_no), &paid) ||
+        (closed_until && ledger_time < *closed_until)) {
       return std::nullopt;
     }
     forwarded.destination = customer_shard;

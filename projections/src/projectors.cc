@@ -217,7 +217,7 @@ class PaymentsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
     return {std::string(keys::kPaymentPrefix), std::string(keys::kRefundPrefix),
-            std::string(keys::kOrderRoutePrefix)};
+            std::string(keys::kOrderRoutePrefix), std::string(keys::kClosedOrderPrefix)};
   }
   std::string_view name() const override { return "payments"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
@@ -228,6 +228,15 @@ class PaymentsProjector final : public Projector {
       case fb::Payload::OrderSettled:
         FoldOrderRoute(event, view, errors);
         break;
+      case fb::Payload::OrderClosed: {
+        const auto* closed = event.payload_as_OrderClosed();
+        fb::ClosedOrderRecordT record;
+        record.closed_until_ns = closed->closed_until_ns();
+        record.reason = StringOf(closed->reason());
+        SaveRecord(view, keys::ClosedOrder(ViewOf(closed->merchant()), ViewOf(closed->merchant_order_no())),
+                   record);
+        break;
+      }
       case fb::Payload::PaymentCaptured: {
         const auto* paid = event.payload_as_PaymentCaptured();
         fb::PaymentRecordT payment;

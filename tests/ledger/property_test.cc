@@ -564,9 +564,9 @@ class Generator {
         return Make({{"type", "reverse"},
                      {"command_id", NewId("rev-")},
                      {"merchant", merchants_[0]},
-                     {"merchant_order_no", "NO-SUCH-ORDER"},
+                     {"merchant_order_no", NewId("NO-SUCH-ORDER-")},
                      {"reason", "timeout"}},
-                    "reverse_unknown", Rejected(reason::kOriginalNotFound));
+                    "reverse_unknown", Accepted());  // closes the order, moves nothing
       default:
         return Make({{"type", "refund"},
                      {"command_id", NewId("rf-")},

@@ -397,17 +397,34 @@ TEST(Reversal, AfterARefundIsAlreadyRefunded) {
   EXPECT_EQ(ledger.Payment("ORD1").status, fb::PaymentStatus::partially_refunded);
 }
 
-TEST(Reversal, UnknownPaymentIsOriginalNotFound) {
+// A reversal (冲正) that arrives before its payment (the merchant timed out; the payment is still on its way)
+// closes the order: it moves nothing, a second reversal is ALREADY_REVERSED, and the late payment is refused
+// ORDER_CLOSED with nothing moved, until closed_order_keep_days (7) have passed.
+TEST(Reversal, BeforeItsPaymentClosesTheOrderAndTheLatePaymentIsRefused) {
   Shop ledger;
   const auto before = ledger.BusinessState();
-  EXPECT_TRUE(Rejected(ledger.Submit(testing::Reverse("M1", "NOPE")), "ORIGINAL_NOT_FOUND"));
-  EXPECT_EQ(ledger.BusinessState(), before);
+  const std::map<std::string, int64_t> balances = ledger.Balances();
+  EXPECT_TRUE(Accepted(ledger.Submit(At(testing::Reverse("M1", "LATE"), "2026-11-25T10:00:00+08:00"))));
+  EXPECT_EQ(ledger.Balances(), balances);
+  json again = At(testing::Reverse("M1", "LATE"), "2026-11-25T10:00:05+08:00");
+  again["command_id"] = "rev-again";
+  EXPECT_TRUE(Rejected(ledger.Submit(again), "ALREADY_REVERSED"));
+  json late = At(testing::Pay("M1", "LATE", "C1", 10'000), "2026-11-25T10:00:10+08:00");
+  EXPECT_TRUE(Rejected(ledger.Submit(late), "ORDER_CLOSED"));
+  EXPECT_EQ(ledger.Balances(), balances);
+  json much_later = At(testing::Pay("M1", "LATE", "C1", 10'000), "2026-12-02T10:00:01+08:00");
+  much_later["command_id"] = "pay-after-a-week";
+  EXPECT_TRUE(Accepted(ledger.Submit(much_later)));
+  EXPECT_NE(ledger.BusinessState(), before);
 }
 
-TEST(Reversal, OfARejectedPaymentIsOriginalNotFound) {
+TEST(Reversal, OfARejectedPaymentClosesTheOrder) {
   Shop ledger;
   ASSERT_TRUE(Rejected(ledger.Submit(testing::Pay("M1", "ORD1", "C1", 2'000'000)), "INSUFFICIENT_FUNDS"));
-  EXPECT_TRUE(Rejected(ledger.Submit(testing::Reverse("M1", "ORD1")), "ORIGINAL_NOT_FOUND"));
+  EXPECT_TRUE(Accepted(ledger.Submit(testing::Reverse("M1", "ORD1"))));
+  json retry = testing::Pay("M1", "ORD1", "C1", 2'000);
+  retry["command_id"] = "retry";
+  EXPECT_TRUE(Rejected(ledger.Submit(retry), "ORDER_CLOSED"));
 }
 
 // ---- refunds ----

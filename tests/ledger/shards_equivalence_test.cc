@@ -450,5 +450,21 @@ TEST(ShardsEquivalence, ALegCarryingAnythingButItsSendersOrderCommandIsRefused) 
   cluster.ExpectStatesProven();
 }
 
+// A reversal that arrives before its payment closes the order on the order shard; the late payment, whose
+// customer lives on another shard, is refused there ORDER_CLOSED without travelling, as one shard refuses it.
+TEST(ShardsEquivalence, AReversalBeforeItsPaymentClosesTheOrderOnItsShard) {
+  constexpr uint32_t kShards = 2;
+  const std::string a = CustomerOnShard(1, kShards);
+  const std::string order = OrderOnShard(0, kShards);
+  const std::vector<json> stream = {testing::OpenMerchant("m", "M1", 60), testing::OpenAccount("oa", a),
+                                    testing::Deposit("da", a + ":debit", 50'000),
+                                    testing::Reverse("M1", order), testing::Pay("M1", order, a, 1'000)};
+  const StreamRun one = RunStream(stream, 1);
+  EXPECT_EQ(one.outcomes.back(), "rejected ORDER_CLOSED");
+  const StreamRun two = RunStream(stream, kShards);
+  ExpectSameRun(stream, one, two, kShards);
+  EXPECT_EQ(two.legs, 0);
+}
+
 }  // namespace
 }  // namespace ledger

@@ -32,7 +32,8 @@ std::vector<std::string_view> AllPrefixes() {
           keys::kMismatchOutcomePrefix, keys::kMerchantClearingPrefix, keys::kSchemeClearingPrefix,
           keys::kClearingLinePrefix,    keys::kReconOrderPrefix,       keys::kReconRefundPrefix,
           keys::kReconDateIndexPrefix,  keys::kAppliedPrefix,          keys::kCheckpointPrefix,
-          keys::kLegSentPrefix,         keys::kLegAppliedPrefix,       keys::kOrderRoutePrefix};
+          keys::kClosedOrderPrefix,     keys::kLegSentPrefix,          keys::kLegAppliedPrefix,
+          keys::kOrderRoutePrefix};
 }
 
 // A scan by one prefix must never see another kind of record.

@@ -35,6 +35,9 @@ struct LedgerConfig {
   // How far a command's occurred_at may be from the ledger clock (CLOCK_SKEW).
   int64_t clock_skew_max_ns = 5LL * 60 * 1'000'000'000;
   int refund_window_days = 365;
+  // How long a reversal of an order with no payment keeps the order closed: a payment that arrives later (it
+  // was delayed, the merchant timed out and reversed) is refused ORDER_CLOSED until then.
+  int closed_order_keep_days = 7;
   // Indexed by fb::Medium (u_shield, password_device, otp_card, sms, fingerprint, password_free).
   std::array<MediumPolicy, kMediumCount> medium_policy = {{
       {100'000'000, 100'000'000, kNoLimit, kNoLimit},  // u_shield: 1,000,000.00 / day

@@ -53,6 +53,7 @@ inline constexpr char kRefundExceedsRemaining[] = "REFUND_EXCEEDS_REMAINING";
 inline constexpr char kClockSkew[] = "CLOCK_SKEW";
 inline constexpr char kWrongShard[] = "WRONG_SHARD";
 inline constexpr char kOrderBusy[] = "ORDER_BUSY";
+inline constexpr char kOrderClosed[] = "ORDER_CLOSED";
 }  // namespace reason
 
 struct ParsedCommand {

@@ -194,7 +194,8 @@ class Ledger {
   CommandResult StageOwned(const ParsedCommand& parsed, const CommandTimes& times);
   // For a command on an order: the OrderForwarded or CommandParked payload when another shard decides it, or
   // a refusal (ORDER_BUSY); nullopt when this shard decides it.
-  std::optional<fb::PayloadUnion> RouteOrderCommand(const ParsedCommand& parsed, std::string* refusal);
+  std::optional<fb::PayloadUnion> RouteOrderCommand(const ParsedCommand& parsed, int64_t ledger_time,
+                                                    std::string* refusal);
   // Turns a refused `decision` into its one CommandRejected payload.
   void RecordRefusal(const ParsedCommand& parsed, Decision& decision) const;
   // Stages `decision` (accepted, or turned into a CommandRejected) as the command's transaction.

@@ -9,6 +9,7 @@
 //   k/<command id> km/<command id>/<fingerprint>    command outcomes          outcomes
 //   ls/<shard> lr/<shard>                            legs sent to, applied from commands
 //   o/<merchant>/<order>                             where an order's commands go payments
+//   oc/<merchant>/<order>                            an order closed by a reversal payments
 //   xm/ xs/ xl/ xo/ xr/ xd/ (see below)             clearing and reconciliation views   clearing
 //   ck/<sequence>                                    a signed checkpoint        checkpoints
 //   z/<projector>                                    a projector's last applied sequence
@@ -41,6 +42,7 @@ extern const std::string_view kMismatchOutcomePrefix;
 extern const std::string_view kLegSentPrefix;
 extern const std::string_view kLegAppliedPrefix;
 extern const std::string_view kOrderRoutePrefix;
+extern const std::string_view kClosedOrderPrefix;
 extern const std::string_view kMerchantClearingPrefix;
 extern const std::string_view kSchemeClearingPrefix;
 extern const std::string_view kClearingLinePrefix;
@@ -69,6 +71,8 @@ std::string Payment(std::string_view merchant, std::string_view merchant_order_n
 std::string Refund(std::string_view merchant, std::string_view refund_no);
 // the route of an order whose commands another shard decides; `order` is "merchant/order_no"
 std::string OrderRoute(std::string_view order);
+// an order a reversal closed before it was paid
+std::string ClosedOrder(std::string_view merchant, std::string_view merchant_order_no);
 // commands (idempotency)
 std::string CommandOutcome(std::string_view command_id);
 // The outcome of a reused command id with other content, per content (fingerprint in hex).
