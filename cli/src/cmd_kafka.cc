@@ -165,6 +165,47 @@ Runner AddServe(CLI::App& app) {
   };
 }
 
+namespace {
+
+// An instant for people: ISO 8601 in the bank's time zone, "-" for none.
+std::string StatusTime(int64_t ns) {
+  return ns == 0 ? std::string("-") : FormatIso8601(ns, LedgerConfig().timezone_offset_minutes);
+}
+
+template <typename T>
+nlohmann::ordered_json JsonOrNull(const std::optional<T>& value) {
+  return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json(nullptr);
+}
+
+void PrintShardStatusJson(const replay::ShardStatus& status, std::optional<uint64_t> legs_in_flight) {
+  const nlohmann::ordered_json out{
+      {"shard", status.shard},
+      {"head_sequence", status.head_sequence},
+      {"last_event_at", StatusTime(status.head_recorded_at_ns)},
+      {"results_through", status.results_through},
+      {"commands_high", status.commands_high},
+      {"commands_next", JsonOrNull(status.commands_next)},
+      {"commands_lag", JsonOrNull(status.commands_lag())},
+      {"legs_in_flight", JsonOrNull(legs_in_flight)},
+      {"last_checkpoint_covers", JsonOrNull(status.last_checkpoint_covers)},
+      {"last_checkpoint_signed_at", StatusTime(status.last_checkpoint_signed_at_ns)}};
+  std::printf("%s\n", out.dump().c_str());
+}
+
+void PrintShardStatusLine(const replay::ShardStatus& status, std::optional<uint64_t> legs_in_flight) {
+  const std::optional<int64_t> lag = status.commands_lag();
+  std::printf("%-5u %12llu %12llu %10s %6s %12s %-26s %s\n", status.shard,
+              static_cast<unsigned long long>(status.head_sequence),
+              static_cast<unsigned long long>(status.results_through),
+              lag ? std::to_string(*lag).c_str() : "?",
+              legs_in_flight ? std::to_string(*legs_in_flight).c_str() : "?",
+              status.last_checkpoint_covers ? std::to_string(*status.last_checkpoint_covers).c_str() : "-",
+              StatusTime(status.head_recorded_at_ns).c_str(),
+              StatusTime(status.last_checkpoint_signed_at_ns).c_str());
+}
+
+}  // namespace
+
 Runner AddClusterStatus(CLI::App& app) {
   struct Args {
     std::string brokers;
@@ -180,14 +221,7 @@ Runner AddClusterStatus(CLI::App& app) {
   return [args]() {
     // How long the cluster gets to answer for one shard.
     constexpr int64_t kShardStatusTimeoutMs = 30'000;
-    const int timezone = LedgerConfig().timezone_offset_minutes;
-    const auto when = [timezone](int64_t ns) {
-      return ns == 0 ? std::string("-") : FormatIso8601(ns, timezone);
-    };
-    if (!args->json) {
-      std::printf("%-5s %12s %12s %10s %12s %-26s %s\n", "shard", "head", "results", "commands", "checkpoint",
-                  "last event at", "checkpoint signed at");
-    }
+    std::vector<std::optional<replay::ShardStatus>> statuses(args->shards);
     bool all_read = true;
     for (uint32_t shard = 0; shard < args->shards; ++shard) {
       Result<replay::ShardStatus> status =
@@ -197,30 +231,20 @@ Runner AddClusterStatus(CLI::App& app) {
         std::fprintf(stderr, "ledger: shard %u: %s\n", shard, status.status().ToString().c_str());
         continue;
       }
-      const std::optional<int64_t> lag = status->commands_lag();
+      statuses[shard] = std::move(status).value();
+    }
+    if (!args->json) {
+      std::printf("%-5s %12s %12s %10s %6s %12s %-26s %s\n", "shard", "head", "results", "commands", "legs",
+                  "checkpoint", "last event at", "checkpoint signed at");
+    }
+    for (uint32_t shard = 0; shard < args->shards; ++shard) {
+      if (!statuses[shard]) continue;
+      const std::optional<uint64_t> legs = replay::LegsInFlightTo(shard, statuses);
       if (args->json) {
-        nlohmann::ordered_json out{
-            {"shard", shard},
-            {"head_sequence", status->head_sequence},
-            {"last_event_at", when(status->head_recorded_at_ns)},
-            {"results_through", status->results_through},
-            {"commands_high", status->commands_high},
-            {"commands_next", status->commands_next ? nlohmann::ordered_json(*status->commands_next)
-                                                    : nlohmann::ordered_json(nullptr)},
-            {"commands_lag", lag ? nlohmann::ordered_json(*lag) : nlohmann::ordered_json(nullptr)},
-            {"last_checkpoint_covers", status->last_checkpoint_covers
-                                           ? nlohmann::ordered_json(*status->last_checkpoint_covers)
-                                           : nlohmann::ordered_json(nullptr)},
-            {"last_checkpoint_signed_at", when(status->last_checkpoint_signed_at_ns)}};
-        std::printf("%s\n", out.dump().c_str());
-        continue;
+        PrintShardStatusJson(*statuses[shard], legs);
+      } else {
+        PrintShardStatusLine(*statuses[shard], legs);
       }
-      std::printf(
-          "%-5u %12llu %12llu %10s %12s %-26s %s\n", shard,
-          static_cast<unsigned long long>(status->head_sequence),
-          static_cast<unsigned long long>(status->results_through), lag ? std::to_string(*lag).c_str() : "?",
-          status->last_checkpoint_covers ? std::to_string(*status->last_checkpoint_covers).c_str() : "-",
-          when(status->head_recorded_at_ns).c_str(), when(status->last_checkpoint_signed_at_ns).c_str());
     }
     return all_read ? kExitOk : kExitFailure;
   };

@@ -27,7 +27,40 @@ Result<kafka::Watermarks> WatermarksOf(const std::string& brokers, const char* t
   return (*reader)->QueryWatermarks(static_cast<int>(timeout_ms));
 }
 
+// The leg numbers `body` sends or applies.
+void NoteLegs(const fb::EventBody& body, ShardStatus& status) {
+  if (const std::optional<LegAddress> leg = LegAddressOf(body))
+    status.legs_sent[leg->destination] = leg->number;
+  if (const fb::OrderAnswered* answered = body.payload_as_OrderAnswered())
+    status.legs_applied[answered->destination()] = answered->answers();
+  if (const fb::OrderSettled* settled = body.payload_as_OrderSettled())
+    status.legs_applied[settled->source()] = settled->number();
+}
+
+// The last leg number `status` says its shard sent to (applied from) `other`: 0 when it read its whole
+// history and saw none, nullopt when it cannot tell.
+std::optional<uint64_t> LastLeg(const ShardStatus& status, const std::map<uint32_t, uint64_t>& legs,
+                                uint32_t other) {
+  const auto it = legs.find(other);
+  if (it != legs.end()) return it->second;
+  return status.whole_history ? std::optional<uint64_t>(0) : std::nullopt;
+}
+
 }  // namespace
+
+std::optional<uint64_t> LegsInFlightTo(uint32_t shard, const std::vector<std::optional<ShardStatus>>& all) {
+  if (shard >= all.size() || !all[shard]) return std::nullopt;
+  uint64_t in_flight = 0;
+  for (uint32_t source = 0; source < all.size(); ++source) {
+    if (source == shard) continue;
+    if (!all[source]) return std::nullopt;
+    const std::optional<uint64_t> sent = LastLeg(*all[source], all[source]->legs_sent, shard);
+    const std::optional<uint64_t> applied = LastLeg(*all[shard], all[shard]->legs_applied, source);
+    if (!sent || !applied) return std::nullopt;
+    if (*sent > *applied) in_flight += *sent - *applied;
+  }
+  return in_flight;
+}
 
 Result<ShardStatus> ReadShardStatus(const std::string& brokers, uint32_t shard, int64_t timeout_ms) {
   ShardStatus status;
@@ -40,7 +73,10 @@ Result<ShardStatus> ReadShardStatus(const std::string& brokers, uint32_t shard, 
   status.commands_high = commands->high;
   Result<kafka::Watermarks> events = WatermarksOf(brokers, kafka::kEventsTopic, shard, timeout_ms);
   if (!events.ok()) return events.status();
-  if (events->high <= events->low) return status;
+  if (events->high <= events->low) {
+    status.whole_history = events->low == 0;  // nothing published yet
+    return status;
+  }
 
   const int64_t from = std::max(events->low, events->high - kStatusScanEventsMax);
   Result<std::unique_ptr<kafka::PartitionReader>> reader =
@@ -61,7 +97,9 @@ Result<ShardStatus> ReadShardStatus(const std::string& brokers, uint32_t shard, 
                                   std::to_string(record.offset) + ": " + decoded.status().message());
       }
       const fb::EventBody& body = *decoded->body;
+      if (status.head_sequence == 0) status.whole_history = body.sequence() == 1;
       status.head_sequence = body.sequence();
+      NoteLegs(body, status);
       status.head_recorded_at_ns = body.recorded_at_ns();
       resume.See(body);
       if (const fb::CheckpointRecorded* checkpoint = body.payload_as_CheckpointRecorded()) {

@@ -76,7 +76,7 @@ std::map<std::string, json> AnswersOnceThere(const std::string& brokers, uint32_
   return results;
 }
 
-// Operators see both shards from Kafka alone: heads, results published, nothing waiting.
+// Operators see both shards from Kafka alone: heads, results published, no command and no leg waiting.
 void ExpectClusterStatusFromKafka(const std::string& scratch, const std::string& brokers,
                                   const std::string (&data)[kShards]) {
   const testing::ProgramRun status = testing::RunLedger(
@@ -91,6 +91,7 @@ void ExpectClusterStatusFromKafka(const std::string& scratch, const std::string&
     // Shard 0's last transaction answered a leg: it has no result of its own.
     EXPECT_LE(line.value("results_through", uint64_t{0}), line.value("head_sequence", uint64_t{0}));
     EXPECT_EQ(line["commands_lag"], 0) << line.dump();
+    EXPECT_EQ(line["legs_in_flight"], 0) << line.dump();  // every leg sent was applied
   }
 }
 

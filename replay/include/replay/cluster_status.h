@@ -6,8 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -31,7 +33,17 @@ struct ShardStatus {
   }
   std::optional<uint64_t> last_checkpoint_covers;  // among the newest kStatusScanEventsMax events
   int64_t last_checkpoint_signed_at_ns = 0;
+  // Legs (docs/ARCHITECTURE.md: Shards) among the events read: the last number sent to each shard, and the
+  // last applied from each shard. `whole_history`: the events read start at sequence 1, so a shard missing
+  // from a map was never sent to (applied from).
+  std::map<uint32_t, uint64_t> legs_sent;
+  std::map<uint32_t, uint64_t> legs_applied;
+  bool whole_history = false;
 };
+
+// The legs other shards sent shard `shard` that it has not applied yet, from every shard's status (indexed by
+// shard); nullopt when the events read cannot tell (a pair's last leg lies before the newest events read).
+std::optional<uint64_t> LegsInFlightTo(uint32_t shard, const std::vector<std::optional<ShardStatus>>& all);
 
 // The status of shard `shard` from `brokers`. Errors: IoError (the cluster did not answer in time),
 // Corruption (a record of the events partition is not an event).
