@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -184,6 +185,74 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   EXPECT_EQ(testing::ReadStoreState(data[0]), stopped);
 
   ExpectClusterStatusFromKafka(dir.path(), brokers, data);
+}
+
+// Sends each command to the partition(s) of the shard(s) that own it (as `submit --brokers` routes).
+void SendRouted(const std::string& brokers, const std::vector<json>& commands) {
+  for (const json& command : commands) {
+    for (const uint32_t shard : ShardsFor(testing::Parse(command.dump()), kShards)) {
+      ASSERT_TRUE(testing::SendCommands(brokers, {command.dump()}, shard).ok());
+    }
+  }
+}
+
+// The customer's shard is SIGKILLed while payments of the other shard's orders travel to it and back, and
+// restarted: every command is answered exactly once, on its order's shard, and the money is as if nothing
+// happened (each customer has enough for every payment, so the outcomes do not depend on timing).
+TEST(Shards, ACustomerShardKilledMidStreamAnswersEveryCommandOnceLegsIncluded) {
+  testing::TempDir dir;
+  Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(kShards);
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  const std::string brokers = (*broker)->bootstrap();
+  const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
+  auto shard0 = std::make_unique<ServeProcess>(dir.path(), 0, ServeArgs(data[0], brokers, 0));
+  auto shard1 = std::make_unique<ServeProcess>(dir.path(), 1, ServeArgs(data[1], brokers, 1));
+  ASSERT_TRUE(shard0->WaitReady(kServeDeadline)) << shard0->err();
+  ASSERT_TRUE(shard1->WaitReady(kServeDeadline)) << shard1->err();
+  const std::string customer = CustomerOnShard(1);
+  SendRouted(brokers, {testing::OpenMerchant("m1", "M1", 0), testing::OpenAccount("open", customer),
+                       testing::Deposit("dep", customer + ":debit", 10'000'000)});
+  // Orders of shard 0 paid by shard 1's customer: each travels 0 -> 1 -> 0; every fifth is then reversed.
+  std::vector<json> payments;
+  std::vector<std::string> ids;
+  int64_t kept = 0;
+  for (int i = 0; static_cast<int>(payments.size()) < 2 * testing::Scaled(60); ++i) {
+    const std::string order = "K" + std::to_string(i);
+    if (ShardOfKey(OrderKey("M1", order), kShards) != 0) continue;
+    payments.push_back(testing::Pay("M1", order, customer, 1'000 + i));
+    ids.push_back(payments.back()["command_id"]);
+    if (payments.size() % 5 == 0) {
+      payments.push_back(testing::Reverse("M1", order));
+      ids.push_back(payments.back()["command_id"]);
+    } else {
+      kept += 1'000 + i;
+    }
+  }
+  const size_t half = payments.size() / 2;
+  SendRouted(brokers, std::vector<json>(payments.begin(), payments.begin() + half));
+  // Killed once the first payments are answered: later ones are on their way, in one direction or the other.
+  const std::vector<std::string> first_ids(ids.begin(), ids.begin() + 3);
+  AnswersOnceThere(brokers, 0, first_ids);
+  shard1->child().Kill();
+  std::cout << "[ figures  ] answered when shard 1 was killed: " << ResultsOf(brokers, 0).size() - 1 << " of "
+            << ids.size() << "\n";
+  SendRouted(brokers, std::vector<json>(payments.begin() + half, payments.end()));
+  shard1 = std::make_unique<ServeProcess>(dir.path(), 2, ServeArgs(data[1], brokers, 1));
+  ASSERT_TRUE(shard1->WaitReady(kServeDeadline)) << shard1->err();
+  const std::map<std::string, json> answers = AnswersOnceThere(brokers, 0, ids);
+  for (const std::string& id : ids) {
+    ASSERT_EQ(answers.count(id), 1u) << id << " not answered";
+    EXPECT_EQ(answers.at(id).value("status", ""), "accepted") << answers.at(id).dump();
+  }
+  ASSERT_EQ(shard0->Stop(), 0) << shard0->err();
+  ASSERT_EQ(shard1->Stop(), 0) << shard1->err();
+  // Exactly once over both partitions (ResultsOf fails on a second answer within one).
+  const std::map<std::string, json> on_customer_shard = ResultsOf(brokers, 1);
+  for (const std::string& id : ids) EXPECT_EQ(on_customer_shard.count(id), 0u) << id;
+  EXPECT_EQ(ResultsOf(brokers, 0).size(), ids.size() + 1);  // and the merchant
+  EXPECT_EQ(testing::StoredBalance(data[1], customer + ":debit"), 10'000'000 - kept);
+  EXPECT_EQ(testing::StoredBalance(data[1], "merchant:M1") + testing::StoredBalance(data[0], "merchant:M1"),
+            kept);
 }
 
 }  // namespace
