@@ -1127,6 +1127,47 @@ TEST_F(KafkaRealTest, KafkaRealServeRefusesAnEventsTopicThatWouldExpireHistory) 
 // command to its owner; one shard's serve is SIGKILLed and its data folder lost; `ledger restore
 // --from-kafka` rebuilds it from its partition with the same balances, and serve resumes on it answering only
 // what is new.
+// Shard `shard` is lost (its serve `pid` SIGKILLed, its folder `data_dir` removed) and restored from its
+// partition with the balances it had.
+void LoseAndRestoreShard(const std::string& brokers, const std::string& scratch, const std::string& data_dir,
+                         uint32_t shard, pid_t pid) {
+  const RunResult balances_before =
+      RunProcess({kLedgerBinary, "balance", "--data", data_dir, "--all"}, scratch, 120);
+  KillHard(pid);
+  std::filesystem::remove_all(data_dir);
+  const RunResult restored =
+      RunProcess({kLedgerBinary, "restore", "--data", data_dir, "--from-kafka", "--brokers", brokers,
+                  "--shard", std::to_string(shard), "--accept-unsigned-tail", "Grace Hopper"},
+                 scratch, 300);
+  ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  std::cout << "[restore] " << FirstLine(restored.out) << std::endl;
+  const RunResult balances_after =
+      RunProcess({kLedgerBinary, "balance", "--data", data_dir, "--all"}, scratch, 120);
+  EXPECT_EQ(balances_after.out, balances_before.out);
+}
+
+// Every command of `commands` answered exactly once over the `shards` results partitions (the merchant `m1`
+// once per shard), and each customer's debit balance on its own shard as `expected`.
+void ExpectAnsweredOnceWithBalances(const std::string& brokers, const std::string& scratch,
+                                    const std::string* data, uint32_t shards, size_t commands,
+                                    const std::map<std::string, int64_t>& expected) {
+  std::map<std::string, int> answered;
+  for (uint32_t shard = 0; shard < shards; ++shard) {
+    for (const kafka::Record& record : ReadTopic(brokers, kafka::kResultsTopic, shard))
+      answered[record.key] += 1;
+  }
+  for (const auto& [key, count] : answered)
+    EXPECT_EQ(count, key == "m1" ? static_cast<int>(shards) : 1) << key;
+  EXPECT_EQ(answered.size(), commands);
+  for (const auto& [customer, balance_minor] : expected) {
+    const RunResult balance = RunProcess({kLedgerBinary, "balance", "--data",
+                                          data[ShardOfKey(customer, shards)], customer + ":debit", "--json"},
+                                         scratch, 120);
+    EXPECT_NE(balance.out.find("\"balance_minor\":" + std::to_string(balance_minor)), std::string::npos)
+        << customer << ": " << balance.out;
+  }
+}
+
 // Four shards on the replicated cluster, payments crossing between them as legs. Phase one: every command
 // answered once. A lost shard (serve SIGKILLed, folder gone) is restored from its partition with the same
 // balances. Phase two: while payments travel, a broker is SIGKILLed and restarted, then another shard's
@@ -1191,19 +1232,7 @@ TEST_F(KafkaRealTest, KafkaRealFourShardsLegsSurviveKillsAndALostShardIsRestored
             << " payments crossed shards" << std::endl;
 
   // Shard 1 is lost: its serve killed, its folder gone (its configuration is the defaults).
-  const RunResult balances_before =
-      RunProcess({kLedgerBinary, "balance", "--data", data[1], "--all"}, dir_.path(), 120);
-  KillHard(serve[1]);
-  std::filesystem::remove_all(data[1]);
-  const RunResult restored =
-      RunProcess({kLedgerBinary, "restore", "--data", data[1], "--from-kafka", "--brokers", brokers,
-                  "--shard", "1", "--accept-unsigned-tail", "Grace Hopper"},
-                 dir_.path(), 300);
-  ASSERT_EQ(restored.exit_code, 0) << restored.err;
-  std::cout << "[restore] " << FirstLine(restored.out) << std::endl;
-  const RunResult balances_after =
-      RunProcess({kLedgerBinary, "balance", "--data", data[1], "--all"}, dir_.path(), 120);
-  EXPECT_EQ(balances_after.out, balances_before.out);
+  ASSERT_NO_FATAL_FAILURE(LoseAndRestoreShard(brokers, dir_.path(), data[1], 1, serve[1]));
   ASSERT_TRUE(start_serve(1)) << Tail(ReadFile(err[1]), 5);
 
   // Phase two: more payments of every customer, while broker 2 and shard 2's serve are SIGKILLed.
@@ -1233,22 +1262,8 @@ TEST_F(KafkaRealTest, KafkaRealFourShardsLegsSurviveKillsAndALostShardIsRestored
   EXPECT_EQ(Lines(ReadFile(dir_.path() + "/more.out")).size(), Lines(more).size());
   for (uint32_t shard = 0; shard < kShards; ++shard) EXPECT_EQ(Stop(serve[shard], seconds(60)), 0);
 
-  // Exactly once, each on its owner's partition; every customer's money on its own shard.
-  std::map<std::string, int> answered;
-  for (uint32_t shard = 0; shard < kShards; ++shard) {
-    for (const kafka::Record& record : ReadTopic(brokers, kafka::kResultsTopic, shard))
-      answered[record.key] += 1;
-  }
-  for (const auto& [key, count] : answered)
-    EXPECT_EQ(count, key == "m1" ? static_cast<int>(kShards) : 1) << key;
-  EXPECT_EQ(answered.size(), Lines(commands).size() + Lines(more).size());
-  for (const std::string& customer : customers) {
-    const RunResult balance = RunProcess({kLedgerBinary, "balance", "--data",
-                                          data[ShardOfKey(customer, kShards)], customer + ":debit", "--json"},
-                                         dir_.path(), 120);
-    EXPECT_NE(balance.out.find("\"balance_minor\":" + std::to_string(expected[customer])), std::string::npos)
-        << customer << ": " << balance.out;
-  }
+  ExpectAnsweredOnceWithBalances(brokers, dir_.path(), data, kShards,
+                                 Lines(commands).size() + Lines(more).size(), expected);
 }
 
 }  // namespace
