@@ -18,7 +18,10 @@ namespace ledger {
 std::string CommandResult::ToJson() const {
   nlohmann::ordered_json out;
   out["command_id"] = command_id;
-  out["status"] = kind == Kind::kAccepted ? "accepted" : kind == Kind::kRejected ? "rejected" : "duplicate";
+  out["status"] = kind == Kind::kAccepted   ? "accepted"
+                  : kind == Kind::kRejected ? "rejected"
+                  : kind == Kind::kPending  ? "pending"
+                                            : "duplicate";
   out["reason"] = reason.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(reason);
   out["detail"] = detail.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(detail);
   out["transaction_id"] = transaction_id;

@@ -98,6 +98,7 @@ std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& p
     fb::CommandParkedT parked;
     parked.order = owner.key;
     parked.command = PackCommand(parsed.command);
+    parked.ledger_time_ns = ledger_time;
     payload.Set(std::move(parked));
     return payload;
   }
@@ -125,6 +126,7 @@ std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& p
   forwarded.number = LegNumber(impl_->state, keys::LegSent(forwarded.destination)) + 1;
   forwarded.order = owner.key;
   forwarded.command = PackCommand(parsed.command);
+  forwarded.ledger_time_ns = ledger_time;
   payload.Set(std::move(forwarded));
   return payload;
 }
@@ -159,7 +161,8 @@ Status Ledger::StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded
   Result<ParsedCommand> parsed = CommandOfLeg(leg, forwarded.command());
   if (!parsed.ok()) return parsed.status();
   LEDGER_RETURN_IF_ERROR(CheckForwardedHere(*parsed, forwarded, leg.shard(), options_.config, impl_->state));
-  const CommandTimes times = TimesOf(parsed->command);
+  CommandTimes times = TimesOf(parsed->command);
+  times.ledger_time = forwarded.ledger_time_ns();  // when it arrived on its order's shard
   Decision decision =
       Decide(parsed->command, DecideContext{options_.config, impl_->state, times.ledger_time});
   RecordRefusal(*parsed, decision);
@@ -183,11 +186,15 @@ Status Ledger::StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded
 Status Ledger::StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& answered) {
   const std::string order = answered.order() ? answered.order()->str() : std::string();
   fb::OrderRouteRecordT route;
+  // The answer must name the command in flight: its leg number, id and fingerprint.
   if (!LoadRecord(impl_->state, keys::OrderRoute(order), &route) || !route.in_flight ||
-      route.shard != leg.shard() || leg.command_fingerprint() == nullptr ||
-      leg.command_fingerprint()->size() != Digest().size()) {
-    return Status::InvalidArgument("shard " + std::to_string(leg.shard()) + " answered for order " + order +
-                                   ", which waits for no answer from it");
+      route.shard != leg.shard() || route.number != answered.answers() || leg.command_id() == nullptr ||
+      leg.command_id()->string_view() != route.command_id || leg.command_fingerprint() == nullptr ||
+      !std::equal(route.fingerprint.begin(), route.fingerprint.end(), leg.command_fingerprint()->begin(),
+                  leg.command_fingerprint()->end())) {
+    return Status::InvalidArgument("shard " + std::to_string(leg.shard()) + " answered leg " +
+                                   std::to_string(answered.answers()) + " for order " + order +
+                                   ", which does not wait for that answer");
   }
   fb::OrderSettledT settled;
   settled.source = leg.shard();
@@ -215,7 +222,9 @@ Status Ledger::StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& an
         UnpackCommand(waiting->command.data(), waiting->command.size(), waiting->command_id,
                       waiting->fingerprint.data(), waiting->fingerprint.size());
     LEDGER_ASSERT(parsed.ok());  // packed by this shard when it parked the command
-    StageOwned(*parsed, TimesOf(parsed->command));
+    CommandTimes times = TimesOf(parsed->command);
+    times.ledger_time = waiting->ledger_time_ns;  // decided as of its arrival, as one shard would
+    StageOwned(*parsed, times);
   }
   return Status::Ok();
 }

@@ -187,6 +187,9 @@ void FoldOrderRoute(const fb::EventBody& event, KvWriter& view, FoldErrors& erro
     route.shard = forwarded->destination();
     route.in_flight = true;
     route.pays = forwarded->pays();
+    route.number = forwarded->number();
+    route.command_id = StringOf(event.command_id());
+    route.fingerprint = BytesOf(event.command_fingerprint());
     SaveRecord(view, key, route);
   } else if (const auto* parked = event.payload_as_CommandParked()) {
     const std::string key = keys::OrderRoute(ViewOf(parked->order()));
@@ -195,6 +198,7 @@ void FoldOrderRoute(const fb::EventBody& event, KvWriter& view, FoldErrors& erro
     waiting->command_id = StringOf(event.command_id());
     waiting->fingerprint = BytesOf(event.command_fingerprint());
     waiting->command = BytesOf(parked->command());
+    waiting->ledger_time_ns = parked->ledger_time_ns();
     SaveRecord(view, key, route);
   } else if (const auto* settled = event.payload_as_OrderSettled()) {
     const std::string key = keys::OrderRoute(ViewOf(settled->order()));
@@ -207,6 +211,9 @@ void FoldOrderRoute(const fb::EventBody& event, KvWriter& view, FoldErrors& erro
     route.in_flight = false;
     route.pays = false;
     route.parked.clear();
+    route.number = 0;
+    route.command_id.clear();
+    route.fingerprint.clear();
     SaveRecord(view, key, route);
   }
 }

@@ -275,7 +275,12 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& legs_r
                                         const std::vector<kafka::Record>& records) {
   LEDGER_RETURN_IF_ERROR(StageLegs(legs_read));
   auto duplicates = std::make_shared<DuplicateAnswers>();
-  duplicates->offset_after = records.empty() ? std::string() : std::to_string(records.back().offset + 1);
+  // A batch of legs only leaves the commands position where the batch before left it.
+  if (!records.empty()) {
+    duplicates->offset_after = std::to_string(records.back().offset + 1);
+  } else if (last_duplicates) {
+    duplicates->offset_after = last_duplicates->offset_after;
+  }
   for (const kafka::Record& record : records) {
     CommandResult result = ledger->Stage(CommandOfRecord(record));
     if (result.kind == CommandResult::Kind::kDuplicate) {
@@ -296,7 +301,7 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& legs_r
   // a crash redelivers it, and it is answered again.
   if (duplicates->first_offset >= 0) {
     ledger->StageMeta(keys::CommandsOffsetMeta(options.shard), std::to_string(duplicates->first_offset));
-  } else if (!records.empty()) {
+  } else if (!duplicates->offset_after.empty()) {
     ledger->StageMeta(keys::CommandsOffsetMeta(options.shard), duplicates->offset_after);
   }
   const bool wait_for_kafka = ack_kafka();

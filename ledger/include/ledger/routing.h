@@ -52,8 +52,8 @@ uint32_t ShardOfKey(std::string_view key, uint32_t shards);
 std::vector<uint32_t> ShardsFor(const ParsedCommand& parsed, uint32_t shards);
 
 // Whether shard `shard` of `shards` may apply `parsed`: always with one shard, for reference data and for
-// malformed commands; else when it owns the command and, for a payment, also its customer (payments across
-// shards are not decided yet: the customer's balances, limits and usage live on the customer's shard).
+// malformed commands; else when it owns the command (a payment whose customer lives on another shard is then
+// sent there as a leg: docs/ARCHITECTURE.md, Shards).
 bool OwnedBy(const ParsedCommand& parsed, uint32_t shard, uint32_t shards);
 
 // Why shard `shard` of `shards` may not apply `parsed`, in one line for the WRONG_SHARD detail ("customer C7
