@@ -466,5 +466,56 @@ TEST(ShardsEquivalence, AReversalBeforeItsPaymentClosesTheOrderOnItsShard) {
   EXPECT_EQ(two.legs, 0);
 }
 
+// An answer from shard `source` to `destination` for order `order`, as if it answered leg `answers` of the
+// command `command_id` with `fingerprint`: accepted.
+std::string ForgedAnswer(uint32_t source, uint32_t destination, uint64_t answers, const std::string& order,
+                         const std::string& command_id, const Digest& fingerprint) {
+  fb::OrderAnsweredT answered;
+  answered.destination = destination;
+  answered.number = 1;
+  answered.answers = answers;
+  answered.order = order;
+  answered.accepted = true;
+  fb::EventBodyT body;
+  body.shard = source;
+  body.sequence = 99;
+  body.transaction_id = std::to_string(source) + "-99";
+  body.command_id = command_id;
+  body.command_fingerprint.assign(fingerprint.begin(), fingerprint.end());
+  body.payload.Set(std::move(answered));
+  Digest hash;
+  return EncodeEventRecord(body, Digest{}, &hash);
+}
+
+// An answer must name the command in flight on its order: another leg number, another command id or another
+// fingerprint is refused with nothing staged, and the real answer settles the order afterwards.
+TEST(ShardsEquivalence, AnAnswerMustNameTheCommandInFlight) {
+  constexpr uint32_t kShards = 2;
+  const std::string a = CustomerOnShard(1, kShards);
+  const std::string order = OrderOnShard(0, kShards);
+  Cluster cluster(kShards);
+  for (const json& command : {testing::OpenMerchant("m", "M1", 60), testing::OpenAccount("oa", a),
+                              testing::Deposit("da", a + ":debit", 50'000)}) {
+    cluster.Decide(command);
+  }
+  const json pay = testing::Pay("M1", order, a, 1'000);
+  const ParsedCommand parsed = testing::Parse(pay.dump());
+  ASSERT_EQ(cluster.Send(pay).kind, Kind::kPending);
+  Ledger& order_shard = cluster.shard(0);
+  const uint64_t head = order_shard.last_sequence();
+  Digest other = parsed.fingerprint;
+  other[0] ^= 1;
+  for (const std::string& forged :
+       {ForgedAnswer(1, 0, 2, "M1/" + order, parsed.command_id, parsed.fingerprint),
+        ForgedAnswer(1, 0, 1, "M1/" + order, "someone-else", parsed.fingerprint),
+        ForgedAnswer(1, 0, 1, "M1/" + order, parsed.command_id, other)}) {
+    EXPECT_EQ(order_shard.StageLeg(forged).status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(order_shard.last_sequence(), head);
+  }
+  EXPECT_GT(cluster.DeliverLegs(), 0);
+  EXPECT_EQ(cluster.FinalOutcome(parsed.command_id), "accepted");
+  cluster.ExpectStatesProven();
+}
+
 }  // namespace
 }  // namespace ledger
