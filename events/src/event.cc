@@ -2,6 +2,7 @@
 
 #include <flatbuffers/idl.h>
 
+#include <bit>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -142,6 +143,16 @@ std::string EventKey(const fb::EventBody& body) {
   }
 }
 
+std::vector<uint64_t> UlongsOf(const flatbuffers::Vector<uint64_t>* values) {
+  std::vector<uint64_t> out;
+  if (values == nullptr) return out;
+  out.resize(values->size());
+  // FlatBuffers stores scalars little-endian, as this host does (static_assert below).
+  static_assert(std::endian::native == std::endian::little);
+  if (!out.empty()) std::memcpy(out.data(), values->Data(), out.size() * sizeof(uint64_t));
+  return out;
+}
+
 std::optional<LegAddress> LegAddressOf(const fb::EventBody& body) {
   if (const auto* forwarded = body.payload_as_OrderForwarded())
     return LegAddress{forwarded->destination(), forwarded->number()};
@@ -161,8 +172,11 @@ std::string EventToJson(const DecodedEvent& event) {
     LEDGER_ASSERT(p->SetRootType("EventBody"));
     return p;
   }();
+  // The body nested in its record is not 8-byte aligned; GenerateText reads 64-bit vector elements in place.
+  std::vector<uint64_t> aligned((event.body_bytes.size() + 7) / 8);
+  std::memcpy(aligned.data(), event.body_bytes.data(), event.body_bytes.size());
   std::string text;
-  LEDGER_ASSERT(flatbuffers::GenerateText(*parser, event.body_bytes.data(), &text));
+  LEDGER_ASSERT(flatbuffers::GenerateText(*parser, aligned.data(), &text));
   // text is "{...}": append the hashes and the type name before the closing brace.
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   LEDGER_ASSERT(!text.empty() && text.back() == '}');

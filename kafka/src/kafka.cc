@@ -615,8 +615,7 @@ std::vector<std::pair<CommandResult, uint64_t>> ResultsFromEvents(const std::vec
         result.reason = settled.reason() ? settled.reason()->str() : "";
         result.detail = settled.detail() ? settled.detail()->str() : "";
         result.transaction_id = settled.transaction_id() ? settled.transaction_id()->str() : "";
-        if (settled.sequences() != nullptr)
-          result.sequences.assign(settled.sequences()->begin(), settled.sequences()->end());
+        result.sequences = UlongsOf(settled.sequences());
         continue;
       }
       case fb::Payload::OrderForwarded:

@@ -204,8 +204,7 @@ Status Ledger::StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& an
   settled.reason = answered.reason() ? answered.reason()->str() : std::string();
   settled.detail = answered.detail() ? answered.detail()->str() : std::string();
   settled.transaction_id = leg.transaction_id() ? leg.transaction_id()->str() : std::string();
-  if (answered.sequences() != nullptr)
-    settled.sequences.assign(answered.sequences()->begin(), answered.sequences()->end());
+  settled.sequences = UlongsOf(answered.sequences());
   std::vector<fb::PayloadUnion> payloads;
   payloads.emplace_back().Set(std::move(settled));
   Digest fingerprint;

@@ -410,8 +410,7 @@ class CommandsProjector final : public Projector {
       outcome.accepted = settled->accepted();
       outcome.reason = StringOf(settled->reason());
       outcome.transaction_id = StringOf(settled->transaction_id());
-      if (settled->sequences() != nullptr)
-        outcome.sequences.assign(settled->sequences()->begin(), settled->sequences()->end());
+      outcome.sequences = UlongsOf(settled->sequences());
       return outcome;
     }
     outcome.pending = LeavesCommandPending(event);

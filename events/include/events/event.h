@@ -60,6 +60,10 @@ struct LegAddress {
   uint64_t number = 0;
 };
 std::optional<LegAddress> LegAddressOf(const fb::EventBody& body);
+
+// The values of a [ulong] field of an event body (empty when absent), copied byte by byte: a body nested in
+// its record is not 8-byte aligned, so its 64-bit vector elements must not be loaded in place.
+std::vector<uint64_t> UlongsOf(const flatbuffers::Vector<uint64_t>* values);
 // One JSON object: the body as FlatBuffers' text generator prints it, plus prev_hash and hash in hex.
 std::string EventToJson(const DecodedEvent& event);
 
