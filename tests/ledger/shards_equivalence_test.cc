@@ -399,6 +399,21 @@ TEST(ShardsEquivalence, LegsAreAppliedOnceInNumberOrder) {
   EXPECT_EQ(customer_shard.last_sequence(), applied);
 }
 
+// An event record as shard `source` would write it for command `command_id` (a leg, forged by the test).
+template <typename PayloadT>
+std::string EventOfShard(uint32_t source, const std::string& command_id, const Digest& fingerprint,
+                         PayloadT payload) {
+  fb::EventBodyT body;
+  body.shard = source;
+  body.sequence = 99;
+  body.transaction_id = std::to_string(source) + "-99";
+  body.command_id = command_id;
+  body.command_fingerprint.assign(fingerprint.begin(), fingerprint.end());
+  body.payload.Set(std::move(payload));
+  Digest hash;
+  return EncodeEventRecord(body, Digest{}, &hash);
+}
+
 // A leg as shard `source` would send it: an OrderForwarded event for `destination` carrying `command`.
 std::string ForgedLeg(uint32_t source, uint32_t destination, uint64_t number, const json& command, bool pays,
                       const std::string& order) {
@@ -411,15 +426,7 @@ std::string ForgedLeg(uint32_t source, uint32_t destination, uint64_t number, co
   forwarded.order = order;
   forwarded.command.assign(builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize());
   forwarded.pays = pays;
-  fb::EventBodyT body;
-  body.shard = source;
-  body.sequence = 99;
-  body.transaction_id = std::to_string(source) + "-99";
-  body.command_id = parsed.command_id;
-  body.command_fingerprint.assign(parsed.fingerprint.begin(), parsed.fingerprint.end());
-  body.payload.Set(std::move(forwarded));
-  Digest hash;
-  return EncodeEventRecord(body, Digest{}, &hash);
+  return EventOfShard(source, parsed.command_id, parsed.fingerprint, std::move(forwarded));
 }
 
 // Only a command on an order of the sending shard travels as a leg (a payment claiming an order only to its
@@ -477,15 +484,7 @@ std::string ForgedAnswer(uint32_t source, uint32_t destination, uint64_t answers
   answered.answers = answers;
   answered.order = order;
   answered.accepted = true;
-  fb::EventBodyT body;
-  body.shard = source;
-  body.sequence = 99;
-  body.transaction_id = std::to_string(source) + "-99";
-  body.command_id = command_id;
-  body.command_fingerprint.assign(fingerprint.begin(), fingerprint.end());
-  body.payload.Set(std::move(answered));
-  Digest hash;
-  return EncodeEventRecord(body, Digest{}, &hash);
+  return EventOfShard(source, command_id, fingerprint, std::move(answered));
 }
 
 // An answer must name the command in flight on its order: another leg number, another command id or another
