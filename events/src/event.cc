@@ -81,6 +81,14 @@ const flatbuffers::Vector<flatbuffers::Offset<fb::Posting>>* PostingsOf(const fb
       return body.payload_as_PaymentReversed()->postings();
     case fb::Payload::PaymentRefunded:
       return body.payload_as_PaymentRefunded()->postings();
+    case fb::Payload::TransferMade:
+      return body.payload_as_TransferMade()->postings();
+    case fb::Payload::TransferSent:
+      return body.payload_as_TransferSent()->postings();
+    case fb::Payload::TransferReceived:
+      return body.payload_as_TransferReceived()->postings();
+    case fb::Payload::TransferSettled:
+      return body.payload_as_TransferSettled()->postings();
     default:
       return nullptr;
   }
@@ -138,6 +146,14 @@ std::string EventKey(const fb::EventBody& body) {
       return str(body.payload_as_CommandParked()->order());
     case fb::Payload::OrderClosed:
       return str(body.payload_as_OrderClosed()->merchant());
+    case fb::Payload::TransferMade:
+      return str(body.payload_as_TransferMade()->from_customer());
+    case fb::Payload::TransferSent:
+      return str(body.payload_as_TransferSent()->from_customer());
+    case fb::Payload::TransferReceived:
+      return str(body.payload_as_TransferReceived()->to_customer());
+    case fb::Payload::TransferSettled:
+      return str(body.payload_as_TransferSettled()->from_customer());
     default:
       return std::string();
   }
@@ -158,6 +174,22 @@ std::optional<LegAddress> LegAddressOf(const fb::EventBody& body) {
     return LegAddress{forwarded->destination(), forwarded->number()};
   if (const auto* answered = body.payload_as_OrderAnswered())
     return LegAddress{answered->destination(), answered->number()};
+  if (const auto* sent = body.payload_as_TransferSent())
+    return LegAddress{sent->destination(), sent->number()};
+  if (const auto* received = body.payload_as_TransferReceived())
+    return LegAddress{received->destination(), received->number()};
+  return std::nullopt;
+}
+
+std::optional<AppliedLeg> LegAppliedBy(const fb::EventBody& body) {
+  if (const auto* answered = body.payload_as_OrderAnswered())
+    return AppliedLeg{answered->destination(), answered->answers()};
+  if (const auto* settled = body.payload_as_OrderSettled())
+    return AppliedLeg{settled->source(), settled->number()};
+  if (const auto* received = body.payload_as_TransferReceived())
+    return AppliedLeg{received->destination(), received->answers()};
+  if (const auto* settled = body.payload_as_TransferSettled())
+    return AppliedLeg{settled->source(), settled->number()};
   return std::nullopt;
 }
 
@@ -216,6 +248,8 @@ namespace gl {
 std::string InterbankReceivable(fb::Funding funding) {
   return std::string("gl:interbank:") + fb::EnumNameFunding(funding);
 }
+std::string DueTo(uint32_t shard) { return "gl:due_to:" + std::to_string(shard); }
+std::string DueFrom(uint32_t shard) { return "gl:due_from:" + std::to_string(shard); }
 }  // namespace gl
 
 }  // namespace ledger

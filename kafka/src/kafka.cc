@@ -618,11 +618,21 @@ std::vector<std::pair<CommandResult, uint64_t>> ResultsFromEvents(const std::vec
         result.sequences = UlongsOf(settled.sequences());
         continue;
       }
+      case fb::Payload::TransferSettled: {
+        // The payee's shard answered the transfer: its result, under this transaction.
+        const fb::TransferSettled& settled = *body.payload_as_TransferSettled();
+        result.kind = settled.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
+        result.reason = settled.reason() ? settled.reason()->str() : "";
+        result.detail = settled.detail() ? settled.detail()->str() : "";
+        break;
+      }
       case fb::Payload::OrderForwarded:
       case fb::Payload::CommandParked:
       case fb::Payload::OrderAnswered:
+      case fb::Payload::TransferSent:
+      case fb::Payload::TransferReceived:
         // Sent to, waiting for, or decided for another shard: the result comes from the order shard's
-        // OrderSettled.
+        // OrderSettled, or the payer shard's TransferSettled.
         answered = false;
         break;
       default:

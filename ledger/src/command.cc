@@ -119,6 +119,11 @@ const TypeSpec kTypes[] = {
       {"merchant_order_no", Kind::kString},
       {"refund_no", Kind::kString},
       {"amount_minor", Kind::kInteger}}},
+    {"transfer",
+     {{"from_account", Kind::kString},
+      {"to_account", Kind::kString},
+      {"amount_minor", Kind::kInteger},
+      {"medium", Kind::kString}}},
 };
 
 std::string Printable(std::string_view text, size_t max_bytes = kQuotedBytesMax) {
@@ -798,6 +803,18 @@ void ParseRefund(Fields& fields, fb::CommandT& command) {
   command.body.Set(std::move(body));
 }
 
+void ParseTransfer(Fields& fields, fb::CommandT& command) {
+  fb::TransferT body;
+  body.from_account = fields.Account("from_account");
+  body.to_account = fields.Account("to_account");
+  if (body.from_account == body.to_account && !fields.failed())
+    fields.Fail("from_account and to_account must differ");
+  body.amount_minor = fields.Integer("amount_minor", true);
+  body.medium = ParseEnum(fields, "medium", true, fb::Medium::none);
+  if (body.medium == fb::Medium::none && !fields.failed()) fields.Fail("a transfer needs a medium");
+  command.body.Set(std::move(body));
+}
+
 using BodyParser = void (*)(Fields&, fb::CommandT&);
 // The body parser of each type in kTypes.
 const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
@@ -810,6 +827,7 @@ const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
     {"pay", ParsePay},
     {"reverse", ParseReverse},
     {"refund", ParseRefund},
+    {"transfer", ParseTransfer},
 };
 
 // The envelope every command has: a JSON object with a string type and a non-empty string command_id.

@@ -6,6 +6,7 @@
 #include "core/time.h"
 #include "events/event.h"
 #include "ledger/command.h"
+#include "ledger/routing.h"
 #include "state/limits.h"
 #include "state/records.h"
 
@@ -287,23 +288,24 @@ Decision CheckPayTenders(const fb::PayT& command, const DecideContext& context, 
   return Decision();
 }
 
-// The medium's limits (the customer's own, where lower) on the card amount: per payment, day, month, count.
-Decision CheckMediumLimits(const fb::PayT& command, const DecideContext& context, const PayPlan& plan) {
-  if (command.medium == fb::Medium::none)
-    return Reject(reason::kMalformedCommand, "card payments need a medium");
+// The medium's limits (the customer's own, where lower) on `amount` (a payment's card amount, a transfer):
+// per payment, day, month, count.
+Decision CheckMediumLimits(const std::string& customer, fb::Medium medium, int64_t amount, int limit_date,
+                           const DecideContext& context) {
+  if (medium == fb::Medium::none) return Reject(reason::kMalformedCommand, "card payments need a medium");
   const KvReader& state = context.state;
-  const MediumPolicy limits = EffectiveMediumLimits(context.config, state, command.customer, command.medium);
+  const MediumPolicy limits = EffectiveMediumLimits(context.config, state, customer, medium);
   fb::UsageRecordT daily;
   fb::UsageRecordT monthly;
-  LoadRecord(state, keys::DailyUsage(command.customer, command.medium, plan.limit_date), &daily);
-  LoadRecord(state, keys::MonthlyUsage(command.customer, command.medium, plan.limit_date / 100), &monthly);
-  if (Exceeds(0, plan.card_amount, limits.per_payment_minor)) {
+  LoadRecord(state, keys::DailyUsage(customer, medium, limit_date), &daily);
+  LoadRecord(state, keys::MonthlyUsage(customer, medium, limit_date / 100), &monthly);
+  if (Exceeds(0, amount, limits.per_payment_minor)) {
     return Reject(reason::kLimitPerPaymentExceeded, "card amount passes the per-payment limit of the medium");
   }
-  if (Exceeds(daily.amount_minor, plan.card_amount, limits.daily_minor)) {
+  if (Exceeds(daily.amount_minor, amount, limits.daily_minor)) {
     return Reject(reason::kLimitDailyExceeded, "card amount passes the daily limit of the medium");
   }
-  if (Exceeds(monthly.amount_minor, plan.card_amount, limits.monthly_minor)) {
+  if (Exceeds(monthly.amount_minor, amount, limits.monthly_minor)) {
     return Reject(reason::kLimitMonthlyExceeded, "card amount passes the monthly limit of the medium");
   }
   if (Exceeds(daily.count, 1, limits.daily_count)) {
@@ -312,13 +314,34 @@ Decision CheckMediumLimits(const fb::PayT& command, const DecideContext& context
   return Decision();
 }
 
+// A debit card's balance, or a credit card's balance and credit line, covers `amount`.
+Decision CheckAccountFunds(const std::string& account_id, const fb::AccountRecordT& account, int64_t amount,
+                           const KvReader& state) {
+  const int64_t balance = BalanceOf(state, account_id);
+  if (account.kind == fb::AccountKind::debit_card && balance < amount) {
+    return Reject(reason::kInsufficientFunds, "balance of " + account_id + " is below the card amount");
+  }
+  if (account.kind == fb::AccountKind::credit_card &&
+      static_cast<__int128>(balance) - amount < -static_cast<__int128>(account.credit_limit_minor)) {
+    return Reject(reason::kCreditLimitExceeded, "card amount passes the credit limit of " + account_id);
+  }
+  return Decision();
+}
+
+// `account`'s balance can take `amount` more without passing 2^53-1.
+bool CanCredit(const KvReader& state, const std::string& account, int64_t amount) {
+  const std::optional<int64_t> after = CheckedAdd(BalanceOf(state, account), amount);
+  return after && *after <= kAmountMinorMax;
+}
+
 // Limits: medium limits on the card amount for card funding; the channel limit on any funding.
 Decision CheckPayLimits(const fb::PayT& command, const DecideContext& context, PayPlan& plan) {
   plan.limit_date = LocalDate(context.now_ns, context.config.timezone_offset_minutes);
   plan.medium_limited =
       command.funding == fb::Funding::own_account || command.funding == fb::Funding::other_bank;
   if (plan.medium_limited) {
-    Decision medium = CheckMediumLimits(command, context, plan);
+    Decision medium =
+        CheckMediumLimits(command.customer, command.medium, plan.card_amount, plan.limit_date, context);
     if (!medium.accepted()) return medium;
   }
   if (command.channel == fb::Channel::qr_static) {
@@ -339,21 +362,10 @@ Decision CheckPayFunds(const fb::PayT& command, const KvReader& state, const Pay
     return Reject(reason::kInsufficientPoints, "customer " + command.customer + " has too few points");
   }
   if (command.funding == fb::Funding::own_account) {
-    const int64_t balance = BalanceOf(state, command.account);
-    if (plan.account.kind == fb::AccountKind::debit_card && balance < plan.card_amount) {
-      return Reject(reason::kInsufficientFunds,
-                    "balance of " + command.account + " is below the card amount");
-    }
-    if (plan.account.kind == fb::AccountKind::credit_card &&
-        static_cast<__int128>(balance) - plan.card_amount <
-            -static_cast<__int128>(plan.account.credit_limit_minor)) {
-      return Reject(reason::kCreditLimitExceeded,
-                    "card amount passes the credit limit of " + command.account);
-    }
+    Decision funds = CheckAccountFunds(command.account, plan.account, plan.card_amount, state);
+    if (!funds.accepted()) return funds;
   }
-  const std::optional<int64_t> merchant_after =
-      CheckedAdd(BalanceOf(state, MerchantAccount(command.merchant)), command.order_amount_minor);
-  if (!merchant_after || *merchant_after > kAmountMinorMax)
+  if (!CanCredit(state, MerchantAccount(command.merchant), command.order_amount_minor))
     return Reject(reason::kInvalidAmount, "merchant balance would pass 2^53-1");
   if (command.funding != fb::Funding::own_account) {
     const std::optional<int64_t> receivable =
@@ -637,7 +649,109 @@ Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) 
   return decision;
 }
 
+// A transfer (C2C; events.fbs: transfers). The payer's side is checked first — amount, account, the medium's
+// limits, funds — then the payee's account, wherever it lives, so one shard and several refuse alike.
+struct TransferPlan {
+  fb::AccountRecordT from;
+  std::string to_customer;
+  int limit_date = 0;
+};
+
+Decision CheckTransferPayer(const fb::TransferT& command, const DecideContext& context, TransferPlan& plan) {
+  if (!ValidPositive(command.amount_minor))
+    return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
+  if (!LoadRecord(context.state, keys::Account(command.from_account), &plan.from))
+    return Reject(reason::kUnknownAccount, "no account " + command.from_account);
+  plan.to_customer = CustomerOfAccount(command.to_account);
+  plan.limit_date = LocalDate(context.now_ns, context.config.timezone_offset_minutes);
+  Decision limits =
+      CheckMediumLimits(plan.from.customer, command.medium, command.amount_minor, plan.limit_date, context);
+  if (!limits.accepted()) return limits;
+  return CheckAccountFunds(command.from_account, plan.from, command.amount_minor, context.state);
+}
+
+// The payee's side: the account is open and can take the amount.
+Decision CheckTransferPayee(const std::string& to_account, int64_t amount, const KvReader& state) {
+  fb::AccountRecordT to;
+  if (!LoadRecord(state, keys::Account(to_account), &to))
+    return Reject(reason::kUnknownAccount, "no account " + to_account);
+  if (!CanCredit(state, to_account, amount))
+    return Reject(reason::kInvalidAmount, "balance of " + to_account + " would pass 2^53-1");
+  return Decision();
+}
+
+Decision DecideTransfer(const fb::TransferT& command, const DecideContext& context) {
+  TransferPlan plan;
+  if (Decision checked = CheckTransferPayer(command, context, plan); !checked.accepted()) return checked;
+  const LedgerConfig& config = context.config;
+  const uint32_t payee_shard = ShardOfKey(plan.to_customer, config.shards);
+  PostingList postings;
+  postings.Add(command.from_account, -command.amount_minor);
+  Decision decision;
+  if (payee_shard == config.shard) {
+    if (Decision payee = CheckTransferPayee(command.to_account, command.amount_minor, context.state);
+        !payee.accepted()) {
+      return payee;
+    }
+    postings.Add(command.to_account, command.amount_minor);
+    fb::TransferMadeT made;
+    made.from_customer = plan.from.customer;
+    made.from_account = command.from_account;
+    made.to_customer = plan.to_customer;
+    made.to_account = command.to_account;
+    made.amount_minor = command.amount_minor;
+    made.medium = command.medium;
+    made.limit_date = plan.limit_date;
+    made.postings = postings.Take();
+    decision.payloads.emplace_back().Set(std::move(made));
+    return decision;
+  }
+  if (!CanCredit(context.state, gl::DueTo(payee_shard), command.amount_minor))
+    return Reject(reason::kInvalidAmount, "due-to balance would pass 2^53-1");
+  postings.Add(gl::DueTo(payee_shard), command.amount_minor);
+  fb::TransferSentT sent;
+  sent.destination = payee_shard;
+  sent.number = NextLegNumber(context.state, payee_shard);
+  sent.from_customer = plan.from.customer;
+  sent.from_account = command.from_account;
+  sent.to_customer = plan.to_customer;
+  sent.to_account = command.to_account;
+  sent.amount_minor = command.amount_minor;
+  sent.medium = command.medium;
+  sent.limit_date = plan.limit_date;
+  sent.postings = postings.Take();
+  decision.payloads.emplace_back().Set(std::move(sent));
+  return decision;
+}
+
 }  // namespace
+
+uint64_t NextLegNumber(const KvReader& state, uint32_t destination) {
+  fb::LegMarkRecordT mark;
+  LoadRecord(state, keys::LegSent(destination), &mark);
+  return mark.number + 1;
+}
+
+Decision DecideTransferIn(const fb::TransferSent& sent, uint32_t payer_shard, const DecideContext& context) {
+  const std::string to_account = sent.to_account() ? sent.to_account()->str() : std::string();
+  const int64_t amount = sent.amount_minor();
+  if (Decision payee = CheckTransferPayee(to_account, amount, context.state); !payee.accepted()) return payee;
+  const std::optional<int64_t> owed = CheckedSub(BalanceOf(context.state, gl::DueFrom(payer_shard)), amount);
+  if (!owed || *owed < -kAmountMinorMax)
+    return Reject(reason::kInvalidAmount, "due-from balance would overflow");
+  PostingList postings;
+  postings.Add(to_account, amount);
+  postings.Add(gl::DueFrom(payer_shard), -amount);
+  fb::TransferReceivedT received;
+  received.accepted = true;
+  received.to_customer = CustomerOfAccount(to_account);
+  received.to_account = to_account;
+  received.amount_minor = amount;
+  received.postings = postings.Take();
+  Decision decision;
+  decision.payloads.emplace_back().Set(std::move(received));
+  return decision;
+}
 
 std::optional<int64_t> ClosedUntil(const KvReader& state, const std::string& merchant,
                                    const std::string& merchant_order_no) {
@@ -666,6 +780,8 @@ Decision Decide(const fb::CommandT& command, const DecideContext& context) {
       return DecideReverse(*command.body.AsReverse(), context);
     case fb::CommandBody::Refund:
       return DecideRefund(*command.body.AsRefund(), context);
+    case fb::CommandBody::Transfer:
+      return DecideTransfer(*command.body.AsTransfer(), context);
     default:
       return Reject(reason::kMalformedCommand, "command has no body");
   }

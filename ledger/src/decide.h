@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "schemas/commands_generated.h"
+#include "schemas/events_generated.h"
 #include "storage/kv.h"
 
 namespace ledger {
@@ -28,7 +29,16 @@ struct Decision {
   bool accepted() const { return reason.empty(); }
 };
 
+// Decides a command this shard owns. A transfer whose payee lives on another shard is decided on the payer's
+// side only: its one payload is a TransferSent leg to the payee's shard (events.fbs: transfers).
 Decision Decide(const fb::CommandT& command, const DecideContext& context);
+
+// The payee's side of a transfer another shard (`payer_shard`) sent: an accepted decision's one payload is
+// the TransferReceived (its leg address left for the caller to fill); a refused one carries the reason only.
+Decision DecideTransferIn(const fb::TransferSent& sent, uint32_t payer_shard, const DecideContext& context);
+
+// The number of the next leg this shard sends to shard `destination` (1 for the first).
+uint64_t NextLegNumber(const KvReader& state, uint32_t destination);
 
 // Until when a reversal closed the unpaid order `merchant`/`merchant_order_no` (events.fbs: OrderClosed);
 // nullopt when none did.

@@ -376,9 +376,13 @@ CommandResult Ledger::StageDecision(const ParsedCommand& parsed, const CommandTi
   RecordRefusal(parsed, decision);
   CommandResult result;
   result.command_id = parsed.command_id;
+  // A transfer to another shard's customer waits for the payee's shard (TransferSettled gives the result).
+  const bool waits = decision.payloads.front().type == fb::Payload::TransferSent;
   result.sequences = AppendEvents(parsed.command_id, parsed.fingerprint, times.now, times.occurred,
                                   decision.payloads, &result.transaction_id, parsed.commands_offset);
-  result.kind = decision.accepted() ? CommandResult::Kind::kAccepted : CommandResult::Kind::kRejected;
+  result.kind = !decision.accepted() ? CommandResult::Kind::kRejected
+                : waits              ? CommandResult::Kind::kPending
+                                     : CommandResult::Kind::kAccepted;
   result.reason = decision.reason;
   if (!decision.accepted()) result.detail = decision.detail;
   ++staged_commands_;

@@ -4,6 +4,7 @@
 // outcome and then decides the parked commands in arrival order, as one shard would have decided them.
 #include <algorithm>
 
+#include "core/money.h"
 #include "core/time.h"
 #include "decide.h"
 #include "events/event.h"
@@ -123,7 +124,7 @@ std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& p
   } else {
     return std::nullopt;  // a reversal or refund of an order this shard holds, or has never seen
   }
-  forwarded.number = LegNumber(impl_->state, keys::LegSent(forwarded.destination)) + 1;
+  forwarded.number = NextLegNumber(impl_->state, forwarded.destination);
   forwarded.order = owner.key;
   forwarded.command = PackCommand(parsed.command);
   forwarded.ledger_time_ns = ledger_time;
@@ -150,11 +151,24 @@ Result<bool> Ledger::StageLeg(std::string_view record) {
                               std::to_string(source) + " arrived after leg " + std::to_string(applied) +
                               ": the legs between are missing");
   }
-  const Status staged = leg.payload_type() == fb::Payload::OrderForwarded
-                            ? StageForwarded(leg, *leg.payload_as_OrderForwarded())
-                            : StageAnswer(leg, *leg.payload_as_OrderAnswered());
-  if (!staged.ok()) return staged;
+  LEDGER_RETURN_IF_ERROR(StageLegPayload(leg));
   return true;
+}
+
+Status Ledger::StageLegPayload(const fb::EventBody& leg) {
+  switch (leg.payload_type()) {
+    case fb::Payload::OrderForwarded:
+      return StageForwarded(leg, *leg.payload_as_OrderForwarded());
+    case fb::Payload::OrderAnswered:
+      return StageAnswer(leg, *leg.payload_as_OrderAnswered());
+    case fb::Payload::TransferSent:
+      return StageTransferIn(leg, *leg.payload_as_TransferSent());
+    case fb::Payload::TransferReceived:
+      return StageTransferAnswer(leg, *leg.payload_as_TransferReceived());
+    default:
+      LEDGER_ASSERT(false);  // LegAddressOf names exactly these four
+      return Status::InvalidArgument("not a leg");
+  }
 }
 
 Status Ledger::StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded& forwarded) {
@@ -168,7 +182,7 @@ Status Ledger::StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded
   RecordRefusal(*parsed, decision);
   fb::OrderAnsweredT answered;
   answered.destination = leg.shard();
-  answered.number = LegNumber(impl_->state, keys::LegSent(leg.shard())) + 1;
+  answered.number = NextLegNumber(impl_->state, leg.shard());
   answered.answers = forwarded.number();
   answered.order = forwarded.order() ? forwarded.order()->str() : std::string();
   answered.accepted = decision.accepted();
@@ -225,6 +239,86 @@ Status Ledger::StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& an
     times.ledger_time = waiting->ledger_time_ns;  // decided as of its arrival, as one shard would
     StageOwned(*parsed, times);
   }
+  return Status::Ok();
+}
+
+Status Ledger::StageTransferIn(const fb::EventBody& leg, const fb::TransferSent& sent) {
+  const LedgerConfig& config = options_.config;
+  const std::string from_customer = sent.from_customer() ? sent.from_customer()->str() : std::string();
+  const std::string to_customer = sent.to_customer() ? sent.to_customer()->str() : std::string();
+  const std::string to_account = sent.to_account() ? sent.to_account()->str() : std::string();
+  // Only the payer's shard sends a transfer, only to the payee's shard, and only an amount a command can
+  // carry.
+  if (from_customer.empty() || ShardOfKey(from_customer, config.shards) != leg.shard() ||
+      to_customer.empty() || CustomerOfAccount(to_account) != to_customer ||
+      ShardOfKey(to_customer, config.shards) != config.shard || sent.amount_minor() <= 0 ||
+      sent.amount_minor() > kAmountMinorMax || leg.command_id() == nullptr ||
+      leg.command_fingerprint() == nullptr || leg.command_fingerprint()->size() != Digest().size()) {
+    return Status::InvalidArgument("shard " + std::to_string(leg.shard()) + " sent transfer leg " +
+                                   std::to_string(sent.number()) + " that is not for a payee of this shard");
+  }
+  const int64_t now = NowNs();
+  Decision decision = DecideTransferIn(sent, leg.shard(), DecideContext{config, impl_->state, now});
+  fb::TransferReceivedT received;
+  if (decision.accepted()) received = std::move(*decision.payloads.front().AsTransferReceived());
+  received.accepted = decision.accepted();
+  received.reason = decision.reason;
+  received.detail = decision.detail;
+  received.to_customer = to_customer;
+  received.to_account = to_account;
+  received.amount_minor = sent.amount_minor();
+  received.destination = leg.shard();
+  received.number = NextLegNumber(impl_->state, leg.shard());
+  received.answers = sent.number();
+  std::vector<fb::PayloadUnion> payloads;
+  payloads.emplace_back().Set(std::move(received));
+  Digest fingerprint;
+  std::copy_n(leg.command_fingerprint()->data(), fingerprint.size(), fingerprint.begin());
+  std::string transaction_id;
+  AppendEvents(leg.command_id()->str(), fingerprint, now, now, payloads, &transaction_id);
+  ++staged_commands_;
+  return Status::Ok();
+}
+
+Status Ledger::StageTransferAnswer(const fb::EventBody& leg, const fb::TransferReceived& received) {
+  fb::TransferInFlightRecordT sent;
+  // The answer must name the transfer in flight: its leg number, id and fingerprint.
+  if (!LoadRecord(impl_->state, keys::TransferInFlight(leg.shard(), received.answers()), &sent) ||
+      leg.command_id() == nullptr || leg.command_id()->string_view() != sent.command_id ||
+      leg.command_fingerprint() == nullptr ||
+      !std::equal(sent.fingerprint.begin(), sent.fingerprint.end(), leg.command_fingerprint()->begin(),
+                  leg.command_fingerprint()->end()) ||
+      (received.accepted() && received.amount_minor() != sent.amount_minor)) {
+    return Status::InvalidArgument("shard " + std::to_string(leg.shard()) + " answered transfer leg " +
+                                   std::to_string(received.answers()) +
+                                   ", which does not wait for that answer");
+  }
+  fb::TransferSettledT settled;
+  settled.source = leg.shard();
+  settled.number = received.number();
+  settled.answers = received.answers();
+  settled.accepted = received.accepted();
+  settled.reason = received.reason() ? received.reason()->str() : std::string();
+  settled.detail = received.detail() ? received.detail()->str() : std::string();
+  settled.from_customer = sent.from_customer;
+  settled.from_account = sent.from_account;
+  settled.amount_minor = sent.amount_minor;
+  settled.medium = sent.medium;
+  settled.limit_date = sent.limit_date;
+  if (!settled.accepted) {
+    PostingList postings;  // the payer gets back exactly what was sent
+    postings.Add(sent.from_account, sent.amount_minor);
+    postings.Add(gl::DueTo(leg.shard()), -sent.amount_minor);
+    settled.postings = postings.Take();
+  }
+  std::vector<fb::PayloadUnion> payloads;
+  payloads.emplace_back().Set(std::move(settled));
+  Digest fingerprint;
+  std::copy_n(sent.fingerprint.data(), fingerprint.size(), fingerprint.begin());
+  const int64_t now = NowNs();
+  std::string transaction_id;
+  AppendEvents(sent.command_id, fingerprint, now, now, payloads, &transaction_id);
+  ++staged_commands_;
   return Status::Ok();
 }
 

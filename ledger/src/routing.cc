@@ -13,9 +13,6 @@ std::string PaymentCustomer(const KvReader& state, const std::string& merchant, 
   return LoadRecord(state, keys::Payment(merchant, order_no), &payment) ? payment.customer : std::string();
 }
 
-// The customer an account id names: account ids are `<customer>:<name>` (the parser refuses any other).
-std::string AccountCustomer(const std::string& account) { return account.substr(0, account.find(':')); }
-
 const char* OwnerKindName(OwnerKind kind) {
   switch (kind) {
     case OwnerKind::kCustomer:
@@ -39,7 +36,12 @@ std::string NamedCustomer(const ParsedCommand& parsed) {
   if (const auto* points = body.AsAwardPoints()) return points->customer;
   if (const auto* coupon = body.AsIssueCoupon()) return coupon->customer;
   if (const auto* limit = body.AsSetCustomerLimit()) return limit->customer;
+  if (const auto* transfer = body.AsTransfer()) return CustomerOfAccount(transfer->from_account);
   return std::string();
+}
+
+std::string CustomerOfAccount(std::string_view account) {
+  return std::string(account.substr(0, account.find(':')));
 }
 
 std::string OrderKey(std::string_view merchant, std::string_view merchant_order_no) {
@@ -59,7 +61,9 @@ CommandOwner OwnerOf(const ParsedCommand& parsed) {
   if (const auto* refund = body.AsRefund())
     return {OwnerKind::kOrder, OrderKey(refund->merchant, refund->merchant_order_no)};
   if (const auto* deposit = body.AsDeposit())
-    return {OwnerKind::kCustomer, AccountCustomer(deposit->account)};
+    return {OwnerKind::kCustomer, CustomerOfAccount(deposit->account)};
+  if (const auto* transfer = body.AsTransfer())
+    return {OwnerKind::kCustomer, CustomerOfAccount(transfer->from_account)};  // the payer decides first
   if (body.AsOpenMerchant() != nullptr) return {OwnerKind::kEveryShard, parsed.command_id};
   std::string customer = NamedCustomer(parsed);
   if (!customer.empty()) return {OwnerKind::kCustomer, std::move(customer)};

@@ -126,7 +126,8 @@ class DirectoryProjector final : public Projector {
 };
 
 // limits: usage of card amounts per (customer, medium, day), (customer, medium, month) and
-// (customer, channel, day). Reversals give usage back; refunds do not.
+// (customer, channel, day); transfers count on their medium and channel c2c. Reversals, and transfers the
+// payee's shard refused, give usage back; refunds do not.
 class LimitsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
@@ -144,6 +145,16 @@ class LimitsProjector final : public Projector {
       const auto* reversed = event.payload_as_PaymentReversed();
       AddUsage(view, errors, StringOf(reversed->customer()), reversed->medium_limited(), reversed->medium(),
                reversed->channel(), reversed->limit_date(), -reversed->card_amount_minor(), -1);
+    } else if (const auto* made = event.payload_as_TransferMade()) {
+      AddUsage(view, errors, StringOf(made->from_customer()), true, made->medium(), fb::Channel::c2c,
+               made->limit_date(), made->amount_minor(), 1);
+    } else if (const auto* sent = event.payload_as_TransferSent()) {
+      AddUsage(view, errors, StringOf(sent->from_customer()), true, sent->medium(), fb::Channel::c2c,
+               sent->limit_date(), sent->amount_minor(), 1);
+    } else if (const auto* settled = event.payload_as_TransferSettled(); settled && !settled->accepted()) {
+      // Refused by the payee's shard: as if the transfer had never been made, as one shard would decide it.
+      AddUsage(view, errors, StringOf(settled->from_customer()), true, settled->medium(), fb::Channel::c2c,
+               settled->limit_date(), -settled->amount_minor(), -1);
     }
     return errors.status();
   }
@@ -218,13 +229,36 @@ void FoldOrderRoute(const fb::EventBody& event, KvWriter& view, FoldErrors& erro
   }
 }
 
-// payments: what reversals and refunds need to know of each payment, the refund numbers in use, and the
-// routes of orders whose payment another shard holds.
+// The transfers sent to other shards and not settled yet (events.fbs: transfers).
+void FoldTransferInFlight(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
+  if (const auto* sent = event.payload_as_TransferSent()) {
+    const std::string key = keys::TransferInFlight(sent->destination(), sent->number());
+    fb::TransferInFlightRecordT record;
+    errors.Require(!LoadRecord(view, key, &record), "a transfer leg number sent twice");
+    record.command_id = StringOf(event.command_id());
+    record.fingerprint = BytesOf(event.command_fingerprint());
+    record.from_customer = StringOf(sent->from_customer());
+    record.from_account = StringOf(sent->from_account());
+    record.amount_minor = sent->amount_minor();
+    record.medium = sent->medium();
+    record.limit_date = sent->limit_date();
+    SaveRecord(view, key, record);
+  } else if (const auto* settled = event.payload_as_TransferSettled()) {
+    const std::string key = keys::TransferInFlight(settled->source(), settled->answers());
+    fb::TransferInFlightRecordT record;
+    errors.Require(LoadRecord(view, key, &record), "a transfer settled that was not in flight");
+    view.Delete(key);
+  }
+}
+
+// payments: what reversals and refunds need to know of each payment, the refund numbers in use, the routes of
+// orders whose payment another shard holds and the transfers in flight to other shards.
 class PaymentsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
     return {std::string(keys::kPaymentPrefix), std::string(keys::kRefundPrefix),
-            std::string(keys::kOrderRoutePrefix), std::string(keys::kClosedOrderPrefix)};
+            std::string(keys::kOrderRoutePrefix), std::string(keys::kClosedOrderPrefix),
+            std::string(keys::kTransferInFlightPrefix)};
   }
   std::string_view name() const override { return "payments"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
@@ -234,6 +268,10 @@ class PaymentsProjector final : public Projector {
       case fb::Payload::CommandParked:
       case fb::Payload::OrderSettled:
         FoldOrderRoute(event, view, errors);
+        break;
+      case fb::Payload::TransferSent:
+      case fb::Payload::TransferSettled:
+        FoldTransferInFlight(event, view, errors);
         break;
       case fb::Payload::OrderClosed: {
         const auto* closed = event.payload_as_OrderClosed();
@@ -330,20 +368,17 @@ void AdvanceLegMark(KvWriter& view, const std::string& key, uint64_t number, Fol
 
 // The leg numbers an event sends or applies (events.fbs: legs).
 void FoldLegMarks(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
-  if (const auto* forwarded = event.payload_as_OrderForwarded()) {
-    AdvanceLegMark(view, keys::LegSent(forwarded->destination()), forwarded->number(), errors);
-  } else if (const auto* answered = event.payload_as_OrderAnswered()) {
-    AdvanceLegMark(view, keys::LegApplied(answered->destination()), answered->answers(), errors);
-    AdvanceLegMark(view, keys::LegSent(answered->destination()), answered->number(), errors);
-  } else if (const auto* settled = event.payload_as_OrderSettled()) {
-    AdvanceLegMark(view, keys::LegApplied(settled->source()), settled->number(), errors);
-  }
+  if (const std::optional<AppliedLeg> applied = LegAppliedBy(event))
+    AdvanceLegMark(view, keys::LegApplied(applied->source), applied->number, errors);
+  if (const std::optional<LegAddress> sent = LegAddressOf(event))
+    AdvanceLegMark(view, keys::LegSent(sent->destination), sent->number, errors);
 }
 
 // Whether `event` leaves its command waiting for another shard's answer.
 bool LeavesCommandPending(const fb::EventBody& event) {
   return event.payload_type() == fb::Payload::OrderForwarded ||
-         event.payload_type() == fb::Payload::CommandParked;
+         event.payload_type() == fb::Payload::CommandParked ||
+         event.payload_type() == fb::Payload::TransferSent;
 }
 
 // Whether `event` carries the fingerprint `fingerprint`.
@@ -413,11 +448,16 @@ class CommandsProjector final : public Projector {
       outcome.sequences = UlongsOf(settled->sequences());
       return outcome;
     }
+    outcome.transaction_id = StringOf(event.transaction_id());
+    outcome.sequences.push_back(event.sequence());
+    if (const auto* settled = event.payload_as_TransferSettled()) {
+      outcome.accepted = settled->accepted();
+      outcome.reason = StringOf(settled->reason());
+      return outcome;
+    }
     outcome.pending = LeavesCommandPending(event);
     outcome.accepted = event.payload_type() != fb::Payload::CommandRejected;
     if (!outcome.accepted) outcome.reason = StringOf(event.payload_as_CommandRejected()->reason());
-    outcome.transaction_id = StringOf(event.transaction_id());
-    outcome.sequences.push_back(event.sequence());
     return outcome;
   }
 };

@@ -31,10 +31,8 @@ Result<kafka::Watermarks> WatermarksOf(const std::string& brokers, const char* t
 void NoteLegs(const fb::EventBody& body, ShardStatus& status) {
   if (const std::optional<LegAddress> leg = LegAddressOf(body))
     status.legs_sent[leg->destination] = leg->number;
-  if (const fb::OrderAnswered* answered = body.payload_as_OrderAnswered())
-    status.legs_applied[answered->destination()] = answered->answers();
-  if (const fb::OrderSettled* settled = body.payload_as_OrderSettled())
-    status.legs_applied[settled->source()] = settled->number();
+  if (const std::optional<AppliedLeg> applied = LegAppliedBy(body))
+    status.legs_applied[applied->source] = applied->number;
 }
 
 // The last leg number `status` says its shard sent to (applied from) `other`: 0 when it read its whole

@@ -22,6 +22,7 @@ constinit const std::string_view kLegSentPrefix = "ls/";
 constinit const std::string_view kLegAppliedPrefix = "lr/";
 constinit const std::string_view kOrderRoutePrefix = "o/";
 constinit const std::string_view kClosedOrderPrefix = "oc/";
+constinit const std::string_view kTransferInFlightPrefix = "tf/";
 constinit const std::string_view kMerchantClearingPrefix = "xm/";
 constinit const std::string_view kSchemeClearingPrefix = "xs/";
 constinit const std::string_view kClearingLinePrefix = "xl/";
@@ -74,6 +75,9 @@ std::string Refund(std::string_view merchant, std::string_view refund_no) {
 std::string OrderRoute(std::string_view order) { return Join(kOrderRoutePrefix, order); }
 std::string ClosedOrder(std::string_view merchant, std::string_view merchant_order_no) {
   return Join(kClosedOrderPrefix, merchant, merchant_order_no);
+}
+std::string TransferInFlight(uint32_t destination, uint64_t number) {
+  return Join(kTransferInFlightPrefix, std::to_string(destination), std::to_string(number));
 }
 std::string LegSent(uint32_t shard) { return Join(kLegSentPrefix, std::to_string(shard)); }
 std::string LegApplied(uint32_t shard) { return Join(kLegAppliedPrefix, std::to_string(shard)); }

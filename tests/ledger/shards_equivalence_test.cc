@@ -23,6 +23,7 @@
 #include "kafka/kafka.h"
 #include "ledger/ledger.h"
 #include "ledger/routing.h"
+#include "shard_cluster.h"
 #include "state/keys.h"
 #include "state/records.h"
 #include "support/test_support.h"
@@ -32,147 +33,19 @@ namespace {
 
 using nlohmann::json;
 using Kind = CommandResult::Kind;
-
-// What a command came to: "accepted", "rejected REASON" or "duplicate REASON".
-using Outcome = std::string;
-
-std::string OutcomeOf(Kind kind, const std::string& reason) {
-  const char* name = kind == Kind::kAccepted   ? "accepted"
-                     : kind == Kind::kRejected ? "rejected"
-                                               : "duplicate";
-  return reason.empty() ? std::string(name) : std::string(name) + " " + reason;
-}
-
-// N in-process shards of one ledger, with every leg delivered as soon as it is committed (closed loop) or on
-// request.
-class Cluster {
- public:
-  explicit Cluster(uint32_t shards) : shards_(shards) {
-    for (uint32_t shard = 0; shard < shards; ++shard) {
-      LedgerOptions options;
-      options.data_dir = dir_.path() + "/shard" + std::to_string(shard);
-      options.config.shard = shard;
-      options.config.shards = shards;
-      options.clock = ClockMode::kOccurred;
-      options.fixed_now_ns = testing::DefaultTimeNs();
-      options.sync = false;
-      Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
-      EXPECT_TRUE(opened.ok()) << opened.status().ToString();
-      ledgers_.push_back(std::move(opened).value());
-      delivered_.push_back(0);
-    }
-  }
-
-  Ledger& shard(uint32_t k) { return *ledgers_[k]; }
-
-  // Stages `command` on every shard it goes to and commits; returns the first shard's answer (each shard
-  // gives the same to reference data, checked).
-  CommandResult Send(const json& command) {
-    const ParsedCommand parsed = testing::Parse(command.dump());
-    std::vector<CommandResult> answers;
-    for (const uint32_t shard : ShardsFor(parsed, shards_)) {
-      answers.push_back(ledgers_[shard]->Stage(parsed));
-      EXPECT_TRUE(ledgers_[shard]->CommitGroup().ok());
-    }
-    for (const CommandResult& answer : answers) {
-      EXPECT_EQ(OutcomeOf(answer.kind, answer.reason), OutcomeOf(answers[0].kind, answers[0].reason))
-          << command.dump();
-    }
-    return answers[0];
-  }
-
-  // Hands every committed leg to its destination and commits, until no shard sends one. Returns how many
-  // legs.
-  int DeliverLegs() {
-    int delivered = 0;
-    while (true) {
-      std::vector<std::vector<std::string>> inbox(shards_);
-      for (uint32_t shard = 0; shard < shards_; ++shard) {
-        const uint64_t last = ledgers_[shard]->last_sequence();
-        for (std::string& record :
-             testing::EventRecords(ledgers_[shard]->store(), delivered_[shard] + 1, last)) {
-          const Result<DecodedEvent> event = DecodeEventRecord(record);
-          EXPECT_TRUE(event.ok());
-          if (const std::optional<LegAddress> leg = LegAddressOf(*event->body))
-            inbox[leg->destination].push_back(std::move(record));
-        }
-        delivered_[shard] = last;
-      }
-      int round = 0;
-      for (uint32_t shard = 0; shard < shards_; ++shard) {
-        for (const std::string& record : inbox[shard]) {
-          const Result<bool> staged = ledgers_[shard]->StageLeg(record);
-          EXPECT_TRUE(staged.ok() && *staged) << staged.status().ToString();
-          ++round;
-        }
-        if (!inbox[shard].empty()) {
-          EXPECT_TRUE(ledgers_[shard]->CommitGroup().ok());
-        }
-      }
-      if (round == 0) return delivered;
-      delivered += round;
-    }
-  }
-
-  // Sends `command` and delivers its legs: its final outcome, as a client of the cluster would see it.
-  Outcome Decide(const json& command) {
-    const CommandResult answer = Send(command);
-    legs_ += DeliverLegs();
-    if (answer.kind != Kind::kPending) return OutcomeOf(answer.kind, answer.reason);
-    return FinalOutcome(answer.command_id);
-  }
-
-  // The outcome the results published for `command_id` say (from the order shard's events).
-  Outcome FinalOutcome(const std::string& command_id) {
-    for (uint32_t shard = 0; shard < shards_; ++shard) {
-      for (const auto& [result, last] : kafka::ResultsFromEvents(
-               testing::EventRecords(ledgers_[shard]->store(), 1, ledgers_[shard]->last_sequence()))) {
-        if (result.command_id == command_id) return OutcomeOf(result.kind, result.reason);
-      }
-    }
-    return "no result";
-  }
-
-  // Every non-zero balance, summed over shards.
-  std::map<std::string, int64_t> Balances() {
-    std::map<std::string, int64_t> sums;
-    for (const auto& ledger : ledgers_) {
-      EXPECT_TRUE(
-          ledger->store()
-              .ScanState(keys::kBalancePrefix,
-                         [&](std::string_view key, std::string_view value) {
-                           std::string aligned(value);
-                           fb::BalanceRecordT balance;
-                           flatbuffers::GetRoot<fb::BalanceRecord>(aligned.data())->UnPackTo(&balance);
-                           sums[std::string(key)] += balance.balance_minor;
-                           return true;
-                         })
-              .ok());
-    }
-    std::erase_if(sums, [](const auto& entry) { return entry.second == 0; });
-    return sums;
-  }
-
-  // Every shard's stored records against the digests its commits kept.
-  void ExpectStatesProven() {
-    for (const auto& ledger : ledgers_) EXPECT_TRUE(ledger->ProveState().ok());
-  }
-
-  int legs() const { return legs_; }
-
- private:
-  testing::TempDir dir_;
-  uint32_t shards_;
-  std::vector<std::unique_ptr<Ledger>> ledgers_;
-  std::vector<uint64_t> delivered_;  // per shard, the events handed to the bus
-  int legs_ = 0;
-};
+using testing::Cluster;
+using testing::CustomerOnShard;
+using testing::EventOfShard;
+using testing::OrderOnShard;
+using testing::Outcome;
+using testing::OutcomeOf;
 
 std::string At(int64_t ns) { return testing::At(ns); }
 
 // A seeded stream of a payment day: merchants, customers with debit and credit cards, deposits, points,
 // limits, payments (some over funds or limits, some by an unknown customer, the same order from two
-// customers), reversals, partial and full refunds (some too large), and exact duplicates.
+// customers), reversals, partial and full refunds (some too large), transfers (some to unknown accounts, over
+// funds or limits) and exact duplicates.
 std::vector<json> RandomStream(uint64_t seed, int payments) {
   std::mt19937_64 random(seed);
   auto pick = [&](int n) { return static_cast<int>(random() % static_cast<uint64_t>(n)); };
@@ -234,13 +107,21 @@ std::vector<json> RandomStream(uint64_t seed, int payments) {
     } else if (roll < 80) {
       const std::string customer = "C" + std::to_string(pick(customers));
       stream.push_back(stamp(testing::Deposit("d" + id, customer + ":debit", 1 + pick(30'000))));
-    } else if (roll < 85) {
+    } else if (roll < 83) {
       json limit = {{"type", "set_customer_limit"},
                     {"command_id", "l" + id},
                     {"customer", "C" + std::to_string(pick(customers))},
                     {"medium", media[pick(6)]},
                     {"daily_minor", 1'000 * (1 + pick(20))}};
       stream.push_back(stamp(limit));
+    } else if (roll < 92) {
+      // A transfer (C2C): to another customer's debit card or repaying a credit card, sometimes to an account
+      // that does not exist, sometimes more than the payer has.
+      const std::string from = "C" + std::to_string(pick(customers)) + (pick(5) == 0 ? ":credit" : ":debit");
+      const std::string payee = pick(6) == 0 ? "CX" : "C" + std::to_string(pick(customers));
+      const std::string to = payee + (pick(4) == 0 ? ":credit" : ":debit");
+      if (to == from) continue;
+      stream.push_back(stamp(testing::Transfer("t" + id, from, to, 1 + pick(40'000), media[pick(6)])));
     } else {
       stream.push_back(
           stream[stream.size() - 1 - pick(static_cast<int>(std::min<size_t>(stream.size(), 30)))]);
@@ -260,7 +141,8 @@ StreamRun RunStream(const std::vector<json>& stream, uint32_t shards) {
   Cluster cluster(shards);
   StreamRun run;
   for (const json& command : stream) run.outcomes.push_back(cluster.Decide(command));
-  run.balances = cluster.Balances();
+  cluster.ExpectDueAccountsDrained();
+  run.balances = testing::WithoutDueAccounts(cluster.Balances());
   run.legs = cluster.legs();
   cluster.ExpectStatesProven();
   return run;
@@ -291,6 +173,12 @@ TEST(ShardsEquivalence, ARandomDayGivesTheSameOutcomesAndBalancesAtOneTwoFourAnd
       EXPECT_GT(seen[expected], 0) << expected;
     }
     EXPECT_GT(seen["duplicate"] + seen["duplicate DUPLICATE_ORDER"], 0);
+    std::map<std::string, int> transfers;  // outcomes of transfers
+    for (size_t i = 0; i < stream.size(); ++i) {
+      if (stream[i]["type"] == "transfer") transfers[one.outcomes[i]] += 1;
+    }
+    for (const char* expected : {"accepted", "rejected UNKNOWN_ACCOUNT", "rejected INSUFFICIENT_FUNDS"})
+      EXPECT_GT(transfers[expected], 0) << "transfer " << expected;
     for (const uint32_t shards : {2u, 4u, 8u}) {
       const StreamRun many = RunStream(stream, shards);
       ExpectSameRun(stream, one, many, shards);
@@ -298,20 +186,6 @@ TEST(ShardsEquivalence, ARandomDayGivesTheSameOutcomesAndBalancesAtOneTwoFourAnd
       std::cout << "[ figures  ] seed " << seed << " N=" << shards << ": " << stream.size() << " commands, "
                 << many.legs << " legs\n";
     }
-  }
-}
-
-// Ids of customers and orders that land where the test needs them.
-std::string CustomerOnShard(uint32_t shard, uint32_t shards, int skip = 0) {
-  for (int i = 0;; ++i) {
-    const std::string id = "K" + std::to_string(i);
-    if (ShardOfKey(id, shards) == shard && skip-- == 0) return id;
-  }
-}
-std::string OrderOnShard(uint32_t shard, uint32_t shards, int skip = 0) {
-  for (int i = 0;; ++i) {
-    const std::string id = "Q" + std::to_string(i);
-    if (ShardOfKey(OrderKey("M1", id), shards) == shard && skip-- == 0) return id;
   }
 }
 
@@ -397,21 +271,6 @@ TEST(ShardsEquivalence, LegsAreAppliedOnceInNumberOrder) {
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(*again);
   EXPECT_EQ(customer_shard.last_sequence(), applied);
-}
-
-// An event record as shard `source` would write it for command `command_id` (a leg, forged by the test).
-template <typename PayloadT>
-std::string EventOfShard(uint32_t source, const std::string& command_id, const Digest& fingerprint,
-                         PayloadT payload) {
-  fb::EventBodyT body;
-  body.shard = source;
-  body.sequence = 99;
-  body.transaction_id = std::to_string(source) + "-99";
-  body.command_id = command_id;
-  body.command_fingerprint.assign(fingerprint.begin(), fingerprint.end());
-  body.payload.Set(std::move(payload));
-  Digest hash;
-  return EncodeEventRecord(body, Digest{}, &hash);
 }
 
 // A leg as shard `source` would send it: an OrderForwarded event for `destination` carrying `command`.

@@ -140,6 +140,17 @@ nlohmann::json Deposit(const std::string& id, const std::string& account, int64_
           {"occurred_at", At(DefaultTimeNs())}};
 }
 
+nlohmann::json Transfer(const std::string& id, const std::string& from_account, const std::string& to_account,
+                        int64_t amount_minor, const std::string& medium) {
+  return {{"type", "transfer"},
+          {"command_id", id},
+          {"from_account", from_account},
+          {"to_account", to_account},
+          {"amount_minor", amount_minor},
+          {"medium", medium},
+          {"occurred_at", At(DefaultTimeNs())}};
+}
+
 nlohmann::json AwardPoints(const std::string& id, const std::string& customer, int64_t points) {
   return {{"type", "award_points"},
           {"command_id", id},

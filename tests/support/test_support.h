@@ -101,6 +101,8 @@ nlohmann::json Pay(const std::string& merchant, const std::string& order_no, con
 nlohmann::json Reverse(const std::string& merchant, const std::string& order_no);
 nlohmann::json Refund(const std::string& merchant, const std::string& order_no, const std::string& refund_no,
                       int64_t amount_minor);
+nlohmann::json Transfer(const std::string& id, const std::string& from_account, const std::string& to_account,
+                        int64_t amount_minor, const std::string& medium = "u_shield");
 // ISO 8601 text for `utc_ns` in UTC+8.
 std::string At(int64_t utc_ns);
 // Parses one command line; a line that does not parse is a test failure (and an empty command).

@@ -53,13 +53,21 @@ bool PostingsBalanced(const fb::EventBody& body);
 // the parties the write side gave it (ledger/routing.h); its key is the customer, else the merchant.
 std::string EventKey(const fb::EventBody& body);
 
-// Where a leg goes (events.fbs: legs): the shard an OrderForwarded or OrderAnswered event is for, and its
-// number among the legs from its shard to that one; nullopt for any other event.
+// Where a leg goes (events.fbs: legs): the shard an OrderForwarded, OrderAnswered, TransferSent or
+// TransferReceived event is for, and its number among the legs from its shard to that one; nullopt for any
+// other event.
 struct LegAddress {
   uint32_t destination = 0;
   uint64_t number = 0;
 };
 std::optional<LegAddress> LegAddressOf(const fb::EventBody& body);
+// The leg an event applies (an answer applies the leg it answers, a settle the answer): the shard that sent
+// it and its number there; nullopt for any other event.
+struct AppliedLeg {
+  uint32_t source = 0;
+  uint64_t number = 0;
+};
+std::optional<AppliedLeg> LegAppliedBy(const fb::EventBody& body);
 
 // The values of a [ulong] field of an event body (empty when absent), copied byte by byte: a body nested in
 // its record is not 8-byte aligned, so its 64-bit vector elements must not be loaded in place.
@@ -91,6 +99,11 @@ inline constexpr char kMarketingExpense[] = "gl:marketing_expense";
 inline constexpr char kFeeIncome[] = "gl:fee_income";
 // The receivable from an interbank scheme: "gl:interbank:other_bank", ":wechat", ":unionpay".
 std::string InterbankReceivable(fb::Funding funding);
+// What this shard owes shard `shard` for transfers sent there ("gl:due_to:<shard>"), and what shard `shard`
+// owes this one ("gl:due_from:<shard>", negative): over the cluster they sum to zero once every transfer is
+// settled.
+std::string DueTo(uint32_t shard);
+std::string DueFrom(uint32_t shard);
 }  // namespace gl
 
 }  // namespace ledger

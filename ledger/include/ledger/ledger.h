@@ -200,9 +200,12 @@ class Ledger {
   void RecordRefusal(const ParsedCommand& parsed, Decision& decision) const;
   // Stages `decision` (accepted, or turned into a CommandRejected) as the command's transaction.
   CommandResult StageDecision(const ParsedCommand& parsed, const CommandTimes& times, Decision decision);
-  // StageLeg's two kinds of leg.
+  // StageLeg's kinds of leg: a command on an order and its answer, a transfer and its answer.
+  Status StageLegPayload(const fb::EventBody& leg);
   Status StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded& forwarded);
   Status StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& answered);
+  Status StageTransferIn(const fb::EventBody& leg, const fb::TransferSent& sent);
+  Status StageTransferAnswer(const fb::EventBody& leg, const fb::TransferReceived& received);
   // Sequences `payloads` as the events of one transaction and folds them into the open group.
   // `commands_offset`: where the command was read on ledger.commands (-1: elsewhere).
   std::vector<uint64_t> AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,

@@ -68,6 +68,7 @@ struct CommandParties {
 // Who `parsed` is about (its body as far as it was parsed; a malformed command may lack fields), by type:
 //   pay                                      its customer and merchant
 //   open_account, award_points, issue_coupon, set_customer_limit   its customer
+//   transfer                                 its payer (the customer of from_account)
 //   open_merchant                            its merchant
 //   deposit     the customer of the account in `state`; the account id itself when there is no such account
 //   reverse, refund   the merchant, and the customer of the original payment in `state` (none without one)
@@ -78,7 +79,10 @@ struct CommandParties {
 CommandParties RoutingOf(const ParsedCommand& parsed, const KvReader& state);
 
 // The customer `parsed` names in its own body (pay, open_account, award_points, issue_coupon,
-// set_customer_limit); empty for the others, whose customer only state can tell.
+// set_customer_limit; a transfer's payer); empty for the others, whose customer only state can tell.
 std::string NamedCustomer(const ParsedCommand& parsed);
+
+// The customer an account id names: account ids are `<customer>:<name>` (the parser refuses any other).
+std::string CustomerOfAccount(std::string_view account);
 
 }  // namespace ledger

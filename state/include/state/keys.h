@@ -43,6 +43,7 @@ extern const std::string_view kLegSentPrefix;
 extern const std::string_view kLegAppliedPrefix;
 extern const std::string_view kOrderRoutePrefix;
 extern const std::string_view kClosedOrderPrefix;
+extern const std::string_view kTransferInFlightPrefix;
 extern const std::string_view kMerchantClearingPrefix;
 extern const std::string_view kSchemeClearingPrefix;
 extern const std::string_view kClearingLinePrefix;
@@ -73,6 +74,8 @@ std::string Refund(std::string_view merchant, std::string_view refund_no);
 std::string OrderRoute(std::string_view order);
 // an order a reversal closed before it was paid
 std::string ClosedOrder(std::string_view merchant, std::string_view merchant_order_no);
+// a transfer sent to shard `destination` as leg `number`, not settled yet
+std::string TransferInFlight(uint32_t destination, uint64_t number);
 // commands (idempotency)
 std::string CommandOutcome(std::string_view command_id);
 // The outcome of a reused command id with other content, per content (fingerprint in hex).
