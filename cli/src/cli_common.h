@@ -25,6 +25,8 @@ inline constexpr int kExitBadInput = 2;  // bad arguments or input; nothing was 
 inline constexpr int kExitSignaturesNotChecked = 4;
 // `replay` and `restore`: the history, a checkpoint, a backup or the rebuilt state does not verify.
 inline constexpr int kExitNotVerified = 5;
+// `clearing` of several shards: a shard has not closed the clearing date yet (nothing written; try later).
+inline constexpr int kExitDayOpen = 6;
 
 // Prints "ledger: <message>" on one line to stderr and returns `code`.
 int Fail(int code, const std::string& message);

@@ -65,6 +65,10 @@ int main(int argc, char** argv) {
   add("bench",
       "end-to-end load generator: commands/s, acknowledgement latency, peak RSS, bytes written per command",
       ledger::cli::AddBench);
+  add("close-day",
+      "close every clearing date through --date on this shard (DayClosed; later events clear on a later "
+      "date)",
+      ledger::cli::AddCloseDay);
   add("clearing-job",
       "downstream clearing job: the clearing views from ledger.events (same projectors as the ledger)",
       ledger::cli::AddProject);

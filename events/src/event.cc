@@ -248,8 +248,7 @@ namespace gl {
 std::string InterbankReceivable(fb::Funding funding) {
   return std::string("gl:interbank:") + fb::EnumNameFunding(funding);
 }
-std::string DueTo(uint32_t shard) { return "gl:due_to:" + std::to_string(shard); }
-std::string DueFrom(uint32_t shard) { return "gl:due_from:" + std::to_string(shard); }
+std::string Due(uint32_t shard) { return "gl:due:" + std::to_string(shard); }
 }  // namespace gl
 
 }  // namespace ledger

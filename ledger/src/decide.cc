@@ -44,6 +44,16 @@ bool Exceeds(int64_t used, int64_t more, int64_t limit) {
   return !total.has_value() || *total > limit;
 }
 
+// The clearing date of what is decided now: the ledger time's, unless the shard closed that date already
+// (events.fbs: DayClosed): then the first date it has not closed.
+int OpenClearingDate(const DecideContext& context) {
+  const int date = ClearingDate(context.now_ns, context.config.timezone_offset_minutes,
+                                context.config.clearing_cutoff_minutes);
+  fb::ClearingDaysRecordT days;
+  if (!LoadRecord(context.state, keys::kClearingDaysKey, &days) || days.closed_through < date) return date;
+  return AddDays(days.closed_through, 1);
+}
+
 // The parser has checked the names: a customer id without ':' and not reserved, and the account exactly
 // `<customer>:<name>` of that customer (README: Accounts and postings).
 Decision DecideOpenAccount(const fb::OpenAccountT& command, const DecideContext& context) {
@@ -384,7 +394,6 @@ bool MerchantFundedCoupon(const PayPlan& plan) {
 // the fee from the merchant to fee income.
 fb::PaymentCapturedT CapturedPayment(const fb::PayT& command, const DecideContext& context,
                                      const PayPlan& plan) {
-  const LedgerConfig& config = context.config;
   const int64_t settlement_base =
       command.order_amount_minor - (MerchantFundedCoupon(plan) ? plan.coupon_value : 0);
   const std::optional<int64_t> fee = MulDivRoundHalfUp(settlement_base, plan.merchant.fee_bps, 10'000);
@@ -408,8 +417,7 @@ fb::PaymentCapturedT CapturedPayment(const fb::PayT& command, const DecideContex
   captured.discount_minor = command.discount_minor;
   captured.settlement_base_minor = settlement_base;
   captured.fee_minor = *fee;
-  captured.clearing_date =
-      ClearingDate(context.now_ns, config.timezone_offset_minutes, config.clearing_cutoff_minutes);
+  captured.clearing_date = OpenClearingDate(context);
   captured.limit_date = plan.limit_date;
   captured.medium_limited = plan.medium_limited;
   const std::string merchant_account = MerchantAccount(command.merchant);
@@ -499,8 +507,7 @@ Decision DecideReverse(const fb::ReverseT& command, const DecideContext& context
     return Reject(reason::kAlreadyReversed, "payment is already reversed");
   if (payment.refund_count > 0)
     return Reject(reason::kAlreadyRefunded, "payment has refunds; refund the rest instead");
-  const int clearing_date = ClearingDate(context.now_ns, context.config.timezone_offset_minutes,
-                                         context.config.clearing_cutoff_minutes);
+  const int clearing_date = OpenClearingDate(context);
   if (clearing_date > payment.clearing_date) {
     return Reject(reason::kReversalWindowClosed,
                   "the payment's clearing date " + FormatDate(payment.clearing_date) + " has ended");
@@ -627,8 +634,7 @@ Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) 
   refunded.fee_minor = fee;
   refunded.settlement_minor = amount - (merchant_funded_coupon ? coupon : 0);
   refunded.final_refund = final_refund;
-  refunded.clearing_date =
-      ClearingDate(context.now_ns, config.timezone_offset_minutes, config.clearing_cutoff_minutes);
+  refunded.clearing_date = OpenClearingDate(context);
   PostingList postings;
   postings.Add(payment.account, card);
   postings.Add(merchant_account, -card);
@@ -706,9 +712,10 @@ Decision DecideTransfer(const fb::TransferT& command, const DecideContext& conte
     decision.payloads.emplace_back().Set(std::move(made));
     return decision;
   }
-  if (!CanCredit(context.state, gl::DueTo(payee_shard), command.amount_minor))
-    return Reject(reason::kInvalidAmount, "due-to balance would pass 2^53-1");
-  postings.Add(gl::DueTo(payee_shard), command.amount_minor);
+  if (!CanCredit(context.state, gl::Due(payee_shard), command.amount_minor))
+    return Reject(reason::kInvalidAmount,
+                  "due balance with shard " + std::to_string(payee_shard) + " would pass 2^53-1");
+  postings.Add(gl::Due(payee_shard), command.amount_minor);
   fb::TransferSentT sent;
   sent.destination = payee_shard;
   sent.number = NextLegNumber(context.state, payee_shard);
@@ -736,12 +743,12 @@ Decision DecideTransferIn(const fb::TransferSent& sent, uint32_t payer_shard, co
   const std::string to_account = sent.to_account() ? sent.to_account()->str() : std::string();
   const int64_t amount = sent.amount_minor();
   if (Decision payee = CheckTransferPayee(to_account, amount, context.state); !payee.accepted()) return payee;
-  const std::optional<int64_t> owed = CheckedSub(BalanceOf(context.state, gl::DueFrom(payer_shard)), amount);
+  const std::optional<int64_t> owed = CheckedSub(BalanceOf(context.state, gl::Due(payer_shard)), amount);
   if (!owed || *owed < -kAmountMinorMax)
     return Reject(reason::kInvalidAmount, "due-from balance would overflow");
   PostingList postings;
   postings.Add(to_account, amount);
-  postings.Add(gl::DueFrom(payer_shard), -amount);
+  postings.Add(gl::Due(payer_shard), -amount);
   fb::TransferReceivedT received;
   received.accepted = true;
   received.to_customer = CustomerOfAccount(to_account);

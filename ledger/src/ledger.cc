@@ -105,7 +105,18 @@ Status Ledger::LoadChainHead() {
   }
   last_sequence_ = decoded->body->sequence();
   chain_head_ = decoded->hash;
-  return Status::Ok();
+  // When the history began (DayToClose closes no date before it).
+  Status first_read = Status::Ok();
+  LEDGER_RETURN_IF_ERROR(store_->ScanEvents(1, 1, [&](uint64_t, std::string_view record) {
+    Result<DecodedEvent> first = DecodeEventRecord(std::string(record));
+    if (first.ok()) {
+      history_began_ns_ = first->body->recorded_at_ns();
+    } else {
+      first_read = Status::Corruption("event 1: " + first.status().message());
+    }
+    return false;
+  }));
+  return first_read;
 }
 
 Result<uint64_t> Ledger::LastCheckpointCovered() const {
@@ -415,6 +426,7 @@ std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const 
     // Invariant 3: the writer's projections advance with the events, in the same group.
     const Status applied = impl_->projections.ApplyUnrecorded(*decoded->body, impl_->state);
     LEDGER_ASSERT(applied.ok());
+    if (body.sequence == 1) history_began_ns_ = now;
     last_sequence_ = body.sequence;
     chain_head_ = hash;
     sequences.push_back(body.sequence);
@@ -481,6 +493,41 @@ Result<uint64_t> Ledger::WriteCheckpoint() {
   LEDGER_RETURN_IF_ERROR(CommitGroup());
   last_checkpoint_covered_ = covered;
   return sequences.front();
+}
+
+int Ledger::closed_through() const {
+  fb::ClearingDaysRecordT days;
+  LoadRecord(impl_->state, keys::kClearingDaysKey, &days);
+  return days.closed_through;
+}
+
+std::optional<int> Ledger::DayToClose() const {
+  if (options_.clock != ClockMode::kSystem || last_sequence_ == 0) return std::nullopt;
+  const LedgerConfig& config = options_.config;
+  const int tz = config.timezone_offset_minutes, cutoff = config.clearing_cutoff_minutes;
+  // Clearing dates are whole days: the date before the one open skew ago has ended at least skew ago.
+  const int ended = AddDays(ClearingDate(NowNs() - config.clock_skew_max_ns, tz, cutoff), -1);
+  fb::ClearingDaysRecordT days;
+  LoadRecord(impl_->state, keys::kClearingDaysKey, &days);
+  if (ended <= days.closed_through) return std::nullopt;
+  if (ClearingDate(history_began_ns_, tz, cutoff) > ended)
+    return std::nullopt;  // no history on or before that date: nothing of it to close
+  return ended;
+}
+
+bool Ledger::CloseDaysThrough(int date) {
+  if (date <= closed_through()) return false;
+  const int64_t now = NowNs();
+  fb::DayClosedT closed;
+  closed.clearing_date = date;
+  closed.closed_at_ns = now;
+  std::vector<fb::PayloadUnion> payloads;
+  payloads.emplace_back().Set(std::move(closed));
+  const std::string fact_id = "day-closed:" + std::to_string(options_.config.shard) + ":" + FormatDate(date);
+  std::string transaction_id;
+  AppendEvents(fact_id, Sha256Of(fact_id), now, now, payloads, &transaction_id);
+  ++staged_commands_;
+  return true;
 }
 
 Result<uint64_t> Ledger::RecordFact(const std::string& fact_id, fb::PayloadUnion payload) {

@@ -308,7 +308,7 @@ Status Ledger::StageTransferAnswer(const fb::EventBody& leg, const fb::TransferR
   if (!settled.accepted) {
     PostingList postings;  // the payer gets back exactly what was sent
     postings.Add(sent.from_account, sent.amount_minor);
-    postings.Add(gl::DueTo(leg.shard()), -sent.amount_minor);
+    postings.Add(gl::Due(leg.shard()), -sent.amount_minor);
     settled.postings = postings.Take();
   }
   std::vector<fb::PayloadUnion> payloads;

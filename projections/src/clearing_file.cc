@@ -1,14 +1,18 @@
 #include "projections/clearing_file.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
+#include <utility>
 
 #include "core/money.h"
 #include "core/sha256.h"
 #include "core/time.h"
+#include "events/event.h"
 #include "projections/clearing.h"
 #include "state/records.h"
 
@@ -85,105 +89,233 @@ Result<int64_t> ParseYuan(std::string_view text, int max_decimals) {
   return negative ? -*value : *value;
 }
 
-Result<std::vector<FileWritten>> WriteClearingFiles(const Store& store, int date, const std::string& merchant,
-                                                    const std::string& out_dir, int timezone_offset_minutes) {
-  std::error_code error;
-  std::filesystem::create_directories(out_dir, error);
-  if (error) return Status::IoError("cannot create " + out_dir + ": " + error.message());
-  // The merchants with activity that day, from the per-merchant summaries.
-  std::map<std::string, fb::MerchantClearingRecordT> summaries;
-  const std::string summary_prefix = keys::MerchantClearingPrefix(date);
-  LEDGER_RETURN_IF_ERROR(store.ScanState(summary_prefix, [&](std::string_view key, std::string_view value) {
-    const std::string name(key.substr(summary_prefix.size()));
-    if (!merchant.empty() && name != merchant) return true;
-    flatbuffers::GetRoot<fb::MerchantClearingRecord>(value.data())->UnPackTo(&summaries[name]);
-    return true;
-  }));
-  if (!merchant.empty() && summaries.empty()) summaries[merchant] = fb::MerchantClearingRecordT();
+namespace {
 
-  std::vector<FileWritten> written;
-  nlohmann::ordered_json merchants = nlohmann::ordered_json::array();
-  const std::string date_text = FormatDate(date);
-  for (const auto& [name, summary] : summaries) {
-    std::string text = std::string(kCsvHeader) + "\n";
-    size_t rows = 0;
-    LEDGER_RETURN_IF_ERROR(store.ScanState(keys::ClearingLinePrefix(date, name), [&](std::string_view,
-                                                                                     std::string_view value) {
-      fb::ClearingLineRecordT line;
-      flatbuffers::GetRoot<fb::ClearingLineRecord>(value.data())->UnPackTo(&line);
-      text +=
-          Row({KindName(line.kind), name, line.merchant_order_no, line.refund_no,
-               FormatIso8601(line.occurred_at_ns, timezone_offset_minutes), fb::EnumNameFunding(line.funding),
-               FormatYuan(line.order_amount_minor), FormatYuan(line.card_amount_minor),
-               FormatYuan(line.points_value_minor), FormatYuan(line.coupon_value_minor),
-               line.coupon_value_minor > 0 ? fb::EnumNameFundedBy(line.coupon_funded_by) : "",
-               FormatYuan(line.discount_minor), FormatYuan(line.amount_minor),
-               FormatYuan(line.settlement_minor), FormatYuan(line.fee_minor), line.transaction_id});
-      ++rows;
+// Adds one shard's totals of a merchant's date to the sums over shards.
+void AddMerchantTotals(fb::MerchantClearingRecordT& sum, const fb::MerchantClearingRecordT& part) {
+  for (auto [total, add] : {std::pair{&sum.payment_count, part.payment_count},
+                            {&sum.order_amount_minor, part.order_amount_minor},
+                            {&sum.own_account_minor, part.own_account_minor},
+                            {&sum.other_bank_minor, part.other_bank_minor},
+                            {&sum.wechat_minor, part.wechat_minor},
+                            {&sum.unionpay_minor, part.unionpay_minor},
+                            {&sum.points_value_minor, part.points_value_minor},
+                            {&sum.coupon_bank_minor, part.coupon_bank_minor},
+                            {&sum.coupon_merchant_minor, part.coupon_merchant_minor},
+                            {&sum.discount_minor, part.discount_minor},
+                            {&sum.settlement_base_minor, part.settlement_base_minor},
+                            {&sum.fee_minor, part.fee_minor},
+                            {&sum.reversal_count, part.reversal_count},
+                            {&sum.reversal_amount_minor, part.reversal_amount_minor},
+                            {&sum.reversal_settlement_minor, part.reversal_settlement_minor},
+                            {&sum.reversal_fee_minor, part.reversal_fee_minor},
+                            {&sum.refund_count, part.refund_count},
+                            {&sum.refund_amount_minor, part.refund_amount_minor},
+                            {&sum.refund_settlement_minor, part.refund_settlement_minor},
+                            {&sum.refund_fee_minor, part.refund_fee_minor},
+                            {&sum.net_settlement_minor, part.net_settlement_minor}}) {
+    *total += add;
+  }
+}
+
+// The merchants with activity on `date` in any store (only `merchant` when not empty), totals summed.
+Result<std::map<std::string, fb::MerchantClearingRecordT>> MerchantTotals(
+    const std::vector<const Store*>& stores, int date, const std::string& merchant) {
+  std::map<std::string, fb::MerchantClearingRecordT> totals;
+  const std::string prefix = keys::MerchantClearingPrefix(date);
+  for (const Store* store : stores) {
+    LEDGER_RETURN_IF_ERROR(store->ScanState(prefix, [&](std::string_view key, std::string_view value) {
+      const std::string name(key.substr(prefix.size()));
+      if (!merchant.empty() && name != merchant) return true;
+      fb::MerchantClearingRecordT part;
+      const std::string aligned(value);
+      flatbuffers::GetRoot<fb::MerchantClearingRecord>(aligned.data())->UnPackTo(&part);
+      AddMerchantTotals(totals[name], part);
       return true;
     }));
-    const int64_t card_total =
-        summary.own_account_minor + summary.other_bank_minor + summary.wechat_minor + summary.unionpay_minor;
-    const int64_t net_fees = summary.fee_minor - summary.reversal_fee_minor - summary.refund_fee_minor;
-    text += Row({"SUMMARY", name, std::to_string(summary.payment_count),
-                 "reversals=" + std::to_string(summary.reversal_count) +
-                     ";refunds=" + std::to_string(summary.refund_count),
-                 "", "", FormatYuan(summary.order_amount_minor), FormatYuan(card_total),
-                 FormatYuan(summary.points_value_minor),
-                 FormatYuan(summary.coupon_bank_minor + summary.coupon_merchant_minor), "",
-                 FormatYuan(summary.discount_minor), FormatYuan(summary.refund_amount_minor),
-                 FormatYuan(summary.net_settlement_minor), FormatYuan(net_fees), ""});
-    const std::string path = out_dir + "/clearing-" + date_text + "-" + name + ".csv";
-    LEDGER_RETURN_IF_ERROR(WriteFile(path, text));
-    const std::string sha = ToHex(Sha256Of(text));
-    written.push_back(FileWritten{name, path, sha, rows});
-    nlohmann::ordered_json entry;
-    entry["merchant"] = name;
-    entry["file"] = std::filesystem::path(path).filename().string();
-    entry["sha256"] = sha;
-    entry["rows"] = rows;
-    entry["payment_count"] = summary.payment_count;
-    entry["order_amount_minor"] = summary.order_amount_minor;
-    entry["card_by_funding_minor"] = {{"own_account", summary.own_account_minor},
-                                      {"other_bank", summary.other_bank_minor},
-                                      {"wechat", summary.wechat_minor},
-                                      {"unionpay", summary.unionpay_minor}};
-    entry["points_value_minor"] = summary.points_value_minor;
-    entry["coupon_bank_minor"] = summary.coupon_bank_minor;
-    entry["coupon_merchant_minor"] = summary.coupon_merchant_minor;
-    entry["discount_minor"] = summary.discount_minor;
-    entry["settlement_base_minor"] = summary.settlement_base_minor;
-    entry["fee_minor"] = summary.fee_minor;
-    entry["reversal_count"] = summary.reversal_count;
-    entry["reversal_amount_minor"] = summary.reversal_amount_minor;
-    entry["refund_count"] = summary.refund_count;
-    entry["refund_amount_minor"] = summary.refund_amount_minor;
-    entry["refund_settlement_minor"] = summary.refund_settlement_minor;
-    entry["refunded_fee_minor"] = -(summary.refund_fee_minor + summary.reversal_fee_minor);
-    entry["net_fee_minor"] = net_fees;
-    entry["net_settlement_minor"] = summary.net_settlement_minor;
-    merchants.push_back(std::move(entry));
+  }
+  if (!merchant.empty() && totals.empty()) totals[merchant] = fb::MerchantClearingRecordT();
+  return totals;
+}
+
+// A merchant's lines of `date` from every store, in the order they occurred.
+Result<std::vector<fb::ClearingLineRecordT>> MerchantLines(const std::vector<const Store*>& stores, int date,
+                                                           const std::string& merchant) {
+  std::vector<fb::ClearingLineRecordT> lines;
+  for (const Store* store : stores) {
+    LEDGER_RETURN_IF_ERROR(store->ScanState(
+        keys::ClearingLinePrefix(date, merchant), [&](std::string_view, std::string_view value) {
+          const std::string aligned(value);
+          flatbuffers::GetRoot<fb::ClearingLineRecord>(aligned.data())->UnPackTo(&lines.emplace_back());
+          return true;
+        }));
+  }
+  // Unique per line: an order is paid and reversed at most once, a refund number is used once.
+  std::sort(lines.begin(), lines.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.occurred_at_ns, a.kind, a.merchant_order_no, a.refund_no, a.transaction_id) <
+           std::tie(b.occurred_at_ns, b.kind, b.merchant_order_no, b.refund_no, b.transaction_id);
+  });
+  return lines;
+}
+
+std::string MerchantCsv(const std::string& name, const std::vector<fb::ClearingLineRecordT>& lines,
+                        const fb::MerchantClearingRecordT& summary, int timezone_offset_minutes) {
+  std::string text = std::string(kCsvHeader) + "\n";
+  for (const fb::ClearingLineRecordT& line : lines) {
+    text +=
+        Row({KindName(line.kind), name, line.merchant_order_no, line.refund_no,
+             FormatIso8601(line.occurred_at_ns, timezone_offset_minutes), fb::EnumNameFunding(line.funding),
+             FormatYuan(line.order_amount_minor), FormatYuan(line.card_amount_minor),
+             FormatYuan(line.points_value_minor), FormatYuan(line.coupon_value_minor),
+             line.coupon_value_minor > 0 ? fb::EnumNameFundedBy(line.coupon_funded_by) : "",
+             FormatYuan(line.discount_minor), FormatYuan(line.amount_minor),
+             FormatYuan(line.settlement_minor), FormatYuan(line.fee_minor), line.transaction_id});
+  }
+  const int64_t card_total =
+      summary.own_account_minor + summary.other_bank_minor + summary.wechat_minor + summary.unionpay_minor;
+  const int64_t net_fees = summary.fee_minor - summary.reversal_fee_minor - summary.refund_fee_minor;
+  text += Row({"SUMMARY", name, std::to_string(summary.payment_count),
+               "reversals=" + std::to_string(summary.reversal_count) +
+                   ";refunds=" + std::to_string(summary.refund_count),
+               "", "", FormatYuan(summary.order_amount_minor), FormatYuan(card_total),
+               FormatYuan(summary.points_value_minor),
+               FormatYuan(summary.coupon_bank_minor + summary.coupon_merchant_minor), "",
+               FormatYuan(summary.discount_minor), FormatYuan(summary.refund_amount_minor),
+               FormatYuan(summary.net_settlement_minor), FormatYuan(net_fees), ""});
+  return text;
+}
+
+nlohmann::ordered_json MerchantEntry(const FileWritten& file, const fb::MerchantClearingRecordT& summary) {
+  nlohmann::ordered_json entry;
+  entry["merchant"] = file.merchant;
+  entry["file"] = std::filesystem::path(file.path).filename().string();
+  entry["sha256"] = file.sha256_hex;
+  entry["rows"] = file.rows;
+  entry["payment_count"] = summary.payment_count;
+  entry["order_amount_minor"] = summary.order_amount_minor;
+  entry["card_by_funding_minor"] = {{"own_account", summary.own_account_minor},
+                                    {"other_bank", summary.other_bank_minor},
+                                    {"wechat", summary.wechat_minor},
+                                    {"unionpay", summary.unionpay_minor}};
+  entry["points_value_minor"] = summary.points_value_minor;
+  entry["coupon_bank_minor"] = summary.coupon_bank_minor;
+  entry["coupon_merchant_minor"] = summary.coupon_merchant_minor;
+  entry["discount_minor"] = summary.discount_minor;
+  entry["settlement_base_minor"] = summary.settlement_base_minor;
+  entry["fee_minor"] = summary.fee_minor;
+  entry["reversal_count"] = summary.reversal_count;
+  entry["reversal_amount_minor"] = summary.reversal_amount_minor;
+  entry["refund_count"] = summary.refund_count;
+  entry["refund_amount_minor"] = summary.refund_amount_minor;
+  entry["refund_settlement_minor"] = summary.refund_settlement_minor;
+  entry["refunded_fee_minor"] = -(summary.refund_fee_minor + summary.reversal_fee_minor);
+  entry["net_fee_minor"] = summary.fee_minor - summary.reversal_fee_minor - summary.refund_fee_minor;
+  entry["net_settlement_minor"] = summary.net_settlement_minor;
+  return entry;
+}
+
+// Per scheme, the date's totals summed over the stores, in scheme order.
+Result<nlohmann::ordered_json> SchemeTotals(const std::vector<const Store*>& stores, int date) {
+  std::map<std::string, fb::SchemeClearingRecordT> totals;
+  const std::string prefix = keys::SchemeClearingPrefix(date);
+  for (const Store* store : stores) {
+    LEDGER_RETURN_IF_ERROR(store->ScanState(prefix, [&](std::string_view key, std::string_view value) {
+      fb::SchemeClearingRecordT part;
+      const std::string aligned(value);
+      flatbuffers::GetRoot<fb::SchemeClearingRecord>(aligned.data())->UnPackTo(&part);
+      fb::SchemeClearingRecordT& sum = totals[std::string(key.substr(prefix.size()))];
+      sum.payment_count += part.payment_count;
+      sum.payments_minor += part.payments_minor;
+      sum.reversals_minor += part.reversals_minor;
+      sum.refunds_minor += part.refunds_minor;
+      sum.net_owed_minor += part.net_owed_minor;
+      return true;
+    }));
   }
   nlohmann::ordered_json schemes = nlohmann::ordered_json::array();
-  const std::string scheme_prefix = keys::SchemeClearingPrefix(date);
-  LEDGER_RETURN_IF_ERROR(store.ScanState(scheme_prefix, [&](std::string_view key, std::string_view value) {
-    fb::SchemeClearingRecordT scheme;
-    flatbuffers::GetRoot<fb::SchemeClearingRecord>(value.data())->UnPackTo(&scheme);
-    schemes.push_back({{"scheme", std::string(key.substr(scheme_prefix.size()))},
+  for (const auto& [name, scheme] : totals) {
+    schemes.push_back({{"scheme", name},
                        {"payment_count", scheme.payment_count},
                        {"payments_minor", scheme.payments_minor},
                        {"reversals_minor", scheme.reversals_minor},
                        {"refunds_minor", scheme.refunds_minor},
                        {"net_owed_minor", scheme.net_owed_minor}});
-    return true;
-  }));
+  }
+  return schemes;
+}
+
+// What each store's part covers: its shard, the last date it closed and the events that part comes from.
+Result<nlohmann::ordered_json> ShardsCovered(const std::vector<const Store*>& stores, int date) {
+  nlohmann::ordered_json shards = nlohmann::ordered_json::array();
+  for (const Store* store : stores) {
+    Result<ShardDays> days = ShardDaysOf(*store);
+    if (!days.ok()) return days.status();
+    const bool closed = days->closed_through >= date;
+    nlohmann::ordered_json entry;
+    entry["shard"] = days->shard ? nlohmann::ordered_json(*days->shard) : nlohmann::ordered_json();
+    entry["closed_through"] = days->closed_through > 0
+                                  ? nlohmann::ordered_json(FormatDate(days->closed_through))
+                                  : nlohmann::ordered_json();
+    entry["date_closed"] = closed;
+    // A closed date's lines all come before its DayClosed; an open date's may still grow past the last event.
+    entry["through_sequence"] = closed ? days->closed_sequence : days->last_sequence;
+    shards.push_back(std::move(entry));
+  }
+  return shards;
+}
+
+}  // namespace
+
+Result<ShardDays> ShardDaysOf(const Store& store) {
+  ShardDays days;
+  fb::ClearingDaysRecordT record;
+  if (LoadRecord(store.state(), keys::kClearingDaysKey, &record)) {
+    days.closed_through = record.closed_through;
+    days.closed_sequence = record.closed_sequence;
+  }
+  Result<std::optional<std::pair<uint64_t, std::string>>> last = store.LastEvent();
+  if (!last.ok()) return last.status();
+  if (*last) {
+    Result<DecodedEvent> decoded = DecodeEventRecord((*last)->second);
+    if (!decoded.ok()) return decoded.status();
+    days.shard = decoded->body->shard();
+    days.last_sequence = (*last)->first;
+  }
+  return days;
+}
+
+Result<std::vector<FileWritten>> WriteClearingFiles(const std::vector<const Store*>& stores, int date,
+                                                    const std::string& merchant, const std::string& out_dir,
+                                                    int timezone_offset_minutes) {
+  std::error_code error;
+  std::filesystem::create_directories(out_dir, error);
+  if (error) return Status::IoError("cannot create " + out_dir + ": " + error.message());
+  Result<std::map<std::string, fb::MerchantClearingRecordT>> summaries =
+      MerchantTotals(stores, date, merchant);
+  if (!summaries.ok()) return summaries.status();
+  std::vector<FileWritten> written;
+  nlohmann::ordered_json merchants = nlohmann::ordered_json::array();
   int64_t net_total = 0;
-  for (const auto& [name, summary] : summaries) net_total += summary.net_settlement_minor;
+  for (const auto& [name, summary] : *summaries) {
+    Result<std::vector<fb::ClearingLineRecordT>> lines = MerchantLines(stores, date, name);
+    if (!lines.ok()) return lines.status();
+    const std::string text = MerchantCsv(name, *lines, summary, timezone_offset_minutes);
+    const std::string path = out_dir + "/clearing-" + FormatDate(date) + "-" + name + ".csv";
+    LEDGER_RETURN_IF_ERROR(WriteFile(path, text));
+    written.push_back(FileWritten{name, path, ToHex(Sha256Of(text)), lines->size()});
+    merchants.push_back(MerchantEntry(written.back(), summary));
+    net_total += summary.net_settlement_minor;
+  }
+  Result<nlohmann::ordered_json> schemes = SchemeTotals(stores, date);
+  if (!schemes.ok()) return schemes.status();
+  Result<nlohmann::ordered_json> shards = ShardsCovered(stores, date);
+  if (!shards.ok()) return shards.status();
   nlohmann::ordered_json summary_json;
-  summary_json["clearing_date"] = date_text;
+  summary_json["clearing_date"] = FormatDate(date);
   summary_json["merchants"] = std::move(merchants);
-  summary_json["schemes"] = std::move(schemes);
+  summary_json["schemes"] = std::move(*schemes);
   summary_json["net_settlement_total_minor"] = net_total;
+  summary_json["shards"] = std::move(*shards);
   LEDGER_RETURN_IF_ERROR(WriteFile(out_dir + "/summary.json", summary_json.dump(2) + "\n"));
   return written;
 }

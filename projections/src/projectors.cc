@@ -251,18 +251,32 @@ void FoldTransferInFlight(const fb::EventBody& event, KvWriter& view, FoldErrors
   }
 }
 
+// The last clearing date the shard closed.
+void FoldClearingDays(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
+  const auto* closed = event.payload_as_DayClosed();
+  if (closed == nullptr) return;
+  fb::ClearingDaysRecordT days;
+  const std::string key(keys::kClearingDaysKey);
+  LoadRecord(view, key, &days);
+  errors.Require(closed->clearing_date() > days.closed_through, "a clearing date closed twice");
+  days.closed_through = closed->clearing_date();
+  days.closed_sequence = event.sequence();
+  SaveRecord(view, key, days);
+}
+
 // payments: what reversals and refunds need to know of each payment, the refund numbers in use, the routes of
 // orders whose payment another shard holds and the transfers in flight to other shards.
 class PaymentsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
-    return {std::string(keys::kPaymentPrefix), std::string(keys::kRefundPrefix),
-            std::string(keys::kOrderRoutePrefix), std::string(keys::kClosedOrderPrefix),
-            std::string(keys::kTransferInFlightPrefix)};
+    return {std::string(keys::kPaymentPrefix),          std::string(keys::kRefundPrefix),
+            std::string(keys::kOrderRoutePrefix),       std::string(keys::kClosedOrderPrefix),
+            std::string(keys::kTransferInFlightPrefix), std::string(keys::kClearingDaysKey)};
   }
   std::string_view name() const override { return "payments"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
+    FoldClearingDays(event, view, errors);
     switch (event.payload_type()) {
       case fb::Payload::OrderForwarded:
       case fb::Payload::CommandParked:
@@ -402,6 +416,9 @@ class CommandsProjector final : public Projector {
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
     FoldErrors errors;
     FoldLegMarks(event, view, errors);
+    // The payee's side of another shard's transfer is no outcome of that command here: its result is the
+    // payer's shard's (a retry sent here is WRONG_SHARD, never a duplicate of the payee's half).
+    if (event.payload_type() == fb::Payload::TransferReceived) return errors.status();
     const std::string key = keys::CommandOutcome(ViewOf(event.command_id()));
     const std::string transaction = StringOf(event.transaction_id());
     fb::CommandOutcomeRecordT outcome;

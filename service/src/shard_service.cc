@@ -9,6 +9,7 @@
 
 #include "commands_start.h"
 #include "core/sha256.h"
+#include "core/time.h"
 #include "kafka/timeouts.h"
 #include "ledger/command.h"
 #include "state/keys.h"
@@ -274,6 +275,9 @@ Status ShardService::Impl::StageLegs(const std::vector<kafka::Record>& records) 
 Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& legs_read,
                                         const std::vector<kafka::Record>& records) {
   LEDGER_RETURN_IF_ERROR(StageLegs(legs_read));
+  // The day closes before the batch: what it decides clears on the next date.
+  if (const std::optional<int> day = ledger->DayToClose(); day && ledger->CloseDaysThrough(*day))
+    spdlog::info("serve: closed clearing dates through {}", FormatDate(*day));
   auto duplicates = std::make_shared<DuplicateAnswers>();
   // A batch of legs only leaves the commands position where the batch before left it.
   if (!records.empty()) {
@@ -362,7 +366,7 @@ Status ShardService::Impl::ServeCommands() {
       spdlog::warn("serve: reading commands: {}", records.status().message());
       records = std::vector<kafka::Record>();
     }
-    if (records->empty() && legs_read.empty()) {
+    if (records->empty() && legs_read.empty() && !ledger->DayToClose()) {
       LEDGER_RETURN_IF_ERROR(SettleGroups());  // idle: the last group's outcome, before waiting on
       continue;
     }

@@ -23,6 +23,7 @@ constinit const std::string_view kLegAppliedPrefix = "lr/";
 constinit const std::string_view kOrderRoutePrefix = "o/";
 constinit const std::string_view kClosedOrderPrefix = "oc/";
 constinit const std::string_view kTransferInFlightPrefix = "tf/";
+constinit const std::string_view kClearingDaysKey = "dc/days";
 constinit const std::string_view kMerchantClearingPrefix = "xm/";
 constinit const std::string_view kSchemeClearingPrefix = "xs/";
 constinit const std::string_view kClearingLinePrefix = "xl/";

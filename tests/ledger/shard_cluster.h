@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@
 #include "kafka/kafka.h"
 #include "ledger/ledger.h"
 #include "ledger/routing.h"
+#include "projections/clearing_file.h"
 #include "state/keys.h"
 #include "state/records.h"
 #include "support/test_support.h"
@@ -36,20 +39,34 @@ inline std::string OutcomeOf(CommandResult::Kind kind, const std::string& reason
 // request.
 class Cluster {
  public:
-  explicit Cluster(uint32_t shards) : shards_(shards) {
+  // `configure` adjusts every shard's configuration (e.g. its medium limits) before it opens.
+  explicit Cluster(uint32_t shards, const std::function<void(LedgerConfig&)>& configure = nullptr)
+      : shards_(shards) {
     for (uint32_t shard = 0; shard < shards; ++shard) {
-      LedgerOptions options;
+      LedgerOptions& options = options_.emplace_back();
       options.data_dir = dir_.path() + "/shard" + std::to_string(shard);
       options.config.shard = shard;
       options.config.shards = shards;
       options.clock = ClockMode::kOccurred;
       options.fixed_now_ns = DefaultTimeNs();
       options.sync = false;
+      if (configure) configure(options.config);
       Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
       EXPECT_TRUE(opened.ok()) << opened.status().ToString();
       ledgers_.push_back(std::move(opened).value());
       delivered_.push_back(0);
     }
+  }
+
+  // Counts shard `k`'s events so far as handed to the bus (the test delivered them itself).
+  void MarkDelivered(uint32_t k) { delivered_[k] = ledgers_[k]->last_sequence(); }
+
+  // Closes shard `k` and opens its store again, as a restart does.
+  void Reopen(uint32_t k) {
+    ledgers_[k].reset();
+    Result<std::unique_ptr<Ledger>> opened = Ledger::Open(options_[k]);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    ledgers_[k] = std::move(opened).value();
   }
 
   Ledger& shard(uint32_t k) { return *ledgers_[k]; }
@@ -141,13 +158,13 @@ class Cluster {
     return sums;
   }
 
-  // The due-to and due-from balances of every pair of shards cancel (no transfer in flight): what shard a
-  // owes shard b (gl:due_to:b on a) is what b is owed by a (gl:due_from:a on b).
+  // The due balances of every pair of shards cancel (no transfer in flight): what shard a owes shard b
+  // (gl:due:b on a) is what b is owed by a (-gl:due:a on b).
   void ExpectDueAccountsDrained() {
     for (uint32_t a = 0; a < shards_; ++a) {
       for (uint32_t b = 0; b < shards_; ++b) {
-        if (a == b) continue;
-        EXPECT_EQ(BalanceOn(a, gl::DueTo(b)) + BalanceOn(b, gl::DueFrom(a)), 0) << a << " owes " << b;
+        if (a >= b) continue;
+        EXPECT_EQ(BalanceOn(a, gl::Due(b)) + BalanceOn(b, gl::Due(a)), 0) << a << " owes " << b;
       }
     }
   }
@@ -163,12 +180,49 @@ class Cluster {
     for (const auto& ledger : ledgers_) EXPECT_TRUE(ledger->ProveState().ok());
   }
 
+  // Closes every clearing date through `date` on every shard (as serve does after the cut-off).
+  void CloseDaysThrough(int date) {
+    for (const auto& ledger : ledgers_) {
+      if (ledger->CloseDaysThrough(date)) {
+        EXPECT_TRUE(ledger->CommitGroup().ok());
+      }
+    }
+  }
+
+  // The clearing files of `date` over every shard: file name -> content, with each row's transaction id (the
+  // last column, which names the shard) cut off; summary.json without the files' hashes and the shards'
+  // parts.
+  std::map<std::string, std::string> ClearingFiles(int date) {
+    const std::string out = dir_.path() + "/clearing-" + std::to_string(date);
+    std::vector<const Store*> stores;
+    for (const auto& ledger : ledgers_) stores.push_back(&ledger->store());
+    const auto written = clearing::WriteClearingFiles(stores, date, "", out, 480);
+    EXPECT_TRUE(written.ok()) << written.status().ToString();
+    std::map<std::string, std::string> files;
+    for (const auto& entry : std::filesystem::directory_iterator(out)) {
+      const std::string name = entry.path().filename().string();
+      std::string text = ReadFile(entry.path().string());
+      if (name == "summary.json") {
+        nlohmann::json summary = nlohmann::json::parse(text);
+        summary.erase("shards");
+        for (auto& merchant : summary["merchants"]) merchant.erase("sha256");
+        files[name] = summary.dump(1);
+        continue;
+      }
+      std::string cut;
+      for (const std::string& line : Lines(text)) cut += line.substr(0, line.rfind(',')) + "\n";
+      files[name] = cut;
+    }
+    return files;
+  }
+
   int legs() const { return legs_; }
   uint32_t shards() const { return shards_; }
 
  private:
   TempDir dir_;
   uint32_t shards_;
+  std::vector<LedgerOptions> options_;
   std::vector<std::unique_ptr<Ledger>> ledgers_;
   std::vector<uint64_t> delivered_;  // per shard, the events handed to the bus
   int legs_ = 0;
@@ -205,10 +259,8 @@ std::string EventOfShard(uint32_t source, const std::string& command_id, const D
 
 // `balances` without the due-to and due-from accounts, which exist only between shards.
 inline std::map<std::string, int64_t> WithoutDueAccounts(std::map<std::string, int64_t> balances) {
-  std::erase_if(balances, [](const auto& entry) {
-    return entry.first.starts_with(keys::Balance("gl:due_to:")) ||
-           entry.first.starts_with(keys::Balance("gl:due_from:"));
-  });
+  std::erase_if(balances,
+                [](const auto& entry) { return entry.first.starts_with(keys::Balance("gl:due:")); });
   return balances;
 }
 

@@ -134,6 +134,8 @@ std::vector<json> RandomStream(uint64_t seed, int payments) {
 struct StreamRun {
   std::vector<Outcome> outcomes;
   std::map<std::string, int64_t> balances;
+  // Per clearing date the stream covers, its clearing files (shard-naming transaction ids cut off).
+  std::map<int, std::map<std::string, std::string>> clearing;
   int legs = 0;
 };
 
@@ -143,6 +145,12 @@ StreamRun RunStream(const std::vector<json>& stream, uint32_t shards) {
   for (const json& command : stream) run.outcomes.push_back(cluster.Decide(command));
   cluster.ExpectDueAccountsDrained();
   run.balances = testing::WithoutDueAccounts(cluster.Balances());
+  // The stream's days, closed on every shard, then cleared over all of them.
+  const int first = ClearingDate(testing::DefaultTimeNs(), 480, 23 * 60);
+  const int last = AddDays(first, 4);
+  cluster.CloseDaysThrough(last);
+  for (int date = first; date <= last; date = AddDays(date, 1))
+    run.clearing[date] = cluster.ClearingFiles(date);
   run.legs = cluster.legs();
   cluster.ExpectStatesProven();
   return run;
@@ -156,6 +164,10 @@ void ExpectSameRun(const std::vector<json>& stream, const StreamRun& one, const 
         << "N=" << shards << " command " << i << ": " << stream[i].dump();
   }
   EXPECT_EQ(many.balances, one.balances) << "N=" << shards;
+  for (const auto& [date, files] : one.clearing) {
+    ASSERT_EQ(many.clearing.count(date), 1u);
+    EXPECT_EQ(many.clearing.at(date), files) << "N=" << shards << " clearing date " << date;
+  }
 }
 
 TEST(ShardsEquivalence, ARandomDayGivesTheSameOutcomesAndBalancesAtOneTwoFourAndEightShards) {
@@ -173,6 +185,10 @@ TEST(ShardsEquivalence, ARandomDayGivesTheSameOutcomesAndBalancesAtOneTwoFourAnd
       EXPECT_GT(seen[expected], 0) << expected;
     }
     EXPECT_GT(seen["duplicate"] + seen["duplicate DUPLICATE_ORDER"], 0);
+    // The clearing files cover the stream's dates: two with payments at least.
+    int dates_with_rows = 0;
+    for (const auto& [date, files] : one.clearing) dates_with_rows += files.size() > 1 ? 1 : 0;
+    EXPECT_GE(dates_with_rows, 2);
     std::map<std::string, int> transfers;  // outcomes of transfers
     for (size_t i = 0; i < stream.size(); ++i) {
       if (stream[i]["type"] == "transfer") transfers[one.outcomes[i]] += 1;

@@ -99,7 +99,7 @@ TEST(Transfer, RefusalsCheckThePayerFirstAndMoveNothing) {
 }
 
 // Payer on shard 0, payee on shard 1: the payer's shard answers nothing until the payee's shard answered; in
-// between the money sits in gl:due_to:1; once settled the due accounts cancel and the balances are one
+// between the money sits in gl:due:1; once settled the due accounts cancel and the balances are one
 // shard's.
 TEST(Transfer, AcrossShardsTravelsThroughDueAccountsAndIsAnsweredByThePayersShard) {
   constexpr uint32_t kShards = 2;
@@ -115,12 +115,12 @@ TEST(Transfer, AcrossShardsTravelsThroughDueAccountsAndIsAnsweredByThePayersShar
   EXPECT_EQ(cluster.Send(transfer).kind, Kind::kPending);  // again while away: still waiting, nothing new
   EXPECT_EQ(cluster.FinalOutcome("t1"), "no result");
   EXPECT_EQ(cluster.BalanceOn(0, a + ":debit"), 44'000);
-  EXPECT_EQ(cluster.BalanceOn(0, gl::DueTo(1)), 6'000);
+  EXPECT_EQ(cluster.BalanceOn(0, gl::Due(1)), 6'000);
   EXPECT_EQ(cluster.BalanceOn(1, b + ":debit"), 1'000);
   EXPECT_EQ(cluster.DeliverLegs(), 2);  // TransferSent, TransferReceived
   EXPECT_EQ(cluster.FinalOutcome("t1"), "accepted");
   EXPECT_EQ(cluster.BalanceOn(1, b + ":debit"), 7'000);
-  EXPECT_EQ(cluster.BalanceOn(1, gl::DueFrom(0)), -6'000);
+  EXPECT_EQ(cluster.BalanceOn(1, gl::Due(0)), -6'000);
   cluster.ExpectDueAccountsDrained();
   const CommandResult again = cluster.Send(transfer);
   EXPECT_EQ(testing::OutcomeOf(again.kind, again.reason), "duplicate");
@@ -152,6 +152,90 @@ TEST(Transfer, RefusedByThePayeesShardGivesTheMoneyAndTheLimitBack) {
   EXPECT_EQ(outcomes,
             (std::vector<Outcome>{"rejected UNKNOWN_ACCOUNT", "rejected UNKNOWN_ACCOUNT", "accepted"}));
   EXPECT_EQ(two.BalanceOn(0, a + ":debit"), 42'000);
+  two.ExpectDueAccountsDrained();
+  EXPECT_EQ(testing::WithoutDueAccounts(two.Balances()), one.Balances());
+  two.ExpectStatesProven();
+}
+
+// Lifts every medium limit, as an operator's ledger.toml may.
+void NoMediumLimits(LedgerConfig& config) {
+  for (MediumPolicy& policy : config.medium_policy) policy = MediumPolicy{};
+}
+
+// The due account between two shards holds their net position: the whole 2^53-1 going from shard 0 to shard 1
+// and back leaves it at zero, and the next transfer goes, as on one shard (a due-to and a due-from kept apart
+// would each have reached the bound and refused every later transfer between the two).
+TEST(Transfer, MoneyGoingBackAndForthBetweenShardsNeverReachesTheBound) {
+  constexpr uint32_t kShards = 2;
+  const std::string a = CustomerOnShard(0, kShards), b = CustomerOnShard(1, kShards);
+  const std::vector<json> stream = {testing::OpenAccount("oa", a),
+                                    testing::OpenAccount("ob", b),
+                                    testing::Deposit("da", a + ":debit", kAmountMinorMax),
+                                    testing::Transfer("t1", a + ":debit", b + ":debit", kAmountMinorMax),
+                                    testing::Transfer("t2", b + ":debit", a + ":debit", kAmountMinorMax),
+                                    testing::Transfer("t3", a + ":debit", b + ":debit", 1),
+                                    testing::Transfer("t4", b + ":debit", a + ":debit", 1)};
+  Cluster one(1, NoMediumLimits);
+  Cluster two(kShards, NoMediumLimits);
+  for (const json& command : stream) {
+    EXPECT_EQ(one.Decide(command), "accepted") << command.dump();
+    EXPECT_EQ(two.Decide(command), "accepted") << command.dump();
+  }
+  EXPECT_EQ(two.BalanceOn(0, gl::Due(1)), 0);
+  two.ExpectDueAccountsDrained();
+  EXPECT_EQ(testing::WithoutDueAccounts(two.Balances()), one.Balances());
+}
+
+// A transfer refused by the payee's shard, sent again to the payee's shard (a retry produced to the wrong
+// partition), is not a duplicate of the payee's half there: it is refused WRONG_SHARD and moves nothing; on
+// the payer's shard it is a duplicate of the refusal.
+TEST(Transfer, TheCommandHasNoOutcomeOnThePayeesShard) {
+  constexpr uint32_t kShards = 2;
+  const std::string a = CustomerOnShard(0, kShards), nobody = CustomerOnShard(1, kShards);
+  Cluster two(kShards);
+  EXPECT_EQ(two.Decide(testing::OpenAccount("oa", a)), "accepted");
+  EXPECT_EQ(two.Decide(testing::Deposit("da", a + ":debit", 10'000)), "accepted");
+  const json transfer = testing::Transfer("t1", a + ":debit", nobody + ":debit", 5'000);
+  EXPECT_EQ(two.Decide(transfer), "rejected UNKNOWN_ACCOUNT");
+  const ParsedCommand parsed = testing::Parse(transfer.dump());
+  const CommandResult on_payer = two.shard(0).Stage(parsed);
+  const CommandResult on_payee = two.shard(1).Stage(parsed);
+  EXPECT_EQ(testing::OutcomeOf(on_payer.kind, on_payer.reason), "duplicate UNKNOWN_ACCOUNT");
+  EXPECT_EQ(testing::OutcomeOf(on_payee.kind, on_payee.reason), "rejected WRONG_SHARD");
+  EXPECT_EQ(two.BalanceOn(0, a + ":debit"), 10'000);
+}
+
+// Restarts between the legs: a leg published again after a restart is skipped, a duplicate while the
+// transfer is away stays pending, and after it settled it is a duplicate; the balances are one shard's.
+TEST(Transfer, RestartsBetweenItsLegsChangeNothing) {
+  constexpr uint32_t kShards = 2;
+  const std::string a = CustomerOnShard(0, kShards), b = CustomerOnShard(1, kShards);
+  const json transfer = testing::Transfer("t1", a + ":debit", b + ":debit", 6'000, "sms");
+  const std::unique_ptr<Cluster> one_owned = WithCustomers(1, a, b);
+  Cluster& one = *one_owned;
+  const std::unique_ptr<Cluster> two_owned = WithCustomers(kShards, a, b);
+  Cluster& two = *two_owned;
+  EXPECT_EQ(one.Decide(transfer), "accepted");
+  EXPECT_EQ(two.Send(transfer).kind, Kind::kPending);
+  two.Reopen(0);
+  EXPECT_EQ(two.Send(transfer).kind, Kind::kPending);
+  std::vector<std::string> sent;
+  for (std::string& record : testing::EventRecords(two.shard(0).store(), 1, two.shard(0).last_sequence())) {
+    if (LegAddressOf(*DecodeEventRecord(record)->body)) sent.push_back(std::move(record));
+  }
+  ASSERT_EQ(sent.size(), 1u);
+  ASSERT_TRUE(*two.shard(1).StageLeg(sent[0]));
+  ASSERT_TRUE(two.shard(1).CommitGroup().ok());
+  two.MarkDelivered(0);
+  two.Reopen(1);
+  const Result<bool> again = two.shard(1).StageLeg(sent[0]);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);  // published again after a restart: skipped
+  EXPECT_GT(two.DeliverLegs(), 0);
+  two.Reopen(0);
+  EXPECT_EQ(two.FinalOutcome("t1"), "accepted");
+  const CommandResult duplicate = two.Send(transfer);
+  EXPECT_EQ(testing::OutcomeOf(duplicate.kind, duplicate.reason), "duplicate");
   two.ExpectDueAccountsDrained();
   EXPECT_EQ(testing::WithoutDueAccounts(two.Balances()), one.Balances());
   two.ExpectStatesProven();

@@ -25,6 +25,7 @@ Runner AddKeygen(CLI::App& app);
 Runner AddCheckpoint(CLI::App& app);
 Runner AddReplay(CLI::App& app);
 Runner AddClearing(CLI::App& app);
+Runner AddCloseDay(CLI::App& app);
 Runner AddReconcile(CLI::App& app);
 Runner AddBench(CLI::App& app);
 Runner AddScrub(CLI::App& app);

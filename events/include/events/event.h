@@ -99,11 +99,12 @@ inline constexpr char kMarketingExpense[] = "gl:marketing_expense";
 inline constexpr char kFeeIncome[] = "gl:fee_income";
 // The receivable from an interbank scheme: "gl:interbank:other_bank", ":wechat", ":unionpay".
 std::string InterbankReceivable(fb::Funding funding);
-// What this shard owes shard `shard` for transfers sent there ("gl:due_to:<shard>"), and what shard `shard`
-// owes this one ("gl:due_from:<shard>", negative): over the cluster they sum to zero once every transfer is
+// The due-to/due-from account of this shard with shard `shard` ("gl:due:<shard>"): positive, what this shard
+// owes that one (transfers sent there, net of those received from it); negative, what that one owes this.
+// Sending credits it and receiving debits it, so it holds the net position between two shards only (bounded
+// like every balance); over the cluster, gl:due:<b> on a and gl:due:<a> on b cancel once every transfer is
 // settled.
-std::string DueTo(uint32_t shard);
-std::string DueFrom(uint32_t shard);
+std::string Due(uint32_t shard);
 }  // namespace gl
 
 }  // namespace ledger

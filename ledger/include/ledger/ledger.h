@@ -135,6 +135,16 @@ class Ledger {
   // True when the open group reached a count or byte bound of the config.
   bool GroupFull() const;
 
+  // Clearing days (日切; events.fbs: DayClosed). The last clearing date this shard closed (0: none).
+  int closed_through() const;
+  // The clearing date serve should close now: the last one that ended by the ledger clock at least the
+  // allowed clock skew ago, when this shard has not closed it and its history began on or before it; nullopt
+  // otherwise, and always with --clock occurred (the input's times decide; an operator closes days).
+  std::optional<int> DayToClose() const;
+  // Stages a DayClosed for every clearing date through `date` in the open group (the caller commits); false
+  // when the shard closed `date` already (nothing staged).
+  bool CloseDaysThrough(int date);
+
   // Records one fact that no command produced (e.g. ReconciliationRecorded) as its own transaction and
   // commits it. Requires no staged commands. Returns its sequence. Errors: IoError.
   Result<uint64_t> RecordFact(const std::string& fact_id, fb::PayloadUnion payload);
@@ -221,6 +231,7 @@ class Ledger {
   uint64_t committed_sequence_ = 0;
   size_t staged_commands_ = 0;
   uint64_t last_checkpoint_covered_ = 0;
+  int64_t history_began_ns_ = 0;  // recorded_at of event 1 (0: no history)
 };
 
 }  // namespace ledger

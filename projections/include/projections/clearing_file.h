@@ -1,6 +1,9 @@
 // Clearing files: per merchant and clearing date, a CSV of every payment, reversal and refund of that date
-// plus a summary row, and summary.json with totals per merchant and per scheme and each file's SHA-256.
-// Same data, same bytes: rows are in ledger order, amounts formatted deterministically.
+// plus a summary row, and summary.json with totals per merchant and per scheme, each file's SHA-256 and what
+// each shard's part covers. A date's files merge the lines of every shard's store given: rows are in the
+// order the lines occurred (occurred_at, then record type, order and refund number), amounts formatted
+// deterministically, so the same history gives the same bytes at any number of shards (but for the
+// transaction ids, which name the shard).
 //
 // CSV (UTF-8, comma separated, header row first; amounts in yuan with two decimals, fees too):
 //   record_type,merchant,merchant_order_no,refund_no,occurred_at,funding,order_amount,card_amount,
@@ -11,6 +14,8 @@
 // Thread-safety: functions read a store; call from one thread per store.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,11 +36,21 @@ struct FileWritten {
   size_t rows = 0;  // data rows, without header and summary
 };
 
-// Writes `<out_dir>/clearing-<YYYY-MM-DD>-<merchant>.csv` for every merchant with activity on `date` (or only
-// `merchant` when not empty) and `<out_dir>/summary.json`. Returns the files written.
+// What one shard's store holds of its clearing days (events.fbs: DayClosed).
+struct ShardDays {
+  std::optional<uint32_t> shard;  // from its last event (nullopt: a store of views only)
+  int closed_through = 0;         // yyyymmdd, 0: no date closed
+  uint64_t closed_sequence = 0;   // the DayClosed event: every line of a closed date comes before it
+  uint64_t last_sequence = 0;     // its last event (0: none stored)
+};
+Result<ShardDays> ShardDaysOf(const Store& store);
+
+// Writes `<out_dir>/clearing-<YYYY-MM-DD>-<merchant>.csv` for every merchant with activity on `date` in any
+// of `stores` (or only `merchant` when not empty) and `<out_dir>/summary.json`. Returns the files written.
 // Errors: IoError; InvalidArgument when `merchant` has no activity that day is NOT an error (empty file).
-Result<std::vector<FileWritten>> WriteClearingFiles(const Store& store, int date, const std::string& merchant,
-                                                    const std::string& out_dir, int timezone_offset_minutes);
+Result<std::vector<FileWritten>> WriteClearingFiles(const std::vector<const Store*>& stores, int date,
+                                                    const std::string& merchant, const std::string& out_dir,
+                                                    int timezone_offset_minutes);
 
 // Parses a yuan amount with at most two decimals ("12.34", "-0.05", "7") into fen. Errors: InvalidArgument.
 Result<int64_t> ParseYuan(std::string_view text, int max_decimals = 2);

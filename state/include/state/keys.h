@@ -44,6 +44,8 @@ extern const std::string_view kLegAppliedPrefix;
 extern const std::string_view kOrderRoutePrefix;
 extern const std::string_view kClosedOrderPrefix;
 extern const std::string_view kTransferInFlightPrefix;
+// the shard's clearing days (one record; its own prefix)
+extern const std::string_view kClearingDaysKey;
 extern const std::string_view kMerchantClearingPrefix;
 extern const std::string_view kSchemeClearingPrefix;
 extern const std::string_view kClearingLinePrefix;

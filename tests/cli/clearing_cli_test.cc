@@ -1,0 +1,130 @@
+// Goal: `ledger close-day` and `ledger clearing` of a ledger of several shards keep README's contract: a
+// date is cleared only once every shard closed it (exit 6 naming the open shards, nothing written), the files
+// merge every shard's lines, and folders that are not every shard of one ledger are refused (N folders must
+// hold shards 0..N-1, each once, by the shard their events name).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "ledger/routing.h"
+#include "support/test_support.h"
+
+namespace ledger {
+namespace {
+
+using nlohmann::json;
+using testing::Describe;
+using testing::ProgramRun;
+using testing::ReadFile;
+using testing::RunLedger;
+using testing::WriteFile;
+
+constexpr uint32_t kShards = 2;
+
+// An id with `prefix` whose key (`key_of(id)`) lands on `shard`.
+template <typename KeyOf>
+std::string IdOnShard(const std::string& prefix, uint32_t shard, KeyOf key_of) {
+  for (int i = 0;; ++i) {
+    const std::string id = prefix + std::to_string(i);
+    if (ShardOfKey(key_of(id), kShards) == shard) return id;
+  }
+}
+
+// Shard `shard`'s customer pays its own order of M1 (both on that shard, so no leg is needed), on 2026-11-25.
+std::string DayOfShard(uint32_t shard) {
+  const std::string customer = IdOnShard("C", shard, [](const std::string& id) { return id; });
+  const std::string order = IdOnShard("O", shard, [](const std::string& id) { return OrderKey("M1", id); });
+  const std::string at = R"(,"occurred_at":"2026-11-25T10:00:00+08:00"})";
+  return R"({"type":"open_merchant","command_id":"m1","merchant":"M1","name":"Rail tickets","fee_bps":60)" +
+         at + "\n" + R"({"type":"open_account","command_id":"a)" + customer + R"(","customer":")" + customer +
+         R"(","account":")" + customer + R"(:debit","kind":"debit_card")" + at + "\n" +
+         R"({"type":"deposit","command_id":"d)" + customer + R"(","account":")" + customer +
+         R"(:debit","amount_minor":100000)" + at + "\n" + R"({"type":"pay","command_id":"p)" + order +
+         R"(","merchant":"M1","merchant_order_no":")" + order + R"(","customer":")" + customer +
+         R"(","funding":"own_account","account":")" + customer +
+         R"(:debit","channel":"b2c_pc","medium":"u_shield","order_amount_minor":)" +
+         std::to_string(1000 * (shard + 1)) + at + "\n";
+}
+
+class ClearingCli : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+  std::string Shard(uint32_t k) const { return Path("shard" + std::to_string(k)); }
+  ProgramRun Run(const std::vector<std::string>& args) { return RunLedger(dir_.path(), args); }
+
+  // Two shard folders, each with its own day submitted locally.
+  void SetUp() override {
+    for (uint32_t k = 0; k < kShards; ++k) {
+      std::filesystem::create_directories(Shard(k));
+      WriteFile(Shard(k) + "/ledger.toml", "[ledger]\nshard = " + std::to_string(k) + "\n");
+      WriteFile(Path("day" + std::to_string(k) + ".jsonl"), DayOfShard(k));
+      const ProgramRun run = Run(
+          {"submit", "--data", Shard(k), "--clock", "occurred", Path("day" + std::to_string(k) + ".jsonl")});
+      ASSERT_EQ(run.exit_code, 0) << Describe(run);
+    }
+  }
+
+  ProgramRun Clear(const std::vector<std::string>& dirs) {
+    std::vector<std::string> args = {"clearing", "--date", "2026-11-25", "--out", Path("out")};
+    for (const std::string& dir : dirs) args.insert(args.end(), {"--data", dir});
+    return Run(args);
+  }
+
+  ProgramRun CloseDay(uint32_t k, const std::string& date) {
+    return Run({"close-day", "--data", Shard(k), "--date", date, "--now", "2026-11-26T10:00:00+08:00"});
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(ClearingCli, ADateIsClearedOnceEveryShardClosedItAndMergesTheirLines) {
+  ProgramRun run = Clear({Shard(0), Shard(1)});
+  EXPECT_EQ(run.exit_code, 6) << Describe(run);
+  EXPECT_NE(run.err.find("shard 0 (closed through none), shard 1"), std::string::npos) << run.err;
+  EXPECT_FALSE(std::filesystem::exists(Path("out")));
+
+  run = CloseDay(0, "2026-11-26");  // not ended at 2026-11-26 10:00
+  EXPECT_EQ(run.exit_code, 2) << Describe(run);
+  run = CloseDay(0, "2026-11-25");
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  EXPECT_EQ(run.out, "closed through 2026-11-25\n");
+  EXPECT_EQ(CloseDay(0, "2026-11-25").out, "already closed through 2026-11-25\n");
+  run = Clear({Shard(0), Shard(1)});
+  EXPECT_EQ(run.exit_code, 6) << Describe(run);
+  EXPECT_EQ(run.err.find("shard 0"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("shard 1 (closed through none)"), std::string::npos) << run.err;
+
+  ASSERT_EQ(CloseDay(1, "2026-11-25").exit_code, 0);
+  run = Clear({Shard(1), Shard(0)});
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const std::vector<std::string> rows = testing::Lines(ReadFile(Path("out/clearing-2026-11-25-M1.csv")));
+  ASSERT_EQ(rows.size(), 4u);  // header, the two shards' payments, summary
+  EXPECT_EQ(rows[3].rfind("SUMMARY,M1,2,", 0), 0u) << rows[3];
+  const json summary = json::parse(ReadFile(Path("out/summary.json")));
+  EXPECT_EQ(summary["merchants"][0]["order_amount_minor"], 3000);
+  ASSERT_EQ(summary["shards"].size(), 2u);
+  for (const json& shard : summary["shards"]) {
+    EXPECT_EQ(shard["closed_through"], "2026-11-25");
+    EXPECT_EQ(shard["date_closed"], true);
+    EXPECT_EQ(shard["through_sequence"], 5);  // four commands, then the DayClosed
+  }
+}
+
+TEST_F(ClearingCli, FoldersThatAreNotEveryShardOfOneLedgerAreRefused) {
+  // Shard 1 alone (a one-shard ledger's folder holds shard 0), shard 0 twice, a folder without events.
+  WriteFile(Path("nothing.jsonl"), "");
+  const ProgramRun created = Run({"submit", "--data", Path("empty"), Path("nothing.jsonl")});
+  ASSERT_EQ(created.exit_code, 0) << Describe(created);
+  for (const std::vector<std::string>& dirs :
+       {std::vector<std::string>{Shard(1)}, {Shard(0), Shard(0)}, {Shard(0), Path("empty")}}) {
+    const ProgramRun run = Clear(dirs);
+    EXPECT_EQ(run.exit_code, 2) << Describe(run);
+    EXPECT_FALSE(std::filesystem::exists(Path("out")));
+  }
+}
+
+}  // namespace
+}  // namespace ledger
