@@ -177,6 +177,12 @@ nlohmann::ordered_json JsonOrNull(const std::optional<T>& value) {
   return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json(nullptr);
 }
 
+// The last clearing date closed: "YYYY-MM-DD", "none", or "?" when the events read cannot tell.
+std::string ClosedThrough(std::optional<int> date) {
+  if (!date) return "?";
+  return *date == 0 ? std::string("none") : FormatDate(*date);
+}
+
 void PrintShardStatusJson(const replay::ShardStatus& status, std::optional<uint64_t> legs_in_flight) {
   const nlohmann::ordered_json out{
       {"shard", status.shard},
@@ -188,20 +194,22 @@ void PrintShardStatusJson(const replay::ShardStatus& status, std::optional<uint6
       {"commands_lag", JsonOrNull(status.commands_lag())},
       {"legs_in_flight", JsonOrNull(legs_in_flight)},
       {"last_checkpoint_covers", JsonOrNull(status.last_checkpoint_covers)},
-      {"last_checkpoint_signed_at", StatusTime(status.last_checkpoint_signed_at_ns)}};
+      {"last_checkpoint_signed_at", StatusTime(status.last_checkpoint_signed_at_ns)},
+      {"closed_through", ClosedThrough(status.closed_through)},
+      {"owner", status.owner}};
   std::printf("%s\n", out.dump().c_str());
 }
 
 void PrintShardStatusLine(const replay::ShardStatus& status, std::optional<uint64_t> legs_in_flight) {
   const std::optional<int64_t> lag = status.commands_lag();
-  std::printf("%-5u %12llu %12llu %10s %6s %12s %-26s %s\n", status.shard,
-              static_cast<unsigned long long>(status.head_sequence),
-              static_cast<unsigned long long>(status.results_through),
-              lag ? std::to_string(*lag).c_str() : "?",
-              legs_in_flight ? std::to_string(*legs_in_flight).c_str() : "?",
-              status.last_checkpoint_covers ? std::to_string(*status.last_checkpoint_covers).c_str() : "-",
-              StatusTime(status.head_recorded_at_ns).c_str(),
-              StatusTime(status.last_checkpoint_signed_at_ns).c_str());
+  std::printf(
+      "%-5u %12llu %12llu %10s %6s %12s %-26s %-26s %-10s %s\n", status.shard,
+      static_cast<unsigned long long>(status.head_sequence),
+      static_cast<unsigned long long>(status.results_through), lag ? std::to_string(*lag).c_str() : "?",
+      legs_in_flight ? std::to_string(*legs_in_flight).c_str() : "?",
+      status.last_checkpoint_covers ? std::to_string(*status.last_checkpoint_covers).c_str() : "-",
+      StatusTime(status.head_recorded_at_ns).c_str(), StatusTime(status.last_checkpoint_signed_at_ns).c_str(),
+      ClosedThrough(status.closed_through).c_str(), status.owner.empty() ? "-" : status.owner.c_str());
 }
 
 }  // namespace
@@ -234,8 +242,9 @@ Runner AddClusterStatus(CLI::App& app) {
       statuses[shard] = std::move(status).value();
     }
     if (!args->json) {
-      std::printf("%-5s %12s %12s %10s %6s %12s %-26s %s\n", "shard", "head", "results", "commands", "legs",
-                  "checkpoint", "last event at", "checkpoint signed at");
+      std::printf("%-5s %12s %12s %10s %6s %12s %-26s %-26s %-10s %s\n", "shard", "head", "results",
+                  "commands", "legs", "checkpoint", "last event at", "checkpoint signed at", "closed",
+                  "owner");
     }
     for (uint32_t shard = 0; shard < args->shards; ++shard) {
       if (!statuses[shard]) continue;

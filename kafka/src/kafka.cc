@@ -78,6 +78,24 @@ Result<rd_kafka_t*> NewClient(rd_kafka_type_t type, ConfPtr conf) {
   return client;
 }
 
+// The ledger.owner header, cut to 256 printable bytes (anyone who can produce can write it).
+std::string OwnerHeader(const rd_kafka_message_t* message) {
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(message, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::string();
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_header_get_last(headers, kOwnerHeader, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      value == nullptr) {
+    return std::string();
+  }
+  std::string owner;
+  for (size_t i = 0; i < size && owner.size() < 256; ++i) {
+    const char c = static_cast<const char*>(value)[i];
+    owner += (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  return owner;
+}
+
 std::optional<uint64_t> SequenceHeader(const rd_kafka_message_t* message) {
   rd_kafka_headers_t* headers = nullptr;
   if (rd_kafka_message_headers(message, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
@@ -104,6 +122,7 @@ Record ToRecord(const rd_kafka_message_t* message) {
   if (message->payload != nullptr)
     record.value.assign(static_cast<const char*>(message->payload), message->len);
   record.sequence = SequenceHeader(message);
+  record.owner = OwnerHeader(message);
   return record;
 }
 

@@ -203,13 +203,15 @@ struct Publisher::Impl {
   Status Produce(const char* topic, uint32_t partition, const std::string& key, const std::string& value,
                  uint64_t sequence, RecordKind kind, const std::string& type,
                  const std::string& transaction) {
-    rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(4);
     const std::string sequence_text = std::to_string(sequence);
     if (sequence > 0)
       rd_kafka_header_add(headers, kSequenceHeader, -1, sequence_text.data(), sequence_text.size());
     if (!type.empty()) rd_kafka_header_add(headers, kTypeHeader, -1, type.data(), type.size());
     if (!transaction.empty())
       rd_kafka_header_add(headers, kTransactionHeader, -1, transaction.data(), transaction.size());
+    if (!settings.owner.empty())
+      rd_kafka_header_add(headers, kOwnerHeader, -1, settings.owner.data(), settings.owner.size());
     void* const opaque = sequence > 0 ? MakeOpaque(sequence, kind) : nullptr;
     for (int attempt = 0;; ++attempt) {
       const rd_kafka_resp_err_t err = rd_kafka_producev(

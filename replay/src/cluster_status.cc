@@ -100,6 +100,9 @@ Result<ShardStatus> ReadShardStatus(const std::string& brokers, uint32_t shard, 
       NoteLegs(body, status);
       status.head_recorded_at_ns = body.recorded_at_ns();
       resume.See(body);
+      status.owner = record.owner;
+      if (const fb::DayClosed* closed = body.payload_as_DayClosed())
+        status.closed_through = closed->clearing_date();
       if (const fb::CheckpointRecorded* checkpoint = body.payload_as_CheckpointRecorded()) {
         status.last_checkpoint_covers = checkpoint->sequence();
         status.last_checkpoint_signed_at_ns = checkpoint->signed_at_ns();
@@ -107,6 +110,7 @@ Result<ShardStatus> ReadShardStatus(const std::string& brokers, uint32_t shard, 
     }
   }
   status.commands_next = resume.next();
+  if (!status.closed_through && status.whole_history) status.closed_through = 0;
   return status;
 }
 

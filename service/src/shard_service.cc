@@ -1,8 +1,10 @@
 #include "service/shard_service.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <charconv>
+#include <cstdio>
 #include <exception>
 #include <utility>
 #include <vector>
@@ -52,6 +54,13 @@ const std::string& AckOf(const ShardServiceOptions& options) {
 }
 
 // "a, b" or "none", for the start-up line.
+// "<host>:<pid>": who serves this shard, in every record it produces (kafka::kOwnerHeader).
+std::string ThisProcess() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown-host");
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
 std::string NamesOrNone(const std::vector<std::string>& list) {
   std::string text;
   for (const std::string& name : list) text += (text.empty() ? "" : ", ") + name;
@@ -218,7 +227,8 @@ Status ShardService::Impl::Start(ServeStep* step) {
   LEDGER_RETURN_IF_ERROR(OpenLegs());
   *step = ServeStep::kCreatePublisher;
   Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
-      ledger->store(), kafka::ProducerSettings{bootstrap, options.shard, kafka::kAckTimeoutMs});
+      ledger->store(),
+      kafka::ProducerSettings{bootstrap, options.shard, kafka::kAckTimeoutMs, ThisProcess()});
   if (!created.ok()) return created.status();
   publisher = std::move(created).value();
   // Catch up: whatever was committed before a crash but not yet published.

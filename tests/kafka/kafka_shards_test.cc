@@ -77,9 +77,10 @@ std::map<std::string, json> AnswersOnceThere(const std::string& brokers, uint32_
   return results;
 }
 
-// Operators see both shards from Kafka alone: heads, results published, no command and no leg waiting.
+// Operators see both shards from Kafka alone: heads, results published, no command and no leg waiting, no
+// clearing date closed yet, and the serve process that produced each shard's events.
 void ExpectClusterStatusFromKafka(const std::string& scratch, const std::string& brokers,
-                                  const std::string (&data)[kShards]) {
+                                  const std::string (&data)[kShards], const pid_t (&serves)[kShards]) {
   const testing::ProgramRun status = testing::RunLedger(
       scratch, {"cluster-status", "--brokers", brokers, "--shards", std::to_string(kShards), "--json"});
   ASSERT_EQ(status.exit_code, 0) << testing::Describe(status);
@@ -93,6 +94,9 @@ void ExpectClusterStatusFromKafka(const std::string& scratch, const std::string&
     EXPECT_LE(line.value("results_through", uint64_t{0}), line.value("head_sequence", uint64_t{0}));
     EXPECT_EQ(line["commands_lag"], 0) << line.dump();
     EXPECT_EQ(line["legs_in_flight"], 0) << line.dump();  // every leg sent was applied
+    EXPECT_EQ(line["closed_through"], "none") << line.dump();
+    const std::string owner = line.value("owner", "");
+    EXPECT_TRUE(owner.ends_with(":" + std::to_string(serves[shard]))) << line.dump();
   }
 }
 
@@ -104,6 +108,7 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
   ServeProcess shard0(dir.path(), 0, ServeArgs(data[0], brokers, 0));
   ServeProcess shard1(dir.path(), 1, ServeArgs(data[1], brokers, 1));
+  const pid_t serve_pids[kShards] = {shard0.child().pid(), shard1.child().pid()};
   ASSERT_TRUE(shard0.WaitReady(kServeDeadline)) << shard0.err();
   ASSERT_TRUE(shard1.WaitReady(kServeDeadline)) << shard1.err();
 
@@ -184,7 +189,7 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   EXPECT_NE(recounted.err().find("a ledger of 2 shards, not 1"), std::string::npos) << recounted.err();
   EXPECT_EQ(testing::ReadStoreState(data[0]), stopped);
 
-  ExpectClusterStatusFromKafka(dir.path(), brokers, data);
+  ExpectClusterStatusFromKafka(dir.path(), brokers, data, serve_pids);
 }
 
 // Sends each command to the partition(s) of the shard(s) that own it (as `submit --brokers` routes).

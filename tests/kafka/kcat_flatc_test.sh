@@ -137,9 +137,9 @@ EOF
 timeout 120 flatc --json --strict-json --raw-binary -o "$work/json" "$schemas/events.fbs" -- "$work"/records/rec-*.bin \
   2>"$work/flatc.err" || fail "flatc could not decode the records: $(head -c 300 "$work/flatc.err")"
 
-verdict=$(python3 - "$work/json" "$work/stored.jsonl" "$work/meta.tsv" "$work/commands.jsonl" 2>&1 <<'EOF'
+verdict=$(python3 - "$work/json" "$work/stored.jsonl" "$work/meta.tsv" "$work/commands.jsonl" "$serve_pid" 2>&1 <<'EOF'
 import glob, json, os, sys
-json_dir, stored_path, meta_path, commands_path = sys.argv[1:5]
+json_dir, stored_path, meta_path, commands_path, serve_pid = sys.argv[1:6]
 stored = [json.loads(line) for line in open(stored_path) if line.strip()]
 if not stored:
     sys.exit("ledger events printed nothing")
@@ -178,6 +178,10 @@ for index, (record, event, (offset, key, headers)) in enumerate(zip(records, sto
         sys.exit(f"sequence {sequence}: transaction or command differs from the store's")
     pairs = dict(item.split("=", 1) for item in headers.split(",")) if headers else {}
     expected = {"ledger.sequence": str(sequence), "ledger.type": event["type"], "ledger.transaction": event["transaction_id"]}
+    # The process that produced it: "<host>:<pid>" of the serve this script started.
+    owner = pairs.pop("ledger.owner", "")
+    if not owner.endswith(":" + serve_pid) or len(owner) <= len(serve_pid) + 1:
+        sys.exit(f"sequence {sequence}: ledger.owner '{owner}', expected '<host>:{serve_pid}'")
     if pairs != expected:
         sys.exit(f"sequence {sequence}: headers {pairs}, expected {expected}")
     want = customer_of.get(body["command_id"])

@@ -36,6 +36,9 @@ inline constexpr const char* kLedgerTopics[] = {kEventsTopic, kCommandsTopic, kR
 inline constexpr char kSequenceHeader[] = "ledger.sequence";
 inline constexpr char kTypeHeader[] = "ledger.type";
 inline constexpr char kTransactionHeader[] = "ledger.transaction";
+// The process that produced the record ("<host>:<pid>", serve's; ProducerSettings::owner), so operators see
+// which process owns each shard (`ledger cluster-status`).
+inline constexpr char kOwnerHeader[] = "ledger.owner";
 
 // librdkafka's built-in mock cluster: a real Kafka-protocol broker on 127.0.0.1. It keeps a bounded tail per
 // partition and nothing across restarts.
@@ -65,6 +68,8 @@ struct ProducerSettings {
   uint32_t partition = 0;
   // How long one publish waits for Kafka's acknowledgements before it rebuilds the producer and retries.
   int64_t ack_timeout_ms = kAckTimeoutMs;
+  // Sent as the ledger.owner header of every record when not empty.
+  std::string owner = {};
 };
 
 // Publishes committed events (and the command results derived from them) exactly once and in order: it reads
@@ -108,6 +113,7 @@ struct Record {
   std::string key;
   std::string value;
   std::optional<uint64_t> sequence;  // the ledger.sequence header
+  std::string owner;                 // the ledger.owner header (empty: none)
 };
 
 // A partition's offsets: records low..high-1 are kept. A partition that does not exist reads as {0, 0}.

@@ -39,6 +39,11 @@ struct ShardStatus {
   std::map<uint32_t, uint64_t> legs_sent;
   std::map<uint32_t, uint64_t> legs_applied;
   bool whole_history = false;
+  // The last clearing date the shard closed (events.fbs: DayClosed) among the events read; 0 when it read its
+  // whole history and saw none, nullopt when it cannot tell.
+  std::optional<int> closed_through;
+  // The process that produced the newest event ("<host>:<pid>", its ledger.owner header; empty: none said).
+  std::string owner;
 };
 
 // The legs other shards sent shard `shard` that it has not applied yet, from every shard's status (indexed by
