@@ -87,7 +87,12 @@ run_shards() {
   local brokers
   brokers="$(sed -n 's/^bootstrap=//p' "${dir}/bootstrap")"
   [[ -n "${brokers}" ]] || die "the broker for N=${n} did not start"
+  # One key pair for the ledger: every shard signs its legs with it and verifies the legs it applies.
+  "${ledger_bin}" keygen --out "${dir}/keys" >/dev/null || die "keygen for N=${n} failed"
   for ((k = 0; k < n; k++)); do
+    mkdir -p "${dir}/shard${k}"
+    printf '[audit]\nprivate_key = "%s"\npublic_key = "%s"\n' "${dir}/keys/ledger-signing.key" \
+      "${dir}/keys/ledger-signing.pub" >"${dir}/shard${k}/ledger.toml"
     "${ledger_bin}" serve --data "${dir}/shard${k}" --brokers "${brokers}" --shard "${k}" --shards "${n}" \
       --clock occurred >"${dir}/serve${k}.out" 2>"${dir}/serve${k}.err" &
     pids+=($!)

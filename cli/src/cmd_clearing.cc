@@ -24,8 +24,8 @@ struct ShardStores {
   LedgerConfig config;  // the first folder's
 };
 
-// Opens each folder: N folders must hold the histories of shards 0..N-1, each once (by the shard their events
-// name). Errors: InvalidArgument (naming the folder), and the store's own.
+// Opens each folder: N > 1 folders must hold the histories of shards 0..N-1, each once (by the shard their
+// events name). Errors: InvalidArgument (naming the folder), and the store's own.
 Result<ShardStores> OpenShardStores(const std::vector<std::string>& dirs) {
   ShardStores opened;
   std::vector<bool> seen(dirs.size(), false);
@@ -45,14 +45,15 @@ Result<ShardStores> OpenShardStores(const std::vector<std::string>& dirs) {
     if (!view.ok()) return view.status();
     Result<clearing::ShardDays> days = clearing::ShardDaysOf(**view);
     if (!days.ok()) return days.status();
-    if (!days->shard || *days->shard >= dirs.size() || seen[*days->shard]) {
+    // One folder is one ledger's (or a clearing job's views of one partition, which hold no events).
+    if (dirs.size() > 1 && (!days->shard || *days->shard >= dirs.size() || seen[*days->shard])) {
       return Status::InvalidArgument(
           dir +
           (days->shard ? " holds shard " + std::to_string(*days->shard) : std::string(" holds no events")) +
           ": " + std::to_string(dirs.size()) + " folders must hold shards 0 to " +
           std::to_string(dirs.size() - 1) + ", each once (--data once per shard)");
     }
-    seen[*days->shard] = true;
+    if (days->shard && *days->shard < dirs.size()) seen[*days->shard] = true;
     opened.stores.push_back(std::move(view).value());
   }
   return opened;

@@ -137,6 +137,9 @@ Runner AddServe(CLI::App& app) {
   app.add_option("--ack", service.ack,
                  "kafka: acknowledge after Kafka has the events (default); local: after the local commit")
       ->check(CLI::IsMember({"kafka", "local"}));
+  app.add_flag("--allow-unsigned-legs", service.allow_unsigned_legs,
+               "several shards without [audit] keys: legs unsigned and unverified (any writer of ledger.legs "
+               "can forge them)");
   app.add_flag("--allow-ack-local", service.allow_ack_local,
                "accept --ack local (or [kafka] ack = \"local\"): answers that a lost disk can take back");
   app.add_option(
@@ -154,6 +157,12 @@ Runner AddServe(CLI::App& app) {
     if (!options.ok()) return Fail(kExitBadInput, options.status().message());
     service::ShardServiceOptions service_options = args->service;
     service_options.ledger = std::move(options).value();
+    if (const std::string& key = service_options.ledger.config.audit_public_key; !key.empty()) {
+      Result<std::unique_ptr<SignatureVerifier>> verifier =
+          SignatureVerifier::FromPemFile(UnderDataDir(args->write.data_dir, key));
+      if (!verifier.ok()) return Fail(kExitBadInput, "[audit] public_key: " + verifier.status().message());
+      service_options.leg_verifier = std::move(verifier).value();
+    }
     service_options.stop_requested = [] { return g_stop.load(); };
     Result<std::unique_ptr<service::ShardService>> shard =
         service::ShardService::Connect(std::move(service_options));

@@ -223,6 +223,13 @@ Status GenerateKeyPair(const std::string& dir_arg) {
   return status;
 }
 
+std::string LegMessage(std::string_view record) {
+  static constexpr std::string_view kTag("ledger-leg-v1\0", 14);  // never a checkpoint message's prefix
+  std::string message(kTag);
+  message.append(record);
+  return message;
+}
+
 std::string CheckpointMessage(uint32_t shard, uint64_t sequence, const Digest& chain_head,
                               const std::vector<NamedDigest>& digests, int64_t signed_at_ns) {
   std::string message = "ledger-checkpoint-v1";

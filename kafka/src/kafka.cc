@@ -78,35 +78,37 @@ Result<rd_kafka_t*> NewClient(rd_kafka_type_t type, ConfPtr conf) {
   return client;
 }
 
-// The ledger.owner header, cut to 256 printable bytes (anyone who can produce can write it).
-std::string OwnerHeader(const rd_kafka_message_t* message) {
-  rd_kafka_headers_t* headers = nullptr;
-  if (rd_kafka_message_headers(message, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::string();
-  const void* value = nullptr;
-  size_t size = 0;
-  if (rd_kafka_header_get_last(headers, kOwnerHeader, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-      value == nullptr) {
-    return std::string();
-  }
-  std::string owner;
-  for (size_t i = 0; i < size && owner.size() < 256; ++i) {
-    const char c = static_cast<const char*>(value)[i];
-    owner += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  return owner;
-}
-
-std::optional<uint64_t> SequenceHeader(const rd_kafka_message_t* message) {
+// The bytes of the last `name` header of `message`; nullopt when it has none.
+std::optional<std::string_view> LastHeader(const rd_kafka_message_t* message, const char* name) {
   rd_kafka_headers_t* headers = nullptr;
   if (rd_kafka_message_headers(message, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
   const void* value = nullptr;
   size_t size = 0;
-  if (rd_kafka_header_get_last(headers, kSequenceHeader, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+  if (rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      value == nullptr)
     return std::nullopt;
+  return std::string_view(static_cast<const char*>(value), size);
+}
+
+// The ledger.owner header, cut to 256 printable bytes (anyone who can produce can write it).
+std::string OwnerHeader(const rd_kafka_message_t* message) {
+  std::string owner;
+  for (const char c : LastHeader(message, kOwnerHeader).value_or(std::string_view()).substr(0, 256))
+    owner += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return owner;
+}
+
+// The ledger.signature header's bytes, when it holds at most 128 (an Ed25519 signature is 64).
+std::string SignatureHeader(const rd_kafka_message_t* message) {
+  const std::optional<std::string_view> signature = LastHeader(message, kSignatureHeader);
+  return signature && signature->size() <= 128 ? std::string(*signature) : std::string();
+}
+
+std::optional<uint64_t> SequenceHeader(const rd_kafka_message_t* message) {
+  const std::optional<std::string_view> text = LastHeader(message, kSequenceHeader);
+  if (!text || text->empty() || text->size() > 20) return std::nullopt;
   uint64_t sequence = 0;
-  if (size == 0 || size > 20) return std::nullopt;
-  for (size_t i = 0; i < size; ++i) {
-    const char c = static_cast<const char*>(value)[i];
+  for (const char c : *text) {
     if (c < '0' || c > '9') return std::nullopt;
     sequence = sequence * 10 + static_cast<uint64_t>(c - '0');
   }
@@ -123,6 +125,7 @@ Record ToRecord(const rd_kafka_message_t* message) {
     record.value.assign(static_cast<const char*>(message->payload), message->len);
   record.sequence = SequenceHeader(message);
   record.owner = OwnerHeader(message);
+  record.signature = SignatureHeader(message);
   return record;
 }
 
@@ -377,14 +380,19 @@ Result<std::unique_ptr<RecordSender>> RecordSender::Open(const std::string& brok
 RecordSender::~RecordSender() = default;
 
 Status RecordSender::Send(const std::string& topic, uint32_t partition, const std::string& key,
-                          const std::string& value) {
+                          const std::string& value,
+                          const std::vector<std::pair<std::string, std::string>>& headers) {
   for (int attempt = 0;; ++attempt) {
+    rd_kafka_headers_t* record_headers = rd_kafka_headers_new(headers.size());
+    for (const auto& [name, bytes] : headers)
+      rd_kafka_header_add(record_headers, name.data(), name.size(), bytes.data(), bytes.size());
     const rd_kafka_resp_err_t err = rd_kafka_producev(
         impl_->producer, RD_KAFKA_V_TOPIC(topic.c_str()),
         RD_KAFKA_V_PARTITION(static_cast<int32_t>(partition)), RD_KAFKA_V_KEY(key.data(), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(record_headers), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();  // the headers belong to the message now
+    rd_kafka_headers_destroy(record_headers);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt > kSendQueueFullRetriesMax) {
       return Status::IoError(std::string("produce: ") + rd_kafka_err2str(err));
     }

@@ -201,9 +201,9 @@ struct Publisher::Impl {
   }
 
   Status Produce(const char* topic, uint32_t partition, const std::string& key, const std::string& value,
-                 uint64_t sequence, RecordKind kind, const std::string& type,
-                 const std::string& transaction) {
-    rd_kafka_headers_t* headers = rd_kafka_headers_new(4);
+                 uint64_t sequence, RecordKind kind, const std::string& type, const std::string& transaction,
+                 const std::string& signature = std::string()) {
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(5);
     const std::string sequence_text = std::to_string(sequence);
     if (sequence > 0)
       rd_kafka_header_add(headers, kSequenceHeader, -1, sequence_text.data(), sequence_text.size());
@@ -212,6 +212,8 @@ struct Publisher::Impl {
       rd_kafka_header_add(headers, kTransactionHeader, -1, transaction.data(), transaction.size());
     if (!settings.owner.empty())
       rd_kafka_header_add(headers, kOwnerHeader, -1, settings.owner.data(), settings.owner.size());
+    if (!signature.empty())
+      rd_kafka_header_add(headers, kSignatureHeader, -1, signature.data(), signature.size());
     void* const opaque = sequence > 0 ? MakeOpaque(sequence, kind) : nullptr;
     for (int attempt = 0;; ++attempt) {
       const rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -274,9 +276,11 @@ struct Publisher::Impl {
             return false;
           }
           if (const std::optional<LegAddress> leg = LegAddressOf(*decoded->body)) {
-            status =
-                Produce(kLegsTopic, leg->destination, source, std::string(record), sequence, RecordKind::kLeg,
-                        EventTypeName(decoded->body->payload_type()), decoded->body->transaction_id()->str());
+            const std::string signature =
+                settings.leg_signer ? settings.leg_signer->Sign(LegMessage(record)) : std::string();
+            status = Produce(kLegsTopic, leg->destination, source, std::string(record), sequence,
+                             RecordKind::kLeg, EventTypeName(decoded->body->payload_type()),
+                             decoded->body->transaction_id()->str(), signature);
             if (!status.ok()) return false;
             legs_produced += 1;
           }

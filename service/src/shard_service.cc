@@ -6,11 +6,13 @@
 #include <charconv>
 #include <cstdio>
 #include <exception>
+#include <span>
 #include <utility>
 #include <vector>
 
 #include "commands_start.h"
 #include "core/sha256.h"
+#include "core/signing.h"
 #include "core/time.h"
 #include "kafka/timeouts.h"
 #include "ledger/command.h"
@@ -53,7 +55,6 @@ const std::string& AckOf(const ShardServiceOptions& options) {
   return options.ack.empty() ? options.ledger.config.kafka_ack : options.ack;
 }
 
-// "a, b" or "none", for the start-up line.
 // "<host>:<pid>": who serves this shard, in every record it produces (kafka::kOwnerHeader).
 std::string ThisProcess() {
   char host[256] = {};
@@ -61,6 +62,25 @@ std::string ThisProcess() {
   return std::string(host) + ":" + std::to_string(getpid());
 }
 
+// With several shards, the legs are signed and verified with the ledger's key pair, unless the operator
+// allowed unsigned legs. Errors: InvalidArgument.
+Status CheckLegKeys(const ShardServiceOptions& options) {
+  if (options.shards == 1 || options.allow_unsigned_legs) return Status::Ok();
+  if (options.ledger.signer == nullptr || options.leg_verifier == nullptr) {
+    return Status::InvalidArgument(
+        "a ledger of several shards signs the legs it sends and verifies those it applies: configure [audit] "
+        "private_key and public_key (ledger keygen; one key pair for every shard), or pass "
+        "--allow-unsigned-legs to let any writer of ledger.legs move money");
+  }
+  if (options.ledger.signer->public_key_id() != options.leg_verifier->public_key_id()) {
+    return Status::InvalidArgument(
+        "[audit] private_key and public_key are not one key pair: the other shards would refuse every leg "
+        "this one signs");
+  }
+  return Status::Ok();
+}
+
+// "a, b" or "none", for the start-up line.
 std::string NamesOrNone(const std::vector<std::string>& list) {
   std::string text;
   for (const std::string& name : list) text += (text.empty() ? "" : ", ") + name;
@@ -227,8 +247,8 @@ Status ShardService::Impl::Start(ServeStep* step) {
   LEDGER_RETURN_IF_ERROR(OpenLegs());
   *step = ServeStep::kCreatePublisher;
   Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
-      ledger->store(),
-      kafka::ProducerSettings{bootstrap, options.shard, kafka::kAckTimeoutMs, ThisProcess()});
+      ledger->store(), kafka::ProducerSettings{bootstrap, options.shard, kafka::kAckTimeoutMs, ThisProcess(),
+                                               options.shards > 1 ? options.ledger.signer : nullptr});
   if (!created.ok()) return created.status();
   publisher = std::move(created).value();
   // Catch up: whatever was committed before a crash but not yet published.
@@ -265,6 +285,15 @@ Status ShardService::Impl::OpenLegs() {
 Status ShardService::Impl::StageLegs(const std::vector<kafka::Record>& records) {
   if (records.empty()) return Status::Ok();
   for (const kafka::Record& record : records) {
+    if (options.leg_verifier &&
+        !options.leg_verifier->Verify(
+            LegMessage(record.value),
+            std::span(reinterpret_cast<const uint8_t*>(record.signature.data()), record.signature.size()))) {
+      spdlog::error(
+          "serve: legs offset {}: {} (passed)", record.offset,
+          record.signature.empty() ? "not signed" : "its signature does not verify with the ledger's key");
+      continue;
+    }
     Result<bool> staged = ledger->StageLeg(record.value);
     if (staged.status().code() == StatusCode::kInvalidArgument) {
       spdlog::error("serve: legs offset {}: {} (passed)", record.offset, staged.status().message());
@@ -413,6 +442,7 @@ Result<std::unique_ptr<ShardService>> ShardService::Connect(ShardServiceOptions 
         "ack local answers before Kafka holds the events (a machine lost with its disk loses acknowledged "
         "events): serve takes it only with --allow-ack-local");
   }
+  LEDGER_RETURN_IF_ERROR(CheckLegKeys(options));
   options.ledger.config.shard = options.shard;
   options.ledger.config.shards = options.shards;
   auto impl = std::make_unique<Impl>();

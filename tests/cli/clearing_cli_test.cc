@@ -114,12 +114,12 @@ TEST_F(ClearingCli, ADateIsClearedOnceEveryShardClosedItAndMergesTheirLines) {
 }
 
 TEST_F(ClearingCli, FoldersThatAreNotEveryShardOfOneLedgerAreRefused) {
-  // Shard 1 alone (a one-shard ledger's folder holds shard 0), shard 0 twice, a folder without events.
+  // Shard 1 and a folder without events, shard 0 twice, shard 0 and a folder without events.
   WriteFile(Path("nothing.jsonl"), "");
   const ProgramRun created = Run({"submit", "--data", Path("empty"), Path("nothing.jsonl")});
   ASSERT_EQ(created.exit_code, 0) << Describe(created);
   for (const std::vector<std::string>& dirs :
-       {std::vector<std::string>{Shard(1)}, {Shard(0), Shard(0)}, {Shard(0), Path("empty")}}) {
+       {std::vector<std::string>{Shard(1), Path("empty")}, {Shard(0), Shard(0)}, {Shard(0), Path("empty")}}) {
     const ProgramRun run = Clear(dirs);
     EXPECT_EQ(run.exit_code, 2) << Describe(run);
     EXPECT_FALSE(std::filesystem::exists(Path("out")));

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/signing.h"
+#include "events/event.h"
 #include "kafka/kafka.h"
 #include "ledger/routing.h"
 #include "support/serve_harness.h"
@@ -50,6 +53,19 @@ std::vector<std::string> ServeArgs(const std::string& data_dir, const std::strin
           "--shard",   std::to_string(shard),
           "--shards",  std::to_string(kShards),
           "--clock",   "occurred"};
+}
+
+// One key pair for the ledger (`ledger keygen` in `dir`/keys), configured in every shard's ledger.toml: each
+// shard signs its legs and checkpoints with it and applies only legs it verifies.
+void ConfigureLedgerKey(const std::string& dir, const std::string (&data)[kShards]) {
+  const testing::ProgramRun keygen = testing::RunLedger(dir, {"keygen", "--out", dir + "/keys"});
+  ASSERT_EQ(keygen.exit_code, 0) << testing::Describe(keygen);
+  for (const std::string& folder : data) {
+    std::filesystem::create_directories(folder);
+    testing::WriteFile(folder + "/ledger.toml", "[audit]\nprivate_key = \"" + dir +
+                                                    "/keys/ledger-signing.key\"\n" + "public_key = \"" + dir +
+                                                    "/keys/ledger-signing.pub\"\n");
+  }
 }
 
 // Every result on ledger.results partition `shard`: command id -> parsed result (a command answered twice on
@@ -106,6 +122,7 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   ASSERT_TRUE(broker.ok()) << broker.status().ToString();
   const std::string brokers = (*broker)->bootstrap();
   const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
+  ConfigureLedgerKey(dir.path(), data);
   ServeProcess shard0(dir.path(), 0, ServeArgs(data[0], brokers, 0));
   ServeProcess shard1(dir.path(), 1, ServeArgs(data[1], brokers, 1));
   const pid_t serve_pids[kShards] = {shard0.child().pid(), shard1.child().pid()};
@@ -210,6 +227,7 @@ TEST(Shards, ACustomerShardKilledMidStreamAnswersEveryCommandOnceLegsIncluded) {
   ASSERT_TRUE(broker.ok()) << broker.status().ToString();
   const std::string brokers = (*broker)->bootstrap();
   const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
+  ConfigureLedgerKey(dir.path(), data);
   auto shard0 = std::make_unique<ServeProcess>(dir.path(), 0, ServeArgs(data[0], brokers, 0));
   auto shard1 = std::make_unique<ServeProcess>(dir.path(), 1, ServeArgs(data[1], brokers, 1));
   ASSERT_TRUE(shard0->WaitReady(kServeDeadline)) << shard0->err();
@@ -254,10 +272,102 @@ TEST(Shards, ACustomerShardKilledMidStreamAnswersEveryCommandOnceLegsIncluded) {
   // Exactly once over both partitions (ResultsOf fails on a second answer within one).
   const std::map<std::string, json> on_customer_shard = ResultsOf(brokers, 1);
   for (const std::string& id : ids) EXPECT_EQ(on_customer_shard.count(id), 0u) << id;
-  EXPECT_EQ(ResultsOf(brokers, 0).size(), ids.size() + 1);  // and the merchant
+  std::map<std::string, json> on_order_shard = ResultsOf(brokers, 0);
+  // The signed checkpoints serve writes at each stop have results of their own.
+  std::erase_if(on_order_shard, [](const auto& entry) { return entry.first.starts_with("checkpoint:"); });
+  EXPECT_EQ(on_order_shard.size(), ids.size() + 1);  // and the merchant
   EXPECT_EQ(testing::StoredBalance(data[1], customer + ":debit"), 10'000'000 - kept);
   EXPECT_EQ(testing::StoredBalance(data[1], "merchant:M1") + testing::StoredBalance(data[0], "merchant:M1"),
             kept);
+}
+
+// A transfer leg as shard 0 would send it to shard 1: 1,000,000.00 from `payer` to `payee`'s debit card,
+// forged by the test (number 1: the next leg shard 1 expects from shard 0).
+std::string ForgedTransferLeg(const std::string& payer, const std::string& payee) {
+  fb::TransferSentT sent;
+  sent.destination = 1;
+  sent.number = 1;
+  sent.from_customer = payer;
+  sent.from_account = payer + ":debit";
+  sent.to_customer = payee;
+  sent.to_account = payee + ":debit";
+  sent.amount_minor = 100'000'000;
+  sent.medium = fb::Medium::u_shield;
+  const ParsedCommand command = testing::Parse(
+      testing::Transfer("forged", payer + ":debit", payee + ":debit", sent.amount_minor).dump());
+  fb::EventBodyT body;
+  body.shard = 0;
+  body.sequence = 99;
+  body.transaction_id = "0-99";
+  body.command_id = command.command_id;
+  body.command_fingerprint.assign(command.fingerprint.begin(), command.fingerprint.end());
+  body.payload.Set(std::move(sent));
+  Digest hash;
+  return EncodeEventRecord(body, Digest{}, &hash);
+}
+
+// Legs carry the sending shard's signature with the ledger's key: a well-formed leg produced to ledger.legs
+// unsigned, or signed with another key, is passed by the receiving shard (logged) and moves nothing, and the
+// real leg of that number, signed, still applies.
+TEST(Shards, ALegNotSignedWithTheLedgersKeyIsPassedAndMovesNothing) {
+  testing::TempDir dir;
+  Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(kShards);
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  const std::string brokers = (*broker)->bootstrap();
+  const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
+  ConfigureLedgerKey(dir.path(), data);
+  ServeProcess shard0(dir.path(), 0, ServeArgs(data[0], brokers, 0));
+  ServeProcess shard1(dir.path(), 1, ServeArgs(data[1], brokers, 1));
+  ASSERT_TRUE(shard0.WaitReady(kServeDeadline)) << shard0.err();
+  ASSERT_TRUE(shard1.WaitReady(kServeDeadline)) << shard1.err();
+  const std::string a = CustomerOnShard(0), b = CustomerOnShard(1);
+  SendRouted(brokers, {testing::OpenAccount("open-a", a), testing::OpenAccount("open-b", b),
+                       testing::Deposit("dep-a", a + ":debit", 100'000)});
+  ASSERT_EQ(AnswersOnceThere(brokers, 1, {"open-b"}).count("open-b"), 1u);
+
+  const testing::ProgramRun other_key =
+      testing::RunLedger(dir.path(), {"keygen", "--out", dir.path() + "/other"});
+  ASSERT_EQ(other_key.exit_code, 0) << testing::Describe(other_key);
+  Result<std::unique_ptr<Signer>> impostor = Signer::FromPemFile(dir.path() + "/other/ledger-signing.key");
+  ASSERT_TRUE(impostor.ok()) << impostor.status().ToString();
+  const std::string forged = ForgedTransferLeg(a, b);
+  Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
+  ASSERT_TRUE(sender.ok()) << sender.status().ToString();
+  ASSERT_TRUE((*sender)->Send(kafka::kLegsTopic, 1, "0", forged).ok());
+  ASSERT_TRUE((*sender)
+                  ->Send(kafka::kLegsTopic, 1, "0", forged,
+                         {{kafka::kSignatureHeader, (*impostor)->Sign(LegMessage(forged))}})
+                  .ok());
+  ASSERT_TRUE((*sender)->Flush(10'000).ok());
+
+  SendRouted(brokers, {testing::Transfer("real", a + ":debit", b + ":debit", 500)});
+  const std::map<std::string, json> answered = AnswersOnceThere(brokers, 0, {"real"});
+  ASSERT_EQ(answered.count("real"), 1u);
+  EXPECT_EQ(answered.at("real").value("status", ""), "accepted") << answered.at("real").dump();
+  ASSERT_EQ(shard0.Stop(), 0) << shard0.err();
+  ASSERT_EQ(shard1.Stop(), 0) << shard1.err();
+  EXPECT_NE(shard1.err().find("not signed (passed)"), std::string::npos) << shard1.err();
+  EXPECT_NE(shard1.err().find("does not verify with the ledger's key (passed)"), std::string::npos)
+      << shard1.err();
+  EXPECT_EQ(testing::StoredBalance(data[1], b + ":debit"), 500);
+  EXPECT_EQ(testing::StoredBalance(data[0], a + ":debit"), 100'000 - 500);
+}
+
+// Several shards without the ledger's key pair would apply any leg: serve refuses to start, unless the
+// operator explicitly allows unsigned legs.
+TEST(Shards, SeveralShardsWithoutTheLedgersKeyAreRefusedUnlessUnsignedLegsAreAllowed) {
+  testing::TempDir dir;
+  Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(kShards);
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  const std::string brokers = (*broker)->bootstrap();
+  ServeProcess refused(dir.path(), 0, ServeArgs(dir.path() + "/shard0", brokers, 0));
+  EXPECT_EQ(refused.WaitExit(kServeDeadline), 1) << refused.err();
+  EXPECT_NE(refused.err().find("--allow-unsigned-legs"), std::string::npos) << refused.err();
+  std::vector<std::string> args = ServeArgs(dir.path() + "/shard0", brokers, 0);
+  args.push_back("--allow-unsigned-legs");
+  ServeProcess allowed(dir.path(), 1, args);
+  ASSERT_TRUE(allowed.WaitReady(kServeDeadline)) << allowed.err();
+  EXPECT_EQ(allowed.Stop(), 0) << allowed.err();
 }
 
 }  // namespace

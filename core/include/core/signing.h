@@ -61,4 +61,8 @@ struct NamedDigest {
 std::string CheckpointMessage(uint32_t shard, uint64_t sequence, const Digest& chain_head,
                               const std::vector<NamedDigest>& digests, int64_t signed_at_ns);
 
+// The exact bytes a leg's signature covers (a leg: an event record one shard sends another through
+// ledger.legs): a domain tag, then the record.
+std::string LegMessage(std::string_view record);
+
 }  // namespace ledger

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/signing.h"
 #include "core/status.h"
 #include "kafka/timeouts.h"
 #include "ledger/ledger.h"
@@ -39,6 +40,8 @@ inline constexpr char kTransactionHeader[] = "ledger.transaction";
 // The process that produced the record ("<host>:<pid>", serve's; ProducerSettings::owner), so operators see
 // which process owns each shard (`ledger cluster-status`).
 inline constexpr char kOwnerHeader[] = "ledger.owner";
+// On ledger.legs: the sending shard's Ed25519 signature of LegMessage(value) (core/signing.h), raw bytes.
+inline constexpr char kSignatureHeader[] = "ledger.signature";
 
 // librdkafka's built-in mock cluster: a real Kafka-protocol broker on 127.0.0.1. It keeps a bounded tail per
 // partition and nothing across restarts.
@@ -70,6 +73,8 @@ struct ProducerSettings {
   int64_t ack_timeout_ms = kAckTimeoutMs;
   // Sent as the ledger.owner header of every record when not empty.
   std::string owner = {};
+  // Signs every leg produced to ledger.legs (the ledger.signature header); none: legs go unsigned.
+  std::shared_ptr<const Signer> leg_signer = {};
 };
 
 // Publishes committed events (and the command results derived from them) exactly once and in order: it reads
@@ -114,6 +119,7 @@ struct Record {
   std::string value;
   std::optional<uint64_t> sequence;  // the ledger.sequence header
   std::string owner;                 // the ledger.owner header (empty: none)
+  std::string signature;             // the ledger.signature header's bytes (empty: none)
 };
 
 // A partition's offsets: records low..high-1 are kept. A partition that does not exist reads as {0, 0}.
@@ -156,8 +162,10 @@ class RecordSender {
  public:
   static Result<std::unique_ptr<RecordSender>> Open(const std::string& brokers);
   ~RecordSender();
-  // Produces value to topic/partition with key; returns when queued (Flush waits). Errors: IoError.
-  Status Send(const std::string& topic, uint32_t partition, const std::string& key, const std::string& value);
+  // Produces value to topic/partition with key (and `headers`, name -> bytes); returns when queued (Flush
+  // waits). Errors: IoError.
+  Status Send(const std::string& topic, uint32_t partition, const std::string& key, const std::string& value,
+              const std::vector<std::pair<std::string, std::string>>& headers = {});
   Status Flush(int64_t timeout_ms);
 
  private:

@@ -40,6 +40,11 @@ struct ShardServiceOptions {
   bool allow_ack_local = false;
   // Not empty: the operator who accepts a commands gap found at start (see CheckOperatorName).
   std::string accept_command_gap;
+  // Legs (several shards): each shard signs the legs it sends with ledger.signer and applies only legs whose
+  // signature `leg_verifier` (the ledger's public key, which every shard shares) accepts. Connect refuses
+  // several shards without both unless `allow_unsigned_legs`: then a writer of ledger.legs can forge them.
+  std::shared_ptr<const SignatureVerifier> leg_verifier;
+  bool allow_unsigned_legs = false;
   // Asked between polls and while waiting for Kafka; true ends the run (kServe ends, kDrain follows).
   // Unset: never stops on its own.
   std::function<bool()> stop_requested;
