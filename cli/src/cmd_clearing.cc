@@ -25,8 +25,9 @@ struct ShardStores {
 };
 
 // Opens each folder: N > 1 folders must hold the histories of shards 0..N-1, each once (by the shard their
-// events name). Errors: InvalidArgument (naming the folder), and the store's own.
-Result<ShardStores> OpenShardStores(const std::vector<std::string>& dirs) {
+// events name), and a folder serve wrote must be one of as many shards as it recorded. Errors:
+// InvalidArgument (naming the folder), and the store's own.
+Result<ShardStores> OpenShardStores(const std::vector<std::string>& dirs, int date) {
   ShardStores opened;
   std::vector<bool> seen(dirs.size(), false);
   for (const std::string& dir : dirs) {
@@ -43,8 +44,14 @@ Result<ShardStores> OpenShardStores(const std::vector<std::string>& dirs) {
     if (!store.ok()) return store.status();
     Result<std::unique_ptr<Store>> view = ViewAsOfLastEvent(std::move(store).value());
     if (!view.ok()) return view.status();
-    Result<clearing::ShardDays> days = clearing::ShardDaysOf(**view);
+    Result<clearing::ShardDays> days = clearing::ShardDaysOf(**view, date);
     if (!days.ok()) return days.status();
+    if (days->shards && *days->shards != dirs.size()) {
+      return Status::InvalidArgument(
+          dir + " is a shard of a ledger of " + std::to_string(*days->shards) +
+          " shards: clearing needs every shard's folder (--data once per shard), got " +
+          std::to_string(dirs.size()));
+    }
     // One folder is one ledger's (or a clearing job's views of one partition, which hold no events).
     if (dirs.size() > 1 && (!days->shard || *days->shard >= dirs.size() || seen[*days->shard])) {
       return Status::InvalidArgument(
@@ -65,9 +72,9 @@ Result<std::string> ShardsStillOpen(const ShardStores& opened, int date) {
   if (opened.stores.size() < 2) return std::string();
   std::string open;
   for (size_t i = 0; i < opened.stores.size(); ++i) {
-    Result<clearing::ShardDays> days = clearing::ShardDaysOf(*opened.stores[i]);
+    Result<clearing::ShardDays> days = clearing::ShardDaysOf(*opened.stores[i], date);
     if (!days.ok()) return days.status();
-    if (days->closed_through >= date) continue;
+    if (days->date_closed_sequence > 0) continue;
     open += (open.empty() ? "" : ", ") + std::string("shard ") +
             (days->shard ? std::to_string(*days->shard) : "?") + " (closed through " +
             (days->closed_through > 0 ? FormatDate(days->closed_through) : std::string("none")) + ")";
@@ -99,6 +106,27 @@ void PrintFiles(const std::vector<clearing::FileWritten>& files, const std::stri
   }
 }
 
+// The shard `dir` holds: `given` (-1: none given), else the one its events name. Errors: InvalidArgument (a
+// shard the folder's events contradict, or a folder without events and no --shard).
+Result<uint32_t> ShardOfFolder(const std::string& dir, int64_t given) {
+  StoreOptions options;
+  options.read_only = true;
+  options.create_if_missing = false;
+  Result<std::unique_ptr<Store>> store = Store::Open(dir, options);
+  if (!store.ok()) return store.status();
+  Result<clearing::ShardDays> days = clearing::ShardDaysOf(**store, 0);
+  if (!days.ok()) return days.status();
+  if (given < 0) {
+    if (!days->shard) return Status::InvalidArgument(dir + " holds no events: name its shard with --shard");
+    return *days->shard;
+  }
+  if (days->shard && *days->shard != given) {
+    return Status::InvalidArgument(dir + " holds shard " + std::to_string(*days->shard) +
+                                   "'s history, not shard " + std::to_string(given) + "'s");
+  }
+  return static_cast<uint32_t>(given);
+}
+
 }  // namespace
 
 Runner AddClearing(CLI::App& app) {
@@ -120,7 +148,7 @@ Runner AddClearing(CLI::App& app) {
     Result<int> date = ParseDate(args->date);
     if (!date.ok()) return Fail(kExitBadInput, "--date: " + date.status().message());
     if (args->data_dirs.empty()) args->data_dirs.push_back("./ledger-data");
-    Result<ShardStores> opened = OpenShardStores(args->data_dirs);
+    Result<ShardStores> opened = OpenShardStores(args->data_dirs, *date);
     if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().message());
     Result<std::string> open = ShardsStillOpen(*opened, *date);
     if (!open.ok()) return Fail(ExitCodeFor(open.status()), open.status().ToString());
@@ -143,9 +171,11 @@ Runner AddCloseDay(CLI::App& app) {
   struct Args {
     WriteOptions write;
     std::string date;
+    int64_t shard = -1;
   };
   auto args = std::make_shared<Args>();
   app.add_option("--data", args->write.data_dir, "data folder")->capture_default_str();
+  app.add_option("--shard", args->shard, "the shard the folder holds (default: the one its events name)");
   app.add_option("--date", args->date, "close every clearing date through this one, YYYY-MM-DD")->required();
   app.add_option("--now", args->write.now, "fix the ledger clock (ISO 8601)");
   app.add_flag("--json", args->write.json, "JSON output");
@@ -157,8 +187,16 @@ Runner AddCloseDay(CLI::App& app) {
     std::error_code error;
     if (!std::filesystem::exists(args->write.data_dir + "/CURRENT", error))
       return Fail(kExitBadInput, "no ledger data in " + args->write.data_dir);
+    Result<uint32_t> shard = ShardOfFolder(args->write.data_dir, args->shard);
+    if (!shard.ok()) return Fail(ExitCodeFor(shard.status()), shard.status().message());
+    options->config.shard = *shard;
     const LedgerConfig& config = options->config;
     const int64_t now = options->fixed_now_ns ? *options->fixed_now_ns : SystemNowNs();
+    if (now > SystemNowNs() + config.clock_skew_max_ns) {
+      return Fail(kExitBadInput,
+                  "--now is ahead of the system clock: a date closed early never reopens, and "
+                  "every later payment would clear after it");
+    }
     const int ended = AddDays(ClearingDate(now - config.clock_skew_max_ns, config.timezone_offset_minutes,
                                            config.clearing_cutoff_minutes),
                               -1);

@@ -523,7 +523,8 @@ bool Ledger::CloseDaysThrough(int date) {
   closed.closed_at_ns = now;
   std::vector<fb::PayloadUnion> payloads;
   payloads.emplace_back().Set(std::move(closed));
-  const std::string fact_id = "day-closed:" + std::to_string(options_.config.shard) + ":" + FormatDate(date);
+  // '/' is in no command id a client can send (README: identifiers).
+  const std::string fact_id = "day-closed/" + std::to_string(options_.config.shard) + "/" + FormatDate(date);
   std::string transaction_id;
   AppendEvents(fact_id, Sha256Of(fact_id), now, now, payloads, &transaction_id);
   ++staged_commands_;

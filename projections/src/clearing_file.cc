@@ -1,6 +1,7 @@
 #include "projections/clearing_file.h"
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -244,21 +245,26 @@ Result<nlohmann::ordered_json> SchemeTotals(const std::vector<const Store*>& sto
   return schemes;
 }
 
-// What each store's part covers: its shard, the last date it closed and the events that part comes from.
+// What each store's part covers, in shard order: its shard, the DayClosed that closed the date (the date it
+// closed through and the events the part comes from), or the events so far while the date is open.
 Result<nlohmann::ordered_json> ShardsCovered(const std::vector<const Store*>& stores, int date) {
-  nlohmann::ordered_json shards = nlohmann::ordered_json::array();
+  std::vector<ShardDays> parts;
   for (const Store* store : stores) {
-    Result<ShardDays> days = ShardDaysOf(*store);
+    Result<ShardDays> days = ShardDaysOf(*store, date);
     if (!days.ok()) return days.status();
-    const bool closed = days->closed_through >= date;
+    parts.push_back(*days);
+  }
+  std::stable_sort(parts.begin(), parts.end(),
+                   [](const ShardDays& a, const ShardDays& b) { return a.shard < b.shard; });
+  nlohmann::ordered_json shards = nlohmann::ordered_json::array();
+  for (const ShardDays& days : parts) {
+    const bool closed = days.date_closed_sequence > 0;
     nlohmann::ordered_json entry;
-    entry["shard"] = days->shard ? nlohmann::ordered_json(*days->shard) : nlohmann::ordered_json();
-    entry["closed_through"] = days->closed_through > 0
-                                  ? nlohmann::ordered_json(FormatDate(days->closed_through))
-                                  : nlohmann::ordered_json();
+    entry["shard"] = days.shard ? nlohmann::ordered_json(*days.shard) : nlohmann::ordered_json();
+    entry["closed_through"] =
+        closed ? nlohmann::ordered_json(FormatDate(days.date_closed_through)) : nlohmann::ordered_json();
     entry["date_closed"] = closed;
-    // A closed date's lines all come before its DayClosed; an open date's may still grow past the last event.
-    entry["through_sequence"] = closed ? days->closed_sequence : days->last_sequence;
+    entry["through_sequence"] = closed ? days.date_closed_sequence : days.last_sequence;
     shards.push_back(std::move(entry));
   }
   return shards;
@@ -266,13 +272,26 @@ Result<nlohmann::ordered_json> ShardsCovered(const std::vector<const Store*>& st
 
 }  // namespace
 
-Result<ShardDays> ShardDaysOf(const Store& store) {
+Result<ShardDays> ShardDaysOf(const Store& store, int date) {
   ShardDays days;
   fb::ClearingDaysRecordT record;
-  if (LoadRecord(store.state(), keys::kClearingDaysKey, &record)) {
-    days.closed_through = record.closed_through;
-    days.closed_sequence = record.closed_sequence;
-  }
+  if (LoadRecord(store.state(), keys::kClearingDaysKey, &record)) days.closed_through = record.closed_through;
+  // The closes in date order: the first at or after `date` closed it.
+  LEDGER_RETURN_IF_ERROR(
+      store.ScanState(keys::kDayClosedPrefix, [&](std::string_view key, std::string_view value) {
+        if (key < keys::DayClosed(date)) return true;
+        const std::string aligned(value);
+        flatbuffers::GetRoot<fb::ClearingDaysRecord>(aligned.data())->UnPackTo(&record);
+        days.date_closed_through = record.closed_through;
+        days.date_closed_sequence = record.closed_sequence;
+        return false;
+      }));
+  Result<std::optional<std::string>> shards = store.GetMeta(keys::kShardsMeta);
+  if (!shards.ok()) return shards.status();
+  uint32_t count = 0;
+  if (*shards &&
+      std::from_chars((*shards)->data(), (*shards)->data() + (*shards)->size(), count).ec == std::errc())
+    days.shards = count;
   Result<std::optional<std::pair<uint64_t, std::string>>> last = store.LastEvent();
   if (!last.ok()) return last.status();
   if (*last) {

@@ -262,6 +262,7 @@ void FoldClearingDays(const fb::EventBody& event, KvWriter& view, FoldErrors& er
   days.closed_through = closed->clearing_date();
   days.closed_sequence = event.sequence();
   SaveRecord(view, key, days);
+  SaveRecord(view, keys::DayClosed(closed->clearing_date()), days);  // which event closed which dates
 }
 
 // payments: what reversals and refunds need to know of each payment, the refund numbers in use, the routes of
@@ -271,7 +272,8 @@ class PaymentsProjector final : public Projector {
   std::vector<std::string> KeyPrefixes() const override {
     return {std::string(keys::kPaymentPrefix),          std::string(keys::kRefundPrefix),
             std::string(keys::kOrderRoutePrefix),       std::string(keys::kClosedOrderPrefix),
-            std::string(keys::kTransferInFlightPrefix), std::string(keys::kClearingDaysKey)};
+            std::string(keys::kTransferInFlightPrefix), std::string(keys::kClearingDaysKey),
+            std::string(keys::kDayClosedPrefix)};
   }
   std::string_view name() const override { return "payments"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {

@@ -1,5 +1,7 @@
 #include "state/keys.h"
 
+#include <cstdio>
+
 #include "storage/store.h"
 
 namespace ledger::keys {
@@ -24,6 +26,7 @@ constinit const std::string_view kOrderRoutePrefix = "o/";
 constinit const std::string_view kClosedOrderPrefix = "oc/";
 constinit const std::string_view kTransferInFlightPrefix = "tf/";
 constinit const std::string_view kClearingDaysKey = "dc/days";
+constinit const std::string_view kDayClosedPrefix = "dh/";
 constinit const std::string_view kMerchantClearingPrefix = "xm/";
 constinit const std::string_view kSchemeClearingPrefix = "xs/";
 constinit const std::string_view kClearingLinePrefix = "xl/";
@@ -79,6 +82,11 @@ std::string ClosedOrder(std::string_view merchant, std::string_view merchant_ord
 }
 std::string TransferInFlight(uint32_t destination, uint64_t number) {
   return Join(kTransferInFlightPrefix, std::to_string(destination), std::to_string(number));
+}
+std::string DayClosed(int yyyymmdd) {
+  char date[16];
+  std::snprintf(date, sizeof date, "%08d", yyyymmdd);  // zero-padded: key order is date order
+  return Join(kDayClosedPrefix, date);
 }
 std::string LegSent(uint32_t shard) { return Join(kLegSentPrefix, std::to_string(shard)); }
 std::string LegApplied(uint32_t shard) { return Join(kLegAppliedPrefix, std::to_string(shard)); }

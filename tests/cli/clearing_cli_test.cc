@@ -37,16 +37,14 @@ std::string IdOnShard(const std::string& prefix, uint32_t shard, KeyOf key_of) {
 std::string DayOfShard(uint32_t shard) {
   const std::string customer = IdOnShard("C", shard, [](const std::string& id) { return id; });
   const std::string order = IdOnShard("O", shard, [](const std::string& id) { return OrderKey("M1", id); });
-  const std::string at = R"(,"occurred_at":"2026-11-25T10:00:00+08:00"})";
-  return R"({"type":"open_merchant","command_id":"m1","merchant":"M1","name":"Rail tickets","fee_bps":60)" +
-         at + "\n" + R"({"type":"open_account","command_id":"a)" + customer + R"(","customer":")" + customer +
-         R"(","account":")" + customer + R"(:debit","kind":"debit_card")" + at + "\n" +
-         R"({"type":"deposit","command_id":"d)" + customer + R"(","account":")" + customer +
-         R"(:debit","amount_minor":100000)" + at + "\n" + R"({"type":"pay","command_id":"p)" + order +
-         R"(","merchant":"M1","merchant_order_no":")" + order + R"(","customer":")" + customer +
-         R"(","funding":"own_account","account":")" + customer +
-         R"(:debit","channel":"b2c_pc","medium":"u_shield","order_amount_minor":)" +
-         std::to_string(1000 * (shard + 1)) + at + "\n";
+  std::string lines;
+  for (json command : {testing::OpenMerchant("m1", "M1", 60), testing::OpenAccount("a" + customer, customer),
+                       testing::Deposit("d" + customer, customer + ":debit", 100'000),
+                       testing::Pay("M1", order, customer, 1000 * (shard + 1))}) {
+    command["occurred_at"] = "2026-11-25T10:00:00+08:00";
+    lines += command.dump() + "\n";
+  }
+  return lines;
 }
 
 class ClearingCli : public ::testing::Test {
@@ -111,6 +109,29 @@ TEST_F(ClearingCli, ADateIsClearedOnceEveryShardClosedItAndMergesTheirLines) {
     EXPECT_EQ(shard["date_closed"], true);
     EXPECT_EQ(shard["through_sequence"], 5);  // four commands, then the DayClosed
   }
+}
+
+// The summary of a closed date names the DayClosed that closed it, in shard order: the same bytes after a
+// later date closed, and whatever the order of the folders.
+TEST_F(ClearingCli, TheSummaryOfAClosedDateDoesNotChange) {
+  ASSERT_EQ(CloseDay(0, "2026-11-25").exit_code, 0);
+  ASSERT_EQ(CloseDay(1, "2026-11-25").exit_code, 0);
+  ASSERT_EQ(Clear({Shard(0), Shard(1)}).exit_code, 0);
+  const std::string first = ReadFile(Path("out/summary.json"));
+  std::filesystem::remove_all(Path("out"));
+  const ProgramRun closed_later =
+      Run({"close-day", "--data", Shard(0), "--date", "2026-11-26", "--now", "2026-11-27T10:00:00+08:00"});
+  ASSERT_EQ(closed_later.exit_code, 0) << Describe(closed_later);
+  ASSERT_EQ(Clear({Shard(1), Shard(0)}).exit_code, 0);
+  EXPECT_EQ(ReadFile(Path("out/summary.json")), first);
+}
+
+// A date closed early can never reopen: close-day refuses a --now ahead of the system clock.
+TEST_F(ClearingCli, CloseDayRefusesAClockAheadOfTheSystemClock) {
+  const ProgramRun run =
+      Run({"close-day", "--data", Shard(0), "--date", "2030-06-01", "--now", "2030-06-02T12:00:00+08:00"});
+  EXPECT_EQ(run.exit_code, 2) << Describe(run);
+  EXPECT_NE(run.err.find("ahead of the system clock"), std::string::npos) << run.err;
 }
 
 TEST_F(ClearingCli, FoldersThatAreNotEveryShardOfOneLedgerAreRefused) {

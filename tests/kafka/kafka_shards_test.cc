@@ -55,19 +55,6 @@ std::vector<std::string> ServeArgs(const std::string& data_dir, const std::strin
           "--clock",   "occurred"};
 }
 
-// One key pair for the ledger (`ledger keygen` in `dir`/keys), configured in every shard's ledger.toml: each
-// shard signs its legs and checkpoints with it and applies only legs it verifies.
-void ConfigureLedgerKey(const std::string& dir, const std::string (&data)[kShards]) {
-  const testing::ProgramRun keygen = testing::RunLedger(dir, {"keygen", "--out", dir + "/keys"});
-  ASSERT_EQ(keygen.exit_code, 0) << testing::Describe(keygen);
-  for (const std::string& folder : data) {
-    std::filesystem::create_directories(folder);
-    testing::WriteFile(folder + "/ledger.toml", "[audit]\nprivate_key = \"" + dir +
-                                                    "/keys/ledger-signing.key\"\n" + "public_key = \"" + dir +
-                                                    "/keys/ledger-signing.pub\"\n");
-  }
-}
-
 // Every result on ledger.results partition `shard`: command id -> parsed result (a command answered twice on
 // one shard is a test failure).
 std::map<std::string, json> ResultsOf(const std::string& brokers, uint32_t shard) {
@@ -122,7 +109,7 @@ TEST(Shards, TwoShardsEachApplyWhatTheyOwnAndRefuseTheRest) {
   ASSERT_TRUE(broker.ok()) << broker.status().ToString();
   const std::string brokers = (*broker)->bootstrap();
   const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
-  ConfigureLedgerKey(dir.path(), data);
+  testing::ConfigureLedgerKey(dir.path(), {data[0], data[1]});
   ServeProcess shard0(dir.path(), 0, ServeArgs(data[0], brokers, 0));
   ServeProcess shard1(dir.path(), 1, ServeArgs(data[1], brokers, 1));
   const pid_t serve_pids[kShards] = {shard0.child().pid(), shard1.child().pid()};
@@ -227,7 +214,7 @@ TEST(Shards, ACustomerShardKilledMidStreamAnswersEveryCommandOnceLegsIncluded) {
   ASSERT_TRUE(broker.ok()) << broker.status().ToString();
   const std::string brokers = (*broker)->bootstrap();
   const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
-  ConfigureLedgerKey(dir.path(), data);
+  testing::ConfigureLedgerKey(dir.path(), {data[0], data[1]});
   auto shard0 = std::make_unique<ServeProcess>(dir.path(), 0, ServeArgs(data[0], brokers, 0));
   auto shard1 = std::make_unique<ServeProcess>(dir.path(), 1, ServeArgs(data[1], brokers, 1));
   ASSERT_TRUE(shard0->WaitReady(kServeDeadline)) << shard0->err();
@@ -315,7 +302,7 @@ TEST(Shards, ALegNotSignedWithTheLedgersKeyIsPassedAndMovesNothing) {
   ASSERT_TRUE(broker.ok()) << broker.status().ToString();
   const std::string brokers = (*broker)->bootstrap();
   const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
-  ConfigureLedgerKey(dir.path(), data);
+  testing::ConfigureLedgerKey(dir.path(), {data[0], data[1]});
   ServeProcess shard0(dir.path(), 0, ServeArgs(data[0], brokers, 0));
   ServeProcess shard1(dir.path(), 1, ServeArgs(data[1], brokers, 1));
   ASSERT_TRUE(shard0.WaitReady(kServeDeadline)) << shard0.err();

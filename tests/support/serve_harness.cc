@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "state/keys.h"
@@ -165,6 +166,17 @@ std::vector<std::pair<std::string, nlohmann::json>> ParsedResults(const std::vec
     results.emplace_back(record.key, std::move(value));
   }
   return results;
+}
+
+void ConfigureLedgerKey(const std::string& scratch, const std::vector<std::string>& data_dirs) {
+  const ProgramRun keygen = RunLedger(scratch, {"keygen", "--out", scratch + "/keys"});
+  ASSERT_EQ(keygen.exit_code, 0) << Describe(keygen);
+  for (const std::string& folder : data_dirs) {
+    std::filesystem::create_directories(folder);
+    WriteFile(folder + "/ledger.toml", "[audit]\nprivate_key = \"" + scratch +
+                                           "/keys/ledger-signing.key\"\n" + "public_key = \"" + scratch +
+                                           "/keys/ledger-signing.pub\"\n");
+  }
 }
 
 }  // namespace ledger::testing

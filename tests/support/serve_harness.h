@@ -73,6 +73,11 @@ int64_t StoredBalance(const std::string& data_dir, const std::string& account);
 // `ledger events --json` of `data_dir`, one parsed object per event (a failed run is a test failure).
 std::vector<nlohmann::json> LedgerEvents(const std::string& scratch, const std::string& data_dir);
 
+// One key pair for the ledger (`ledger keygen` into `scratch`/keys), configured in the ledger.toml of every
+// folder of `data_dirs` (created when missing): each shard signs its legs and checkpoints with it and applies
+// only legs it verifies. A failure is a test failure.
+void ConfigureLedgerKey(const std::string& scratch, const std::vector<std::string>& data_dirs);
+
 // The results on ledger.results, by key (command id), values parsed.
 std::vector<std::pair<std::string, nlohmann::json>> ParsedResults(const std::vector<kafka::Record>& records);
 

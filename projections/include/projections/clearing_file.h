@@ -36,14 +36,18 @@ struct FileWritten {
   size_t rows = 0;  // data rows, without header and summary
 };
 
-// What one shard's store holds of its clearing days (events.fbs: DayClosed).
+// What one shard's store holds of its clearing days (events.fbs: DayClosed), as of clearing date `date`.
 struct ShardDays {
-  std::optional<uint32_t> shard;  // from its last event (nullopt: a store of views only)
-  int closed_through = 0;         // yyyymmdd, 0: no date closed
-  uint64_t closed_sequence = 0;   // the DayClosed event: every line of a closed date comes before it
-  uint64_t last_sequence = 0;     // its last event (0: none stored)
+  std::optional<uint32_t> shard;   // from its last event (nullopt: a store of views only)
+  std::optional<uint32_t> shards;  // the shard count serve recorded in the store (nullopt: none recorded)
+  int closed_through = 0;          // the last date it closed, yyyymmdd (0: none)
+  // The DayClosed that closed `date` (the first closing it or a later date): the date it closed through and
+  // its sequence (every line of `date` comes before it); 0 and 0 while `date` is open.
+  int date_closed_through = 0;
+  uint64_t date_closed_sequence = 0;
+  uint64_t last_sequence = 0;  // its last event (0: none stored)
 };
-Result<ShardDays> ShardDaysOf(const Store& store);
+Result<ShardDays> ShardDaysOf(const Store& store, int date);
 
 // Writes `<out_dir>/clearing-<YYYY-MM-DD>-<merchant>.csv` for every merchant with activity on `date` in any
 // of `stores` (or only `merchant` when not empty) and `<out_dir>/summary.json`. Returns the files written.

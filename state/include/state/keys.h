@@ -46,6 +46,8 @@ extern const std::string_view kClosedOrderPrefix;
 extern const std::string_view kTransferInFlightPrefix;
 // the shard's clearing days (one record; its own prefix)
 extern const std::string_view kClearingDaysKey;
+// each DayClosed, keyed by the date it closed through (8 digits)
+extern const std::string_view kDayClosedPrefix;
 extern const std::string_view kMerchantClearingPrefix;
 extern const std::string_view kSchemeClearingPrefix;
 extern const std::string_view kClearingLinePrefix;
@@ -76,6 +78,8 @@ std::string Refund(std::string_view merchant, std::string_view refund_no);
 std::string OrderRoute(std::string_view order);
 // an order a reversal closed before it was paid
 std::string ClosedOrder(std::string_view merchant, std::string_view merchant_order_no);
+// the DayClosed that closed every date through `yyyymmdd` (ClearingDaysRecord, its sequence)
+std::string DayClosed(int yyyymmdd);
 // a transfer sent to shard `destination` as leg `number`, not settled yet
 std::string TransferInFlight(uint32_t destination, uint64_t number);
 // commands (idempotency)
