@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/workload.h"
 #include "core/time.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
@@ -203,6 +204,29 @@ TEST(ShardsEquivalence, ARandomDayGivesTheSameOutcomesAndBalancesAtOneTwoFourAnd
                 << many.legs << " legs\n";
     }
   }
+}
+
+// The demo's day (`ledger demo`, made smaller): customers, merchants, payments with points, coupons and
+// discounts, reversals, refunds, duplicates and rule breakers. The same outcomes, balances and clearing files
+// at one and four shards.
+TEST(ShardsEquivalence, TheDemosDayIsTheSameAtOneAndFourShards) {
+  workload::Shape shape;
+  shape.customers = 150;
+  shape.merchants = 12;
+  shape.payments = 1'200;
+  std::vector<json> stream;
+  for (const std::string& line : workload::MakeDay(shape)) stream.push_back(json::parse(line));
+  const StreamRun one = RunStream(stream, 1);
+  const StreamRun four = RunStream(stream, 4);
+  ExpectSameRun(stream, one, four, 4);
+  std::map<std::string, int> seen;
+  for (const Outcome& outcome : one.outcomes) seen[outcome] += 1;
+  EXPECT_GT(seen["accepted"], static_cast<int>(stream.size()) / 2);
+  EXPECT_GT(static_cast<int>(stream.size()) - seen["accepted"], 0);  // some refused or duplicates
+  EXPECT_GT(four.legs, 0);
+  // The day's clearing: a file per merchant that sold that day, and the summary.
+  EXPECT_GT(one.clearing.begin()->second.size(), static_cast<size_t>(shape.merchants) / 2);
+  std::cout << "[ figures  ] demo day: " << stream.size() << " commands, N=4: " << four.legs << " legs\n";
 }
 
 // A reversal and a second customer's payment arrive on an order while its payment is away: both wait on the
