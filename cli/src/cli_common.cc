@@ -73,10 +73,12 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
   return out;
 }
 
-Status PublishCommitted(Ledger& ledger, const LedgerConfig& config, uint64_t through) {
+Status PublishCommitted(Ledger& ledger, const LedgerOptions& options, uint64_t through) {
+  const LedgerConfig& config = options.config;
   if (config.kafka_brokers.empty()) return Status::Ok();
   Result<std::unique_ptr<kafka::Publisher>> publisher = kafka::Publisher::Create(
-      ledger.store(), kafka::ProducerSettings{config.kafka_brokers, config.shard, kafka::kAckTimeoutMs});
+      ledger.store(),
+      kafka::ProducerSettings{config.kafka_brokers, config.shard, kafka::kAckTimeoutMs, {}, options.signer});
   if (!publisher.ok()) return publisher.status();
   return (*publisher)->PublishThrough(through, kafka::kPublishDeadlineMs);
 }

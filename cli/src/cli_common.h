@@ -68,9 +68,11 @@ struct WriteOptions {
 // Builds LedgerOptions from the command line and <data>/ledger.toml. Errors: InvalidArgument.
 Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options);
 
-// Publishes the committed events through `through` to the Kafka brokers of `config` (nothing when none is
-// configured), waiting for the acknowledgements. Used by commands that record facts outside `serve`.
-// Errors: InvalidArgument (bad settings), IoError (not acknowledged in time), Corruption.
-Status PublishCommitted(Ledger& ledger, const LedgerConfig& config, uint64_t through);
+// Publishes the committed events through `through` to the Kafka brokers of `options.config` (nothing when
+// none is configured), waiting for the acknowledgements; legs among them (a stopped shard's, which serve had
+// not published yet) are signed with `options.signer`, as serve signs them. Used by commands that record
+// facts outside `serve`. Errors: InvalidArgument (bad settings), IoError (not acknowledged in time),
+// Corruption.
+Status PublishCommitted(Ledger& ledger, const LedgerOptions& options, uint64_t through);
 
 }  // namespace ledger::cli

@@ -98,7 +98,7 @@ Runner AddCheckpoint(CLI::App& app) {
     if (!covered.ok()) {
       return Fail(kExitFailure, "checkpoint written but not read back: " + covered.status().ToString());
     }
-    const Status published = PublishCommitted(**ledger, ledger_options->config, *sequence);
+    const Status published = PublishCommitted(**ledger, *ledger_options, *sequence);
     if (!published.ok())
       return Fail(kExitFailure, "checkpoint written but not published: " + published.message());
     std::printf("{\"checkpoint_sequence\":%llu,\"covers_sequence\":%llu,\"chain_head\":\"%s\"}\n",

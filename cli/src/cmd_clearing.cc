@@ -120,6 +120,11 @@ Result<uint32_t> ShardOfFolder(const std::string& dir, int64_t given) {
     if (!days->shard) return Status::InvalidArgument(dir + " holds no events: name its shard with --shard");
     return *days->shard;
   }
+  if (given >= (days->shards ? int64_t{*days->shards} : int64_t{UINT32_MAX} + 1)) {
+    return Status::InvalidArgument(
+        "--shard " + std::to_string(given) + " is no shard of " + dir +
+        (days->shards ? "'s ledger of " + std::to_string(*days->shards) + " shards" : std::string()));
+  }
   if (days->shard && *days->shard != given) {
     return Status::InvalidArgument(dir + " holds shard " + std::to_string(*days->shard) +
                                    "'s history, not shard " + std::to_string(given) + "'s");
@@ -211,7 +216,7 @@ Runner AddCloseDay(CLI::App& app) {
     if (closed) {
       if (Status committed = (*ledger)->CommitGroup(); !committed.ok())
         return Fail(ExitCodeFor(committed), committed.ToString());
-      const Status published = PublishCommitted(**ledger, config, (*ledger)->last_sequence());
+      const Status published = PublishCommitted(**ledger, *options, (*ledger)->last_sequence());
       if (!published.ok()) return Fail(kExitFailure, "closed, not published: " + published.ToString());
     }
     const std::string through = FormatDate((*ledger)->closed_through());

@@ -78,7 +78,7 @@ int RunReconcile(const ReconcileArgs& args) {
   Result<uint64_t> sequence = recon::RecordRun(**ledger, *run);
   if (!sequence.ok())
     return Fail(kExitFailure, "reconciliation not recorded: " + sequence.status().ToString());
-  const Status published = PublishCommitted(**ledger, config, *sequence);
+  const Status published = PublishCommitted(**ledger, *ledger_options, *sequence);
   if (!published.ok())
     return Fail(kExitFailure, "reconciliation recorded but not published: " + published.message());
   if (args.write.json) {

@@ -150,7 +150,10 @@ Runner AddSubmit(CLI::App& app) {
     if (!ledger_options->config.kafka_brokers.empty()) {
       Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
           (*ledger)->store(), kafka::ProducerSettings{ledger_options->config.kafka_brokers,
-                                                      ledger_options->config.shard, kafka::kAckTimeoutMs});
+                                                      ledger_options->config.shard,
+                                                      kafka::kAckTimeoutMs,
+                                                      {},
+                                                      ledger_options->signer});
       if (!created.ok()) return Fail(kExitBadInput, created.status().ToString());
       publisher = std::move(created).value();
     }

@@ -65,17 +65,21 @@ std::string ThisProcess() {
 // With several shards, the legs are signed and verified with the ledger's key pair, unless the operator
 // allowed unsigned legs. Errors: InvalidArgument.
 Status CheckLegKeys(const ShardServiceOptions& options) {
-  if (options.shards == 1 || options.allow_unsigned_legs) return Status::Ok();
+  if (options.shards == 1) return Status::Ok();
+  // Keys that are configured are used, flag or not: a shard signing with one key and verifying with another
+  // would pass every leg the others send.
+  if (options.ledger.signer != nullptr && options.leg_verifier != nullptr &&
+      options.ledger.signer->public_key_id() != options.leg_verifier->public_key_id()) {
+    return Status::InvalidArgument(
+        "[audit] private_key and public_key are not one key pair: the other shards would refuse every leg "
+        "this one signs");
+  }
+  if (options.allow_unsigned_legs) return Status::Ok();
   if (options.ledger.signer == nullptr || options.leg_verifier == nullptr) {
     return Status::InvalidArgument(
         "a ledger of several shards signs the legs it sends and verifies those it applies: configure [audit] "
         "private_key and public_key (ledger keygen; one key pair for every shard), or pass "
         "--allow-unsigned-legs to let any writer of ledger.legs move money");
-  }
-  if (options.ledger.signer->public_key_id() != options.leg_verifier->public_key_id()) {
-    return Status::InvalidArgument(
-        "[audit] private_key and public_key are not one key pair: the other shards would refuse every leg "
-        "this one signs");
   }
   return Status::Ok();
 }

@@ -126,6 +126,16 @@ TEST_F(ClearingCli, TheSummaryOfAClosedDateDoesNotChange) {
   EXPECT_EQ(ReadFile(Path("out/summary.json")), first);
 }
 
+// A folder without events takes its shard from --shard, which must be a shard number.
+TEST_F(ClearingCli, CloseDayRefusesAShardNumberBeyondAnyShard) {
+  WriteFile(Path("nothing.jsonl"), "");
+  ASSERT_EQ(Run({"submit", "--data", Path("empty"), Path("nothing.jsonl")}).exit_code, 0);
+  const ProgramRun run = Run({"close-day", "--data", Path("empty"), "--shard", "4294967297", "--date",
+                              "2026-11-25", "--now", "2026-11-26T10:00:00+08:00"});
+  EXPECT_EQ(run.exit_code, 2) << Describe(run);
+  EXPECT_EQ(Run({"close-day", "--data", Shard(1), "--shard", "0", "--date", "2026-11-25"}).exit_code, 2);
+}
+
 // A date closed early can never reopen: close-day refuses a --now ahead of the system clock.
 TEST_F(ClearingCli, CloseDayRefusesAClockAheadOfTheSystemClock) {
   const ProgramRun run =

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "core/signing.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
+#include "ledger/ledger.h"
 #include "ledger/routing.h"
 #include "support/serve_harness.h"
 #include "support/test_support.h"
@@ -355,6 +357,59 @@ TEST(Shards, SeveralShardsWithoutTheLedgersKeyAreRefusedUnlessUnsignedLegsAreAll
   ServeProcess allowed(dir.path(), 1, args);
   ASSERT_TRUE(allowed.WaitReady(kServeDeadline)) << allowed.err();
   EXPECT_EQ(allowed.Stop(), 0) << allowed.err();
+  // Keys that are configured are used, flag or not: a private key and a public key of two pairs are refused.
+  for (const char* pair : {"k0", "k1"}) {
+    const testing::ProgramRun keygen =
+        testing::RunLedger(dir.path(), {"keygen", "--out", dir.path() + "/" + pair});
+    ASSERT_EQ(keygen.exit_code, 0) << testing::Describe(keygen);
+  }
+  testing::WriteFile(dir.path() + "/shard0/ledger.toml", "[audit]\nprivate_key = \"" + dir.path() +
+                                                             "/k0/ledger-signing.key\"\npublic_key = \"" +
+                                                             dir.path() + "/k1/ledger-signing.pub\"\n");
+  ServeProcess mismatched(dir.path(), 2, args);
+  EXPECT_EQ(mismatched.WaitExit(kServeDeadline), 1) << mismatched.err();
+  EXPECT_NE(mismatched.err().find("not one key pair"), std::string::npos) << mismatched.err();
+}
+
+// A stopped shard's committed legs that serve had not published yet go out with the next command that
+// publishes its history (here `ledger close-day`): signed with the ledger's key like serve's, so the receiver
+// applies them.
+TEST(Shards, LegsPublishedByAnOperatorCommandAreSigned) {
+  testing::TempDir dir;
+  Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(kShards);
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  const std::string brokers = (*broker)->bootstrap();
+  const std::string data = dir.path() + "/shard0";
+  testing::ConfigureLedgerKey(dir.path(), {data});
+  const std::string a = CustomerOnShard(0), b = CustomerOnShard(1);
+  {
+    LedgerOptions options;
+    options.data_dir = data;
+    options.config.shards = kShards;
+    options.clock = ClockMode::kOccurred;
+    options.fixed_now_ns = testing::DefaultTimeNs();
+    Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(options);
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    for (const json& command :
+         {testing::OpenAccount("open-a", a), testing::Deposit("dep-a", a + ":debit", 1'000),
+          testing::Transfer("t1", a + ":debit", b + ":debit", 700)}) {
+      (*ledger)->Stage(testing::Parse(command.dump()));
+    }
+    ASSERT_TRUE((*ledger)->CommitGroup().ok());
+  }
+  testing::WriteFile(data + "/ledger.toml",
+                     testing::ReadFile(data + "/ledger.toml") + "[kafka]\nbrokers = \"" + brokers + "\"\n");
+  const testing::ProgramRun closed =
+      testing::RunLedger(dir.path(), {"close-day", "--data", data, "--date", "2020-01-01"});
+  ASSERT_EQ(closed.exit_code, 0) << testing::Describe(closed);
+  const std::vector<kafka::Record> legs = testing::ReadTopic(brokers, kafka::kLegsTopic, 1);
+  ASSERT_EQ(legs.size(), 1u);
+  Result<std::unique_ptr<SignatureVerifier>> verifier =
+      SignatureVerifier::FromPemFile(dir.path() + "/keys/ledger-signing.pub");
+  ASSERT_TRUE(verifier.ok()) << verifier.status().ToString();
+  EXPECT_TRUE((*verifier)->Verify(
+      LegMessage(legs[0].value),
+      std::span(reinterpret_cast<const uint8_t*>(legs[0].signature.data()), legs[0].signature.size())));
 }
 
 }  // namespace
