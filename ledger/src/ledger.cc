@@ -108,7 +108,8 @@ Status Ledger::LoadChainHead() {
   // When the history began (DayToClose closes no date before it).
   Status first_read = Status::Ok();
   LEDGER_RETURN_IF_ERROR(store_->ScanEvents(1, 1, [&](uint64_t, std::string_view record) {
-    Result<DecodedEvent> first = DecodeEventRecord(std::string(record));
+    const std::string aligned(record);  // outlives the decoded view, which points into it
+    Result<DecodedEvent> first = DecodeEventRecord(aligned);
     if (first.ok()) {
       history_began_ns_ = first->body->recorded_at_ns();
     } else {
