@@ -686,6 +686,22 @@ Decision CheckTransferPayee(const std::string& to_account, int64_t amount, const
   return Decision();
 }
 
+// The fields TransferMade and TransferSent share: who pays whom, how much, by which medium, on which limit
+// day.
+template <typename Event>
+Event TransferEvent(const fb::TransferT& command, const TransferPlan& plan, PostingList& postings) {
+  Event event;
+  event.from_customer = plan.from.customer;
+  event.from_account = command.from_account;
+  event.to_customer = plan.to_customer;
+  event.to_account = command.to_account;
+  event.amount_minor = command.amount_minor;
+  event.medium = command.medium;
+  event.limit_date = plan.limit_date;
+  event.postings = postings.Take();
+  return event;
+}
+
 Decision DecideTransfer(const fb::TransferT& command, const DecideContext& context) {
   TransferPlan plan;
   if (Decision checked = CheckTransferPayer(command, context, plan); !checked.accepted()) return checked;
@@ -700,33 +716,16 @@ Decision DecideTransfer(const fb::TransferT& command, const DecideContext& conte
       return payee;
     }
     postings.Add(command.to_account, command.amount_minor);
-    fb::TransferMadeT made;
-    made.from_customer = plan.from.customer;
-    made.from_account = command.from_account;
-    made.to_customer = plan.to_customer;
-    made.to_account = command.to_account;
-    made.amount_minor = command.amount_minor;
-    made.medium = command.medium;
-    made.limit_date = plan.limit_date;
-    made.postings = postings.Take();
-    decision.payloads.emplace_back().Set(std::move(made));
+    decision.payloads.emplace_back().Set(TransferEvent<fb::TransferMadeT>(command, plan, postings));
     return decision;
   }
   if (!CanCredit(context.state, gl::Due(payee_shard), command.amount_minor))
     return Reject(reason::kInvalidAmount,
                   "due balance with shard " + std::to_string(payee_shard) + " would pass 2^53-1");
   postings.Add(gl::Due(payee_shard), command.amount_minor);
-  fb::TransferSentT sent;
+  fb::TransferSentT sent = TransferEvent<fb::TransferSentT>(command, plan, postings);
   sent.destination = payee_shard;
   sent.number = NextLegNumber(context.state, payee_shard);
-  sent.from_customer = plan.from.customer;
-  sent.from_account = command.from_account;
-  sent.to_customer = plan.to_customer;
-  sent.to_account = command.to_account;
-  sent.amount_minor = command.amount_minor;
-  sent.medium = command.medium;
-  sent.limit_date = plan.limit_date;
-  sent.postings = postings.Take();
   decision.payloads.emplace_back().Set(std::move(sent));
   return decision;
 }

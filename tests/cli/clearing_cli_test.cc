@@ -24,13 +24,10 @@ using testing::WriteFile;
 
 constexpr uint32_t kShards = 2;
 
-// An id with `prefix` whose key (`key_of(id)`) lands on `shard`.
+// The first id `prefix`N whose routing key (`key_of(id)`) lands on `shard` of this test's shards.
 template <typename KeyOf>
 std::string IdOnShard(const std::string& prefix, uint32_t shard, KeyOf key_of) {
-  for (int i = 0;; ++i) {
-    const std::string id = prefix + std::to_string(i);
-    if (ShardOfKey(key_of(id), kShards) == shard) return id;
-  }
+  return testing::IdOnShard(prefix, shard, kShards, key_of);
 }
 
 // Shard `shard`'s customer pays its own order of M1 (both on that shard, so no leg is needed), on 2026-11-25.

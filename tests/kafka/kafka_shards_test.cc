@@ -34,13 +34,10 @@ using testing::ServeProcess;
 
 constexpr uint32_t kShards = 2;
 
-// The first id `prefix`N whose key lands on `shard`; `key_of` turns an id into its routing key.
+// The first id `prefix`N whose routing key (`key_of(id)`) lands on `shard` of this test's shards.
 template <typename KeyOf>
 std::string IdOnShard(const std::string& prefix, uint32_t shard, KeyOf key_of) {
-  for (int i = 0;; ++i) {
-    const std::string id = prefix + std::to_string(i);
-    if (ShardOfKey(key_of(id), kShards) == shard) return id;
-  }
+  return testing::IdOnShard(prefix, shard, kShards, key_of);
 }
 std::string CustomerOnShard(uint32_t shard) {
   return IdOnShard("C", shard, [](const std::string& id) { return id; });

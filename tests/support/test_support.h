@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ledger/ledger.h"
+#include "ledger/routing.h"
 #include "storage/store.h"
 
 namespace ledger::testing {
@@ -103,6 +104,14 @@ nlohmann::json Refund(const std::string& merchant, const std::string& order_no, 
                       int64_t amount_minor);
 nlohmann::json Transfer(const std::string& id, const std::string& from_account, const std::string& to_account,
                         int64_t amount_minor, const std::string& medium = "u_shield");
+// The first id `prefix`N whose routing key (`key_of(id)`) lands on `shard` of `shards`.
+template <typename KeyOf>
+std::string IdOnShard(const std::string& prefix, uint32_t shard, uint32_t shards, KeyOf key_of) {
+  for (int i = 0;; ++i) {
+    const std::string id = prefix + std::to_string(i);
+    if (ShardOfKey(key_of(id), shards) == shard) return id;
+  }
+}
 // ISO 8601 text for `utc_ns` in UTC+8.
 std::string At(int64_t utc_ns);
 // Parses one command line; a line that does not parse is a test failure (and an empty command).
