@@ -8,84 +8,39 @@
 
 #include "cli/commands.h"
 #include "cli_common.h"
+#include "core/signing.h"
 #include "core/time.h"
 #include "ledger/ledger.h"
 #include "projections/clearing_file.h"
 #include "projections/folder.h"
+#include "shard_stores.h"
 #include "storage/store.h"
 
 namespace ledger::cli {
 
 namespace {
 
-// The stores of every shard of one ledger, opened read-only as of their last events.
-struct ShardStores {
-  std::vector<std::unique_ptr<Store>> stores;
-  LedgerConfig config;  // the first folder's
-};
-
-// Opens each folder: N > 1 folders must hold the histories of shards 0..N-1, each once (by the shard their
-// events name), and a folder serve wrote must be one of as many shards as it recorded. Errors:
-// InvalidArgument (naming the folder), and the store's own.
-Result<ShardStores> OpenShardStores(const std::vector<std::string>& dirs, int date) {
-  ShardStores opened;
-  std::vector<bool> seen(dirs.size(), false);
-  for (const std::string& dir : dirs) {
-    Result<LedgerConfig> config = LoadConfig(dir + "/ledger.toml");
-    if (!config.ok()) return config.status();
-    std::error_code error;
-    if (!std::filesystem::exists(dir + "/CURRENT", error))
-      return Status::InvalidArgument("no ledger data in " + dir);
-    if (opened.stores.empty()) opened.config = *config;
-    StoreOptions options;
-    options.read_only = true;
-    options.create_if_missing = false;
-    Result<std::unique_ptr<Store>> store = Store::Open(dir, options);
-    if (!store.ok()) return store.status();
-    Result<std::unique_ptr<Store>> view = ViewAsOfLastEvent(std::move(store).value());
-    if (!view.ok()) return view.status();
-    Result<clearing::ShardDays> days = clearing::ShardDaysOf(**view, date);
-    if (!days.ok()) return days.status();
-    if (days->shards && *days->shards != dirs.size()) {
-      return Status::InvalidArgument(
-          dir + " is a shard of a ledger of " + std::to_string(*days->shards) +
-          " shards: clearing needs every shard's folder (--data once per shard), got " +
-          std::to_string(dirs.size()));
-    }
-    // One folder is one ledger's (or a clearing job's views of one partition, which hold no events).
-    if (dirs.size() > 1 && (!days->shard || *days->shard >= dirs.size() || seen[*days->shard])) {
-      return Status::InvalidArgument(
-          dir +
-          (days->shard ? " holds shard " + std::to_string(*days->shard) : std::string(" holds no events")) +
-          ": " + std::to_string(dirs.size()) + " folders must hold shards 0 to " +
-          std::to_string(dirs.size() - 1) + ", each once (--data once per shard)");
-    }
-    if (days->shard && *days->shard < dirs.size()) seen[*days->shard] = true;
-    opened.stores.push_back(std::move(view).value());
+// The key a closed date's files are signed with: [audit] private_key of the first folder's ledger.toml;
+// none when `unsigned_` (an open date's, or the operator's choice). Errors: InvalidArgument (no key
+// configured, or unreadable).
+Result<std::unique_ptr<Signer>> ClearingSigner(const ShardStores& opened, const std::string& dir,
+                                               bool unsigned_) {
+  if (unsigned_) return std::unique_ptr<Signer>();
+  const std::string& key = opened.config.audit_private_key;
+  if (key.empty()) {
+    return Status::InvalidArgument(
+        "a closed date's clearing files are signed with [audit] private_key, which " + dir +
+        "/ledger.toml does not name (--unsigned issues them unsigned)");
   }
-  return opened;
+  Result<std::unique_ptr<Signer>> signer = Signer::FromPemFile(UnderDataDir(dir, key));
+  if (!signer.ok()) return Status::InvalidArgument("[audit] private_key: " + signer.status().message());
+  return signer;
 }
 
-// With several shards, the shards that have not closed `date` (each line of the date may still be decided
-// there); empty when all have, and for one shard (whose file of an open date is the day so far).
-Result<std::string> ShardsStillOpen(const ShardStores& opened, int date) {
-  if (opened.stores.size() < 2) return std::string();
-  std::string open;
-  for (size_t i = 0; i < opened.stores.size(); ++i) {
-    Result<clearing::ShardDays> days = clearing::ShardDaysOf(*opened.stores[i], date);
-    if (!days.ok()) return days.status();
-    if (days->date_closed_sequence > 0) continue;
-    open += (open.empty() ? "" : ", ") + std::string("shard ") +
-            (days->shard ? std::to_string(*days->shard) : "?") + " (closed through " +
-            (days->closed_through > 0 ? FormatDate(days->closed_through) : std::string("none")) + ")";
-  }
-  return open;
-}
-
-void PrintFiles(const std::vector<clearing::FileWritten>& files, const std::string& date,
-                const std::string& out, bool json) {
+void PrintIssue(const clearing::ClearingIssue& issue, const std::string& date, const std::string& out,
+                bool json) {
   nlohmann::ordered_json listed = nlohmann::ordered_json::array();
-  for (const auto& file : files) {
+  for (const auto& file : issue.files) {
     if (json) {
       listed.push_back({{"merchant", file.merchant},
                         {"file", file.path},
@@ -95,14 +50,23 @@ void PrintFiles(const std::vector<clearing::FileWritten>& files, const std::stri
       std::printf("%s  %s  %zu rows\n", file.sha256_hex.c_str(), file.path.c_str(), file.rows);
     }
   }
+  const char* state = issue.unchanged      ? "already issued, unchanged"
+                      : issue.repaired > 0 ? "already issued, damaged files written again"
+                      : issue.signed_files ? "signed"
+                      : issue.final        ? "final, unsigned"
+                                           : "the day so far (the date is open), unsigned";
   if (json) {
-    std::printf(
-        "%s\n",
-        nlohmann::ordered_json{{"clearing_date", date}, {"files", listed}, {"summary", out + "/summary.json"}}
-            .dump()
-            .c_str());
+    std::printf("%s\n", nlohmann::ordered_json{{"clearing_date", date},
+                                               {"files", listed},
+                                               {"summary", out + "/summary.json"},
+                                               {"final", issue.final},
+                                               {"signed", issue.signed_files},
+                                               {"unchanged", issue.unchanged},
+                                               {"repaired", issue.repaired}}
+                            .dump()
+                            .c_str());
   } else {
-    std::printf("%zu clearing files and %s/summary.json\n", files.size(), out.c_str());
+    std::printf("%zu clearing files and %s/summary.json: %s\n", issue.files.size(), out.c_str(), state);
   }
 }
 
@@ -140,6 +104,7 @@ Runner AddClearing(CLI::App& app) {
     std::string date;
     std::string merchant;
     std::string out;
+    bool unsigned_ = false;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
@@ -148,6 +113,8 @@ Runner AddClearing(CLI::App& app) {
   app.add_option("--date", args->date, "clearing date YYYY-MM-DD")->required();
   app.add_option("--merchant", args->merchant, "only this merchant");
   app.add_option("--out", args->out, "folder for the CSV files and summary.json")->required();
+  app.add_flag("--unsigned", args->unsigned_,
+               "issue a closed date's files without signing them (no [audit] private_key)");
   app.add_flag("--json", args->json, "JSON output");
   return [args]() {
     Result<int> date = ParseDate(args->date);
@@ -157,17 +124,28 @@ Runner AddClearing(CLI::App& app) {
     if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().message());
     Result<std::string> open = ShardsStillOpen(*opened, *date);
     if (!open.ok()) return Fail(ExitCodeFor(open.status()), open.status().ToString());
-    if (!open->empty()) {
+    // One shard's file of an open date is the day so far; several shards' would miss what is still decided.
+    if (!open->empty() && opened->stores.size() > 1) {
       return Fail(kExitDayOpen,
                   "clearing date " + args->date + " is not closed on every shard: " + *open +
                       "; nothing written (ledger close-day, or serve closes it after the cut-off)");
     }
-    std::vector<const Store*> stores;
-    for (const auto& store : opened->stores) stores.push_back(store.get());
-    Result<std::vector<clearing::FileWritten>> files = clearing::WriteClearingFiles(
-        stores, *date, args->merchant, args->out, opened->config.timezone_offset_minutes);
-    if (!files.ok()) return Fail(ExitCodeFor(files.status()), files.status().ToString());
-    PrintFiles(*files, args->date, args->out, args->json);
+    Result<std::unique_ptr<Signer>> signer =
+        ClearingSigner(*opened, args->data_dirs.front(), !open->empty() || args->unsigned_);
+    if (!signer.ok()) return Fail(kExitBadInput, signer.status().message());
+    Result<clearing::ClearingIssue> issue =
+        clearing::IssueClearingFiles(opened->Views(), *date, args->merchant, args->out,
+                                     opened->config.timezone_offset_minutes, signer->get());
+    if (!issue.ok()) {
+      const bool refused = issue.status().code() == StatusCode::kInvalidArgument;
+      return Fail(ExitCodeFor(issue.status()),
+                  refused ? issue.status().message() + "; nothing written" : issue.status().ToString());
+    }
+    if (issue->final && !issue->signed_files) {
+      std::fprintf(stderr, "ledger: clearing date %s is closed; its files are not signed (--unsigned)\n",
+                   args->date.c_str());
+    }
+    PrintIssue(*issue, args->date, args->out, args->json);
     return kExitOk;
   };
 }

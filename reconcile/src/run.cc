@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -192,16 +193,25 @@ Result<std::vector<Line>> LedgerLines(const Store& store, int date, const std::s
   return lines;
 }
 
-Result<RunReport> ReconcileStatement(const Store& store, const LedgerConfig& config, int date,
-                                     const StatementFile& statement) {
-  Result<std::vector<Line>> ledger_lines = LedgerLines(store, date, statement.merchant);
-  if (!ledger_lines.ok()) return ledger_lines.status();
+Result<RunReport> ReconcileStatement(const std::vector<const Store*>& stores, const LedgerConfig& config,
+                                     int date, const StatementFile& statement) {
+  std::vector<Line> ledger_lines;
+  for (const Store* store : stores) {
+    Result<std::vector<Line>> lines = LedgerLines(*store, date, statement.merchant);
+    if (!lines.ok()) return lines.status();
+    ledger_lines.insert(ledger_lines.end(), std::make_move_iterator(lines->begin()),
+                        std::make_move_iterator(lines->end()));
+  }
   RunReport run;
   run.date = date;
   run.statement = &statement;
-  run.outcome = Reconcile(std::move(*ledger_lines), statement.statement, OptionsOf(config, date),
-                          [&store](LineKind kind, const std::string& merchant, const std::string& id) {
-                            return LookupLine(store.state(), kind, merchant, id);
+  // A line lives on one shard (its order's), so the first store holding it is the only one.
+  run.outcome = Reconcile(std::move(ledger_lines), statement.statement, OptionsOf(config, date),
+                          [&stores](LineKind kind, const std::string& merchant, const std::string& id) {
+                            std::optional<Line> line;
+                            for (size_t i = 0; i < stores.size() && !line; ++i)
+                              line = LookupLine(stores[i]->state(), kind, merchant, id);
+                            return line;
                           });
   run.clean = run.outcome.breaks == 0 && statement.statement.malformed.empty() &&
               statement.statement.summary_disagreements.empty();

@@ -93,7 +93,7 @@ TEST_F(ReconcileRun, FindsTheMatchesAndBreaks) {
   ASSERT_NE(ledger, nullptr);
   const recon::StatementFile statement = Statement();
   Result<recon::RunReport> run =
-      recon::ReconcileStatement(ledger->store(), options_.config, kDay25, statement);
+      recon::ReconcileStatement({&ledger->store()}, options_.config, kDay25, statement);
   ASSERT_TRUE(run.ok()) << run.status().ToString();
 
   std::map<std::string, std::string> category_of;
@@ -131,7 +131,7 @@ TEST_F(ReconcileRun, WritesTheFilesTheProgramWritesAndRecordsOneEvent) {
   const uint64_t before = ledger->last_sequence();
   const recon::StatementFile statement = Statement();
   Result<recon::RunReport> run =
-      recon::ReconcileStatement(ledger->store(), options_.config, kDay25, statement);
+      recon::ReconcileStatement({&ledger->store()}, options_.config, kDay25, statement);
   ASSERT_TRUE(run.ok()) << run.status().ToString();
   ASSERT_TRUE(recon::WriteRunFiles(*run, Path("out")).ok());
   EXPECT_EQ(testing::ReadFile(Path("out/breaks.csv")), testing::ReadFile(Path("cli-out/breaks.csv")));

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/signing.h"
 #include "core/status.h"
 #include "storage/store.h"
 
@@ -55,6 +56,31 @@ Result<ShardDays> ShardDaysOf(const Store& store, int date);
 Result<std::vector<FileWritten>> WriteClearingFiles(const std::vector<const Store*>& stores, int date,
                                                     const std::string& merchant, const std::string& out_dir,
                                                     int timezone_offset_minutes);
+
+// What IssueClearingFiles did.
+struct ClearingIssue {
+  std::vector<FileWritten> files;  // the CSVs, now in the out folder
+  bool final = false;              // every store closed the date: SHA256SUMS was written
+  bool signed_files = false;       // and SHA256SUMS.sig
+  bool unchanged = false;          // the same signed files were there already: nothing was written
+  size_t repaired = 0;  // files of that signed set that differed from their signed hash, written again
+};
+
+inline constexpr char kChecksumsFile[] = "SHA256SUMS";
+inline constexpr char kSignatureFile[] = "SHA256SUMS.sig";
+
+// Issues the date's files (WriteClearingFiles) into `out_dir` as one set: written into a staging folder
+// inside it, synced, then moved in with the signature last, so an interrupted run leaves no signed set. For a
+// date every store closed (final: no line can join it any more) the set adds SHA256SUMS, in `sha256sum`'s
+// format (every CSV and summary.json, by name), and with a signer SHA256SUMS.sig: the raw 64-byte Ed25519
+// signature of SHA256SUMS (`openssl pkeyutl -verify -pubin -inkey PUB -rawin -in SHA256SUMS -sigfile
+// SHA256SUMS.sig`). A folder holding a signed set is never rewritten: issuing the same set again writes
+// nothing (Ed25519 signatures are deterministic, so it is the same bytes) but a listed file that no longer
+// matches its signed hash, which gets its signed bytes back; any other set is refused.
+// Errors: InvalidArgument (the folder holds another signed set; nothing changed), IoError.
+Result<ClearingIssue> IssueClearingFiles(const std::vector<const Store*>& stores, int date,
+                                         const std::string& merchant, const std::string& out_dir,
+                                         int timezone_offset_minutes, const Signer* signer);
 
 // Parses a yuan amount with at most two decimals ("12.34", "-0.05", "7") into fen. Errors: InvalidArgument.
 Result<int64_t> ParseYuan(std::string_view text, int max_decimals = 2);

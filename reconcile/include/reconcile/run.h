@@ -48,10 +48,11 @@ struct RunReport {
   bool clean = false;  // no breaks, no malformed lines, no summary disagreement
 };
 
-// Classifies the ledger's lines of `date` (read from `store`) against `statement`, with the reconciliation
-// policy of `config`, and builds the report. Errors: as LedgerLines.
-Result<RunReport> ReconcileStatement(const Store& store, const LedgerConfig& config, int date,
-                                     const StatementFile& statement);
+// Classifies the ledger's lines of `date` against `statement`, with the reconciliation policy of `config`,
+// and builds the report. The lines are read from every store given: one per shard of the ledger (a line lives
+// on its order's shard only). Errors: as LedgerLines.
+Result<RunReport> ReconcileStatement(const std::vector<const Store*>& stores, const LedgerConfig& config,
+                                     int date, const StatementFile& statement);
 
 // breaks.csv: one row per line that is neither matched nor carried over.
 std::string BreaksCsv(const Outcome& outcome);

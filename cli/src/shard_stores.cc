@@ -1,0 +1,71 @@
+#include "shard_stores.h"
+
+#include <filesystem>
+
+#include "core/time.h"
+#include "ledger/ledger.h"
+#include "projections/clearing_file.h"
+#include "projections/folder.h"
+
+namespace ledger::cli {
+
+std::vector<const Store*> ShardStores::Views() const {
+  std::vector<const Store*> views;
+  for (const auto& store : stores) views.push_back(store.get());
+  return views;
+}
+
+Result<ShardStores> OpenShardStores(const std::vector<std::string>& dirs, int date) {
+  ShardStores opened;
+  std::vector<bool> seen(dirs.size(), false);
+  for (const std::string& dir : dirs) {
+    Result<LedgerConfig> config = LoadConfig(dir + "/ledger.toml");
+    if (!config.ok()) return config.status();
+    std::error_code error;
+    if (!std::filesystem::exists(dir + "/CURRENT", error))
+      return Status::InvalidArgument("no ledger data in " + dir);
+    if (opened.stores.empty()) opened.config = *config;
+    StoreOptions options;
+    options.read_only = true;
+    options.create_if_missing = false;
+    Result<std::unique_ptr<Store>> store = Store::Open(dir, options);
+    if (!store.ok()) return store.status();
+    Result<std::unique_ptr<Store>> view = ViewAsOfLastEvent(std::move(store).value());
+    if (!view.ok()) return view.status();
+    Result<clearing::ShardDays> days = clearing::ShardDaysOf(**view, date);
+    if (!days.ok()) return days.status();
+    if (days->shards && *days->shards != dirs.size()) {
+      return Status::InvalidArgument(dir + " is a shard of a ledger of " + std::to_string(*days->shards) +
+                                     " shards: every shard's folder is needed (--data once per shard), got " +
+                                     std::to_string(dirs.size()));
+    }
+    // One folder is one ledger's (or a clearing job's views of one partition, which hold no events).
+    if (dirs.size() > 1 && (!days->shard || *days->shard >= dirs.size() || seen[*days->shard])) {
+      return Status::InvalidArgument(
+          dir +
+          (days->shard ? " holds shard " + std::to_string(*days->shard) : std::string(" holds no events")) +
+          ": " + std::to_string(dirs.size()) + " folders must hold shards 0 to " +
+          std::to_string(dirs.size() - 1) + ", each once (--data once per shard)");
+    }
+    if (days->shard && *days->shard < dirs.size()) seen[*days->shard] = true;
+    if (days->shard == 0u) opened.first_shard = opened.stores.size();
+    opened.stores.push_back(std::move(view).value());
+    opened.dirs.push_back(dir);
+  }
+  return opened;
+}
+
+Result<std::string> ShardsStillOpen(const ShardStores& opened, int date) {
+  std::string open;
+  for (size_t i = 0; i < opened.stores.size(); ++i) {
+    Result<clearing::ShardDays> days = clearing::ShardDaysOf(*opened.stores[i], date);
+    if (!days.ok()) return days.status();
+    if (days->date_closed_sequence > 0) continue;
+    open += (open.empty() ? "" : ", ") + std::string("shard ") +
+            (days->shard ? std::to_string(*days->shard) : "?") + " (closed through " +
+            (days->closed_through > 0 ? FormatDate(days->closed_through) : std::string("none")) + ")";
+  }
+  return open;
+}
+
+}  // namespace ledger::cli
