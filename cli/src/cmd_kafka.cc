@@ -120,6 +120,7 @@ Runner AddServe(CLI::App& app) {
   struct Args {
     WriteOptions write;
     service::ShardServiceOptions service;
+    int64_t backup_every_seconds = 3600;
   };
   auto args = std::make_shared<Args>();
   service::ShardServiceOptions& service = args->service;
@@ -147,12 +148,28 @@ Runner AddServe(CLI::App& app) {
          "OPERATOR_NAME: when the stored commands offset no longer fits the partition (records gone, "
          "topic replaced), resume at its first kept offset and record a CommandsSkipped event naming you")
       ->check(service::CheckOperatorName);
+  app.add_option("--backup-to", service.backup_dir,
+                 "back the store up into this folder while serving (incremental; `ledger restore "
+                 "--from-backup`)");
+  app.add_option("--backup-every", args->backup_every_seconds, "seconds between backups")
+      ->check(CLI::Range(int64_t{1}, int64_t{7} * 24 * 3600))
+      ->capture_default_str();
+  app.add_option("--backup-keep", service.backup_keep, "how many of the newest backups to keep")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   app.add_option("--clock", args->write.clock, "system or occurred")->capture_default_str();
   app.add_option("--now", args->write.now, "fix the ledger clock (ISO 8601)");
   return [args]() {
     InstallStopHandlers();
     if (args->service.shard >= args->service.shards)
       return Fail(kExitBadInput, "--shard must be below --shards");
+    args->service.backup_every = std::chrono::seconds(args->backup_every_seconds);
+    if (const std::string& to = args->service.backup_dir; !to.empty()) {
+      std::error_code error;
+      std::filesystem::create_directories(to, error);
+      if (error || !std::filesystem::is_directory(to, error))
+        return Fail(kExitBadInput, "--backup-to " + to + ": not a folder it can create");
+    }
     Result<LedgerOptions> options = MakeLedgerOptions(args->write);
     if (!options.ok()) return Fail(kExitBadInput, options.status().message());
     service::ShardServiceOptions service_options = args->service;

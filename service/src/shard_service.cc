@@ -230,6 +230,9 @@ struct ShardService::Impl {
   // they are, stores the offset past them. With --ack local, also publishes what was committed (results
   // follow their events only once those are acknowledged, which a 0 ms publish after each group never sees).
   Status SettleGroups();
+  // Backs the store up when a backup is due (ShardServiceOptions::backup_dir) and nothing is staged.
+  void MaybeBackup();
+  std::chrono::steady_clock::time_point last_backup = std::chrono::steady_clock::now();
   Status ServeCommands();
   Status Drain();
 };
@@ -386,6 +389,25 @@ Status ShardService::Impl::SettleGroups() {
   return ledger->AwaitSealed();
 }
 
+void ShardService::Impl::MaybeBackup() {
+  const auto started = std::chrono::steady_clock::now();
+  if (options.backup_dir.empty() || started - last_backup < options.backup_every ||
+      ledger->staged_commands() > 0) {
+    return;
+  }
+  last_backup = started;
+  Result<BackupSummary> backup = ledger->Backup(options.backup_dir, options.backup_keep);
+  const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (!backup.ok()) {
+    spdlog::error("serve: backup into {} failed (tried again in {} s): {}", options.backup_dir,
+                  std::chrono::duration_cast<std::chrono::seconds>(options.backup_every).count(),
+                  backup.status().ToString());
+    return;
+  }
+  spdlog::info("serve: backup {} ({}): {} files, {} bytes in {}, {:.2f} s", backup->id, backup->label,
+               backup->files, backup->size_bytes, options.backup_dir, took);
+}
+
 // Consumes commands until asked to stop. Errors: NotFound (the next commands offset is out of range: records
 // gone or the topic replaced while serving), and whatever ApplyRecords reports.
 Status ShardService::Impl::ServeCommands() {
@@ -411,9 +433,11 @@ Status ShardService::Impl::ServeCommands() {
     }
     if (records->empty() && legs_read.empty() && !ledger->DayToClose()) {
       LEDGER_RETURN_IF_ERROR(SettleGroups());  // idle: the last group's outcome, before waiting on
+      MaybeBackup();
       continue;
     }
     LEDGER_RETURN_IF_ERROR(ApplyRecords(legs_read, *records));
+    MaybeBackup();
   }
   return SettleGroups();
 }

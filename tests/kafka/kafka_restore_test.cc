@@ -5,10 +5,13 @@
 // duplicate, nothing twice. A restore that cannot verify, or has nowhere to go, installs nothing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kafka/kafka.h"
@@ -288,6 +291,70 @@ TEST(Restore, ABackupAndThePartitionsLaterEventsGiveBackTheShard) {
   EXPECT_NE(spliced.err.find("not one history"), std::string::npos) << spliced.err;
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/spliced/CURRENT"));
   for (const auto& [key, count] : answers) EXPECT_EQ(count, 1) << key << " answered twice";
+}
+
+// The newest backup id in a BackupEngine folder (its meta/<id> files), 0 when none.
+uint32_t NewestBackupId(const std::string& backups) {
+  uint32_t newest = 0;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(backups + "/meta", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") == std::string::npos)
+      newest = std::max<uint32_t>(newest, static_cast<uint32_t>(std::stoul(name)));
+  }
+  return newest;
+}
+
+// serve --backup-to backs its store up while it serves (the data folder's lock stays serve's), goes on
+// answering, and its newest backup with the partition's later events gives the shard back.
+TEST(Restore, ARunningServeBacksItselfUpAndItsBackupRestores) {
+  testing::TempDir dir;
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  const std::string data_dir = dir.path() + "/data";
+  const std::string backups = dir.path() + "/backups";
+  WriteSigningConfig(dir.path(), data_dir, true);
+  const std::vector<std::string> commands = DayOfCommands();
+  ASSERT_TRUE(testing::SendCommands(brokers, commands).ok());
+  ServeProcess serve(dir.path(), 0,
+                     {"--data", data_dir, "--brokers", brokers, "--clock", "occurred", "--backup-to", backups,
+                      "--backup-every", "1", "--backup-keep", "2"});
+  const int64_t answered = static_cast<int64_t>(commands.size());
+  ASSERT_TRUE(testing::WaitForHighWatermark(brokers, kafka::kResultsTopic, answered, serve, kServeDeadline))
+      << serve.err();
+  // A backup that began after every answer was published holds every event answered.
+  const uint32_t seen = NewestBackupId(backups);
+  const auto deadline = std::chrono::steady_clock::now() + kServeDeadline;
+  while (NewestBackupId(backups) <= seen && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GT(NewestBackupId(backups), seen) << serve.err();
+  const testing::ProgramRun locked =
+      testing::RunLedger(dir.path(), {"backup", "--data", data_dir, "--to", dir.path() + "/offline"});
+  EXPECT_EQ(locked.exit_code, 1) << testing::Describe(locked);  // the store is serve's
+  // It goes on answering after its backups.
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Deposit("d2", "C1:debit", 5'000).dump()}).ok());
+  ASSERT_TRUE(
+      testing::WaitForHighWatermark(brokers, kafka::kResultsTopic, answered + 1, serve, kServeDeadline))
+      << serve.err();
+  EXPECT_EQ(serve.Stop(), 0) << serve.err();
+  EXPECT_NE(serve.err().find("serve: backup "), std::string::npos) << serve.err();
+  EXPECT_EQ(serve.err().find("backup into"), std::string::npos) << serve.err();  // no failed backup
+  const testing::StoreState before = testing::ReadStoreState(data_dir);
+  const Digest digest_before = StateDigestOf(data_dir);
+
+  const std::string restored = dir.path() + "/restored";
+  std::filesystem::create_directories(restored);
+  std::filesystem::copy_file(data_dir + "/ledger.toml", restored + "/ledger.toml");
+  std::filesystem::remove_all(data_dir);
+  const testing::ProgramRun restore = testing::RunLedger(
+      dir.path(),
+      {"restore", "--data", restored, "--from-backup", backups, "--from-kafka", "--brokers", brokers});
+  ASSERT_EQ(restore.exit_code, 0) << testing::Describe(restore);
+  EXPECT_NE(restore.out.find("from backup " + std::to_string(NewestBackupId(backups))), std::string::npos)
+      << restore.out;
+  EXPECT_EQ(testing::ReadStoreState(restored), before);
+  EXPECT_EQ(StateDigestOf(restored), digest_before);
 }
 
 }  // namespace

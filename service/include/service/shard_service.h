@@ -12,6 +12,7 @@
 // may read state other threads set (an atomic flag).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -45,6 +46,13 @@ struct ShardServiceOptions {
   // several shards without both unless `allow_unsigned_legs`: then a writer of ledger.legs can forge them.
   std::shared_ptr<const SignatureVerifier> leg_verifier;
   bool allow_unsigned_legs = false;
+  // Not empty: serve backs its own store up into this folder (Ledger::Backup: RocksDB's BackupEngine,
+  // incremental, checksummed) once `backup_every` has passed since the last, between groups (nothing staged,
+  // every committed group folded; serving pauses while the new files are copied), keeping the newest
+  // `backup_keep`. A failed backup is logged and tried again at the next interval: it never stops serving.
+  std::string backup_dir;
+  std::chrono::milliseconds backup_every{std::chrono::hours(1)};
+  uint32_t backup_keep = 7;
   // Asked between polls and while waiting for Kafka; true ends the run (kServe ends, kDrain follows).
   // Unset: never stops on its own.
   std::function<bool()> stop_requested;
