@@ -141,6 +141,9 @@ Runner AddServe(CLI::App& app) {
   app.add_flag("--allow-unsigned-legs", service.allow_unsigned_legs,
                "several shards without [audit] keys: legs unsigned and unverified (any writer of ledger.legs "
                "can forge them)");
+  app.add_flag("--reread-legs", service.reread_legs,
+               "read ledger.legs from its first record (legs applied before are skipped): after a leg was "
+               "passed for a key another shard did not share");
   app.add_flag("--allow-ack-local", service.allow_ack_local,
                "accept --ack local (or [kafka] ack = \"local\"): answers that a lost disk can take back");
   app.add_option(
@@ -222,20 +225,40 @@ void PrintShardStatusJson(const replay::ShardStatus& status, std::optional<uint6
       {"last_checkpoint_covers", JsonOrNull(status.last_checkpoint_covers)},
       {"last_checkpoint_signed_at", StatusTime(status.last_checkpoint_signed_at_ns)},
       {"closed_through", ClosedThrough(status.closed_through)},
-      {"owner", status.owner}};
+      {"owner", status.owner},
+      {"key",
+       status.key_id.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(status.key_id)}};
   std::printf("%s\n", out.dump().c_str());
 }
 
 void PrintShardStatusLine(const replay::ShardStatus& status, std::optional<uint64_t> legs_in_flight) {
   const std::optional<int64_t> lag = status.commands_lag();
   std::printf(
-      "%-5u %12llu %12llu %10s %6s %12s %-26s %-26s %-10s %s\n", status.shard,
+      "%-5u %12llu %12llu %10s %6s %12s %-26s %-26s %-10s %-16s %s\n", status.shard,
       static_cast<unsigned long long>(status.head_sequence),
       static_cast<unsigned long long>(status.results_through), lag ? std::to_string(*lag).c_str() : "?",
       legs_in_flight ? std::to_string(*legs_in_flight).c_str() : "?",
       status.last_checkpoint_covers ? std::to_string(*status.last_checkpoint_covers).c_str() : "-",
       StatusTime(status.head_recorded_at_ns).c_str(), StatusTime(status.last_checkpoint_signed_at_ns).c_str(),
-      ClosedThrough(status.closed_through).c_str(), status.owner.empty() ? "-" : status.owner.c_str());
+      ClosedThrough(status.closed_through).c_str(),
+      status.key_id.empty() ? "-" : status.key_id.substr(0, 16).c_str(),
+      status.owner.empty() ? "-" : status.owner.c_str());
+}
+
+// The shards' keys when they are not all one ("shard 0 KEY, shard 1 KEY"), else "". A shard that names no
+// key (it signs nothing) is left out.
+std::string KeysDisagree(const std::vector<std::optional<replay::ShardStatus>>& statuses) {
+  std::string keys;
+  std::string first;
+  bool differ = false;
+  for (const auto& status : statuses) {
+    if (!status || status->key_id.empty()) continue;
+    if (first.empty()) first = status->key_id;
+    differ = differ || status->key_id != first;
+    keys += (keys.empty() ? "" : ", ") + std::string("shard ") + std::to_string(status->shard) + " " +
+            status->key_id.substr(0, 16);
+  }
+  return differ ? keys : std::string();
 }
 
 }  // namespace
@@ -268,8 +291,8 @@ Runner AddClusterStatus(CLI::App& app) {
       statuses[shard] = std::move(status).value();
     }
     if (!args->json) {
-      std::printf("%-5s %12s %12s %10s %6s %12s %-26s %-26s %-10s %s\n", "shard", "head", "results",
-                  "commands", "legs", "checkpoint", "last event at", "checkpoint signed at", "closed",
+      std::printf("%-5s %12s %12s %10s %6s %12s %-26s %-26s %-10s %-16s %s\n", "shard", "head", "results",
+                  "commands", "legs", "checkpoint", "last event at", "checkpoint signed at", "closed", "key",
                   "owner");
     }
     for (uint32_t shard = 0; shard < args->shards; ++shard) {
@@ -280,6 +303,13 @@ Runner AddClusterStatus(CLI::App& app) {
       } else {
         PrintShardStatusLine(*statuses[shard], legs);
       }
+    }
+    if (const std::string keys = KeysDisagree(statuses); !keys.empty()) {
+      std::fprintf(stderr,
+                   "ledger: the shards sign with different keys (%s): each passes the others' legs; give "
+                   "every shard the ledger's one key pair, then restart them with --reread-legs\n",
+                   keys.c_str());
+      return kExitFailure;
     }
     return all_read ? kExitOk : kExitFailure;
   };

@@ -90,12 +90,12 @@ std::optional<std::string_view> LastHeader(const rd_kafka_message_t* message, co
   return std::string_view(static_cast<const char*>(value), size);
 }
 
-// The ledger.owner header, cut to 256 printable bytes (anyone who can produce can write it).
-std::string OwnerHeader(const rd_kafka_message_t* message) {
-  std::string owner;
-  for (const char c : LastHeader(message, kOwnerHeader).value_or(std::string_view()).substr(0, 256))
-    owner += (c >= 0x20 && c < 0x7f) ? c : '?';
-  return owner;
+// A text header cut to `max` printable bytes (anyone who can produce can write it).
+std::string PrintableHeader(const rd_kafka_message_t* message, const char* name, size_t max) {
+  std::string text;
+  for (const char c : LastHeader(message, name).value_or(std::string_view()).substr(0, max))
+    text += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return text;
 }
 
 // The ledger.signature header's bytes, when it holds at most 128 (an Ed25519 signature is 64).
@@ -124,7 +124,8 @@ Record ToRecord(const rd_kafka_message_t* message) {
   if (message->payload != nullptr)
     record.value.assign(static_cast<const char*>(message->payload), message->len);
   record.sequence = SequenceHeader(message);
-  record.owner = OwnerHeader(message);
+  record.owner = PrintableHeader(message, kOwnerHeader, 256);
+  record.key_id = PrintableHeader(message, kKeyHeader, 64);
   record.signature = SignatureHeader(message);
   return record;
 }

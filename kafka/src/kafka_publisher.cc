@@ -10,6 +10,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/sha256.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
 #include "kafka/timeouts.h"
@@ -62,6 +63,7 @@ Result<DecodedEvent> DecodeStored(uint64_t sequence, std::string_view record) {
 struct Publisher::Impl {
   const Store* store = nullptr;
   ProducerSettings settings;
+  std::string key_id;  // the ledger.key header: settings.leg_signer's key, in hex (empty: none)
   rd_kafka_t* producer = nullptr;
   bool need_resume = true;
   bool session_failed = false;
@@ -214,6 +216,7 @@ struct Publisher::Impl {
       rd_kafka_header_add(headers, kOwnerHeader, -1, settings.owner.data(), settings.owner.size());
     if (!signature.empty())
       rd_kafka_header_add(headers, kSignatureHeader, -1, signature.data(), signature.size());
+    if (!key_id.empty()) rd_kafka_header_add(headers, kKeyHeader, -1, key_id.data(), key_id.size());
     void* const opaque = sequence > 0 ? MakeOpaque(sequence, kind) : nullptr;
     for (int attempt = 0;; ++attempt) {
       const rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -348,6 +351,7 @@ Result<std::unique_ptr<Publisher>> Publisher::Create(const Store& store, const P
   publisher->impl_ = std::make_unique<Impl>();
   publisher->impl_->store = &store;
   publisher->impl_->settings = settings;
+  if (settings.leg_signer) publisher->impl_->key_id = ToHex(settings.leg_signer->public_key_id());
   return publisher;
 }
 

@@ -273,7 +273,12 @@ Status ShardService::Impl::OpenLegs() {
   Result<std::optional<std::string>> stored = ledger->store().GetMeta(keys::LegsOffsetMeta(options.shard));
   if (!stored.ok()) return stored.status();
   int64_t offset = -1;
-  if (stored->has_value()) {
+  if (options.reread_legs) {
+    spdlog::warn(
+        "serve: reading ledger.legs partition {} from its first record (stored offset {}), as asked; "
+        "legs applied before are skipped by number",
+        options.shard, stored->value_or("none"));
+  } else if (stored->has_value()) {
     const std::string& text = **stored;
     const auto parsed = std::from_chars(text.data(), text.data() + text.size(), offset);
     if (parsed.ec != std::errc() || parsed.ptr != text.data() + text.size() || offset < 0)
@@ -286,6 +291,30 @@ Status ShardService::Impl::OpenLegs() {
   return Status::Ok();
 }
 
+namespace {
+
+// A leg whose signature does not verify: passed (a forgery must move nothing), said on one line that tells a
+// forgery from a shard signing with another key (its ledger.key header), which an operator can mend.
+void LogUnverifiedLeg(const kafka::Record& record, const SignatureVerifier& verifier) {
+  const std::string ours = ToHex(verifier.public_key_id());
+  if (record.signature.empty()) {
+    spdlog::error("serve: legs offset {}: not signed (passed)", record.offset);
+  } else if (!record.key_id.empty() && record.key_id != ours) {
+    spdlog::error(
+        "serve: legs offset {}: signed with key {}, and this shard verifies with key {} (passed): every "
+        "shard "
+        "must have the ledger's one key pair; once they do, restart with --reread-legs",
+        record.offset, record.key_id.substr(0, 16), ours.substr(0, 16));
+  } else {
+    spdlog::error(
+        "serve: legs offset {}: its signature does not verify with the ledger's key (passed; this shard "
+        "verifies with key {})",
+        record.offset, ours.substr(0, 16));
+  }
+}
+
+}  // namespace
+
 // Stages the legs other shards sent, in partition order, and the offset past them. A record that is no leg
 // for this shard is logged and passed (it can be nobody's leg); a skipped leg number stops serve
 // (Corruption).
@@ -296,9 +325,7 @@ Status ShardService::Impl::StageLegs(const std::vector<kafka::Record>& records) 
         !options.leg_verifier->Verify(
             LegMessage(record.value),
             std::span(reinterpret_cast<const uint8_t*>(record.signature.data()), record.signature.size()))) {
-      spdlog::error(
-          "serve: legs offset {}: {} (passed)", record.offset,
-          record.signature.empty() ? "not signed" : "its signature does not verify with the ledger's key");
+      LogUnverifiedLeg(record, *options.leg_verifier);
       continue;
     }
     Result<bool> staged = ledger->StageLeg(record.value);
@@ -306,7 +333,10 @@ Status ShardService::Impl::StageLegs(const std::vector<kafka::Record>& records) 
       spdlog::error("serve: legs offset {}: {} (passed)", record.offset, staged.status().message());
     } else if (!staged.ok()) {
       return Status::Corruption("legs offset " + std::to_string(record.offset) + ": " +
-                                staged.status().message());
+                                staged.status().message() +
+                                " (a leg passed earlier — see the log — or never produced; once every shard "
+                                "has the ledger's one key "
+                                "pair, restart with --reread-legs)");
     }
   }
   ledger->StageMeta(keys::LegsOffsetMeta(options.shard), std::to_string(records.back().offset + 1));

@@ -333,10 +333,77 @@ TEST(Shards, ALegNotSignedWithTheLedgersKeyIsPassedAndMovesNothing) {
   ASSERT_EQ(shard0.Stop(), 0) << shard0.err();
   ASSERT_EQ(shard1.Stop(), 0) << shard1.err();
   EXPECT_NE(shard1.err().find("not signed (passed)"), std::string::npos) << shard1.err();
-  EXPECT_NE(shard1.err().find("does not verify with the ledger's key (passed)"), std::string::npos)
+  EXPECT_NE(shard1.err().find("does not verify with the ledger's key (passed; this shard verifies with key"),
+            std::string::npos)
       << shard1.err();
   EXPECT_EQ(testing::StoredBalance(data[1], b + ":debit"), 500);
   EXPECT_EQ(testing::StoredBalance(data[0], a + ":debit"), 100'000 - 500);
+}
+
+// Shards configured with different key pairs pass each other's genuine legs. cluster-status shows the keys
+// and fails; once the receiver has the ledger's key pair, serve --reread-legs reads its legs partition again
+// and applies the leg it passed: the transfer completes, once.
+TEST(Shards, AShardWithAnotherKeyIsShownAndRereadingLegsAppliesTheLegItPassed) {
+  testing::TempDir dir;
+  Result<std::unique_ptr<kafka::EmbeddedBroker>> broker = kafka::EmbeddedBroker::Start(kShards);
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  const std::string brokers = (*broker)->bootstrap();
+  const std::string data[kShards] = {dir.path() + "/shard0", dir.path() + "/shard1"};
+  auto configure = [&](uint32_t shard, const std::string& pair) {
+    std::filesystem::create_directories(data[shard]);
+    testing::WriteFile(data[shard] + "/ledger.toml", "[audit]\nprivate_key = \"" + dir.path() + "/" + pair +
+                                                         "/ledger-signing.key\"\npublic_key = \"" +
+                                                         dir.path() + "/" + pair + "/ledger-signing.pub\"\n");
+  };
+  for (const char* pair : {"k0", "k1"}) {
+    const testing::ProgramRun keygen =
+        testing::RunLedger(dir.path(), {"keygen", "--out", dir.path() + "/" + pair});
+    ASSERT_EQ(keygen.exit_code, 0) << testing::Describe(keygen);
+  }
+  configure(0, "k0");
+  configure(1, "k1");  // a pair of its own: each shard checks only that its two keys are one pair
+  ServeProcess shard0(dir.path(), 0, ServeArgs(data[0], brokers, 0));
+  ServeProcess shard1(dir.path(), 1, ServeArgs(data[1], brokers, 1));
+  ASSERT_TRUE(shard0.WaitReady(kServeDeadline)) << shard0.err();
+  ASSERT_TRUE(shard1.WaitReady(kServeDeadline)) << shard1.err();
+  const std::string a = CustomerOnShard(0), b = CustomerOnShard(1);
+  SendRouted(brokers, {testing::OpenAccount("open-a", a), testing::OpenAccount("open-b", b),
+                       testing::Deposit("dep-a", a + ":debit", 100'000)});
+  ASSERT_EQ(AnswersOnceThere(brokers, 1, {"open-b"}).count("open-b"), 1u);
+  ASSERT_EQ(AnswersOnceThere(brokers, 0, {"dep-a"}).count("dep-a"), 1u);
+  SendRouted(brokers, {testing::Transfer("t1", a + ":debit", b + ":debit", 700)});
+  const auto deadline = std::chrono::steady_clock::now() + kServeDeadline;
+  while (shard1.err().find("signed with key") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_NE(shard1.err().find("every shard must have the ledger's one key pair"), std::string::npos)
+      << shard1.err();
+
+  const testing::ProgramRun status = testing::RunLedger(
+      dir.path(), {"cluster-status", "--brokers", brokers, "--shards", std::to_string(kShards), "--json"});
+  EXPECT_EQ(status.exit_code, 1) << testing::Describe(status);
+  EXPECT_NE(status.err.find("the shards sign with different keys"), std::string::npos) << status.err;
+  const std::vector<std::string> lines = testing::Lines(status.out);
+  ASSERT_EQ(lines.size(), kShards) << status.out;
+  const std::string key0 = json::parse(lines[0]).value("key", ""),
+                    key1 = json::parse(lines[1]).value("key", "");
+  EXPECT_EQ(key0.size(), 64u);
+  EXPECT_EQ(key1.size(), 64u);
+  EXPECT_NE(key0, key1);
+
+  ASSERT_EQ(shard1.Stop(), 0) << shard1.err();
+  configure(1, "k0");
+  std::vector<std::string> args = ServeArgs(data[1], brokers, 1);
+  args.push_back("--reread-legs");
+  ServeProcess mended(dir.path(), 2, args);
+  const std::map<std::string, json> answered = AnswersOnceThere(brokers, 0, {"t1"});
+  ASSERT_EQ(answered.count("t1"), 1u) << mended.err();
+  EXPECT_EQ(answered.at("t1").value("status", ""), "accepted") << answered.at("t1").dump();
+  ASSERT_EQ(shard0.Stop(), 0) << shard0.err();
+  ASSERT_EQ(mended.Stop(), 0) << mended.err();
+  EXPECT_NE(mended.err().find("from its first record"), std::string::npos) << mended.err();
+  EXPECT_EQ(testing::StoredBalance(data[1], b + ":debit"), 700);
+  EXPECT_EQ(testing::StoredBalance(data[0], a + ":debit"), 100'000 - 700);
 }
 
 // Several shards without the ledger's key pair would apply any leg: serve refuses to start, unless the

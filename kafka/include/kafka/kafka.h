@@ -42,6 +42,10 @@ inline constexpr char kTransactionHeader[] = "ledger.transaction";
 inline constexpr char kOwnerHeader[] = "ledger.owner";
 // On ledger.legs: the sending shard's Ed25519 signature of LegMessage(value) (core/signing.h), raw bytes.
 inline constexpr char kSignatureHeader[] = "ledger.signature";
+// The key the producing shard signs legs with: hex SHA-256 of its public key's DER encoding (Signer::
+// public_key_id), on every record it produces, so operators see shards that disagree on the ledger's key.
+// Informative like the owner: anyone who can produce can write it.
+inline constexpr char kKeyHeader[] = "ledger.key";
 
 // librdkafka's built-in mock cluster: a real Kafka-protocol broker on 127.0.0.1. It keeps a bounded tail per
 // partition and nothing across restarts.
@@ -120,6 +124,7 @@ struct Record {
   std::optional<uint64_t> sequence;  // the ledger.sequence header
   std::string owner;                 // the ledger.owner header (empty: none)
   std::string signature;             // the ledger.signature header's bytes (empty: none)
+  std::string key_id;                // the ledger.key header (empty: none)
 };
 
 // A partition's offsets: records low..high-1 are kept. A partition that does not exist reads as {0, 0}.

@@ -46,6 +46,10 @@ struct ShardServiceOptions {
   // several shards without both unless `allow_unsigned_legs`: then a writer of ledger.legs can forge them.
   std::shared_ptr<const SignatureVerifier> leg_verifier;
   bool allow_unsigned_legs = false;
+  // Reads ledger.legs partition `shard` from its first kept record instead of the stored legs offset: the
+  // operator's way back when a genuine leg was passed (a shard configured with another key pair, since
+  // fixed) and the next leg of its sender stops serve at the gap. Legs applied before are skipped by number.
+  bool reread_legs = false;
   // Not empty: serve backs its own store up into this folder (Ledger::Backup: RocksDB's BackupEngine,
   // incremental, checksummed) once `backup_every` has passed since the last, between groups (nothing staged,
   // every committed group folded; serving pauses while the new files are copied), keeping the newest
