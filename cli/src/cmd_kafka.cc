@@ -181,7 +181,7 @@ Runner AddServe(CLI::App& app) {
       Result<std::unique_ptr<SignatureVerifier>> verifier =
           SignatureVerifier::FromPemFile(UnderDataDir(args->write.data_dir, key));
       if (!verifier.ok()) return Fail(kExitBadInput, "[audit] public_key: " + verifier.status().message());
-      service_options.leg_verifier = std::move(verifier).value();
+      service_options.public_key = std::move(verifier).value();
     }
     service_options.stop_requested = [] { return g_stop.load(); };
     Result<std::unique_ptr<service::ShardService>> shard =
@@ -306,7 +306,7 @@ Runner AddClusterStatus(CLI::App& app) {
     }
     if (const std::string keys = KeysDisagree(statuses); !keys.empty()) {
       std::fprintf(stderr,
-                   "ledger: the shards sign with different keys (%s): each passes the others' legs; give "
+                   "ledger: the shards tag legs with different keys (%s): each passes the others' legs; give "
                    "every shard the ledger's one key pair, then restart them with --reread-legs\n",
                    keys.c_str());
       return kExitFailure;

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
@@ -228,6 +230,28 @@ std::string LegMessage(std::string_view record) {
   std::string message(kTag);
   message.append(record);
   return message;
+}
+
+LegAuthenticator::LegAuthenticator(const Signer& signer)
+    : key_(signer.Sign("ledger-leg-mac-key-v1")), key_id_(signer.public_key_id()) {}
+
+LegAuthenticator::~LegAuthenticator() { OPENSSL_cleanse(key_.data(), key_.size()); }
+
+std::string LegAuthenticator::Tag(std::string_view record) const {
+  const std::string message = LegMessage(record);
+  std::string tag(kTagBytes, '\0');
+  unsigned int length = 0;
+  LEDGER_ASSERT(HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+                     reinterpret_cast<unsigned char*>(tag.data()), &length) != nullptr &&
+                length == kTagBytes);
+  return tag;
+}
+
+bool LegAuthenticator::Verify(std::string_view record, std::string_view tag) const {
+  if (tag.size() != kTagBytes) return false;
+  const std::string expected = Tag(record);
+  return CRYPTO_memcmp(expected.data(), tag.data(), kTagBytes) == 0;
 }
 
 std::string CheckpointMessage(uint32_t shard, uint64_t sequence, const Digest& chain_head,

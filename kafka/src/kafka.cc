@@ -98,10 +98,10 @@ std::string PrintableHeader(const rd_kafka_message_t* message, const char* name,
   return text;
 }
 
-// The ledger.signature header's bytes, when it holds at most 128 (an Ed25519 signature is 64).
-std::string SignatureHeader(const rd_kafka_message_t* message) {
-  const std::optional<std::string_view> signature = LastHeader(message, kSignatureHeader);
-  return signature && signature->size() <= 128 ? std::string(*signature) : std::string();
+// The ledger.leg-tag header's bytes, when it holds at most 128 (a tag is 32).
+std::string LegTagHeader(const rd_kafka_message_t* message) {
+  const std::optional<std::string_view> tag = LastHeader(message, kLegTagHeader);
+  return tag && tag->size() <= 128 ? std::string(*tag) : std::string();
 }
 
 std::optional<uint64_t> SequenceHeader(const rd_kafka_message_t* message) {
@@ -126,7 +126,7 @@ Record ToRecord(const rd_kafka_message_t* message) {
   record.sequence = SequenceHeader(message);
   record.owner = PrintableHeader(message, kOwnerHeader, 256);
   record.key_id = PrintableHeader(message, kKeyHeader, 64);
-  record.signature = SignatureHeader(message);
+  record.leg_tag = LegTagHeader(message);
   return record;
 }
 

@@ -63,7 +63,8 @@ Result<DecodedEvent> DecodeStored(uint64_t sequence, std::string_view record) {
 struct Publisher::Impl {
   const Store* store = nullptr;
   ProducerSettings settings;
-  std::string key_id;  // the ledger.key header: settings.leg_signer's key, in hex (empty: none)
+  std::unique_ptr<LegAuthenticator> legs_authenticator;  // from settings.leg_key (null: legs go untagged)
+  std::string key_id;  // the ledger.key header: settings.leg_key's id, in hex (empty: none)
   rd_kafka_t* producer = nullptr;
   bool need_resume = true;
   bool session_failed = false;
@@ -204,7 +205,7 @@ struct Publisher::Impl {
 
   Status Produce(const char* topic, uint32_t partition, const std::string& key, const std::string& value,
                  uint64_t sequence, RecordKind kind, const std::string& type, const std::string& transaction,
-                 const std::string& signature = std::string()) {
+                 const std::string& leg_tag = std::string()) {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(5);
     const std::string sequence_text = std::to_string(sequence);
     if (sequence > 0)
@@ -214,8 +215,7 @@ struct Publisher::Impl {
       rd_kafka_header_add(headers, kTransactionHeader, -1, transaction.data(), transaction.size());
     if (!settings.owner.empty())
       rd_kafka_header_add(headers, kOwnerHeader, -1, settings.owner.data(), settings.owner.size());
-    if (!signature.empty())
-      rd_kafka_header_add(headers, kSignatureHeader, -1, signature.data(), signature.size());
+    if (!leg_tag.empty()) rd_kafka_header_add(headers, kLegTagHeader, -1, leg_tag.data(), leg_tag.size());
     if (!key_id.empty()) rd_kafka_header_add(headers, kKeyHeader, -1, key_id.data(), key_id.size());
     void* const opaque = sequence > 0 ? MakeOpaque(sequence, kind) : nullptr;
     for (int attempt = 0;; ++attempt) {
@@ -279,11 +279,10 @@ struct Publisher::Impl {
             return false;
           }
           if (const std::optional<LegAddress> leg = LegAddressOf(*decoded->body)) {
-            const std::string signature =
-                settings.leg_signer ? settings.leg_signer->Sign(LegMessage(record)) : std::string();
+            const std::string tag = legs_authenticator ? legs_authenticator->Tag(record) : std::string();
             status = Produce(kLegsTopic, leg->destination, source, std::string(record), sequence,
                              RecordKind::kLeg, EventTypeName(decoded->body->payload_type()),
-                             decoded->body->transaction_id()->str(), signature);
+                             decoded->body->transaction_id()->str(), tag);
             if (!status.ok()) return false;
             legs_produced += 1;
           }
@@ -351,7 +350,10 @@ Result<std::unique_ptr<Publisher>> Publisher::Create(const Store& store, const P
   publisher->impl_ = std::make_unique<Impl>();
   publisher->impl_->store = &store;
   publisher->impl_->settings = settings;
-  if (settings.leg_signer) publisher->impl_->key_id = ToHex(settings.leg_signer->public_key_id());
+  if (settings.leg_key) {
+    publisher->impl_->legs_authenticator = std::make_unique<LegAuthenticator>(*settings.leg_key);
+    publisher->impl_->key_id = ToHex(settings.leg_key->public_key_id());
+  }
   return publisher;
 }
 

@@ -62,23 +62,22 @@ std::string ThisProcess() {
   return std::string(host) + ":" + std::to_string(getpid());
 }
 
-// With several shards, the legs are signed and verified with the ledger's key pair, unless the operator
-// allowed unsigned legs. Errors: InvalidArgument.
+// With several shards, the legs are tagged and checked with the ledger's key, unless the operator allowed
+// untagged legs. Errors: InvalidArgument.
 Status CheckLegKeys(const ShardServiceOptions& options) {
   if (options.shards == 1) return Status::Ok();
-  // Keys that are configured are used, flag or not: a shard signing with one key and verifying with another
-  // would pass every leg the others send.
-  if (options.ledger.signer != nullptr && options.leg_verifier != nullptr &&
-      options.ledger.signer->public_key_id() != options.leg_verifier->public_key_id()) {
+  // Keys that are configured are used, flag or not: a public key of another pair says the configuration
+  // mixes two ledgers' keys.
+  if (options.ledger.signer != nullptr && options.public_key != nullptr &&
+      options.ledger.signer->public_key_id() != options.public_key->public_key_id()) {
     return Status::InvalidArgument(
-        "[audit] private_key and public_key are not one key pair: the other shards would refuse every leg "
-        "this one signs");
+        "[audit] private_key and public_key are not one key pair: one of them is another ledger's");
   }
   if (options.allow_unsigned_legs) return Status::Ok();
-  if (options.ledger.signer == nullptr || options.leg_verifier == nullptr) {
+  if (options.ledger.signer == nullptr) {
     return Status::InvalidArgument(
-        "a ledger of several shards signs the legs it sends and verifies those it applies: configure [audit] "
-        "private_key and public_key (ledger keygen; one key pair for every shard), or pass "
+        "a ledger of several shards authenticates the legs it sends and those it applies with the ledger's "
+        "key: configure [audit] private_key (ledger keygen; one key pair for every shard), or pass "
         "--allow-unsigned-legs to let any writer of ledger.legs move money");
   }
   return Status::Ok();
@@ -197,6 +196,8 @@ struct ShardService::Impl {
   CommandsReader commands;
   // ledger.legs partition `shard`: what other shards send this one (only with more than one shard).
   std::unique_ptr<kafka::PartitionReader> legs;
+  // Checks the legs' tags (several shards and the ledger's key; null: legs are applied untagged).
+  std::unique_ptr<LegAuthenticator> legs_authenticator;
   std::unique_ptr<kafka::Publisher> publisher;
 
   // A group still in flight publishes through `publisher` on the commit thread: it ends before anything goes.
@@ -252,6 +253,8 @@ Status ShardService::Impl::Start(ServeStep* step) {
   if (!reader.ok()) return reader.status();
   commands = std::move(reader).value();
   LEDGER_RETURN_IF_ERROR(OpenLegs());
+  if (options.shards > 1 && options.ledger.signer != nullptr)
+    legs_authenticator = std::make_unique<LegAuthenticator>(*options.ledger.signer);
   *step = ServeStep::kCreatePublisher;
   Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
       ledger->store(), kafka::ProducerSettings{bootstrap, options.shard, kafka::kAckTimeoutMs, ThisProcess(),
@@ -293,22 +296,21 @@ Status ShardService::Impl::OpenLegs() {
 
 namespace {
 
-// A leg whose signature does not verify: passed (a forgery must move nothing), said on one line that tells a
-// forgery from a shard signing with another key (its ledger.key header), which an operator can mend.
-void LogUnverifiedLeg(const kafka::Record& record, const SignatureVerifier& verifier) {
-  const std::string ours = ToHex(verifier.public_key_id());
-  if (record.signature.empty()) {
-    spdlog::error("serve: legs offset {}: not signed (passed)", record.offset);
+// A leg whose tag does not check: passed (a forgery must move nothing), said on one line that tells a forgery
+// from a shard with another key (its ledger.key header), which an operator can mend.
+void LogUnverifiedLeg(const kafka::Record& record, const LegAuthenticator& authenticator) {
+  const std::string ours = ToHex(authenticator.key_id());
+  if (record.leg_tag.empty()) {
+    spdlog::error("serve: legs offset {}: not tagged with the ledger's key (passed)", record.offset);
   } else if (!record.key_id.empty() && record.key_id != ours) {
     spdlog::error(
-        "serve: legs offset {}: signed with key {}, and this shard verifies with key {} (passed): every "
-        "shard "
+        "serve: legs offset {}: tagged with key {}, and this shard checks with key {} (passed): every shard "
         "must have the ledger's one key pair; once they do, restart with --reread-legs",
         record.offset, record.key_id.substr(0, 16), ours.substr(0, 16));
   } else {
     spdlog::error(
-        "serve: legs offset {}: its signature does not verify with the ledger's key (passed; this shard "
-        "verifies with key {})",
+        "serve: legs offset {}: its tag does not check with the ledger's key (passed; this shard "
+        "checks with key {})",
         record.offset, ours.substr(0, 16));
   }
 }
@@ -321,11 +323,8 @@ void LogUnverifiedLeg(const kafka::Record& record, const SignatureVerifier& veri
 Status ShardService::Impl::StageLegs(const std::vector<kafka::Record>& records) {
   if (records.empty()) return Status::Ok();
   for (const kafka::Record& record : records) {
-    if (options.leg_verifier &&
-        !options.leg_verifier->Verify(
-            LegMessage(record.value),
-            std::span(reinterpret_cast<const uint8_t*>(record.signature.data()), record.signature.size()))) {
-      LogUnverifiedLeg(record, *options.leg_verifier);
+    if (legs_authenticator && !legs_authenticator->Verify(record.value, record.leg_tag)) {
+      LogUnverifiedLeg(record, *legs_authenticator);
       continue;
     }
     Result<bool> staged = ledger->StageLeg(record.value);

@@ -322,7 +322,7 @@ TEST(Shards, ALegNotSignedWithTheLedgersKeyIsPassedAndMovesNothing) {
   ASSERT_TRUE((*sender)->Send(kafka::kLegsTopic, 1, "0", forged).ok());
   ASSERT_TRUE((*sender)
                   ->Send(kafka::kLegsTopic, 1, "0", forged,
-                         {{kafka::kSignatureHeader, (*impostor)->Sign(LegMessage(forged))}})
+                         {{kafka::kLegTagHeader, LegAuthenticator(**impostor).Tag(forged)}})
                   .ok());
   ASSERT_TRUE((*sender)->Flush(10'000).ok());
 
@@ -332,9 +332,11 @@ TEST(Shards, ALegNotSignedWithTheLedgersKeyIsPassedAndMovesNothing) {
   EXPECT_EQ(answered.at("real").value("status", ""), "accepted") << answered.at("real").dump();
   ASSERT_EQ(shard0.Stop(), 0) << shard0.err();
   ASSERT_EQ(shard1.Stop(), 0) << shard1.err();
-  EXPECT_NE(shard1.err().find("not signed (passed)"), std::string::npos) << shard1.err();
-  EXPECT_NE(shard1.err().find("does not verify with the ledger's key (passed; this shard verifies with key"),
-            std::string::npos)
+  EXPECT_NE(shard1.err().find("not tagged with the ledger's key (passed)"), std::string::npos)
+      << shard1.err();
+  EXPECT_NE(
+      shard1.err().find("its tag does not check with the ledger's key (passed; this shard checks with key"),
+      std::string::npos)
       << shard1.err();
   EXPECT_EQ(testing::StoredBalance(data[1], b + ":debit"), 500);
   EXPECT_EQ(testing::StoredBalance(data[0], a + ":debit"), 100'000 - 500);
@@ -373,7 +375,7 @@ TEST(Shards, AShardWithAnotherKeyIsShownAndRereadingLegsAppliesTheLegItPassed) {
   ASSERT_EQ(AnswersOnceThere(brokers, 0, {"dep-a"}).count("dep-a"), 1u);
   SendRouted(brokers, {testing::Transfer("t1", a + ":debit", b + ":debit", 700)});
   const auto deadline = std::chrono::steady_clock::now() + kServeDeadline;
-  while (shard1.err().find("signed with key") == std::string::npos &&
+  while (shard1.err().find("tagged with key") == std::string::npos &&
          std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_NE(shard1.err().find("every shard must have the ledger's one key pair"), std::string::npos)
@@ -382,7 +384,7 @@ TEST(Shards, AShardWithAnotherKeyIsShownAndRereadingLegsAppliesTheLegItPassed) {
   const testing::ProgramRun status = testing::RunLedger(
       dir.path(), {"cluster-status", "--brokers", brokers, "--shards", std::to_string(kShards), "--json"});
   EXPECT_EQ(status.exit_code, 1) << testing::Describe(status);
-  EXPECT_NE(status.err.find("the shards sign with different keys"), std::string::npos) << status.err;
+  EXPECT_NE(status.err.find("the shards tag legs with different keys"), std::string::npos) << status.err;
   const std::vector<std::string> lines = testing::Lines(status.out);
   ASSERT_EQ(lines.size(), kShards) << status.out;
   const std::string key0 = json::parse(lines[0]).value("key", ""),
@@ -468,12 +470,9 @@ TEST(Shards, LegsPublishedByAnOperatorCommandAreSigned) {
   ASSERT_EQ(closed.exit_code, 0) << testing::Describe(closed);
   const std::vector<kafka::Record> legs = testing::ReadTopic(brokers, kafka::kLegsTopic, 1);
   ASSERT_EQ(legs.size(), 1u);
-  Result<std::unique_ptr<SignatureVerifier>> verifier =
-      SignatureVerifier::FromPemFile(dir.path() + "/keys/ledger-signing.pub");
-  ASSERT_TRUE(verifier.ok()) << verifier.status().ToString();
-  EXPECT_TRUE((*verifier)->Verify(
-      LegMessage(legs[0].value),
-      std::span(reinterpret_cast<const uint8_t*>(legs[0].signature.data()), legs[0].signature.size())));
+  Result<std::unique_ptr<Signer>> key = Signer::FromPemFile(dir.path() + "/keys/ledger-signing.key");
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_TRUE(LegAuthenticator(**key).Verify(legs[0].value, legs[0].leg_tag));
 }
 
 }  // namespace

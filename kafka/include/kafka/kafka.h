@@ -40,9 +40,9 @@ inline constexpr char kTransactionHeader[] = "ledger.transaction";
 // The process that produced the record ("<host>:<pid>", serve's; ProducerSettings::owner), so operators see
 // which process owns each shard (`ledger cluster-status`).
 inline constexpr char kOwnerHeader[] = "ledger.owner";
-// On ledger.legs: the sending shard's Ed25519 signature of LegMessage(value) (core/signing.h), raw bytes.
-inline constexpr char kSignatureHeader[] = "ledger.signature";
-// The key the producing shard signs legs with: hex SHA-256 of its public key's DER encoding (Signer::
+// On ledger.legs: the sending shard's tag of the record (LegAuthenticator, core/signing.h), 32 raw bytes.
+inline constexpr char kLegTagHeader[] = "ledger.leg-tag";
+// The key the producing shard tags legs with: hex SHA-256 of the ledger key's public half (DER; Signer::
 // public_key_id), on every record it produces, so operators see shards that disagree on the ledger's key.
 // Informative like the owner: anyone who can produce can write it.
 inline constexpr char kKeyHeader[] = "ledger.key";
@@ -77,8 +77,9 @@ struct ProducerSettings {
   int64_t ack_timeout_ms = kAckTimeoutMs;
   // Sent as the ledger.owner header of every record when not empty.
   std::string owner = {};
-  // Signs every leg produced to ledger.legs (the ledger.signature header); none: legs go unsigned.
-  std::shared_ptr<const Signer> leg_signer = {};
+  // The ledger's key: every leg produced to ledger.legs carries its LegAuthenticator tag (the ledger.leg-tag
+  // header) and every record its id (ledger.key); none: legs go untagged.
+  std::shared_ptr<const Signer> leg_key = {};
 };
 
 // Publishes committed events (and the command results derived from them) exactly once and in order: it reads
@@ -123,7 +124,7 @@ struct Record {
   std::string value;
   std::optional<uint64_t> sequence;  // the ledger.sequence header
   std::string owner;                 // the ledger.owner header (empty: none)
-  std::string signature;             // the ledger.signature header's bytes (empty: none)
+  std::string leg_tag;               // the ledger.leg-tag header's bytes (empty: none)
   std::string key_id;                // the ledger.key header (empty: none)
 };
 

@@ -44,7 +44,7 @@ struct ShardStatus {
   std::optional<int> closed_through;
   // The process that produced the newest event ("<host>:<pid>", its ledger.owner header; empty: none said).
   std::string owner;
-  // The key it signs legs with (the newest event's ledger.key header, hex; empty: none said).
+  // The key it tags legs with (the newest event's ledger.key header, hex; empty: none said).
   std::string key_id;
 };
 

@@ -41,10 +41,11 @@ struct ShardServiceOptions {
   bool allow_ack_local = false;
   // Not empty: the operator who accepts a commands gap found at start (see CheckOperatorName).
   std::string accept_command_gap;
-  // Legs (several shards): each shard signs the legs it sends with ledger.signer and applies only legs whose
-  // signature `leg_verifier` (the ledger's public key, which every shard shares) accepts. Connect refuses
-  // several shards without both unless `allow_unsigned_legs`: then a writer of ledger.legs can forge them.
-  std::shared_ptr<const SignatureVerifier> leg_verifier;
+  // Legs (several shards): each shard tags the legs it sends, and applies only legs whose tag checks, with
+  // the ledger's key (ledger.signer, which every shard holds; LegAuthenticator). Connect refuses several
+  // shards without it unless `allow_unsigned_legs` (then a writer of ledger.legs can forge legs), and a
+  // `public_key` (the ledger's, [audit] public_key) that is not its pair.
+  std::shared_ptr<const SignatureVerifier> public_key;
   bool allow_unsigned_legs = false;
   // Reads ledger.legs partition `shard` from its first kept record instead of the stored legs offset: the
   // operator's way back when a genuine leg was passed (a shard configured with another key pair, since
