@@ -1,4 +1,5 @@
 // Clearing commands: clearing files for a clearing date, and the downstream clearing job.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -19,6 +20,12 @@
 namespace ledger::cli {
 
 namespace {
+
+// What a merchant id may be (README: identifiers): 1..128 printable ASCII characters, no space, no '/'.
+bool IsIdentifier(const std::string& id) {
+  return !id.empty() && id.size() <= 128 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f && c != '/'; });
+}
 
 // The key a closed date's files are signed with: [audit] private_key of the first folder's ledger.toml;
 // none when `unsigned_` (an open date's, or the operator's choice). Errors: InvalidArgument (no key
@@ -54,7 +61,7 @@ void PrintIssue(const clearing::ClearingIssue& issue, const std::string& date, c
                       : issue.repaired > 0 ? "already issued, damaged files written again"
                       : issue.signed_files ? "signed"
                       : issue.final        ? "final, unsigned"
-                                           : "the day so far (the date is open), unsigned";
+                                           : "not final, unsigned";
   if (json) {
     std::printf("%s\n", nlohmann::ordered_json{{"clearing_date", date},
                                                {"files", listed},
@@ -119,7 +126,13 @@ Runner AddClearing(CLI::App& app) {
   return [args]() {
     Result<int> date = ParseDate(args->date);
     if (!date.ok()) return Fail(kExitBadInput, "--date: " + date.status().message());
+    if (!args->merchant.empty() && !IsIdentifier(args->merchant))
+      return Fail(kExitBadInput, "--merchant: 1 to 128 printable ASCII characters without spaces or '/'");
     if (args->data_dirs.empty()) args->data_dirs.push_back("./ledger-data");
+    std::error_code error;
+    if (std::filesystem::exists(args->out + "/CURRENT", error))
+      return Fail(kExitBadInput,
+                  "--out " + args->out + " holds a store: clearing files go into a folder of their own");
     Result<ShardStores> opened = OpenShardStores(args->data_dirs, *date);
     if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().message());
     Result<std::string> open = ShardsStillOpen(*opened, *date);
@@ -130,16 +143,22 @@ Runner AddClearing(CLI::App& app) {
                   "clearing date " + args->date + " is not closed on every shard: " + *open +
                       "; nothing written (ledger close-day, or serve closes it after the cut-off)");
     }
+    const bool final = open->empty() && opened->whole_ledger;
     Result<std::unique_ptr<Signer>> signer =
-        ClearingSigner(*opened, args->data_dirs.front(), !open->empty() || args->unsigned_);
+        ClearingSigner(*opened, args->data_dirs.front(), !final || args->unsigned_);
     if (!signer.ok()) return Fail(kExitBadInput, signer.status().message());
-    Result<clearing::ClearingIssue> issue =
-        clearing::IssueClearingFiles(opened->Views(), *date, args->merchant, args->out,
-                                     opened->config.timezone_offset_minutes, signer->get());
+    Result<clearing::ClearingIssue> issue = clearing::IssueClearingFiles(
+        opened->Views(), *date, args->merchant, args->out, opened->config.timezone_offset_minutes,
+        opened->whole_ledger, signer->get());
     if (!issue.ok()) {
       const bool refused = issue.status().code() == StatusCode::kInvalidArgument;
       return Fail(ExitCodeFor(issue.status()),
                   refused ? issue.status().message() + "; nothing written" : issue.status().ToString());
+    }
+    if (!open->empty() || !opened->whole_ledger) {
+      std::fprintf(stderr, "ledger: %s: not final, not signed\n",
+                   !open->empty() ? "the date is still open"
+                                  : "these folders are not proven to be the whole ledger (shards 0..N-1)");
     }
     if (issue->final && !issue->signed_files) {
       std::fprintf(stderr, "ledger: clearing date %s is closed; its files are not signed (--unsigned)\n",

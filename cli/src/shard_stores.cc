@@ -1,7 +1,11 @@
 #include "shard_stores.h"
 
+#include <algorithm>
 #include <filesystem>
 
+#include "cli_common.h"
+#include "core/sha256.h"
+#include "core/signing.h"
 #include "core/time.h"
 #include "ledger/ledger.h"
 #include "projections/clearing_file.h"
@@ -15,16 +19,62 @@ std::vector<const Store*> ShardStores::Views() const {
   return views;
 }
 
+namespace {
+
+// The id of the ledger key `dir`'s configuration names (the private key's, else the public key's); "" when
+// it names none. Errors: InvalidArgument (a key that cannot be read).
+Result<std::string> LedgerKeyOf(const std::string& dir, const LedgerConfig& config) {
+  if (!config.audit_private_key.empty()) {
+    Result<std::unique_ptr<Signer>> key = Signer::FromPemFile(UnderDataDir(dir, config.audit_private_key));
+    if (!key.ok()) return Status::InvalidArgument(dir + ": [audit] private_key: " + key.status().message());
+    return ToHex((*key)->public_key_id());
+  }
+  if (!config.audit_public_key.empty()) {
+    Result<std::unique_ptr<SignatureVerifier>> key =
+        SignatureVerifier::FromPemFile(UnderDataDir(dir, config.audit_public_key));
+    if (!key.ok()) return Status::InvalidArgument(dir + ": [audit] public_key: " + key.status().message());
+    return ToHex((*key)->public_key_id());
+  }
+  return std::string();
+}
+
+// Refuses a folder whose configuration is not the first folder's ledger's. Errors: InvalidArgument.
+Status SameLedger(const std::string& dir, const LedgerConfig& config, const std::string& key,
+                  const ShardStores& opened, const std::string& first_key) {
+  if (config.timezone_offset_minutes != opened.config.timezone_offset_minutes ||
+      config.clearing_cutoff_minutes != opened.config.clearing_cutoff_minutes) {
+    return Status::InvalidArgument(dir + " has another time zone or clearing cut-off than " +
+                                   opened.dirs.front() + ": not one ledger's shards");
+  }
+  if (!key.empty() && !first_key.empty() && key != first_key) {
+    return Status::InvalidArgument(dir + " names another ledger key than " + opened.dirs.front() +
+                                   ": not one ledger's shards");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<ShardStores> OpenShardStores(const std::vector<std::string>& dirs, int date) {
   ShardStores opened;
   std::vector<bool> seen(dirs.size(), false);
+  std::string first_key;
+  bool counts_agree = true;
   for (const std::string& dir : dirs) {
     Result<LedgerConfig> config = LoadConfig(dir + "/ledger.toml");
     if (!config.ok()) return config.status();
     std::error_code error;
     if (!std::filesystem::exists(dir + "/CURRENT", error))
       return Status::InvalidArgument("no ledger data in " + dir);
-    if (opened.stores.empty()) opened.config = *config;
+    Result<std::string> key = LedgerKeyOf(dir, *config);
+    if (!key.ok()) return key.status();
+    if (opened.stores.empty()) {
+      opened.config = *config;
+      first_key = *key;
+    } else {
+      LEDGER_RETURN_IF_ERROR(SameLedger(dir, *config, *key, opened, first_key));
+    }
+    if (first_key.empty()) first_key = *key;
     StoreOptions options;
     options.read_only = true;
     options.create_if_missing = false;
@@ -48,10 +98,13 @@ Result<ShardStores> OpenShardStores(const std::vector<std::string>& dirs, int da
           std::to_string(dirs.size() - 1) + ", each once (--data once per shard)");
     }
     if (days->shard && *days->shard < dirs.size()) seen[*days->shard] = true;
+    counts_agree = counts_agree && (!days->shards || *days->shards == dirs.size());
     if (days->shard == 0u) opened.first_shard = opened.stores.size();
     opened.stores.push_back(std::move(view).value());
     opened.dirs.push_back(dir);
   }
+  opened.whole_ledger =
+      counts_agree && std::all_of(seen.begin(), seen.end(), [](bool shard) { return shard; });
   return opened;
 }
 

@@ -309,6 +309,19 @@ Result<std::vector<FileWritten>> WriteClearingFiles(const std::vector<const Stor
   std::error_code error;
   std::filesystem::create_directories(out_dir, error);
   if (error) return Status::IoError("cannot create " + out_dir + ": " + error.message());
+  Result<std::vector<FileWritten>> files =
+      BuildClearingFiles(stores, date, merchant, timezone_offset_minutes,
+                         [&](const std::string& name, const std::string& bytes) {
+                           return WriteFile(out_dir + "/" + name, bytes);
+                         });
+  if (!files.ok()) return files.status();
+  for (FileWritten& file : *files) file.path = out_dir + "/" + file.path;
+  return files;
+}
+
+Result<std::vector<FileWritten>> BuildClearingFiles(const std::vector<const Store*>& stores, int date,
+                                                    const std::string& merchant, int timezone_offset_minutes,
+                                                    const FileSink& sink) {
   Result<std::map<std::string, fb::MerchantClearingRecordT>> summaries =
       MerchantTotals(stores, date, merchant);
   if (!summaries.ok()) return summaries.status();
@@ -319,8 +332,8 @@ Result<std::vector<FileWritten>> WriteClearingFiles(const std::vector<const Stor
     Result<std::vector<fb::ClearingLineRecordT>> lines = MerchantLines(stores, date, name);
     if (!lines.ok()) return lines.status();
     const std::string text = MerchantCsv(name, *lines, summary, timezone_offset_minutes);
-    const std::string path = out_dir + "/clearing-" + FormatDate(date) + "-" + name + ".csv";
-    LEDGER_RETURN_IF_ERROR(WriteFile(path, text));
+    const std::string path = "clearing-" + FormatDate(date) + "-" + name + ".csv";
+    LEDGER_RETURN_IF_ERROR(sink(path, text));
     written.push_back(FileWritten{name, path, ToHex(Sha256Of(text)), lines->size()});
     merchants.push_back(MerchantEntry(written.back(), summary));
     net_total += summary.net_settlement_minor;
@@ -335,7 +348,7 @@ Result<std::vector<FileWritten>> WriteClearingFiles(const std::vector<const Stor
   summary_json["schemes"] = std::move(*schemes);
   summary_json["net_settlement_total_minor"] = net_total;
   summary_json["shards"] = std::move(*shards);
-  LEDGER_RETURN_IF_ERROR(WriteFile(out_dir + "/summary.json", summary_json.dump(2) + "\n"));
+  LEDGER_RETURN_IF_ERROR(sink("summary.json", summary_json.dump(2) + "\n"));
   return written;
 }
 

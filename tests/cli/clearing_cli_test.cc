@@ -3,7 +3,10 @@
 // merge every shard's lines, and folders that are not every shard of one ledger are refused (N folders must
 // hold shards 0..N-1, each once, by the shard their events name). A closed date's files are one signed set
 // that openssl and sha256sum verify and that is never rewritten.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -238,7 +241,8 @@ TEST_F(ClearingCli, AClosedDateNeedsTheKeyOrUnsignedAndAnOpenDateIsNotFinal) {
   WriteFile(Shard(0) + "/ledger.toml", Config(0, false));
   ProgramRun run = Clear({Shard(0)});
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
-  EXPECT_NE(run.out.find("the day so far"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("not final, unsigned"), std::string::npos) << run.out;
+  EXPECT_NE(run.err.find("the date is still open"), std::string::npos) << run.err;
   EXPECT_FALSE(std::filesystem::exists(Path("out/SHA256SUMS")));
 
   ASSERT_EQ(CloseDay(0, "2026-11-25").exit_code, 0);
@@ -291,6 +295,43 @@ TEST_F(ClearingCli, ReconcileReadsEveryShardsLines) {
   args.insert(args.end(), {"--data", Shard(1)});
   run = Run(args);
   EXPECT_EQ(run.exit_code, 3) << Describe(run);
+}
+
+// One shard's folder alone is not the whole ledger: its closed date's files are issued unsigned and not final
+// (they can never block the whole set), as are the folders of two ledgers (another key) together; a second
+// run into a folder another run holds is refused.
+TEST_F(ClearingCli, APartOfTheLedgerIsNeverSignedAsFinal) {
+  ASSERT_EQ(CloseDay(0, "2026-11-25").exit_code, 0);
+  ASSERT_EQ(CloseDay(1, "2026-11-25").exit_code, 0);
+  ProgramRun run = Clear({Shard(1)}, "part");
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  EXPECT_NE(run.err.find("not proven to be the whole ledger"), std::string::npos) << run.err;
+  EXPECT_FALSE(std::filesystem::exists(Path("part/SHA256SUMS")));
+  run = Clear({Shard(0), Shard(1)}, "part");
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  EXPECT_NE(run.out.find(": signed"), std::string::npos) << run.out;
+
+  ASSERT_EQ(Run({"keygen", "--out", Path("other-keys")}).exit_code, 0);
+  WriteFile(Shard(1) + "/ledger.toml", "[ledger]\nshard = 1\n[audit]\nprivate_key = \"" +
+                                           Path("other-keys/ledger-signing.key") + "\"\n");
+  run = Clear({Shard(0), Shard(1)}, "mixed");
+  EXPECT_EQ(run.exit_code, 2) << Describe(run);
+  EXPECT_NE(run.err.find("another ledger key"), std::string::npos) << run.err;
+  EXPECT_FALSE(std::filesystem::exists(Path("mixed")));
+
+  run = Clear({Shard(0)}, "out", {"--merchant", "M1\nx"});
+  EXPECT_EQ(run.exit_code, 2) << Describe(run);
+  EXPECT_EQ(Clear({Shard(0)}, "shard0").exit_code, 2);  // --out the data folder itself
+
+  std::filesystem::create_directories(Path("locked"));
+  const int held = ::open(Path("locked").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(::flock(held, LOCK_EX), 0);  // as a run in progress holds it
+  run = Clear({Shard(0)}, "locked", {"--unsigned"});
+  EXPECT_EQ(run.exit_code, 2) << Describe(run);
+  EXPECT_NE(run.err.find("another clearing run"), std::string::npos) << run.err;
+  EXPECT_TRUE(std::filesystem::is_empty(Path("locked")));
+  ::close(held);
 }
 
 }  // namespace

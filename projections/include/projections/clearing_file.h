@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -69,18 +70,32 @@ struct ClearingIssue {
 inline constexpr char kChecksumsFile[] = "SHA256SUMS";
 inline constexpr char kSignatureFile[] = "SHA256SUMS.sig";
 
-// Issues the date's files (WriteClearingFiles) into `out_dir` as one set: written into a staging folder
-// inside it, synced, then moved in with the signature last, so an interrupted run leaves no signed set. For a
-// date every store closed (final: no line can join it any more) the set adds SHA256SUMS, in `sha256sum`'s
+// Issues the date's files (BuildClearingFiles) into `out_dir` as one set, under an exclusive lock on the
+// folder (another run at the same time is refused): written into a staging folder of this run's own inside
+// it — every file created, read and moved through that folder's descriptor, never by a path that a link
+// could redirect —, synced, then moved in with the signature last, so an interrupted run leaves no signed
+// set. For a date every store closed, when the stores are the whole ledger (`whole_ledger`: the caller
+// proved they are shards 0..N-1 of one ledger), the set is final: it adds SHA256SUMS, in `sha256sum`'s
 // format (every CSV and summary.json, by name), and with a signer SHA256SUMS.sig: the raw 64-byte Ed25519
 // signature of SHA256SUMS (`openssl pkeyutl -verify -pubin -inkey PUB -rawin -in SHA256SUMS -sigfile
 // SHA256SUMS.sig`). A folder holding a signed set is never rewritten: issuing the same set again writes
 // nothing (Ed25519 signatures are deterministic, so it is the same bytes) but a listed file that no longer
 // matches its signed hash, which gets its signed bytes back; any other set is refused.
-// Errors: InvalidArgument (the folder holds another signed set; nothing changed), IoError.
+// Errors: InvalidArgument (the folder holds another signed set, or another run holds it; nothing changed),
+// IoError.
 Result<ClearingIssue> IssueClearingFiles(const std::vector<const Store*>& stores, int date,
                                          const std::string& merchant, const std::string& out_dir,
-                                         int timezone_offset_minutes, const Signer* signer);
+                                         int timezone_offset_minutes, bool whole_ledger,
+                                         const Signer* signer);
+
+// Receives each file of a date's set: its name (no folder) and its bytes.
+using FileSink = std::function<Status(const std::string& name, const std::string& bytes)>;
+
+// The files WriteClearingFiles writes, handed to `sink` one by one instead (each FileWritten's path is then
+// the file's name). Errors: the sink's, and the stores'.
+Result<std::vector<FileWritten>> BuildClearingFiles(const std::vector<const Store*>& stores, int date,
+                                                    const std::string& merchant, int timezone_offset_minutes,
+                                                    const FileSink& sink);
 
 // Parses a yuan amount with at most two decimals ("12.34", "-0.05", "7") into fen. Errors: InvalidArgument.
 Result<int64_t> ParseYuan(std::string_view text, int max_decimals = 2);
