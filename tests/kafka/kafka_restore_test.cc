@@ -73,6 +73,28 @@ Digest StateDigestOf(const std::string& data_dir) {
   return digest.ok() ? *digest : Digest{};
 }
 
+// Loses `data_dir` and restores it into DIR/restored (with its ledger.toml) from backup `backup_id`, the
+// newest in `backups`, and the partition's later events: the same store state and digest as before the loss.
+// Returns the restored folder ("" when the restore failed).
+std::string LoseAndRestoreFromBackup(const std::string& dir, const std::string& data_dir,
+                                     const std::string& backups, const std::string& brokers,
+                                     uint32_t backup_id) {
+  const testing::StoreState before = testing::ReadStoreState(data_dir);
+  const Digest digest_before = StateDigestOf(data_dir);
+  const std::string restored = dir + "/restored";
+  std::filesystem::create_directories(restored);
+  std::filesystem::copy_file(data_dir + "/ledger.toml", restored + "/ledger.toml");
+  std::filesystem::remove_all(data_dir);
+  const testing::ProgramRun restore = testing::RunLedger(
+      dir, {"restore", "--data", restored, "--from-backup", backups, "--from-kafka", "--brokers", brokers});
+  EXPECT_EQ(restore.exit_code, 0) << testing::Describe(restore);
+  if (restore.exit_code != 0) return "";
+  EXPECT_NE(restore.out.find("from backup " + std::to_string(backup_id)), std::string::npos) << restore.out;
+  EXPECT_EQ(testing::ReadStoreState(restored), before);
+  EXPECT_EQ(StateDigestOf(restored), digest_before);
+  return restored;
+}
+
 TEST(Restore, ALostShardComesBackVerifiedAndServeResumesWithoutAnsweringTwice) {
   testing::TempDir dir;
   std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
@@ -248,20 +270,8 @@ TEST(Restore, ABackupAndThePartitionsLaterEventsGiveBackTheShard) {
   ASSERT_TRUE(testing::SendCommands(brokers, later).ok());
   const int64_t answered = static_cast<int64_t>(commands.size() + later.size());
   ServeUntil(dir.path(), 1, data_dir, brokers, answered + 1);  // + the first run's closing checkpoint
-  const testing::StoreState before = testing::ReadStoreState(data_dir);
-  const Digest digest_before = StateDigestOf(data_dir);
-
-  const std::string restored = dir.path() + "/restored";
-  std::filesystem::create_directories(restored);
-  std::filesystem::copy_file(data_dir + "/ledger.toml", restored + "/ledger.toml");
-  std::filesystem::remove_all(data_dir);
-  const testing::ProgramRun restore = testing::RunLedger(
-      dir.path(),
-      {"restore", "--data", restored, "--from-backup", backups, "--from-kafka", "--brokers", brokers});
-  ASSERT_EQ(restore.exit_code, 0) << testing::Describe(restore);
-  EXPECT_NE(restore.out.find("from backup 1"), std::string::npos) << restore.out;
-  EXPECT_EQ(testing::ReadStoreState(restored), before);
-  EXPECT_EQ(StateDigestOf(restored), digest_before);
+  const std::string restored = LoseAndRestoreFromBackup(dir.path(), data_dir, backups, brokers, 1);
+  ASSERT_FALSE(restored.empty());
   // An auditor's replay of the restored store verifies and equals it.
   const testing::ProgramRun audit = testing::RunLedger(dir.path(), {"replay", "--data", restored});
   EXPECT_EQ(audit.exit_code, 0) << testing::Describe(audit);
@@ -340,21 +350,8 @@ TEST(Restore, ARunningServeBacksItselfUpAndItsBackupRestores) {
   EXPECT_EQ(serve.Stop(), 0) << serve.err();
   EXPECT_NE(serve.err().find("serve: backup "), std::string::npos) << serve.err();
   EXPECT_EQ(serve.err().find("backup into"), std::string::npos) << serve.err();  // no failed backup
-  const testing::StoreState before = testing::ReadStoreState(data_dir);
-  const Digest digest_before = StateDigestOf(data_dir);
-
-  const std::string restored = dir.path() + "/restored";
-  std::filesystem::create_directories(restored);
-  std::filesystem::copy_file(data_dir + "/ledger.toml", restored + "/ledger.toml");
-  std::filesystem::remove_all(data_dir);
-  const testing::ProgramRun restore = testing::RunLedger(
-      dir.path(),
-      {"restore", "--data", restored, "--from-backup", backups, "--from-kafka", "--brokers", brokers});
-  ASSERT_EQ(restore.exit_code, 0) << testing::Describe(restore);
-  EXPECT_NE(restore.out.find("from backup " + std::to_string(NewestBackupId(backups))), std::string::npos)
-      << restore.out;
-  EXPECT_EQ(testing::ReadStoreState(restored), before);
-  EXPECT_EQ(StateDigestOf(restored), digest_before);
+  EXPECT_FALSE(
+      LoseAndRestoreFromBackup(dir.path(), data_dir, backups, brokers, NewestBackupId(backups)).empty());
 }
 
 }  // namespace
