@@ -1,0 +1,95 @@
+// WeChat Pay API v3 signatures (WECHATPAY2-SHA256-RSA2048), as merchants' SDKs make and check them:
+// - a request carries `Authorization: WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",signature="…",
+//   timestamp="…",serial_no="…"`, the signature being SHA256withRSA (PKCS #1 v1.5), base64, by the merchant's
+//   key whose serial is serial_no, over RequestMessage;
+// - a response (and a notification) carries Wechatpay-Serial, -Signature, -Timestamp, -Nonce and
+//   -Signature-Type, the signature by the platform's key over ResponseMessage.
+// CheckRequest is the gateway's whole check of a request's signature; every refusal it gives is answered 401
+// with code SIGN_ERROR.
+// Thread-safety: RsaKey is immutable after creation (use from any thread); CheckRequest uses the NonceCache
+// it is given, which is not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "gateway/nonce_cache.h"
+
+namespace ledger::gateway {
+
+inline constexpr char kSignatureScheme[] = "WECHATPAY2-SHA256-RSA2048";
+// A request's timestamp may be this far from the gateway's clock, either way (WeChat's five minutes).
+inline constexpr int64_t kTimestampWindowSeconds = 5 * 60;
+
+// The fields of an Authorization header.
+struct Authorization {
+  std::string mchid;
+  std::string nonce_str;
+  std::string signature;  // base64
+  std::string timestamp;  // decimal seconds since the epoch, as sent
+  std::string serial_no;
+};
+
+// Parses an Authorization header: the scheme, then the five fields, each once, as key="value" separated by
+// commas (values hold no quote). Errors: InvalidArgument naming what is wrong.
+Result<Authorization> ParseAuthorization(std::string_view header);
+
+// The bytes a request signature covers: METHOD\nTARGET\nTIMESTAMP\nNONCE\nBODY\n (TARGET: path and query as
+// sent; BODY: the request's bytes, empty for a GET).
+std::string RequestMessage(std::string_view method, std::string_view target, std::string_view timestamp,
+                           std::string_view nonce, std::string_view body);
+// The bytes a response or notification signature covers: TIMESTAMP\nNONCE\nBODY\n.
+std::string ResponseMessage(std::string_view timestamp, std::string_view nonce, std::string_view body);
+
+// An RSA key of at least 2048 bits, public or private, from PEM (a private key in PKCS #8 or PKCS #1, a
+// public key as SubjectPublicKeyInfo, or the public key of an X.509 certificate).
+class RsaKey {
+ public:
+  // Errors: InvalidArgument (not PEM, not RSA, under 2048 bits).
+  static Result<std::unique_ptr<RsaKey>> FromPem(std::string_view pem);
+  ~RsaKey();
+  RsaKey(const RsaKey&) = delete;
+  RsaKey& operator=(const RsaKey&) = delete;
+
+  bool is_private() const { return is_private_; }
+  // SHA256withRSA, PKCS #1 v1.5, base64 (no line breaks). Requires a private key.
+  std::string SignBase64(std::string_view message) const;
+  // False for anything but a valid signature of `message` by this key (bad base64 included).
+  bool VerifyBase64(std::string_view message, std::string_view signature_base64) const;
+
+ private:
+  RsaKey() = default;
+  void* key_ = nullptr;  // EVP_PKEY
+  bool is_private_ = false;
+};
+
+// A merchant's request key as the ledger registered it.
+struct MerchantKey {
+  std::string mchid;
+  std::shared_ptr<const RsaKey> key;
+  bool revoked = false;
+};
+using MerchantKeyLookup = std::function<std::optional<MerchantKey>(std::string_view serial_no)>;
+
+// A request as received.
+struct SignedRequest {
+  std::string_view method;
+  std::string_view target;  // path and query
+  std::string_view body;
+  std::string_view authorization;  // the header's value
+};
+
+// Checks a request's signature as WeChat Pay does: the header parses, the serial is a registered key of the
+// merchant the header names and is not revoked, the timestamp is within kTimestampWindowSeconds of `now_s`,
+// the signature verifies, and (last, so that a forgery cannot fill the cache) the merchant's nonce was not
+// seen within the window. Returns the header's fields (its mchid is the authenticated merchant). Errors:
+// InvalidArgument with the reason, for the gateway's log (the client gets only SIGN_ERROR).
+Result<Authorization> CheckRequest(const SignedRequest& request, int64_t now_s, const MerchantKeyLookup& keys,
+                                   NonceCache& nonces);
+
+}  // namespace ledger::gateway

@@ -1,0 +1,211 @@
+#include "gateway/wechat_signature.h"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cctype>
+#include <charconv>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "core/assert.h"
+
+namespace ledger::gateway {
+namespace {
+
+constexpr size_t kSignatureBase64Max = 1024;  // an RSA-4096 signature is 684 base64 characters
+
+std::string Base64(const unsigned char* bytes, size_t size) {
+  std::string out(4 * ((size + 2) / 3), '\0');
+  const int written =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes, static_cast<int>(size));
+  out.resize(static_cast<size_t>(written));
+  return out;
+}
+
+// Strict base64: the standard alphabet, padded to a multiple of four. nullopt otherwise.
+std::optional<std::vector<unsigned char>> FromBase64(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0 || text.size() > kSignatureBase64Max) return std::nullopt;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool padding = c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text[i + 1] == '=');
+    if (!padding && !std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return std::nullopt;
+  }
+  std::vector<unsigned char> out(text.size() / 4 * 3);
+  const int decoded = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
+                                      static_cast<int>(text.size()));
+  if (decoded < 0) return std::nullopt;
+  size_t size = static_cast<size_t>(decoded);
+  if (text.ends_with("==")) {
+    size -= 2;
+  } else if (text.ends_with("=")) {
+    size -= 1;
+  }
+  out.resize(size);
+  return out;
+}
+
+// One key="value" field of an Authorization header, from `rest` (advanced past it and a following comma).
+bool NextField(std::string_view& rest, std::string_view& key, std::string_view& value) {
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  const size_t equals = rest.find('=');
+  if (equals == std::string_view::npos || equals + 1 >= rest.size() || rest[equals + 1] != '"') return false;
+  key = rest.substr(0, equals);
+  const size_t close = rest.find('"', equals + 2);
+  if (close == std::string_view::npos) return false;
+  value = rest.substr(equals + 2, close - equals - 2);
+  rest.remove_prefix(close + 1);
+  if (!rest.empty()) {
+    if (rest.front() != ',' || rest.size() == 1) return false;  // a comma, then another field
+    rest.remove_prefix(1);
+  }
+  return true;
+}
+
+std::optional<int64_t> Seconds(std::string_view text) {
+  int64_t value = 0;
+  if (text.empty() || text.size() > 12) return std::nullopt;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < 0) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+Result<Authorization> ParseAuthorization(std::string_view header) {
+  const std::string_view scheme(kSignatureScheme);
+  if (!header.starts_with(scheme) || header.size() == scheme.size() || header[scheme.size()] != ' ')
+    return Status::InvalidArgument(std::string("Authorization is not ") + kSignatureScheme);
+  std::string_view rest = header.substr(scheme.size() + 1);
+  std::map<std::string_view, std::string_view> fields;
+  while (!rest.empty()) {
+    std::string_view key, value;
+    if (!NextField(rest, key, value))
+      return Status::InvalidArgument("Authorization: a field is not key=\"value\"");
+    if (!fields.emplace(key, value).second)
+      return Status::InvalidArgument("Authorization: field " + std::string(key) + " given twice");
+  }
+  Authorization out;
+  const std::pair<const char*, std::string*> wanted[] = {{"mchid", &out.mchid},
+                                                         {"nonce_str", &out.nonce_str},
+                                                         {"signature", &out.signature},
+                                                         {"timestamp", &out.timestamp},
+                                                         {"serial_no", &out.serial_no}};
+  for (const auto& [name, field] : wanted) {
+    const auto found = fields.find(name);
+    if (found == fields.end() || found->second.empty())
+      return Status::InvalidArgument(std::string("Authorization: no ") + name);
+    *field = std::string(found->second);
+  }
+  if (fields.size() != std::size(wanted)) return Status::InvalidArgument("Authorization: an unknown field");
+  // Bounded, since a nonce is kept for the window: WeChat's are 32 characters, its serials 40.
+  if (out.mchid.size() > 32 || out.nonce_str.size() > 64 || out.serial_no.size() > 64 ||
+      out.signature.size() > kSignatureBase64Max || out.timestamp.size() > 12)
+    return Status::InvalidArgument("Authorization: a field is too long");
+  return out;
+}
+
+std::string RequestMessage(std::string_view method, std::string_view target, std::string_view timestamp,
+                           std::string_view nonce, std::string_view body) {
+  std::string message;
+  message.reserve(method.size() + target.size() + timestamp.size() + nonce.size() + body.size() + 5);
+  for (std::string_view part : {method, target, timestamp, nonce, body}) message.append(part).push_back('\n');
+  return message;
+}
+
+std::string ResponseMessage(std::string_view timestamp, std::string_view nonce, std::string_view body) {
+  std::string message;
+  for (std::string_view part : {timestamp, nonce, body}) message.append(part).push_back('\n');
+  return message;
+}
+
+Result<std::unique_ptr<RsaKey>> RsaKey::FromPem(std::string_view pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  LEDGER_ASSERT(bio != nullptr);
+  EVP_PKEY* key = nullptr;
+  bool is_private = false;
+  if (pem.find("PRIVATE KEY-----") != std::string_view::npos) {
+    key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    is_private = true;
+  } else if (pem.find("BEGIN CERTIFICATE-----") != std::string_view::npos) {
+    if (X509* certificate = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+      key = X509_get_pubkey(certificate);
+      X509_free(certificate);
+    }
+  } else {
+    key = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+  }
+  BIO_free(bio);
+  if (key == nullptr) return Status::InvalidArgument("not a PEM key or certificate");
+  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA || EVP_PKEY_get_bits(key) < 2048) {
+    EVP_PKEY_free(key);
+    return Status::InvalidArgument("not an RSA key of 2048 bits or more");
+  }
+  std::unique_ptr<RsaKey> out(new RsaKey());
+  out->key_ = key;
+  out->is_private_ = is_private;
+  return out;
+}
+
+RsaKey::~RsaKey() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
+
+std::string RsaKey::SignBase64(std::string_view message) const {
+  LEDGER_ASSERT(is_private_);
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  LEDGER_ASSERT(context != nullptr);
+  LEDGER_ASSERT(EVP_DigestSignInit(context, nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(key_)) ==
+                1);
+  size_t length = 0;
+  LEDGER_ASSERT(EVP_DigestSign(context, nullptr, &length,
+                               reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1);
+  std::vector<unsigned char> signature(length);
+  LEDGER_ASSERT(EVP_DigestSign(context, signature.data(), &length,
+                               reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1);
+  EVP_MD_CTX_free(context);
+  return Base64(signature.data(), length);
+}
+
+bool RsaKey::VerifyBase64(std::string_view message, std::string_view signature_base64) const {
+  const std::optional<std::vector<unsigned char>> signature = FromBase64(signature_base64);
+  if (!signature) return false;
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  LEDGER_ASSERT(context != nullptr);
+  bool valid =
+      EVP_DigestVerifyInit(context, nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(key_)) == 1 &&
+      EVP_DigestVerify(context, signature->data(), signature->size(),
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  EVP_MD_CTX_free(context);
+  return valid;
+}
+
+Result<Authorization> CheckRequest(const SignedRequest& request, int64_t now_s, const MerchantKeyLookup& keys,
+                                   NonceCache& nonces) {
+  Result<Authorization> authorization = ParseAuthorization(request.authorization);
+  if (!authorization.ok()) return authorization.status();
+  const std::optional<MerchantKey> key = keys(authorization->serial_no);
+  if (!key) return Status::InvalidArgument("unknown serial_no");
+  if (key->mchid != authorization->mchid) return Status::InvalidArgument("serial_no is another merchant's");
+  if (key->revoked) return Status::InvalidArgument("serial_no is revoked");
+  const std::optional<int64_t> timestamp = Seconds(authorization->timestamp);
+  if (!timestamp || *timestamp > now_s + kTimestampWindowSeconds ||
+      *timestamp < now_s - kTimestampWindowSeconds)
+    return Status::InvalidArgument("timestamp outside the window");
+  const std::string message = RequestMessage(request.method, request.target, authorization->timestamp,
+                                             authorization->nonce_str, request.body);
+  if (!key->key->VerifyBase64(message, authorization->signature))
+    return Status::InvalidArgument("signature does not verify");
+  switch (nonces.Admit(authorization->mchid, authorization->nonce_str, *timestamp, now_s)) {
+    case NonceCache::Admission::kAdmitted:
+      return authorization;
+    case NonceCache::Admission::kReplayed:
+      return Status::InvalidArgument("nonce_str seen within the window (a replay)");
+    case NonceCache::Admission::kFull:
+      return Status::InvalidArgument("nonce cache full of nonces inside the window");
+  }
+  return Status::Internal("unreachable");
+}
+
+}  // namespace ledger::gateway
