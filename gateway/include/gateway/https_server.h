@@ -1,0 +1,73 @@
+// The gateway's HTTPS server: HTTP/1.1 with keep-alive over TLS (Boost.Beast on Boost.Asio, OpenSSL 3), one
+// thread of its own running every connection asynchronously, so that a slow or half-open client never stalls
+// another. Bounded everywhere: connections (beyond the limit a new one is closed at once), the request head
+// (431 beyond it) and body (413 beyond it, WeChat's error body), and the time a connection may take for its
+// handshake, each request and each response (then it is closed). A client may present a certificate signed by
+// the gateway's CA (mutual TLS, the bank's channels): the handler is told whether it did; the server refuses
+// no connection for lacking one, since merchants authenticate by request signatures.
+// Thread-safety: Start and Stop from one owner thread; the handler runs on the server's thread, one request
+// at a time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "gateway/tls_material.h"
+
+namespace ledger::gateway {
+
+struct HttpRequest {
+  std::string method;                          // "GET", "POST", …
+  std::string target;                          // path and query, as sent
+  std::map<std::string, std::string> headers;  // names in lower case; a repeated header: the last
+  std::string body;
+  bool channel_client = false;  // presented a client certificate the gateway's CA signed
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body = {};
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers = {};
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpsServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: any free port (HttpsServer::port says which)
+  TlsFiles tls;       // the server's certificate and key, and the CA client certificates must chain to
+  size_t max_connections = 256;
+  size_t body_max = 64 * 1024;
+  size_t head_max = 16 * 1024;
+  std::chrono::milliseconds timeout{10'000};  // per handshake, per request read, per response write
+};
+
+class HttpsServer {
+ public:
+  // Listens and starts serving. Errors: InvalidArgument (unreadable TLS files, a host that is no address),
+  // IoError (cannot listen).
+  static Result<std::unique_ptr<HttpsServer>> Start(const HttpsServerOptions& options, HttpHandler handler);
+  ~HttpsServer();  // stops
+  HttpsServer(const HttpsServer&) = delete;
+  HttpsServer& operator=(const HttpsServer&) = delete;
+
+  uint16_t port() const;
+  // Stops accepting, closes every connection and joins the server's thread.
+  void Stop();
+
+  struct Impl;
+
+ private:
+  explicit HttpsServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ledger::gateway
