@@ -4,14 +4,24 @@
 
 namespace ledger::gateway {
 
-NonceCache::NonceCache(size_t capacity, int64_t window_seconds)
-    : capacity_(capacity), window_seconds_(window_seconds) {
-  LEDGER_ASSERT(capacity > 0 && window_seconds > 0);
+namespace {
+
+std::string_view MerchantOf(std::string_view key) { return key.substr(0, key.find('\0')); }
+
+}  // namespace
+
+NonceCache::NonceCache(size_t capacity, size_t per_merchant, int64_t window_seconds)
+    : capacity_(capacity), per_merchant_(per_merchant), window_seconds_(window_seconds) {
+  LEDGER_ASSERT(capacity > 0 && per_merchant > 0 && window_seconds > 0);
 }
 
 void NonceCache::ForgetExpired(int64_t now_s) {
   while (!by_expiry_.empty() && by_expiry_.begin()->first < now_s) {
-    expiry_of_.erase(by_expiry_.begin()->second);
+    const std::string& key = by_expiry_.begin()->second;
+    const auto live = live_of_merchant_.find(std::string(MerchantOf(key)));
+    LEDGER_ASSERT(live != live_of_merchant_.end() && live->second > 0);
+    if (--live->second == 0) live_of_merchant_.erase(live);
+    expiry_of_.erase(key);
     by_expiry_.erase(by_expiry_.begin());
   }
 }
@@ -24,7 +34,12 @@ NonceCache::Admission NonceCache::Admit(std::string_view mchid, std::string_view
   key.append(mchid).push_back('\0');
   key.append(nonce);
   if (expiry_of_.count(key) != 0) return Admission::kReplayed;
-  if (expiry_of_.size() >= capacity_) return Admission::kFull;
+  size_t& live = live_of_merchant_[std::string(mchid)];
+  if (expiry_of_.size() >= capacity_ || live >= per_merchant_) {
+    if (live == 0) live_of_merchant_.erase(std::string(mchid));
+    return Admission::kFull;
+  }
+  ++live;
   const int64_t expiry = timestamp_s + window_seconds_;
   by_expiry_.emplace(expiry, key);
   expiry_of_.emplace(std::move(key), expiry);

@@ -1,10 +1,12 @@
 #include "gateway/wechat_signature.h"
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/x509.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <map>
@@ -73,6 +75,19 @@ std::optional<int64_t> Seconds(std::string_view text) {
   return value;
 }
 
+// RSA, 2048 to 4096 bits (a longer key's signature would not fit kSignatureBase64Max), exponent 65537 (an
+// exponent of 1 makes every padded message its own signature: anyone could sign).
+bool IsSoundRsaKey(EVP_PKEY* key) {
+  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA || EVP_PKEY_get_bits(key) < 2048 ||
+      EVP_PKEY_get_bits(key) > 4096)
+    return false;
+  BIGNUM* exponent = nullptr;
+  if (EVP_PKEY_get_bn_param(key, "e", &exponent) != 1) return false;
+  const bool f4 = BN_is_word(exponent, 65537) == 1;
+  BN_free(exponent);
+  return f4;
+}
+
 }  // namespace
 
 Result<Authorization> ParseAuthorization(std::string_view header) {
@@ -105,6 +120,15 @@ Result<Authorization> ParseAuthorization(std::string_view header) {
   if (out.mchid.size() > 32 || out.nonce_str.size() > 64 || out.serial_no.size() > 64 ||
       out.signature.size() > kSignatureBase64Max || out.timestamp.size() > 12)
     return Status::InvalidArgument("Authorization: a field is too long");
+  // Letters, digits, '-' and '_' only: a line break in a nonce would move bytes between the signed message's
+  // lines (a nonce ending in a line break and "{" signs the same message as a body starting with "{"), making
+  // a replay look new.
+  for (const std::string* field : {&out.mchid, &out.nonce_str, &out.timestamp, &out.serial_no}) {
+    if (!std::all_of(field->begin(), field->end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+        }))
+      return Status::InvalidArgument("Authorization: a field holds other than letters, digits, '-' or '_'");
+  }
   return out;
 }
 
@@ -125,24 +149,14 @@ std::string ResponseMessage(std::string_view timestamp, std::string_view nonce, 
 Result<std::unique_ptr<RsaKey>> RsaKey::FromPem(std::string_view pem) {
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   LEDGER_ASSERT(bio != nullptr);
-  EVP_PKEY* key = nullptr;
-  bool is_private = false;
-  if (pem.find("PRIVATE KEY-----") != std::string_view::npos) {
-    key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
-    is_private = true;
-  } else if (pem.find("BEGIN CERTIFICATE-----") != std::string_view::npos) {
-    if (X509* certificate = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
-      key = X509_get_pubkey(certificate);
-      X509_free(certificate);
-    }
-  } else {
-    key = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
-  }
+  const bool is_private = pem.find("PRIVATE KEY-----") != std::string_view::npos;
+  EVP_PKEY* key = is_private ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr)
+                             : PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
-  if (key == nullptr) return Status::InvalidArgument("not a PEM key or certificate");
-  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA || EVP_PKEY_get_bits(key) < 2048) {
+  if (key == nullptr) return Status::InvalidArgument("not a PEM key");
+  if (!IsSoundRsaKey(key)) {
     EVP_PKEY_free(key);
-    return Status::InvalidArgument("not an RSA key of 2048 bits or more");
+    return Status::InvalidArgument("not an RSA key of 2048 to 4096 bits with public exponent 65537");
   }
   std::unique_ptr<RsaKey> out(new RsaKey());
   out->key_ = key;
@@ -183,6 +197,8 @@ bool RsaKey::VerifyBase64(std::string_view message, std::string_view signature_b
 
 Result<Authorization> CheckRequest(const SignedRequest& request, int64_t now_s, const MerchantKeyLookup& keys,
                                    NonceCache& nonces) {
+  // A shorter memory would forget a nonce while its request could still be accepted.
+  LEDGER_ASSERT(nonces.window_seconds() >= kTimestampWindowSeconds);
   Result<Authorization> authorization = ParseAuthorization(request.authorization);
   if (!authorization.ok()) return authorization.status();
   const std::optional<MerchantKey> key = keys(authorization->serial_no);

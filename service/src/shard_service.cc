@@ -231,8 +231,9 @@ struct ShardService::Impl {
   // they are, stores the offset past them. With --ack local, also publishes what was committed (results
   // follow their events only once those are acknowledged, which a 0 ms publish after each group never sees).
   Status SettleGroups();
-  // Backs the store up when a backup is due (ShardServiceOptions::backup_dir) and nothing is staged.
-  void MaybeBackup();
+  // Backs the store up when a backup is due (ShardServiceOptions::backup_dir) and nothing is staged. Errors:
+  // the group in flight's (which stop serve); a failed backup is logged, not returned.
+  Status MaybeBackup();
   std::chrono::steady_clock::time_point last_backup = std::chrono::steady_clock::now();
   Status ServeCommands();
   Status Drain();
@@ -305,7 +306,8 @@ void LogUnverifiedLeg(const kafka::Record& record, const LegAuthenticator& authe
   } else if (!record.key_id.empty() && record.key_id != ours) {
     spdlog::error(
         "serve: legs offset {}: tagged with key {}, and this shard checks with key {} (passed): every shard "
-        "must have the ledger's one key pair; once they do, restart with --reread-legs",
+        "must have the ledger's one key pair; if this shard's key is the one to change, restart it with "
+        "--reread-legs once it is (a sender's legs tagged under the wrong key cannot be recovered so)",
         record.offset, record.key_id.substr(0, 16), ours.substr(0, 16));
   } else {
     spdlog::error(
@@ -331,11 +333,12 @@ Status ShardService::Impl::StageLegs(const std::vector<kafka::Record>& records) 
     if (staged.status().code() == StatusCode::kInvalidArgument) {
       spdlog::error("serve: legs offset {}: {} (passed)", record.offset, staged.status().message());
     } else if (!staged.ok()) {
-      return Status::Corruption("legs offset " + std::to_string(record.offset) + ": " +
-                                staged.status().message() +
-                                " (a leg passed earlier — see the log — or never produced; once every shard "
-                                "has the ledger's one key "
-                                "pair, restart with --reread-legs)");
+      return Status::Corruption(
+          "legs offset " + std::to_string(record.offset) + ": " + staged.status().message() +
+          " (a leg passed earlier — see the log — or never produced; once every shard "
+          "has the ledger's one key pair, restart with --reread-legs: it recovers legs "
+          "tagged under the key this shard now has; legs tagged under another key must be "
+          "produced again by their sender, which no command does yet)");
     }
   }
   ledger->StageMeta(keys::LegsOffsetMeta(options.shard), std::to_string(records.back().offset + 1));
@@ -418,12 +421,15 @@ Status ShardService::Impl::SettleGroups() {
   return ledger->AwaitSealed();
 }
 
-void ShardService::Impl::MaybeBackup() {
+Status ShardService::Impl::MaybeBackup() {
   const auto started = std::chrono::steady_clock::now();
   if (options.backup_dir.empty() || started - last_backup < options.backup_every ||
       ledger->staged_commands() > 0) {
-    return;
+    return Status::Ok();
   }
+  // The group in flight first: its failure (a commit, a publish) stops serve as it would after the next
+  // batch; only the backup's own failure is left for the next interval.
+  LEDGER_RETURN_IF_ERROR(ledger->AwaitFolded());
   last_backup = started;
   Result<BackupSummary> backup = ledger->Backup(options.backup_dir, options.backup_keep);
   const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -431,10 +437,11 @@ void ShardService::Impl::MaybeBackup() {
     spdlog::error("serve: backup into {} failed (tried again in {} s): {}", options.backup_dir,
                   std::chrono::duration_cast<std::chrono::seconds>(options.backup_every).count(),
                   backup.status().ToString());
-    return;
+    return Status::Ok();
   }
   spdlog::info("serve: backup {} ({}): {} files, {} bytes in {}, {:.2f} s", backup->id, backup->label,
                backup->files, backup->size_bytes, options.backup_dir, took);
+  return Status::Ok();
 }
 
 // Consumes commands until asked to stop. Errors: NotFound (the next commands offset is out of range: records
@@ -462,11 +469,11 @@ Status ShardService::Impl::ServeCommands() {
     }
     if (records->empty() && legs_read.empty() && !ledger->DayToClose()) {
       LEDGER_RETURN_IF_ERROR(SettleGroups());  // idle: the last group's outcome, before waiting on
-      MaybeBackup();
+      LEDGER_RETURN_IF_ERROR(MaybeBackup());
       continue;
     }
     LEDGER_RETURN_IF_ERROR(ApplyRecords(legs_read, *records));
-    MaybeBackup();
+    LEDGER_RETURN_IF_ERROR(MaybeBackup());
   }
   return SettleGroups();
 }

@@ -91,10 +91,10 @@ TEST_F(WeChatSignature, TheSdksRequestVerifiesAndEveryTamperIsRefused) {
     return CheckRequest(SignedRequest{method, target, request_body, authorization}, at, Lookup(), nonces);
   };
 
-  NonceCache fresh(100, kTimestampWindowSeconds);
+  NonceCache fresh(100, 10, kTimestampWindowSeconds);
   auto refused = [&](std::string_view method, std::string_view target, std::string_view request_body,
                      std::string_view authorization, int64_t at = 0) {
-    NonceCache nonces(100, kTimestampWindowSeconds);
+    NonceCache nonces(100, 10, kTimestampWindowSeconds);
     return !check(method, target, request_body, authorization, at == 0 ? now : at, nonces).ok();
   };
   EXPECT_TRUE(refused("POST", path, body + " ", header));
@@ -131,7 +131,7 @@ TEST_F(WeChatSignature, AKeyServesOnlyItsOwnMerchantAndAGetSignsItsQuery) {
   const std::string target = "/v3/pay/transactions/out-trade-no/T1?mchid=1900000001";
   const json own = SdkRequest("merchant.key", "1900000001", kSerial, "GET", target, "");
   const json impostor = SdkRequest("other.key", "1900000001", kOtherSerial, "GET", target, "");
-  NonceCache nonces(100, kTimestampWindowSeconds);
+  NonceCache nonces(100, 10, kTimestampWindowSeconds);
   const int64_t now = std::time(nullptr);
   EXPECT_TRUE(
       CheckRequest(SignedRequest{"GET", target, "", own.value("authorization", "")}, now, Lookup(), nonces)
@@ -184,6 +184,9 @@ TEST(Authorization, ParsesTheFiveFieldsOnceEachAndNothingElse) {
           good + R"(,mchid="2")", good + R"(,extra="x")", good + ",",
           R"(WECHATPAY2-SHA256-RSA2048 mchid=1,nonce_str="N1",signature="c2ln",timestamp="1",serial_no="AB")",
           R"(WECHATPAY2-SHA256-RSA2048 mchid="",nonce_str="N1",signature="c2ln",timestamp="1",serial_no="AB")",
+          "WECHATPAY2-SHA256-RSA2048 "
+          "mchid=\"1\",nonce_str=\"N\n{\",signature=\"c2ln\",timestamp=\"1\",serial_no=\"AB\"",
+          R"(WECHATPAY2-SHA256-RSA2048 mchid="1",nonce_str="N 1",signature="c2ln",timestamp="1",serial_no="AB")",
           R"(WECHATPAY2-SHA256-RSA2048 mchid="1",nonce_str=")" + std::string(65, 'n') +
               R"(",signature="c2ln",timestamp="1",serial_no="AB")"}) {
     EXPECT_FALSE(ParseAuthorization(bad).ok()) << bad;
@@ -191,7 +194,7 @@ TEST(Authorization, ParsesTheFiveFieldsOnceEachAndNothingElse) {
 }
 
 TEST(NonceCache, RemembersANonceUntilItsRequestCouldNoLongerBeAcceptedAndRefusesWhenFull) {
-  NonceCache cache(2, 300);
+  NonceCache cache(2, 2, 300);
   EXPECT_EQ(cache.Admit("M1", "a", 1000, 1000), NonceCache::Admission::kAdmitted);
   EXPECT_EQ(cache.Admit("M2", "a", 1000, 1000), NonceCache::Admission::kAdmitted);  // another merchant's
   EXPECT_EQ(cache.Admit("M1", "a", 1000, 1300), NonceCache::Admission::kReplayed);  // still acceptable then
@@ -200,6 +203,30 @@ TEST(NonceCache, RemembersANonceUntilItsRequestCouldNoLongerBeAcceptedAndRefuses
   EXPECT_EQ(cache.Admit("M1", "b", 1250, 1301), NonceCache::Admission::kAdmitted);  // a and a expired
   EXPECT_EQ(cache.size(), 1u);
   EXPECT_EQ(cache.Admit("M1", "a", 1301, 1301), NonceCache::Admission::kAdmitted);
+}
+
+// One merchant filling its share of the cache locks out only itself.
+TEST(NonceCache, OneMerchantFillingItsShareLocksOutOnlyItself) {
+  NonceCache cache(10, 2, 300);
+  EXPECT_EQ(cache.Admit("M1", "a", 1000, 1000), NonceCache::Admission::kAdmitted);
+  EXPECT_EQ(cache.Admit("M1", "b", 1300, 1000), NonceCache::Admission::kAdmitted);  // lives until 1600
+  EXPECT_EQ(cache.Admit("M1", "c", 1000, 1000), NonceCache::Admission::kFull);
+  EXPECT_EQ(cache.Admit("M2", "c", 1000, 1000), NonceCache::Admission::kAdmitted);
+  EXPECT_EQ(cache.Admit("M1", "c", 1301, 1301), NonceCache::Admission::kAdmitted);  // a expired
+  EXPECT_EQ(cache.Admit("M1", "d", 1301, 1301), NonceCache::Admission::kFull);
+}
+
+// A key whose public exponent is not 65537 is refused (an exponent of 1 lets anyone sign).
+TEST_F(WeChatSignature, AnRsaKeyWithAnotherExponentIsRefused) {
+  ASSERT_EQ(
+      Shell("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -pkeyopt rsa_keygen_pubexp:3 "
+            "-out " +
+            Path("e3.key") + " && openssl pkey -in " + Path("e3.key") + " -pubout -out " + Path("e3.pub")),
+      0)
+      << ReadFile(Path("log"));
+  EXPECT_FALSE(RsaKey::FromPem(ReadFile(Path("e3.pub"))).ok());
+  EXPECT_FALSE(RsaKey::FromPem(ReadFile(Path("e3.key"))).ok());
+  EXPECT_TRUE(RsaKey::FromPem(ReadFile(Path("merchant.pub"))).ok());
 }
 
 }  // namespace

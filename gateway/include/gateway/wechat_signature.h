@@ -36,7 +36,8 @@ struct Authorization {
 };
 
 // Parses an Authorization header: the scheme, then the five fields, each once, as key="value" separated by
-// commas (values hold no quote). Errors: InvalidArgument naming what is wrong.
+// commas; mchid, nonce_str, timestamp and serial_no hold letters, digits, '-' and '_' only. Errors:
+// InvalidArgument naming what is wrong.
 Result<Authorization> ParseAuthorization(std::string_view header);
 
 // The bytes a request signature covers: METHOD\nTARGET\nTIMESTAMP\nNONCE\nBODY\n (TARGET: path and query as
@@ -46,11 +47,11 @@ std::string RequestMessage(std::string_view method, std::string_view target, std
 // The bytes a response or notification signature covers: TIMESTAMP\nNONCE\nBODY\n.
 std::string ResponseMessage(std::string_view timestamp, std::string_view nonce, std::string_view body);
 
-// An RSA key of at least 2048 bits, public or private, from PEM (a private key in PKCS #8 or PKCS #1, a
-// public key as SubjectPublicKeyInfo, or the public key of an X.509 certificate).
+// An RSA key of 2048 to 4096 bits with public exponent 65537, public or private, from PEM (a private key in
+// PKCS #8 or PKCS #1, a public key as SubjectPublicKeyInfo).
 class RsaKey {
  public:
-  // Errors: InvalidArgument (not PEM, not RSA, under 2048 bits).
+  // Errors: InvalidArgument (not PEM, not RSA, under 2048 or over 4096 bits, another exponent).
   static Result<std::unique_ptr<RsaKey>> FromPem(std::string_view pem);
   ~RsaKey();
   RsaKey(const RsaKey&) = delete;
