@@ -72,6 +72,14 @@ int main(int argc, char** argv) {
   add("clearing-job",
       "downstream clearing job: the clearing views from ledger.events (same projectors as the ledger)",
       ledger::cli::AddProject);
+  add("gateway",
+      "the front door: the WeChat Pay v3 merchant API over HTTPS (prints gateway=https://HOST:PORT first)",
+      ledger::cli::AddGateway);
+  add("merchant-keys",
+      "onboard a merchant: its request-signing key pair, certificate and APIv3 key (kit in --out), the "
+      "public "
+      "key recorded in the ledger; or --revoke SERIAL",
+      ledger::cli::AddMerchantKeys);
   add("project", "downstream projection runner: folds ledger.events into views in its own store",
       ledger::cli::AddProject);
   try {

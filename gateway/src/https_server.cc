@@ -89,14 +89,22 @@ class Session : public std::enable_shared_from_this<Session> {
       request.headers[Lower(field.name_string())] = std::string(field.value());
     request.body = message.body();
     request.channel_client = SSL_get0_peer_certificate(stream_.native_handle()) != nullptr;
-    HttpResponse response;
+    const bool close = !message.keep_alive();
+    const std::string what = request.method + " " + request.target;
+    // Answered once: a handler that throws after answering must not send a second response.
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    auto respond = [self = shared_from_this(), close, answered](HttpResponse response) {
+      if (answered->exchange(true)) return;
+      net::post(self->stream_.get_executor(), [self, close, response = std::move(response)]() mutable {
+        self->Send(std::move(response), close);
+      });
+    };
     try {
-      response = shared_.handler(request);
+      shared_.handler(std::move(request), respond);
     } catch (const std::exception& failure) {
-      spdlog::error("gateway: {} {}: {}", request.method, request.target, failure.what());
-      response = {500, ErrorBody("SYSTEM_ERROR", "internal error")};
+      spdlog::error("gateway: {}: {}", what, failure.what());
+      respond({500, ErrorBody("SYSTEM_ERROR", "internal error")});
     }
-    Send(std::move(response), !message.keep_alive());
   }
 
   void Send(HttpResponse response, bool close) {
@@ -130,6 +138,10 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 }  // namespace
+
+HttpHandler AnswerAtOnce(std::function<HttpResponse(const HttpRequest&)> answer) {
+  return [answer = std::move(answer)](HttpRequest request, Respond respond) { respond(answer(request)); };
+}
 
 struct HttpsServer::Impl {
   // Declared so that they go in this order: the io_context (and with it every session) before the TLS

@@ -124,6 +124,9 @@ const TypeSpec kTypes[] = {
       {"to_account", Kind::kString},
       {"amount_minor", Kind::kInteger},
       {"medium", Kind::kString}}},
+    {"add_merchant_key",
+     {{"merchant", Kind::kString}, {"serial_no", Kind::kString}, {"public_key_pem", Kind::kString}}},
+    {"revoke_merchant_key", {{"merchant", Kind::kString}, {"serial_no", Kind::kString}}},
 };
 
 std::string Printable(std::string_view text, size_t max_bytes = kQuotedBytesMax) {
@@ -587,6 +590,31 @@ class Fields {
     return value < 0 ? kNegativeLimitGiven : value;
   }
 
+  // A key serial: 1..64 letters, digits, '-' and '_' (what an Authorization header may carry).
+  std::string Serial(const char* name) {
+    std::string value = Id(name);
+    if (value.size() > kSerialBytesMax || value.find_first_not_of(kSerialCharacters) != std::string::npos) {
+      Fail(std::string("field '") + name + "' must be 1 to 64 letters, digits, '-' or '_'");
+    }
+    return value;
+  }
+
+  // A public key in PEM (SubjectPublicKeyInfo), at most kPublicKeyPemBytesMax bytes. Only its frame is
+  // checked here: the gateway reads the key itself and refuses one it cannot use.
+  std::string PublicKeyPem(const char* name) {
+    const Member* member = FindMember(object_, name);
+    if (member == nullptr) {
+      Fail(std::string("missing field '") + name + "'");
+      return {};
+    }
+    std::string value(StringOf(member->value));
+    if (value.size() > kPublicKeyPemBytesMax || !value.starts_with("-----BEGIN PUBLIC KEY-----\n") ||
+        !value.ends_with("-----END PUBLIC KEY-----\n")) {
+      Fail(std::string("field '") + name + "' must be one PEM public key of at most 2048 bytes");
+    }
+    return value;
+  }
+
   std::string Text(const char* name, bool required) {
     const Member* member = FindMember(object_, name);
     if (member == nullptr) {
@@ -815,6 +843,21 @@ void ParseTransfer(Fields& fields, fb::CommandT& command) {
   command.body.Set(std::move(body));
 }
 
+void ParseAddMerchantKey(Fields& fields, fb::CommandT& command) {
+  fb::AddMerchantKeyT body;
+  body.merchant = fields.MerchantId("merchant");
+  body.serial_no = fields.Serial("serial_no");
+  body.public_key_pem = fields.PublicKeyPem("public_key_pem");
+  command.body.Set(std::move(body));
+}
+
+void ParseRevokeMerchantKey(Fields& fields, fb::CommandT& command) {
+  fb::RevokeMerchantKeyT body;
+  body.merchant = fields.MerchantId("merchant");
+  body.serial_no = fields.Serial("serial_no");
+  command.body.Set(std::move(body));
+}
+
 using BodyParser = void (*)(Fields&, fb::CommandT&);
 // The body parser of each type in kTypes.
 const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
@@ -828,6 +871,8 @@ const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
     {"reverse", ParseReverse},
     {"refund", ParseRefund},
     {"transfer", ParseTransfer},
+    {"add_merchant_key", ParseAddMerchantKey},
+    {"revoke_merchant_key", ParseRevokeMerchantKey},
 };
 
 // The envelope every command has: a JSON object with a string type and a non-empty string command_id.

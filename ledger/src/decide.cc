@@ -88,6 +88,43 @@ Decision DecideOpenMerchant(const fb::OpenMerchantT& command, const DecideContex
   return decision;
 }
 
+// A serial names one key for good: never registered twice, not even after its revocation, so that a
+// signature once refused as revoked never verifies again.
+Decision DecideAddMerchantKey(const fb::AddMerchantKeyT& command, const DecideContext& context) {
+  fb::MerchantRecordT merchant;
+  if (!LoadRecord(context.state, keys::Merchant(command.merchant), &merchant)) {
+    return Reject(reason::kUnknownMerchant, "no merchant " + command.merchant);
+  }
+  fb::MerchantKeyRecordT existing;
+  if (LoadRecord(context.state, keys::MerchantKey(command.serial_no), &existing)) {
+    return Reject(reason::kAlreadyExists, "key serial " + command.serial_no + " is already registered");
+  }
+  Decision decision;
+  fb::MerchantKeyAddedT added;
+  added.merchant = command.merchant;
+  added.serial_no = command.serial_no;
+  added.public_key_pem = command.public_key_pem;
+  decision.payloads.emplace_back().Set(std::move(added));
+  return decision;
+}
+
+Decision DecideRevokeMerchantKey(const fb::RevokeMerchantKeyT& command, const DecideContext& context) {
+  fb::MerchantKeyRecordT key;
+  if (!LoadRecord(context.state, keys::MerchantKey(command.serial_no), &key) ||
+      key.merchant != command.merchant) {
+    return Reject(reason::kUnknownMerchantKey,
+                  "merchant " + command.merchant + " has no key with serial " + command.serial_no);
+  }
+  if (key.revoked)
+    return Reject(reason::kMerchantKeyRevoked, "key serial " + command.serial_no + " is revoked");
+  Decision decision;
+  fb::MerchantKeyRevokedT revoked;
+  revoked.merchant = command.merchant;
+  revoked.serial_no = command.serial_no;
+  decision.payloads.emplace_back().Set(std::move(revoked));
+  return decision;
+}
+
 Decision DecideDeposit(const fb::DepositT& command, const DecideContext& context) {
   if (!ValidPositive(command.amount_minor))
     return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
@@ -788,6 +825,10 @@ Decision Decide(const fb::CommandT& command, const DecideContext& context) {
       return DecideRefund(*command.body.AsRefund(), context);
     case fb::CommandBody::Transfer:
       return DecideTransfer(*command.body.AsTransfer(), context);
+    case fb::CommandBody::AddMerchantKey:
+      return DecideAddMerchantKey(*command.body.AsAddMerchantKey(), context);
+    case fb::CommandBody::RevokeMerchantKey:
+      return DecideRevokeMerchantKey(*command.body.AsRevokeMerchantKey(), context);
     default:
       return Reject(reason::kMalformedCommand, "command has no body");
   }

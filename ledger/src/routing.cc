@@ -64,7 +64,11 @@ CommandOwner OwnerOf(const ParsedCommand& parsed) {
     return {OwnerKind::kCustomer, CustomerOfAccount(deposit->account)};
   if (const auto* transfer = body.AsTransfer())
     return {OwnerKind::kCustomer, CustomerOfAccount(transfer->from_account)};  // the payer decides first
-  if (body.AsOpenMerchant() != nullptr) return {OwnerKind::kEveryShard, parsed.command_id};
+  // Merchants and their keys are known on every shard: any shard decides its orders and checks requests.
+  if (body.AsOpenMerchant() != nullptr || body.AsAddMerchantKey() != nullptr ||
+      body.AsRevokeMerchantKey() != nullptr) {
+    return {OwnerKind::kEveryShard, parsed.command_id};
+  }
   std::string customer = NamedCustomer(parsed);
   if (!customer.empty()) return {OwnerKind::kCustomer, std::move(customer)};
   return {OwnerKind::kAnyShard, parsed.command_id};  // no body: the parser marks it malformed
@@ -109,6 +113,10 @@ CommandParties RoutingOf(const ParsedCommand& parsed, const KvReader& state) {
     parties = {pay->customer, pay->merchant};
   } else if (const auto* merchant = body.AsOpenMerchant()) {
     parties.merchant = merchant->merchant;
+  } else if (const auto* added = body.AsAddMerchantKey()) {
+    parties.merchant = added->merchant;
+  } else if (const auto* revoked = body.AsRevokeMerchantKey()) {
+    parties.merchant = revoked->merchant;
   } else if (const auto* deposit = body.AsDeposit()) {
     fb::AccountRecordT account;
     parties.customer =

@@ -43,9 +43,9 @@ class BalancesProjector final : public Projector {
 class DirectoryProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
-    return {std::string(keys::kAccountPrefix), std::string(keys::kCouponPrefix),
+    return {std::string(keys::kAccountPrefix),  std::string(keys::kCouponPrefix),
             std::string(keys::kCustomerPrefix), std::string(keys::kLimitOverridePrefix),
-            std::string(keys::kMerchantPrefix)};
+            std::string(keys::kMerchantPrefix), std::string(keys::kMerchantKeyPrefix)};
   }
   std::string_view name() const override { return "directory"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
@@ -70,6 +70,23 @@ class DirectoryProjector final : public Projector {
         merchant.name = StringOf(opened->name());
         merchant.fee_bps = opened->fee_bps();
         SaveRecord(view, keys::Merchant(ViewOf(opened->merchant())), merchant);
+        break;
+      }
+      case fb::Payload::MerchantKeyAdded: {
+        const auto* added = event.payload_as_MerchantKeyAdded();
+        fb::MerchantKeyRecordT key;
+        key.merchant = StringOf(added->merchant());
+        key.public_key_pem = StringOf(added->public_key_pem());
+        SaveRecord(view, keys::MerchantKey(ViewOf(added->serial_no())), key);
+        break;
+      }
+      case fb::Payload::MerchantKeyRevoked: {
+        const auto* revoked = event.payload_as_MerchantKeyRevoked();
+        const std::string record_key = keys::MerchantKey(ViewOf(revoked->serial_no()));
+        fb::MerchantKeyRecordT key;
+        errors.Require(LoadRecord(view, record_key, &key), "revocation of an unknown merchant key");
+        key.revoked = true;
+        SaveRecord(view, record_key, key);
         break;
       }
       case fb::Payload::CouponIssued: {

@@ -11,6 +11,7 @@ constinit const std::string_view kBalancePrefix = "b/";
 constinit const std::string_view kAccountPrefix = "a/";
 constinit const std::string_view kCustomerPrefix = "cu/";
 constinit const std::string_view kMerchantPrefix = "m/";
+constinit const std::string_view kMerchantKeyPrefix = "mk/";
 constinit const std::string_view kCouponPrefix = "c/";
 constinit const std::string_view kLimitOverridePrefix = "l/";
 constinit const std::string_view kDailyUsagePrefix = "ud/";
@@ -54,6 +55,7 @@ std::string Balance(std::string_view account) { return Join(kBalancePrefix, acco
 std::string Account(std::string_view account) { return Join(kAccountPrefix, account); }
 std::string Customer(std::string_view customer) { return Join(kCustomerPrefix, customer); }
 std::string Merchant(std::string_view merchant) { return Join(kMerchantPrefix, merchant); }
+std::string MerchantKey(std::string_view serial_no) { return Join(kMerchantKeyPrefix, serial_no); }
 std::string Coupon(std::string_view coupon) { return Join(kCouponPrefix, coupon); }
 std::string LimitOverride(std::string_view customer, fb::Medium medium) {
   return Join(kLimitOverridePrefix, customer, fb::EnumNameMedium(medium));

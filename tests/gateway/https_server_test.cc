@@ -33,8 +33,8 @@ class HttpsServerTest : public ::testing::Test {
 
   std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
   void Serve() {
-    Result<std::unique_ptr<HttpsServer>> started =
-        HttpsServer::Start(options_, [this](const HttpRequest& request) {
+    Result<std::unique_ptr<HttpsServer>> started = HttpsServer::Start(
+        options_, AnswerAtOnce([this](const HttpRequest& request) {
           calls_.fetch_add(1);
           const auto agent = request.headers.find("user-agent");
           return HttpResponse{200, "{\"method\":\"" + request.method + "\",\"target\":\"" + request.target +
@@ -42,7 +42,7 @@ class HttpsServerTest : public ::testing::Test {
                                        ",\"channel\":" + (request.channel_client ? "true" : "false") +
                                        ",\"agent\":" + (agent != request.headers.end() ? "true" : "false") +
                                        "}"};
-        });
+        }));
     ASSERT_TRUE(started.ok()) << started.status().ToString();
     server_ = std::move(started).value();
   }

@@ -5,8 +5,8 @@
 // handshake, each request and each response (then it is closed). A client may present a certificate signed by
 // the gateway's CA (mutual TLS, the bank's channels): the handler is told whether it did; the server refuses
 // no connection for lacking one, since merchants authenticate by request signatures.
-// Thread-safety: Start and Stop from one owner thread; the handler runs on the server's thread, one request
-// at a time.
+// Thread-safety: Start and Stop from one owner thread; the handler runs on the server's thread and must not
+// block (work that waits, such as a ledger commit, answers later through its Respond, from any thread).
 #pragma once
 
 #include <chrono>
@@ -38,7 +38,13 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers = {};
 };
 
-using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Answers one request; callable once, from any thread (the answer is sent on the connection's own strand).
+using Respond = std::function<void(HttpResponse)>;
+// Takes a request and answers it through `respond`, now or later. A connection reads its next request only
+// after the answer, so one client has one request in the handler at a time.
+using HttpHandler = std::function<void(HttpRequest request, Respond respond)>;
+// A handler that answers at once.
+HttpHandler AnswerAtOnce(std::function<HttpResponse(const HttpRequest&)> answer);
 
 struct HttpsServerOptions {
   std::string host = "127.0.0.1";

@@ -17,6 +17,12 @@ namespace ledger {
 inline constexpr size_t kCommandLineBytesMax = 64 * 1024;
 inline constexpr size_t kIdentifierBytesMax = 128;
 inline constexpr size_t kTextBytesMax = 512;
+// A merchant key's serial (add_merchant_key): letters, digits, '-' and '_', as in an Authorization header.
+inline constexpr size_t kSerialBytesMax = 64;
+inline constexpr char kSerialCharacters[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+// A merchant's public key in PEM: an RSA-4096 key takes about 800 bytes.
+inline constexpr size_t kPublicKeyPemBytesMax = 2048;
 
 // set_customer_limit: an explicitly given negative limit, kept apart from an absent one (kNoLimit, -1), so
 // validation rejects it with INVALID_AMOUNT.
@@ -54,6 +60,8 @@ inline constexpr char kClockSkew[] = "CLOCK_SKEW";
 inline constexpr char kWrongShard[] = "WRONG_SHARD";
 inline constexpr char kOrderBusy[] = "ORDER_BUSY";
 inline constexpr char kOrderClosed[] = "ORDER_CLOSED";
+inline constexpr char kUnknownMerchantKey[] = "UNKNOWN_MERCHANT_KEY";
+inline constexpr char kMerchantKeyRevoked[] = "MERCHANT_KEY_REVOKED";
 }  // namespace reason
 
 struct ParsedCommand {

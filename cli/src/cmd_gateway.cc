@@ -1,0 +1,239 @@
+// ledger gateway: the front door (docs/ARCHITECTURE.md, "The front door"), and ledger merchant-keys, the
+// merchant onboarding that gives a merchant what its SDK needs to talk to it.
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli_common.h"
+#include "gateway/https_server.h"
+#include "gateway/merchant_api.h"
+#include "gateway/merchant_kit.h"
+#include "gateway/tls_material.h"
+#include "gateway/wechat_signature.h"
+#include "gateway_ledger.h"
+#include "ledger/command.h"
+#include "state/keys.h"
+#include "state/records.h"
+
+namespace ledger::cli {
+namespace {
+
+std::atomic<bool> g_gateway_stop{false};
+
+void OnGatewayStop(int) { g_gateway_stop.store(true); }
+
+// Commands waiting for the in-process ledger at once, over every merchant.
+constexpr size_t kLedgerQueueMax = 4096;
+// The names the server certificate made on first start carries besides the listen host.
+const std::vector<std::string> kLocalNames = {"127.0.0.1", "localhost"};
+
+std::string GatewayDir(const std::string& data_dir) { return data_dir + "/gateway"; }
+
+// The TLS material and the platform key of the data folder's gateway, made on first use.
+struct GatewayMaterial {
+  gateway::TlsFiles tls;
+  gateway::PlatformKey platform;
+};
+
+Result<GatewayMaterial> EnsureGatewayMaterial(const std::string& data_dir, const std::string& host) {
+  std::vector<std::string> names = kLocalNames;
+  if (std::find(names.begin(), names.end(), host) == names.end()) names.push_back(host);
+  const std::string tls_dir = GatewayDir(data_dir) + "/tls";
+  Result<gateway::TlsMaterial> tls = gateway::EnsureTlsMaterial(tls_dir, names);
+  if (!tls.ok()) return tls.status();
+  if (*tls == gateway::TlsMaterial::kCreated) spdlog::info("gateway: made TLS material in {}", tls_dir);
+  Result<gateway::PlatformKey> platform = gateway::EnsurePlatformKey(GatewayDir(data_dir));
+  if (!platform.ok()) return platform.status();
+  return GatewayMaterial{gateway::TlsFilesIn(tls_dir), std::move(platform).value()};
+}
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError("cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// "HOST:PORT" (an IPv4 address or a name, and a port).
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return Status::InvalidArgument("--listen must be HOST:PORT");
+  int port = -1;
+  try {
+    size_t used = 0;
+    port = std::stoi(listen.substr(colon + 1), &used);
+    if (used != listen.size() - colon - 1) port = -1;
+  } catch (const std::exception&) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535) return Status::InvalidArgument("--listen: bad port in " + listen);
+  return std::make_pair(listen.substr(0, colon), static_cast<uint16_t>(port));
+}
+
+// Stages one command and commits it; its result. Errors: the commit's.
+Result<CommandResult> SubmitOne(Ledger& ledger, const std::string& line) {
+  Result<ParsedCommand> parsed = ParseCommandJson(line);
+  if (!parsed.ok()) return parsed.status();
+  CommandResult result = ledger.Stage(*parsed);
+  const Status committed = ledger.CommitGroup();
+  if (!committed.ok()) return committed;
+  return result;
+}
+
+struct GatewayArgs {
+  WriteOptions write;
+  std::string listen = "127.0.0.1:8443";
+};
+
+int RunGateway(const GatewayArgs& args) {
+  Result<LedgerOptions> options = MakeLedgerOptions(args.write);
+  if (!options.ok()) return Fail(kExitBadInput, options.status().message());
+  if (!options->config.kafka_brokers.empty())
+    return Fail(kExitBadInput,
+                "the in-process gateway does not publish to Kafka; this data folder names brokers");
+  Result<std::pair<std::string, uint16_t>> listen = ParseListen(args.listen);
+  if (!listen.ok()) return Fail(kExitBadInput, listen.status().message());
+  Result<GatewayMaterial> material = EnsureGatewayMaterial(args.write.data_dir, listen->first);
+  if (!material.ok()) return Fail(ExitCodeFor(material.status()), material.status().ToString());
+  Result<std::string> platform_pem = ReadWholeFile(material->platform.private_key_path);
+  if (!platform_pem.ok()) return Fail(kExitFailure, platform_pem.status().message());
+  Result<std::unique_ptr<gateway::RsaKey>> platform_key = gateway::RsaKey::FromPem(*platform_pem);
+  if (!platform_key.ok()) return Fail(kExitBadInput, "platform key: " + platform_key.status().message());
+  Result<std::unique_ptr<InProcessLedger>> ledger = InProcessLedger::Open(*options, kLedgerQueueMax);
+  if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
+  gateway::MerchantApiOptions api_options;
+  api_options.platform_key = std::move(platform_key).value();
+  api_options.platform_key_id = material->platform.public_key_id;
+  api_options.timezone_offset_minutes = options->config.timezone_offset_minutes;
+  gateway::MerchantApi api(std::move(api_options), **ledger);
+  gateway::HttpsServerOptions server_options;
+  server_options.host = listen->first;
+  server_options.port = listen->second;
+  server_options.tls = material->tls;
+  Result<std::unique_ptr<gateway::HttpsServer>> server = gateway::HttpsServer::Start(
+      server_options, [&api](gateway::HttpRequest request, gateway::Respond respond) {
+        if (request.target.starts_with("/v3/")) return api.Handle(request, std::move(respond));
+        respond({404, R"({"code":"NOT_FOUND","message":"no such path"})"});
+      });
+  if (!server.ok()) return Fail(ExitCodeFor(server.status()), server.status().ToString());
+  std::printf("gateway=https://%s:%u\n", listen->first.c_str(), static_cast<unsigned>((*server)->port()));
+  std::fflush(stdout);
+  spdlog::info("gateway: serving until SIGTERM or SIGINT; CA {}", material->tls.ca_cert);
+  std::signal(SIGTERM, OnGatewayStop);
+  std::signal(SIGINT, OnGatewayStop);
+  constexpr auto kStopCheckInterval = std::chrono::milliseconds(50);
+  while (!g_gateway_stop.load() && (*ledger)->failure().ok()) std::this_thread::sleep_for(kStopCheckInterval);
+  // The server's thread first, then the ledger's answers (they post to the stopped server, which drops them),
+  // both before the API they call into goes.
+  (*server)->Stop();
+  (*ledger)->Stop();
+  const Status failure = (*ledger)->failure();
+  if (!failure.ok()) return Fail(kExitFailure, "the ledger failed: " + failure.ToString());
+  spdlog::info("gateway: stopped");
+  return kExitOk;
+}
+
+struct MerchantKeysArgs {
+  WriteOptions write;
+  std::string merchant;
+  std::string out;
+  std::string revoke;
+};
+
+int RevokeMerchantKey(Ledger& ledger, const LedgerOptions& options, const MerchantKeysArgs& args) {
+  const std::string line = nlohmann::json{
+      {"type", "revoke_merchant_key"},
+      {"command_id", "merchant-key-revoked:" + args.merchant + ":" + args.revoke},
+      {"merchant", args.merchant},
+      {"serial_no",
+       args.revoke}}.dump();
+  Result<CommandResult> result = SubmitOne(ledger, line);
+  if (!result.ok()) return Fail(kExitFailure, result.status().ToString());
+  if (result->kind == CommandResult::Kind::kRejected)
+    return Fail(kExitBadInput, result->reason + ": " + result->detail);
+  const Status published = PublishCommitted(ledger, options, ledger.durable_sequence());
+  if (!published.ok()) return Fail(kExitFailure, published.ToString());
+  std::printf("revoked=%s\n", args.revoke.c_str());
+  return kExitOk;
+}
+
+// Writes the kit and the gateway's copy of the APIv3 key, then records the public key; undoes the files
+// when the ledger refuses it, so that a refused merchant holds no kit.
+int AddMerchantKey(Ledger& ledger, const LedgerOptions& options, const MerchantKeysArgs& args) {
+  fb::MerchantRecordT merchant;
+  if (!LoadRecord(ledger.store().state(), keys::Merchant(args.merchant), &merchant))
+    return Fail(kExitBadInput, "UNKNOWN_MERCHANT: no merchant " + args.merchant);
+  Result<GatewayMaterial> material = EnsureGatewayMaterial(args.write.data_dir, kLocalNames.front());
+  if (!material.ok()) return Fail(ExitCodeFor(material.status()), material.status().ToString());
+  Result<gateway::MerchantCredentials> credentials =
+      gateway::MakeMerchantCredentials(material->tls, args.merchant);
+  if (!credentials.ok()) return Fail(ExitCodeFor(credentials.status()), credentials.status().ToString());
+  const Status kit =
+      gateway::WriteMerchantKit(args.out, *credentials, material->platform, material->tls.ca_cert);
+  if (!kit.ok()) return Fail(ExitCodeFor(kit), kit.ToString());
+  const Status stored =
+      gateway::StoreApiV3Key(GatewayDir(args.write.data_dir), args.merchant, credentials->apiv3_key);
+  auto undo = [&] { std::filesystem::remove_all(args.out); };
+  if (!stored.ok()) {
+    undo();
+    return Fail(ExitCodeFor(stored), stored.ToString());
+  }
+  const std::string line = nlohmann::json{{"type", "add_merchant_key"},
+                                          {"command_id", "merchant-key-added:" + credentials->serial_no},
+                                          {"merchant", args.merchant},
+                                          {"serial_no", credentials->serial_no},
+                                          {"public_key_pem", credentials->public_key_pem}}
+                               .dump();
+  Result<CommandResult> result = SubmitOne(ledger, line);
+  if (!result.ok() || result->kind != CommandResult::Kind::kAccepted) {
+    undo();
+    if (!result.ok()) return Fail(kExitFailure, result.status().ToString());
+    return Fail(kExitBadInput, result->reason + ": " + result->detail);
+  }
+  const Status published = PublishCommitted(ledger, options, ledger.durable_sequence());
+  if (!published.ok()) return Fail(kExitFailure, published.ToString());
+  std::printf("serial_no=%s\nkit=%s\n", credentials->serial_no.c_str(), args.out.c_str());
+  return kExitOk;
+}
+
+int RunMerchantKeys(const MerchantKeysArgs& args) {
+  if (args.revoke.empty() == args.out.empty())
+    return Fail(kExitBadInput, "give --out DIR (a new key) or --revoke SERIAL, one of them");
+  Result<LedgerOptions> options = MakeLedgerOptions(args.write);
+  if (!options.ok()) return Fail(kExitBadInput, options.status().message());
+  Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(*options);
+  if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
+  if (!args.revoke.empty()) return RevokeMerchantKey(**ledger, *options, args);
+  return AddMerchantKey(**ledger, *options, args);
+}
+
+}  // namespace
+
+Runner AddGateway(CLI::App& app) {
+  auto args = std::make_shared<GatewayArgs>();
+  app.add_option("--data", args->write.data_dir, "data folder (its gateway/ folder holds TLS and keys)")
+      ->capture_default_str();
+  app.add_option("--listen", args->listen, "HOST:PORT to serve HTTPS on (port 0: any free port)")
+      ->capture_default_str();
+  return [args]() { return RunGateway(*args); };
+}
+
+Runner AddMerchantKeys(CLI::App& app) {
+  auto args = std::make_shared<MerchantKeysArgs>();
+  app.add_option("--data", args->write.data_dir, "data folder")->capture_default_str();
+  app.add_option("--merchant", args->merchant, "the merchant (mchid), opened before")->required();
+  app.add_option("--out", args->out, "a new folder for the merchant's kit (keys, certificate, serial)");
+  app.add_option("--revoke", args->revoke, "revoke the merchant's key with this serial instead");
+  return [args]() { return RunMerchantKeys(*args); };
+}
+
+}  // namespace ledger::cli

@@ -1,0 +1,80 @@
+// What the gateway asks of the ledger, whichever way it reaches it (in-process today; through ledger.commands
+// and ledger.results with several shards): a merchant's keys, an order's payment and its refunds as the
+// ledger recorded them, and commands whose answers come once they are durable. The gateway keeps nothing of
+// its own that must survive: orders and their idempotency live in the ledger (docs/ARCHITECTURE.md, "The
+// front door").
+// Thread-safety: every member may be called from any thread; `done` callbacks run on the port's thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace ledger::gateway {
+
+// A merchant's request-signing key as the ledger registered it (events.fbs: MerchantKeyAdded).
+struct MerchantKeyRecordView {
+  std::string merchant;
+  std::string public_key_pem;
+  bool revoked = false;
+};
+
+enum class PaymentState { kSuccess, kReversed, kPartiallyRefunded, kRefunded };
+
+// A captured payment (state.fbs: PaymentRecord), in the terms the merchant API answers with.
+struct PaymentView {
+  std::string merchant;
+  std::string order_no;
+  std::string transaction_id;
+  std::string account;  // the account or scheme receivable charged
+  std::string channel;  // the ledger's channel name (events.fbs: Channel)
+  PaymentState state = PaymentState::kSuccess;
+  int64_t order_amount_minor = 0;  // the order's total
+  int64_t payer_amount_minor = 0;  // what the payer's account paid (the rest: points, coupon, discount)
+  int64_t refunded_amount_minor = 0;
+  int64_t paid_at_ns = 0;  // when the ledger recorded it
+};
+
+// A refund (events.fbs: PaymentRefunded).
+struct RefundView {
+  std::string merchant;
+  std::string refund_no;
+  std::string order_no;
+  std::string refund_transaction_id;
+  int64_t amount_minor = 0;        // of the order's total
+  int64_t payer_amount_minor = 0;  // back to the payer's account
+  int64_t refunded_at_ns = 0;
+};
+
+// A command's answer once it is durable (ledger/ledger.h: CommandResult).
+struct CommandAnswer {
+  enum class Kind { kAccepted, kRejected, kDuplicate };
+  Kind kind = Kind::kRejected;
+  std::string reason;  // the rejection's reason code (also for a duplicate of a rejected command)
+  std::string detail;
+  std::string transaction_id;
+};
+
+class LedgerPort {
+ public:
+  virtual ~LedgerPort() = default;
+  // Reads of what is durable. nullopt when there is none. Errors: IoError, Corruption (a record the store
+  // cannot give back).
+  virtual Result<std::optional<MerchantKeyRecordView>> MerchantKey(std::string_view serial_no) const = 0;
+  virtual Result<std::optional<PaymentView>> Payment(std::string_view merchant,
+                                                     std::string_view order_no) const = 0;
+  virtual Result<std::optional<PaymentView>> PaymentByTransaction(std::string_view transaction_id) const = 0;
+  virtual Result<std::optional<RefundView>> Refund(std::string_view merchant,
+                                                   std::string_view refund_no) const = 0;
+  // Sends one command line (README: command format). `done` runs once with its answer when it is durable,
+  // or an error: Aborted when the port's bounded queue is full or the port stopped, IoError when the commit
+  // failed (the command may or may not be recorded; asking again with the same command id tells).
+  using Done = std::function<void(Result<CommandAnswer>)>;
+  virtual void Submit(std::string command_line, Done done) = 0;
+};
+
+}  // namespace ledger::gateway

@@ -1,0 +1,79 @@
+// The merchant API: WeChat Pay API v3's paths, field names, states and error bodies over the ledger, so that
+// a merchant's existing SDK works with only the base URL and keys changed. Every request is checked first
+// (wechat_signature.h: CheckRequest; any failure is 401 SIGN_ERROR) and every answer is signed with the
+// platform key (Wechatpay-Serial, -Signature, -Timestamp, -Nonce, -Signature-Type). Served today:
+//   GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=   query by the merchant's order number
+//   GET  /v3/pay/transactions/id/{transaction_id}?mchid=           query by the ledger's transaction id
+//   POST /v3/pay/transactions/out-trade-no/{out_trade_no}/reverse  reversal (冲正)
+//   POST /v3/refund/domestic/refunds                               refund (partial or full)
+//   GET  /v3/refund/domestic/refunds/{out_refund_no}               query a refund
+// A merchant reaches only its own orders (403 NO_AUTH otherwise). Money requests are idempotent on (mchid,
+// out_trade_no) and (mchid, out_refund_no) through the ledger's command ids: the same request again gets the
+// same answer, the same number with other parameters is 400 INVALID_REQUEST. At most in_flight_per_merchant
+// commands of one merchant wait for the ledger at once (429 FREQUENCY_LIMITED beyond).
+// Thread-safety: Handle runs on the server's thread only; answers to commands are sent from the ledger port's
+// thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "gateway/https_server.h"
+#include "gateway/ledger_port.h"
+#include "gateway/nonce_cache.h"
+#include "gateway/wechat_signature.h"
+
+namespace ledger::gateway {
+
+struct MerchantApiOptions {
+  std::shared_ptr<const RsaKey> platform_key;  // private: signs every answer
+  std::string platform_key_id;                 // Wechatpay-Serial (the SDK's public_key_id)
+  int timezone_offset_minutes = 480;           // of the times in answers (RFC 3339 with offset)
+  size_t nonce_capacity = 1'000'000;
+  size_t nonce_per_merchant = 100'000;
+  size_t in_flight_per_merchant = 64;
+  size_t key_cache_max = 4096;            // parsed merchant keys kept (by PEM); cleared when full
+  std::function<int64_t()> clock_s = {};  // seconds since the epoch; the system clock when empty
+};
+
+class MerchantApi {
+ public:
+  MerchantApi(MerchantApiOptions options, LedgerPort& ledger);
+  // Answers one request whose path starts with /v3/.
+  void Handle(const HttpRequest& request, Respond respond);
+
+  // The parts of a request past its signature check, for the route handlers.
+  struct Call;
+
+ private:
+  std::optional<MerchantKey> LookupKey(std::string_view serial_no);
+  HttpResponse Signed(int status, std::string body) const;
+  HttpResponse Error(int status, std::string_view code, std::string_view message) const;
+  void Route(const Call& call, Respond respond);
+  void QueryPayment(const Call& call, std::string_view order_no, Respond respond);
+  void QueryByTransaction(const Call& call, std::string_view transaction_id, Respond respond);
+  void Reverse(const Call& call, std::string_view order_no, Respond respond);
+  void RefundOrder(const Call& call, Respond respond);
+  void QueryRefund(const Call& call, std::string_view refund_no, Respond respond);
+  // Sends a command for the merchant and answers with `answer` once it is durable (429 when the merchant
+  // has too many waiting, 500 when the ledger failed).
+  using OnAnswer = std::function<HttpResponse(const CommandAnswer&)>;
+  void SubmitFor(const std::string& mchid, std::string command_line, OnAnswer answer, Respond respond);
+  HttpResponse PaymentAnswer(const PaymentView& payment) const;
+  HttpResponse RefundAnswer(const RefundView& refund, const PaymentView& payment) const;
+  HttpResponse Rejection(const CommandAnswer& answer) const;
+
+  MerchantApiOptions options_;
+  LedgerPort& ledger_;
+  NonceCache nonces_;
+  std::map<std::string, std::shared_ptr<const RsaKey>, std::less<>> keys_by_pem_;
+  std::mutex in_flight_mutex_;
+  std::map<std::string, size_t, std::less<>> in_flight_;
+};
+
+}  // namespace ledger::gateway

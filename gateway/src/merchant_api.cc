@@ -1,0 +1,421 @@
+#include "gateway/merchant_api.h"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "core/time.h"
+
+namespace ledger::gateway {
+
+using nlohmann::json;
+
+struct MerchantApi::Call {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string, std::less<>> query;
+  std::string body;
+  std::string mchid;  // authenticated
+};
+
+namespace {
+
+constexpr char kCurrency[] = "CNY";
+
+// WeChat's nonces: 32 upper-case letters and digits.
+std::string RandomNonce() {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  unsigned char random[32];
+  if (RAND_bytes(random, sizeof random) != 1) throw std::runtime_error("RAND_bytes failed");
+  std::string nonce;
+  for (unsigned char byte : random) nonce += kAlphabet[byte % 36];
+  return nonce;
+}
+
+int64_t SystemSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A path segment or query value the API accepts: 1..64 letters, digits and "_-|*@" (WeChat's order and
+// refund numbers), so nothing needs decoding and nothing can reach past its key in the ledger.
+bool ValidNumber(std::string_view text) {
+  if (text.empty() || text.size() > 64) return false;
+  for (char c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view("_-|*@").find(c) == std::string_view::npos)
+      return false;
+  }
+  return true;
+}
+
+// Splits "path?a=1&b=2"; nullopt when a query pair is malformed, repeated or holds a value ValidNumber
+// refuses.
+std::optional<MerchantApi::Call> SplitTarget(std::string_view target) {
+  MerchantApi::Call call;
+  const size_t question = target.find('?');
+  call.path = std::string(target.substr(0, question));
+  if (question == std::string_view::npos) return call;
+  std::string_view rest = target.substr(question + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    const size_t equals = pair.find('=');
+    if (equals == std::string_view::npos || !ValidNumber(pair.substr(equals + 1))) return std::nullopt;
+    if (!call.query.emplace(std::string(pair.substr(0, equals)), std::string(pair.substr(equals + 1))).second)
+      return std::nullopt;
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+  }
+  return call;
+}
+
+std::vector<std::string_view> Segments(std::string_view path) {
+  std::vector<std::string_view> segments;
+  while (!path.empty()) {
+    if (path.front() == '/') path.remove_prefix(1);
+    const size_t slash = path.find('/');
+    segments.push_back(path.substr(0, slash));
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
+  }
+  return segments;
+}
+
+bool Matches(const std::vector<std::string_view>& segments, std::initializer_list<std::string_view> pattern) {
+  if (segments.size() != pattern.size()) return false;
+  size_t i = 0;
+  for (std::string_view part : pattern) {
+    if (part != "*" && part != segments[i]) return false;
+    ++i;
+  }
+  return true;
+}
+
+const char* TradeState(PaymentState state) {
+  switch (state) {
+    case PaymentState::kSuccess:
+      return "SUCCESS";
+    case PaymentState::kReversed:
+      return "REVOKED";
+    case PaymentState::kPartiallyRefunded:
+    case PaymentState::kRefunded:
+      return "REFUND";
+  }
+  return "SUCCESS";
+}
+
+const char* TradeStateDescription(PaymentState state) {
+  switch (state) {
+    case PaymentState::kSuccess:
+      return "支付成功";
+    case PaymentState::kReversed:
+      return "已撤销";
+    case PaymentState::kPartiallyRefunded:
+    case PaymentState::kRefunded:
+      return "转入退款";
+  }
+  return "";
+}
+
+// WeChat's trade_type for the ledger's channel.
+const char* TradeType(std::string_view channel) {
+  if (channel == "qr_customer_presented") return "MICROPAY";
+  if (channel == "b2c_h5") return "MWEB";
+  if (channel == "b2c_sdk") return "APP";
+  return "NATIVE";
+}
+
+// The HTTP status and WeChat code a ledger rejection is answered with.
+std::pair<int, const char*> WeChatError(std::string_view reason) {
+  if (reason == "ORIGINAL_NOT_FOUND") return {404, "ORDER_NOT_EXIST"};
+  if (reason == "DUPLICATE_COMMAND_MISMATCH") return {400, "INVALID_REQUEST"};
+  if (reason == "INVALID_AMOUNT" || reason == "MALFORMED_COMMAND") return {400, "PARAM_ERROR"};
+  if (reason == "ORDER_BUSY") return {429, "FREQUENCY_LIMITED"};
+  return {400, "INVALID_REQUEST"};  // windows closed, already reversed or refunded, more than remains
+}
+
+// The order a refund names: by out_trade_no, else by transaction_id (none when neither is a valid number).
+Result<std::optional<PaymentView>> OrderOfRefund(const LedgerPort& ledger, const std::string& mchid,
+                                                 const json& body) {
+  const auto text = [&body](const char* name) {
+    return body.contains(name) && body[name].is_string() ? body[name].get<std::string>() : std::string();
+  };
+  const std::string order_no = text("out_trade_no");
+  if (!order_no.empty()) {
+    if (!ValidNumber(order_no)) return std::optional<PaymentView>();
+    return ledger.Payment(mchid, order_no);
+  }
+  const std::string transaction_id = text("transaction_id");
+  if (!ValidNumber(transaction_id)) return std::optional<PaymentView>();
+  return ledger.PaymentByTransaction(transaction_id);
+}
+
+// WeChat's times: RFC 3339 to the second, with the ledger's offset.
+std::string WeChatTime(int64_t utc_ns, int offset_minutes) {
+  constexpr int64_t kNsPerSecond = 1'000'000'000;
+  return FormatIso8601(utc_ns - utc_ns % kNsPerSecond, offset_minutes);
+}
+
+std::string QueryValue(const MerchantApi::Call& call, std::string_view name) {
+  const auto found = call.query.find(name);
+  return found == call.query.end() ? std::string() : found->second;
+}
+
+}  // namespace
+
+MerchantApi::MerchantApi(MerchantApiOptions options, LedgerPort& ledger)
+    : options_(std::move(options)),
+      ledger_(ledger),
+      nonces_(options_.nonce_capacity, options_.nonce_per_merchant, kTimestampWindowSeconds) {
+  if (!options_.clock_s) options_.clock_s = SystemSeconds;
+}
+
+HttpResponse MerchantApi::Signed(int status, std::string body) const {
+  const std::string timestamp = std::to_string(options_.clock_s());
+  const std::string nonce = RandomNonce();
+  HttpResponse response{status, std::move(body)};
+  response.headers = {
+      {"Wechatpay-Serial", options_.platform_key_id},
+      {"Wechatpay-Signature",
+       options_.platform_key->SignBase64(ResponseMessage(timestamp, nonce, response.body))},
+      {"Wechatpay-Timestamp", timestamp},
+      {"Wechatpay-Nonce", nonce},
+      {"Wechatpay-Signature-Type", kSignatureScheme},
+      {"Request-ID", nonce},
+  };
+  return response;
+}
+
+HttpResponse MerchantApi::Error(int status, std::string_view code, std::string_view message) const {
+  // Replace, not throw, on bytes that are not UTF-8 (a message may quote what a client sent).
+  return Signed(status, json{{"code", code}, {"message", message}}.dump(-1, ' ', false,
+                                                                        json::error_handler_t::replace));
+}
+
+std::optional<MerchantKey> MerchantApi::LookupKey(std::string_view serial_no) {
+  Result<std::optional<MerchantKeyRecordView>> record = ledger_.MerchantKey(serial_no);
+  if (!record.ok()) {
+    spdlog::error("gateway: reading merchant key {}: {}", serial_no, record.status().ToString());
+    return std::nullopt;
+  }
+  if (!record->has_value()) return std::nullopt;
+  const MerchantKeyRecordView& view = **record;
+  auto cached = keys_by_pem_.find(view.public_key_pem);
+  if (cached == keys_by_pem_.end()) {
+    Result<std::unique_ptr<RsaKey>> key = RsaKey::FromPem(view.public_key_pem);
+    if (!key.ok()) return std::nullopt;  // a key the ledger recorded but no request can be checked with
+    if (keys_by_pem_.size() >= options_.key_cache_max) keys_by_pem_.clear();
+    cached = keys_by_pem_.emplace(view.public_key_pem, std::shared_ptr<const RsaKey>(std::move(*key))).first;
+  }
+  return MerchantKey{view.merchant, cached->second, view.revoked};
+}
+
+void MerchantApi::Handle(const HttpRequest& request, Respond respond) {
+  const auto authorization = request.headers.find("authorization");
+  const SignedRequest signed_request{request.method, request.target, request.body,
+                                     authorization == request.headers.end() ? "" : authorization->second};
+  Result<Authorization> checked = CheckRequest(
+      signed_request, options_.clock_s(), [this](std::string_view serial) { return LookupKey(serial); },
+      nonces_);
+  if (!checked.ok()) {
+    spdlog::warn("gateway: {} {} refused: {}", request.method, request.target, checked.status().ToString());
+    return respond(Error(401, "SIGN_ERROR", "签名错误"));
+  }
+  std::optional<Call> call = SplitTarget(request.target);
+  if (!call) return respond(Error(400, "PARAM_ERROR", "query string"));
+  call->method = request.method;
+  call->body = request.body;
+  call->mchid = checked->mchid;
+  Route(*call, std::move(respond));
+}
+
+void MerchantApi::Route(const Call& call, Respond respond) {
+  const std::vector<std::string_view> path = Segments(call.path);
+  const bool get = call.method == "GET";
+  const bool post = call.method == "POST";
+  const size_t last = path.empty() ? 0 : path.size() - 1;
+  if (get && Matches(path, {"v3", "pay", "transactions", "out-trade-no", "*"}))
+    return QueryPayment(call, path[last], std::move(respond));
+  if (get && Matches(path, {"v3", "pay", "transactions", "id", "*"}))
+    return QueryByTransaction(call, path[last], std::move(respond));
+  if (post && Matches(path, {"v3", "pay", "transactions", "out-trade-no", "*", "reverse"}))
+    return Reverse(call, path[last - 1], std::move(respond));
+  if (post && Matches(path, {"v3", "refund", "domestic", "refunds"}))
+    return RefundOrder(call, std::move(respond));
+  if (get && Matches(path, {"v3", "refund", "domestic", "refunds", "*"}))
+    return QueryRefund(call, path[last], std::move(respond));
+  respond(Error(404, "NOT_FOUND", "no such API: " + call.method + " " + call.path));
+}
+
+HttpResponse MerchantApi::PaymentAnswer(const PaymentView& payment) const {
+  json body = {
+      {"mchid", payment.merchant},
+      {"out_trade_no", payment.order_no},
+      {"transaction_id", payment.transaction_id},
+      {"trade_type", TradeType(payment.channel)},
+      {"trade_state", TradeState(payment.state)},
+      {"trade_state_desc", TradeStateDescription(payment.state)},
+      {"bank_type", "OTHERS"},
+      {"success_time", WeChatTime(payment.paid_at_ns, options_.timezone_offset_minutes)},
+      {"payer", json::object()},
+      {"amount",
+       {{"total", payment.order_amount_minor},
+        {"payer_total", payment.payer_amount_minor},
+        {"currency", kCurrency},
+        {"payer_currency", kCurrency}}},
+  };
+  return Signed(200, body.dump());
+}
+
+void MerchantApi::QueryPayment(const Call& call, std::string_view order_no, Respond respond) {
+  if (QueryValue(call, "mchid") != call.mchid) return respond(Error(403, "NO_AUTH", "mchid is not yours"));
+  if (!ValidNumber(order_no)) return respond(Error(400, "PARAM_ERROR", "out_trade_no"));
+  Result<std::optional<PaymentView>> payment = ledger_.Payment(call.mchid, order_no);
+  if (!payment.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (!payment->has_value()) return respond(Error(404, "ORDER_NOT_EXIST", "订单不存在"));
+  respond(PaymentAnswer(**payment));
+}
+
+void MerchantApi::QueryByTransaction(const Call& call, std::string_view transaction_id, Respond respond) {
+  if (QueryValue(call, "mchid") != call.mchid) return respond(Error(403, "NO_AUTH", "mchid is not yours"));
+  if (!ValidNumber(transaction_id)) return respond(Error(400, "PARAM_ERROR", "transaction_id"));
+  Result<std::optional<PaymentView>> payment = ledger_.PaymentByTransaction(transaction_id);
+  if (!payment.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (!payment->has_value()) return respond(Error(404, "ORDER_NOT_EXIST", "订单不存在"));
+  if ((*payment)->merchant != call.mchid) return respond(Error(403, "NO_AUTH", "not your order"));
+  respond(PaymentAnswer(**payment));
+}
+
+HttpResponse MerchantApi::Rejection(const CommandAnswer& answer) const {
+  const auto [status, code] = WeChatError(answer.reason);
+  const std::string message =
+      answer.reason == "DUPLICATE_COMMAND_MISMATCH"
+          ? "the number was used before with other parameters"
+          : answer.reason + (answer.detail.empty() ? std::string() : ": " + answer.detail);
+  return Error(status, code, message);
+}
+
+void MerchantApi::Reverse(const Call& call, std::string_view order_no, Respond respond) {
+  const json body = json::parse(call.body, nullptr, false);
+  if (!body.is_object() || !body.contains("mchid") || !body["mchid"].is_string())
+    return respond(Error(400, "PARAM_ERROR", "body must be a JSON object with mchid"));
+  if (body["mchid"].get<std::string>() != call.mchid)
+    return respond(Error(403, "NO_AUTH", "mchid is not yours"));
+  if (!ValidNumber(order_no)) return respond(Error(400, "PARAM_ERROR", "out_trade_no"));
+  const std::string order(order_no);
+  const json command = {{"type", "reverse"},
+                        {"command_id", "gw:reverse:" + call.mchid + ":" + order},
+                        {"merchant", call.mchid},
+                        {"merchant_order_no", order},
+                        {"reason", "merchant reversal"}};
+  SubmitFor(
+      call.mchid, command.dump(),
+      [this, mchid = call.mchid, order](const CommandAnswer&) {
+        return Signed(200,
+                      json{{"mchid", mchid}, {"out_trade_no", order}, {"trade_state", "REVOKED"}}.dump());
+      },
+      std::move(respond));
+}
+
+void MerchantApi::SubmitFor(const std::string& mchid, std::string command_line, OnAnswer answer,
+                            Respond respond) {
+  {
+    std::lock_guard lock(in_flight_mutex_);
+    size_t& waiting = in_flight_[mchid];
+    if (waiting >= options_.in_flight_per_merchant)
+      return respond(Error(429, "FREQUENCY_LIMITED", "too many requests in flight"));
+    ++waiting;
+  }
+  ledger_.Submit(std::move(command_line), [this, mchid, answer = std::move(answer),
+                                           respond = std::move(respond)](Result<CommandAnswer> result) {
+    {
+      std::lock_guard lock(in_flight_mutex_);
+      if (--in_flight_[mchid] == 0) in_flight_.erase(mchid);
+    }
+    if (!result.ok()) {
+      spdlog::error("gateway: command for {}: {}", mchid, result.status().ToString());
+      return respond(Error(500, "SYSTEM_ERROR", "the ledger did not answer; ask again with the same number"));
+    }
+    if (result->kind == CommandAnswer::Kind::kAccepted || result->reason.empty())
+      return respond(answer(*result));
+    respond(Rejection(*result));
+  });
+}
+
+void MerchantApi::RefundOrder(const Call& call, Respond respond) {
+  const json body = json::parse(call.body, nullptr, false);
+  const json* amount = body.is_object() && body.contains("amount") ? &body["amount"] : nullptr;
+  if (amount == nullptr || !amount->is_object() || !body.contains("out_refund_no") ||
+      !body["out_refund_no"].is_string() || !amount->contains("refund") ||
+      !(*amount)["refund"].is_number_integer() || !amount->contains("total") ||
+      !(*amount)["total"].is_number_integer())
+    return respond(Error(400, "PARAM_ERROR", "out_refund_no, amount.refund and amount.total are required"));
+  if (amount->contains("currency") && (*amount)["currency"] != kCurrency)
+    return respond(Error(400, "PARAM_ERROR", "currency must be CNY"));
+  const std::string refund_no = body["out_refund_no"].get<std::string>();
+  if (!ValidNumber(refund_no)) return respond(Error(400, "PARAM_ERROR", "out_refund_no"));
+  Result<std::optional<PaymentView>> payment = OrderOfRefund(ledger_, call.mchid, body);
+  if (!payment.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (!payment->has_value()) return respond(Error(404, "ORDER_NOT_EXIST", "订单不存在"));
+  const PaymentView order = **payment;
+  if (order.merchant != call.mchid) return respond(Error(403, "NO_AUTH", "not your order"));
+  if ((*amount)["total"].get<int64_t>() != order.order_amount_minor)
+    return respond(Error(400, "PARAM_ERROR", "amount.total is not the order's total"));
+  const json command = {{"type", "refund"},       {"command_id", "gw:refund:" + call.mchid + ":" + refund_no},
+                        {"merchant", call.mchid}, {"merchant_order_no", order.order_no},
+                        {"refund_no", refund_no}, {"amount_minor", (*amount)["refund"].get<int64_t>()}};
+  SubmitFor(
+      call.mchid, command.dump(),
+      [this, mchid = call.mchid, refund_no](const CommandAnswer&) {
+        Result<std::optional<RefundView>> refund = ledger_.Refund(mchid, refund_no);
+        if (!refund.ok() || !refund->has_value())
+          return Error(500, "SYSTEM_ERROR", "the refund could not be read");
+        Result<std::optional<PaymentView>> paid = ledger_.Payment(mchid, (*refund)->order_no);
+        if (!paid.ok() || !paid->has_value())
+          return Error(500, "SYSTEM_ERROR", "the order could not be read");
+        return RefundAnswer(**refund, **paid);
+      },
+      std::move(respond));
+}
+
+HttpResponse MerchantApi::RefundAnswer(const RefundView& refund, const PaymentView& payment) const {
+  const std::string at = WeChatTime(refund.refunded_at_ns, options_.timezone_offset_minutes);
+  json body = {
+      {"refund_id", refund.refund_transaction_id},
+      {"out_refund_no", refund.refund_no},
+      {"transaction_id", payment.transaction_id},
+      {"out_trade_no", payment.order_no},
+      {"channel", "ORIGINAL"},
+      {"user_received_account", payment.account},
+      {"success_time", at},
+      {"create_time", at},
+      {"status", "SUCCESS"},
+      {"funds_account", "AVAILABLE"},
+      {"amount",
+       {{"total", payment.order_amount_minor},
+        {"refund", refund.amount_minor},
+        {"payer_total", payment.payer_amount_minor},
+        {"payer_refund", refund.payer_amount_minor},
+        {"settlement_total", payment.order_amount_minor},
+        {"settlement_refund", refund.amount_minor},
+        {"discount_refund", refund.amount_minor - refund.payer_amount_minor},
+        {"currency", kCurrency}}},
+  };
+  return Signed(200, body.dump());
+}
+
+void MerchantApi::QueryRefund(const Call& call, std::string_view refund_no, Respond respond) {
+  if (!ValidNumber(refund_no)) return respond(Error(400, "PARAM_ERROR", "out_refund_no"));
+  Result<std::optional<RefundView>> refund = ledger_.Refund(call.mchid, refund_no);
+  if (!refund.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (!refund->has_value()) return respond(Error(404, "RESOURCE_NOT_EXISTS", "退款单不存在"));
+  Result<std::optional<PaymentView>> payment = ledger_.Payment(call.mchid, (*refund)->order_no);
+  if (!payment.ok() || !payment->has_value())
+    return respond(Error(500, "SYSTEM_ERROR", "the order could not be read"));
+  respond(RefundAnswer(**refund, **payment));
+}
+
+}  // namespace ledger::gateway

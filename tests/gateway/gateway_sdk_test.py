@@ -1,0 +1,268 @@
+"""`ledger gateway` driven by the real WeChat Pay v3 SDK (wechatpayv3, unmodified), as a merchant drives it.
+
+    gateway_sdk_test.py LEDGER_BINARY SDK_PYTHON
+
+Runs itself again under SDK_PYTHON (the venv scripts/setup.sh makes); exits 77 (skipped, saying why) when that
+Python has no wechatpayv3. The SDK's only changes are its gateway address (ours) and the CA its `requests`
+trusts (REQUESTS_CA_BUNDLE: the gateway's CA). Every 2xx answer is verified by the SDK itself with the platform
+public key; the tests then check what moved in the ledger once the gateway stopped.
+"""
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SKIP = 77
+LEDGER = None
+DEADLINE_S = 60
+
+
+def reexec_under_sdk_python():
+    sdk_python = sys.argv[2]
+    if os.environ.get("GATEWAY_SDK_CHILD"):
+        return
+    if not os.path.exists(sdk_python):
+        print(f"skipped: no SDK venv at {sdk_python} (scripts/setup.sh makes it; PyPI unreachable?)")
+        sys.exit(SKIP)
+    os.environ["GATEWAY_SDK_CHILD"] = "1"
+    os.execv(sdk_python, [sdk_python] + sys.argv)
+
+
+def run_ledger(*args, check=True):
+    done = subprocess.run([LEDGER, *args], capture_output=True, text=True, timeout=120)
+    if check and done.returncode != 0:
+        raise AssertionError(f"ledger {' '.join(args)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def read_kit(folder):
+    def text(name):
+        with open(os.path.join(folder, name)) as f:
+            return f.read()
+    return {name: text(name) for name in ("apiclient_key.pem", "serial_no", "apiv3_key", "platform_public_key.pem",
+                                          "platform_public_key_id", "ca.pem")}
+
+
+class Gateway:
+    """One `ledger gateway` run on a free port; stopped by its process id."""
+
+    def __init__(self, data, log_path):
+        self.log = open(log_path, "a")
+        self.process = subprocess.Popen([LEDGER, "gateway", "--data", data, "--listen", "127.0.0.1:0"],
+                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
+        ready, _, _ = select.select([self.process.stdout], [], [], DEADLINE_S)
+        line = self.process.stdout.readline().strip() if ready else ""
+        if not line.startswith("gateway=https://"):
+            self.stop()
+            raise AssertionError(f"gateway did not start: first line {line!r}; see {log_path}")
+        self.url = line[len("gateway="):]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        self.process.stdout.close()
+        return self.process.returncode
+
+
+def merchant_client(kit, url, mchid):
+    from wechatpayv3 import WeChatPay, WeChatPayType
+    pay = WeChatPay(wechatpay_type=WeChatPayType.NATIVE, mchid=mchid, private_key=kit["apiclient_key.pem"],
+                    cert_serial_no=kit["serial_no"].strip(), appid="wx_ledger_test",
+                    apiv3_key=kit["apiv3_key"].strip(), notify_url="https://127.0.0.1:9/notify",
+                    public_key=kit["platform_public_key.pem"], public_key_id=kit["platform_public_key_id"].strip())
+    pay._core._gate_way = url
+    return pay
+
+
+COMMANDS = [
+    {"type": "open_merchant", "command_id": "m1", "merchant": "M1", "name": "Rail tickets", "fee_bps": 60},
+    {"type": "open_merchant", "command_id": "m2", "merchant": "M2", "name": "Books", "fee_bps": 60},
+    {"type": "open_account", "command_id": "a1", "customer": "C1", "account": "C1:debit", "kind": "debit_card"},
+    {"type": "deposit", "command_id": "d1", "account": "C1:debit", "amount_minor": 1_000_000},
+]
+
+
+def pay(order, merchant, amount):
+    return {"type": "pay", "command_id": f"pay-{merchant}-{order}", "merchant": merchant,
+            "merchant_order_no": order, "customer": "C1", "funding": "own_account", "account": "C1:debit",
+            "channel": "b2c_pc", "medium": "u_shield", "order_amount_minor": amount}
+
+
+class GatewaySdkTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.scratch = tempfile.TemporaryDirectory(prefix="gateway-sdk-")
+        cls.data = os.path.join(cls.scratch.name, "data")
+        commands = COMMANDS + [pay("O1", "M1", 10_000), pay("O2", "M1", 20_000), pay("O3", "M2", 30_000)]
+        path = os.path.join(cls.scratch.name, "setup.jsonl")
+        with open(path, "w") as f:
+            f.write("".join(json.dumps(c) + "\n" for c in commands))
+        run_ledger("submit", "--data", cls.data, path)
+        for mchid in ("M1", "M2"):
+            run_ledger("merchant-keys", "--data", cls.data, "--merchant", mchid,
+                       "--out", os.path.join(cls.scratch.name, f"kit-{mchid}"))
+        cls.kits = {m: read_kit(os.path.join(cls.scratch.name, f"kit-{m}")) for m in ("M1", "M2")}
+        os.environ["REQUESTS_CA_BUNDLE"] = os.path.join(cls.scratch.name, "kit-M1", "ca.pem")
+        cls.gateway = Gateway(cls.data, os.path.join(cls.scratch.name, "gateway.log"))
+        cls.m1 = merchant_client(cls.kits["M1"], cls.gateway.url, "M1")
+        cls.m2 = merchant_client(cls.kits["M2"], cls.gateway.url, "M2")
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.gateway.process.poll() is None:
+            cls.gateway.stop()
+        cls.scratch.cleanup()
+
+    def signed_raw(self, mchid, method, path, body=""):
+        """The SDK's own Authorization for a request, to send it (or a tampered copy) with requests."""
+        from wechatpayv3.utils import build_authorization, load_private_key
+        kit = self.kits[mchid]
+        data = json.loads(body) if body else None
+        header = build_authorization(path, method, mchid, kit["serial_no"].strip(),
+                                     load_private_key(kit["apiclient_key.pem"]), data=data)
+        return header
+
+    def send_raw(self, method, path, authorization, body=""):
+        import requests
+        headers = {"Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json"}
+        return requests.request(method, self.gateway.url + path, headers=headers, data=body.encode(), timeout=30)
+
+    def test_01_query_by_order_number_and_transaction_id(self):
+        code, text = self.m1.query(out_trade_no="O1")
+        self.assertEqual(code, 200, text)
+        answer = json.loads(text)
+        self.assertEqual((answer["trade_state"], answer["mchid"], answer["out_trade_no"]), ("SUCCESS", "M1", "O1"))
+        self.assertEqual(answer["amount"]["total"], 10_000)
+        code, again = self.m1.query(transaction_id=answer["transaction_id"])
+        self.assertEqual(code, 200, again)
+        self.assertEqual(json.loads(again)["out_trade_no"], "O1")
+
+    def test_02_unknown_order_is_404(self):
+        code, text = self.m1.query(out_trade_no="NO-SUCH")
+        self.assertEqual(code, 404, text)
+        self.assertEqual(json.loads(text)["code"], "ORDER_NOT_EXIST")
+
+    def test_03_another_merchants_order_is_403(self):
+        code, text = self.m1.query(out_trade_no="O1")
+        self.assertEqual(code, 200, text)
+        transaction_id = json.loads(text)["transaction_id"]
+        code, text = self.m2.query(transaction_id=transaction_id)
+        self.assertEqual(code, 403, text)
+        self.assertEqual(json.loads(text)["code"], "NO_AUTH")
+        code, text = self.m2.query(out_trade_no="O1", mchid="M1")
+        self.assertEqual(code, 403, text)
+        code, text = self.m2.refund(out_refund_no="R-STEAL", transaction_id=transaction_id,
+                                    amount={"refund": 100, "total": 10_000, "currency": "CNY"})
+        self.assertEqual(code, 403, text)
+        code, text = self.m2.codepay_reverse(out_trade_no="O1", mchid="M1")
+        self.assertEqual(code, 403, text)
+        self.assertEqual(self.m2.query_refund(out_refund_no="R-STEAL")[0], 404)
+        self.assertEqual(json.loads(self.m1.query(out_trade_no="O1")[1])["trade_state"], "SUCCESS")
+
+    def test_04_partial_refund_is_idempotent_on_its_number(self):
+        amount = {"refund": 2_500, "total": 10_000, "currency": "CNY"}
+        code, text = self.m1.refund(out_refund_no="R1", amount=amount, out_trade_no="O1")
+        self.assertEqual(code, 200, text)
+        first = json.loads(text)
+        self.assertEqual((first["status"], first["amount"]["refund"]), ("SUCCESS", 2_500))
+        code, text = self.m1.refund(out_refund_no="R1", amount=amount, out_trade_no="O1")
+        self.assertEqual(code, 200, text)
+        self.assertEqual(json.loads(text)["refund_id"], first["refund_id"])
+        code, text = self.m1.refund(out_refund_no="R1", amount=dict(amount, refund=3_000), out_trade_no="O1")
+        self.assertEqual(code, 400, text)
+        self.assertEqual(json.loads(text)["code"], "INVALID_REQUEST")
+        code, text = self.m1.query_refund(out_refund_no="R1")
+        self.assertEqual(code, 200, text)
+        self.assertEqual(json.loads(text)["refund_id"], first["refund_id"])
+        code, text = self.m1.query(out_trade_no="O1")
+        self.assertEqual(json.loads(text)["trade_state"], "REFUND")
+
+    def test_05_refund_beyond_what_remains_is_refused(self):
+        code, text = self.m1.refund(out_refund_no="R-TOO-MUCH", amount={"refund": 9_000, "total": 10_000,
+                                                                         "currency": "CNY"}, out_trade_no="O1")
+        self.assertEqual(code, 400, text)
+        self.assertIn("REFUND_EXCEEDS_REMAINING", json.loads(text)["message"])
+
+    def test_06_reverse(self):
+        code, text = self.m1.codepay_reverse(out_trade_no="O2")
+        self.assertEqual(code, 200, text)
+        code, text = self.m1.codepay_reverse(out_trade_no="O2")
+        self.assertEqual(code, 200, text)
+        code, text = self.m1.query(out_trade_no="O2")
+        self.assertEqual(json.loads(text)["trade_state"], "REVOKED")
+
+    def test_07_tampered_requests_are_401_and_move_nothing(self):
+        body = json.dumps({"out_trade_no": "O3", "out_refund_no": "R-T", "amount": {"refund": 1, "total": 30_000}})
+        path = "/v3/refund/domestic/refunds"
+        authorization = self.signed_raw("M2", "POST", path, body)
+        tampered = body.replace('"refund": 1', '"refund": 29999')
+        self.assertEqual(self.send_raw("POST", path, authorization, tampered).status_code, 401)
+        query = "/v3/pay/transactions/out-trade-no/O3?mchid=M2"
+        authorization = self.signed_raw("M2", "GET", query)
+        self.assertEqual(self.send_raw("GET", query.replace("O3", "O1"), authorization).status_code, 401)
+        self.assertEqual(self.send_raw("GET", query, authorization).status_code, 200)
+        replay = self.send_raw("GET", query, authorization)
+        self.assertEqual(replay.status_code, 401)
+        self.assertEqual(replay.json()["code"], "SIGN_ERROR")
+        other_serial = authorization.replace(self.kits["M2"]["serial_no"].strip(), "0" * 40)
+        self.assertEqual(self.send_raw("GET", query, other_serial).status_code, 401)
+        stale = self.stale_authorization("M2", "GET", query)
+        self.assertEqual(self.send_raw("GET", query, stale).status_code, 401)
+        self.assertEqual(self.send_raw("GET", query, "").status_code, 401)
+        self.assertEqual(self.m2.query_refund(out_refund_no="R-T")[0], 404)
+
+    def stale_authorization(self, mchid, method, path):
+        """A request signed correctly, six minutes ago."""
+        from wechatpayv3.utils import load_private_key, rsa_sign
+        kit = self.kits[mchid]
+        timestamp = str(int(time.time()) - 360)
+        nonce = "STALE" + timestamp
+        signature = rsa_sign(load_private_key(kit["apiclient_key.pem"]),
+                             f"{method}\n{path}\n{timestamp}\n{nonce}\n\n")
+        return (f'WECHATPAY2-SHA256-RSA2048 mchid="{mchid}",nonce_str="{nonce}",signature="{signature}",'
+                f'timestamp="{timestamp}",serial_no="{kit["serial_no"].strip()}"')
+
+    def test_99_ledger_after_the_gateway_stopped(self):
+        self.assertEqual(self.gateway.stop(), 0)
+        balance = json.loads(run_ledger("balance", "--data", self.data, "C1:debit", "--json").stdout)
+        # 1,000,000 deposited; O1 10,000 paid and 2,500 refunded, O2 20,000 reversed, O3 30,000 paid.
+        self.assertEqual(balance["balance_minor"], 1_000_000 - 10_000 + 2_500 - 30_000)
+        serial = self.kits["M2"]["serial_no"].strip()
+        revoked = run_ledger("merchant-keys", "--data", self.data, "--merchant", "M2", "--revoke", serial)
+        self.assertIn(f"revoked={serial}", revoked.stdout)
+        again = run_ledger("merchant-keys", "--data", self.data, "--merchant", "M2", "--revoke", serial)
+        self.assertIn(f"revoked={serial}", again.stdout)  # the same revocation again: the same answer
+        refused = run_ledger("merchant-keys", "--data", self.data, "--merchant", "M1", "--revoke", serial,
+                             check=False)
+        self.assertEqual(refused.returncode, 2, refused.stderr)
+        self.assertIn("UNKNOWN_MERCHANT_KEY", refused.stderr)
+        self.__class__.gateway = Gateway(self.data, os.path.join(self.scratch.name, "gateway2.log"))
+        m2 = merchant_client(self.kits["M2"], self.gateway.url, "M2")
+        code, text = m2.query(out_trade_no="O3")
+        self.assertEqual(code, 401, text)
+        m1 = merchant_client(self.kits["M1"], self.gateway.url, "M1")
+        self.assertEqual(m1.query(out_trade_no="O1")[0], 200)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    reexec_under_sdk_python()
+    try:
+        import wechatpayv3  # noqa: F401
+    except ImportError:
+        print(f"skipped: wechatpayv3 is not installed in {sys.executable}")
+        sys.exit(SKIP)
+    LEDGER = sys.argv[1]
+    unittest.main(argv=[sys.argv[0], "-v"])
