@@ -114,6 +114,7 @@ int RunGateway(const GatewayArgs& args) {
   api_options.platform_key = std::move(platform_key).value();
   api_options.platform_key_id = material->platform.public_key_id;
   api_options.timezone_offset_minutes = options->config.timezone_offset_minutes;
+  api_options.clearing_cutoff_minutes = options->config.clearing_cutoff_minutes;
   gateway::MerchantApi api(std::move(api_options), **ledger);
   gateway::HttpsServerOptions server_options;
   server_options.host = listen->first;

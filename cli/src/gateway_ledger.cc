@@ -4,6 +4,7 @@
 
 #include "events/event.h"
 #include "ledger/command.h"
+#include "reconcile/run.h"
 #include "state/keys.h"
 #include "state/records.h"
 
@@ -217,6 +218,12 @@ Result<std::optional<gateway::RefundView>> InProcessLedger::Refund(std::string_v
   });
   if (!scanned.ok()) return scanned;
   return std::optional<gateway::RefundView>(std::move(view));
+}
+
+Result<std::string> InProcessLedger::TradeBill(std::string_view merchant, int date) const {
+  Result<std::vector<recon::Line>> lines = recon::LedgerLines(ledger_->store(), date, std::string(merchant));
+  if (!lines.ok()) return lines.status();
+  return recon::WeChatTradeBill(*lines, merchant, ledger_->config().timezone_offset_minutes);
 }
 
 }  // namespace ledger::cli

@@ -36,6 +36,7 @@ class InProcessLedger final : public gateway::LedgerPort {
       std::string_view transaction_id) const override;
   Result<std::optional<gateway::RefundView>> Refund(std::string_view merchant,
                                                     std::string_view refund_no) const override;
+  Result<std::string> TradeBill(std::string_view merchant, int date) const override;
   void Submit(std::string command_line, Done done) override;
 
   // Ok while the worker runs; the commit error that stopped it otherwise (nothing is accepted after it).

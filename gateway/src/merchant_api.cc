@@ -1,5 +1,6 @@
 #include "gateway/merchant_api.h"
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "core/time.h"
+#include "zlib.h"
 
 namespace ledger::gateway {
 
@@ -20,6 +22,7 @@ struct MerchantApi::Call {
   std::map<std::string, std::string, std::less<>> query;
   std::string body;
   std::string mchid;  // authenticated
+  std::string host;   // the Host header the client sent (the base of a download_url)
 };
 
 namespace {
@@ -159,6 +162,47 @@ std::string WeChatTime(int64_t utc_ns, int offset_minutes) {
   return FormatIso8601(utc_ns - utc_ns % kNsPerSecond, offset_minutes);
 }
 
+// gzip of `text` with no name and no time in its header, so the same bill always gives the same bytes (its
+// hash_value is announced before it is downloaded).
+std::string Gzip(const std::string& text) {
+  z_stream stream{};
+  constexpr int kGzipWindowBits = 15 + 16;
+  if (deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, kGzipWindowBits, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+    throw std::runtime_error("deflateInit2 failed");
+  std::string out(deflateBound(&stream, text.size()) + 32, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  stream.avail_in = static_cast<uInt>(text.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  const int finished = deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  if (finished != Z_STREAM_END) throw std::runtime_error("deflate did not finish");
+  return out;
+}
+
+std::string Sha1Hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha1(), nullptr) != 1)
+    throw std::runtime_error("SHA1 failed");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < size; ++i) hex += {kHex[digest[i] >> 4], kHex[digest[i] & 15]};
+  return hex;
+}
+
+// A Host header fit to be the base of a URL: a name or address and a port, nothing else.
+bool ValidHost(std::string_view host) {
+  if (host.empty() || host.size() > 255) return false;
+  for (char c : host) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view(".-:[]").find(c) == std::string_view::npos)
+      return false;
+  }
+  return true;
+}
+
 std::string QueryValue(const MerchantApi::Call& call, std::string_view name) {
   const auto found = call.query.find(name);
   return found == call.query.end() ? std::string() : found->second;
@@ -229,6 +273,8 @@ void MerchantApi::Handle(const HttpRequest& request, Respond respond) {
   call->method = request.method;
   call->body = request.body;
   call->mchid = checked->mchid;
+  const auto host = request.headers.find("host");
+  if (host != request.headers.end()) call->host = host->second;
   Route(*call, std::move(respond));
 }
 
@@ -247,6 +293,8 @@ void MerchantApi::Route(const Call& call, Respond respond) {
     return RefundOrder(call, std::move(respond));
   if (get && Matches(path, {"v3", "refund", "domestic", "refunds", "*"}))
     return QueryRefund(call, path[last], std::move(respond));
+  if (get && Matches(path, {"v3", "bill", "tradebill"})) return TradeBill(call, std::move(respond));
+  if (get && Matches(path, {"v3", "billdownload", "file"})) return DownloadBill(call, std::move(respond));
   respond(Error(404, "NOT_FOUND", "no such API: " + call.method + " " + call.path));
 }
 
@@ -416,6 +464,56 @@ void MerchantApi::QueryRefund(const Call& call, std::string_view refund_no, Resp
   if (!payment.ok() || !payment->has_value())
     return respond(Error(500, "SYSTEM_ERROR", "the order could not be read"));
   respond(RefundAnswer(**refund, **payment));
+}
+
+Result<std::string> MerchantApi::BillBytes(const Call& call, int* status, std::string* code) {
+  *status = 400;
+  *code = "PARAM_ERROR";
+  const Result<int> date = ParseDate(QueryValue(call, "bill_date"));
+  if (!date.ok()) return Status::InvalidArgument("bill_date must be YYYY-MM-DD");
+  const std::string tar_type = QueryValue(call, "tar_type");
+  if (!tar_type.empty() && tar_type != "GZIP")
+    return Status::InvalidArgument("tar_type must be GZIP or absent");
+  const int64_t now_ns = options_.clock_s() * 1'000'000'000;
+  if (*date > ClearingDate(now_ns, options_.timezone_offset_minutes, options_.clearing_cutoff_minutes)) {
+    *code = "NO_STATEMENT_EXIST";
+    return Status::InvalidArgument("no bill for a date that has not begun");
+  }
+  Result<std::string> bill = ledger_.TradeBill(call.mchid, *date);
+  if (!bill.ok()) {
+    *status = 500;
+    *code = "SYSTEM_ERROR";
+    spdlog::error("gateway: bill of {} for {}: {}", *date, call.mchid, bill.status().ToString());
+    return Status::Internal("the bill could not be made");
+  }
+  return tar_type == "GZIP" ? Gzip(*bill) : *bill;
+}
+
+void MerchantApi::TradeBill(const Call& call, Respond respond) {
+  const std::string bill_type = QueryValue(call, "bill_type");
+  if (!bill_type.empty() && bill_type != "ALL")
+    return respond(Error(400, "PARAM_ERROR", "bill_type must be ALL"));
+  if (!ValidHost(call.host)) return respond(Error(400, "PARAM_ERROR", "a Host header is required"));
+  int status = 0;
+  std::string code;
+  Result<std::string> bytes = BillBytes(call, &status, &code);
+  if (!bytes.ok()) return respond(Error(status, code, bytes.status().message()));
+  std::string url =
+      "https://" + call.host + "/v3/billdownload/file?bill_date=" + QueryValue(call, "bill_date");
+  if (!QueryValue(call, "tar_type").empty()) url += "&tar_type=" + QueryValue(call, "tar_type");
+  respond(Signed(200,
+                 json{{"hash_type", "SHA1"}, {"hash_value", Sha1Hex(*bytes)}, {"download_url", url}}.dump()));
+}
+
+void MerchantApi::DownloadBill(const Call& call, Respond respond) {
+  int status = 0;
+  std::string code;
+  Result<std::string> bytes = BillBytes(call, &status, &code);
+  if (!bytes.ok()) return respond(Error(status, code, bytes.status().message()));
+  HttpResponse response{200, std::move(bytes).value()};
+  response.content_type =
+      QueryValue(call, "tar_type") == "GZIP" ? "application/gzip" : "text/csv; charset=utf-8";
+  respond(std::move(response));
 }
 
 }  // namespace ledger::gateway

@@ -111,6 +111,9 @@ class GatewaySdkTest(unittest.TestCase):
         for mchid in ("M1", "M2"):
             run_ledger("merchant-keys", "--data", cls.data, "--merchant", mchid,
                        "--out", os.path.join(cls.scratch.name, f"kit-{mchid}"))
+        events = [json.loads(line) for line in run_ledger("events", "--data", cls.data, "--json").stdout.splitlines()]
+        date = next(e["payload"]["clearing_date"] for e in events if e["type"] == "PaymentCaptured")
+        cls.clearing_date = f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d}"
         cls.kits = {m: read_kit(os.path.join(cls.scratch.name, f"kit-{m}")) for m in ("M1", "M2")}
         os.environ["REQUESTS_CA_BUNDLE"] = os.path.join(cls.scratch.name, "kit-M1", "ca.pem")
         cls.gateway = Gateway(cls.data, os.path.join(cls.scratch.name, "gateway.log"))
@@ -221,6 +224,25 @@ class GatewaySdkTest(unittest.TestCase):
         self.assertEqual(self.send_raw("GET", query, "").status_code, 401)
         self.assertEqual(self.m2.query_refund(out_refund_no="R-T")[0], 404)
 
+    def test_08_the_trade_bill_downloads_with_its_hash(self):
+        import gzip
+        import hashlib
+        code, text = self.m1.trade_bill(bill_date=self.clearing_date)
+        self.assertEqual(code, 200, text)
+        answer = json.loads(text)
+        self.assertEqual(answer["hash_type"], "SHA1")
+        code, content = self.m1.download_bill(answer["download_url"])
+        self.assertEqual(code, 200, content)
+        self.assertEqual(hashlib.sha1(content).hexdigest(), answer["hash_value"])
+        bill = gzip.decompress(content).decode("utf-8")
+        self.assertIn("`O1,", bill)
+        self.assertNotIn("`O3,", bill)  # M2's order
+        with open(os.path.join(self.scratch.name, "bill-M1.csv"), "w") as f:
+            f.write(bill)
+        code, text = self.m1.trade_bill(bill_date="2999-01-01")
+        self.assertEqual(code, 400, text)
+        self.assertEqual(json.loads(text)["code"], "NO_STATEMENT_EXIST")
+
     def stale_authorization(self, mchid, method, path):
         """A request signed correctly, six minutes ago."""
         from wechatpayv3.utils import load_private_key, rsa_sign
@@ -237,6 +259,18 @@ class GatewaySdkTest(unittest.TestCase):
         balance = json.loads(run_ledger("balance", "--data", self.data, "C1:debit", "--json").stdout)
         # 1,000,000 deposited; O1 10,000 paid and 2,500 refunded, O2 20,000 reversed, O3 30,000 paid.
         self.assertEqual(balance["balance_minor"], 1_000_000 - 10_000 + 2_500 - 30_000)
+        reconciled = run_ledger("reconcile", "--data", self.data, "--date", self.clearing_date, "--statement",
+                                os.path.join(self.scratch.name, "bill-M1.csv"), "--format", "wechat", "--merchant",
+                                "M1", "--out", os.path.join(self.scratch.name, "recon"), check=False)
+        self.assertEqual(reconciled.returncode, 0, reconciled.stdout + reconciled.stderr)
+        with open(os.path.join(self.scratch.name, "bill-M1.csv")) as f:
+            bill = f.read()
+        with open(os.path.join(self.scratch.name, "bill-M1-changed.csv"), "w") as f:
+            f.write(bill.replace("`100.00,", "`99.00,", 1))
+        broken = run_ledger("reconcile", "--data", self.data, "--date", self.clearing_date, "--statement",
+                            os.path.join(self.scratch.name, "bill-M1-changed.csv"), "--format", "wechat",
+                            "--merchant", "M1", "--out", os.path.join(self.scratch.name, "recon2"), check=False)
+        self.assertEqual(broken.returncode, 3, broken.stdout + broken.stderr)
         serial = self.kits["M2"]["serial_no"].strip()
         revoked = run_ledger("merchant-keys", "--data", self.data, "--merchant", "M2", "--revoke", serial)
         self.assertIn(f"revoked={serial}", revoked.stdout)

@@ -306,6 +306,39 @@ TEST(ReconcileEngine, AgreeingBillIsAllMatched) {
   EXPECT_EQ(outcome.totals[static_cast<int>(Category::kMatched)].statement_amount_minor, 35'000);
 }
 
+// The bill the gateway serves (WeChatTradeBill) reads back line for line, its summary agreeing, and matches
+// the lines it was written from; a number the format cannot hold is refused, not written.
+TEST(ReconcileEngine, TheWrittenWeChatBillReadsBackAndMatches) {
+  const std::vector<recon::Line> ledger = {
+      LedgerPayment("ORD1", 10'000, 60, "2026-11-25T10:00:00+08:00"),
+      LedgerPayment("ORD2", 20'000, 120, "2026-11-25T11:00:00+08:00", LineStatus::kReversed),
+      LedgerRefund("RF1", "ORD0", 5'000, 30, "2026-11-25T12:00:00+08:00")};
+  Result<std::string> written = recon::WeChatTradeBill(ledger, "M1", kUtc8);
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  const recon::Statement bill = ParseWx(*written);
+  ASSERT_EQ(bill.lines.size(), 3u);
+  EXPECT_TRUE(bill.malformed.empty());
+  EXPECT_TRUE(bill.has_summary);
+  EXPECT_TRUE(bill.summary_disagreements.empty());
+  for (size_t i = 0; i < ledger.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(bill.lines[i].kind, ledger[i].kind);
+    EXPECT_EQ(bill.lines[i].id, ledger[i].id);
+    EXPECT_EQ(bill.lines[i].status, ledger[i].status);
+    EXPECT_EQ(bill.lines[i].amount_minor, ledger[i].amount_minor);
+    EXPECT_EQ(bill.lines[i].fee_minor, ledger[i].fee_minor);
+    EXPECT_EQ(bill.lines[i].occurred_at_ns, ledger[i].occurred_at_ns);
+  }
+  const recon::Outcome outcome = recon::Reconcile(ledger, bill, OptionsFor(kDay25), LookupIn(ledger));
+  EXPECT_EQ(outcome.breaks, 0);
+  EXPECT_EQ(CountOf(outcome, Category::kMatched), 3);
+
+  std::vector<recon::Line> comma = ledger;
+  comma[0].id = "ORD,1";
+  EXPECT_EQ(recon::WeChatTradeBill(comma, "M1", kUtc8).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(recon::WeChatTradeBill(ledger, "M`1", kUtc8).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(ReconcileEngine, MissingOnEitherSideFarFromTheCutOff) {
   const std::vector<recon::Line> ledger = {LedgerPayment("ORD1", 10'000, 60, "2026-11-25T10:00:00+08:00"),
                                            LedgerPayment("ORD2", 20'000, 120, "2026-11-25T12:00:00+08:00")};

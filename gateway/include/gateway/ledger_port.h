@@ -70,6 +70,10 @@ class LedgerPort {
   virtual Result<std::optional<PaymentView>> PaymentByTransaction(std::string_view transaction_id) const = 0;
   virtual Result<std::optional<RefundView>> Refund(std::string_view merchant,
                                                    std::string_view refund_no) const = 0;
+  // The merchant's WeChat trade bill (bill type ALL) of clearing date `date` (yyyymmdd) so far: every payment
+  // and refund of that date, as `ledger reconcile --format wechat` reads it back. Errors: as the reads, and
+  // InvalidArgument (a number the format cannot hold).
+  virtual Result<std::string> TradeBill(std::string_view merchant, int date) const = 0;
   // Sends one command line (README: command format). `done` runs once with its answer when it is durable,
   // or an error: Aborted when the port's bounded queue is full or the port stopped, IoError when the commit
   // failed (the command may or may not be recorded; asking again with the same command id tells).

@@ -7,6 +7,8 @@
 //   POST /v3/pay/transactions/out-trade-no/{out_trade_no}/reverse  reversal (冲正)
 //   POST /v3/refund/domestic/refunds                               refund (partial or full)
 //   GET  /v3/refund/domestic/refunds/{out_refund_no}               query a refund
+//   GET  /v3/bill/tradebill?bill_date=&bill_type=ALL[&tar_type=GZIP]  the trade bill's download_url and SHA1
+//   GET  /v3/billdownload/file?bill_date=&tar_type=                 the bill itself (unsigned, as WeChat's)
 // A merchant reaches only its own orders (403 NO_AUTH otherwise). Money requests are idempotent on (mchid,
 // out_trade_no) and (mchid, out_refund_no) through the ledger's command ids: the same request again gets the
 // same answer, the same number with other parameters is 400 INVALID_REQUEST. At most in_flight_per_merchant
@@ -34,6 +36,7 @@ struct MerchantApiOptions {
   std::shared_ptr<const RsaKey> platform_key;  // private: signs every answer
   std::string platform_key_id;                 // Wechatpay-Serial (the SDK's public_key_id)
   int timezone_offset_minutes = 480;           // of the times in answers (RFC 3339 with offset)
+  int clearing_cutoff_minutes = 23 * 60;       // which clearing date is today's (bills of later ones: none)
   size_t nonce_capacity = 1'000'000;
   size_t nonce_per_merchant = 100'000;
   size_t in_flight_per_merchant = 64;
@@ -60,6 +63,11 @@ class MerchantApi {
   void Reverse(const Call& call, std::string_view order_no, Respond respond);
   void RefundOrder(const Call& call, Respond respond);
   void QueryRefund(const Call& call, std::string_view refund_no, Respond respond);
+  void TradeBill(const Call& call, Respond respond);
+  void DownloadBill(const Call& call, Respond respond);
+  // The bill a tradebill or billdownload request names, as it is downloaded (gzip when tar_type is GZIP), or
+  // the error answer.
+  Result<std::string> BillBytes(const Call& call, int* status, std::string* code);
   // Sends a command for the merchant and answers with `answer` once it is durable (429 when the merchant
   // has too many waiting, 500 when the ledger failed).
   using OnAnswer = std::function<HttpResponse(const CommandAnswer&)>;

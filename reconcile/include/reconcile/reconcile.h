@@ -91,6 +91,14 @@ const char* FormatName(Format format);
 Result<Statement> ParseStatement(std::string_view text, Format format, const std::string& merchant,
                                  int timezone_offset_minutes);
 
+// WeChat Pay's trade bill (交易账单, bill type ALL) of `lines`, as WeChat writes it and ParseStatement reads
+// it back line for line: the header, one row per line (every field prefixed with a backtick; 交易时间 local
+// at `timezone_offset_minutes`, to the second; amounts in yuan, fees with 5 decimals, a refund's fee given
+// back negative), then the summary header and its row. 商户号 is `mchid`. Errors: InvalidArgument when a
+// line's order or refund number holds a comma, a backtick or a line break (the format has no quoting).
+Result<std::string> WeChatTradeBill(const std::vector<Line>& lines, std::string_view mchid,
+                                    int timezone_offset_minutes);
+
 struct Options {
   int date = 0;  // the clearing date reconciled, yyyymmdd
   int timezone_offset_minutes = 8 * 60;
