@@ -1,6 +1,7 @@
 // ledger gateway: the front door (docs/ARCHITECTURE.md, "The front door"), and ledger merchant-keys, the
 // merchant onboarding that gives a merchant what its SDK needs to talk to it.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
@@ -116,6 +117,13 @@ int RunGateway(const GatewayArgs& args) {
   api_options.timezone_offset_minutes = options->config.timezone_offset_minutes;
   api_options.clearing_cutoff_minutes = options->config.clearing_cutoff_minutes;
   gateway::MerchantApi api(std::move(api_options), **ledger);
+  // The nonce cache is this instance's own (any other state lives in the ledger): one journal per listen
+  // address, so that it survives a restart on the same address.
+  const std::string journal =
+      GatewayDir(args.write.data_dir) + "/nonces-" + listen->first + "-" +
+      (listen->second == 0 ? "pid" + std::to_string(::getpid()) : std::to_string(listen->second));
+  const Status persisted = api.PersistNonces(journal);
+  if (!persisted.ok()) return Fail(ExitCodeFor(persisted), persisted.ToString());
   gateway::HttpsServerOptions server_options;
   server_options.host = listen->first;
   server_options.port = listen->second;

@@ -217,6 +217,10 @@ MerchantApi::MerchantApi(MerchantApiOptions options, LedgerPort& ledger)
   if (!options_.clock_s) options_.clock_s = SystemSeconds;
 }
 
+Status MerchantApi::PersistNonces(const std::string& path) {
+  return nonces_.Persist(path, options_.clock_s());
+}
+
 HttpResponse MerchantApi::Signed(int status, std::string body) const {
   const std::string timestamp = std::to_string(options_.clock_s());
   const std::string nonce = RandomNonce();

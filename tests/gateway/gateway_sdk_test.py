@@ -9,6 +9,7 @@ public key; the tests then check what moved in the ledger once the gateway stopp
 """
 import json
 import os
+import socket
 import select
 import subprocess
 import sys
@@ -50,9 +51,9 @@ def read_kit(folder):
 class Gateway:
     """One `ledger gateway` run on a free port; stopped by its process id."""
 
-    def __init__(self, data, log_path):
+    def __init__(self, data, log_path, port):
         self.log = open(log_path, "a")
-        self.process = subprocess.Popen([LEDGER, "gateway", "--data", data, "--listen", "127.0.0.1:0"],
+        self.process = subprocess.Popen([LEDGER, "gateway", "--data", data, "--listen", f"127.0.0.1:{port}"],
                                         stdout=subprocess.PIPE, stderr=self.log, text=True)
         ready, _, _ = select.select([self.process.stdout], [], [], DEADLINE_S)
         line = self.process.stdout.readline().strip() if ready else ""
@@ -72,6 +73,12 @@ class Gateway:
         self.log.close()
         self.process.stdout.close()
         return self.process.returncode
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def merchant_client(kit, url, mchid):
@@ -116,7 +123,8 @@ class GatewaySdkTest(unittest.TestCase):
         cls.clearing_date = f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d}"
         cls.kits = {m: read_kit(os.path.join(cls.scratch.name, f"kit-{m}")) for m in ("M1", "M2")}
         os.environ["REQUESTS_CA_BUNDLE"] = os.path.join(cls.scratch.name, "kit-M1", "ca.pem")
-        cls.gateway = Gateway(cls.data, os.path.join(cls.scratch.name, "gateway.log"))
+        cls.port = free_port()
+        cls.gateway = Gateway(cls.data, os.path.join(cls.scratch.name, "gateway.log"), cls.port)
         cls.m1 = merchant_client(cls.kits["M1"], cls.gateway.url, "M1")
         cls.m2 = merchant_client(cls.kits["M2"], cls.gateway.url, "M2")
 
@@ -214,6 +222,10 @@ class GatewaySdkTest(unittest.TestCase):
         authorization = self.signed_raw("M2", "GET", query)
         self.assertEqual(self.send_raw("GET", query.replace("O3", "O1"), authorization).status_code, 401)
         self.assertEqual(self.send_raw("GET", query, authorization).status_code, 200)
+        m1_query = "/v3/pay/transactions/out-trade-no/O1?mchid=M1"
+        m1_authorization = self.signed_raw("M1", "GET", m1_query)
+        self.assertEqual(self.send_raw("GET", m1_query, m1_authorization).status_code, 200)
+        self.__class__.admitted = (m1_query, m1_authorization)
         replay = self.send_raw("GET", query, authorization)
         self.assertEqual(replay.status_code, 401)
         self.assertEqual(replay.json()["code"], "SIGN_ERROR")
@@ -280,7 +292,10 @@ class GatewaySdkTest(unittest.TestCase):
                              check=False)
         self.assertEqual(refused.returncode, 2, refused.stderr)
         self.assertIn("UNKNOWN_MERCHANT_KEY", refused.stderr)
-        self.__class__.gateway = Gateway(self.data, os.path.join(self.scratch.name, "gateway2.log"))
+        self.__class__.gateway = Gateway(self.data, os.path.join(self.scratch.name, "gateway2.log"), self.port)
+        # The restarted gateway (same address) still refuses the replay of a request its last run admitted.
+        replayed = self.send_raw("GET", self.admitted[0], self.admitted[1])
+        self.assertEqual(replayed.status_code, 401, replayed.text)
         m2 = merchant_client(self.kits["M2"], self.gateway.url, "M2")
         code, text = m2.query(out_trade_no="O3")
         self.assertEqual(code, 401, text)

@@ -216,6 +216,45 @@ TEST(NonceCache, OneMerchantFillingItsShareLocksOutOnlyItself) {
   EXPECT_EQ(cache.Admit("M1", "d", 1301, 1301), NonceCache::Admission::kFull);
 }
 
+// A restarted gateway still refuses the replay of a nonce its previous run admitted (the journal), forgets
+// what left the window, ignores a torn last line, refuses a journal that is not one, and keeps the journal's
+// size bounded by the live nonces.
+TEST(NonceCache, AJournaledNonceIsStillRefusedAfterARestart) {
+  testing::TempDir dir;
+  const std::string journal = dir.path() + "/nonces";
+  {
+    NonceCache first(100, 100, 300);
+    ASSERT_TRUE(first.Persist(journal, 1000).ok());
+    EXPECT_EQ(first.Admit("M1", "a", 1000, 1000), NonceCache::Admission::kAdmitted);
+    EXPECT_EQ(first.Admit("M1", "b", 1200, 1200), NonceCache::Admission::kAdmitted);
+  }
+  WriteFile(journal, ReadFile(journal) + "1500 M1 torn");  // a crash mid-write
+  {
+    NonceCache restarted(100, 100, 300);
+    ASSERT_TRUE(restarted.Persist(journal, 1250).ok());
+    EXPECT_EQ(restarted.Admit("M1", "a", 1250, 1250), NonceCache::Admission::kReplayed);
+    EXPECT_EQ(restarted.Admit("M1", "b", 1250, 1250), NonceCache::Admission::kReplayed);
+    EXPECT_EQ(restarted.Admit("M1", "torn", 1250, 1250), NonceCache::Admission::kAdmitted);
+  }
+  {
+    NonceCache later(1000, 1000, 300);
+    ASSERT_TRUE(later.Persist(journal, 1450).ok());  // a (until 1300) left the window; b did not
+    EXPECT_EQ(later.size(), 2u);
+    EXPECT_EQ(later.Admit("M1", "a", 1450, 1450), NonceCache::Admission::kAdmitted);
+    EXPECT_EQ(later.Admit("M1", "b", 1450, 1450), NonceCache::Admission::kReplayed);
+    for (int i = 0; i < 5000; ++i) {
+      const int64_t at = 2000 + i;  // each nonce outlives the next 300 only
+      ASSERT_EQ(later.Admit("M2", "n" + std::to_string(i), at, at), NonceCache::Admission::kAdmitted);
+    }
+  }
+  EXPECT_LT(testing::Lines(ReadFile(journal)).size(), 2u * 301 + 1024 + 1);
+  WriteFile(journal, "1500 M1 a\nnot a nonce at all\n");
+  NonceCache refused(100, 100, 300);
+  EXPECT_EQ(refused.Persist(journal, 1000).code(), StatusCode::kCorruption);
+  NonceCache nowhere(100, 100, 300);
+  EXPECT_EQ(nowhere.Persist(dir.path() + "/missing/nonces", 1000).code(), StatusCode::kIoError);
+}
+
 // A key whose public exponent is not 65537 is refused (an exponent of 1 lets anyone sign).
 TEST_F(WeChatSignature, AnRsaKeyWithAnotherExponentIsRefused) {
   ASSERT_EQ(

@@ -47,6 +47,8 @@ struct MerchantApiOptions {
 class MerchantApi {
  public:
   MerchantApi(MerchantApiOptions options, LedgerPort& ledger);
+  // Journals the nonces in `path` (NonceCache::Persist), before the first request. Errors: as Persist.
+  Status PersistNonces(const std::string& path);
   // Answers one request whose path starts with /v3/.
   void Handle(const HttpRequest& request, Respond respond);
 
