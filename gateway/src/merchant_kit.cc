@@ -23,6 +23,7 @@
 #include "core/assert.h"
 #include "core/sha256.h"
 #include "gateway/wechat_signature.h"
+#include "openssl_handles.h"
 
 namespace ledger::gateway {
 namespace {
@@ -37,19 +38,6 @@ constexpr size_t kMaxFileBytes = 1 << 20;  // far above any key or certificate: 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 constexpr size_t kAlphabetSize = sizeof kAlphabet - 1;
 constexpr char kPublicKeyIdPrefix[] = "PUB_KEY_ID_";
-
-struct KeyFree {
-  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
-};
-struct CertFree {
-  void operator()(X509* certificate) const { X509_free(certificate); }
-};
-struct BioFree {
-  void operator()(BIO* bio) const { BIO_free(bio); }
-};
-using Key = std::unique_ptr<EVP_PKEY, KeyFree>;
-using Cert = std::unique_ptr<X509, CertFree>;
-using Bio = std::unique_ptr<BIO, BioFree>;
 
 // The gateway's CA, to sign merchants' certificates with.
 struct Ca {

@@ -17,21 +17,13 @@
 #include <memory>
 
 #include "core/assert.h"
+#include "openssl_handles.h"
 
 namespace ledger::gateway {
 namespace {
 
 constexpr long kCaDays = 3650;
 constexpr long kLeafDays = 730;
-
-struct KeyFree {
-  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
-};
-struct CertFree {
-  void operator()(X509* certificate) const { X509_free(certificate); }
-};
-using Key = std::unique_ptr<EVP_PKEY, KeyFree>;
-using Cert = std::unique_ptr<X509, CertFree>;
 
 Key NewKey() {
   EVP_PKEY* key = EVP_EC_gen("P-256");
