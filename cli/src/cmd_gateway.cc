@@ -186,12 +186,24 @@ int AddMerchantKey(Ledger& ledger, const LedgerOptions& options, const MerchantK
   Result<gateway::MerchantCredentials> credentials =
       gateway::MakeMerchantCredentials(material->tls, args.merchant);
   if (!credentials.ok()) return Fail(ExitCodeFor(credentials.status()), credentials.status().ToString());
+  // A merchant keeps its APIv3 key across new request-signing keys (a rotation, or a key after a revocation):
+  // it is the key its notifications are decrypted with, and replacing it is a step of its own.
+  Result<std::string> existing = gateway::LoadApiV3Key(GatewayDir(args.write.data_dir), args.merchant);
+  const bool new_apiv3_key = !existing.ok();
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound)
+    return Fail(ExitCodeFor(existing.status()), existing.status().ToString());
+  if (existing.ok()) credentials->apiv3_key = *existing;
   const Status kit =
       gateway::WriteMerchantKit(args.out, *credentials, material->platform, material->tls.ca_cert);
   if (!kit.ok()) return Fail(ExitCodeFor(kit), kit.ToString());
   const Status stored =
       gateway::StoreApiV3Key(GatewayDir(args.write.data_dir), args.merchant, credentials->apiv3_key);
-  auto undo = [&] { std::filesystem::remove_all(args.out); };
+  auto undo = [&] {
+    std::filesystem::remove_all(args.out);
+    std::error_code ignored;
+    if (new_apiv3_key)
+      std::filesystem::remove(GatewayDir(args.write.data_dir) + "/apiv3/" + args.merchant, ignored);
+  };
   if (!stored.ok()) {
     undo();
     return Fail(ExitCodeFor(stored), stored.ToString());

@@ -119,14 +119,18 @@ bool InProcessLedger::CommitAndAnswer(std::deque<Waiting>& batch) {
     failure_ = committed;
     return false;
   };
-  for (Waiting& waiting : batch) {
-    Result<ParsedCommand> parsed = ParseCommandJson(waiting.line);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Result<ParsedCommand> parsed = ParseCommandJson(batch[i].line);
     if (!parsed.ok()) {
-      waiting.done(parsed.status());  // the gateway built a line the ledger cannot read
+      batch[i].done(parsed.status());  // the gateway built a line the ledger cannot read
       continue;
     }
-    staged.emplace_back(std::move(waiting.done), AnswerOf(ledger_->Stage(*parsed)));
-    if (ledger_->GroupFull() && !commit()) return false;
+    staged.emplace_back(std::move(batch[i].done), AnswerOf(ledger_->Stage(*parsed)));
+    if (ledger_->GroupFull() && !commit()) {
+      // The rest of the batch was never staged: each still gets its answer.
+      for (size_t rest = i + 1; rest < batch.size(); ++rest) batch[rest].done(failure());
+      return false;
+    }
   }
   return staged.empty() || commit();
 }
@@ -157,6 +161,18 @@ Result<std::optional<gateway::PaymentView>> InProcessLedger::Payment(std::string
   view.refunded_amount_minor = record.refunded_amount_minor;
   view.paid_at_ns = record.occurred_at_ns;
   return std::optional<gateway::PaymentView>(std::move(view));
+}
+
+Result<std::optional<gateway::OrderView>> InProcessLedger::Order(std::string_view merchant,
+                                                                 std::string_view order_no) const {
+  fb::OrderRecordT record;
+  if (!LoadRecord(ledger_->store().state(), keys::Order(merchant, order_no), &record))
+    return std::optional<gateway::OrderView>();
+  fb::ClosedOrderRecordT closed;
+  const bool was_closed =
+      LoadRecord(ledger_->store().state(), keys::ClosedOrder(merchant, order_no), &closed);
+  return std::optional<gateway::OrderView>(gateway::OrderView{
+      record.amount_minor, fb::EnumNameChannel(record.channel), record.expires_at_ns, was_closed});
 }
 
 Status InProcessLedger::ScanTransaction(std::string_view transaction_id,

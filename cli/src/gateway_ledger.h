@@ -34,6 +34,8 @@ class InProcessLedger final : public gateway::LedgerPort {
                                                       std::string_view order_no) const override;
   Result<std::optional<gateway::PaymentView>> PaymentByTransaction(
       std::string_view transaction_id) const override;
+  Result<std::optional<gateway::OrderView>> Order(std::string_view merchant,
+                                                  std::string_view order_no) const override;
   Result<std::optional<gateway::RefundView>> Refund(std::string_view merchant,
                                                     std::string_view refund_no) const override;
   Result<std::string> TradeBill(std::string_view merchant, int date) const override;

@@ -154,6 +154,8 @@ std::string EventKey(const fb::EventBody& body) {
       return str(body.payload_as_TransferReceived()->to_customer());
     case fb::Payload::TransferSettled:
       return str(body.payload_as_TransferSettled()->from_customer());
+    case fb::Payload::OrderCreated:
+      return str(body.payload_as_OrderCreated()->merchant());
     case fb::Payload::MerchantKeyAdded:
       return str(body.payload_as_MerchantKeyAdded()->merchant());
     case fb::Payload::MerchantKeyRevoked:

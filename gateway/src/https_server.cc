@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <list>
 #include <optional>
 #include <thread>
 
@@ -24,11 +25,17 @@ using tcp = boost::asio::ip::tcp;
 
 namespace {
 
+class Session;
+
 // What every connection of one server shares.
 struct Shared {
   HttpsServerOptions options;
   HttpHandler handler;
   std::atomic<size_t> connections{0};
+  // Connections still in their TLS handshake, oldest first (touched on the server's one thread only): over
+  // the connection limit the oldest of them gives way to the new one, so connections that never finish a
+  // handshake (a slowloris) cannot keep clients that do out.
+  std::list<std::weak_ptr<Session>> handshaking;
 };
 
 std::string Lower(std::string_view text) {
@@ -48,16 +55,35 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, ssl::context& context, Shared& shared)
       : stream_(std::move(socket), context), shared_(shared) {}
-  ~Session() { shared_.connections.fetch_sub(1); }
+  ~Session() {
+    LeaveHandshake();
+    shared_.connections.fetch_sub(1);
+  }
 
   void Run() {
+    handshaking_ = shared_.handshaking.insert(shared_.handshaking.end(), weak_from_this());
+    in_handshake_ = true;
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Handshake(); });
   }
 
+  // Closes a connection still in its handshake (its pending handshake then fails and the session ends).
+  void Evict() {
+    LeaveHandshake();
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().close(ignored);
+  }
+
  private:
+  void LeaveHandshake() {
+    if (!in_handshake_) return;
+    shared_.handshaking.erase(handshaking_);
+    in_handshake_ = false;
+  }
+
   void Handshake() {
-    beast::get_lowest_layer(stream_).expires_after(shared_.options.timeout);
+    beast::get_lowest_layer(stream_).expires_after(shared_.options.handshake_timeout);
     stream_.async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code error) {
+      self->LeaveHandshake();
       if (!error) self->Read();
     });
   }
@@ -135,7 +161,21 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
   Shared& shared_;
+  std::list<std::weak_ptr<Session>>::iterator handshaking_;
+  bool in_handshake_ = false;
 };
+
+// Closes the oldest connection still in its handshake; false when there is none.
+bool EvictOldestHandshake(Shared& shared) {
+  while (!shared.handshaking.empty()) {
+    if (std::shared_ptr<Session> oldest = shared.handshaking.front().lock()) {
+      oldest->Evict();
+      return true;
+    }
+    shared.handshaking.pop_front();
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -156,10 +196,11 @@ struct HttpsServer::Impl {
     acceptor.async_accept(net::make_strand(io), [this](beast::error_code error, tcp::socket socket) {
       if (error == net::error::operation_aborted) return;  // stopped
       if (!error) {
-        if (shared.connections.fetch_add(1) >= shared.options.max_connections) {
+        if (shared.connections.fetch_add(1) >= shared.options.max_connections &&
+            !EvictOldestHandshake(shared)) {
           shared.connections.fetch_sub(1);
           beast::error_code ignored;
-          socket.close(ignored);  // over the limit: closed at once, never queued
+          socket.close(ignored);  // over the limit, every connection past its handshake: closed, never queued
         } else {
           std::make_shared<Session>(std::move(socket), tls, shared)->Run();
         }

@@ -44,10 +44,10 @@ int64_t SystemSeconds() {
       .count();
 }
 
-// A path segment or query value the API accepts: 1..64 letters, digits and "_-|*@" (WeChat's order and
+// A path segment or query value the API accepts: 1..max letters, digits and "_-|*@" (WeChat's order and
 // refund numbers), so nothing needs decoding and nothing can reach past its key in the ledger.
-bool ValidNumber(std::string_view text) {
-  if (text.empty() || text.size() > 64) return false;
+bool ValidNumber(std::string_view text, size_t max = 64) {
+  if (text.empty() || text.size() > max) return false;
   for (char c : text) {
     if (!std::isalnum(static_cast<unsigned char>(c)) &&
         std::string_view("_-|*@").find(c) == std::string_view::npos)
@@ -55,6 +55,10 @@ bool ValidNumber(std::string_view text) {
   }
   return true;
 }
+
+// WeChat's out_trade_no: at most 32 characters (which keeps the gateway's command ids within the ledger's
+// 128).
+bool ValidOrderNo(std::string_view text) { return ValidNumber(text, 32); }
 
 // Splits "path?a=1&b=2"; nullopt when a query pair is malformed, repeated or holds a value ValidNumber
 // refuses.
@@ -137,6 +141,10 @@ std::pair<int, const char*> WeChatError(std::string_view reason) {
   if (reason == "DUPLICATE_COMMAND_MISMATCH") return {400, "INVALID_REQUEST"};
   if (reason == "INVALID_AMOUNT" || reason == "MALFORMED_COMMAND") return {400, "PARAM_ERROR"};
   if (reason == "ORDER_BUSY") return {429, "FREQUENCY_LIMITED"};
+  if (reason == "DUPLICATE_ORDER") return {403, "OUT_TRADE_NO_USED"};
+  if (reason == "ORDER_PAID") return {400, "ORDERPAID"};
+  if (reason == "ORDER_CLOSED") return {400, "ORDER_CLOSED"};
+  if (reason == "UNKNOWN_MERCHANT") return {403, "NO_AUTH"};
   return {400, "INVALID_REQUEST"};  // windows closed, already reversed or refunded, more than remains
 }
 
@@ -148,7 +156,7 @@ Result<std::optional<PaymentView>> OrderOfRefund(const LedgerPort& ledger, const
   };
   const std::string order_no = text("out_trade_no");
   if (!order_no.empty()) {
-    if (!ValidNumber(order_no)) return std::optional<PaymentView>();
+    if (!ValidOrderNo(order_no)) return std::optional<PaymentView>();
     return ledger.Payment(mchid, order_no);
   }
   const std::string transaction_id = text("transaction_id");
@@ -217,6 +225,26 @@ MerchantApi::MerchantApi(MerchantApiOptions options, LedgerPort& ledger)
   if (!options_.clock_s) options_.clock_s = SystemSeconds;
 }
 
+void MerchantApi::LogRefusal(const HttpRequest& request, const Status& why) {
+  constexpr size_t kRefusalsLoggedPerSecond = 10;
+  constexpr size_t kTargetLogged = 200;
+  const int64_t now_s = options_.clock_s();
+  if (now_s != refusal_log_second_) {
+    if (refusals_unlogged_ > 0)
+      spdlog::warn("gateway: {} more requests refused, not logged", refusals_unlogged_);
+    refusal_log_second_ = now_s;
+    refusals_logged_ = 0;
+    refusals_unlogged_ = 0;
+  }
+  if (refusals_logged_ >= kRefusalsLoggedPerSecond) {
+    ++refusals_unlogged_;
+    return;
+  }
+  ++refusals_logged_;
+  spdlog::warn("gateway: {} {} refused: {}", request.method.substr(0, 16),
+               request.target.substr(0, kTargetLogged), why.ToString().substr(0, kTargetLogged));
+}
+
 Status MerchantApi::PersistNonces(const std::string& path) {
   return nonces_.Persist(path, options_.clock_s());
 }
@@ -269,8 +297,9 @@ void MerchantApi::Handle(const HttpRequest& request, Respond respond) {
       signed_request, options_.clock_s(), [this](std::string_view serial) { return LookupKey(serial); },
       nonces_);
   if (!checked.ok()) {
-    spdlog::warn("gateway: {} {} refused: {}", request.method, request.target, checked.status().ToString());
-    return respond(Error(401, "SIGN_ERROR", "签名错误"));
+    LogRefusal(request, checked.status());
+    // Not signed: anyone can ask for it, and each signature costs the server's thread about a millisecond.
+    return respond({401, R"({"code":"SIGN_ERROR","message":"签名错误"})"});
   }
   std::optional<Call> call = SplitTarget(request.target);
   if (!call) return respond(Error(400, "PARAM_ERROR", "query string"));
@@ -295,6 +324,10 @@ void MerchantApi::Route(const Call& call, Respond respond) {
     return Reverse(call, path[last - 1], std::move(respond));
   if (post && Matches(path, {"v3", "refund", "domestic", "refunds"}))
     return RefundOrder(call, std::move(respond));
+  if (post && Matches(path, {"v3", "pay", "transactions", "native"}))
+    return CreateNativeOrder(call, std::move(respond));
+  if (post && Matches(path, {"v3", "pay", "transactions", "out-trade-no", "*", "close"}))
+    return CloseOrder(call, path[last - 1], std::move(respond));
   if (get && Matches(path, {"v3", "refund", "domestic", "refunds", "*"}))
     return QueryRefund(call, path[last], std::move(respond));
   if (get && Matches(path, {"v3", "bill", "tradebill"})) return TradeBill(call, std::move(respond));
@@ -324,11 +357,14 @@ HttpResponse MerchantApi::PaymentAnswer(const PaymentView& payment) const {
 
 void MerchantApi::QueryPayment(const Call& call, std::string_view order_no, Respond respond) {
   if (QueryValue(call, "mchid") != call.mchid) return respond(Error(403, "NO_AUTH", "mchid is not yours"));
-  if (!ValidNumber(order_no)) return respond(Error(400, "PARAM_ERROR", "out_trade_no"));
+  if (!ValidOrderNo(order_no)) return respond(Error(400, "PARAM_ERROR", "out_trade_no"));
   Result<std::optional<PaymentView>> payment = ledger_.Payment(call.mchid, order_no);
   if (!payment.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
-  if (!payment->has_value()) return respond(Error(404, "ORDER_NOT_EXIST", "订单不存在"));
-  respond(PaymentAnswer(**payment));
+  if (payment->has_value()) return respond(PaymentAnswer(**payment));
+  Result<std::optional<OrderView>> order = ledger_.Order(call.mchid, order_no);
+  if (!order.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (!order->has_value()) return respond(Error(404, "ORDER_NOT_EXIST", "订单不存在"));
+  respond(OrderAnswer(call.mchid, std::string(order_no), **order));
 }
 
 void MerchantApi::QueryByTransaction(const Call& call, std::string_view transaction_id, Respond respond) {
@@ -356,10 +392,16 @@ void MerchantApi::Reverse(const Call& call, std::string_view order_no, Respond r
     return respond(Error(400, "PARAM_ERROR", "body must be a JSON object with mchid"));
   if (body["mchid"].get<std::string>() != call.mchid)
     return respond(Error(403, "NO_AUTH", "mchid is not yours"));
-  if (!ValidNumber(order_no)) return respond(Error(400, "PARAM_ERROR", "out_trade_no"));
+  if (!ValidOrderNo(order_no)) return respond(Error(400, "PARAM_ERROR", "out_trade_no"));
   const std::string order(order_no);
+  // The id names what is reversed: this payment, or the order while unpaid. With the order number alone, a
+  // payment made after an unpaid order's closing lapsed would meet the old reversal as a duplicate and be
+  // answered REVOKED while it stands.
+  Result<std::optional<PaymentView>> payment = ledger_.Payment(call.mchid, order);
+  if (!payment.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  const std::string target = payment->has_value() ? (*payment)->transaction_id : std::string("unpaid");
   const json command = {{"type", "reverse"},
-                        {"command_id", "gw:reverse:" + call.mchid + ":" + order},
+                        {"command_id", "gw:reverse:" + call.mchid + ":" + order + ":" + target},
                         {"merchant", call.mchid},
                         {"merchant_order_no", order},
                         {"reason", "merchant reversal"}};
@@ -369,11 +411,11 @@ void MerchantApi::Reverse(const Call& call, std::string_view order_no, Respond r
         return Signed(200,
                       json{{"mchid", mchid}, {"out_trade_no", order}, {"trade_state", "REVOKED"}}.dump());
       },
-      std::move(respond));
+      std::move(respond), "ALREADY_REVERSED");  // reversing a reversed order again: the same outcome
 }
 
 void MerchantApi::SubmitFor(const std::string& mchid, std::string command_line, OnAnswer answer,
-                            Respond respond) {
+                            Respond respond, std::string_view success_reason) {
   {
     std::lock_guard lock(in_flight_mutex_);
     size_t& waiting = in_flight_[mchid];
@@ -381,20 +423,23 @@ void MerchantApi::SubmitFor(const std::string& mchid, std::string command_line, 
       return respond(Error(429, "FREQUENCY_LIMITED", "too many requests in flight"));
     ++waiting;
   }
-  ledger_.Submit(std::move(command_line), [this, mchid, answer = std::move(answer),
-                                           respond = std::move(respond)](Result<CommandAnswer> result) {
-    {
-      std::lock_guard lock(in_flight_mutex_);
-      if (--in_flight_[mchid] == 0) in_flight_.erase(mchid);
-    }
-    if (!result.ok()) {
-      spdlog::error("gateway: command for {}: {}", mchid, result.status().ToString());
-      return respond(Error(500, "SYSTEM_ERROR", "the ledger did not answer; ask again with the same number"));
-    }
-    if (result->kind == CommandAnswer::Kind::kAccepted || result->reason.empty())
-      return respond(answer(*result));
-    respond(Rejection(*result));
-  });
+  ledger_.Submit(
+      std::move(command_line), [this, mchid, answer = std::move(answer), respond = std::move(respond),
+                                success_reason = std::string(success_reason)](Result<CommandAnswer> result) {
+        {
+          std::lock_guard lock(in_flight_mutex_);
+          if (--in_flight_[mchid] == 0) in_flight_.erase(mchid);
+        }
+        if (!result.ok()) {
+          spdlog::error("gateway: command for {}: {}", mchid, result.status().ToString());
+          return respond(
+              Error(500, "SYSTEM_ERROR", "the ledger did not answer; ask again with the same number"));
+        }
+        if (result->kind == CommandAnswer::Kind::kAccepted || result->reason.empty() ||
+            (!success_reason.empty() && result->reason == success_reason))
+          return respond(answer(*result));
+        respond(Rejection(*result));
+      });
 }
 
 void MerchantApi::RefundOrder(const Call& call, Respond respond) {
@@ -518,6 +563,73 @@ void MerchantApi::DownloadBill(const Call& call, Respond respond) {
   response.content_type =
       QueryValue(call, "tar_type") == "GZIP" ? "application/gzip" : "text/csv; charset=utf-8";
   respond(std::move(response));
+}
+
+// An order no payment has come for yet: NOTPAY while it waits, CLOSED once closed or expired.
+HttpResponse MerchantApi::OrderAnswer(const std::string& mchid, const std::string& order_no,
+                                      const OrderView& order) const {
+  const bool closed = order.closed || options_.clock_s() * 1'000'000'000 >= order.expires_at_ns;
+  json body = {{"mchid", mchid},
+               {"out_trade_no", order_no},
+               {"trade_type", TradeType(order.channel)},
+               {"trade_state", closed ? "CLOSED" : "NOTPAY"},
+               {"trade_state_desc", closed ? "已关闭" : "未支付"},
+               {"amount", {{"total", order.amount_minor}, {"currency", kCurrency}}}};
+  return Signed(200, body.dump());
+}
+
+void MerchantApi::CreateNativeOrder(const Call& call, Respond respond) {
+  const json body = json::parse(call.body, nullptr, false);
+  const auto text = [&body](const char* name) {
+    return body.is_object() && body.contains(name) && body[name].is_string() ? body[name].get<std::string>()
+                                                                             : std::string();
+  };
+  const json* amount = body.is_object() && body.contains("amount") ? &body["amount"] : nullptr;
+  if (amount == nullptr || !amount->is_object() || !amount->contains("total") ||
+      !(*amount)["total"].is_number_integer() || text("description").empty() ||
+      !ValidOrderNo(text("out_trade_no")))
+    return respond(Error(400, "PARAM_ERROR", "description, out_trade_no and amount.total are required"));
+  if (text("mchid") != call.mchid) return respond(Error(403, "NO_AUTH", "mchid is not yours"));
+  if (amount->contains("currency") && (*amount)["currency"] != kCurrency)
+    return respond(Error(400, "PARAM_ERROR", "currency must be CNY"));
+  int64_t expires_at_ns = (options_.clock_s() + options_.order_expiry_default_s) * 1'000'000'000;
+  if (!text("time_expire").empty()) {
+    const Result<int64_t> parsed = ParseIso8601(text("time_expire"));
+    if (!parsed.ok()) return respond(Error(400, "PARAM_ERROR", "time_expire: " + parsed.status().message()));
+    expires_at_ns = *parsed;
+  }
+  const std::string order_no = text("out_trade_no");
+  const json command = {{"type", "create_order"},
+                        {"command_id", "gw:order:" + call.mchid + ":" + order_no},
+                        {"merchant", call.mchid},
+                        {"merchant_order_no", order_no},
+                        {"amount_minor", (*amount)["total"].get<int64_t>()},
+                        {"channel", "qr_dynamic"},
+                        {"description", text("description")},
+                        {"expires_at", FormatIso8601(expires_at_ns, options_.timezone_offset_minutes)}};
+  SubmitFor(
+      call.mchid, command.dump(-1, ' ', false, json::error_handler_t::replace),
+      [this, mchid = call.mchid, order_no](const CommandAnswer&) {
+        // What the customer's app reads from the QR code and pays (the customer endpoints).
+        return Signed(200, json{{"code_url", "ledger://pay/" + mchid + "/" + order_no}}.dump());
+      },
+      std::move(respond));
+}
+
+void MerchantApi::CloseOrder(const Call& call, std::string_view order_no, Respond respond) {
+  const json body = json::parse(call.body, nullptr, false);
+  if (!body.is_object() || !body.contains("mchid") || !body["mchid"].is_string())
+    return respond(Error(400, "PARAM_ERROR", "body must be a JSON object with mchid"));
+  if (body["mchid"].get<std::string>() != call.mchid)
+    return respond(Error(403, "NO_AUTH", "mchid is not yours"));
+  if (!ValidOrderNo(order_no)) return respond(Error(400, "PARAM_ERROR", "out_trade_no"));
+  const json command = {{"type", "close_order"},
+                        {"command_id", "gw:close:" + call.mchid + ":" + std::string(order_no)},
+                        {"merchant", call.mchid},
+                        {"merchant_order_no", std::string(order_no)}};
+  SubmitFor(
+      call.mchid, command.dump(), [this](const CommandAnswer&) { return Signed(204, ""); },
+      std::move(respond));
 }
 
 }  // namespace ledger::gateway

@@ -127,6 +127,14 @@ const TypeSpec kTypes[] = {
     {"add_merchant_key",
      {{"merchant", Kind::kString}, {"serial_no", Kind::kString}, {"public_key_pem", Kind::kString}}},
     {"revoke_merchant_key", {{"merchant", Kind::kString}, {"serial_no", Kind::kString}}},
+    {"create_order",
+     {{"merchant", Kind::kString},
+      {"merchant_order_no", Kind::kString},
+      {"amount_minor", Kind::kInteger},
+      {"channel", Kind::kString},
+      {"description", Kind::kString},
+      {"expires_at", Kind::kString}}},
+    {"close_order", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}}},
 };
 
 std::string Printable(std::string_view text, size_t max_bytes = kQuotedBytesMax) {
@@ -858,6 +866,29 @@ void ParseRevokeMerchantKey(Fields& fields, fb::CommandT& command) {
   command.body.Set(std::move(body));
 }
 
+// Only the channels whose orders wait for the customer: a merchant-presented code, H5, the bank app's SDK.
+void ParseCreateOrder(Fields& fields, fb::CommandT& command) {
+  fb::CreateOrderT body;
+  body.merchant = fields.MerchantId("merchant");
+  body.merchant_order_no = fields.Id("merchant_order_no");
+  body.amount_minor = fields.Integer("amount_minor", true);
+  body.channel = ParseEnum(fields, "channel", true, fb::Channel::qr_dynamic);
+  if (body.channel != fb::Channel::qr_dynamic && body.channel != fb::Channel::b2c_h5 &&
+      body.channel != fb::Channel::b2c_sdk && !fields.failed()) {
+    fields.Fail("an order waits for its customer on qr_dynamic, b2c_h5 or b2c_sdk only");
+  }
+  body.description = fields.Text("description", false);
+  body.expires_at_ns = fields.Timestamp("expires_at", true);
+  command.body.Set(std::move(body));
+}
+
+void ParseCloseOrder(Fields& fields, fb::CommandT& command) {
+  fb::CloseOrderT body;
+  body.merchant = fields.MerchantId("merchant");
+  body.merchant_order_no = fields.Id("merchant_order_no");
+  command.body.Set(std::move(body));
+}
+
 using BodyParser = void (*)(Fields&, fb::CommandT&);
 // The body parser of each type in kTypes.
 const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
@@ -873,6 +904,8 @@ const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
     {"transfer", ParseTransfer},
     {"add_merchant_key", ParseAddMerchantKey},
     {"revoke_merchant_key", ParseRevokeMerchantKey},
+    {"create_order", ParseCreateOrder},
+    {"close_order", ParseCloseOrder},
 };
 
 // The envelope every command has: a JSON object with a string type and a non-empty string command_id.

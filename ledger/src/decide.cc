@@ -125,6 +125,63 @@ Decision DecideRevokeMerchantKey(const fb::RevokeMerchantKeyT& command, const De
   return decision;
 }
 
+// The open order record of (merchant, order no), or nullopt.
+std::optional<fb::OrderRecordT> CreatedOrder(const KvReader& state, const std::string& merchant,
+                                             const std::string& merchant_order_no) {
+  fb::OrderRecordT order;
+  if (!LoadRecord(state, keys::Order(merchant, merchant_order_no), &order)) return std::nullopt;
+  return order;
+}
+
+Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext& context) {
+  if (!ValidPositive(command.amount_minor))
+    return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
+  fb::MerchantRecordT merchant;
+  if (!LoadRecord(context.state, keys::Merchant(command.merchant), &merchant))
+    return Reject(reason::kUnknownMerchant, "no merchant " + command.merchant);
+  fb::PaymentRecordT payment;
+  if (LoadRecord(context.state, keys::Payment(command.merchant, command.merchant_order_no), &payment) ||
+      CreatedOrder(context.state, command.merchant, command.merchant_order_no)) {
+    return Reject(reason::kDuplicateOrder, "merchant order " + command.merchant_order_no + " exists");
+  }
+  if (std::optional<int64_t> until = ClosedUntil(context.state, command.merchant, command.merchant_order_no);
+      until && context.now_ns < *until) {
+    return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no + " was closed");
+  }
+  if (command.expires_at_ns <= context.now_ns) return Reject(reason::kOrderExpired, "expires_at has passed");
+  fb::OrderCreatedT created;
+  created.merchant = command.merchant;
+  created.merchant_order_no = command.merchant_order_no;
+  created.amount_minor = command.amount_minor;
+  created.channel = command.channel;
+  created.description = command.description;
+  created.expires_at_ns = command.expires_at_ns;
+  Decision decision;
+  decision.payloads.emplace_back().Set(std::move(created));
+  return decision;
+}
+
+// Closing an order the customer has not paid: its payment, should it still come, is refused ORDER_CLOSED.
+Decision DecideCloseOrder(const fb::CloseOrderT& command, const DecideContext& context) {
+  fb::PaymentRecordT payment;
+  if (LoadRecord(context.state, keys::Payment(command.merchant, command.merchant_order_no), &payment))
+    return Reject(reason::kOrderPaid, "merchant order " + command.merchant_order_no + " is paid");
+  if (!CreatedOrder(context.state, command.merchant, command.merchant_order_no))
+    return Reject(reason::kOriginalNotFound, "no order " + command.merchant_order_no);
+  if (std::optional<int64_t> until = ClosedUntil(context.state, command.merchant, command.merchant_order_no);
+      until && context.now_ns < *until) {
+    return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no + " is closed");
+  }
+  fb::OrderClosedT closed;
+  closed.merchant = command.merchant;
+  closed.merchant_order_no = command.merchant_order_no;
+  closed.reason = "closed by the merchant";
+  closed.closed_until_ns = context.now_ns + int64_t{context.config.closed_order_keep_days} * kNanosPerDay;
+  Decision decision;
+  decision.payloads.emplace_back().Set(std::move(closed));
+  return decision;
+}
+
 Decision DecideDeposit(const fb::DepositT& command, const DecideContext& context) {
   if (!ValidPositive(command.amount_minor))
     return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
@@ -274,6 +331,12 @@ Decision CheckPayParties(const fb::PayT& command, const DecideContext& context, 
       until && context.now_ns < *until) {
     return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no +
                                             " was closed by a reversal before it was paid");
+  }
+  if (std::optional<fb::OrderRecordT> order =
+          CreatedOrder(state, command.merchant, command.merchant_order_no)) {
+    if (command.order_amount_minor != order->amount_minor)
+      return Reject(reason::kInvalidAmount, "the order's amount is " + std::to_string(order->amount_minor));
+    if (context.now_ns >= order->expires_at_ns) return Reject(reason::kOrderExpired, "the order has expired");
   }
   const bool needs_customer =
       command.funding == fb::Funding::own_account || command.points > 0 || !command.coupon.empty();
@@ -829,6 +892,10 @@ Decision Decide(const fb::CommandT& command, const DecideContext& context) {
       return DecideAddMerchantKey(*command.body.AsAddMerchantKey(), context);
     case fb::CommandBody::RevokeMerchantKey:
       return DecideRevokeMerchantKey(*command.body.AsRevokeMerchantKey(), context);
+    case fb::CommandBody::CreateOrder:
+      return DecideCreateOrder(*command.body.AsCreateOrder(), context);
+    case fb::CommandBody::CloseOrder:
+      return DecideCloseOrder(*command.body.AsCloseOrder(), context);
     default:
       return Reject(reason::kMalformedCommand, "command has no body");
   }

@@ -60,6 +60,10 @@ CommandOwner OwnerOf(const ParsedCommand& parsed) {
     return {OwnerKind::kOrder, OrderKey(reverse->merchant, reverse->merchant_order_no)};
   if (const auto* refund = body.AsRefund())
     return {OwnerKind::kOrder, OrderKey(refund->merchant, refund->merchant_order_no)};
+  if (const auto* created = body.AsCreateOrder())
+    return {OwnerKind::kOrder, OrderKey(created->merchant, created->merchant_order_no)};
+  if (const auto* closed = body.AsCloseOrder())
+    return {OwnerKind::kOrder, OrderKey(closed->merchant, closed->merchant_order_no)};
   if (const auto* deposit = body.AsDeposit())
     return {OwnerKind::kCustomer, CustomerOfAccount(deposit->account)};
   if (const auto* transfer = body.AsTransfer())
@@ -113,6 +117,10 @@ CommandParties RoutingOf(const ParsedCommand& parsed, const KvReader& state) {
     parties = {pay->customer, pay->merchant};
   } else if (const auto* merchant = body.AsOpenMerchant()) {
     parties.merchant = merchant->merchant;
+  } else if (const auto* created = body.AsCreateOrder()) {
+    parties.merchant = created->merchant;
+  } else if (const auto* closed = body.AsCloseOrder()) {
+    parties.merchant = closed->merchant;
   } else if (const auto* added = body.AsAddMerchantKey()) {
     parties.merchant = added->merchant;
   } else if (const auto* revoked = body.AsRevokeMerchantKey()) {

@@ -268,6 +268,25 @@ void FoldTransferInFlight(const fb::EventBody& event, KvWriter& view, FoldErrors
   }
 }
 
+// An order waiting for its customer (OrderCreated), and an order closed unpaid (OrderClosed).
+void FoldOrder(const fb::EventBody& event, KvWriter& view) {
+  if (const auto* created = event.payload_as_OrderCreated()) {
+    fb::OrderRecordT order;
+    order.amount_minor = created->amount_minor();
+    order.channel = created->channel();
+    order.description = StringOf(created->description());
+    order.expires_at_ns = created->expires_at_ns();
+    order.created_at_ns = event.occurred_at_ns();
+    SaveRecord(view, keys::Order(ViewOf(created->merchant()), ViewOf(created->merchant_order_no())), order);
+  } else if (const auto* closed = event.payload_as_OrderClosed()) {
+    fb::ClosedOrderRecordT record;
+    record.closed_until_ns = closed->closed_until_ns();
+    record.reason = StringOf(closed->reason());
+    SaveRecord(view, keys::ClosedOrder(ViewOf(closed->merchant()), ViewOf(closed->merchant_order_no())),
+               record);
+  }
+}
+
 // The last clearing date the shard closed.
 void FoldClearingDays(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
   const auto* closed = event.payload_as_DayClosed();
@@ -287,10 +306,10 @@ void FoldClearingDays(const fb::EventBody& event, KvWriter& view, FoldErrors& er
 class PaymentsProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
-    return {std::string(keys::kPaymentPrefix),          std::string(keys::kRefundPrefix),
-            std::string(keys::kOrderRoutePrefix),       std::string(keys::kClosedOrderPrefix),
-            std::string(keys::kTransferInFlightPrefix), std::string(keys::kClearingDaysKey),
-            std::string(keys::kDayClosedPrefix)};
+    return {std::string(keys::kPaymentPrefix),    std::string(keys::kRefundPrefix),
+            std::string(keys::kOrderRoutePrefix), std::string(keys::kClosedOrderPrefix),
+            std::string(keys::kOrderPrefix),      std::string(keys::kTransferInFlightPrefix),
+            std::string(keys::kClearingDaysKey),  std::string(keys::kDayClosedPrefix)};
   }
   std::string_view name() const override { return "payments"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
@@ -306,15 +325,10 @@ class PaymentsProjector final : public Projector {
       case fb::Payload::TransferSettled:
         FoldTransferInFlight(event, view, errors);
         break;
-      case fb::Payload::OrderClosed: {
-        const auto* closed = event.payload_as_OrderClosed();
-        fb::ClosedOrderRecordT record;
-        record.closed_until_ns = closed->closed_until_ns();
-        record.reason = StringOf(closed->reason());
-        SaveRecord(view, keys::ClosedOrder(ViewOf(closed->merchant()), ViewOf(closed->merchant_order_no())),
-                   record);
+      case fb::Payload::OrderCreated:
+      case fb::Payload::OrderClosed:
+        FoldOrder(event, view);
         break;
-      }
       case fb::Payload::PaymentCaptured: {
         const auto* paid = event.payload_as_PaymentCaptured();
         fb::PaymentRecordT payment;

@@ -25,6 +25,7 @@ constinit const std::string_view kLegSentPrefix = "ls/";
 constinit const std::string_view kLegAppliedPrefix = "lr/";
 constinit const std::string_view kOrderRoutePrefix = "o/";
 constinit const std::string_view kClosedOrderPrefix = "oc/";
+constinit const std::string_view kOrderPrefix = "od/";
 constinit const std::string_view kTransferInFlightPrefix = "tf/";
 constinit const std::string_view kClearingDaysKey = "dc/days";
 constinit const std::string_view kDayClosedPrefix = "dh/";
@@ -79,6 +80,10 @@ std::string Refund(std::string_view merchant, std::string_view refund_no) {
   return Join(kRefundPrefix, merchant, refund_no);
 }
 std::string OrderRoute(std::string_view order) { return Join(kOrderRoutePrefix, order); }
+std::string Order(std::string_view merchant, std::string_view merchant_order_no) {
+  return Join(kOrderPrefix, merchant, merchant_order_no);
+}
+
 std::string ClosedOrder(std::string_view merchant, std::string_view merchant_order_no) {
   return Join(kClosedOrderPrefix, merchant, merchant_order_no);
 }

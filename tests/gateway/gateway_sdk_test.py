@@ -255,6 +255,31 @@ class GatewaySdkTest(unittest.TestCase):
         self.assertEqual(code, 400, text)
         self.assertEqual(json.loads(text)["code"], "NO_STATEMENT_EXIST")
 
+    def test_09_a_native_order_waits_and_closes(self):
+        code, text = self.m1.pay(description="rail ticket", out_trade_no="N1", amount={"total": 5_000})
+        self.assertEqual(code, 200, text)
+        code_url = json.loads(text)["code_url"]
+        self.assertIn("N1", code_url)
+        code, again = self.m1.pay(description="rail ticket", out_trade_no="N1", amount={"total": 5_000})
+        self.assertEqual((code, json.loads(again)["code_url"]), (200, code_url))  # the same request: same answer
+        code, text = self.m1.pay(description="rail ticket", out_trade_no="N1", amount={"total": 6_000})
+        self.assertEqual(code, 400, text)
+        code, text = self.m1.query(out_trade_no="N1")
+        self.assertEqual(code, 200, text)
+        self.assertEqual((json.loads(text)["trade_state"], json.loads(text)["amount"]["total"]), ("NOTPAY", 5_000))
+        self.assertEqual(self.m2.close(out_trade_no="N1", mchid="M1")[0], 403)
+        self.assertEqual(self.m2.close(out_trade_no="N1")[0], 404)  # M2 has no order N1
+        code, text = self.m1.close(out_trade_no="N1")
+        self.assertEqual(code, 204, text)
+        self.assertEqual(json.loads(self.m1.query(out_trade_no="N1")[1])["trade_state"], "CLOSED")
+        code, text = self.m1.pay(description="a second order", out_trade_no="O1", amount={"total": 10_000})
+        self.assertEqual(code, 403, text)
+        self.assertEqual(json.loads(text)["code"], "OUT_TRADE_NO_USED")
+        code, text = self.m1.close(out_trade_no="O1")
+        self.assertEqual(code, 400, text)
+        self.assertEqual(json.loads(text)["code"], "ORDERPAID")
+        self.assertEqual(json.loads(self.m1.query(out_trade_no="O1")[1])["trade_state"], "REFUND")
+
     def stale_authorization(self, mchid, method, path):
         """A request signed correctly, six minutes ago."""
         from wechatpayv3.utils import load_private_key, rsa_sign
@@ -292,6 +317,12 @@ class GatewaySdkTest(unittest.TestCase):
                              check=False)
         self.assertEqual(refused.returncode, 2, refused.stderr)
         self.assertIn("UNKNOWN_MERCHANT_KEY", refused.stderr)
+        # A new key after the revocation (a rotation): the merchant keeps its APIv3 key.
+        run_ledger("merchant-keys", "--data", self.data, "--merchant", "M2", "--out",
+                   os.path.join(self.scratch.name, "kit-M2-new"))
+        new_kit = read_kit(os.path.join(self.scratch.name, "kit-M2-new"))
+        self.assertNotEqual(new_kit["serial_no"], self.kits["M2"]["serial_no"])
+        self.assertEqual(new_kit["apiv3_key"], self.kits["M2"]["apiv3_key"])
         self.__class__.gateway = Gateway(self.data, os.path.join(self.scratch.name, "gateway2.log"), self.port)
         # The restarted gateway (same address) still refuses the replay of a request its last run admitted.
         replayed = self.send_raw("GET", self.admitted[0], self.admitted[1])
@@ -299,6 +330,8 @@ class GatewaySdkTest(unittest.TestCase):
         m2 = merchant_client(self.kits["M2"], self.gateway.url, "M2")
         code, text = m2.query(out_trade_no="O3")
         self.assertEqual(code, 401, text)
+        code, text = merchant_client(new_kit, self.gateway.url, "M2").query(out_trade_no="O3")
+        self.assertEqual(code, 200, text)
         m1 = merchant_client(self.kits["M1"], self.gateway.url, "M1")
         self.assertEqual(m1.query(out_trade_no="O1")[0], 200)
 

@@ -144,5 +144,24 @@ TEST_F(HttpsServerTest, AConnectionOverTheLimitIsClosedAtOnce) {
   EXPECT_EQ(calls_.load(), 1);
 }
 
+// Connections that never start their TLS handshake (a slowloris holding every slot) give way to a client
+// that does: over the limit the oldest connection still in its handshake is closed for the new one.
+TEST_F(HttpsServerTest, ConnectionsStuckBeforeTheirHandshakeMakeWayForARealClient) {
+  options_.max_connections = 2;
+  options_.handshake_timeout = std::chrono::milliseconds(20'000);
+  Serve();
+  const std::string port = std::to_string(server_->port());
+  for (int i = 0; i < 2; ++i) {
+    const std::string silent =
+        "bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + port + "; sleep 8' > /dev/null 2>&1 &";
+    ASSERT_EQ(std::system(silent.c_str()), 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(Curl("'" + Url("/v3/real") + "'"), 0) << Log();
+  EXPECT_NE(Log().find("/v3/real"), std::string::npos) << Log();
+  ASSERT_EQ(Curl("'" + Url("/v3/again") + "'"), 0) << Log();
+  EXPECT_EQ(calls_.load(), 2);
+}
+
 }  // namespace
 }  // namespace ledger::gateway

@@ -1,12 +1,13 @@
 // The gateway's HTTPS server: HTTP/1.1 with keep-alive over TLS (Boost.Beast on Boost.Asio, OpenSSL 3), one
 // thread of its own running every connection asynchronously, so that a slow or half-open client never stalls
-// another. Bounded everywhere: connections (beyond the limit a new one is closed at once), the request head
-// (431 beyond it) and body (413 beyond it, WeChat's error body), and the time a connection may take for its
-// handshake, each request and each response (then it is closed). A client may present a certificate signed by
-// the gateway's CA (mutual TLS, the bank's channels): the handler is told whether it did; the server refuses
-// no connection for lacking one, since merchants authenticate by request signatures.
-// Thread-safety: Start and Stop from one owner thread; the handler runs on the server's thread and must not
-// block (work that waits, such as a ledger commit, answers later through its Respond, from any thread).
+// another. Bounded everywhere: connections (beyond the limit the oldest still in its TLS handshake makes way
+// for a new one, else the new one is closed at once), the request head (431 beyond it) and body (413 beyond
+// it, WeChat's error body), and the time a connection may take for its handshake, each request and each
+// response (then it is closed). A client may present a certificate signed by the gateway's CA (mutual TLS,
+// the bank's channels): the handler is told whether it did; the server refuses no connection for lacking one,
+// since merchants authenticate by request signatures. Thread-safety: Start and Stop from one owner thread;
+// the handler runs on the server's thread and must not block (work that waits, such as a ledger commit,
+// answers later through its Respond, from any thread).
 #pragma once
 
 #include <chrono>
@@ -53,7 +54,10 @@ struct HttpsServerOptions {
   size_t max_connections = 256;
   size_t body_max = 64 * 1024;
   size_t head_max = 16 * 1024;
-  std::chrono::milliseconds timeout{10'000};  // per handshake, per request read, per response write
+  std::chrono::milliseconds timeout{10'000};  // per request read, per response write
+  // For the TLS handshake, which a client completes in milliseconds; over the connection limit the oldest
+  // connection still in its handshake is closed for the new one.
+  std::chrono::milliseconds handshake_timeout{3'000};
 };
 
 class HttpsServer {

@@ -39,6 +39,14 @@ struct PaymentView {
   int64_t paid_at_ns = 0;  // when the ledger recorded it
 };
 
+// An order waiting for its customer (events.fbs: OrderCreated) and whether the merchant closed it.
+struct OrderView {
+  int64_t amount_minor = 0;
+  std::string channel;
+  int64_t expires_at_ns = 0;
+  bool closed = false;
+};
+
 // A refund (events.fbs: PaymentRefunded).
 struct RefundView {
   std::string merchant;
@@ -68,6 +76,8 @@ class LedgerPort {
   virtual Result<std::optional<PaymentView>> Payment(std::string_view merchant,
                                                      std::string_view order_no) const = 0;
   virtual Result<std::optional<PaymentView>> PaymentByTransaction(std::string_view transaction_id) const = 0;
+  virtual Result<std::optional<OrderView>> Order(std::string_view merchant,
+                                                 std::string_view order_no) const = 0;
   virtual Result<std::optional<RefundView>> Refund(std::string_view merchant,
                                                    std::string_view refund_no) const = 0;
   // The merchant's WeChat trade bill (bill type ALL) of clearing date `date` (yyyymmdd) so far: every payment

@@ -62,6 +62,8 @@ inline constexpr char kOrderBusy[] = "ORDER_BUSY";
 inline constexpr char kOrderClosed[] = "ORDER_CLOSED";
 inline constexpr char kUnknownMerchantKey[] = "UNKNOWN_MERCHANT_KEY";
 inline constexpr char kMerchantKeyRevoked[] = "MERCHANT_KEY_REVOKED";
+inline constexpr char kOrderPaid[] = "ORDER_PAID";
+inline constexpr char kOrderExpired[] = "ORDER_EXPIRED";
 }  // namespace reason
 
 struct ParsedCommand {

@@ -11,6 +11,7 @@
 //   ls/<shard> lr/<shard>                            legs sent to, applied from commands
 //   o/<merchant>/<order>                             where an order's commands go payments
 //   oc/<merchant>/<order>                            an order closed by a reversal payments
+//   od/<merchant>/<order>                            an order waiting for its customer payments
 //   xm/ xs/ xl/ xo/ xr/ xd/ (see below)             clearing and reconciliation views   clearing
 //   ck/<sequence>                                    a signed checkpoint        checkpoints
 //   z/<projector>                                    a projector's last applied sequence
@@ -45,6 +46,7 @@ extern const std::string_view kLegSentPrefix;
 extern const std::string_view kLegAppliedPrefix;
 extern const std::string_view kOrderRoutePrefix;
 extern const std::string_view kClosedOrderPrefix;
+extern const std::string_view kOrderPrefix;
 extern const std::string_view kTransferInFlightPrefix;
 // the shard's clearing days (one record; its own prefix)
 extern const std::string_view kClearingDaysKey;
@@ -81,6 +83,8 @@ std::string Refund(std::string_view merchant, std::string_view refund_no);
 std::string OrderRoute(std::string_view order);
 // an order a reversal closed before it was paid
 std::string ClosedOrder(std::string_view merchant, std::string_view merchant_order_no);
+// an order created to wait for its customer (create_order)
+std::string Order(std::string_view merchant, std::string_view merchant_order_no);
 // the DayClosed that closed every date through `yyyymmdd` (ClearingDaysRecord, its sequence)
 std::string DayClosed(int yyyymmdd);
 // a transfer sent to shard `destination` as leg `number`, not settled yet
