@@ -291,8 +291,9 @@ std::optional<MerchantKey> MerchantApi::LookupKey(std::string_view serial_no) {
 
 void MerchantApi::Handle(const HttpRequest& request, Respond respond) {
   const auto authorization = request.headers.find("authorization");
-  const SignedRequest signed_request{request.method, request.target, request.body,
-                                     authorization == request.headers.end() ? "" : authorization->second};
+  const SignedRequest signed_request{
+      request.method, request.target, request.body,
+      authorization == request.headers.end() ? std::string_view() : std::string_view(authorization->second)};
   Result<Authorization> checked = CheckRequest(
       signed_request, options_.clock_s(), [this](std::string_view serial) { return LookupKey(serial); },
       nonces_);
