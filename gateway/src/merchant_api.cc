@@ -387,13 +387,19 @@ HttpResponse MerchantApi::Rejection(const CommandAnswer& answer) const {
   return Error(status, code, message);
 }
 
-void MerchantApi::Reverse(const Call& call, std::string_view order_no, Respond respond) {
+std::optional<HttpResponse> MerchantApi::RefuseOrderAction(const Call& call,
+                                                           std::string_view order_no) const {
   const json body = json::parse(call.body, nullptr, false);
   if (!body.is_object() || !body.contains("mchid") || !body["mchid"].is_string())
-    return respond(Error(400, "PARAM_ERROR", "body must be a JSON object with mchid"));
-  if (body["mchid"].get<std::string>() != call.mchid)
-    return respond(Error(403, "NO_AUTH", "mchid is not yours"));
-  if (!ValidOrderNo(order_no)) return respond(Error(400, "PARAM_ERROR", "out_trade_no"));
+    return Error(400, "PARAM_ERROR", "body must be a JSON object with mchid");
+  if (body["mchid"].get<std::string>() != call.mchid) return Error(403, "NO_AUTH", "mchid is not yours");
+  if (!ValidOrderNo(order_no)) return Error(400, "PARAM_ERROR", "out_trade_no");
+  return std::nullopt;
+}
+
+void MerchantApi::Reverse(const Call& call, std::string_view order_no, Respond respond) {
+  if (std::optional<HttpResponse> refused = RefuseOrderAction(call, order_no))
+    return respond(std::move(*refused));
   const std::string order(order_no);
   // The id names what is reversed: this payment, or the order while unpaid. With the order number alone, a
   // payment made after an unpaid order's closing lapsed would meet the old reversal as a duplicate and be
@@ -618,12 +624,8 @@ void MerchantApi::CreateNativeOrder(const Call& call, Respond respond) {
 }
 
 void MerchantApi::CloseOrder(const Call& call, std::string_view order_no, Respond respond) {
-  const json body = json::parse(call.body, nullptr, false);
-  if (!body.is_object() || !body.contains("mchid") || !body["mchid"].is_string())
-    return respond(Error(400, "PARAM_ERROR", "body must be a JSON object with mchid"));
-  if (body["mchid"].get<std::string>() != call.mchid)
-    return respond(Error(403, "NO_AUTH", "mchid is not yours"));
-  if (!ValidOrderNo(order_no)) return respond(Error(400, "PARAM_ERROR", "out_trade_no"));
+  if (std::optional<HttpResponse> refused = RefuseOrderAction(call, order_no))
+    return respond(std::move(*refused));
   const json command = {{"type", "close_order"},
                         {"command_id", "gw:close:" + call.mchid + ":" + std::string(order_no)},
                         {"merchant", call.mchid},

@@ -23,6 +23,7 @@
 #include "core/assert.h"
 #include "core/sha256.h"
 #include "gateway/wechat_signature.h"
+#include "new_file.h"
 #include "openssl_handles.h"
 
 namespace ledger::gateway {
@@ -163,17 +164,6 @@ Status SyncFolder(const std::string& dir) {
 std::string ParentOf(const std::string& path) {
   const std::string parent = std::filesystem::path(path).parent_path().string();
   return parent.empty() ? "." : parent;
-}
-
-// Writes a new file (0600 for secrets, 0644 otherwise), never over anything, never through a link.
-Status WriteNew(const std::string& path, const std::string& bytes, mode_t mode) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0) return Status::IoError("cannot create " + path + ": " + std::strerror(errno));
-  const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) &&
-                       ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!written) return Status::IoError("cannot write " + path);
-  return Status::Ok();
 }
 
 // WriteNew, all at once: written under a temporary name, then linked into place (link(2), unlike rename,

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "core/assert.h"
+#include "new_file.h"
 #include "openssl_handles.h"
 
 namespace ledger::gateway {
@@ -81,17 +82,6 @@ std::string SubjectAltNames(const std::vector<std::string>& names) {
     list += (list.empty() ? "" : ",") + std::string(ip ? "IP:" : "DNS:") + name;
   }
   return list;
-}
-
-// Writes a new file (0600 for keys, 0644 otherwise), never over anything, never through a link.
-Status WriteNew(const std::string& path, const std::string& bytes, mode_t mode) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0) return Status::IoError("cannot create " + path + ": " + std::strerror(errno));
-  const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) &&
-                       ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!written) return Status::IoError("cannot write " + path);
-  return Status::Ok();
 }
 
 std::string KeyPem(EVP_PKEY* key) {

@@ -144,8 +144,7 @@ Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext&
       CreatedOrder(context.state, command.merchant, command.merchant_order_no)) {
     return Reject(reason::kDuplicateOrder, "merchant order " + command.merchant_order_no + " exists");
   }
-  if (std::optional<int64_t> until = ClosedUntil(context.state, command.merchant, command.merchant_order_no);
-      until && context.now_ns < *until) {
+  if (OrderClosedAt(context.state, command.merchant, command.merchant_order_no, context.now_ns)) {
     return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no + " was closed");
   }
   if (command.expires_at_ns <= context.now_ns) return Reject(reason::kOrderExpired, "expires_at has passed");
@@ -168,8 +167,7 @@ Decision DecideCloseOrder(const fb::CloseOrderT& command, const DecideContext& c
     return Reject(reason::kOrderPaid, "merchant order " + command.merchant_order_no + " is paid");
   if (!CreatedOrder(context.state, command.merchant, command.merchant_order_no))
     return Reject(reason::kOriginalNotFound, "no order " + command.merchant_order_no);
-  if (std::optional<int64_t> until = ClosedUntil(context.state, command.merchant, command.merchant_order_no);
-      until && context.now_ns < *until) {
+  if (OrderClosedAt(context.state, command.merchant, command.merchant_order_no, context.now_ns)) {
     return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no + " is closed");
   }
   fb::OrderClosedT closed;
@@ -327,8 +325,7 @@ Decision CheckPayParties(const fb::PayT& command, const DecideContext& context, 
     return Reject(reason::kDuplicateOrder,
                   "merchant order " + command.merchant_order_no + " is already paid");
   }
-  if (std::optional<int64_t> until = ClosedUntil(state, command.merchant, command.merchant_order_no);
-      until && context.now_ns < *until) {
+  if (OrderClosedAt(state, command.merchant, command.merchant_order_no, context.now_ns)) {
     return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no +
                                             " was closed by a reversal before it was paid");
   }
@@ -585,8 +582,7 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
 // A reversal of an order with no payment (never seen, or refused): the payment may still be on its way (the
 // merchant timed out), so the order is closed for a while and that payment will be refused.
 Decision CloseUnpaidOrder(const fb::ReverseT& command, const DecideContext& context) {
-  if (std::optional<int64_t> until = ClosedUntil(context.state, command.merchant, command.merchant_order_no);
-      until && context.now_ns < *until) {
+  if (OrderClosedAt(context.state, command.merchant, command.merchant_order_no, context.now_ns)) {
     return Reject(reason::kAlreadyReversed, "order is already closed by a reversal");
   }
   fb::OrderClosedT closed;
@@ -859,11 +855,11 @@ Decision DecideTransferIn(const fb::TransferSent& sent, uint32_t payer_shard, co
   return decision;
 }
 
-std::optional<int64_t> ClosedUntil(const KvReader& state, const std::string& merchant,
-                                   const std::string& merchant_order_no) {
+bool OrderClosedAt(const KvReader& state, const std::string& merchant, const std::string& merchant_order_no,
+                   int64_t at_ns) {
   fb::ClosedOrderRecordT closed;
-  if (!LoadRecord(state, keys::ClosedOrder(merchant, merchant_order_no), &closed)) return std::nullopt;
-  return closed.closed_until_ns;
+  return LoadRecord(state, keys::ClosedOrder(merchant, merchant_order_no), &closed) &&
+         at_ns < closed.closed_until_ns;
 }
 
 Decision Decide(const fb::CommandT& command, const DecideContext& context) {

@@ -40,9 +40,9 @@ Decision DecideTransferIn(const fb::TransferSent& sent, uint32_t payer_shard, co
 // The number of the next leg this shard sends to shard `destination` (1 for the first).
 uint64_t NextLegNumber(const KvReader& state, uint32_t destination);
 
-// Until when a reversal closed the unpaid order `merchant`/`merchant_order_no` (events.fbs: OrderClosed);
-// nullopt when none did.
-std::optional<int64_t> ClosedUntil(const KvReader& state, const std::string& merchant,
-                                   const std::string& merchant_order_no);
+// Whether the unpaid order `merchant`/`merchant_order_no` is closed at `at_ns` (events.fbs: OrderClosed, by a
+// reversal or close_order).
+bool OrderClosedAt(const KvReader& state, const std::string& merchant, const std::string& merchant_order_no,
+                   int64_t at_ns);
 
 }  // namespace ledger

@@ -112,11 +112,9 @@ std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& p
     // ORDER_CLOSED), as one shard would.
     const uint32_t customer_shard = ShardOfKey(pay->customer, config.shards);
     std::string paid;
-    const std::optional<int64_t> closed_until =
-        ClosedUntil(impl_->state, pay->merchant, pay->merchant_order_no);
     if (customer_shard == config.shard ||
         impl_->state.Get(keys::Payment(pay->merchant, pay->merchant_order_no), &paid) ||
-        (closed_until && ledger_time < *closed_until)) {
+        OrderClosedAt(impl_->state, pay->merchant, pay->merchant_order_no, ledger_time)) {
       return std::nullopt;
     }
     forwarded.destination = customer_shard;

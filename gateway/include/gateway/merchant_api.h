@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -71,6 +72,9 @@ class MerchantApi {
   HttpResponse OrderAnswer(const std::string& mchid, const std::string& order_no,
                            const OrderView& order) const;
   void QueryByTransaction(const Call& call, std::string_view transaction_id, Respond respond);
+  // The refusal of a reverse or close whose body does not name the caller as mchid, or whose order number is
+  // not one; nullopt when it may go on.
+  std::optional<HttpResponse> RefuseOrderAction(const Call& call, std::string_view order_no) const;
   void Reverse(const Call& call, std::string_view order_no, Respond respond);
   void RefundOrder(const Call& call, Respond respond);
   void QueryRefund(const Call& call, std::string_view refund_no, Respond respond);
