@@ -26,7 +26,7 @@ shift || true
 # The Python test clients (the real WeChat Pay v3 SDK) in a venv inside the build folder, pinned. When PyPI
 # cannot be reached the tests that need them are reported as skipped with the reason, never passed.
 venv="$build_dir/venv"
-if ! "$venv/bin/python" -c 'import wechatpayv3' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import wechatpayv3, pyotp, oath' >/dev/null 2>&1; then
   mkdir -p "$build_dir"
   if ! { python3 -m venv "$venv" >&2 &&
          "$venv/bin/pip" install -q --disable-pip-version-check -r scripts/python/requirements.txt >&2; }; then

@@ -14,6 +14,8 @@
 
 #include "cli/commands.h"
 #include "cli_common.h"
+#include "gateway/customer_api.h"
+#include "gateway/customer_kit.h"
 #include "gateway/https_server.h"
 #include "gateway/merchant_api.h"
 #include "gateway/merchant_kit.h"
@@ -124,13 +126,21 @@ int RunGateway(const GatewayArgs& args) {
       (listen->second == 0 ? "pid" + std::to_string(::getpid()) : std::to_string(listen->second));
   const Status persisted = api.PersistNonces(journal);
   if (!persisted.ok()) return Fail(ExitCodeFor(persisted), persisted.ToString());
+  Result<std::string> sms_key = gateway::EnsureSmsKey(GatewayDir(args.write.data_dir));
+  if (!sms_key.ok()) return Fail(ExitCodeFor(sms_key.status()), sms_key.status().ToString());
+  gateway::CustomerApiOptions customer_options;
+  customer_options.gateway_dir = GatewayDir(args.write.data_dir);
+  customer_options.sms_key = std::move(sms_key).value();
+  customer_options.sms_outbox = GatewayDir(args.write.data_dir) + "/sms-outbox.jsonl";
+  gateway::CustomerApi customers(std::move(customer_options), **ledger);
   gateway::HttpsServerOptions server_options;
   server_options.host = listen->first;
   server_options.port = listen->second;
   server_options.tls = material->tls;
   Result<std::unique_ptr<gateway::HttpsServer>> server = gateway::HttpsServer::Start(
-      server_options, [&api](gateway::HttpRequest request, gateway::Respond respond) {
+      server_options, [&api, &customers](gateway::HttpRequest request, gateway::Respond respond) {
         if (request.target.starts_with("/v3/")) return api.Handle(request, std::move(respond));
+        if (request.target.starts_with("/customer/")) return customers.Handle(request, std::move(respond));
         respond({404, R"({"code":"NOT_FOUND","message":"no such path"})"});
       });
   if (!server.ok()) return Fail(ExitCodeFor(server.status()), server.status().ToString());
@@ -237,6 +247,57 @@ int RunMerchantKeys(const MerchantKeysArgs& args) {
   return AddMerchantKey(**ledger, *options, args);
 }
 
+struct CustomerEnrollArgs {
+  WriteOptions write;
+  std::string customer;
+  std::string medium;
+  std::string out;
+  std::string phone;
+};
+
+// Writes the kit and the gateway's copy of the secret, then records the public part; undoes the kit when the
+// ledger refuses it. A secret replaced before a refusal is harmless: the ledger still holds the old
+// enrolment, whose secret is gone, so the medium proves nothing until it is enrolled again.
+int RunCustomerEnroll(const CustomerEnrollArgs& args) {
+  Result<LedgerOptions> options = MakeLedgerOptions(args.write);
+  if (!options.ok()) return Fail(kExitBadInput, options.status().message());
+  Result<gateway::MediumEnrolment> enrolment =
+      gateway::MakeMediumEnrolment(args.customer, args.medium, args.phone);
+  if (!enrolment.ok()) return Fail(kExitBadInput, enrolment.status().message());
+  Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(*options);
+  if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
+  fb::CustomerRecordT customer;
+  if (!LoadRecord((*ledger)->store().state(), keys::Customer(args.customer), &customer))
+    return Fail(kExitBadInput, "UNKNOWN_ACCOUNT: no customer " + args.customer);
+  const Status kit = gateway::WriteKitFolder(args.out, enrolment->kit);
+  if (!kit.ok()) return Fail(ExitCodeFor(kit), kit.ToString());
+  if (!enrolment->gateway_secret.empty()) {
+    const Status stored = gateway::StoreMediumSecret(GatewayDir(args.write.data_dir), args.customer,
+                                                     args.medium, enrolment->gateway_secret);
+    if (!stored.ok()) {
+      std::filesystem::remove_all(args.out);
+      return Fail(ExitCodeFor(stored), stored.ToString());
+    }
+  }
+  nlohmann::json line = {
+      {"type", "enroll_medium"},
+      {"command_id", "medium-enrolled:" + args.customer + ":" + args.medium + ":" +
+                         std::to_string(std::chrono::system_clock::now().time_since_epoch().count())},
+      {"customer", args.customer},
+      {"medium", args.medium}};
+  if (!enrolment->public_part.empty()) line["public_part"] = enrolment->public_part;
+  Result<CommandResult> result = SubmitOne(**ledger, line.dump());
+  if (!result.ok() || result->kind != CommandResult::Kind::kAccepted) {
+    std::filesystem::remove_all(args.out);
+    if (!result.ok()) return Fail(kExitFailure, result.status().ToString());
+    return Fail(kExitBadInput, result->reason + ": " + result->detail);
+  }
+  const Status published = PublishCommitted(**ledger, *options, (*ledger)->durable_sequence());
+  if (!published.ok()) return Fail(kExitFailure, published.ToString());
+  std::printf("enrolled=%s %s\nkit=%s\n", args.customer.c_str(), args.medium.c_str(), args.out.c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 Runner AddGateway(CLI::App& app) {
@@ -246,6 +307,19 @@ Runner AddGateway(CLI::App& app) {
   app.add_option("--listen", args->listen, "HOST:PORT to serve HTTPS on (port 0: any free port)")
       ->capture_default_str();
   return [args]() { return RunGateway(*args); };
+}
+
+Runner AddCustomerEnroll(CLI::App& app) {
+  auto args = std::make_shared<CustomerEnrollArgs>();
+  app.add_option("--data", args->write.data_dir, "data folder")->capture_default_str();
+  app.add_option("--customer", args->customer, "the customer, with an account opened before")->required();
+  app.add_option("--medium", args->medium,
+                 "u_shield, password_device, otp_card, sms, fingerprint or password_free")
+      ->required();
+  app.add_option("--out", args->out, "a new folder for what the customer's card, device or phone holds")
+      ->required();
+  app.add_option("--phone", args->phone, "the phone number (sms only)");
+  return [args]() { return RunCustomerEnroll(*args); };
 }
 
 Runner AddMerchantKeys(CLI::App& app) {

@@ -175,6 +175,20 @@ Result<std::optional<gateway::OrderView>> InProcessLedger::Order(std::string_vie
       record.amount_minor, fb::EnumNameChannel(record.channel), record.expires_at_ns, was_closed});
 }
 
+Result<std::optional<gateway::CustomerMediumView>> InProcessLedger::CustomerMedium(
+    std::string_view customer, std::string_view medium) const {
+  const char* const* names = fb::EnumNamesMedium();
+  for (int value = 0; value <= static_cast<int>(fb::Medium::MAX); ++value) {
+    const auto candidate = static_cast<fb::Medium>(value);
+    if (candidate == fb::Medium::none || medium != names[value]) continue;
+    fb::CustomerMediumRecordT record;
+    if (!LoadRecord(ledger_->store().state(), keys::CustomerMedium(customer, candidate), &record)) break;
+    return std::optional<gateway::CustomerMediumView>(
+        gateway::CustomerMediumView{record.public_part, record.failures, record.locked, record.last_step});
+  }
+  return std::optional<gateway::CustomerMediumView>();
+}
+
 Status InProcessLedger::ScanTransaction(std::string_view transaction_id,
                                         const std::function<bool(const fb::EventBody&)>& fn) const {
   const size_t dash = transaction_id.find('-');

@@ -73,8 +73,13 @@ int main(int argc, char** argv) {
       "downstream clearing job: the clearing views from ledger.events (same projectors as the ledger)",
       ledger::cli::AddProject);
   add("gateway",
-      "the front door: the WeChat Pay v3 merchant API over HTTPS (prints gateway=https://HOST:PORT first)",
+      "the front door: the WeChat Pay v3 merchant API and the customer API over HTTPS (prints "
+      "gateway=https://HOST:PORT first)",
       ledger::cli::AddGateway);
+  add("customer-enroll",
+      "enrol a customer's authentication medium: what the card, device or phone holds (kit in --out), the "
+      "public part recorded in the ledger, a shared secret kept by the gateway (0600)",
+      ledger::cli::AddCustomerEnroll);
   add("merchant-keys",
       "onboard a merchant: its request-signing key pair, certificate and APIv3 key (kit in --out), the "
       "public "

@@ -156,6 +156,12 @@ std::string EventKey(const fb::EventBody& body) {
       return str(body.payload_as_TransferSettled()->from_customer());
     case fb::Payload::OrderCreated:
       return str(body.payload_as_OrderCreated()->merchant());
+    case fb::Payload::MediumEnrolled:
+      return str(body.payload_as_MediumEnrolled()->customer());
+    case fb::Payload::MediumProofFailed:
+      return str(body.payload_as_MediumProofFailed()->customer());
+    case fb::Payload::MediumProofUsed:
+      return str(body.payload_as_MediumProofUsed()->customer());
     case fb::Payload::MerchantKeyAdded:
       return str(body.payload_as_MerchantKeyAdded()->merchant());
     case fb::Payload::MerchantKeyRevoked:

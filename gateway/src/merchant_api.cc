@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "api_common.h"
 #include "core/time.h"
 #include "zlib.h"
 
@@ -38,27 +39,6 @@ std::string RandomNonce() {
   for (unsigned char byte : random) nonce += kAlphabet[byte % 36];
   return nonce;
 }
-
-int64_t SystemSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// A path segment or query value the API accepts: 1..max letters, digits and "_-|*@" (WeChat's order and
-// refund numbers), so nothing needs decoding and nothing can reach past its key in the ledger.
-bool ValidNumber(std::string_view text, size_t max = 64) {
-  if (text.empty() || text.size() > max) return false;
-  for (char c : text) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) &&
-        std::string_view("_-|*@").find(c) == std::string_view::npos)
-      return false;
-  }
-  return true;
-}
-
-// WeChat's out_trade_no: at most 32 characters (which keeps the gateway's command ids within the ledger's
-// 128).
-bool ValidOrderNo(std::string_view text) { return ValidNumber(text, 32); }
 
 // Splits "path?a=1&b=2"; nullopt when a query pair is malformed, repeated or holds a value ValidNumber
 // refuses.
@@ -618,7 +598,7 @@ void MerchantApi::CreateNativeOrder(const Call& call, Respond respond) {
       call.mchid, command.dump(-1, ' ', false, json::error_handler_t::replace),
       [this, mchid = call.mchid, order_no](const CommandAnswer&) {
         // What the customer's app reads from the QR code and pays (the customer endpoints).
-        return Signed(200, json{{"code_url", "ledger://pay/" + mchid + "/" + order_no}}.dump());
+        return Signed(200, json{{"code_url", CodeUrl(mchid, order_no)}}.dump());
       },
       std::move(respond));
 }

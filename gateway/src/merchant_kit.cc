@@ -35,7 +35,6 @@ constexpr size_t kSerialBytes = 20;          // WeChat's serials are 40 hex digi
 constexpr size_t kApiV3KeySize = 32;         // AES-256-GCM: the key's 32 characters are its 32 bytes
 constexpr size_t kPublicKeyIdBytes = 16;
 constexpr size_t kMaxMchid = 32;
-constexpr size_t kMaxFileBytes = 1 << 20;  // far above any key or certificate: a bound, not a format
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 constexpr size_t kAlphabetSize = sizeof kAlphabet - 1;
 constexpr char kPublicKeyIdPrefix[] = "PUB_KEY_ID_";
@@ -132,63 +131,6 @@ Key NewRsaKey() {
   EVP_PKEY* key = EVP_RSA_gen(kRsaBits);  // public exponent 65537
   LEDGER_ASSERT(key != nullptr);
   return Key(key);
-}
-
-// A whole file, bounded; NotFound when it does not exist. `flags` adds O_NOFOLLOW for the gateway's own
-// secrets, which are never links.
-Result<std::string> ReadWhole(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags);
-  if (fd < 0 && errno == ENOENT) return Status::NotFound(path + " does not exist");
-  if (fd < 0) return Status::IoError("cannot open " + path + ": " + std::strerror(errno));
-  std::string bytes;
-  char buffer[4096];
-  ssize_t got = 0;
-  while (bytes.size() <= kMaxFileBytes && (got = ::read(fd, buffer, sizeof buffer)) > 0)
-    bytes.append(buffer, static_cast<size_t>(got));
-  const int read_errno = errno;
-  ::close(fd);
-  if (got < 0) return Status::IoError("cannot read " + path + ": " + std::strerror(read_errno));
-  if (bytes.size() > kMaxFileBytes) return Status::IoError(path + " is too large");
-  return bytes;
-}
-
-// A directory's entries are durable only once the directory itself is synced.
-Status SyncFolder(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  const bool synced = fd >= 0 && ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!synced) return Status::IoError("cannot sync " + dir);
-  return Status::Ok();
-}
-
-std::string ParentOf(const std::string& path) {
-  const std::string parent = std::filesystem::path(path).parent_path().string();
-  return parent.empty() ? "." : parent;
-}
-
-// WriteNew, all at once: written under a temporary name, then linked into place (link(2), unlike rename,
-// never replaces a file), so that a crash never leaves a half-written key where the next call would find it.
-Status PublishNew(const std::string& path, const std::string& bytes, mode_t mode) {
-  unsigned char tag[8];
-  LEDGER_ASSERT(RAND_bytes(tag, sizeof tag) == 1);
-  const std::string temporary = path + ".tmp-" + UpperHex(tag, sizeof tag);
-  Status status = WriteNew(temporary, bytes, mode);
-  if (status.ok() && ::link(temporary.c_str(), path.c_str()) != 0)
-    status = Status::IoError("cannot create " + path + ": " + std::strerror(errno));
-  ::unlink(temporary.c_str());
-  LEDGER_RETURN_IF_ERROR(status);
-  return SyncFolder(ParentOf(path));
-}
-
-// Creates `dir` (and any missing parent) when missing, the folder itself 0700; an existing folder is left
-// as it is.
-Status EnsureFolder(const std::string& dir) {
-  std::error_code error;
-  if (std::filesystem::is_directory(dir, error)) return Status::Ok();
-  std::filesystem::create_directories(dir, error);
-  if (error) return Status::IoError("cannot create " + dir + ": " + error.message());
-  if (::chmod(dir.c_str(), 0700) != 0) return Status::IoError("cannot restrict " + dir);
-  return Status::Ok();
 }
 
 Result<Ca> LoadCa(const TlsFiles& files) {
@@ -304,7 +246,7 @@ Status CheckKitShapes(const MerchantCredentials& credentials, const PlatformKey&
 Status CheckKitTarget(const std::filesystem::path& target) {
   const std::string name = target.filename().string();
   if (name.empty() || name == "." || name == "..")
-    return Status::InvalidArgument("merchant kit: no folder named in \"" + target.string() + "\"");
+    return Status::InvalidArgument("kit: no folder named in \"" + target.string() + "\"");
   std::error_code error;
   const std::filesystem::file_type type = std::filesystem::symlink_status(target, error).type();
   if (type == std::filesystem::file_type::not_found) return Status::Ok();
@@ -325,20 +267,8 @@ Result<std::string> ReadCaCertificate(const std::string& path) {
   return pem;
 }
 
-Status WriteKitFiles(const std::string& dir, const MerchantCredentials& credentials,
-                     const PlatformKey& platform, const std::string& ca_pem) {
-  const struct {
-    const char* name;
-    std::string bytes;
-    mode_t mode;
-  } files[] = {{"apiclient_key.pem", credentials.private_key_pem, 0600},
-               {"apiclient_cert.pem", credentials.certificate_pem, 0644},
-               {"serial_no", credentials.serial_no + "\n", 0644},
-               {"apiv3_key", credentials.apiv3_key + "\n", 0600},
-               {"platform_public_key.pem", platform.public_key_pem, 0644},
-               {"platform_public_key_id", platform.public_key_id + "\n", 0644},
-               {"ca.pem", ca_pem, 0644}};
-  for (const auto& file : files)
+Status WriteKitFiles(const std::string& dir, const std::vector<KitFile>& files) {
+  for (const KitFile& file : files)
     LEDGER_RETURN_IF_ERROR(WriteNew(dir + "/" + file.name, file.bytes, file.mode));
   return SyncFolder(dir);
 }
@@ -388,17 +318,13 @@ Result<PlatformKey> EnsurePlatformKey(const std::string& dir) {
   return PlatformKeyFrom(path, *pem);
 }
 
-Status WriteMerchantKit(const std::string& out_dir, const MerchantCredentials& credentials,
-                        const PlatformKey& platform, const std::string& ca_pem_path) {
-  LEDGER_RETURN_IF_ERROR(CheckKitShapes(credentials, platform));
+Status WriteKitFolder(const std::string& out_dir, const std::vector<KitFile>& files) {
   std::filesystem::path target = std::filesystem::path(out_dir).lexically_normal();
   if (!target.has_filename()) target = target.parent_path();  // "kit/" names kit
   LEDGER_RETURN_IF_ERROR(CheckKitTarget(target));
-  Result<std::string> ca_pem = ReadCaCertificate(ca_pem_path);
-  if (!ca_pem.ok()) return ca_pem.status();
   Result<std::string> staging = NewStagingFolder(target);
   if (!staging.ok()) return staging.status();
-  Status status = WriteKitFiles(*staging, credentials, platform, *ca_pem);
+  Status status = WriteKitFiles(*staging, files);
   // rename replaces an empty folder, and fails (leaving it) on one that filled up since CheckKitTarget.
   if (status.ok() && ::rename(staging->c_str(), target.c_str()) != 0)
     status = Status::IoError("cannot move the kit to " + target.string() + ": " + std::strerror(errno));
@@ -408,6 +334,20 @@ Status WriteMerchantKit(const std::string& out_dir, const MerchantCredentials& c
     return status;
   }
   return SyncFolder(ParentOf(target.string()));
+}
+
+Status WriteMerchantKit(const std::string& out_dir, const MerchantCredentials& credentials,
+                        const PlatformKey& platform, const std::string& ca_pem_path) {
+  LEDGER_RETURN_IF_ERROR(CheckKitShapes(credentials, platform));
+  Result<std::string> ca_pem = ReadCaCertificate(ca_pem_path);
+  if (!ca_pem.ok()) return ca_pem.status();
+  return WriteKitFolder(out_dir, {{"apiclient_key.pem", credentials.private_key_pem, 0600},
+                                  {"apiclient_cert.pem", credentials.certificate_pem, 0644},
+                                  {"serial_no", credentials.serial_no + "\n", 0644},
+                                  {"apiv3_key", credentials.apiv3_key + "\n", 0600},
+                                  {"platform_public_key.pem", platform.public_key_pem, 0644},
+                                  {"platform_public_key_id", platform.public_key_id + "\n", 0644},
+                                  {"ca.pem", *ca_pem, 0644}});
 }
 
 Status StoreApiV3Key(const std::string& gateway_dir, std::string_view mchid, std::string_view key) {

@@ -1,4 +1,5 @@
-// Writing a file that must not exist yet (private to gateway/src): keys and certificates.
+// The gateway's own files (private to gateway/src): keys, certificates and secrets, written new, read
+// bounded.
 #pragma once
 
 #include <fcntl.h>
@@ -23,5 +24,18 @@ inline Status WriteNew(const std::string& path, const std::string& bytes, mode_t
   if (!written) return Status::IoError("cannot write " + path);
   return Status::Ok();
 }
+
+// A whole file of at most 1 MiB; NotFound when it does not exist. `flags` adds O_NOFOLLOW for the gateway's
+// own secrets, which are never links.
+Result<std::string> ReadWhole(const std::string& path, int flags);
+// A directory's entries are durable only once the directory itself is synced.
+Status SyncFolder(const std::string& dir);
+std::string ParentOf(const std::string& path);
+// WriteNew, all at once: written under a temporary name, then linked into place (link(2), unlike rename,
+// never replaces a file), so that a crash never leaves a half-written key where the next call would find it.
+Status PublishNew(const std::string& path, const std::string& bytes, mode_t mode);
+// Creates `dir` (and any missing parent) when missing, the folder itself 0700; an existing folder is left
+// as it is.
+Status EnsureFolder(const std::string& dir);
 
 }  // namespace ledger::gateway

@@ -111,7 +111,9 @@ const TypeSpec kTypes[] = {
       {"order_amount_minor", Kind::kInteger},
       {"points", Kind::kInteger},
       {"coupon", Kind::kString},
-      {"discount_minor", Kind::kInteger}}},
+      {"discount_minor", Kind::kInteger},
+      {"proof", Kind::kString},
+      {"proof_step", Kind::kInteger}}},
     {"reverse",
      {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}, {"reason", Kind::kString}}},
     {"refund",
@@ -135,6 +137,9 @@ const TypeSpec kTypes[] = {
       {"description", Kind::kString},
       {"expires_at", Kind::kString}}},
     {"close_order", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}}},
+    {"enroll_medium",
+     {{"customer", Kind::kString}, {"medium", Kind::kString}, {"public_part", Kind::kString}}},
+    {"record_proof_failure", {{"customer", Kind::kString}, {"medium", Kind::kString}}},
 };
 
 std::string Printable(std::string_view text, size_t max_bytes = kQuotedBytesMax) {
@@ -819,6 +824,12 @@ void ParsePay(Fields& fields, fb::CommandT& command) {
   body.points = fields.Integer("points", false);
   body.coupon = fields.Id("coupon", false);
   body.discount_minor = fields.Integer("discount_minor", false);
+  body.proof = fields.Text("proof", false);
+  body.proof_step = fields.Integer("proof_step", false);
+  if (body.proof.empty() && (fields.Has("proof") || fields.Has("proof_step")))
+    fields.Fail("field 'proof' must say what was proven when given, and proof_step comes with it");
+  if (!body.proof.empty() && body.medium == fb::Medium::none) fields.Fail("a proof needs its medium");
+  if (body.proof_step < 0) fields.Fail("field 'proof_step' must not be negative");
   command.body.Set(std::move(body));
 }
 
@@ -889,6 +900,47 @@ void ParseCloseOrder(Fields& fields, fb::CommandT& command) {
   command.body.Set(std::move(body));
 }
 
+// A medium of a customer's own: any but none.
+fb::Medium CustomerMediumField(Fields& fields) {
+  const fb::Medium medium = ParseEnum(fields, "medium", true, fb::Medium::none);
+  if (medium == fb::Medium::none) fields.Fail("field 'medium' must name an authentication medium");
+  return medium;
+}
+
+// The public part fits the medium: a PEM public key for the media that sign, a phone number (digits, an
+// optional leading '+', 6 to 16 characters) for sms, nothing for the media whose secret the gateway keeps.
+void ParseEnrollMedium(Fields& fields, fb::CommandT& command) {
+  fb::EnrollMediumT body;
+  body.customer = fields.CustomerId("customer");
+  body.medium = CustomerMediumField(fields);
+  switch (body.medium) {
+    case fb::Medium::u_shield:
+    case fb::Medium::fingerprint:
+    case fb::Medium::password_free:
+      body.public_part = fields.PublicKeyPem("public_part");
+      break;
+    case fb::Medium::sms: {
+      body.public_part = fields.Text("public_part", true);
+      const std::string_view digits =
+          std::string_view(body.public_part).substr(body.public_part.starts_with('+'));
+      if (digits.size() < 6 || digits.size() > 15 ||
+          digits.find_first_not_of("0123456789") != std::string::npos)
+        fields.Fail("field 'public_part' must be the phone number for sms: digits, an optional leading '+'");
+      break;
+    }
+    default:
+      if (fields.Has("public_part")) fields.Fail("otp_card and password_device enrol no public part");
+  }
+  command.body.Set(std::move(body));
+}
+
+void ParseRecordProofFailure(Fields& fields, fb::CommandT& command) {
+  fb::RecordProofFailureT body;
+  body.customer = fields.CustomerId("customer");
+  body.medium = CustomerMediumField(fields);
+  command.body.Set(std::move(body));
+}
+
 using BodyParser = void (*)(Fields&, fb::CommandT&);
 // The body parser of each type in kTypes.
 const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
@@ -906,6 +958,8 @@ const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
     {"revoke_merchant_key", ParseRevokeMerchantKey},
     {"create_order", ParseCreateOrder},
     {"close_order", ParseCloseOrder},
+    {"enroll_medium", ParseEnrollMedium},
+    {"record_proof_failure", ParseRecordProofFailure},
 };
 
 // The envelope every command has: a JSON object with a string type and a non-empty string command_id.

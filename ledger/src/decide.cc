@@ -180,6 +180,37 @@ Decision DecideCloseOrder(const fb::CloseOrderT& command, const DecideContext& c
   return decision;
 }
 
+// Enrolling again replaces the public part and forgets the failures (a new key or secret, handed to the
+// customer by the bank), but keeps the last TOTP step used: a code once used stays used.
+Decision DecideEnrollMedium(const fb::EnrollMediumT& command, const DecideContext& context) {
+  if (!CustomerExists(context.state, command.customer))
+    return Reject(reason::kUnknownAccount, "no customer " + command.customer);
+  Decision decision;
+  fb::MediumEnrolledT enrolled;
+  enrolled.customer = command.customer;
+  enrolled.medium = command.medium;
+  enrolled.public_part = command.public_part;
+  decision.payloads.emplace_back().Set(std::move(enrolled));
+  return decision;
+}
+
+Decision DecideRecordProofFailure(const fb::RecordProofFailureT& command, const DecideContext& context) {
+  fb::CustomerMediumRecordT medium;
+  if (!LoadRecord(context.state, keys::CustomerMedium(command.customer, command.medium), &medium)) {
+    return Reject(reason::kMediumNotEnrolled, std::string("customer ") + command.customer + " has no " +
+                                                  fb::EnumNameMedium(command.medium) + " enrolled");
+  }
+  if (medium.locked) return Reject(reason::kMediumLocked, "the medium is locked already");
+  Decision decision;
+  fb::MediumProofFailedT failed;
+  failed.customer = command.customer;
+  failed.medium = command.medium;
+  failed.failures = medium.failures + 1;
+  failed.locked = failed.failures >= kMediumProofFailuresMax;
+  decision.payloads.emplace_back().Set(std::move(failed));
+  return decision;
+}
+
 Decision DecideDeposit(const fb::DepositT& command, const DecideContext& context) {
   if (!ValidPositive(command.amount_minor))
     return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
@@ -566,9 +597,35 @@ fb::CouponRedeemedT RedeemedCoupon(const fb::PayT& command, const PayPlan& plan)
   return redeemed;
 }
 
+// A payment that carries a proof (one from the gateway's customer side) needs its medium enrolled and not
+// locked, and an otp_card's time step not used before; a payment without one is limited by its declared
+// medium as before.
+Decision CheckMediumProof(const fb::PayT& command, const DecideContext& context) {
+  if (command.proof.empty()) return Decision();
+  fb::CustomerMediumRecordT medium;
+  if (!LoadRecord(context.state, keys::CustomerMedium(command.customer, command.medium), &medium)) {
+    return Reject(reason::kMediumNotEnrolled, std::string("customer ") + command.customer + " has no " +
+                                                  fb::EnumNameMedium(command.medium) + " enrolled");
+  }
+  if (medium.locked) return Reject(reason::kMediumLocked, "the medium is locked after failed proofs");
+  if (command.medium == fb::Medium::otp_card && command.proof_step <= medium.last_step)
+    return Reject(reason::kMediumProofInvalid, "a TOTP code of this time step was used already");
+  return Decision();
+}
+
+fb::MediumProofUsedT UsedProof(const fb::PayT& command) {
+  fb::MediumProofUsedT used;
+  used.customer = command.customer;
+  used.medium = command.medium;
+  used.proof = command.proof;
+  used.step = command.proof_step;
+  return used;
+}
+
 Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   PayPlan plan;
   if (Decision checked = CheckPayParties(command, context, plan); !checked.accepted()) return checked;
+  if (Decision checked = CheckMediumProof(command, context); !checked.accepted()) return checked;
   if (Decision checked = CheckPayTenders(command, context, plan); !checked.accepted()) return checked;
   if (Decision checked = CheckPayLimits(command, context, plan); !checked.accepted()) return checked;
   if (Decision checked = CheckPayFunds(command, context.state, plan); !checked.accepted()) return checked;
@@ -576,6 +633,7 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   decision.payloads.emplace_back().Set(CapturedPayment(command, context, plan));
   if (command.points > 0) decision.payloads.emplace_back().Set(DeductedPoints(command, plan));
   if (!command.coupon.empty()) decision.payloads.emplace_back().Set(RedeemedCoupon(command, plan));
+  if (!command.proof.empty()) decision.payloads.emplace_back().Set(UsedProof(command));
   return decision;
 }
 
@@ -884,6 +942,10 @@ Decision Decide(const fb::CommandT& command, const DecideContext& context) {
       return DecideRefund(*command.body.AsRefund(), context);
     case fb::CommandBody::Transfer:
       return DecideTransfer(*command.body.AsTransfer(), context);
+    case fb::CommandBody::EnrollMedium:
+      return DecideEnrollMedium(*command.body.AsEnrollMedium(), context);
+    case fb::CommandBody::RecordProofFailure:
+      return DecideRecordProofFailure(*command.body.AsRecordProofFailure(), context);
     case fb::CommandBody::AddMerchantKey:
       return DecideAddMerchantKey(*command.body.AsAddMerchantKey(), context);
     case fb::CommandBody::RevokeMerchantKey:

@@ -36,6 +36,8 @@ std::string NamedCustomer(const ParsedCommand& parsed) {
   if (const auto* points = body.AsAwardPoints()) return points->customer;
   if (const auto* coupon = body.AsIssueCoupon()) return coupon->customer;
   if (const auto* limit = body.AsSetCustomerLimit()) return limit->customer;
+  if (const auto* enrolled = body.AsEnrollMedium()) return enrolled->customer;
+  if (const auto* failed = body.AsRecordProofFailure()) return failed->customer;
   if (const auto* transfer = body.AsTransfer()) return CustomerOfAccount(transfer->from_account);
   return std::string();
 }

@@ -39,13 +39,53 @@ class BalancesProjector final : public Projector {
   }
 };
 
-// directory: accounts, customers, merchants, coupons and customer limit overrides.
+// directory: a customer's enrolled medium (cm/), from its enrolment, failed proofs and proofs used.
+void ApplyMediumEvent(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
+  switch (event.payload_type()) {
+    case fb::Payload::MediumEnrolled: {
+      const auto* enrolled = event.payload_as_MediumEnrolled();
+      const std::string record_key = keys::CustomerMedium(ViewOf(enrolled->customer()), enrolled->medium());
+      fb::CustomerMediumRecordT medium;
+      LoadRecord(view, record_key, &medium);  // enrolled again: the last step used stays
+      medium.public_part = StringOf(enrolled->public_part());
+      medium.failures = 0;
+      medium.locked = false;
+      SaveRecord(view, record_key, medium);
+      break;
+    }
+    case fb::Payload::MediumProofFailed: {
+      const auto* failed = event.payload_as_MediumProofFailed();
+      const std::string record_key = keys::CustomerMedium(ViewOf(failed->customer()), failed->medium());
+      fb::CustomerMediumRecordT medium;
+      errors.Require(LoadRecord(view, record_key, &medium), "a failed proof of a medium never enrolled");
+      medium.failures = failed->failures();
+      medium.locked = failed->locked();
+      SaveRecord(view, record_key, medium);
+      break;
+    }
+    case fb::Payload::MediumProofUsed: {
+      const auto* used = event.payload_as_MediumProofUsed();
+      const std::string record_key = keys::CustomerMedium(ViewOf(used->customer()), used->medium());
+      fb::CustomerMediumRecordT medium;
+      errors.Require(LoadRecord(view, record_key, &medium), "a proof of a medium never enrolled");
+      medium.failures = 0;
+      medium.last_step = std::max(medium.last_step, used->step());
+      SaveRecord(view, record_key, medium);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// directory: accounts, customers, merchants and their keys, coupons, customer limit overrides and media.
 class DirectoryProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
-    return {std::string(keys::kAccountPrefix),  std::string(keys::kCouponPrefix),
-            std::string(keys::kCustomerPrefix), std::string(keys::kLimitOverridePrefix),
-            std::string(keys::kMerchantPrefix), std::string(keys::kMerchantKeyPrefix)};
+    return {std::string(keys::kAccountPrefix),       std::string(keys::kCouponPrefix),
+            std::string(keys::kCustomerPrefix),      std::string(keys::kLimitOverridePrefix),
+            std::string(keys::kMerchantPrefix),      std::string(keys::kMerchantKeyPrefix),
+            std::string(keys::kCustomerMediumPrefix)};
   }
   std::string_view name() const override { return "directory"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
@@ -89,6 +129,11 @@ class DirectoryProjector final : public Projector {
         SaveRecord(view, record_key, key);
         break;
       }
+      case fb::Payload::MediumEnrolled:
+      case fb::Payload::MediumProofFailed:
+      case fb::Payload::MediumProofUsed:
+        ApplyMediumEvent(event, view, errors);
+        break;
       case fb::Payload::CouponIssued: {
         const auto* issued = event.payload_as_CouponIssued();
         fb::CouponRecordT coupon;

@@ -58,6 +58,15 @@ struct RefundView {
   int64_t refunded_at_ns = 0;
 };
 
+// A customer's enrolled authentication medium (events.fbs: MediumEnrolled, MediumProofFailed,
+// MediumProofUsed).
+struct CustomerMediumView {
+  std::string public_part;  // a PEM public key, a phone number, or empty
+  int failures = 0;         // failed proofs in a row
+  bool locked = false;
+  int64_t last_step = 0;  // the last otp_card step a payment used
+};
+
 // A command's answer once it is durable (ledger/ledger.h: CommandResult).
 struct CommandAnswer {
   enum class Kind { kAccepted, kRejected, kDuplicate };
@@ -80,6 +89,9 @@ class LedgerPort {
                                                  std::string_view order_no) const = 0;
   virtual Result<std::optional<RefundView>> Refund(std::string_view merchant,
                                                    std::string_view refund_no) const = 0;
+  // `medium` by its name (u_shield, otp_card, …); nullopt also for a name that is no medium.
+  virtual Result<std::optional<CustomerMediumView>> CustomerMedium(std::string_view customer,
+                                                                   std::string_view medium) const = 0;
   // The merchant's WeChat trade bill (bill type ALL) of clearing date `date` (yyyymmdd) so far: every payment
   // and refund of that date, as `ledger reconcile --format wechat` reads it back. Errors: as the reads, and
   // InvalidArgument (a number the format cannot hold).

@@ -10,8 +10,11 @@
 // Thread-safety: plain functions; do not run two on one folder at once.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "gateway/tls_material.h"
@@ -48,6 +51,18 @@ struct PlatformKey {
 // returns the same key and id. Errors: InvalidArgument (the file exists but is not a private key
 // RsaKey::FromPem accepts), IoError.
 Result<PlatformKey> EnsurePlatformKey(const std::string& dir);
+
+// One file of a kit handed to a merchant or a customer.
+struct KitFile {
+  std::string name;
+  std::string bytes;
+  mode_t mode = 0644;
+};
+
+// Writes `files` into out_dir, created 0700, all or nothing: into a fresh sibling folder which is then
+// renamed into place. Errors: InvalidArgument (out_dir exists and is not an empty folder: it is left
+// unchanged), IoError.
+Status WriteKitFolder(const std::string& out_dir, const std::vector<KitFile>& files);
 
 // Writes what a merchant needs into out_dir, created 0700: apiclient_key.pem (0600), apiclient_cert.pem,
 // serial_no (the serial and a line break), apiv3_key (0600, the key and a line break),

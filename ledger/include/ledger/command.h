@@ -23,6 +23,8 @@ inline constexpr char kSerialCharacters[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 // A merchant's public key in PEM: an RSA-4096 key takes about 800 bytes.
 inline constexpr size_t kPublicKeyPemBytesMax = 2048;
+// An enrolled medium locks at this many failed proofs in a row (record_proof_failure).
+inline constexpr int kMediumProofFailuresMax = 5;
 
 // set_customer_limit: an explicitly given negative limit, kept apart from an absent one (kNoLimit, -1), so
 // validation rejects it with INVALID_AMOUNT.
@@ -64,6 +66,9 @@ inline constexpr char kUnknownMerchantKey[] = "UNKNOWN_MERCHANT_KEY";
 inline constexpr char kMerchantKeyRevoked[] = "MERCHANT_KEY_REVOKED";
 inline constexpr char kOrderPaid[] = "ORDER_PAID";
 inline constexpr char kOrderExpired[] = "ORDER_EXPIRED";
+inline constexpr char kMediumNotEnrolled[] = "MEDIUM_NOT_ENROLLED";
+inline constexpr char kMediumLocked[] = "MEDIUM_LOCKED";
+inline constexpr char kMediumProofInvalid[] = "MEDIUM_PROOF_INVALID";
 }  // namespace reason
 
 struct ParsedCommand {

@@ -5,6 +5,7 @@
 //   a/<account> cu/<customer> m/<merchant>    directory records               directory
 //   c/<coupon> l/<customer>/<medium>          coupon, customer limit override directory
 //   mk/<serial_no>                             a merchant's request-signing key directory
+//   cm/<customer>/<medium>                     a customer's enrolled medium      directory
 //   ud/ um/ uc/<customer>/<medium|channel>/<date>   usage windows            limits
 //   p/<merchant>/<order> r/<merchant>/<refund>      payment, refund           payments
 //   k/<command id> km/<command id>/<fingerprint>    command outcomes          outcomes
@@ -33,6 +34,7 @@ extern const std::string_view kAccountPrefix;
 extern const std::string_view kCustomerPrefix;
 extern const std::string_view kMerchantPrefix;
 extern const std::string_view kMerchantKeyPrefix;
+extern const std::string_view kCustomerMediumPrefix;
 extern const std::string_view kCouponPrefix;
 extern const std::string_view kLimitOverridePrefix;
 extern const std::string_view kDailyUsagePrefix;
@@ -68,6 +70,7 @@ std::string Account(std::string_view account);
 std::string Customer(std::string_view customer);
 std::string Merchant(std::string_view merchant);
 std::string MerchantKey(std::string_view serial_no);
+std::string CustomerMedium(std::string_view customer, fb::Medium medium);
 std::string Coupon(std::string_view coupon);
 std::string LimitOverride(std::string_view customer, fb::Medium medium);
 // limits (usage)

@@ -1,0 +1,334 @@
+#include "gateway/customer_api.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "api_common.h"
+#include "core/assert.h"
+#include "core/sha256.h"
+#include "gateway/customer_kit.h"
+#include "gateway/media_proof.h"
+
+namespace ledger::gateway {
+
+using nlohmann::json;
+
+struct CustomerApi::Target {
+  std::string mchid;
+  std::string order_no;
+  OrderView order;
+  std::string customer;
+  std::string account;
+  std::string digest;  // media_proof.h: PaymentDigest
+};
+
+namespace {
+
+constexpr size_t kIdentifierMax = 128;  // the ledger's identifiers (ledger/command.h)
+constexpr size_t kProofFieldMax = 1024;
+
+const char* const kMedia[] = {"u_shield", "password_device", "otp_card",
+                              "sms",      "fingerprint",     "password_free"};
+
+HttpResponse Error(int status, std::string_view code, std::string_view message) {
+  return {status, json{{"code", code}, {"message", message}}.dump()};
+}
+
+// A string field of 1..max printable ASCII characters other than '/', ':' excepted where `colon` allows it
+// (accounts are `<customer>:<name>`); empty when it is not one.
+std::string IdField(const json& body, const char* name, bool colon = false) {
+  const auto field = body.find(name);
+  if (field == body.end() || !field->is_string()) return {};
+  const std::string& value = field->get_ref<const std::string&>();
+  if (value.empty() || value.size() > kIdentifierMax) return {};
+  for (char c : value) {
+    if (c <= 0x20 || c > 0x7e || c == '/' || (c == ':' && !colon)) return {};
+  }
+  return value;
+}
+
+// The proof's text field `name`, bounded; empty when absent or not text.
+std::string ProofField(const json& body, const char* name) {
+  const auto proof = body.find("proof");
+  if (proof == body.end() || !proof->is_object()) return {};
+  const auto field = proof->find(name);
+  if (field == proof->end() || !field->is_string() ||
+      field->get_ref<const std::string&>().size() > kProofFieldMax)
+    return {};
+  return field->get<std::string>();
+}
+
+bool MobileChannel(std::string_view channel) {
+  return channel == "b2c_h5" || channel == "b2c_sdk" || channel == "qr_dynamic" || channel == "qr_static" ||
+         channel == "qr_customer_presented" || channel == "nfc";
+}
+
+// What an event may say of a signature: a digest of it, never the bytes a replay would need.
+std::string SignatureMark(std::string_view signature) {
+  return "signature sha256:" + ToHex(Sha256Of(signature)).substr(0, 16);
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string random(bytes, '\0');
+  LEDGER_ASSERT(RAND_bytes(reinterpret_cast<unsigned char*>(random.data()), static_cast<int>(bytes)) == 1);
+  return ToHex(std::span(reinterpret_cast<const uint8_t*>(random.data()), random.size()));
+}
+
+std::string MaskedPhone(std::string_view phone) {
+  if (phone.size() <= 7) return std::string(phone.size(), '*');
+  return std::string(phone.substr(0, 3)) + std::string(phone.size() - 7, '*') +
+         std::string(phone.substr(phone.size() - 4));
+}
+
+}  // namespace
+
+CustomerApi::CustomerApi(CustomerApiOptions options, LedgerPort& ledger)
+    : options_(std::move(options)), ledger_(ledger) {}
+
+int64_t CustomerApi::Now() const { return options_.clock_s ? options_.clock_s() : SystemSeconds(); }
+
+void CustomerApi::Handle(const HttpRequest& request, Respond respond) {
+  if (!request.channel_client) {
+    return respond(Error(401, "CHANNEL_CERTIFICATE_REQUIRED",
+                         "the customer API answers the bank's channels only (mutual TLS)"));
+  }
+  const bool lookup = request.target == "/customer/v1/orders/lookup";
+  const bool sms = request.target == "/customer/v1/sms-challenge";
+  const bool pay = request.target == "/customer/v1/orders/pay";
+  if (!lookup && !sms && !pay) return respond(Error(404, "NOT_FOUND", "no such path"));
+  if (request.method != "POST") return respond(Error(405, "METHOD_NOT_ALLOWED", "POST only"));
+  const json body = json::parse(request.body, nullptr, false);
+  if (!body.is_object()) return respond(Error(400, "PARAM_ERROR", "the body is not a JSON object"));
+  Target target;
+  if (std::optional<HttpResponse> refused = Resolve(body, target)) return respond(std::move(*refused));
+  if (lookup) return respond(Lookup(target));
+  if (sms) return respond(SmsChallenge(target));
+  Pay(body, target, std::move(respond));
+}
+
+std::optional<HttpResponse> CustomerApi::Resolve(const json& body, Target& target) const {
+  target.customer = IdField(body, "customer");
+  target.account = IdField(body, "account", true);
+  if (target.customer.empty() || !target.account.starts_with(target.customer + ":"))
+    return Error(400, "PARAM_ERROR", "customer and account (<customer>:<name>) are required");
+  const auto code_url = body.find("code_url");
+  std::optional<std::pair<std::string, std::string>> order;
+  if (code_url != body.end() && code_url->is_string()) order = ParseCodeUrl(code_url->get<std::string>());
+  if (!order) return Error(400, "PARAM_ERROR", "code_url must be a ledger://pay/MCHID/OUT_TRADE_NO link");
+  target.mchid = order->first;
+  target.order_no = order->second;
+  Result<std::optional<OrderView>> found = ledger_.Order(target.mchid, target.order_no);
+  if (!found.ok()) return Error(500, "SYSTEM_ERROR", "the ledger could not be read");
+  if (!found->has_value()) return Error(404, "ORDER_NOT_EXIST", "no such order");
+  target.order = **found;
+  target.digest = PaymentDigest(
+      {target.mchid, target.order_no, target.order.amount_minor, target.customer, target.account});
+  return std::nullopt;
+}
+
+HttpResponse CustomerApi::Lookup(const Target& target) const {
+  Result<std::optional<PaymentView>> paid = ledger_.Payment(target.mchid, target.order_no);
+  if (!paid.ok()) return Error(500, "SYSTEM_ERROR", "the ledger could not be read");
+  std::string state = "NOTPAY";
+  if (paid->has_value()) {
+    state = "SUCCESS";
+  } else if (target.order.closed) {
+    state = "CLOSED";
+  }
+  return {200, json{{"mchid", target.mchid},
+                    {"out_trade_no", target.order_no},
+                    {"amount", {{"total", target.order.amount_minor}, {"currency", "CNY"}}},
+                    {"channel", target.order.channel},
+                    {"expires_at", target.order.expires_at_ns / 1'000'000'000},
+                    {"trade_state", state},
+                    {"payment_digest", target.digest},
+                    {"ocra_challenge", OcraChallenge(target.digest)}}
+                   .dump()};
+}
+
+HttpResponse CustomerApi::SmsChallenge(const Target& target) {
+  Result<std::optional<CustomerMediumView>> enrolled = ledger_.CustomerMedium(target.customer, "sms");
+  if (!enrolled.ok()) return Error(500, "SYSTEM_ERROR", "the ledger could not be read");
+  if (!enrolled->has_value()) return Error(400, "MEDIUM_NOT_ENROLLED", "the customer has no phone enrolled");
+  if ((*enrolled)->locked) return Error(403, "MEDIUM_LOCKED", "sms is locked after failed proofs");
+  const int64_t now = Now();
+  const std::string code = SmsCode(options_.sms_key, target.customer, target.digest, now / kSmsWindowSeconds);
+  const std::string& phone = (*enrolled)->public_part;
+  const std::string line =
+      json{{"at", now},
+           {"phone", phone},
+           {"text", "Code " + code + " pays " + std::to_string(target.order.amount_minor) + " fen to " +
+                        target.mchid + " order " + target.order_no + ". Never tell anyone."}}
+          .dump() +
+      "\n";
+  std::lock_guard lock(outbox_mutex_);
+  const int fd =
+      ::open(options_.sms_outbox.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  const bool sent = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  if (fd >= 0) ::close(fd);
+  if (!sent) {
+    spdlog::error("gateway: cannot write the SMS outbox {}: {}", options_.sms_outbox, std::strerror(errno));
+    return Error(500, "SYSTEM_ERROR", "the message could not be sent");
+  }
+  return {200, json{{"phone", MaskedPhone(phone)}, {"expires_in", kSmsWindowSeconds}}.dump()};
+}
+
+void CustomerApi::Pay(const json& body, const Target& target, Respond respond) {
+  const auto medium_field = body.find("medium");
+  std::string medium;
+  for (const char* name : kMedia) {
+    if (medium_field != body.end() && medium_field->is_string() && *medium_field == name) medium = name;
+  }
+  if (medium.empty()) return respond(Error(400, "PARAM_ERROR", "medium must name an authentication medium"));
+  const auto funding = body.find("funding");
+  if (funding != body.end() && *funding != "own_account")
+    return respond(Error(400, "PARAM_ERROR", "the customer side pays from the customer's own account"));
+  // Paid already: the payer asking again gets the payment, anyone else ORDERPAID; no proof is spent on it.
+  Result<std::optional<PaymentView>> paid = ledger_.Payment(target.mchid, target.order_no);
+  if (!paid.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (paid->has_value()) {
+    if ((*paid)->account != target.account) return respond(Error(400, "ORDERPAID", "the order is paid"));
+    return respond({200, json{{"trade_state", "SUCCESS"},
+                              {"transaction_id", (*paid)->transaction_id},
+                              {"mchid", target.mchid},
+                              {"out_trade_no", target.order_no}}
+                             .dump()});
+  }
+  Result<std::optional<CustomerMediumView>> enrolled = ledger_.CustomerMedium(target.customer, medium);
+  if (!enrolled.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (!enrolled->has_value())
+    return respond(Error(400, "MEDIUM_NOT_ENROLLED", "the customer has no " + medium + " enrolled"));
+  if ((*enrolled)->locked)
+    return respond(Error(403, "MEDIUM_LOCKED", medium + " is locked after failed proofs; enrol it again"));
+  if ((medium == "fingerprint" || medium == "password_free") && !MobileChannel(target.order.channel))
+    return respond(Error(400, "MEDIUM_NOT_ALLOWED", medium + " is for mobile channels only"));
+  int64_t step = 0;
+  std::string why;
+  const std::string proven = Verify(body, target, medium, **enrolled, &step, &why);
+  if (proven.empty()) return RecordFailure(target, medium, std::move(why), std::move(respond));
+  SubmitPay(body, target, medium, proven, step, std::move(respond));
+}
+
+std::string CustomerApi::Verify(const json& body, const Target& target, std::string_view medium,
+                                const CustomerMediumView& enrolled, int64_t* step, std::string* why) const {
+  if (medium == "u_shield" || medium == "fingerprint" || medium == "password_free") {
+    const std::string signature =
+        medium == "password_free" ? (body.contains("device_signature") && body["device_signature"].is_string()
+                                         ? body["device_signature"].get<std::string>()
+                                         : std::string())
+                                  : ProofField(body, "signature");
+    if (VerifyMediumSignature(enrolled.public_part, target.digest, signature))
+      return SignatureMark(signature);
+    *why = "the signature does not verify over this payment's digest";
+    return {};
+  }
+  const std::string code = ProofField(body, "code");
+  if (medium == "sms") {
+    if (MatchSms(options_.sms_key, target.customer, target.digest, code, Now()))
+      return "sms code for payment " + target.digest.substr(0, 16);
+    *why = "the code is not the one sent for this payment";
+    return {};
+  }
+  Result<std::string> secret = LoadMediumSecret(options_.gateway_dir, target.customer, medium);
+  if (!secret.ok()) {
+    spdlog::error("gateway: the {} secret of a customer: {}", medium, secret.status().ToString());
+    *why = "the medium cannot be checked here";
+    return {};
+  }
+  if (medium == "otp_card") {
+    if (const std::optional<int64_t> matched = MatchTotp(*secret, code, Now())) {
+      *step = *matched;
+      return "totp step " + std::to_string(*matched);
+    }
+    *why = "the code is not the card's for this time";
+    return {};
+  }
+  const std::string challenge = OcraChallenge(target.digest);
+  Result<std::string> expected = Ocra(*secret, challenge);
+  if (expected.ok() && SameCode(*expected, code)) return "ocra response to challenge " + challenge;
+  *why = "the response does not answer this payment's challenge";
+  return {};
+}
+
+void CustomerApi::RecordFailure(const Target& target, const std::string& medium, std::string why,
+                                Respond respond) {
+  // A random command id: every failure counts, however alike two requests are.
+  const std::string line = json{
+      {"type", "record_proof_failure"},
+      {"command_id", "gw:proof-failed:" + RandomHex(16)},
+      {"customer", target.customer},
+      {"medium", medium}}.dump();
+  SubmitCommand(
+      line,
+      [respond, why = std::move(why), medium](const CommandAnswer& answer) {
+        const std::string message =
+            answer.kind == CommandAnswer::Kind::kAccepted ? why : why + " (" + answer.reason + ")";
+        respond(Error(403, "MEDIUM_PROOF_INVALID", medium + ": " + message));
+      },
+      respond);
+}
+
+void CustomerApi::SubmitPay(const json& body, const Target& target, const std::string& medium,
+                            const std::string& proven, int64_t step, Respond respond) {
+  // One command id per attempt (the same request again is the same attempt): a refused attempt (funds,
+  // limits) leaves the order payable by the next, and the ledger pays an order once (DUPLICATE_ORDER).
+  const std::string attempt =
+      ToHex(Sha256Of(target.customer + "\n" + target.account + "\n" + medium + "\n" + proven)).substr(0, 16);
+  json pay = {{"type", "pay"},
+              {"command_id", "gw:pay:" + target.mchid + ":" + target.order_no + ":" + attempt},
+              {"merchant", target.mchid},
+              {"merchant_order_no", target.order_no},
+              {"customer", target.customer},
+              {"funding", "own_account"},
+              {"account", target.account},
+              {"channel", target.order.channel},
+              {"medium", medium},
+              {"order_amount_minor", target.order.amount_minor},
+              {"proof", proven}};
+  if (step > 0) pay["proof_step"] = step;
+  if (const auto points = body.find("points"); points != body.end() && points->is_number_integer())
+    pay["points"] = *points;
+  if (const std::string coupon = IdField(body, "coupon"); !coupon.empty()) pay["coupon"] = coupon;
+  const std::string mchid = target.mchid;
+  const std::string order_no = target.order_no;
+  SubmitCommand(
+      pay.dump(),
+      [respond, mchid, order_no](const CommandAnswer& answer) {
+        if (answer.kind == CommandAnswer::Kind::kRejected || !answer.reason.empty()) {
+          const bool paid =
+              answer.reason == "DUPLICATE_ORDER" || answer.reason == "DUPLICATE_COMMAND_MISMATCH";
+          return respond(Error(paid ? 400 : 403, paid ? "ORDERPAID" : answer.reason,
+                               paid ? "the order is paid" : answer.detail));
+        }
+        respond({200, json{{"trade_state", "SUCCESS"},
+                           {"transaction_id", answer.transaction_id},
+                           {"mchid", mchid},
+                           {"out_trade_no", order_no}}
+                          .dump()});
+      },
+      respond);
+}
+
+void CustomerApi::SubmitCommand(std::string line, std::function<void(const CommandAnswer&)> done,
+                                Respond respond) {
+  if (in_flight_.fetch_add(1) >= options_.in_flight_max) {
+    in_flight_.fetch_sub(1);
+    return respond(Error(429, "FREQUENCY_LIMITED", "too many requests in flight"));
+  }
+  ledger_.Submit(std::move(line), [this, done = std::move(done), respond](Result<CommandAnswer> result) {
+    in_flight_.fetch_sub(1);
+    if (!result.ok()) {
+      spdlog::error("gateway: customer command: {}", result.status().ToString());
+      return respond(Error(500, "SYSTEM_ERROR", "the ledger did not answer; ask again"));
+    }
+    done(*result);
+  });
+}
+
+}  // namespace ledger::gateway
