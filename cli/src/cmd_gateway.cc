@@ -118,6 +118,10 @@ int RunGateway(const GatewayArgs& args) {
   api_options.platform_key_id = material->platform.public_key_id;
   api_options.timezone_offset_minutes = options->config.timezone_offset_minutes;
   api_options.clearing_cutoff_minutes = options->config.clearing_cutoff_minutes;
+  Result<std::string> code_key =
+      gateway::EnsureGatewayKey(GatewayDir(args.write.data_dir), "payment_code.key");
+  if (!code_key.ok()) return Fail(ExitCodeFor(code_key.status()), code_key.status().ToString());
+  api_options.payment_code_key = *code_key;
   gateway::MerchantApi api(std::move(api_options), **ledger);
   // The nonce cache is this instance's own (any other state lives in the ledger): one journal per listen
   // address, so that it survives a restart on the same address.
@@ -126,12 +130,13 @@ int RunGateway(const GatewayArgs& args) {
       (listen->second == 0 ? "pid" + std::to_string(::getpid()) : std::to_string(listen->second));
   const Status persisted = api.PersistNonces(journal);
   if (!persisted.ok()) return Fail(ExitCodeFor(persisted), persisted.ToString());
-  Result<std::string> sms_key = gateway::EnsureSmsKey(GatewayDir(args.write.data_dir));
+  Result<std::string> sms_key = gateway::EnsureGatewayKey(GatewayDir(args.write.data_dir), "sms.key");
   if (!sms_key.ok()) return Fail(ExitCodeFor(sms_key.status()), sms_key.status().ToString());
   gateway::CustomerApiOptions customer_options;
   customer_options.gateway_dir = GatewayDir(args.write.data_dir);
   customer_options.sms_key = std::move(sms_key).value();
   customer_options.sms_outbox = GatewayDir(args.write.data_dir) + "/sms-outbox.jsonl";
+  customer_options.payment_code_key = *code_key;
   gateway::CustomerApi customers(std::move(customer_options), **ledger);
   gateway::HttpsServerOptions server_options;
   server_options.host = listen->first;

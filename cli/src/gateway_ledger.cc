@@ -82,12 +82,19 @@ Status InProcessLedger::failure() const {
 }
 
 void InProcessLedger::Submit(std::string command_line, Done done) {
+  Status refused;
   {
     std::lock_guard lock(mutex_);
-    if (!failure_.ok() || stopping_) return done(Status::Aborted("the ledger stopped"));
-    if (queue_.size() >= queue_max_) return done(Status::Aborted("the ledger's queue is full"));
-    queue_.push_back({std::move(command_line), std::move(done)});
+    if (!failure_.ok() || stopping_) {
+      refused = Status::Aborted("the ledger stopped");
+    } else if (queue_.size() >= queue_max_) {
+      refused = Status::Aborted("the ledger's queue is full");
+    } else {
+      queue_.push_back({std::move(command_line), std::move(done)});
+    }
   }
+  // Answered outside the lock: an answer may submit the next command (a codepay waiting for its customer).
+  if (!refused.ok()) return done(refused);
   wake_.notify_one();
 }
 
@@ -101,9 +108,14 @@ void InProcessLedger::Work() {
       batch.swap(queue_);
     }
     if (CommitAndAnswer(batch)) continue;
-    std::lock_guard lock(mutex_);
-    for (Waiting& waiting : queue_) waiting.done(failure_);
-    queue_.clear();
+    std::deque<Waiting> left;
+    Status failure;
+    {
+      std::lock_guard lock(mutex_);
+      left.swap(queue_);
+      failure = failure_;
+    }
+    for (Waiting& waiting : left) waiting.done(failure);
     return;
   }
 }
@@ -171,8 +183,9 @@ Result<std::optional<gateway::OrderView>> InProcessLedger::Order(std::string_vie
   fb::ClosedOrderRecordT closed;
   const bool was_closed =
       LoadRecord(ledger_->store().state(), keys::ClosedOrder(merchant, order_no), &closed);
-  return std::optional<gateway::OrderView>(gateway::OrderView{
-      record.amount_minor, fb::EnumNameChannel(record.channel), record.expires_at_ns, was_closed});
+  return std::optional<gateway::OrderView>(
+      gateway::OrderView{record.amount_minor, fb::EnumNameChannel(record.channel), record.expires_at_ns,
+                         was_closed, record.payment_code});
 }
 
 Result<std::optional<gateway::CustomerMediumView>> InProcessLedger::CustomerMedium(
@@ -187,6 +200,16 @@ Result<std::optional<gateway::CustomerMediumView>> InProcessLedger::CustomerMedi
         gateway::CustomerMediumView{record.public_part, record.failures, record.locked, record.last_step});
   }
   return std::optional<gateway::CustomerMediumView>();
+}
+
+Result<std::optional<gateway::PaymentCodeView>> InProcessLedger::PaymentCode(
+    std::string_view payment_code) const {
+  fb::PaymentCodeRecordT record;
+  if (!LoadRecord(ledger_->store().state(), keys::PaymentCode(payment_code), &record))
+    return std::optional<gateway::PaymentCodeView>();
+  return std::optional<gateway::PaymentCodeView>(gateway::PaymentCodeView{
+      record.customer, record.account, fb::EnumNameMedium(record.medium), record.expires_at_ns, record.used,
+      record.waiting_merchant, record.waiting_order});
 }
 
 Status InProcessLedger::ScanTransaction(std::string_view transaction_id,

@@ -40,6 +40,7 @@ class InProcessLedger final : public gateway::LedgerPort {
                                                     std::string_view refund_no) const override;
   Result<std::optional<gateway::CustomerMediumView>> CustomerMedium(std::string_view customer,
                                                                     std::string_view medium) const override;
+  Result<std::optional<gateway::PaymentCodeView>> PaymentCode(std::string_view payment_code) const override;
   Result<std::string> TradeBill(std::string_view merchant, int date) const override;
   void Submit(std::string command_line, Done done) override;
 

@@ -162,6 +162,10 @@ std::string EventKey(const fb::EventBody& body) {
       return str(body.payload_as_MediumProofFailed()->customer());
     case fb::Payload::MediumProofUsed:
       return str(body.payload_as_MediumProofUsed()->customer());
+    case fb::Payload::PaymentCodeIssued:
+      return str(body.payload_as_PaymentCodeIssued()->customer());
+    case fb::Payload::PaymentCodeUsed:
+      return str(body.payload_as_PaymentCodeUsed()->customer());
     case fb::Payload::MerchantKeyAdded:
       return str(body.payload_as_MerchantKeyAdded()->merchant());
     case fb::Payload::MerchantKeyRevoked:

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "api_common.h"
 #include "core/assert.h"
 #include "core/sha256.h"
+#include "core/time.h"
 #include "gateway/customer_kit.h"
 #include "gateway/media_proof.h"
 
@@ -25,13 +27,19 @@ struct CustomerApi::Target {
   OrderView order;
   std::string customer;
   std::string account;
-  std::string digest;  // media_proof.h: PaymentDigest
+  std::string digest;        // media_proof.h: PaymentDigest
+  std::string payment_code;  // the payment code the order waits on (a codepay to confirm), if any
 };
 
 namespace {
 
 constexpr size_t kIdentifierMax = 128;  // the ledger's identifiers (ledger/command.h)
 constexpr size_t kProofFieldMax = 1024;
+constexpr int64_t kPaymentCodeSeconds = 60;  // a payment code pays within this long of its issue
+// A payment code request's timestamp may be this far from the gateway's clock: its proof is good that long.
+constexpr int64_t kCodeRequestWindowSeconds = 60;
+constexpr std::string_view kPaymentsPrefix = "/customer/v1/payments/";
+constexpr std::string_view kConfirmSuffix = "/confirm";
 
 const char* const kMedia[] = {"u_shield", "password_device", "otp_card",
                               "sms",      "fingerprint",     "password_free"};
@@ -80,6 +88,29 @@ std::string RandomHex(size_t bytes) {
   return ToHex(std::span(reinterpret_cast<const uint8_t*>(random.data()), random.size()));
 }
 
+// 18 digits, "62" and 16 from the CSPRNG (rejection-sampled, so every digit is uniform).
+std::string NewAuthCode() {
+  std::string code = "62";
+  while (code.size() < 18) {
+    unsigned char byte = 0;
+    LEDGER_ASSERT(RAND_bytes(&byte, 1) == 1);
+    if (byte < 250) code.push_back(static_cast<char>('0' + byte % 10));
+  }
+  return code;
+}
+
+bool IsPaymentCodeId(std::string_view id) {
+  return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+HttpResponse Paid(const std::string& mchid, const std::string& order_no, const std::string& transaction_id) {
+  return {200, json{{"trade_state", "SUCCESS"},
+                    {"transaction_id", transaction_id},
+                    {"mchid", mchid},
+                    {"out_trade_no", order_no}}
+                   .dump()};
+}
+
 std::string MaskedPhone(std::string_view phone) {
   if (phone.size() <= 7) return std::string(phone.size(), '*');
   return std::string(phone.substr(0, 3)) + std::string(phone.size() - 7, '*') +
@@ -98,13 +129,24 @@ void CustomerApi::Handle(const HttpRequest& request, Respond respond) {
     return respond(Error(401, "CHANNEL_CERTIFICATE_REQUIRED",
                          "the customer API answers the bank's channels only (mutual TLS)"));
   }
-  const bool lookup = request.target == "/customer/v1/orders/lookup";
-  const bool sms = request.target == "/customer/v1/sms-challenge";
-  const bool pay = request.target == "/customer/v1/orders/pay";
-  if (!lookup && !sms && !pay) return respond(Error(404, "NOT_FOUND", "no such path"));
+  const std::string_view path = request.target;
+  const bool lookup = path == "/customer/v1/orders/lookup";
+  const bool sms = path == "/customer/v1/sms-challenge";
+  const bool pay = path == "/customer/v1/orders/pay";
+  const bool code = path == "/customer/v1/payment-codes";
+  const bool confirm = path.starts_with(kPaymentsPrefix) && path.ends_with(kConfirmSuffix);
+  if (!lookup && !sms && !pay && !code && !confirm) return respond(Error(404, "NOT_FOUND", "no such path"));
   if (request.method != "POST") return respond(Error(405, "METHOD_NOT_ALLOWED", "POST only"));
-  const json body = json::parse(request.body, nullptr, false);
+  json body = json::parse(request.body, nullptr, false);
   if (!body.is_object()) return respond(Error(400, "PARAM_ERROR", "the body is not a JSON object"));
+  if (code) return IssuePaymentCode(body, std::move(respond));
+  if (confirm) {
+    // POST /customer/v1/payments/{payment_id}/confirm: the order a payment code waits on.
+    const std::string_view id =
+        path.substr(kPaymentsPrefix.size(), path.size() - kPaymentsPrefix.size() - kConfirmSuffix.size());
+    if (!IsPaymentCodeId(id)) return respond(Error(404, "NOT_FOUND", "no such payment"));
+    body["payment_id"] = std::string(id);
+  }
   Target target;
   if (std::optional<HttpResponse> refused = Resolve(body, target)) return respond(std::move(*refused));
   if (lookup) return respond(Lookup(target));
@@ -117,18 +159,39 @@ std::optional<HttpResponse> CustomerApi::Resolve(const json& body, Target& targe
   target.account = IdField(body, "account", true);
   if (target.customer.empty() || !target.account.starts_with(target.customer + ":"))
     return Error(400, "PARAM_ERROR", "customer and account (<customer>:<name>) are required");
-  const auto code_url = body.find("code_url");
-  std::optional<std::pair<std::string, std::string>> order;
-  if (code_url != body.end() && code_url->is_string()) order = ParseCodeUrl(code_url->get<std::string>());
-  if (!order) return Error(400, "PARAM_ERROR", "code_url must be a ledger://pay/MCHID/OUT_TRADE_NO link");
-  target.mchid = order->first;
-  target.order_no = order->second;
+  if (body.contains("payment_id")) {
+    if (std::optional<HttpResponse> refused = ResolvePaymentCode(body, target)) return refused;
+  } else {
+    const auto code_url = body.find("code_url");
+    std::optional<std::pair<std::string, std::string>> order;
+    if (code_url != body.end() && code_url->is_string()) order = ParseCodeUrl(code_url->get<std::string>());
+    if (!order) return Error(400, "PARAM_ERROR", "code_url must be a ledger://pay/MCHID/OUT_TRADE_NO link");
+    target.mchid = order->first;
+    target.order_no = order->second;
+  }
   Result<std::optional<OrderView>> found = ledger_.Order(target.mchid, target.order_no);
   if (!found.ok()) return Error(500, "SYSTEM_ERROR", "the ledger could not be read");
   if (!found->has_value()) return Error(404, "ORDER_NOT_EXIST", "no such order");
   target.order = **found;
   target.digest = PaymentDigest(
       {target.mchid, target.order_no, target.order.amount_minor, target.customer, target.account});
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> CustomerApi::ResolvePaymentCode(const json& body, Target& target) const {
+  const json& id = body["payment_id"];
+  if (!id.is_string() || !IsPaymentCodeId(id.get_ref<const std::string&>()))
+    return Error(400, "PARAM_ERROR", "payment_id must be 32 hex digits");
+  Result<std::optional<PaymentCodeView>> code = ledger_.PaymentCode(id.get_ref<const std::string&>());
+  if (!code.ok()) return Error(500, "SYSTEM_ERROR", "the ledger could not be read");
+  // Another customer's code reads as none: a payment id tells nothing to anyone but its customer.
+  if (!code->has_value() || (*code)->customer != target.customer || (*code)->account != target.account ||
+      (*code)->waiting_order.empty()) {
+    return Error(404, "PAYMENT_NOT_FOUND", "no payment of this customer waits on this payment code");
+  }
+  target.mchid = (*code)->waiting_merchant;
+  target.order_no = (*code)->waiting_order;
+  target.payment_code = id.get<std::string>();
   return std::nullopt;
 }
 
@@ -180,62 +243,119 @@ HttpResponse CustomerApi::SmsChallenge(const Target& target) {
 }
 
 void CustomerApi::Pay(const json& body, const Target& target, Respond respond) {
-  const auto medium_field = body.find("medium");
-  std::string medium;
-  for (const char* name : kMedia) {
-    if (medium_field != body.end() && medium_field->is_string() && *medium_field == name) medium = name;
-  }
-  if (medium.empty()) return respond(Error(400, "PARAM_ERROR", "medium must name an authentication medium"));
-  const auto funding = body.find("funding");
-  if (funding != body.end() && *funding != "own_account")
-    return respond(Error(400, "PARAM_ERROR", "the customer side pays from the customer's own account"));
   // Paid already: the payer asking again gets the payment, anyone else ORDERPAID; no proof is spent on it.
   Result<std::optional<PaymentView>> paid = ledger_.Payment(target.mchid, target.order_no);
   if (!paid.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
   if (paid->has_value()) {
     if ((*paid)->account != target.account) return respond(Error(400, "ORDERPAID", "the order is paid"));
-    return respond({200, json{{"trade_state", "SUCCESS"},
-                              {"transaction_id", (*paid)->transaction_id},
-                              {"mchid", target.mchid},
-                              {"out_trade_no", target.order_no}}
-                             .dump()});
+    return respond(Paid(target.mchid, target.order_no, (*paid)->transaction_id));
   }
-  Result<std::optional<CustomerMediumView>> enrolled = ledger_.CustomerMedium(target.customer, medium);
-  if (!enrolled.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
-  if (!enrolled->has_value())
-    return respond(Error(400, "MEDIUM_NOT_ENROLLED", "the customer has no " + medium + " enrolled"));
-  if ((*enrolled)->locked)
-    return respond(Error(403, "MEDIUM_LOCKED", medium + " is locked after failed proofs; enrol it again"));
+  std::string medium;
+  CustomerMediumView enrolled;
+  if (std::optional<HttpResponse> refused = EnrolledMedium(body, target.customer, &medium, &enrolled))
+    return respond(std::move(*refused));
   if ((medium == "fingerprint" || medium == "password_free") && !MobileChannel(target.order.channel))
     return respond(Error(400, "MEDIUM_NOT_ALLOWED", medium + " is for mobile channels only"));
   int64_t step = 0;
   std::string why;
-  const std::string proven = Verify(body, target, medium, **enrolled, &step, &why);
-  if (proven.empty()) return RecordFailure(target, medium, std::move(why), std::move(respond));
+  const std::string proven = Verify(body, target.customer, target.digest, medium, enrolled, &step, &why);
+  if (proven.empty()) return RecordFailure(target.customer, medium, std::move(why), std::move(respond));
   SubmitPay(body, target, medium, proven, step, std::move(respond));
 }
 
-std::string CustomerApi::Verify(const json& body, const Target& target, std::string_view medium,
-                                const CustomerMediumView& enrolled, int64_t* step, std::string* why) const {
+std::optional<HttpResponse> CustomerApi::EnrolledMedium(const json& body, const std::string& customer,
+                                                        std::string* medium,
+                                                        CustomerMediumView* enrolled) const {
+  const auto medium_field = body.find("medium");
+  for (const char* name : kMedia) {
+    if (medium_field != body.end() && medium_field->is_string() && *medium_field == name) *medium = name;
+  }
+  if (medium->empty()) return Error(400, "PARAM_ERROR", "medium must name an authentication medium");
+  const auto funding = body.find("funding");
+  if (funding != body.end() && *funding != "own_account")
+    return Error(400, "PARAM_ERROR", "the customer side pays from the customer's own account");
+  Result<std::optional<CustomerMediumView>> found = ledger_.CustomerMedium(customer, *medium);
+  if (!found.ok()) return Error(500, "SYSTEM_ERROR", "the ledger could not be read");
+  if (!found->has_value())
+    return Error(400, "MEDIUM_NOT_ENROLLED", "the customer has no " + *medium + " enrolled");
+  if ((*found)->locked)
+    return Error(403, "MEDIUM_LOCKED", *medium + " is locked after failed proofs; enrol it again");
+  *enrolled = **found;
+  return std::nullopt;
+}
+
+// A payment code: the medium proven over the customer, account and the request's timestamp (within a minute),
+// the code issued for 60 s. The command id names what the proof covers, so the same proof again issues no
+// second code (the ledger answers it as a duplicate).
+void CustomerApi::IssuePaymentCode(const json& body, Respond respond) {
+  const std::string customer = IdField(body, "customer");
+  const std::string account = IdField(body, "account", true);
+  if (customer.empty() || !account.starts_with(customer + ":"))
+    return respond(Error(400, "PARAM_ERROR", "customer and account (<customer>:<name>) are required"));
+  const auto timestamp = body.find("timestamp");
+  const int64_t now = Now();
+  if (timestamp == body.end() || !timestamp->is_number_integer() ||
+      std::llabs(timestamp->get<int64_t>() - now) > kCodeRequestWindowSeconds)
+    return respond(Error(400, "PARAM_ERROR", "timestamp must be the request's time in epoch seconds"));
+  std::string medium;
+  CustomerMediumView enrolled;
+  if (std::optional<HttpResponse> refused = EnrolledMedium(body, customer, &medium, &enrolled))
+    return respond(std::move(*refused));
+  if (medium == "sms")
+    return respond(
+        Error(400, "MEDIUM_NOT_ALLOWED", "a payment code is shown on the phone an SMS would go to"));
+  const std::string digest = PaymentCodeDigest(customer, account, timestamp->get<int64_t>());
+  int64_t step = 0;
+  std::string why;
+  const std::string proven = Verify(body, customer, digest, medium, enrolled, &step, &why);
+  if (proven.empty()) return RecordFailure(customer, medium, std::move(why), std::move(respond));
+  const std::string auth_code = NewAuthCode();
+  const int64_t expires_at = now + kPaymentCodeSeconds;
+  json command = {{"type", "issue_payment_code"},
+                  {"command_id", "gw:code:" + digest.substr(0, 32) + ":" + medium},
+                  {"customer", customer},
+                  {"account", account},
+                  {"medium", medium},
+                  {"proof", proven},
+                  {"payment_code", PaymentCodeId(options_.payment_code_key, auth_code)},
+                  {"expires_at", FormatIso8601(expires_at * 1'000'000'000, 0)}};
+  if (step > 0) command["proof_step"] = step;
+  SubmitCommand(
+      command.dump(),
+      [respond, auth_code, expires_at,
+       id = command["payment_code"].get<std::string>()](const CommandAnswer& answer) {
+        // The same proof again: its command id is taken (by the same code request, or by this one with the
+        // new code it would get).
+        if (answer.kind == CommandAnswer::Kind::kDuplicate || answer.reason == "DUPLICATE_COMMAND_MISMATCH")
+          return respond(Error(403, "MEDIUM_PROOF_INVALID", "this proof issued a payment code already"));
+        if (answer.kind != CommandAnswer::Kind::kAccepted)
+          return respond(Error(403, answer.reason, answer.detail));
+        respond({200, json{{"auth_code", auth_code}, {"expires_at", expires_at}, {"payment_id", id}}.dump()});
+      },
+      respond);
+}
+
+std::string CustomerApi::Verify(const json& body, const std::string& customer, const std::string& digest,
+                                std::string_view medium, const CustomerMediumView& enrolled, int64_t* step,
+                                std::string* why) const {
   if (medium == "u_shield" || medium == "fingerprint" || medium == "password_free") {
     const std::string signature =
         medium == "password_free" ? (body.contains("device_signature") && body["device_signature"].is_string()
                                          ? body["device_signature"].get<std::string>()
                                          : std::string())
                                   : ProofField(body, "signature");
-    if (VerifyMediumSignature(enrolled.public_part, target.digest, signature))
-      return SignatureMark(signature);
-    *why = "the signature does not verify over this payment's digest";
+    if (VerifyMediumSignature(enrolled.public_part, digest, signature)) return SignatureMark(signature);
+    *why = "the signature does not verify over this request's digest";
     return {};
   }
   const std::string code = ProofField(body, "code");
   if (medium == "sms") {
-    if (MatchSms(options_.sms_key, target.customer, target.digest, code, Now()))
-      return "sms code for payment " + target.digest.substr(0, 16);
+    if (MatchSms(options_.sms_key, customer, digest, code, Now()))
+      return "sms code for payment " + digest.substr(0, 16);
     *why = "the code is not the one sent for this payment";
     return {};
   }
-  Result<std::string> secret = LoadMediumSecret(options_.gateway_dir, target.customer, medium);
+  Result<std::string> secret = LoadMediumSecret(options_.gateway_dir, customer, medium);
   if (!secret.ok()) {
     spdlog::error("gateway: the {} secret of a customer: {}", medium, secret.status().ToString());
     *why = "the medium cannot be checked here";
@@ -249,20 +369,20 @@ std::string CustomerApi::Verify(const json& body, const Target& target, std::str
     *why = "the code is not the card's for this time";
     return {};
   }
-  const std::string challenge = OcraChallenge(target.digest);
+  const std::string challenge = OcraChallenge(digest);
   Result<std::string> expected = Ocra(*secret, challenge);
   if (expected.ok() && SameCode(*expected, code)) return "ocra response to challenge " + challenge;
   *why = "the response does not answer this payment's challenge";
   return {};
 }
 
-void CustomerApi::RecordFailure(const Target& target, const std::string& medium, std::string why,
+void CustomerApi::RecordFailure(const std::string& customer, const std::string& medium, std::string why,
                                 Respond respond) {
   // A random command id: every failure counts, however alike two requests are.
   const std::string line = json{
       {"type", "record_proof_failure"},
       {"command_id", "gw:proof-failed:" + RandomHex(16)},
-      {"customer", target.customer},
+      {"customer", customer},
       {"medium", medium}}.dump();
   SubmitCommand(
       line,
@@ -295,6 +415,7 @@ void CustomerApi::SubmitPay(const json& body, const Target& target, const std::s
   if (const auto points = body.find("points"); points != body.end() && points->is_number_integer())
     pay["points"] = *points;
   if (const std::string coupon = IdField(body, "coupon"); !coupon.empty()) pay["coupon"] = coupon;
+  if (!target.payment_code.empty()) pay["payment_code"] = target.payment_code;
   const std::string mchid = target.mchid;
   const std::string order_no = target.order_no;
   SubmitCommand(
@@ -306,11 +427,7 @@ void CustomerApi::SubmitPay(const json& body, const Target& target, const std::s
           return respond(Error(paid ? 400 : 403, paid ? "ORDERPAID" : answer.reason,
                                paid ? "the order is paid" : answer.detail));
         }
-        respond({200, json{{"trade_state", "SUCCESS"},
-                           {"transaction_id", answer.transaction_id},
-                           {"mchid", mchid},
-                           {"out_trade_no", order_no}}
-                          .dump()});
+        respond(Paid(mchid, order_no, answer.transaction_id));
       },
       respond);
 }

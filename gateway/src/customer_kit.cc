@@ -22,7 +22,7 @@ namespace ledger::gateway {
 namespace {
 
 constexpr size_t kSharedSecretBytes = 20;  // RFC 4226 recommends 160 bits for HMAC-SHA1
-constexpr size_t kSmsKeyBytes = 32;
+constexpr size_t kGatewayKeyBytes = 32;
 constexpr unsigned kUShieldRsaBits = 2048;
 
 std::string RandomBytes(size_t size) {
@@ -162,12 +162,12 @@ Result<std::string> LoadMediumSecret(const std::string& gateway_dir, std::string
   return *secret;
 }
 
-Result<std::string> EnsureSmsKey(const std::string& gateway_dir) {
-  const std::string path = gateway_dir + "/sms.key";
+Result<std::string> EnsureGatewayKey(const std::string& gateway_dir, std::string_view name) {
+  const std::string path = gateway_dir + "/" + std::string(name);
   Result<std::string> text = ReadWhole(path, O_NOFOLLOW);
   if (!text.ok() && text.status().code() == StatusCode::kNotFound) {
     LEDGER_RETURN_IF_ERROR(EnsureFolder(gateway_dir));
-    const Status made = PublishNew(path, HexOf(RandomBytes(kSmsKeyBytes)) + "\n", 0600);
+    const Status made = PublishNew(path, HexOf(RandomBytes(kGatewayKeyBytes)) + "\n", 0600);
     // Another process may have made it first: either way, read what is there.
     if (!made.ok() && !std::filesystem::exists(path)) return made;
     text = ReadWhole(path, O_NOFOLLOW);
@@ -176,7 +176,7 @@ Result<std::string> EnsureSmsKey(const std::string& gateway_dir) {
   std::string_view hex = *text;
   if (hex.ends_with('\n')) hex.remove_suffix(1);
   std::optional<std::string> key = FromHex(hex);
-  if (!key || key->size() != kSmsKeyBytes) return Status::Corruption(path + " holds no SMS key");
+  if (!key || key->size() != kGatewayKeyBytes) return Status::Corruption(path + " holds no key");
   return *key;
 }
 

@@ -61,6 +61,19 @@ std::string PaymentDigest(const PaymentToProve& payment) {
   return ToHex(Sha256Of(message));
 }
 
+std::string PaymentCodeDigest(std::string_view customer, std::string_view account, int64_t timestamp_s) {
+  std::string message = "ledger-payment-code-v1\n";
+  message.append(customer).append(1, '\n').append(account).append(1, '\n');
+  message.append(std::to_string(timestamp_s)).append(1, '\n');
+  return ToHex(Sha256Of(message));
+}
+
+std::string PaymentCodeId(std::string_view code_key, std::string_view auth_code) {
+  unsigned int size = 0;
+  const auto mac = Hmac(EVP_sha256(), code_key, auth_code, &size);
+  return ToHex(std::span<const uint8_t>(mac.data(), 16));
+}
+
 std::string OcraChallenge(std::string_view payment_digest) {
   LEDGER_ASSERT(payment_digest.size() >= 16);
   uint64_t value = 0;

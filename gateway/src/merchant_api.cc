@@ -11,6 +11,7 @@
 
 #include "api_common.h"
 #include "core/time.h"
+#include "gateway/media_proof.h"
 #include "zlib.h"
 
 namespace ledger::gateway {
@@ -125,6 +126,9 @@ std::pair<int, const char*> WeChatError(std::string_view reason) {
   if (reason == "ORDER_PAID") return {400, "ORDERPAID"};
   if (reason == "ORDER_CLOSED") return {400, "ORDER_CLOSED"};
   if (reason == "UNKNOWN_MERCHANT") return {403, "NO_AUTH"};
+  if (reason == "PAYMENT_CODE_INVALID") return {400, "AUTH_CODE_INVALID"};
+  if (reason == "PAYMENT_CODE_EXPIRED") return {400, "AUTHCODEEXPIRE"};
+  if (reason == "INSUFFICIENT_FUNDS" || reason == "CREDIT_LIMIT_EXCEEDED") return {403, "NOT_ENOUGH"};
   return {400, "INVALID_REQUEST"};  // windows closed, already reversed or refunded, more than remains
 }
 
@@ -307,6 +311,8 @@ void MerchantApi::Route(const Call& call, Respond respond) {
     return RefundOrder(call, std::move(respond));
   if (post && Matches(path, {"v3", "pay", "transactions", "native"}))
     return CreateNativeOrder(call, std::move(respond));
+  if (post && Matches(path, {"v3", "pay", "transactions", "codepay"}))
+    return CodePay(call, std::move(respond));
   if (post && Matches(path, {"v3", "pay", "transactions", "out-trade-no", "*", "close"}))
     return CloseOrder(call, path[last - 1], std::move(respond));
   if (get && Matches(path, {"v3", "refund", "domestic", "refunds", "*"}))
@@ -401,8 +407,8 @@ void MerchantApi::Reverse(const Call& call, std::string_view order_no, Respond r
       std::move(respond), "ALREADY_REVERSED");  // reversing a reversed order again: the same outcome
 }
 
-void MerchantApi::SubmitFor(const std::string& mchid, std::string command_line, OnAnswer answer,
-                            Respond respond, std::string_view success_reason) {
+void MerchantApi::SubmitThen(const std::string& mchid, std::string command_line,
+                             std::function<void(const CommandAnswer&)> then, Respond respond) {
   {
     std::lock_guard lock(in_flight_mutex_);
     size_t& waiting = in_flight_[mchid];
@@ -410,23 +416,32 @@ void MerchantApi::SubmitFor(const std::string& mchid, std::string command_line, 
       return respond(Error(429, "FREQUENCY_LIMITED", "too many requests in flight"));
     ++waiting;
   }
-  ledger_.Submit(
-      std::move(command_line), [this, mchid, answer = std::move(answer), respond = std::move(respond),
-                                success_reason = std::string(success_reason)](Result<CommandAnswer> result) {
-        {
-          std::lock_guard lock(in_flight_mutex_);
-          if (--in_flight_[mchid] == 0) in_flight_.erase(mchid);
-        }
-        if (!result.ok()) {
-          spdlog::error("gateway: command for {}: {}", mchid, result.status().ToString());
-          return respond(
-              Error(500, "SYSTEM_ERROR", "the ledger did not answer; ask again with the same number"));
-        }
-        if (result->kind == CommandAnswer::Kind::kAccepted || result->reason.empty() ||
-            (!success_reason.empty() && result->reason == success_reason))
-          return respond(answer(*result));
-        respond(Rejection(*result));
-      });
+  ledger_.Submit(std::move(command_line), [this, mchid, then = std::move(then),
+                                           respond](Result<CommandAnswer> result) {
+    {
+      std::lock_guard lock(in_flight_mutex_);
+      if (--in_flight_[mchid] == 0) in_flight_.erase(mchid);
+    }
+    if (!result.ok()) {
+      spdlog::error("gateway: command for {}: {}", mchid, result.status().ToString());
+      return respond(Error(500, "SYSTEM_ERROR", "the ledger did not answer; ask again with the same number"));
+    }
+    then(*result);
+  });
+}
+
+void MerchantApi::SubmitFor(const std::string& mchid, std::string command_line, OnAnswer answer,
+                            Respond respond, std::string_view success_reason) {
+  SubmitThen(
+      mchid, std::move(command_line),
+      [this, answer = std::move(answer), respond,
+       success_reason = std::string(success_reason)](const CommandAnswer& result) {
+        if (result.kind == CommandAnswer::Kind::kAccepted || result.reason.empty() ||
+            (!success_reason.empty() && result.reason == success_reason))
+          return respond(answer(result));
+        respond(Rejection(result));
+      },
+      respond);
 }
 
 void MerchantApi::RefundOrder(const Call& call, Respond respond) {
@@ -556,17 +571,27 @@ void MerchantApi::DownloadBill(const Call& call, Respond respond) {
 HttpResponse MerchantApi::OrderAnswer(const std::string& mchid, const std::string& order_no,
                                       const OrderView& order) const {
   const bool closed = order.closed || options_.clock_s() * 1'000'000'000 >= order.expires_at_ns;
+  // A codepay waiting for its customer's confirmation is USERPAYING until then.
+  const bool paying = !closed && !order.payment_code.empty();
   json body = {{"mchid", mchid},
                {"out_trade_no", order_no},
                {"trade_type", TradeType(order.channel)},
-               {"trade_state", closed ? "CLOSED" : "NOTPAY"},
-               {"trade_state_desc", closed ? "已关闭" : "未支付"},
+               {"trade_state", closed ? "CLOSED" : (paying ? "USERPAYING" : "NOTPAY")},
+               {"trade_state_desc", closed ? "已关闭" : (paying ? "用户支付中" : "未支付")},
                {"amount", {{"total", order.amount_minor}, {"currency", kCurrency}}}};
   return Signed(200, body.dump());
 }
 
-void MerchantApi::CreateNativeOrder(const Call& call, Respond respond) {
-  const json body = json::parse(call.body, nullptr, false);
+struct MerchantApi::OrderRequest {
+  json body;
+  std::string description;
+  std::string order_no;
+  int64_t total = 0;
+};
+
+std::optional<HttpResponse> MerchantApi::ReadOrderRequest(const Call& call, OrderRequest& order) const {
+  order.body = json::parse(call.body, nullptr, false);
+  const json& body = order.body;
   const auto text = [&body](const char* name) {
     return body.is_object() && body.contains(name) && body[name].is_string() ? body[name].get<std::string>()
                                                                              : std::string();
@@ -575,30 +600,109 @@ void MerchantApi::CreateNativeOrder(const Call& call, Respond respond) {
   if (amount == nullptr || !amount->is_object() || !amount->contains("total") ||
       !(*amount)["total"].is_number_integer() || text("description").empty() ||
       !ValidOrderNo(text("out_trade_no")))
-    return respond(Error(400, "PARAM_ERROR", "description, out_trade_no and amount.total are required"));
-  if (text("mchid") != call.mchid) return respond(Error(403, "NO_AUTH", "mchid is not yours"));
+    return Error(400, "PARAM_ERROR", "description, out_trade_no and amount.total are required");
+  if (text("mchid") != call.mchid) return Error(403, "NO_AUTH", "mchid is not yours");
   if (amount->contains("currency") && (*amount)["currency"] != kCurrency)
-    return respond(Error(400, "PARAM_ERROR", "currency must be CNY"));
+    return Error(400, "PARAM_ERROR", "currency must be CNY");
+  order.description = text("description");
+  order.order_no = text("out_trade_no");
+  order.total = (*amount)["total"].get<int64_t>();
+  return std::nullopt;
+}
+
+void MerchantApi::CreateNativeOrder(const Call& call, Respond respond) {
+  OrderRequest order;
+  if (std::optional<HttpResponse> refused = ReadOrderRequest(call, order))
+    return respond(std::move(*refused));
   int64_t expires_at_ns = (options_.clock_s() + options_.order_expiry_default_s) * 1'000'000'000;
-  if (!text("time_expire").empty()) {
-    const Result<int64_t> parsed = ParseIso8601(text("time_expire"));
+  if (order.body.contains("time_expire")) {
+    const Result<int64_t> parsed = order.body["time_expire"].is_string()
+                                       ? ParseIso8601(order.body["time_expire"].get<std::string>())
+                                       : Result<int64_t>(Status::InvalidArgument("not text"));
     if (!parsed.ok()) return respond(Error(400, "PARAM_ERROR", "time_expire: " + parsed.status().message()));
     expires_at_ns = *parsed;
   }
-  const std::string order_no = text("out_trade_no");
   const json command = {{"type", "create_order"},
-                        {"command_id", "gw:order:" + call.mchid + ":" + order_no},
+                        {"command_id", "gw:order:" + call.mchid + ":" + order.order_no},
                         {"merchant", call.mchid},
-                        {"merchant_order_no", order_no},
-                        {"amount_minor", (*amount)["total"].get<int64_t>()},
+                        {"merchant_order_no", order.order_no},
+                        {"amount_minor", order.total},
                         {"channel", "qr_dynamic"},
-                        {"description", text("description")},
+                        {"description", order.description},
                         {"expires_at", FormatIso8601(expires_at_ns, options_.timezone_offset_minutes)}};
   SubmitFor(
       call.mchid, command.dump(-1, ' ', false, json::error_handler_t::replace),
-      [this, mchid = call.mchid, order_no](const CommandAnswer&) {
+      [this, mchid = call.mchid, order_no = order.order_no](const CommandAnswer&) {
         // What the customer's app reads from the QR code and pays (the customer endpoints).
         return Signed(200, json{{"code_url", CodeUrl(mchid, order_no)}}.dump());
+      },
+      std::move(respond));
+}
+
+// The customer's payment code pays at once within the limit of the medium that issued it; above it (the
+// amount is known only at the scan) the order waits for the customer to confirm with a stronger medium:
+// USERPAYING, which the merchant polls and reverses after its own timeout, as with WeChat's codepay.
+void MerchantApi::CodePay(const Call& call, Respond respond) {
+  OrderRequest order;
+  if (std::optional<HttpResponse> refused = ReadOrderRequest(call, order))
+    return respond(std::move(*refused));
+  const json* payer = order.body.contains("payer") ? &order.body["payer"] : nullptr;
+  const std::string auth_code = payer != nullptr && payer->is_object() && payer->contains("auth_code") &&
+                                        (*payer)["auth_code"].is_string()
+                                    ? (*payer)["auth_code"].get<std::string>()
+                                    : std::string();
+  if (auth_code.size() != 18 || auth_code.find_first_not_of("0123456789") != std::string::npos)
+    return respond(Error(400, "PARAM_ERROR", "payer.auth_code must be the 18 digits of a payment code"));
+  // Asked again once the customer confirmed: the payment (the order's own commands would say USERPAYING).
+  Result<std::optional<PaymentView>> paid = ledger_.Payment(call.mchid, order.order_no);
+  if (!paid.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (paid->has_value()) return respond(PaymentAnswer(**paid));
+  const std::string code_id = PaymentCodeId(options_.payment_code_key, auth_code);
+  Result<std::optional<PaymentCodeView>> code = ledger_.PaymentCode(code_id);
+  if (!code.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (!code->has_value()) return respond(Error(400, "AUTH_CODE_INVALID", "no such payment code"));
+  const json pay = {{"type", "pay"},
+                    {"command_id", "gw:codepay:" + call.mchid + ":" + order.order_no},
+                    {"merchant", call.mchid},
+                    {"merchant_order_no", order.order_no},
+                    {"customer", (*code)->customer},
+                    {"funding", "own_account"},
+                    {"account", (*code)->account},
+                    {"channel", "qr_customer_presented"},
+                    {"medium", (*code)->medium},
+                    {"order_amount_minor", order.total},
+                    {"payment_code", code_id}};
+  order.body["payer"]["auth_code"] = code_id;  // what waits with the order: the code's id, never the code
+  SubmitThen(
+      call.mchid, pay.dump(-1, ' ', false, json::error_handler_t::replace),
+      [this, call, order, respond](const CommandAnswer& answer) {
+        const bool paid = answer.kind == CommandAnswer::Kind::kAccepted || answer.reason.empty();
+        if (!paid && answer.reason.starts_with("LIMIT_")) return WaitForCustomer(call, order, respond);
+        if (!paid) return respond(Rejection(answer));
+        Result<std::optional<PaymentView>> payment = ledger_.Payment(call.mchid, order.order_no);
+        if (!payment.ok() || !payment->has_value())
+          return respond(Error(500, "SYSTEM_ERROR", "the payment could not be read back; query it"));
+        respond(PaymentAnswer(**payment));
+      },
+      respond);
+}
+
+void MerchantApi::WaitForCustomer(const Call& call, const OrderRequest& order, Respond respond) {
+  const int64_t expires_at_ns = (options_.clock_s() + options_.userpaying_expiry_s) * 1'000'000'000;
+  const json command = {{"type", "create_order"},
+                        {"command_id", "gw:codepay-wait:" + call.mchid + ":" + order.order_no},
+                        {"merchant", call.mchid},
+                        {"merchant_order_no", order.order_no},
+                        {"amount_minor", order.total},
+                        {"channel", "qr_customer_presented"},
+                        {"description", order.description},
+                        {"expires_at", FormatIso8601(expires_at_ns, options_.timezone_offset_minutes)},
+                        {"payment_code", order.body["payer"]["auth_code"]}};
+  SubmitFor(
+      call.mchid, command.dump(-1, ' ', false, json::error_handler_t::replace),
+      [this, mchid = call.mchid, order_no = order.order_no](const CommandAnswer&) {
+        return Signed(
+            202, json{{"mchid", mchid}, {"out_trade_no", order_no}, {"trade_state", "USERPAYING"}}.dump());
       },
       std::move(respond));
 }

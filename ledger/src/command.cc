@@ -113,7 +113,8 @@ const TypeSpec kTypes[] = {
       {"coupon", Kind::kString},
       {"discount_minor", Kind::kInteger},
       {"proof", Kind::kString},
-      {"proof_step", Kind::kInteger}}},
+      {"proof_step", Kind::kInteger},
+      {"payment_code", Kind::kString}}},
     {"reverse",
      {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}, {"reason", Kind::kString}}},
     {"refund",
@@ -135,11 +136,20 @@ const TypeSpec kTypes[] = {
       {"amount_minor", Kind::kInteger},
       {"channel", Kind::kString},
       {"description", Kind::kString},
-      {"expires_at", Kind::kString}}},
+      {"expires_at", Kind::kString},
+      {"payment_code", Kind::kString}}},
     {"close_order", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}}},
     {"enroll_medium",
      {{"customer", Kind::kString}, {"medium", Kind::kString}, {"public_part", Kind::kString}}},
     {"record_proof_failure", {{"customer", Kind::kString}, {"medium", Kind::kString}}},
+    {"issue_payment_code",
+     {{"customer", Kind::kString},
+      {"account", Kind::kString},
+      {"medium", Kind::kString},
+      {"proof", Kind::kString},
+      {"proof_step", Kind::kInteger},
+      {"payment_code", Kind::kString},
+      {"expires_at", Kind::kString}}},
 };
 
 std::string Printable(std::string_view text, size_t max_bytes = kQuotedBytesMax) {
@@ -735,6 +745,15 @@ Enum ParseEnum(Fields& fields, const char* name, bool required, Enum absent) {
   return fields.EnumField<Enum>(name, EnumNames<Enum>(), Enum::MIN, Enum::MAX, required, absent);
 }
 
+// A payment code's id: 32 lower-case hex digits (the gateway's keyed hash of the code).
+std::string PaymentCodeField(Fields& fields, bool required) {
+  std::string value = fields.Id("payment_code", required);
+  if (!value.empty() &&
+      (value.size() != 32 || value.find_first_not_of("0123456789abcdef") != std::string::npos))
+    fields.Fail("field 'payment_code' must be 32 lower-case hex digits");
+  return value;
+}
+
 // Body parsers, one per command type: each reads its type's fields (their JSON types already checked) into
 // the command body; a semantic problem is recorded in `fields` and makes the command MALFORMED_COMMAND.
 void ParseOpenAccount(Fields& fields, fb::CommandT& command) {
@@ -830,6 +849,7 @@ void ParsePay(Fields& fields, fb::CommandT& command) {
     fields.Fail("field 'proof' must say what was proven when given, and proof_step comes with it");
   if (!body.proof.empty() && body.medium == fb::Medium::none) fields.Fail("a proof needs its medium");
   if (body.proof_step < 0) fields.Fail("field 'proof_step' must not be negative");
+  body.payment_code = PaymentCodeField(fields, false);
   command.body.Set(std::move(body));
 }
 
@@ -884,8 +904,13 @@ void ParseCreateOrder(Fields& fields, fb::CommandT& command) {
   body.merchant_order_no = fields.Id("merchant_order_no");
   body.amount_minor = fields.Integer("amount_minor", true);
   body.channel = ParseEnum(fields, "channel", true, fb::Channel::qr_dynamic);
+  body.payment_code = PaymentCodeField(fields, false);
+  const bool waits_on_code = !body.payment_code.empty();
+  if (waits_on_code != (body.channel == fb::Channel::qr_customer_presented) && !fields.failed()) {
+    fields.Fail("an order waits on a payment code on qr_customer_presented, and only there");
+  }
   if (body.channel != fb::Channel::qr_dynamic && body.channel != fb::Channel::b2c_h5 &&
-      body.channel != fb::Channel::b2c_sdk && !fields.failed()) {
+      body.channel != fb::Channel::b2c_sdk && !waits_on_code && !fields.failed()) {
     fields.Fail("an order waits for its customer on qr_dynamic, b2c_h5 or b2c_sdk only");
   }
   body.description = fields.Text("description", false);
@@ -934,6 +959,22 @@ void ParseEnrollMedium(Fields& fields, fb::CommandT& command) {
   command.body.Set(std::move(body));
 }
 
+void ParseIssuePaymentCode(Fields& fields, fb::CommandT& command) {
+  fb::IssuePaymentCodeT body;
+  body.customer = fields.CustomerId("customer");
+  body.account = fields.Account("account");
+  if (!body.account.starts_with(body.customer + kAccountSeparator))
+    fields.Fail("account must be one of the customer's own");
+  body.medium = CustomerMediumField(fields);
+  body.proof = fields.Text("proof", true);
+  if (body.proof.empty()) fields.Fail("field 'proof' must say what was proven");
+  body.proof_step = fields.Integer("proof_step", false);
+  if (body.proof_step < 0) fields.Fail("field 'proof_step' must not be negative");
+  body.payment_code = PaymentCodeField(fields, true);
+  body.expires_at_ns = fields.Timestamp("expires_at", true);
+  command.body.Set(std::move(body));
+}
+
 void ParseRecordProofFailure(Fields& fields, fb::CommandT& command) {
   fb::RecordProofFailureT body;
   body.customer = fields.CustomerId("customer");
@@ -960,6 +1001,7 @@ const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
     {"close_order", ParseCloseOrder},
     {"enroll_medium", ParseEnrollMedium},
     {"record_proof_failure", ParseRecordProofFailure},
+    {"issue_payment_code", ParseIssuePaymentCode},
 };
 
 // The envelope every command has: a JSON object with a string type and a non-empty string command_id.

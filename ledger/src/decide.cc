@@ -148,6 +148,15 @@ Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext&
     return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no + " was closed");
   }
   if (command.expires_at_ns <= context.now_ns) return Reject(reason::kOrderExpired, "expires_at has passed");
+  if (!command.payment_code.empty()) {
+    fb::PaymentCodeRecordT code;
+    if (!LoadRecord(context.state, keys::PaymentCode(command.payment_code), &code) || code.used ||
+        !code.waiting_order.empty()) {
+      return Reject(reason::kPaymentCodeInvalid, "no payment code that could wait on this order");
+    }
+    if (context.now_ns >= code.expires_at_ns)
+      return Reject(reason::kPaymentCodeExpired, "the code has expired");
+  }
   fb::OrderCreatedT created;
   created.merchant = command.merchant;
   created.merchant_order_no = command.merchant_order_no;
@@ -155,6 +164,7 @@ Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext&
   created.channel = command.channel;
   created.description = command.description;
   created.expires_at_ns = command.expires_at_ns;
+  created.payment_code = command.payment_code;
   Decision decision;
   decision.payloads.emplace_back().Set(std::move(created));
   return decision;
@@ -365,6 +375,8 @@ Decision CheckPayParties(const fb::PayT& command, const DecideContext& context, 
     if (command.order_amount_minor != order->amount_minor)
       return Reject(reason::kInvalidAmount, "the order's amount is " + std::to_string(order->amount_minor));
     if (context.now_ns >= order->expires_at_ns) return Reject(reason::kOrderExpired, "the order has expired");
+    if (order->payment_code != command.payment_code)
+      return Reject(reason::kPaymentCodeInvalid, "the order waits on its own payment code");
   }
   const bool needs_customer =
       command.funding == fb::Funding::own_account || command.points > 0 || !command.coupon.empty();
@@ -600,31 +612,101 @@ fb::CouponRedeemedT RedeemedCoupon(const fb::PayT& command, const PayPlan& plan)
 // A payment that carries a proof (one from the gateway's customer side) needs its medium enrolled and not
 // locked, and an otp_card's time step not used before; a payment without one is limited by its declared
 // medium as before.
-Decision CheckMediumProof(const fb::PayT& command, const DecideContext& context) {
-  if (command.proof.empty()) return Decision();
-  fb::CustomerMediumRecordT medium;
-  if (!LoadRecord(context.state, keys::CustomerMedium(command.customer, command.medium), &medium)) {
-    return Reject(reason::kMediumNotEnrolled, std::string("customer ") + command.customer + " has no " +
-                                                  fb::EnumNameMedium(command.medium) + " enrolled");
+Decision CheckProvenMedium(const std::string& customer, fb::Medium medium, int64_t proof_step,
+                           const KvReader& state) {
+  fb::CustomerMediumRecordT enrolled;
+  if (!LoadRecord(state, keys::CustomerMedium(customer, medium), &enrolled)) {
+    return Reject(reason::kMediumNotEnrolled,
+                  "customer " + customer + " has no " + fb::EnumNameMedium(medium) + " enrolled");
   }
-  if (medium.locked) return Reject(reason::kMediumLocked, "the medium is locked after failed proofs");
-  if (command.medium == fb::Medium::otp_card && command.proof_step <= medium.last_step)
+  if (enrolled.locked) return Reject(reason::kMediumLocked, "the medium is locked after failed proofs");
+  if (medium == fb::Medium::otp_card && proof_step <= enrolled.last_step)
     return Reject(reason::kMediumProofInvalid, "a TOTP code of this time step was used already");
   return Decision();
 }
 
-fb::MediumProofUsedT UsedProof(const fb::PayT& command) {
+Decision CheckMediumProof(const fb::PayT& command, const DecideContext& context) {
+  if (command.proof.empty()) return Decision();
+  return CheckProvenMedium(command.customer, command.medium, command.proof_step, context.state);
+}
+
+// A payment by a payment code: the code's own customer and account, once. Scanned (no proof), it pays by the
+// medium proven to issue it, before it expires, unless it already waits on an order; with a proof, the
+// customer confirms the order the code waits on (a codepay above the code's medium limit).
+Decision CheckPaymentCode(const fb::PayT& command, const DecideContext& context) {
+  if (command.payment_code.empty()) return Decision();
+  fb::PaymentCodeRecordT code;
+  if (!LoadRecord(context.state, keys::PaymentCode(command.payment_code), &code) ||
+      code.customer != command.customer || code.account != command.account) {
+    return Reject(reason::kPaymentCodeInvalid, "no such payment code of this customer and account");
+  }
+  if (code.used) return Reject(reason::kPaymentCodeInvalid, "the payment code was used");
+  if (command.proof.empty()) {
+    if (command.medium != code.medium)
+      return Reject(reason::kPaymentCodeInvalid, "a payment code pays by the medium that issued it");
+    if (!code.waiting_order.empty())
+      return Reject(reason::kPaymentCodeInvalid, "the payment code waits on another order");
+    if (context.now_ns >= code.expires_at_ns)
+      return Reject(reason::kPaymentCodeExpired, "the code has expired");
+  } else if (code.waiting_merchant != command.merchant || code.waiting_order != command.merchant_order_no) {
+    return Reject(reason::kPaymentCodeInvalid, "the payment code does not wait on this order");
+  }
+  return Decision();
+}
+
+fb::MediumProofUsedT UsedProof(const std::string& customer, fb::Medium medium, const std::string& proof,
+                               int64_t step) {
   fb::MediumProofUsedT used;
-  used.customer = command.customer;
-  used.medium = command.medium;
-  used.proof = command.proof;
-  used.step = command.proof_step;
+  used.customer = customer;
+  used.medium = medium;
+  used.proof = proof;
+  used.step = step;
   return used;
+}
+
+fb::PaymentCodeUsedT UsedPaymentCode(const fb::PayT& command) {
+  fb::PaymentCodeUsedT used;
+  used.customer = command.customer;
+  used.payment_code = command.payment_code;
+  used.merchant = command.merchant;
+  used.merchant_order_no = command.merchant_order_no;
+  return used;
+}
+
+// A payment code, once its medium is proven; it pays one order (CheckPaymentCode).
+Decision DecideIssuePaymentCode(const fb::IssuePaymentCodeT& command, const DecideContext& context) {
+  fb::AccountRecordT account;
+  if (!LoadRecord(context.state, keys::Account(command.account), &account) ||
+      account.customer != command.customer)
+    return Reject(reason::kUnknownAccount,
+                  "no account " + command.account + " of customer " + command.customer);
+  if (Decision proven =
+          CheckProvenMedium(command.customer, command.medium, command.proof_step, context.state);
+      !proven.accepted()) {
+    return proven;
+  }
+  fb::PaymentCodeRecordT existing;
+  if (LoadRecord(context.state, keys::PaymentCode(command.payment_code), &existing))
+    return Reject(reason::kAlreadyExists, "the payment code was issued before");
+  if (command.expires_at_ns <= context.now_ns)
+    return Reject(reason::kPaymentCodeExpired, "expires_at has passed");
+  fb::PaymentCodeIssuedT issued;
+  issued.customer = command.customer;
+  issued.account = command.account;
+  issued.medium = command.medium;
+  issued.payment_code = command.payment_code;
+  issued.expires_at_ns = command.expires_at_ns;
+  Decision decision;
+  decision.payloads.emplace_back().Set(std::move(issued));
+  decision.payloads.emplace_back().Set(
+      UsedProof(command.customer, command.medium, command.proof, command.proof_step));
+  return decision;
 }
 
 Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   PayPlan plan;
   if (Decision checked = CheckPayParties(command, context, plan); !checked.accepted()) return checked;
+  if (Decision checked = CheckPaymentCode(command, context); !checked.accepted()) return checked;
   if (Decision checked = CheckMediumProof(command, context); !checked.accepted()) return checked;
   if (Decision checked = CheckPayTenders(command, context, plan); !checked.accepted()) return checked;
   if (Decision checked = CheckPayLimits(command, context, plan); !checked.accepted()) return checked;
@@ -633,7 +715,11 @@ Decision DecidePay(const fb::PayT& command, const DecideContext& context) {
   decision.payloads.emplace_back().Set(CapturedPayment(command, context, plan));
   if (command.points > 0) decision.payloads.emplace_back().Set(DeductedPoints(command, plan));
   if (!command.coupon.empty()) decision.payloads.emplace_back().Set(RedeemedCoupon(command, plan));
-  if (!command.proof.empty()) decision.payloads.emplace_back().Set(UsedProof(command));
+  if (!command.proof.empty()) {
+    decision.payloads.emplace_back().Set(
+        UsedProof(command.customer, command.medium, command.proof, command.proof_step));
+  }
+  if (!command.payment_code.empty()) decision.payloads.emplace_back().Set(UsedPaymentCode(command));
   return decision;
 }
 
@@ -944,6 +1030,8 @@ Decision Decide(const fb::CommandT& command, const DecideContext& context) {
       return DecideTransfer(*command.body.AsTransfer(), context);
     case fb::CommandBody::EnrollMedium:
       return DecideEnrollMedium(*command.body.AsEnrollMedium(), context);
+    case fb::CommandBody::IssuePaymentCode:
+      return DecideIssuePaymentCode(*command.body.AsIssuePaymentCode(), context);
     case fb::CommandBody::RecordProofFailure:
       return DecideRecordProofFailure(*command.body.AsRecordProofFailure(), context);
     case fb::CommandBody::AddMerchantKey:

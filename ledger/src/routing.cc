@@ -38,6 +38,7 @@ std::string NamedCustomer(const ParsedCommand& parsed) {
   if (const auto* limit = body.AsSetCustomerLimit()) return limit->customer;
   if (const auto* enrolled = body.AsEnrollMedium()) return enrolled->customer;
   if (const auto* failed = body.AsRecordProofFailure()) return failed->customer;
+  if (const auto* code = body.AsIssuePaymentCode()) return code->customer;
   if (const auto* transfer = body.AsTransfer()) return CustomerOfAccount(transfer->from_account);
   return std::string();
 }

@@ -39,6 +39,31 @@ class BalancesProjector final : public Projector {
   }
 };
 
+// directory: a merchant's request-signing key (mk/), from its registration and revocation.
+void ApplyMerchantKeyEvent(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
+  switch (event.payload_type()) {
+    case fb::Payload::MerchantKeyAdded: {
+      const auto* added = event.payload_as_MerchantKeyAdded();
+      fb::MerchantKeyRecordT key;
+      key.merchant = StringOf(added->merchant());
+      key.public_key_pem = StringOf(added->public_key_pem());
+      SaveRecord(view, keys::MerchantKey(ViewOf(added->serial_no())), key);
+      break;
+    }
+    case fb::Payload::MerchantKeyRevoked: {
+      const auto* revoked = event.payload_as_MerchantKeyRevoked();
+      const std::string record_key = keys::MerchantKey(ViewOf(revoked->serial_no()));
+      fb::MerchantKeyRecordT key;
+      errors.Require(LoadRecord(view, record_key, &key), "revocation of an unknown merchant key");
+      key.revoked = true;
+      SaveRecord(view, record_key, key);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
 // directory: a customer's enrolled medium (cm/), from its enrolment, failed proofs and proofs used.
 void ApplyMediumEvent(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
   switch (event.payload_type()) {
@@ -78,14 +103,41 @@ void ApplyMediumEvent(const fb::EventBody& event, KvWriter& view, FoldErrors& er
   }
 }
 
+// directory: a payment code (pc/), from its issue, the order it waits on and its use.
+void ApplyPaymentCodeEvent(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
+  if (const auto* issued = event.payload_as_PaymentCodeIssued()) {
+    fb::PaymentCodeRecordT code;
+    code.customer = StringOf(issued->customer());
+    code.account = StringOf(issued->account());
+    code.medium = issued->medium();
+    code.expires_at_ns = issued->expires_at_ns();
+    SaveRecord(view, keys::PaymentCode(ViewOf(issued->payment_code())), code);
+    return;
+  }
+  const auto* created = event.payload_as_OrderCreated();
+  const auto* used = event.payload_as_PaymentCodeUsed();
+  const flatbuffers::String* id = created != nullptr ? created->payment_code() : used->payment_code();
+  if (id == nullptr || id->size() == 0) return;  // an order that waits on no code
+  const std::string record_key = keys::PaymentCode(ViewOf(id));
+  fb::PaymentCodeRecordT code;
+  errors.Require(LoadRecord(view, record_key, &code), "an unknown payment code");
+  if (created != nullptr) {
+    code.waiting_merchant = StringOf(created->merchant());
+    code.waiting_order = StringOf(created->merchant_order_no());
+  } else {
+    code.used = true;
+  }
+  SaveRecord(view, record_key, code);
+}
+
 // directory: accounts, customers, merchants and their keys, coupons, customer limit overrides and media.
 class DirectoryProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
-    return {std::string(keys::kAccountPrefix),       std::string(keys::kCouponPrefix),
-            std::string(keys::kCustomerPrefix),      std::string(keys::kLimitOverridePrefix),
-            std::string(keys::kMerchantPrefix),      std::string(keys::kMerchantKeyPrefix),
-            std::string(keys::kCustomerMediumPrefix)};
+    return {std::string(keys::kAccountPrefix),        std::string(keys::kCouponPrefix),
+            std::string(keys::kCustomerPrefix),       std::string(keys::kLimitOverridePrefix),
+            std::string(keys::kMerchantPrefix),       std::string(keys::kMerchantKeyPrefix),
+            std::string(keys::kCustomerMediumPrefix), std::string(keys::kPaymentCodePrefix)};
   }
   std::string_view name() const override { return "directory"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
@@ -112,27 +164,19 @@ class DirectoryProjector final : public Projector {
         SaveRecord(view, keys::Merchant(ViewOf(opened->merchant())), merchant);
         break;
       }
-      case fb::Payload::MerchantKeyAdded: {
-        const auto* added = event.payload_as_MerchantKeyAdded();
-        fb::MerchantKeyRecordT key;
-        key.merchant = StringOf(added->merchant());
-        key.public_key_pem = StringOf(added->public_key_pem());
-        SaveRecord(view, keys::MerchantKey(ViewOf(added->serial_no())), key);
+      case fb::Payload::MerchantKeyAdded:
+      case fb::Payload::MerchantKeyRevoked:
+        ApplyMerchantKeyEvent(event, view, errors);
         break;
-      }
-      case fb::Payload::MerchantKeyRevoked: {
-        const auto* revoked = event.payload_as_MerchantKeyRevoked();
-        const std::string record_key = keys::MerchantKey(ViewOf(revoked->serial_no()));
-        fb::MerchantKeyRecordT key;
-        errors.Require(LoadRecord(view, record_key, &key), "revocation of an unknown merchant key");
-        key.revoked = true;
-        SaveRecord(view, record_key, key);
-        break;
-      }
       case fb::Payload::MediumEnrolled:
       case fb::Payload::MediumProofFailed:
       case fb::Payload::MediumProofUsed:
         ApplyMediumEvent(event, view, errors);
+        break;
+      case fb::Payload::PaymentCodeIssued:
+      case fb::Payload::PaymentCodeUsed:
+      case fb::Payload::OrderCreated:
+        ApplyPaymentCodeEvent(event, view, errors);
         break;
       case fb::Payload::CouponIssued: {
         const auto* issued = event.payload_as_CouponIssued();
@@ -322,6 +366,7 @@ void FoldOrder(const fb::EventBody& event, KvWriter& view) {
     order.description = StringOf(created->description());
     order.expires_at_ns = created->expires_at_ns();
     order.created_at_ns = event.occurred_at_ns();
+    order.payment_code = StringOf(created->payment_code());
     SaveRecord(view, keys::Order(ViewOf(created->merchant()), ViewOf(created->merchant_order_no())), order);
   } else if (const auto* closed = event.payload_as_OrderClosed()) {
     fb::ClosedOrderRecordT record;

@@ -9,7 +9,9 @@ Runs itself again under SDK_PYTHON; exits 77 (skipped, saying why) when that Pyt
 """
 import base64
 import datetime
+import hashlib
 import json
+import secrets
 import os
 import sys
 import tempfile
@@ -234,6 +236,88 @@ class CustomerApiTest(unittest.TestCase):
         self.assert_refused(self.pay("C2", code_url, "password_device", {"code": self.ocra("C2", challenge)}), 403,
                             "MEDIUM_LOCKED", code_url)
 
+    def issue_code(self, customer, medium):
+        """A payment code, its medium proven over the documented digest (computed here, not asked for)."""
+        timestamp = int(time.time())
+        digest = hashlib.sha256(f"ledger-payment-code-v1\n{customer}\n{customer}:debit\n{timestamp}\n".encode()).hexdigest()
+        body = {"customer": customer, "account": f"{customer}:debit", "funding": "own_account", "medium": medium,
+                "timestamp": timestamp, "proof": {}}
+        if medium in ("u_shield", "fingerprint"):
+            body["proof"] = {"signature": self.sign(customer, medium, digest)}
+        elif medium == "password_free":
+            body["device_signature"] = self.sign(customer, medium, digest)
+        elif medium == "password_device":
+            body["proof"] = {"code": self.ocra(customer, f"{int(digest[:16], 16) % 10**8:08d}")}
+        answer = self.post("/customer/v1/payment-codes", body)
+        self.assertEqual(answer.status_code, 200, answer.text)
+        code = answer.json()
+        self.assertRegex(code["auth_code"], r"^62[0-9]{16}$")
+        self.assertLessEqual(code["expires_at"] - time.time(), 61)
+        return code, body
+
+    def codepay(self, order_no, amount, auth_code):
+        from wechatpayv3 import WeChatPayType
+        return self.m1.pay(description="shop", out_trade_no=order_no, amount={"total": amount},
+                           payer={"auth_code": auth_code}, scene_info={"store_info": {"out_id": "S1"}},
+                           pay_type=WeChatPayType.CODEPAY)
+
+    def test_08_a_payment_code_pays_at_once_within_its_mediums_limit(self):
+        code, request = self.issue_code("C1", "fingerprint")
+        status, text = self.codepay("P1", 30_000, code["auth_code"])
+        self.assertEqual(status, 200, text)
+        paid = json.loads(text)
+        self.assertEqual((paid["trade_state"], paid["trade_type"], paid["amount"]["total"]),
+                         ("SUCCESS", "MICROPAY", 30_000))
+        again = self.codepay("P1", 30_000, code["auth_code"])  # the POS retries: the same payment
+        self.assertEqual((again[0], json.loads(again[1])["transaction_id"]), (200, paid["transaction_id"]))
+        used = self.codepay("P2", 100, code["auth_code"])
+        self.assertEqual((used[0], json.loads(used[1])["code"]), (400, "AUTH_CODE_INVALID"), used[1])
+        self.assertEqual(self.m1.query(out_trade_no="P2")[0], 404)
+        forged = self.codepay("P3", 100, "62" + "".join(secrets.choice("0123456789") for _ in range(16)))
+        self.assertEqual((forged[0], json.loads(forged[1])["code"]), (400, "AUTH_CODE_INVALID"), forged[1])
+        replayed = self.post("/customer/v1/payment-codes", request)  # the same proof issues no second code
+        self.assertEqual((replayed.status_code, replayed.json()["code"]), (403, "MEDIUM_PROOF_INVALID"),
+                         replayed.text)
+        stale = dict(request, timestamp=request["timestamp"] - 120)
+        self.assertEqual(self.post("/customer/v1/payment-codes", stale).status_code, 400)
+
+    def test_09_above_its_mediums_limit_the_customer_confirms_the_payment(self):
+        code, _ = self.issue_code("C1", "password_free")
+        status, text = self.codepay("P4", 200_000, code["auth_code"])  # 2,000.00: above password_free's 1,000.00
+        self.assertEqual((status, json.loads(text)["trade_state"]), (202, "USERPAYING"), text)
+        self.assertEqual(json.loads(self.m1.query(out_trade_no="P4")[1])["trade_state"], "USERPAYING")
+        path = f"/customer/v1/payments/{code['payment_id']}/confirm"
+        other = self.post(path, {"customer": "C2", "account": "C2:debit", "medium": "u_shield", "proof": {}})
+        self.assertEqual((other.status_code, other.json()["code"]), (404, "PAYMENT_NOT_FOUND"), other.text)
+        looked_up = self.post("/customer/v1/orders/lookup",
+                              {"customer": "C1", "account": "C1:debit", "payment_id": code["payment_id"]})
+        self.assertEqual(looked_up.status_code, 200, looked_up.text)
+        self.assertEqual((looked_up.json()["out_trade_no"], looked_up.json()["amount"]["total"]), ("P4", 200_000))
+        digest = looked_up.json()["payment_digest"]
+        weak = self.post(path, {"customer": "C1", "account": "C1:debit", "medium": "password_free", "proof": {},
+                                "device_signature": self.sign("C1", "password_free", digest)})
+        self.assertEqual((weak.status_code, weak.json()["code"]), (403, "LIMIT_PER_PAYMENT_EXCEEDED"), weak.text)
+        confirmed = self.post(path, {"customer": "C1", "account": "C1:debit", "medium": "u_shield",
+                                     "proof": {"signature": self.sign("C1", "u_shield", digest)}})
+        self.assertEqual(confirmed.status_code, 200, confirmed.text)
+        code_status, text = self.m1.query(out_trade_no="P4")
+        self.assertEqual((code_status, json.loads(text)["trade_state"]), (200, "SUCCESS"), text)
+        self.assertEqual(json.loads(text)["transaction_id"], confirmed.json()["transaction_id"])
+        again = self.codepay("P4", 200_000, code["auth_code"])
+        self.assertEqual((again[0], json.loads(again[1])["trade_state"]), (200, "SUCCESS"), again[1])
+
+    def test_10_a_waiting_codepay_the_merchant_reversed_is_never_paid(self):
+        code, _ = self.issue_code("C2", "password_free")
+        self.assertEqual(self.codepay("P5", 200_000, code["auth_code"])[0], 202)  # above password_free's limit
+        status, text = self.m1.codepay_reverse(out_trade_no="P5")
+        self.assertEqual(status, 200, text)
+        path = f"/customer/v1/payments/{code['payment_id']}/confirm"
+        digest = self.post("/customer/v1/orders/lookup", {"customer": "C2", "account": "C2:debit",
+                                                          "payment_id": code["payment_id"]}).json()["payment_digest"]
+        late = self.post(path, {"customer": "C2", "account": "C2:debit", "medium": "u_shield",
+                                "proof": {"signature": self.sign("C2", "u_shield", digest)}})
+        self.assertEqual((late.status_code, late.json()["code"]), (403, "ORDER_CLOSED"), late.text)
+
     def test_99_the_ledger_after_the_gateway_stopped(self):
         self.assertEqual(self.gateway.stop(), 0)
         events = [json.loads(line) for line in
@@ -252,8 +336,10 @@ class CustomerApiTest(unittest.TestCase):
                     self.assertNotIn(marker, history, f"{customer} {medium} {name}")
         for line in read(os.path.join(self.data, "gateway", "sms-outbox.jsonl")).splitlines():
             self.assertNotIn('"' + json.loads(line)["text"].split()[1], history)
-        # C1 paid the six 500.00 orders; C2 an OTP-card 30.00 and the U-shield 6,000.00.
-        for account, expected in (("C1:debit", 1_000_000 - 6 * 50_000), ("C2:debit", 1_000_000 - 3_000 - 600_000)):
+        # C1 paid the six 500.00 orders and two codepays (300.00, and 2,000.00 confirmed by U-shield); C2 an
+        # OTP-card 30.00 and the U-shield 6,000.00 (its reversed codepay moved nothing).
+        for account, expected in (("C1:debit", 1_000_000 - 6 * 50_000 - 30_000 - 200_000),
+                                  ("C2:debit", 1_000_000 - 3_000 - 600_000)):
             balance = json.loads(sdk.run_ledger("balance", "--data", self.data, account, "--json").stdout)
             self.assertEqual(balance["balance_minor"], expected, account)
         # Enrolled again, the locked password device is open again.

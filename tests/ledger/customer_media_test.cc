@@ -3,6 +3,9 @@
 // locks the medium until it is enrolled again; a payment carrying a proof needs its medium enrolled and
 // unlocked, records what was proven with the payment's own events, ends a run of failures, and an otp_card's
 // time step is never used twice. A payment without a proof is limited by its declared medium as before.
+// A payment code is issued once its medium is proven, pays one order of its own customer and account by that
+// medium before it expires, or — above that medium's limit — waits on the order until the customer confirms
+// it with a proof of another medium.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -148,6 +151,116 @@ TEST(CustomerMedia, AProvenPaymentNeedsItsMediumEnrolledAndUsesATotpStepOnce) {
   json stepless = testing::Pay("M1", "o8", "alice", 1'000);
   stepless["proof_step"] = 5;
   EXPECT_EQ(ledger.Submit(stepless).reason, reason::kMalformedCommand);
+}
+
+constexpr char kCode[] = "0123456789abcdef0123456789abcdef";
+constexpr int64_t kMinute = 60'000'000'000;
+
+json IssueCode(const std::string& id, const std::string& code, const std::string& medium, int64_t step = 0) {
+  json command = {{"type", "issue_payment_code"},
+                  {"command_id", id},
+                  {"customer", "alice"},
+                  {"account", "alice:debit"},
+                  {"medium", medium},
+                  {"proof", medium + " proven"},
+                  {"payment_code", code},
+                  {"expires_at", testing::At(testing::DefaultTimeNs() + kMinute)}};
+  if (step > 0) command["proof_step"] = step;
+  return command;
+}
+
+json CodePay(const std::string& order_no, int64_t amount, const std::string& medium,
+             const std::string& code) {
+  json pay = testing::Pay("M1", order_no, "alice", amount, "", medium);
+  pay["channel"] = "qr_customer_presented";
+  pay["payment_code"] = code;
+  return pay;
+}
+
+std::optional<fb::PaymentCodeRecordT> Code(TestLedger& ledger, const std::string& code) {
+  fb::PaymentCodeRecordT record;
+  if (!LoadRecord(ledger.ledger().store().state(), keys::PaymentCode(code), &record)) return std::nullopt;
+  return record;
+}
+
+TEST(PaymentCodes, ACodeIsIssuedOnAProvenMediumAndPaysOneOrderBeforeItExpires) {
+  TestLedger ledger;
+  OpenAliceAndMerchant(ledger);
+  EXPECT_EQ(ledger.Submit(IssueCode("c0", kCode, "otp_card", 7)).reason, reason::kMediumNotEnrolled);
+  ASSERT_EQ(ledger.Submit(Enroll("e1", "alice", "otp_card", std::nullopt)).kind, Kind::kAccepted);
+  ASSERT_EQ(ledger.Submit(Enroll("e2", "alice", "fingerprint", kPem)).kind, Kind::kAccepted);
+  json other_account = IssueCode("c1", kCode, "fingerprint");
+  other_account["account"] = "alice:credit";
+  EXPECT_EQ(ledger.Submit(other_account).reason, reason::kUnknownAccount);
+  ASSERT_EQ(ledger.Submit(IssueCode("c2", kCode, "otp_card", 7)).kind, Kind::kAccepted);
+  EXPECT_EQ(Medium(ledger, "alice", fb::Medium::otp_card)->last_step, 7);  // the code spent its step
+  EXPECT_EQ(ledger.Submit(IssueCode("c3", std::string(32, 'a'), "otp_card", 7)).reason,
+            reason::kMediumProofInvalid);
+  EXPECT_EQ(ledger.Submit(IssueCode("c4", kCode, "fingerprint")).reason, reason::kAlreadyExists);
+  EXPECT_EQ(Code(ledger, kCode)->medium, fb::Medium::otp_card);
+
+  const int64_t balance = ledger.Balance("alice:debit");
+  EXPECT_EQ(ledger.Submit(CodePay("o1", 1'000, "fingerprint", kCode)).reason, reason::kPaymentCodeInvalid);
+  json late = CodePay("o2", 1'000, "otp_card", kCode);
+  late["occurred_at"] = testing::At(testing::DefaultTimeNs() + kMinute);
+  EXPECT_EQ(ledger.Submit(late).reason, reason::kPaymentCodeExpired);
+  json savings = testing::OpenAccount("a3", "alice");
+  savings["account"] = "alice:savings";
+  ASSERT_EQ(ledger.Submit(savings).kind, Kind::kAccepted);
+  ASSERT_EQ(ledger.Submit(testing::Deposit("d2", "alice:savings", 5'000)).kind, Kind::kAccepted);
+  json other_account_pays = CodePay("o3", 1'000, "otp_card", kCode);
+  other_account_pays["account"] = "alice:savings";
+  EXPECT_EQ(ledger.Submit(other_account_pays).reason, reason::kPaymentCodeInvalid);
+  EXPECT_EQ(ledger.Balance("alice:debit"), balance);
+  ASSERT_EQ(ledger.Submit(CodePay("o4", 1'000, "otp_card", kCode)).kind, Kind::kAccepted);
+  EXPECT_TRUE(Code(ledger, kCode)->used);
+  EXPECT_EQ(ledger.Submit(CodePay("o5", 1'000, "otp_card", kCode)).reason, reason::kPaymentCodeInvalid);
+  EXPECT_EQ(ledger.Balance("alice:debit"), balance - 1'000);
+}
+
+TEST(PaymentCodes, AboveItsMediumsLimitACodeWaitsOnTheOrderUntilTheCustomerConfirmsIt) {
+  TestLedger ledger;
+  OpenAliceAndMerchant(ledger);
+  ASSERT_EQ(ledger.Submit(testing::Deposit("d2", "alice:debit", 1'000'000)).kind, Kind::kAccepted);
+  ASSERT_EQ(ledger.Submit(Enroll("e1", "alice", "password_free", kPem)).kind, Kind::kAccepted);
+  ASSERT_EQ(ledger.Submit(Enroll("e2", "alice", "u_shield", kPem)).kind, Kind::kAccepted);
+  ASSERT_EQ(ledger.Submit(IssueCode("c1", kCode, "password_free")).kind, Kind::kAccepted);
+  // 2,000.00: above password_free's 1,000.00 a payment.
+  EXPECT_EQ(ledger.Submit(CodePay("o1", 200'000, "password_free", kCode)).reason,
+            reason::kLimitPerPaymentExceeded);
+  json wait = {
+      {"type", "create_order"},  {"command_id", "w1"},
+      {"merchant", "M1"},        {"merchant_order_no", "o1"},
+      {"amount_minor", 200'000}, {"channel", "qr_customer_presented"},
+      {"payment_code", kCode},   {"expires_at", testing::At(testing::DefaultTimeNs() + 5 * kMinute)}};
+  json no_code = wait;
+  no_code.erase("payment_code");
+  no_code["command_id"] = "w0";
+  EXPECT_EQ(ledger.Submit(no_code).reason, reason::kMalformedCommand);
+  ASSERT_EQ(ledger.Submit(wait).kind, Kind::kAccepted);
+  EXPECT_EQ(Code(ledger, kCode)->waiting_order, "o1");
+  json other_order = wait;
+  other_order["command_id"] = "w2";
+  other_order["merchant_order_no"] = "o2";
+  EXPECT_EQ(ledger.Submit(other_order).reason, reason::kPaymentCodeInvalid);  // a code waits on one order
+  // Scanned again, the waiting code pays nothing; the order is paid only with the code and a proof.
+  EXPECT_EQ(ledger.Submit(CodePay("o3", 100, "password_free", kCode)).reason, reason::kPaymentCodeInvalid);
+  json without_code = testing::Pay("M1", "o1", "alice", 200'000, "", "u_shield");
+  without_code["command_id"] = "without-code";  // M1:o1 was the refused scan
+  without_code["channel"] = "qr_customer_presented";
+  without_code["proof"] = "u_shield proven";
+  EXPECT_EQ(ledger.Submit(without_code).reason, reason::kPaymentCodeInvalid);
+  json confirm = CodePay("o1", 200'000, "u_shield", kCode);
+  confirm["command_id"] = "confirm";
+  confirm["proof"] = "u_shield proven";
+  json unproven = confirm;
+  unproven["command_id"] = "unproven";
+  unproven.erase("proof");
+  EXPECT_EQ(ledger.Submit(unproven).reason, reason::kPaymentCodeInvalid);
+  EXPECT_EQ(ledger.Balance("alice:debit"), 1'100'000);
+  ASSERT_EQ(ledger.Submit(confirm).kind, Kind::kAccepted);
+  EXPECT_EQ(ledger.Balance("alice:debit"), 900'000);
+  EXPECT_TRUE(Code(ledger, kCode)->used);
 }
 
 }  // namespace

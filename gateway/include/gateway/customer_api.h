@@ -11,9 +11,17 @@
 //                                     {"code"} (otp_card, password_device, sms), {"signature"} (u_shield,
 //                                     fingerprint), {} (password_free, with device_signature by the device
 //                                     key)
+//   POST /customer/v1/payment-codes   {"customer","account","funding","medium","proof","timestamp"}: a
+//   payment
+//                                     code (auth_code: 18 digits, single use, 60 s) the merchant scans
+//                                     (codepay), its medium proven over media_proof.h's PaymentCodeDigest
+//   POST /customer/v1/payments/{payment_id}/confirm  {"customer","account","medium","proof"}: pays the order
+//                                     a payment code waits on (a codepay above the code's medium limit) with
+//                                     a medium whose limit takes it; lookup and sms-challenge take
+//                                     "payment_id" instead of "code_url" for it
 // A failed proof is recorded in the ledger (record_proof_failure; the fifth in a row locks the medium) and
-// answered 403 MEDIUM_PROOF_INVALID; nothing moves. A payment's command id names its order, so asking again
-// pays once. At most in_flight_max commands wait for the ledger at once (429 beyond).
+// answered 403 MEDIUM_PROOF_INVALID; nothing moves. A payment's command id is one per attempt, and the ledger
+// pays an order once. At most in_flight_max commands wait for the ledger at once (429 beyond).
 // Thread-safety: Handle runs on the server's thread only; answers to commands are sent from the port's
 // thread.
 #pragma once
@@ -33,9 +41,10 @@
 namespace ledger::gateway {
 
 struct CustomerApiOptions {
-  std::string gateway_dir;  // the secrets of otp_card and password_device (customer_kit.h)
-  std::string sms_key;      // customer_kit.h: EnsureSmsKey
-  std::string sms_outbox;   // where SMS messages go (appended, 0600)
+  std::string gateway_dir;       // the secrets of otp_card and password_device (customer_kit.h)
+  std::string sms_key;           // customer_kit.h: EnsureSmsKey
+  std::string sms_outbox;        // where SMS messages go (appended, 0600)
+  std::string payment_code_key;  // customer_kit.h: EnsureGatewayKey (media_proof.h: PaymentCodeId)
   size_t in_flight_max = 1024;
   std::function<int64_t()> clock_s = {};  // seconds since the epoch; the system clock when empty
 };
@@ -53,13 +62,22 @@ class CustomerApi {
   int64_t Now() const;
   // The order a request's code_url names, for its customer and account; or the error answer.
   std::optional<HttpResponse> Resolve(const nlohmann::json& body, Target& target) const;
+  // The order the body's payment_id (a payment code of the body's customer and account) waits on.
+  std::optional<HttpResponse> ResolvePaymentCode(const nlohmann::json& body, Target& target) const;
+  // The body's medium, enrolled and unlocked, for the customer; or the refusal.
+  std::optional<HttpResponse> EnrolledMedium(const nlohmann::json& body, const std::string& customer,
+                                             std::string* medium, CustomerMediumView* enrolled) const;
+  void IssuePaymentCode(const nlohmann::json& body, Respond respond);
   HttpResponse Lookup(const Target& target) const;
   HttpResponse SmsChallenge(const Target& target);
   void Pay(const nlohmann::json& body, const Target& target, Respond respond);
-  // What the proof shows ("" and `why` when it shows nothing), and the TOTP step it used.
-  std::string Verify(const nlohmann::json& body, const Target& target, std::string_view medium,
-                     const CustomerMediumView& enrolled, int64_t* step, std::string* why) const;
-  void RecordFailure(const Target& target, const std::string& medium, std::string why, Respond respond);
+  // What the body's proof shows over `digest` ("" and `why` when it shows nothing), and the TOTP step it
+  // used.
+  std::string Verify(const nlohmann::json& body, const std::string& customer, const std::string& digest,
+                     std::string_view medium, const CustomerMediumView& enrolled, int64_t* step,
+                     std::string* why) const;
+  void RecordFailure(const std::string& customer, const std::string& medium, std::string why,
+                     Respond respond);
   void SubmitPay(const nlohmann::json& body, const Target& target, const std::string& medium,
                  const std::string& proven, int64_t step, Respond respond);
   // Sends a command; `done` gets its answer (or the error answer when the queue is full or the ledger

@@ -39,8 +39,9 @@ Status StoreMediumSecret(const std::string& gateway_dir, std::string_view custom
 Result<std::string> LoadMediumSecret(const std::string& gateway_dir, std::string_view customer,
                                      std::string_view medium);
 
-// The gateway's SMS key (media_proof.h: SmsCode): <gateway_dir>/sms.key, 32 random bytes in hex, 0600, made
-// on first use. Errors: Corruption (the file holds no key), IoError.
-Result<std::string> EnsureSmsKey(const std::string& gateway_dir);
+// A key of the gateway's own: <gateway_dir>/<name>, 32 random bytes in hex, 0600, made on first use — sms.key
+// (media_proof.h: SmsCode) and payment_code.key (PaymentCodeId). Every gateway of a ledger needs the same
+// ones. Errors: Corruption (the file holds no key), IoError.
+Result<std::string> EnsureGatewayKey(const std::string& gateway_dir, std::string_view name);
 
 }  // namespace ledger::gateway

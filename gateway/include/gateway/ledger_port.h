@@ -45,6 +45,18 @@ struct OrderView {
   std::string channel;
   int64_t expires_at_ns = 0;
   bool closed = false;
+  std::string payment_code;  // the payment code it waits on (a codepay waiting for its customer: USERPAYING)
+};
+
+// A payment code by its id (events.fbs: PaymentCodeIssued, PaymentCodeUsed).
+struct PaymentCodeView {
+  std::string customer;
+  std::string account;
+  std::string medium;
+  int64_t expires_at_ns = 0;
+  bool used = false;
+  std::string waiting_merchant;  // the order it waits on, if any
+  std::string waiting_order;
 };
 
 // A refund (events.fbs: PaymentRefunded).
@@ -92,6 +104,7 @@ class LedgerPort {
   // `medium` by its name (u_shield, otp_card, …); nullopt also for a name that is no medium.
   virtual Result<std::optional<CustomerMediumView>> CustomerMedium(std::string_view customer,
                                                                    std::string_view medium) const = 0;
+  virtual Result<std::optional<PaymentCodeView>> PaymentCode(std::string_view payment_code) const = 0;
   // The merchant's WeChat trade bill (bill type ALL) of clearing date `date` (yyyymmdd) so far: every payment
   // and refund of that date, as `ledger reconcile --format wechat` reads it back. Errors: as the reads, and
   // InvalidArgument (a number the format cannot hold).

@@ -43,6 +43,13 @@ struct PaymentToProve {
 
 // Lower-case hex SHA-256 of "ledger-payment-v1\n" and the five fields, each followed by "\n".
 std::string PaymentDigest(const PaymentToProve& payment);
+// What a payment code's proof covers (its amount and payee are not known until it is scanned): lower-case hex
+// SHA-256 of "ledger-payment-code-v1\n" customer, account and the request's timestamp (decimal seconds), each
+// followed by "\n". The gateway takes a timestamp within kTimestampWindowSeconds of its clock.
+std::string PaymentCodeDigest(std::string_view customer, std::string_view account, int64_t timestamp_s);
+// A payment code's id, what the ledger records instead of the code (a bearer token): the first 32 hex digits
+// of HMAC-SHA256 under the gateway's payment-code key.
+std::string PaymentCodeId(std::string_view code_key, std::string_view auth_code);
 // The OCRA question for a digest: its first 8 bytes as a big-endian number, modulo 10^8, as 8 digits.
 std::string OcraChallenge(std::string_view payment_digest);
 

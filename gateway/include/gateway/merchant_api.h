@@ -3,6 +3,7 @@
 // (wechat_signature.h: CheckRequest; any failure is 401 SIGN_ERROR) and every answer is signed with the
 // platform key (Wechatpay-Serial, -Signature, -Timestamp, -Nonce, -Signature-Type). Served today:
 //   POST /v3/pay/transactions/native                               an order the customer pays by its code_url
+//   POST /v3/pay/transactions/codepay                              a payment by the customer's payment code
 //   POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close    close an unpaid order
 //   GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=   query by the merchant's order number
 //   GET  /v3/pay/transactions/id/{transaction_id}?mchid=           query by the ledger's transaction id
@@ -45,7 +46,11 @@ struct MerchantApiOptions {
   size_t in_flight_per_merchant = 64;
   size_t key_cache_max = 4096;                // parsed merchant keys kept (by PEM); cleared when full
   int64_t order_expiry_default_s = 2 * 3600;  // an order without time_expire waits this long (WeChat's 2 h)
-  std::function<int64_t()> clock_s = {};      // seconds since the epoch; the system clock when empty
+  // A codepay above its code's medium limit waits this long for the customer to confirm (USERPAYING); the
+  // merchant reverses it when its own timeout passes first.
+  int64_t userpaying_expiry_s = 5 * 60;
+  std::string payment_code_key;           // customer_kit.h: EnsureGatewayKey (media_proof.h: PaymentCodeId)
+  std::function<int64_t()> clock_s = {};  // seconds since the epoch; the system clock when empty
 };
 
 class MerchantApi {
@@ -68,6 +73,12 @@ class MerchantApi {
   void Route(const Call& call, Respond respond);
   void QueryPayment(const Call& call, std::string_view order_no, Respond respond);
   void CreateNativeOrder(const Call& call, Respond respond);
+  // The fields a native or codepay order carries; or the error answer.
+  struct OrderRequest;
+  std::optional<HttpResponse> ReadOrderRequest(const Call& call, OrderRequest& order) const;
+  void CodePay(const Call& call, Respond respond);
+  // A codepay the code's medium limit refused: an order that waits for the customer to confirm it.
+  void WaitForCustomer(const Call& call, const OrderRequest& order, Respond respond);
   void CloseOrder(const Call& call, std::string_view order_no, Respond respond);
   HttpResponse OrderAnswer(const std::string& mchid, const std::string& order_no,
                            const OrderView& order) const;
@@ -89,6 +100,9 @@ class MerchantApi {
   using OnAnswer = std::function<HttpResponse(const CommandAnswer&)>;
   void SubmitFor(const std::string& mchid, std::string command_line, OnAnswer answer, Respond respond,
                  std::string_view success_reason = {});
+  // Sends a command for the merchant; `then` gets every answer, accepted or not (429 and 500 as SubmitFor).
+  void SubmitThen(const std::string& mchid, std::string command_line,
+                  std::function<void(const CommandAnswer&)> then, Respond respond);
   HttpResponse PaymentAnswer(const PaymentView& payment) const;
   HttpResponse RefundAnswer(const RefundView& refund, const PaymentView& payment) const;
   HttpResponse Rejection(const CommandAnswer& answer) const;

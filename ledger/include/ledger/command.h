@@ -69,6 +69,8 @@ inline constexpr char kOrderExpired[] = "ORDER_EXPIRED";
 inline constexpr char kMediumNotEnrolled[] = "MEDIUM_NOT_ENROLLED";
 inline constexpr char kMediumLocked[] = "MEDIUM_LOCKED";
 inline constexpr char kMediumProofInvalid[] = "MEDIUM_PROOF_INVALID";
+inline constexpr char kPaymentCodeInvalid[] = "PAYMENT_CODE_INVALID";
+inline constexpr char kPaymentCodeExpired[] = "PAYMENT_CODE_EXPIRED";
 }  // namespace reason
 
 struct ParsedCommand {

@@ -6,6 +6,7 @@
 //   c/<coupon> l/<customer>/<medium>          coupon, customer limit override directory
 //   mk/<serial_no>                             a merchant's request-signing key directory
 //   cm/<customer>/<medium>                     a customer's enrolled medium      directory
+//   pc/<payment code id>                       a customer's payment code         directory
 //   ud/ um/ uc/<customer>/<medium|channel>/<date>   usage windows            limits
 //   p/<merchant>/<order> r/<merchant>/<refund>      payment, refund           payments
 //   k/<command id> km/<command id>/<fingerprint>    command outcomes          outcomes
@@ -35,6 +36,7 @@ extern const std::string_view kCustomerPrefix;
 extern const std::string_view kMerchantPrefix;
 extern const std::string_view kMerchantKeyPrefix;
 extern const std::string_view kCustomerMediumPrefix;
+extern const std::string_view kPaymentCodePrefix;
 extern const std::string_view kCouponPrefix;
 extern const std::string_view kLimitOverridePrefix;
 extern const std::string_view kDailyUsagePrefix;
@@ -71,6 +73,7 @@ std::string Customer(std::string_view customer);
 std::string Merchant(std::string_view merchant);
 std::string MerchantKey(std::string_view serial_no);
 std::string CustomerMedium(std::string_view customer, fb::Medium medium);
+std::string PaymentCode(std::string_view payment_code);
 std::string Coupon(std::string_view coupon);
 std::string LimitOverride(std::string_view customer, fb::Medium medium);
 // limits (usage)
