@@ -33,19 +33,33 @@ inline bool ValidNumber(std::string_view text, size_t max = 64) {
 // 128).
 inline bool ValidOrderNo(std::string_view text) { return ValidNumber(text, 32); }
 
-// The code_url of a native order: it names the order only; the customer's proof authorises its payment.
-inline constexpr std::string_view kCodeUrlPrefix = "ledger://pay/";
-inline std::string CodeUrl(std::string_view mchid, std::string_view order_no) {
-  return std::string(kCodeUrlPrefix) + std::string(mchid) + "/" + std::string(order_no);
+// How a customer's front end names an order waiting for it: a native order's code_url (the QR code), an H5
+// order's h5_url, an app order's prepay_id. Each names the order only; the customer's proof authorises its
+// payment.
+struct OrderReference {
+  std::string_view field;    // the merchant API's answer field and the customer API's request field
+  std::string_view channel;  // the ledger's channel of such orders
+  std::string_view prefix;
+  std::string_view endpoint;  // POST /v3/pay/transactions/{endpoint} makes one
+};
+inline constexpr OrderReference kOrderReferences[] = {
+    {"code_url", "qr_dynamic", "ledger://pay/", "native"},
+    {"h5_url", "b2c_h5", "ledger://h5/", "h5"},
+    {"prepay_id", "b2c_sdk", "ledger://app/", "app"},
+};
+
+inline std::string OrderLink(const OrderReference& kind, std::string_view mchid, std::string_view order_no) {
+  return std::string(kind.prefix) + std::string(mchid) + "/" + std::string(order_no);
 }
-// (mchid, out_trade_no) of a code_url; nullopt for anything CodeUrl would not make.
-inline std::optional<std::pair<std::string, std::string>> ParseCodeUrl(std::string_view url) {
-  if (!url.starts_with(kCodeUrlPrefix)) return std::nullopt;
-  url.remove_prefix(kCodeUrlPrefix.size());
-  const size_t slash = url.find('/');
+// (mchid, out_trade_no) of a link OrderLink made for `kind`; nullopt for anything else.
+inline std::optional<std::pair<std::string, std::string>> ParseOrderLink(const OrderReference& kind,
+                                                                         std::string_view link) {
+  if (!link.starts_with(kind.prefix)) return std::nullopt;
+  link.remove_prefix(kind.prefix.size());
+  const size_t slash = link.find('/');
   if (slash == std::string_view::npos) return std::nullopt;
-  const std::string_view mchid = url.substr(0, slash);
-  const std::string_view order_no = url.substr(slash + 1);
+  const std::string_view mchid = link.substr(0, slash);
+  const std::string_view order_no = link.substr(slash + 1);
   if (!ValidNumber(mchid, 32) || !ValidOrderNo(order_no)) return std::nullopt;
   return std::make_pair(std::string(mchid), std::string(order_no));
 }

@@ -161,17 +161,27 @@ std::optional<HttpResponse> CustomerApi::Resolve(const json& body, Target& targe
     return Error(400, "PARAM_ERROR", "customer and account (<customer>:<name>) are required");
   if (body.contains("payment_id")) {
     if (std::optional<HttpResponse> refused = ResolvePaymentCode(body, target)) return refused;
-  } else {
-    const auto code_url = body.find("code_url");
+  }
+  const OrderReference* named_by = nullptr;
+  for (const OrderReference& kind : kOrderReferences) {
+    const auto link = body.find(kind.field);
+    if (link == body.end() || target.payment_code.size() > 0) continue;
     std::optional<std::pair<std::string, std::string>> order;
-    if (code_url != body.end() && code_url->is_string()) order = ParseCodeUrl(code_url->get<std::string>());
-    if (!order) return Error(400, "PARAM_ERROR", "code_url must be a ledger://pay/MCHID/OUT_TRADE_NO link");
+    if (link->is_string()) order = ParseOrderLink(kind, link->get_ref<const std::string&>());
+    if (!order || named_by != nullptr)
+      return Error(400, "PARAM_ERROR",
+                   "one of code_url, h5_url and prepay_id, as the merchant's order gave it");
+    named_by = &kind;
     target.mchid = order->first;
     target.order_no = order->second;
   }
+  if (named_by == nullptr && target.payment_code.empty())
+    return Error(400, "PARAM_ERROR", "code_url, h5_url, prepay_id or payment_id names the order");
   Result<std::optional<OrderView>> found = ledger_.Order(target.mchid, target.order_no);
   if (!found.ok()) return Error(500, "SYSTEM_ERROR", "the ledger could not be read");
-  if (!found->has_value()) return Error(404, "ORDER_NOT_EXIST", "no such order");
+  // A link of another kind than the order's names no order (an app's prepay_id is not a QR code).
+  if (!found->has_value() || (named_by != nullptr && (*found)->channel != named_by->channel))
+    return Error(404, "ORDER_NOT_EXIST", "no such order");
   target.order = **found;
   target.digest = PaymentDigest(
       {target.mchid, target.order_no, target.order.amount_minor, target.customer, target.account});

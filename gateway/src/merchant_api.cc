@@ -309,8 +309,10 @@ void MerchantApi::Route(const Call& call, Respond respond) {
     return Reverse(call, path[last - 1], std::move(respond));
   if (post && Matches(path, {"v3", "refund", "domestic", "refunds"}))
     return RefundOrder(call, std::move(respond));
-  if (post && Matches(path, {"v3", "pay", "transactions", "native"}))
-    return CreateNativeOrder(call, std::move(respond));
+  for (const OrderReference& kind : kOrderReferences) {
+    if (post && Matches(path, {"v3", "pay", "transactions", kind.endpoint}))
+      return CreateWaitingOrder(call, kind, std::move(respond));
+  }
   if (post && Matches(path, {"v3", "pay", "transactions", "codepay"}))
     return CodePay(call, std::move(respond));
   if (post && Matches(path, {"v3", "pay", "transactions", "out-trade-no", "*", "close"}))
@@ -610,7 +612,7 @@ std::optional<HttpResponse> MerchantApi::ReadOrderRequest(const Call& call, Orde
   return std::nullopt;
 }
 
-void MerchantApi::CreateNativeOrder(const Call& call, Respond respond) {
+void MerchantApi::CreateWaitingOrder(const Call& call, const OrderReference& kind, Respond respond) {
   OrderRequest order;
   if (std::optional<HttpResponse> refused = ReadOrderRequest(call, order))
     return respond(std::move(*refused));
@@ -627,14 +629,15 @@ void MerchantApi::CreateNativeOrder(const Call& call, Respond respond) {
                         {"merchant", call.mchid},
                         {"merchant_order_no", order.order_no},
                         {"amount_minor", order.total},
-                        {"channel", "qr_dynamic"},
+                        {"channel", kind.channel},
                         {"description", order.description},
                         {"expires_at", FormatIso8601(expires_at_ns, options_.timezone_offset_minutes)}};
   SubmitFor(
       call.mchid, command.dump(-1, ' ', false, json::error_handler_t::replace),
-      [this, mchid = call.mchid, order_no = order.order_no](const CommandAnswer&) {
-        // What the customer's app reads from the QR code and pays (the customer endpoints).
-        return Signed(200, json{{"code_url", CodeUrl(mchid, order_no)}}.dump());
+      [this, &kind, mchid = call.mchid, order_no = order.order_no](const CommandAnswer&) {
+        // What the customer's front end reads (the QR code, the H5 link, the app's prepay id) and pays
+        // through the customer endpoints.
+        return Signed(200, json{{kind.field, OrderLink(kind, mchid, order_no)}}.dump());
       },
       std::move(respond));
 }

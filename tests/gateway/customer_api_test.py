@@ -318,6 +318,36 @@ class CustomerApiTest(unittest.TestCase):
                                 "proof": {"signature": self.sign("C2", "u_shield", digest)}})
         self.assertEqual((late.status_code, late.json()["code"]), (403, "ORDER_CLOSED"), late.text)
 
+    def test_11_h5_and_app_orders_are_paid_by_their_own_links(self):
+        from wechatpayv3 import WeChatPayType
+        scene = {"payer_client_ip": "127.0.0.1", "h5_info": {"type": "Wap"}}
+        status, text = self.m1.pay(description="h5", out_trade_no="H1", amount={"total": 4_000}, scene_info=scene,
+                                   pay_type=WeChatPayType.H5)
+        self.assertEqual(status, 200, text)
+        h5_url = json.loads(text)["h5_url"]
+        status, text = self.m1.pay(description="app", out_trade_no="A1", amount={"total": 5_000},
+                                   pay_type=WeChatPayType.APP)
+        self.assertEqual(status, 200, text)
+        prepay_id = json.loads(text)["prepay_id"]
+        # A link names only an order of its own kind.
+        wrong = self.post("/customer/v1/orders/lookup", {"customer": "C2", "account": "C2:debit",
+                                                         "code_url": h5_url.replace("ledger://h5/", "ledger://pay/")})
+        self.assertEqual(wrong.status_code, 404, wrong.text)
+        for field, link, order_no, trade_type in (("h5_url", h5_url, "H1", "MWEB"),
+                                                  ("prepay_id", prepay_id, "A1", "APP")):
+            with self.subTest(field=field):
+                looked_up = self.post("/customer/v1/orders/lookup",
+                                      {"customer": "C2", "account": "C2:debit", field: link})
+                self.assertEqual(looked_up.status_code, 200, looked_up.text)
+                digest = looked_up.json()["payment_digest"]
+                answer = self.post("/customer/v1/orders/pay", {
+                    "customer": "C2", "account": "C2:debit", "funding": "own_account", "medium": "fingerprint",
+                    "proof": {"signature": self.sign("C2", "fingerprint", digest)}, field: link})
+                self.assertEqual(answer.status_code, 200, answer.text)
+                status, text = self.m1.query(out_trade_no=order_no)
+                self.assertEqual((json.loads(text)["trade_state"], json.loads(text)["trade_type"]),
+                                 ("SUCCESS", trade_type), text)
+
     def test_99_the_ledger_after_the_gateway_stopped(self):
         self.assertEqual(self.gateway.stop(), 0)
         events = [json.loads(line) for line in
@@ -337,9 +367,9 @@ class CustomerApiTest(unittest.TestCase):
         for line in read(os.path.join(self.data, "gateway", "sms-outbox.jsonl")).splitlines():
             self.assertNotIn('"' + json.loads(line)["text"].split()[1], history)
         # C1 paid the six 500.00 orders and two codepays (300.00, and 2,000.00 confirmed by U-shield); C2 an
-        # OTP-card 30.00 and the U-shield 6,000.00 (its reversed codepay moved nothing).
+        # OTP-card 30.00, the U-shield 6,000.00 and the H5 and app orders (its reversed codepay moved nothing).
         for account, expected in (("C1:debit", 1_000_000 - 6 * 50_000 - 30_000 - 200_000),
-                                  ("C2:debit", 1_000_000 - 3_000 - 600_000)):
+                                  ("C2:debit", 1_000_000 - 3_000 - 600_000 - 4_000 - 5_000)):
             balance = json.loads(sdk.run_ledger("balance", "--data", self.data, account, "--json").stdout)
             self.assertEqual(balance["balance_minor"], expected, account)
         # Enrolled again, the locked password device is open again.

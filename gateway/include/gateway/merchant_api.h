@@ -3,6 +3,7 @@
 // (wechat_signature.h: CheckRequest; any failure is 401 SIGN_ERROR) and every answer is signed with the
 // platform key (Wechatpay-Serial, -Signature, -Timestamp, -Nonce, -Signature-Type). Served today:
 //   POST /v3/pay/transactions/native                               an order the customer pays by its code_url
+//   POST /v3/pay/transactions/h5, /app                             the same by its h5_url, its prepay_id
 //   POST /v3/pay/transactions/codepay                              a payment by the customer's payment code
 //   POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close    close an unpaid order
 //   GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=   query by the merchant's order number
@@ -35,6 +36,8 @@
 #include "gateway/wechat_signature.h"
 
 namespace ledger::gateway {
+
+struct OrderReference;  // gateway/src/api_common.h
 
 struct MerchantApiOptions {
   std::shared_ptr<const RsaKey> platform_key;  // private: signs every answer
@@ -72,7 +75,8 @@ class MerchantApi {
   HttpResponse Error(int status, std::string_view code, std::string_view message) const;
   void Route(const Call& call, Respond respond);
   void QueryPayment(const Call& call, std::string_view order_no, Respond respond);
-  void CreateNativeOrder(const Call& call, Respond respond);
+  // A native, H5 or app order (the kind of link the customer's front end gets).
+  void CreateWaitingOrder(const Call& call, const OrderReference& kind, Respond respond);
   // The fields a native or codepay order carries; or the error answer.
   struct OrderRequest;
   std::optional<HttpResponse> ReadOrderRequest(const Call& call, OrderRequest& order) const;
