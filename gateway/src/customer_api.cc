@@ -39,6 +39,10 @@ constexpr int64_t kPaymentCodeSeconds = 60;  // a payment code pays within this 
 // A payment code request's timestamp may be this far from the gateway's clock: its proof is good that long.
 constexpr int64_t kCodeRequestWindowSeconds = 60;
 constexpr std::string_view kPaymentsPrefix = "/customer/v1/payments/";
+// SMS messages to one customer in one code window, per gateway instance: the outbox (a real SMS provider's
+// bill) is not an attacker's to fill.
+constexpr int kSmsPerWindow = 5;
+constexpr size_t kSmsCustomersTracked = 100'000;
 constexpr std::string_view kConfirmSuffix = "/confirm";
 
 const char* const kMedia[] = {"u_shield", "password_device", "otp_card",
@@ -231,6 +235,8 @@ HttpResponse CustomerApi::SmsChallenge(const Target& target) {
   if (!enrolled->has_value()) return Error(400, "MEDIUM_NOT_ENROLLED", "the customer has no phone enrolled");
   if ((*enrolled)->locked) return Error(403, "MEDIUM_LOCKED", "sms is locked after failed proofs");
   const int64_t now = Now();
+  if (!AdmitSms(target.customer, now / kSmsWindowSeconds))
+    return Error(429, "FREQUENCY_LIMITED", "too many messages to this customer; wait for the next window");
   const std::string code = SmsCode(options_.sms_key, target.customer, target.digest, now / kSmsWindowSeconds);
   const std::string& phone = (*enrolled)->public_part;
   const std::string line =
@@ -252,14 +258,21 @@ HttpResponse CustomerApi::SmsChallenge(const Target& target) {
   return {200, json{{"phone", MaskedPhone(phone)}, {"expires_in", kSmsWindowSeconds}}.dump()};
 }
 
+bool CustomerApi::AdmitSms(const std::string& customer, int64_t window) {
+  std::lock_guard lock(outbox_mutex_);
+  if (sms_sent_.size() >= kSmsCustomersTracked) sms_sent_.clear();  // a bound, not a memory: forget all
+  auto& [sent_window, count] = sms_sent_[customer];
+  if (sent_window != window) {
+    sent_window = window;
+    count = 0;
+  }
+  return ++count <= kSmsPerWindow;
+}
+
 void CustomerApi::Pay(const json& body, const Target& target, Respond respond) {
   // Paid already: the payer asking again gets the payment, anyone else ORDERPAID; no proof is spent on it.
-  Result<std::optional<PaymentView>> paid = ledger_.Payment(target.mchid, target.order_no);
-  if (!paid.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
-  if (paid->has_value()) {
-    if ((*paid)->account != target.account) return respond(Error(400, "ORDERPAID", "the order is paid"));
-    return respond(Paid(target.mchid, target.order_no, (*paid)->transaction_id));
-  }
+  if (std::optional<HttpResponse> paid = PaidBefore(target, /*only_if_paid=*/true))
+    return respond(std::move(*paid));
   std::string medium;
   CustomerMediumView enrolled;
   if (std::optional<HttpResponse> refused = EnrolledMedium(body, target.customer, &medium, &enrolled))
@@ -271,6 +284,17 @@ void CustomerApi::Pay(const json& body, const Target& target, Respond respond) {
   const std::string proven = Verify(body, target.customer, target.digest, medium, enrolled, &step, &why);
   if (proven.empty()) return RecordFailure(target.customer, medium, std::move(why), std::move(respond));
   SubmitPay(body, target, medium, proven, step, std::move(respond));
+}
+
+std::optional<HttpResponse> CustomerApi::PaidBefore(const Target& target, bool only_if_paid) const {
+  Result<std::optional<PaymentView>> paid = ledger_.Payment(target.mchid, target.order_no);
+  if (!paid.ok()) return Error(500, "SYSTEM_ERROR", "the ledger could not be read");
+  if (!paid->has_value()) {
+    if (only_if_paid) return std::nullopt;
+    return Error(500, "SYSTEM_ERROR", "the order is taken but its payment cannot be read; ask again");
+  }
+  if ((*paid)->account != target.account) return Error(400, "ORDERPAID", "the order is paid");
+  return Paid(target.mchid, target.order_no, (*paid)->transaction_id);
 }
 
 std::optional<HttpResponse> CustomerApi::EnrolledMedium(const json& body, const std::string& customer,
@@ -406,10 +430,11 @@ void CustomerApi::RecordFailure(const std::string& customer, const std::string& 
 
 void CustomerApi::SubmitPay(const json& body, const Target& target, const std::string& medium,
                             const std::string& proven, int64_t step, Respond respond) {
-  // One command id per attempt (the same request again is the same attempt): a refused attempt (funds,
-  // limits) leaves the order payable by the next, and the ledger pays an order once (DUPLICATE_ORDER).
-  const std::string attempt =
-      ToHex(Sha256Of(target.customer + "\n" + target.account + "\n" + medium + "\n" + proven)).substr(0, 16);
+  // A command id of its own for every request: a refused attempt (funds, limits, points) never stands in
+  // for the next one — a proof can be the same again (an RSA signature of the same digest, an OCRA response
+  // to the order's challenge) — and the ledger, not the id, pays an order once (DUPLICATE_ORDER). An
+  // attacker's review made an order unpayable when the id was a hash of the proof.
+  const std::string attempt = RandomHex(8);
   json pay = {{"type", "pay"},
               {"command_id", "gw:pay:" + target.mchid + ":" + target.order_no + ":" + attempt},
               {"merchant", target.mchid},
@@ -426,18 +451,13 @@ void CustomerApi::SubmitPay(const json& body, const Target& target, const std::s
     pay["points"] = *points;
   if (const std::string coupon = IdField(body, "coupon"); !coupon.empty()) pay["coupon"] = coupon;
   if (!target.payment_code.empty()) pay["payment_code"] = target.payment_code;
-  const std::string mchid = target.mchid;
-  const std::string order_no = target.order_no;
   SubmitCommand(
       pay.dump(),
-      [respond, mchid, order_no](const CommandAnswer& answer) {
-        if (answer.kind == CommandAnswer::Kind::kRejected || !answer.reason.empty()) {
-          const bool paid =
-              answer.reason == "DUPLICATE_ORDER" || answer.reason == "DUPLICATE_COMMAND_MISMATCH";
-          return respond(Error(paid ? 400 : 403, paid ? "ORDERPAID" : answer.reason,
-                               paid ? "the order is paid" : answer.detail));
-        }
-        respond(Paid(mchid, order_no, answer.transaction_id));
+      [this, respond, target](const CommandAnswer& answer) {
+        if (answer.reason == "DUPLICATE_ORDER") return respond(*PaidBefore(target));
+        if (answer.kind == CommandAnswer::Kind::kRejected || !answer.reason.empty())
+          return respond(Error(403, answer.reason, answer.detail));
+        respond(Paid(target.mchid, target.order_no, answer.transaction_id));
       },
       respond);
 }

@@ -1,8 +1,12 @@
 #include "gateway/https_server.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -11,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <cstdio>
 #include <list>
 #include <optional>
 #include <thread>
@@ -36,7 +41,30 @@ struct Shared {
   // the connection limit the oldest of them gives way to the new one, so connections that never finish a
   // handshake (a slowloris) cannot keep clients that do out.
   std::list<std::weak_ptr<Session>> handshaking;
+  // SHA-256 of the channel client certificate (DER): only that certificate makes a request the channel's.
+  // The CA also signs merchants' certificates, so chaining to it proves nothing about the bank's channel.
+  std::optional<std::array<unsigned char, EVP_MAX_MD_SIZE>> channel_fingerprint;
 };
+
+std::optional<std::array<unsigned char, EVP_MAX_MD_SIZE>> Fingerprint(const X509* certificate) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int size = 0;
+  if (certificate == nullptr || X509_digest(certificate, EVP_sha256(), digest.data(), &size) != 1)
+    return std::nullopt;
+  return digest;
+}
+
+// The fingerprint of the certificate in a PEM file; nullopt when there is none to read.
+std::optional<std::array<unsigned char, EVP_MAX_MD_SIZE>> FingerprintOfFile(const std::string& path) {
+  if (path.empty()) return std::nullopt;
+  FILE* file = std::fopen(path.c_str(), "re");
+  if (file == nullptr) return std::nullopt;
+  X509* certificate = PEM_read_X509(file, nullptr, nullptr, nullptr);
+  std::fclose(file);
+  std::optional<std::array<unsigned char, EVP_MAX_MD_SIZE>> fingerprint = Fingerprint(certificate);
+  X509_free(certificate);
+  return fingerprint;
+}
 
 std::string Lower(std::string_view text) {
   std::string lower(text);
@@ -114,7 +142,9 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& field : message)
       request.headers[Lower(field.name_string())] = std::string(field.value());
     request.body = message.body();
-    request.channel_client = SSL_get0_peer_certificate(stream_.native_handle()) != nullptr;
+    const std::optional<std::array<unsigned char, EVP_MAX_MD_SIZE>> peer =
+        Fingerprint(SSL_get0_peer_certificate(stream_.native_handle()));
+    request.channel_client = peer && shared_.channel_fingerprint && *peer == *shared_.channel_fingerprint;
     const bool close = !message.keep_alive();
     const std::string what = request.method + " " + request.target;
     // Answered once: a handler that throws after answering must not send a second response.
@@ -215,6 +245,7 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const HttpsServerOptions
   auto impl = std::make_unique<Impl>();
   impl->shared.options = options;
   impl->shared.handler = std::move(handler);
+  impl->shared.channel_fingerprint = FingerprintOfFile(options.tls.client_cert);
   beast::error_code error;
   impl->tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                             ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,

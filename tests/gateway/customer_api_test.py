@@ -348,6 +348,30 @@ class CustomerApiTest(unittest.TestCase):
                 self.assertEqual((json.loads(text)["trade_state"], json.loads(text)["trade_type"]),
                                  ("SUCCESS", trade_type), text)
 
+    def test_12_findings_of_an_attackers_review(self):
+        import requests
+        code_url = self.order(1_500)
+        # A merchant's certificate chains to the gateway's CA too, but its holder is no bank channel.
+        kit = os.path.join(self.scratch.name, "kit-M1")
+        answer = requests.post(self.gateway.url + "/customer/v1/orders/lookup", timeout=30,
+                               cert=(os.path.join(kit, "apiclient_cert.pem"), os.path.join(kit, "apiclient_key.pem")),
+                               json={"customer": "C2", "account": "C2:debit", "code_url": code_url})
+        self.assertEqual((answer.status_code, answer.json()["code"]), (401, "CHANNEL_CERTIFICATE_REQUIRED"))
+        # A refused attempt does not stand in for the next with the same proof (an RSA signature of the same
+        # digest is the same bytes again).
+        signature = self.sign("C2", "u_shield", self.lookup("C2", code_url)["payment_digest"])
+        refused = self.pay("C2", code_url, "u_shield", {"signature": signature}, points=1_000_000)
+        self.assertEqual(refused.status_code, 403, refused.text)
+        self.assert_paid(self.pay("C2", code_url, "u_shield", {"signature": signature}), code_url)
+        # The SMS outbox is bounded: at most 5 messages to a customer in a code window.
+        outbox = os.path.join(self.data, "gateway", "sms-outbox.jsonl")
+        before = len(read(outbox).splitlines())
+        statuses = [self.post("/customer/v1/sms-challenge", {"customer": "C2", "account": "C2:debit",
+                                                             "code_url": self.order(100)}).status_code
+                    for _ in range(6)]
+        self.assertIn(429, statuses)
+        self.assertLessEqual(len(read(outbox).splitlines()) - before, 5)
+
     def test_99_the_ledger_after_the_gateway_stopped(self):
         self.assertEqual(self.gateway.stop(), 0)
         events = [json.loads(line) for line in
@@ -369,7 +393,7 @@ class CustomerApiTest(unittest.TestCase):
         # C1 paid the six 500.00 orders and two codepays (300.00, and 2,000.00 confirmed by U-shield); C2 an
         # OTP-card 30.00, the U-shield 6,000.00 and the H5 and app orders (its reversed codepay moved nothing).
         for account, expected in (("C1:debit", 1_000_000 - 6 * 50_000 - 30_000 - 200_000),
-                                  ("C2:debit", 1_000_000 - 3_000 - 600_000 - 4_000 - 5_000)):
+                                  ("C2:debit", 1_000_000 - 3_000 - 600_000 - 4_000 - 5_000 - 1_500)):
             balance = json.loads(sdk.run_ledger("balance", "--data", self.data, account, "--json").stdout)
             self.assertEqual(balance["balance_minor"], expected, account)
         # Enrolled again, the locked password device is open again.

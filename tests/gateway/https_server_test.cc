@@ -1,5 +1,6 @@
 // Goal: the gateway's HTTPS server keeps its bounds against real clients (curl, openssl s_client): it serves
-// HTTP/1.1 over TLS with keep-alive, tells the handler whether the client presented the channel certificate,
+// HTTP/1.1 over TLS with keep-alive, tells the handler whether the client presented the channel certificate
+// (that certificate, not any the CA signed),
 // answers a body over the limit 413 and a head over the limit 431 without calling the handler, closes a
 // client that sends nothing once the timeout passes while serving others meanwhile, and closes connections
 // over its limit at once.
@@ -16,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "gateway/merchant_kit.h"
 #include "support/test_support.h"
 
 namespace ledger::gateway {
@@ -76,6 +78,14 @@ TEST_F(HttpsServerTest, ServesKeepAliveAndSaysWhetherTheChannelCertificateWasPre
       << Log();
   EXPECT_EQ(Log(), R"({"method":"POST","target":"/customer/v1/x","bytes":5,"channel":true,"agent":true})");
   EXPECT_EQ(calls_.load(), 3);
+  // A merchant's certificate chains to the same CA, but is not the channel's: its holder is no bank channel
+  // (an attacker's review used one to reach the customer API).
+  Result<MerchantCredentials> merchant = MakeMerchantCredentials(options_.tls, "M9");
+  ASSERT_TRUE(merchant.ok()) << merchant.status().ToString();
+  WriteFile(Path("tls/m9.pem"), merchant->certificate_pem);
+  WriteFile(Path("tls/m9.key"), merchant->private_key_pem);
+  ASSERT_EQ(Curl("--cert m9.pem --key m9.key -d hello '" + Url("/customer/v1/x") + "'"), 0) << Log();
+  EXPECT_EQ(Log(), R"({"method":"POST","target":"/customer/v1/x","bytes":5,"channel":false,"agent":true})");
 }
 
 TEST_F(HttpsServerTest, ABodyOrAHeadOverTheLimitIsRefusedWithoutCallingTheHandler) {

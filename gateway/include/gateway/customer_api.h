@@ -29,6 +29,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -68,6 +69,9 @@ class CustomerApi {
   std::optional<HttpResponse> EnrolledMedium(const nlohmann::json& body, const std::string& customer,
                                              std::string* medium, CustomerMediumView* enrolled) const;
   void IssuePaymentCode(const nlohmann::json& body, Respond respond);
+  // The answer for an order paid already: its payment to its payer, ORDERPAID to anyone else. nullopt when
+  // it is not paid and only_if_paid (else an error: the ledger said it was).
+  std::optional<HttpResponse> PaidBefore(const Target& target, bool only_if_paid = false) const;
   HttpResponse Lookup(const Target& target) const;
   HttpResponse SmsChallenge(const Target& target);
   void Pay(const nlohmann::json& body, const Target& target, Respond respond);
@@ -86,8 +90,12 @@ class CustomerApi {
 
   CustomerApiOptions options_;
   LedgerPort& ledger_;
+  // True while the customer has had fewer than kSmsPerWindow messages in this window.
+  bool AdmitSms(const std::string& customer, int64_t window);
+
   std::atomic<size_t> in_flight_{0};
   std::mutex outbox_mutex_;
+  std::map<std::string, std::pair<int64_t, int>> sms_sent_;  // customer -> (window, messages); outbox_mutex_
 };
 
 }  // namespace ledger::gateway

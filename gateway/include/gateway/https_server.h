@@ -3,11 +3,12 @@
 // another. Bounded everywhere: connections (beyond the limit the oldest still in its TLS handshake makes way
 // for a new one, else the new one is closed at once), the request head (431 beyond it) and body (413 beyond
 // it, WeChat's error body), and the time a connection may take for its handshake, each request and each
-// response (then it is closed). A client may present a certificate signed by the gateway's CA (mutual TLS,
-// the bank's channels): the handler is told whether it did; the server refuses no connection for lacking one,
-// since merchants authenticate by request signatures. Thread-safety: Start and Stop from one owner thread;
-// the handler runs on the server's thread and must not block (work that waits, such as a ledger commit,
-// answers later through its Respond, from any thread).
+// response (then it is closed). A client may present a certificate signed by the gateway's CA (mutual TLS);
+// the handler is told whether it was the channel client certificate itself (tls.client_cert, the bank's
+// channels) — the CA signs merchants' certificates too, so chaining to it is not enough. The server refuses
+// no connection for lacking one, since merchants authenticate by request signatures. Thread-safety: Start and
+// Stop from one owner thread; the handler runs on the server's thread and must not block (work that waits,
+// such as a ledger commit, answers later through its Respond, from any thread).
 #pragma once
 
 #include <chrono>
@@ -29,7 +30,7 @@ struct HttpRequest {
   std::string target;                          // path and query, as sent
   std::map<std::string, std::string> headers;  // names in lower case; a repeated header: the last
   std::string body;
-  bool channel_client = false;  // presented a client certificate the gateway's CA signed
+  bool channel_client = false;  // presented the channel client certificate (HttpsServerOptions::tls)
 };
 
 struct HttpResponse {
@@ -50,7 +51,7 @@ HttpHandler AnswerAtOnce(std::function<HttpResponse(const HttpRequest&)> answer)
 struct HttpsServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0: any free port (HttpsServer::port says which)
-  TlsFiles tls;       // the server's certificate and key, and the CA client certificates must chain to
+  TlsFiles tls;  // the server's certificate and key, the CA client certificates must chain to, the channel's
   size_t max_connections = 256;
   size_t body_max = 64 * 1024;
   size_t head_max = 16 * 1024;
