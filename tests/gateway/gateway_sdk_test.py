@@ -280,6 +280,67 @@ class GatewaySdkTest(unittest.TestCase):
         self.assertEqual(json.loads(text)["code"], "ORDERPAID")
         self.assertEqual(json.loads(self.m1.query(out_trade_no="O1")[1])["trade_state"], "REFUND")
 
+    def test_10_a_thousand_random_mutations_of_a_signed_refund_are_all_refused(self):
+        """The property: once a signed money request was admitted, no mutation of it — of its method, path,
+        body or any part of its Authorization header — is admitted again, and nothing more moves."""
+        import random
+        import re
+        import requests
+        seed = random.randrange(1 << 30)
+        rng = random.Random(seed)
+        path = "/v3/refund/domestic/refunds"
+        body = json.dumps({"out_trade_no": "O3", "out_refund_no": "R-P", "amount": {"refund": 100, "total": 30_000}})
+        authorization = self.signed_raw("M2", "POST", path, body)
+        session = requests.Session()
+
+        def send(method, target, header, data):
+            headers = {"Authorization": header, "Content-Type": "application/json", "Accept": "application/json"}
+            return session.request(method, self.gateway.url + target, headers=headers, data=data.encode("utf-8",
+                                   "surrogateescape"), timeout=30).status_code
+
+        self.assertEqual(send("POST", path, authorization, body), 200)
+        # What each part may hold and still reach the server (a client refuses a line break in a header, a path
+        # not starting with '/').
+        body_alphabet = "0123456789ABCDEFabcdef=+/\",:_- \n{}"
+        header_alphabet = "0123456789ABCDEFabcdef=+/\",:_- "
+        path_alphabet = "0123456789abcdefxyz-_/.%"
+
+        def mutate_text(text, alphabet):
+            at = rng.randrange(len(text) + 1)
+            operation = rng.randrange(3)
+            if operation == 0 and text:  # replace one character by another
+                at = min(at, len(text) - 1)
+                return text[:at] + rng.choice([c for c in alphabet if c != text[at]]) + text[at + 1:]
+            if operation == 1 or not text:
+                return text[:at] + rng.choice(alphabet) + text[at:]
+            return text[:at] + text[at + 1:]
+
+        fields = re.findall(r'(\w+)="([^"]*)"', authorization)
+        refused = 0
+        for _ in range(1_000):
+            method, target, header, data = "POST", path, authorization, body
+            part = rng.randrange(5)
+            if part == 0:
+                data = mutate_text(body, body_alphabet)
+            elif part == 1:
+                target = "/" + mutate_text(path[1:], path_alphabet) if rng.random() < 0.7 else path + "?mchid=M2"
+            elif part == 2:
+                method = rng.choice(["PUT", "PATCH", "GET", "DELETE"])
+            elif part == 3:  # one field of the header
+                name, value = rng.choice(fields)
+                header = header.replace(f'{name}="{value}"', f'{name}="{mutate_text(value, header_alphabet)}"', 1)
+            else:  # the header as a whole
+                header = (mutate_text(header, header_alphabet) if rng.random() < 0.7
+                          else header[:rng.randrange(len(header))])
+            if (method, target, header, data) == ("POST", path, authorization, body):
+                header = header + " "
+            status = send(method, target, header, data)
+            self.assertFalse(200 <= status < 300, f"seed {seed}: admitted {method} {target} {header!r} {data!r}")
+            refused += 1
+        self.assertEqual(refused, 1_000)
+        code, text = self.m2.query_refund(out_refund_no="R-P")
+        self.assertEqual((code, json.loads(text)["amount"]["refund"]), (200, 100), text)
+
     def stale_authorization(self, mchid, method, path):
         """A request signed correctly, six minutes ago."""
         from wechatpayv3.utils import load_private_key, rsa_sign
@@ -294,8 +355,9 @@ class GatewaySdkTest(unittest.TestCase):
     def test_99_ledger_after_the_gateway_stopped(self):
         self.assertEqual(self.gateway.stop(), 0)
         balance = json.loads(run_ledger("balance", "--data", self.data, "C1:debit", "--json").stdout)
-        # 1,000,000 deposited; O1 10,000 paid and 2,500 refunded, O2 20,000 reversed, O3 30,000 paid.
-        self.assertEqual(balance["balance_minor"], 1_000_000 - 10_000 + 2_500 - 30_000)
+        # 1,000,000 deposited; O1 10,000 paid and 2,500 refunded, O2 20,000 reversed, O3 30,000 paid and 100
+        # refunded (the one admitted request of the mutation test).
+        self.assertEqual(balance["balance_minor"], 1_000_000 - 10_000 + 2_500 - 30_000 + 100)
         reconciled = run_ledger("reconcile", "--data", self.data, "--date", self.clearing_date, "--statement",
                                 os.path.join(self.scratch.name, "bill-M1.csv"), "--format", "wechat", "--merchant",
                                 "M1", "--out", os.path.join(self.scratch.name, "recon"), check=False)
