@@ -332,6 +332,8 @@ class GatewaySdkTest(unittest.TestCase):
             else:  # the header as a whole
                 header = (mutate_text(header, header_alphabet) if rng.random() < 0.7
                           else header[:rng.randrange(len(header))])
+            # A client refuses a header value starting with white space; what no client sends is not a request.
+            header = header.lstrip(" ")
             if (method, target, header, data) == ("POST", path, authorization, body):
                 header = header + " "
             status = send(method, target, header, data)
