@@ -19,6 +19,7 @@
 #include "gateway/https_server.h"
 #include "gateway/merchant_api.h"
 #include "gateway/merchant_kit.h"
+#include "gateway/notifier.h"
 #include "gateway/tls_material.h"
 #include "gateway/wechat_signature.h"
 #include "gateway_ledger.h"
@@ -95,7 +96,28 @@ Result<CommandResult> SubmitOne(Ledger& ledger, const std::string& line) {
 struct GatewayArgs {
   WriteOptions write;
   std::string listen = "127.0.0.1:8443";
+  std::vector<int64_t> notify_retry_seconds = gateway::kWeChatRetrySeconds;
 };
+
+// How often the notifier looks for new payments and refunds and for deliveries that are due.
+constexpr auto kNotifierInterval = std::chrono::milliseconds(200);
+
+Result<std::unique_ptr<gateway::Notifier>> StartNotifier(const GatewayArgs& args,
+                                                         const LedgerOptions& options,
+                                                         std::shared_ptr<const gateway::RsaKey> platform_key,
+                                                         const std::string& platform_key_id,
+                                                         const gateway::LedgerPort& ledger) {
+  gateway::NotifierOptions notifier_options;
+  notifier_options.gateway_dir = GatewayDir(args.write.data_dir);
+  notifier_options.platform_key = std::move(platform_key);
+  notifier_options.platform_key_id = platform_key_id;
+  notifier_options.timezone_offset_minutes = options.config.timezone_offset_minutes;
+  notifier_options.retry_seconds = args.notify_retry_seconds;
+  Result<std::unique_ptr<gateway::Notifier>> notifier =
+      gateway::Notifier::Open(std::move(notifier_options), ledger);
+  if (notifier.ok()) (*notifier)->Start(kNotifierInterval);
+  return notifier;
+}
 
 int RunGateway(const GatewayArgs& args) {
   Result<LedgerOptions> options = MakeLedgerOptions(args.write);
@@ -122,6 +144,9 @@ int RunGateway(const GatewayArgs& args) {
       gateway::EnsureGatewayKey(GatewayDir(args.write.data_dir), "payment_code.key");
   if (!code_key.ok()) return Fail(ExitCodeFor(code_key.status()), code_key.status().ToString());
   api_options.payment_code_key = *code_key;
+  Result<std::unique_ptr<gateway::Notifier>> notifier =
+      StartNotifier(args, *options, api_options.platform_key, api_options.platform_key_id, **ledger);
+  if (!notifier.ok()) return Fail(ExitCodeFor(notifier.status()), notifier.status().ToString());
   gateway::MerchantApi api(std::move(api_options), **ledger);
   // The nonce cache is this instance's own (any other state lives in the ledger): one journal per listen
   // address, so that it survives a restart on the same address.
@@ -159,6 +184,7 @@ int RunGateway(const GatewayArgs& args) {
   // The server's thread first, then the ledger's answers (they post to the stopped server, which drops them),
   // both before the API they call into goes.
   (*server)->Stop();
+  (*notifier)->Stop();
   (*ledger)->Stop();
   const Status failure = (*ledger)->failure();
   if (!failure.ok()) return Fail(kExitFailure, "the ledger failed: " + failure.ToString());
@@ -311,6 +337,11 @@ Runner AddGateway(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--listen", args->listen, "HOST:PORT to serve HTTPS on (port 0: any free port)")
       ->capture_default_str();
+  app.add_option(
+         "--notify-retry-seconds", args->notify_retry_seconds,
+         "the waits after each failed notification (default WeChat's 15 s … 6 h; tests use short ones)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
   return [args]() { return RunGateway(*args); };
 }
 

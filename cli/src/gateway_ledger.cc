@@ -235,6 +235,38 @@ Status InProcessLedger::ScanTransaction(std::string_view transaction_id,
   return scanned.ok() ? problem : scanned;
 }
 
+Result<gateway::NoticeBatch> InProcessLedger::NoticesAfter(uint64_t after, size_t events_max) const {
+  gateway::NoticeBatch batch;
+  batch.through = after;
+  Status problem;
+  const Status scanned = ledger_->store().ScanEvents(
+      after + 1, after + events_max, [&](uint64_t sequence, std::string_view record) {
+        Result<DecodedEvent> event = DecodeEventRecord(record);
+        if (!event.ok()) {
+          problem = event.status();
+          return false;
+        }
+        batch.through = sequence;
+        if (const fb::PaymentCaptured* paid = event->body->payload_as_PaymentCaptured()) {
+          if (!StringOf(paid->notify_url()).empty()) {
+            batch.notices.push_back({sequence, gateway::Notice::Kind::kTransaction,
+                                     StringOf(paid->merchant()), StringOf(paid->merchant_order_no()), "",
+                                     StringOf(paid->notify_url())});
+          }
+        } else if (const fb::PaymentRefunded* refunded = event->body->payload_as_PaymentRefunded()) {
+          if (!StringOf(refunded->notify_url()).empty()) {
+            batch.notices.push_back({sequence, gateway::Notice::Kind::kRefund, StringOf(refunded->merchant()),
+                                     StringOf(refunded->merchant_order_no()), StringOf(refunded->refund_no()),
+                                     StringOf(refunded->notify_url())});
+          }
+        }
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+  if (!problem.ok()) return problem;
+  return batch;
+}
+
 Result<std::optional<gateway::PaymentView>> InProcessLedger::PaymentByTransaction(
     std::string_view transaction_id) const {
   std::string merchant;

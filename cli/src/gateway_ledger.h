@@ -42,6 +42,7 @@ class InProcessLedger final : public gateway::LedgerPort {
                                                                     std::string_view medium) const override;
   Result<std::optional<gateway::PaymentCodeView>> PaymentCode(std::string_view payment_code) const override;
   Result<std::string> TradeBill(std::string_view merchant, int date) const override;
+  Result<gateway::NoticeBatch> NoticesAfter(uint64_t after, size_t events_max) const override;
   void Submit(std::string command_line, Done done) override;
 
   // Ok while the worker runs; the commit error that stopped it otherwise (nothing is accepted after it).

@@ -16,6 +16,7 @@
 #include "core/time.h"
 #include "gateway/customer_kit.h"
 #include "gateway/media_proof.h"
+#include "wechat_resources.h"
 
 namespace ledger::gateway {
 
@@ -84,12 +85,6 @@ bool MobileChannel(std::string_view channel) {
 // What an event may say of a signature: a digest of it, never the bytes a replay would need.
 std::string SignatureMark(std::string_view signature) {
   return "signature sha256:" + ToHex(Sha256Of(signature)).substr(0, 16);
-}
-
-std::string RandomHex(size_t bytes) {
-  std::string random(bytes, '\0');
-  LEDGER_ASSERT(RAND_bytes(reinterpret_cast<unsigned char*>(random.data()), static_cast<int>(bytes)) == 1);
-  return ToHex(std::span(reinterpret_cast<const uint8_t*>(random.data()), random.size()));
 }
 
 // 18 digits, "62" and 16 from the CSPRNG (rejection-sampled, so every digit is uniform).

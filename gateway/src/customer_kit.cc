@@ -17,6 +17,7 @@
 #include "gateway/media_proof.h"
 #include "new_file.h"
 #include "openssl_handles.h"
+#include "wechat_resources.h"
 
 namespace ledger::gateway {
 namespace {
@@ -24,12 +25,6 @@ namespace {
 constexpr size_t kSharedSecretBytes = 20;  // RFC 4226 recommends 160 bits for HMAC-SHA1
 constexpr size_t kGatewayKeyBytes = 32;
 constexpr unsigned kUShieldRsaBits = 2048;
-
-std::string RandomBytes(size_t size) {
-  std::string bytes(size, '\0');
-  LEDGER_ASSERT(RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(size)) == 1);
-  return bytes;
-}
 
 std::string HexOf(std::string_view bytes) {
   return ToHex(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));

@@ -12,6 +12,8 @@
 #include "api_common.h"
 #include "core/time.h"
 #include "gateway/media_proof.h"
+#include "https_client.h"
+#include "wechat_resources.h"
 #include "zlib.h"
 
 namespace ledger::gateway {
@@ -28,18 +30,6 @@ struct MerchantApi::Call {
 };
 
 namespace {
-
-constexpr char kCurrency[] = "CNY";
-
-// WeChat's nonces: 32 upper-case letters and digits.
-std::string RandomNonce() {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  unsigned char random[32];
-  if (RAND_bytes(random, sizeof random) != 1) throw std::runtime_error("RAND_bytes failed");
-  std::string nonce;
-  for (unsigned char byte : random) nonce += kAlphabet[byte % 36];
-  return nonce;
-}
 
 // Splits "path?a=1&b=2"; nullopt when a query pair is malformed, repeated or holds a value ValidNumber
 // refuses.
@@ -82,40 +72,6 @@ bool Matches(const std::vector<std::string_view>& segments, std::initializer_lis
   return true;
 }
 
-const char* TradeState(PaymentState state) {
-  switch (state) {
-    case PaymentState::kSuccess:
-      return "SUCCESS";
-    case PaymentState::kReversed:
-      return "REVOKED";
-    case PaymentState::kPartiallyRefunded:
-    case PaymentState::kRefunded:
-      return "REFUND";
-  }
-  return "SUCCESS";
-}
-
-const char* TradeStateDescription(PaymentState state) {
-  switch (state) {
-    case PaymentState::kSuccess:
-      return "支付成功";
-    case PaymentState::kReversed:
-      return "已撤销";
-    case PaymentState::kPartiallyRefunded:
-    case PaymentState::kRefunded:
-      return "转入退款";
-  }
-  return "";
-}
-
-// WeChat's trade_type for the ledger's channel.
-const char* TradeType(std::string_view channel) {
-  if (channel == "qr_customer_presented") return "MICROPAY";
-  if (channel == "b2c_h5") return "MWEB";
-  if (channel == "b2c_sdk") return "APP";
-  return "NATIVE";
-}
-
 // The HTTP status and WeChat code a ledger rejection is answered with.
 std::pair<int, const char*> WeChatError(std::string_view reason) {
   if (reason == "ORIGINAL_NOT_FOUND") return {404, "ORDER_NOT_EXIST"};
@@ -146,12 +102,6 @@ Result<std::optional<PaymentView>> OrderOfRefund(const LedgerPort& ledger, const
   const std::string transaction_id = text("transaction_id");
   if (!ValidNumber(transaction_id)) return std::optional<PaymentView>();
   return ledger.PaymentByTransaction(transaction_id);
-}
-
-// WeChat's times: RFC 3339 to the second, with the ledger's offset.
-std::string WeChatTime(int64_t utc_ns, int offset_minutes) {
-  constexpr int64_t kNsPerSecond = 1'000'000'000;
-  return FormatIso8601(utc_ns - utc_ns % kNsPerSecond, offset_minutes);
 }
 
 // gzip of `text` with no name and no time in its header, so the same bill always gives the same bytes (its
@@ -234,18 +184,10 @@ Status MerchantApi::PersistNonces(const std::string& path) {
 }
 
 HttpResponse MerchantApi::Signed(int status, std::string body) const {
-  const std::string timestamp = std::to_string(options_.clock_s());
-  const std::string nonce = RandomNonce();
   HttpResponse response{status, std::move(body)};
-  response.headers = {
-      {"Wechatpay-Serial", options_.platform_key_id},
-      {"Wechatpay-Signature",
-       options_.platform_key->SignBase64(ResponseMessage(timestamp, nonce, response.body))},
-      {"Wechatpay-Timestamp", timestamp},
-      {"Wechatpay-Nonce", nonce},
-      {"Wechatpay-Signature-Type", kSignatureScheme},
-      {"Request-ID", nonce},
-  };
+  response.headers = PlatformSignatureHeaders(*options_.platform_key, options_.platform_key_id,
+                                              options_.clock_s(), response.body);
+  response.headers.emplace_back("Request-ID", WeChatNonce());
   return response;
 }
 
@@ -325,23 +267,7 @@ void MerchantApi::Route(const Call& call, Respond respond) {
 }
 
 HttpResponse MerchantApi::PaymentAnswer(const PaymentView& payment) const {
-  json body = {
-      {"mchid", payment.merchant},
-      {"out_trade_no", payment.order_no},
-      {"transaction_id", payment.transaction_id},
-      {"trade_type", TradeType(payment.channel)},
-      {"trade_state", TradeState(payment.state)},
-      {"trade_state_desc", TradeStateDescription(payment.state)},
-      {"bank_type", "OTHERS"},
-      {"success_time", WeChatTime(payment.paid_at_ns, options_.timezone_offset_minutes)},
-      {"payer", json::object()},
-      {"amount",
-       {{"total", payment.order_amount_minor},
-        {"payer_total", payment.payer_amount_minor},
-        {"currency", kCurrency},
-        {"payer_currency", kCurrency}}},
-  };
-  return Signed(200, body.dump());
+  return Signed(200, TransactionResource(payment, options_.timezone_offset_minutes).dump());
 }
 
 void MerchantApi::QueryPayment(const Call& call, std::string_view order_no, Respond respond) {
@@ -375,6 +301,19 @@ HttpResponse MerchantApi::Rejection(const CommandAnswer& answer) const {
   return Error(status, code, message);
 }
 
+std::optional<HttpResponse> MerchantApi::CopyNotifyUrl(const json& body, json& command) const {
+  if (!body.contains("notify_url")) return std::nullopt;
+  // WeChat's bound on its length, and a URL the notifier can reach (https, a host name or IPv4 address).
+  constexpr size_t kNotifyUrlBytesMax = 256;
+  const bool usable = body["notify_url"].is_string() &&
+                      body["notify_url"].get_ref<const std::string&>().size() <= kNotifyUrlBytesMax &&
+                      ParseHttpsUrl(body["notify_url"].get_ref<const std::string&>()).ok();
+  if (!usable)
+    return Error(400, "PARAM_ERROR", "notify_url must be an https:// URL of at most 256 characters");
+  command["notify_url"] = body["notify_url"];
+  return std::nullopt;
+}
+
 std::optional<HttpResponse> MerchantApi::RefuseOrderAction(const Call& call,
                                                            std::string_view order_no) const {
   const json body = json::parse(call.body, nullptr, false);
@@ -394,19 +333,54 @@ void MerchantApi::Reverse(const Call& call, std::string_view order_no, Respond r
   // answered REVOKED while it stands.
   Result<std::optional<PaymentView>> payment = ledger_.Payment(call.mchid, order);
   if (!payment.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
-  const std::string target = payment->has_value() ? (*payment)->transaction_id : std::string("unpaid");
+  const std::optional<PaymentView> paid = *payment;
+  const std::string target = paid ? paid->transaction_id : std::string("unpaid");
   const json command = {{"type", "reverse"},
                         {"command_id", "gw:reverse:" + call.mchid + ":" + order + ":" + target},
                         {"merchant", call.mchid},
                         {"merchant_order_no", order},
                         {"reason", "merchant reversal"}};
-  SubmitFor(
+  SubmitThen(
       call.mchid, command.dump(),
-      [this, mchid = call.mchid, order](const CommandAnswer&) {
-        return Signed(200,
-                      json{{"mchid", mchid}, {"out_trade_no", order}, {"trade_state", "REVOKED"}}.dump());
+      [this, mchid = call.mchid, order, paid, respond](const CommandAnswer& answer) {
+        // Reversing a reversed order again: the same outcome.
+        if (answer.kind == CommandAnswer::Kind::kAccepted || answer.reason.empty() ||
+            answer.reason == "ALREADY_REVERSED") {
+          return respond(Signed(
+              200, json{{"mchid", mchid}, {"out_trade_no", order}, {"trade_state", "REVOKED"}}.dump()));
+        }
+        if (paid && (answer.reason == "REVERSAL_WINDOW_CLOSED" || answer.reason == "ALREADY_REFUNDED"))
+          return RefundForReversal(mchid, *paid, answer, respond);
+        respond(Rejection(answer));
       },
-      std::move(respond), "ALREADY_REVERSED");  // reversing a reversed order again: the same outcome
+      respond);
+}
+
+// After its clearing date's cut-off a payment can no longer be cancelled (it is in that date's clearing): the
+// reversal becomes a refund of all of it on today's clearing date, under a refund number no merchant can
+// choose (':' is not in out_refund_no's alphabet), so a reversal asked again finds it.
+void MerchantApi::RefundForReversal(const std::string& mchid, const PaymentView& paid,
+                                    const CommandAnswer& refusal, Respond respond) {
+  const std::string refund_no = "reversal:" + paid.transaction_id;
+  const auto refunded = [this, mchid, order = paid.order_no](const CommandAnswer&) {
+    return Signed(200, json{{"mchid", mchid}, {"out_trade_no", order}, {"trade_state", "REFUND"}}.dump());
+  };
+  if (refusal.reason == "ALREADY_REFUNDED") {  // by this reversal before, or by the merchant's own refunds
+    Result<std::optional<RefundView>> earlier = ledger_.Refund(mchid, refund_no);
+    if (!earlier.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+    return respond(earlier->has_value() ? refunded(refusal) : Rejection(refusal));
+  }
+  constexpr int64_t kNsPerSecond = 1'000'000'000;
+  if (options_.clock_s() - paid.paid_at_ns / kNsPerSecond > options_.reversal_window_s)
+    return respond(Error(400, "REVERSE_EXPIRE", "the payment is past the reversal window; refund it"));
+  const json command = {{"type", "refund"},
+                        {"command_id", "gw:reversal-refund:" + mchid + ":" + paid.transaction_id},
+                        {"merchant", mchid},
+                        {"merchant_order_no", paid.order_no},
+                        {"refund_no", refund_no},
+                        // All of it, always: the same reversal again is then the same command (a duplicate).
+                        {"amount_minor", paid.order_amount_minor}};
+  SubmitFor(mchid, command.dump(), refunded, std::move(respond));
 }
 
 void MerchantApi::SubmitThen(const std::string& mchid, std::string command_line,
@@ -465,9 +439,10 @@ void MerchantApi::RefundOrder(const Call& call, Respond respond) {
   if (order.merchant != call.mchid) return respond(Error(403, "NO_AUTH", "not your order"));
   if ((*amount)["total"].get<int64_t>() != order.order_amount_minor)
     return respond(Error(400, "PARAM_ERROR", "amount.total is not the order's total"));
-  const json command = {{"type", "refund"},       {"command_id", "gw:refund:" + call.mchid + ":" + refund_no},
-                        {"merchant", call.mchid}, {"merchant_order_no", order.order_no},
-                        {"refund_no", refund_no}, {"amount_minor", (*amount)["refund"].get<int64_t>()}};
+  json command = {{"type", "refund"},       {"command_id", "gw:refund:" + call.mchid + ":" + refund_no},
+                  {"merchant", call.mchid}, {"merchant_order_no", order.order_no},
+                  {"refund_no", refund_no}, {"amount_minor", (*amount)["refund"].get<int64_t>()}};
+  if (std::optional<HttpResponse> refused = CopyNotifyUrl(body, command)) return respond(*refused);
   SubmitFor(
       call.mchid, command.dump(),
       [this, mchid = call.mchid, refund_no](const CommandAnswer&) {
@@ -483,29 +458,7 @@ void MerchantApi::RefundOrder(const Call& call, Respond respond) {
 }
 
 HttpResponse MerchantApi::RefundAnswer(const RefundView& refund, const PaymentView& payment) const {
-  const std::string at = WeChatTime(refund.refunded_at_ns, options_.timezone_offset_minutes);
-  json body = {
-      {"refund_id", refund.refund_transaction_id},
-      {"out_refund_no", refund.refund_no},
-      {"transaction_id", payment.transaction_id},
-      {"out_trade_no", payment.order_no},
-      {"channel", "ORIGINAL"},
-      {"user_received_account", payment.account},
-      {"success_time", at},
-      {"create_time", at},
-      {"status", "SUCCESS"},
-      {"funds_account", "AVAILABLE"},
-      {"amount",
-       {{"total", payment.order_amount_minor},
-        {"refund", refund.amount_minor},
-        {"payer_total", payment.payer_amount_minor},
-        {"payer_refund", refund.payer_amount_minor},
-        {"settlement_total", payment.order_amount_minor},
-        {"settlement_refund", refund.amount_minor},
-        {"discount_refund", refund.amount_minor - refund.payer_amount_minor},
-        {"currency", kCurrency}}},
-  };
-  return Signed(200, body.dump());
+  return Signed(200, RefundResource(refund, payment, options_.timezone_offset_minutes).dump());
 }
 
 void MerchantApi::QueryRefund(const Call& call, std::string_view refund_no, Respond respond) {
@@ -624,14 +577,15 @@ void MerchantApi::CreateWaitingOrder(const Call& call, const OrderReference& kin
     if (!parsed.ok()) return respond(Error(400, "PARAM_ERROR", "time_expire: " + parsed.status().message()));
     expires_at_ns = *parsed;
   }
-  const json command = {{"type", "create_order"},
-                        {"command_id", "gw:order:" + call.mchid + ":" + order.order_no},
-                        {"merchant", call.mchid},
-                        {"merchant_order_no", order.order_no},
-                        {"amount_minor", order.total},
-                        {"channel", kind.channel},
-                        {"description", order.description},
-                        {"expires_at", FormatIso8601(expires_at_ns, options_.timezone_offset_minutes)}};
+  json command = {{"type", "create_order"},
+                  {"command_id", "gw:order:" + call.mchid + ":" + order.order_no},
+                  {"merchant", call.mchid},
+                  {"merchant_order_no", order.order_no},
+                  {"amount_minor", order.total},
+                  {"channel", kind.channel},
+                  {"description", order.description},
+                  {"expires_at", FormatIso8601(expires_at_ns, options_.timezone_offset_minutes)}};
+  if (std::optional<HttpResponse> refused = CopyNotifyUrl(order.body, command)) return respond(*refused);
   SubmitFor(
       call.mchid, command.dump(-1, ' ', false, json::error_handler_t::replace),
       [this, &kind, mchid = call.mchid, order_no = order.order_no](const CommandAnswer&) {

@@ -44,10 +44,30 @@ std::string ParentOf(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
-Status PublishNew(const std::string& path, const std::string& bytes, mode_t mode) {
+namespace {
+
+std::string TemporaryNameFor(const std::string& path) {
   uint8_t tag[8];
   LEDGER_ASSERT(RAND_bytes(tag, sizeof tag) == 1);
-  const std::string temporary = path + ".tmp-" + ToHex(tag);
+  return path + ".tmp-" + ToHex(tag);
+}
+
+}  // namespace
+
+Status ReplaceFile(const std::string& path, const std::string& bytes, mode_t mode) {
+  const std::string temporary = TemporaryNameFor(path);
+  Status status = WriteNew(temporary, bytes, mode);
+  if (status.ok() && ::rename(temporary.c_str(), path.c_str()) != 0)
+    status = Status::IoError("cannot replace " + path + ": " + std::strerror(errno));
+  if (!status.ok()) {
+    ::unlink(temporary.c_str());
+    return status;
+  }
+  return SyncFolder(ParentOf(path));
+}
+
+Status PublishNew(const std::string& path, const std::string& bytes, mode_t mode) {
+  const std::string temporary = TemporaryNameFor(path);
   Status status = WriteNew(temporary, bytes, mode);
   if (status.ok() && ::link(temporary.c_str(), path.c_str()) != 0)
     status = Status::IoError("cannot create " + path + ": " + std::strerror(errno));

@@ -34,6 +34,9 @@ std::string ParentOf(const std::string& path);
 // WriteNew, all at once: written under a temporary name, then linked into place (link(2), unlike rename,
 // never replaces a file), so that a crash never leaves a half-written key where the next call would find it.
 Status PublishNew(const std::string& path, const std::string& bytes, mode_t mode);
+// Writes `bytes` as the new content of `path` all at once (a temporary file, synced, renamed over it):
+// after a crash the file holds the old bytes or the new ones.
+Status ReplaceFile(const std::string& path, const std::string& bytes, mode_t mode);
 // Creates `dir` (and any missing parent) when missing, the folder itself 0700; an existing folder is left
 // as it is.
 Status EnsureFolder(const std::string& dir);

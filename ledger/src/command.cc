@@ -121,7 +121,8 @@ const TypeSpec kTypes[] = {
      {{"merchant", Kind::kString},
       {"merchant_order_no", Kind::kString},
       {"refund_no", Kind::kString},
-      {"amount_minor", Kind::kInteger}}},
+      {"amount_minor", Kind::kInteger},
+      {"notify_url", Kind::kString}}},
     {"transfer",
      {{"from_account", Kind::kString},
       {"to_account", Kind::kString},
@@ -137,7 +138,8 @@ const TypeSpec kTypes[] = {
       {"channel", Kind::kString},
       {"description", Kind::kString},
       {"expires_at", Kind::kString},
-      {"payment_code", Kind::kString}}},
+      {"payment_code", Kind::kString},
+      {"notify_url", Kind::kString}}},
     {"close_order", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}}},
     {"enroll_medium",
      {{"customer", Kind::kString}, {"medium", Kind::kString}, {"public_part", Kind::kString}}},
@@ -638,6 +640,19 @@ class Fields {
     return value;
   }
 
+  // Where the gateway notifies a merchant: absent or an https:// URL of at most 256 visible ASCII
+  // characters (WeChat's limit). Only https: a notification carries a signed, encrypted payment.
+  std::string NotifyUrl(const char* name) {
+    std::string value = Text(name, false);
+    if (value.empty()) return value;
+    const bool visible = std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+    if (value.size() > kNotifyUrlBytesMax || !value.starts_with("https://") || value.size() == 8 ||
+        !visible) {
+      Fail(std::string("field '") + name + "' must be an https:// URL of at most 256 visible characters");
+    }
+    return value;
+  }
+
   std::string Text(const char* name, bool required) {
     const Member* member = FindMember(object_, name);
     if (member == nullptr) {
@@ -867,6 +882,7 @@ void ParseRefund(Fields& fields, fb::CommandT& command) {
   body.merchant_order_no = fields.Id("merchant_order_no");
   body.refund_no = fields.Id("refund_no");
   body.amount_minor = fields.Integer("amount_minor", true);
+  body.notify_url = fields.NotifyUrl("notify_url");
   command.body.Set(std::move(body));
 }
 
@@ -915,6 +931,7 @@ void ParseCreateOrder(Fields& fields, fb::CommandT& command) {
   }
   body.description = fields.Text("description", false);
   body.expires_at_ns = fields.Timestamp("expires_at", true);
+  body.notify_url = fields.NotifyUrl("notify_url");
   command.body.Set(std::move(body));
 }
 

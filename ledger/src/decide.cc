@@ -165,6 +165,7 @@ Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext&
   created.description = command.description;
   created.expires_at_ns = command.expires_at_ns;
   created.payment_code = command.payment_code;
+  created.notify_url = command.notify_url;
   Decision decision;
   decision.payloads.emplace_back().Set(std::move(created));
   return decision;
@@ -560,6 +561,10 @@ fb::PaymentCapturedT CapturedPayment(const fb::PayT& command, const DecideContex
   captured.clearing_date = OpenClearingDate(context);
   captured.limit_date = plan.limit_date;
   captured.medium_limited = plan.medium_limited;
+  if (std::optional<fb::OrderRecordT> order =
+          CreatedOrder(context.state, command.merchant, command.merchant_order_no)) {
+    captured.notify_url = std::move(order->notify_url);
+  }
   const std::string merchant_account = MerchantAccount(command.merchant);
   PostingList postings;
   postings.Add(plan.source_account, -plan.card_amount);
@@ -864,6 +869,7 @@ Decision DecideRefund(const fb::RefundT& command, const DecideContext& context) 
   refunded.merchant = command.merchant;
   refunded.merchant_order_no = command.merchant_order_no;
   refunded.refund_no = command.refund_no;
+  refunded.notify_url = command.notify_url;
   refunded.customer = payment.customer;
   refunded.amount_minor = amount;
   refunded.card_amount_minor = card;

@@ -367,6 +367,7 @@ void FoldOrder(const fb::EventBody& event, KvWriter& view) {
     order.expires_at_ns = created->expires_at_ns();
     order.created_at_ns = event.occurred_at_ns();
     order.payment_code = StringOf(created->payment_code());
+    order.notify_url = StringOf(created->notify_url());
     SaveRecord(view, keys::Order(ViewOf(created->merchant()), ViewOf(created->merchant_order_no())), order);
   } else if (const auto* closed = event.payload_as_OrderClosed()) {
     fb::ClosedOrderRecordT record;

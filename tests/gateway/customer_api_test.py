@@ -21,7 +21,6 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_sdk_test as sdk  # noqa: E402
 
-SKIP = 77
 MEDIA = ("u_shield", "fingerprint", "password_free", "otp_card", "password_device", "sms")
 
 
@@ -406,16 +405,4 @@ class CustomerApiTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
-    sdk.reexec_under_sdk_python()
-    try:
-        import oath  # noqa: F401
-        import pyotp  # noqa: F401
-        import wechatpayv3  # noqa: F401
-    except ImportError as missing:
-        print(f"skipped: {missing.name} is not installed in {sys.executable}")
-        sys.exit(SKIP)
-    sdk.LEDGER = sys.argv[1]
-    unittest.main(argv=[sys.argv[0], "-v"])
+    sdk.main(__doc__, ("oath", "pyotp", "wechatpayv3"))

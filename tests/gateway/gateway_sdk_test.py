@@ -51,10 +51,10 @@ def read_kit(folder):
 class Gateway:
     """One `ledger gateway` run on a free port; stopped by its process id."""
 
-    def __init__(self, data, log_path, port):
+    def __init__(self, data, log_path, port, extra_args=()):
         self.log = open(log_path, "a")
-        self.process = subprocess.Popen([LEDGER, "gateway", "--data", data, "--listen", f"127.0.0.1:{port}"],
-                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.process = subprocess.Popen([LEDGER, "gateway", "--data", data, "--listen", f"127.0.0.1:{port}",
+                                         *extra_args], stdout=subprocess.PIPE, stderr=self.log, text=True)
         ready, _, _ = select.select([self.process.stdout], [], [], DEADLINE_S)
         line = self.process.stdout.readline().strip() if ready else ""
         if not line.startswith("gateway=https://"):
@@ -400,15 +400,23 @@ class GatewaySdkTest(unittest.TestCase):
         self.assertEqual(m1.query(out_trade_no="O1")[0], 200)
 
 
-if __name__ == "__main__":
+def main(doc, needs=("wechatpayv3",)):
+    """A suite's entry: LEDGER_BINARY SDK_PYTHON; runs under SDK_PYTHON, skipped (77, saying why) when it lacks
+    one of the modules in `needs`."""
+    global LEDGER
     if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
+        print(doc, file=sys.stderr)
         sys.exit(2)
     reexec_under_sdk_python()
-    try:
-        import wechatpayv3  # noqa: F401
-    except ImportError:
-        print(f"skipped: wechatpayv3 is not installed in {sys.executable}")
-        sys.exit(SKIP)
+    for module in needs:
+        try:
+            __import__(module)
+        except ImportError:
+            print(f"skipped: {module} is not installed in {sys.executable}")
+            sys.exit(SKIP)
     LEDGER = sys.argv[1]
-    unittest.main(argv=[sys.argv[0], "-v"])
+    unittest.main(module="__main__", argv=[sys.argv[0], "-v"])
+
+
+if __name__ == "__main__":
+    main(__doc__)

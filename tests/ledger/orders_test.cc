@@ -5,7 +5,10 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "events/event.h"
 #include "ledger/command.h"
 #include "ledger/ledger.h"
 #include "state/records.h"
@@ -98,6 +101,53 @@ TEST_F(Orders, AClosedOrderIsNeverPaidAndAnUnknownOneCannotBeClosed) {
   const Result<ParsedCommand> parsed = ParseCommandJson(other_channel.dump());
   ASSERT_TRUE(parsed.ok());
   EXPECT_TRUE(parsed->malformed.has_value());
+}
+
+// The notify_url of a waiting order travels with its payment's event, a refund's with the refund's: what the
+// gateway's notifier reads. Only https URLs of at most 256 visible characters are commands.
+TEST_F(Orders, TheNotifyUrlsOfAnOrderAndARefundAreRecordedWithThePaymentAndTheRefund) {
+  constexpr char kPayUrl[] = "https://shop.example/notify/N5";
+  constexpr char kRefundUrl[] = "https://shop.example/notify/R5";
+  json order = CreateOrder("o1", "N5", 5'000, DefaultTimeNs() + 30 * kMinute);
+  for (const std::string& bad :
+       std::vector<std::string>{"http://shop.example/n", "https://", "https://shop example/n",
+                                "https://" + std::string(250, 'h')}) {
+    order["notify_url"] = bad;
+    const Result<ParsedCommand> parsed = ParseCommandJson(order.dump());
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_TRUE(parsed->malformed.has_value()) << bad;
+  }
+  order["notify_url"] = kPayUrl;
+  ASSERT_EQ(ledger_.Submit(order).kind, Kind::kAccepted);
+  ASSERT_EQ(ledger_.Submit(PayAt("N5", 5'000, DefaultTimeNs() + kMinute)).kind, Kind::kAccepted);
+  json refund = testing::Refund("M1", "N5", "R5", 2'000);
+  refund["notify_url"] = kRefundUrl;
+  ASSERT_EQ(ledger_.Submit(refund).kind, Kind::kAccepted);
+  ASSERT_EQ(ledger_.Submit(PayAt("N6", 1'000, DefaultTimeNs() + kMinute)).kind, Kind::kAccepted);
+
+  std::vector<std::pair<std::string, std::string>> urls;  // (event type, notify_url) of every event with one
+  ASSERT_TRUE(ledger_.ledger()
+                  .store()
+                  .ScanEvents(1, UINT64_MAX,
+                              [&](uint64_t, std::string_view record) {
+                                Result<DecodedEvent> event = DecodeEventRecord(record);
+                                EXPECT_TRUE(event.ok());
+                                if (!event.ok()) return false;
+                                const fb::EventBody& body = *event->body;
+                                if (const auto* created = body.payload_as_OrderCreated())
+                                  urls.emplace_back("OrderCreated", StringOf(created->notify_url()));
+                                if (const auto* paid = body.payload_as_PaymentCaptured())
+                                  urls.emplace_back("PaymentCaptured", StringOf(paid->notify_url()));
+                                if (const auto* refunded = body.payload_as_PaymentRefunded())
+                                  urls.emplace_back("PaymentRefunded", StringOf(refunded->notify_url()));
+                                return true;
+                              })
+                  .ok());
+  const std::vector<std::pair<std::string, std::string>> expected = {{"OrderCreated", kPayUrl},
+                                                                     {"PaymentCaptured", kPayUrl},
+                                                                     {"PaymentRefunded", kRefundUrl},
+                                                                     {"PaymentCaptured", ""}};
+  EXPECT_EQ(urls, expected);
 }
 
 }  // namespace

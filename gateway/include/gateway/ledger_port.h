@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
@@ -79,6 +80,22 @@ struct CustomerMediumView {
   int64_t last_step = 0;  // the last otp_card step a payment used
 };
 
+// What the notifier tells a merchant of: a payment or a refund whose order or refund request named a
+// notify_url (events.fbs: PaymentCaptured, PaymentRefunded).
+struct Notice {
+  enum class Kind { kTransaction, kRefund };
+  uint64_t sequence = 0;  // the event's
+  Kind kind = Kind::kTransaction;
+  std::string merchant;
+  std::string order_no;
+  std::string refund_no;  // for a refund
+  std::string notify_url;
+};
+struct NoticeBatch {
+  std::vector<Notice> notices;
+  uint64_t through = 0;  // every event through this sequence was read
+};
+
 // A command's answer once it is durable (ledger/ledger.h: CommandResult).
 struct CommandAnswer {
   enum class Kind { kAccepted, kRejected, kDuplicate };
@@ -109,6 +126,9 @@ class LedgerPort {
   // and refund of that date, as `ledger reconcile --format wechat` reads it back. Errors: as the reads, and
   // InvalidArgument (a number the format cannot hold).
   virtual Result<std::string> TradeBill(std::string_view merchant, int date) const = 0;
+  // The notices among the durable events after sequence `after`, reading at most `events_max` events.
+  // Errors: as the reads.
+  virtual Result<NoticeBatch> NoticesAfter(uint64_t after, size_t events_max) const = 0;
   // Sends one command line (README: command format). `done` runs once with its answer when it is durable,
   // or an error: Aborted when the port's bounded queue is full or the port stopped, IoError when the commit
   // failed (the command may or may not be recorded; asking again with the same command id tells).

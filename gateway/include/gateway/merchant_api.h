@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,9 @@ struct MerchantApiOptions {
   // A codepay above its code's medium limit waits this long for the customer to confirm (USERPAYING); the
   // merchant reverses it when its own timeout passes first.
   int64_t userpaying_expiry_s = 5 * 60;
+  // A payment may be reversed this long after it was made (WeChat's 7 days); on its own clearing date the
+  // reversal cancels it, later it refunds it (REVERSE_EXPIRE beyond).
+  int64_t reversal_window_s = 7 * 24 * 3600;
   std::string payment_code_key;           // customer_kit.h: EnsureGatewayKey (media_proof.h: PaymentCodeId)
   std::function<int64_t()> clock_s = {};  // seconds since the epoch; the system clock when empty
 };
@@ -87,10 +91,16 @@ class MerchantApi {
   HttpResponse OrderAnswer(const std::string& mchid, const std::string& order_no,
                            const OrderView& order) const;
   void QueryByTransaction(const Call& call, std::string_view transaction_id, Respond respond);
+  // Copies the request's notify_url into its command; the refusal when it is there but not text.
+  std::optional<HttpResponse> CopyNotifyUrl(const nlohmann::json& body, nlohmann::json& command) const;
   // The refusal of a reverse or close whose body does not name the caller as mchid, or whose order number is
   // not one; nullopt when it may go on.
   std::optional<HttpResponse> RefuseOrderAction(const Call& call, std::string_view order_no) const;
   void Reverse(const Call& call, std::string_view order_no, Respond respond);
+  // The reversal of a payment whose clearing date has ended (`refusal`: the reverse command's): a full
+  // refund.
+  void RefundForReversal(const std::string& mchid, const PaymentView& paid, const CommandAnswer& refusal,
+                         Respond respond);
   void RefundOrder(const Call& call, Respond respond);
   void QueryRefund(const Call& call, std::string_view refund_no, Respond respond);
   void TradeBill(const Call& call, Respond respond);

@@ -17,6 +17,7 @@ namespace ledger {
 inline constexpr size_t kCommandLineBytesMax = 64 * 1024;
 inline constexpr size_t kIdentifierBytesMax = 128;
 inline constexpr size_t kTextBytesMax = 512;
+inline constexpr size_t kNotifyUrlBytesMax = 256;  // WeChat's notify_url limit
 // A merchant key's serial (add_merchant_key): letters, digits, '-' and '_', as in an Authorization header.
 inline constexpr size_t kSerialBytesMax = 64;
 inline constexpr char kSerialCharacters[] =
