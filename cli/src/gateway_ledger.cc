@@ -236,6 +236,13 @@ Status InProcessLedger::ScanTransaction(std::string_view transaction_id,
 }
 
 Result<gateway::NoticeBatch> InProcessLedger::NoticesAfter(uint64_t after, size_t events_max) const {
+  Result<std::optional<std::pair<uint64_t, std::string>>> last = ledger_->store().LastEvent();
+  if (!last.ok()) return last.status();
+  const uint64_t last_sequence = last->has_value() ? (*last)->first : 0;
+  if (after > last_sequence) {
+    return Status::Corruption("read through event " + std::to_string(after) + " but the ledger ends at " +
+                              std::to_string(last_sequence));
+  }
   gateway::NoticeBatch batch;
   batch.through = after;
   Status problem;

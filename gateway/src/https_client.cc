@@ -11,7 +11,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <future>
+#include <memory>
 #include <optional>
+#include <thread>
+#include <vector>
 
 namespace ledger::gateway {
 namespace {
@@ -40,11 +44,32 @@ void ExpectServer(SSL* ssl, const std::string& host) {
   }
 }
 
-asio::awaitable<int> Exchange(ssl::context& tls, const HttpsUrl& url,
+using Endpoints = std::vector<asio::ip::tcp::endpoint>;
+
+// The host's addresses within `deadline`. The system resolver cannot be cancelled (asio's own resolver
+// thread is joined when its context goes, so a name server that never answers would hold the caller for the
+// resolver's own timeout): it runs on a thread of its own, left to finish alone when the deadline passes.
+Result<Endpoints> Resolve(const HttpsUrl& url, std::chrono::milliseconds deadline) {
+  auto answer = std::make_shared<std::promise<Result<Endpoints>>>();
+  std::future<Result<Endpoints>> future = answer->get_future();
+  std::thread([host = url.host, port = url.port, answer] {
+    asio::io_context io;
+    asio::ip::tcp::resolver resolver(io);
+    boost::system::error_code error;
+    const auto results = resolver.resolve(host, port, error);
+    if (error) return answer->set_value(Status::IoError("cannot resolve " + host + ": " + error.message()));
+    Endpoints endpoints;
+    for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+    answer->set_value(std::move(endpoints));
+  }).detach();
+  if (future.wait_for(deadline) != std::future_status::ready)
+    return Status::IoError("cannot resolve " + url.host + " within the deadline");
+  return future.get();
+}
+
+asio::awaitable<int> Exchange(ssl::context& tls, const HttpsUrl& url, const Endpoints& endpoints,
                               http::request<http::string_body>& request) {
   const auto executor = co_await asio::this_coro::executor;
-  asio::ip::tcp::resolver resolver(executor);
-  const auto endpoints = co_await resolver.async_resolve(url.host, url.port, asio::use_awaitable);
   beast::ssl_stream<beast::tcp_stream> stream(executor, tls);
   ExpectServer(stream.native_handle(), url.host);
   co_await beast::get_lowest_layer(stream).async_connect(endpoints, asio::use_awaitable);
@@ -105,24 +130,31 @@ Result<int> PostOnce(const HttpsPost& post) {
   request.body() = post.body;
   request.prepare_payload();
 
-  // The whole exchange runs on this io_context for at most the deadline; what is unfinished then is dropped
-  // with it (its sockets closed).
-  asio::io_context io;
+  const auto started = std::chrono::steady_clock::now();
+  Result<Endpoints> endpoints = Resolve(*url, post.deadline);
+  if (!endpoints.ok()) return endpoints.status();
+  const auto left = post.deadline - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now() - started);
+  // The rest of the exchange runs on this io_context for what is left of the deadline; what is unfinished
+  // then is dropped with it (its sockets closed; its completion handler is never called then, and `outcome`
+  // outlives the context anyway).
   std::optional<Result<int>> outcome;
-  asio::co_spawn(io, Exchange(tls, *url, request), [&outcome](std::exception_ptr failure, int status) {
-    if (!failure) {
-      outcome.emplace(status);
-      return;
-    }
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& e) {
-      outcome.emplace(Status::IoError(e.what()));
-    } catch (...) {
-      outcome.emplace(Status::IoError("the exchange failed"));
-    }
-  });
-  io.run_for(post.deadline);
+  asio::io_context io;
+  asio::co_spawn(io, Exchange(tls, *url, *endpoints, request),
+                 [&outcome](std::exception_ptr failure, int status) {
+                   if (!failure) {
+                     outcome.emplace(status);
+                     return;
+                   }
+                   try {
+                     std::rethrow_exception(failure);
+                   } catch (const std::exception& e) {
+                     outcome.emplace(Status::IoError(e.what()));
+                   } catch (...) {
+                     outcome.emplace(Status::IoError("the exchange failed"));
+                   }
+                 });
+  if (left.count() > 0) io.run_for(left);
   if (!outcome.has_value()) return Status::IoError("no answer within the deadline");
   return *outcome;
 }

@@ -365,11 +365,11 @@ void MerchantApi::RefundForReversal(const std::string& mchid, const PaymentView&
   const auto refunded = [this, mchid, order = paid.order_no](const CommandAnswer&) {
     return Signed(200, json{{"mchid", mchid}, {"out_trade_no", order}, {"trade_state", "REFUND"}}.dump());
   };
-  if (refusal.reason == "ALREADY_REFUNDED") {  // by this reversal before, or by the merchant's own refunds
-    Result<std::optional<RefundView>> earlier = ledger_.Refund(mchid, refund_no);
-    if (!earlier.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
-    return respond(earlier->has_value() ? refunded(refusal) : Rejection(refusal));
-  }
+  // Made by this reversal asked before (whatever the reverse command answers now)?
+  Result<std::optional<RefundView>> earlier = ledger_.Refund(mchid, refund_no);
+  if (!earlier.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (earlier->has_value()) return respond(refunded(refusal));
+  if (refusal.reason == "ALREADY_REFUNDED") return respond(Rejection(refusal));  // the merchant's own refunds
   constexpr int64_t kNsPerSecond = 1'000'000'000;
   if (options_.clock_s() - paid.paid_at_ns / kNsPerSecond > options_.reversal_window_s)
     return respond(Error(400, "REVERSE_EXPIRE", "the payment is past the reversal window; refund it"));
@@ -570,6 +570,11 @@ void MerchantApi::CreateWaitingOrder(const Call& call, const OrderReference& kin
   if (std::optional<HttpResponse> refused = ReadOrderRequest(call, order))
     return respond(std::move(*refused));
   int64_t expires_at_ns = (options_.clock_s() + options_.order_expiry_default_s) * 1'000'000'000;
+  // The same request again must be the same command: an order made before keeps the default expiry its
+  // first request got (a clock second later would make it another command, DUPLICATE_COMMAND_MISMATCH).
+  Result<std::optional<OrderView>> earlier = ledger_.Order(call.mchid, order.order_no);
+  if (!earlier.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
+  if (earlier->has_value()) expires_at_ns = (*earlier)->expires_at_ns;
   if (order.body.contains("time_expire")) {
     const Result<int64_t> parsed = order.body["time_expire"].is_string()
                                        ? ParseIso8601(order.body["time_expire"].get<std::string>())

@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "api_common.h"
 #include "base64.h"
@@ -41,9 +43,12 @@ constexpr size_t kGcmTagBytes = 16;
 
 const char* KindName(Notice::Kind kind) { return kind == Notice::Kind::kRefund ? "refund" : "transaction"; }
 
-// The notification's id: the same for every attempt and every gateway (a UUID's shape, from the event).
-std::string NotificationId(uint64_t sequence) {
-  const std::string hex = ToHex(Sha256Of("ledger notification " + std::to_string(sequence))).substr(0, 32);
+// The notification's id: the same for every attempt and every gateway of this platform key (a UUID's shape,
+// from the event and the key, so that another ledger's notification of the same sequence has another id).
+std::string NotificationId(std::string_view platform_key_id, uint64_t sequence) {
+  const std::string hex =
+      ToHex(Sha256Of("ledger notification " + std::string(platform_key_id) + " " + std::to_string(sequence)))
+          .substr(0, 32);
   return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
          hex.substr(20, 12);
 }
@@ -128,6 +133,11 @@ Notifier::~Notifier() { Stop(); }
 Result<std::unique_ptr<Notifier>> Notifier::Open(NotifierOptions options, const LedgerPort& ledger) {
   std::unique_ptr<Notifier> notifier(new Notifier(std::move(options), ledger));
   LEDGER_RETURN_IF_ERROR(notifier->Load());
+  // A state ahead of the ledger would skip the notices of events it never read: refuse to start.
+  Result<NoticeBatch> ahead = ledger.NoticesAfter(notifier->through_, 1);
+  if (ahead.status().code() == StatusCode::kCorruption)
+    return Status::Corruption(notifier->state_path_ + ": " + ahead.status().message());
+  if (!ahead.ok()) return ahead.status();
   return notifier;
 }
 
@@ -144,10 +154,16 @@ Status Notifier::Load() {
       !state["deliveries"].is_array())
     return corrupt("not a notifier state of version 1");
   through_ = state["through"].get<uint64_t>();
+  std::set<std::pair<uint64_t, std::string>> seen;  // (sequence, refund number): one delivery per notice
   for (const json& entry : state["deliveries"]) {
     std::optional<Delivery> delivery = DeliveryFrom(entry);
-    if (!delivery || delivery->sequence > through_)
-      return corrupt("delivery " + std::to_string(deliveries_.size() + 1) + " is malformed");
+    const bool valid = delivery && delivery->sequence > 0 && delivery->sequence <= through_ &&
+                       seen.emplace(delivery->sequence, delivery->refund_no).second &&
+                       ParseHttpsUrl(delivery->url).ok();
+    if (!valid) return corrupt("delivery " + std::to_string(deliveries_.size() + 1) + " is malformed");
+    // A shorter schedule than the last run's: such a delivery has its last attempt left.
+    delivery->attempts =
+        std::min<int64_t>(delivery->attempts, static_cast<int64_t>(options_.retry_seconds.size()));
     deliveries_.push_back(std::move(*delivery));
   }
   return Status::Ok();
@@ -187,7 +203,7 @@ Result<std::string> Notifier::Body(const Delivery& delivery, int64_t now_s) cons
   if (!ciphertext.ok()) return ciphertext.status();
   const bool refund = delivery.kind == Notice::Kind::kRefund;
   const json body = {
-      {"id", NotificationId(delivery.sequence)},
+      {"id", NotificationId(options_.platform_key_id, delivery.sequence)},
       {"create_time", WeChatTime(now_s * 1'000'000'000, options_.timezone_offset_minutes)},
       {"resource_type", "encrypt-resource"},
       {"event_type", refund ? "REFUND.SUCCESS" : "TRANSACTION.SUCCESS"},
@@ -203,7 +219,7 @@ Result<std::string> Notifier::Body(const Delivery& delivery, int64_t now_s) cons
 }
 
 bool Notifier::Deliver(const Delivery& delivery, int64_t now_s) const {
-  const std::string id = NotificationId(delivery.sequence);
+  const std::string id = NotificationId(options_.platform_key_id, delivery.sequence);
   Result<std::string> body = Body(delivery, now_s);
   if (!body.ok()) {
     spdlog::warn("notifier: notification {} to merchant {} cannot be made yet: {}", id, delivery.merchant,
@@ -226,31 +242,52 @@ bool Notifier::Deliver(const Delivery& delivery, int64_t now_s) const {
   return false;
 }
 
+Status Notifier::ReadNotices(int64_t now_s) {
+  const size_t waiting = pending();
+  if (waiting >= options_.pending_max) return Status::Ok();
+  Result<NoticeBatch> batch =
+      ledger_.NoticesAfter(through(), std::min(options_.events_per_pass, options_.pending_max - waiting));
+  if (!batch.ok()) return batch.status();
+  std::lock_guard lock(mutex_);
+  std::map<std::string, size_t, std::less<>> per_merchant;
+  for (const Delivery& delivery : deliveries_) per_merchant[delivery.merchant] += 1;
+  for (Notice& notice : batch->notices) {
+    // One merchant's deliveries that no one takes must not crowd out the others': beyond its share the
+    // notice is given up at once, said in the log (the merchant's query still answers).
+    if (per_merchant[notice.merchant]++ >= options_.pending_per_merchant) {
+      spdlog::warn("notifier: notification {} to merchant {} given up: {} of its notifications wait already",
+                   NotificationId(options_.platform_key_id, notice.sequence), notice.merchant,
+                   options_.pending_per_merchant);
+      continue;
+    }
+    deliveries_.push_back(Delivery{notice.sequence, notice.kind, std::move(notice.merchant),
+                                   std::move(notice.order_no), std::move(notice.refund_no),
+                                   std::move(notice.notify_url), 0, now_s});
+  }
+  through_ = batch->through;
+  return Status::Ok();
+}
+
+std::vector<size_t> Notifier::DueDeliveries(int64_t now_s) const {
+  std::lock_guard lock(mutex_);
+  std::vector<size_t> due;
+  std::map<std::string_view, size_t, std::less<>> per_merchant;
+  for (size_t i = 0; i < deliveries_.size() && due.size() < options_.deliveries_per_pass; ++i) {
+    const Delivery& delivery = deliveries_[i];
+    // A few per merchant per pass, so that one merchant's silent server cannot hold every slot.
+    if (delivery.due_s <= now_s &&
+        per_merchant[delivery.merchant]++ < options_.attempts_per_merchant_per_pass)
+      due.push_back(i);
+  }
+  return due;
+}
+
 Status Notifier::RunOnce() {
   const int64_t now_s = options_.clock_s();
   const uint64_t through_before = through();
-  // New notices, while there is room for them.
-  const size_t waiting = pending();
-  if (waiting < options_.pending_max) {
-    Result<NoticeBatch> batch =
-        ledger_.NoticesAfter(through(), std::min(options_.events_per_pass, options_.pending_max - waiting));
-    if (!batch.ok()) return batch.status();
-    std::lock_guard lock(mutex_);
-    for (Notice& notice : batch->notices) {
-      deliveries_.push_back(Delivery{notice.sequence, notice.kind, std::move(notice.merchant),
-                                     std::move(notice.order_no), std::move(notice.refund_no),
-                                     std::move(notice.notify_url), 0, now_s});
-    }
-    through_ = batch->through;
-  }
+  LEDGER_RETURN_IF_ERROR(ReadNotices(now_s));
   // The due deliveries, a few at a time in parallel (each bounded by its deadline).
-  std::vector<size_t> due;
-  {
-    std::lock_guard lock(mutex_);
-    for (size_t i = 0; i < deliveries_.size() && due.size() < options_.deliveries_per_pass; ++i) {
-      if (deliveries_[i].due_s <= now_s) due.push_back(i);
-    }
-  }
+  const std::vector<size_t> due = DueDeliveries(now_s);
   std::vector<char> done(due.size(), 0);
   size_t tried = 0;  // due[0, tried) were attempted; a stop leaves the rest as they were
   for (size_t start = 0; start < due.size() && !stop_requested_.load();
@@ -276,7 +313,8 @@ Status Notifier::RunOnce() {
           !done[k] && static_cast<size_t>(delivery.attempts) > options_.retry_seconds.size();
       if (given_up) {
         spdlog::warn("notifier: notification {} to merchant {} given up after {} attempts",
-                     NotificationId(delivery.sequence), delivery.merchant, delivery.attempts);
+                     NotificationId(options_.platform_key_id, delivery.sequence), delivery.merchant,
+                     delivery.attempts);
       }
       if (done[k] || given_up) {
         remove[due[k]] = 1;

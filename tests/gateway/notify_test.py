@@ -246,6 +246,30 @@ class NotificationTest(unittest.TestCase):
             path = self.server.received.get()[0]
             self.assertIn(path, ("/notify/P2", "/notify/P5"), "a notification nobody asked for")
 
+    def test_99z_a_damaged_state_or_one_ahead_of_the_ledger_is_refused(self):
+        state_path = os.path.join(self.data, "gateway", "notifier.json")
+        with open(state_path) as f:
+            good = f.read()
+        ahead = json.loads(good)
+        ahead["through"] += 1_000  # as if the store were restored from an older backup
+        no_url = json.loads(good)
+        no_url["deliveries"] = [{"sequence": 1, "kind": "transaction", "merchant": "M1", "order_no": "P1",
+                                 "refund_no": "", "attempts": 0, "due_s": 0}]
+        damaged = {"ahead of the ledger": json.dumps(ahead), "not JSON": good[:-5],
+                   "a delivery without its url": json.dumps(no_url)}
+        try:
+            for what, text in damaged.items():
+                with open(state_path, "w") as f:
+                    f.write(text)
+                done = subprocess.run([sdk.LEDGER, "gateway", "--data", self.data, "--listen", "127.0.0.1:0"],
+                                      capture_output=True, text=True, timeout=60)
+                self.assertEqual(done.returncode, 1, f"{what}: {done.stdout} {done.stderr}")
+                self.assertIn("notifier.json", done.stderr, what)
+                self.assertNotIn("gateway=", done.stdout, what)
+        finally:
+            with open(state_path, "w") as f:
+                f.write(good)
+
 
 if __name__ == "__main__":
     sdk.main(__doc__)

@@ -127,7 +127,8 @@ class LedgerPort {
   // InvalidArgument (a number the format cannot hold).
   virtual Result<std::string> TradeBill(std::string_view merchant, int date) const = 0;
   // The notices among the durable events after sequence `after`, reading at most `events_max` events.
-  // Errors: as the reads.
+  // Errors: as the reads; Corruption when `after` is beyond the last durable event (whoever read that far
+  // read another history: a store restored from a backup, or another ledger's).
   virtual Result<NoticeBatch> NoticesAfter(uint64_t after, size_t events_max) const = 0;
   // Sends one command line (README: command format). `done` runs once with its answer when it is durable,
   // or an error: Aborted when the port's bounded queue is full or the port stopped, IoError when the commit

@@ -45,13 +45,17 @@ struct NotifierOptions {
   size_t events_per_pass = 4'096;
   size_t deliveries_per_pass = 64;
   size_t parallel_deliveries = 8;
+  // One merchant's share: deliveries waiting (beyond it a new notice of that merchant is given up, logged),
+  // and attempts per pass (so a merchant whose server never answers holds at most these slots).
+  size_t pending_per_merchant = 100;
+  size_t attempts_per_merchant_per_pass = 2;
   std::function<int64_t()> clock_s = {};  // seconds since the epoch; the system clock when empty
 };
 
 class Notifier {
  public:
-  // Reads the state file (none: from the first event). Errors: Corruption naming the file and what is wrong,
-  // IoError.
+  // Reads the state file (none: from the first event). Errors: Corruption naming the file and what is wrong
+  // (also a state that read further than the ledger holds), IoError.
   static Result<std::unique_ptr<Notifier>> Open(NotifierOptions options, const LedgerPort& ledger);
   ~Notifier();  // Stop()
 
@@ -70,6 +74,10 @@ class Notifier {
  private:
   Notifier(NotifierOptions options, const LedgerPort& ledger);
   Status Load();
+  // Adds the notices of the events after through_ (while fewer than pending_max wait) and moves through_.
+  Status ReadNotices(int64_t now_s);
+  // Indexes into deliveries_ of this pass's attempts: due, at most deliveries_per_pass, fairly shared.
+  std::vector<size_t> DueDeliveries(int64_t now_s) const;
   Status Save() const;
   // The notification's body for a delivery (its resource encrypted); the error when it cannot be made yet.
   Result<std::string> Body(const Delivery& delivery, int64_t now_s) const;
