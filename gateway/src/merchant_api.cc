@@ -1,7 +1,6 @@
 #include "gateway/merchant_api.h"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
