@@ -83,6 +83,15 @@ Status PublishCommitted(Ledger& ledger, const LedgerOptions& options, uint64_t t
   return (*publisher)->PublishThrough(through, kafka::kPublishDeadlineMs);
 }
 
+Result<CommandResult> SubmitOne(Ledger& ledger, const std::string& line) {
+  Result<ParsedCommand> parsed = ParseCommandJson(line);
+  if (!parsed.ok()) return parsed.status();
+  CommandResult result = ledger.Stage(*parsed);
+  const Status committed = ledger.CommitGroup();
+  if (!committed.ok()) return committed;
+  return result;
+}
+
 Result<TrustAnchor> LoadTrustAnchor(const std::string& pubkey, const std::string& data_dir) {
   TrustAnchor anchor;
   anchor.path = pubkey;

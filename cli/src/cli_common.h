@@ -75,4 +75,8 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options);
 // Corruption.
 Status PublishCommitted(Ledger& ledger, const LedgerOptions& options, uint64_t through);
 
+// Stages one command line and commits it (the operator's tools that write to a stopped shard's store); its
+// result. Errors: InvalidArgument (not a command), the commit's.
+Result<CommandResult> SubmitOne(Ledger& ledger, const std::string& line);
+
 }  // namespace ledger::cli

@@ -83,16 +83,6 @@ Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) 
   return std::make_pair(listen.substr(0, colon), static_cast<uint16_t>(port));
 }
 
-// Stages one command and commits it; its result. Errors: the commit's.
-Result<CommandResult> SubmitOne(Ledger& ledger, const std::string& line) {
-  Result<ParsedCommand> parsed = ParseCommandJson(line);
-  if (!parsed.ok()) return parsed.status();
-  CommandResult result = ledger.Stage(*parsed);
-  const Status committed = ledger.CommitGroup();
-  if (!committed.ok()) return committed;
-  return result;
-}
-
 struct GatewayArgs {
   WriteOptions write;
   std::string listen = "127.0.0.1:8443";

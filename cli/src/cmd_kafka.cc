@@ -141,6 +141,9 @@ Runner AddServe(CLI::App& app) {
   app.add_flag("--allow-unsigned-legs", service.allow_unsigned_legs,
                "several shards without [audit] keys: legs unsigned and unverified (any writer of ledger.legs "
                "can forge them)");
+  app.add_flag("--allow-unsigned-commands", service.allow_unsigned_commands,
+               "apply records of ledger.commands that carry no producer signature (any writer of "
+               "ledger.commands can then move money: test set-ups only); signed records are still checked");
   app.add_flag("--reread-legs", service.reread_legs,
                "read ledger.legs from its first record (legs applied before are skipped): after a leg was "
                "passed for a key another shard did not share");

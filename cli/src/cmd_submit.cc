@@ -23,9 +23,11 @@ namespace {
 // Bounds the input held in memory at once.
 constexpr size_t kSubmitLinesMax = 10'000'000;
 
-// Sends commands through ledger.commands and prints each result as it arrives on ledger.results.
+// Sends commands through ledger.commands, each signed with `producer_key` when there is one, and prints each
+// result as it arrives on ledger.results.
 int SubmitThroughKafka(const std::string& brokers, uint32_t shards, int64_t timeout_ms,
-                       const std::vector<ParsedCommand>& commands, const std::vector<std::string>& lines) {
+                       const Signer* producer_key, const std::vector<ParsedCommand>& commands,
+                       const std::vector<std::string>& lines) {
   std::vector<std::unique_ptr<kafka::PartitionReader>> readers;
   for (uint32_t shard = 0; shard < shards; ++shard) {
     // Results start at the current end: only answers to what we are about to send matter.
@@ -46,8 +48,12 @@ int SubmitThroughKafka(const std::string& brokers, uint32_t shards, int64_t time
   std::map<std::string, int64_t> waiting;
   size_t outstanding = 0;
   for (size_t i = 0; i < commands.size(); ++i) {
+    const auto headers = producer_key != nullptr
+                             ? kafka::CommandSignatureHeaders(*producer_key, commands[i].fingerprint)
+                             : std::vector<std::pair<std::string, std::string>>();
     for (uint32_t shard : ShardsFor(commands[i], shards)) {
-      const Status sent = (*sender)->Send(kafka::kCommandsTopic, shard, commands[i].command_id, lines[i]);
+      const Status sent =
+          (*sender)->Send(kafka::kCommandsTopic, shard, commands[i].command_id, lines[i], headers);
       if (!sent.ok()) return Fail(kExitFailure, sent.ToString());
       waiting[commands[i].command_id] += 1;
       outstanding += 1;
@@ -125,8 +131,11 @@ Runner AddSubmit(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--timeout-ms", *timeout_ms, "with --brokers: how long to wait for all results")
       ->capture_default_str();
+  auto producer_key = std::make_shared<std::string>();
+  app.add_option("--producer-key", *producer_key,
+                 "with --brokers: sign each command with this producer's private key (ledger producer-key)");
   app.add_option("input", *input, "FILE, or - for standard input")->required();
-  return [options, input, brokers, shards, timeout_ms]() {
+  return [options, input, brokers, shards, timeout_ms, producer_key]() {
     Result<LedgerOptions> ledger_options = MakeLedgerOptions(*options);
     if (!ledger_options.ok()) return Fail(kExitBadInput, ledger_options.status().message());
     Result<std::vector<ParsedCommand>> commands = Status::Internal("unread");
@@ -140,8 +149,18 @@ Runner AddSubmit(CLI::App& app) {
     }
     if (!commands.ok())
       return Fail(ExitCodeFor(commands.status()), *input + ": " + commands.status().message());
-    if (!brokers->empty())
-      return SubmitThroughKafka(*brokers, std::max<uint32_t>(1, *shards), *timeout_ms, *commands, lines);
+    std::unique_ptr<Signer> signer;
+    if (!producer_key->empty()) {
+      if (brokers->empty())
+        return Fail(kExitBadInput, "--producer-key signs what --brokers sends: give both");
+      Result<std::unique_ptr<Signer>> loaded = Signer::FromPemFile(*producer_key);
+      if (!loaded.ok()) return Fail(kExitBadInput, "--producer-key: " + loaded.status().message());
+      signer = std::move(loaded).value();
+    }
+    if (!brokers->empty()) {
+      return SubmitThroughKafka(*brokers, std::max<uint32_t>(1, *shards), *timeout_ms, signer.get(),
+                                *commands, lines);
+    }
     Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(*ledger_options);
     if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
     // With a broker in the data folder's config, a result is printed only after Kafka acknowledged its

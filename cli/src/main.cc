@@ -85,6 +85,10 @@ int main(int argc, char** argv) {
       "public "
       "key recorded in the ledger; or --revoke SERIAL",
       ledger::cli::AddMerchantKeys);
+  add("producer-key",
+      "register a producer's command-signing key (serve applies ledger.commands records only when a "
+      "registered key signed them): a new key pair in --out, or --public-key FILE; or --revoke KEY_ID",
+      ledger::cli::AddProducerKeyCommand);
   add("project", "downstream projection runner: folds ledger.events into views in its own store",
       ledger::cli::AddProject);
   try {

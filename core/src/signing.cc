@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +21,18 @@
 
 namespace ledger {
 namespace {
+
+// Whether an Ed25519 public key's 32 bytes encode y below the field prime p = 2^255 - 19 (RFC 8032 5.1.3):
+// another encoding of a point is refused, so that one key has one id.
+bool HasCanonicalEncoding(EVP_PKEY* key) {
+  std::array<uint8_t, 32> raw{};
+  size_t length = raw.size();
+  if (EVP_PKEY_get_raw_public_key(key, raw.data(), &length) != 1 || length != raw.size()) return false;
+  // y >= p only when bytes 1..30 are all 0xff, byte 31 without the sign bit is 0x7f and byte 0 >= 0xed.
+  const bool high_all_ones = (raw[31] & 0x7f) == 0x7f && std::all_of(raw.begin() + 1, raw.begin() + 31,
+                                                                     [](uint8_t b) { return b == 0xff; });
+  return !(high_all_ones && raw[0] >= 0xed);
+}
 
 Digest PublicKeyId(EVP_PKEY* key) {
   unsigned char* der = nullptr;
@@ -34,8 +48,6 @@ void PutBigEndian(std::string& out, uint64_t value, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
 }
 
-constexpr char kPrivateKeyName[] = "ledger-signing.key";
-constexpr char kPublicKeyName[] = "ledger-signing.pub";
 // The folder and the private key are their owner's only; the public key is meant to be handed out.
 constexpr mode_t kKeyFolderMode = 0700;
 constexpr mode_t kPrivateKeyMode = 0600;
@@ -131,25 +143,27 @@ Status WritePem(const UniqueFd& file, const std::string& path, const std::functi
   return Status::Ok();
 }
 
-// Creates both key files before writing either, so a pair is written whole or not at all.
-Status WriteKeyPair(int folder, const std::string& dir, EVP_PKEY* key) {
-  Result<UniqueFd> private_file = CreateKeyFile(folder, dir, kPrivateKeyName, kPrivateKeyMode);
+// Creates both key files (`base`.key, `base`.pub) before writing either, so a pair is written whole or not
+// at all.
+Status WriteKeyPair(int folder, const std::string& dir, const std::string& base, EVP_PKEY* key) {
+  const std::string private_name = base + ".key", public_name = base + ".pub";
+  Result<UniqueFd> private_file = CreateKeyFile(folder, dir, private_name.c_str(), kPrivateKeyMode);
   if (!private_file.ok()) return private_file.status();
-  Result<UniqueFd> public_file = CreateKeyFile(folder, dir, kPublicKeyName, kPublicKeyMode);
+  Result<UniqueFd> public_file = CreateKeyFile(folder, dir, public_name.c_str(), kPublicKeyMode);
   if (!public_file.ok()) {
-    ::unlinkat(folder, kPrivateKeyName, 0);
+    ::unlinkat(folder, private_name.c_str(), 0);
     return public_file.status();
   }
-  Status status = WritePem(*private_file, dir + "/" + kPrivateKeyName, [key](BIO* bio) {
+  Status status = WritePem(*private_file, dir + "/" + private_name, [key](BIO* bio) {
     return PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
   });
   if (status.ok()) {
-    status = WritePem(*public_file, dir + "/" + kPublicKeyName,
+    status = WritePem(*public_file, dir + "/" + public_name,
                       [key](BIO* bio) { return PEM_write_bio_PUBKEY(bio, key); });
   }
   if (!status.ok()) {
-    ::unlinkat(folder, kPrivateKeyName, 0);
-    ::unlinkat(folder, kPublicKeyName, 0);
+    ::unlinkat(folder, private_name.c_str(), 0);
+    ::unlinkat(folder, public_name.c_str(), 0);
   }
   return status;
 }
@@ -191,14 +205,51 @@ Result<std::unique_ptr<SignatureVerifier>> SignatureVerifier::FromPemFile(const 
   if (file == nullptr) return Status::InvalidArgument("cannot read public key " + path);
   EVP_PKEY* key = PEM_read_PUBKEY(file, nullptr, nullptr, nullptr);
   std::fclose(file);
+  return FromKey(key, path);
+}
+
+Result<std::unique_ptr<SignatureVerifier>> SignatureVerifier::FromPem(std::string_view pem) {
+  if (pem.size() > kPublicKeyPemMax)
+    return Status::InvalidArgument("the public key is longer than a PEM key");
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return Status::Internal("OpenSSL could not allocate a buffer");
+  EVP_PKEY* key = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  return FromKey(key, "the public key");
+}
+
+Result<std::unique_ptr<SignatureVerifier>> SignatureVerifier::FromKey(void* opaque, const std::string& what) {
+  EVP_PKEY* key = static_cast<EVP_PKEY*>(opaque);
   if (key == nullptr || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
     EVP_PKEY_free(key);
-    return Status::InvalidArgument(path + " is not an Ed25519 public key (PEM)");
+    return Status::InvalidArgument(what + " is not an Ed25519 public key (PEM)");
   }
   std::unique_ptr<SignatureVerifier> verifier(new SignatureVerifier());
   verifier->key_ = key;
   verifier->public_key_id_ = PublicKeyId(key);
+  if (!HasCanonicalEncoding(key) || verifier->AcceptsTheIdentitySignature()) {
+    return Status::InvalidArgument(what +
+                                   " is a weak Ed25519 public key (small order or not canonically encoded): "
+                                   "anyone could forge its signatures");
+  }
   return verifier;
+}
+
+// A small-order public key A (one of the 8 torsion points, however encoded) has no private key, and anyone
+// can forge its signatures: verification checks [S]B = R + [k]A with k = H(R, A, message), and for
+// R = identity, S = 0 that holds whenever [k]A is the identity, which for a point of order 8 or less happens
+// for one message in 8 or more. For a key with a prime-order part it never happens (k would have to be a
+// multiple of the group order). So the key is tried with that signature over fixed messages: a small-order
+// key fails to be caught only with probability (7/8)^kProbes, about 5e-10, and the answer depends on the key
+// alone, so every shard and every replay decides alike.
+bool SignatureVerifier::AcceptsTheIdentitySignature() const {
+  constexpr int kProbes = 160;
+  std::array<uint8_t, 64> identity_signature{};
+  identity_signature[0] = 1;  // R: the identity point (y = 1, x = 0); S = 0
+  for (int probe = 0; probe < kProbes; ++probe) {
+    if (Verify("ledger-small-order-probe-" + std::to_string(probe), identity_signature)) return true;
+  }
+  return false;
 }
 
 SignatureVerifier::~SignatureVerifier() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
@@ -214,13 +265,14 @@ bool SignatureVerifier::Verify(std::string_view message, std::span<const uint8_t
   return verified == 1;
 }
 
-Status GenerateKeyPair(const std::string& dir_arg) {
+Status GenerateKeyPair(const std::string& dir_arg, const std::string& base) {
+  LEDGER_ASSERT(!base.empty() && base.find('/') == std::string::npos);
   const std::string dir = WithoutTrailingSlashes(dir_arg);
   Result<UniqueFd> folder = OpenKeyFolder(dir);
   if (!folder.ok()) return folder.status();
   EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   if (key == nullptr) return Status::Internal("OpenSSL could not generate an Ed25519 key");
-  const Status status = WriteKeyPair(folder->get(), dir, key);
+  const Status status = WriteKeyPair(folder->get(), dir, base, key);
   EVP_PKEY_free(key);
   return status;
 }
@@ -229,6 +281,13 @@ std::string LegMessage(std::string_view record) {
   static constexpr std::string_view kTag("ledger-leg-v1\0", 14);  // never a checkpoint message's prefix
   std::string message(kTag);
   message.append(record);
+  return message;
+}
+
+std::string CommandMessage(const Digest& fingerprint) {
+  static constexpr std::string_view kTag("ledger-command-v1\0", 18);  // no other message's prefix
+  std::string message(kTag);
+  message.append(reinterpret_cast<const char*>(fingerprint.data()), fingerprint.size());
   return message;
 }
 

@@ -170,6 +170,10 @@ std::string EventKey(const fb::EventBody& body) {
       return str(body.payload_as_MerchantKeyAdded()->merchant());
     case fb::Payload::MerchantKeyRevoked:
       return str(body.payload_as_MerchantKeyRevoked()->merchant());
+    case fb::Payload::ProducerKeyAdded:
+      return str(body.payload_as_ProducerKeyAdded()->producer());
+    case fb::Payload::ProducerKeyRevoked:
+      return str(body.payload_as_ProducerKeyRevoked()->producer());
     default:
       return std::string();
   }

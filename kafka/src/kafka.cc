@@ -98,10 +98,11 @@ std::string PrintableHeader(const rd_kafka_message_t* message, const char* name,
   return text;
 }
 
-// The ledger.leg-tag header's bytes, when it holds at most 128 (a tag is 32).
-std::string LegTagHeader(const rd_kafka_message_t* message) {
-  const std::optional<std::string_view> tag = LastHeader(message, kLegTagHeader);
-  return tag && tag->size() <= 128 ? std::string(*tag) : std::string();
+// A header's bytes, when it holds at most 128 (a leg tag is 32, a key id and a signature in hex 64 and 128);
+// else none.
+std::string BytesHeader(const rd_kafka_message_t* message, const char* name) {
+  const std::optional<std::string_view> bytes = LastHeader(message, name);
+  return bytes && bytes->size() <= 128 ? std::string(*bytes) : std::string();
 }
 
 std::optional<uint64_t> SequenceHeader(const rd_kafka_message_t* message) {
@@ -126,7 +127,14 @@ Record ToRecord(const rd_kafka_message_t* message) {
   record.sequence = SequenceHeader(message);
   record.owner = PrintableHeader(message, kOwnerHeader, 256);
   record.key_id = PrintableHeader(message, kKeyHeader, 64);
-  record.leg_tag = LegTagHeader(message);
+  record.leg_tag = BytesHeader(message, kLegTagHeader);
+  // Kept as they came, cut to 256 bytes (a cut one checks as no key and no signature would): present is
+  // present, however long or empty, so that it is checked and never taken for an unsigned record.
+  const std::optional<std::string_view> key_id = LastHeader(message, kProducerKeyHeader);
+  const std::optional<std::string_view> signature = LastHeader(message, kProducerSignatureHeader);
+  record.producer_headers = key_id.has_value() || signature.has_value();
+  record.producer_key_id = std::string(key_id.value_or("").substr(0, 256));
+  record.producer_signature = std::string(signature.value_or("").substr(0, 256));
   return record;
 }
 
@@ -356,6 +364,14 @@ struct RecordSender::Impl {
     if (producer != nullptr) rd_kafka_destroy(producer);
   }
 };
+
+std::vector<std::pair<std::string, std::string>> CommandSignatureHeaders(const Signer& producer_key,
+                                                                         const Digest& fingerprint) {
+  const std::string signature = producer_key.Sign(CommandMessage(fingerprint));
+  return {{kProducerKeyHeader, ToHex(producer_key.public_key_id())},
+          {kProducerSignatureHeader,
+           ToHex({reinterpret_cast<const uint8_t*>(signature.data()), signature.size()})}};
+}
 
 Result<std::unique_ptr<RecordSender>> RecordSender::Open(const std::string& brokers) {
   ConfPtr conf = BaseConf(brokers);

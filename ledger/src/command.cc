@@ -131,6 +131,9 @@ const TypeSpec kTypes[] = {
     {"add_merchant_key",
      {{"merchant", Kind::kString}, {"serial_no", Kind::kString}, {"public_key_pem", Kind::kString}}},
     {"revoke_merchant_key", {{"merchant", Kind::kString}, {"serial_no", Kind::kString}}},
+    {"add_producer_key",
+     {{"producer", Kind::kString}, {"role", Kind::kString}, {"public_key_pem", Kind::kString}}},
+    {"revoke_producer_key", {{"producer", Kind::kString}, {"key_id", Kind::kString}}},
     {"create_order",
      {{"merchant", Kind::kString},
       {"merchant_order_no", Kind::kString},
@@ -913,6 +916,30 @@ void ParseRevokeMerchantKey(Fields& fields, fb::CommandT& command) {
   command.body.Set(std::move(body));
 }
 
+void ParseAddProducerKey(Fields& fields, fb::CommandT& command) {
+  fb::AddProducerKeyT body;
+  body.producer = fields.Id("producer");
+  const std::string role = fields.Text("role", true);
+  if (const std::optional<fb::ProducerRole> named = ProducerRoleNamed(role)) {
+    body.role = *named;
+  } else if (!fields.failed()) {
+    fields.Fail("field 'role' must be gateway or operator, not '" + Printable(role) + "'");
+  }
+  body.public_key_pem = fields.PublicKeyPem("public_key_pem");
+  command.body.Set(std::move(body));
+}
+
+// A producer key's id: 64 lower-case hex digits (SHA-256 of the key's DER, as ProducerKeyAdded records it).
+void ParseRevokeProducerKey(Fields& fields, fb::CommandT& command) {
+  fb::RevokeProducerKeyT body;
+  body.producer = fields.Id("producer");
+  body.key_id = fields.Id("key_id");
+  if (!body.key_id.empty() &&
+      (body.key_id.size() != 64 || body.key_id.find_first_not_of("0123456789abcdef") != std::string::npos))
+    fields.Fail("field 'key_id' must be 64 lower-case hex digits");
+  command.body.Set(std::move(body));
+}
+
 // Only the channels whose orders wait for the customer: a merchant-presented code, H5, the bank app's SDK.
 void ParseCreateOrder(Fields& fields, fb::CommandT& command) {
   fb::CreateOrderT body;
@@ -1014,6 +1041,8 @@ const std::pair<std::string_view, BodyParser> kBodyParsers[] = {
     {"transfer", ParseTransfer},
     {"add_merchant_key", ParseAddMerchantKey},
     {"revoke_merchant_key", ParseRevokeMerchantKey},
+    {"add_producer_key", ParseAddProducerKey},
+    {"revoke_producer_key", ParseRevokeProducerKey},
     {"create_order", ParseCreateOrder},
     {"close_order", ParseCloseOrder},
     {"enroll_medium", ParseEnrollMedium},

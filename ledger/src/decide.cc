@@ -3,6 +3,7 @@
 #include "decide.h"
 
 #include "core/money.h"
+#include "core/signing.h"
 #include "core/time.h"
 #include "events/event.h"
 #include "ledger/command.h"
@@ -121,6 +122,44 @@ Decision DecideRevokeMerchantKey(const fb::RevokeMerchantKeyT& command, const De
   fb::MerchantKeyRevokedT revoked;
   revoked.merchant = command.merchant;
   revoked.serial_no = command.serial_no;
+  decision.payloads.emplace_back().Set(std::move(revoked));
+  return decision;
+}
+
+// A producer key is named by its id (the SHA-256 of its DER) for good: never registered twice, not even after
+// its revocation, so that a command once refused as revoked is never applied later.
+Decision DecideAddProducerKey(const fb::AddProducerKeyT& command, const DecideContext& context) {
+  Result<std::unique_ptr<SignatureVerifier>> key = SignatureVerifier::FromPem(command.public_key_pem);
+  if (!key.ok()) return Reject(reason::kMalformedCommand, "public_key_pem: " + key.status().message());
+  const std::string key_id = ToHex((*key)->public_key_id());
+  fb::ProducerKeyRecordT existing;
+  if (LoadRecord(context.state, keys::ProducerKey(key_id), &existing)) {
+    return Reject(reason::kAlreadyExists,
+                  "producer key " + key_id + " is already registered (to " + existing.producer + ")");
+  }
+  Decision decision;
+  fb::ProducerKeyAddedT added;
+  added.producer = command.producer;
+  added.role = command.role;
+  added.key_id = key_id;
+  added.public_key_pem = command.public_key_pem;
+  decision.payloads.emplace_back().Set(std::move(added));
+  return decision;
+}
+
+Decision DecideRevokeProducerKey(const fb::RevokeProducerKeyT& command, const DecideContext& context) {
+  fb::ProducerKeyRecordT key;
+  if (!LoadRecord(context.state, keys::ProducerKey(command.key_id), &key) ||
+      key.producer != command.producer) {
+    return Reject(reason::kUnknownProducerKey,
+                  "producer " + command.producer + " has no key " + command.key_id);
+  }
+  if (key.revoked)
+    return Reject(reason::kProducerKeyRevoked, "producer key " + command.key_id + " is revoked");
+  Decision decision;
+  fb::ProducerKeyRevokedT revoked;
+  revoked.producer = command.producer;
+  revoked.key_id = command.key_id;
   decision.payloads.emplace_back().Set(std::move(revoked));
   return decision;
 }
@@ -1044,6 +1083,10 @@ Decision Decide(const fb::CommandT& command, const DecideContext& context) {
       return DecideAddMerchantKey(*command.body.AsAddMerchantKey(), context);
     case fb::CommandBody::RevokeMerchantKey:
       return DecideRevokeMerchantKey(*command.body.AsRevokeMerchantKey(), context);
+    case fb::CommandBody::AddProducerKey:
+      return DecideAddProducerKey(*command.body.AsAddProducerKey(), context);
+    case fb::CommandBody::RevokeProducerKey:
+      return DecideRevokeProducerKey(*command.body.AsRevokeProducerKey(), context);
     case fb::CommandBody::CreateOrder:
       return DecideCreateOrder(*command.body.AsCreateOrder(), context);
     case fb::CommandBody::CloseOrder:

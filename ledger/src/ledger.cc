@@ -327,8 +327,10 @@ CommandResult Ledger::Stage(const ParsedCommand& parsed) {
                                   "command id " + parsed.command_id + " was used with other content",
                                   {}});
   }
-  if (parsed.malformed)
-    return StageDecision(parsed, times, Decision{reason::kMalformedCommand, *parsed.malformed, {}});
+  if (parsed.malformed) {
+    const char* why = parsed.unauthenticated ? reason::kUnauthenticatedCommand : reason::kMalformedCommand;
+    return StageDecision(parsed, times, Decision{why, *parsed.malformed, {}});
+  }
   if (std::string why = config.shards > 1 ? WhyNotOwned(parsed, config.shard, config.shards) : "";
       !why.empty()) {
     // Produced to the wrong partition: deciding it here would give its customer or order a second owner.

@@ -5,9 +5,11 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "core/signing.h"
 #include "ledger/ledger.h"
 #include "projections/folder.h"
 #include "projections/projector.h"
@@ -47,6 +49,8 @@ struct Ledger::Impl {
   // Where the stored records were last compared with the digests (0: never).
   uint64_t last_proven_sequence = 0;
   std::vector<std::pair<uint64_t, std::string>> events;
+  // Producer keys' verifiers by key id (producers.cc), so a key's PEM is read once, not per command.
+  std::unordered_map<std::string, std::unique_ptr<const SignatureVerifier>> producer_verifiers;
   std::vector<std::pair<std::string, std::string>> meta;
   size_t event_bytes = 0;
   // Folds durable groups into the store's records; outlives in_flight, whose commit thread pushes to it.

@@ -72,8 +72,10 @@ CommandOwner OwnerOf(const ParsedCommand& parsed) {
   if (const auto* transfer = body.AsTransfer())
     return {OwnerKind::kCustomer, CustomerOfAccount(transfer->from_account)};  // the payer decides first
   // Merchants and their keys are known on every shard: any shard decides its orders and checks requests.
+  // So are producers' keys: every shard checks who signed the commands it reads.
   if (body.AsOpenMerchant() != nullptr || body.AsAddMerchantKey() != nullptr ||
-      body.AsRevokeMerchantKey() != nullptr) {
+      body.AsRevokeMerchantKey() != nullptr || body.AsAddProducerKey() != nullptr ||
+      body.AsRevokeProducerKey() != nullptr) {
     return {OwnerKind::kEveryShard, parsed.command_id};
   }
   std::string customer = NamedCustomer(parsed);

@@ -64,6 +64,32 @@ void ApplyMerchantKeyEvent(const fb::EventBody& event, KvWriter& view, FoldError
   }
 }
 
+// directory: a producer's command-signing key (pk/), from its registration and revocation.
+void ApplyProducerKeyEvent(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
+  switch (event.payload_type()) {
+    case fb::Payload::ProducerKeyAdded: {
+      const auto* added = event.payload_as_ProducerKeyAdded();
+      fb::ProducerKeyRecordT key;
+      key.producer = StringOf(added->producer());
+      key.role = added->role();
+      key.public_key_pem = StringOf(added->public_key_pem());
+      SaveRecord(view, keys::ProducerKey(ViewOf(added->key_id())), key);
+      break;
+    }
+    case fb::Payload::ProducerKeyRevoked: {
+      const auto* revoked = event.payload_as_ProducerKeyRevoked();
+      const std::string record_key = keys::ProducerKey(ViewOf(revoked->key_id()));
+      fb::ProducerKeyRecordT key;
+      errors.Require(LoadRecord(view, record_key, &key), "revocation of an unknown producer key");
+      key.revoked = true;
+      SaveRecord(view, record_key, key);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
 // directory: a customer's enrolled medium (cm/), from its enrolment, failed proofs and proofs used.
 void ApplyMediumEvent(const fb::EventBody& event, KvWriter& view, FoldErrors& errors) {
   switch (event.payload_type()) {
@@ -130,14 +156,16 @@ void ApplyPaymentCodeEvent(const fb::EventBody& event, KvWriter& view, FoldError
   SaveRecord(view, record_key, code);
 }
 
-// directory: accounts, customers, merchants and their keys, coupons, customer limit overrides and media.
+// directory: accounts, customers, merchants and their keys, producer keys, coupons, customer limit overrides
+// and media.
 class DirectoryProjector final : public Projector {
  public:
   std::vector<std::string> KeyPrefixes() const override {
     return {std::string(keys::kAccountPrefix),        std::string(keys::kCouponPrefix),
             std::string(keys::kCustomerPrefix),       std::string(keys::kLimitOverridePrefix),
             std::string(keys::kMerchantPrefix),       std::string(keys::kMerchantKeyPrefix),
-            std::string(keys::kCustomerMediumPrefix), std::string(keys::kPaymentCodePrefix)};
+            std::string(keys::kCustomerMediumPrefix), std::string(keys::kPaymentCodePrefix),
+            std::string(keys::kProducerKeyPrefix)};
   }
   std::string_view name() const override { return "directory"; }
   Status Apply(const fb::EventBody& event, KvWriter& view) const override {
@@ -167,6 +195,10 @@ class DirectoryProjector final : public Projector {
       case fb::Payload::MerchantKeyAdded:
       case fb::Payload::MerchantKeyRevoked:
         ApplyMerchantKeyEvent(event, view, errors);
+        break;
+      case fb::Payload::ProducerKeyAdded:
+      case fb::Payload::ProducerKeyRevoked:
+        ApplyProducerKeyEvent(event, view, errors);
         break;
       case fb::Payload::MediumEnrolled:
       case fb::Payload::MediumProofFailed:

@@ -131,10 +131,26 @@ Result<std::string> ConnectKafka(const std::string& configured, uint32_t shards,
   return configured;
 }
 
-// The command a record holds, or a stand-in that records it as MALFORMED_COMMAND under an id naming its place
-// in the topic. The parser must never throw, but one record must never stop a shard either: anything it
-// throws is reported like any other unparsable line.
-ParsedCommand CommandOfRecord(const kafka::Record& record) {
+// A stand-in for a record that is refused as a whole: recorded as rejected (MALFORMED_COMMAND, or
+// UNAUTHENTICATED_COMMAND when `unauthenticated`) under an id naming its place in the topic, so that the
+// command id the record names stays free for the genuine command.
+ParsedCommand StandInFor(const kafka::Record& record, const std::string& why, bool unauthenticated) {
+  ParsedCommand bad;
+  bad.command_id = "kafka:" + std::to_string(record.partition) + ":" + std::to_string(record.offset);
+  bad.type = unauthenticated ? "unauthenticated" : "unparsable";
+  bad.fingerprint = Sha256Of(record.value);
+  bad.malformed = PrintableText(why, kUnparsableDetailMax);
+  bad.unauthenticated = unauthenticated;
+  bad.command.command_id = bad.command_id;
+  bad.line_bytes = record.value.size();
+  bad.commands_offset = record.offset;
+  spdlog::warn("serve: commands offset {}: {}", record.offset, *bad.malformed);
+  return bad;
+}
+
+// The command a record holds. The parser must never throw, but one record must never stop a shard either:
+// anything it throws is reported like any other unparsable line. Errors: InvalidArgument.
+Result<ParsedCommand> CommandOfRecord(const kafka::Record& record) {
   Result<ParsedCommand> parsed = Status::Internal("not parsed");
   try {
     parsed = ParseCommandJson(record.value);
@@ -143,20 +159,8 @@ ParsedCommand CommandOfRecord(const kafka::Record& record) {
   } catch (...) {
     parsed = Status::InvalidArgument("the command parser failed");
   }
-  if (parsed.ok()) {
-    parsed->commands_offset = record.offset;
-    return std::move(parsed).value();
-  }
-  ParsedCommand bad;
-  bad.command_id = "kafka:" + std::to_string(record.partition) + ":" + std::to_string(record.offset);
-  bad.type = "unparsable";
-  bad.fingerprint = Sha256Of(record.value);
-  bad.malformed = PrintableText(parsed.status().message(), kUnparsableDetailMax);
-  bad.command.command_id = bad.command_id;
-  bad.line_bytes = record.value.size();
-  bad.commands_offset = record.offset;
-  spdlog::warn("serve: commands offset {}: {}", record.offset, *bad.malformed);
-  return bad;
+  if (parsed.ok()) parsed->commands_offset = record.offset;
+  return parsed;
 }
 
 // Refuses a store that serve committed to with another number of shards (a changed count moves customers
@@ -221,6 +225,7 @@ struct ShardService::Impl {
 
   Status Start(ServeStep* step);
   Status OpenLegs();
+  ParsedCommand AuthenticatedCommandOf(const kafka::Record& record);
   // Stages `legs`, then `commands`, as one group.
   Status ApplyRecords(const std::vector<kafka::Record>& legs, const std::vector<kafka::Record>& commands);
   Status StageLegs(const std::vector<kafka::Record>& records);
@@ -265,6 +270,12 @@ Status ShardService::Impl::Start(ServeStep* step) {
   // Catch up: whatever was committed before a crash but not yet published.
   *step = ServeStep::kCatchUp;
   LEDGER_RETURN_IF_ERROR(PublishPatiently(*publisher, ledger->last_sequence(), options));
+  if (options.allow_unsigned_commands) {
+    spdlog::warn(
+        "serve: --allow-unsigned-commands: records of {} without a producer signature are applied "
+        "unchecked",
+        kafka::kCommandsTopic);
+  }
   spdlog::info("serve: shard {} at sequence {}, commands from offset {}, ack={}", options.shard,
                ledger->last_sequence(), commands.offset, ack());
   return Status::Ok();
@@ -364,7 +375,7 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& legs_r
     duplicates->offset_after = last_duplicates->offset_after;
   }
   for (const kafka::Record& record : records) {
-    CommandResult result = ledger->Stage(CommandOfRecord(record));
+    CommandResult result = ledger->Stage(AuthenticatedCommandOf(record));
     if (result.kind == CommandResult::Kind::kDuplicate) {
       if (duplicates->first_offset < 0) duplicates->first_offset = record.offset;
       duplicates->results.push_back(std::move(result));
@@ -399,6 +410,20 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& legs_r
   }));
   if (!duplicates->results.empty()) last_duplicates = std::move(duplicates);
   return ledger->MaybeCheckpoint();
+}
+
+// The command a record holds when its producer may send it (Ledger::WhyNotFromAProducer), else a stand-in
+// refusing it: MALFORMED_COMMAND when it is no command, UNAUTHENTICATED_COMMAND when no producer may send it.
+// A record with neither producer header passes unchecked only when the operator allowed unsigned commands.
+ParsedCommand ShardService::Impl::AuthenticatedCommandOf(const kafka::Record& record) {
+  Result<ParsedCommand> parsed = CommandOfRecord(record);
+  if (!parsed.ok()) return StandInFor(record, parsed.status().message(), /*unauthenticated=*/false);
+  if (!record.producer_headers && options.allow_unsigned_commands) return std::move(parsed).value();
+  const std::string why =
+      ledger->WhyNotFromAProducer(*parsed, record.producer_key_id, record.producer_signature);
+  if (why.empty()) return std::move(parsed).value();
+  return StandInFor(record, "command " + PrintableText(parsed->command_id, 128) + ": " + why,
+                    /*unauthenticated=*/true);
 }
 
 void ShardService::Impl::SendDuplicateAnswers(DuplicateAnswers& answers, int64_t deadline_ms) {

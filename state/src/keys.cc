@@ -12,6 +12,7 @@ constinit const std::string_view kAccountPrefix = "a/";
 constinit const std::string_view kCustomerPrefix = "cu/";
 constinit const std::string_view kMerchantPrefix = "m/";
 constinit const std::string_view kMerchantKeyPrefix = "mk/";
+constinit const std::string_view kProducerKeyPrefix = "pk/";
 constinit const std::string_view kCustomerMediumPrefix = "cm/";
 constinit const std::string_view kPaymentCodePrefix = "pc/";
 constinit const std::string_view kCouponPrefix = "c/";
@@ -59,6 +60,7 @@ std::string Account(std::string_view account) { return Join(kAccountPrefix, acco
 std::string Customer(std::string_view customer) { return Join(kCustomerPrefix, customer); }
 std::string Merchant(std::string_view merchant) { return Join(kMerchantPrefix, merchant); }
 std::string MerchantKey(std::string_view serial_no) { return Join(kMerchantKeyPrefix, serial_no); }
+std::string ProducerKey(std::string_view key_id) { return Join(kProducerKeyPrefix, key_id); }
 std::string PaymentCode(std::string_view payment_code) { return Join(kPaymentCodePrefix, payment_code); }
 std::string CustomerMedium(std::string_view customer, fb::Medium medium) {
   return Join(kCustomerMediumPrefix, customer, fb::EnumNameMedium(medium));

@@ -1,8 +1,10 @@
 // Goal: legs between shards are authenticated by a tag only holders of the ledger's private key can make:
-// the tag checks for the record it was made for and nothing else, under that key pair and no other.
+// the tag checks for the record it was made for and nothing else, under that key pair and no other. A public
+// key whose signatures anyone can forge (small order) is refused, however it is encoded.
 #include "core/signing.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <filesystem>
 #include <string>
@@ -43,6 +45,44 @@ TEST(LegAuthenticator, ATagChecksForItsRecordUnderItsKeyOnly) {
   EXPECT_FALSE(receiver.Verify(record, ""));
   // The tag is not the key's signature of the leg: a signature made for another purpose never serves.
   EXPECT_NE(tag, ledger_key->Sign(LegMessage(record)).substr(0, LegAuthenticator::kTagBytes));
+  std::filesystem::remove_all(dir);
+}
+
+// The PEM of the Ed25519 public key whose 32 encoded bytes are `hex` (SubjectPublicKeyInfo: a fixed DER
+// prefix, then the bytes).
+std::string Ed25519Pem(const std::string& hex) {
+  std::string der = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+  for (size_t i = 0; i < hex.size(); i += 2)
+    der.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  std::string base64(4 * ((der.size() + 2) / 3) + 1, '\0');
+  const int length =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(base64.data()),
+                      reinterpret_cast<const unsigned char*>(der.data()), static_cast<int>(der.size()));
+  base64.resize(static_cast<size_t>(length));
+  return "-----BEGIN PUBLIC KEY-----\n" + base64 + "\n-----END PUBLIC KEY-----\n";
+}
+
+TEST(SignatureVerifier, AKeyAnyoneCouldForgeSignaturesForIsRefused) {
+  const std::string zeros(62, '0'), ones(60, 'f');
+  // The identity (order 1), y = p - 1 (order 2), y = 0 (order 4), and y = p + 1: the identity again, in an
+  // encoding that is not canonical.
+  for (const std::string& weak : {"01" + zeros, "ec" + ones + "7f", "00" + zeros, "ee" + ones + "7f"}) {
+    Result<std::unique_ptr<SignatureVerifier>> key = SignatureVerifier::FromPem(Ed25519Pem(weak));
+    ASSERT_FALSE(key.ok()) << weak;
+    EXPECT_NE(key.status().message().find("weak Ed25519 public key"), std::string::npos)
+        << key.status().message();
+  }
+  // A real key pair's public key is taken, and checks its own signatures.
+  const std::string dir = ::testing::TempDir() + "/weak-keys";
+  std::filesystem::remove_all(dir);
+  std::unique_ptr<Signer> signer = NewKey(dir);
+  ASSERT_NE(signer, nullptr);
+  Result<std::unique_ptr<SignatureVerifier>> real =
+      SignatureVerifier::FromPemFile(dir + "/ledger-signing.pub");
+  ASSERT_TRUE(real.ok()) << real.status().ToString();
+  const std::string signature = signer->Sign("message");
+  EXPECT_TRUE(
+      (*real)->Verify("message", {reinterpret_cast<const uint8_t*>(signature.data()), signature.size()}));
   std::filesystem::remove_all(dir);
 }
 

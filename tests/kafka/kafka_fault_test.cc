@@ -632,7 +632,8 @@ class ServeKillScenario {
   std::unique_ptr<Child> StartServe() {
     const std::string tag = dir_.path() + "/serve" + std::to_string(++serve_runs_);
     return std::make_unique<Child>(
-        std::vector<std::string>{"serve", "--data", data_dir_, "--brokers", brokers_, "--clock", "occurred"},
+        std::vector<std::string>{"serve", "--data", data_dir_, "--brokers", brokers_, "--clock", "occurred",
+                                 "--allow-unsigned-commands"},
         tag + ".out", tag + ".err");
   }
   std::string LastErr() const {

@@ -488,9 +488,10 @@ class ServeFixture {
 
   std::unique_ptr<Child> StartServe() {
     const std::string tag = dir_.path() + "/serve" + std::to_string(++runs_);
-    return std::make_unique<Child>(std::vector<std::string>{"serve", "--data", data_dir(), "--brokers",
-                                                            brokers(), "--clock", "occurred"},
-                                   tag + ".out", tag + ".err");
+    return std::make_unique<Child>(
+        std::vector<std::string>{"serve", "--data", data_dir(), "--brokers", brokers(), "--clock", "occurred",
+                                 "--allow-unsigned-commands"},
+        tag + ".out", tag + ".err");
   }
   void Send(const std::vector<std::string>& lines) {
     Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers());

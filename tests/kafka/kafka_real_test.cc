@@ -603,9 +603,10 @@ class KafkaRealTest : public ::testing::Test {
   // Starts `ledger serve` against `brokers`; with `wait_ready`, waits until it consumes commands.
   pid_t StartServe(const std::string& brokers, int replication_factor, bool wait_ready) {
     ready_before_last_start_ = ServeReadyCount();
-    const pid_t pid = Spawn({kLedgerBinary, "serve", "--data", data_dir(), "--brokers", brokers, "--clock",
-                             "occurred", "--replication-factor", std::to_string(replication_factor)},
-                            serve_out(), serve_err());
+    const pid_t pid =
+        Spawn({kLedgerBinary, "serve", "--data", data_dir(), "--brokers", brokers, "--clock", "occurred",
+               "--replication-factor", std::to_string(replication_factor), "--allow-unsigned-commands"},
+              serve_out(), serve_err());
     serve_pids_.push_back(pid);
     if (!wait_ready) return pid;
     return WaitServeReady(pid) ? pid : -1;
@@ -1189,7 +1190,7 @@ TEST_F(KafkaRealTest, KafkaRealFourShardsLegsSurviveKillsAndALostShardIsRestored
     const size_t ready_before = CountOf(ReadFile(err[shard]), marker);
     serve[shard] = Spawn({kLedgerBinary, "serve", "--data", data[shard], "--brokers", brokers, "--shard",
                           std::to_string(shard), "--shards", std::to_string(kShards), "--replication-factor",
-                          "3", "--clock", "occurred"},
+                          "3", "--clock", "occurred", "--allow-unsigned-commands"},
                          out[shard], err[shard]);
     serve_pids_.push_back(serve[shard]);
     for (const auto deadline = Clock::now() + seconds(kServeReadyTimeoutS);

@@ -48,6 +48,7 @@ service::ShardServiceOptions Options(const std::string& data_dir, const std::str
   options.ledger.fixed_now_ns = testing::DefaultTimeNs();
   options.ledger.sync = false;
   options.brokers = brokers;
+  options.allow_unsigned_commands = true;  // producers' signatures: ProducerSignatures tests below
   options.stop_requested = [&stop] { return stop.load(); };
   return options;
 }
@@ -362,6 +363,168 @@ TEST(ShardService, OperatorNamesAreOneShortLine) {
   EXPECT_NE(service::CheckOperatorName(""), "");
   EXPECT_NE(service::CheckOperatorName(std::string(201, 'a')), "");
   EXPECT_NE(service::CheckOperatorName("a\nb"), "");
+}
+
+}  // namespace
+}  // namespace ledger
+
+namespace ledger {
+namespace {
+
+// A producer's key pair made in `dir` (`name`.key, `name`.pub) and its public key's PEM.
+struct ProducerKeyPair {
+  std::unique_ptr<Signer> signer;
+  std::string public_key_pem;
+};
+
+ProducerKeyPair MakeProducerKey(const std::string& dir, const std::string& name) {
+  EXPECT_TRUE(GenerateKeyPair(dir, name).ok());
+  ProducerKeyPair pair;
+  Result<std::unique_ptr<Signer>> signer = Signer::FromPemFile(dir + "/" + name + ".key");
+  EXPECT_TRUE(signer.ok()) << signer.status().ToString();
+  if (signer.ok()) pair.signer = std::move(signer).value();
+  pair.public_key_pem = testing::ReadFile(dir + "/" + name + ".pub");
+  return pair;
+}
+
+json AddProducerKey(const std::string& producer, const std::string& role, const ProducerKeyPair& key) {
+  return {{"type", "add_producer_key"},
+          {"command_id", "producer:" + producer},
+          {"producer", producer},
+          {"role", role},
+          {"public_key_pem", key.public_key_pem}};
+}
+
+// Records `lines` in the stopped shard's store at `data_dir`, as `ledger producer-key` does; each must be
+// accepted.
+void RecordInStore(const std::string& data_dir, const std::vector<json>& lines) {
+  std::atomic<bool> never{false};
+  Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(Options(data_dir, "", never).ledger);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  for (const json& line : lines) {
+    Result<ParsedCommand> parsed = ParseCommandJson(line.dump());
+    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    const CommandResult result = (*ledger)->Stage(*parsed);
+    ASSERT_EQ(result.kind, CommandResult::Kind::kAccepted) << result.ToJson();
+  }
+  ASSERT_TRUE((*ledger)->CommitGroup().ok());
+}
+
+// Each result by its key (the command id, or kafka:0:OFFSET for a refused record).
+std::map<std::string, json> ResultsByKey(const std::string& brokers) {
+  std::map<std::string, json> by_key;
+  for (const auto& [key, value] : testing::ParsedResults(testing::ReadTopic(brokers, kafka::kResultsTopic)))
+    by_key[key] = value;
+  return by_key;
+}
+
+TEST(ProducerSignatures, OnlyCommandsARegisteredUnrevokedProducerSignedForItsRoleAreApplied) {
+  testing::TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  const ProducerKeyPair operator_key = MakeProducerKey(dir.path() + "/keys", "operator");
+  const ProducerKeyPair gateway_key = MakeProducerKey(dir.path() + "/keys", "gateway");
+  const ProducerKeyPair stranger_key = MakeProducerKey(dir.path() + "/keys", "stranger");
+  const ProducerKeyPair revoked_key = MakeProducerKey(dir.path() + "/keys", "revoked");
+  const std::string revoked_id = ToHex(revoked_key.signer->public_key_id());
+  RecordInStore(data_dir, {AddProducerKey("ops", "operator", operator_key),
+                           AddProducerKey("gw1", "gateway", gateway_key),
+                           AddProducerKey("old", "operator", revoked_key),
+                           {{"type", "revoke_producer_key"},
+                            {"command_id", "revoke:old"},
+                            {"producer", "old"},
+                            {"key_id", revoked_id}}});
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  const std::string deposit = testing::Deposit("d1", "C1:debit", 500'000).dump();
+  const std::string open_account = testing::OpenAccount("a1", "C1").dump();
+  // Offsets 0-1: the operator opens; 2-6: the same deposit refused five ways; 7: the operator's genuine one;
+  // 8: the gateway's payment.
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::OpenMerchant("m1", "M1", 60).dump(), open_account}, 0,
+                                    operator_key.signer.get())
+                  .ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, {deposit}).ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, {deposit}, 0, gateway_key.signer.get()).ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, {deposit}, 0, stranger_key.signer.get()).ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, {deposit}, 0, revoked_key.signer.get()).ok());
+  {  // the operator's real signature, of another command
+    Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
+    ASSERT_TRUE(sender.ok());
+    const auto lifted =
+        kafka::CommandSignatureHeaders(*operator_key.signer, ParseCommandJson(open_account)->fingerprint);
+    ASSERT_TRUE((*sender)->Send(kafka::kCommandsTopic, 0, "d1", deposit, lifted).ok());
+    ASSERT_TRUE((*sender)->Flush(10'000).ok());
+  }
+  ASSERT_TRUE(testing::SendCommands(brokers, {deposit}, 0, operator_key.signer.get()).ok());
+  const json pay = testing::Pay("M1", "o1", "C1", 10'000);
+  ASSERT_TRUE(testing::SendCommands(brokers, {pay.dump()}, 0, gateway_key.signer.get()).ok());
+
+  TestService running(data_dir, brokers, "",
+                      [](service::ShardServiceOptions& options) { options.allow_unsigned_commands = false; });
+  ASSERT_TRUE(running.connected());
+  running.Start();
+  // The four registrations' results (published at start), then one per record.
+  ASSERT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 4 + 9));
+  const service::ServeOutcome outcome = running.Stop();
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+
+  std::map<std::string, json> results = ResultsByKey(brokers);
+  ASSERT_EQ(results.size(), 4u + 9u);
+  EXPECT_EQ(results["m1"]["status"], "accepted");
+  EXPECT_EQ(results["a1"]["status"], "accepted");
+  const std::map<std::string, std::string> refusals = {
+      {"kafka:0:2", "not signed by a producer"},
+      {"kafka:0:3", "producer gw1 (gateway) may not send deposit"},
+      {"kafka:0:4", "which the ledger does not know"},
+      {"kafka:0:5", "of old, revoked"},
+      {"kafka:0:6", "the signature does not verify under producer key"}};
+  for (const auto& [key, why] : refusals) {
+    EXPECT_EQ(results[key]["status"], "rejected") << key;
+    EXPECT_EQ(results[key]["reason"], reason::kUnauthenticatedCommand) << key;
+    EXPECT_NE(results[key].value("detail", "").find(why), std::string::npos) << results[key].dump();
+  }
+  // The refusals did not claim the command id: the genuine deposit is applied, once.
+  EXPECT_EQ(results["d1"]["status"], "accepted") << results["d1"].dump();
+  EXPECT_EQ(results[pay["command_id"]]["status"], "accepted") << results[pay["command_id"]].dump();
+  EXPECT_EQ(testing::StoredBalance(data_dir, "C1:debit"), 500'000 - 10'000);
+}
+
+TEST(ProducerSignatures, AServiceThatAllowsUnsignedCommandsStillChecksEveryRecordWithProducerHeaders) {
+  testing::TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  const ProducerKeyPair stranger_key = MakeProducerKey(dir.path() + "/keys", "stranger");
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::OpenAccount("a1", "C1").dump()}).ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, {testing::Deposit("d1", "C1:debit", 500'000).dump()}, 0,
+                                    stranger_key.signer.get())
+                  .ok());
+  {  // producer headers too long to be a key id or a signature, and an empty one: still headers, checked
+    Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
+    ASSERT_TRUE(sender.ok());
+    const std::string d2 = testing::Deposit("d2", "C1:debit", 500'000).dump();
+    ASSERT_TRUE((*sender)
+                    ->Send(kafka::kCommandsTopic, 0, "d2", d2,
+                           {{kafka::kProducerKeyHeader, std::string(300, 'a')},
+                            {kafka::kProducerSignatureHeader, std::string(300, '0')}})
+                    .ok());
+    ASSERT_TRUE(
+        (*sender)->Send(kafka::kCommandsTopic, 0, "d2", d2, {{kafka::kProducerSignatureHeader, ""}}).ok());
+    ASSERT_TRUE((*sender)->Flush(10'000).ok());
+  }
+  TestService running(data_dir, brokers);  // allow_unsigned_commands
+  ASSERT_TRUE(running.connected());
+  running.Start();
+  ASSERT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 4));
+  ASSERT_TRUE(running.Stop().status.ok());
+  std::map<std::string, json> results = ResultsByKey(brokers);
+  EXPECT_EQ(results["a1"]["status"], "accepted");
+  for (const char* refused : {"kafka:0:1", "kafka:0:2", "kafka:0:3"})
+    EXPECT_EQ(results[refused]["reason"], reason::kUnauthenticatedCommand) << results[refused].dump();
+  EXPECT_EQ(results.count("d1"), 0u);
+  EXPECT_EQ(results.count("d2"), 0u);
+  EXPECT_EQ(testing::StoredBalance(data_dir, "C1:debit"), 0);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "ledger/command.h"
 #include "state/keys.h"
 #include "state/records.h"
 #include "storage/store.h"
@@ -29,7 +30,9 @@ ServeProcess::ServeProcess(const std::string& dir, int run, const std::vector<st
       err_path_(dir + "/serve" + std::to_string(run) + ".err"),
       child_(
           [&] {
-            std::vector<std::string> all = {"serve"};
+            // The serve tests send unsigned commands; producer signatures have tests of their own
+            // (tests/service/shard_service_test.cc, tests/kafka/kcat_flatc_test.sh).
+            std::vector<std::string> all = {"serve", "--allow-unsigned-commands"};
             all.insert(all.end(), args.begin(), args.end());
             return all;
           }(),
@@ -102,7 +105,8 @@ bool WaitForHighWatermark(const std::string& brokers, const std::string& topic, 
   return false;
 }
 
-Status SendCommands(const std::string& brokers, const std::vector<std::string>& values, uint32_t partition) {
+Status SendCommands(const std::string& brokers, const std::vector<std::string>& values, uint32_t partition,
+                    const Signer* producer_key) {
   Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
   if (!sender.ok()) return sender.status();
   for (const std::string& value : values) {
@@ -111,7 +115,11 @@ Status SendCommands(const std::string& brokers, const std::vector<std::string>& 
         command.is_object() && command.contains("command_id") && command["command_id"].is_string()
             ? command["command_id"].get<std::string>()
             : std::string("test");
-    LEDGER_RETURN_IF_ERROR((*sender)->Send(kafka::kCommandsTopic, partition, key, value));
+    Result<ParsedCommand> parsed = ParseCommandJson(value);
+    const auto headers = producer_key != nullptr && parsed.ok()
+                             ? kafka::CommandSignatureHeaders(*producer_key, parsed->fingerprint)
+                             : std::vector<std::pair<std::string, std::string>>();
+    LEDGER_RETURN_IF_ERROR((*sender)->Send(kafka::kCommandsTopic, partition, key, value, headers));
   }
   return (*sender)->Flush(std::chrono::duration_cast<milliseconds>(kServeDeadline).count());
 }

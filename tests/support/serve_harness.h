@@ -55,8 +55,9 @@ bool WaitForHighWatermark(const std::string& brokers, const std::string& topic, 
 
 // Produces `values` to ledger.commands partition `partition` in order (keys: the command id when the value
 // has one) and waits for the acknowledgements.
+// With `producer_key`, each value that is a command is signed with it (kafka::CommandSignatureHeaders).
 Status SendCommands(const std::string& brokers, const std::vector<std::string>& values,
-                    uint32_t partition = 0);
+                    uint32_t partition = 0, const Signer* producer_key = nullptr);
 
 // What the stopped serve's store holds: the last sequence and the stored commands offset of partition 0.
 struct StoreState {

@@ -33,6 +33,7 @@ Runner AddRestore(CLI::App& app);
 Runner AddBackup(CLI::App& app);
 Runner AddGateway(CLI::App& app);
 Runner AddMerchantKeys(CLI::App& app);
+Runner AddProducerKeyCommand(CLI::App& app);
 Runner AddCustomerEnroll(CLI::App& app);
 // Names the first differing key of each projection between `live` and its events rebuilt (for LedgerOptions).
 std::string DescribeStateDifferences(const Store& live);

@@ -32,24 +32,32 @@ class Signer {
 
 class SignatureVerifier {
  public:
-  // Errors: InvalidArgument (unreadable, not an Ed25519 public key).
+  // Bounds the PEM text FromPem reads (an Ed25519 public key's is about 113 bytes).
+  static constexpr size_t kPublicKeyPemMax = 1024;
+  // Errors: InvalidArgument (unreadable, not an Ed25519 public key, a weak one: see FromKey).
   static Result<std::unique_ptr<SignatureVerifier>> FromPemFile(const std::string& path);
+  // The same from PEM text (SubjectPublicKeyInfo). Errors: InvalidArgument.
+  static Result<std::unique_ptr<SignatureVerifier>> FromPem(std::string_view pem);
   ~SignatureVerifier();
   bool Verify(std::string_view message, std::span<const uint8_t> signature) const;
   const Digest& public_key_id() const { return public_key_id_; }
 
  private:
   SignatureVerifier() = default;
+  // Takes `key` (an EVP_PKEY, may be null); InvalidArgument naming `what` when it is no Ed25519 public key,
+  // or a weak one (small order: anyone can forge its signatures; or not canonically encoded).
+  static Result<std::unique_ptr<SignatureVerifier>> FromKey(void* key, const std::string& what);
+  bool AcceptsTheIdentitySignature() const;
   void* key_ = nullptr;  // EVP_PKEY
   Digest public_key_id_{};
 };
 
-// Writes a new key pair to `dir`/ledger-signing.key (mode 0600) and `dir`/ledger-signing.pub (mode 0644),
-// whatever the umask. Creates `dir` with mode 0700 when it does not exist (its missing parents as usual).
+// Writes a new key pair to `dir`/`base`.key (mode 0600) and `dir`/`base`.pub (mode 0644), whatever the
+// umask. Creates `dir` with mode 0700 when it does not exist (its missing parents as usual).
 // Never writes through a symbolic link and never replaces anything; on an error no key file is left behind.
 // Errors: IoError; InvalidArgument when `dir` is a symbolic link or not a folder, or when either key path
 // exists as anything (a file, a folder, a dangling symbolic link).
-Status GenerateKeyPair(const std::string& dir);
+Status GenerateKeyPair(const std::string& dir, const std::string& base = "ledger-signing");
 
 struct NamedDigest {
   std::string name;
@@ -60,6 +68,11 @@ struct NamedDigest {
 // (projector name, digest) in order, and the signing time, all fixed-width big-endian or length-prefixed.
 std::string CheckpointMessage(uint32_t shard, uint64_t sequence, const Digest& chain_head,
                               const std::vector<NamedDigest>& digests, int64_t signed_at_ns);
+
+// The exact bytes a producer's signature of a command covers (a record of ledger.commands): a domain tag,
+// then the command's fingerprint (ParsedCommand::fingerprint: SHA-256 of its canonical JSON), so that the
+// signature holds however the line is spaced and whatever order its keys come in.
+std::string CommandMessage(const Digest& fingerprint);
 
 // The exact bytes a leg's tag covers (a leg: an event record one shard sends another through ledger.legs): a
 // domain tag, then the record.

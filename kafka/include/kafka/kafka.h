@@ -42,6 +42,12 @@ inline constexpr char kTransactionHeader[] = "ledger.transaction";
 inline constexpr char kOwnerHeader[] = "ledger.owner";
 // On ledger.legs: the sending shard's tag of the record (LegAuthenticator, core/signing.h), 32 raw bytes.
 inline constexpr char kLegTagHeader[] = "ledger.leg-tag";
+// On ledger.commands: the producer's key id (lower-case hex SHA-256 of its Ed25519 public key's DER; the
+// ledger registered it with add_producer_key) and its signature of the command (lower-case hex of the 64
+// bytes over CommandMessage(fingerprint), core/signing.h; text, so that any Kafka client can send it). Serve
+// applies a command only when they check (Ledger::WhyNotFromAProducer).
+inline constexpr char kProducerKeyHeader[] = "ledger.producer-key";
+inline constexpr char kProducerSignatureHeader[] = "ledger.signature";
 // The key the producing shard tags legs with: hex SHA-256 of the ledger key's public half (DER; Signer::
 // public_key_id), on every record it produces, so operators see shards that disagree on the ledger's key.
 // Informative like the owner: anyone who can produce can write it.
@@ -126,6 +132,9 @@ struct Record {
   std::string owner;                 // the ledger.owner header (empty: none)
   std::string leg_tag;               // the ledger.leg-tag header's bytes (empty: none)
   std::string key_id;                // the ledger.key header (empty: none)
+  bool producer_headers = false;     // either producer header is there (even empty)
+  std::string producer_key_id;       // the ledger.producer-key header's bytes (at most 256)
+  std::string producer_signature;    // the ledger.signature header's bytes (at most 256)
 };
 
 // A partition's offsets: records low..high-1 are kept. A partition that does not exist reads as {0, 0}.
@@ -164,6 +173,11 @@ class PartitionReader {
 };
 
 // Sends raw records (commands) and waits for their acknowledgement.
+// The headers that sign a command for ledger.commands with a producer's key (kProducerKeyHeader,
+// kProducerSignatureHeader); `fingerprint` is the command's (ParsedCommand::fingerprint).
+std::vector<std::pair<std::string, std::string>> CommandSignatureHeaders(const Signer& producer_key,
+                                                                         const Digest& fingerprint);
+
 class RecordSender {
  public:
   static Result<std::unique_ptr<RecordSender>> Open(const std::string& brokers);

@@ -65,6 +65,11 @@ inline constexpr char kOrderBusy[] = "ORDER_BUSY";
 inline constexpr char kOrderClosed[] = "ORDER_CLOSED";
 inline constexpr char kUnknownMerchantKey[] = "UNKNOWN_MERCHANT_KEY";
 inline constexpr char kMerchantKeyRevoked[] = "MERCHANT_KEY_REVOKED";
+inline constexpr char kUnknownProducerKey[] = "UNKNOWN_PRODUCER_KEY";
+inline constexpr char kProducerKeyRevoked[] = "PRODUCER_KEY_REVOKED";
+// A record of ledger.commands that no registered, unrevoked producer key signed for its type (recorded under
+// kafka:<partition>:<offset>: the command id it names stays free for the genuine command).
+inline constexpr char kUnauthenticatedCommand[] = "UNAUTHENTICATED_COMMAND";
 inline constexpr char kOrderPaid[] = "ORDER_PAID";
 inline constexpr char kOrderExpired[] = "ORDER_EXPIRED";
 inline constexpr char kMediumNotEnrolled[] = "MEDIUM_NOT_ENROLLED";
@@ -82,6 +87,9 @@ struct ParsedCommand {
   // Set when the command is well-formed JSON but not a valid command (unknown enum value, missing field):
   // it is recorded as rejected with MALFORMED_COMMAND and this detail.
   std::optional<std::string> malformed;
+  // With `malformed`: the record was refused because no producer may send it (UNAUTHENTICATED_COMMAND), not
+  // because of what it says.
+  bool unauthenticated = false;
   fb::CommandT command;
   // Bytes of the original line (for group byte bounds).
   size_t line_bytes = 0;
@@ -93,6 +101,14 @@ struct ParsedCommand {
 // `text` for a one-line message: printable ASCII as is, every other byte as \xNN, cut to `max_bytes` (then
 // "..."). Input quoted in a message, an event or a log line can hold anything.
 std::string PrintableText(std::string_view text, size_t max_bytes);
+
+// Whether a producer of `role` may sign commands of `type` for ledger.commands: an operator every command, a
+// gateway only those merchants' and customers' requests cause (orders, payments, reversals, refunds, payment
+// codes, failed proofs).
+bool ProducerRoleMaySend(fb::ProducerRole role, std::string_view type);
+// A role's name in commands and messages ("gateway", "operator"), and the role a name names.
+const char* ProducerRoleName(fb::ProducerRole role);
+std::optional<fb::ProducerRole> ProducerRoleNamed(std::string_view name);
 
 // Parses one JSON command line. Never throws. Errors (InvalidArgument, one line, no line number: the caller
 // adds it): not JSON (including a number beyond double range, invalid UTF-8, a NUL byte anywhere in the line,

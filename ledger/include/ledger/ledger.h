@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.h"
@@ -91,6 +92,13 @@ class Ledger {
   // Validates `command` against the state including the open group, and stages its events in the group.
   // The result is final but not yet durable: it is acknowledged only after CommitGroup returns Ok.
   CommandResult Stage(const ParsedCommand& command);
+  // Why a command read from ledger.commands, signed with `signature` (lower-case hex) by the producer key
+  // `key_id` (lower-case hex; both empty: unsigned), may not be applied; "" when it may: a producer key
+  // registered and not revoked in the state including the open group signed
+  // CommandMessage(parsed.fingerprint), and its role may send parsed.type (ProducerRoleMaySend). The reason
+  // is one printable line.
+  std::string WhyNotFromAProducer(const ParsedCommand& parsed, std::string_view key_id,
+                                  std::string_view signature);
   // Stages one leg from another shard: a record of ledger.legs partition config.shard, which is an event of
   // the sending shard (events.fbs: legs). A forwarded command is decided here as one shard would decide it,
   // with the answer as the transaction's last event; an answer settles the order's command (its result) and

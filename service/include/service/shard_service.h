@@ -47,6 +47,12 @@ struct ShardServiceOptions {
   // `public_key` (the ledger's, [audit] public_key) that is not its pair.
   std::shared_ptr<const SignatureVerifier> public_key;
   bool allow_unsigned_legs = false;
+  // Commands: a record of ledger.commands is applied only when a producer key the ledger registered
+  // (add_producer_key) and has not revoked signed it, and its role may send its type; any other is recorded
+  // as UNAUTHENTICATED_COMMAND under kafka:<shard>:<offset> and moves nothing. With `allow_unsigned_commands`
+  // a record without producer headers is applied unchecked (then anyone who can write ledger.commands moves
+  // money: for test set-ups); a signed one is still checked.
+  bool allow_unsigned_commands = false;
   // Reads ledger.legs partition `shard` from its first kept record instead of the stored legs offset: the
   // operator's way back when a genuine leg was passed (a shard configured with another key pair, since
   // fixed) and the next leg of its sender stops serve at the gap. Legs applied before are skipped by number.

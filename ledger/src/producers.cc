@@ -1,0 +1,86 @@
+// Who may write to ledger.commands: producers whose command-signing keys are registered in the ledger
+// (add_producer_key; schemas/events.fbs: ProducerKeyAdded), each as its role allows.
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <string_view>
+
+#include "core/signing.h"
+#include "ledger/ledger.h"
+#include "ledger_impl.h"
+#include "state/keys.h"
+#include "state/records.h"
+
+namespace ledger {
+namespace {
+
+// What a gateway produces: the commands merchants' and customers' requests cause. Everything else (accounts,
+// deposits, merchants and their keys, limits, enrolments, producers) is an operator's.
+constexpr std::array<std::string_view, 7> kGatewayCommandTypes = {
+    "create_order", "close_order", "pay", "reverse", "refund", "issue_payment_code", "record_proof_failure"};
+
+// The verifiers kept at once: far more producer keys than a bank registers; beyond it the cache starts again.
+constexpr size_t kProducerVerifiersMax = 4096;
+
+// The bytes of lower-case hex `text` (an even number of digits), or nullopt.
+std::optional<std::string> BytesOfHex(std::string_view text) {
+  if (text.size() % 2 != 0) return std::nullopt;
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  std::string bytes;
+  for (size_t i = 0; i < text.size(); i += 2) {
+    const int high = digit(text[i]), low = digit(text[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    bytes.push_back(static_cast<char>(high * 16 + low));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+const char* ProducerRoleName(fb::ProducerRole role) {
+  return role == fb::ProducerRole::operator_ ? "operator" : "gateway";  // flatc spells the keyword operator_
+}
+
+std::optional<fb::ProducerRole> ProducerRoleNamed(std::string_view name) {
+  if (name == "gateway") return fb::ProducerRole::gateway;
+  if (name == "operator") return fb::ProducerRole::operator_;
+  return std::nullopt;
+}
+
+bool ProducerRoleMaySend(fb::ProducerRole role, std::string_view type) {
+  if (role == fb::ProducerRole::operator_) return true;
+  return std::find(kGatewayCommandTypes.begin(), kGatewayCommandTypes.end(), type) !=
+         kGatewayCommandTypes.end();
+}
+
+std::string Ledger::WhyNotFromAProducer(const ParsedCommand& parsed, std::string_view key_id,
+                                        std::string_view signature) {
+  if (key_id.empty() && signature.empty()) return "not signed by a producer (no producer key, no signature)";
+  if (signature.empty()) return "no signature (the ledger.signature header is missing or empty)";
+  fb::ProducerKeyRecordT key;
+  if (key_id.size() != 64 || !LoadRecord(impl_->state, keys::ProducerKey(key_id), &key))
+    return "signed by producer key " + PrintableText(key_id, 64) + ", which the ledger does not know";
+  if (key.revoked)
+    return "signed by producer key " + std::string(key_id) + " of " + key.producer + ", revoked";
+  auto& verifiers = impl_->producer_verifiers;
+  auto cached = verifiers.find(std::string(key_id));
+  if (cached == verifiers.end()) {
+    Result<std::unique_ptr<SignatureVerifier>> verifier = SignatureVerifier::FromPem(key.public_key_pem);
+    LEDGER_ASSERT(verifier.ok());  // the key was read when it was registered (DecideAddProducerKey)
+    if (verifiers.size() >= kProducerVerifiersMax) verifiers.clear();
+    cached = verifiers.emplace(std::string(key_id), std::move(verifier).value()).first;
+  }
+  const std::optional<std::string> raw = BytesOfHex(signature);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(raw ? raw->data() : "");
+  if (!raw || !cached->second->Verify(CommandMessage(parsed.fingerprint), {bytes, raw->size()}))
+    return "the signature does not verify under producer key " + std::string(key_id) + " of " + key.producer;
+  if (!ProducerRoleMaySend(key.role, parsed.type)) {
+    return "producer " + key.producer + " (" + ProducerRoleName(key.role) + ") may not send " +
+           PrintableText(parsed.type, 64);
+  }
+  return std::string();
+}
+
+}  // namespace ledger
