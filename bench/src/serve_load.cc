@@ -17,6 +17,7 @@
 #include "bench/process_stats.h"
 #include "kafka/kafka.h"
 #include "kafka/timeouts.h"
+#include "ledger/command.h"
 #include "service/shard_service.h"
 
 namespace ledger::bench {
@@ -201,6 +202,10 @@ class ServeRun {
   Status StartReader();
   Status ProduceAll();
   Status ProduceOne(int64_t i, Clock::time_point offered);
+  // The producer headers of `line` (none without a producer key).
+  kafka::Headers SignatureOf(const std::string& line) const;
+  // Signs every measured command before the measured phase (ServeThrough::producer_key).
+  Status SignAll();
   void MaybeReportProgress();
   // Asks the service to stop and waits for it; how its run ended (ok when it drained after the request).
   Status StopService();
@@ -212,6 +217,7 @@ class ServeRun {
   const uint32_t partition_;
   const LoadWorkload workload_;
   AnswerBook book_;
+  std::vector<kafka::Headers> signatures_;  // by measured command (empty: unsigned)
   std::unique_ptr<kafka::RecordSender> sender_;
   int64_t results_start_ = 0;
 
@@ -234,9 +240,8 @@ Status ServeRun::StartService() {
   options.brokers = through_.brokers;
   options.shard = partition_;
   options.shards = partition_ + 1;
-  // The load's commands are unsigned: the figure leaves out the producer signature check (about one Ed25519
-  // verification per command; docs/PERFORMANCE.md).
-  options.allow_unsigned_commands = true;
+  // Unsigned commands leave the producer signature check out of the figure (docs/PERFORMANCE.md).
+  options.allow_unsigned_commands = through_.producer_key == nullptr;
   options.stop_requested = [this] { return stop_service_.load(); };
   Result<std::unique_ptr<service::ShardService>> connected =
       service::ShardService::Connect(std::move(options));
@@ -254,8 +259,8 @@ Status ServeRun::StartService() {
 
 Status ServeRun::WarmUp() {
   book_.Offered(LoadWorkload::kWarmUpCommandId, Clock::now());
-  LEDGER_RETURN_IF_ERROR(
-      sender_->Send(kafka::kCommandsTopic, partition_, LoadWorkload::kWarmUpCommandId, workload_.WarmUp()));
+  LEDGER_RETURN_IF_ERROR(sender_->Send(kafka::kCommandsTopic, partition_, LoadWorkload::kWarmUpCommandId,
+                                       workload_.WarmUp(), SignatureOf(workload_.WarmUp())));
   LEDGER_RETURN_IF_ERROR(sender_->Flush(kafka::kAckTimeoutMs));
   LEDGER_RETURN_IF_ERROR(book_.WaitAllAnswered(std::chrono::milliseconds(kAnswerPatienceMs)));
   if (book_.tally().rejected != 1) return Status::Internal("the warm-up command was not rejected");
@@ -288,11 +293,26 @@ Status ServeRun::StartReader() {
   return Status::Ok();
 }
 
+kafka::Headers ServeRun::SignatureOf(const std::string& line) const {
+  if (through_.producer_key == nullptr) return {};
+  Result<ParsedCommand> parsed = ParseCommandJson(line);
+  LEDGER_ASSERT(parsed.ok());  // the workload writes commands
+  return kafka::CommandSignatureHeaders(*through_.producer_key, parsed->fingerprint);
+}
+
+Status ServeRun::SignAll() {
+  if (through_.producer_key == nullptr) return Status::Ok();
+  signatures_.reserve(static_cast<size_t>(shape_.commands));
+  for (int64_t i = 0; i < shape_.commands; ++i) signatures_.push_back(SignatureOf(workload_.Measured(i)));
+  return Status::Ok();
+}
+
 Status ServeRun::ProduceOne(int64_t i, Clock::time_point offered) {
   std::string id = workload_.MeasuredCommandId(i);
   const std::string line = workload_.Measured(i);
   book_.Offered(id, offered);  // before the produce: the answer may come at once
-  LEDGER_RETURN_IF_ERROR(sender_->Send(kafka::kCommandsTopic, partition_, id, line));
+  LEDGER_RETURN_IF_ERROR(sender_->Send(kafka::kCommandsTopic, partition_, id, line,
+                                       signatures_.empty() ? kafka::Headers() : signatures_[i]));
   if ((i + 1) % kFlushEvery == 0) LEDGER_RETURN_IF_ERROR(sender_->Flush(kafka::kAckTimeoutMs));
   return Status::Ok();
 }
@@ -358,6 +378,7 @@ void ServeRun::StopReader() {
 }
 
 Result<ServeMeasuredReport> ServeRun::Run() {
+  LEDGER_RETURN_IF_ERROR(SignAll());
   Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(through_.brokers);
   if (!sender.ok()) return sender.status();
   sender_ = std::move(sender).value();

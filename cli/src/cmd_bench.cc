@@ -6,6 +6,8 @@
 // bench/serve_load.h; this file reads the options, opens the ledger and Kafka, and prints the report.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +16,7 @@
 #include "bench/serve_load.h"
 #include "cli/commands.h"
 #include "cli_common.h"
+#include "core/signing.h"
 #include "kafka/kafka.h"
 #include "kafka/timeouts.h"
 #include "ledger/ledger.h"
@@ -31,6 +34,7 @@ struct BenchArgs {
   std::string kafka = "embedded";
   std::string through = "ledger";
   std::string sync = "on";
+  bool signed_commands = false;
   bool json = false;
   double progress_seconds = 0;
 };
@@ -59,6 +63,9 @@ void AddBenchOptions(CLI::App& app, BenchArgs* args) {
                  "ledger.results (needs --kafka embedded)")
       ->capture_default_str()
       ->check(CLI::IsMember({"ledger", "serve"}));
+  app.add_flag("--signed", args->signed_commands,
+               "with --through serve: sign every command with a producer key the set-up registers (signed "
+               "before measuring); serve checks each signature");
   app.add_option("--sync", args->sync, "on: fsync the WAL at every group commit; off: benchmark only")
       ->capture_default_str()
       ->check(CLI::IsMember({"on", "off"}));
@@ -164,7 +171,29 @@ std::string CheckBenchArgs(const BenchArgs& args) {
   // The service reads the commands partition from its beginning: only a fresh embedded broker holds no
   // commands of an earlier run.
   if (args.through == "serve" && args.kafka != "embedded") return "--through serve needs --kafka embedded";
+  if (args.signed_commands && args.through != "serve") return "--signed needs --through serve";
   return "";
+}
+
+// Makes a producer key pair in `data_dir`/bench-producer and registers it as an operator's, published.
+Result<std::unique_ptr<Signer>> RegisterBenchProducer(Ledger& ledger, const std::string& data_dir,
+                                                      const bench::PublishThrough& publish) {
+  const std::string dir = data_dir + "/bench-producer";
+  LEDGER_RETURN_IF_ERROR(GenerateKeyPair(dir, "producer"));
+  std::ifstream in(dir + "/producer.pub");
+  const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string line = nlohmann::json{
+      {"type", "add_producer_key"},
+      {"command_id", "bench-producer"},
+      {"producer", "bench"},
+      {"role", "operator"},
+      {"public_key_pem", pem}}.dump();
+  Result<CommandResult> result = SubmitOne(ledger, line);
+  if (!result.ok()) return result.status();
+  if (result->kind != CommandResult::Kind::kAccepted)
+    return Status::Internal("the bench's producer key was refused: " + result->reason + " " + result->detail);
+  if (publish) LEDGER_RETURN_IF_ERROR(publish(ledger.durable_sequence()));
+  return Signer::FromPemFile(dir + "/producer.key");
 }
 
 int RunBench(const BenchArgs& args) {
@@ -209,13 +238,19 @@ int RunBench(const BenchArgs& args) {
   pacing.outstanding = outstanding;
   pacing.progress_seconds = args.progress_seconds;
   if (args.through == "serve") {
+    std::shared_ptr<const Signer> producer_key;
+    if (args.signed_commands) {
+      Result<std::unique_ptr<Signer>> registered = RegisterBenchProducer(*ledger, args.data_dir, publish);
+      if (!registered.ok()) return Fail(kExitFailure, "set-up: " + registered.status().ToString());
+      producer_key = std::move(registered).value();
+    }
     // The service opens the store itself: the set-up's ledger and publisher close first.
     publish = nullptr;
     publisher.reset();
     ledger.reset();
     pacing.on_progress = PrintServeProgress;
-    const Result<bench::ServeMeasuredReport> served =
-        bench::RunMeasuredThroughServe(bench::ServeThrough{*options, brokers}, args.shape, pacing);
+    const Result<bench::ServeMeasuredReport> served = bench::RunMeasuredThroughServe(
+        bench::ServeThrough{*options, brokers, producer_key}, args.shape, pacing);
     if (!served.ok()) return Fail(kExitFailure, "through serve: " + served.status().ToString());
     PrintReport(args, outstanding, *setup, served->measured, served->events_published);
     return kExitOk;

@@ -365,8 +365,7 @@ struct RecordSender::Impl {
   }
 };
 
-std::vector<std::pair<std::string, std::string>> CommandSignatureHeaders(const Signer& producer_key,
-                                                                         const Digest& fingerprint) {
+Headers CommandSignatureHeaders(const Signer& producer_key, const Digest& fingerprint) {
   const std::string signature = producer_key.Sign(CommandMessage(fingerprint));
   return {{kProducerKeyHeader, ToHex(producer_key.public_key_id())},
           {kProducerSignatureHeader,
@@ -396,8 +395,7 @@ Result<std::unique_ptr<RecordSender>> RecordSender::Open(const std::string& brok
 RecordSender::~RecordSender() = default;
 
 Status RecordSender::Send(const std::string& topic, uint32_t partition, const std::string& key,
-                          const std::string& value,
-                          const std::vector<std::pair<std::string, std::string>>& headers) {
+                          const std::string& value, const Headers& headers) {
   for (int attempt = 0;; ++attempt) {
     rd_kafka_headers_t* record_headers = rd_kafka_headers_new(headers.size());
     for (const auto& [name, bytes] : headers)

@@ -18,9 +18,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "bench/load.h"
+#include "core/signing.h"
 #include "core/status.h"
 #include "ledger/ledger.h"
 
@@ -34,6 +36,10 @@ inline constexpr int64_t kAnswerPatienceMs = 120'000;
 struct ServeThrough {
   LedgerOptions ledger;  // the set-up store (closed) and its policy: what the service opens
   std::string brokers;   // the cluster the set-up was published to; commands and results go there too
+  // A producer key the set-up registered: every command is signed with it (signed in advance, before the
+  // measured phase, so the signing does not take the service's CPU) and the service checks each signature.
+  // Null: unsigned commands, the service started with allow_unsigned_commands.
+  std::shared_ptr<const Signer> producer_key = {};
 };
 
 struct ServeMeasuredReport {

@@ -173,10 +173,12 @@ class PartitionReader {
 };
 
 // Sends raw records (commands) and waits for their acknowledgement.
+// A record's headers: name -> bytes, in order.
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
 // The headers that sign a command for ledger.commands with a producer's key (kProducerKeyHeader,
 // kProducerSignatureHeader); `fingerprint` is the command's (ParsedCommand::fingerprint).
-std::vector<std::pair<std::string, std::string>> CommandSignatureHeaders(const Signer& producer_key,
-                                                                         const Digest& fingerprint);
+Headers CommandSignatureHeaders(const Signer& producer_key, const Digest& fingerprint);
 
 class RecordSender {
  public:
@@ -185,7 +187,7 @@ class RecordSender {
   // Produces value to topic/partition with key (and `headers`, name -> bytes); returns when queued (Flush
   // waits). Errors: IoError.
   Status Send(const std::string& topic, uint32_t partition, const std::string& key, const std::string& value,
-              const std::vector<std::pair<std::string, std::string>>& headers = {});
+              const Headers& headers = {});
   Status Flush(int64_t timeout_ms);
 
  private:
