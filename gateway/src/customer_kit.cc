@@ -29,23 +29,6 @@ std::string HexOf(std::string_view bytes) {
   return ToHex(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
-// Lower-case hex back to bytes; nullopt for anything else.
-std::optional<std::string> FromHex(std::string_view hex) {
-  if (hex.empty() || hex.size() % 2 != 0) return std::nullopt;
-  std::string bytes;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    unsigned value = 0;
-    for (char c : hex.substr(i, 2)) {
-      const char* digits = "0123456789abcdef";
-      const char* at = std::strchr(digits, c);
-      if (c == '\0' || at == nullptr) return std::nullopt;
-      value = value * 16 + static_cast<unsigned>(at - digits);
-    }
-    bytes.push_back(static_cast<char>(value));
-  }
-  return bytes;
-}
-
 // RFC 4648 base32, no padding (what authenticator apps and otpauth URIs take).
 std::string Base32(std::string_view bytes) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

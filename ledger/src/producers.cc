@@ -22,21 +22,6 @@ constexpr std::array<std::string_view, 7> kGatewayCommandTypes = {
 // The verifiers kept at once: far more producer keys than a bank registers; beyond it the cache starts again.
 constexpr size_t kProducerVerifiersMax = 4096;
 
-// The bytes of lower-case hex `text` (an even number of digits), or nullopt.
-std::optional<std::string> BytesOfHex(std::string_view text) {
-  if (text.size() % 2 != 0) return std::nullopt;
-  auto digit = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-  };
-  std::string bytes;
-  for (size_t i = 0; i < text.size(); i += 2) {
-    const int high = digit(text[i]), low = digit(text[i + 1]);
-    if (high < 0 || low < 0) return std::nullopt;
-    bytes.push_back(static_cast<char>(high * 16 + low));
-  }
-  return bytes;
-}
-
 }  // namespace
 
 const char* ProducerRoleName(fb::ProducerRole role) {
@@ -72,7 +57,7 @@ std::string Ledger::WhyNotFromAProducer(const ParsedCommand& parsed, std::string
     if (verifiers.size() >= kProducerVerifiersMax) verifiers.clear();
     cached = verifiers.emplace(std::string(key_id), std::move(verifier).value()).first;
   }
-  const std::optional<std::string> raw = BytesOfHex(signature);
+  const std::optional<std::string> raw = FromHex(signature);
   const auto* bytes = reinterpret_cast<const uint8_t*>(raw ? raw->data() : "");
   if (!raw || !cached->second->Verify(CommandMessage(parsed.fingerprint), {bytes, raw->size()}))
     return "the signature does not verify under producer key " + std::string(key_id) + " of " + key.producer;

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -28,5 +29,7 @@ class Sha256 {
 
 Digest Sha256Of(std::string_view bytes);
 std::string ToHex(std::span<const uint8_t> bytes);
+// Lower-case hex (an even, non-zero number of digits) back to bytes; nullopt for anything else.
+std::optional<std::string> FromHex(std::string_view hex);
 
 }  // namespace ledger
