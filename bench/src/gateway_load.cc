@@ -16,19 +16,11 @@
 // trade_state SUCCESS. With --gateway-pid, the gateway's CPU time (user + system, all threads) per request.
 // Exit codes: 0 every measured request paid; 1 a step failed or an answer was not a payment (one line
 // "gateway load: reason" on stderr); 2 bad usage.
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -44,12 +36,12 @@
 
 #include "bench/latency_histogram.h"
 #include "core/sha256.h"
+#include "gateway/https_connection.h"
+#include "gateway/media_proof.h"
+#include "gateway/merchant_client.h"
 
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
@@ -57,7 +49,6 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 // A payment code request's timestamp may be this far from the gateway's clock (it allows 60 s).
 constexpr int64_t kTimestampSpreadSeconds = 50;
-constexpr int kAnswerMax = 64 * 1024;
 
 struct Options {
   std::string host;
@@ -157,46 +148,6 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-std::string Trimmed(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-using Key = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
-
-Key LoadPrivateKey(const std::string& path) {
-  const std::string pem = ReadFile(path);
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
-                                                &BIO_free);
-  Key key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr, &EVP_PKEY_free);
-  if (!key) Die("no private key in " + path);
-  return key;
-}
-
-std::string Base64(const unsigned char* bytes, size_t size) {
-  std::string out(4 * ((size + 2) / 3), '\0');
-  const int written =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes, static_cast<int>(size));
-  out.resize(static_cast<size_t>(written));
-  return out;
-}
-
-// Base64 of the SHA-256 signature of `message` (PKCS #1 v1.5 for RSA, DER for ECDSA: what the gateway
-// checks).
-std::string SignSha256(EVP_PKEY* key, std::string_view message) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  size_t size = 0;
-  if (!context || EVP_DigestSignInit(context.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
-      EVP_DigestSign(context.get(), nullptr, &size, reinterpret_cast<const unsigned char*>(message.data()),
-                     message.size()) != 1)
-    Die("cannot sign");
-  std::vector<unsigned char> signature(size);
-  if (EVP_DigestSign(context.get(), signature.data(), &size,
-                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1)
-    Die("cannot sign");
-  return Base64(signature.data(), size);
-}
-
 std::string RandomHex(size_t bytes) {
   std::vector<uint8_t> random(bytes);
   if (RAND_bytes(random.data(), static_cast<int>(bytes)) != 1) Die("no randomness");
@@ -208,50 +159,36 @@ int64_t NowSeconds() {
       .count();
 }
 
-// One keep-alive HTTPS connection, used by one thread.
-class Connection {
- public:
-  Connection(asio::ssl::context& tls, const Options& options) : stream_(io_, tls) {
-    if (!SSL_set_tlsext_host_name(stream_.native_handle(), options.host.c_str())) Die("cannot set SNI");
-    stream_.set_verify_callback(asio::ssl::host_name_verification(options.host));
-    asio::ip::tcp::resolver resolver(io_);
-    beast::get_lowest_layer(stream_).connect(resolver.resolve(options.host, options.port));
-    beast::get_lowest_layer(stream_).socket().set_option(asio::ip::tcp::no_delay(true));
-    stream_.handshake(asio::ssl::stream_base::client);
-    host_ = options.host + ":" + options.port;
+// A connection to the gateway, with the channel's client certificate or without. Dies when it cannot connect.
+std::unique_ptr<ledger::gateway::HttpsConnection> Connect(const Options& options, bool channel) {
+  ledger::gateway::HttpsEndpoint endpoint;
+  endpoint.host = options.host;
+  endpoint.port = options.port;
+  endpoint.ca_file = options.tls_dir + "/ca.pem";
+  if (channel) {
+    endpoint.client_cert_file = options.tls_dir + "/channel-client.pem";
+    endpoint.client_key_file = options.tls_dir + "/channel-client.key";
   }
+  auto connection = ledger::gateway::HttpsConnection::Open(endpoint);
+  if (!connection.ok()) Die(connection.status().ToString());
+  return std::move(connection).value();
+}
 
-  // The answer's status and body. Dies when the connection fails.
-  std::pair<int, std::string> Post(const std::string& target, const std::string& body,
-                                   const std::string& authorization) {
-    http::request<http::string_body> request{http::verb::post, target, 11};
-    request.set(http::field::host, host_);
-    request.set(http::field::content_type, "application/json");
-    request.set(http::field::accept, "application/json");
-    if (!authorization.empty()) request.set(http::field::authorization, authorization);
-    request.body() = body;
-    request.prepare_payload();
-    beast::error_code error;
-    http::write(stream_, request, error);
-    if (error) Die("sending " + target + ": " + error.message());
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kAnswerMax);
-    http::read(stream_, buffer_, parser, error);
-    if (error) Die("reading the answer to " + target + ": " + error.message());
-    return {parser.get().result_int(), std::move(parser.get().body())};
-  }
-
- private:
-  asio::io_context io_;
-  beast::ssl_stream<beast::tcp_stream> stream_;
-  beast::flat_buffer buffer_;
-  std::string host_;
-};
+// One request; dies when the connection fails.
+ledger::gateway::HttpAnswer Post(ledger::gateway::HttpsConnection& connection, const std::string& target,
+                                 const std::string& body, const std::string& authorization) {
+  ledger::gateway::HttpHeaders headers;
+  if (!authorization.empty()) headers.emplace_back("Authorization", authorization);
+  auto answer = connection.Send("POST", target, body, headers);
+  if (!answer.ok()) Die(answer.status().ToString());
+  return std::move(answer).value();
+}
 
 // Runs fn(connection, connection's number, index) for every index below `count`, one thread per connection,
 // each taking the next index when done with the last.
 template <typename Fn>
-void OnConnections(std::vector<std::unique_ptr<Connection>>& connections, int64_t count, Fn fn) {
+void OnConnections(std::vector<std::unique_ptr<ledger::gateway::HttpsConnection>>& connections, int64_t count,
+                   Fn fn) {
   std::atomic<int64_t> next{0};
   std::vector<std::thread> threads;
   for (size_t t = 0; t < connections.size(); ++t) {
@@ -291,21 +228,13 @@ class LoadRun {
  public:
   explicit LoadRun(const Options& options)
       : options_(options),
-        merchant_key_(LoadPrivateKey(options.kit_dir + "/apiclient_key.pem")),
-        serial_no_(Trimmed(ReadFile(options.kit_dir + "/serial_no"))),
         run_id_(RandomHex(4)),
-        next_timestamp_(static_cast<size_t>(options.customer_count), 0),
-        merchant_tls_(asio::ssl::context::tls_client),
-        channel_tls_(asio::ssl::context::tls_client) {
+        next_timestamp_(static_cast<size_t>(options.customer_count), 0) {
+    auto merchant = ledger::gateway::LoadMerchantIdentity(options.kit_dir, options.mchid);
+    if (!merchant.ok()) Die(merchant.status().ToString());
+    merchant_ = std::move(merchant).value();
     for (int i = 1; i <= options.customer_count; ++i)
-      device_keys_.push_back(
-          LoadPrivateKey(options.customers_dir + "/C" + std::to_string(i) + "/device_key.pem"));
-    for (asio::ssl::context* tls : {&merchant_tls_, &channel_tls_}) {
-      tls->load_verify_file(options.tls_dir + "/ca.pem");
-      tls->set_verify_mode(asio::ssl::verify_peer);
-    }
-    channel_tls_.use_certificate_chain_file(options.tls_dir + "/channel-client.pem");
-    channel_tls_.use_private_key_file(options.tls_dir + "/channel-client.key", asio::ssl::context::pem);
+      device_keys_.push_back(ReadFile(options.customers_dir + "/C" + std::to_string(i) + "/device_key.pem"));
   }
 
   // `requests` codepay requests in rounds; rate 0: the closed loop.
@@ -315,10 +244,10 @@ class LoadRun {
     std::vector<int64_t> latencies;
     for (int64_t done = 0; done < requests;) {
       const int64_t size = std::min(options_.round, requests - done);
-      Connect(channel_, channel_tls_);
+      Reconnect(channel_, true);
       std::vector<Codepay> round = SignedCodepays(IssueCodes(size));
       // Fresh connections: the gateway closes one that was idle while the codes were issued.
-      Connect(merchant_, merchant_tls_);
+      Reconnect(to_merchant_, false);
       std::fprintf(stderr, "gateway load: %s: %lld requests signed, sending\n", name.c_str(),
                    static_cast<long long>(size));
       const double cpu_before = GatewayCpuSeconds(options_.gateway_pid);
@@ -336,10 +265,9 @@ class LoadRun {
   }
 
  private:
-  void Connect(std::vector<std::unique_ptr<Connection>>& connections, asio::ssl::context& tls) {
+  void Reconnect(std::vector<std::unique_ptr<ledger::gateway::HttpsConnection>>& connections, bool channel) {
     connections.clear();
-    for (int i = 0; i < options_.connections; ++i)
-      connections.push_back(std::make_unique<Connection>(tls, options_));
+    for (int i = 0; i < options_.connections; ++i) connections.push_back(Connect(options_, channel));
   }
 
   // `count` payment codes, each proven with a customer's fingerprint device key.
@@ -359,22 +287,19 @@ class LoadRun {
       asks.push_back({customer, next++});
     }
     std::vector<std::string> codes(static_cast<size_t>(count));
-    OnConnections(channel_, count, [&](Connection& connection, size_t, int64_t i) {
+    OnConnections(channel_, count, [&](ledger::gateway::HttpsConnection& connection, size_t, int64_t i) {
       const Ask& ask = asks[static_cast<size_t>(i)];
       const std::string customer = "C" + std::to_string(ask.customer + 1);
       const std::string account = customer + ":debit";
       const std::string digest =
           ledger::ToHex(ledger::Sha256Of("ledger-payment-code-v1\n" + customer + "\n" + account + "\n" +
                                          std::to_string(ask.timestamp) + "\n"));
-      const json body = {
-          {"customer", customer},
-          {"account", account},
-          {"funding", "own_account"},
-          {"medium", "fingerprint"},
-          {"timestamp", ask.timestamp},
-          {"proof",
-           {{"signature", SignSha256(device_keys_[static_cast<size_t>(ask.customer)].get(), digest)}}}};
-      auto [status, answer] = connection.Post("/customer/v1/payment-codes", body.dump(), "");
+      auto proof = ledger::gateway::SignMediumProof(device_keys_[static_cast<size_t>(ask.customer)], digest);
+      if (!proof.ok()) Die(customer + "'s device key: " + proof.status().ToString());
+      const json body = {{"customer", customer},       {"account", account},
+                         {"funding", "own_account"},   {"medium", "fingerprint"},
+                         {"timestamp", ask.timestamp}, {"proof", {{"signature", *proof}}}};
+      auto [status, headers, answer] = Post(connection, "/customer/v1/payment-codes", body.dump(), "");
       const json code = json::parse(answer, nullptr, false);
       if (status != 200 || !code.is_object() || !code.contains("auth_code") || !code["auth_code"].is_string())
         Die("a payment code for " + customer + " was refused: " + std::to_string(status) + " " + answer);
@@ -394,12 +319,8 @@ class LoadRun {
                          {"payer", {{"auth_code", code}}}};
       Codepay request;
       request.body = body.dump();
-      const std::string nonce = RandomHex(16);
-      const std::string message =
-          "POST\n" + std::string(kCodepay) + "\n" + timestamp + "\n" + nonce + "\n" + request.body + "\n";
-      request.authorization = "WECHATPAY2-SHA256-RSA2048 mchid=\"" + options_.mchid + "\",nonce_str=\"" +
-                              nonce + "\",signature=\"" + SignSha256(merchant_key_.get(), message) +
-                              "\",timestamp=\"" + timestamp + "\",serial_no=\"" + serial_no_ + "\"";
+      request.authorization = ledger::gateway::AuthorizationFor(merchant_, "POST", kCodepay, request.body,
+                                                                timestamp, RandomHex(16));
       requests.push_back(std::move(request));
     }
     return requests;
@@ -407,23 +328,24 @@ class LoadRun {
 
   void Send(const std::vector<Codepay>& round, double rate, Clock::time_point start,
             std::vector<int64_t>& latencies) {
-    std::vector<std::vector<int64_t>> per_connection(merchant_.size());
-    OnConnections(
-        merchant_, static_cast<int64_t>(round.size()), [&](Connection& connection, size_t t, int64_t i) {
-          Clock::time_point due = Clock::now();
-          if (rate > 0) {
-            due = start + std::chrono::duration_cast<Clock::duration>(
-                              std::chrono::duration<double>(static_cast<double>(i) / rate));
-            std::this_thread::sleep_until(due);
-          }
-          const Codepay& request = round[static_cast<size_t>(i)];
-          auto [status, answer] = connection.Post(std::string(kCodepay), request.body, request.authorization);
-          per_connection[t].push_back(
-              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - due).count());
-          const json paid = json::parse(answer, nullptr, false);
-          if (status != 200 || !paid.is_object() || paid.value("trade_state", "") != "SUCCESS")
-            Die("a codepay was not paid: " + std::to_string(status) + " " + answer);
-        });
+    std::vector<std::vector<int64_t>> per_connection(to_merchant_.size());
+    OnConnections(to_merchant_, static_cast<int64_t>(round.size()),
+                  [&](ledger::gateway::HttpsConnection& connection, size_t t, int64_t i) {
+                    Clock::time_point due = Clock::now();
+                    if (rate > 0) {
+                      due = start + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(static_cast<double>(i) / rate));
+                      std::this_thread::sleep_until(due);
+                    }
+                    const Codepay& request = round[static_cast<size_t>(i)];
+                    auto [status, headers, answer] =
+                        Post(connection, std::string(kCodepay), request.body, request.authorization);
+                    per_connection[t].push_back(
+                        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - due).count());
+                    const json paid = json::parse(answer, nullptr, false);
+                    if (status != 200 || !paid.is_object() || paid.value("trade_state", "") != "SUCCESS")
+                      Die("a codepay was not paid: " + std::to_string(status) + " " + answer);
+                  });
     for (const std::vector<int64_t>& some : per_connection)
       latencies.insert(latencies.end(), some.begin(), some.end());
   }
@@ -431,17 +353,14 @@ class LoadRun {
   static constexpr std::string_view kCodepay = "/v3/pay/transactions/codepay";
 
   const Options& options_;
-  Key merchant_key_;
-  std::string serial_no_;
-  std::string run_id_;  // order numbers differ from run to run
-  std::vector<Key> device_keys_;
-  std::vector<int64_t> next_timestamp_;  // per customer: the next second its payment code request may name
+  ledger::gateway::MerchantIdentity merchant_;
+  std::string run_id_;                    // order numbers differ from run to run
+  std::vector<std::string> device_keys_;  // PEM
+  std::vector<int64_t> next_timestamp_;   // per customer: the next second its payment code request may name
   uint64_t code_counter_ = 0;
   uint64_t order_counter_ = 0;
-  asio::ssl::context merchant_tls_;
-  asio::ssl::context channel_tls_;
-  std::vector<std::unique_ptr<Connection>> merchant_;
-  std::vector<std::unique_ptr<Connection>> channel_;
+  std::vector<std::unique_ptr<ledger::gateway::HttpsConnection>> to_merchant_;  // the merchant API's
+  std::vector<std::unique_ptr<ledger::gateway::HttpsConnection>> channel_;  // with the channel certificate
 };
 
 json PhaseJson(const PhaseReport& phase) {

@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "core/time.h"
@@ -115,6 +117,14 @@ std::function<void(uint64_t)> ProgressPrinter(const char* label,
                  seconds > 0 ? events / seconds : 0.0,
                  total > 0 ? (", " + std::to_string(events * 100 / total) + "%").c_str() : "");
   };
+}
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError("cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace ledger::cli

@@ -79,4 +79,7 @@ Status PublishCommitted(Ledger& ledger, const LedgerOptions& options, uint64_t t
 // result. Errors: InvalidArgument (not a command), the commit's.
 Result<CommandResult> SubmitOne(Ledger& ledger, const std::string& line);
 
+// A whole file's bytes. Errors: IoError.
+Result<std::string> ReadWholeFile(const std::string& path);
+
 }  // namespace ledger::cli

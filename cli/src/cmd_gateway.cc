@@ -59,14 +59,6 @@ Result<GatewayMaterial> EnsureGatewayMaterial(const std::string& data_dir, const
   return GatewayMaterial{gateway::TlsFilesIn(tls_dir), std::move(platform).value()};
 }
 
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IoError("cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // "HOST:PORT" (an IPv4 address or a name, and a port).
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
   const size_t colon = listen.rfind(':');

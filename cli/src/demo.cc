@@ -15,6 +15,8 @@
 #include "cli_common.h"
 #include "core/money.h"
 #include "core/signing.h"
+#include "core/time.h"
+#include "demo_front_door.h"
 #include "kafka/kafka.h"
 #include "kafka/timeouts.h"
 #include "ledger/command.h"
@@ -178,6 +180,7 @@ struct DaySummary {
   bool embedded = false;
   std::string bootstrap;
   double seconds = 0;
+  FrontDoorReport front_door;
 };
 
 void PrintJsonSummary(const DemoArgs& args, DaySummary& day) {
@@ -202,6 +205,18 @@ void PrintJsonSummary(const DemoArgs& args, DaySummary& day) {
                         {"POINTS", static_cast<int64_t>(t.sums[1])}};
   out["kafka"] = {
       {"bootstrap", day.bootstrap}, {"embedded", day.embedded}, {"events_published", day.events_published}};
+  const FrontDoorReport& door = day.front_door;
+  out["front_door"] = {{"gateway", door.gateway_url},
+                       {"merchant_requests", door.merchant_requests},
+                       {"customer_requests", door.customer_requests},
+                       {"codepay", door.codepay_state},
+                       {"native_paid", door.native_state},
+                       {"query", door.query_state},
+                       {"refund", door.refund_status},
+                       {"reverse", door.reverse_state},
+                       {"bill_date", door.bill_date},
+                       {"bill_bytes", door.bill_bytes},
+                       {"bill_file", door.bill_file}};
   out["seconds"] = day.seconds;
   std::printf("%s\n", out.dump().c_str());
 }
@@ -233,6 +248,15 @@ void PrintTextSummary(const DemoArgs& args, DaySummary& day) {
       "  signed checkpoints up to sequence %llu; verify: ledger replay --data %s --pubkey "
       "%s/audit-keys/ledger-signing.pub\n",
       static_cast<unsigned long long>(day.checkpoint_covered), args.data_dir.c_str(), args.data_dir.c_str());
+  const FrontDoorReport& door = day.front_door;
+  std::printf(
+      "  front door: gateway at %s: codepay %s, reversed %s; native order paid %s, query %s, refund %s; "
+      "trade bill of %s (%lld bytes, SHA-1 as signed) in %s; %d merchant requests, each answer's platform "
+      "signature verified; %d customer requests\n",
+      door.gateway_url.c_str(), door.codepay_state.c_str(), door.reverse_state.c_str(),
+      door.native_state.c_str(), door.query_state.c_str(), door.refund_status.c_str(),
+      FormatDate(door.bill_date).c_str(), static_cast<long long>(door.bill_bytes), door.bill_file.c_str(),
+      door.merchant_requests, door.customer_requests);
   std::printf("  try: ledger balance --data %s --all --json | tail -c 200\n", args.data_dir.c_str());
 }
 
@@ -260,10 +284,35 @@ Result<std::vector<ParsedCommand>> ParseDay(const std::vector<std::string>& line
   return commands;
 }
 
+constexpr int64_t kFrontDoorDepositMinor = 100'000;  // 1,000.00 CNY
+
+// The merchant and the customer the front door serves: the day's first merchant and first debit account.
+FrontDoorPlan PlanFrontDoor(const std::vector<std::string>& day, const std::string& data_dir,
+                            const LedgerConfig& config) {
+  FrontDoorPlan plan;
+  plan.data_dir = data_dir;
+  std::error_code error;
+  plan.ledger_program = std::filesystem::read_symlink("/proc/self/exe", error).string();
+  plan.timezone_offset_minutes = config.timezone_offset_minutes;
+  plan.clearing_cutoff_minutes = config.clearing_cutoff_minutes;
+  for (const std::string& line : day) {
+    const nlohmann::json command = nlohmann::json::parse(line, nullptr, false);
+    if (!command.is_object()) continue;
+    const std::string type = command.value("type", "");
+    if (type == "open_merchant" && plan.merchant.empty()) plan.merchant = command.value("merchant", "");
+    if (type == "open_account" && plan.customer.empty() && command.value("kind", "") == "debit_card") {
+      plan.customer = command.value("customer", "");
+      plan.account = command.value("account", "");
+    }
+  }
+  return plan;
+}
+
 int RunDemo(const DemoArgs& args) {
   if (const int prepared = PrepareFolder(args); prepared != kExitOk) return prepared;
   const auto started = std::chrono::steady_clock::now();
-  const Result<std::vector<ParsedCommand>> commands = ParseDay(workload::MakeDay(args.shape));
+  const std::vector<std::string> day_lines = workload::MakeDay(args.shape);
+  const Result<std::vector<ParsedCommand>> commands = ParseDay(day_lines);
   if (!commands.ok()) return Fail(kExitFailure, commands.status().message());
   if (const int written = WriteAuditConfig(args.data_dir, args.data_dir + "/audit-keys");
       written != kExitOk) {
@@ -276,12 +325,31 @@ int RunDemo(const DemoArgs& args) {
   if (!options.ok()) return Fail(kExitFailure, options.status().ToString());
   Result<std::unique_ptr<Ledger>> opened = Ledger::Open(*options);
   if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().ToString());
-  Ledger& ledger = **opened;
 
   DaySummary day;
   day.commands = commands->size();
-  const Status status = SubmitDay(ledger, *commands, &day.outcomes);
+  const Status status = SubmitDay(**opened, *commands, &day.outcomes);
   if (!status.ok()) return Fail(kExitFailure, status.ToString());
+  const FrontDoorPlan plan = PlanFrontDoor(day_lines, args.data_dir, options->config);
+  // Money for what the customer pays through the front door, whatever the day left in the account.
+  const std::string deposit = nlohmann::json{
+      {"type", "deposit"},
+      {"command_id", "front-door-deposit"},
+      {"account", plan.account},
+      {"amount_minor",
+       kFrontDoorDepositMinor}}.dump();
+  Result<CommandResult> topped_up = SubmitOne(**opened, deposit);
+  if (!topped_up.ok()) return Fail(kExitFailure, topped_up.status().ToString());
+  if (topped_up->kind == CommandResult::Kind::kRejected)
+    return Fail(kExitFailure, "the front door's deposit: " + topped_up->reason + ": " + topped_up->detail);
+  // The front door's programs open the store themselves: this process lets go of it until they are done.
+  opened->reset();
+  Result<FrontDoorReport> front_door = DriveFrontDoor(plan);
+  if (!front_door.ok()) return Fail(kExitFailure, "the front door: " + front_door.status().ToString());
+  day.front_door = *front_door;
+  opened = Ledger::Open(*options);
+  if (!opened.ok()) return Fail(ExitCodeFor(opened.status()), opened.status().ToString());
+  Ledger& ledger = **opened;
   if (ledger.last_sequence() > ledger.last_checkpoint_covered() + 1) {
     Result<uint64_t> checkpoint = ledger.WriteCheckpoint();  // the day ends with a signed checkpoint
     if (!checkpoint.ok()) return Fail(kExitFailure, checkpoint.status().ToString());

@@ -172,4 +172,26 @@ bool VerifyMediumSignature(std::string_view public_key_pem, std::string_view mes
   return valid;
 }
 
+Result<std::string> SignMediumProof(std::string_view private_key_pem, std::string_view message) {
+  Bio bio(BIO_new_mem_buf(private_key_pem.data(), static_cast<int>(private_key_pem.size())));
+  Key key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!key) return Status::InvalidArgument("not a private key in PEM");
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  LEDGER_ASSERT(context != nullptr);
+  size_t size = 0;
+  std::vector<unsigned char> signature;
+  bool signed_ok =
+      EVP_DigestSignInit(context, nullptr, EVP_sha256(), nullptr, key.get()) == 1 &&
+      EVP_DigestSign(context, nullptr, &size, reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) == 1;
+  if (signed_ok) {
+    signature.resize(size);
+    signed_ok = EVP_DigestSign(context, signature.data(), &size,
+                               reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  }
+  EVP_MD_CTX_free(context);
+  if (!signed_ok) return Status::InvalidArgument("the key cannot sign");
+  return Base64(signature.data(), size);
+}
+
 }  // namespace ledger::gateway

@@ -11,6 +11,7 @@
 #include "api_common.h"
 #include "core/time.h"
 #include "gateway/media_proof.h"
+#include "gateway/merchant_client.h"
 #include "https_client.h"
 #include "wechat_resources.h"
 #include "zlib.h"
@@ -120,17 +121,6 @@ std::string Gzip(const std::string& text) {
   deflateEnd(&stream);
   if (finished != Z_STREAM_END) throw std::runtime_error("deflate did not finish");
   return out;
-}
-
-std::string Sha1Hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha1(), nullptr) != 1)
-    throw std::runtime_error("SHA1 failed");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < size; ++i) hex += {kHex[digest[i] >> 4], kHex[digest[i] & 15]};
-  return hex;
 }
 
 // A Host header fit to be the base of a URL: a name or address and a port, nothing else.
@@ -506,8 +496,8 @@ void MerchantApi::TradeBill(const Call& call, Respond respond) {
   std::string url =
       "https://" + call.host + "/v3/billdownload/file?bill_date=" + QueryValue(call, "bill_date");
   if (!QueryValue(call, "tar_type").empty()) url += "&tar_type=" + QueryValue(call, "tar_type");
-  respond(Signed(200,
-                 json{{"hash_type", "SHA1"}, {"hash_value", Sha1Hex(*bytes)}, {"download_url", url}}.dump()));
+  respond(Signed(
+      200, json{{"hash_type", "SHA1"}, {"hash_value", BillHash(*bytes)}, {"download_url", url}}.dump()));
 }
 
 void MerchantApi::DownloadBill(const Call& call, Respond respond) {

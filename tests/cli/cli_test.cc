@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -549,6 +550,64 @@ TEST_F(Cli, DemoPrintsSummaryWithZeroSums) {
   const Outcome all = RunCli({"balance", "--data", Data(), "--all", "--json"});
   ASSERT_EQ(all.exit_code, 0) << Describe(all);
   EXPECT_EQ(json::parse(all.out)["sum_by_unit"], json::parse(R"({"CNY":0,"POINTS":0})"));
+}
+
+// Whether a running process's command line holds `needle` (its words joined by spaces).
+bool AProcessRuns(const std::string& needle) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    std::string words((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(words.begin(), words.end(), '\0', ' ');
+    if (words.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_F(Cli, DemoGoesThroughTheFrontDoorAndStopsTheGateway) {
+  const Outcome run = RunCli(
+      {"demo", "--data", Data(), "--payments", "300", "--customers", "50", "--merchants", "10", "--json"});
+
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  const json door = json::parse(Lines(run.out).at(0))["front_door"];
+  EXPECT_EQ(door["codepay"], "SUCCESS") << door;
+  EXPECT_EQ(door["reverse"], "REVOKED") << door;
+  EXPECT_EQ(door["native_paid"], "SUCCESS") << door;
+  EXPECT_EQ(door["query"], "SUCCESS") << door;
+  EXPECT_EQ(door["refund"], "SUCCESS") << door;
+  EXPECT_EQ(door["merchant_requests"], 7) << door;
+  EXPECT_EQ(door["customer_requests"], 3) << door;
+  // The bill the merchant downloaded holds the three lines, and is kept.
+  const std::string bill = ReadFile(door["bill_file"].get<std::string>());
+  EXPECT_EQ(static_cast<int64_t>(bill.size()), door["bill_bytes"].get<int64_t>());
+  const std::vector<std::pair<std::string, std::string>> rows = {
+      {"`DEMO-CODEPAY-1,", "`REVOKED,"},
+      {"`DEMO-NATIVE-1,", "`SUCCESS,`OTHERS,`CNY,`88.00,"},
+      {"`DEMO-REFUND-1,", "`20.00,"}};
+  for (const auto& [order, state] : rows) {
+    int found = 0;
+    for (const std::string& line : Lines(bill))
+      found += line.find(order) != std::string::npos && line.find(state) != std::string::npos;
+    EXPECT_EQ(found, 1) << order << " " << state << "\n" << bill;
+  }
+  // What went through the gateway is in the ledger: the native order paid 88.00, 20.00 of it refunded.
+  const Outcome events = RunCli({"events", "--data", Data(), "--json"});
+  ASSERT_EQ(events.exit_code, 0) << Describe(events);
+  int captured = 0, refunded = 0;
+  for (const std::string& line : Lines(events.out)) {
+    const json event = json::parse(line);
+    if (event["type"] == "PaymentCaptured" &&
+        event["payload"].value("merchant_order_no", "") == "DEMO-NATIVE-1") {
+      ++captured;
+      EXPECT_EQ(event["payload"]["order_amount_minor"], 8800) << line;
+    }
+    if (event["type"] == "PaymentRefunded" && event["payload"].value("refund_no", "") == "DEMO-REFUND-1")
+      ++refunded;
+  }
+  EXPECT_EQ(captured, 1);
+  EXPECT_EQ(refunded, 1);
+  EXPECT_FALSE(AProcessRuns("gateway --data " + Data())) << "the demo left its gateway running";
 }
 
 TEST_F(Cli, DemoRefusesExistingLedgerUnlessFresh) {

@@ -72,6 +72,10 @@ bool MatchSms(std::string_view sms_key, std::string_view customer, std::string_v
 // 4096 bits); false for anything else, an unreadable key included.
 bool VerifyMediumSignature(std::string_view public_key_pem, std::string_view message,
                            std::string_view signature_base64);
+// The customer's side of a signature proof (what the bank's app does with the device key, or the U-shield
+// with its key): base64 of the SHA-256 signature of `message` by the PEM private key (ECDSA: DER). Errors:
+// InvalidArgument (not a private key in PEM).
+Result<std::string> SignMediumProof(std::string_view private_key_pem, std::string_view message);
 // Equal in time that depends on the lengths only.
 bool SameCode(std::string_view a, std::string_view b);
 

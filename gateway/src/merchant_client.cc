@@ -1,0 +1,96 @@
+#include "gateway/merchant_client.h"
+
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "core/assert.h"
+#include "core/sha256.h"
+#include "wechat_resources.h"
+
+namespace ledger::gateway {
+
+namespace {
+
+Result<std::string> ReadKitFile(const std::string& kit_dir, const char* name) {
+  const std::string path = kit_dir + "/" + name;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError("cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string value = text.str();
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+  return value;
+}
+
+std::string HeaderOf(const HttpAnswer& answer, const char* name) {
+  const auto found = answer.headers.find(name);
+  return found == answer.headers.end() ? std::string() : found->second;
+}
+
+}  // namespace
+
+Result<MerchantIdentity> LoadMerchantIdentity(const std::string& kit_dir, std::string_view mchid) {
+  MerchantIdentity merchant;
+  merchant.mchid = std::string(mchid);
+  Result<std::string> key_pem = ReadKitFile(kit_dir, "apiclient_key.pem");
+  Result<std::string> serial = ReadKitFile(kit_dir, "serial_no");
+  Result<std::string> platform_pem = ReadKitFile(kit_dir, "platform_public_key.pem");
+  Result<std::string> platform_id = ReadKitFile(kit_dir, "platform_public_key_id");
+  for (const Result<std::string>* file : {&key_pem, &serial, &platform_pem, &platform_id})
+    if (!file->ok()) return file->status();
+  Result<std::unique_ptr<RsaKey>> key = RsaKey::FromPem(*key_pem);
+  if (!key.ok()) return Status::InvalidArgument("apiclient_key.pem: " + key.status().message());
+  if (!(*key)->is_private()) return Status::InvalidArgument("apiclient_key.pem holds no private key");
+  Result<std::unique_ptr<RsaKey>> platform = RsaKey::FromPem(*platform_pem);
+  if (!platform.ok())
+    return Status::InvalidArgument("platform_public_key.pem: " + platform.status().message());
+  merchant.serial_no = *serial;
+  merchant.key = std::move(key).value();
+  merchant.platform_key = std::move(platform).value();
+  merchant.platform_key_id = *platform_id;
+  return merchant;
+}
+
+std::string AuthorizationFor(const MerchantIdentity& merchant, std::string_view method,
+                             std::string_view target, std::string_view body, std::string_view timestamp,
+                             std::string_view nonce) {
+  const std::string signature =
+      merchant.key->SignBase64(RequestMessage(method, target, timestamp, nonce, body));
+  return std::string(kSignatureScheme) + " mchid=\"" + merchant.mchid + "\",nonce_str=\"" +
+         std::string(nonce) + "\",signature=\"" + signature + "\",timestamp=\"" + std::string(timestamp) +
+         "\",serial_no=\"" + merchant.serial_no + "\"";
+}
+
+Result<HttpAnswer> CallSigned(HttpsConnection& connection, const MerchantIdentity& merchant,
+                              std::string_view method, std::string_view target, std::string_view body,
+                              SignedAnswer answer_kind) {
+  const std::string timestamp = std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  const std::string nonce = WeChatNonce();
+  Result<HttpAnswer> answer = connection.Send(
+      method, target, body,
+      {{"Authorization", AuthorizationFor(merchant, method, target, body, timestamp, nonce)}});
+  if (!answer.ok() || answer->status < 200 || answer->status > 299 || answer_kind == SignedAnswer::kDownload)
+    return answer;
+  // As the SDKs: a 2xx answer counts only when the platform signed it.
+  if (HeaderOf(*answer, "wechatpay-serial") != merchant.platform_key_id)
+    return Status::Corruption("the answer to " + std::string(target) + " names another platform key");
+  const std::string message = ResponseMessage(HeaderOf(*answer, "wechatpay-timestamp"),
+                                              HeaderOf(*answer, "wechatpay-nonce"), answer->body);
+  if (!merchant.platform_key->VerifyBase64(message, HeaderOf(*answer, "wechatpay-signature")))
+    return Status::Corruption("the answer to " + std::string(target) + " is not signed by the platform key");
+  return answer;
+}
+
+std::string BillHash(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  LEDGER_ASSERT(EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha1(), nullptr) == 1);
+  return ToHex(std::span<const uint8_t>(digest, size));
+}
+
+}  // namespace ledger::gateway
