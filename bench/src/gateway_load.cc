@@ -291,9 +291,7 @@ class LoadRun {
       const Ask& ask = asks[static_cast<size_t>(i)];
       const std::string customer = "C" + std::to_string(ask.customer + 1);
       const std::string account = customer + ":debit";
-      const std::string digest =
-          ledger::ToHex(ledger::Sha256Of("ledger-payment-code-v1\n" + customer + "\n" + account + "\n" +
-                                         std::to_string(ask.timestamp) + "\n"));
+      const std::string digest = ledger::gateway::PaymentCodeDigest(customer, account, ask.timestamp);
       auto proof = ledger::gateway::SignMediumProof(device_keys_[static_cast<size_t>(ask.customer)], digest);
       if (!proof.ok()) Die(customer + "'s device key: " + proof.status().ToString());
       const json body = {{"customer", customer},       {"account", account},

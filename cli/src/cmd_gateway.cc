@@ -156,11 +156,12 @@ int RunGateway(const GatewayArgs& args) {
         respond({404, R"({"code":"NOT_FOUND","message":"no such path"})"});
       });
   if (!server.ok()) return Fail(ExitCodeFor(server.status()), server.status().ToString());
+  // Before the address is printed: whoever read it may stop the gateway at once.
+  std::signal(SIGTERM, OnGatewayStop);
+  std::signal(SIGINT, OnGatewayStop);
   std::printf("gateway=https://%s:%u\n", listen->first.c_str(), static_cast<unsigned>((*server)->port()));
   std::fflush(stdout);
   spdlog::info("gateway: serving until SIGTERM or SIGINT; CA {}", material->tls.ca_cert);
-  std::signal(SIGTERM, OnGatewayStop);
-  std::signal(SIGINT, OnGatewayStop);
   constexpr auto kStopCheckInterval = std::chrono::milliseconds(50);
   while (!g_gateway_stop.load() && (*ledger)->failure().ok()) std::this_thread::sleep_for(kStopCheckInterval);
   // The server's thread first, then the ledger's answers (they post to the stopped server, which drops them),

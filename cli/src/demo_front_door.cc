@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -59,7 +60,10 @@ Result<pid_t> Spawn(const std::string& program, const std::vector<std::string>& 
 int WaitFor(pid_t pid, std::chrono::steady_clock::duration deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
   int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
+  for (;;) {
+    const pid_t waited = ::waitpid(pid, &status, WNOHANG);
+    if (waited == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (waited < 0 && errno != EINTR) return -1;  // not ours to wait for: no exit code to trust
     if (std::chrono::steady_clock::now() >= until) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
@@ -67,7 +71,6 @@ int WaitFor(pid_t pid, std::chrono::steady_clock::duration deadline) {
     }
     std::this_thread::sleep_for(kPollInterval);
   }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // Runs one of this program's commands to its end. Errors: IoError naming the command and the log.
@@ -137,7 +140,27 @@ class FrontDoorRun {
         channel_connection_(std::move(channel_connection)),
         device_key_pem_(std::move(device_key_pem)) {}
 
+  // Every step must come out as a merchant expects it to; the first that does not is the error.
   Status Run(FrontDoorReport* report) {
+    report->bill_date =
+        ClearingDate(SystemNowNs(), plan_.timezone_offset_minutes, plan_.clearing_cutoff_minutes);
+    LEDGER_RETURN_IF_ERROR(RunSteps(report));
+    const std::pair<const char*, std::pair<const std::string*, const char*>> expected[] = {
+        {"codepay", {&report->codepay_state, "SUCCESS"}},
+        {"customer pay", {&report->native_state, "SUCCESS"}},
+        {"query", {&report->query_state, "SUCCESS"}},
+        {"refund", {&report->refund_status, "SUCCESS"}},
+        {"reverse", {&report->reverse_state, "REVOKED"}}};
+    for (const auto& [step, state] : expected) {
+      if (*state.first != state.second)
+        return Status::InvalidArgument(std::string(step) + " answered '" + *state.first + "', not " +
+                                       state.second);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status RunSteps(FrontDoorReport* report) {
     Result<json> code = IssuePaymentCode();
     if (!code.ok()) return code.status();
     Result<json> codepay =
@@ -170,6 +193,7 @@ class FrontDoorRun {
     return DownloadBill(report);
   }
 
+ public:
   int merchant_requests() const { return merchant_requests_; }
   int customer_requests() const { return customer_requests_; }
 
@@ -238,9 +262,8 @@ class FrontDoorRun {
     return Customer("customer pay", "/customer/v1/orders/pay", *request);
   }
 
+  // The bill of the clearing date the payments were made on (taken before the first of them).
   Status DownloadBill(FrontDoorReport* report) {
-    report->bill_date =
-        ClearingDate(SystemNowNs(), plan_.timezone_offset_minutes, plan_.clearing_cutoff_minutes);
     Result<json> bill =
         Merchant("trade bill", "GET",
                  "/v3/bill/tradebill?bill_date=" + FormatDate(report->bill_date) + "&bill_type=ALL", "");

@@ -14,7 +14,21 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 namespace {
+
 constexpr uint64_t kAnswerMax = 16 << 20;  // a day's trade bill of a large merchant fits
+
+// Runs one asynchronous operation of the connection to its end on `io` (this thread). The stream's timer
+// bounds it (Beast's timeouts hold for asynchronous operations only): beast::error::timeout past the
+// deadline.
+template <typename Start>
+beast::error_code RunToEnd(asio::io_context& io, Start start) {
+  beast::error_code result = asio::error::operation_aborted;
+  start([&result](beast::error_code error, auto&&...) { result = error; });
+  io.restart();
+  io.run();
+  return result;
+}
+
 }  // namespace
 
 struct HttpsConnection::Impl {
@@ -45,7 +59,11 @@ Result<std::unique_ptr<HttpsConnection>> HttpsConnection::Open(const HttpsEndpoi
                                      error.message());
   }
   impl->stream = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(impl->io, impl->tls);
-  if (!SSL_set_tlsext_host_name(impl->stream->native_handle(), endpoint.host.c_str()))
+  asio::ip::make_address(endpoint.host, error);
+  const bool is_address = !error;
+  error = {};
+  // SNI names a host; an address is not sent (RFC 6066).
+  if (!is_address && !SSL_set_tlsext_host_name(impl->stream->native_handle(), endpoint.host.c_str()))
     return Status::IoError("cannot name the host for TLS");
   impl->stream->set_verify_callback(asio::ssl::host_name_verification(endpoint.host));
   asio::ip::tcp::resolver resolver(impl->io);
@@ -53,10 +71,12 @@ Result<std::unique_ptr<HttpsConnection>> HttpsConnection::Open(const HttpsEndpoi
   if (error) return Status::IoError("resolving " + endpoint.host + ": " + error.message());
   beast::tcp_stream& tcp = beast::get_lowest_layer(*impl->stream);
   tcp.expires_after(endpoint.deadline);
-  tcp.connect(addresses, error);
+  error = RunToEnd(impl->io, [&](auto done) { tcp.async_connect(addresses, done); });
   if (error) return Status::IoError("connecting to " + impl->host_header + ": " + error.message());
   tcp.socket().set_option(asio::ip::tcp::no_delay(true), error);
-  impl->stream->handshake(asio::ssl::stream_base::client, error);
+  tcp.expires_after(endpoint.deadline);
+  error = RunToEnd(impl->io,
+                   [&](auto done) { impl->stream->async_handshake(asio::ssl::stream_base::client, done); });
   if (error) return Status::IoError("TLS with " + impl->host_header + ": " + error.message());
   return std::unique_ptr<HttpsConnection>(new HttpsConnection(std::move(impl)));
 }
@@ -71,13 +91,15 @@ Result<HttpAnswer> HttpsConnection::Send(std::string_view method, std::string_vi
   for (const auto& [name, value] : headers) request.set(name, value);
   request.body() = std::string(body);
   request.prepare_payload();
+  // One deadline for the request and its answer.
   beast::get_lowest_layer(*impl_->stream).expires_after(impl_->deadline);
-  beast::error_code error;
-  http::write(*impl_->stream, request, error);
+  beast::error_code error =
+      RunToEnd(impl_->io, [&](auto done) { http::async_write(*impl_->stream, request, done); });
   if (error) return Status::IoError("sending " + std::string(target) + ": " + error.message());
   http::response_parser<http::string_body> parser;
   parser.body_limit(kAnswerMax);
-  http::read(*impl_->stream, impl_->buffer, parser, error);
+  error =
+      RunToEnd(impl_->io, [&](auto done) { http::async_read(*impl_->stream, impl_->buffer, parser, done); });
   if (error) return Status::IoError("the answer to " + std::string(target) + ": " + error.message());
   HttpAnswer answer;
   answer.status = parser.get().result_int();

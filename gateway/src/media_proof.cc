@@ -174,7 +174,9 @@ bool VerifyMediumSignature(std::string_view public_key_pem, std::string_view mes
 
 Result<std::string> SignMediumProof(std::string_view private_key_pem, std::string_view message) {
   Bio bio(BIO_new_mem_buf(private_key_pem.data(), static_cast<int>(private_key_pem.size())));
-  Key key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  // No passphrase: an encrypted key is refused, never asked for on a terminal.
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
+  Key key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr) : nullptr);
   if (!key) return Status::InvalidArgument("not a private key in PEM");
   EVP_MD_CTX* context = EVP_MD_CTX_new();
   LEDGER_ASSERT(context != nullptr);

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <charconv>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -79,6 +80,16 @@ Result<HttpAnswer> CallSigned(HttpsConnection& connection, const MerchantIdentit
   // As the SDKs: a 2xx answer counts only when the platform signed it.
   if (HeaderOf(*answer, "wechatpay-serial") != merchant.platform_key_id)
     return Status::Corruption("the answer to " + std::string(target) + " names another platform key");
+  // An answer signed long ago may be a recorded one played back.
+  const std::string signed_at = HeaderOf(*answer, "wechatpay-timestamp");
+  int64_t signed_at_s = 0;
+  const auto [end, parsed] =
+      std::from_chars(signed_at.data(), signed_at.data() + signed_at.size(), signed_at_s);
+  const int64_t now_s = std::stoll(timestamp);
+  if (parsed != std::errc() || end != signed_at.data() + signed_at.size() ||
+      signed_at_s < now_s - kTimestampWindowSeconds || signed_at_s > now_s + kTimestampWindowSeconds)
+    return Status::Corruption("the answer to " + std::string(target) +
+                              " was not signed within 5 minutes of now");
   const std::string message = ResponseMessage(HeaderOf(*answer, "wechatpay-timestamp"),
                                               HeaderOf(*answer, "wechatpay-nonce"), answer->body);
   if (!merchant.platform_key->VerifyBase64(message, HeaderOf(*answer, "wechatpay-signature")))

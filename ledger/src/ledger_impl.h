@@ -50,7 +50,7 @@ struct Ledger::Impl {
   uint64_t last_proven_sequence = 0;
   std::vector<std::pair<uint64_t, std::string>> events;
   // Producer keys' verifiers by key id (producers.cc), so a key's PEM is read once, not per command.
-  std::unordered_map<std::string, std::unique_ptr<const SignatureVerifier>> producer_verifiers;
+  std::unordered_map<std::string, std::shared_ptr<const SignatureVerifier>> producer_verifiers;
   std::vector<std::pair<std::string, std::string>> meta;
   size_t event_bytes = 0;
   // Folds durable groups into the store's records; outlives in_flight, whose commit thread pushes to it.

@@ -489,6 +489,79 @@ TEST(ProducerSignatures, OnlyCommandsARegisteredUnrevokedProducerSignedForItsRol
   EXPECT_EQ(testing::StoredBalance(data_dir, "C1:debit"), 500'000 - 10'000);
 }
 
+// Signatures are checked on several threads before a batch is staged; registration and revocation still take
+// effect at their place in the batch: a key registered in it signs what follows, a key revoked in it signs
+// nothing after, however its signatures were found ahead.
+TEST(ProducerSignatures, ABatchCheckedOnSeveralThreadsHonoursRegistrationsAndRevocationsInItsOrder) {
+  testing::TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  const ProducerKeyPair operator_key = MakeProducerKey(dir.path() + "/keys", "operator");
+  const ProducerKeyPair later_key = MakeProducerKey(dir.path() + "/keys", "later");
+  RecordInStore(data_dir, {AddProducerKey("ops", "operator", operator_key)});
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  const std::string brokers = broker->bootstrap();
+  constexpr int kEach = 20;
+  const auto deposits = [](const std::string& prefix) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < kEach; ++i)
+      lines.push_back(testing::Deposit(prefix + std::to_string(i), "C1:debit", 100).dump());
+    return lines;
+  };
+  // Offset 0: the account; 1-20: signed by a key not registered yet; 21: it is registered; 22-41: signed by
+  // it; 42: a bad signature under the operator's key; 43: the operator's key revoked; 44-63: signed by it.
+  ASSERT_TRUE(
+      testing::SendCommands(brokers, {testing::OpenAccount("a1", "C1").dump()}, 0, operator_key.signer.get())
+          .ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, deposits("early-"), 0, later_key.signer.get()).ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, {AddProducerKey("later", "operator", later_key).dump()}, 0,
+                                    operator_key.signer.get())
+                  .ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, deposits("registered-"), 0, later_key.signer.get()).ok());
+  {
+    Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
+    ASSERT_TRUE(sender.ok());
+    const std::string forged = testing::Deposit("forged", "C1:debit", 1'000'000).dump();
+    auto headers =
+        kafka::CommandSignatureHeaders(*operator_key.signer, ParseCommandJson(forged)->fingerprint);
+    for (auto& [name, value] : headers)
+      if (name == "ledger.signature") value[0] = value[0] == '0' ? '1' : '0';
+    ASSERT_TRUE((*sender)->Send(kafka::kCommandsTopic, 0, "forged", forged, headers).ok());
+    ASSERT_TRUE((*sender)->Flush(10'000).ok());
+  }
+  const std::string operator_id = ToHex(operator_key.signer->public_key_id());
+  const json revoke = {{"type", "revoke_producer_key"},
+                       {"command_id", "revoke:ops"},
+                       {"producer", "ops"},
+                       {"key_id", operator_id}};
+  ASSERT_TRUE(testing::SendCommands(brokers, {revoke.dump()}, 0, operator_key.signer.get()).ok());
+  ASSERT_TRUE(testing::SendCommands(brokers, deposits("revoked-"), 0, operator_key.signer.get()).ok());
+
+  TestService running(data_dir, brokers, "", [](service::ShardServiceOptions& options) {
+    options.allow_unsigned_commands = false;
+    options.check_threads = 4;
+  });
+  ASSERT_TRUE(running.connected());
+  running.Start();
+  ASSERT_TRUE(WaitForRecords(brokers, kafka::kResultsTopic, 1 + 64));
+  const service::ServeOutcome outcome = running.Stop();
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+
+  std::map<std::string, json> results = ResultsByKey(brokers);
+  EXPECT_EQ(results["a1"]["status"], "accepted");
+  EXPECT_EQ(results["revoke:ops"]["status"], "accepted");
+  for (int i = 0; i < kEach; ++i) {
+    const json& early = results["kafka:0:" + std::to_string(1 + i)];
+    EXPECT_NE(early.value("detail", "").find("which the ledger does not know"), std::string::npos) << early;
+    EXPECT_EQ(results["registered-" + std::to_string(i)]["status"], "accepted");
+    const json& late = results["kafka:0:" + std::to_string(44 + i)];
+    EXPECT_NE(late.value("detail", "").find("of ops, revoked"), std::string::npos) << late;
+  }
+  EXPECT_NE(results["kafka:0:42"].value("detail", "").find("does not verify"), std::string::npos)
+      << results["kafka:0:42"];
+  EXPECT_EQ(testing::StoredBalance(data_dir, "C1:debit"), kEach * 100);
+}
+
 TEST(ProducerSignatures, AServiceThatAllowsUnsignedCommandsStillChecksEveryRecordWithProducerHeaders) {
   testing::TempDir dir;
   const std::string data_dir = dir.path() + "/data";

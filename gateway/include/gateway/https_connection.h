@@ -22,7 +22,8 @@ struct HttpsEndpoint {
   std::string ca_file;
   std::string client_cert_file;  // empty: no client certificate
   std::string client_key_file;
-  std::chrono::milliseconds deadline{10'000};  // per request: send and answer
+  std::chrono::milliseconds deadline{
+      10'000};  // for the connection and handshake; then per request, with its answer
 };
 
 struct HttpAnswer {

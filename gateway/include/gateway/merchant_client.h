@@ -37,8 +37,8 @@ std::string AuthorizationFor(const MerchantIdentity& merchant, std::string_view 
 enum class SignedAnswer { kExpected, kDownload };
 
 // Signs and sends one request (timestamp now, a random nonce). Errors: as HttpsConnection::Send, and
-// Corruption for a 2xx answer (kExpected) whose platform signature is missing, names another key or does not
-// verify.
+// Corruption for a 2xx answer (kExpected) whose platform signature is missing, names another key, was made
+// more than 5 minutes from now or does not verify.
 Result<HttpAnswer> CallSigned(HttpsConnection& connection, const MerchantIdentity& merchant,
                               std::string_view method, std::string_view target, std::string_view body,
                               SignedAnswer answer_kind = SignedAnswer::kExpected);

@@ -82,6 +82,19 @@ struct CommandResult {
   std::string ToJson() const;
 };
 
+// A producer's signature checked ahead of staging, with what it was checked for: Ledger::WhyNotFromAProducer
+// takes it only for the same key, signature and command.
+struct ProducerSignatureVerdict {
+  std::string key_id;
+  std::string signature;  // lower-case hex, as sent
+  Digest fingerprint{};   // the command's
+  bool verifies = false;
+};
+// Whether `signature_hex` is the Ed25519 signature of CommandMessage(parsed.fingerprint) under `verifier`,
+// the verifier of key `key_id` (Ledger::ProducerVerifier). Pure: callable from any thread.
+ProducerSignatureVerdict CheckProducerSignature(const SignatureVerifier& verifier, std::string_view key_id,
+                                                const ParsedCommand& parsed, std::string_view signature_hex);
+
 class Ledger {
  public:
   // Opens or creates the shard's store in options.data_dir and recovers the chain head and projections.
@@ -97,8 +110,16 @@ class Ledger {
   // registered and not revoked in the state including the open group signed
   // CommandMessage(parsed.fingerprint), and its role may send parsed.type (ProducerRoleMaySend). The reason
   // is one printable line.
+  // `ahead`: the signature's check done ahead, on another thread (CheckProducerSignature), used when it was
+  // made for this key, signature and command (else the signature is checked here); the key's registration,
+  // revocation and role are checked here all the same.
   std::string WhyNotFromAProducer(const ParsedCommand& parsed, std::string_view key_id,
-                                  std::string_view signature);
+                                  std::string_view signature,
+                                  const ProducerSignatureVerdict* ahead = nullptr);
+  // The verifier of producer key `key_id` when the state including the open group holds the key (revoked or
+  // not); nullptr otherwise. A key never changes under its id (the id is its hash), so a signature checked
+  // with it ahead of staging holds when the command is staged. The verifier is safe to use from any thread.
+  std::shared_ptr<const SignatureVerifier> ProducerVerifier(std::string_view key_id);
   // Stages one leg from another shard: a record of ledger.legs partition config.shard, which is an event of
   // the sending shard (events.fbs: legs). A forwarded command is decided here as one shard would decide it,
   // with the answer as the transaction's last event; an answer settles the order's command (its result) and

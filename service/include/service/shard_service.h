@@ -53,6 +53,9 @@ struct ShardServiceOptions {
   // a record without producer headers is applied unchecked (then anyone who can write ledger.commands moves
   // money: for test set-ups); a signed one is still checked.
   bool allow_unsigned_commands = false;
+  // Threads (the staging thread among them) that parse a batch's commands and check their producers'
+  // signatures before the batch is staged in order; 0: as many as the CPUs this process may run on.
+  size_t check_threads = 0;
   // Reads ledger.legs partition `shard` from its first kept record instead of the stored legs offset: the
   // operator's way back when a genuine leg was passed (a shard configured with another key pair, since
   // fixed) and the next leg of its sender stops serve at the gap. Legs applied before are skipped by number.
