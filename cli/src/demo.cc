@@ -304,6 +304,7 @@ FrontDoorPlan PlanFrontDoor(const std::vector<std::string>& day, const std::stri
       plan.customer = command.value("customer", "");
       plan.account = command.value("account", "");
     }
+    if (!plan.merchant.empty() && !plan.customer.empty()) break;  // both come early in the day
   }
   return plan;
 }

@@ -4,25 +4,21 @@
 
 #include <charconv>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include "core/assert.h"
 #include "core/sha256.h"
+#include "new_file.h"
 #include "wechat_resources.h"
 
 namespace ledger::gateway {
 
 namespace {
 
+// One file of a kit folder, without its trailing line break (the gateway's bounded reader).
 Result<std::string> ReadKitFile(const std::string& kit_dir, const char* name) {
-  const std::string path = kit_dir + "/" + name;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IoError("cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string value = text.str();
-  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+  Result<std::string> value = ReadWhole(kit_dir + "/" + name, 0);
+  if (!value.ok()) return value.status();
+  while (!value->empty() && (value->back() == '\n' || value->back() == '\r')) value->pop_back();
   return value;
 }
 
@@ -68,9 +64,10 @@ std::string AuthorizationFor(const MerchantIdentity& merchant, std::string_view 
 Result<HttpAnswer> CallSigned(HttpsConnection& connection, const MerchantIdentity& merchant,
                               std::string_view method, std::string_view target, std::string_view body,
                               SignedAnswer answer_kind) {
-  const std::string timestamp = std::to_string(
+  const int64_t now_s =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+          .count();
+  const std::string timestamp = std::to_string(now_s);
   const std::string nonce = WeChatNonce();
   Result<HttpAnswer> answer = connection.Send(
       method, target, body,
@@ -85,13 +82,11 @@ Result<HttpAnswer> CallSigned(HttpsConnection& connection, const MerchantIdentit
   int64_t signed_at_s = 0;
   const auto [end, parsed] =
       std::from_chars(signed_at.data(), signed_at.data() + signed_at.size(), signed_at_s);
-  const int64_t now_s = std::stoll(timestamp);
   if (parsed != std::errc() || end != signed_at.data() + signed_at.size() ||
       signed_at_s < now_s - kTimestampWindowSeconds || signed_at_s > now_s + kTimestampWindowSeconds)
     return Status::Corruption("the answer to " + std::string(target) +
                               " was not signed within 5 minutes of now");
-  const std::string message = ResponseMessage(HeaderOf(*answer, "wechatpay-timestamp"),
-                                              HeaderOf(*answer, "wechatpay-nonce"), answer->body);
+  const std::string message = ResponseMessage(signed_at, HeaderOf(*answer, "wechatpay-nonce"), answer->body);
   if (!merchant.platform_key->VerifyBase64(message, HeaderOf(*answer, "wechatpay-signature")))
     return Status::Corruption("the answer to " + std::string(target) + " is not signed by the platform key");
   return answer;

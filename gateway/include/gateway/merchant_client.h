@@ -24,7 +24,8 @@ struct MerchantIdentity {
 };
 
 // The identity a merchant kit folder holds (`ledger merchant-keys --out`: apiclient_key.pem, serial_no,
-// platform_public_key.pem, platform_public_key_id). Errors: IoError (a file), InvalidArgument (a key).
+// platform_public_key.pem, platform_public_key_id). Errors: NotFound or IoError (a file, at most 1 MiB),
+// InvalidArgument (a key).
 Result<MerchantIdentity> LoadMerchantIdentity(const std::string& kit_dir, std::string_view mchid);
 
 // The Authorization header of a request signed at `timestamp` (epoch seconds) with `nonce`.
