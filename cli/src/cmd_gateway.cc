@@ -22,7 +22,9 @@
 #include "gateway/notifier.h"
 #include "gateway/tls_material.h"
 #include "gateway/wechat_signature.h"
+#include "gateway_kafka_ledger.h"
 #include "gateway_ledger.h"
+#include "kafka_submit.h"
 #include "ledger/command.h"
 #include "state/keys.h"
 #include "state/records.h"
@@ -75,38 +77,128 @@ Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) 
   return std::make_pair(listen.substr(0, colon), static_cast<uint16_t>(port));
 }
 
+// Where the ledger is, for the programs that drive it from outside a shard: the data folder's shard, or the
+// shards behind Kafka (brokers given), to which commands go signed with a producer's key.
+struct KafkaArgs {
+  std::string brokers;
+  uint32_t shards = 1;
+  std::string producer_key;
+};
+
+void AddKafkaOptions(CLI::App& app, KafkaArgs& kafka, const std::string& key_role) {
+  app.add_option("--brokers", kafka.brokers,
+                 "drive the ledger through Kafka (ledger.commands, ledger.results, ledger.events) instead of "
+                 "the data folder's shard");
+  app.add_option("--shards", kafka.shards, "with --brokers: the number of shards")
+      ->check(CLI::Range(1u, 4096u))
+      ->capture_default_str();
+  app.add_option("--producer-key", kafka.producer_key,
+                 "with --brokers: the private key every command is signed with (a " + key_role +
+                     " key: ledger producer-key)");
+}
+
+// The producer key of `kafka`, or null when the ledger is the data folder's own (no brokers given). Errors:
+// InvalidArgument (a key without brokers, brokers without a key, an unreadable key).
+Result<std::shared_ptr<const Signer>> ProducerKeyFor(const KafkaArgs& kafka) {
+  if (kafka.brokers.empty()) {
+    if (!kafka.producer_key.empty())
+      return Status::InvalidArgument("--producer-key signs what goes through Kafka: give --brokers too");
+    return std::shared_ptr<const Signer>();
+  }
+  if (kafka.producer_key.empty())
+    return Status::InvalidArgument("through Kafka every command is signed: give --producer-key");
+  Result<std::unique_ptr<Signer>> key = Signer::FromPemFile(kafka.producer_key);
+  if (!key.ok()) return Status::InvalidArgument("--producer-key: " + key.status().message());
+  return std::shared_ptr<const Signer>(std::move(key).value());
+}
+
 struct GatewayArgs {
   WriteOptions write;
   std::string listen = "127.0.0.1:8443";
   std::vector<int64_t> notify_retry_seconds = gateway::kWeChatRetrySeconds;
+  KafkaArgs kafka;
 };
+
+// The ledger the gateway drives (in this process, or through Kafka) and the notifiers that follow it: one per
+// history, since notices are read by sequence and every shard has its own.
+struct GatewayLedger {
+  std::unique_ptr<InProcessLedger> in_process;
+  std::unique_ptr<KafkaLedger> kafka;
+  std::vector<std::unique_ptr<gateway::LedgerPort>> notice_ports;  // the Kafka port's, one per shard
+  std::vector<std::unique_ptr<gateway::Notifier>> notifiers;
+
+  gateway::LedgerPort& port() {
+    if (in_process) return *in_process;
+    return *kafka;
+  }
+  Status failure() const { return in_process ? in_process->failure() : kafka->failure(); }
+  // The notifiers first (they read the port), then the port, which answers what still waits.
+  void Stop() {
+    for (auto& notifier : notifiers) notifier->Stop();
+    if (in_process) in_process->Stop();
+    if (kafka) kafka->Stop();
+  }
+};
+
+Result<GatewayLedger> OpenGatewayLedger(const GatewayArgs& args, const LedgerOptions& options) {
+  Result<std::shared_ptr<const Signer>> producer_key = ProducerKeyFor(args.kafka);
+  if (!producer_key.ok()) return producer_key.status();
+  GatewayLedger ledger;
+  if (*producer_key == nullptr) {
+    if (!options.config.kafka_brokers.empty())
+      return Status::InvalidArgument(
+          "the in-process gateway does not publish to Kafka; this data folder names brokers (give --brokers "
+          "and --producer-key to go through them)");
+    Result<std::unique_ptr<InProcessLedger>> in_process = InProcessLedger::Open(options, kLedgerQueueMax);
+    if (!in_process.ok()) return in_process.status();
+    ledger.in_process = std::move(in_process).value();
+    return ledger;
+  }
+  KafkaLedgerOptions kafka_options;
+  kafka_options.brokers = args.kafka.brokers;
+  kafka_options.shards = args.kafka.shards;
+  kafka_options.producer_key = std::move(producer_key).value();
+  kafka_options.replica_dir = GatewayDir(args.write.data_dir) + "/replicas";
+  kafka_options.timezone_offset_minutes = options.config.timezone_offset_minutes;
+  kafka_options.waiting_max = kLedgerQueueMax;
+  Result<std::unique_ptr<KafkaLedger>> kafka = KafkaLedger::Open(kafka_options);
+  if (!kafka.ok()) return kafka.status();
+  ledger.kafka = std::move(kafka).value();
+  for (uint32_t shard = 0; shard < args.kafka.shards; ++shard)
+    ledger.notice_ports.push_back(ledger.kafka->NoticesOf(shard));
+  return ledger;
+}
 
 // How often the notifier looks for new payments and refunds and for deliveries that are due.
 constexpr auto kNotifierInterval = std::chrono::milliseconds(200);
 
-Result<std::unique_ptr<gateway::Notifier>> StartNotifier(const GatewayArgs& args,
-                                                         const LedgerOptions& options,
-                                                         std::shared_ptr<const gateway::RsaKey> platform_key,
-                                                         const std::string& platform_key_id,
-                                                         const gateway::LedgerPort& ledger) {
+Status StartNotifiers(const GatewayArgs& args, const LedgerOptions& options,
+                      std::shared_ptr<const gateway::RsaKey> platform_key, const std::string& platform_key_id,
+                      GatewayLedger& ledger) {
   gateway::NotifierOptions notifier_options;
   notifier_options.gateway_dir = GatewayDir(args.write.data_dir);
   notifier_options.platform_key = std::move(platform_key);
   notifier_options.platform_key_id = platform_key_id;
   notifier_options.timezone_offset_minutes = options.config.timezone_offset_minutes;
   notifier_options.retry_seconds = args.notify_retry_seconds;
-  Result<std::unique_ptr<gateway::Notifier>> notifier =
-      gateway::Notifier::Open(std::move(notifier_options), ledger);
-  if (notifier.ok()) (*notifier)->Start(kNotifierInterval);
-  return notifier;
+  std::vector<std::pair<std::string, const gateway::LedgerPort*>> histories;
+  if (ledger.in_process) histories.emplace_back("notifier.json", ledger.in_process.get());
+  for (size_t shard = 0; shard < ledger.notice_ports.size(); ++shard)
+    histories.emplace_back("notifier-kafka-shard-" + std::to_string(shard) + ".json",
+                           ledger.notice_ports[shard].get());
+  for (const auto& [state_file, port] : histories) {
+    notifier_options.state_file = state_file;
+    Result<std::unique_ptr<gateway::Notifier>> notifier = gateway::Notifier::Open(notifier_options, *port);
+    if (!notifier.ok()) return notifier.status();
+    (*notifier)->Start(kNotifierInterval);
+    ledger.notifiers.push_back(std::move(notifier).value());
+  }
+  return Status::Ok();
 }
 
 int RunGateway(const GatewayArgs& args) {
   Result<LedgerOptions> options = MakeLedgerOptions(args.write);
   if (!options.ok()) return Fail(kExitBadInput, options.status().message());
-  if (!options->config.kafka_brokers.empty())
-    return Fail(kExitBadInput,
-                "the in-process gateway does not publish to Kafka; this data folder names brokers");
   Result<std::pair<std::string, uint16_t>> listen = ParseListen(args.listen);
   if (!listen.ok()) return Fail(kExitBadInput, listen.status().message());
   Result<GatewayMaterial> material = EnsureGatewayMaterial(args.write.data_dir, listen->first);
@@ -115,7 +207,7 @@ int RunGateway(const GatewayArgs& args) {
   if (!platform_pem.ok()) return Fail(kExitFailure, platform_pem.status().message());
   Result<std::unique_ptr<gateway::RsaKey>> platform_key = gateway::RsaKey::FromPem(*platform_pem);
   if (!platform_key.ok()) return Fail(kExitBadInput, "platform key: " + platform_key.status().message());
-  Result<std::unique_ptr<InProcessLedger>> ledger = InProcessLedger::Open(*options, kLedgerQueueMax);
+  Result<GatewayLedger> ledger = OpenGatewayLedger(args, *options);
   if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
   gateway::MerchantApiOptions api_options;
   api_options.platform_key = std::move(platform_key).value();
@@ -126,10 +218,10 @@ int RunGateway(const GatewayArgs& args) {
       gateway::EnsureGatewayKey(GatewayDir(args.write.data_dir), "payment_code.key");
   if (!code_key.ok()) return Fail(ExitCodeFor(code_key.status()), code_key.status().ToString());
   api_options.payment_code_key = *code_key;
-  Result<std::unique_ptr<gateway::Notifier>> notifier =
-      StartNotifier(args, *options, api_options.platform_key, api_options.platform_key_id, **ledger);
-  if (!notifier.ok()) return Fail(ExitCodeFor(notifier.status()), notifier.status().ToString());
-  gateway::MerchantApi api(std::move(api_options), **ledger);
+  const Status notifying =
+      StartNotifiers(args, *options, api_options.platform_key, api_options.platform_key_id, *ledger);
+  if (!notifying.ok()) return Fail(ExitCodeFor(notifying), notifying.ToString());
+  gateway::MerchantApi api(std::move(api_options), ledger->port());
   // The nonce cache is this instance's own (any other state lives in the ledger): one journal per listen
   // address, so that it survives a restart on the same address.
   const std::string journal =
@@ -144,7 +236,7 @@ int RunGateway(const GatewayArgs& args) {
   customer_options.sms_key = std::move(sms_key).value();
   customer_options.sms_outbox = GatewayDir(args.write.data_dir) + "/sms-outbox.jsonl";
   customer_options.payment_code_key = *code_key;
-  gateway::CustomerApi customers(std::move(customer_options), **ledger);
+  gateway::CustomerApi customers(std::move(customer_options), ledger->port());
   gateway::HttpsServerOptions server_options;
   server_options.host = listen->first;
   server_options.port = listen->second;
@@ -163,47 +255,106 @@ int RunGateway(const GatewayArgs& args) {
   std::fflush(stdout);
   spdlog::info("gateway: serving until SIGTERM or SIGINT; CA {}", material->tls.ca_cert);
   constexpr auto kStopCheckInterval = std::chrono::milliseconds(50);
-  while (!g_gateway_stop.load() && (*ledger)->failure().ok()) std::this_thread::sleep_for(kStopCheckInterval);
+  while (!g_gateway_stop.load() && ledger->failure().ok()) std::this_thread::sleep_for(kStopCheckInterval);
   // The server's thread first, then the ledger's answers (they post to the stopped server, which drops them),
   // both before the API they call into goes.
   (*server)->Stop();
-  (*notifier)->Stop();
-  (*ledger)->Stop();
-  const Status failure = (*ledger)->failure();
+  ledger->Stop();
+  const Status failure = ledger->failure();
   if (!failure.ok()) return Fail(kExitFailure, "the ledger failed: " + failure.ToString());
   spdlog::info("gateway: stopped");
   return kExitOk;
 }
+
+// How long onboarding waits for its command's results through Kafka.
+constexpr int64_t kOnboardingResultTimeoutMs = 30'000;
+
+// Where onboarding records its one command: the data folder's shard, or the shards behind Kafka.
+class CommandRecorder {
+ public:
+  // Opens the data folder's shard unless `kafka` names brokers. Errors: as Ledger::Open, InvalidArgument
+  // (ProducerKeyFor).
+  static Result<std::unique_ptr<CommandRecorder>> Open(const LedgerOptions& options, const KafkaArgs& kafka) {
+    Result<std::shared_ptr<const Signer>> producer_key = ProducerKeyFor(kafka);
+    if (!producer_key.ok()) return producer_key.status();
+    std::unique_ptr<CommandRecorder> recorder(new CommandRecorder());
+    recorder->options_ = options;
+    recorder->producer_key_ = std::move(producer_key).value();
+    recorder->target_ =
+        KafkaTarget{kafka.brokers, kafka.shards, kOnboardingResultTimeoutMs, recorder->producer_key_.get()};
+    if (recorder->producer_key_ != nullptr) return recorder;
+    Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(options);
+    if (!ledger.ok()) return ledger.status();
+    recorder->ledger_ = std::move(ledger).value();
+    return recorder;
+  }
+
+  // The data folder's shard; nullptr through Kafka.
+  const Ledger* local() const { return ledger_.get(); }
+
+  // Records `line` (published too when the data folder names brokers). "" when the ledger accepted it,
+  // "REASON: detail" when it refused it (any shard). Errors: the ledger or Kafka failed.
+  Result<std::string> Record(const std::string& line) {
+    if (ledger_ == nullptr) return RecordThroughKafka(line);
+    Result<CommandResult> result = SubmitOne(*ledger_, line);
+    if (!result.ok()) return result.status();
+    if (result->kind == CommandResult::Kind::kRejected) return result->reason + ": " + result->detail;
+    LEDGER_RETURN_IF_ERROR(PublishCommitted(*ledger_, options_, ledger_->durable_sequence()));
+    return std::string();
+  }
+
+ private:
+  CommandRecorder() = default;
+
+  Result<std::string> RecordThroughKafka(const std::string& line) {
+    Result<std::vector<std::string>> results = SendOneThroughKafka(target_, line);
+    if (!results.ok()) return results.status();
+    for (const std::string& text : *results) {
+      const nlohmann::json result = nlohmann::json::parse(text, nullptr, false);
+      if (!result.is_object() || result.value("status", "") != "rejected") continue;
+      auto field = [&](const char* name) {
+        return result.contains(name) && result[name].is_string() ? result[name].get<std::string>() : "";
+      };
+      return field("reason") + ": " + field("detail");
+    }
+    return std::string();
+  }
+
+  LedgerOptions options_;
+  std::unique_ptr<Ledger> ledger_;
+  std::shared_ptr<const Signer> producer_key_;
+  KafkaTarget target_;
+};
 
 struct MerchantKeysArgs {
   WriteOptions write;
   std::string merchant;
   std::string out;
   std::string revoke;
+  KafkaArgs kafka;
 };
 
-int RevokeMerchantKey(Ledger& ledger, const LedgerOptions& options, const MerchantKeysArgs& args) {
+int RevokeMerchantKey(CommandRecorder& recorder, const MerchantKeysArgs& args) {
   const std::string line = nlohmann::json{
       {"type", "revoke_merchant_key"},
       {"command_id", "merchant-key-revoked:" + args.merchant + ":" + args.revoke},
       {"merchant", args.merchant},
       {"serial_no",
        args.revoke}}.dump();
-  Result<CommandResult> result = SubmitOne(ledger, line);
-  if (!result.ok()) return Fail(kExitFailure, result.status().ToString());
-  if (result->kind == CommandResult::Kind::kRejected)
-    return Fail(kExitBadInput, result->reason + ": " + result->detail);
-  const Status published = PublishCommitted(ledger, options, ledger.durable_sequence());
-  if (!published.ok()) return Fail(kExitFailure, published.ToString());
+  Result<std::string> refused = recorder.Record(line);
+  if (!refused.ok()) return Fail(kExitFailure, refused.status().ToString());
+  if (!refused->empty()) return Fail(kExitBadInput, *refused);
   std::printf("revoked=%s\n", args.revoke.c_str());
   return kExitOk;
 }
 
 // Writes the kit and the gateway's copy of the APIv3 key, then records the public key; undoes the files
 // when the ledger refuses it, so that a refused merchant holds no kit.
-int AddMerchantKey(Ledger& ledger, const LedgerOptions& options, const MerchantKeysArgs& args) {
+int AddMerchantKey(CommandRecorder& recorder, const MerchantKeysArgs& args) {
+  // The data folder's shard is asked first (through Kafka the ledger's answer says so instead).
   fb::MerchantRecordT merchant;
-  if (!LoadRecord(ledger.store().state(), keys::Merchant(args.merchant), &merchant))
+  if (recorder.local() != nullptr &&
+      !LoadRecord(recorder.local()->store().state(), keys::Merchant(args.merchant), &merchant))
     return Fail(kExitBadInput, "UNKNOWN_MERCHANT: no merchant " + args.merchant);
   Result<GatewayMaterial> material = EnsureGatewayMaterial(args.write.data_dir, kLocalNames.front());
   if (!material.ok()) return Fail(ExitCodeFor(material.status()), material.status().ToString());
@@ -238,14 +389,12 @@ int AddMerchantKey(Ledger& ledger, const LedgerOptions& options, const MerchantK
                                           {"serial_no", credentials->serial_no},
                                           {"public_key_pem", credentials->public_key_pem}}
                                .dump();
-  Result<CommandResult> result = SubmitOne(ledger, line);
-  if (!result.ok() || result->kind != CommandResult::Kind::kAccepted) {
+  Result<std::string> refused = recorder.Record(line);
+  if (!refused.ok() || !refused->empty()) {
     undo();
-    if (!result.ok()) return Fail(kExitFailure, result.status().ToString());
-    return Fail(kExitBadInput, result->reason + ": " + result->detail);
+    if (!refused.ok()) return Fail(kExitFailure, refused.status().ToString());
+    return Fail(kExitBadInput, *refused);
   }
-  const Status published = PublishCommitted(ledger, options, ledger.durable_sequence());
-  if (!published.ok()) return Fail(kExitFailure, published.ToString());
   std::printf("serial_no=%s\nkit=%s\n", credentials->serial_no.c_str(), args.out.c_str());
   return kExitOk;
 }
@@ -255,10 +404,10 @@ int RunMerchantKeys(const MerchantKeysArgs& args) {
     return Fail(kExitBadInput, "give --out DIR (a new key) or --revoke SERIAL, one of them");
   Result<LedgerOptions> options = MakeLedgerOptions(args.write);
   if (!options.ok()) return Fail(kExitBadInput, options.status().message());
-  Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(*options);
-  if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
-  if (!args.revoke.empty()) return RevokeMerchantKey(**ledger, *options, args);
-  return AddMerchantKey(**ledger, *options, args);
+  Result<std::unique_ptr<CommandRecorder>> recorder = CommandRecorder::Open(*options, args.kafka);
+  if (!recorder.ok()) return Fail(ExitCodeFor(recorder.status()), recorder.status().ToString());
+  if (!args.revoke.empty()) return RevokeMerchantKey(**recorder, args);
+  return AddMerchantKey(**recorder, args);
 }
 
 struct CustomerEnrollArgs {
@@ -267,6 +416,7 @@ struct CustomerEnrollArgs {
   std::string medium;
   std::string out;
   std::string phone;
+  KafkaArgs kafka;
 };
 
 // Writes the kit and the gateway's copy of the secret, then records the public part; undoes the kit when the
@@ -278,10 +428,11 @@ int RunCustomerEnroll(const CustomerEnrollArgs& args) {
   Result<gateway::MediumEnrolment> enrolment =
       gateway::MakeMediumEnrolment(args.customer, args.medium, args.phone);
   if (!enrolment.ok()) return Fail(kExitBadInput, enrolment.status().message());
-  Result<std::unique_ptr<Ledger>> ledger = Ledger::Open(*options);
-  if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
+  Result<std::unique_ptr<CommandRecorder>> recorder = CommandRecorder::Open(*options, args.kafka);
+  if (!recorder.ok()) return Fail(ExitCodeFor(recorder.status()), recorder.status().ToString());
   fb::CustomerRecordT customer;
-  if (!LoadRecord((*ledger)->store().state(), keys::Customer(args.customer), &customer))
+  if ((*recorder)->local() != nullptr &&
+      !LoadRecord((*recorder)->local()->store().state(), keys::Customer(args.customer), &customer))
     return Fail(kExitBadInput, "UNKNOWN_ACCOUNT: no customer " + args.customer);
   const Status kit = gateway::WriteKitFolder(args.out, enrolment->kit);
   if (!kit.ok()) return Fail(ExitCodeFor(kit), kit.ToString());
@@ -300,14 +451,12 @@ int RunCustomerEnroll(const CustomerEnrollArgs& args) {
       {"customer", args.customer},
       {"medium", args.medium}};
   if (!enrolment->public_part.empty()) line["public_part"] = enrolment->public_part;
-  Result<CommandResult> result = SubmitOne(**ledger, line.dump());
-  if (!result.ok() || result->kind != CommandResult::Kind::kAccepted) {
+  Result<std::string> refused = (*recorder)->Record(line.dump());
+  if (!refused.ok() || !refused->empty()) {
     std::filesystem::remove_all(args.out);
-    if (!result.ok()) return Fail(kExitFailure, result.status().ToString());
-    return Fail(kExitBadInput, result->reason + ": " + result->detail);
+    if (!refused.ok()) return Fail(kExitFailure, refused.status().ToString());
+    return Fail(kExitBadInput, *refused);
   }
-  const Status published = PublishCommitted(**ledger, *options, (*ledger)->durable_sequence());
-  if (!published.ok()) return Fail(kExitFailure, published.ToString());
   std::printf("enrolled=%s %s\nkit=%s\n", args.customer.c_str(), args.medium.c_str(), args.out.c_str());
   return kExitOk;
 }
@@ -325,6 +474,7 @@ Runner AddGateway(CLI::App& app) {
          "the waits after each failed notification (default WeChat's 15 s … 6 h; tests use short ones)")
       ->delimiter(',')
       ->check(CLI::PositiveNumber);
+  AddKafkaOptions(app, args->kafka, "gateway");
   return [args]() { return RunGateway(*args); };
 }
 
@@ -338,6 +488,7 @@ Runner AddCustomerEnroll(CLI::App& app) {
   app.add_option("--out", args->out, "a new folder for what the customer's card, device or phone holds")
       ->required();
   app.add_option("--phone", args->phone, "the phone number (sms only)");
+  AddKafkaOptions(app, args->kafka, "operator");
   return [args]() { return RunCustomerEnroll(*args); };
 }
 
@@ -347,6 +498,7 @@ Runner AddMerchantKeys(CLI::App& app) {
   app.add_option("--merchant", args->merchant, "the merchant (mchid), opened before")->required();
   app.add_option("--out", args->out, "a new folder for the merchant's kit (keys, certificate, serial)");
   app.add_option("--revoke", args->revoke, "revoke the merchant's key with this serial instead");
+  AddKafkaOptions(app, args->kafka, "operator");
   return [args]() { return RunMerchantKeys(*args); };
 }
 

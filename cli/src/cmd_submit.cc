@@ -13,9 +13,9 @@
 #include "cli_common.h"
 #include "kafka/kafka.h"
 #include "kafka/timeouts.h"
+#include "kafka_submit.h"
 #include "ledger/command.h"
 #include "ledger/ledger.h"
-#include "ledger/routing.h"
 
 namespace ledger::cli {
 namespace {
@@ -23,63 +23,16 @@ namespace {
 // Bounds the input held in memory at once.
 constexpr size_t kSubmitLinesMax = 10'000'000;
 
-// Sends commands through ledger.commands, each signed with `producer_key` when there is one, and prints each
-// result as it arrives on ledger.results.
+// Sends commands through ledger.commands and prints each result as it arrives on ledger.results.
 int SubmitThroughKafka(const std::string& brokers, uint32_t shards, int64_t timeout_ms,
                        const Signer* producer_key, const std::vector<ParsedCommand>& commands,
                        const std::vector<std::string>& lines) {
-  std::vector<std::unique_ptr<kafka::PartitionReader>> readers;
-  for (uint32_t shard = 0; shard < shards; ++shard) {
-    // Results start at the current end: only answers to what we are about to send matter.
-    Result<std::unique_ptr<kafka::PartitionReader>> probe =
-        kafka::PartitionReader::Open(brokers, kafka::kResultsTopic, shard, -1);
-    if (!probe.ok()) return Fail(kExitFailure, probe.status().ToString());
-    Result<int64_t> high = (*probe)->HighWatermark(kafka::kWatermarksTimeoutMs);
-    if (!high.ok()) return Fail(kExitFailure, high.status().ToString());
-    Result<std::unique_ptr<kafka::PartitionReader>> reader =
-        kafka::PartitionReader::Open(brokers, kafka::kResultsTopic, shard, *high);
-    if (!reader.ok()) return Fail(kExitFailure, reader.status().ToString());
-    readers.push_back(std::move(reader).value());
-  }
-  Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
-  if (!sender.ok()) return Fail(kExitFailure, sender.status().ToString());
-  // Each command goes to its owner's shard (ledger/routing.h); reference data goes to every shard, which each
-  // answer it.
-  std::map<std::string, int64_t> waiting;
-  size_t outstanding = 0;
-  for (size_t i = 0; i < commands.size(); ++i) {
-    const auto headers = producer_key != nullptr
-                             ? kafka::CommandSignatureHeaders(*producer_key, commands[i].fingerprint)
-                             : std::vector<std::pair<std::string, std::string>>();
-    for (uint32_t shard : ShardsFor(commands[i], shards)) {
-      const Status sent =
-          (*sender)->Send(kafka::kCommandsTopic, shard, commands[i].command_id, lines[i], headers);
-      if (!sent.ok()) return Fail(kExitFailure, sent.ToString());
-      waiting[commands[i].command_id] += 1;
-      outstanding += 1;
-    }
-  }
-  const Status flushed = (*sender)->Flush(timeout_ms);
-  if (!flushed.ok()) return Fail(kExitFailure, flushed.ToString());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (outstanding > 0 && std::chrono::steady_clock::now() < deadline) {
-    for (auto& reader : readers) {
-      Result<std::vector<kafka::Record>> records = reader->Poll(4096, 50);
-      if (!records.ok()) return Fail(kExitFailure, records.status().ToString());
-      for (const kafka::Record& record : *records) {
-        auto it = waiting.find(record.key);
-        if (it == waiting.end() || it->second == 0) continue;
-        it->second -= 1;
-        outstanding -= 1;
-        std::fputs((record.value + "\n").c_str(), stdout);
-      }
-      std::fflush(stdout);
-    }
-  }
-  if (outstanding > 0) {
-    return Fail(kExitFailure, std::to_string(outstanding) + " commands got no result within " +
-                                  std::to_string(timeout_ms) + " ms");
-  }
+  const Status sent = SendThroughKafka({brokers, shards, timeout_ms, producer_key}, commands, lines,
+                                       [](const std::string& result) {
+                                         std::fputs((result + "\n").c_str(), stdout);
+                                         std::fflush(stdout);
+                                       });
+  if (!sent.ok()) return Fail(kExitFailure, sent.ToString());
   return kExitOk;
 }
 

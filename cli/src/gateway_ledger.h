@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "gateway/ledger_port.h"
+#include "gateway_store_reads.h"
 #include "ledger/ledger.h"
 
 namespace ledger::cli {
@@ -57,12 +58,8 @@ class InProcessLedger final : public gateway::LedgerPort {
   void Work();
   // Stages `batch` (committing whenever a group is full) and answers it. False when a commit failed.
   bool CommitAndAnswer(std::deque<Waiting>& batch);
-  // The events of transaction `transaction_id` ("<shard>-<first sequence>"), payload by payload, until fn
-  // returns true.
-  Status ScanTransaction(std::string_view transaction_id,
-                         const std::function<bool(const fb::EventBody&)>& fn) const;
-
   std::unique_ptr<Ledger> ledger_;
+  const ShardReads reads_;
   const size_t queue_max_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;

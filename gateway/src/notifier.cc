@@ -35,7 +35,6 @@ struct Notifier::Delivery {
 
 namespace {
 
-constexpr char kStateFile[] = "notifier.json";
 constexpr char kExtraCaFile[] = "notify-ca.pem";
 constexpr int kStateVersion = 1;
 constexpr size_t kGcmNonceBytes = 12;
@@ -123,7 +122,9 @@ std::optional<Notifier::Delivery> DeliveryFrom(const json& entry) {
 }  // namespace
 
 Notifier::Notifier(NotifierOptions options, const LedgerPort& ledger)
-    : options_(std::move(options)), ledger_(ledger), state_path_(options_.gateway_dir + "/" + kStateFile) {
+    : options_(std::move(options)),
+      ledger_(ledger),
+      state_path_(options_.gateway_dir + "/" + options_.state_file) {
   if (!options_.clock_s) options_.clock_s = SystemSeconds;
   LEDGER_ASSERT(options_.platform_key != nullptr && options_.platform_key->is_private());
 }

@@ -415,6 +415,14 @@ Status RecordSender::Send(const std::string& topic, uint32_t partition, const st
   }
 }
 
+Status RecordSender::ServeDeliveries() {
+  rd_kafka_poll(impl_->producer, 0);
+  if (impl_->failed == 0) return Status::Ok();
+  const Status failed = Status::IoError(std::to_string(impl_->failed) + " records failed: " + impl_->failure);
+  impl_->failed = 0;
+  return failed;
+}
+
 Status RecordSender::Flush(int64_t timeout_ms) {
   const rd_kafka_resp_err_t err = rd_kafka_flush(impl_->producer, static_cast<int>(timeout_ms));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)

@@ -410,14 +410,8 @@ Decision CheckPayParties(const fb::PayT& command, const DecideContext& context, 
     return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no +
                                             " was closed by a reversal before it was paid");
   }
-  if (std::optional<fb::OrderRecordT> order =
-          CreatedOrder(state, command.merchant, command.merchant_order_no)) {
-    if (command.order_amount_minor != order->amount_minor)
-      return Reject(reason::kInvalidAmount, "the order's amount is " + std::to_string(order->amount_minor));
-    if (context.now_ns >= order->expires_at_ns) return Reject(reason::kOrderExpired, "the order has expired");
-    if (order->payment_code != command.payment_code)
-      return Reject(reason::kPaymentCodeInvalid, "the order waits on its own payment code");
-  }
+  if (std::optional<Decision> refused = CreatedOrderRefuses(state, command, context.now_ns))
+    return std::move(*refused);
   const bool needs_customer =
       command.funding == fb::Funding::own_account || command.points > 0 || !command.coupon.empty();
   if (needs_customer && !CustomerExists(state, command.customer)) {
@@ -1016,6 +1010,18 @@ Decision DecideTransfer(const fb::TransferT& command, const DecideContext& conte
 }
 
 }  // namespace
+
+std::optional<Decision> CreatedOrderRefuses(const KvReader& state, const fb::PayT& command, int64_t at_ns) {
+  const std::optional<fb::OrderRecordT> order =
+      CreatedOrder(state, command.merchant, command.merchant_order_no);
+  if (!order) return std::nullopt;
+  if (command.order_amount_minor != order->amount_minor)
+    return Reject(reason::kInvalidAmount, "the order's amount is " + std::to_string(order->amount_minor));
+  if (at_ns >= order->expires_at_ns) return Reject(reason::kOrderExpired, "the order has expired");
+  if (order->payment_code != command.payment_code)
+    return Reject(reason::kPaymentCodeInvalid, "the order waits on its own payment code");
+  return std::nullopt;
+}
 
 uint64_t NextLegNumber(const KvReader& state, uint32_t destination) {
   fb::LegMarkRecordT mark;

@@ -45,4 +45,9 @@ uint64_t NextLegNumber(const KvReader& state, uint32_t destination);
 bool OrderClosedAt(const KvReader& state, const std::string& merchant, const std::string& merchant_order_no,
                    int64_t at_ns);
 
+// Why a payment of an order created to wait for its customer (create_order) is refused at `at_ns`: another
+// amount, past its expiry, another payment code; nullopt when it may go on (also for an order never created).
+// The order's shard asks before it forwards a payment to its customer's shard, which cannot see the order.
+std::optional<Decision> CreatedOrderRefuses(const KvReader& state, const fb::PayT& command, int64_t at_ns);
+
 }  // namespace ledger

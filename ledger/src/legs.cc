@@ -108,13 +108,16 @@ std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& p
     forwarded.destination = route.shard;  // the shard holding the order's payment decides what follows
   } else if (const fb::PayT* pay = parsed.command.body.AsPay(); pay != nullptr) {
     // A new payment of another shard's customer is decided there, where the customer's money and limits
-    // are; an order already paid here, or closed by a reversal, is refused here (DUPLICATE_ORDER,
-    // ORDER_CLOSED), as one shard would.
+    // are; an order already paid here, closed by a reversal, or created here and not payable by this payment
+    // (amount, expiry, payment code: the customer's shard cannot see the order), is refused here
+    // (DUPLICATE_ORDER, ORDER_CLOSED, INVALID_AMOUNT, ORDER_EXPIRED, PAYMENT_CODE_INVALID), as one shard
+    // would.
     const uint32_t customer_shard = ShardOfKey(pay->customer, config.shards);
     std::string paid;
     if (customer_shard == config.shard ||
         impl_->state.Get(keys::Payment(pay->merchant, pay->merchant_order_no), &paid) ||
-        OrderClosedAt(impl_->state, pay->merchant, pay->merchant_order_no, ledger_time)) {
+        OrderClosedAt(impl_->state, pay->merchant, pay->merchant_order_no, ledger_time) ||
+        CreatedOrderRefuses(impl_->state, *pay, ledger_time)) {
       return std::nullopt;
     }
     forwarded.destination = customer_shard;

@@ -11,6 +11,7 @@
 #include "events/event.h"
 #include "ledger/command.h"
 #include "ledger/ledger.h"
+#include "shard_cluster.h"
 #include "state/records.h"
 #include "support/test_support.h"
 
@@ -19,7 +20,10 @@ namespace {
 
 using nlohmann::json;
 using testing::At;
+using testing::Cluster;
+using testing::CustomerOnShard;
 using testing::DefaultTimeNs;
+using testing::OrderOnShard;
 using testing::TestLedger;
 using Kind = CommandResult::Kind;
 
@@ -45,8 +49,8 @@ json CloseOrder(const std::string& id, const std::string& order) {
           {"occurred_at", At(DefaultTimeNs())}};
 }
 
-json PayAt(const std::string& order, int64_t amount, int64_t at_ns) {
-  json pay = testing::Pay("M1", order, "C1", amount, "", "u_shield");
+json PayAt(const std::string& order, int64_t amount, int64_t at_ns, const std::string& customer = "C1") {
+  json pay = testing::Pay("M1", order, customer, amount, "", "u_shield");
   pay["occurred_at"] = At(at_ns);
   pay["command_id"] = "pay-" + order + "-" + std::to_string(amount) + "-" + std::to_string(at_ns);
   return pay;
@@ -85,6 +89,29 @@ TEST_F(Orders, AnOrderIsPaidOnceByItsAmountBeforeItExpires) {
   ASSERT_EQ(ledger_.Submit(CreateOrder("o5", "N2", 7'000, expires)).kind, Kind::kAccepted);
   EXPECT_EQ(ledger_.Submit(PayAt("N2", 7'000, expires)).reason, reason::kOrderExpired);
   EXPECT_EQ(ledger_.Balance("C1:debit"), 95'000);
+}
+
+// The customer's shard decides a payment of another shard's order but cannot see the order: the order's shard
+// refuses a payment of the wrong amount or after the expiry before it forwards it, as one shard would.
+TEST(OrdersAcrossShards, AnOrderIsPaidByItsAmountBeforeItExpiresWhicheverShardItsCustomerIsOn) {
+  Cluster cluster(2);
+  const std::string customer = CustomerOnShard(1, 2);
+  const std::string late = OrderOnShard(0, 2);
+  const std::string paid = OrderOnShard(0, 2, 1);
+  for (const json& command : {testing::OpenMerchant("m1", "M1", 60), testing::OpenAccount("a1", customer),
+                              testing::Deposit("d1", customer + ":debit", 100'000)}) {
+    ASSERT_EQ(cluster.Decide(command), "accepted") << command.dump();
+  }
+  const int64_t expires = DefaultTimeNs() + 30 * kMinute;
+  for (const std::string& order : {late, paid}) {
+    json create = CreateOrder("o-" + order, order, 7'000, expires);
+    ASSERT_EQ(cluster.Decide(create), "accepted");
+  }
+  EXPECT_EQ(cluster.Decide(PayAt(late, 7'000, expires, customer)), "rejected ORDER_EXPIRED");
+  EXPECT_EQ(cluster.Decide(PayAt(paid, 6'000, DefaultTimeNs(), customer)), "rejected INVALID_AMOUNT");
+  EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 100'000);
+  EXPECT_EQ(cluster.Decide(PayAt(paid, 7'000, DefaultTimeNs() + kMinute, customer)), "accepted");
+  EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 93'000);
 }
 
 TEST_F(Orders, AClosedOrderIsNeverPaidAndAnUnknownOneCannotBeClosed) {

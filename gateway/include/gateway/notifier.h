@@ -34,7 +34,9 @@ inline const std::vector<int64_t> kWeChatRetrySeconds = {15,   15,   30,    180,
                                                          1800, 3600, 10800, 10800, 10800, 21600, 21600};
 
 struct NotifierOptions {
-  std::string gateway_dir;  // notifier.json, the merchants' APIv3 keys, notify-ca.pem (an extra trusted CA)
+  std::string gateway_dir;  // the state file, the merchants' APIv3 keys, notify-ca.pem (an extra trusted CA)
+  // The state file's name in gateway_dir: one notifier per history (a shard's events), each its own file.
+  std::string state_file = "notifier.json";
   std::shared_ptr<const RsaKey> platform_key;
   std::string platform_key_id;
   int timezone_offset_minutes = 480;

@@ -189,6 +189,9 @@ class RecordSender {
   Status Send(const std::string& topic, uint32_t partition, const std::string& key, const std::string& value,
               const Headers& headers = {});
   Status Flush(int64_t timeout_ms);
+  // Serves the delivery reports that arrived (a long-lived sender calls it now and then, so they do not pile
+  // up). Errors: IoError when records failed since the last call (how many, and the last reason).
+  Status ServeDeliveries();
 
  private:
   RecordSender() = default;

@@ -1,0 +1,600 @@
+#include "gateway_kafka_ledger.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/sha256.h"
+#include "events/event.h"
+#include "gateway_store_reads.h"
+#include "kafka/kafka.h"
+#include "kafka/timeouts.h"
+#include "kafka_submit.h"
+#include "ledger/command.h"
+#include "ledger/routing.h"
+#include "projections/projector.h"
+#include "reconcile/reconcile.h"
+#include "storage/kv.h"
+
+namespace ledger::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Where a replica's fold stands, in its own store's meta (committed with the records it covers).
+constexpr char kOffsetMeta[] = "replica.events_offset";
+constexpr char kHashMeta[] = "replica.last_hash";
+// Events folded per commit of a replica; results read per poll.
+constexpr size_t kFoldRecordsMax = 2048;
+constexpr size_t kResultsPerPollMax = 1024;
+// How long the port's thread sleeps when a round brought nothing (Kafka's own fetch wait bounds the rest).
+constexpr auto kIdleWait = std::chrono::milliseconds(2);
+// The start-up catch-up says where it is at most this often.
+constexpr auto kProgressInterval = std::chrono::seconds(2);
+
+// One shard as the gateway sees it: a replica of its history and the readers that feed it and answer.
+struct Replica {
+  uint32_t shard = 0;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<ProjectionSet> projections;
+  std::unique_ptr<ShardReads> reads;
+  std::unique_ptr<kafka::PartitionReader> events;
+  std::unique_ptr<kafka::PartitionReader> results;
+  int64_t next_offset = 0;  // of ledger.events partition `shard`, after the last folded record
+  Digest last_hash = kGenesisHash;
+  std::atomic<uint64_t> applied{0};  // the last folded sequence
+};
+
+// What a command's result asks for before it is answered: the shard's replica holding the events the result
+// reports (a sequence), or, for a result without one (a duplicate), every event published before it (an
+// offset of ledger.events).
+struct Readiness {
+  uint32_t shard = 0;
+  uint64_t sequence = 0;
+  int64_t events_offset = 0;
+};
+
+struct Waiting {
+  std::string command_id;
+  std::vector<uint32_t> shards_left;  // the shards whose results have not come
+  std::vector<Readiness> ready_when;
+  std::optional<gateway::CommandAnswer> answer;
+  gateway::LedgerPort::Done done;
+  Clock::time_point deadline;
+};
+
+// The shard of a transaction id ("<shard>-<first sequence>"); nullopt when it names none of `shards`.
+std::optional<uint32_t> ShardOfTransaction(std::string_view transaction_id, uint32_t shards) {
+  uint32_t shard = 0;
+  const char* const end = transaction_id.data() + transaction_id.size();
+  const auto [next, error] = std::from_chars(transaction_id.data(), end, shard);
+  if (error != std::errc() || next == end || *next != '-' || shard >= shards) return std::nullopt;
+  return shard;
+}
+
+// The last sequence a result lists (its transaction's, on the shard that decided it); 0 when none.
+uint64_t LastSequenceOf(const std::string& value) {
+  const nlohmann::json result = nlohmann::json::parse(value, nullptr, false);
+  uint64_t last = 0;
+  if (!result.is_object() || !result.contains("sequences") || !result["sequences"].is_array()) return last;
+  for (const nlohmann::json& sequence : result["sequences"])
+    if (sequence.is_number_unsigned()) last = std::max(last, sequence.get<uint64_t>());
+  return last;
+}
+
+Result<gateway::CommandAnswer> AnswerOfResult(const std::string& value) {
+  const nlohmann::json result = nlohmann::json::parse(value, nullptr, false);
+  if (!result.is_object() || !result.contains("status") || !result["status"].is_string())
+    return Status::Corruption("a result that is not one: " + value.substr(0, 200));
+  gateway::CommandAnswer answer;
+  const std::string status = result["status"];
+  answer.kind = status == "accepted"    ? gateway::CommandAnswer::Kind::kAccepted
+                : status == "duplicate" ? gateway::CommandAnswer::Kind::kDuplicate
+                                        : gateway::CommandAnswer::Kind::kRejected;
+  auto text = [&](const char* name) {
+    return result.contains(name) && result[name].is_string() ? result[name].get<std::string>()
+                                                             : std::string();
+  };
+  answer.reason = text("reason");
+  answer.detail = text("detail");
+  answer.transaction_id = text("transaction_id");
+  return answer;
+}
+
+// The answer to a command sent to several shards (reference data): a rejection wins, then an acceptance.
+void Merge(std::optional<gateway::CommandAnswer>& into, gateway::CommandAnswer answer) {
+  if (!into.has_value() || answer.kind == gateway::CommandAnswer::Kind::kRejected ||
+      (answer.kind == gateway::CommandAnswer::Kind::kAccepted &&
+       into->kind == gateway::CommandAnswer::Kind::kDuplicate)) {
+    into = std::move(answer);
+  }
+}
+
+Result<std::unique_ptr<Replica>> OpenReplica(const KafkaLedgerOptions& options, uint32_t shard) {
+  auto replica = std::make_unique<Replica>();
+  replica->shard = shard;
+  const std::string dir = options.replica_dir + "/shard-" + std::to_string(shard);
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) return Status::IoError("cannot make " + dir + ": " + error.message());
+  StoreOptions store_options;
+  store_options.sync = false;  // a replica is rebuilt from Kafka whenever it is lost
+  Result<std::unique_ptr<Store>> store = Store::Open(dir, store_options);
+  if (!store.ok()) return store.status();
+  replica->store = std::move(store).value();
+  replica->projections = std::make_unique<ProjectionSet>(MakeLedgerProjectors());
+  LEDGER_RETURN_IF_ERROR(replica->projections->Load(replica->store->state()));
+  replica->applied.store(replica->projections->LastApplied());
+  Result<std::optional<std::string>> offset = replica->store->GetMeta(kOffsetMeta);
+  if (!offset.ok()) return offset.status();
+  Result<std::optional<std::string>> hash = replica->store->GetMeta(kHashMeta);
+  if (!hash.ok()) return hash.status();
+  if (offset->has_value() != hash->has_value())
+    return Status::Corruption(dir +
+                              ": the replica's offset and hash disagree; delete the folder to rebuild it");
+  if (offset->has_value()) {
+    const std::string& text = **offset;
+    const auto [end, parsed] = std::from_chars(text.data(), text.data() + text.size(), replica->next_offset);
+    std::optional<std::string> bytes = FromHex(**hash);
+    if (parsed != std::errc() || end != text.data() + text.size() || !bytes || bytes->size() != 32)
+      return Status::Corruption(dir + ": an unreadable replica position; delete the folder to rebuild it");
+    std::copy(bytes->begin(), bytes->end(), replica->last_hash.begin());
+  }
+  Result<std::unique_ptr<kafka::PartitionReader>> events = kafka::PartitionReader::Open(
+      options.brokers, kafka::kEventsTopic, shard, offset->has_value() ? replica->next_offset : -1,
+      kafka::OffsetReset::kError);
+  if (!events.ok()) return events.status();
+  replica->events = std::move(events).value();
+  replica->reads = std::make_unique<ShardReads>(*replica->store, options.timezone_offset_minutes);
+  return replica;
+}
+
+// Folds what the replica's partition holds next (waiting up to `timeout_ms` for it) into its store: every
+// event must follow the last one (sequence and hash chain), or the replica stops with Corruption. Returns how
+// many records it read.
+Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
+  Result<std::vector<kafka::Record>> records = replica.events->Poll(kFoldRecordsMax, timeout_ms);
+  if (!records.ok()) return records.status();
+  if (records->empty()) return size_t{0};
+  Overlay overlay(replica.store->state());
+  CommitBatch batch;
+  batch.sync = false;
+  Digest last_hash = replica.last_hash;
+  uint64_t applied = replica.projections->LastApplied();
+  for (const kafka::Record& record : *records) {
+    const std::string where = "ledger.events partition " + std::to_string(replica.shard) + " offset " +
+                              std::to_string(record.offset);
+    Result<DecodedEvent> event = DecodeEventRecord(record.value);
+    if (!event.ok()) return Status::Corruption(where + ": " + event.status().message());
+    const uint64_t sequence = event->body->sequence();
+    if (sequence <= applied) continue;  // published again after a producer rebuild: folded before
+    if (sequence != applied + 1)
+      return Status::Corruption(where + ": sequence " + std::to_string(sequence) + " after " +
+                                std::to_string(applied));
+    if (event->prev_hash != last_hash || ChainHash(event->prev_hash, event->body_bytes) != event->hash)
+      return Status::Corruption(where + ": sequence " + std::to_string(sequence) + " does not chain");
+    LEDGER_RETURN_IF_ERROR(replica.projections->Apply(*event->body, overlay));
+    batch.events.emplace_back(sequence, record.value);
+    last_hash = event->hash;
+    applied = sequence;
+  }
+  const int64_t next_offset = records->back().offset + 1;
+  batch.state = &overlay;
+  batch.meta = {{kOffsetMeta, std::to_string(next_offset)}, {kHashMeta, ToHex(last_hash)}};
+  LEDGER_RETURN_IF_ERROR(replica.store->Commit(batch));
+  replica.next_offset = next_offset;
+  replica.last_hash = last_hash;
+  replica.applied.store(applied);
+  return records->size();
+}
+
+// Folds the replica up to its partition's end as it is now.
+Status CatchUp(Replica& replica) {
+  Result<kafka::Watermarks> marks = replica.events->QueryWatermarks(kafka::kWatermarksTimeoutMs);
+  if (!marks.ok()) return marks.status();
+  auto said = Clock::now();
+  while (replica.next_offset < marks->high) {
+    Result<size_t> folded = FoldNext(replica, kafka::kWatermarksTimeoutMs);
+    if (!folded.ok()) return folded.status();
+    if (*folded == 0)
+      return Status::IoError("ledger.events partition " + std::to_string(replica.shard) +
+                             ": nothing read at " + std::to_string(replica.next_offset) + " of " +
+                             std::to_string(marks->high));
+    if (Clock::now() - said >= kProgressInterval) {
+      spdlog::info("gateway: shard {} replica at offset {} of {}", replica.shard, replica.next_offset,
+                   marks->high);
+      said = Clock::now();
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct KafkaLedger::Impl {
+  KafkaLedgerOptions options;
+  std::vector<std::unique_ptr<Replica>> replicas;
+  std::unique_ptr<kafka::RecordSender> sender;
+  std::mutex sender_mutex;  // the sender is used by the server's thread and the port's
+  mutable std::mutex mutex;
+  std::deque<std::shared_ptr<Waiting>> waiting;  // in the order sent
+  bool stopping = false;
+  Status failure;
+  std::thread thread;
+
+  const ShardReads& Reads(uint32_t shard) const { return *replicas[shard]->reads; }
+  uint32_t OrderShard(std::string_view merchant, std::string_view order_no) const {
+    return ShardOfKey(OrderKey(merchant, order_no), options.shards);
+  }
+
+  void Follow();
+  // One round: folds, reads results, answers what is ready, expires what is overdue. False when a replica
+  // failed (failure is set).
+  bool Round(bool* idle);
+  void OnResult(uint32_t shard, const kafka::Record& record);
+  // The waiting commands whose results all came and whose replicas are there, taken out of `waiting`.
+  std::vector<std::shared_ptr<Waiting>> TakeReady();
+  std::vector<std::shared_ptr<Waiting>> TakeOverdue();
+  void Fail(const Status& status);
+};
+
+KafkaLedger::KafkaLedger() : impl_(std::make_unique<Impl>()) {}
+
+KafkaLedger::~KafkaLedger() { Stop(); }
+
+Result<std::unique_ptr<KafkaLedger>> KafkaLedger::Open(const KafkaLedgerOptions& options) {
+  if (options.shards == 0 || options.producer_key == nullptr)
+    return Status::InvalidArgument("the Kafka port needs at least one shard and the gateway's producer key");
+  std::unique_ptr<KafkaLedger> port(new KafkaLedger());
+  Impl& impl = *port->impl_;
+  impl.options = options;
+  for (uint32_t shard = 0; shard < options.shards; ++shard) {
+    Result<std::unique_ptr<Replica>> replica = OpenReplica(options, shard);
+    if (!replica.ok()) return replica.status();
+    LEDGER_RETURN_IF_ERROR(CatchUp(**replica));
+    Result<std::unique_ptr<kafka::PartitionReader>> results = ResultsFromNow(options.brokers, shard);
+    if (!results.ok()) return results.status();
+    (*replica)->results = std::move(results).value();
+    spdlog::info("gateway: shard {} replica through sequence {}", shard, (*replica)->applied.load());
+    impl.replicas.push_back(std::move(replica).value());
+  }
+  Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(options.brokers);
+  if (!sender.ok()) return sender.status();
+  impl.sender = std::move(sender).value();
+  impl.thread = std::thread([&impl] { impl.Follow(); });
+  return port;
+}
+
+void KafkaLedger::Stop() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  if (impl_->thread.joinable()) impl_->thread.join();
+  std::deque<std::shared_ptr<Waiting>> left;
+  {
+    std::lock_guard lock(impl_->mutex);
+    left.swap(impl_->waiting);
+  }
+  for (auto& waiting : left) waiting->done(Status::Aborted("the gateway is stopping"));
+}
+
+Status KafkaLedger::failure() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->failure;
+}
+
+uint32_t KafkaLedger::shards() const { return impl_->options.shards; }
+
+void KafkaLedger::Submit(std::string command_line, Done done) {
+  Result<ParsedCommand> parsed = ParseCommandJson(command_line);
+  if (!parsed.ok()) return done(parsed.status());  // the gateway built a line the ledger cannot read
+  auto waiting = std::make_shared<Waiting>();
+  waiting->command_id = parsed->command_id;
+  waiting->shards_left = ShardsFor(*parsed, impl_->options.shards);
+  waiting->done = std::move(done);
+  waiting->deadline = Clock::now() + std::chrono::milliseconds(impl_->options.answer_timeout_ms);
+  Status refused;
+  {
+    // Waiting before it is sent: its result may come before Send returns.
+    std::lock_guard lock(impl_->mutex);
+    if (!impl_->failure.ok() || impl_->stopping) {
+      refused = Status::Aborted("the ledger port stopped");
+    } else if (impl_->waiting.size() >= impl_->options.waiting_max) {
+      refused = Status::Aborted("too many commands wait for their results");
+    } else {
+      impl_->waiting.push_back(waiting);
+    }
+  }
+  if (!refused.ok()) return waiting->done(refused);
+  const kafka::Headers headers =
+      kafka::CommandSignatureHeaders(*impl_->options.producer_key, parsed->fingerprint);
+  Status sent;
+  {
+    std::lock_guard lock(impl_->sender_mutex);
+    for (uint32_t shard : waiting->shards_left) {
+      sent = impl_->sender->Send(kafka::kCommandsTopic, shard, parsed->command_id, command_line, headers);
+      if (!sent.ok()) break;
+    }
+  }
+  if (sent.ok()) return;
+  bool mine = false;
+  {
+    std::lock_guard lock(impl_->mutex);
+    auto it = std::find(impl_->waiting.begin(), impl_->waiting.end(), waiting);
+    if (it != impl_->waiting.end()) {
+      impl_->waiting.erase(it);
+      mine = true;
+    }
+  }
+  if (mine) waiting->done(sent);  // else Stop or a failure answered it already
+}
+
+void KafkaLedger::Impl::Follow() {
+  while (true) {
+    {
+      std::lock_guard lock(mutex);
+      if (stopping) return;
+    }
+    bool idle = true;
+    if (!Round(&idle)) return;
+    if (idle) std::this_thread::sleep_for(kIdleWait);
+  }
+}
+
+bool KafkaLedger::Impl::Round(bool* idle) {
+  for (auto& replica : replicas) {
+    Result<size_t> folded = FoldNext(*replica, 0);
+    if (!folded.ok()) {
+      Fail(folded.status());
+      return false;
+    }
+    Result<std::vector<kafka::Record>> results = replica->results->Poll(kResultsPerPollMax, 0);
+    if (!results.ok()) {
+      Fail(results.status());
+      return false;
+    }
+    if (*folded > 0 || !results->empty()) *idle = false;
+    for (const kafka::Record& record : *results) OnResult(replica->shard, record);
+  }
+  {
+    // A command whose record failed gets no result: it is answered when its time is up.
+    std::lock_guard lock(sender_mutex);
+    const Status delivered = sender->ServeDeliveries();
+    if (!delivered.ok()) spdlog::warn("gateway: ledger.commands: {}", delivered.message());
+  }
+  for (auto& waiting : TakeReady()) waiting->done(std::move(*waiting->answer));
+  for (auto& waiting : TakeOverdue()) {
+    waiting->done(Status::IoError("no result for command " + waiting->command_id + " within " +
+                                  std::to_string(options.answer_timeout_ms) +
+                                  " ms: it may or may not be applied"));
+  }
+  return true;
+}
+
+void KafkaLedger::Impl::OnResult(uint32_t shard, const kafka::Record& record) {
+  std::shared_ptr<Waiting> waiting;
+  {
+    std::lock_guard lock(mutex);
+    for (auto& candidate : this->waiting) {
+      if (candidate->command_id != record.key) continue;
+      auto left = std::find(candidate->shards_left.begin(), candidate->shards_left.end(), shard);
+      if (left == candidate->shards_left.end()) continue;
+      candidate->shards_left.erase(left);
+      waiting = candidate;
+      break;
+    }
+  }
+  if (waiting == nullptr) return;  // another gateway's, or one that timed out
+  Result<gateway::CommandAnswer> answer = AnswerOfResult(record.value);
+  Readiness ready{shard, 0, 0};
+  if (record.sequence.has_value()) {
+    ready.sequence = *record.sequence;
+  } else {
+    // No sequence (a duplicate): its events were published before it, so the partition's end now covers
+    // them.
+    Result<kafka::Watermarks> marks = replicas[shard]->events->QueryWatermarks(kafka::kWatermarksTimeoutMs);
+    ready.events_offset = marks.ok() ? marks->high : 0;
+  }
+  std::lock_guard lock(mutex);
+  if (!answer.ok()) {
+    spdlog::error("gateway: shard {}: {}", shard, answer.status().message());
+    answer = gateway::CommandAnswer{gateway::CommandAnswer::Kind::kRejected, "MALFORMED_RESULT", "", ""};
+  }
+  // A payment another shard decided (its customer's): that shard's events must be there too.
+  const std::optional<uint32_t> decided_on = ShardOfTransaction(answer->transaction_id, options.shards);
+  if (decided_on.has_value() && *decided_on != shard)
+    waiting->ready_when.push_back({*decided_on, LastSequenceOf(record.value), 0});
+  Merge(waiting->answer, std::move(answer).value());
+  waiting->ready_when.push_back(ready);
+}
+
+std::vector<std::shared_ptr<Waiting>> KafkaLedger::Impl::TakeReady() {
+  auto is_ready = [this](const Waiting& waiting) {
+    if (!waiting.shards_left.empty()) return false;
+    for (const Readiness& ready : waiting.ready_when) {
+      const Replica& replica = *replicas[ready.shard];
+      if (replica.applied.load() < ready.sequence || replica.next_offset < ready.events_offset) return false;
+    }
+    return true;
+  };
+  std::vector<std::shared_ptr<Waiting>> taken;
+  std::lock_guard lock(mutex);
+  for (auto it = waiting.begin(); it != waiting.end();) {
+    if (is_ready(**it)) {
+      taken.push_back(std::move(*it));
+      it = waiting.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return taken;
+}
+
+std::vector<std::shared_ptr<Waiting>> KafkaLedger::Impl::TakeOverdue() {
+  const Clock::time_point now = Clock::now();
+  std::vector<std::shared_ptr<Waiting>> taken;
+  std::lock_guard lock(mutex);
+  for (auto it = waiting.begin(); it != waiting.end();) {
+    if ((*it)->deadline <= now) {
+      taken.push_back(std::move(*it));
+      it = waiting.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return taken;
+}
+
+void KafkaLedger::Impl::Fail(const Status& status) {
+  spdlog::error("gateway: the Kafka port stopped: {}", status.ToString());
+  std::deque<std::shared_ptr<Waiting>> left;
+  {
+    std::lock_guard lock(mutex);
+    failure = status;
+    left.swap(waiting);
+  }
+  for (auto& waiting : left) waiting->done(status);
+}
+
+Result<std::optional<gateway::MerchantKeyRecordView>> KafkaLedger::MerchantKey(
+    std::string_view serial_no) const {
+  // Every shard records every merchant key; a revocation any replica has seen counts at once.
+  std::optional<gateway::MerchantKeyRecordView> found;
+  for (const auto& replica : impl_->replicas) {
+    Result<std::optional<gateway::MerchantKeyRecordView>> key = replica->reads->MerchantKey(serial_no);
+    if (!key.ok()) return key.status();
+    if (!key->has_value()) continue;
+    if (!found.has_value())
+      found = std::move(*key);
+    else
+      found->revoked = found->revoked || (*key)->revoked;
+  }
+  return found;
+}
+
+Result<std::optional<gateway::PaymentView>> KafkaLedger::Payment(std::string_view merchant,
+                                                                 std::string_view order_no) const {
+  // On the order's shard, or where its route says: the customer's shard decided it and holds the payment.
+  const uint32_t order_shard = impl_->OrderShard(merchant, order_no);
+  Result<std::optional<gateway::PaymentView>> payment = impl_->Reads(order_shard).Payment(merchant, order_no);
+  if (!payment.ok() || payment->has_value()) return payment;
+  Result<std::optional<uint32_t>> routed = impl_->Reads(order_shard).OrderRoutedTo(merchant, order_no);
+  if (!routed.ok()) return routed.status();
+  if (!routed->has_value() || **routed == order_shard || **routed >= impl_->options.shards) return payment;
+  return impl_->Reads(**routed).Payment(merchant, order_no);
+}
+
+Result<std::optional<gateway::PaymentView>> KafkaLedger::PaymentByTransaction(
+    std::string_view transaction_id) const {
+  const std::optional<uint32_t> shard = ShardOfTransaction(transaction_id, impl_->options.shards);
+  if (!shard.has_value()) return std::optional<gateway::PaymentView>();
+  return impl_->Reads(*shard).PaymentByTransaction(transaction_id);
+}
+
+Result<std::optional<gateway::OrderView>> KafkaLedger::Order(std::string_view merchant,
+                                                             std::string_view order_no) const {
+  return impl_->Reads(impl_->OrderShard(merchant, order_no)).Order(merchant, order_no);
+}
+
+Result<std::optional<gateway::RefundView>> KafkaLedger::Refund(std::string_view merchant,
+                                                               std::string_view refund_no) const {
+  // A refund lives on its order's shard, which its number does not tell.
+  for (const auto& replica : impl_->replicas) {
+    Result<std::optional<gateway::RefundView>> refund = replica->reads->Refund(merchant, refund_no);
+    if (!refund.ok() || refund->has_value()) return refund;
+  }
+  return std::optional<gateway::RefundView>();
+}
+
+Result<std::optional<gateway::CustomerMediumView>> KafkaLedger::CustomerMedium(
+    std::string_view customer, std::string_view medium) const {
+  return impl_->Reads(ShardOfKey(customer, impl_->options.shards)).CustomerMedium(customer, medium);
+}
+
+Result<std::optional<gateway::PaymentCodeView>> KafkaLedger::PaymentCode(
+    std::string_view payment_code) const {
+  // A code is issued on its customer's shard, which its id does not tell; once used anywhere, it is used.
+  std::optional<gateway::PaymentCodeView> found;
+  for (const auto& replica : impl_->replicas) {
+    Result<std::optional<gateway::PaymentCodeView>> code = replica->reads->PaymentCode(payment_code);
+    if (!code.ok()) return code.status();
+    if (!code->has_value()) continue;
+    if (!found.has_value() || (*code)->used) found = std::move(*code);
+  }
+  return found;
+}
+
+Result<std::string> KafkaLedger::TradeBill(std::string_view merchant, int date) const {
+  std::vector<recon::Line> lines;
+  for (const auto& replica : impl_->replicas) {
+    Result<std::vector<recon::Line>> shard_lines = replica->reads->TradeLines(merchant, date);
+    if (!shard_lines.ok()) return shard_lines.status();
+    lines.insert(lines.end(), std::make_move_iterator(shard_lines->begin()),
+                 std::make_move_iterator(shard_lines->end()));
+  }
+  return recon::WeChatTradeBill(lines, merchant, impl_->options.timezone_offset_minutes);
+}
+
+Result<gateway::NoticeBatch> KafkaLedger::NoticesAfter(uint64_t after, size_t events_max) const {
+  return impl_->Reads(0).NoticesAfter(after, events_max);
+}
+
+namespace {
+
+// One shard's notices over the port's reads (KafkaLedger::NoticesOf).
+class ShardNotices final : public gateway::LedgerPort {
+ public:
+  ShardNotices(const KafkaLedger& port, const ShardReads& shard) : port_(port), shard_(shard) {}
+  Result<std::optional<gateway::MerchantKeyRecordView>> MerchantKey(
+      std::string_view serial_no) const override {
+    return port_.MerchantKey(serial_no);
+  }
+  Result<std::optional<gateway::PaymentView>> Payment(std::string_view merchant,
+                                                      std::string_view order_no) const override {
+    return port_.Payment(merchant, order_no);
+  }
+  Result<std::optional<gateway::PaymentView>> PaymentByTransaction(
+      std::string_view transaction_id) const override {
+    return port_.PaymentByTransaction(transaction_id);
+  }
+  Result<std::optional<gateway::OrderView>> Order(std::string_view merchant,
+                                                  std::string_view order_no) const override {
+    return port_.Order(merchant, order_no);
+  }
+  Result<std::optional<gateway::RefundView>> Refund(std::string_view merchant,
+                                                    std::string_view refund_no) const override {
+    return port_.Refund(merchant, refund_no);
+  }
+  Result<std::optional<gateway::CustomerMediumView>> CustomerMedium(std::string_view customer,
+                                                                    std::string_view medium) const override {
+    return port_.CustomerMedium(customer, medium);
+  }
+  Result<std::optional<gateway::PaymentCodeView>> PaymentCode(std::string_view payment_code) const override {
+    return port_.PaymentCode(payment_code);
+  }
+  Result<std::string> TradeBill(std::string_view merchant, int date) const override {
+    return port_.TradeBill(merchant, date);
+  }
+  Result<gateway::NoticeBatch> NoticesAfter(uint64_t after, size_t events_max) const override {
+    return shard_.NoticesAfter(after, events_max);
+  }
+  void Submit(std::string, Done done) override { done(Status::Aborted("a notices port sends no commands")); }
+
+ private:
+  const KafkaLedger& port_;
+  const ShardReads& shard_;
+};
+
+}  // namespace
+
+std::unique_ptr<gateway::LedgerPort> KafkaLedger::NoticesOf(uint32_t shard) const {
+  return std::make_unique<ShardNotices>(*this, impl_->Reads(shard));
+}
+
+}  // namespace ledger::cli

@@ -1,0 +1,162 @@
+"""The customer side of `ledger gateway` again (every test of customer_api_test.py), with the ledger behind Kafka:
+two `ledger serve` shards on `ledger broker` (librdkafka's mock cluster, the real Kafka protocol), the gateway
+started with --brokers, sending every command through ledger.commands signed with a gateway producer key and
+reading what the shards published; onboarding (merchant-keys, customer-enroll) through Kafka with an operator's
+key. Then what only this set-up shows: the commands on ledger.commands are the gateway's, signed (read with kcat);
+a gateway restarted with its replicas deleted rebuilds them from ledger.events and answers as before.
+
+    kafka_port_test.py LEDGER_BINARY SDK_PYTHON
+
+Runs itself again under SDK_PYTHON; exits 77 (skipped, saying why) when that Python lacks the clients.
+"""
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import customer_api_test as customers  # noqa: E402
+import gateway_sdk_test as sdk  # noqa: E402
+
+SHARDS = 2
+
+
+class Background:
+    """A ledger program that runs until it is stopped by its process id."""
+
+    def __init__(self, args, log_path):
+        self.log = open(log_path, "a")
+        self.process = subprocess.Popen([sdk.LEDGER, *args], stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def first_line(self, prefix):
+        ready, _, _ = select.select([self.process.stdout], [], [], sdk.DEADLINE_S)
+        line = self.process.stdout.readline().strip() if ready else ""
+        if not line.startswith(prefix):
+            self.stop()
+            raise AssertionError(f"{prefix!r} expected first, got {line!r}; see {self.log.name}")
+        return line[len(prefix):]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=sdk.DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
+        self.log.close()
+        return self.process.returncode
+
+
+class KafkaPortTest(customers.CustomerApiTest):
+    broker = None
+    serves = []
+    # What test_99 counts besides the base tests: test_14's two payments, and not test_09's confirmed codepay.
+    extra_paid = {"C1:debit": 700 + 800 - 200_000}
+
+    # A codepay above its code's medium limit waits for the customer with a `create_order` naming the payment
+    # code, decided on the order's shard; the code lives on its customer's shard, so when the two differ the
+    # order shard refuses it (PAYMENT_CODE_INVALID). Not built yet (docs/ARCHITECTURE.md, "The front door").
+    WAITING_CODEPAY_ACROSS_SHARDS = "a codepay waiting for its customer across shards is not built yet"
+
+    @unittest.skip(WAITING_CODEPAY_ACROSS_SHARDS)
+    def test_09_above_its_mediums_limit_the_customer_confirms_the_payment(self):
+        pass
+
+    @unittest.skip(WAITING_CODEPAY_ACROSS_SHARDS)
+    def test_10_a_waiting_codepay_the_merchant_reversed_is_never_paid(self):
+        pass
+
+    @classmethod
+    def shard_folders(cls):
+        return [os.path.join(cls.scratch.name, f"shard{shard}") for shard in range(SHARDS)]
+
+    @classmethod
+    def start_ledger(cls, commands_path):
+        scratch = cls.scratch.name
+        if cls.broker is None:
+            cls.broker = Background(["broker", "--partitions", str(SHARDS)], os.path.join(scratch, "broker.log"))
+            cls.brokers = cls.broker.first_line("bootstrap=")
+            # Shards authenticate the legs they send each other with the ledger's key: one pair for both.
+            keys = os.path.join(scratch, "ledger-keys")
+            sdk.run_ledger("keygen", "--out", keys)
+            for shard, folder in enumerate(cls.shard_folders()):
+                os.makedirs(folder)
+                with open(os.path.join(folder, "ledger.toml"), "w") as f:
+                    f.write(f'[ledger]\nshard = {shard}\n[audit]\nprivate_key = "{keys}/ledger-signing.key"\n'
+                            f'public_key = "{keys}/ledger-signing.pub"\n')
+            # The first keys go in on the stopped shards: an operator's for onboarding, the gateway's own.
+            for role in ("operator", "gateway"):
+                out = os.path.join(scratch, f"{role}-key")
+                sdk.run_ledger("producer-key", "--data", cls.shard_folders()[0], "--producer", role, "--role", role,
+                               "--out", out)
+                for folder in cls.shard_folders()[1:]:
+                    sdk.run_ledger("producer-key", "--data", folder, "--producer", role, "--role", role,
+                                   "--public-key", os.path.join(out, "producer.pub"))
+            kafka = ["--brokers", cls.brokers, "--shards", str(SHARDS), "--producer-key"]
+            cls.operator_args = (*kafka, os.path.join(scratch, "operator-key", "producer.key"))
+            cls.gateway_args = (*kafka, os.path.join(scratch, "gateway-key", "producer.key"))
+        cls.serves = []
+        for shard, folder in enumerate(cls.shard_folders()):
+            serve = Background(["serve", "--data", folder, "--brokers", cls.brokers, "--shard", str(shard),
+                                "--shards", str(SHARDS)], os.path.join(scratch, f"serve{shard}.log"))
+            serve.first_line("bootstrap=")
+            cls.serves.append(serve)
+        if commands_path:
+            sdk.run_ledger("submit", "--brokers", cls.brokers, "--shards", str(SHARDS), "--producer-key",
+                           cls.operator_args[-1], commands_path)
+
+    @classmethod
+    def stop_ledger(cls):
+        for serve in cls.serves:
+            serve.stop()
+        cls.serves = []
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        if cls.broker is not None:
+            cls.broker.stop()
+
+    def test_13_every_command_on_the_topic_is_the_gateways_signed_one(self):
+        headers = []
+        for shard in range(SHARDS):
+            done = subprocess.run(["kcat", "-C", "-b", self.brokers, "-t", "ledger.commands", "-p", str(shard),
+                                   "-o", "beginning", "-e", "-q", "-f", "%k %h\\n"],
+                                  capture_output=True, text=True, timeout=60)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            headers += [line for line in done.stdout.splitlines() if line.startswith("gw:")]
+        self.assertGreater(len(headers), 10)
+        key_ids = {field.split("=", 1)[1] for line in headers for field in line.split(" ", 1)[1].split(",")
+                   if field.startswith("ledger.producer-key=")}
+        self.assertEqual(len(key_ids), 1, key_ids)  # one key: the gateway's
+        self.assertTrue(all("ledger.signature=" in line for line in headers))
+
+    def test_14_a_gateway_restarted_without_its_replicas_rebuilds_them_from_kafka(self):
+        code_url = self.order(700)
+        digest = self.lookup("C1", code_url)["payment_digest"]
+        self.assert_paid(self.pay("C1", code_url, "fingerprint", {"signature": self.sign("C1", "fingerprint", digest)}),
+                         code_url)
+        self.assertEqual(self.gateway.stop(), 0)
+        shutil.rmtree(os.path.join(self.data, "gateway", "replicas"))
+        self.__class__.gateway = sdk.Gateway(self.data, os.path.join(self.scratch.name, "gateway.log"),
+                                             sdk.free_port(), self.gateway_args)
+        self.__class__.m1 = sdk.merchant_client(sdk.read_kit(os.path.join(self.scratch.name, "kit-M1")),
+                                                self.gateway.url, "M1")
+        order_no = code_url.rsplit("/", 1)[1]
+        code, text = self.m1.query(out_trade_no=order_no)
+        self.assertEqual((code, json.loads(text)["trade_state"], json.loads(text)["amount"]["total"]),
+                         (200, "SUCCESS", 700), text)
+        # And it still moves money: the same customer pays another order through the rebuilt replicas.
+        code_url = self.order(800)
+        digest = self.lookup("C1", code_url)["payment_digest"]
+        self.assert_paid(self.pay("C1", code_url, "fingerprint", {"signature": self.sign("C1", "fingerprint", digest)}),
+                         code_url)
+
+
+if __name__ == "__main__":
+    sdk.main(__doc__, ("oath", "pyotp", "wechatpayv3"))
