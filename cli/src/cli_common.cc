@@ -70,6 +70,15 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
     if (!signer.ok()) return signer.status();
     out.signer = std::move(signer).value();
   }
+  // Every Kafka client this program makes connects with the configured TLS and SASL settings (files under
+  // the data folder like the keys).
+  std::vector<std::pair<std::string, std::string>> security = out.config.kafka_security;
+  for (auto& [name, value] : security)
+    if (name.ends_with(".location")) value = UnderDataDir(options.data_dir, value);
+  const std::string password_file = out.config.kafka_sasl_password_file.empty()
+                                        ? std::string()
+                                        : UnderDataDir(options.data_dir, out.config.kafka_sasl_password_file);
+  LEDGER_RETURN_IF_ERROR(kafka::SetClientSecurity(security, password_file));
   // A state that does not match its digests is described key by key (a rebuild from the events).
   out.describe_state_differences = DescribeStateDifferences;
   return out;

@@ -181,12 +181,19 @@ Status StartNotifiers(const GatewayArgs& args, const LedgerOptions& options,
   notifier_options.platform_key_id = platform_key_id;
   notifier_options.timezone_offset_minutes = options.config.timezone_offset_minutes;
   notifier_options.retry_seconds = args.notify_retry_seconds;
-  std::vector<std::pair<std::string, const gateway::LedgerPort*>> histories;
-  if (ledger.in_process) histories.emplace_back("notifier.json", ledger.in_process.get());
-  for (size_t shard = 0; shard < ledger.notice_ports.size(); ++shard)
-    histories.emplace_back("notifier-kafka-shard-" + std::to_string(shard) + ".json",
-                           ledger.notice_ports[shard].get());
-  for (const auto& [state_file, port] : histories) {
+  struct History {
+    std::string name;  // in notification ids
+    std::string state_file;
+    const gateway::LedgerPort* port;
+  };
+  std::vector<History> histories;
+  if (ledger.in_process) histories.push_back({"", "notifier.json", ledger.in_process.get()});
+  for (size_t shard = 0; shard < ledger.notice_ports.size(); ++shard) {
+    const std::string name = "shard-" + std::to_string(shard);
+    histories.push_back({name, "notifier-kafka-" + name + ".json", ledger.notice_ports[shard].get()});
+  }
+  for (const auto& [name, state_file, port] : histories) {
+    notifier_options.history = name;
     notifier_options.state_file = state_file;
     Result<std::unique_ptr<gateway::Notifier>> notifier = gateway::Notifier::Open(notifier_options, *port);
     if (!notifier.ok()) return notifier.status();
@@ -311,7 +318,12 @@ class CommandRecorder {
     if (!results.ok()) return results.status();
     for (const std::string& text : *results) {
       const nlohmann::json result = nlohmann::json::parse(text, nullptr, false);
-      if (!result.is_object() || result.value("status", "") != "rejected") continue;
+      if (!result.is_object())
+        return Status::IoError("a result that is not one: the command may or may not be recorded");
+      // A duplicate of a refused command is refused again (its reason says so).
+      const bool refused = result.value("status", "") == "rejected" ||
+                           (result.contains("reason") && result["reason"].is_string());
+      if (!refused) continue;
       auto field = [&](const char* name) {
         return result.contains(name) && result[name].is_string() ? result[name].get<std::string>() : "";
       };
@@ -390,9 +402,13 @@ int AddMerchantKey(CommandRecorder& recorder, const MerchantKeysArgs& args) {
                                           {"public_key_pem", credentials->public_key_pem}}
                                .dump();
   Result<std::string> refused = recorder.Record(line);
-  if (!refused.ok() || !refused->empty()) {
+  if (!refused.ok()) {
+    // Not known to be refused (no result in time): the key may be recorded, so its kit stays.
+    return Fail(kExitFailure, refused.status().ToString() + "; the key " + credentials->serial_no +
+                                  " may be recorded: its kit is kept in " + args.out);
+  }
+  if (!refused->empty()) {
     undo();
-    if (!refused.ok()) return Fail(kExitFailure, refused.status().ToString());
     return Fail(kExitBadInput, *refused);
   }
   std::printf("serial_no=%s\nkit=%s\n", credentials->serial_no.c_str(), args.out.c_str());
@@ -452,9 +468,13 @@ int RunCustomerEnroll(const CustomerEnrollArgs& args) {
       {"medium", args.medium}};
   if (!enrolment->public_part.empty()) line["public_part"] = enrolment->public_part;
   Result<std::string> refused = (*recorder)->Record(line.dump());
-  if (!refused.ok() || !refused->empty()) {
+  if (!refused.ok()) {
+    // Not known to be refused (no result in time): the enrolment may be recorded, so its kit stays.
+    return Fail(kExitFailure, refused.status().ToString() +
+                                  "; the enrolment may be recorded: its kit is kept in " + args.out);
+  }
+  if (!refused->empty()) {
     std::filesystem::remove_all(args.out);
-    if (!refused.ok()) return Fail(kExitFailure, refused.status().ToString());
     return Fail(kExitBadInput, *refused);
   }
   std::printf("enrolled=%s %s\nkit=%s\n", args.customer.c_str(), args.medium.c_str(), args.out.c_str());

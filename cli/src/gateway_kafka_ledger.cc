@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/sha256.h"
@@ -145,9 +146,11 @@ Result<std::unique_ptr<Replica>> OpenReplica(const KafkaLedgerOptions& options, 
       return Status::Corruption(dir + ": an unreadable replica position; delete the folder to rebuild it");
     std::copy(bytes->begin(), bytes->end(), replica->last_hash.begin());
   }
+  // From the last record folded, read again: it must be the event the replica holds (FoldNext), so a
+  // partition replaced by another history is found before anything is skipped as seen.
+  const int64_t start = replica->next_offset > 0 ? replica->next_offset - 1 : -1;
   Result<std::unique_ptr<kafka::PartitionReader>> events = kafka::PartitionReader::Open(
-      options.brokers, kafka::kEventsTopic, shard, offset->has_value() ? replica->next_offset : -1,
-      kafka::OffsetReset::kError);
+      options.brokers, kafka::kEventsTopic, shard, start, kafka::OffsetReset::kError);
   if (!events.ok()) return events.status();
   replica->events = std::move(events).value();
   replica->reads = std::make_unique<ShardReads>(*replica->store, options.timezone_offset_minutes);
@@ -171,7 +174,13 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
                               std::to_string(record.offset);
     Result<DecodedEvent> event = DecodeEventRecord(record.value);
     if (!event.ok()) return Status::Corruption(where + ": " + event.status().message());
+    if (event->body->shard() != replica.shard)
+      return Status::Corruption(where + ": an event of shard " + std::to_string(event->body->shard()));
     const uint64_t sequence = event->body->sequence();
+    if (record.offset == replica.next_offset - 1 && event->hash != replica.last_hash)
+      return Status::Corruption(where +
+                                ": not the event the replica holds there: another history; delete the "
+                                "replica to rebuild it");
     if (sequence <= applied) continue;  // published again after a producer rebuild: folded before
     if (sequence != applied + 1)
       return Status::Corruption(where + ": sequence " + std::to_string(sequence) + " after " +
@@ -197,8 +206,16 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
 Status CatchUp(Replica& replica) {
   Result<kafka::Watermarks> marks = replica.events->QueryWatermarks(kafka::kWatermarksTimeoutMs);
   if (!marks.ok()) return marks.status();
+  if (replica.next_offset > marks->high)
+    return Status::Corruption("ledger.events partition " + std::to_string(replica.shard) +
+                              " ends at offset " + std::to_string(marks->high) + " but the replica read to " +
+                              std::to_string(replica.next_offset) +
+                              ": another history; delete the replica to rebuild it");
   auto said = Clock::now();
-  while (replica.next_offset < marks->high) {
+  // A replica that read before reads its last record again first (FoldNext checks it), even at the end.
+  bool recheck = replica.next_offset > 0;
+  while (recheck || replica.next_offset < marks->high) {
+    recheck = false;
     Result<size_t> folded = FoldNext(replica, kafka::kWatermarksTimeoutMs);
     if (!folded.ok()) return folded.status();
     if (*folded == 0)
@@ -296,7 +313,9 @@ void KafkaLedger::Submit(std::string command_line, Done done) {
   if (!parsed.ok()) return done(parsed.status());  // the gateway built a line the ledger cannot read
   auto waiting = std::make_shared<Waiting>();
   waiting->command_id = parsed->command_id;
-  waiting->shards_left = ShardsFor(*parsed, impl_->options.shards);
+  // Sent from this copy: once the waiter is published, the port's thread changes shards_left.
+  const std::vector<uint32_t> shards = ShardsFor(*parsed, impl_->options.shards);
+  waiting->shards_left = shards;
   waiting->done = std::move(done);
   waiting->deadline = Clock::now() + std::chrono::milliseconds(impl_->options.answer_timeout_ms);
   Status refused;
@@ -317,7 +336,7 @@ void KafkaLedger::Submit(std::string command_line, Done done) {
   Status sent;
   {
     std::lock_guard lock(impl_->sender_mutex);
-    for (uint32_t shard : waiting->shards_left) {
+    for (uint32_t shard : shards) {
       sent = impl_->sender->Send(kafka::kCommandsTopic, shard, parsed->command_id, command_line, headers);
       if (!sent.ok()) break;
     }
@@ -391,26 +410,29 @@ void KafkaLedger::Impl::OnResult(uint32_t shard, const kafka::Record& record) {
     }
   }
   if (waiting == nullptr) return;  // another gateway's, or one that timed out
-  Result<gateway::CommandAnswer> answer = AnswerOfResult(record.value);
+  const Result<gateway::CommandAnswer> answer = AnswerOfResult(record.value);
   Readiness ready{shard, 0, 0};
   if (record.sequence.has_value()) {
     ready.sequence = *record.sequence;
   } else {
     // No sequence (a duplicate): its events were published before it, so the partition's end now covers
     // them.
+    // Unknown when the broker does not say: then it waits until its time is up.
     Result<kafka::Watermarks> marks = replicas[shard]->events->QueryWatermarks(kafka::kWatermarksTimeoutMs);
-    ready.events_offset = marks.ok() ? marks->high : 0;
+    ready.events_offset = marks.ok() ? marks->high : std::numeric_limits<int64_t>::max();
   }
   std::lock_guard lock(mutex);
   if (!answer.ok()) {
+    // Not a refusal: the command may well be applied. Answered as unknown when its time is up.
     spdlog::error("gateway: shard {}: {}", shard, answer.status().message());
-    answer = gateway::CommandAnswer{gateway::CommandAnswer::Kind::kRejected, "MALFORMED_RESULT", "", ""};
+    waiting->shards_left.push_back(shard);
+    return;
   }
   // A payment another shard decided (its customer's): that shard's events must be there too.
   const std::optional<uint32_t> decided_on = ShardOfTransaction(answer->transaction_id, options.shards);
   if (decided_on.has_value() && *decided_on != shard)
     waiting->ready_when.push_back({*decided_on, LastSequenceOf(record.value), 0});
-  Merge(waiting->answer, std::move(answer).value());
+  Merge(waiting->answer, *answer);
   waiting->ready_when.push_back(ready);
 }
 
@@ -504,12 +526,16 @@ Result<std::optional<gateway::OrderView>> KafkaLedger::Order(std::string_view me
 
 Result<std::optional<gateway::RefundView>> KafkaLedger::Refund(std::string_view merchant,
                                                                std::string_view refund_no) const {
-  // A refund lives on its order's shard, which its number does not tell.
+  // A refund lives on the shard that holds its payment, which its number does not tell; a refund number is
+  // unique on that shard only, so when two shards hold one, the latest is the one just asked for.
+  std::optional<gateway::RefundView> found;
   for (const auto& replica : impl_->replicas) {
     Result<std::optional<gateway::RefundView>> refund = replica->reads->Refund(merchant, refund_no);
-    if (!refund.ok() || refund->has_value()) return refund;
+    if (!refund.ok()) return refund.status();
+    if (refund->has_value() && (!found || (*refund)->refunded_at_ns > found->refunded_at_ns))
+      found = std::move(*refund);
   }
-  return std::optional<gateway::RefundView>();
+  return found;
 }
 
 Result<std::optional<gateway::CustomerMediumView>> KafkaLedger::CustomerMedium(
@@ -582,7 +608,12 @@ class ShardNotices final : public gateway::LedgerPort {
     return port_.TradeBill(merchant, date);
   }
   Result<gateway::NoticeBatch> NoticesAfter(uint64_t after, size_t events_max) const override {
-    return shard_.NoticesAfter(after, events_max);
+    // A payment this shard decided for another shard's order carries no notify_url: the order's has it.
+    return shard_.NoticesAfter(
+        after, events_max, [this](const std::string& merchant, const std::string& order) {
+          Result<std::optional<gateway::OrderView>> created = port_.Order(merchant, order);
+          return created.ok() && created->has_value() ? (*created)->notify_url : std::string();
+        });
   }
   void Submit(std::string, Done done) override { done(Status::Aborted("a notices port sends no commands")); }
 

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "events/event.h"
+#include "ledger/routing.h"
 #include "reconcile/run.h"
 #include "state/keys.h"
 #include "state/records.h"
@@ -68,7 +69,7 @@ Result<std::optional<gateway::OrderView>> ShardReads::Order(std::string_view mer
   const bool was_closed = LoadRecord(store_.state(), keys::ClosedOrder(merchant, order_no), &closed);
   return std::optional<gateway::OrderView>(
       gateway::OrderView{record.amount_minor, fb::EnumNameChannel(record.channel), record.expires_at_ns,
-                         was_closed, record.payment_code});
+                         was_closed, record.payment_code, record.notify_url});
 }
 
 Result<std::optional<gateway::CustomerMediumView>> ShardReads::CustomerMedium(std::string_view customer,
@@ -117,7 +118,8 @@ Status ShardReads::ScanTransaction(std::string_view transaction_id,
   return scanned.ok() ? problem : scanned;
 }
 
-Result<gateway::NoticeBatch> ShardReads::NoticesAfter(uint64_t after, size_t events_max) const {
+Result<gateway::NoticeBatch> ShardReads::NoticesAfter(uint64_t after, size_t events_max,
+                                                      const NotifyUrlOf& notify_url_of) const {
   Result<std::optional<std::pair<uint64_t, std::string>>> last = store_.LastEvent();
   if (!last.ok()) return last.status();
   const uint64_t last_sequence = last->has_value() ? (*last)->first : 0;
@@ -137,10 +139,13 @@ Result<gateway::NoticeBatch> ShardReads::NoticesAfter(uint64_t after, size_t eve
         }
         batch.through = sequence;
         if (const fb::PaymentCaptured* paid = event->body->payload_as_PaymentCaptured()) {
-          if (!StringOf(paid->notify_url()).empty()) {
+          std::string notify_url = StringOf(paid->notify_url());
+          if (notify_url.empty() && notify_url_of)
+            notify_url = notify_url_of(StringOf(paid->merchant()), StringOf(paid->merchant_order_no()));
+          if (!notify_url.empty()) {
             batch.notices.push_back({sequence, gateway::Notice::Kind::kTransaction,
                                      StringOf(paid->merchant()), StringOf(paid->merchant_order_no()), "",
-                                     StringOf(paid->notify_url())});
+                                     std::move(notify_url)});
           }
         } else if (const fb::PaymentRefunded* refunded = event->body->payload_as_PaymentRefunded()) {
           if (!StringOf(refunded->notify_url()).empty()) {

@@ -155,8 +155,22 @@ Status ReadReconciliationSection(const toml::table& reconciliation, LedgerConfig
                      &config->reconciliation_fee_tolerance_minor);
 }
 
+// [kafka]'s TLS and SASL keys and the librdkafka settings they stand for.
+constexpr std::pair<std::string_view, std::string_view> kKafkaSecurityKeys[] = {
+    {"security_protocol", "security.protocol"},
+    {"sasl_mechanism", "sasl.mechanisms"},
+    {"sasl_username", "sasl.username"},
+    {"ssl_ca_location", "ssl.ca.location"},
+    {"ssl_certificate_location", "ssl.certificate.location"},
+    {"ssl_key_location", "ssl.key.location"},
+};
+
 Status ReadKafkaSection(const toml::table& kafka, LedgerConfig* config) {
-  LEDGER_RETURN_IF_ERROR(CheckKeys(kafka, {"brokers", "ack"}, "kafka"));
+  LEDGER_RETURN_IF_ERROR(
+      CheckKeys(kafka,
+                {"brokers", "ack", "security_protocol", "sasl_mechanism", "sasl_username",
+                 "sasl_password_file", "ssl_ca_location", "ssl_certificate_location", "ssl_key_location"},
+                "kafka"));
   for (const auto& [key, node] : kafka) {
     if (!node.is_string()) {
       return Status::InvalidArgument(Where(node) + ": '" + std::string(key.str()) + "' must be a string");
@@ -167,6 +181,12 @@ Status ReadKafkaSection(const toml::table& kafka, LedgerConfig* config) {
   if (config->kafka_ack != "kafka" && config->kafka_ack != "local") {
     return Status::InvalidArgument(Where(*kafka.get("ack")) + ": ack must be \"kafka\" or \"local\"");
   }
+  for (const auto& [key, setting] : kKafkaSecurityKeys) {
+    if (const toml::node* node = kafka.get(key))
+      config->kafka_security.emplace_back(setting, *node->value<std::string>());
+  }
+  if (const toml::node* node = kafka.get("sasl_password_file"))
+    config->kafka_sasl_password_file = *node->value<std::string>();
   return Status::Ok();
 }
 

@@ -43,11 +43,13 @@ constexpr size_t kGcmTagBytes = 16;
 const char* KindName(Notice::Kind kind) { return kind == Notice::Kind::kRefund ? "refund" : "transaction"; }
 
 // The notification's id: the same for every attempt and every gateway of this platform key (a UUID's shape,
-// from the event and the key, so that another ledger's notification of the same sequence has another id).
-std::string NotificationId(std::string_view platform_key_id, uint64_t sequence) {
-  const std::string hex =
-      ToHex(Sha256Of("ledger notification " + std::string(platform_key_id) + " " + std::to_string(sequence)))
-          .substr(0, 32);
+// from the event, its history and the key, so that another ledger's or shard's notification of the same
+// sequence has another id).
+std::string NotificationId(std::string_view platform_key_id, std::string_view history, uint64_t sequence) {
+  const std::string named = history.empty() ? std::string() : std::string(history) + " ";
+  const std::string hex = ToHex(Sha256Of("ledger notification " + std::string(platform_key_id) + " " + named +
+                                         std::to_string(sequence)))
+                              .substr(0, 32);
   return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
          hex.substr(20, 12);
 }
@@ -204,7 +206,7 @@ Result<std::string> Notifier::Body(const Delivery& delivery, int64_t now_s) cons
   if (!ciphertext.ok()) return ciphertext.status();
   const bool refund = delivery.kind == Notice::Kind::kRefund;
   const json body = {
-      {"id", NotificationId(options_.platform_key_id, delivery.sequence)},
+      {"id", NotificationId(options_.platform_key_id, options_.history, delivery.sequence)},
       {"create_time", WeChatTime(now_s * 1'000'000'000, options_.timezone_offset_minutes)},
       {"resource_type", "encrypt-resource"},
       {"event_type", refund ? "REFUND.SUCCESS" : "TRANSACTION.SUCCESS"},
@@ -220,7 +222,7 @@ Result<std::string> Notifier::Body(const Delivery& delivery, int64_t now_s) cons
 }
 
 bool Notifier::Deliver(const Delivery& delivery, int64_t now_s) const {
-  const std::string id = NotificationId(options_.platform_key_id, delivery.sequence);
+  const std::string id = NotificationId(options_.platform_key_id, options_.history, delivery.sequence);
   Result<std::string> body = Body(delivery, now_s);
   if (!body.ok()) {
     spdlog::warn("notifier: notification {} to merchant {} cannot be made yet: {}", id, delivery.merchant,
@@ -257,8 +259,8 @@ Status Notifier::ReadNotices(int64_t now_s) {
     // notice is given up at once, said in the log (the merchant's query still answers).
     if (per_merchant[notice.merchant]++ >= options_.pending_per_merchant) {
       spdlog::warn("notifier: notification {} to merchant {} given up: {} of its notifications wait already",
-                   NotificationId(options_.platform_key_id, notice.sequence), notice.merchant,
-                   options_.pending_per_merchant);
+                   NotificationId(options_.platform_key_id, options_.history, notice.sequence),
+                   notice.merchant, options_.pending_per_merchant);
       continue;
     }
     deliveries_.push_back(Delivery{notice.sequence, notice.kind, std::move(notice.merchant),
@@ -314,8 +316,8 @@ Status Notifier::RunOnce() {
           !done[k] && static_cast<size_t>(delivery.attempts) > options_.retry_seconds.size();
       if (given_up) {
         spdlog::warn("notifier: notification {} to merchant {} given up after {} attempts",
-                     NotificationId(options_.platform_key_id, delivery.sequence), delivery.merchant,
-                     delivery.attempts);
+                     NotificationId(options_.platform_key_id, options_.history, delivery.sequence),
+                     delivery.merchant, delivery.attempts);
       }
       if (done[k] || given_up) {
         remove[due[k]] = 1;

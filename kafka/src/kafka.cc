@@ -12,6 +12,7 @@
 #include <thread>
 #include <utility>
 
+#include "client_security.h"
 #include "events/event.h"
 
 namespace ledger::kafka {
@@ -67,6 +68,7 @@ ConfPtr BaseConf(const std::string& brokers) {
     SetAll(conf.get(), {{"bootstrap.servers", brokers}}).IgnoreError();  // checked at connect
   SetAll(conf.get(), {{"client.id", "ledger"}, {"log.connection.close", "false"}})
       .IgnoreError();  // valid names
+  ApplyClientSecurity(conf.get());
   return conf;
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <thread>
 
+#include "client_security.h"
 #include "core/sha256.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
@@ -134,6 +135,7 @@ struct Publisher::Impl {
 
   Status CreateProducer() {
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    ApplyClientSecurity(conf);
     char error[512];
     const std::pair<const char*, std::string> settings_list[] = {
         {"bootstrap.servers", settings.brokers},

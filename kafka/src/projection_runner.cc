@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 
+#include "client_security.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
 
@@ -81,6 +82,7 @@ Result<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(const Projectio
   runner->impl_ = std::make_unique<Impl>();
   runner->impl_->options = options;
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  kafka::ApplyClientSecurity(conf);
   char error[512];
   const std::pair<const char*, std::string> settings[] = {
       {"bootstrap.servers", options.brokers},

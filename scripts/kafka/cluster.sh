@@ -11,7 +11,9 @@
 #
 # Environment: LEDGER_KAFKA_VERSION (default 4.4.0), LEDGER_KAFKA_CACHE (default ~/.cache/ledger-kafka; the
 # jars go to <cache>/<version>/libs), LEDGER_KAFKA_JAVA (a Java 17+ `java`; default: java on PATH),
-# LEDGER_KAFKA_HEAP (default 384m), LEDGER_KAFKA_START_TIMEOUT (seconds, default 90).
+# LEDGER_KAFKA_HEAP (default 384m), LEDGER_KAFKA_START_TIMEOUT (seconds, default 90), LEDGER_KAFKA_SASL_PLAIN
+# ("USER:PASSWORD": each broker also listens with SASL_PLAINTEXT, mechanism PLAIN, accepting that user, on a
+# port of its own; start then prints sasl_bootstrap=… too).
 # Exit codes: 0 ok; 1 failure (one line "kafka: reason" on stderr); 2 bad usage; 77 Kafka cannot be had here
 # (Maven Central unreachable, no Maven or no Java 17): callers skip.
 set -euo pipefail
@@ -135,6 +137,7 @@ pick_base_port() {  # $1 = how many consecutive free ports; prints the first
 
 broker_port() { echo $((BASE_PORT + 2 * ($1 - 1))); }
 controller_port() { echo $((BASE_PORT + 2 * ($1 - 1) + 1)); }
+sasl_port() { echo $((BASE_PORT + 2 * BROKERS + $1 - 1)); }  # after every broker's two
 
 load_cluster() {  # $1 = DIR
   local dir="$1"
@@ -146,6 +149,12 @@ load_cluster() {  # $1 = DIR
 bootstrap_of() {  # all brokers of the loaded cluster
   local i list=""
   for ((i = 1; i <= BROKERS; i++)); do list+="${list:+,}127.0.0.1:$(broker_port "${i}")"; done
+  echo "${list}"
+}
+
+sasl_bootstrap_of() {  # the SASL listeners of the loaded cluster
+  local i list=""
+  for ((i = 1; i <= BROKERS; i++)); do list+="${list:+,}127.0.0.1:$(sasl_port "${i}")"; done
   echo "${list}"
 }
 
@@ -172,11 +181,11 @@ write_properties() {  # $1 = DIR, $2 = I
 process.roles=broker,controller
 node.id=${i}
 controller.quorum.voters=${voters}
-listeners=PLAINTEXT://127.0.0.1:$(broker_port "${i}"),CONTROLLER://127.0.0.1:$(controller_port "${i}")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(broker_port "${i}")
+listeners=PLAINTEXT://127.0.0.1:$(broker_port "${i}"),CONTROLLER://127.0.0.1:$(controller_port "${i}")${SASL_USER:+,SASL_PLAINTEXT://127.0.0.1:$(sasl_port "${i}")}
+advertised.listeners=PLAINTEXT://127.0.0.1:$(broker_port "${i}")${SASL_USER:+,SASL_PLAINTEXT://127.0.0.1:$(sasl_port "${i}")}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 log.dirs=${dir}/broker-${i}/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -207,6 +216,12 @@ log.segment.bytes=67108864
 # topics reached Kafka (all brokers run on this machine, on one clock).
 log.message.timestamp.type=LogAppendTime
 EOF
+  if [[ -n "${SASL_USER}" ]]; then
+    cat >>"${dir}/broker-${i}/server.properties" <<EOF
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${SASL_USER}="${SASL_PASSWORD}";
+EOF
+  fi
 }
 
 write_log4j() {  # $1 = DIR
@@ -280,10 +295,18 @@ cmd_start() {
   mkdir -p "${dir}"
   dir="$(cd "${dir}" && pwd)"
   [[ ! -f "${dir}/cluster.env" ]] || die 1 "${dir} already holds a cluster (stop it and use a fresh folder)"
-  if [[ -z "${base}" ]]; then
-    base="$(pick_base_port $((2 * n)))" || die 1 "found no $((2 * n)) consecutive free ports"
+  SASL_USER="" SASL_PASSWORD=""
+  if [[ -n "${LEDGER_KAFKA_SASL_PLAIN:-}" ]]; then
+    [[ "${LEDGER_KAFKA_SASL_PLAIN}" =~ ^([A-Za-z0-9_]+):([A-Za-z0-9_]+)$ ]] ||
+      die 2 "LEDGER_KAFKA_SASL_PLAIN must be USER:PASSWORD (letters, digits, _)"
+    SASL_USER="${BASH_REMATCH[1]}" SASL_PASSWORD="${BASH_REMATCH[2]}"
   fi
-  [[ "${base}" =~ ^[0-9]+$ && "${base}" -ge 1024 && $((base + 2 * n)) -le 65535 ]] || die 2 "bad BASE_PORT ${base}"
+  local ports=$((2 * n))
+  [[ -z "${SASL_USER}" ]] || ports=$((3 * n))
+  if [[ -z "${base}" ]]; then
+    base="$(pick_base_port "${ports}")" || die 1 "found no ${ports} consecutive free ports"
+  fi
+  [[ "${base}" =~ ^[0-9]+$ && "${base}" -ge 1024 && $((base + ports)) -le 65535 ]] || die 2 "bad BASE_PORT ${base}"
   BROKERS="${n}"
   BASE_PORT="${base}"
   local cluster_id
@@ -324,6 +347,7 @@ cmd_start() {
     exit 1
   fi
   echo "bootstrap=$(bootstrap_of)"
+  [[ -z "${SASL_USER}" ]] || echo "sasl_bootstrap=$(sasl_bootstrap_of)"
 }
 
 stop_pids() {  # SIGTERM the given pids, SIGKILL what is left after STOP_TIMEOUT_S

@@ -20,8 +20,17 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import customer_api_test as customers  # noqa: E402
 import gateway_sdk_test as sdk  # noqa: E402
+import notify_test  # noqa: E402
 
 SHARDS = 2
+
+
+def shard_of(key):
+    """ledger/routing.h's ShardOfKey: FNV-1a (32 bits) of the key, modulo the shards."""
+    value = 2166136261
+    for byte in key.encode():
+        value = ((value ^ byte) * 16777619) % 2**32
+    return value % SHARDS
 
 
 class Background:
@@ -55,8 +64,9 @@ class Background:
 class KafkaPortTest(customers.CustomerApiTest):
     broker = None
     serves = []
-    # What test_99 counts besides the base tests: test_14's two payments, and not test_09's confirmed codepay.
-    extra_paid = {"C1:debit": 700 + 800 - 200_000}
+    # What test_99 counts besides the base tests: test_14's and test_15's payments, and not test_09's confirmed
+    # codepay.
+    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 - 200_000}
 
     # A codepay above its code's medium limit waits for the customer with a `create_order` naming the payment
     # code, decided on the order's shard; the code lives on its customer's shard, so when the two differ the
@@ -79,6 +89,11 @@ class KafkaPortTest(customers.CustomerApiTest):
     def start_ledger(cls, commands_path):
         scratch = cls.scratch.name
         if cls.broker is None:
+            # The merchant's notify_url server, whose CA the gateway trusts besides the system's.
+            ca_cert, cert, key = notify_test.make_server_certificate(scratch)
+            os.makedirs(os.path.join(cls.data, "gateway"), exist_ok=True)
+            shutil.copy(ca_cert, os.path.join(cls.data, "gateway", "notify-ca.pem"))
+            cls.merchant_server = notify_test.MerchantServer(cert, key)
             cls.broker = Background(["broker", "--partitions", str(SHARDS)], os.path.join(scratch, "broker.log"))
             cls.brokers = cls.broker.first_line("bootstrap=")
             # Shards authenticate the legs they send each other with the ledger's key: one pair for both.
@@ -121,6 +136,7 @@ class KafkaPortTest(customers.CustomerApiTest):
         super().tearDownClass()
         if cls.broker is not None:
             cls.broker.stop()
+            cls.merchant_server.stop()
 
     def test_13_every_command_on_the_topic_is_the_gateways_signed_one(self):
         headers = []
@@ -156,6 +172,31 @@ class KafkaPortTest(customers.CustomerApiTest):
         digest = self.lookup("C1", code_url)["payment_digest"]
         self.assert_paid(self.pay("C1", code_url, "fingerprint", {"signature": self.sign("C1", "fingerprint", digest)}),
                          code_url)
+
+    def test_15_payments_are_notified_whichever_shard_decided_them(self):
+        # One order on C1's shard, one on the other: the customer's shard decides both payments, and only the
+        # order's shard knows the order's notify_url.
+        orders = {}
+        for number in range(100):
+            order_no = f"NT{number}"
+            orders.setdefault(shard_of("M1/" + order_no) == shard_of("C1"), order_no)
+        ids = set()
+        for order_no in orders.values():
+            code, text = self.m1.pay(description="ticket", out_trade_no=order_no, amount={"total": 900},
+                                     notify_url=self.merchant_server.url("/notify/" + order_no))
+            self.assertEqual(code, 200, text)
+            code_url = json.loads(text)["code_url"]
+            digest = self.lookup("C1", code_url)["payment_digest"]
+            paid = self.pay("C1", code_url, "fingerprint", {"signature": self.sign("C1", "fingerprint", digest)})
+            self.assert_paid(paid, code_url)
+            _, headers, body, _ = self.merchant_server.next("/notify/" + order_no)
+            notification = self.m1.callback(headers, body)  # the SDK verifies the signature and decrypts
+            self.assertIsNotNone(notification, "the SDK refused the notification")
+            resource = notification["resource"]
+            self.assertEqual((resource["out_trade_no"], resource["transaction_id"], resource["trade_state"]),
+                             (order_no, paid.json()["transaction_id"], "SUCCESS"))
+            ids.add(notification["id"])
+        self.assertEqual(len(ids), 2)
 
 
 if __name__ == "__main__":

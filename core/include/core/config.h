@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/status.h"
 
@@ -54,6 +56,13 @@ struct LedgerConfig {
   // and when a command is acknowledged: "kafka" (durable locally and acknowledged by Kafka) or "local".
   std::string kafka_brokers;
   std::string kafka_ack = "kafka";
+  // TLS and SASL for every Kafka client, by librdkafka's names (security.protocol, sasl.mechanisms,
+  // sasl.username, ssl.ca.location, ssl.certificate.location, ssl.key.location) from [kafka]'s
+  // security_protocol, sasl_mechanism, sasl_username, ssl_ca_location, ssl_certificate_location,
+  // ssl_key_location; empty: plaintext, no SASL. The SASL password is never in ledger.toml: it is read from
+  // the file `sasl_password_file` names (relative paths under the data folder, like the keys).
+  std::vector<std::pair<std::string, std::string>> kafka_security;
+  std::string kafka_sasl_password_file;
 
   // Audit: the Ed25519 private key (PEM; relative paths are under the data folder) that signs checkpoints,
   // and how many events lie between two checkpoints. No key: no checkpoints.

@@ -47,6 +47,7 @@ struct OrderView {
   int64_t expires_at_ns = 0;
   bool closed = false;
   std::string payment_code;  // the payment code it waits on (a codepay waiting for its customer: USERPAYING)
+  std::string notify_url;    // where its payment is notified (empty: nowhere)
 };
 
 // A payment code by its id (events.fbs: PaymentCodeIssued, PaymentCodeUsed).

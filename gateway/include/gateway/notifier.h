@@ -37,6 +37,9 @@ struct NotifierOptions {
   std::string gateway_dir;  // the state file, the merchants' APIv3 keys, notify-ca.pem (an extra trusted CA)
   // The state file's name in gateway_dir: one notifier per history (a shard's events), each its own file.
   std::string state_file = "notifier.json";
+  // The history's name in notification ids ("" for the one in-process shard; "shard-K" behind Kafka, where
+  // every shard numbers its own events, so that two shards' notices of the same sequence differ).
+  std::string history;
   std::shared_ptr<const RsaKey> platform_key;
   std::string platform_key_id;
   int timezone_offset_minutes = 480;

@@ -53,6 +53,15 @@ inline constexpr char kProducerSignatureHeader[] = "ledger.signature";
 // Informative like the owner: anyone who can produce can write it.
 inline constexpr char kKeyHeader[] = "ledger.key";
 
+// TLS and SASL for every Kafka client this process makes from now on: librdkafka's settings
+// (security.protocol, sasl.mechanisms, sasl.username, ssl.ca.location, …) and, when `sasl_password_file` is
+// not empty, the SASL password from that file's first line (a file only its owner may read, so the password
+// is in no configuration, command line or log). The programs call it from [kafka] in ledger.toml before they
+// make a client. Errors: InvalidArgument naming the setting librdkafka refuses (never its value), or the
+// password file that cannot be read or is open to others.
+Status SetClientSecurity(const std::vector<std::pair<std::string, std::string>>& settings,
+                         const std::string& sasl_password_file);
+
 // librdkafka's built-in mock cluster: a real Kafka-protocol broker on 127.0.0.1. It keeps a bounded tail per
 // partition and nothing across restarts.
 class EmbeddedBroker {
