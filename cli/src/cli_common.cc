@@ -45,6 +45,18 @@ std::string UnderDataDir(const std::string& data_dir, const std::string& path) {
   return path.starts_with("/") ? path : data_dir + "/" + path;
 }
 
+Status UseKafkaSecurity(const LedgerConfig& config, const std::string& data_dir) {
+  std::vector<std::pair<std::string, std::string>> security = config.kafka_security;
+  for (auto& [name, value] : security) {
+    // Files under the data folder like the keys; "probe" is librdkafka's: the system's CA store.
+    if (name.ends_with(".location") && value != "probe") value = UnderDataDir(data_dir, value);
+  }
+  const std::string password_file = config.kafka_sasl_password_file.empty()
+                                        ? std::string()
+                                        : UnderDataDir(data_dir, config.kafka_sasl_password_file);
+  return kafka::SetClientSecurity(security, password_file);
+}
+
 Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
   LedgerOptions out;
   out.data_dir = options.data_dir;
@@ -70,15 +82,7 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
     if (!signer.ok()) return signer.status();
     out.signer = std::move(signer).value();
   }
-  // Every Kafka client this program makes connects with the configured TLS and SASL settings (files under
-  // the data folder like the keys).
-  std::vector<std::pair<std::string, std::string>> security = out.config.kafka_security;
-  for (auto& [name, value] : security)
-    if (name.ends_with(".location")) value = UnderDataDir(options.data_dir, value);
-  const std::string password_file = out.config.kafka_sasl_password_file.empty()
-                                        ? std::string()
-                                        : UnderDataDir(options.data_dir, out.config.kafka_sasl_password_file);
-  LEDGER_RETURN_IF_ERROR(kafka::SetClientSecurity(security, password_file));
+  LEDGER_RETURN_IF_ERROR(UseKafkaSecurity(out.config, options.data_dir));
   // A state that does not match its digests is described key by key (a rebuild from the events).
   out.describe_state_differences = DescribeStateDifferences;
   return out;

@@ -67,6 +67,10 @@ struct WriteOptions {
 
 // Builds LedgerOptions from the command line and <data>/ledger.toml. Errors: InvalidArgument.
 Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options);
+// Makes every Kafka client of this program connect with the TLS and SASL settings of `config` ([kafka]; files
+// under `data_dir`). MakeLedgerOptions does it; a command that reads ledger.toml itself calls it. Errors:
+// InvalidArgument (kafka.h: SetClientSecurity).
+Status UseKafkaSecurity(const LedgerConfig& config, const std::string& data_dir);
 
 // Publishes the committed events through `through` to the Kafka brokers of `options.config` (nothing when
 // none is configured), waiting for the acknowledgements; legs among them (a stopped shard's, which serve had

@@ -355,6 +355,11 @@ int OpenHistory(const ReplayArgs& args, const Store* live, History* history) {
     return kExitOk;
   }
   if (args.brokers.empty()) return Fail(kExitBadInput, "--source kafka needs --brokers");
+  // The data folder's TLS and SASL settings, when it has a ledger.toml.
+  Result<LedgerConfig> config = LoadConfig(args.data_dir + "/ledger.toml");
+  if (!config.ok()) return Fail(kExitBadInput, config.status().message());
+  const Status secured = UseKafkaSecurity(*config, args.data_dir);
+  if (!secured.ok()) return Fail(kExitBadInput, secured.message());
   Result<std::unique_ptr<replay::KafkaEventSource>> opened =
       replay::KafkaEventSource::Open(args.brokers, args.partition);
   if (!opened.ok()) return Fail(kExitFailure, opened.status().ToString());

@@ -305,7 +305,9 @@ class CommandRecorder {
     if (ledger_ == nullptr) return RecordThroughKafka(line);
     Result<CommandResult> result = SubmitOne(*ledger_, line);
     if (!result.ok()) return result.status();
-    if (result->kind == CommandResult::Kind::kRejected) return result->reason + ": " + result->detail;
+    // A duplicate of a refused command carries its reason: refused again.
+    if (result->kind == CommandResult::Kind::kRejected || !result->reason.empty())
+      return result->reason + ": " + result->detail;
     LEDGER_RETURN_IF_ERROR(PublishCommitted(*ledger_, options_, ledger_->durable_sequence()));
     return std::string();
   }

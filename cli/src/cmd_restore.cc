@@ -257,6 +257,8 @@ int RunRestore(const RestoreArgs& args) {
     return Fail(kExitBadInput, "restore needs a source: --from-kafka, --from-backup DIR, or both");
   Result<LedgerConfig> config = LoadConfig(args.data_dir + "/ledger.toml");
   if (!config.ok()) return Fail(kExitBadInput, config.status().message());
+  const Status secured = UseKafkaSecurity(*config, args.data_dir);
+  if (!secured.ok()) return Fail(kExitBadInput, secured.message());
   const std::string brokers = args.brokers.empty() ? config->kafka_brokers : args.brokers;
   if (args.from_kafka && brokers.empty())
     return Fail(kExitBadInput, "--from-kafka needs --brokers (or [kafka] brokers in ledger.toml)");

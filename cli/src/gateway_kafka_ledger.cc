@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/sha256.h"
 #include "events/event.h"
@@ -35,6 +36,9 @@ constexpr size_t kFoldRecordsMax = 2048;
 constexpr size_t kResultsPerPollMax = 1024;
 // How long the port's thread sleeps when a round brought nothing (Kafka's own fetch wait bounds the rest).
 constexpr auto kIdleWait = std::chrono::milliseconds(2);
+// A partition that ends before the replica's offset is asked again this many times, this far apart.
+constexpr int kShortEndRetries = 5;
+constexpr auto kShortEndWait = std::chrono::seconds(1);
 // The start-up catch-up says where it is at most this often.
 constexpr auto kProgressInterval = std::chrono::seconds(2);
 
@@ -157,6 +161,28 @@ Result<std::unique_ptr<Replica>> OpenReplica(const KafkaLedgerOptions& options, 
   return replica;
 }
 
+// Whether `event` (sequence `sequence`, at or before the replica's last) is the event the replica holds.
+Status CheckHeld(const Replica& replica, uint64_t sequence, const DecodedEvent& event,
+                 const std::string& where) {
+  std::optional<Digest> held;
+  Status problem;
+  LEDGER_RETURN_IF_ERROR(
+      replica.store->ScanEvents(sequence, sequence, [&](uint64_t, std::string_view record) {
+        Result<DecodedEvent> stored = DecodeEventRecord(record);
+        if (stored.ok())
+          held = stored->hash;
+        else
+          problem = stored.status();
+        return false;
+      }));
+  LEDGER_RETURN_IF_ERROR(problem);
+  if (!held.has_value() || *held != event.hash)
+    return Status::Corruption(where + ": sequence " + std::to_string(sequence) +
+                              " is not the event the replica holds: another history; delete the replica to "
+                              "rebuild it");
+  return Status::Ok();
+}
+
 // Folds what the replica's partition holds next (waiting up to `timeout_ms` for it) into its store: every
 // event must follow the last one (sequence and hash chain), or the replica stops with Corruption. Returns how
 // many records it read.
@@ -177,11 +203,12 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
     if (event->body->shard() != replica.shard)
       return Status::Corruption(where + ": an event of shard " + std::to_string(event->body->shard()));
     const uint64_t sequence = event->body->sequence();
-    if (record.offset == replica.next_offset - 1 && event->hash != replica.last_hash)
-      return Status::Corruption(where +
-                                ": not the event the replica holds there: another history; delete the "
-                                "replica to rebuild it");
-    if (sequence <= applied) continue;  // published again after a producer rebuild: folded before
+    if (sequence <= applied) {
+      // Folded before (published again after a producer rebuild, or the last record read again at start):
+      // it must be the event the replica holds, else the partition holds another history.
+      LEDGER_RETURN_IF_ERROR(CheckHeld(replica, sequence, *event, where));
+      continue;
+    }
     if (sequence != applied + 1)
       return Status::Corruption(where + ": sequence " + std::to_string(sequence) + " after " +
                                 std::to_string(applied));
@@ -205,6 +232,12 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
 // Folds the replica up to its partition's end as it is now.
 Status CatchUp(Replica& replica) {
   Result<kafka::Watermarks> marks = replica.events->QueryWatermarks(kafka::kWatermarksTimeoutMs);
+  // Right after a leader change the partition's end can read short for a moment: asked again before it
+  // counts.
+  for (int again = 0; again < kShortEndRetries && marks.ok() && replica.next_offset > marks->high; ++again) {
+    std::this_thread::sleep_for(kShortEndWait);
+    marks = replica.events->QueryWatermarks(kafka::kWatermarksTimeoutMs);
+  }
   if (!marks.ok()) return marks.status();
   if (replica.next_offset > marks->high)
     return Status::Corruption("ledger.events partition " + std::to_string(replica.shard) +
@@ -311,6 +344,16 @@ uint32_t KafkaLedger::shards() const { return impl_->options.shards; }
 void KafkaLedger::Submit(std::string command_line, Done done) {
   Result<ParsedCommand> parsed = ParseCommandJson(command_line);
   if (!parsed.ok()) return done(parsed.status());  // the gateway built a line the ledger cannot read
+  // A refund number is checked by the shard that holds its payment only: one another order's shard holds is
+  // refused here, as one shard would (the same number, other content).
+  if (const fb::RefundT* refund = parsed->command.body.AsRefund(); refund != nullptr) {
+    Result<std::optional<gateway::RefundView>> held = Refund(refund->merchant, refund->refund_no);
+    if (held.ok() && held->has_value() && (*held)->order_no != refund->merchant_order_no) {
+      return done(gateway::CommandAnswer{gateway::CommandAnswer::Kind::kRejected,
+                                         "DUPLICATE_COMMAND_MISMATCH",
+                                         "refund number " + refund->refund_no + " is another order's", ""});
+    }
+  }
   auto waiting = std::make_shared<Waiting>();
   waiting->command_id = parsed->command_id;
   // Sent from this copy: once the waiter is published, the port's thread changes shards_left.
@@ -571,12 +614,27 @@ Result<gateway::NoticeBatch> KafkaLedger::NoticesAfter(uint64_t after, size_t ev
   return impl_->Reads(0).NoticesAfter(after, events_max);
 }
 
+std::optional<std::string> KafkaLedger::NotifyUrlOfForwarded(uint32_t decided_on, const std::string& merchant,
+                                                             const std::string& order_no) const {
+  const uint32_t order_shard = impl_->OrderShard(merchant, order_no);
+  if (order_shard == decided_on) return std::string();  // decided where the order is: its event would say
+  Result<std::optional<gateway::OrderView>> created = impl_->Reads(order_shard).Order(merchant, order_no);
+  if (!created.ok()) return std::nullopt;
+  if (created->has_value()) return (*created)->notify_url;
+  // No created order there: none was, once the order's shard recorded the payment's route (a forwarded
+  // payment leaves one); before that, its replica has not read that far.
+  Result<std::optional<uint32_t>> routed = impl_->Reads(order_shard).OrderRoutedTo(merchant, order_no);
+  if (!routed.ok() || !routed->has_value()) return std::nullopt;
+  return std::string();
+}
+
 namespace {
 
 // One shard's notices over the port's reads (KafkaLedger::NoticesOf).
 class ShardNotices final : public gateway::LedgerPort {
  public:
-  ShardNotices(const KafkaLedger& port, const ShardReads& shard) : port_(port), shard_(shard) {}
+  ShardNotices(const KafkaLedger& port, const ShardReads& shard, uint32_t shard_number)
+      : port_(port), shard_(shard), shard_number_(shard_number) {}
   Result<std::optional<gateway::MerchantKeyRecordView>> MerchantKey(
       std::string_view serial_no) const override {
     return port_.MerchantKey(serial_no);
@@ -608,24 +666,23 @@ class ShardNotices final : public gateway::LedgerPort {
     return port_.TradeBill(merchant, date);
   }
   Result<gateway::NoticeBatch> NoticesAfter(uint64_t after, size_t events_max) const override {
-    // A payment this shard decided for another shard's order carries no notify_url: the order's has it.
-    return shard_.NoticesAfter(
-        after, events_max, [this](const std::string& merchant, const std::string& order) {
-          Result<std::optional<gateway::OrderView>> created = port_.Order(merchant, order);
-          return created.ok() && created->has_value() ? (*created)->notify_url : std::string();
-        });
+    return shard_.NoticesAfter(after, events_max,
+                               [this](const std::string& merchant, const std::string& order) {
+                                 return port_.NotifyUrlOfForwarded(shard_number_, merchant, order);
+                               });
   }
   void Submit(std::string, Done done) override { done(Status::Aborted("a notices port sends no commands")); }
 
  private:
   const KafkaLedger& port_;
   const ShardReads& shard_;
+  const uint32_t shard_number_;
 };
 
 }  // namespace
 
 std::unique_ptr<gateway::LedgerPort> KafkaLedger::NoticesOf(uint32_t shard) const {
-  return std::make_unique<ShardNotices>(*this, impl_->Reads(shard));
+  return std::make_unique<ShardNotices>(*this, impl_->Reads(shard), shard);
 }
 
 }  // namespace ledger::cli

@@ -137,11 +137,14 @@ Result<gateway::NoticeBatch> ShardReads::NoticesAfter(uint64_t after, size_t eve
           problem = event.status();
           return false;
         }
-        batch.through = sequence;
         if (const fb::PaymentCaptured* paid = event->body->payload_as_PaymentCaptured()) {
           std::string notify_url = StringOf(paid->notify_url());
-          if (notify_url.empty() && notify_url_of)
-            notify_url = notify_url_of(StringOf(paid->merchant()), StringOf(paid->merchant_order_no()));
+          if (notify_url.empty() && notify_url_of) {
+            std::optional<std::string> of_order =
+                notify_url_of(StringOf(paid->merchant()), StringOf(paid->merchant_order_no()));
+            if (!of_order.has_value()) return false;  // not known yet: read again from here next time
+            notify_url = std::move(*of_order);
+          }
           if (!notify_url.empty()) {
             batch.notices.push_back({sequence, gateway::Notice::Kind::kTransaction,
                                      StringOf(paid->merchant()), StringOf(paid->merchant_order_no()), "",
@@ -154,6 +157,7 @@ Result<gateway::NoticeBatch> ShardReads::NoticesAfter(uint64_t after, size_t eve
                                      StringOf(refunded->notify_url())});
           }
         }
+        batch.through = sequence;
         return true;
       });
   if (!scanned.ok()) return scanned;

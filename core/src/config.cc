@@ -187,6 +187,11 @@ Status ReadKafkaSection(const toml::table& kafka, LedgerConfig* config) {
   }
   if (const toml::node* node = kafka.get("sasl_password_file"))
     config->kafka_sasl_password_file = *node->value<std::string>();
+  // The embedded broker (no brokers) speaks plaintext only.
+  if ((!config->kafka_security.empty() || !config->kafka_sasl_password_file.empty()) &&
+      config->kafka_brokers.empty())
+    return Status::InvalidArgument(
+        "[kafka]: TLS and SASL settings need brokers (the embedded broker is plaintext)");
   return Status::Ok();
 }
 

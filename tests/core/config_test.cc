@@ -86,6 +86,24 @@ ack = "local"
   EXPECT_EQ(config->kafka_ack, "local");
 }
 
+TEST(Config, KafkaSecurityIsLibrdkafkasSettingsAndThePasswordOnlyAFileName) {
+  const Result<LedgerConfig> config = Load(R"([kafka]
+brokers = "127.0.0.1:9093"
+security_protocol = "SASL_SSL"
+sasl_mechanism = "SCRAM-SHA-512"
+sasl_username = "shard-0"
+sasl_password_file = "kafka.password"
+ssl_ca_location = "kafka-ca.pem"
+)");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const std::vector<std::pair<std::string, std::string>> expected = {{"security.protocol", "SASL_SSL"},
+                                                                     {"sasl.mechanisms", "SCRAM-SHA-512"},
+                                                                     {"sasl.username", "shard-0"},
+                                                                     {"ssl.ca.location", "kafka-ca.pem"}};
+  EXPECT_EQ(config->kafka_security, expected);
+  EXPECT_EQ(config->kafka_sasl_password_file, "kafka.password");
+}
+
 TEST(Config, AMissingFileIsTheDefaults) {
   const Result<LedgerConfig> config = LoadConfig("/nonexistent/ledger.toml");
   ASSERT_TRUE(config.ok());
@@ -116,6 +134,9 @@ TEST(Config, BadInputNamesTheLineAndWhatIsWrong) {
       {"[kafka]\nbrokers = 9092\n", "line 2: 'brokers' must be a string"},
       {"[kafka]\nack = \"maybe\"\n", "line 2: ack must be \"kafka\" or \"local\""},
       {"kafka = 1\n", "line 1: 'kafka' must be a table"},
+      // The embedded broker speaks plaintext: security settings need brokers of their own.
+      {"[kafka]\nsecurity_protocol = \"SASL_SSL\"\n", "TLS and SASL settings need brokers"},
+      {"[kafka]\nsasl_password = \"x\"\n", "unknown key 'sasl_password' in [kafka]"},
       {"[surprise]\n", "unknown key 'surprise' in [top level]"},
       // The first problem in section order wins: [ledger] is read before [kafka].
       {"[kafka]\nack = \"maybe\"\n[ledger]\nshard = -1\n", "line 4: 'shard' must be 0 to 65535"},

@@ -64,9 +64,9 @@ class Background:
 class KafkaPortTest(customers.CustomerApiTest):
     broker = None
     serves = []
-    # What test_99 counts besides the base tests: test_14's and test_15's payments, and not test_09's confirmed
-    # codepay.
-    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 - 200_000}
+    # What test_99 counts besides the base tests: test_14's to test_16's payments less test_16's refund, and not
+    # test_09's confirmed codepay.
+    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100 - 200_000}
 
     # A codepay above its code's medium limit waits for the customer with a `create_order` naming the payment
     # code, decided on the order's shard; the code lives on its customer's shard, so when the two differ the
@@ -197,6 +197,29 @@ class KafkaPortTest(customers.CustomerApiTest):
                              (order_no, paid.json()["transaction_id"], "SUCCESS"))
             ids.add(notification["id"])
         self.assertEqual(len(ids), 2)
+
+    def test_16_a_refund_number_belongs_to_one_order_whichever_shards_hold_them(self):
+        # Two orders paid by C1, one on each shard: each refund is decided on the shard holding its payment,
+        # which alone would not see the other's number.
+        orders = {}
+        for number in range(100):
+            orders.setdefault(shard_of("M1/" + f"RN{number}"), f"RN{number}")
+        for order_no in orders.values():
+            code, text = self.m1.pay(description="ticket", out_trade_no=order_no, amount={"total": 1_000})
+            self.assertEqual(code, 200, text)
+            code_url = json.loads(text)["code_url"]
+            digest = self.lookup("C1", code_url)["payment_digest"]
+            self.assert_paid(self.pay("C1", code_url, "fingerprint",
+                                      {"signature": self.sign("C1", "fingerprint", digest)}), code_url)
+        first, second = orders[0], orders[1]
+        code, text = self.m1.refund(out_refund_no="RF-ONE", out_trade_no=first,
+                                    amount={"refund": 100, "total": 1_000, "currency": "CNY"})
+        self.assertEqual(code, 200, text)
+        code, text = self.m1.refund(out_refund_no="RF-ONE", out_trade_no=second,
+                                    amount={"refund": 100, "total": 1_000, "currency": "CNY"})
+        self.assertEqual((code, json.loads(text)["code"]), (400, "INVALID_REQUEST"), text)
+        code, text = self.m1.query_refund(out_refund_no="RF-ONE")
+        self.assertEqual((code, json.loads(text)["out_trade_no"]), (200, first), text)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ EOF
 make_shard "$work/open" "$password" 644
 timeout 60 "$ledger" serve --data "$work/open" --allow-unsigned-commands >"$work/open.out" 2>"$work/open.err"
 [ $? = 2 ] || fail "serve with a password file open to others did not exit 2"
-grep -q "open to others" "$work/open.err" || fail "no line naming the open password file: $(cat "$work/open.err")"
+grep -q "open to no one else" "$work/open.err" || fail "no line naming the open password file: $(cat "$work/open.err")"
 
 # 2. The right password: serve creates the topics, applies a command kcat sent through SASL, answers through it.
 make_shard "$work/shard" "$password" 600
