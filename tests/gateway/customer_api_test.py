@@ -66,6 +66,7 @@ class CustomerApiTest(unittest.TestCase):
     operator_args = ()  # for merchant-keys and customer-enroll
     gateway_args = ()
     extra_paid = {}  # what a subclass's own tests paid from an account, besides the tests here
+    expiry_s = 2  # test_06's order: long enough to be made before it expires
 
     @classmethod
     def start_ledger(cls, commands_path):
@@ -255,8 +256,9 @@ class CustomerApiTest(unittest.TestCase):
                             403, "LIMIT_PER_PAYMENT_EXCEEDED", small)
 
     def test_06_an_expired_order_is_refused(self):
-        code_url = self.order(1_000, expire_s=2)  # whole seconds: at least a second left when it is made
-        time.sleep(3.5)
+        # Whole seconds in time_expire: at least expiry_s - 1 left when the order is made.
+        code_url = self.order(1_000, expire_s=self.expiry_s)
+        time.sleep(self.expiry_s + 1.5)
         digest = self.lookup("C2", code_url)["payment_digest"]
         answer = self.pay("C2", code_url, "fingerprint", {"signature": self.sign("C2", "fingerprint", digest)})
         self.assertEqual((answer.status_code, answer.json().get("code")), (403, "ORDER_EXPIRED"), answer.text)

@@ -66,6 +66,7 @@ class KafkaPortTest(customers.CustomerApiTest):
     serves = []
     # What test_99 counts besides the base tests: test_14's to test_16's payments less test_16's refund, and not
     # test_09's confirmed codepay.
+    expiry_s = 5  # a command's trip through Kafka and back on a loaded machine
     extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100 - 200_000}
 
     # A codepay above its code's medium limit waits for the customer with a `create_order` naming the payment
