@@ -588,15 +588,22 @@ Result<std::optional<gateway::CustomerMediumView>> KafkaLedger::CustomerMedium(
 
 Result<std::optional<gateway::PaymentCodeView>> KafkaLedger::PaymentCode(
     std::string_view payment_code) const {
-  // A code is issued on its customer's shard, which its id does not tell; once used anywhere, it is used.
-  std::optional<gateway::PaymentCodeView> found;
+  // A code is issued on its customer's shard, which its id does not tell, and used there; the order that
+  // waits on it may be another shard's, which records only that (no customer).
+  std::optional<gateway::PaymentCodeView> issued;
+  std::optional<gateway::PaymentCodeView> waiting;
   for (const auto& replica : impl_->replicas) {
     Result<std::optional<gateway::PaymentCodeView>> code = replica->reads->PaymentCode(payment_code);
     if (!code.ok()) return code.status();
     if (!code->has_value()) continue;
-    if (!found.has_value() || (*code)->used) found = std::move(*code);
+    if (!(*code)->customer.empty()) issued = **code;
+    if (!(*code)->waiting_order.empty() && !waiting.has_value()) waiting = std::move(*code);
   }
-  return found;
+  if (issued.has_value() && issued->waiting_order.empty() && waiting.has_value()) {
+    issued->waiting_merchant = waiting->waiting_merchant;
+    issued->waiting_order = waiting->waiting_order;
+  }
+  return issued;
 }
 
 Result<std::string> KafkaLedger::TradeBill(std::string_view merchant, int date) const {

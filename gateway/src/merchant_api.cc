@@ -612,6 +612,12 @@ void MerchantApi::CodePay(const Call& call, Respond respond) {
   Result<std::optional<PaymentCodeView>> code = ledger_.PaymentCode(code_id);
   if (!code.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
   if (!code->has_value()) return respond(Error(400, "AUTH_CODE_INVALID", "no such payment code"));
+  // The ledger refuses it too, but a code waiting on another shard's order is not reserved on its own shard
+  // (docs/ARCHITECTURE.md, "The front door"): the reservation is checked here, where both shards are read.
+  const bool waits_elsewhere = !(*code)->waiting_order.empty() && ((*code)->waiting_merchant != call.mchid ||
+                                                                   (*code)->waiting_order != order.order_no);
+  if (waits_elsewhere)
+    return respond(Error(400, "AUTH_CODE_INVALID", "the payment code waits on another order"));
   const json pay = {{"type", "pay"},
                     {"command_id", "gw:codepay:" + call.mchid + ":" + order.order_no},
                     {"merchant", call.mchid},

@@ -164,12 +164,32 @@ Decision DecideRevokeProducerKey(const fb::RevokeProducerKeyT& command, const De
   return decision;
 }
 
-// The open order record of (merchant, order no), or nullopt.
+}  // namespace
+
 std::optional<fb::OrderRecordT> CreatedOrder(const KvReader& state, const std::string& merchant,
                                              const std::string& merchant_order_no) {
   fb::OrderRecordT order;
   if (!LoadRecord(state, keys::Order(merchant, merchant_order_no), &order)) return std::nullopt;
   return order;
+}
+
+namespace {
+
+// Whether a created order may wait on `payment_code` (empty: it waits on none). A code this shard has not
+// issued may be another shard's customer's: with more than one shard the order waits on it, and the
+// customer's shard checks the code when the customer confirms (CheckPaymentCode); with one, it is no code.
+Decision CheckCodeCanWait(const std::string& payment_code, const DecideContext& context) {
+  if (payment_code.empty()) return Decision();
+  fb::PaymentCodeRecordT code;
+  if (!LoadRecord(context.state, keys::PaymentCode(payment_code), &code)) {
+    if (context.config.shards > 1) return Decision();
+    return Reject(reason::kPaymentCodeInvalid, "no such payment code");
+  }
+  if (code.used || !code.waiting_order.empty())
+    return Reject(reason::kPaymentCodeInvalid, "no payment code that could wait on this order");
+  if (context.now_ns >= code.expires_at_ns)
+    return Reject(reason::kPaymentCodeExpired, "the code has expired");
+  return Decision();
 }
 
 Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext& context) {
@@ -187,15 +207,7 @@ Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext&
     return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no + " was closed");
   }
   if (command.expires_at_ns <= context.now_ns) return Reject(reason::kOrderExpired, "expires_at has passed");
-  if (!command.payment_code.empty()) {
-    fb::PaymentCodeRecordT code;
-    if (!LoadRecord(context.state, keys::PaymentCode(command.payment_code), &code) || code.used ||
-        !code.waiting_order.empty()) {
-      return Reject(reason::kPaymentCodeInvalid, "no payment code that could wait on this order");
-    }
-    if (context.now_ns >= code.expires_at_ns)
-      return Reject(reason::kPaymentCodeExpired, "the code has expired");
-  }
+  if (Decision waits = CheckCodeCanWait(command.payment_code, context); !waits.accepted()) return waits;
   fb::OrderCreatedT created;
   created.merchant = command.merchant;
   created.merchant_order_no = command.merchant_order_no;
@@ -668,6 +680,13 @@ Decision CheckMediumProof(const fb::PayT& command, const DecideContext& context)
   return CheckProvenMedium(command.customer, command.medium, command.proof_step, context.state);
 }
 
+// Whether the payment code waits on the order `command` pays: by this shard's record of the code, or, for a
+// payment forwarded from the order's shard, by that shard's word (the code waits on no order here).
+bool WaitsOn(const fb::PaymentCodeRecordT& code, const fb::PayT& command, const DecideContext& context) {
+  if (code.waiting_order.empty()) return context.vouched_waiting_code == command.payment_code;
+  return code.waiting_merchant == command.merchant && code.waiting_order == command.merchant_order_no;
+}
+
 // A payment by a payment code: the code's own customer and account, once. Scanned (no proof), it pays by the
 // medium proven to issue it, before it expires, unless it already waits on an order; with a proof, the
 // customer confirms the order the code waits on (a codepay above the code's medium limit).
@@ -682,11 +701,11 @@ Decision CheckPaymentCode(const fb::PayT& command, const DecideContext& context)
   if (command.proof.empty()) {
     if (command.medium != code.medium)
       return Reject(reason::kPaymentCodeInvalid, "a payment code pays by the medium that issued it");
-    if (!code.waiting_order.empty())
-      return Reject(reason::kPaymentCodeInvalid, "the payment code waits on another order");
+    if (!code.waiting_order.empty() || context.vouched_waiting_code == command.payment_code)
+      return Reject(reason::kPaymentCodeInvalid, "the payment code waits on an order for its customer");
     if (context.now_ns >= code.expires_at_ns)
       return Reject(reason::kPaymentCodeExpired, "the code has expired");
-  } else if (code.waiting_merchant != command.merchant || code.waiting_order != command.merchant_order_no) {
+  } else if (!WaitsOn(code, command, context)) {
     return Reject(reason::kPaymentCodeInvalid, "the payment code does not wait on this order");
   }
   return Decision();

@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.h"
 #include "schemas/commands_generated.h"
 #include "schemas/events_generated.h"
+#include "schemas/state_generated.h"
 #include "storage/kv.h"
 
 namespace ledger {
@@ -20,6 +22,9 @@ struct DecideContext {
   // The ledger time that decides clearing dates, limit days, coupon expiry and the reversal and refund
   // windows: the ledger's clock (with --clock occurred it follows the command's occurred_at; see ClockMode).
   int64_t now_ns;
+  // The payment code the order's shard vouches a forwarded payment's order waits on (legs.cc): the customer's
+  // shard cannot see another shard's order. Empty for every other decision.
+  std::string_view vouched_waiting_code;
 };
 
 struct Decision {
@@ -44,6 +49,10 @@ uint64_t NextLegNumber(const KvReader& state, uint32_t destination);
 // reversal or close_order).
 bool OrderClosedAt(const KvReader& state, const std::string& merchant, const std::string& merchant_order_no,
                    int64_t at_ns);
+
+// The order created to wait for its customer (create_order) as `merchant`/`merchant_order_no`, or nullopt.
+std::optional<fb::OrderRecordT> CreatedOrder(const KvReader& state, const std::string& merchant,
+                                             const std::string& merchant_order_no);
 
 // Why a payment of an order created to wait for its customer (create_order) is refused at `at_ns`: another
 // amount, past its expiry, another payment code; nullopt when it may go on (also for an order never created).

@@ -358,7 +358,7 @@ CommandResult Ledger::StageOwned(const ParsedCommand& parsed, const CommandTimes
   if (!routed) {
     return StageDecision(
         parsed, times,
-        Decide(parsed.command, DecideContext{options_.config, impl_->state, times.ledger_time}));
+        Decide(parsed.command, DecideContext{options_.config, impl_->state, times.ledger_time, {}}));
   }
   std::vector<fb::PayloadUnion> payloads;
   payloads.push_back(std::move(*routed));

@@ -122,6 +122,9 @@ std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& p
     }
     forwarded.destination = customer_shard;
     forwarded.pays = true;
+    const std::optional<fb::OrderRecordT> order =
+        CreatedOrder(impl_->state, pay->merchant, pay->merchant_order_no);
+    if (order) forwarded.waiting_payment_code = order->payment_code;  // the payment names it (checked above)
   } else {
     return std::nullopt;  // a reversal or refund of an order this shard holds, or has never seen
   }
@@ -178,8 +181,9 @@ Status Ledger::StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded
   LEDGER_RETURN_IF_ERROR(CheckForwardedHere(*parsed, forwarded, leg.shard(), options_.config, impl_->state));
   CommandTimes times = TimesOf(parsed->command);
   times.ledger_time = forwarded.ledger_time_ns();  // when it arrived on its order's shard
-  Decision decision =
-      Decide(parsed->command, DecideContext{options_.config, impl_->state, times.ledger_time});
+  const flatbuffers::String* waiting_code = forwarded.waiting_payment_code();
+  Decision decision = Decide(parsed->command, DecideContext{options_.config, impl_->state, times.ledger_time,
+                                                            waiting_code ? waiting_code->string_view() : ""});
   RecordRefusal(*parsed, decision);
   fb::OrderAnsweredT answered;
   answered.destination = leg.shard();
@@ -259,7 +263,7 @@ Status Ledger::StageTransferIn(const fb::EventBody& leg, const fb::TransferSent&
                                    std::to_string(sent.number()) + " that is not for a payee of this shard");
   }
   const int64_t now = NowNs();
-  Decision decision = DecideTransferIn(sent, leg.shard(), DecideContext{config, impl_->state, now});
+  Decision decision = DecideTransferIn(sent, leg.shard(), DecideContext{config, impl_->state, now, {}});
   fb::TransferReceivedT received;
   if (decision.accepted()) received = std::move(*decision.payloads.front().AsTransferReceived());
   received.accepted = decision.accepted();

@@ -146,7 +146,10 @@ void ApplyPaymentCodeEvent(const fb::EventBody& event, KvWriter& view, FoldError
   if (id == nullptr || id->size() == 0) return;  // an order that waits on no code
   const std::string record_key = keys::PaymentCode(ViewOf(id));
   fb::PaymentCodeRecordT code;
-  errors.Require(LoadRecord(view, record_key, &code), "an unknown payment code");
+  const bool issued_here = LoadRecord(view, record_key, &code);
+  // An order may wait on a code another shard issued to its customer (ledger: CheckCodeCanWait): this shard
+  // then knows only the order that waits on it. A code is used only where it was issued.
+  errors.Require(issued_here || created != nullptr, "an unknown payment code");
   if (created != nullptr) {
     code.waiting_merchant = StringOf(created->merchant());
     code.waiting_order = StringOf(created->merchant_order_no());

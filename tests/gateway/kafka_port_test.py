@@ -64,23 +64,9 @@ class Background:
 class KafkaPortTest(customers.CustomerApiTest):
     broker = None
     serves = []
-    # What test_99 counts besides the base tests: test_14's to test_16's payments less test_16's refund, and not
-    # test_09's confirmed codepay.
+    # What test_99 counts besides the base tests: test_14's to test_16's payments less test_16's refund.
     expiry_s = 5  # a command's trip through Kafka and back on a loaded machine
-    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100 - 200_000}
-
-    # A codepay above its code's medium limit waits for the customer with a `create_order` naming the payment
-    # code, decided on the order's shard; the code lives on its customer's shard, so when the two differ the
-    # order shard refuses it (PAYMENT_CODE_INVALID). Not built yet (docs/ARCHITECTURE.md, "The front door").
-    WAITING_CODEPAY_ACROSS_SHARDS = "a codepay waiting for its customer across shards is not built yet"
-
-    @unittest.skip(WAITING_CODEPAY_ACROSS_SHARDS)
-    def test_09_above_its_mediums_limit_the_customer_confirms_the_payment(self):
-        pass
-
-    @unittest.skip(WAITING_CODEPAY_ACROSS_SHARDS)
-    def test_10_a_waiting_codepay_the_merchant_reversed_is_never_paid(self):
-        pass
+    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100}
 
     @classmethod
     def shard_folders(cls):

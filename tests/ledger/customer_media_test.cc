@@ -15,6 +15,7 @@
 #include "events/event.h"
 #include "ledger/command.h"
 #include "ledger/ledger.h"
+#include "shard_cluster.h"
 #include "state/records.h"
 #include "support/test_support.h"
 
@@ -156,11 +157,12 @@ TEST(CustomerMedia, AProvenPaymentNeedsItsMediumEnrolledAndUsesATotpStepOnce) {
 constexpr char kCode[] = "0123456789abcdef0123456789abcdef";
 constexpr int64_t kMinute = 60'000'000'000;
 
-json IssueCode(const std::string& id, const std::string& code, const std::string& medium, int64_t step = 0) {
+json IssueCode(const std::string& id, const std::string& code, const std::string& medium, int64_t step = 0,
+               const std::string& customer = "alice") {
   json command = {{"type", "issue_payment_code"},
                   {"command_id", id},
-                  {"customer", "alice"},
-                  {"account", "alice:debit"},
+                  {"customer", customer},
+                  {"account", customer + ":debit"},
                   {"medium", medium},
                   {"proof", medium + " proven"},
                   {"payment_code", code},
@@ -169,18 +171,30 @@ json IssueCode(const std::string& id, const std::string& code, const std::string
   return command;
 }
 
-json CodePay(const std::string& order_no, int64_t amount, const std::string& medium,
-             const std::string& code) {
-  json pay = testing::Pay("M1", order_no, "alice", amount, "", medium);
+json CodePay(const std::string& order_no, int64_t amount, const std::string& medium, const std::string& code,
+             const std::string& customer = "alice") {
+  json pay = testing::Pay("M1", order_no, customer, amount, "", medium);
   pay["channel"] = "qr_customer_presented";
   pay["payment_code"] = code;
   return pay;
 }
 
-std::optional<fb::PaymentCodeRecordT> Code(TestLedger& ledger, const std::string& code) {
+std::optional<fb::PaymentCodeRecordT> CodeIn(const Ledger& ledger, const std::string& code) {
   fb::PaymentCodeRecordT record;
-  if (!LoadRecord(ledger.ledger().store().state(), keys::PaymentCode(code), &record)) return std::nullopt;
+  if (!LoadRecord(ledger.store().state(), keys::PaymentCode(code), &record)) return std::nullopt;
   return record;
+}
+
+std::optional<fb::PaymentCodeRecordT> Code(TestLedger& ledger, const std::string& code) {
+  return CodeIn(ledger.ledger(), code);
+}
+
+json WaitingOrder(const std::string& id, const std::string& order_no, int64_t amount,
+                  const std::string& code) {
+  return {{"type", "create_order"}, {"command_id", id},
+          {"merchant", "M1"},       {"merchant_order_no", order_no},
+          {"amount_minor", amount}, {"channel", "qr_customer_presented"},
+          {"payment_code", code},   {"expires_at", testing::At(testing::DefaultTimeNs() + 5 * kMinute)}};
 }
 
 TEST(PaymentCodes, ACodeIsIssuedOnAProvenMediumAndPaysOneOrderBeforeItExpires) {
@@ -228,11 +242,10 @@ TEST(PaymentCodes, AboveItsMediumsLimitACodeWaitsOnTheOrderUntilTheCustomerConfi
   // 2,000.00: above password_free's 1,000.00 a payment.
   EXPECT_EQ(ledger.Submit(CodePay("o1", 200'000, "password_free", kCode)).reason,
             reason::kLimitPerPaymentExceeded);
-  json wait = {
-      {"type", "create_order"},  {"command_id", "w1"},
-      {"merchant", "M1"},        {"merchant_order_no", "o1"},
-      {"amount_minor", 200'000}, {"channel", "qr_customer_presented"},
-      {"payment_code", kCode},   {"expires_at", testing::At(testing::DefaultTimeNs() + 5 * kMinute)}};
+  json wait = WaitingOrder("w1", "o1", 200'000, kCode);
+  // With one shard, a code this shard never issued is no code.
+  EXPECT_EQ(ledger.Submit(WaitingOrder("w-unknown", "o9", 200'000, std::string(32, 'f'))).reason,
+            reason::kPaymentCodeInvalid);
   json no_code = wait;
   no_code.erase("payment_code");
   no_code["command_id"] = "w0";
@@ -261,6 +274,50 @@ TEST(PaymentCodes, AboveItsMediumsLimitACodeWaitsOnTheOrderUntilTheCustomerConfi
   ASSERT_EQ(ledger.Submit(confirm).kind, Kind::kAccepted);
   EXPECT_EQ(ledger.Balance("alice:debit"), 900'000);
   EXPECT_TRUE(Code(ledger, kCode)->used);
+}
+
+// The order waits on its shard, the code was issued on its customer's: the order's shard keeps which order
+// waits on the code and vouches for it when it forwards the confirmation; the customer's shard decides the
+// rest. Only the order created to wait on the code is paid by it, only with a proof, and only once.
+TEST(PaymentCodes, ACodeOfAnotherShardsCustomerWaitsOnAnOrderAndPaysItOnceConfirmed) {
+  testing::Cluster cluster(2);
+  const std::string customer = testing::CustomerOnShard(1, 2);
+  const std::string waiting = testing::OrderOnShard(0, 2);
+  const std::string second = testing::OrderOnShard(0, 2, 1);
+  const std::string plain = testing::OrderOnShard(0, 2, 2);
+  for (const json& command :
+       {testing::OpenMerchant("m1", "M1", 60), testing::OpenAccount("a1", customer),
+        testing::Deposit("d1", customer + ":debit", 1'000'000), Enroll("e1", customer, "password_free", kPem),
+        Enroll("e2", customer, "u_shield", kPem), IssueCode("c1", kCode, "password_free", 0, customer)}) {
+    ASSERT_EQ(cluster.Decide(command), "accepted") << command.dump();
+  }
+  ASSERT_EQ(cluster.Decide(WaitingOrder("w1", waiting, 200'000, kCode)), "accepted");
+  const std::optional<fb::PaymentCodeRecordT> on_order_shard = CodeIn(cluster.shard(0), kCode);
+  ASSERT_TRUE(on_order_shard.has_value());
+  EXPECT_EQ(on_order_shard->customer, "");  // the order's shard knows only which order waits on it
+  EXPECT_EQ(on_order_shard->waiting_order, waiting);
+  EXPECT_EQ(CodeIn(cluster.shard(1), kCode)->waiting_order, "");
+  EXPECT_EQ(cluster.Decide(WaitingOrder("w2", second, 200'000, kCode)), "rejected PAYMENT_CODE_INVALID");
+
+  json unproven = CodePay(waiting, 200'000, "password_free", kCode, customer);
+  unproven["command_id"] = "unproven";
+  EXPECT_EQ(cluster.Decide(unproven), "rejected PAYMENT_CODE_INVALID");  // scanned again: it waits
+  json not_waiting = CodePay(plain, 200'000, "u_shield", kCode, customer);
+  not_waiting["command_id"] = "not-waiting";
+  not_waiting["proof"] = "u_shield proven";
+  EXPECT_EQ(cluster.Decide(not_waiting), "rejected PAYMENT_CODE_INVALID");  // the code waits on no such order
+  EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 1'000'000);
+
+  json confirm = CodePay(waiting, 200'000, "u_shield", kCode, customer);
+  confirm["command_id"] = "confirm";
+  confirm["proof"] = "u_shield proven";
+  ASSERT_EQ(cluster.Decide(confirm), "accepted");
+  EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 800'000);
+  EXPECT_TRUE(CodeIn(cluster.shard(1), kCode)->used);
+  confirm["command_id"] = "confirm-again";
+  EXPECT_EQ(cluster.Decide(confirm), "rejected DUPLICATE_ORDER");
+  EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 800'000);
+  cluster.ExpectStatesProven();
 }
 
 }  // namespace
