@@ -14,6 +14,8 @@
 
 #include "cli/commands.h"
 #include "cli_common.h"
+#include "core/config.h"
+#include "core/secret_file.h"
 #include "gateway/customer_api.h"
 #include "gateway/customer_kit.h"
 #include "gateway/https_server.h"
@@ -49,6 +51,19 @@ struct GatewayMaterial {
   gateway::PlatformKey platform;
 };
 
+// The platform key: in the PKCS #11 token ledger.toml's [gateway] names, else <data>/gateway/platform_key.pem
+// (made on first use).
+Result<gateway::PlatformKey> LoadPlatformKey(const std::string& data_dir) {
+  Result<LedgerConfig> config = LoadConfig(data_dir + "/ledger.toml");
+  if (!config.ok()) return config.status();
+  if (config->gateway_platform_key_uri.empty()) return gateway::EnsurePlatformKey(GatewayDir(data_dir));
+  Result<std::string> pin =
+      ReadSecretFile("pkcs11_pin_file", UnderDataDir(data_dir, config->gateway_pkcs11_pin_file));
+  if (!pin.ok()) return pin.status();
+  return gateway::Pkcs11PlatformKey(
+      {config->gateway_platform_key_uri, config->gateway_pkcs11_module, std::move(pin).value()});
+}
+
 Result<GatewayMaterial> EnsureGatewayMaterial(const std::string& data_dir, const std::string& host) {
   std::vector<std::string> names = kLocalNames;
   if (std::find(names.begin(), names.end(), host) == names.end()) names.push_back(host);
@@ -56,7 +71,7 @@ Result<GatewayMaterial> EnsureGatewayMaterial(const std::string& data_dir, const
   Result<gateway::TlsMaterial> tls = gateway::EnsureTlsMaterial(tls_dir, names);
   if (!tls.ok()) return tls.status();
   if (*tls == gateway::TlsMaterial::kCreated) spdlog::info("gateway: made TLS material in {}", tls_dir);
-  Result<gateway::PlatformKey> platform = gateway::EnsurePlatformKey(GatewayDir(data_dir));
+  Result<gateway::PlatformKey> platform = LoadPlatformKey(data_dir);
   if (!platform.ok()) return platform.status();
   return GatewayMaterial{gateway::TlsFilesIn(tls_dir), std::move(platform).value()};
 }
@@ -210,14 +225,10 @@ int RunGateway(const GatewayArgs& args) {
   if (!listen.ok()) return Fail(kExitBadInput, listen.status().message());
   Result<GatewayMaterial> material = EnsureGatewayMaterial(args.write.data_dir, listen->first);
   if (!material.ok()) return Fail(ExitCodeFor(material.status()), material.status().ToString());
-  Result<std::string> platform_pem = ReadWholeFile(material->platform.private_key_path);
-  if (!platform_pem.ok()) return Fail(kExitFailure, platform_pem.status().message());
-  Result<std::unique_ptr<gateway::RsaKey>> platform_key = gateway::RsaKey::FromPem(*platform_pem);
-  if (!platform_key.ok()) return Fail(kExitBadInput, "platform key: " + platform_key.status().message());
   Result<GatewayLedger> ledger = OpenGatewayLedger(args, *options);
   if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
   gateway::MerchantApiOptions api_options;
-  api_options.platform_key = std::move(platform_key).value();
+  api_options.platform_key = material->platform.signer;
   api_options.platform_key_id = material->platform.public_key_id;
   api_options.timezone_offset_minutes = options->config.timezone_offset_minutes;
   api_options.clearing_cutoff_minutes = options->config.clearing_cutoff_minutes;

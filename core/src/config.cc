@@ -195,13 +195,39 @@ Status ReadKafkaSection(const toml::table& kafka, LedgerConfig* config) {
   return Status::Ok();
 }
 
+// [gateway]: the platform key in a PKCS #11 token (the three keys together, or none).
+Status ReadGatewaySection(const toml::table& gateway, LedgerConfig* config) {
+  constexpr std::string_view kKeys[] = {"platform_key", "pkcs11_module", "pkcs11_pin_file"};
+  LEDGER_RETURN_IF_ERROR(CheckKeys(gateway, {kKeys[0], kKeys[1], kKeys[2]}, "gateway"));
+  std::string* fields[] = {&config->gateway_platform_key_uri, &config->gateway_pkcs11_module,
+                           &config->gateway_pkcs11_pin_file};
+  for (size_t i = 0; i < std::size(kKeys); ++i) {
+    const toml::node* node = gateway.get(kKeys[i]);
+    if (node == nullptr)
+      return Status::InvalidArgument(
+          "[gateway]: platform_key, pkcs11_module and pkcs11_pin_file go together; '" +
+          std::string(kKeys[i]) + "' is missing");
+    if (!node->is_string() || node->value<std::string>()->empty())
+      return Status::InvalidArgument(Where(*node) + ": '" + std::string(kKeys[i]) +
+                                     "' must be a non-empty string");
+    *fields[i] = *node->value<std::string>();
+  }
+  if (!config->gateway_platform_key_uri.starts_with("pkcs11:"))
+    return Status::InvalidArgument(Where(*gateway.get("platform_key")) +
+                                   ": platform_key must be a PKCS #11 URI (pkcs11:token=…;object=…)");
+  if (config->gateway_platform_key_uri.find("pin-value") != std::string::npos)
+    return Status::InvalidArgument(Where(*gateway.get("platform_key")) +
+                                   ": the PIN is never in ledger.toml: name its file in pkcs11_pin_file");
+  return Status::Ok();
+}
+
 // The sections in the order they are read (an error names the first problem in this order).
 using SectionReader = Status (*)(const toml::table&, LedgerConfig*);
 constexpr std::pair<std::string_view, SectionReader> kSections[] = {
     {"ledger", ReadLedgerSection}, {"clock", ReadClockSection},
     {"limits", ReadLimitsSection}, {"group_commit", ReadGroupCommitSection},
     {"audit", ReadAuditSection},   {"reconciliation", ReadReconciliationSection},
-    {"kafka", ReadKafkaSection},
+    {"kafka", ReadKafkaSection},   {"gateway", ReadGatewaySection},
 };
 
 }  // namespace
@@ -219,7 +245,8 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
   }
   auto prefix = [&](Status s) { return s.ok() ? s : Status::InvalidArgument(path + ": " + s.message()); };
   LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(
-      root, {"ledger", "clock", "limits", "group_commit", "kafka", "audit", "reconciliation"}, "top level")));
+      root, {"ledger", "clock", "limits", "group_commit", "kafka", "audit", "reconciliation", "gateway"},
+      "top level")));
   Status not_a_table;  // a section that is not a table: reported after the others, as before
   for (const auto& [name, read] : kSections) {
     if (const toml::table* section = Section(root, name, &not_a_table)) {

@@ -174,8 +174,14 @@ Status MerchantApi::PersistNonces(const std::string& path) {
 
 HttpResponse MerchantApi::Signed(int status, std::string body) const {
   HttpResponse response{status, std::move(body)};
-  response.headers = PlatformSignatureHeaders(*options_.platform_key, options_.platform_key_id,
-                                              options_.clock_s(), response.body);
+  Result<std::vector<std::pair<std::string, std::string>>> headers = PlatformSignatureHeaders(
+      *options_.platform_key, options_.platform_key_id, options_.clock_s(), response.body);
+  if (!headers.ok()) {
+    // Unsigned, so no SDK takes it for an answer: the merchant retries, or queries, later.
+    spdlog::error("gateway: {}; answered 500 unsigned", headers.status().message());
+    return {500, json{{"code", "SYSTEM_ERROR"}, {"message", "the answer could not be signed; retry"}}.dump()};
+  }
+  response.headers = std::move(headers).value();
   response.headers.emplace_back("Request-ID", WeChatNonce());
   return response;
 }

@@ -54,8 +54,9 @@ Result<MerchantIdentity> LoadMerchantIdentity(const std::string& kit_dir, std::s
 std::string AuthorizationFor(const MerchantIdentity& merchant, std::string_view method,
                              std::string_view target, std::string_view body, std::string_view timestamp,
                              std::string_view nonce) {
+  // A merchant's key is in memory (LoadMerchantIdentity), where signing cannot fail.
   const std::string signature =
-      merchant.key->SignBase64(RequestMessage(method, target, timestamp, nonce, body));
+      merchant.key->SignBase64(RequestMessage(method, target, timestamp, nonce, body)).value();
   return std::string(kSignatureScheme) + " mchid=\"" + merchant.mchid + "\",nonce_str=\"" +
          std::string(nonce) + "\",signature=\"" + signature + "\",timestamp=\"" + std::string(timestamp) +
          "\",serial_no=\"" + merchant.serial_no + "\"";

@@ -105,16 +105,6 @@ std::string CertPem(X509* certificate) {
   return BioText(bio.get());
 }
 
-// The SubjectPublicKeyInfo DER of the key.
-std::string PublicKeyDer(EVP_PKEY* key) {
-  unsigned char* der = nullptr;
-  const int size = i2d_PUBKEY(key, &der);
-  LEDGER_ASSERT(size > 0);
-  std::string out(reinterpret_cast<const char*>(der), static_cast<size_t>(size));
-  OPENSSL_free(der);
-  return out;
-}
-
 Key PrivateKeyFromPem(const std::string& pem) {
   const Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   LEDGER_ASSERT(bio != nullptr);
@@ -218,14 +208,17 @@ std::string NewApiV3Key() {
 
 // The platform key from its PEM, refused unless RsaKey::FromPem takes it as a private key: the key the
 // gateway signs responses with is then one its own checks accept.
+PlatformKey PlatformKeyOf(const std::string& where, std::unique_ptr<RsaKey> key) {
+  const Digest digest = Sha256Of(key->PublicKeyDer());
+  return PlatformKey{where, key->PublicKeyPem(),
+                     kPublicKeyIdPrefix + UpperHex(digest.data(), kPublicKeyIdBytes), std::move(key)};
+}
+
 Result<PlatformKey> PlatformKeyFrom(const std::string& path, const std::string& pem) {
-  const Result<std::unique_ptr<RsaKey>> checked = RsaKey::FromPem(pem);
-  const Key key = PrivateKeyFromPem(pem);
-  if (!checked.ok() || !(*checked)->is_private() || key == nullptr)
+  Result<std::unique_ptr<RsaKey>> checked = RsaKey::FromPem(pem);
+  if (!checked.ok() || !(*checked)->is_private())
     return Status::InvalidArgument(path + " is not an RSA private key of 2048 to 4096 bits, exponent 65537");
-  const Digest digest = Sha256Of(PublicKeyDer(key.get()));
-  return PlatformKey{path, PublicKeyPem(key.get()),
-                     kPublicKeyIdPrefix + UpperHex(digest.data(), kPublicKeyIdBytes)};
+  return PlatformKeyOf(path, std::move(checked).value());
 }
 
 Status CheckKitShapes(const MerchantCredentials& credentials, const PlatformKey& platform) {
@@ -316,6 +309,12 @@ Result<PlatformKey> EnsurePlatformKey(const std::string& dir) {
   }
   if (!pem.ok()) return pem.status();
   return PlatformKeyFrom(path, *pem);
+}
+
+Result<PlatformKey> Pkcs11PlatformKey(const Pkcs11KeyRef& ref) {
+  Result<std::unique_ptr<RsaKey>> key = RsaKey::FromPkcs11(ref);
+  if (!key.ok()) return key.status();
+  return PlatformKeyOf(ref.uri, std::move(key).value());
 }
 
 Status WriteKitFolder(const std::string& out_dir, const std::vector<KitFile>& files) {

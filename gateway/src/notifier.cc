@@ -232,7 +232,13 @@ bool Notifier::Deliver(const Delivery& delivery, int64_t now_s) const {
   HttpsPost post;
   post.url = delivery.url;
   post.body = *body;
-  post.headers = PlatformSignatureHeaders(*options_.platform_key, options_.platform_key_id, now_s, post.body);
+  Result<std::vector<std::pair<std::string, std::string>>> headers =
+      PlatformSignatureHeaders(*options_.platform_key, options_.platform_key_id, now_s, post.body);
+  if (!headers.ok()) {
+    spdlog::error("notifier: notification {} not sent: {}", id, headers.status().message());
+    return false;  // an attempt that failed: retried on the schedule
+  }
+  post.headers = std::move(headers).value();
   post.headers.emplace_back("Content-Type", "application/json");
   const std::string extra_ca = options_.gateway_dir + "/" + kExtraCaFile;
   if (::access(extra_ca.c_str(), R_OK) == 0) post.extra_ca_file = extra_ca;

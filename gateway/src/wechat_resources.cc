@@ -68,15 +68,17 @@ std::string WeChatTime(int64_t utc_ns, int offset_minutes) {
   return FormatIso8601(utc_ns - utc_ns % kNsPerSecond, offset_minutes);
 }
 
-std::vector<std::pair<std::string, std::string>> PlatformSignatureHeaders(const RsaKey& platform_key,
-                                                                          std::string_view key_id,
-                                                                          int64_t timestamp_s,
-                                                                          std::string_view body) {
+Result<std::vector<std::pair<std::string, std::string>>> PlatformSignatureHeaders(const RsaKey& platform_key,
+                                                                                  std::string_view key_id,
+                                                                                  int64_t timestamp_s,
+                                                                                  std::string_view body) {
   const std::string timestamp = std::to_string(timestamp_s);
   const std::string nonce = WeChatNonce();
-  return {
+  Result<std::string> signature = platform_key.SignBase64(ResponseMessage(timestamp, nonce, body));
+  if (!signature.ok()) return signature.status();
+  return std::vector<std::pair<std::string, std::string>>{
       {"Wechatpay-Serial", std::string(key_id)},
-      {"Wechatpay-Signature", platform_key.SignBase64(ResponseMessage(timestamp, nonce, body))},
+      {"Wechatpay-Signature", std::move(signature).value()},
       {"Wechatpay-Timestamp", timestamp},
       {"Wechatpay-Nonce", nonce},
       {"Wechatpay-Signature-Type", kSignatureScheme},

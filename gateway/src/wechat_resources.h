@@ -31,11 +31,12 @@ const char* TradeType(std::string_view channel);
 std::string WeChatTime(int64_t utc_ns, int offset_minutes);
 
 // The platform's signature of `body` at `timestamp_s`: Wechatpay-Serial, -Signature, -Timestamp, -Nonce,
-// -Signature-Type (wechat_signature.h: ResponseMessage), as an answer or a notification carries them.
-std::vector<std::pair<std::string, std::string>> PlatformSignatureHeaders(const RsaKey& platform_key,
-                                                                          std::string_view key_id,
-                                                                          int64_t timestamp_s,
-                                                                          std::string_view body);
+// -Signature-Type (wechat_signature.h: ResponseMessage), as an answer or a notification carries them. Errors:
+// IoError (a token's key did not sign).
+Result<std::vector<std::pair<std::string, std::string>>> PlatformSignatureHeaders(const RsaKey& platform_key,
+                                                                                  std::string_view key_id,
+                                                                                  int64_t timestamp_s,
+                                                                                  std::string_view body);
 
 // A payment as WeChat's query answers it (trade_state as the payment stands now).
 nlohmann::json TransactionResource(const PaymentView& payment, int offset_minutes);

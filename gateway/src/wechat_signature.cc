@@ -3,8 +3,10 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <cctype>
@@ -15,6 +17,7 @@
 
 #include "base64.h"
 #include "core/assert.h"
+#include "pkcs11_engine.h"
 
 namespace ledger::gateway {
 namespace {
@@ -139,22 +142,66 @@ Result<std::unique_ptr<RsaKey>> RsaKey::FromPem(std::string_view pem) {
   return out;
 }
 
+Result<std::unique_ptr<RsaKey>> RsaKey::FromPkcs11(const Pkcs11KeyRef& ref) {
+  Result<EVP_PKEY*> key = LoadPkcs11PrivateKey(ref);
+  if (!key.ok()) return key.status();
+  if (!IsSoundRsaKey(*key)) {
+    EVP_PKEY_free(*key);
+    return Status::InvalidArgument(ref.uri +
+                                   " is not an RSA key of 2048 to 4096 bits with public exponent 65537");
+  }
+  std::unique_ptr<RsaKey> out(new RsaKey());
+  out->key_ = *key;
+  out->is_private_ = true;
+  out->token_ = std::make_unique<std::mutex>();
+  return out;
+}
+
 RsaKey::~RsaKey() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
 
-std::string RsaKey::SignBase64(std::string_view message) const {
+Result<std::string> RsaKey::SignBase64(std::string_view message) const {
   LEDGER_ASSERT(is_private_);
+  std::unique_lock<std::mutex> one_at_a_time;
+  if (token_) one_at_a_time = std::unique_lock(*token_);
   EVP_MD_CTX* context = EVP_MD_CTX_new();
   LEDGER_ASSERT(context != nullptr);
-  LEDGER_ASSERT(EVP_DigestSignInit(context, nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(key_)) ==
-                1);
+  const auto* bytes = reinterpret_cast<const unsigned char*>(message.data());
   size_t length = 0;
-  LEDGER_ASSERT(EVP_DigestSign(context, nullptr, &length,
-                               reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1);
-  std::vector<unsigned char> signature(length);
-  LEDGER_ASSERT(EVP_DigestSign(context, signature.data(), &length,
-                               reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1);
+  std::vector<unsigned char> signature;
+  bool signed_ok =
+      EVP_DigestSignInit(context, nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(key_)) == 1 &&
+      EVP_DigestSign(context, nullptr, &length, bytes, message.size()) == 1;
+  if (signed_ok) {
+    signature.resize(length);
+    signed_ok = EVP_DigestSign(context, signature.data(), &length, bytes, message.size()) == 1;
+  }
   EVP_MD_CTX_free(context);
+  // Only a token's key can fail here (an in-memory key signs whatever it is given).
+  LEDGER_ASSERT(signed_ok || token_ != nullptr);
+  if (!signed_ok) {
+    ERR_clear_error();
+    return Status::IoError("the platform key's token did not sign");
+  }
   return Base64(signature.data(), length);
+}
+
+std::string RsaKey::PublicKeyDer() const {
+  unsigned char* der = nullptr;
+  const int length = i2d_PUBKEY(static_cast<EVP_PKEY*>(key_), &der);
+  LEDGER_ASSERT(length > 0);
+  std::string out(reinterpret_cast<const char*>(der), static_cast<size_t>(length));
+  OPENSSL_free(der);
+  return out;
+}
+
+std::string RsaKey::PublicKeyPem() const {
+  BIO* bio = BIO_new(BIO_s_mem());
+  LEDGER_ASSERT(bio != nullptr && PEM_write_bio_PUBKEY(bio, static_cast<EVP_PKEY*>(key_)) == 1);
+  char* data = nullptr;
+  const long length = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<size_t>(length));
+  BIO_free(bio);
+  return out;
 }
 
 bool RsaKey::VerifyBase64(std::string_view message, std::string_view signature_base64) const {

@@ -1,14 +1,11 @@
 #include "client_security.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/secret_file.h"
 #include "kafka/kafka.h"
 
 namespace ledger::kafka {
@@ -16,37 +13,6 @@ namespace {
 
 std::mutex g_mutex;
 std::vector<std::pair<std::string, std::string>> g_settings;  // guarded by g_mutex
-
-constexpr size_t kPasswordFileMax = 4096;
-
-// The password: the file's first line, trimmed. The file must be a regular file of this user that no one else
-// may read; it is opened without following a link and checked on the open descriptor.
-Result<std::string> ReadPasswordFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return Status::InvalidArgument("sasl_password_file: cannot open " + path);
-  struct stat info {};
-  std::string text(kPasswordFileMax + 1, '\0');
-  ssize_t got = -1;
-  Status refused;
-  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    refused = Status::InvalidArgument("sasl_password_file: " + path + " is not a regular file");
-  } else if (info.st_uid != ::geteuid() || (info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    refused = Status::InvalidArgument("sasl_password_file: " + path +
-                                      " must be this user's and open to no one else (chmod 600 it)");
-  } else {
-    got = ::read(fd, text.data(), text.size());
-  }
-  ::close(fd);
-  if (!refused.ok()) return refused;
-  if (got < 0 || static_cast<size_t>(got) > kPasswordFileMax)
-    return Status::InvalidArgument("sasl_password_file: " + path + " cannot be read or is over 4 KiB");
-  text.resize(static_cast<size_t>(got));
-  const std::string line = text.substr(0, text.find('\n'));
-  const size_t first = line.find_first_not_of(" \t\r");
-  if (first == std::string::npos)
-    return Status::InvalidArgument("sasl_password_file: " + path + " holds no password on its first line");
-  return line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
-}
 
 // Whether librdkafka makes a client of `settings` (a CA file that is not there, a mechanism without what it
 // needs): the client is made and dropped at once, before anything uses the settings.
@@ -74,7 +40,7 @@ Status SetClientSecurity(const std::vector<std::pair<std::string, std::string>>&
                          const std::string& sasl_password_file) {
   std::vector<std::pair<std::string, std::string>> all = settings;
   if (!sasl_password_file.empty()) {
-    Result<std::string> password = ReadPasswordFile(sasl_password_file);
+    Result<std::string> password = ReadSecretFile("sasl_password_file", sasl_password_file);
     if (!password.ok()) return password.status();
     all.emplace_back("sasl.password", std::move(password).value());
   }

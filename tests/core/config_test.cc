@@ -104,6 +104,19 @@ ssl_ca_location = "kafka-ca.pem"
   EXPECT_EQ(config->kafka_sasl_password_file, "kafka.password");
 }
 
+TEST(Config, ThePlatformKeyInATokenIsAUriAModuleAndOnlyThePinsFileName) {
+  const Result<LedgerConfig> config = Load(R"([gateway]
+platform_key = "pkcs11:token=ledger-platform;object=platform"
+pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
+pkcs11_pin_file = "hsm.pin"
+)");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->gateway_platform_key_uri, "pkcs11:token=ledger-platform;object=platform");
+  EXPECT_EQ(config->gateway_pkcs11_module, "/usr/lib/softhsm/libsofthsm2.so");
+  EXPECT_EQ(config->gateway_pkcs11_pin_file, "hsm.pin");
+  EXPECT_EQ(LedgerConfig().gateway_platform_key_uri, "");  // none: the key file the gateway makes
+}
+
 TEST(Config, AMissingFileIsTheDefaults) {
   const Result<LedgerConfig> config = LoadConfig("/nonexistent/ledger.toml");
   ASSERT_TRUE(config.ok());
@@ -138,6 +151,18 @@ TEST(Config, BadInputNamesTheLineAndWhatIsWrong) {
       {"[kafka]\nsecurity_protocol = \"SASL_SSL\"\n", "TLS and SASL settings need brokers"},
       {"[kafka]\nsasl_password = \"x\"\n", "unknown key 'sasl_password' in [kafka]"},
       {"[surprise]\n", "unknown key 'surprise' in [top level]"},
+      // The platform key in a token: all three keys, a PKCS #11 URI, never the PIN itself.
+      {"[gateway]\nplatform_key = \"pkcs11:object=p\"\npkcs11_module = \"/m.so\"\n",
+       "'pkcs11_pin_file' is missing"},
+      {"[gateway]\nplatform_key = \"/keys/platform.pem\"\npkcs11_module = \"/m.so\"\npkcs11_pin_file = "
+       "\"p\"\n",
+       "line 2: platform_key must be a PKCS #11 URI"},
+      {"[gateway]\nplatform_key = \"pkcs11:object=p;pin-value=1234\"\npkcs11_module = \"/m.so\"\n"
+       "pkcs11_pin_file = \"p\"\n",
+       "the PIN is never in ledger.toml"},
+      {"[gateway]\nplatform_key = \"pkcs11:object=p\"\npkcs11_module = 5\npkcs11_pin_file = \"p\"\n",
+       "line 3: 'pkcs11_module' must be a non-empty string"},
+      {"[gateway]\npkcs11_pin = \"1234\"\n", "unknown key 'pkcs11_pin' in [gateway]"},
       // The first problem in section order wins: [ledger] is read before [kafka].
       {"[kafka]\nack = \"maybe\"\n[ledger]\nshard = -1\n", "line 4: 'shard' must be 0 to 65535"},
   };

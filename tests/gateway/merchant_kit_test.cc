@@ -120,7 +120,7 @@ TEST_F(MerchantKitTest, TheCertificateChainsToTheCaAndCarriesTheSerialAndTheKey)
   EXPECT_TRUE((*private_key)->is_private());
   Result<std::unique_ptr<RsaKey>> public_key = RsaKey::FromPem(credentials.public_key_pem);
   ASSERT_TRUE(public_key.ok()) << public_key.status().ToString();
-  EXPECT_TRUE((*public_key)->VerifyBase64("m", (*private_key)->SignBase64("m")));
+  EXPECT_TRUE((*public_key)->VerifyBase64("m", (*private_key)->SignBase64("m").value()));
 }
 
 TEST_F(MerchantKitTest, TheSdksRequestSignedWithTheKitsKeyPassesCheckRequest) {

@@ -152,7 +152,7 @@ TEST_F(WeChatSignature, TheSdkAcceptsTheGatewaysResponseSignatureAndRefusesAChan
   const std::string body = R"({"code_url":"weixin://wxpay/bizpayurl?pr=abc","amount":{"total":100}})";
   const std::string timestamp = std::to_string(std::time(nullptr)),
                     nonce = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS";
-  const std::string signature = platform->SignBase64(ResponseMessage(timestamp, nonce, body));
+  const std::string signature = platform->SignBase64(ResponseMessage(timestamp, nonce, body)).value();
   auto sdk_accepts = [&](const std::string& sent_body) {
     WriteFile(Path("body"), sent_body);
     EXPECT_EQ(Shell(std::string("'") + LEDGER_SDK_PYTHON + "' '" + LEDGER_SDK_TOOL + "' verify-response '" +

@@ -64,6 +64,14 @@ struct LedgerConfig {
   std::vector<std::pair<std::string, std::string>> kafka_security;
   std::string kafka_sasl_password_file;
 
+  // The gateway's platform key (it signs every answer and notification) in a PKCS #11 token instead of
+  // <data>/gateway/platform_key.pem: [gateway]'s platform_key (a PKCS #11 URI, "pkcs11:token=…;object=…"),
+  // pkcs11_module (the token's library) and pkcs11_pin_file (the user PIN, in a file only its owner may read;
+  // relative paths under the data folder). All three or none.
+  std::string gateway_platform_key_uri;
+  std::string gateway_pkcs11_module;
+  std::string gateway_pkcs11_pin_file;
+
   // Audit: the Ed25519 private key (PEM; relative paths are under the data folder) that signs checkpoints,
   // and how many events lie between two checkpoints. No key: no checkpoints.
   std::string audit_private_key;

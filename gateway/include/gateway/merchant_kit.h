@@ -12,12 +12,14 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/status.h"
 #include "gateway/tls_material.h"
+#include "gateway/wechat_signature.h"
 
 namespace ledger::gateway {
 
@@ -41,16 +43,22 @@ Result<MerchantCredentials> MakeMerchantCredentials(const TlsFiles& ca, std::str
 // The platform's response-signing key (WeChat's "platform public key" mode: the SDK is given public_key and
 // public_key_id).
 struct PlatformKey {
-  std::string private_key_path;  // <dir>/platform_key.pem, RSA-2048 PKCS #8, 0600
-  std::string public_key_pem;    // SubjectPublicKeyInfo PEM
-  std::string public_key_id;     // "PUB_KEY_ID_" + the first 16 bytes of SHA-256 over the public key's DER
-                                 // (SubjectPublicKeyInfo), 32 upper-case hex digits
+  std::string
+      private_key_path;        // <dir>/platform_key.pem (RSA-2048 PKCS #8, 0600), or the token's PKCS #11 URI
+  std::string public_key_pem;  // SubjectPublicKeyInfo PEM
+  std::string public_key_id;   // "PUB_KEY_ID_" + the first 16 bytes of SHA-256 over the public key's DER
+                               // (SubjectPublicKeyInfo), 32 upper-case hex digits
+  std::shared_ptr<const RsaKey> signer;  // the private key
 };
 
 // Loads <dir>/platform_key.pem, or makes it (dir created 0700 when missing) on first call; a second call
 // returns the same key and id. Errors: InvalidArgument (the file exists but is not a private key
 // RsaKey::FromPem accepts), IoError.
 Result<PlatformKey> EnsurePlatformKey(const std::string& dir);
+
+// The platform key kept in a PKCS #11 token instead (made there by the bank's key ceremony, never by the
+// gateway). Errors: InvalidArgument (RsaKey::FromPkcs11).
+Result<PlatformKey> Pkcs11PlatformKey(const Pkcs11KeyRef& ref);
 
 // One file of a kit handed to a merchant or a customer.
 struct KitFile {
