@@ -176,6 +176,12 @@ Result<GatewayLedger> OpenGatewayLedger(const GatewayArgs& args, const LedgerOpt
   kafka_options.replica_dir = GatewayDir(args.write.data_dir) + "/replicas";
   kafka_options.timezone_offset_minutes = options.config.timezone_offset_minutes;
   kafka_options.waiting_max = kLedgerQueueMax;
+  if (const std::string& key = options.config.audit_public_key; !key.empty()) {
+    Result<std::unique_ptr<SignatureVerifier>> verifier =
+        SignatureVerifier::FromPemFile(UnderDataDir(args.write.data_dir, key));
+    if (!verifier.ok()) return Status::InvalidArgument("[audit] public_key: " + verifier.status().message());
+    kafka_options.checkpoint_key = std::move(verifier).value();
+  }
   Result<std::unique_ptr<KafkaLedger>> kafka = KafkaLedger::Open(kafka_options);
   if (!kafka.ok()) return kafka.status();
   ledger.kafka = std::move(kafka).value();

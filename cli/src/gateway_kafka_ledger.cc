@@ -52,7 +52,9 @@ struct Replica {
   std::unique_ptr<kafka::PartitionReader> results;
   int64_t next_offset = 0;  // of ledger.events partition `shard`, after the last folded record
   Digest last_hash = kGenesisHash;
-  std::atomic<uint64_t> applied{0};  // the last folded sequence
+  std::atomic<uint64_t> applied{0};                   // the last folded sequence
+  const SignatureVerifier* checkpoint_key = nullptr;  // null: checkpoints not checked
+  uint64_t signed_through = 0;  // the last checkpoint verified by this process (0: none yet)
 };
 
 // What a command's result asks for before it is answered: the shard's replica holding the events the result
@@ -123,6 +125,7 @@ void Merge(std::optional<gateway::CommandAnswer>& into, gateway::CommandAnswer a
 Result<std::unique_ptr<Replica>> OpenReplica(const KafkaLedgerOptions& options, uint32_t shard) {
   auto replica = std::make_unique<Replica>();
   replica->shard = shard;
+  replica->checkpoint_key = options.checkpoint_key.get();  // impl.options shares it for the port's life
   const std::string dir = options.replica_dir + "/shard-" + std::to_string(shard);
   std::error_code error;
   std::filesystem::create_directories(dir, error);
@@ -183,6 +186,20 @@ Status CheckHeld(const Replica& replica, uint64_t sequence, const DecodedEvent& 
   return Status::Ok();
 }
 
+// A checkpoint the ledger wrote: it covers the event before it (`covered`, whose hash is `chain_head`), in
+// the envelope the ledger writes, signed by `key`. The chain proves order and integrity; this proves
+// authorship of everything through the checkpoint. Errors: InvalidArgument naming what is wrong.
+Status ProveCheckpoint(const fb::EventBody& event, const fb::CheckpointRecorded& checkpoint, uint64_t covered,
+                       const Digest& chain_head, const SignatureVerifier& key) {
+  if (checkpoint.sequence() != covered || !IsLedgerCheckpointEnvelope(event, checkpoint))
+    return Status::InvalidArgument("a checkpoint that is not the ledger's (it covers sequence " +
+                                   std::to_string(checkpoint.sequence()) + ")");
+  const flatbuffers::Vector<uint8_t>* head = checkpoint.chain_head();
+  if (head == nullptr || !std::equal(head->begin(), head->end(), chain_head.begin(), chain_head.end()))
+    return Status::InvalidArgument("a checkpoint naming another chain head");
+  return CheckCheckpointSignature(checkpoint, chain_head, key);
+}
+
 // Folds what the replica's partition holds next (waiting up to `timeout_ms` for it) into its store: every
 // event must follow the last one (sequence and hash chain), or the replica stops with Corruption. Returns how
 // many records it read.
@@ -214,6 +231,14 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
                                 std::to_string(applied));
     if (event->prev_hash != last_hash || ChainHash(event->prev_hash, event->body_bytes) != event->hash)
       return Status::Corruption(where + ": sequence " + std::to_string(sequence) + " does not chain");
+    if (const fb::CheckpointRecorded* checkpoint = event->body->payload_as_CheckpointRecorded();
+        checkpoint != nullptr && replica.checkpoint_key != nullptr) {
+      const Status proven =
+          ProveCheckpoint(*event->body, *checkpoint, applied, last_hash, *replica.checkpoint_key);
+      if (!proven.ok())
+        return Status::Corruption(where + ": sequence " + std::to_string(sequence) + ": " + proven.message());
+      replica.signed_through = sequence;
+    }
     LEDGER_RETURN_IF_ERROR(replica.projections->Apply(*event->body, overlay));
     batch.events.emplace_back(sequence, record.value);
     last_hash = event->hash;
@@ -300,6 +325,9 @@ KafkaLedger::~KafkaLedger() { Stop(); }
 Result<std::unique_ptr<KafkaLedger>> KafkaLedger::Open(const KafkaLedgerOptions& options) {
   if (options.shards == 0 || options.producer_key == nullptr)
     return Status::InvalidArgument("the Kafka port needs at least one shard and the gateway's producer key");
+  if (options.checkpoint_key == nullptr)
+    spdlog::warn(
+        "gateway: no [audit] public_key: the replicas check the chain of ledger.events, not who wrote it");
   std::unique_ptr<KafkaLedger> port(new KafkaLedger());
   Impl& impl = *port->impl_;
   impl.options = options;
@@ -310,7 +338,8 @@ Result<std::unique_ptr<KafkaLedger>> KafkaLedger::Open(const KafkaLedgerOptions&
     Result<std::unique_ptr<kafka::PartitionReader>> results = ResultsFromNow(options.brokers, shard);
     if (!results.ok()) return results.status();
     (*replica)->results = std::move(results).value();
-    spdlog::info("gateway: shard {} replica through sequence {}", shard, (*replica)->applied.load());
+    spdlog::info("gateway: shard {} replica through sequence {}; checkpoints verified through {}", shard,
+                 (*replica)->applied.load(), (*replica)->signed_through);
     impl.replicas.push_back(std::move(replica).value());
   }
   Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(options.brokers);

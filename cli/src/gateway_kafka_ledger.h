@@ -25,6 +25,10 @@ struct KafkaLedgerOptions {
   std::string brokers;
   uint32_t shards = 1;
   std::shared_ptr<const Signer> producer_key;  // signs every command (a key registered with role gateway)
+  // The ledger's checkpoint key ([audit] public_key): every checkpoint the replicas fold must be signed by it
+  // over the chain they hold, or the replica stops (Corruption). Null: checkpoints are not checked (a warning
+  // at start).
+  std::shared_ptr<const SignatureVerifier> checkpoint_key;
   std::string replica_dir;
   int timezone_offset_minutes = 480;
   size_t waiting_max = 4096;  // commands waiting for their results at once (Aborted beyond)

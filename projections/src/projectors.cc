@@ -722,6 +722,44 @@ std::string CheckpointMessageFor(uint16_t digest_format, uint32_t shard, uint64_
   return message;
 }
 
+Result<std::vector<NamedDigest>> SignedDigestsOf(const fb::CheckpointRecorded& checkpoint) {
+  std::vector<NamedDigest> signed_digests;
+  if (checkpoint.digests() == nullptr) return signed_digests;
+  for (const fb::ProjectionDigest* digest : *checkpoint.digests()) {
+    NamedDigest named;
+    named.name = digest->projector() == nullptr ? "" : digest->projector()->str();
+    if (digest->digest() == nullptr || digest->digest()->size() != named.digest.size())
+      return Status::InvalidArgument("checkpoint digest is not 32 bytes");
+    std::copy_n(digest->digest()->data(), named.digest.size(), named.digest.begin());
+    signed_digests.push_back(std::move(named));
+  }
+  return signed_digests;
+}
+
+Status CheckCheckpointSignature(const fb::CheckpointRecorded& checkpoint, const Digest& chain_head,
+                                const SignatureVerifier& key) {
+  const flatbuffers::Vector<uint8_t>* key_id = checkpoint.public_key_id();
+  if (key_id == nullptr ||
+      !std::equal(key_id->begin(), key_id->end(), key.public_key_id().begin(), key.public_key_id().end()))
+    return Status::InvalidArgument("bad signature: checkpoint signed by another key");
+  Result<std::vector<NamedDigest>> digests = SignedDigestsOf(checkpoint);
+  if (!digests.ok()) return digests.status();
+  const std::string message =
+      CheckpointMessageFor(checkpoint.digest_format(), checkpoint.shard(), checkpoint.sequence(), chain_head,
+                           *digests, checkpoint.signed_at_ns());
+  if (checkpoint.signature() == nullptr ||
+      !key.Verify(message,
+                  std::span<const uint8_t>(checkpoint.signature()->data(), checkpoint.signature()->size())))
+    return Status::InvalidArgument("bad signature on checkpoint");
+  return Status::Ok();
+}
+
+bool IsLedgerCheckpointEnvelope(const fb::EventBody& event, const fb::CheckpointRecorded& checkpoint) {
+  return event.command_id() != nullptr &&
+         event.command_id()->string_view() == "checkpoint:" + std::to_string(checkpoint.sequence()) &&
+         event.commands_offset() == -1 && event.shard() == checkpoint.shard();
+}
+
 ProjectionSet::ProjectionSet(std::vector<std::unique_ptr<Projector>> projectors)
     : projectors_(std::move(projectors)) {
   LEDGER_ASSERT(!projectors_.empty());

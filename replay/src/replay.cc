@@ -377,8 +377,6 @@ class Replayer {
   // Checks a checkpoint event against the replayed history just before it.
   bool CheckCheckpoint(uint64_t sequence, const fb::EventBody& body,
                        const fb::CheckpointRecorded& checkpoint);
-  bool CheckSignature(uint64_t sequence, const fb::CheckpointRecorded& checkpoint,
-                      const std::vector<NamedDigest>& signed_digests);
   bool CheckRebuiltDigests(uint64_t sequence, const fb::CheckpointRecorded& checkpoint,
                            const std::vector<NamedDigest>& signed_digests);
   // Queues a verified event for the workers, committing when the batch is full. False after a failure.
@@ -491,45 +489,19 @@ bool Replayer::CheckCheckpoint(uint64_t sequence, const fb::EventBody& body,
     return Fail(sequence, "checkpoint's chain head differs from the replayed chain at " +
                               std::to_string(report_.last_sequence));
   }
-  std::vector<NamedDigest> signed_digests;
-  if (checkpoint.digests() != nullptr) {
-    for (const fb::ProjectionDigest* digest : *checkpoint.digests()) {
-      NamedDigest named;
-      named.name = digest->projector() == nullptr ? "" : digest->projector()->str();
-      if (digest->digest() == nullptr || digest->digest()->size() != 32)
-        return Fail(sequence, "checkpoint digest is not 32 bytes");
-      std::memcpy(named.digest.data(), digest->digest()->data(), 32);
-      signed_digests.push_back(std::move(named));
-    }
+  Result<std::vector<NamedDigest>> signed_digests = SignedDigestsOf(checkpoint);
+  if (!signed_digests.ok()) return Fail(sequence, signed_digests.status().message());
+  if (options_.verifier != nullptr) {
+    const Status signature = CheckCheckpointSignature(checkpoint, report_.chain_head, *options_.verifier);
+    if (!signature.ok()) return Fail(sequence, signature.message());
   }
-  if (!CheckSignature(sequence, checkpoint, signed_digests)) return false;
-  if (!CheckRebuiltDigests(sequence, checkpoint, signed_digests)) return false;
+  if (!CheckRebuiltDigests(sequence, checkpoint, *signed_digests)) return false;
   report_.checkpoints_verified += 1;
   // The signature covers the checkpoint's payload, not its event's envelope: the checkpoint vouches for the
   // history through it only when the envelope is the one the ledger writes (a forged command id or commands
   // offset on it would change what a restored shard answers as a duplicate and where it reads commands).
-  const bool ledger_envelope =
-      body.command_id() != nullptr &&
-      body.command_id()->string_view() == "checkpoint:" + std::to_string(checkpoint.sequence()) &&
-      body.commands_offset() == -1 && body.shard() == checkpoint.shard();
-  if (report_.signatures_checked && ledger_envelope) report_.signed_through = sequence;
-  return true;
-}
-
-bool Replayer::CheckSignature(uint64_t sequence, const fb::CheckpointRecorded& checkpoint,
-                              const std::vector<NamedDigest>& signed_digests) {
-  if (options_.verifier == nullptr) return true;
-  if (!SameBytes(checkpoint.public_key_id(), options_.verifier->public_key_id())) {
-    return Fail(sequence, "bad signature: checkpoint signed by another key");
-  }
-  const std::string message =
-      CheckpointMessageFor(checkpoint.digest_format(), checkpoint.shard(), checkpoint.sequence(),
-                           report_.chain_head, signed_digests, checkpoint.signed_at_ns());
-  if (checkpoint.signature() == nullptr ||
-      !options_.verifier->Verify(message, std::span<const uint8_t>(checkpoint.signature()->data(),
-                                                                   checkpoint.signature()->size()))) {
-    return Fail(sequence, "bad signature on checkpoint");
-  }
+  if (report_.signatures_checked && IsLedgerCheckpointEnvelope(body, checkpoint))
+    report_.signed_through = sequence;
   return true;
 }
 

@@ -11,6 +11,7 @@ Runs itself again under SDK_PYTHON; exits 77 (skipped, saying why) when that Pyt
 """
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -90,7 +91,9 @@ class KafkaPortTest(customers.CustomerApiTest):
                 os.makedirs(folder)
                 with open(os.path.join(folder, "ledger.toml"), "w") as f:
                     f.write(f'[ledger]\nshard = {shard}\n[audit]\nprivate_key = "{keys}/ledger-signing.key"\n'
-                            f'public_key = "{keys}/ledger-signing.pub"\n')
+                            f'public_key = "{keys}/ledger-signing.pub"\ncheckpoint_every = 25\n')
+            # The gateway's replicas check every checkpoint's signature with the ledger's public key.
+            cls.write_gateway_config(f"{keys}/ledger-signing.pub")
             # The first keys go in on the stopped shards: an operator's for onboarding, the gateway's own.
             for role in ("operator", "gateway"):
                 out = os.path.join(scratch, f"{role}-key")
@@ -111,6 +114,11 @@ class KafkaPortTest(customers.CustomerApiTest):
         if commands_path:
             sdk.run_ledger("submit", "--brokers", cls.brokers, "--shards", str(SHARDS), "--producer-key",
                            cls.operator_args[-1], commands_path)
+
+    @classmethod
+    def write_gateway_config(cls, public_key):
+        with open(os.path.join(cls.data, "ledger.toml"), "w") as f:
+            f.write(f'[audit]\npublic_key = "{public_key}"\n')
 
     @classmethod
     def stop_ledger(cls):
@@ -184,6 +192,37 @@ class KafkaPortTest(customers.CustomerApiTest):
                              (order_no, paid.json()["transaction_id"], "SUCCESS"))
             ids.add(notification["id"])
         self.assertEqual(len(ids), 2)
+
+    def test_17_replicas_fold_only_checkpoints_the_ledgers_key_signed(self):
+        log = os.path.join(self.scratch.name, "gateway.log")
+        self.assertEqual(self.gateway.stop(), 0)
+        replicas = os.path.join(self.data, "gateway", "replicas")
+        shutil.rmtree(replicas)
+        other = os.path.join(self.scratch.name, "other-ledger-keys")
+        sdk.run_ledger("keygen", "--out", other)
+        self.write_gateway_config(os.path.join(other, "ledger-signing.pub"))
+        with open(log) as f:
+            start = len(f.read())
+        try:
+            with self.assertRaises(AssertionError):  # it never prints gateway=
+                sdk.Gateway(self.data, log, sdk.free_port(), self.gateway_args)
+        finally:
+            self.write_gateway_config(os.path.join(self.scratch.name, "ledger-keys", "ledger-signing.pub"))
+        with open(log) as f:
+            refused = f.read()[start:]
+        self.assertIn("checkpoint signed by another key", refused)
+        shutil.rmtree(replicas)
+        self.__class__.gateway = sdk.Gateway(self.data, log, sdk.free_port(), self.gateway_args)
+        self.__class__.m1 = sdk.merchant_client(sdk.read_kit(os.path.join(self.scratch.name, "kit-M1")),
+                                                self.gateway.url, "M1")
+        with open(log) as f:
+            verified = re.findall(r"shard (\d) replica through sequence (\d+); checkpoints verified through (\d+)",
+                                  f.read()[start:])
+        self.assertEqual(len(verified), SHARDS, verified)
+        for shard, through, signed in verified:
+            self.assertGreater(int(signed), 0, f"shard {shard}: no checkpoint verified")  # one every 25 events
+            self.assertLessEqual(int(signed), int(through))
+        self.assertEqual(self.m1.query(out_trade_no="NO-SUCH")[0], 404)  # and it serves
 
     def test_16_a_refund_number_belongs_to_one_order_whichever_shards_hold_them(self):
         # Two orders paid by C1, one on each shard: each refund is decided on the shard holding its payment,

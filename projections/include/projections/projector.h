@@ -60,6 +60,20 @@ std::string CheckpointMessageFor(uint16_t digest_format, uint32_t shard, uint64_
                                  const Digest& chain_head, const std::vector<NamedDigest>& digests,
                                  int64_t signed_at_ns);
 
+// The digests a checkpoint signed, in its order. Errors: InvalidArgument (a digest that is not 32 bytes).
+Result<std::vector<NamedDigest>> SignedDigestsOf(const fb::CheckpointRecorded& checkpoint);
+
+// Whether `key` signed `checkpoint` over `chain_head` (the hash of the event it covers) and its own digests.
+// Errors: InvalidArgument "checkpoint signed by another key", "bad signature on checkpoint", or a malformed
+// digest (SignedDigestsOf).
+Status CheckCheckpointSignature(const fb::CheckpointRecorded& checkpoint, const Digest& chain_head,
+                                const SignatureVerifier& key);
+
+// Whether the event around `checkpoint` is the envelope the ledger writes (command id
+// "checkpoint:<sequence>", no commands offset, its own shard): the signature covers the payload only, so a
+// forged envelope (another command id or commands offset) must not be vouched for.
+bool IsLedgerCheckpointEnvelope(const fb::EventBody& event, const fb::CheckpointRecorded& checkpoint);
+
 // The projectors the ledger keeps inline: balances, directory, limits, payments, commands, checkpoints,
 // clearing (projections/clearing.h).
 std::vector<std::unique_ptr<Projector>> MakeLedgerProjectors();
