@@ -618,19 +618,24 @@ Result<std::optional<gateway::CustomerMediumView>> KafkaLedger::CustomerMedium(
 Result<std::optional<gateway::PaymentCodeView>> KafkaLedger::PaymentCode(
     std::string_view payment_code) const {
   // A code is issued on its customer's shard, which its id does not tell, and used there; the order that
-  // waits on it may be another shard's, which records only that (no customer).
+  // waits on it may be another shard's, which records only that (no customer). The issuing shard's own
+  // waiting order is the one it pays; without one, orders of two other shards waiting on the code (two scans
+  // that raced) are ambiguous, and neither is offered for confirmation (both expire unpaid).
   std::optional<gateway::PaymentCodeView> issued;
-  std::optional<gateway::PaymentCodeView> waiting;
+  std::vector<gateway::PaymentCodeView> waiting_elsewhere;
   for (const auto& replica : impl_->replicas) {
     Result<std::optional<gateway::PaymentCodeView>> code = replica->reads->PaymentCode(payment_code);
     if (!code.ok()) return code.status();
     if (!code->has_value()) continue;
-    if (!(*code)->customer.empty()) issued = **code;
-    if (!(*code)->waiting_order.empty() && !waiting.has_value()) waiting = std::move(*code);
+    if (!(*code)->customer.empty()) {
+      issued = std::move(**code);
+    } else if (!(*code)->waiting_order.empty()) {
+      waiting_elsewhere.push_back(std::move(**code));
+    }
   }
-  if (issued.has_value() && issued->waiting_order.empty() && waiting.has_value()) {
-    issued->waiting_merchant = waiting->waiting_merchant;
-    issued->waiting_order = waiting->waiting_order;
+  if (issued.has_value() && issued->waiting_order.empty() && waiting_elsewhere.size() == 1) {
+    issued->waiting_merchant = waiting_elsewhere[0].waiting_merchant;
+    issued->waiting_order = waiting_elsewhere[0].waiting_order;
   }
   return issued;
 }
@@ -650,27 +655,12 @@ Result<gateway::NoticeBatch> KafkaLedger::NoticesAfter(uint64_t after, size_t ev
   return impl_->Reads(0).NoticesAfter(after, events_max);
 }
 
-std::optional<std::string> KafkaLedger::NotifyUrlOfForwarded(uint32_t decided_on, const std::string& merchant,
-                                                             const std::string& order_no) const {
-  const uint32_t order_shard = impl_->OrderShard(merchant, order_no);
-  if (order_shard == decided_on) return std::string();  // decided where the order is: its event would say
-  Result<std::optional<gateway::OrderView>> created = impl_->Reads(order_shard).Order(merchant, order_no);
-  if (!created.ok()) return std::nullopt;
-  if (created->has_value()) return (*created)->notify_url;
-  // No created order there: none was, once the order's shard recorded the payment's route (a forwarded
-  // payment leaves one); before that, its replica has not read that far.
-  Result<std::optional<uint32_t>> routed = impl_->Reads(order_shard).OrderRoutedTo(merchant, order_no);
-  if (!routed.ok() || !routed->has_value()) return std::nullopt;
-  return std::string();
-}
-
 namespace {
 
 // One shard's notices over the port's reads (KafkaLedger::NoticesOf).
 class ShardNotices final : public gateway::LedgerPort {
  public:
-  ShardNotices(const KafkaLedger& port, const ShardReads& shard, uint32_t shard_number)
-      : port_(port), shard_(shard), shard_number_(shard_number) {}
+  ShardNotices(const KafkaLedger& port, const ShardReads& shard) : port_(port), shard_(shard) {}
   Result<std::optional<gateway::MerchantKeyRecordView>> MerchantKey(
       std::string_view serial_no) const override {
     return port_.MerchantKey(serial_no);
@@ -702,23 +692,19 @@ class ShardNotices final : public gateway::LedgerPort {
     return port_.TradeBill(merchant, date);
   }
   Result<gateway::NoticeBatch> NoticesAfter(uint64_t after, size_t events_max) const override {
-    return shard_.NoticesAfter(after, events_max,
-                               [this](const std::string& merchant, const std::string& order) {
-                                 return port_.NotifyUrlOfForwarded(shard_number_, merchant, order);
-                               });
+    return shard_.NoticesAfter(after, events_max);
   }
   void Submit(std::string, Done done) override { done(Status::Aborted("a notices port sends no commands")); }
 
  private:
   const KafkaLedger& port_;
   const ShardReads& shard_;
-  const uint32_t shard_number_;
 };
 
 }  // namespace
 
 std::unique_ptr<gateway::LedgerPort> KafkaLedger::NoticesOf(uint32_t shard) const {
-  return std::make_unique<ShardNotices>(*this, impl_->Reads(shard), shard);
+  return std::make_unique<ShardNotices>(*this, impl_->Reads(shard));
 }
 
 }  // namespace ledger::cli

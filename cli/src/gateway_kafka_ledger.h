@@ -72,11 +72,6 @@ class KafkaLedger final : public gateway::LedgerPort {
   // A port whose NoticesAfter reads shard `shard`'s events and whose other members are this port's; it must
   // not outlive this.
   std::unique_ptr<gateway::LedgerPort> NoticesOf(uint32_t shard) const;
-  // The notify_url of a payment shard `decided_on` decided for order (merchant, order_no) whose event names
-  // none: the order's, when another shard created it; "" when none; nullopt when the order's shard's replica
-  // cannot tell yet (it has not read the payment's route).
-  std::optional<std::string> NotifyUrlOfForwarded(uint32_t decided_on, const std::string& merchant,
-                                                  const std::string& order_no) const;
   // Ok while the port's thread runs; what stopped it otherwise (a replica that cannot follow its partition).
   Status failure() const;
 

@@ -118,8 +118,7 @@ Status ShardReads::ScanTransaction(std::string_view transaction_id,
   return scanned.ok() ? problem : scanned;
 }
 
-Result<gateway::NoticeBatch> ShardReads::NoticesAfter(uint64_t after, size_t events_max,
-                                                      const NotifyUrlOf& notify_url_of) const {
+Result<gateway::NoticeBatch> ShardReads::NoticesAfter(uint64_t after, size_t events_max) const {
   Result<std::optional<std::pair<uint64_t, std::string>>> last = store_.LastEvent();
   if (!last.ok()) return last.status();
   const uint64_t last_sequence = last->has_value() ? (*last)->first : 0;
@@ -138,17 +137,12 @@ Result<gateway::NoticeBatch> ShardReads::NoticesAfter(uint64_t after, size_t eve
           return false;
         }
         if (const fb::PaymentCaptured* paid = event->body->payload_as_PaymentCaptured()) {
-          std::string notify_url = StringOf(paid->notify_url());
-          if (notify_url.empty() && notify_url_of) {
-            std::optional<std::string> of_order =
-                notify_url_of(StringOf(paid->merchant()), StringOf(paid->merchant_order_no()));
-            if (!of_order.has_value()) return false;  // not known yet: read again from here next time
-            notify_url = std::move(*of_order);
-          }
-          if (!notify_url.empty()) {
+          // A payment of another shard's created order carries the order's notify_url too (the leg that
+          // brought it here did: events.fbs OrderForwarded).
+          if (!StringOf(paid->notify_url()).empty()) {
             batch.notices.push_back({sequence, gateway::Notice::Kind::kTransaction,
                                      StringOf(paid->merchant()), StringOf(paid->merchant_order_no()), "",
-                                     std::move(notify_url)});
+                                     StringOf(paid->notify_url())});
           }
         } else if (const fb::PaymentRefunded* refunded = event->body->payload_as_PaymentRefunded()) {
           if (!StringOf(refunded->notify_url()).empty()) {

@@ -37,13 +37,7 @@ class ShardReads {
                                                                     std::string_view medium) const;
   Result<std::optional<gateway::PaymentCodeView>> PaymentCode(std::string_view payment_code) const;
   Result<std::string> TradeBill(std::string_view merchant, int date) const;
-  // The notify_url of a payment whose event has none: a payment another shard's order named it for (the
-  // customer's shard, which decided it, cannot see the order); "" when none, nullopt when it cannot be told
-  // yet (the order's shard not read far enough): the batch then ends before that event.
-  using NotifyUrlOf =
-      std::function<std::optional<std::string>(const std::string& merchant, const std::string& order_no)>;
-  Result<gateway::NoticeBatch> NoticesAfter(uint64_t after, size_t events_max,
-                                            const NotifyUrlOf& notify_url_of = nullptr) const;
+  Result<gateway::NoticeBatch> NoticesAfter(uint64_t after, size_t events_max) const;
   // The shard that holds the payment of an order of this shard whose commands another shard decides (the
   // customer's: docs/ARCHITECTURE.md, Shards); nullopt for an order that has no route.
   Result<std::optional<uint32_t>> OrderRoutedTo(std::string_view merchant, std::string_view order_no) const;

@@ -199,6 +199,7 @@ Status ReadKafkaSection(const toml::table& kafka, LedgerConfig* config) {
 Status ReadGatewaySection(const toml::table& gateway, LedgerConfig* config) {
   constexpr std::string_view kKeys[] = {"platform_key", "pkcs11_module", "pkcs11_pin_file"};
   LEDGER_RETURN_IF_ERROR(CheckKeys(gateway, {kKeys[0], kKeys[1], kKeys[2]}, "gateway"));
+  if (gateway.empty()) return Status::Ok();  // none of the three: the key file the gateway makes
   std::string* fields[] = {&config->gateway_platform_key_uri, &config->gateway_pkcs11_module,
                            &config->gateway_pkcs11_pin_file};
   for (size_t i = 0; i < std::size(kKeys); ++i) {
@@ -215,6 +216,10 @@ Status ReadGatewaySection(const toml::table& gateway, LedgerConfig* config) {
   if (!config->gateway_platform_key_uri.starts_with("pkcs11:"))
     return Status::InvalidArgument(Where(*gateway.get("platform_key")) +
                                    ": platform_key must be a PKCS #11 URI (pkcs11:token=…;object=…)");
+  if (!config->gateway_pkcs11_module.starts_with("/"))
+    return Status::InvalidArgument(
+        Where(*gateway.get("pkcs11_module")) +
+        ": pkcs11_module must be an absolute path (the library is loaded as named)");
   if (config->gateway_platform_key_uri.find("pin-value") != std::string::npos)
     return Status::InvalidArgument(Where(*gateway.get("platform_key")) +
                                    ": the PIN is never in ledger.toml: name its file in pkcs11_pin_file");

@@ -609,6 +609,8 @@ fb::PaymentCapturedT CapturedPayment(const fb::PayT& command, const DecideContex
   if (std::optional<fb::OrderRecordT> order =
           CreatedOrder(context.state, command.merchant, command.merchant_order_no)) {
     captured.notify_url = std::move(order->notify_url);
+  } else {
+    captured.notify_url = context.order_shard.notify_url;  // a created order of another shard, or none
   }
   const std::string merchant_account = MerchantAccount(command.merchant);
   PostingList postings;
@@ -683,7 +685,7 @@ Decision CheckMediumProof(const fb::PayT& command, const DecideContext& context)
 // Whether the payment code waits on the order `command` pays: by this shard's record of the code, or, for a
 // payment forwarded from the order's shard, by that shard's word (the code waits on no order here).
 bool WaitsOn(const fb::PaymentCodeRecordT& code, const fb::PayT& command, const DecideContext& context) {
-  if (code.waiting_order.empty()) return context.vouched_waiting_code == command.payment_code;
+  if (code.waiting_order.empty()) return context.order_shard.waiting_payment_code == command.payment_code;
   return code.waiting_merchant == command.merchant && code.waiting_order == command.merchant_order_no;
 }
 
@@ -701,7 +703,7 @@ Decision CheckPaymentCode(const fb::PayT& command, const DecideContext& context)
   if (command.proof.empty()) {
     if (command.medium != code.medium)
       return Reject(reason::kPaymentCodeInvalid, "a payment code pays by the medium that issued it");
-    if (!code.waiting_order.empty() || context.vouched_waiting_code == command.payment_code)
+    if (!code.waiting_order.empty() || context.order_shard.waiting_payment_code == command.payment_code)
       return Reject(reason::kPaymentCodeInvalid, "the payment code waits on an order for its customer");
     if (context.now_ns >= code.expires_at_ns)
       return Reject(reason::kPaymentCodeExpired, "the code has expired");

@@ -22,9 +22,12 @@ struct DecideContext {
   // The ledger time that decides clearing dates, limit days, coupon expiry and the reversal and refund
   // windows: the ledger's clock (with --clock occurred it follows the command's occurred_at; see ClockMode).
   int64_t now_ns;
-  // The payment code the order's shard vouches a forwarded payment's order waits on (legs.cc): the customer's
-  // shard cannot see another shard's order. Empty for every other decision.
-  std::string_view vouched_waiting_code;
+  // What the order's shard says of a forwarded payment's created order, which the customer's shard cannot see
+  // (legs.cc; events.fbs OrderForwarded). Empty for every other decision.
+  struct OrderShardWord {
+    std::string_view waiting_payment_code;  // the payment code the order waits on
+    std::string_view notify_url;            // where its payment is notified
+  } order_shard;
 };
 
 struct Decision {

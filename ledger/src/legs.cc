@@ -124,7 +124,10 @@ std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& p
     forwarded.pays = true;
     const std::optional<fb::OrderRecordT> order =
         CreatedOrder(impl_->state, pay->merchant, pay->merchant_order_no);
-    if (order) forwarded.waiting_payment_code = order->payment_code;  // the payment names it (checked above)
+    if (order) {
+      forwarded.waiting_payment_code = order->payment_code;  // the payment names it (checked above)
+      forwarded.notify_url = order->notify_url;
+    }
   } else {
     return std::nullopt;  // a reversal or refund of an order this shard holds, or has never seen
   }
@@ -181,9 +184,10 @@ Status Ledger::StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded
   LEDGER_RETURN_IF_ERROR(CheckForwardedHere(*parsed, forwarded, leg.shard(), options_.config, impl_->state));
   CommandTimes times = TimesOf(parsed->command);
   times.ledger_time = forwarded.ledger_time_ns();  // when it arrived on its order's shard
-  const flatbuffers::String* waiting_code = forwarded.waiting_payment_code();
-  Decision decision = Decide(parsed->command, DecideContext{options_.config, impl_->state, times.ledger_time,
-                                                            waiting_code ? waiting_code->string_view() : ""});
+  const DecideContext::OrderShardWord word{ViewOf(forwarded.waiting_payment_code()),
+                                           ViewOf(forwarded.notify_url())};
+  Decision decision =
+      Decide(parsed->command, DecideContext{options_.config, impl_->state, times.ledger_time, word});
   RecordRefusal(*parsed, decision);
   fb::OrderAnsweredT answered;
   answered.destination = leg.shard();

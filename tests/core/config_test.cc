@@ -115,6 +115,9 @@ pkcs11_pin_file = "hsm.pin"
   EXPECT_EQ(config->gateway_pkcs11_module, "/usr/lib/softhsm/libsofthsm2.so");
   EXPECT_EQ(config->gateway_pkcs11_pin_file, "hsm.pin");
   EXPECT_EQ(LedgerConfig().gateway_platform_key_uri, "");  // none: the key file the gateway makes
+  const Result<LedgerConfig> empty = Load("[gateway]\n");  // a section with none of the three: the same
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_EQ(empty->gateway_platform_key_uri, "");
 }
 
 TEST(Config, AMissingFileIsTheDefaults) {
@@ -163,6 +166,9 @@ TEST(Config, BadInputNamesTheLineAndWhatIsWrong) {
       {"[gateway]\nplatform_key = \"pkcs11:object=p\"\npkcs11_module = 5\npkcs11_pin_file = \"p\"\n",
        "line 3: 'pkcs11_module' must be a non-empty string"},
       {"[gateway]\npkcs11_pin = \"1234\"\n", "unknown key 'pkcs11_pin' in [gateway]"},
+      {"[gateway]\nplatform_key = \"pkcs11:object=p\"\npkcs11_module = \"libsofthsm2.so\"\npkcs11_pin_file = "
+       "\"p\"\n",
+       "line 3: pkcs11_module must be an absolute path"},
       // The first problem in section order wins: [ledger] is read before [kafka].
       {"[kafka]\nack = \"maybe\"\n[ledger]\nshard = -1\n", "line 4: 'shard' must be 0 to 65535"},
   };

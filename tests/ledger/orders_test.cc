@@ -105,6 +105,7 @@ TEST(OrdersAcrossShards, AnOrderIsPaidByItsAmountBeforeItExpiresWhicheverShardIt
   const int64_t expires = DefaultTimeNs() + 30 * kMinute;
   for (const std::string& order : {late, paid}) {
     json create = CreateOrder("o-" + order, order, 7'000, expires);
+    create["notify_url"] = "https://shop.example/notify/" + order;
     ASSERT_EQ(cluster.Decide(create), "accepted");
   }
   EXPECT_EQ(cluster.Decide(PayAt(late, 7'000, expires, customer)), "rejected ORDER_EXPIRED");
@@ -112,6 +113,16 @@ TEST(OrdersAcrossShards, AnOrderIsPaidByItsAmountBeforeItExpiresWhicheverShardIt
   EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 100'000);
   EXPECT_EQ(cluster.Decide(PayAt(paid, 7'000, DefaultTimeNs() + kMinute, customer)), "accepted");
   EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 93'000);
+  // The customer's shard records the payment with the order's notify_url, which the leg carried.
+  std::vector<std::string> urls;
+  for (const std::string& record :
+       testing::EventRecords(cluster.shard(1).store(), 1, cluster.shard(1).last_sequence())) {
+    const Result<DecodedEvent> event = DecodeEventRecord(record);
+    ASSERT_TRUE(event.ok());
+    if (const auto* captured = event->body->payload_as_PaymentCaptured())
+      urls.push_back(StringOf(captured->notify_url()));
+  }
+  EXPECT_EQ(urls, std::vector<std::string>{"https://shop.example/notify/" + paid});
 }
 
 TEST_F(Orders, AClosedOrderIsNeverPaidAndAnUnknownOneCannotBeClosed) {
