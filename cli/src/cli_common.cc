@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -55,6 +56,23 @@ Status UseKafkaSecurity(const LedgerConfig& config, const std::string& data_dir)
                                         ? std::string()
                                         : UnderDataDir(data_dir, config.kafka_sasl_password_file);
   return kafka::SetClientSecurity(security, password_file);
+}
+
+void AddKafkaConfigOption(CLI::App& app, std::string& path) {
+  app.add_option(
+      "--kafka-config", path,
+      "a ledger.toml whose [kafka] TLS and SASL settings to connect with (files relative to its folder)");
+}
+
+Status UseKafkaConfigFile(const std::string& path) {
+  if (path.empty()) return Status::Ok();
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error))
+    return Status::InvalidArgument("--kafka-config: no file " + path);
+  Result<LedgerConfig> config = LoadConfig(path);
+  if (!config.ok()) return config.status();
+  const std::string folder = std::filesystem::path(path).parent_path().string();
+  return UseKafkaSecurity(*config, folder.empty() ? "." : folder);
 }
 
 Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {

@@ -71,6 +71,13 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options);
 // under `data_dir`). MakeLedgerOptions does it; a command that reads ledger.toml itself calls it. Errors:
 // InvalidArgument (kafka.h: SetClientSecurity).
 Status UseKafkaSecurity(const LedgerConfig& config, const std::string& data_dir);
+// For the programs that read no data folder (tail, cluster-status, project, clearing-job): --kafka-config
+// FILE names a ledger.toml whose [kafka] TLS and SASL settings they connect with (files relative to FILE's
+// folder).
+void AddKafkaConfigOption(CLI::App& app, std::string& path);
+// UseKafkaSecurity with the file --kafka-config named; nothing when `path` is empty. Errors: InvalidArgument
+// (no such file, a bad file, settings librdkafka refuses).
+Status UseKafkaConfigFile(const std::string& path);
 
 // Publishes the committed events through `through` to the Kafka brokers of `options.config` (nothing when
 // none is configured), waiting for the acknowledgements; legs among them (a stopped shard's, which serve had

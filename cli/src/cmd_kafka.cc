@@ -271,6 +271,7 @@ Runner AddClusterStatus(CLI::App& app) {
     std::string brokers;
     uint32_t shards = 1;
     bool json = false;
+    std::string kafka_config;
   };
   auto args = std::make_shared<Args>();
   app.add_option("--brokers", args->brokers, "Kafka bootstrap servers")->required();
@@ -278,7 +279,10 @@ Runner AddClusterStatus(CLI::App& app) {
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
   app.add_flag("--json", args->json, "one JSON object per shard");
+  AddKafkaConfigOption(app, args->kafka_config);
   return [args]() {
+    if (const Status security = UseKafkaConfigFile(args->kafka_config); !security.ok())
+      return Fail(kExitBadInput, security.message());
     // How long the cluster gets to answer for one shard.
     constexpr int64_t kShardStatusTimeoutMs = 30'000;
     std::vector<std::optional<replay::ShardStatus>> statuses(args->shards);
@@ -326,6 +330,7 @@ Runner AddTail(CLI::App& app) {
     bool json = false;
     int64_t max_records = -1;
     int64_t idle_exit_ms = -1;
+    std::string kafka_config;
   };
   auto args = std::make_shared<Args>();
   app.add_option("--brokers", args->brokers, "Kafka bootstrap servers")->required();
@@ -334,7 +339,10 @@ Runner AddTail(CLI::App& app) {
   app.add_flag("--json", args->json, "JSON Lines output (the only format)");
   app.add_option("--max", args->max_records, "stop after this many events");
   app.add_option("--idle-exit-ms", args->idle_exit_ms, "stop when no event arrived for this long");
+  AddKafkaConfigOption(app, args->kafka_config);
   return [args]() {
+    if (const Status security = UseKafkaConfigFile(args->kafka_config); !security.ok())
+      return Fail(kExitBadInput, security.message());
     // Records printed per poll at most: one stdout flush each.
     constexpr size_t kTailBatchMax = 1024;
     InstallStopHandlers();
@@ -381,12 +389,16 @@ Runner AddProject(CLI::App& app) {
   auto options = std::make_shared<ProjectionRunnerOptions>();
   options->data_dir = "./projection-data";
   auto idle_exit_ms = std::make_shared<int64_t>(-1);
+  auto kafka_config = std::make_shared<std::string>();
   app.add_option("--brokers", options->brokers, "Kafka bootstrap servers")->required();
   app.add_option("--group", options->group, "consumer group")->required();
   app.add_option("--data", options->data_dir, "folder for the views (one store per partition)")
       ->capture_default_str();
   app.add_option("--idle-exit-ms", *idle_exit_ms, "stop when no event arrived for this long");
-  return [options, idle_exit_ms]() {
+  AddKafkaConfigOption(app, *kafka_config);
+  return [options, idle_exit_ms, kafka_config]() {
+    if (const Status security = UseKafkaConfigFile(*kafka_config); !security.ok())
+      return Fail(kExitBadInput, security.message());
     InstallStopHandlers();
     Result<std::unique_ptr<ProjectionRunner>> runner = ProjectionRunner::Open(*options);
     if (!runner.ok()) return Fail(ExitCodeFor(runner.status()), runner.status().ToString());

@@ -85,6 +85,20 @@ esac
 events=$(timeout 30 "${kcat_sasl[@]}" -C -t ledger.events -p 0 -o beginning -e -q -f '%h\n' 2>/dev/null |
   grep -c 'ledger.type=AccountOpened')
 [ "$events" = 1 ] || fail "ledger.events holds $events AccountOpened events, expected 1"
+# The programs that read no data folder take the same settings from --kafka-config; without them they read
+# nothing through the SASL listener.
+tailed=$(timeout 60 "$ledger" tail --brokers "$sasl" --kafka-config "$work/shard/ledger.toml" --from-beginning \
+  --max 1 --idle-exit-ms 20000 2>"$work/tail.err")
+case "$tailed" in
+  *'"AccountOpened"'*) ;;
+  *) fail "tail --kafka-config did not read the AccountOpened event through SASL: '$tailed' $(cat "$work/tail.err")" ;;
+esac
+unauthenticated=$(timeout 60 "$ledger" tail --brokers "$sasl" --from-beginning --max 1 --idle-exit-ms 3000 \
+  2>"$work/tail-plain.err")
+[ -z "$unauthenticated" ] || fail "tail without the SASL settings read through the SASL listener: $unauthenticated"
+timeout 60 "$ledger" cluster-status --brokers "$sasl" --kafka-config "$work/shard/ledger.toml" --json \
+  >"$work/status.out" 2>"$work/status.err" || fail "cluster-status --kafka-config failed: $(cat "$work/status.err")"
+grep -q '"shard":0' "$work/status.out" || fail "cluster-status --kafka-config printed no shard: $(cat "$work/status.out")"
 kill -TERM "$serve_pid"
 wait_exit "$serve_pid" 60 || fail "serve did not stop within 60 s of SIGTERM"
 [ "$exit_code" = 0 ] || fail "serve exited $exit_code after SIGTERM"
