@@ -221,13 +221,13 @@ Result<std::string> Notifier::Body(const Delivery& delivery, int64_t now_s) cons
   return body.dump();
 }
 
-bool Notifier::Deliver(const Delivery& delivery, int64_t now_s) const {
+Notifier::Attempt Notifier::Deliver(const Delivery& delivery, int64_t now_s) const {
   const std::string id = NotificationId(options_.platform_key_id, options_.history, delivery.sequence);
   Result<std::string> body = Body(delivery, now_s);
   if (!body.ok()) {
     spdlog::warn("notifier: notification {} to merchant {} cannot be made yet: {}", id, delivery.merchant,
                  body.status().ToString());
-    return false;
+    return Attempt::kFailed;
   }
   HttpsPost post;
   post.url = delivery.url;
@@ -236,7 +236,7 @@ bool Notifier::Deliver(const Delivery& delivery, int64_t now_s) const {
       PlatformSignatureHeaders(*options_.platform_key, options_.platform_key_id, now_s, post.body);
   if (!headers.ok()) {
     spdlog::error("notifier: notification {} not sent: {}", id, headers.status().message());
-    return false;  // an attempt that failed: retried on the schedule
+    return Attempt::kUnsigned;
   }
   post.headers = std::move(headers).value();
   post.headers.emplace_back("Content-Type", "application/json");
@@ -244,11 +244,11 @@ bool Notifier::Deliver(const Delivery& delivery, int64_t now_s) const {
   if (::access(extra_ca.c_str(), R_OK) == 0) post.extra_ca_file = extra_ca;
   post.deadline = options_.delivery_deadline;
   Result<int> status = PostOnce(post);
-  if (status.ok() && *status >= 200 && *status < 300) return true;
+  if (status.ok() && *status >= 200 && *status < 300) return Attempt::kDelivered;
   spdlog::info("notifier: notification {} to merchant {} attempt {} failed: {}", id, delivery.merchant,
                delivery.attempts + 1,
                status.ok() ? "HTTP " + std::to_string(*status) : status.status().ToString());
-  return false;
+  return Attempt::kFailed;
 }
 
 Status Notifier::ReadNotices(int64_t now_s) {
@@ -297,17 +297,17 @@ Status Notifier::RunOnce() {
   LEDGER_RETURN_IF_ERROR(ReadNotices(now_s));
   // The due deliveries, a few at a time in parallel (each bounded by its deadline).
   const std::vector<size_t> due = DueDeliveries(now_s);
-  std::vector<char> done(due.size(), 0);
+  std::vector<Attempt> outcome(due.size(), Attempt::kFailed);
   size_t tried = 0;  // due[0, tried) were attempted; a stop leaves the rest as they were
   for (size_t start = 0; start < due.size() && !stop_requested_.load();
        start += options_.parallel_deliveries) {
-    std::vector<std::future<bool>> attempts;
+    std::vector<std::future<Attempt>> attempts;
     const size_t end = std::min(due.size(), start + options_.parallel_deliveries);
     for (size_t k = start; k < end; ++k) {
       attempts.push_back(std::async(std::launch::async,
                                     [this, &due, k, now_s] { return Deliver(deliveries_[due[k]], now_s); }));
     }
-    for (size_t k = start; k < end; ++k) done[k] = attempts[k - start].get() ? 1 : 0;
+    for (size_t k = start; k < end; ++k) outcome[k] = attempts[k - start].get();
     tried = end;
   }
   // The clock reads whole seconds: counting from the next one, a wait is never cut short.
@@ -317,15 +317,19 @@ Status Notifier::RunOnce() {
     std::vector<char> remove(deliveries_.size(), 0);
     for (size_t k = 0; k < tried; ++k) {
       Delivery& delivery = deliveries_[due[k]];
+      if (outcome[k] == Attempt::kUnsigned) {
+        delivery.due_s = retry_base_s + (options_.retry_seconds.empty() ? 0 : options_.retry_seconds.front());
+        continue;
+      }
+      const bool done = outcome[k] == Attempt::kDelivered;
       delivery.attempts += 1;
-      const bool given_up =
-          !done[k] && static_cast<size_t>(delivery.attempts) > options_.retry_seconds.size();
+      const bool given_up = !done && static_cast<size_t>(delivery.attempts) > options_.retry_seconds.size();
       if (given_up) {
         spdlog::warn("notifier: notification {} to merchant {} given up after {} attempts",
                      NotificationId(options_.platform_key_id, options_.history, delivery.sequence),
                      delivery.merchant, delivery.attempts);
       }
-      if (done[k] || given_up) {
+      if (done || given_up) {
         remove[due[k]] = 1;
       } else {
         delivery.due_s = retry_base_s + options_.retry_seconds[static_cast<size_t>(delivery.attempts) - 1];

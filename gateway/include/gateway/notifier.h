@@ -86,8 +86,11 @@ class Notifier {
   Status Save() const;
   // The notification's body for a delivery (its resource encrypted); the error when it cannot be made yet.
   Result<std::string> Body(const Delivery& delivery, int64_t now_s) const;
-  // One attempt; true when the merchant took it.
-  bool Deliver(const Delivery& delivery, int64_t now_s) const;
+  // One attempt: kDelivered when the merchant took it (2xx), kFailed otherwise. kUnsigned: nothing was sent
+  // (the platform key's token did not sign): not an attempt the merchant failed, so it is tried again at the
+  // first interval without counting.
+  enum class Attempt : char { kDelivered, kFailed, kUnsigned };
+  Attempt Deliver(const Delivery& delivery, int64_t now_s) const;
 
   NotifierOptions options_;
   const LedgerPort& ledger_;
