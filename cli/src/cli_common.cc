@@ -64,13 +64,16 @@ void AddKafkaConfigOption(CLI::App& app, std::string& path) {
       "a ledger.toml whose [kafka] TLS and SASL settings to connect with (files relative to its folder)");
 }
 
-Status UseKafkaConfigFile(const std::string& path) {
+Status UseKafkaConfigFile(const std::string& path, const std::string& brokers) {
   if (path.empty()) return Status::Ok();
   std::error_code error;
   if (!std::filesystem::is_regular_file(path, error))
-    return Status::InvalidArgument("--kafka-config: no file " + path);
+    return Status::InvalidArgument("--kafka-config: " + path + " is not a readable file");
   Result<LedgerConfig> config = LoadConfig(path);
   if (!config.ok()) return config.status();
+  if (config->kafka_brokers != brokers)
+    return Status::InvalidArgument("--kafka-config: " + path + " is for brokers \"" + config->kafka_brokers +
+                                   "\", not --brokers \"" + brokers + "\"");
   const std::string folder = std::filesystem::path(path).parent_path().string();
   return UseKafkaSecurity(*config, folder.empty() ? "." : folder);
 }

@@ -75,9 +75,10 @@ Status UseKafkaSecurity(const LedgerConfig& config, const std::string& data_dir)
 // FILE names a ledger.toml whose [kafka] TLS and SASL settings they connect with (files relative to FILE's
 // folder).
 void AddKafkaConfigOption(CLI::App& app, std::string& path);
-// UseKafkaSecurity with the file --kafka-config named; nothing when `path` is empty. Errors: InvalidArgument
-// (no such file, a bad file, settings librdkafka refuses).
-Status UseKafkaConfigFile(const std::string& path);
+// UseKafkaSecurity with the file --kafka-config named; nothing when `path` is empty. The file's [kafka]
+// brokers must be `brokers` (the credentials go only to the cluster they are for). Errors: InvalidArgument
+// (no such file, a bad file, other brokers, settings librdkafka refuses).
+Status UseKafkaConfigFile(const std::string& path, const std::string& brokers);
 
 // Publishes the committed events through `through` to the Kafka brokers of `options.config` (nothing when
 // none is configured), waiting for the acknowledgements; legs among them (a stopped shard's, which serve had

@@ -281,7 +281,7 @@ Runner AddClusterStatus(CLI::App& app) {
   app.add_flag("--json", args->json, "one JSON object per shard");
   AddKafkaConfigOption(app, args->kafka_config);
   return [args]() {
-    if (const Status security = UseKafkaConfigFile(args->kafka_config); !security.ok())
+    if (const Status security = UseKafkaConfigFile(args->kafka_config, args->brokers); !security.ok())
       return Fail(kExitBadInput, security.message());
     // How long the cluster gets to answer for one shard.
     constexpr int64_t kShardStatusTimeoutMs = 30'000;
@@ -341,7 +341,7 @@ Runner AddTail(CLI::App& app) {
   app.add_option("--idle-exit-ms", args->idle_exit_ms, "stop when no event arrived for this long");
   AddKafkaConfigOption(app, args->kafka_config);
   return [args]() {
-    if (const Status security = UseKafkaConfigFile(args->kafka_config); !security.ok())
+    if (const Status security = UseKafkaConfigFile(args->kafka_config, args->brokers); !security.ok())
       return Fail(kExitBadInput, security.message());
     // Records printed per poll at most: one stdout flush each.
     constexpr size_t kTailBatchMax = 1024;
@@ -397,7 +397,7 @@ Runner AddProject(CLI::App& app) {
   app.add_option("--idle-exit-ms", *idle_exit_ms, "stop when no event arrived for this long");
   AddKafkaConfigOption(app, *kafka_config);
   return [options, idle_exit_ms, kafka_config]() {
-    if (const Status security = UseKafkaConfigFile(*kafka_config); !security.ok())
+    if (const Status security = UseKafkaConfigFile(*kafka_config, options->brokers); !security.ok())
       return Fail(kExitBadInput, security.message());
     InstallStopHandlers();
     Result<std::unique_ptr<ProjectionRunner>> runner = ProjectionRunner::Open(*options);

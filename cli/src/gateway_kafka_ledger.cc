@@ -31,6 +31,10 @@ using Clock = std::chrono::steady_clock;
 // Where a replica's fold stands, in its own store's meta (committed with the records it covers).
 constexpr char kOffsetMeta[] = "replica.events_offset";
 constexpr char kHashMeta[] = "replica.last_hash";
+// The last checkpoint whose signature the replica verified (0: none).
+constexpr char kSignedMeta[] = "replica.signed_through";
+// The checkpoint key (its id in hex, or "none") the replica was folded under.
+constexpr char kKeyMeta[] = "replica.checkpoint_key";
 // Events folded per commit of a replica; results read per poll.
 constexpr size_t kFoldRecordsMax = 2048;
 constexpr size_t kResultsPerPollMax = 1024;
@@ -54,7 +58,8 @@ struct Replica {
   Digest last_hash = kGenesisHash;
   std::atomic<uint64_t> applied{0};                   // the last folded sequence
   const SignatureVerifier* checkpoint_key = nullptr;  // null: checkpoints not checked
-  uint64_t signed_through = 0;  // the last checkpoint verified by this process (0: none yet)
+  uint64_t signed_through = 0;                        // the last checkpoint verified (0: none yet)
+  std::string key_meta;                               // kKeyMeta's value: the key it is folded under
 };
 
 // What a command's result asks for before it is answered: the shard's replica holding the events the result
@@ -122,6 +127,31 @@ void Merge(std::optional<gateway::CommandAnswer>& into, gateway::CommandAnswer a
   }
 }
 
+// The checkpoint key the replica was folded under must be the one configured now (none counts as a key): a
+// replica folded unchecked, or under another key, is not vouched for by this one. Loads how far it vouches.
+Status CheckSigningKey(Replica& replica, const KafkaLedgerOptions& options, const std::string& dir) {
+  const std::string configured =
+      options.checkpoint_key ? ToHex(options.checkpoint_key->public_key_id()) : std::string("none");
+  Result<std::optional<std::string>> folded_under = replica.store->GetMeta(kKeyMeta);
+  if (!folded_under.ok()) return folded_under.status();
+  if (replica.projections->LastApplied() > 0 && folded_under->value_or("none") != configured) {
+    return Status::InvalidArgument(dir + ": the replica was folded under checkpoint key " +
+                                   folded_under->value_or("none") + ", not " + configured +
+                                   " ([audit] public_key); delete the folder to rebuild it under this key");
+  }
+  Result<std::optional<std::string>> signed_through = replica.store->GetMeta(kSignedMeta);
+  if (!signed_through.ok()) return signed_through.status();
+  if (signed_through->has_value()) {
+    const std::string& text = **signed_through;
+    const auto [end, parsed] =
+        std::from_chars(text.data(), text.data() + text.size(), replica.signed_through);
+    if (parsed != std::errc() || end != text.data() + text.size())
+      return Status::Corruption(dir + ": an unreadable replica position; delete the folder to rebuild it");
+  }
+  replica.key_meta = configured;
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Replica>> OpenReplica(const KafkaLedgerOptions& options, uint32_t shard) {
   auto replica = std::make_unique<Replica>();
   replica->shard = shard;
@@ -153,6 +183,7 @@ Result<std::unique_ptr<Replica>> OpenReplica(const KafkaLedgerOptions& options, 
       return Status::Corruption(dir + ": an unreadable replica position; delete the folder to rebuild it");
     std::copy(bytes->begin(), bytes->end(), replica->last_hash.begin());
   }
+  LEDGER_RETURN_IF_ERROR(CheckSigningKey(*replica, options, dir));
   // From the last record folded, read again: it must be the event the replica holds (FoldNext), so a
   // partition replaced by another history is found before anything is skipped as seen.
   const int64_t start = replica->next_offset > 0 ? replica->next_offset - 1 : -1;
@@ -164,20 +195,26 @@ Result<std::unique_ptr<Replica>> OpenReplica(const KafkaLedgerOptions& options, 
   return replica;
 }
 
-// Whether `event` (sequence `sequence`, at or before the replica's last) is the event the replica holds.
-Status CheckHeld(const Replica& replica, uint64_t sequence, const DecodedEvent& event,
-                 const std::string& where) {
+// Whether `event` (sequence `sequence`, at or before the replica's last) is the event the replica holds:
+// committed, or folded earlier in the batch being read (`batch_hashes`, the hashes of the events after the
+// committed sequence `committed`, in order).
+Status CheckHeld(const Replica& replica, uint64_t sequence, const DecodedEvent& event, uint64_t committed,
+                 const std::vector<Digest>& batch_hashes, const std::string& where) {
   std::optional<Digest> held;
   Status problem;
-  LEDGER_RETURN_IF_ERROR(
-      replica.store->ScanEvents(sequence, sequence, [&](uint64_t, std::string_view record) {
-        Result<DecodedEvent> stored = DecodeEventRecord(record);
-        if (stored.ok())
-          held = stored->hash;
-        else
-          problem = stored.status();
-        return false;
-      }));
+  if (sequence > committed) {
+    held = batch_hashes.at(sequence - committed - 1);
+  } else {
+    LEDGER_RETURN_IF_ERROR(
+        replica.store->ScanEvents(sequence, sequence, [&](uint64_t, std::string_view record) {
+          Result<DecodedEvent> stored = DecodeEventRecord(record);
+          if (stored.ok())
+            held = stored->hash;
+          else
+            problem = stored.status();
+          return false;
+        }));
+  }
   LEDGER_RETURN_IF_ERROR(problem);
   if (!held.has_value() || *held != event.hash)
     return Status::Corruption(where + ": sequence " + std::to_string(sequence) +
@@ -211,7 +248,10 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
   CommitBatch batch;
   batch.sync = false;
   Digest last_hash = replica.last_hash;
-  uint64_t applied = replica.projections->LastApplied();
+  const uint64_t committed = replica.projections->LastApplied();
+  uint64_t applied = committed;
+  uint64_t signed_through = replica.signed_through;
+  std::vector<Digest> batch_hashes;  // of the events folded in this batch, in order
   for (const kafka::Record& record : *records) {
     const std::string where = "ledger.events partition " + std::to_string(replica.shard) + " offset " +
                               std::to_string(record.offset);
@@ -223,7 +263,7 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
     if (sequence <= applied) {
       // Folded before (published again after a producer rebuild, or the last record read again at start):
       // it must be the event the replica holds, else the partition holds another history.
-      LEDGER_RETURN_IF_ERROR(CheckHeld(replica, sequence, *event, where));
+      LEDGER_RETURN_IF_ERROR(CheckHeld(replica, sequence, *event, committed, batch_hashes, where));
       continue;
     }
     if (sequence != applied + 1)
@@ -237,17 +277,22 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
           ProveCheckpoint(*event->body, *checkpoint, applied, last_hash, *replica.checkpoint_key);
       if (!proven.ok())
         return Status::Corruption(where + ": sequence " + std::to_string(sequence) + ": " + proven.message());
-      replica.signed_through = sequence;
+      signed_through = sequence;
     }
     LEDGER_RETURN_IF_ERROR(replica.projections->Apply(*event->body, overlay));
     batch.events.emplace_back(sequence, record.value);
+    batch_hashes.push_back(event->hash);
     last_hash = event->hash;
     applied = sequence;
   }
   const int64_t next_offset = records->back().offset + 1;
   batch.state = &overlay;
-  batch.meta = {{kOffsetMeta, std::to_string(next_offset)}, {kHashMeta, ToHex(last_hash)}};
+  batch.meta = {{kOffsetMeta, std::to_string(next_offset)},
+                {kHashMeta, ToHex(last_hash)},
+                {kSignedMeta, std::to_string(signed_through)},
+                {kKeyMeta, replica.key_meta}};
   LEDGER_RETURN_IF_ERROR(replica.store->Commit(batch));
+  replica.signed_through = signed_through;
   replica.next_offset = next_offset;
   replica.last_hash = last_hash;
   replica.applied.store(applied);
@@ -340,6 +385,12 @@ Result<std::unique_ptr<KafkaLedger>> KafkaLedger::Open(const KafkaLedgerOptions&
     (*replica)->results = std::move(results).value();
     spdlog::info("gateway: shard {} replica through sequence {}; checkpoints verified through {}", shard,
                  (*replica)->applied.load(), (*replica)->signed_through);
+    if (options.checkpoint_key != nullptr && (*replica)->signed_through == 0 &&
+        (*replica)->applied.load() > 0)
+      spdlog::warn(
+          "gateway: shard {}: no checkpoint verified yet: nothing proves who wrote the {} events the "
+          "replica holds (the shard writes one every [audit] checkpoint_every events and at shutdown)",
+          shard, (*replica)->applied.load());
     impl.replicas.push_back(std::move(replica).value());
   }
   Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(options.brokers);

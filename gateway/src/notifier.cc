@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -235,8 +236,7 @@ Notifier::Attempt Notifier::Deliver(const Delivery& delivery, int64_t now_s) con
   Result<std::vector<std::pair<std::string, std::string>>> headers =
       PlatformSignatureHeaders(*options_.platform_key, options_.platform_key_id, now_s, post.body);
   if (!headers.ok()) {
-    spdlog::error("notifier: notification {} not sent: {}", id, headers.status().message());
-    return Attempt::kUnsigned;
+    return Attempt::kUnsigned;  // logged once per pass (RunOnce)
   }
   post.headers = std::move(headers).value();
   post.headers.emplace_back("Content-Type", "application/json");
@@ -294,7 +294,9 @@ std::vector<size_t> Notifier::DueDeliveries(int64_t now_s) const {
 Status Notifier::RunOnce() {
   const int64_t now_s = options_.clock_s();
   const uint64_t through_before = through();
-  LEDGER_RETURN_IF_ERROR(ReadNotices(now_s));
+  // While the platform key cannot sign, no more notices are read: those waiting would fill the bounds and
+  // the next ones be given up; read later, none is lost.
+  if (!signing_failed_) LEDGER_RETURN_IF_ERROR(ReadNotices(now_s));
   // The due deliveries, a few at a time in parallel (each bounded by its deadline).
   const std::vector<size_t> due = DueDeliveries(now_s);
   std::vector<Attempt> outcome(due.size(), Attempt::kFailed);
@@ -310,6 +312,14 @@ Status Notifier::RunOnce() {
     for (size_t k = start; k < end; ++k) outcome[k] = attempts[k - start].get();
     tried = end;
   }
+  const size_t unsigned_count =
+      static_cast<size_t>(std::count(outcome.begin(), outcome.begin() + tried, Attempt::kUnsigned));
+  signing_failed_ = unsigned_count > 0;
+  if (signing_failed_)
+    spdlog::error(
+        "notifier: the platform key did not sign {} notifications; they wait, and no new notices are "
+        "read until it signs again",
+        unsigned_count);
   // The clock reads whole seconds: counting from the next one, a wait is never cut short.
   const int64_t retry_base_s = options_.clock_s() + 1;
   {

@@ -223,6 +223,22 @@ class KafkaPortTest(customers.CustomerApiTest):
             self.assertGreater(int(signed), 0, f"shard {shard}: no checkpoint verified")  # one every 25 events
             self.assertLessEqual(int(signed), int(through))
         self.assertEqual(self.m1.query(out_trade_no="NO-SUCH")[0], 404)  # and it serves
+        # Its replicas were folded under this key: under another one they are refused until rebuilt.
+        self.assertEqual(self.gateway.stop(), 0)
+        self.write_gateway_config(os.path.join(other, "ledger-signing.pub"))
+        with open(log) as f:
+            start = len(f.read())
+        try:
+            with self.assertRaises(AssertionError):
+                sdk.Gateway(self.data, log, sdk.free_port(), self.gateway_args)
+        finally:
+            self.write_gateway_config(os.path.join(self.scratch.name, "ledger-keys", "ledger-signing.pub"))
+        with open(log) as f:
+            self.assertIn("the replica was folded under checkpoint key", f.read()[start:])
+        self.__class__.gateway = sdk.Gateway(self.data, log, sdk.free_port(), self.gateway_args)
+        self.__class__.m1 = sdk.merchant_client(sdk.read_kit(os.path.join(self.scratch.name, "kit-M1")),
+                                                self.gateway.url, "M1")
+        self.assertEqual(self.m1.query(out_trade_no="NO-SUCH")[0], 404)
 
     def test_16_a_refund_number_belongs_to_one_order_whichever_shards_hold_them(self):
         # Two orders paid by C1, one on each shard: each refund is decided on the shard holding its payment,

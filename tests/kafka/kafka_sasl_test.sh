@@ -96,6 +96,11 @@ esac
 unauthenticated=$(timeout 60 "$ledger" tail --brokers "$sasl" --from-beginning --max 1 --idle-exit-ms 3000 \
   2>"$work/tail-plain.err")
 [ -z "$unauthenticated" ] || fail "tail without the SASL settings read through the SASL listener: $unauthenticated"
+# The credentials go only to the brokers their file names.
+timeout 60 "$ledger" tail --brokers "127.0.0.1:1" --kafka-config "$work/shard/ledger.toml" --max 1 \
+  >"$work/elsewhere.out" 2>"$work/elsewhere.err"
+[ $? = 2 ] || fail "tail --kafka-config with other --brokers did not exit 2"
+grep -q "is for brokers" "$work/elsewhere.err" || fail "no line naming the brokers: $(cat "$work/elsewhere.err")"
 timeout 60 "$ledger" cluster-status --brokers "$sasl" --kafka-config "$work/shard/ledger.toml" --json \
   >"$work/status.out" 2>"$work/status.err" || fail "cluster-status --kafka-config failed: $(cat "$work/status.err")"
 grep -q '"shard":0' "$work/status.out" || fail "cluster-status --kafka-config printed no shard: $(cat "$work/status.out")"

@@ -98,6 +98,7 @@ class Notifier {
   mutable std::mutex mutex_;  // guards through_ and deliveries_ for the readers of the figures
   uint64_t through_ = 0;
   std::vector<Delivery> deliveries_;
+  bool signing_failed_ = false;  // the last pass had a delivery the platform key did not sign (RunOnce's)
   std::thread thread_;
   std::mutex wake_mutex_;
   std::condition_variable wake_;
