@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config librdkafka-dev librocksdb-dev libflatbuffers-dev
   flatbuffers-compiler libssl-dev libspdlog-dev libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
   libsimdjson-dev libtomlplusplus-dev libjemalloc-dev libboost1.81-dev zlib1g-dev kcat clang-format python3 python3-venv curl
-  libengine-pkcs11-openssl softhsm2 opensc)
+  libp11-kit-dev softhsm2 opensc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -297,7 +297,10 @@ kafka::Headers ServeRun::SignatureOf(const std::string& line) const {
   if (through_.producer_key == nullptr) return {};
   Result<ParsedCommand> parsed = ParseCommandJson(line);
   LEDGER_ASSERT(parsed.ok());  // the workload writes commands
-  return kafka::CommandSignatureHeaders(*through_.producer_key, parsed->fingerprint);
+  Result<kafka::Headers> headers =
+      kafka::CommandSignatureHeaders(*through_.producer_key, parsed->fingerprint);
+  LEDGER_ASSERT(headers.ok());  // the benchmark's key is a file's
+  return std::move(headers).value();
 }
 
 Status ServeRun::SignAll() {

@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/pkcs11_token.h"
+#include "core/secret_file.h"
 #include "core/time.h"
 #include "kafka/kafka.h"
 #include "kafka/timeouts.h"
@@ -44,6 +46,27 @@ CLI::Validator SequenceNumber() {
 
 std::string UnderDataDir(const std::string& data_dir, const std::string& path) {
   return path.starts_with("/") ? path : data_dir + "/" + path;
+}
+
+Result<Pkcs11KeyRef> TokenKeyRef(const std::string& data_dir, const LedgerConfig& config,
+                                 const std::string& uri) {
+  if (config.pkcs11_module.empty())
+    return Status::InvalidArgument(uri + " is in a PKCS #11 token: give [pkcs11] module and pin_file in " +
+                                   data_dir + "/ledger.toml");
+  Result<std::string> pin =
+      ReadSecretFile("[pkcs11] pin_file", UnderDataDir(data_dir, config.pkcs11_pin_file));
+  if (!pin.ok()) return pin.status();
+  return Pkcs11KeyRef{uri, config.pkcs11_module, std::move(pin).value()};
+}
+
+Result<std::unique_ptr<Signer>> LoadSigner(const std::string& data_dir, const LedgerConfig& config,
+                                           const std::string& location) {
+  if (!IsPkcs11Uri(location)) return Signer::FromPemFile(UnderDataDir(data_dir, location));
+  Result<Pkcs11KeyRef> ref = TokenKeyRef(data_dir, config, location);
+  if (!ref.ok()) return ref.status();
+  Result<std::unique_ptr<TokenKey>> key = TokenKey::Open(*ref);
+  if (!key.ok()) return key.status();
+  return Signer::FromToken(std::move(key).value());
 }
 
 Status UseKafkaSecurity(const LedgerConfig& config, const std::string& data_dir) {
@@ -99,7 +122,7 @@ Result<LedgerOptions> MakeLedgerOptions(const WriteOptions& options) {
   out.sync = !options.no_sync;
   if (!out.config.audit_private_key.empty()) {
     Result<std::unique_ptr<Signer>> signer =
-        Signer::FromPemFile(UnderDataDir(options.data_dir, out.config.audit_private_key));
+        LoadSigner(options.data_dir, out.config, out.config.audit_private_key);
     if (!signer.ok()) return signer.status();
     out.signer = std::move(signer).value();
   }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "core/pkcs11_token.h"
 #include "core/signing.h"
 #include "core/status.h"
 #include "ledger/ledger.h"
@@ -39,6 +40,17 @@ CLI::Validator SequenceNumber();
 
 // A path from ledger.toml: absolute as given, relative under the data folder.
 std::string UnderDataDir(const std::string& data_dir, const std::string& path);
+
+// The key `uri` names in the token of `data_dir`'s ledger.toml ([pkcs11] module, and the PIN read from
+// pin_file). Errors: InvalidArgument (no [pkcs11], a PIN file that is unreadable or others may read).
+Result<Pkcs11KeyRef> TokenKeyRef(const std::string& data_dir, const LedgerConfig& config,
+                                 const std::string& uri);
+
+// An Ed25519 signing key at `location`: a PKCS #11 URI (the key stays in the token: TokenKeyRef) or a PEM
+// file (relative paths under `data_dir`). Errors: InvalidArgument (no such key, a token refusing the PIN, not
+// Ed25519), naming the location, never the PIN.
+Result<std::unique_ptr<Signer>> LoadSigner(const std::string& data_dir, const LedgerConfig& config,
+                                           const std::string& location);
 
 // The key checkpoint signatures are checked with, and where it came from.
 struct TrustAnchor {

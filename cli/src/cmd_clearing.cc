@@ -39,7 +39,7 @@ Result<std::unique_ptr<Signer>> ClearingSigner(const ShardStores& opened, const 
         "a closed date's clearing files are signed with [audit] private_key, which " + dir +
         "/ledger.toml does not name (--unsigned issues them unsigned)");
   }
-  Result<std::unique_ptr<Signer>> signer = Signer::FromPemFile(UnderDataDir(dir, key));
+  Result<std::unique_ptr<Signer>> signer = LoadSigner(dir, opened.config, key);
   if (!signer.ok()) return Status::InvalidArgument("[audit] private_key: " + signer.status().message());
   return signer;
 }

@@ -57,11 +57,9 @@ Result<gateway::PlatformKey> LoadPlatformKey(const std::string& data_dir) {
   Result<LedgerConfig> config = LoadConfig(data_dir + "/ledger.toml");
   if (!config.ok()) return config.status();
   if (config->gateway_platform_key_uri.empty()) return gateway::EnsurePlatformKey(GatewayDir(data_dir));
-  Result<std::string> pin =
-      ReadSecretFile("pkcs11_pin_file", UnderDataDir(data_dir, config->gateway_pkcs11_pin_file));
-  if (!pin.ok()) return pin.status();
-  return gateway::Pkcs11PlatformKey(
-      {config->gateway_platform_key_uri, config->gateway_pkcs11_module, std::move(pin).value()});
+  Result<Pkcs11KeyRef> ref = TokenKeyRef(data_dir, *config, config->gateway_platform_key_uri);
+  if (!ref.ok()) return ref.status();
+  return gateway::Pkcs11PlatformKey(*ref);
 }
 
 Result<GatewayMaterial> EnsureGatewayMaterial(const std::string& data_dir, const std::string& host) {
@@ -109,12 +107,14 @@ void AddKafkaOptions(CLI::App& app, KafkaArgs& kafka, const std::string& key_rol
       ->capture_default_str();
   app.add_option("--producer-key", kafka.producer_key,
                  "with --brokers: the private key every command is signed with (a " + key_role +
-                     " key: ledger producer-key)");
+                     " key: ledger producer-key): a PEM file, or a PKCS #11 URI of a key in the token the "
+                     "data folder's ledger.toml names in [pkcs11]");
 }
 
-// The producer key of `kafka`, or null when the ledger is the data folder's own (no brokers given). Errors:
-// InvalidArgument (a key without brokers, brokers without a key, an unreadable key).
-Result<std::shared_ptr<const Signer>> ProducerKeyFor(const KafkaArgs& kafka) {
+// The producer key of `kafka`, or null when the ledger is the data folder's own (no brokers given): a PEM
+// file (as named), or a key in the token of `options`' configuration. Errors: InvalidArgument (a key without
+// brokers, brokers without a key, an unreadable key).
+Result<std::shared_ptr<const Signer>> ProducerKeyFor(const KafkaArgs& kafka, const LedgerOptions& options) {
   if (kafka.brokers.empty()) {
     if (!kafka.producer_key.empty())
       return Status::InvalidArgument("--producer-key signs what goes through Kafka: give --brokers too");
@@ -122,7 +122,9 @@ Result<std::shared_ptr<const Signer>> ProducerKeyFor(const KafkaArgs& kafka) {
   }
   if (kafka.producer_key.empty())
     return Status::InvalidArgument("through Kafka every command is signed: give --producer-key");
-  Result<std::unique_ptr<Signer>> key = Signer::FromPemFile(kafka.producer_key);
+  Result<std::unique_ptr<Signer>> key = IsPkcs11Uri(kafka.producer_key)
+                                            ? LoadSigner(options.data_dir, options.config, kafka.producer_key)
+                                            : Signer::FromPemFile(kafka.producer_key);
   if (!key.ok()) return Status::InvalidArgument("--producer-key: " + key.status().message());
   return std::shared_ptr<const Signer>(std::move(key).value());
 }
@@ -156,7 +158,7 @@ struct GatewayLedger {
 };
 
 Result<GatewayLedger> OpenGatewayLedger(const GatewayArgs& args, const LedgerOptions& options) {
-  Result<std::shared_ptr<const Signer>> producer_key = ProducerKeyFor(args.kafka);
+  Result<std::shared_ptr<const Signer>> producer_key = ProducerKeyFor(args.kafka, options);
   if (!producer_key.ok()) return producer_key.status();
   GatewayLedger ledger;
   if (*producer_key == nullptr) {
@@ -299,7 +301,7 @@ class CommandRecorder {
   // Opens the data folder's shard unless `kafka` names brokers. Errors: as Ledger::Open, InvalidArgument
   // (ProducerKeyFor).
   static Result<std::unique_ptr<CommandRecorder>> Open(const LedgerOptions& options, const KafkaArgs& kafka) {
-    Result<std::shared_ptr<const Signer>> producer_key = ProducerKeyFor(kafka);
+    Result<std::shared_ptr<const Signer>> producer_key = ProducerKeyFor(kafka, options);
     if (!producer_key.ok()) return producer_key.status();
     std::unique_ptr<CommandRecorder> recorder(new CommandRecorder());
     recorder->options_ = options;

@@ -454,13 +454,14 @@ void KafkaLedger::Submit(std::string command_line, Done done) {
     }
   }
   if (!refused.ok()) return waiting->done(refused);
-  const kafka::Headers headers =
+  // A producer key in a token may fail to sign: then nothing is sent, and the command fails like a send.
+  const Result<kafka::Headers> headers =
       kafka::CommandSignatureHeaders(*impl_->options.producer_key, parsed->fingerprint);
-  Status sent;
-  {
+  Status sent = headers.status();
+  if (sent.ok()) {
     std::lock_guard lock(impl_->sender_mutex);
     for (uint32_t shard : shards) {
-      sent = impl_->sender->Send(kafka::kCommandsTopic, shard, parsed->command_id, command_line, headers);
+      sent = impl_->sender->Send(kafka::kCommandsTopic, shard, parsed->command_id, command_line, *headers);
       if (!sent.ok()) break;
     }
   }

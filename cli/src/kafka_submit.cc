@@ -40,13 +40,14 @@ Status SendThroughKafka(const KafkaTarget& target, const std::vector<ParsedComma
   std::map<std::string, int64_t> waiting;
   size_t outstanding = 0;
   for (size_t i = 0; i < commands.size(); ++i) {
-    const kafka::Headers headers =
+    Result<kafka::Headers> headers =
         target.producer_key != nullptr
             ? kafka::CommandSignatureHeaders(*target.producer_key, commands[i].fingerprint)
             : kafka::Headers();
+    if (!headers.ok()) return headers.status();
     for (uint32_t shard : ShardsFor(commands[i], target.shards)) {
       LEDGER_RETURN_IF_ERROR(
-          (*sender)->Send(kafka::kCommandsTopic, shard, commands[i].command_id, lines[i], headers));
+          (*sender)->Send(kafka::kCommandsTopic, shard, commands[i].command_id, lines[i], *headers));
       waiting[commands[i].command_id] += 1;
       outstanding += 1;
     }

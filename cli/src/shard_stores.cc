@@ -25,7 +25,7 @@ namespace {
 // it names none. Errors: InvalidArgument (a key that cannot be read).
 Result<std::string> LedgerKeyOf(const std::string& dir, const LedgerConfig& config) {
   if (!config.audit_private_key.empty()) {
-    Result<std::unique_ptr<Signer>> key = Signer::FromPemFile(UnderDataDir(dir, config.audit_private_key));
+    Result<std::unique_ptr<Signer>> key = LoadSigner(dir, config, config.audit_private_key);
     if (!key.ok()) return Status::InvalidArgument(dir + ": [audit] private_key: " + key.status().message());
     return ToHex((*key)->public_key_id());
   }

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/pkcs11_token.h"
 #include "schemas/events_generated.h"
 
 namespace ledger {
@@ -195,44 +196,59 @@ Status ReadKafkaSection(const toml::table& kafka, LedgerConfig* config) {
   return Status::Ok();
 }
 
-// [gateway]: the platform key in a PKCS #11 token (the three keys together, or none).
-Status ReadGatewaySection(const toml::table& gateway, LedgerConfig* config) {
-  constexpr std::string_view kKeys[] = {"platform_key", "pkcs11_module", "pkcs11_pin_file"};
-  LEDGER_RETURN_IF_ERROR(CheckKeys(gateway, {kKeys[0], kKeys[1], kKeys[2]}, "gateway"));
-  if (gateway.empty()) return Status::Ok();  // none of the three: the key file the gateway makes
-  std::string* fields[] = {&config->gateway_platform_key_uri, &config->gateway_pkcs11_module,
-                           &config->gateway_pkcs11_pin_file};
-  for (size_t i = 0; i < std::size(kKeys); ++i) {
-    const toml::node* node = gateway.get(kKeys[i]);
+// [pkcs11]: the token that holds the keys given as PKCS #11 URIs (its library and its PIN's file, together).
+Status ReadPkcs11Section(const toml::table& pkcs11, LedgerConfig* config) {
+  LEDGER_RETURN_IF_ERROR(CheckKeys(pkcs11, {"module", "pin_file"}, "pkcs11"));
+  if (pkcs11.empty()) return Status::Ok();
+  for (const auto& [key, field] :
+       {std::pair{"module", &config->pkcs11_module}, {"pin_file", &config->pkcs11_pin_file}}) {
+    const toml::node* node = pkcs11.get(key);
     if (node == nullptr)
-      return Status::InvalidArgument(
-          "[gateway]: platform_key, pkcs11_module and pkcs11_pin_file go together; '" +
-          std::string(kKeys[i]) + "' is missing");
+      return Status::InvalidArgument("[pkcs11]: module and pin_file go together; '" + std::string(key) +
+                                     "' is missing");
     if (!node->is_string() || node->value<std::string>()->empty())
-      return Status::InvalidArgument(Where(*node) + ": '" + std::string(kKeys[i]) +
+      return Status::InvalidArgument(Where(*node) + ": '" + std::string(key) +
                                      "' must be a non-empty string");
-    *fields[i] = *node->value<std::string>();
+    *field = *node->value<std::string>();
   }
-  if (!config->gateway_platform_key_uri.starts_with("pkcs11:"))
+  if (!config->pkcs11_module.starts_with("/"))
+    return Status::InvalidArgument(Where(*pkcs11.get("module")) +
+                                   ": module must be an absolute path (the library is loaded as named)");
+  return Status::Ok();
+}
+
+// [gateway]: the platform key in a PKCS #11 token (none: the key file the gateway makes).
+Status ReadGatewaySection(const toml::table& gateway, LedgerConfig* config) {
+  LEDGER_RETURN_IF_ERROR(CheckKeys(gateway, {"platform_key"}, "gateway"));
+  LEDGER_RETURN_IF_ERROR(ReadString(gateway, "platform_key", &config->gateway_platform_key_uri));
+  if (!config->gateway_platform_key_uri.empty() && !IsPkcs11Uri(config->gateway_platform_key_uri))
     return Status::InvalidArgument(Where(*gateway.get("platform_key")) +
                                    ": platform_key must be a PKCS #11 URI (pkcs11:token=…;object=…)");
-  if (!config->gateway_pkcs11_module.starts_with("/"))
-    return Status::InvalidArgument(
-        Where(*gateway.get("pkcs11_module")) +
-        ": pkcs11_module must be an absolute path (the library is loaded as named)");
-  if (config->gateway_platform_key_uri.find("pin-value") != std::string::npos)
-    return Status::InvalidArgument(Where(*gateway.get("platform_key")) +
-                                   ": the PIN is never in ledger.toml: name its file in pkcs11_pin_file");
+  return Status::Ok();
+}
+
+// A key given as a PKCS #11 URI needs [pkcs11], and its PIN is never in the URI.
+Status CheckTokenKey(const toml::table& root, std::string_view section, std::string_view key,
+                     const std::string& location, const LedgerConfig& config) {
+  if (!IsPkcs11Uri(location)) return Status::Ok();
+  const std::string where = Where(*root.at_path(std::string(section) + "." + std::string(key)).node());
+  if (location.find("pin-value") != std::string::npos || location.find("pin-source") != std::string::npos)
+    return Status::InvalidArgument(where +
+                                   ": the PIN is never in ledger.toml: name its file in [pkcs11] pin_file");
+  if (config.pkcs11_module.empty())
+    return Status::InvalidArgument(where + ": " + std::string(key) +
+                                   " is in a PKCS #11 token: give [pkcs11] module and pin_file");
   return Status::Ok();
 }
 
 // The sections in the order they are read (an error names the first problem in this order).
 using SectionReader = Status (*)(const toml::table&, LedgerConfig*);
 constexpr std::pair<std::string_view, SectionReader> kSections[] = {
-    {"ledger", ReadLedgerSection}, {"clock", ReadClockSection},
-    {"limits", ReadLimitsSection}, {"group_commit", ReadGroupCommitSection},
-    {"audit", ReadAuditSection},   {"reconciliation", ReadReconciliationSection},
-    {"kafka", ReadKafkaSection},   {"gateway", ReadGatewaySection},
+    {"ledger", ReadLedgerSection},   {"clock", ReadClockSection},
+    {"limits", ReadLimitsSection},   {"group_commit", ReadGroupCommitSection},
+    {"audit", ReadAuditSection},     {"reconciliation", ReadReconciliationSection},
+    {"kafka", ReadKafkaSection},     {"pkcs11", ReadPkcs11Section},
+    {"gateway", ReadGatewaySection},
 };
 
 }  // namespace
@@ -250,7 +266,8 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
   }
   auto prefix = [&](Status s) { return s.ok() ? s : Status::InvalidArgument(path + ": " + s.message()); };
   LEDGER_RETURN_IF_ERROR(prefix(CheckKeys(
-      root, {"ledger", "clock", "limits", "group_commit", "kafka", "audit", "reconciliation", "gateway"},
+      root,
+      {"ledger", "clock", "limits", "group_commit", "kafka", "audit", "reconciliation", "pkcs11", "gateway"},
       "top level")));
   Status not_a_table;  // a section that is not a table: reported after the others, as before
   for (const auto& [name, read] : kSections) {
@@ -259,6 +276,10 @@ Result<LedgerConfig> LoadConfig(const std::string& path) {
     }
   }
   if (!not_a_table.ok()) return Status::InvalidArgument(path + ": " + not_a_table.message());
+  LEDGER_RETURN_IF_ERROR(
+      prefix(CheckTokenKey(root, "audit", "private_key", config.audit_private_key, config)));
+  LEDGER_RETURN_IF_ERROR(
+      prefix(CheckTokenKey(root, "gateway", "platform_key", config.gateway_platform_key_uri, config)));
   return config;
 }
 

@@ -19,6 +19,8 @@
 #include <functional>
 #include <utility>
 
+#include "core/pkcs11_token.h"
+
 namespace ledger {
 namespace {
 
@@ -185,9 +187,20 @@ Result<std::unique_ptr<Signer>> Signer::FromPemFile(const std::string& path) {
   return signer;
 }
 
+Result<std::unique_ptr<Signer>> Signer::FromToken(std::unique_ptr<TokenKey> key) {
+  if (key->kind() != TokenKey::Kind::kEd25519)
+    return Status::InvalidArgument(key->uri() + " is not an Ed25519 key");
+  std::unique_ptr<Signer> signer(new Signer());
+  signer->key_ = key->NewPublicKey();
+  signer->public_key_id_ = PublicKeyId(static_cast<EVP_PKEY*>(signer->key_));
+  signer->token_ = std::move(key);
+  return signer;
+}
+
 Signer::~Signer() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
 
-std::string Signer::Sign(std::string_view message) const {
+Result<std::string> Signer::Sign(std::string_view message) const {
+  if (token_) return token_->Sign(message);
   EVP_MD_CTX* context = EVP_MD_CTX_new();
   LEDGER_ASSERT(context != nullptr);
   LEDGER_ASSERT(EVP_DigestSignInit(context, nullptr, nullptr, nullptr, static_cast<EVP_PKEY*>(key_)) == 1);
@@ -291,8 +304,14 @@ std::string CommandMessage(const Digest& fingerprint) {
   return message;
 }
 
-LegAuthenticator::LegAuthenticator(const Signer& signer)
-    : key_(signer.Sign("ledger-leg-mac-key-v1")), key_id_(signer.public_key_id()) {}
+Result<std::unique_ptr<LegAuthenticator>> LegAuthenticator::For(const Signer& signer) {
+  // Ed25519 is deterministic (RFC 8032), in a token as in memory: every holder of the key derives one MAC
+  // key.
+  Result<std::string> key = signer.Sign("ledger-leg-mac-key-v1");
+  if (!key.ok()) return key.status();
+  return std::unique_ptr<LegAuthenticator>(
+      new LegAuthenticator(std::move(key).value(), signer.public_key_id()));
+}
 
 LegAuthenticator::~LegAuthenticator() { OPENSSL_cleanse(key_.data(), key_.size()); }
 

@@ -17,7 +17,6 @@
 
 #include "base64.h"
 #include "core/assert.h"
-#include "pkcs11_engine.h"
 
 namespace ledger::gateway {
 namespace {
@@ -143,17 +142,15 @@ Result<std::unique_ptr<RsaKey>> RsaKey::FromPem(std::string_view pem) {
 }
 
 Result<std::unique_ptr<RsaKey>> RsaKey::FromPkcs11(const Pkcs11KeyRef& ref) {
-  Result<EVP_PKEY*> key = LoadPkcs11PrivateKey(ref);
-  if (!key.ok()) return key.status();
-  if (!IsSoundRsaKey(*key)) {
-    EVP_PKEY_free(*key);
+  Result<std::unique_ptr<TokenKey>> token = TokenKey::Open(ref);
+  if (!token.ok()) return token.status();
+  std::unique_ptr<RsaKey> out(new RsaKey());
+  out->key_ = (*token)->NewPublicKey();
+  out->is_private_ = true;
+  if ((*token)->kind() != TokenKey::Kind::kRsa || !IsSoundRsaKey(static_cast<EVP_PKEY*>(out->key_)))
     return Status::InvalidArgument(ref.uri +
                                    " is not an RSA key of 2048 to 4096 bits with public exponent 65537");
-  }
-  std::unique_ptr<RsaKey> out(new RsaKey());
-  out->key_ = *key;
-  out->is_private_ = true;
-  out->token_ = std::make_unique<std::mutex>();
+  out->token_ = std::move(token).value();
   return out;
 }
 
@@ -161,8 +158,11 @@ RsaKey::~RsaKey() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
 
 Result<std::string> RsaKey::SignBase64(std::string_view message) const {
   LEDGER_ASSERT(is_private_);
-  std::unique_lock<std::mutex> one_at_a_time;
-  if (token_) one_at_a_time = std::unique_lock(*token_);
+  if (token_) {
+    Result<std::string> signature = token_->Sign(message);
+    if (!signature.ok()) return Status::IoError("the platform key's token did not sign");
+    return Base64(reinterpret_cast<const unsigned char*>(signature->data()), signature->size());
+  }
   EVP_MD_CTX* context = EVP_MD_CTX_new();
   LEDGER_ASSERT(context != nullptr);
   const auto* bytes = reinterpret_cast<const unsigned char*>(message.data());
@@ -176,12 +176,7 @@ Result<std::string> RsaKey::SignBase64(std::string_view message) const {
     signed_ok = EVP_DigestSign(context, signature.data(), &length, bytes, message.size()) == 1;
   }
   EVP_MD_CTX_free(context);
-  // Only a token's key can fail here (an in-memory key signs whatever it is given).
-  LEDGER_ASSERT(signed_ok || token_ != nullptr);
-  if (!signed_ok) {
-    ERR_clear_error();
-    return Status::IoError("the platform key's token did not sign");
-  }
+  LEDGER_ASSERT(signed_ok);  // a key in memory signs whatever it is given
   return Base64(signature.data(), length);
 }
 

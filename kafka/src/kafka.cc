@@ -367,11 +367,12 @@ struct RecordSender::Impl {
   }
 };
 
-Headers CommandSignatureHeaders(const Signer& producer_key, const Digest& fingerprint) {
-  const std::string signature = producer_key.Sign(CommandMessage(fingerprint));
-  return {{kProducerKeyHeader, ToHex(producer_key.public_key_id())},
-          {kProducerSignatureHeader,
-           ToHex({reinterpret_cast<const uint8_t*>(signature.data()), signature.size()})}};
+Result<Headers> CommandSignatureHeaders(const Signer& producer_key, const Digest& fingerprint) {
+  Result<std::string> signature = producer_key.Sign(CommandMessage(fingerprint));
+  if (!signature.ok()) return signature.status();
+  return Headers{{kProducerKeyHeader, ToHex(producer_key.public_key_id())},
+                 {kProducerSignatureHeader,
+                  ToHex({reinterpret_cast<const uint8_t*>(signature->data()), signature->size()})}};
 }
 
 Result<std::unique_ptr<RecordSender>> RecordSender::Open(const std::string& brokers) {

@@ -353,7 +353,9 @@ Result<std::unique_ptr<Publisher>> Publisher::Create(const Store& store, const P
   publisher->impl_->store = &store;
   publisher->impl_->settings = settings;
   if (settings.leg_key) {
-    publisher->impl_->legs_authenticator = std::make_unique<LegAuthenticator>(*settings.leg_key);
+    Result<std::unique_ptr<LegAuthenticator>> authenticator = LegAuthenticator::For(*settings.leg_key);
+    if (!authenticator.ok()) return authenticator.status();
+    publisher->impl_->legs_authenticator = std::move(authenticator).value();
     publisher->impl_->key_id = ToHex(settings.leg_key->public_key_id());
   }
   return publisher;

@@ -483,8 +483,9 @@ Result<uint64_t> Ledger::WriteCheckpoint() {
   checkpoint.digest_format = kDigestFormatSet;
   const std::string message = CheckpointMessageFor(kDigestFormatSet, checkpoint.shard, checkpoint.sequence,
                                                    chain_head_, *digests, now);
-  const std::string signature = options_.signer->Sign(message);
-  checkpoint.signature.assign(signature.begin(), signature.end());
+  Result<std::string> signature = options_.signer->Sign(message);
+  if (!signature.ok()) return signature.status();  // a key in a token that did not sign: no checkpoint
+  checkpoint.signature.assign(signature->begin(), signature->end());
   std::vector<fb::PayloadUnion> payloads(1);
   payloads[0].Set(std::move(checkpoint));
   const std::string command_id = "checkpoint:" + std::to_string(last_sequence_);

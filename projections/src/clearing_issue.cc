@@ -151,7 +151,9 @@ Status StageChecksums(int staging, StagedSet& set, const Signer* signer) {
   LEDGER_RETURN_IF_ERROR(WriteNewAt(staging, kChecksumsFile, sums));
   set.names.push_back(kChecksumsFile);
   if (signer != nullptr) {
-    LEDGER_RETURN_IF_ERROR(WriteNewAt(staging, kSignatureFile, signer->Sign(sums)));
+    Result<std::string> signature = signer->Sign(sums);
+    if (!signature.ok()) return signature.status();
+    LEDGER_RETURN_IF_ERROR(WriteNewAt(staging, kSignatureFile, *signature));
     set.names.push_back(kSignatureFile);
   }
   return Status::Ok();

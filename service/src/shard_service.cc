@@ -317,8 +317,11 @@ Status ShardService::Impl::Start(ServeStep* step) {
   if (!reader.ok()) return reader.status();
   commands = std::move(reader).value();
   LEDGER_RETURN_IF_ERROR(OpenLegs());
-  if (options.shards > 1 && options.ledger.signer != nullptr)
-    legs_authenticator = std::make_unique<LegAuthenticator>(*options.ledger.signer);
+  if (options.shards > 1 && options.ledger.signer != nullptr) {
+    Result<std::unique_ptr<LegAuthenticator>> authenticator = LegAuthenticator::For(*options.ledger.signer);
+    if (!authenticator.ok()) return authenticator.status();
+    legs_authenticator = std::move(authenticator).value();
+  }
   *step = ServeStep::kCreatePublisher;
   Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
       ledger->store(), kafka::ProducerSettings{bootstrap, options.shard, kafka::kAckTimeoutMs, ThisProcess(),

@@ -104,20 +104,29 @@ ssl_ca_location = "kafka-ca.pem"
   EXPECT_EQ(config->kafka_sasl_password_file, "kafka.password");
 }
 
-TEST(Config, ThePlatformKeyInATokenIsAUriAModuleAndOnlyThePinsFileName) {
-  const Result<LedgerConfig> config = Load(R"([gateway]
-platform_key = "pkcs11:token=ledger-platform;object=platform"
-pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
-pkcs11_pin_file = "hsm.pin"
+TEST(Config, KeysInATokenAreUrisWithOneModuleAndOnlyThePinsFileName) {
+  const Result<LedgerConfig> config = Load(R"([pkcs11]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+pin_file = "hsm.pin"
+
+[gateway]
+platform_key = "pkcs11:token=ledger;object=platform"
+
+[audit]
+private_key = "pkcs11:token=ledger;object=checkpoints"
 )");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
-  EXPECT_EQ(config->gateway_platform_key_uri, "pkcs11:token=ledger-platform;object=platform");
-  EXPECT_EQ(config->gateway_pkcs11_module, "/usr/lib/softhsm/libsofthsm2.so");
-  EXPECT_EQ(config->gateway_pkcs11_pin_file, "hsm.pin");
-  EXPECT_EQ(LedgerConfig().gateway_platform_key_uri, "");  // none: the key file the gateway makes
-  const Result<LedgerConfig> empty = Load("[gateway]\n");  // a section with none of the three: the same
+  EXPECT_EQ(config->gateway_platform_key_uri, "pkcs11:token=ledger;object=platform");
+  EXPECT_EQ(config->audit_private_key, "pkcs11:token=ledger;object=checkpoints");
+  EXPECT_EQ(config->pkcs11_module, "/usr/lib/softhsm/libsofthsm2.so");
+  EXPECT_EQ(config->pkcs11_pin_file, "hsm.pin");
+  EXPECT_EQ(LedgerConfig().gateway_platform_key_uri, "");            // none: the key file the gateway makes
+  const Result<LedgerConfig> empty = Load("[gateway]\n[pkcs11]\n");  // empty sections: the same
   ASSERT_TRUE(empty.ok()) << empty.status().ToString();
   EXPECT_EQ(empty->gateway_platform_key_uri, "");
+  EXPECT_EQ(empty->pkcs11_module, "");
+  // A token with no key in it yet: the gateway's --producer-key may name one.
+  EXPECT_TRUE(Load("[pkcs11]\nmodule = \"/m.so\"\npin_file = \"p\"\n").ok());
 }
 
 TEST(Config, AMissingFileIsTheDefaults) {
@@ -154,21 +163,24 @@ TEST(Config, BadInputNamesTheLineAndWhatIsWrong) {
       {"[kafka]\nsecurity_protocol = \"SASL_SSL\"\n", "TLS and SASL settings need brokers"},
       {"[kafka]\nsasl_password = \"x\"\n", "unknown key 'sasl_password' in [kafka]"},
       {"[surprise]\n", "unknown key 'surprise' in [top level]"},
-      // The platform key in a token: all three keys, a PKCS #11 URI, never the PIN itself.
-      {"[gateway]\nplatform_key = \"pkcs11:object=p\"\npkcs11_module = \"/m.so\"\n",
-       "'pkcs11_pin_file' is missing"},
-      {"[gateway]\nplatform_key = \"/keys/platform.pem\"\npkcs11_module = \"/m.so\"\npkcs11_pin_file = "
-       "\"p\"\n",
-       "line 2: platform_key must be a PKCS #11 URI"},
-      {"[gateway]\nplatform_key = \"pkcs11:object=p;pin-value=1234\"\npkcs11_module = \"/m.so\"\n"
-       "pkcs11_pin_file = \"p\"\n",
-       "the PIN is never in ledger.toml"},
-      {"[gateway]\nplatform_key = \"pkcs11:object=p\"\npkcs11_module = 5\npkcs11_pin_file = \"p\"\n",
-       "line 3: 'pkcs11_module' must be a non-empty string"},
-      {"[gateway]\npkcs11_pin = \"1234\"\n", "unknown key 'pkcs11_pin' in [gateway]"},
-      {"[gateway]\nplatform_key = \"pkcs11:object=p\"\npkcs11_module = \"libsofthsm2.so\"\npkcs11_pin_file = "
-       "\"p\"\n",
-       "line 3: pkcs11_module must be an absolute path"},
+      // Keys in a token: the module and the PIN's file together, a PKCS #11 URI, never the PIN itself.
+      {"[pkcs11]\nmodule = \"/m.so\"\n", "'pin_file' is missing"},
+      {"[pkcs11]\nmodule = \"/m.so\"\npin_file = \"p\"\n[gateway]\nplatform_key = \"/keys/platform.pem\"\n",
+       "line 5: platform_key must be a PKCS #11 URI"},
+      {"[pkcs11]\nmodule = \"/m.so\"\npin_file = \"p\"\n[gateway]\nplatform_key = "
+       "\"pkcs11:object=p;pin-value=1\"\n",
+       "line 5: the PIN is never in ledger.toml"},
+      {"[pkcs11]\nmodule = \"/m.so\"\npin_file = \"p\"\n[audit]\nprivate_key = "
+       "\"pkcs11:object=p;pin-source=f\"\n",
+       "line 5: the PIN is never in ledger.toml"},
+      {"[pkcs11]\nmodule = 5\npin_file = \"p\"\n", "line 2: 'module' must be a non-empty string"},
+      {"[pkcs11]\npin = \"1234\"\n", "unknown key 'pin' in [pkcs11]"},
+      {"[pkcs11]\nmodule = \"libsofthsm2.so\"\npin_file = \"p\"\n",
+       "line 2: module must be an absolute path"},
+      {"[gateway]\nplatform_key = \"pkcs11:object=p\"\n",
+       "line 2: platform_key is in a PKCS #11 token: give [pkcs11] module and pin_file"},
+      {"[audit]\nprivate_key = \"pkcs11:object=p\"\n",
+       "line 2: private_key is in a PKCS #11 token: give [pkcs11] module and pin_file"},
       // The first problem in section order wins: [ledger] is read before [kafka].
       {"[kafka]\nack = \"maybe\"\n[ledger]\nshard = -1\n", "line 4: 'shard' must be 0 to 65535"},
   };

@@ -26,7 +26,10 @@ TEST(LegAuthenticator, ATagChecksForItsRecordUnderItsKeyOnly) {
   const std::unique_ptr<Signer> other_key = NewKey(dir + "/other");
   ASSERT_NE(ledger_key, nullptr);
   ASSERT_NE(other_key, nullptr);
-  const LegAuthenticator sender(*ledger_key), receiver(*ledger_key), impostor(*other_key);
+  const std::unique_ptr<LegAuthenticator> sender_key = LegAuthenticator::For(*ledger_key).value();
+  const std::unique_ptr<LegAuthenticator> receiver_key = LegAuthenticator::For(*ledger_key).value();
+  const std::unique_ptr<LegAuthenticator> impostor_key = LegAuthenticator::For(*other_key).value();
+  const LegAuthenticator &sender = *sender_key, &receiver = *receiver_key, &impostor = *impostor_key;
   const std::string record("leg record \0 with a NUL", 23);
   const std::string tag = sender.Tag(record);
   EXPECT_EQ(tag.size(), LegAuthenticator::kTagBytes);
@@ -44,7 +47,7 @@ TEST(LegAuthenticator, ATagChecksForItsRecordUnderItsKeyOnly) {
   EXPECT_FALSE(receiver.Verify(record, tag + "x"));
   EXPECT_FALSE(receiver.Verify(record, ""));
   // The tag is not the key's signature of the leg: a signature made for another purpose never serves.
-  EXPECT_NE(tag, ledger_key->Sign(LegMessage(record)).substr(0, LegAuthenticator::kTagBytes));
+  EXPECT_NE(tag, ledger_key->Sign(LegMessage(record)).value().substr(0, LegAuthenticator::kTagBytes));
   std::filesystem::remove_all(dir);
 }
 
@@ -80,7 +83,7 @@ TEST(SignatureVerifier, AKeyAnyoneCouldForgeSignaturesForIsRefused) {
   Result<std::unique_ptr<SignatureVerifier>> real =
       SignatureVerifier::FromPemFile(dir + "/ledger-signing.pub");
   ASSERT_TRUE(real.ok()) << real.status().ToString();
-  const std::string signature = signer->Sign("message");
+  const std::string signature = signer->Sign("message").value();
   EXPECT_TRUE(
       (*real)->Verify("message", {reinterpret_cast<const uint8_t*>(signature.data()), signature.size()}));
   std::filesystem::remove_all(dir);

@@ -2,13 +2,17 @@
 two `ledger serve` shards on `ledger broker` (librdkafka's mock cluster, the real Kafka protocol), the gateway
 started with --brokers, sending every command through ledger.commands signed with a gateway producer key and
 reading what the shards published; onboarding (merchant-keys, customer-enroll) through Kafka with an operator's
-key. Then what only this set-up shows: the commands on ledger.commands are the gateway's, signed (read with kcat);
+key. The ledger's key (both shards) and the gateway's producer key are in a PKCS #11 token (SoftHSM2). Then what
+only this set-up shows: the commands on ledger.commands are the gateway's, signed by its key in the token (read
+with kcat);
 a gateway restarted with its replicas deleted rebuilds them from ledger.events and answers as before.
 
     kafka_port_test.py LEDGER_BINARY SDK_PYTHON
 
 Runs itself again under SDK_PYTHON; exits 77 (skipped, saying why) when that Python lacks the clients.
 """
+import base64
+import hashlib
 import json
 import os
 import re
@@ -22,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import customer_api_test as customers  # noqa: E402
 import gateway_sdk_test as sdk  # noqa: E402
 import notify_test  # noqa: E402
+from softhsm import SoftHsmToken  # noqa: E402
 
 SHARDS = 2
 
@@ -84,27 +89,37 @@ class KafkaPortTest(customers.CustomerApiTest):
             cls.merchant_server = notify_test.MerchantServer(cert, key)
             cls.broker = Background(["broker", "--partitions", str(SHARDS)], os.path.join(scratch, "broker.log"))
             cls.brokers = cls.broker.first_line("bootstrap=")
-            # Shards authenticate the legs they send each other with the ledger's key: one pair for both.
+            # The keys the shards and the gateway sign with live in one PKCS #11 token (SoftHSM2), as in an HSM:
+            # the ledger's (checkpoints, and the legs' MAC key: one key for both shards) and the gateway's
+            # command-signing key. Only the operator's tools keep a key file.
+            cls.token = SoftHsmToken(scratch, "ledger")
             keys = os.path.join(scratch, "ledger-keys")
-            sdk.run_ledger("keygen", "--out", keys)
+            os.makedirs(keys)
+            with open(os.path.join(keys, "ledger-signing.pub"), "w") as f:
+                f.write(cls.token.generate("ledger", "EC:edwards25519"))
+            cls.gateway_public_pem = cls.token.generate("gateway", "EC:edwards25519")
+            with open(os.path.join(scratch, "gateway.pub"), "w") as f:
+                f.write(cls.gateway_public_pem)
             for shard, folder in enumerate(cls.shard_folders()):
-                os.makedirs(folder)
+                section = cls.token.configure(folder)
                 with open(os.path.join(folder, "ledger.toml"), "w") as f:
-                    f.write(f'[ledger]\nshard = {shard}\n[audit]\nprivate_key = "{keys}/ledger-signing.key"\n'
+                    f.write(f'{section}[ledger]\nshard = {shard}\n[audit]\nprivate_key = "{cls.token.uri("ledger")}"\n'
                             f'public_key = "{keys}/ledger-signing.pub"\ncheckpoint_every = 25\n')
             # The gateway's replicas check every checkpoint's signature with the ledger's public key.
             cls.write_gateway_config(f"{keys}/ledger-signing.pub")
             # The first keys go in on the stopped shards: an operator's for onboarding, the gateway's own.
-            for role in ("operator", "gateway"):
-                out = os.path.join(scratch, f"{role}-key")
-                sdk.run_ledger("producer-key", "--data", cls.shard_folders()[0], "--producer", role, "--role", role,
-                               "--out", out)
-                for folder in cls.shard_folders()[1:]:
-                    sdk.run_ledger("producer-key", "--data", folder, "--producer", role, "--role", role,
-                                   "--public-key", os.path.join(out, "producer.pub"))
+            operator = os.path.join(scratch, "operator-key")
+            sdk.run_ledger("producer-key", "--data", cls.shard_folders()[0], "--producer", "operator", "--role",
+                           "operator", "--out", operator)
+            for folder in cls.shard_folders():
+                if folder != cls.shard_folders()[0]:
+                    sdk.run_ledger("producer-key", "--data", folder, "--producer", "operator", "--role", "operator",
+                                   "--public-key", os.path.join(operator, "producer.pub"))
+                sdk.run_ledger("producer-key", "--data", folder, "--producer", "gateway", "--role", "gateway",
+                               "--public-key", os.path.join(scratch, "gateway.pub"))
             kafka = ["--brokers", cls.brokers, "--shards", str(SHARDS), "--producer-key"]
-            cls.operator_args = (*kafka, os.path.join(scratch, "operator-key", "producer.key"))
-            cls.gateway_args = (*kafka, os.path.join(scratch, "gateway-key", "producer.key"))
+            cls.operator_args = (*kafka, os.path.join(operator, "producer.key"))
+            cls.gateway_args = (*kafka, cls.token.uri("gateway"))
         cls.serves = []
         for shard, folder in enumerate(cls.shard_folders()):
             serve = Background(["serve", "--data", folder, "--brokers", cls.brokers, "--shard", str(shard),
@@ -117,8 +132,9 @@ class KafkaPortTest(customers.CustomerApiTest):
 
     @classmethod
     def write_gateway_config(cls, public_key):
+        section = cls.token.configure(cls.data)  # the token that holds the gateway's producer key
         with open(os.path.join(cls.data, "ledger.toml"), "w") as f:
-            f.write(f'[audit]\npublic_key = "{public_key}"\n')
+            f.write(f'{section}[audit]\npublic_key = "{public_key}"\n')
 
     @classmethod
     def stop_ledger(cls):
@@ -144,7 +160,9 @@ class KafkaPortTest(customers.CustomerApiTest):
         self.assertGreater(len(headers), 10)
         key_ids = {field.split("=", 1)[1] for line in headers for field in line.split(" ", 1)[1].split(",")
                    if field.startswith("ledger.producer-key=")}
-        self.assertEqual(len(key_ids), 1, key_ids)  # one key: the gateway's
+        # One key: the gateway's, which signs in the token (its id: SHA-256 of the public key's DER).
+        der = base64.b64decode("".join(self.gateway_public_pem.strip().splitlines()[1:-1]))
+        self.assertEqual(key_ids, {hashlib.sha256(der).hexdigest()})
         self.assertTrue(all("ledger.signature=" in line for line in headers))
 
     def test_14_a_gateway_restarted_without_its_replicas_rebuilds_them_from_kafka(self):

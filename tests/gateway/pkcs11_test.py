@@ -1,17 +1,17 @@
-"""The platform key in a PKCS #11 token: Debian's SoftHSM2 as the token, its key pair made inside it by OpenSC's
-pkcs11-tool (never extractable), ledger.toml's [gateway] naming it; the real WeChat Pay v3 SDK as the merchant
-verifies every answer with the public key `ledger merchant-keys` read from the token. A PIN file open to
-others, a wrong PIN and a key the token does not hold stop the gateway at start (exit 2, one line, the PIN in
-no output), and no platform_key.pem is ever written.
+"""Keys in a PKCS #11 token (tests/gateway/softhsm.py: SoftHSM2, key pairs made inside it by pkcs11-tool): the
+gateway's platform key (RSA) names it in [gateway], and the real WeChat Pay v3 SDK as the merchant verifies every
+answer with the public key `ledger merchant-keys` read from the token; the ledger's checkpoint key (Ed25519) names
+it in [audit], and `ledger replay` verifies the checkpoints it signed with the public key pkcs11-tool reads out.
+A PIN file open to others, a wrong PIN and a key the token does not hold stop the gateway and the ledger at
+start (exit 2, one line, the PIN in no output), and no key file is ever written.
 
     pkcs11_test.py LEDGER_BINARY SDK_PYTHON
 
-Exits 77 (skipped, saying why) without the SDK venv; scripts/setup.sh installs softhsm2, opensc and
-libengine-pkcs11-openssl, so their absence is a failure.
+Exits 77 (skipped, saying why) without the SDK venv; scripts/setup.sh installs softhsm2 and opensc, so their
+absence is a failure.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,48 +19,22 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_sdk_test as sdk  # noqa: E402
-
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-PIN = "482913"
-SO_PIN = "77310528"
-URI = "pkcs11:token=ledger-platform;object=platform"
-
-
-def run(*args, check=True):
-    done = subprocess.run(list(args), capture_output=True, text=True, timeout=120)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}")
-    return done
-
+from softhsm import PIN, SoftHsmToken  # noqa: E402
 
 class Pkcs11PlatformKeyTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        for tool in ("softhsm2-util", "pkcs11-tool"):
-            if shutil.which(tool) is None:
-                raise AssertionError(f"{tool} is missing: scripts/setup.sh installs softhsm2 and opensc")
         cls.scratch = tempfile.TemporaryDirectory(prefix="gateway-pkcs11-")
-        tokens = os.path.join(cls.scratch.name, "tokens")
-        os.makedirs(tokens)
-        config = os.path.join(cls.scratch.name, "softhsm2.conf")
-        with open(config, "w") as f:
-            f.write(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
-        os.environ["SOFTHSM2_CONF"] = config  # the token this test made, for every child process
-        run("softhsm2-util", "--init-token", "--free", "--label", "ledger-platform", "--pin", PIN, "--so-pin", SO_PIN)
-        run("pkcs11-tool", "--module", MODULE, "--login", "--pin", PIN, "--keypairgen", "--key-type", "rsa:2048",
-            "--label", "platform", "--id", "01")
-        public_der = os.path.join(cls.scratch.name, "platform.der")
-        run("pkcs11-tool", "--module", MODULE, "--read-object", "--type", "pubkey", "--label", "platform",
-            "--output-file", public_der)
-        cls.token_public_pem = run("openssl", "pkey", "-pubin", "-inform", "DER", "-in", public_der).stdout
+        cls.token = SoftHsmToken(cls.scratch.name, "ledger")
+        cls.token_public_pem = cls.token.generate("platform", "rsa:2048")
+        cls.checkpoint_public_pem = cls.token.generate("checkpoints", "EC:edwards25519")
 
         cls.data = os.path.join(cls.scratch.name, "data")
         path = os.path.join(cls.scratch.name, "setup.jsonl")
         with open(path, "w") as f:
             f.write("".join(json.dumps(c) + "\n" for c in sdk.COMMANDS))
         sdk.run_ledger("submit", "--data", cls.data, path)
-        cls.write_pin(PIN, 0o600)
-        cls.write_config(URI)
+        cls.write_config(cls.token.uri("platform"))
         cls.kit = os.path.join(cls.scratch.name, "kit-M1")
         sdk.run_ledger("merchant-keys", "--data", cls.data, "--merchant", "M1", "--out", cls.kit)
         os.environ["REQUESTS_CA_BUNDLE"] = os.path.join(cls.kit, "ca.pem")
@@ -75,25 +49,23 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
         cls.scratch.cleanup()
 
     @classmethod
-    def write_pin(cls, pin, mode):
-        path = os.path.join(cls.data, "hsm.pin")
-        with open(path, "w") as f:
-            f.write(pin + "\n")
-        os.chmod(path, mode)
+    def write_config(cls, uri, folder=None, audit=""):
+        folder = folder or cls.data
+        section = cls.token.configure(folder)
+        with open(os.path.join(folder, "ledger.toml"), "w") as f:
+            f.write(f'{section}[gateway]\nplatform_key = "{uri}"\n{audit}')
 
-    @classmethod
-    def write_config(cls, uri):
-        with open(os.path.join(cls.data, "ledger.toml"), "w") as f:
-            f.write(f'[gateway]\nplatform_key = "{uri}"\npkcs11_module = "{MODULE}"\npkcs11_pin_file = "hsm.pin"\n')
-
-    def start_refused(self, name):
-        """`ledger gateway` as it is now configured: it must stop at start with exit 2 and one line."""
-        done = subprocess.run([sdk.LEDGER, "gateway", "--data", self.data, "--listen", "127.0.0.1:0"],
-                              capture_output=True, text=True, timeout=60)
+    def refused(self, name, *args):
+        """`ledger ARGS` as it is now configured: it must stop at start with exit 2 and one line."""
+        done = subprocess.run([sdk.LEDGER, *args], capture_output=True, text=True, timeout=60)
         self.assertEqual(done.returncode, 2, f"{name}: {done.stdout}{done.stderr}")
         self.assertNotIn("gateway=https://", done.stdout, name)
         self.assertNotIn(PIN, done.stdout + done.stderr, name)
+        self.assertEqual(len(done.stderr.strip().splitlines()), 1, f"{name}: {done.stderr}")
         return done.stderr
+
+    def start_refused(self, name):
+        return self.refused(name, "gateway", "--data", self.data, "--listen", "127.0.0.1:0")
 
     def test_01_the_kit_holds_the_tokens_public_key_and_no_key_file_is_written(self):
         with open(os.path.join(self.kit, "platform_public_key.pem")) as f:
@@ -109,19 +81,54 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
 
     def test_03_a_gateway_whose_pin_or_key_is_wrong_never_starts(self):
         try:
-            self.write_pin(PIN, 0o644)
+            self.token.write_pin(self.data, PIN, 0o644)
             self.assertIn("open to no one else", self.start_refused("a PIN file others may read"))
-            self.write_pin("000000", 0o600)
-            self.assertIn("pkcs11", self.start_refused("a wrong PIN"))
-            self.write_pin(PIN, 0o600)
-            self.write_config("pkcs11:token=ledger-platform;object=no-such-key")
-            self.assertIn("cannot load the private key at", self.start_refused("a key the token does not hold"))
+            self.token.write_pin(self.data, "000000", 0o600)
+            self.assertIn("the token refused the PIN", self.start_refused("a wrong PIN"))
+            self.write_config("pkcs11:token=ledger;object=no-such-key")
+            self.assertIn("the token holds no private key", self.start_refused("a key the token does not hold"))
+            self.write_config(self.token.uri("checkpoints"))
+            self.assertIn("is not an RSA key", self.start_refused("an Ed25519 key as the platform key"))
+            self.write_config("pkcs11:token=another;object=platform")
+            self.assertIn("no token matches", self.start_refused("a token that is not there"))
         finally:
-            self.write_pin(PIN, 0o600)
-            self.write_config(URI)
+            self.write_config(self.token.uri("platform"))
         self.assertFalse(os.path.exists(os.path.join(self.data, "gateway", "platform_key.pem")))
         with open(self.log) as f:
             self.assertNotIn(PIN, f.read())
+
+    def test_04_the_ledgers_checkpoint_key_signs_in_the_token_and_replay_verifies_it(self):
+        # A ledger of its own (the gateway holds the first): the token's Ed25519 key signs its checkpoints.
+        folder = os.path.join(self.scratch.name, "ledger-with-token")
+        audit = f'[audit]\nprivate_key = "{self.token.uri("checkpoints")}"\ncheckpoint_every = 3\n'
+        self.write_config(self.token.uri("platform"), folder, audit)
+        path = os.path.join(self.scratch.name, "setup.jsonl")
+        sdk.run_ledger("submit", "--data", folder, path)
+        made = json.loads(sdk.run_ledger("checkpoint", "--data", folder, "--json").stdout)
+        self.assertGreater(made["checkpoint_sequence"], 0, made)
+        public = os.path.join(self.scratch.name, "checkpoints.pub")
+        with open(public, "w") as f:
+            f.write(self.checkpoint_public_pem)
+        replay = subprocess.run([sdk.LEDGER, "replay", "--data", folder, "--pubkey", public],
+                                capture_output=True, text=True, timeout=120)
+        self.assertEqual(replay.returncode, 0, replay.stdout + replay.stderr)
+        self.assertIn("replay VERIFIED", replay.stdout)
+        self.assertRegex(replay.stdout, r"checkpoints: ([2-9]|[1-9][0-9]+) seen, \1 verified", replay.stdout)
+        # Another Ed25519 key verifies none of them (exit 5: not verified).
+        other_keys = os.path.join(self.scratch.name, "other-keys")
+        sdk.run_ledger("keygen", "--out", other_keys)
+        other = subprocess.run([sdk.LEDGER, "replay", "--data", folder, "--pubkey",
+                                os.path.join(other_keys, "ledger-signing.pub")],
+                               capture_output=True, text=True, timeout=120)
+        self.assertEqual(other.returncode, 5, other.stdout + other.stderr)
+        # A wrong PIN: the ledger does not open (nothing written), and says so in one line.
+        self.token.write_pin(folder, "000000", 0o600)
+        try:
+            self.assertIn("the token refused the PIN", self.refused("a wrong PIN", "checkpoint", "--data", folder))
+        finally:
+            self.token.write_pin(folder)
+        for name in os.listdir(folder):
+            self.assertFalse(name.endswith(".key") or name.endswith(".pem"), name)
 
 
 if __name__ == "__main__":

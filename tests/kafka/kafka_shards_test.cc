@@ -326,7 +326,7 @@ TEST(Shards, ALegNotSignedWithTheLedgersKeyIsPassedAndMovesNothing) {
   ASSERT_TRUE((*sender)->Send(kafka::kLegsTopic, 1, "0", forged).ok());
   ASSERT_TRUE((*sender)
                   ->Send(kafka::kLegsTopic, 1, "0", forged,
-                         {{kafka::kLegTagHeader, LegAuthenticator(**impostor).Tag(forged)}})
+                         {{kafka::kLegTagHeader, LegAuthenticator::For(**impostor).value()->Tag(forged)}})
                   .ok());
   ASSERT_TRUE((*sender)->Flush(10'000).ok());
 
@@ -476,7 +476,7 @@ TEST(Shards, LegsPublishedByAnOperatorCommandAreSigned) {
   ASSERT_EQ(legs.size(), 1u);
   Result<std::unique_ptr<Signer>> key = Signer::FromPemFile(dir.path() + "/keys/ledger-signing.key");
   ASSERT_TRUE(key.ok()) << key.status().ToString();
-  EXPECT_TRUE(LegAuthenticator(**key).Verify(legs[0].value, legs[0].leg_tag));
+  EXPECT_TRUE(LegAuthenticator::For(**key).value()->Verify(legs[0].value, legs[0].leg_tag));
 }
 
 }  // namespace

@@ -602,7 +602,7 @@ std::vector<std::pair<uint64_t, std::string>> Rechain(const History& history,
         }
         const std::string message =
             CheckpointMessage(checkpoint.shard, checkpoint.sequence, prev, digests, checkpoint.signed_at_ns);
-        const std::string signature = history.attacker->Sign(message);
+        const std::string signature = history.attacker->Sign(message).value();
         checkpoint.signature.assign(signature.begin(), signature.end());
         const Digest& id = how == 2 ? history.attacker->public_key_id() : history.verifier->public_key_id();
         checkpoint.public_key_id.assign(id.begin(), id.end());

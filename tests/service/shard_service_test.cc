@@ -451,7 +451,8 @@ TEST(ProducerSignatures, OnlyCommandsARegisteredUnrevokedProducerSignedForItsRol
     Result<std::unique_ptr<kafka::RecordSender>> sender = kafka::RecordSender::Open(brokers);
     ASSERT_TRUE(sender.ok());
     const auto lifted =
-        kafka::CommandSignatureHeaders(*operator_key.signer, ParseCommandJson(open_account)->fingerprint);
+        kafka::CommandSignatureHeaders(*operator_key.signer, ParseCommandJson(open_account)->fingerprint)
+            .value();
     ASSERT_TRUE((*sender)->Send(kafka::kCommandsTopic, 0, "d1", deposit, lifted).ok());
     ASSERT_TRUE((*sender)->Flush(10'000).ok());
   }
@@ -523,7 +524,7 @@ TEST(ProducerSignatures, ABatchCheckedOnSeveralThreadsHonoursRegistrationsAndRev
     ASSERT_TRUE(sender.ok());
     const std::string forged = testing::Deposit("forged", "C1:debit", 1'000'000).dump();
     auto headers =
-        kafka::CommandSignatureHeaders(*operator_key.signer, ParseCommandJson(forged)->fingerprint);
+        kafka::CommandSignatureHeaders(*operator_key.signer, ParseCommandJson(forged)->fingerprint).value();
     for (auto& [name, value] : headers)
       if (name == "ledger.signature") value[0] = value[0] == '0' ? '1' : '0';
     ASSERT_TRUE((*sender)->Send(kafka::kCommandsTopic, 0, "forged", forged, headers).ok());

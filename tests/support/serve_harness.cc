@@ -116,9 +116,10 @@ Status SendCommands(const std::string& brokers, const std::vector<std::string>& 
             ? command["command_id"].get<std::string>()
             : std::string("test");
     Result<ParsedCommand> parsed = ParseCommandJson(value);
-    const auto headers = producer_key != nullptr && parsed.ok()
-                             ? kafka::CommandSignatureHeaders(*producer_key, parsed->fingerprint)
-                             : std::vector<std::pair<std::string, std::string>>();
+    const kafka::Headers headers =
+        producer_key != nullptr && parsed.ok()
+            ? kafka::CommandSignatureHeaders(*producer_key, parsed->fingerprint).value()
+            : kafka::Headers();
     LEDGER_RETURN_IF_ERROR((*sender)->Send(kafka::kCommandsTopic, partition, key, value, headers));
   }
   return (*sender)->Flush(std::chrono::duration_cast<milliseconds>(kServeDeadline).count());

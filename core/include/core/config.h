@@ -64,16 +64,18 @@ struct LedgerConfig {
   std::vector<std::pair<std::string, std::string>> kafka_security;
   std::string kafka_sasl_password_file;
 
-  // The gateway's platform key (it signs every answer and notification) in a PKCS #11 token instead of
-  // <data>/gateway/platform_key.pem: [gateway]'s platform_key (a PKCS #11 URI, "pkcs11:token=…;object=…"),
-  // pkcs11_module (the token's library) and pkcs11_pin_file (the user PIN, in a file only its owner may read;
-  // relative paths under the data folder). All three or none.
+  // The PKCS #11 token that holds the keys given as URIs ("pkcs11:token=…;object=…"): [pkcs11]'s module (the
+  // token's library, an absolute path) and pin_file (the user PIN, in a file only its owner may read;
+  // relative paths under the data folder). Both or neither; a key given as a URI needs them.
+  std::string pkcs11_module;
+  std::string pkcs11_pin_file;
+  // The gateway's platform key (it signs every answer and notification) in the token instead of
+  // <data>/gateway/platform_key.pem: [gateway]'s platform_key, a PKCS #11 URI. Empty: the file.
   std::string gateway_platform_key_uri;
-  std::string gateway_pkcs11_module;
-  std::string gateway_pkcs11_pin_file;
 
-  // Audit: the Ed25519 private key (PEM; relative paths are under the data folder) that signs checkpoints,
-  // and how many events lie between two checkpoints. No key: no checkpoints.
+  // Audit: the Ed25519 private key that signs checkpoints (a PEM file, relative paths under the data folder,
+  // or a PKCS #11 URI: the key in the token), and how many events lie between two checkpoints. No key: no
+  // checkpoints.
   std::string audit_private_key;
   // The Ed25519 public key (PEM, same path rule) `replay` checks checkpoint signatures with when no --pubkey
   // is given. Empty: none configured.

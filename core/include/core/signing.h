@@ -1,6 +1,7 @@
-// Ed25519 signing of checkpoints through OpenSSL 3 (the only file using OpenSSL's signature API).
-// Keys are PEM files: the private key in PKCS#8, the public key in SubjectPublicKeyInfo.
-// Thread-safety: Signer and SignatureVerifier are immutable after creation; use from any thread.
+// Ed25519 signing of checkpoints, commands and legs through OpenSSL 3. Keys are PEM files (the private key in
+// PKCS#8, the public key in SubjectPublicKeyInfo), or a private key in a PKCS #11 token
+// (core/pkcs11_token.h). Thread-safety: Signer and SignatureVerifier are immutable after creation; use from
+// any thread.
 #pragma once
 
 #include <cstdint>
@@ -15,18 +16,24 @@
 
 namespace ledger {
 
+class TokenKey;
+
 class Signer {
  public:
   // Errors: InvalidArgument (unreadable, not an Ed25519 private key).
   static Result<std::unique_ptr<Signer>> FromPemFile(const std::string& path);
+  // The Ed25519 key `key` holds in its token (it signs there). Errors: InvalidArgument (not Ed25519).
+  static Result<std::unique_ptr<Signer>> FromToken(std::unique_ptr<TokenKey> key);
   ~Signer();
-  std::string Sign(std::string_view message) const;
+  // The 64-byte signature. A key in memory always signs; a token's may fail. Errors: IoError.
+  Result<std::string> Sign(std::string_view message) const;
   // SHA-256 of the public key's DER encoding.
   const Digest& public_key_id() const { return public_key_id_; }
 
  private:
   Signer() = default;
-  void* key_ = nullptr;  // EVP_PKEY
+  void* key_ = nullptr;  // EVP_PKEY: the private key in memory, or a token's public key
+  std::unique_ptr<TokenKey> token_;
   Digest public_key_id_{};
 };
 
@@ -87,7 +94,8 @@ std::string LegMessage(std::string_view record);
 class LegAuthenticator {
  public:
   static constexpr size_t kTagBytes = 32;
-  explicit LegAuthenticator(const Signer& signer);
+  // Errors: IoError (the ledger's key is in a token that did not sign: Signer::Sign).
+  static Result<std::unique_ptr<LegAuthenticator>> For(const Signer& signer);
   ~LegAuthenticator();
   LegAuthenticator(const LegAuthenticator&) = delete;
   LegAuthenticator& operator=(const LegAuthenticator&) = delete;
@@ -97,6 +105,7 @@ class LegAuthenticator {
   const Digest& key_id() const { return key_id_; }
 
  private:
+  LegAuthenticator(std::string key, const Digest& key_id) : key_(std::move(key)), key_id_(key_id) {}
   std::string key_;
   Digest key_id_{};
 };

@@ -13,11 +13,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "core/pkcs11_token.h"
 #include "core/status.h"
 #include "gateway/nonce_cache.h"
 
@@ -48,22 +48,14 @@ std::string RequestMessage(std::string_view method, std::string_view target, std
 // The bytes a response or notification signature covers: TIMESTAMP\nNONCE\nBODY\n.
 std::string ResponseMessage(std::string_view timestamp, std::string_view nonce, std::string_view body);
 
-// A private key in a PKCS #11 token (a hardware security module; SoftHSM2 in the tests), used through
-// OpenSSL's pkcs11 engine (libp11): the key never leaves the token.
-struct Pkcs11KeyRef {
-  std::string uri;     // RFC 7512, "pkcs11:token=…;object=…", without the PIN
-  std::string module;  // the token's PKCS #11 library
-  std::string pin;     // the user PIN (a secret: never logged)
-};
-
 // An RSA key of 2048 to 4096 bits with public exponent 65537, public or private, from PEM (a private key in
 // PKCS #8 or PKCS #1, a public key as SubjectPublicKeyInfo) or in a PKCS #11 token.
 class RsaKey {
  public:
   // Errors: InvalidArgument (not PEM, not RSA, under 2048 or over 4096 bits, another exponent).
   static Result<std::unique_ptr<RsaKey>> FromPem(std::string_view pem);
-  // The private key `ref` names. One token library per process (a second is refused). Errors:
-  // InvalidArgument (no pkcs11 engine or module, a wrong PIN, no such key, not a sound RSA key).
+  // The private key `ref` names, which signs in its token (core/pkcs11_token.h). Errors: InvalidArgument
+  // (TokenKey::Open's, or not a sound RSA key).
   static Result<std::unique_ptr<RsaKey>> FromPkcs11(const Pkcs11KeyRef& ref);
   ~RsaKey();
   RsaKey(const RsaKey&) = delete;
@@ -82,9 +74,9 @@ class RsaKey {
 
  private:
   RsaKey() = default;
-  void* key_ = nullptr;  // EVP_PKEY
+  void* key_ = nullptr;  // EVP_PKEY: the key in memory, or a token's public key
   bool is_private_ = false;
-  std::unique_ptr<std::mutex> token_;  // a token's key: held while it signs
+  std::unique_ptr<TokenKey> token_;  // a token's key: it signs
 };
 
 // A merchant's request key as the ledger registered it.

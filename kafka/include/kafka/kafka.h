@@ -186,8 +186,9 @@ class PartitionReader {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // The headers that sign a command for ledger.commands with a producer's key (kProducerKeyHeader,
-// kProducerSignatureHeader); `fingerprint` is the command's (ParsedCommand::fingerprint).
-Headers CommandSignatureHeaders(const Signer& producer_key, const Digest& fingerprint);
+// kProducerSignatureHeader); `fingerprint` is the command's (ParsedCommand::fingerprint). Errors: IoError (a
+// key in a token that did not sign).
+Result<Headers> CommandSignatureHeaders(const Signer& producer_key, const Digest& fingerprint);
 
 class RecordSender {
  public:

@@ -1,0 +1,70 @@
+"""A SoftHSM2 token for the tests that keep keys in a PKCS #11 token: Debian's softhsm2 as the token, OpenSC's
+pkcs11-tool making key pairs inside it (never extractable) and reading their public keys out.
+
+    token = SoftHsmToken(scratch, "ledger")        # sets SOFTHSM2_CONF for this process and its children
+    pem = token.generate("platform", "rsa:2048")   # or "EC:edwards25519"; returns the public key (PEM)
+    token.uri("platform")                          # pkcs11:token=ledger;object=platform
+    token.configure(data_folder)                   # <data>/hsm.pin (0600) and the [pkcs11] lines to add
+"""
+import os
+import shutil
+import subprocess
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "482913"
+SO_PIN = "77310528"
+
+
+def run(*args):
+    done = subprocess.run(list(args), capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+class SoftHsmToken:
+    def __init__(self, scratch, label):
+        for tool in ("softhsm2-util", "pkcs11-tool"):
+            if shutil.which(tool) is None:
+                raise AssertionError(f"{tool} is missing: scripts/setup.sh installs softhsm2 and opensc")
+        self.scratch = scratch
+        self.label = label
+        tokens = os.path.join(scratch, "tokens")
+        os.makedirs(tokens)
+        config = os.path.join(scratch, "softhsm2.conf")
+        with open(config, "w") as f:
+            f.write(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+        os.environ["SOFTHSM2_CONF"] = config  # the token this test made, for every child process
+        run("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SO_PIN)
+        self.next_id = 1
+
+    def generate(self, name, key_type):
+        """A key pair made in the token under `name`; returns its public key as PEM (SubjectPublicKeyInfo)."""
+        key_id = f"{self.next_id:02x}"
+        self.next_id += 1
+        run("pkcs11-tool", "--module", MODULE, "--token-label", self.label, "--login", "--pin", PIN,
+            "--keypairgen", "--key-type", key_type, "--label", name, "--id", key_id)
+        exported = os.path.join(self.scratch, f"{name}.public")
+        run("pkcs11-tool", "--module", MODULE, "--token-label", self.label, "--read-object", "--type", "pubkey",
+            "--label", name, "--output-file", exported)
+        # RSA comes out as DER, EdDSA as PEM: openssl reads either and writes PEM.
+        with open(exported, "rb") as f:
+            form = "PEM" if f.read(5) == b"-----" else "DER"
+        return run("openssl", "pkey", "-pubin", "-inform", form, "-in", exported).stdout
+
+    def uri(self, name):
+        return f"pkcs11:token={self.label};object={name}"
+
+    @staticmethod
+    def write_pin(data_folder, pin=PIN, mode=0o600):
+        path = os.path.join(data_folder, "hsm.pin")
+        with open(path, "w") as f:
+            f.write(pin + "\n")
+        os.chmod(path, mode)
+
+    def configure(self, data_folder):
+        """Writes the PIN file into `data_folder`; returns the [pkcs11] section naming the token for its
+        ledger.toml."""
+        os.makedirs(data_folder, exist_ok=True)
+        self.write_pin(data_folder)
+        return f'[pkcs11]\nmodule = "{MODULE}"\npin_file = "hsm.pin"\n'
