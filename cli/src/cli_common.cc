@@ -69,6 +69,11 @@ Result<std::unique_ptr<Signer>> LoadSigner(const std::string& data_dir, const Le
   return Signer::FromToken(std::move(key).value());
 }
 
+Result<std::unique_ptr<Signer>> LoadProducerKey(const std::string& data_dir, const LedgerConfig& config,
+                                                const std::string& flag) {
+  return IsPkcs11Uri(flag) ? LoadSigner(data_dir, config, flag) : Signer::FromPemFile(flag);
+}
+
 Status UseKafkaSecurity(const LedgerConfig& config, const std::string& data_dir) {
   std::vector<std::pair<std::string, std::string>> security = config.kafka_security;
   for (auto& [name, value] : security) {

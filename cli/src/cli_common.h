@@ -52,6 +52,11 @@ Result<Pkcs11KeyRef> TokenKeyRef(const std::string& data_dir, const LedgerConfig
 Result<std::unique_ptr<Signer>> LoadSigner(const std::string& data_dir, const LedgerConfig& config,
                                            const std::string& location);
 
+// A --producer-key: a PEM file as named on the command line (relative to the working folder), or a PKCS #11
+// URI of a key in the token `data_dir`'s ledger.toml names (LoadSigner). Errors: InvalidArgument.
+Result<std::unique_ptr<Signer>> LoadProducerKey(const std::string& data_dir, const LedgerConfig& config,
+                                                const std::string& flag);
+
 // The key checkpoint signatures are checked with, and where it came from.
 struct TrustAnchor {
   std::unique_ptr<SignatureVerifier> verifier;  // null: no key

@@ -122,9 +122,7 @@ Result<std::shared_ptr<const Signer>> ProducerKeyFor(const KafkaArgs& kafka, con
   }
   if (kafka.producer_key.empty())
     return Status::InvalidArgument("through Kafka every command is signed: give --producer-key");
-  Result<std::unique_ptr<Signer>> key = IsPkcs11Uri(kafka.producer_key)
-                                            ? LoadSigner(options.data_dir, options.config, kafka.producer_key)
-                                            : Signer::FromPemFile(kafka.producer_key);
+  Result<std::unique_ptr<Signer>> key = LoadProducerKey(options.data_dir, options.config, kafka.producer_key);
   if (!key.ok()) return Status::InvalidArgument("--producer-key: " + key.status().message());
   return std::shared_ptr<const Signer>(std::move(key).value());
 }

@@ -85,8 +85,10 @@ Runner AddSubmit(CLI::App& app) {
   app.add_option("--timeout-ms", *timeout_ms, "with --brokers: how long to wait for all results")
       ->capture_default_str();
   auto producer_key = std::make_shared<std::string>();
-  app.add_option("--producer-key", *producer_key,
-                 "with --brokers: sign each command with this producer's private key (ledger producer-key)");
+  app.add_option(
+      "--producer-key", *producer_key,
+      "with --brokers: sign each command with this producer's private key (ledger producer-key): a "
+      "PEM file, or a PKCS #11 URI of a key in the token --data's ledger.toml names in [pkcs11]");
   app.add_option("input", *input, "FILE, or - for standard input")->required();
   return [options, input, brokers, shards, timeout_ms, producer_key]() {
     Result<LedgerOptions> ledger_options = MakeLedgerOptions(*options);
@@ -106,7 +108,8 @@ Runner AddSubmit(CLI::App& app) {
     if (!producer_key->empty()) {
       if (brokers->empty())
         return Fail(kExitBadInput, "--producer-key signs what --brokers sends: give both");
-      Result<std::unique_ptr<Signer>> loaded = Signer::FromPemFile(*producer_key);
+      Result<std::unique_ptr<Signer>> loaded =
+          LoadProducerKey(options->data_dir, ledger_options->config, *producer_key);
       if (!loaded.ok()) return Fail(kExitBadInput, "--producer-key: " + loaded.status().message());
       signer = std::move(loaded).value();
     }

@@ -1,6 +1,7 @@
 #include "core/pkcs11_token.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <p11-kit/p11-kit.h>
@@ -134,6 +135,7 @@ EVP_PKEY* Ed25519PublicKey(std::string point) {
 
 }  // namespace
 
+// A logged-in session and the private key found in it; closed on destruction.
 struct TokenKey::Session {
   CK_FUNCTION_LIST* module = nullptr;
   CK_SESSION_HANDLE handle = CK_INVALID_HANDLE;
@@ -147,9 +149,9 @@ namespace {
 
 // Logs `session` in as the token's user (another session of this process may have done so already).
 Status LogIn(CK_FUNCTION_LIST* module, CK_SESSION_HANDLE session, const std::string& pin) {
-  std::string pin_bytes = pin;
-  const CK_RV rv =
-      module->C_Login(session, CKU_USER, reinterpret_cast<CK_UTF8CHAR*>(pin_bytes.data()), pin_bytes.size());
+  // C_Login takes a non-const pointer but only reads the PIN: no copy of it is made.
+  const CK_RV rv = module->C_Login(session, CKU_USER,
+                                   reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(pin.data())), pin.size());
   if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) return Status::Ok();
   if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
     return Status::InvalidArgument("pkcs11: the token refused the PIN");
@@ -157,8 +159,8 @@ Status LogIn(CK_FUNCTION_LIST* module, CK_SESSION_HANDLE session, const std::str
   return Status::InvalidArgument("pkcs11: cannot log in to the token (" + Code(rv) + ")");
 }
 
-// The public key that goes with `private_key`: RSA's is in the private key object itself; Ed25519's point
-// is only in the public key object with the same CKA_ID.
+// The public key that goes with `private_key`: RSA's is in the private key object itself; Ed25519's point is
+// only in the public key object with the same CKA_ID and key type (which Open then proves with a signature).
 Result<EVP_PKEY*> PublicKeyOf(CK_FUNCTION_LIST* module, CK_SESSION_HANDLE session,
                               CK_OBJECT_HANDLE private_key, TokenKey::Kind kind, const std::string& uri) {
   EVP_PKEY* key = nullptr;
@@ -167,46 +169,76 @@ Result<EVP_PKEY*> PublicKeyOf(CK_FUNCTION_LIST* module, CK_SESSION_HANDLE sessio
                        Attribute(module, session, private_key, CKA_PUBLIC_EXPONENT));
   } else {
     std::string id = Attribute(module, session, private_key, CKA_ID);
+    CK_KEY_TYPE type = CKK_EC_EDWARDS;
     const std::vector<CK_OBJECT_HANDLE> public_keys =
-        FindObjects(module, session, {{CKA_ID, id.data(), id.size()}}, CKO_PUBLIC_KEY);
-    if (public_keys.size() == 1)
+        FindObjects(module, session, {{CKA_ID, id.data(), id.size()}, {CKA_KEY_TYPE, &type, sizeof type}},
+                    CKO_PUBLIC_KEY);
+    if (!id.empty() && public_keys.size() == 1)
       key = Ed25519PublicKey(Attribute(module, session, public_keys.front(), CKA_EC_POINT));
   }
   if (key == nullptr)
-    return Status::InvalidArgument(
-        "pkcs11: the token does not show the public key of " + uri +
-        (kind == TokenKey::Kind::kEd25519 ? " (a public key object with its id)" : ""));
+    return Status::InvalidArgument("pkcs11: the token does not show the public key of " + uri +
+                                   (kind == TokenKey::Kind::kEd25519
+                                        ? " (one Ed25519 public key object with the private key's id)"
+                                        : ""));
   return key;
+}
+
+// The URI parsed for a key on a token: without a PIN, a PIN source or a module of its own (ledger.toml's
+// [pkcs11] names those), and without attributes p11-kit does not know (which it would otherwise ignore).
+Status ParseKeyUri(const std::string& text, P11KitUri* uri) {
+  if (const int code = p11_kit_uri_parse(text.c_str(), P11_KIT_URI_FOR_OBJECT_ON_TOKEN, uri);
+      code != P11_KIT_URI_OK)  // the text is not repeated: it could hold a PIN
+    return Status::InvalidArgument(std::string("pkcs11: the key's URI is not a PKCS #11 URI (") +
+                                   p11_kit_uri_message(code) + ")");
+  if (p11_kit_uri_get_pin_value(uri) != nullptr || p11_kit_uri_get_pin_source(uri) != nullptr)
+    return Status::InvalidArgument("pkcs11: the key's URI carries a PIN; give it in the PIN file instead");
+  if (p11_kit_uri_get_module_name(uri) != nullptr || p11_kit_uri_get_module_path(uri) != nullptr)
+    return Status::InvalidArgument("pkcs11: the key's URI names a module; [pkcs11] module names it");
+  if (p11_kit_uri_any_unrecognized(uri))
+    return Status::InvalidArgument("pkcs11: the key's URI holds attributes PKCS #11 URIs do not have");
+  return Status::Ok();
+}
+
+// A session whose failure a new session and login may cure (the token was reset, logged out or reinserted).
+bool SessionLost(CK_RV rv) {
+  return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED || rv == CKR_USER_NOT_LOGGED_IN ||
+         rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_OBJECT_HANDLE_INVALID ||
+         rv == CKR_KEY_HANDLE_INVALID;
+}
+
+// Whether `signature` is `key`'s of `message` (RSA: SHA256withRSA PKCS #1 v1.5; Ed25519: pure).
+bool Verifies(EVP_PKEY* key, TokenKey::Kind kind, std::string_view message, std::string_view signature) {
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  LEDGER_ASSERT(context != nullptr);
+  const bool ok =
+      EVP_DigestVerifyInit(context, nullptr, kind == TokenKey::Kind::kRsa ? EVP_sha256() : nullptr, nullptr,
+                           key) == 1 &&
+      EVP_DigestVerify(context, reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  EVP_MD_CTX_free(context);
+  return ok;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<TokenKey>> TokenKey::Open(const Pkcs11KeyRef& ref) {
+Result<std::unique_ptr<TokenKey::Session>> TokenKey::Connect(const Pkcs11KeyRef& ref) {
   ParsedUri parsed;
   LEDGER_ASSERT(parsed.uri != nullptr);
-  if (const int code = p11_kit_uri_parse(ref.uri.c_str(), P11_KIT_URI_FOR_OBJECT_ON_TOKEN, parsed.uri);
-      code != P11_KIT_URI_OK)
-    return Status::InvalidArgument("pkcs11: " + ref.uri + " is not a PKCS #11 URI (" +
-                                   p11_kit_uri_message(code) + ")");
-  if (p11_kit_uri_get_pin_value(parsed.uri) != nullptr)
-    return Status::InvalidArgument("pkcs11: the URI carries a PIN; give it in the PIN file instead");
+  LEDGER_RETURN_IF_ERROR(ParseKeyUri(ref.uri, parsed.uri));
   Result<CK_FUNCTION_LIST*> module = LoadedModule(ref.module);
   if (!module.ok()) return module.status();
   Result<CK_SLOT_ID> slot = MatchingSlot(*module, parsed.uri, ref.uri);
   if (!slot.ok()) return slot.status();
-
-  std::unique_ptr<TokenKey> key(new TokenKey());
-  key->uri_ = ref.uri;
-  key->session_ = std::make_unique<Session>();
-  Session& session = *key->session_;
-  session.module = *module;
+  auto session = std::make_unique<Session>();
+  session->module = *module;
   if (const CK_RV rv =
-          session.module->C_OpenSession(*slot, CKF_SERIAL_SESSION, nullptr, nullptr, &session.handle);
+          session->module->C_OpenSession(*slot, CKF_SERIAL_SESSION, nullptr, nullptr, &session->handle);
       rv != CKR_OK) {
-    session.handle = CK_INVALID_HANDLE;
+    session->handle = CK_INVALID_HANDLE;
     return Status::InvalidArgument("pkcs11: cannot open a session with the token (" + Code(rv) + ")");
   }
-  LEDGER_RETURN_IF_ERROR(LogIn(session.module, session.handle, ref.pin));
+  LEDGER_RETURN_IF_ERROR(LogIn(session->module, session->handle, ref.pin));
 
   // The URI's object attributes (object=, id=; type= must be private if given).
   CK_ULONG attribute_count = 0;
@@ -221,15 +253,24 @@ Result<std::unique_ptr<TokenKey>> TokenKey::Open(const Pkcs11KeyRef& ref) {
     }
   }
   const std::vector<CK_OBJECT_HANDLE> found =
-      FindObjects(session.module, session.handle, match, CKO_PRIVATE_KEY);
+      FindObjects(session->module, session->handle, match, CKO_PRIVATE_KEY);
   if (found.empty())
     return Status::InvalidArgument("pkcs11: the token holds no private key " + ref.uri + " names");
   if (found.size() > 1)
     return Status::InvalidArgument("pkcs11: the token holds several private keys " + ref.uri +
                                    " names; name one (object=…, id=…)");
-  session.private_key = found.front();
+  session->private_key = found.front();
+  return session;
+}
 
-  const std::string type = Attribute(session.module, session.handle, session.private_key, CKA_KEY_TYPE);
+Result<std::unique_ptr<TokenKey>> TokenKey::Open(const Pkcs11KeyRef& ref) {
+  Result<std::unique_ptr<Session>> session = Connect(ref);
+  if (!session.ok()) return session.status();
+  std::unique_ptr<TokenKey> key(new TokenKey());
+  key->ref_ = ref;
+  key->session_ = std::move(session).value();
+  Session& open = *key->session_;
+  const std::string type = Attribute(open.module, open.handle, open.private_key, CKA_KEY_TYPE);
   CK_KEY_TYPE key_type = ~CK_KEY_TYPE{0};
   if (type.size() == sizeof key_type) std::memcpy(&key_type, type.data(), sizeof key_type);
   if (key_type == CKK_RSA) {
@@ -239,31 +280,65 @@ Result<std::unique_ptr<TokenKey>> TokenKey::Open(const Pkcs11KeyRef& ref) {
   } else {
     return Status::InvalidArgument("pkcs11: " + ref.uri + " is neither an RSA nor an Ed25519 key");
   }
-  Result<EVP_PKEY*> public_key =
-      PublicKeyOf(session.module, session.handle, session.private_key, key->kind_, ref.uri);
+  Result<EVP_PKEY*> public_key = PublicKeyOf(open.module, open.handle, open.private_key, key->kind_, ref.uri);
   if (!public_key.ok()) return public_key.status();
   key->public_key_ = *public_key;
+  // The key signs, and its signature verifies under the public key read: the pair is one.
+  constexpr std::string_view kProbe = "ledger: a token key's start-up check";
+  Result<std::string> probe = key->Sign(kProbe);
+  if (!probe.ok())
+    return Status::InvalidArgument("pkcs11: " + ref.uri + " does not sign (" + probe.status().message() +
+                                   ")");
+  if (!Verifies(static_cast<EVP_PKEY*>(key->public_key_), key->kind_, kProbe, *probe))
+    return Status::InvalidArgument("pkcs11: the public key the token shows for " + ref.uri +
+                                   " does not verify its signature");
   return key;
 }
 
-TokenKey::~TokenKey() { EVP_PKEY_free(static_cast<EVP_PKEY*>(public_key_)); }
+TokenKey::~TokenKey() {
+  EVP_PKEY_free(static_cast<EVP_PKEY*>(public_key_));
+  OPENSSL_cleanse(ref_.pin.data(), ref_.pin.size());
+}
+
+CK_RV TokenKey::SignOnce(std::string_view message, std::string* signature) const {
+  CK_FUNCTION_LIST* module = session_->module;
+  CK_MECHANISM mechanism{kind_ == Kind::kRsa ? CKM_SHA256_RSA_PKCS : CKM_EDDSA, nullptr, 0};
+  auto* bytes = reinterpret_cast<CK_BYTE*>(const_cast<char*>(message.data()));  // read only
+  CK_RV rv = module->C_SignInit(session_->handle, &mechanism, session_->private_key);
+  if (rv != CKR_OK) return rv;
+  CK_ULONG length = 0;
+  rv = module->C_Sign(session_->handle, bytes, message.size(), nullptr,
+                      &length);  // leaves the operation active
+  if (rv != CKR_OK) return rv;
+  signature->assign(length, '\0');
+  rv = module->C_Sign(session_->handle, bytes, message.size(), reinterpret_cast<CK_BYTE*>(signature->data()),
+                      &length);
+  if (rv == CKR_BUFFER_TOO_SMALL) {  // the operation stays active and `length` is the size it needs
+    signature->assign(length, '\0');
+    rv = module->C_Sign(session_->handle, bytes, message.size(),
+                        reinterpret_cast<CK_BYTE*>(signature->data()), &length);
+  }
+  if (rv == CKR_OK) signature->resize(length);
+  return rv;
+}
 
 Result<std::string> TokenKey::Sign(std::string_view message) const {
   std::lock_guard lock(one_at_a_time_);
-  CK_FUNCTION_LIST* module = session_->module;
-  CK_MECHANISM mechanism{kind_ == Kind::kRsa ? CKM_SHA256_RSA_PKCS : CKM_EDDSA, nullptr, 0};
-  std::string data(message);
-  auto* bytes = reinterpret_cast<CK_BYTE*>(data.data());
-  CK_ULONG length = 0;
-  CK_RV rv = module->C_SignInit(session_->handle, &mechanism, session_->private_key);
-  if (rv == CKR_OK) rv = module->C_Sign(session_->handle, bytes, data.size(), nullptr, &length);
-  std::string signature(length, '\0');
-  if (rv == CKR_OK)
-    rv = module->C_Sign(session_->handle, bytes, data.size(), reinterpret_cast<CK_BYTE*>(signature.data()),
-                        &length);
+  std::string signature;
+  CK_RV rv = SignOnce(message, &signature);
+  if (SessionLost(rv)) {
+    // Once more on a new session: a token that was reset or reinserted signs again without a restart.
+    Result<std::unique_ptr<Session>> session = Connect(ref_);
+    if (session.ok()) {
+      session_ = std::move(session).value();
+      rv = SignOnce(message, &signature);
+      // The URI found a key again: it must be the one this key was opened with.
+      if (rv == CKR_OK && !Verifies(static_cast<EVP_PKEY*>(public_key_), kind_, message, signature))
+        return Status::IoError("pkcs11: " + ref_.uri + " is another key than at start");
+    }
+  }
   if (rv != CKR_OK)
-    return Status::IoError("pkcs11: the token did not sign with " + uri_ + " (" + Code(rv) + ")");
-  signature.resize(length);
+    return Status::IoError("pkcs11: the token did not sign with " + ref_.uri + " (" + Code(rv) + ")");
   return signature;
 }
 

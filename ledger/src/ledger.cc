@@ -484,7 +484,10 @@ Result<uint64_t> Ledger::WriteCheckpoint() {
   const std::string message = CheckpointMessageFor(kDigestFormatSet, checkpoint.shard, checkpoint.sequence,
                                                    chain_head_, *digests, now);
   Result<std::string> signature = options_.signer->Sign(message);
-  if (!signature.ok()) return signature.status();  // a key in a token that did not sign: no checkpoint
+  if (!signature.ok()) {  // a key in a token that did not sign: no checkpoint, nothing staged
+    checkpoint_signing_failed_ = true;
+    return signature.status();
+  }
   checkpoint.signature.assign(signature->begin(), signature->end());
   std::vector<fb::PayloadUnion> payloads(1);
   payloads[0].Set(std::move(checkpoint));
@@ -553,8 +556,10 @@ Status Ledger::MaybeCheckpoint() {
       last_sequence_ - last_checkpoint_covered_ < options_.config.checkpoint_every_events) {
     return Status::Ok();
   }
+  checkpoint_signing_failed_ = false;
   Result<uint64_t> written = WriteCheckpoint();
-  return written.ok() ? Status::Ok() : written.status();
+  unsigned_checkpoint_ = checkpoint_signing_failed_ ? written.status() : Status::Ok();
+  return written.ok() || checkpoint_signing_failed_ ? Status::Ok() : written.status();
 }
 
 void Ledger::StageMeta(std::string key, std::string value) {

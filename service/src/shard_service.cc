@@ -272,6 +272,8 @@ struct ShardService::Impl {
     bool answered = false;
   };
   std::shared_ptr<DuplicateAnswers> last_duplicates;
+  std::chrono::steady_clock::time_point
+      last_unsigned_said{};  // when serve last said a checkpoint went unsigned
   size_t check_threads = 1;  // ShardServiceOptions::check_threads, resolved when the service is made
 
   Status Start(ServeStep* step);
@@ -472,7 +474,16 @@ Status ShardService::Impl::ApplyRecords(const std::vector<kafka::Record>& legs_r
     return Status::Ok();
   }));
   if (!duplicates->results.empty()) last_duplicates = std::move(duplicates);
-  return ledger->MaybeCheckpoint();
+  LEDGER_RETURN_IF_ERROR(ledger->MaybeCheckpoint());
+  if (!ledger->unsigned_checkpoint().ok()) {
+    // Serve goes on (the next group tries again); said once a minute at most.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_unsigned_said >= std::chrono::minutes(1)) {
+      spdlog::warn("serve: no checkpoint written: {}", ledger->unsigned_checkpoint().message());
+      last_unsigned_said = now;
+    }
+  }
+  return Status::Ok();
 }
 
 // Parsing a command and checking its signature (one Ed25519 verification, about 0.14 ms) need nothing of the

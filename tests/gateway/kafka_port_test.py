@@ -89,15 +89,17 @@ class KafkaPortTest(customers.CustomerApiTest):
             cls.merchant_server = notify_test.MerchantServer(cert, key)
             cls.broker = Background(["broker", "--partitions", str(SHARDS)], os.path.join(scratch, "broker.log"))
             cls.brokers = cls.broker.first_line("bootstrap=")
-            # The keys the shards and the gateway sign with live in one PKCS #11 token (SoftHSM2), as in an HSM:
-            # the ledger's (checkpoints, and the legs' MAC key: one key for both shards) and the gateway's
-            # command-signing key. Only the operator's tools keep a key file.
+            # The keys the shards and the gateway sign with live in PKCS #11 tokens (SoftHSM2), as in HSMs: the
+            # ledger's (checkpoints, and the legs' MAC key: one key for both shards) in the shards' token, the
+            # gateway's command-signing key in a token of its own with another PIN (a login opens every key of
+            # a token, and the gateway faces the internet). Only the operator's tools keep a key file.
             cls.token = SoftHsmToken(scratch, "ledger")
+            cls.gateway_token = SoftHsmToken(scratch, "gateway", "735190")
             keys = os.path.join(scratch, "ledger-keys")
             os.makedirs(keys)
             with open(os.path.join(keys, "ledger-signing.pub"), "w") as f:
                 f.write(cls.token.generate("ledger", "EC:edwards25519"))
-            cls.gateway_public_pem = cls.token.generate("gateway", "EC:edwards25519")
+            cls.gateway_public_pem = cls.gateway_token.generate("gateway", "EC:edwards25519")
             with open(os.path.join(scratch, "gateway.pub"), "w") as f:
                 f.write(cls.gateway_public_pem)
             for shard, folder in enumerate(cls.shard_folders()):
@@ -119,7 +121,7 @@ class KafkaPortTest(customers.CustomerApiTest):
                                "--public-key", os.path.join(scratch, "gateway.pub"))
             kafka = ["--brokers", cls.brokers, "--shards", str(SHARDS), "--producer-key"]
             cls.operator_args = (*kafka, os.path.join(operator, "producer.key"))
-            cls.gateway_args = (*kafka, cls.token.uri("gateway"))
+            cls.gateway_args = (*kafka, cls.gateway_token.uri("gateway"))
         cls.serves = []
         for shard, folder in enumerate(cls.shard_folders()):
             serve = Background(["serve", "--data", folder, "--brokers", cls.brokers, "--shard", str(shard),
@@ -132,7 +134,7 @@ class KafkaPortTest(customers.CustomerApiTest):
 
     @classmethod
     def write_gateway_config(cls, public_key):
-        section = cls.token.configure(cls.data)  # the token that holds the gateway's producer key
+        section = cls.gateway_token.configure(cls.data)  # the token that holds the gateway's producer key
         with open(os.path.join(cls.data, "ledger.toml"), "w") as f:
             f.write(f'{section}[audit]\npublic_key = "{public_key}"\n')
 

@@ -21,6 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_sdk_test as sdk  # noqa: E402
 from softhsm import PIN, SoftHsmToken  # noqa: E402
 
+WRONG_PIN = "917364"  # a PIN the token refuses: no output may hold it either
+
 class Pkcs11PlatformKeyTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -60,7 +62,8 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
         done = subprocess.run([sdk.LEDGER, *args], capture_output=True, text=True, timeout=60)
         self.assertEqual(done.returncode, 2, f"{name}: {done.stdout}{done.stderr}")
         self.assertNotIn("gateway=https://", done.stdout, name)
-        self.assertNotIn(PIN, done.stdout + done.stderr, name)
+        for pin in (PIN, WRONG_PIN):
+            self.assertNotIn(pin, done.stdout + done.stderr, name)
         self.assertEqual(len(done.stderr.strip().splitlines()), 1, f"{name}: {done.stderr}")
         return done.stderr
 
@@ -83,12 +86,16 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
         try:
             self.token.write_pin(self.data, PIN, 0o644)
             self.assertIn("open to no one else", self.start_refused("a PIN file others may read"))
-            self.token.write_pin(self.data, "000000", 0o600)
+            self.token.write_pin(self.data, WRONG_PIN, 0o600)
             self.assertIn("the token refused the PIN", self.start_refused("a wrong PIN"))
             self.write_config("pkcs11:token=ledger;object=no-such-key")
             self.assertIn("the token holds no private key", self.start_refused("a key the token does not hold"))
             self.write_config(self.token.uri("checkpoints"))
             self.assertIn("is not an RSA key", self.start_refused("an Ed25519 key as the platform key"))
+            self.write_config("pkcs11:token=ledger")
+            self.assertIn("several private keys", self.start_refused("a URI naming the token's two keys"))
+            self.write_config("pkcs11:token=ledger;object=platform;type=public")
+            self.assertIn("not a private key", self.start_refused("a public key's URI"))
             self.write_config("pkcs11:token=another;object=platform")
             self.assertIn("no token matches", self.start_refused("a token that is not there"))
         finally:
@@ -121,8 +128,12 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
                                 os.path.join(other_keys, "ledger-signing.pub")],
                                capture_output=True, text=True, timeout=120)
         self.assertEqual(other.returncode, 5, other.stdout + other.stderr)
+        # `submit --producer-key` takes a key of the data folder's token too (found there, or refused there).
+        self.assertIn("the token holds no private key", self.refused(
+            "a producer key the token does not hold", "submit", "--data", folder, "--brokers", "127.0.0.1:1",
+            "--producer-key", "pkcs11:token=ledger;object=operator", path))
         # A wrong PIN: the ledger does not open (nothing written), and says so in one line.
-        self.token.write_pin(folder, "000000", 0o600)
+        self.token.write_pin(folder, WRONG_PIN, 0o600)
         try:
             self.assertIn("the token refused the PIN", self.refused("a wrong PIN", "checkpoint", "--data", folder))
         finally:

@@ -2,6 +2,7 @@
 pkcs11-tool making key pairs inside it (never extractable) and reading their public keys out.
 
     token = SoftHsmToken(scratch, "ledger")        # sets SOFTHSM2_CONF for this process and its children
+    other = SoftHsmToken(scratch, "gateway", "735190")   # a second token (its own PIN) beside the first
     pem = token.generate("platform", "rsa:2048")   # or "EC:edwards25519"; returns the public key (PEM)
     token.uri("platform")                          # pkcs11:token=ledger;object=platform
     token.configure(data_folder)                   # <data>/hsm.pin (0600) and the [pkcs11] lines to add
@@ -23,26 +24,27 @@ def run(*args):
 
 
 class SoftHsmToken:
-    def __init__(self, scratch, label):
+    def __init__(self, scratch, label, pin=PIN):
         for tool in ("softhsm2-util", "pkcs11-tool"):
             if shutil.which(tool) is None:
                 raise AssertionError(f"{tool} is missing: scripts/setup.sh installs softhsm2 and opensc")
         self.scratch = scratch
         self.label = label
+        self.pin = pin
         tokens = os.path.join(scratch, "tokens")
-        os.makedirs(tokens)
+        os.makedirs(tokens, exist_ok=True)
         config = os.path.join(scratch, "softhsm2.conf")
         with open(config, "w") as f:
             f.write(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
         os.environ["SOFTHSM2_CONF"] = config  # the token this test made, for every child process
-        run("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SO_PIN)
+        run("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", SO_PIN)
         self.next_id = 1
 
     def generate(self, name, key_type):
         """A key pair made in the token under `name`; returns its public key as PEM (SubjectPublicKeyInfo)."""
         key_id = f"{self.next_id:02x}"
         self.next_id += 1
-        run("pkcs11-tool", "--module", MODULE, "--token-label", self.label, "--login", "--pin", PIN,
+        run("pkcs11-tool", "--module", MODULE, "--token-label", self.label, "--login", "--pin", self.pin,
             "--keypairgen", "--key-type", key_type, "--label", name, "--id", key_id)
         exported = os.path.join(self.scratch, f"{name}.public")
         run("pkcs11-tool", "--module", MODULE, "--token-label", self.label, "--read-object", "--type", "pubkey",
@@ -55,11 +57,10 @@ class SoftHsmToken:
     def uri(self, name):
         return f"pkcs11:token={self.label};object={name}"
 
-    @staticmethod
-    def write_pin(data_folder, pin=PIN, mode=0o600):
+    def write_pin(self, data_folder, pin=None, mode=0o600):
         path = os.path.join(data_folder, "hsm.pin")
         with open(path, "w") as f:
-            f.write(pin + "\n")
+            f.write((pin or self.pin) + "\n")
         os.chmod(path, mode)
 
     def configure(self, data_folder):

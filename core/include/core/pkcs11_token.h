@@ -30,29 +30,35 @@ class TokenKey {
  public:
   enum class Kind { kRsa, kEd25519 };
 
-  // Loads ref.module (once per process), finds the one token the URI matches, logs in with the PIN and finds
-  // the one private key the URI names. Errors: InvalidArgument naming what is wrong (a module that does not
-  // load, a URI that does not parse or carries a PIN, no token or several, a PIN the token refuses, no key or
-  // several, a key neither RSA nor Ed25519) — never the PIN.
+  // Loads ref.module (once per process), finds the one token the URI matches, logs in with the PIN, finds
+  // the one private key the URI names and its public key, and has the key sign a probe that the public key
+  // must verify. Errors: InvalidArgument naming what is wrong (a module that does not load, a URI that does
+  // not parse or carries a PIN or a module, no token or several, a PIN the token refuses, no key or several,
+  // a key neither RSA nor Ed25519, one that does not sign, a public key that is not its own) — never the PIN.
   static Result<std::unique_ptr<TokenKey>> Open(const Pkcs11KeyRef& ref);
   ~TokenKey();
   TokenKey(const TokenKey&) = delete;
   TokenKey& operator=(const TokenKey&) = delete;
 
   Kind kind() const { return kind_; }
-  const std::string& uri() const { return uri_; }
-  // The signature's bytes (RSA: the modulus' size; Ed25519: 64). Errors: IoError (the token refused: removed,
-  // logged out, failed).
+  const std::string& uri() const { return ref_.uri; }
+  // The signature's bytes (RSA: the modulus' size; Ed25519: 64). A session the token lost (reset, logged
+  // out, reinserted) is opened again once. Errors: IoError (the token did not sign).
   Result<std::string> Sign(std::string_view message) const;
   // The public key, as a new EVP_PKEY the caller owns (void* keeps OpenSSL out of this header).
   void* NewPublicKey() const;
 
  private:
-  TokenKey() = default;
   struct Session;
-  std::unique_ptr<Session> session_;
+  TokenKey() = default;
+  // A new logged-in session and the one private key ref.uri names in it.
+  static Result<std::unique_ptr<Session>> Connect(const Pkcs11KeyRef& ref);
+  // One C_SignInit and C_Sign on the current session; the token's return value.
+  unsigned long SignOnce(std::string_view message, std::string* signature) const;
+
+  Pkcs11KeyRef ref_;                          // kept to connect again (the PIN wiped on destruction)
+  mutable std::unique_ptr<Session> session_;  // replaced when the token lost it; guarded by one_at_a_time_
   Kind kind_ = Kind::kRsa;
-  std::string uri_;
   void* public_key_ = nullptr;  // EVP_PKEY, read from the token at Open
   mutable std::mutex one_at_a_time_;
 };

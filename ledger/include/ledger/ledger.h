@@ -181,8 +181,12 @@ class Ledger {
   // and no staged commands. Returns the checkpoint's event sequence. Errors: InvalidArgument (no signer),
   // IoError.
   Result<uint64_t> WriteCheckpoint();
-  // Writes a checkpoint when a signer is set and checkpoint_every_events have passed since the last one.
+  // Writes a checkpoint when a signer is set and checkpoint_every_events have passed since the last one. A
+  // checkpoint the key did not sign (a key in a token can fail) is not written and not an error: the shard
+  // goes on and the next group tries again (unsigned_checkpoint says why the last one was not written).
   Status MaybeCheckpoint();
+  // Why the last checkpoint MaybeCheckpoint tried was not signed (Ok: it was, or none was due).
+  const Status& unsigned_checkpoint() const { return unsigned_checkpoint_; }
   // Compares every stored projection record with the set digests the ledger's commits maintained (a full
   // scan). Errors: Corruption naming the projections that differ (and, with describe_state_differences, the
   // keys).
@@ -260,7 +264,9 @@ class Ledger {
   uint64_t committed_sequence_ = 0;
   size_t staged_commands_ = 0;
   uint64_t last_checkpoint_covered_ = 0;
-  int64_t history_began_ns_ = 0;  // recorded_at of event 1 (0: no history)
+  Status unsigned_checkpoint_;
+  bool checkpoint_signing_failed_ = false;  // set by WriteCheckpoint when the signer failed
+  int64_t history_began_ns_ = 0;            // recorded_at of event 1 (0: no history)
 };
 
 }  // namespace ledger
