@@ -325,16 +325,20 @@ CK_RV TokenKey::SignOnce(std::string_view message, std::string* signature) const
 Result<std::string> TokenKey::Sign(std::string_view message) const {
   std::lock_guard lock(one_at_a_time_);
   std::string signature;
-  CK_RV rv = SignOnce(message, &signature);
+  CK_RV rv = session_ ? SignOnce(message, &signature) : CKR_SESSION_HANDLE_INVALID;
   if (SessionLost(rv)) {
-    // Once more on a new session: a token that was reset or reinserted signs again without a restart.
+    // A new session: a token that was reset or reinserted signs again without a restart.
+    session_.reset();
     Result<std::unique_ptr<Session>> session = Connect(ref_);
     if (session.ok()) {
       session_ = std::move(session).value();
       rv = SignOnce(message, &signature);
-      // The URI found a key again: it must be the one this key was opened with.
-      if (rv == CKR_OK && !Verifies(static_cast<EVP_PKEY*>(public_key_), kind_, message, signature))
+      // The URI found a key again: it must be the one this key was opened with, else no session is kept
+      // (the next signature looks again).
+      if (rv == CKR_OK && !Verifies(static_cast<EVP_PKEY*>(public_key_), kind_, message, signature)) {
+        session_.reset();
         return Status::IoError("pkcs11: " + ref_.uri + " is another key than at start");
+      }
     }
   }
   if (rv != CKR_OK)

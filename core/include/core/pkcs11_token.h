@@ -56,8 +56,9 @@ class TokenKey {
   // One C_SignInit and C_Sign on the current session; the token's return value.
   unsigned long SignOnce(std::string_view message, std::string* signature) const;
 
-  Pkcs11KeyRef ref_;                          // kept to connect again (the PIN wiped on destruction)
-  mutable std::unique_ptr<Session> session_;  // replaced when the token lost it; guarded by one_at_a_time_
+  Pkcs11KeyRef ref_;  // kept to connect again (the PIN wiped on destruction)
+  // Replaced when the token lost it, null when no new one could be made; guarded by one_at_a_time_.
+  mutable std::unique_ptr<Session> session_;
   Kind kind_ = Kind::kRsa;
   void* public_key_ = nullptr;  // EVP_PKEY, read from the token at Open
   mutable std::mutex one_at_a_time_;
