@@ -148,14 +148,15 @@ struct TokenKey::Session {
 namespace {
 
 // Logs `session` in as the token's user (another session of this process may have done so already).
-Status LogIn(CK_FUNCTION_LIST* module, CK_SESSION_HANDLE session, const std::string& pin) {
+Status LogIn(CK_FUNCTION_LIST* module, CK_SESSION_HANDLE session, const std::string& pin, bool* pin_refused) {
   // C_Login takes a non-const pointer but only reads the PIN: no copy of it is made.
   const CK_RV rv = module->C_Login(session, CKU_USER,
                                    reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(pin.data())), pin.size());
   if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) return Status::Ok();
-  if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
-    return Status::InvalidArgument("pkcs11: the token refused the PIN");
+  *pin_refused = rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE ||
+                 rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED;
   if (rv == CKR_PIN_LOCKED) return Status::InvalidArgument("pkcs11: the token's user PIN is locked");
+  if (*pin_refused) return Status::InvalidArgument("pkcs11: the token refused the PIN");
   return Status::InvalidArgument("pkcs11: cannot log in to the token (" + Code(rv) + ")");
 }
 
@@ -200,11 +201,18 @@ Status ParseKeyUri(const std::string& text, P11KitUri* uri) {
   return Status::Ok();
 }
 
-// A session whose failure a new session and login may cure (the token was reset, logged out or reinserted).
+// A session the token no longer has: its handle must not be closed (the module may have given the number to
+// another session of this process since).
+bool SessionGone(CK_RV rv) {
+  return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED || rv == CKR_DEVICE_REMOVED ||
+         rv == CKR_TOKEN_NOT_PRESENT;
+}
+
+// A failure a new session and login may cure (the token was reset, logged out or reinserted, or an operation
+// was left active).
 bool SessionLost(CK_RV rv) {
-  return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED || rv == CKR_USER_NOT_LOGGED_IN ||
-         rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_OBJECT_HANDLE_INVALID ||
-         rv == CKR_KEY_HANDLE_INVALID;
+  return SessionGone(rv) || rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_OBJECT_HANDLE_INVALID ||
+         rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OPERATION_ACTIVE;
 }
 
 // Whether `signature` is `key`'s of `message` (RSA: SHA256withRSA PKCS #1 v1.5; Ed25519: pure).
@@ -222,7 +230,8 @@ bool Verifies(EVP_PKEY* key, TokenKey::Kind kind, std::string_view message, std:
 
 }  // namespace
 
-Result<std::unique_ptr<TokenKey::Session>> TokenKey::Connect(const Pkcs11KeyRef& ref) {
+Result<std::unique_ptr<TokenKey::Session>> TokenKey::Connect(const Pkcs11KeyRef& ref, bool* pin_refused) {
+  *pin_refused = false;
   ParsedUri parsed;
   LEDGER_ASSERT(parsed.uri != nullptr);
   LEDGER_RETURN_IF_ERROR(ParseKeyUri(ref.uri, parsed.uri));
@@ -238,7 +247,7 @@ Result<std::unique_ptr<TokenKey::Session>> TokenKey::Connect(const Pkcs11KeyRef&
     session->handle = CK_INVALID_HANDLE;
     return Status::InvalidArgument("pkcs11: cannot open a session with the token (" + Code(rv) + ")");
   }
-  LEDGER_RETURN_IF_ERROR(LogIn(session->module, session->handle, ref.pin));
+  LEDGER_RETURN_IF_ERROR(LogIn(session->module, session->handle, ref.pin, pin_refused));
 
   // The URI's object attributes (object=, id=; type= must be private if given).
   CK_ULONG attribute_count = 0;
@@ -264,7 +273,8 @@ Result<std::unique_ptr<TokenKey::Session>> TokenKey::Connect(const Pkcs11KeyRef&
 }
 
 Result<std::unique_ptr<TokenKey>> TokenKey::Open(const Pkcs11KeyRef& ref) {
-  Result<std::unique_ptr<Session>> session = Connect(ref);
+  bool pin_refused = false;
+  Result<std::unique_ptr<Session>> session = Connect(ref, &pin_refused);
   if (!session.ok()) return session.status();
   std::unique_ptr<TokenKey> key(new TokenKey());
   key->ref_ = ref;
@@ -326,23 +336,38 @@ Result<std::string> TokenKey::Sign(std::string_view message) const {
   std::lock_guard lock(one_at_a_time_);
   std::string signature;
   CK_RV rv = session_ ? SignOnce(message, &signature) : CKR_SESSION_HANDLE_INVALID;
-  if (SessionLost(rv)) {
-    // A new session: a token that was reset or reinserted signs again without a restart.
-    session_.reset();
-    Result<std::unique_ptr<Session>> session = Connect(ref_);
-    if (session.ok()) {
-      session_ = std::move(session).value();
-      rv = SignOnce(message, &signature);
-      // The URI found a key again: it must be the one this key was opened with, else no session is kept
-      // (the next signature looks again).
-      if (rv == CKR_OK && !Verifies(static_cast<EVP_PKEY*>(public_key_), kind_, message, signature)) {
-        session_.reset();
-        return Status::IoError("pkcs11: " + ref_.uri + " is another key than at start");
-      }
-    }
+  if (!SessionLost(rv)) {
+    if (rv != CKR_OK)
+      return Status::IoError("pkcs11: the token did not sign with " + ref_.uri + " (" + Code(rv) + ")");
+    return signature;
   }
+  if (session_ && SessionGone(rv)) session_->handle = CK_INVALID_HANDLE;
+  session_.reset();
+  // A new session, so that a token that was reset or reinserted signs again without a restart; at most once
+  // every kReconnectInterval (each try costs the token's round trips, with this key's callers waiting).
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_connect_)
+    return Status::IoError("pkcs11: the token of " + ref_.uri +
+                           " is not reachable: " + connect_failure_.message());
+  bool pin_refused = false;
+  Result<std::unique_ptr<Session>> session = Connect(ref_, &pin_refused);
+  if (!session.ok()) {
+    connect_failure_ = session.status();
+    next_connect_ = pin_refused ? std::chrono::steady_clock::time_point::max() : now + kReconnectInterval;
+    return Status::IoError("pkcs11: the token of " + ref_.uri +
+                           " is not reachable: " + connect_failure_.message());
+  }
+  session_ = std::move(session).value();
+  rv = SignOnce(message, &signature);
   if (rv != CKR_OK)
     return Status::IoError("pkcs11: the token did not sign with " + ref_.uri + " (" + Code(rv) + ")");
+  // The URI found a key again: it must be the one this key was opened with, else no session is kept.
+  if (!Verifies(static_cast<EVP_PKEY*>(public_key_), kind_, message, signature)) {
+    session_.reset();
+    connect_failure_ = Status::IoError(ref_.uri + " names another key than at start");
+    next_connect_ = now + kReconnectInterval;
+    return Status::IoError("pkcs11: " + ref_.uri + " is another key than at start");
+  }
   return signature;
 }
 

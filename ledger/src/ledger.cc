@@ -556,8 +556,14 @@ Status Ledger::MaybeCheckpoint() {
       last_sequence_ - last_checkpoint_covered_ < options_.config.checkpoint_every_events) {
     return Status::Ok();
   }
+  // After a checkpoint the key did not sign, the next try waits a while: each costs a wait for the group's
+  // fold, and the shard must keep its pace while the token is out.
+  if (!unsigned_checkpoint_.ok() && std::chrono::steady_clock::now() < next_checkpoint_try_)
+    return Status::Ok();
   checkpoint_signing_failed_ = false;
   Result<uint64_t> written = WriteCheckpoint();
+  if (checkpoint_signing_failed_)
+    next_checkpoint_try_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   unsigned_checkpoint_ = checkpoint_signing_failed_ ? written.status() : Status::Ok();
   return written.ok() || checkpoint_signing_failed_ ? Status::Ok() : written.status();
 }

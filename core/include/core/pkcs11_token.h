@@ -7,6 +7,7 @@
 // thread. A module, once loaded and initialised, stays so until the process ends (keys share it).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,8 +44,10 @@ class TokenKey {
   Kind kind() const { return kind_; }
   const std::string& uri() const { return ref_.uri; }
   // The signature's bytes (RSA: the modulus' size; Ed25519: 64). A session the token lost (reset, logged
-  // out, reinserted) is opened again once. Errors: IoError (the token did not sign).
+  // out, reinserted) is opened again, at most once every kReconnectInterval, and never again after the token
+  // refused the PIN. Errors: IoError (the token did not sign, or cannot be reached: the reason).
   Result<std::string> Sign(std::string_view message) const;
+  static constexpr std::chrono::seconds kReconnectInterval{5};
   // The public key, as a new EVP_PKEY the caller owns (void* keeps OpenSSL out of this header).
   void* NewPublicKey() const;
 
@@ -52,7 +55,9 @@ class TokenKey {
   struct Session;
   TokenKey() = default;
   // A new logged-in session and the one private key ref.uri names in it.
-  static Result<std::unique_ptr<Session>> Connect(const Pkcs11KeyRef& ref);
+  // Errors as Open's; `pin_refused` says whether the token refused the PIN (never tried again: a token locks
+  // a PIN after a few refusals, and every key on it with it).
+  static Result<std::unique_ptr<Session>> Connect(const Pkcs11KeyRef& ref, bool* pin_refused);
   // One C_SignInit and C_Sign on the current session; the token's return value.
   unsigned long SignOnce(std::string_view message, std::string* signature) const;
 
@@ -61,6 +66,9 @@ class TokenKey {
   mutable std::unique_ptr<Session> session_;
   Kind kind_ = Kind::kRsa;
   void* public_key_ = nullptr;  // EVP_PKEY, read from the token at Open
+  // After a failed reconnect: no new try before this time (never after a refused PIN), and why it failed.
+  mutable std::chrono::steady_clock::time_point next_connect_{};
+  mutable Status connect_failure_;
   mutable std::mutex one_at_a_time_;
 };
 

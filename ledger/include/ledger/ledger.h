@@ -13,6 +13,7 @@
 // shard).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -266,7 +267,8 @@ class Ledger {
   uint64_t last_checkpoint_covered_ = 0;
   Status unsigned_checkpoint_;
   bool checkpoint_signing_failed_ = false;  // set by WriteCheckpoint when the signer failed
-  int64_t history_began_ns_ = 0;            // recorded_at of event 1 (0: no history)
+  std::chrono::steady_clock::time_point next_checkpoint_try_{};  // after an unsigned one
+  int64_t history_began_ns_ = 0;                                 // recorded_at of event 1 (0: no history)
 };
 
 }  // namespace ledger
