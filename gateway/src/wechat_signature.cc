@@ -160,7 +160,9 @@ Result<std::string> RsaKey::SignBase64(std::string_view message) const {
   LEDGER_ASSERT(is_private_);
   if (token_) {
     Result<std::string> signature = token_->Sign(message);
-    if (!signature.ok()) return Status::IoError("the platform key's token did not sign");
+    // The token's reason (unreachable, PIN refused, another key): what an operator needs in the log.
+    if (!signature.ok())
+      return Status::IoError("the platform key's token did not sign: " + signature.status().message());
     return Base64(reinterpret_cast<const unsigned char*>(signature->data()), signature->size());
   }
   EVP_MD_CTX* context = EVP_MD_CTX_new();
