@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <thread>
 
 #include "core/sha256.h"
+#include "core/signing.h"
 #include "events/event.h"
 #include "gateway_store_reads.h"
 #include "kafka/kafka.h"
@@ -45,6 +47,10 @@ constexpr int kShortEndRetries = 5;
 constexpr auto kShortEndWait = std::chrono::seconds(1);
 // The start-up catch-up says where it is at most this often.
 constexpr auto kProgressInterval = std::chrono::seconds(2);
+// Bounds the records a replica holds read but not folded, waiting for a seal (kafka.h's kSealHeader): the
+// ledger seals at least every 1,024 events and a ledger that published before it sealed has a signed
+// checkpoint at least every [audit] checkpoint_every events (100,000 by default), a few tens of MiB.
+constexpr size_t kUnsealedBytesMax = size_t{128} << 20;
 
 // One shard as the gateway sees it: a replica of its history and the readers that feed it and answer.
 struct Replica {
@@ -55,11 +61,20 @@ struct Replica {
   std::unique_ptr<kafka::PartitionReader> events;
   std::unique_ptr<kafka::PartitionReader> results;
   int64_t next_offset = 0;  // of ledger.events partition `shard`, after the last folded record
+  int64_t read_offset = 0;  // after the last record read (folded or not)
   Digest last_hash = kGenesisHash;
   std::atomic<uint64_t> applied{0};                   // the last folded sequence
   const SignatureVerifier* checkpoint_key = nullptr;  // null: checkpoints not checked
   uint64_t signed_through = 0;                        // the last checkpoint verified (0: none yet)
   std::string key_meta;                               // kKeyMeta's value: the key it is folded under
+  // Records read after the last folded one, in order. With a key, only a prefix that ends at a new event the
+  // ledger sealed (or a checkpoint it signed) is folded: the rest wait for a later seal.
+  std::deque<kafka::Record> unsealed;
+  size_t unsealed_bytes = 0;      // HeldBytes of `unsealed`
+  size_t examined = 0;            // of `unsealed`, how many Examine looked at
+  uint64_t examined_through = 0;  // the last new sequence among those
+  Digest examined_hash{};         // and its chain hash
+  size_t fold_end = 0;            // `unsealed`'s records through the last one proven
 };
 
 // What a command's result asks for before it is answered: the shard's replica holding the events the result
@@ -130,8 +145,11 @@ void Merge(std::optional<gateway::CommandAnswer>& into, gateway::CommandAnswer a
 // The checkpoint key the replica was folded under must be the one configured now (none counts as a key): a
 // replica folded unchecked, or under another key, is not vouched for by this one. Loads how far it vouches.
 Status CheckSigningKey(Replica& replica, const KafkaLedgerOptions& options, const std::string& dir) {
-  const std::string configured =
-      options.checkpoint_key ? ToHex(options.checkpoint_key->public_key_id()) : std::string("none");
+  // "seals:" marks a replica that folded only sealed events: one folded before seals were checked may hold
+  // events no holder of the key wrote, and is rebuilt.
+  const std::string configured = options.checkpoint_key
+                                     ? "seals:" + ToHex(options.checkpoint_key->public_key_id())
+                                     : std::string("none");
   Result<std::optional<std::string>> folded_under = replica.store->GetMeta(kKeyMeta);
   if (!folded_under.ok()) return folded_under.status();
   if (replica.projections->LastApplied() > 0 && folded_under->value_or("none") != configured) {
@@ -183,6 +201,7 @@ Result<std::unique_ptr<Replica>> OpenReplica(const KafkaLedgerOptions& options, 
       return Status::Corruption(dir + ": an unreadable replica position; delete the folder to rebuild it");
     std::copy(bytes->begin(), bytes->end(), replica->last_hash.begin());
   }
+  replica->read_offset = replica->next_offset;
   LEDGER_RETURN_IF_ERROR(CheckSigningKey(*replica, options, dir));
   // From the last record folded, read again: it must be the event the replica holds (FoldNext), so a
   // partition replaced by another history is found before anything is skipped as seen.
@@ -237,13 +256,103 @@ Status ProveCheckpoint(const fb::EventBody& event, const fb::CheckpointRecorded&
   return CheckCheckpointSignature(checkpoint, chain_head, key);
 }
 
-// Folds what the replica's partition holds next (waiting up to `timeout_ms` for it) into its store: every
-// event must follow the last one (sequence and hash chain), or the replica stops with Corruption. Returns how
-// many records it read.
-Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
+std::string WhereIs(const Replica& replica, const kafka::Record& record) {
+  return "ledger.events partition " + std::to_string(replica.shard) + " offset " +
+         std::to_string(record.offset);
+}
+
+// `value` decoded, an event of the replica's shard. Errors: Corruption saying `where`.
+Result<DecodedEvent> DecodeShardEvent(const Replica& replica, const std::string& value,
+                                      const std::string& where) {
+  Result<DecodedEvent> event = DecodeEventRecord(value);
+  if (!event.ok()) return Status::Corruption(where + ": " + event.status().message());
+  if (event->body->shard() != replica.shard)
+    return Status::Corruption(where + ": an event of shard " + std::to_string(event->body->shard()));
+  return event;
+}
+
+// What a record read and not folded yet counts against kUnsealedBytesMax.
+size_t HeldBytes(const kafka::Record& record) {
+  return sizeof record + record.key.size() + record.value.size() + record.owner.size() +
+         record.key_id.size() + record.leg_tag.size() + record.seal.size() + record.producer_key_id.size() +
+         record.producer_signature.size();
+}
+
+// Reads what the replica's partition holds next (waiting up to `timeout_ms` for it) into `unsealed`. Returns
+// how many records it read.
+Result<size_t> ReadNext(Replica& replica, int timeout_ms) {
   Result<std::vector<kafka::Record>> records = replica.events->Poll(kFoldRecordsMax, timeout_ms);
   if (!records.ok()) return records.status();
-  if (records->empty()) return size_t{0};
+  for (kafka::Record& record : *records) {
+    replica.read_offset = record.offset + 1;
+    replica.unsealed_bytes += HeldBytes(record);
+    replica.unsealed.push_back(std::move(record));
+  }
+  return records->size();
+}
+
+// Looks at the records read since the last look, in order, and moves `fold_end` past the last new event that
+// carries the ledger's seal or is a checkpoint it signed; without a key, past everything (FoldPrefix checks
+// the chain). With a key every new event must follow the one before it (sequence and hash chain) and every
+// seal and checkpoint must verify here, before anything is folded, so that a fold in several commits applies
+// only what a seal already proved. Errors: Corruption naming the record.
+Status Examine(Replica& replica) {
+  if (replica.checkpoint_key == nullptr) {
+    replica.fold_end = replica.examined = replica.unsealed.size();
+    return Status::Ok();
+  }
+  if (replica.examined == 0) {
+    replica.examined_through = replica.applied.load();
+    replica.examined_hash = replica.last_hash;
+  }
+  for (; replica.examined < replica.unsealed.size(); ++replica.examined) {
+    const kafka::Record& record = replica.unsealed[replica.examined];
+    const std::string where = WhereIs(replica, record);
+    Result<DecodedEvent> event = DecodeShardEvent(replica, record.value, where);
+    if (!event.ok()) return event.status();
+    const uint64_t sequence = event->body->sequence();
+    if (sequence <= replica.examined_through) {  // published again: FoldPrefix checks it is the one held
+      if (replica.fold_end == replica.examined) replica.fold_end += 1;  // nothing unsealed before it
+      continue;
+    }
+    const std::string at = where + ": sequence " + std::to_string(sequence);
+    if (sequence != replica.examined_through + 1)
+      return Status::Corruption(at + " after " + std::to_string(replica.examined_through));
+    if (event->prev_hash != replica.examined_hash ||
+        ChainHash(event->prev_hash, event->body_bytes) != event->hash)
+      return Status::Corruption(at + " does not chain");
+    bool proven = false;
+    if (const fb::CheckpointRecorded* checkpoint = event->body->payload_as_CheckpointRecorded()) {
+      const Status signed_by_ledger = ProveCheckpoint(*event->body, *checkpoint, replica.examined_through,
+                                                      replica.examined_hash, *replica.checkpoint_key);
+      if (!signed_by_ledger.ok()) return Status::Corruption(at + ": " + signed_by_ledger.message());
+      proven = true;
+    }
+    if (!record.seal.empty()) {
+      if (!replica.checkpoint_key->Verify(
+              SealMessage(replica.shard, sequence, event->hash),
+              std::span(reinterpret_cast<const uint8_t*>(record.seal.data()), record.seal.size())))
+        return Status::Corruption(at + ": a seal the ledger's key did not make");
+      proven = true;
+    }
+    replica.examined_through = sequence;
+    replica.examined_hash = event->hash;
+    if (proven) replica.fold_end = replica.examined + 1;
+  }
+  if (replica.unsealed_bytes > kUnsealedBytesMax && replica.fold_end == 0)
+    return Status::Corruption("ledger.events partition " + std::to_string(replica.shard) + ": " +
+                              std::to_string(replica.unsealed.size()) + " records after offset " +
+                              std::to_string(replica.next_offset) +
+                              " and no seal of the ledger's key ([audit] public_key) on them: a writer "
+                              "without the key, or a ledger "
+                              "that does not seal yet (upgrade serve before the gateways)");
+  return Status::Ok();
+}
+
+// Folds up to kFoldRecordsMax of the records before `fold_end` into the replica's store in one commit: every
+// event must follow the last one (sequence and hash chain), or the replica stops with Corruption.
+Status FoldPrefix(Replica& replica) {
+  const size_t count = std::min(replica.fold_end, kFoldRecordsMax);
   Overlay overlay(replica.store->state());
   CommitBatch batch;
   batch.sync = false;
@@ -252,13 +361,11 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
   uint64_t applied = committed;
   uint64_t signed_through = replica.signed_through;
   std::vector<Digest> batch_hashes;  // of the events folded in this batch, in order
-  for (const kafka::Record& record : *records) {
-    const std::string where = "ledger.events partition " + std::to_string(replica.shard) + " offset " +
-                              std::to_string(record.offset);
-    Result<DecodedEvent> event = DecodeEventRecord(record.value);
-    if (!event.ok()) return Status::Corruption(where + ": " + event.status().message());
-    if (event->body->shard() != replica.shard)
-      return Status::Corruption(where + ": an event of shard " + std::to_string(event->body->shard()));
+  for (size_t index = 0; index < count; ++index) {
+    const kafka::Record& record = replica.unsealed[index];
+    const std::string where = WhereIs(replica, record);
+    Result<DecodedEvent> event = DecodeShardEvent(replica, record.value, where);
+    if (!event.ok()) return event.status();
     const uint64_t sequence = event->body->sequence();
     if (sequence <= applied) {
       // Folded before (published again after a producer rebuild, or the last record read again at start):
@@ -285,7 +392,7 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
     last_hash = event->hash;
     applied = sequence;
   }
-  const int64_t next_offset = records->back().offset + 1;
+  const int64_t next_offset = replica.unsealed[count - 1].offset + 1;
   batch.state = &overlay;
   batch.meta = {{kOffsetMeta, std::to_string(next_offset)},
                 {kHashMeta, ToHex(last_hash)},
@@ -296,7 +403,23 @@ Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
   replica.next_offset = next_offset;
   replica.last_hash = last_hash;
   replica.applied.store(applied);
-  return records->size();
+  for (size_t index = 0; index < count; ++index) {
+    replica.unsealed_bytes -= HeldBytes(replica.unsealed.front());
+    replica.unsealed.pop_front();
+  }
+  replica.examined -= count;
+  replica.fold_end -= count;
+  return Status::Ok();
+}
+
+// Reads what the replica's partition holds next (waiting up to `timeout_ms` for it) and folds what a seal
+// covers (everything, without a key). Returns how many records it read.
+Result<size_t> FoldNext(Replica& replica, int timeout_ms) {
+  Result<size_t> read = ReadNext(replica, timeout_ms);
+  if (!read.ok()) return read.status();
+  LEDGER_RETURN_IF_ERROR(Examine(replica));
+  while (replica.fold_end > 0) LEDGER_RETURN_IF_ERROR(FoldPrefix(replica));
+  return read;
 }
 
 // Folds the replica up to its partition's end as it is now.
@@ -316,17 +439,17 @@ Status CatchUp(Replica& replica) {
                               ": another history; delete the replica to rebuild it");
   auto said = Clock::now();
   // A replica that read before reads its last record again first (FoldNext checks it), even at the end.
-  bool recheck = replica.next_offset > 0;
-  while (recheck || replica.next_offset < marks->high) {
+  bool recheck = replica.read_offset > 0;
+  while (recheck || replica.read_offset < marks->high) {
     recheck = false;
     Result<size_t> folded = FoldNext(replica, kafka::kWatermarksTimeoutMs);
     if (!folded.ok()) return folded.status();
     if (*folded == 0)
       return Status::IoError("ledger.events partition " + std::to_string(replica.shard) +
-                             ": nothing read at " + std::to_string(replica.next_offset) + " of " +
+                             ": nothing read at " + std::to_string(replica.read_offset) + " of " +
                              std::to_string(marks->high));
     if (Clock::now() - said >= kProgressInterval) {
-      spdlog::info("gateway: shard {} replica at offset {} of {}", replica.shard, replica.next_offset,
+      spdlog::info("gateway: shard {} replica at offset {} of {}", replica.shard, replica.read_offset,
                    marks->high);
       said = Clock::now();
     }
@@ -383,8 +506,11 @@ Result<std::unique_ptr<KafkaLedger>> KafkaLedger::Open(const KafkaLedgerOptions&
     Result<std::unique_ptr<kafka::PartitionReader>> results = ResultsFromNow(options.brokers, shard);
     if (!results.ok()) return results.status();
     (*replica)->results = std::move(results).value();
-    spdlog::info("gateway: shard {} replica through sequence {}; checkpoints verified through {}", shard,
-                 (*replica)->applied.load(), (*replica)->signed_through);
+    spdlog::info(
+        "gateway: shard {} replica through sequence {}; checkpoints verified through {}; records held until "
+        "a "
+        "seal: {}",
+        shard, (*replica)->applied.load(), (*replica)->signed_through, (*replica)->unsealed.size());
     if (options.checkpoint_key != nullptr && (*replica)->signed_through == 0 &&
         (*replica)->applied.load() > 0)
       spdlog::warn(

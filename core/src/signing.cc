@@ -304,6 +304,15 @@ std::string CommandMessage(const Digest& fingerprint) {
   return message;
 }
 
+std::string SealMessage(uint32_t shard, uint64_t sequence, const Digest& event_hash) {
+  static constexpr std::string_view kTag("ledger-seal-v1\0", 15);  // no other message's prefix
+  std::string message(kTag);
+  PutBigEndian(message, shard, 4);
+  PutBigEndian(message, sequence, 8);
+  message.append(reinterpret_cast<const char*>(event_hash.data()), event_hash.size());
+  return message;
+}
+
 Result<std::unique_ptr<LegAuthenticator>> LegAuthenticator::For(const Signer& signer) {
   // Ed25519 is deterministic (RFC 8032), in a token as in memory: every holder of the key derives one MAC
   // key.

@@ -130,6 +130,7 @@ Record ToRecord(const rd_kafka_message_t* message) {
   record.owner = PrintableHeader(message, kOwnerHeader, 256);
   record.key_id = PrintableHeader(message, kKeyHeader, 64);
   record.leg_tag = BytesHeader(message, kLegTagHeader);
+  record.seal = BytesHeader(message, kSealHeader);
   // Kept as they came, cut to 256 bytes (a cut one checks as no key and no signature would): present is
   // present, however long or empty, so that it is checked and never taken for an unsigned record.
   const std::optional<std::string_view> key_id = LastHeader(message, kProducerKeyHeader);

@@ -64,8 +64,8 @@ Result<DecodedEvent> DecodeStored(uint64_t sequence, std::string_view record) {
 struct Publisher::Impl {
   const Store* store = nullptr;
   ProducerSettings settings;
-  std::unique_ptr<LegAuthenticator> legs_authenticator;  // from settings.leg_key (null: legs go untagged)
-  std::string key_id;  // the ledger.key header: settings.leg_key's id, in hex (empty: none)
+  std::unique_ptr<LegAuthenticator> legs_authenticator;  // from settings.ledger_key (null: legs go untagged)
+  std::string key_id;  // the ledger.key header: settings.ledger_key's id, in hex (empty: none)
   rd_kafka_t* producer = nullptr;
   bool need_resume = true;
   bool session_failed = false;
@@ -205,9 +205,10 @@ struct Publisher::Impl {
     return Status::Ok();
   }
 
+  // `proof` (a header name and its bytes; none when the name is null): a leg's tag or an event's seal.
   Status Produce(const char* topic, uint32_t partition, const std::string& key, const std::string& value,
                  uint64_t sequence, RecordKind kind, const std::string& type, const std::string& transaction,
-                 const std::string& leg_tag = std::string()) {
+                 const std::pair<const char*, std::string>& proof = {nullptr, {}}) {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(5);
     const std::string sequence_text = std::to_string(sequence);
     if (sequence > 0)
@@ -217,7 +218,8 @@ struct Publisher::Impl {
       rd_kafka_header_add(headers, kTransactionHeader, -1, transaction.data(), transaction.size());
     if (!settings.owner.empty())
       rd_kafka_header_add(headers, kOwnerHeader, -1, settings.owner.data(), settings.owner.size());
-    if (!leg_tag.empty()) rd_kafka_header_add(headers, kLegTagHeader, -1, leg_tag.data(), leg_tag.size());
+    if (proof.first != nullptr)
+      rd_kafka_header_add(headers, proof.first, -1, proof.second.data(), proof.second.size());
     if (!key_id.empty()) rd_kafka_header_add(headers, kKeyHeader, -1, key_id.data(), key_id.size());
     void* const opaque = sequence > 0 ? MakeOpaque(sequence, kind) : nullptr;
     for (int attempt = 0;; ++attempt) {
@@ -238,14 +240,32 @@ struct Publisher::Impl {
     }
   }
 
-  // Produces the events in (events_produced, through]. Results wait for phase two: a consumer of
-  // ledger.results must be able to find every event of an acknowledged command on ledger.events.
+  // The seal header for the event `sequence` whose chain hash is `hash` (kSealHeader); none without the
+  // ledger's key. Errors: IoError when the key's token did not sign: the event is not produced unsealed (the
+  // pass fails and is tried again), so no reader ever waits on more than kSealEveryEvents unsealed events.
+  Result<std::pair<const char*, std::string>> SealOf(uint64_t sequence, const Digest& hash) const {
+    if (!settings.ledger_key) return std::pair<const char*, std::string>{nullptr, {}};
+    Result<std::string> seal = settings.ledger_key->Sign(SealMessage(settings.partition, sequence, hash));
+    if (!seal.ok())
+      return Status::IoError("the ledger's key did not seal event " + std::to_string(sequence) + ": " +
+                             seal.status().message());
+    return std::pair<const char*, std::string>{kSealHeader, std::move(seal).value()};
+  }
+
+  // Produces the events in (events_produced, through], sealing the last one and every kSealEveryEvents-th.
+  // Results wait for phase two: a consumer of ledger.results must be able to find every event of an
+  // acknowledged command on ledger.events.
   Status ProduceEventsThrough(uint64_t through) {
     if (events_produced >= through) return Status::Ok();
+    // The store may end before `through` (not committed yet): the pass ends at its end, which gets the seal.
+    Result<std::optional<std::pair<uint64_t, std::string>>> last = store->LastEvent();
+    if (!last.ok()) return last.status();
+    const uint64_t pass_end = std::min(through, last->has_value() ? (*last)->first : 0);
+    if (events_produced >= pass_end) return Status::Ok();
     Status status;
     size_t produced_in_pass = 0;
     LEDGER_RETURN_IF_ERROR(
-        store->ScanEvents(events_produced + 1, through, [&](uint64_t sequence, std::string_view record) {
+        store->ScanEvents(events_produced + 1, pass_end, [&](uint64_t sequence, std::string_view record) {
           if (sequence != events_produced + 1) {
             status = Status::Corruption("the store has no event " + std::to_string(events_produced + 1) +
                                         " (next is " + std::to_string(sequence) + ")");
@@ -256,9 +276,16 @@ struct Publisher::Impl {
             status = decoded.status();
             return false;
           }
+          Result<std::pair<const char*, std::string>> seal = std::pair<const char*, std::string>{nullptr, {}};
+          if (sequence == pass_end || sequence % kSealEveryEvents == 0)
+            seal = SealOf(sequence, decoded->hash);
+          if (!seal.ok()) {
+            status = seal.status();
+            return false;
+          }
           status = Produce(kEventsTopic, settings.partition, EventKey(*decoded->body), std::string(record),
                            sequence, RecordKind::kEvent, EventTypeName(decoded->body->payload_type()),
-                           decoded->body->transaction_id()->str());
+                           decoded->body->transaction_id()->str(), *seal);
           if (!status.ok()) return false;
           events_produced = sequence;
           if (++produced_in_pass % kDeliveryPollEveryRecords == 0) rd_kafka_poll(producer, 0);
@@ -281,7 +308,8 @@ struct Publisher::Impl {
             return false;
           }
           if (const std::optional<LegAddress> leg = LegAddressOf(*decoded->body)) {
-            const std::string tag = legs_authenticator ? legs_authenticator->Tag(record) : std::string();
+            std::pair<const char*, std::string> tag{nullptr, {}};
+            if (legs_authenticator) tag = {kLegTagHeader, legs_authenticator->Tag(record)};
             status = Produce(kLegsTopic, leg->destination, source, std::string(record), sequence,
                              RecordKind::kLeg, EventTypeName(decoded->body->payload_type()),
                              decoded->body->transaction_id()->str(), tag);
@@ -352,11 +380,11 @@ Result<std::unique_ptr<Publisher>> Publisher::Create(const Store& store, const P
   publisher->impl_ = std::make_unique<Impl>();
   publisher->impl_->store = &store;
   publisher->impl_->settings = settings;
-  if (settings.leg_key) {
-    Result<std::unique_ptr<LegAuthenticator>> authenticator = LegAuthenticator::For(*settings.leg_key);
+  if (settings.ledger_key) {
+    Result<std::unique_ptr<LegAuthenticator>> authenticator = LegAuthenticator::For(*settings.ledger_key);
     if (!authenticator.ok()) return authenticator.status();
     publisher->impl_->legs_authenticator = std::move(authenticator).value();
-    publisher->impl_->key_id = ToHex(settings.leg_key->public_key_id());
+    publisher->impl_->key_id = ToHex(settings.ledger_key->public_key_id());
   }
   return publisher;
 }

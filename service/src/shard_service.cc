@@ -327,7 +327,7 @@ Status ShardService::Impl::Start(ServeStep* step) {
   *step = ServeStep::kCreatePublisher;
   Result<std::unique_ptr<kafka::Publisher>> created = kafka::Publisher::Create(
       ledger->store(), kafka::ProducerSettings{bootstrap, options.shard, kafka::kAckTimeoutMs, ThisProcess(),
-                                               options.shards > 1 ? options.ledger.signer : nullptr});
+                                               options.ledger.signer});
   if (!created.ok()) return created.status();
   publisher = std::move(created).value();
   // Catch up: whatever was committed before a crash but not yet published.

@@ -20,6 +20,7 @@ import select
 import shutil
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,7 +52,9 @@ class Background:
         line = self.process.stdout.readline().strip() if ready else ""
         if not line.startswith(prefix):
             self.stop()
-            raise AssertionError(f"{prefix!r} expected first, got {line!r}; see {self.log.name}")
+            with open(self.log.name) as f:
+                said = f.read()[-2000:]
+            raise AssertionError(f"{prefix!r} expected first, got {line!r}; {self.log.name} ends:\n{said}")
         return line[len(prefix):]
 
     def stop(self):
@@ -213,7 +216,7 @@ class KafkaPortTest(customers.CustomerApiTest):
             ids.add(notification["id"])
         self.assertEqual(len(ids), 2)
 
-    def test_17_replicas_fold_only_checkpoints_the_ledgers_key_signed(self):
+    def test_17_replicas_fold_only_what_the_ledgers_key_sealed_or_signed(self):
         log = os.path.join(self.scratch.name, "gateway.log")
         self.assertEqual(self.gateway.stop(), 0)
         replicas = os.path.join(self.data, "gateway", "replicas")
@@ -230,7 +233,8 @@ class KafkaPortTest(customers.CustomerApiTest):
             self.write_gateway_config(os.path.join(self.scratch.name, "ledger-keys", "ledger-signing.pub"))
         with open(log) as f:
             refused = f.read()[start:]
-        self.assertIn("checkpoint signed by another key", refused)
+        # The first seal it reads is not this key's.
+        self.assertIn("a seal the ledger's key did not make", refused)
         shutil.rmtree(replicas)
         self.__class__.gateway = sdk.Gateway(self.data, log, sdk.free_port(), self.gateway_args)
         self.__class__.m1 = sdk.merchant_client(sdk.read_kit(os.path.join(self.scratch.name, "kit-M1")),
@@ -282,6 +286,71 @@ class KafkaPortTest(customers.CustomerApiTest):
         self.assertEqual((code, json.loads(text)["code"]), (400, "INVALID_REQUEST"), text)
         code, text = self.m1.query_refund(out_refund_no="RF-ONE")
         self.assertEqual((code, json.loads(text)["out_trade_no"]), (200, first), text)
+
+    def test_99_the_ledger_after_the_gateway_stopped(self):
+        super().test_99_the_ledger_after_the_gateway_stopped()
+        # Last, as it leaves a forged event on shard 0's partition (the real shard 0 refuses to publish after it).
+        self.a_writer_without_the_ledgers_key_adds_no_merchant_key()
+
+    def a_writer_without_the_ledgers_key_adds_no_merchant_key(self):
+        """Someone who can write ledger.events and holds a copy of a shard's folder, but not the ledger's key (it
+        is in the token), publishes a correctly chained event adding their own key for M1. The gateway's replicas
+        hold it unfolded, since no seal of the ledger's key covers it, and refuse requests signed by that key;
+        a gateway without the ledger's public key would fold it and take them."""
+        self.stop_ledger()
+        scratch = self.scratch.name
+        rogue = os.path.join(scratch, "rogue-shard0")
+        shutil.copytree(self.shard_folders()[0], rogue)
+        os.remove(os.path.join(rogue, "hsm.pin"))
+        with open(os.path.join(rogue, "ledger.toml"), "w") as f:
+            f.write("[ledger]\nshard = 0\n")
+        kit = os.path.join(scratch, "kit-M1-forged")
+        sdk.run_ledger("merchant-keys", "--data", rogue, "--merchant", "M1", "--out", kit)
+        serve = Background(["serve", "--data", rogue, "--brokers", self.brokers, "--shard", "0", "--shards",
+                            str(SHARDS), "--allow-unsigned-legs"], os.path.join(scratch, "rogue-serve.log"))
+        try:
+            serve.first_line("bootstrap=")
+            for _ in range(100):
+                done = subprocess.run(["kcat", "-C", "-b", self.brokers, "-t", "ledger.events", "-p", "0", "-o", "-1",
+                                       "-e", "-q", "-f", "%h\\n"], capture_output=True, timeout=60)  # seals are bytes
+                if b"ledger.type=MerchantKeyAdded" in done.stdout:
+                    break
+                time.sleep(0.1)
+            self.assertIn(b"ledger.type=MerchantKeyAdded", done.stdout)
+            self.assertNotIn(b"ledger.seal=", done.stdout)
+        finally:
+            serve.stop()
+        forged = sdk.read_kit(kit)
+        real = sdk.read_kit(os.path.join(scratch, "kit-M1"))
+        forged.update({name: real[name] for name in ("platform_public_key.pem", "platform_public_key_id", "ca.pem")})
+        log = os.path.join(scratch, "gateway.log")
+        replicas = os.path.join(self.data, "gateway", "replicas")
+
+        def query_as(kit_used):
+            gateway = sdk.Gateway(self.data, log, sdk.free_port(), self.gateway_args)
+            try:
+                return sdk.merchant_client(kit_used, gateway.url, "M1").query(out_trade_no="NO-SUCH")
+            finally:
+                self.assertEqual(gateway.stop(), 0)
+
+        with open(log) as f:
+            start = len(f.read())
+        code, text = query_as(forged)
+        self.assertEqual((code, json.loads(text)["code"]), (401, "SIGN_ERROR"), text)
+        self.assertEqual(query_as(real)[0], 404)  # M1's own key still works
+        with open(log) as f:
+            self.assertRegex(f.read()[start:], r"shard 0 replica through sequence \d+; checkpoints verified "
+                                               r"through \d+; records held until a seal: 1")
+        # Without the ledger's public key the replicas check only the chain, and the forged key would pass.
+        shutil.rmtree(replicas)
+        section = self.gateway_token.configure(self.data)
+        with open(os.path.join(self.data, "ledger.toml"), "w") as f:
+            f.write(section)
+        try:
+            self.assertEqual(query_as(forged)[0], 404)
+        finally:
+            shutil.rmtree(replicas)
+            self.write_gateway_config(os.path.join(scratch, "ledger-keys", "ledger-signing.pub"))
 
 
 if __name__ == "__main__":

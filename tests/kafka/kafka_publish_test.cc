@@ -24,11 +24,13 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/signing.h"
 #include "events/event.h"
 #include "kafka/kafka.h"
 #include "ledger/command.h"
@@ -404,6 +406,60 @@ TEST(KafkaPublish, EveryEventOnceInOrderWithKeyHeadersAndOneResultPerCommand) {
   RecordProperty("events", static_cast<int>(last));
   std::cout << "[ figures  ] commands " << commands.size() << ", events " << last
             << ", multi-event transactions " << multi_event_transactions << "\n";
+}
+
+// With the ledger's key, the last event of every publish pass and every kSealEveryEvents-th carry its seal
+// (over shard, sequence and the event's chain hash), and no other event does.
+TEST(KafkaPublish, SealsTheLastEventOfEveryPassAndEveryThousandTwentyFourth) {
+  testing::TestLedger ledger;
+  std::unique_ptr<kafka::EmbeddedBroker> broker = StartBroker();
+  ASSERT_NE(broker, nullptr);
+  testing::TempDir keys;
+  ASSERT_TRUE(GenerateKeyPair(keys.path()).ok());
+  Result<std::unique_ptr<Signer>> signer = Signer::FromPemFile(keys.path() + "/ledger-signing.key");
+  Result<std::unique_ptr<SignatureVerifier>> verifier =
+      SignatureVerifier::FromPemFile(keys.path() + "/ledger-signing.pub");
+  ASSERT_TRUE(signer.ok() && verifier.ok());
+  Result<std::unique_ptr<kafka::Publisher>> publisher = kafka::Publisher::Create(
+      ledger.ledger().store(),
+      kafka::ProducerSettings{broker->bootstrap(), 0, 30'000, {}, std::move(signer).value()});
+  ASSERT_TRUE(publisher.ok()) << publisher.status().ToString();
+  // Groups of up to 600 commands: some passes cross a multiple of 1,024 events, most do not.
+  const std::vector<TestCommand> commands = MakeWorkload(Scaled(6000, 1800), 5);
+  std::mt19937 random(3);
+  std::set<uint64_t> expected;
+  for (size_t next = 0; next < commands.size();) {
+    const size_t group = std::min<size_t>(commands.size() - next, 1 + random() % 600);
+    for (size_t i = 0; i < group; ++i) ledger.ledger().Stage(Parse(commands[next + i].line));
+    next += group;
+    ASSERT_TRUE(ledger.ledger().CommitGroup().ok());
+    const uint64_t pass_end = ledger.ledger().last_sequence();
+    ASSERT_TRUE((*publisher)->PublishThrough(pass_end, kPublishDeadlineMs).ok());
+    expected.insert(pass_end);
+  }
+  for (uint64_t every = kafka::kSealEveryEvents; every <= ledger.ledger().last_sequence();
+       every += kafka::kSealEveryEvents)
+    expected.insert(every);
+  ASSERT_GE(ledger.ledger().last_sequence(), kafka::kSealEveryEvents);
+
+  std::set<uint64_t> sealed;
+  for (const HeaderedRecord& record : ReadWithHeaders(broker->bootstrap(), kafka::kEventsTopic)) {
+    const auto seal = record.headers.find(kafka::kSealHeader);
+    if (seal == record.headers.end()) continue;
+    Result<DecodedEvent> event = DecodeEventRecord(record.value);
+    ASSERT_TRUE(event.ok());
+    const uint64_t sequence = event->body->sequence();
+    const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(seal->second.data()),
+                                         seal->second.size());
+    EXPECT_TRUE((*verifier)->Verify(SealMessage(0, sequence, event->hash), bytes)) << sequence;
+    // Bound to its place: not another sequence's, not another shard's.
+    EXPECT_FALSE((*verifier)->Verify(SealMessage(0, sequence + 1, event->hash), bytes));
+    EXPECT_FALSE((*verifier)->Verify(SealMessage(1, sequence, event->hash), bytes));
+    sealed.insert(sequence);
+  }
+  EXPECT_EQ(sealed, expected);
+  std::cout << "[ figures  ] events " << ledger.ledger().last_sequence() << ", sealed " << sealed.size()
+            << "\n";
 }
 
 TEST(KafkaPublish, NewPublisherResumesFromThePartitionTail) {

@@ -81,6 +81,12 @@ std::string CheckpointMessage(uint32_t shard, uint64_t sequence, const Digest& c
 // signature holds however the line is spaced and whatever order its keys come in.
 std::string CommandMessage(const Digest& fingerprint);
 
+// The exact bytes a seal covers (the ledger's signature on a record of ledger.events, kafka.h's kSealHeader):
+// a domain tag, then the shard, the event's sequence and its chain hash. Since every event's hash covers the
+// one before it, a seal proves that a holder of the ledger's key published the event and all of the shard's
+// history before it.
+std::string SealMessage(uint32_t shard, uint64_t sequence, const Digest& event_hash);
+
 // The exact bytes a leg's tag covers (a leg: an event record one shard sends another through ledger.legs): a
 // domain tag, then the record.
 std::string LegMessage(std::string_view record);

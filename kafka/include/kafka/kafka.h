@@ -1,7 +1,8 @@
 // Kafka: the embedded broker, the event publisher, and consumers, on librdkafka (only the sources of the
 // kafka component include librdkafka headers). Topics (docs/ARCHITECTURE.md, "Kafka is the published log"):
 //   ledger.events    value: one Event record (schemas/events.fbs); key: customer id (merchant id for merchant
-//                    events); headers ledger.sequence (decimal), ledger.type, ledger.transaction
+//                    events); headers ledger.sequence (decimal), ledger.type, ledger.transaction, ledger.seal
+//                    on some (kSealHeader)
 //   ledger.commands  value: one JSON command line (README: Command format); key: command id
 //   ledger.results   value: one JSON result line; key: command id; header ledger.sequence (last sequence of
 //                    the command's transaction; absent for `duplicate` results)
@@ -48,6 +49,13 @@ inline constexpr char kLegTagHeader[] = "ledger.leg-tag";
 // applies a command only when they check (Ledger::WhyNotFromAProducer).
 inline constexpr char kProducerKeyHeader[] = "ledger.producer-key";
 inline constexpr char kProducerSignatureHeader[] = "ledger.signature";
+// On ledger.events: the ledger's seal, its Ed25519 signature (64 raw bytes) of SealMessage(shard, sequence,
+// the event's chain hash) (core/signing.h). The publisher seals the last event of every publish pass and
+// every kSealEveryEvents-th, so a reader that holds the ledger's public key folds an event only once a seal
+// on it or on a later event verifies: the chain then proves every event up to the sealed one was the
+// ledger's. Without the ledger's key (ProducerSettings::ledger_key) nothing is sealed.
+inline constexpr char kSealHeader[] = "ledger.seal";
+inline constexpr uint64_t kSealEveryEvents = 1024;
 // The key the producing shard tags legs with: hex SHA-256 of the ledger key's public half (DER; Signer::
 // public_key_id), on every record it produces, so operators see shards that disagree on the ledger's key.
 // Informative like the owner: anyone who can produce can write it.
@@ -93,8 +101,9 @@ struct ProducerSettings {
   // Sent as the ledger.owner header of every record when not empty.
   std::string owner = {};
   // The ledger's key: every leg produced to ledger.legs carries its LegAuthenticator tag (the ledger.leg-tag
-  // header) and every record its id (ledger.key); none: legs go untagged.
-  std::shared_ptr<const Signer> leg_key = {};
+  // header), events are sealed (kSealHeader) and every record carries the key's id (ledger.key); none: legs
+  // go untagged and events unsealed.
+  std::shared_ptr<const Signer> ledger_key = {};
 };
 
 // Publishes committed events (and the command results derived from them) exactly once and in order: it reads
@@ -140,6 +149,7 @@ struct Record {
   std::optional<uint64_t> sequence;  // the ledger.sequence header
   std::string owner;                 // the ledger.owner header (empty: none)
   std::string leg_tag;               // the ledger.leg-tag header's bytes (empty: none)
+  std::string seal;                  // the ledger.seal header's bytes (empty: none)
   std::string key_id;                // the ledger.key header (empty: none)
   bool producer_headers = false;     // either producer header is there (even empty)
   std::string producer_key_id;       // the ledger.producer-key header's bytes (at most 256)
