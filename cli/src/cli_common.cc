@@ -51,8 +51,10 @@ std::string UnderDataDir(const std::string& data_dir, const std::string& path) {
 Result<Pkcs11KeyRef> TokenKeyRef(const std::string& data_dir, const LedgerConfig& config,
                                  const std::string& uri) {
   if (config.pkcs11_module.empty())
-    return Status::InvalidArgument(uri + " is in a PKCS #11 token: give [pkcs11] module and pin_file in " +
-                                   data_dir + "/ledger.toml");
+    // The URI is not repeated: one given on a command line could hold a PIN.
+    return Status::InvalidArgument(
+        "a pkcs11: key is in a PKCS #11 token: give [pkcs11] module and pin_file in " + data_dir +
+        "/ledger.toml");
   Result<std::string> pin =
       ReadSecretFile("[pkcs11] pin_file", UnderDataDir(data_dir, config.pkcs11_pin_file));
   if (!pin.ok()) return pin.status();

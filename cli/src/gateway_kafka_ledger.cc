@@ -47,10 +47,14 @@ constexpr int kShortEndRetries = 5;
 constexpr auto kShortEndWait = std::chrono::seconds(1);
 // The start-up catch-up says where it is at most this often.
 constexpr auto kProgressInterval = std::chrono::seconds(2);
-// Bounds the records a replica holds read but not folded, waiting for a seal (kafka.h's kSealHeader): the
-// ledger seals at least every 1,024 events and a ledger that published before it sealed has a signed
-// checkpoint at least every [audit] checkpoint_every events (100,000 by default), a few tens of MiB.
+// Bounds the records a replica holds read but not folded, waiting for a seal (kafka.h's kSealHeader): a serve
+// that seals leaves at most kSealEveryEvents - 1 events unsealed at a time; a history published before serve
+// sealed is folded checkpoint by checkpoint, and [audit] checkpoint_every's default of 100,000 events holds
+// about 70 to 110 MiB of records (HeldBytes).
 constexpr size_t kUnsealedBytesMax = size_t{128} << 20;
+// A replica says once that its partition has this many events read and not proven (a shard that does not
+// seal, or a writer without the ledger's key), so that stale reads and answers waiting on them have a reason.
+constexpr size_t kUnsealedWarningRecords = 2 * kafka::kSealEveryEvents;
 
 // One shard as the gateway sees it: a replica of its history and the readers that feed it and answer.
 struct Replica {
@@ -75,6 +79,7 @@ struct Replica {
   uint64_t examined_through = 0;  // the last new sequence among those
   Digest examined_hash{};         // and its chain hash
   size_t fold_end = 0;            // `unsealed`'s records through the last one proven
+  bool said_unsealed = false;     // kUnsealedWarningRecords was logged (reset once the records fold)
 };
 
 // What a command's result asks for before it is answered: the shard's replica holding the events the result
@@ -339,13 +344,24 @@ Status Examine(Replica& replica) {
     replica.examined_hash = event->hash;
     if (proven) replica.fold_end = replica.examined + 1;
   }
+  const size_t unproven = replica.unsealed.size() - replica.fold_end;
+  if (unproven < kUnsealedWarningRecords) {
+    replica.said_unsealed = false;
+  } else if (!replica.said_unsealed) {
+    replica.said_unsealed = true;
+    spdlog::warn(
+        "gateway: shard {}: {} records after offset {} carry no seal of the ledger's key yet: reads of that "
+        "shard stay at sequence {} until one comes (does its serve have [audit] private_key?)",
+        replica.shard, unproven, replica.next_offset, replica.applied.load());
+  }
   if (replica.unsealed_bytes > kUnsealedBytesMax && replica.fold_end == 0)
-    return Status::Corruption("ledger.events partition " + std::to_string(replica.shard) + ": " +
-                              std::to_string(replica.unsealed.size()) + " records after offset " +
-                              std::to_string(replica.next_offset) +
-                              " and no seal of the ledger's key ([audit] public_key) on them: a writer "
-                              "without the key, or a ledger "
-                              "that does not seal yet (upgrade serve before the gateways)");
+    return Status::Corruption(
+        "ledger.events partition " + std::to_string(replica.shard) + ": " +
+        std::to_string(replica.unsealed.size()) + " records after offset " +
+        std::to_string(replica.next_offset) +
+        " and neither a seal of the ledger's key ([audit] public_key) nor a checkpoint it signed on them: a "
+        "writer without the key, a serve that does not seal, or a history published before seals whose "
+        "checkpoints are too far apart for a replica that checks seals");
   return Status::Ok();
 }
 

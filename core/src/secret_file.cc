@@ -1,8 +1,11 @@
 #include "core/secret_file.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 namespace ledger {
 namespace {
@@ -30,11 +33,17 @@ Result<std::string> ReadSecretFile(std::string_view key, const std::string& path
   if (!refused.ok()) return refused;
   if (got < 0 || static_cast<size_t>(got) > kSecretFileMax)
     return Status::InvalidArgument(where + " cannot be read or is over 4 KiB");
-  text.resize(static_cast<size_t>(got));
-  const std::string line = text.substr(0, text.find('\n'));
-  const size_t first = line.find_first_not_of(" \t\r");
-  if (first == std::string::npos) return Status::InvalidArgument(where + " holds nothing on its first line");
-  return line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
+  const size_t line_end = std::min(static_cast<size_t>(got), text.find('\n'));
+  const size_t first = text.find_first_not_of(" \t\r");
+  std::string secret;
+  if (first < line_end) {
+    const size_t last = text.find_last_not_of(" \t\r", line_end - 1);
+    secret.assign(text, first, last - first + 1);
+  }
+  // The buffer held the secret (and whatever followed it): wiped before it is freed.
+  OPENSSL_cleanse(text.data(), text.size());
+  if (secret.empty()) return Status::InvalidArgument(where + " holds nothing on its first line");
+  return secret;
 }
 
 }  // namespace ledger

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <thread>
+#include <utility>
 
 #include "client_security.h"
 #include "core/sha256.h"
@@ -36,6 +37,9 @@ constexpr int64_t kMessageTimeoutMinMs = 1'000;
 constexpr size_t kDeliveryPollEveryRecords = 1024;
 // How long PublishThrough waits for `through` to be committed before it looks at the store again.
 constexpr int kUncommittedWaitMs = 10;
+// How long PublishThrough waits before it asks the ledger's key for a seal it did not make (a token
+// reconnects at most every 5 s).
+constexpr int64_t kSealRetryMs = 1'000;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -81,6 +85,9 @@ struct Publisher::Impl {
   uint64_t events_published = 0;  // acknowledged event records, all sessions
   uint64_t rebuilds = 0;
   int64_t plain_results_outstanding = 0;
+  // Why the last pass stopped before a seal its key did not make (ok: it did not). Not a session failure: the
+  // producer and what it sent are fine, the pass goes on from there once the key signs.
+  Status seal_refused;
 
   ~Impl() { DestroyProducer(); }
 
@@ -242,7 +249,8 @@ struct Publisher::Impl {
 
   // The seal header for the event `sequence` whose chain hash is `hash` (kSealHeader); none without the
   // ledger's key. Errors: IoError when the key's token did not sign: the event is not produced unsealed (the
-  // pass fails and is tried again), so no reader ever waits on more than kSealEveryEvents unsealed events.
+  // pass stops before it and goes on later), so no reader ever waits on more than kSealEveryEvents unsealed
+  // events.
   Result<std::pair<const char*, std::string>> SealOf(uint64_t sequence, const Digest& hash) const {
     if (!settings.ledger_key) return std::pair<const char*, std::string>{nullptr, {}};
     Result<std::string> seal = settings.ledger_key->Sign(SealMessage(settings.partition, sequence, hash));
@@ -280,7 +288,7 @@ struct Publisher::Impl {
           if (sequence == pass_end || sequence % kSealEveryEvents == 0)
             seal = SealOf(sequence, decoded->hash);
           if (!seal.ok()) {
-            status = seal.status();
+            seal_refused = seal.status();
             return false;
           }
           status = Produce(kEventsTopic, settings.partition, EventKey(*decoded->body), std::string(record),
@@ -431,6 +439,16 @@ Status Publisher::PublishThrough(uint64_t through, int64_t deadline_ms) {
       if (produced.ok()) impl.AwaitAcknowledgements(impl.results_acked, impl.results_produced, deadline);
     }
     if (produced.code() == StatusCode::kCorruption) return produced;
+    if (produced.ok() && !impl.session_failed && !impl.seal_refused.ok()) {
+      // The events before the one the key did not seal went out; the rest waits for the key.
+      last_error = std::exchange(impl.seal_refused, Status::Ok());
+      if (NowMs() + kSealRetryMs > deadline)
+        return Status::IoError("events through " + std::to_string(through) +
+                               " not published: " + last_error.message());
+      std::this_thread::sleep_for(std::chrono::milliseconds(kSealRetryMs));
+      continue;
+    }
+    impl.seal_refused = Status::Ok();
     if (!produced.ok() || impl.session_failed) {
       last_error = produced.ok() ? Status::IoError(impl.failure) : produced;
       impl.session_failed = true;
@@ -455,7 +473,8 @@ Status Publisher::PublishResults(const std::vector<CommandResult>& results, int6
   Impl& impl = *impl_;
   if (results.empty()) return Status::Ok();
   const int64_t deadline = NowMs() + deadline_ms;
-  if (impl.need_resume || impl.producer == nullptr) LEDGER_RETURN_IF_ERROR(impl.Resume());
+  if (impl.need_resume || impl.session_failed || impl.producer == nullptr)
+    LEDGER_RETURN_IF_ERROR(impl.Resume());
   for (const CommandResult& result : results) {
     impl.plain_results_outstanding += 1;
     LEDGER_RETURN_IF_ERROR(impl.Produce(kResultsTopic, impl.settings.partition, result.command_id,

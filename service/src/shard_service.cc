@@ -53,7 +53,7 @@ Status PublishPatiently(kafka::Publisher& publisher, uint64_t through, const Sha
   while (true) {
     const Status status = publisher.PublishThrough(through, kPublishRetryMs);
     if (status.ok() || status.code() == StatusCode::kCorruption) return status;
-    spdlog::warn("serve: waiting for Kafka: {}", status.message());
+    spdlog::warn("serve: waiting to publish: {}", status.message());
     if (StopRequested(options)) return Status::Aborted("stopped while waiting for Kafka");
   }
 }
@@ -70,10 +70,10 @@ std::string ThisProcess() {
   return std::string(host) + ":" + std::to_string(getpid());
 }
 
-// With several shards, the legs are tagged and checked with the ledger's key, unless the operator allowed
-// untagged legs. Errors: InvalidArgument.
+// The ledger's keys must be one pair (it seals what it publishes with the private key, which readers check
+// with the public one), and with several shards the legs are tagged and checked with them, unless the
+// operator allowed untagged legs. Errors: InvalidArgument.
 Status CheckLegKeys(const ShardServiceOptions& options) {
-  if (options.shards == 1) return Status::Ok();
   // Keys that are configured are used, flag or not: a public key of another pair says the configuration
   // mixes two ledgers' keys.
   if (options.ledger.signer != nullptr && options.public_key != nullptr &&
@@ -81,7 +81,7 @@ Status CheckLegKeys(const ShardServiceOptions& options) {
     return Status::InvalidArgument(
         "[audit] private_key and public_key are not one key pair: one of them is another ledger's");
   }
-  if (options.allow_unsigned_legs) return Status::Ok();
+  if (options.shards == 1 || options.allow_unsigned_legs) return Status::Ok();
   if (options.ledger.signer == nullptr) {
     return Status::InvalidArgument(
         "a ledger of several shards authenticates the legs it sends and those it applies with the ledger's "
