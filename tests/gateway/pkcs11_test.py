@@ -3,7 +3,9 @@ gateway's platform key (RSA) names it in [gateway], and the real WeChat Pay v3 S
 answer with the public key `ledger merchant-keys` read from the token; the ledger's checkpoint key (Ed25519) names
 it in [audit], and `ledger replay` verifies the checkpoints it signed with the public key pkcs11-tool reads out.
 A PIN file open to others, a wrong PIN and a key the token does not hold stop the gateway and the ledger at
-start (exit 2, one line, the PIN in no output), and no key file is ever written.
+start (exit 2, one line, the PIN in no output), and no key file is ever written. A token that goes away while
+serve runs (pkcs11_shim.cc, a module wrapping SoftHSM2 that fails on demand) holds the shard's publication at the
+event it cannot seal, and the same serve goes on once the token is back.
 
     pkcs11_test.py LEDGER_BINARY SDK_PYTHON
 
@@ -15,11 +17,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_sdk_test as sdk  # noqa: E402
-from softhsm import PIN, SoftHsmToken  # noqa: E402
+from softhsm import MODULE, PIN, SoftHsmToken  # noqa: E402
 
 WRONG_PIN = "917364"  # a PIN the token refuses: no output may hold it either
 
@@ -140,6 +143,90 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
             self.token.write_pin(folder)
         for name in os.listdir(folder):
             self.assertFalse(name.endswith(".key") or name.endswith(".pem"), name)
+
+    def test_05_a_token_that_stops_signing_holds_publication_until_it_is_back(self):
+        """The ledger's key in a token that goes away while serve runs (tests/gateway/pkcs11_shim.cc makes
+        SoftHSM2 fail on demand): the event it cannot seal is not published, serve says why, and once the token is
+        back the same serve seals and publishes it and the command is answered — no restart."""
+        scratch = self.scratch.name
+        folder = os.path.join(scratch, "shard-through-shim")
+        unplugged = os.path.join(scratch, "token-unplugged")
+        os.environ["LEDGER_PKCS11_SHIM_MODULE"] = MODULE
+        os.environ["LEDGER_PKCS11_SHIM_FAIL"] = unplugged
+        public = os.path.join(scratch, "checkpoints.pub")
+        with open(public, "w") as f:
+            f.write(self.checkpoint_public_pem)
+        self.token.configure(folder)
+        shim = os.path.join(os.path.dirname(os.path.abspath(sdk.LEDGER)), "libledger_pkcs11_shim.so")
+        with open(os.path.join(folder, "ledger.toml"), "w") as f:
+            f.write(f'[pkcs11]\nmodule = "{shim}"\npin_file = "hsm.pin"\n[audit]\n'
+                    f'private_key = "{self.token.uri("checkpoints")}"\npublic_key = "{public}"\n')
+        operator = os.path.join(scratch, "operator")
+        sdk.run_ledger("producer-key", "--data", folder, "--producer", "ops", "--out", operator)
+        processes, logs = [], []
+
+        def start(args, prefix, log):
+            logs.append(open(os.path.join(scratch, log), "w"))
+            process = subprocess.Popen([sdk.LEDGER, *args], stdout=subprocess.PIPE, text=True, stderr=logs[-1])
+            processes.append(process)
+            line = process.stdout.readline().strip()
+            self.assertTrue(line.startswith(prefix), f"{args[0]}: {line!r}")
+            return line[len(prefix):]
+
+        def command(merchant):
+            path = os.path.join(scratch, f"{merchant}.jsonl")
+            with open(path, "w") as f:
+                f.write(json.dumps({"type": "open_merchant", "command_id": merchant, "merchant": merchant,
+                                    "name": "Shop", "fee_bps": 60}) + "\n")
+            return [sdk.LEDGER, "submit", "--brokers", brokers, "--producer-key",
+                    os.path.join(operator, "producer.key"), path]
+
+        def events():
+            done = subprocess.run(["kcat", "-C", "-b", brokers, "-t", "ledger.events", "-p", "0", "-o", "beginning",
+                                   "-e", "-q", "-f", "%h<end of record>"], capture_output=True, timeout=60)
+            return done.stdout.split(b"<end of record>")[:-1]  # bytes: a seal is binary, any byte may be in it
+
+        try:
+            brokers = start(["broker", "--partitions", "1"], "bootstrap=", "broker.log")
+            start(["serve", "--data", folder, "--brokers", brokers], "bootstrap=", "serve.log")
+            done = subprocess.run(command("M8"), capture_output=True, text=True, timeout=120)
+            self.assertIn('"status":"accepted"', done.stdout, done.stderr)
+            before = events()
+            self.assertIn(b"ledger.seal=", before[-1])  # the pass's last event
+            with open(unplugged, "w"):
+                pass
+            waiting = subprocess.Popen(command("M9"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            processes.append(waiting)
+            log = os.path.join(scratch, "serve.log")
+            for _ in range(300):
+                with open(log) as f:
+                    if "did not seal event" in f.read():
+                        break
+                time.sleep(0.1)
+            with open(log) as f:
+                said = f.read()
+            self.assertIn(f"did not seal event {len(before) + 1}", said)
+            self.assertEqual(events(), before)  # nothing went out unsealed
+            self.assertIsNone(waiting.poll())   # and nothing was answered
+            os.remove(unplugged)
+            out, err = waiting.communicate(timeout=120)
+            self.assertIn('"status":"accepted"', out, err)
+            after = events()
+            self.assertEqual(len(after), len(before) + 1)
+            self.assertIn(b"ledger.type=MerchantOpened", after[-1])
+            self.assertIn(b"ledger.seal=", after[-1])
+            with open(log) as f:
+                self.assertNotIn(PIN, f.read())
+        finally:
+            for process in reversed(processes):
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(timeout=60)
+                for stream in (process.stdout, process.stderr):
+                    if stream is not None:
+                        stream.close()
+            for log in logs:
+                log.close()
 
 
 if __name__ == "__main__":
