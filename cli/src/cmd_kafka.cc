@@ -227,6 +227,7 @@ void PrintShardStatusJson(const replay::ShardStatus& status, std::optional<uint6
       {"legs_in_flight", JsonOrNull(legs_in_flight)},
       {"last_checkpoint_covers", JsonOrNull(status.last_checkpoint_covers)},
       {"last_checkpoint_signed_at", StatusTime(status.last_checkpoint_signed_at_ns)},
+      {"last_sealed", JsonOrNull(status.last_sealed)},
       {"closed_through", ClosedThrough(status.closed_through)},
       {"owner", status.owner},
       {"key",
@@ -237,11 +238,12 @@ void PrintShardStatusJson(const replay::ShardStatus& status, std::optional<uint6
 void PrintShardStatusLine(const replay::ShardStatus& status, std::optional<uint64_t> legs_in_flight) {
   const std::optional<int64_t> lag = status.commands_lag();
   std::printf(
-      "%-5u %12llu %12llu %10s %6s %12s %-26s %-26s %-10s %-16s %s\n", status.shard,
+      "%-5u %12llu %12llu %10s %6s %12s %12s %-26s %-26s %-10s %-16s %s\n", status.shard,
       static_cast<unsigned long long>(status.head_sequence),
       static_cast<unsigned long long>(status.results_through), lag ? std::to_string(*lag).c_str() : "?",
       legs_in_flight ? std::to_string(*legs_in_flight).c_str() : "?",
       status.last_checkpoint_covers ? std::to_string(*status.last_checkpoint_covers).c_str() : "-",
+      status.last_sealed ? std::to_string(*status.last_sealed).c_str() : "-",
       StatusTime(status.head_recorded_at_ns).c_str(), StatusTime(status.last_checkpoint_signed_at_ns).c_str(),
       ClosedThrough(status.closed_through).c_str(),
       status.key_id.empty() ? "-" : status.key_id.substr(0, 16).c_str(),
@@ -298,9 +300,9 @@ Runner AddClusterStatus(CLI::App& app) {
       statuses[shard] = std::move(status).value();
     }
     if (!args->json) {
-      std::printf("%-5s %12s %12s %10s %6s %12s %-26s %-26s %-10s %-16s %s\n", "shard", "head", "results",
-                  "commands", "legs", "checkpoint", "last event at", "checkpoint signed at", "closed", "key",
-                  "owner");
+      std::printf("%-5s %12s %12s %10s %6s %12s %12s %-26s %-26s %-10s %-16s %s\n", "shard", "head",
+                  "results", "commands", "legs", "checkpoint", "sealed", "last event at",
+                  "checkpoint signed at", "closed", "key", "owner");
     }
     for (uint32_t shard = 0; shard < args->shards; ++shard) {
       if (!statuses[shard]) continue;

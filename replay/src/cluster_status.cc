@@ -102,6 +102,7 @@ Result<ShardStatus> ReadShardStatus(const std::string& brokers, uint32_t shard, 
       resume.See(body);
       status.owner = record.owner;
       status.key_id = record.key_id;
+      if (!record.seal.empty()) status.last_sealed = body.sequence();
       if (const fb::DayClosed* closed = body.payload_as_DayClosed())
         status.closed_through = closed->clearing_date();
       if (const fb::CheckpointRecorded* checkpoint = body.payload_as_CheckpointRecorded()) {

@@ -99,6 +99,11 @@ void ExpectClusterStatusFromKafka(const std::string& scratch, const std::string&
     EXPECT_EQ(line["closed_through"], "none") << line.dump();
     const std::string owner = line.value("owner", "");
     EXPECT_TRUE(owner.ends_with(":" + std::to_string(serves[shard]))) << line.dump();
+    // A serve with the ledger's key seals the end of every pass, so an idle shard's head is sealed.
+    if (line["key"].is_null())
+      EXPECT_TRUE(line["last_sealed"].is_null()) << line.dump();
+    else
+      EXPECT_EQ(line["last_sealed"], line["head_sequence"]) << line.dump();
   }
 }
 
@@ -396,6 +401,8 @@ TEST(Shards, AShardWithAnotherKeyIsShownAndRereadingLegsAppliesTheLegItPassed) {
   EXPECT_EQ(key0.size(), 64u);
   EXPECT_EQ(key1.size(), 64u);
   EXPECT_NE(key0, key1);
+  for (const std::string& line : lines)  // each seals with its own key (cluster-status cannot tell which)
+    EXPECT_EQ(json::parse(line)["last_sealed"], json::parse(line)["head_sequence"]) << line;
 
   ASSERT_EQ(shard1.Stop(), 0) << shard1.err();
   configure(1, "k0");

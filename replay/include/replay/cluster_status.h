@@ -32,6 +32,9 @@ struct ShardStatus {
     return commands_next ? std::optional<int64_t>(commands_high - *commands_next) : std::nullopt;
   }
   std::optional<uint64_t> last_checkpoint_covers;  // among the newest kStatusScanEventsMax events
+  // The newest event among them that carries a seal (kafka.h's kSealHeader), present, not verified: this
+  // reads Kafka without the ledger's key. A shard whose serve seals has its head sealed once it is idle.
+  std::optional<uint64_t> last_sealed;
   int64_t last_checkpoint_signed_at_ns = 0;
   // Legs (docs/ARCHITECTURE.md: Shards) among the events read: the last number sent to each shard, and the
   // last applied from each shard. `whole_history`: the events read start at sequence 1, so a shard missing
