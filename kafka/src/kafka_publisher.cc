@@ -55,6 +55,9 @@ void* MakeOpaque(uint64_t sequence, RecordKind kind) {
   return reinterpret_cast<void*>(static_cast<uintptr_t>(sequence << 2 | static_cast<uintptr_t>(kind)));
 }
 
+// A record's proof header: its name and bytes (a leg's tag, an event's seal); none when the name is null.
+using Proof = std::pair<const char*, std::string>;
+
 // A stored event record, decoded. Errors: Corruption naming the sequence.
 Result<DecodedEvent> DecodeStored(uint64_t sequence, std::string_view record) {
   Result<DecodedEvent> decoded = DecodeEventRecord(record);
@@ -212,10 +215,9 @@ struct Publisher::Impl {
     return Status::Ok();
   }
 
-  // `proof` (a header name and its bytes; none when the name is null): a leg's tag or an event's seal.
   Status Produce(const char* topic, uint32_t partition, const std::string& key, const std::string& value,
                  uint64_t sequence, RecordKind kind, const std::string& type, const std::string& transaction,
-                 const std::pair<const char*, std::string>& proof = {nullptr, {}}) {
+                 const Proof& proof = {nullptr, {}}) {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(5);
     const std::string sequence_text = std::to_string(sequence);
     if (sequence > 0)
@@ -251,13 +253,13 @@ struct Publisher::Impl {
   // ledger's key. Errors: IoError when the key's token did not sign: the event is not produced unsealed (the
   // pass stops before it and goes on later), so no reader ever waits on more than kSealEveryEvents unsealed
   // events.
-  Result<std::pair<const char*, std::string>> SealOf(uint64_t sequence, const Digest& hash) const {
-    if (!settings.ledger_key) return std::pair<const char*, std::string>{nullptr, {}};
+  Result<Proof> SealOf(uint64_t sequence, const Digest& hash) const {
+    if (!settings.ledger_key) return Proof{nullptr, {}};
     Result<std::string> seal = settings.ledger_key->Sign(SealMessage(settings.partition, sequence, hash));
     if (!seal.ok())
       return Status::IoError("the ledger's key did not seal event " + std::to_string(sequence) + ": " +
                              seal.status().message());
-    return std::pair<const char*, std::string>{kSealHeader, std::move(seal).value()};
+    return Proof{kSealHeader, std::move(seal).value()};
   }
 
   // Produces the events in (events_produced, through], sealing the last one and every kSealEveryEvents-th.
@@ -284,7 +286,7 @@ struct Publisher::Impl {
             status = decoded.status();
             return false;
           }
-          Result<std::pair<const char*, std::string>> seal = std::pair<const char*, std::string>{nullptr, {}};
+          Result<Proof> seal = Proof{nullptr, {}};
           if (sequence == pass_end || sequence % kSealEveryEvents == 0)
             seal = SealOf(sequence, decoded->hash);
           if (!seal.ok()) {
@@ -316,7 +318,7 @@ struct Publisher::Impl {
             return false;
           }
           if (const std::optional<LegAddress> leg = LegAddressOf(*decoded->body)) {
-            std::pair<const char*, std::string> tag{nullptr, {}};
+            Proof tag{nullptr, {}};
             if (legs_authenticator) tag = {kLegTagHeader, legs_authenticator->Tag(record)};
             status = Produce(kLegsTopic, leg->destination, source, std::string(record), sequence,
                              RecordKind::kLeg, EventTypeName(decoded->body->payload_type()),

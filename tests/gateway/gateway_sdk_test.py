@@ -75,6 +75,36 @@ class Gateway:
         return self.process.returncode
 
 
+class Background:
+    """A ledger program that runs until it is stopped by its process id."""
+
+    def __init__(self, args, log_path):
+        self.log = open(log_path, "a")
+        self.process = subprocess.Popen([LEDGER, *args], stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def first_line(self, prefix):
+        ready, _, _ = select.select([self.process.stdout], [], [], DEADLINE_S)
+        line = self.process.stdout.readline().strip() if ready else ""
+        if not line.startswith(prefix):
+            self.stop()
+            with open(self.log.name) as f:
+                said = f.read()[-2000:]
+            raise AssertionError(f"{prefix!r} expected first, got {line!r}; {self.log.name} ends:\n{said}")
+        return line[len(prefix):]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
+        self.log.close()
+        return self.process.returncode
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

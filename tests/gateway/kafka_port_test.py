@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -40,36 +39,6 @@ def shard_of(key):
     return value % SHARDS
 
 
-class Background:
-    """A ledger program that runs until it is stopped by its process id."""
-
-    def __init__(self, args, log_path):
-        self.log = open(log_path, "a")
-        self.process = subprocess.Popen([sdk.LEDGER, *args], stdout=subprocess.PIPE, stderr=self.log, text=True)
-
-    def first_line(self, prefix):
-        ready, _, _ = select.select([self.process.stdout], [], [], sdk.DEADLINE_S)
-        line = self.process.stdout.readline().strip() if ready else ""
-        if not line.startswith(prefix):
-            self.stop()
-            with open(self.log.name) as f:
-                said = f.read()[-2000:]
-            raise AssertionError(f"{prefix!r} expected first, got {line!r}; {self.log.name} ends:\n{said}")
-        return line[len(prefix):]
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=sdk.DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process.stdout.close()
-        self.log.close()
-        return self.process.returncode
-
-
 class KafkaPortTest(customers.CustomerApiTest):
     broker = None
     serves = []
@@ -90,7 +59,7 @@ class KafkaPortTest(customers.CustomerApiTest):
             os.makedirs(os.path.join(cls.data, "gateway"), exist_ok=True)
             shutil.copy(ca_cert, os.path.join(cls.data, "gateway", "notify-ca.pem"))
             cls.merchant_server = notify_test.MerchantServer(cert, key)
-            cls.broker = Background(["broker", "--partitions", str(SHARDS)], os.path.join(scratch, "broker.log"))
+            cls.broker = sdk.Background(["broker", "--partitions", str(SHARDS)], os.path.join(scratch, "broker.log"))
             cls.brokers = cls.broker.first_line("bootstrap=")
             # The keys the shards and the gateway sign with live in PKCS #11 tokens (SoftHSM2), as in HSMs: the
             # ledger's (checkpoints, and the legs' MAC key: one key for both shards) in the shards' token, the
@@ -127,7 +96,7 @@ class KafkaPortTest(customers.CustomerApiTest):
             cls.gateway_args = (*kafka, cls.gateway_token.uri("gateway"))
         cls.serves = []
         for shard, folder in enumerate(cls.shard_folders()):
-            serve = Background(["serve", "--data", folder, "--brokers", cls.brokers, "--shard", str(shard),
+            serve = sdk.Background(["serve", "--data", folder, "--brokers", cls.brokers, "--shard", str(shard),
                                 "--shards", str(SHARDS)], os.path.join(scratch, f"serve{shard}.log"))
             serve.first_line("bootstrap=")
             cls.serves.append(serve)
@@ -306,7 +275,7 @@ class KafkaPortTest(customers.CustomerApiTest):
             f.write("[ledger]\nshard = 0\n")
         kit = os.path.join(scratch, "kit-M1-forged")
         sdk.run_ledger("merchant-keys", "--data", rogue, "--merchant", "M1", "--out", kit)
-        serve = Background(["serve", "--data", rogue, "--brokers", self.brokers, "--shard", "0", "--shards",
+        serve = sdk.Background(["serve", "--data", rogue, "--brokers", self.brokers, "--shard", "0", "--shards",
                             str(SHARDS), "--allow-unsigned-legs"], os.path.join(scratch, "rogue-serve.log"))
         try:
             serve.first_line("bootstrap=")

@@ -163,15 +163,11 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
                     f'private_key = "{self.token.uri("checkpoints")}"\npublic_key = "{public}"\n')
         operator = os.path.join(scratch, "operator")
         sdk.run_ledger("producer-key", "--data", folder, "--producer", "ops", "--out", operator)
-        processes, logs = [], []
+        background = []  # started in order, stopped in reverse
 
         def start(args, prefix, log):
-            logs.append(open(os.path.join(scratch, log), "w"))
-            process = subprocess.Popen([sdk.LEDGER, *args], stdout=subprocess.PIPE, text=True, stderr=logs[-1])
-            processes.append(process)
-            line = process.stdout.readline().strip()
-            self.assertTrue(line.startswith(prefix), f"{args[0]}: {line!r}")
-            return line[len(prefix):]
+            background.append(sdk.Background(args, os.path.join(scratch, log)))
+            return background[-1].first_line(prefix)
 
         def command(merchant):
             path = os.path.join(scratch, f"{merchant}.jsonl")
@@ -186,6 +182,7 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
                                    "-e", "-q", "-f", "%h<end of record>"], capture_output=True, timeout=60)
             return done.stdout.split(b"<end of record>")[:-1]  # bytes: a seal is binary, any byte may be in it
 
+        waiting = None
         try:
             brokers = start(["broker", "--partitions", "1"], "bootstrap=", "broker.log")
             start(["serve", "--data", folder, "--brokers", brokers], "bootstrap=", "serve.log")
@@ -196,7 +193,6 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
             with open(unplugged, "w"):
                 pass
             waiting = subprocess.Popen(command("M9"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            processes.append(waiting)
             log = os.path.join(scratch, "serve.log")
             for _ in range(300):
                 with open(log) as f:
@@ -218,15 +214,11 @@ class Pkcs11PlatformKeyTest(unittest.TestCase):
             with open(log) as f:
                 self.assertNotIn(PIN, f.read())
         finally:
-            for process in reversed(processes):
-                if process.poll() is None:
-                    process.terminate()
-                    process.wait(timeout=60)
-                for stream in (process.stdout, process.stderr):
-                    if stream is not None:
-                        stream.close()
-            for log in logs:
-                log.close()
+            if waiting is not None and waiting.poll() is None:
+                waiting.kill()
+                waiting.communicate()
+            for program in reversed(background):
+                program.stop()
 
 
 if __name__ == "__main__":
