@@ -48,33 +48,6 @@ def read_kit(folder):
                                           "platform_public_key_id", "ca.pem")}
 
 
-class Gateway:
-    """One `ledger gateway` run on a free port; stopped by its process id."""
-
-    def __init__(self, data, log_path, port, extra_args=()):
-        self.log = open(log_path, "a")
-        self.process = subprocess.Popen([LEDGER, "gateway", "--data", data, "--listen", f"127.0.0.1:{port}",
-                                         *extra_args], stdout=subprocess.PIPE, stderr=self.log, text=True)
-        ready, _, _ = select.select([self.process.stdout], [], [], DEADLINE_S)
-        line = self.process.stdout.readline().strip() if ready else ""
-        if not line.startswith("gateway=https://"):
-            self.stop()
-            raise AssertionError(f"gateway did not start: first line {line!r}; see {log_path}")
-        self.url = line[len("gateway="):]
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        self.process.stdout.close()
-        return self.process.returncode
-
-
 class Background:
     """A ledger program that runs until it is stopped by its process id."""
 
@@ -103,6 +76,14 @@ class Background:
         self.process.stdout.close()
         self.log.close()
         return self.process.returncode
+
+
+class Gateway(Background):
+    """One `ledger gateway` run on a free port; stopped by its process id."""
+
+    def __init__(self, data, log_path, port, extra_args=()):
+        super().__init__(["gateway", "--data", data, "--listen", f"127.0.0.1:{port}", *extra_args], log_path)
+        self.url = "https://" + self.first_line("gateway=https://")
 
 
 def free_port():
