@@ -811,27 +811,15 @@ Result<std::optional<gateway::CustomerMediumView>> KafkaLedger::CustomerMedium(
 
 Result<std::optional<gateway::PaymentCodeView>> KafkaLedger::PaymentCode(
     std::string_view payment_code) const {
-  // A code is issued on its customer's shard, which its id does not tell, and used there; the order that
-  // waits on it may be another shard's, which records only that (no customer). The issuing shard's own
-  // waiting order is the one it pays; without one, orders of two other shards waiting on the code (two scans
-  // that raced) are ambiguous, and neither is offered for confirmation (both expire unpaid).
-  std::optional<gateway::PaymentCodeView> issued;
-  std::vector<gateway::PaymentCodeView> waiting_elsewhere;
+  // A code is issued on its customer's shard, which its id does not tell: that shard's record is the code's,
+  // with the order it is reserved for. Another shard's record of it knows only an order there that waits on
+  // it (created after that reservation).
   for (const auto& replica : impl_->replicas) {
     Result<std::optional<gateway::PaymentCodeView>> code = replica->reads->PaymentCode(payment_code);
     if (!code.ok()) return code.status();
-    if (!code->has_value()) continue;
-    if (!(*code)->customer.empty()) {
-      issued = std::move(**code);
-    } else if (!(*code)->waiting_order.empty()) {
-      waiting_elsewhere.push_back(std::move(**code));
-    }
+    if (code->has_value() && !(*code)->customer.empty()) return code;
   }
-  if (issued.has_value() && issued->waiting_order.empty() && waiting_elsewhere.size() == 1) {
-    issued->waiting_merchant = waiting_elsewhere[0].waiting_merchant;
-    issued->waiting_order = waiting_elsewhere[0].waiting_order;
-  }
-  return issued;
+  return std::optional<gateway::PaymentCodeView>();
 }
 
 Result<std::string> KafkaLedger::TradeBill(std::string_view merchant, int date) const {

@@ -166,6 +166,8 @@ std::string EventKey(const fb::EventBody& body) {
       return str(body.payload_as_PaymentCodeIssued()->customer());
     case fb::Payload::PaymentCodeUsed:
       return str(body.payload_as_PaymentCodeUsed()->customer());
+    case fb::Payload::PaymentCodeReserved:
+      return str(body.payload_as_PaymentCodeReserved()->customer());
     case fb::Payload::MerchantKeyAdded:
       return str(body.payload_as_MerchantKeyAdded()->merchant());
     case fb::Payload::MerchantKeyRevoked:

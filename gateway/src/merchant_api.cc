@@ -618,8 +618,8 @@ void MerchantApi::CodePay(const Call& call, Respond respond) {
   Result<std::optional<PaymentCodeView>> code = ledger_.PaymentCode(code_id);
   if (!code.ok()) return respond(Error(500, "SYSTEM_ERROR", "the ledger could not be read"));
   if (!code->has_value()) return respond(Error(400, "AUTH_CODE_INVALID", "no such payment code"));
-  // The ledger refuses it too, but a code waiting on another shard's order is not reserved on its own shard
-  // (docs/ARCHITECTURE.md, "The front door"): the reservation is checked here, where both shards are read.
+  // The ledger refuses it too (PAYMENT_CODE_INVALID): a scan of a code reserved for another order is refused
+  // before the ledger is asked to pay.
   const bool waits_elsewhere = !(*code)->waiting_order.empty() && ((*code)->waiting_merchant != call.mchid ||
                                                                    (*code)->waiting_order != order.order_no);
   if (waits_elsewhere)
@@ -638,9 +638,9 @@ void MerchantApi::CodePay(const Call& call, Respond respond) {
   order.body["payer"]["auth_code"] = code_id;  // what waits with the order: the code's id, never the code
   SubmitThen(
       call.mchid, pay.dump(-1, ' ', false, json::error_handler_t::replace),
-      [this, call, order, respond](const CommandAnswer& answer) {
+      [this, call, order, code = **code, respond](const CommandAnswer& answer) {
         const bool paid = answer.kind == CommandAnswer::Kind::kAccepted || answer.reason.empty();
-        if (!paid && answer.reason.starts_with("LIMIT_")) return WaitForCustomer(call, order, respond);
+        if (!paid && answer.reason.starts_with("LIMIT_")) return WaitForCustomer(call, order, code, respond);
         if (!paid) return respond(Rejection(answer));
         Result<std::optional<PaymentView>> payment = ledger_.Payment(call.mchid, order.order_no);
         if (!payment.ok() || !payment->has_value())
@@ -650,8 +650,11 @@ void MerchantApi::CodePay(const Call& call, Respond respond) {
       respond);
 }
 
-void MerchantApi::WaitForCustomer(const Call& call, const OrderRequest& order, Respond respond) {
-  const int64_t expires_at_ns = (options_.clock_s() + options_.userpaying_expiry_s) * 1'000'000'000;
+// The order waits on the code, which its customer's shard reserves for it; the order's expiry follows from
+// the code's, so the merchant asking again sends the ledger the same command.
+void MerchantApi::WaitForCustomer(const Call& call, const OrderRequest& order, const PaymentCodeView& code,
+                                  Respond respond) {
+  const int64_t expires_at_ns = code.expires_at_ns + options_.userpaying_expiry_s * 1'000'000'000;
   const json command = {{"type", "create_order"},
                         {"command_id", "gw:codepay-wait:" + call.mchid + ":" + order.order_no},
                         {"merchant", call.mchid},
@@ -660,7 +663,8 @@ void MerchantApi::WaitForCustomer(const Call& call, const OrderRequest& order, R
                         {"channel", "qr_customer_presented"},
                         {"description", order.description},
                         {"expires_at", FormatIso8601(expires_at_ns, options_.timezone_offset_minutes)},
-                        {"payment_code", order.body["payer"]["auth_code"]}};
+                        {"payment_code", order.body["payer"]["auth_code"]},
+                        {"payment_code_customer", code.customer}};
   SubmitFor(
       call.mchid, command.dump(-1, ' ', false, json::error_handler_t::replace),
       [this, mchid = call.mchid, order_no = order.order_no](const CommandAnswer&) {

@@ -142,6 +142,7 @@ const TypeSpec kTypes[] = {
       {"description", Kind::kString},
       {"expires_at", Kind::kString},
       {"payment_code", Kind::kString},
+      {"payment_code_customer", Kind::kString},
       {"notify_url", Kind::kString}}},
     {"close_order", {{"merchant", Kind::kString}, {"merchant_order_no", Kind::kString}}},
     {"enroll_medium",
@@ -955,6 +956,12 @@ void ParseCreateOrder(Fields& fields, fb::CommandT& command) {
   if (body.channel != fb::Channel::qr_dynamic && body.channel != fb::Channel::b2c_h5 &&
       body.channel != fb::Channel::b2c_sdk && !waits_on_code && !fields.failed()) {
     fields.Fail("an order waits for its customer on qr_dynamic, b2c_h5 or b2c_sdk only");
+  }
+  // The code's customer names the shard that holds the code (and reserves it for the order).
+  if (waits_on_code) {
+    body.payment_code_customer = fields.CustomerId("payment_code_customer");
+  } else if (fields.Has("payment_code_customer") && !fields.failed()) {
+    fields.Fail("field 'payment_code_customer' goes with a payment_code only");
   }
   body.description = fields.Text("description", false);
   body.expires_at_ns = fields.Timestamp("expires_at", true);

@@ -175,15 +175,16 @@ std::optional<fb::OrderRecordT> CreatedOrder(const KvReader& state, const std::s
 
 namespace {
 
-// Whether a created order may wait on `payment_code` (empty: it waits on none). A code this shard has not
-// issued may be another shard's customer's: with more than one shard the order waits on it, and the
-// customer's shard checks the code when the customer confirms (CheckPaymentCode); with one, it is no code.
-Decision CheckCodeCanWait(const std::string& payment_code, const DecideContext& context) {
+// Whether a created order may wait on its payment code (none: it waits on no code): a code of this shard's
+// customer, issued to that customer, unused, waiting on no order and not expired. A code of another shard's
+// customer is reserved there first (legs.cc: OrderForwarded.reserves_code); decided here, it is no code.
+Decision CheckCodeCanWait(const std::string& payment_code, const std::string& customer,
+                          const DecideContext& context) {
   if (payment_code.empty()) return Decision();
   fb::PaymentCodeRecordT code;
-  if (!LoadRecord(context.state, keys::PaymentCode(payment_code), &code)) {
-    if (context.config.shards > 1) return Decision();
-    return Reject(reason::kPaymentCodeInvalid, "no such payment code");
+  if (ShardOfKey(customer, context.config.shards) != context.config.shard ||
+      !LoadRecord(context.state, keys::PaymentCode(payment_code), &code) || code.customer != customer) {
+    return Reject(reason::kPaymentCodeInvalid, "no such payment code of customer " + customer);
   }
   if (code.used || !code.waiting_order.empty())
     return Reject(reason::kPaymentCodeInvalid, "no payment code that could wait on this order");
@@ -192,7 +193,9 @@ Decision CheckCodeCanWait(const std::string& payment_code, const DecideContext& 
   return Decision();
 }
 
-Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext& context) {
+}  // namespace
+
+Decision CheckOrderCanWait(const fb::CreateOrderT& command, const DecideContext& context) {
   if (!ValidPositive(command.amount_minor))
     return Reject(reason::kInvalidAmount, "amount_minor must be 1 to 2^53-1");
   fb::MerchantRecordT merchant;
@@ -207,7 +210,10 @@ Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext&
     return Reject(reason::kOrderClosed, "merchant order " + command.merchant_order_no + " was closed");
   }
   if (command.expires_at_ns <= context.now_ns) return Reject(reason::kOrderExpired, "expires_at has passed");
-  if (Decision waits = CheckCodeCanWait(command.payment_code, context); !waits.accepted()) return waits;
+  return Decision();
+}
+
+fb::OrderCreatedT OrderCreatedOf(const fb::CreateOrderT& command) {
   fb::OrderCreatedT created;
   created.merchant = command.merchant;
   created.merchant_order_no = command.merchant_order_no;
@@ -217,8 +223,34 @@ Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext&
   created.expires_at_ns = command.expires_at_ns;
   created.payment_code = command.payment_code;
   created.notify_url = command.notify_url;
+  return created;
+}
+
+Decision DecideReservePaymentCode(const fb::CreateOrderT& command, const DecideContext& context) {
+  if (Decision waits = CheckCodeCanWait(command.payment_code, command.payment_code_customer, context);
+      !waits.accepted()) {
+    return waits;
+  }
+  fb::PaymentCodeReservedT reserved;
+  reserved.customer = command.payment_code_customer;
+  reserved.payment_code = command.payment_code;
+  reserved.merchant = command.merchant;
+  reserved.merchant_order_no = command.merchant_order_no;
   Decision decision;
-  decision.payloads.emplace_back().Set(std::move(created));
+  decision.payloads.emplace_back().Set(std::move(reserved));
+  return decision;
+}
+
+namespace {
+
+Decision DecideCreateOrder(const fb::CreateOrderT& command, const DecideContext& context) {
+  if (Decision checked = CheckOrderCanWait(command, context); !checked.accepted()) return checked;
+  if (Decision waits = CheckCodeCanWait(command.payment_code, command.payment_code_customer, context);
+      !waits.accepted()) {
+    return waits;
+  }
+  Decision decision;
+  decision.payloads.emplace_back().Set(OrderCreatedOf(command));
   return decision;
 }
 
@@ -682,11 +714,11 @@ Decision CheckMediumProof(const fb::PayT& command, const DecideContext& context)
   return CheckProvenMedium(command.customer, command.medium, command.proof_step, context.state);
 }
 
-// Whether the payment code waits on the order `command` pays: by this shard's record of the code, or, for a
-// payment forwarded from the order's shard, by that shard's word (the code waits on no order here).
-bool WaitsOn(const fb::PaymentCodeRecordT& code, const fb::PayT& command, const DecideContext& context) {
-  if (code.waiting_order.empty()) return context.order_shard.waiting_payment_code == command.payment_code;
-  return code.waiting_merchant == command.merchant && code.waiting_order == command.merchant_order_no;
+// Whether the payment code waits on the order `command` pays (by this shard's record of the code: an order of
+// another shard reserved it here first).
+bool WaitsOn(const fb::PaymentCodeRecordT& code, const fb::PayT& command) {
+  return !code.waiting_order.empty() && code.waiting_merchant == command.merchant &&
+         code.waiting_order == command.merchant_order_no;
 }
 
 // A payment by a payment code: the code's own customer and account, once. Scanned (no proof), it pays by the
@@ -707,7 +739,7 @@ Decision CheckPaymentCode(const fb::PayT& command, const DecideContext& context)
       return Reject(reason::kPaymentCodeInvalid, "the payment code waits on an order for its customer");
     if (context.now_ns >= code.expires_at_ns)
       return Reject(reason::kPaymentCodeExpired, "the code has expired");
-  } else if (!WaitsOn(code, command, context)) {
+  } else if (!WaitsOn(code, command)) {
     return Reject(reason::kPaymentCodeInvalid, "the payment code does not wait on this order");
   }
   return Decision();

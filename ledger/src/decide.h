@@ -62,4 +62,16 @@ std::optional<fb::OrderRecordT> CreatedOrder(const KvReader& state, const std::s
 // The order's shard asks before it forwards a payment to its customer's shard, which cannot see the order.
 std::optional<Decision> CreatedOrderRefuses(const KvReader& state, const fb::PayT& command, int64_t at_ns);
 
+// What the order's shard checks of an order created to wait for its customer, but its payment code: the
+// amount, merchant, order number (unused, not closed) and expiry. Accepted: no payloads.
+Decision CheckOrderCanWait(const fb::CreateOrderT& command, const DecideContext& context);
+
+// The event that creates the order `command` describes (its checks passed).
+fb::OrderCreatedT OrderCreatedOf(const fb::CreateOrderT& command);
+
+// The payment code's shard reserves the code for the order of another shard that waits on it (create_order
+// forwarded with OrderForwarded.reserves_code): a code of its customer, unused, waiting on no order, before
+// it expires. Accepted: one PaymentCodeReserved.
+Decision DecideReservePaymentCode(const fb::CreateOrderT& command, const DecideContext& context);
+
 }  // namespace ledger

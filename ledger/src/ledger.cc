@@ -403,12 +403,16 @@ CommandResult Ledger::StageDecision(const ParsedCommand& parsed, const CommandTi
   return result;
 }
 
+std::string Ledger::NextTransactionId() const {
+  return std::to_string(options_.config.shard) + "-" + std::to_string(last_sequence_ + 1);
+}
+
 std::vector<uint64_t> Ledger::AppendEvents(const std::string& command_id, const Digest& fingerprint,
                                            int64_t now, int64_t occurred,
                                            std::vector<fb::PayloadUnion>& payloads,
                                            std::string* transaction_id, int64_t commands_offset) {
   LEDGER_ASSERT(!payloads.empty());
-  *transaction_id = std::to_string(options_.config.shard) + "-" + std::to_string(last_sequence_ + 1);
+  *transaction_id = NextTransactionId();
   std::vector<uint64_t> sequences;
   for (fb::PayloadUnion& payload : payloads) {
     fb::EventBodyT body;

@@ -55,8 +55,9 @@ Result<ParsedCommand> CommandOfLeg(const fb::EventBody& leg, const flatbuffers::
                        fingerprint ? fingerprint->data() : nullptr, fingerprint ? fingerprint->size() : 0);
 }
 
-// Only a command on an order of the sending shard travels as a leg, and a payment that claims an order only
-// to the shard of its customer: anything else is refused, never decided. Errors: InvalidArgument.
+// Only a command on an order of the sending shard travels as a leg, a payment that claims an order only to
+// the shard of its customer, and an order's reservation of a payment code only to the shard of the code's
+// customer: anything else is refused, never decided. Errors: InvalidArgument.
 Status CheckForwardedHere(const ParsedCommand& parsed, const fb::OrderForwarded& forwarded, uint32_t source,
                           const LedgerConfig& config, const KvReader& state) {
   std::string paid;
@@ -71,6 +72,10 @@ Status CheckForwardedHere(const ParsedCommand& parsed, const fb::OrderForwarded&
       !state.Get(keys::Payment(pay->merchant, pay->merchant_order_no), &paid))
     return Status::InvalidArgument(
         "the leg pays an order this shard holds no payment of, without claiming it");
+  const fb::CreateOrderT* create = parsed.command.body.AsCreateOrder();
+  if (forwarded.reserves_code() && (create == nullptr || create->payment_code.empty() ||
+                                    ShardOfKey(create->payment_code_customer, config.shards) != config.shard))
+    return Status::InvalidArgument("the leg reserves a payment code this shard does not hold");
   return Status::Ok();
 }
 
@@ -128,6 +133,16 @@ std::optional<fb::PayloadUnion> Ledger::RouteOrderCommand(const ParsedCommand& p
       forwarded.waiting_payment_code = order->payment_code;  // the payment names it (checked above)
       forwarded.notify_url = order->notify_url;
     }
+  } else if (const fb::CreateOrderT* create = parsed.command.body.AsCreateOrder();
+             create != nullptr && !create->payment_code.empty() &&
+             ShardOfKey(create->payment_code_customer, config.shards) != config.shard) {
+    // An order to wait on a payment code of another shard's customer: this shard checks what it holds of the
+    // order (a refusal is decided here, as one shard would), and the code's shard reserves the code for it
+    // before the order is created (StageAnswer), so two orders never wait on one code.
+    if (!CheckOrderCanWait(*create, DecideContext{config, impl_->state, ledger_time, {}}).accepted())
+      return std::nullopt;
+    forwarded.destination = ShardOfKey(create->payment_code_customer, config.shards);
+    forwarded.reserves_code = true;
   } else {
     return std::nullopt;  // a reversal or refund of an order this shard holds, or has never seen
   }
@@ -186,8 +201,10 @@ Status Ledger::StageForwarded(const fb::EventBody& leg, const fb::OrderForwarded
   times.ledger_time = forwarded.ledger_time_ns();  // when it arrived on its order's shard
   const DecideContext::OrderShardWord word{ViewOf(forwarded.waiting_payment_code()),
                                            ViewOf(forwarded.notify_url())};
-  Decision decision =
-      Decide(parsed->command, DecideContext{options_.config, impl_->state, times.ledger_time, word});
+  const DecideContext context{options_.config, impl_->state, times.ledger_time, word};
+  Decision decision = forwarded.reserves_code()
+                          ? DecideReservePaymentCode(*parsed->command.body.AsCreateOrder(), context)
+                          : Decide(parsed->command, context);
   RecordRefusal(*parsed, decision);
   fb::OrderAnsweredT answered;
   answered.destination = leg.shard();
@@ -229,7 +246,19 @@ Status Ledger::StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& an
   settled.transaction_id = leg.transaction_id() ? leg.transaction_id()->str() : std::string();
   settled.sequences = UlongsOf(answered.sequences());
   std::vector<fb::PayloadUnion> payloads;
-  payloads.emplace_back().Set(std::move(settled));
+  if (route.reserves_code && answered.accepted()) {
+    // The code is reserved for the order: the order is created here now, and that is the command's outcome
+    // (this transaction: the settlement and the order it creates).
+    Result<ParsedCommand> create = UnpackCommand(route.command.data(), route.command.size(), route.command_id,
+                                                 route.fingerprint.data(), route.fingerprint.size());
+    LEDGER_ASSERT(create.ok() && create->command.body.AsCreateOrder() != nullptr);  // packed by this shard
+    settled.transaction_id = NextTransactionId();
+    settled.sequences = {last_sequence_ + 1};
+    payloads.emplace_back().Set(std::move(settled));
+    payloads.emplace_back().Set(OrderCreatedOf(*create->command.body.AsCreateOrder()));
+  } else {
+    payloads.emplace_back().Set(std::move(settled));
+  }
   Digest fingerprint;
   std::copy_n(leg.command_fingerprint()->data(), fingerprint.size(), fingerprint.begin());
   const int64_t now = NowNs();

@@ -141,18 +141,24 @@ void ApplyPaymentCodeEvent(const fb::EventBody& event, KvWriter& view, FoldError
     return;
   }
   const auto* created = event.payload_as_OrderCreated();
+  const auto* reserved = event.payload_as_PaymentCodeReserved();
   const auto* used = event.payload_as_PaymentCodeUsed();
-  const flatbuffers::String* id = created != nullptr ? created->payment_code() : used->payment_code();
+  const flatbuffers::String* id = created != nullptr    ? created->payment_code()
+                                  : reserved != nullptr ? reserved->payment_code()
+                                                        : used->payment_code();
   if (id == nullptr || id->size() == 0) return;  // an order that waits on no code
   const std::string record_key = keys::PaymentCode(ViewOf(id));
   fb::PaymentCodeRecordT code;
   const bool issued_here = LoadRecord(view, record_key, &code);
-  // An order may wait on a code another shard issued to its customer (ledger: CheckCodeCanWait): this shard
-  // then knows only the order that waits on it. A code is used only where it was issued.
+  // An order may wait on a code another shard issued to its customer, which reserved it there first
+  // (PaymentCodeReserved): the order's shard then knows only the order that waits on it. A code is reserved
+  // and used only where it was issued.
   errors.Require(issued_here || created != nullptr, "an unknown payment code");
-  if (created != nullptr) {
-    code.waiting_merchant = StringOf(created->merchant());
-    code.waiting_order = StringOf(created->merchant_order_no());
+  if (created != nullptr || reserved != nullptr) {
+    errors.Require(code.waiting_order.empty(), "a payment code reserved for two orders");
+    code.waiting_merchant = StringOf(created != nullptr ? created->merchant() : reserved->merchant());
+    code.waiting_order =
+        StringOf(created != nullptr ? created->merchant_order_no() : reserved->merchant_order_no());
   } else {
     code.used = true;
   }
@@ -210,6 +216,7 @@ class DirectoryProjector final : public Projector {
         break;
       case fb::Payload::PaymentCodeIssued:
       case fb::Payload::PaymentCodeUsed:
+      case fb::Payload::PaymentCodeReserved:
       case fb::Payload::OrderCreated:
         ApplyPaymentCodeEvent(event, view, errors);
         break;
@@ -342,6 +349,8 @@ void FoldOrderRoute(const fb::EventBody& event, KvWriter& view, FoldErrors& erro
     route.number = forwarded->number();
     route.command_id = StringOf(event.command_id());
     route.fingerprint = BytesOf(event.command_fingerprint());
+    route.reserves_code = forwarded->reserves_code();
+    route.command = route.reserves_code ? BytesOf(forwarded->command()) : std::vector<uint8_t>();
     SaveRecord(view, key, route);
   } else if (const auto* parked = event.payload_as_CommandParked()) {
     const std::string key = keys::OrderRoute(ViewOf(parked->order()));
@@ -356,7 +365,9 @@ void FoldOrderRoute(const fb::EventBody& event, KvWriter& view, FoldErrors& erro
     const std::string key = keys::OrderRoute(ViewOf(settled->order()));
     errors.Require(LoadRecord(view, key, &route) && route.in_flight && route.shard == settled->source(),
                    "an answer for an order not forwarded there");
-    if (route.pays && !settled->accepted()) {
+    // A refused payment leaves the order unpaid; an answered reservation leaves it on this shard (created
+    // or not): either way no other shard decides what follows.
+    if ((route.pays && !settled->accepted()) || route.reserves_code) {
       view.Delete(key);
       return;
     }

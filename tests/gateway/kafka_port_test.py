@@ -12,6 +12,7 @@ a gateway restarted with its replicas deleted rebuilds them from ledger.events a
 Runs itself again under SDK_PYTHON; exits 77 (skipped, saying why) when that Python lacks the clients.
 """
 import base64
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -42,9 +43,10 @@ def shard_of(key):
 class KafkaPortTest(customers.CustomerApiTest):
     broker = None
     serves = []
-    # What test_99 counts besides the base tests: test_14's to test_16's payments less test_16's refund.
+    # What test_99 counts besides the base tests: test_14's to test_16's payments less test_16's refund, and
+    # test_18's confirmed codepay.
     expiry_s = 5  # a command's trip through Kafka and back on a loaded machine
-    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100}
+    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100 + 200_000}
 
     @classmethod
     def shard_folders(cls):
@@ -255,6 +257,38 @@ class KafkaPortTest(customers.CustomerApiTest):
         self.assertEqual((code, json.loads(text)["code"]), (400, "INVALID_REQUEST"), text)
         code, text = self.m1.query_refund(out_refund_no="RF-ONE")
         self.assertEqual((code, json.loads(text)["out_trade_no"]), (200, first), text)
+
+    def test_18_two_scans_of_one_code_on_two_shards_leave_one_order_waiting(self):
+        # Two POS guns scan one code at once for two orders above its medium's limit, one order on each shard:
+        # the code's shard reserves it for one order only; that order waits, the other scan is refused, and the
+        # customer's confirmation pays the waiting one.
+        orders = {}
+        for number in range(100):
+            orders.setdefault(shard_of(f"M1/RACE{number}"), f"RACE{number}")
+        code, _ = self.issue_code("C1", "password_free")
+        with concurrent.futures.ThreadPoolExecutor(SHARDS) as pool:
+            scans = list(pool.map(lambda order_no: self.codepay(order_no, 200_000, code["auth_code"]),
+                                  orders.values()))
+        answers = {order_no: (status, json.loads(text)) for order_no, (status, text) in zip(orders.values(), scans)}
+        waiting = [order_no for order_no, (status, body) in answers.items()
+                   if (status, body.get("trade_state")) == (202, "USERPAYING")]
+        refused = [order_no for order_no, (status, body) in answers.items()
+                   if (status, body.get("code")) == (400, "AUTH_CODE_INVALID")]
+        self.assertEqual((len(waiting), len(refused)), (1, 1), answers)
+        self.assertEqual(self.m1.query(out_trade_no=refused[0])[0], 404)  # that order was never created
+        looked_up = self.post("/customer/v1/orders/lookup",
+                              {"customer": "C1", "account": "C1:debit", "payment_id": code["payment_id"]})
+        self.assertEqual((looked_up.status_code, looked_up.json().get("out_trade_no")), (200, waiting[0]),
+                         looked_up.text)
+        confirmed = self.post(f"/customer/v1/payments/{code['payment_id']}/confirm",
+                              {"customer": "C1", "account": "C1:debit", "medium": "u_shield", "proof": {
+                                  "signature": self.sign("C1", "u_shield", looked_up.json()["payment_digest"])}})
+        self.assertEqual(confirmed.status_code, 200, confirmed.text)
+        status, text = self.m1.query(out_trade_no=waiting[0])
+        self.assertEqual((status, json.loads(text)["trade_state"]), (200, "SUCCESS"), text)
+        self.assertEqual(self.m1.query(out_trade_no=refused[0])[0], 404)
+        again = self.codepay(refused[0], 200_000, code["auth_code"])  # the losing POS asks again: still refused
+        self.assertEqual((again[0], json.loads(again[1]).get("code")), (400, "AUTH_CODE_INVALID"), again[1])
 
     def test_99_the_ledger_after_the_gateway_stopped(self):
         super().test_99_the_ledger_after_the_gateway_stopped()

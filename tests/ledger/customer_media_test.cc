@@ -189,12 +189,30 @@ std::optional<fb::PaymentCodeRecordT> Code(TestLedger& ledger, const std::string
   return CodeIn(ledger.ledger(), code);
 }
 
-json WaitingOrder(const std::string& id, const std::string& order_no, int64_t amount,
-                  const std::string& code) {
-  return {{"type", "create_order"}, {"command_id", id},
-          {"merchant", "M1"},       {"merchant_order_no", order_no},
-          {"amount_minor", amount}, {"channel", "qr_customer_presented"},
-          {"payment_code", code},   {"expires_at", testing::At(testing::DefaultTimeNs() + 5 * kMinute)}};
+json WaitingOrder(const std::string& id, const std::string& order_no, int64_t amount, const std::string& code,
+                  const std::string& customer = "alice") {
+  return {{"type", "create_order"},
+          {"command_id", id},
+          {"merchant", "M1"},
+          {"merchant_order_no", order_no},
+          {"amount_minor", amount},
+          {"channel", "qr_customer_presented"},
+          {"payment_code", code},
+          {"payment_code_customer", customer},
+          {"expires_at", testing::At(testing::DefaultTimeNs() + 5 * kMinute)}};
+}
+
+bool OrderCreatedOn(const Ledger& ledger, const std::string& order_no) {
+  fb::OrderRecordT order;
+  return LoadRecord(ledger.store().state(), keys::Order("M1", order_no), &order);
+}
+
+json Confirmation(const std::string& id, const std::string& order_no, int64_t amount, const std::string& code,
+                  const std::string& customer) {
+  json confirm = CodePay(order_no, amount, "u_shield", code, customer);
+  confirm["command_id"] = id;
+  confirm["proof"] = "u_shield proven";
+  return confirm;
 }
 
 TEST(PaymentCodes, ACodeIsIssuedOnAProvenMediumAndPaysOneOrderBeforeItExpires) {
@@ -250,6 +268,14 @@ TEST(PaymentCodes, AboveItsMediumsLimitACodeWaitsOnTheOrderUntilTheCustomerConfi
   no_code.erase("payment_code");
   no_code["command_id"] = "w0";
   EXPECT_EQ(ledger.Submit(no_code).reason, reason::kMalformedCommand);
+  json no_customer = wait;
+  no_customer.erase("payment_code_customer");
+  no_customer["command_id"] = "w0-customer";
+  EXPECT_EQ(ledger.Submit(no_customer).reason, reason::kMalformedCommand);
+  json other_customer = wait;
+  other_customer["payment_code_customer"] = "bob";
+  other_customer["command_id"] = "w0-bob";
+  EXPECT_EQ(ledger.Submit(other_customer).reason, reason::kPaymentCodeInvalid);  // the code is alice's
   ASSERT_EQ(ledger.Submit(wait).kind, Kind::kAccepted);
   EXPECT_EQ(Code(ledger, kCode)->waiting_order, "o1");
   json other_order = wait;
@@ -276,10 +302,9 @@ TEST(PaymentCodes, AboveItsMediumsLimitACodeWaitsOnTheOrderUntilTheCustomerConfi
   EXPECT_TRUE(Code(ledger, kCode)->used);
 }
 
-// The order waits on its shard, the code was issued on its customer's: the order's shard keeps which order
-// waits on the code and vouches for it when it forwards the confirmation; the customer's shard decides the
-// rest. Only the order created to wait on the code is paid by it, only with a proof, and only once.
-TEST(PaymentCodes, ACodeOfAnotherShardsCustomerWaitsOnAnOrderAndPaysItOnceConfirmed) {
+// The order waits on its shard, the code was issued on its customer's: the code's shard reserves the code for
+// the order before the order's shard creates it, and pays it only with a proof, only once.
+TEST(PaymentCodes, ACodeOfAnotherShardsCustomerIsReservedThereForTheOrderAndPaysItOnceConfirmed) {
   testing::Cluster cluster(2);
   const std::string customer = testing::CustomerOnShard(1, 2);
   const std::string waiting = testing::OrderOnShard(0, 2);
@@ -291,32 +316,82 @@ TEST(PaymentCodes, ACodeOfAnotherShardsCustomerWaitsOnAnOrderAndPaysItOnceConfir
         Enroll("e2", customer, "u_shield", kPem), IssueCode("c1", kCode, "password_free", 0, customer)}) {
     ASSERT_EQ(cluster.Decide(command), "accepted") << command.dump();
   }
-  ASSERT_EQ(cluster.Decide(WaitingOrder("w1", waiting, 200'000, kCode)), "accepted");
+  EXPECT_EQ(cluster.Decide(WaitingOrder("w0", waiting, 200'000, kCode, customer + "x")),
+            "rejected PAYMENT_CODE_INVALID");  // not the code's customer (whichever shard that names)
+  ASSERT_EQ(cluster.Decide(WaitingOrder("w1", waiting, 200'000, kCode, customer)), "accepted");
+  EXPECT_EQ(CodeIn(cluster.shard(1), kCode)->waiting_order, waiting);  // reserved where it was issued
   const std::optional<fb::PaymentCodeRecordT> on_order_shard = CodeIn(cluster.shard(0), kCode);
   ASSERT_TRUE(on_order_shard.has_value());
   EXPECT_EQ(on_order_shard->customer, "");  // the order's shard knows only which order waits on it
   EXPECT_EQ(on_order_shard->waiting_order, waiting);
-  EXPECT_EQ(CodeIn(cluster.shard(1), kCode)->waiting_order, "");
-  EXPECT_EQ(cluster.Decide(WaitingOrder("w2", second, 200'000, kCode)), "rejected PAYMENT_CODE_INVALID");
+  EXPECT_EQ(cluster.Decide(WaitingOrder("w2", second, 200'000, kCode, customer)),
+            "rejected PAYMENT_CODE_INVALID");
+  EXPECT_FALSE(OrderCreatedOn(cluster.shard(0), second));
 
   json unproven = CodePay(waiting, 200'000, "password_free", kCode, customer);
   unproven["command_id"] = "unproven";
   EXPECT_EQ(cluster.Decide(unproven), "rejected PAYMENT_CODE_INVALID");  // scanned again: it waits
-  json not_waiting = CodePay(plain, 200'000, "u_shield", kCode, customer);
-  not_waiting["command_id"] = "not-waiting";
-  not_waiting["proof"] = "u_shield proven";
-  EXPECT_EQ(cluster.Decide(not_waiting), "rejected PAYMENT_CODE_INVALID");  // the code waits on no such order
+  EXPECT_EQ(cluster.Decide(Confirmation("not-waiting", plain, 200'000, kCode, customer)),
+            "rejected PAYMENT_CODE_INVALID");  // the code waits on no such order
   EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 1'000'000);
 
-  json confirm = CodePay(waiting, 200'000, "u_shield", kCode, customer);
-  confirm["command_id"] = "confirm";
-  confirm["proof"] = "u_shield proven";
-  ASSERT_EQ(cluster.Decide(confirm), "accepted");
+  ASSERT_EQ(cluster.Decide(Confirmation("confirm", waiting, 200'000, kCode, customer)), "accepted");
   EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 800'000);
   EXPECT_TRUE(CodeIn(cluster.shard(1), kCode)->used);
-  confirm["command_id"] = "confirm-again";
-  EXPECT_EQ(cluster.Decide(confirm), "rejected DUPLICATE_ORDER");
+  EXPECT_EQ(cluster.Decide(Confirmation("confirm-again", waiting, 200'000, kCode, customer)),
+            "rejected DUPLICATE_ORDER");
   EXPECT_EQ(cluster.BalanceOn(1, customer + ":debit"), 800'000);
+  cluster.ExpectStatesProven();
+}
+
+// Two scans of one code on two other shards race: both orders' shards ask the code's shard, which reserves
+// the code for the first leg it decides and refuses the second; only the first order is created, and only it
+// is paid. A confirmation that arrives while the reservation is in flight waits for it on the order's shard.
+TEST(PaymentCodes, TwoOrdersOfTwoOtherShardsRaceForOneCodeAndOnlyTheFirstIsCreatedAndPaid) {
+  testing::Cluster cluster(3);
+  const std::string customer = testing::CustomerOnShard(2, 3);
+  const std::string first = testing::OrderOnShard(0, 3);
+  const std::string second = testing::OrderOnShard(1, 3);
+  const std::string third = testing::OrderOnShard(0, 3, 1);
+  const std::string other_code(32, 'e');
+  for (const json& command :
+       {testing::OpenMerchant("m1", "M1", 60), testing::OpenAccount("a1", customer),
+        testing::Deposit("d1", customer + ":debit", 1'000'000), Enroll("e1", customer, "password_free", kPem),
+        Enroll("e2", customer, "u_shield", kPem), IssueCode("c1", kCode, "password_free", 0, customer),
+        IssueCode("c2", other_code, "password_free", 0, customer)}) {
+    ASSERT_EQ(cluster.Decide(command), "accepted") << command.dump();
+  }
+  // Both orders are sent before the code's shard hears of either (shard 0's leg reaches it first).
+  EXPECT_EQ(cluster.Send(WaitingOrder("w1", first, 200'000, kCode, customer)).kind, Kind::kPending);
+  EXPECT_EQ(cluster.Send(WaitingOrder("w2", second, 300'000, kCode, customer)).kind, Kind::kPending);
+  cluster.DeliverLegs();
+  EXPECT_EQ(cluster.FinalOutcome("w1"), "accepted");
+  EXPECT_EQ(cluster.FinalOutcome("w2"), "rejected PAYMENT_CODE_INVALID");
+  EXPECT_TRUE(OrderCreatedOn(cluster.shard(0), first));
+  EXPECT_FALSE(OrderCreatedOn(cluster.shard(1), second));
+  EXPECT_EQ(CodeIn(cluster.shard(2), kCode)->waiting_order, first);
+  // Asked again, the created order's command answers as it did: the order shard's transaction.
+  const CommandResult again = cluster.Send(WaitingOrder("w1", first, 200'000, kCode, customer));
+  EXPECT_EQ(again.kind, Kind::kDuplicate);
+  EXPECT_EQ(again.transaction_id.substr(0, 2), "0-");
+  EXPECT_EQ(again.sequences.size(), 2u);
+
+  EXPECT_EQ(cluster.Decide(Confirmation("confirm-second", second, 300'000, kCode, customer)),
+            "rejected PAYMENT_CODE_INVALID");
+  EXPECT_EQ(cluster.BalanceOn(2, customer + ":debit"), 1'000'000);
+  EXPECT_EQ(cluster.Decide(Confirmation("confirm-first", first, 200'000, kCode, customer)), "accepted");
+  EXPECT_EQ(cluster.BalanceOn(2, customer + ":debit"), 800'000);
+
+  // The customer confirms before the code's shard answered the reservation: the confirmation is parked
+  // behind it and decided once the order exists.
+  EXPECT_EQ(cluster.Send(WaitingOrder("w3", third, 100'000, other_code, customer)).kind, Kind::kPending);
+  EXPECT_EQ(cluster.Send(Confirmation("confirm-third", third, 100'000, other_code, customer)).kind,
+            Kind::kPending);
+  cluster.DeliverLegs();
+  EXPECT_EQ(cluster.FinalOutcome("w3"), "accepted");
+  EXPECT_EQ(cluster.FinalOutcome("confirm-third"), "accepted");
+  EXPECT_EQ(cluster.BalanceOn(2, customer + ":debit"), 700'000);
+  EXPECT_TRUE(CodeIn(cluster.shard(2), other_code)->used);
   cluster.ExpectStatesProven();
 }
 

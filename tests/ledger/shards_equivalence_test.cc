@@ -315,7 +315,7 @@ TEST(ShardsEquivalence, LegsAreAppliedOnceInNumberOrder) {
 
 // A leg as shard `source` would send it: an OrderForwarded event for `destination` carrying `command`.
 std::string ForgedLeg(uint32_t source, uint32_t destination, uint64_t number, const json& command, bool pays,
-                      const std::string& order) {
+                      const std::string& order, bool reserves_code = false) {
   const ParsedCommand parsed = testing::Parse(command.dump());
   flatbuffers::FlatBufferBuilder builder;
   builder.Finish(fb::Command::Pack(builder, &parsed.command));
@@ -325,12 +325,32 @@ std::string ForgedLeg(uint32_t source, uint32_t destination, uint64_t number, co
   forwarded.order = order;
   forwarded.command.assign(builder.GetBufferPointer(), builder.GetBufferPointer() + builder.GetSize());
   forwarded.pays = pays;
+  forwarded.reserves_code = reserves_code;
   return EventOfShard(source, parsed.command_id, parsed.fingerprint, std::move(forwarded));
 }
 
+// An order waiting on payment code 0x0e… of `customer` (or on none, `code` empty).
+json WaitingOn(const std::string& order, const std::string& customer,
+               const std::string& code = std::string(32, 'e')) {
+  json command = {{"type", "create_order"},
+                  {"command_id", "wait-" + order},
+                  {"merchant", "M1"},
+                  {"merchant_order_no", order},
+                  {"amount_minor", 100},
+                  {"channel", code.empty() ? "qr_dynamic" : "qr_customer_presented"},
+                  {"expires_at", testing::At(testing::DefaultTimeNs() + 60'000'000'000)}};
+  if (!code.empty()) {
+    command["payment_code"] = code;
+    command["payment_code_customer"] = customer;
+  }
+  return command;
+}
+
 // Only a command on an order of the sending shard travels as a leg (a payment claiming an order only to its
-// customer's shard): a deposit, a payment for an order of another shard or one that pays a fresh order
-// without claiming it is refused, nothing staged, and the sender's real leg of that number still applies.
+// customer's shard, an order reserving a payment code only on its customer's shard): a deposit, a payment for
+// an order of another shard or one that pays a fresh order without claiming it, a reservation carrying a
+// payment or naming a code of another shard's customer, is refused, nothing staged, and the sender's real
+// leg of that number still applies.
 TEST(ShardsEquivalence, ALegCarryingAnythingButItsSendersOrderCommandIsRefused) {
   constexpr uint32_t kShards = 2;
   const std::string a = CustomerOnShard(1, kShards);
@@ -347,6 +367,9 @@ TEST(ShardsEquivalence, ALegCarryingAnythingButItsSendersOrderCommandIsRefused) 
       ForgedLeg(0, 1, 1, testing::Pay("M1", foreign_order, a, 100), true, "M1/" + foreign_order),
       ForgedLeg(0, 1, 1, testing::Pay("M1", own_order, a, 100), false, "M1/" + own_order),
       ForgedLeg(0, 1, 1, testing::Pay("M1", own_order, a, 100), true, "M1/elsewhere"),
+      ForgedLeg(0, 1, 1, testing::Pay("M1", own_order, a, 100), true, "M1/" + own_order, true),
+      ForgedLeg(0, 1, 1, WaitingOn(own_order, CustomerOnShard(0, kShards)), false, "M1/" + own_order, true),
+      ForgedLeg(0, 1, 1, WaitingOn(own_order, a, ""), false, "M1/" + own_order, true),
   };
   for (const std::string& leg : forged) {
     EXPECT_EQ(target.StageLeg(leg).status().code(), StatusCode::kInvalidArgument);

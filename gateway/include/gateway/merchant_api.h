@@ -50,8 +50,8 @@ struct MerchantApiOptions {
   size_t in_flight_per_merchant = 64;
   size_t key_cache_max = 4096;                // parsed merchant keys kept (by PEM); cleared when full
   int64_t order_expiry_default_s = 2 * 3600;  // an order without time_expire waits this long (WeChat's 2 h)
-  // A codepay above its code's medium limit waits this long for the customer to confirm (USERPAYING); the
-  // merchant reverses it when its own timeout passes first.
+  // A codepay above its code's medium limit waits this long after the code's own expiry for the customer to
+  // confirm (USERPAYING); the merchant reverses it when its own timeout passes first.
   int64_t userpaying_expiry_s = 5 * 60;
   // A payment may be reversed this long after it was made (WeChat's 7 days); on its own clearing date the
   // reversal cancels it, later it refunds it (REVERSE_EXPIRE beyond).
@@ -86,7 +86,8 @@ class MerchantApi {
   std::optional<HttpResponse> ReadOrderRequest(const Call& call, OrderRequest& order) const;
   void CodePay(const Call& call, Respond respond);
   // A codepay the code's medium limit refused: an order that waits for the customer to confirm it.
-  void WaitForCustomer(const Call& call, const OrderRequest& order, Respond respond);
+  void WaitForCustomer(const Call& call, const OrderRequest& order, const PaymentCodeView& code,
+                       Respond respond);
   void CloseOrder(const Call& call, std::string_view order_no, Respond respond);
   HttpResponse OrderAnswer(const std::string& mchid, const std::string& order_no,
                            const OrderView& order) const;

@@ -250,6 +250,9 @@ class Ledger {
   Status StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& answered);
   Status StageTransferIn(const fb::EventBody& leg, const fb::TransferSent& sent);
   Status StageTransferAnswer(const fb::EventBody& leg, const fb::TransferReceived& received);
+  // The id of the transaction the next AppendEvents records: "<shard>-<its first sequence>".
+  std::string NextTransactionId() const;
+
   // Sequences `payloads` as the events of one transaction and folds them into the open group.
   // `commands_offset`: where the command was read on ledger.commands (-1: elsewhere).
   std::vector<uint64_t> AppendEvents(const std::string& command_id, const Digest& fingerprint, int64_t now,
