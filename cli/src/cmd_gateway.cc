@@ -1,16 +1,22 @@
 // ledger gateway: the front door (docs/ARCHITECTURE.md, "The front door"), and ledger merchant-keys, the
 // merchant onboarding that gives a merchant what its SDK needs to talk to it.
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "cli/commands.h"
 #include "cli_common.h"
@@ -131,7 +137,45 @@ struct GatewayArgs {
   WriteOptions write;
   std::string listen = "127.0.0.1:8443";
   std::vector<int64_t> notify_retry_seconds = gateway::kWeChatRetrySeconds;
+  bool notify = true;  // false: another process notifies (ledger notifier)
   KafkaArgs kafka;
+};
+
+// Who notifies from a data folder: one process at a time holds <data>/gateway/notifier.lock (flock), so two
+// notifiers over the same state files and merchants never run side by side (each would deliver every
+// notification). Released when the process ends, however it ends.
+class NotifierLock {
+ public:
+  // Errors: InvalidArgument (another process holds it), IoError.
+  static Result<NotifierLock> Take(const std::string& gateway_dir) {
+    const std::string path = gateway_dir + "/notifier.lock";
+    std::error_code ignored;
+    std::filesystem::create_directories(gateway_dir, ignored);
+    const int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::IoError("open " + path + ": " + std::strerror(errno));
+    NotifierLock lock(fd);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK)
+        return Status::InvalidArgument("another process notifies from this data folder (it holds " + path +
+                                       "): stop it, or start this gateway with --no-notifier");
+      return Status::IoError("lock " + path + ": " + std::strerror(errno));
+    }
+    return lock;
+  }
+  NotifierLock(NotifierLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  NotifierLock& operator=(NotifierLock&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+  NotifierLock(const NotifierLock&) = delete;
+  NotifierLock& operator=(const NotifierLock&) = delete;
+  ~NotifierLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit NotifierLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
 };
 
 // The ledger the gateway drives (in this process, or through Kafka) and the notifiers that follow it: one per
@@ -140,6 +184,7 @@ struct GatewayLedger {
   std::unique_ptr<InProcessLedger> in_process;
   std::unique_ptr<KafkaLedger> kafka;
   std::vector<std::unique_ptr<gateway::LedgerPort>> notice_ports;  // the Kafka port's, one per shard
+  std::optional<NotifierLock> notifier_lock;                       // held while the notifiers run
   std::vector<std::unique_ptr<gateway::Notifier>> notifiers;
 
   gateway::LedgerPort& port() {
@@ -155,10 +200,41 @@ struct GatewayLedger {
   }
 };
 
+// The Kafka port's options for the data folder `options` names; the checkpoint key from its [audit]
+// public_key. Errors: InvalidArgument (that key unreadable).
+Result<KafkaLedgerOptions> KafkaPortOptions(const KafkaArgs& kafka, const LedgerOptions& options,
+                                            std::shared_ptr<const Signer> producer_key,
+                                            std::string replica_dir) {
+  KafkaLedgerOptions port;
+  port.brokers = kafka.brokers;
+  port.shards = kafka.shards;
+  port.producer_key = std::move(producer_key);
+  port.replica_dir = std::move(replica_dir);
+  port.timezone_offset_minutes = options.config.timezone_offset_minutes;
+  port.waiting_max = kLedgerQueueMax;
+  if (const std::string& key = options.config.audit_public_key; !key.empty()) {
+    Result<std::unique_ptr<SignatureVerifier>> verifier =
+        SignatureVerifier::FromPemFile(UnderDataDir(options.data_dir, key));
+    if (!verifier.ok()) return Status::InvalidArgument("[audit] public_key: " + verifier.status().message());
+    port.checkpoint_key = std::move(verifier).value();
+  }
+  return port;
+}
+
+// The ledger behind Kafka, as `port` says, with one notice port per shard.
+Result<GatewayLedger> OpenKafkaLedger(const KafkaLedgerOptions& port) {
+  GatewayLedger ledger;
+  Result<std::unique_ptr<KafkaLedger>> kafka = KafkaLedger::Open(port);
+  if (!kafka.ok()) return kafka.status();
+  ledger.kafka = std::move(kafka).value();
+  for (uint32_t shard = 0; shard < port.shards; ++shard)
+    ledger.notice_ports.push_back(ledger.kafka->NoticesOf(shard));
+  return ledger;
+}
+
 Result<GatewayLedger> OpenGatewayLedger(const GatewayArgs& args, const LedgerOptions& options) {
   Result<std::shared_ptr<const Signer>> producer_key = ProducerKeyFor(args.kafka, options);
   if (!producer_key.ok()) return producer_key.status();
-  GatewayLedger ledger;
   if (*producer_key == nullptr) {
     if (!options.config.kafka_brokers.empty())
       return Status::InvalidArgument(
@@ -166,42 +242,33 @@ Result<GatewayLedger> OpenGatewayLedger(const GatewayArgs& args, const LedgerOpt
           "and --producer-key to go through them)");
     Result<std::unique_ptr<InProcessLedger>> in_process = InProcessLedger::Open(options, kLedgerQueueMax);
     if (!in_process.ok()) return in_process.status();
+    GatewayLedger ledger;
     ledger.in_process = std::move(in_process).value();
     return ledger;
   }
-  KafkaLedgerOptions kafka_options;
-  kafka_options.brokers = args.kafka.brokers;
-  kafka_options.shards = args.kafka.shards;
-  kafka_options.producer_key = std::move(producer_key).value();
-  kafka_options.replica_dir = GatewayDir(args.write.data_dir) + "/replicas";
-  kafka_options.timezone_offset_minutes = options.config.timezone_offset_minutes;
-  kafka_options.waiting_max = kLedgerQueueMax;
-  if (const std::string& key = options.config.audit_public_key; !key.empty()) {
-    Result<std::unique_ptr<SignatureVerifier>> verifier =
-        SignatureVerifier::FromPemFile(UnderDataDir(args.write.data_dir, key));
-    if (!verifier.ok()) return Status::InvalidArgument("[audit] public_key: " + verifier.status().message());
-    kafka_options.checkpoint_key = std::move(verifier).value();
-  }
-  Result<std::unique_ptr<KafkaLedger>> kafka = KafkaLedger::Open(kafka_options);
-  if (!kafka.ok()) return kafka.status();
-  ledger.kafka = std::move(kafka).value();
-  for (uint32_t shard = 0; shard < args.kafka.shards; ++shard)
-    ledger.notice_ports.push_back(ledger.kafka->NoticesOf(shard));
-  return ledger;
+  Result<KafkaLedgerOptions> port = KafkaPortOptions(args.kafka, options, std::move(producer_key).value(),
+                                                     GatewayDir(args.write.data_dir) + "/replicas");
+  if (!port.ok()) return port.status();
+  return OpenKafkaLedger(*port);
 }
 
 // How often the notifier looks for new payments and refunds and for deliveries that are due.
 constexpr auto kNotifierInterval = std::chrono::milliseconds(200);
 
-Status StartNotifiers(const GatewayArgs& args, const LedgerOptions& options,
+// Starts the notifiers of `ledger` (one per history), once this process holds the data folder's notifier
+// lock. Errors: InvalidArgument (another process notifies), as Notifier::Open.
+Status StartNotifiers(const LedgerOptions& options, const std::vector<int64_t>& retry_seconds,
                       std::shared_ptr<const gateway::RsaKey> platform_key, const std::string& platform_key_id,
                       GatewayLedger& ledger) {
+  Result<NotifierLock> lock = NotifierLock::Take(GatewayDir(options.data_dir));
+  if (!lock.ok()) return lock.status();
+  ledger.notifier_lock.emplace(std::move(lock).value());
   gateway::NotifierOptions notifier_options;
-  notifier_options.gateway_dir = GatewayDir(args.write.data_dir);
+  notifier_options.gateway_dir = GatewayDir(options.data_dir);
   notifier_options.platform_key = std::move(platform_key);
   notifier_options.platform_key_id = platform_key_id;
   notifier_options.timezone_offset_minutes = options.config.timezone_offset_minutes;
-  notifier_options.retry_seconds = args.notify_retry_seconds;
+  notifier_options.retry_seconds = retry_seconds;
   struct History {
     std::string name;  // in notification ids
     std::string state_file;
@@ -242,9 +309,11 @@ int RunGateway(const GatewayArgs& args) {
       gateway::EnsureGatewayKey(GatewayDir(args.write.data_dir), "payment_code.key");
   if (!code_key.ok()) return Fail(ExitCodeFor(code_key.status()), code_key.status().ToString());
   api_options.payment_code_key = *code_key;
-  const Status notifying =
-      StartNotifiers(args, *options, api_options.platform_key, api_options.platform_key_id, *ledger);
-  if (!notifying.ok()) return Fail(ExitCodeFor(notifying), notifying.ToString());
+  if (args.notify) {
+    const Status notifying = StartNotifiers(*options, args.notify_retry_seconds, api_options.platform_key,
+                                            api_options.platform_key_id, *ledger);
+    if (!notifying.ok()) return Fail(ExitCodeFor(notifying), notifying.ToString());
+  }
   gateway::MerchantApi api(std::move(api_options), ledger->port());
   // The nonce cache is this instance's own (any other state lives in the ledger): one journal per listen
   // address, so that it survives a restart on the same address.
@@ -287,6 +356,48 @@ int RunGateway(const GatewayArgs& args) {
   const Status failure = ledger->failure();
   if (!failure.ok()) return Fail(kExitFailure, "the ledger failed: " + failure.ToString());
   spdlog::info("gateway: stopped");
+  return kExitOk;
+}
+
+struct NotifierArgs {
+  WriteOptions write;
+  std::vector<int64_t> notify_retry_seconds = gateway::kWeChatRetrySeconds;
+  KafkaArgs kafka;
+};
+
+// The notifications of every gateway behind Kafka from one process: the gateways run with --no-notifier, and
+// this one reads ledger.events into replicas of its own (gateway/notifier-replicas) and notifies, with the
+// platform key, from the same state files a notifying gateway keeps.
+int RunNotifier(const NotifierArgs& args) {
+  Result<LedgerOptions> options = MakeLedgerOptions(args.write);
+  if (!options.ok()) return Fail(kExitBadInput, options.status().message());
+  if (args.kafka.brokers.empty()) {
+    return Fail(
+        kExitBadInput,
+        "the notifier follows the shards behind Kafka: give --brokers (an in-process gateway notifies "
+        "itself)");
+  }
+  Result<gateway::PlatformKey> platform = LoadPlatformKey(args.write.data_dir);
+  if (!platform.ok()) return Fail(ExitCodeFor(platform.status()), platform.status().ToString());
+  Result<KafkaLedgerOptions> port =
+      KafkaPortOptions(args.kafka, *options, nullptr, GatewayDir(args.write.data_dir) + "/notifier-replicas");
+  if (!port.ok()) return Fail(ExitCodeFor(port.status()), port.status().ToString());
+  Result<GatewayLedger> ledger = OpenKafkaLedger(*port);
+  if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
+  const Status notifying =
+      StartNotifiers(*options, args.notify_retry_seconds, platform->signer, platform->public_key_id, *ledger);
+  if (!notifying.ok()) return Fail(ExitCodeFor(notifying), notifying.ToString());
+  std::signal(SIGTERM, OnGatewayStop);
+  std::signal(SIGINT, OnGatewayStop);
+  std::printf("notifier=%u shards\n", args.kafka.shards);
+  std::fflush(stdout);
+  spdlog::info("notifier: notifying until SIGTERM or SIGINT");
+  constexpr auto kStopCheckInterval = std::chrono::milliseconds(50);
+  while (!g_gateway_stop.load() && ledger->failure().ok()) std::this_thread::sleep_for(kStopCheckInterval);
+  ledger->Stop();
+  const Status failure = ledger->failure();
+  if (!failure.ok()) return Fail(kExitFailure, "the ledger failed: " + failure.ToString());
+  spdlog::info("notifier: stopped");
   return kExitOk;
 }
 
@@ -500,6 +611,14 @@ int RunCustomerEnroll(const CustomerEnrollArgs& args) {
   return kExitOk;
 }
 
+void AddNotifyRetryOption(CLI::App& app, std::vector<int64_t>& retry_seconds) {
+  app.add_option(
+         "--notify-retry-seconds", retry_seconds,
+         "the waits after each failed notification (default WeChat's 15 s … 6 h; tests use short ones)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+}
+
 }  // namespace
 
 Runner AddGateway(CLI::App& app) {
@@ -508,13 +627,24 @@ Runner AddGateway(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--listen", args->listen, "HOST:PORT to serve HTTPS on (port 0: any free port)")
       ->capture_default_str();
-  app.add_option(
-         "--notify-retry-seconds", args->notify_retry_seconds,
-         "the waits after each failed notification (default WeChat's 15 s … 6 h; tests use short ones)")
-      ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+  AddNotifyRetryOption(app, args->notify_retry_seconds);
+  app.add_flag("!--no-notifier", args->notify,
+               "--no-notifier: send no notifications (one `ledger notifier` sends them for every gateway)");
   AddKafkaOptions(app, args->kafka, "gateway");
   return [args]() { return RunGateway(*args); };
+}
+
+Runner AddNotifier(CLI::App& app) {
+  auto args = std::make_shared<NotifierArgs>();
+  app.add_option("--data", args->write.data_dir, "data folder (its gateway/ folder holds the keys and state)")
+      ->capture_default_str();
+  AddNotifyRetryOption(app, args->notify_retry_seconds);
+  app.add_option("--brokers", args->kafka.brokers, "the Kafka cluster the shards publish ledger.events to")
+      ->required();
+  app.add_option("--shards", args->kafka.shards, "the number of shards")
+      ->check(CLI::Range(1u, 4096u))
+      ->capture_default_str();
+  return [args]() { return RunNotifier(*args); };
 }
 
 Runner AddCustomerEnroll(CLI::App& app) {

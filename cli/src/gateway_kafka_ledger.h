@@ -24,7 +24,9 @@ namespace ledger::cli {
 struct KafkaLedgerOptions {
   std::string brokers;
   uint32_t shards = 1;
-  std::shared_ptr<const Signer> producer_key;  // signs every command (a key registered with role gateway)
+  // Signs every command (a key registered with role gateway). Null: the port only reads (a notifier): every
+  // command is answered Aborted.
+  std::shared_ptr<const Signer> producer_key;
   // The ledger's checkpoint key ([audit] public_key): every checkpoint the replicas fold must be signed by it
   // over the chain they hold, or the replica stops (Corruption). Null: checkpoints are not checked (a warning
   // at start).

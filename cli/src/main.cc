@@ -76,6 +76,10 @@ int main(int argc, char** argv) {
       "the front door: the WeChat Pay v3 merchant API and the customer API over HTTPS (prints "
       "gateway=https://HOST:PORT first)",
       ledger::cli::AddGateway);
+  add("notifier",
+      "the merchants' notifications for every gateway behind Kafka, from one process (the gateways run with "
+      "--no-notifier; prints notifier=N shards first)",
+      ledger::cli::AddNotifier);
   add("customer-enroll",
       "enrol a customer's authentication medium: what the card, device or phone holds (kit in --out), the "
       "public part recorded in the ledger, a shared secret kept by the gateway (0600)",

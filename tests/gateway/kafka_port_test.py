@@ -43,10 +43,10 @@ def shard_of(key):
 class KafkaPortTest(customers.CustomerApiTest):
     broker = None
     serves = []
-    # What test_99 counts besides the base tests: test_14's to test_16's payments less test_16's refund, and
-    # test_18's confirmed codepay.
+    # What test_99 counts besides the base tests: test_14's to test_16's payments less test_16's refund,
+    # test_18's confirmed codepay and test_19's two payments.
     expiry_s = 5  # a command's trip through Kafka and back on a loaded machine
-    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100 + 200_000}
+    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100 + 200_000 + 2 * 600}
 
     @classmethod
     def shard_folders(cls):
@@ -169,23 +169,25 @@ class KafkaPortTest(customers.CustomerApiTest):
         for number in range(100):
             order_no = f"NT{number}"
             orders.setdefault(shard_of("M1/" + order_no) == shard_of("C1"), order_no)
-        ids = set()
-        for order_no in orders.values():
-            code, text = self.m1.pay(description="ticket", out_trade_no=order_no, amount={"total": 900},
-                                     notify_url=self.merchant_server.url("/notify/" + order_no))
-            self.assertEqual(code, 200, text)
-            code_url = json.loads(text)["code_url"]
-            digest = self.lookup("C1", code_url)["payment_digest"]
-            paid = self.pay("C1", code_url, "fingerprint", {"signature": self.sign("C1", "fingerprint", digest)})
-            self.assert_paid(paid, code_url)
-            _, headers, body, _ = self.merchant_server.next("/notify/" + order_no)
-            notification = self.m1.callback(headers, body)  # the SDK verifies the signature and decrypts
-            self.assertIsNotNone(notification, "the SDK refused the notification")
-            resource = notification["resource"]
-            self.assertEqual((resource["out_trade_no"], resource["transaction_id"], resource["trade_state"]),
-                             (order_no, paid.json()["transaction_id"], "SUCCESS"))
-            ids.add(notification["id"])
+        ids = {self.pay_and_read_notification(order_no, 900)["id"] for order_no in orders.values()}
         self.assertEqual(len(ids), 2)
+
+    def pay_and_read_notification(self, order_no, amount):
+        """C1 pays a native order of M1 that names a notify_url; the notification, verified by the SDK."""
+        code, text = self.m1.pay(description="ticket", out_trade_no=order_no, amount={"total": amount},
+                                 notify_url=self.merchant_server.url("/notify/" + order_no))
+        self.assertEqual(code, 200, text)
+        code_url = json.loads(text)["code_url"]
+        digest = self.lookup("C1", code_url)["payment_digest"]
+        paid = self.pay("C1", code_url, "fingerprint", {"signature": self.sign("C1", "fingerprint", digest)})
+        self.assert_paid(paid, code_url)
+        _, headers, body, _ = self.merchant_server.next("/notify/" + order_no)
+        notification = self.m1.callback(headers, body)  # the SDK verifies the signature and decrypts
+        self.assertIsNotNone(notification, "the SDK refused the notification")
+        resource = notification["resource"]
+        self.assertEqual((resource["out_trade_no"], resource["transaction_id"], resource["trade_state"]),
+                         (order_no, paid.json()["transaction_id"], "SUCCESS"))
+        return notification
 
     def test_17_replicas_fold_only_what_the_ledgers_key_sealed_or_signed(self):
         log = os.path.join(self.scratch.name, "gateway.log")
@@ -289,6 +291,45 @@ class KafkaPortTest(customers.CustomerApiTest):
         self.assertEqual(self.m1.query(out_trade_no=refused[0])[0], 404)
         again = self.codepay(refused[0], 200_000, code["auth_code"])  # the losing POS asks again: still refused
         self.assertEqual((again[0], json.loads(again[1]).get("code")), (400, "AUTH_CODE_INVALID"), again[1])
+
+    def restart_gateway(self, *extra):
+        self.__class__.gateway = sdk.Gateway(self.data, os.path.join(self.scratch.name, "gateway.log"),
+                                             sdk.free_port(), (*self.gateway_args, *extra))
+        self.__class__.m1 = sdk.merchant_client(sdk.read_kit(os.path.join(self.scratch.name, "kit-M1")),
+                                                self.gateway.url, "M1")
+
+    def test_19_one_notifier_process_notifies_for_gateways_that_do_not(self):
+        # Gateways behind Kafka run with --no-notifier and one `ledger notifier` sends every notification once;
+        # a gateway that would notify beside it is refused (it would deliver each one again).
+        self.assertEqual(self.gateway.stop(), 0)
+        notifier = sdk.Background(["notifier", "--data", self.data, "--brokers", self.brokers, "--shards",
+                                   str(SHARDS)], os.path.join(self.scratch.name, "notifier.log"))
+        try:
+            self.assertEqual(notifier.first_line("notifier="), f"{SHARDS} shards")
+            log = os.path.join(self.scratch.name, "gateway.log")
+            with open(log) as f:
+                start = len(f.read())
+            with self.assertRaises(AssertionError):  # it never prints gateway=
+                self.restart_gateway()
+            with open(log) as f:
+                self.assertIn("another process notifies from this data folder", f.read()[start:])
+            self.restart_gateway("--no-notifier")
+            orders = {}
+            for number in range(100):
+                orders.setdefault(shard_of(f"M1/ONE{number}"), f"ONE{number}")
+            for order_no in orders.values():
+                self.pay_and_read_notification(order_no, 600)
+            for order_no in orders.values():  # and nobody else sends it
+                with self.assertRaises(AssertionError):
+                    self.merchant_server.next("/notify/" + order_no, timeout=2)
+        finally:
+            self.assertEqual(notifier.stop(), 0)
+        # A gateway notifying again resumes where the notifier process left: nothing is delivered twice.
+        self.assertEqual(self.gateway.stop(), 0)
+        self.restart_gateway()
+        for order_no in orders.values():
+            with self.assertRaises(AssertionError):
+                self.merchant_server.next("/notify/" + order_no, timeout=2)
 
     def test_99_the_ledger_after_the_gateway_stopped(self):
         super().test_99_the_ledger_after_the_gateway_stopped()

@@ -32,6 +32,7 @@ Runner AddScrub(CLI::App& app);
 Runner AddRestore(CLI::App& app);
 Runner AddBackup(CLI::App& app);
 Runner AddGateway(CLI::App& app);
+Runner AddNotifier(CLI::App& app);
 Runner AddMerchantKeys(CLI::App& app);
 Runner AddProducerKeyCommand(CLI::App& app);
 Runner AddCustomerEnroll(CLI::App& app);
