@@ -258,7 +258,7 @@ constexpr auto kNotifierInterval = std::chrono::milliseconds(200);
 // Starts the notifiers of `ledger` (one per history), once this process holds the data folder's notifier
 // lock. Errors: InvalidArgument (another process notifies), as Notifier::Open.
 Status StartNotifiers(const LedgerOptions& options, const std::vector<int64_t>& retry_seconds,
-                      std::shared_ptr<const gateway::RsaKey> platform_key, const std::string& platform_key_id,
+                      std::shared_ptr<const gateway::ApiKey> platform_key, const std::string& platform_key_id,
                       GatewayLedger& ledger) {
   Result<NotifierLock> lock = NotifierLock::Take(GatewayDir(options.data_dir));
   if (!lock.ok()) return lock.status();
@@ -473,6 +473,7 @@ struct MerchantKeysArgs {
   std::string merchant;
   std::string out;
   std::string revoke;
+  std::string algorithm = "rsa";
   KafkaArgs kafka;
 };
 
@@ -500,8 +501,9 @@ int AddMerchantKey(CommandRecorder& recorder, const MerchantKeysArgs& args) {
     return Fail(kExitBadInput, "UNKNOWN_MERCHANT: no merchant " + args.merchant);
   Result<GatewayMaterial> material = EnsureGatewayMaterial(args.write.data_dir, kLocalNames.front());
   if (!material.ok()) return Fail(ExitCodeFor(material.status()), material.status().ToString());
-  Result<gateway::MerchantCredentials> credentials =
-      gateway::MakeMerchantCredentials(material->tls, args.merchant);
+  Result<gateway::MerchantCredentials> credentials = gateway::MakeMerchantCredentials(
+      material->tls, args.merchant,
+      args.algorithm == "sm2" ? gateway::KeyAlgorithm::kSm2 : gateway::KeyAlgorithm::kRsa);
   if (!credentials.ok()) return Fail(ExitCodeFor(credentials.status()), credentials.status().ToString());
   // A merchant keeps its APIv3 key across new request-signing keys (a rotation, or a key after a revocation):
   // it is the key its notifications are decrypted with, and replacing it is a step of its own.
@@ -667,6 +669,11 @@ Runner AddMerchantKeys(CLI::App& app) {
   app.add_option("--merchant", args->merchant, "the merchant (mchid), opened before")->required();
   app.add_option("--out", args->out, "a new folder for the merchant's kit (keys, certificate, serial)");
   app.add_option("--revoke", args->revoke, "revoke the merchant's key with this serial instead");
+  app.add_option("--algorithm", args->algorithm,
+                 "the merchant's request-signing key: rsa (WECHATPAY2-SHA256-RSA2048) or sm2 "
+                 "(WECHATPAY2-SM2-WITH-SM3, 国密)")
+      ->check(CLI::IsMember({"rsa", "sm2"}))
+      ->capture_default_str();
   AddKafkaOptions(app, args->kafka, "operator");
   return [args]() { return RunMerchantKeys(*args); };
 }

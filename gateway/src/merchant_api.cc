@@ -202,10 +202,10 @@ std::optional<MerchantKey> MerchantApi::LookupKey(std::string_view serial_no) {
   const MerchantKeyRecordView& view = **record;
   auto cached = keys_by_pem_.find(view.public_key_pem);
   if (cached == keys_by_pem_.end()) {
-    Result<std::unique_ptr<RsaKey>> key = RsaKey::FromPem(view.public_key_pem);
+    Result<std::unique_ptr<ApiKey>> key = ApiKey::FromPem(view.public_key_pem);
     if (!key.ok()) return std::nullopt;  // a key the ledger recorded but no request can be checked with
     if (keys_by_pem_.size() >= options_.key_cache_max) keys_by_pem_.clear();
-    cached = keys_by_pem_.emplace(view.public_key_pem, std::shared_ptr<const RsaKey>(std::move(*key))).first;
+    cached = keys_by_pem_.emplace(view.public_key_pem, std::shared_ptr<const ApiKey>(std::move(*key))).first;
   }
   return MerchantKey{view.merchant, cached->second, view.revoked};
 }

@@ -38,10 +38,10 @@ Result<MerchantIdentity> LoadMerchantIdentity(const std::string& kit_dir, std::s
   Result<std::string> platform_id = ReadKitFile(kit_dir, "platform_public_key_id");
   for (const Result<std::string>* file : {&key_pem, &serial, &platform_pem, &platform_id})
     if (!file->ok()) return file->status();
-  Result<std::unique_ptr<RsaKey>> key = RsaKey::FromPem(*key_pem);
+  Result<std::unique_ptr<ApiKey>> key = ApiKey::FromPem(*key_pem);
   if (!key.ok()) return Status::InvalidArgument("apiclient_key.pem: " + key.status().message());
   if (!(*key)->is_private()) return Status::InvalidArgument("apiclient_key.pem holds no private key");
-  Result<std::unique_ptr<RsaKey>> platform = RsaKey::FromPem(*platform_pem);
+  Result<std::unique_ptr<ApiKey>> platform = ApiKey::FromPem(*platform_pem);
   if (!platform.ok())
     return Status::InvalidArgument("platform_public_key.pem: " + platform.status().message());
   merchant.serial_no = *serial;

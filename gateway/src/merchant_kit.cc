@@ -117,8 +117,9 @@ Cert CertFromPem(const std::string& pem) {
   return Cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
 }
 
-Key NewRsaKey() {
-  EVP_PKEY* key = EVP_RSA_gen(kRsaBits);  // public exponent 65537
+Key NewKey(KeyAlgorithm algorithm) {
+  EVP_PKEY* key = algorithm == KeyAlgorithm::kSm2 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "SM2")
+                                                  : EVP_RSA_gen(kRsaBits);  // public exponent 65537
   LEDGER_ASSERT(key != nullptr);
   return Key(key);
 }
@@ -206,17 +207,18 @@ std::string NewApiV3Key() {
   return key;
 }
 
-// The platform key from its PEM, refused unless RsaKey::FromPem takes it as a private key: the key the
+// The platform key from its PEM, refused unless ApiKey::FromPem takes it as a private key: the key the
 // gateway signs responses with is then one its own checks accept.
-PlatformKey PlatformKeyOf(const std::string& where, std::unique_ptr<RsaKey> key) {
+PlatformKey PlatformKeyOf(const std::string& where, std::unique_ptr<ApiKey> key) {
   const Digest digest = Sha256Of(key->PublicKeyDer());
   return PlatformKey{where, key->PublicKeyPem(),
                      kPublicKeyIdPrefix + UpperHex(digest.data(), kPublicKeyIdBytes), std::move(key)};
 }
 
 Result<PlatformKey> PlatformKeyFrom(const std::string& path, const std::string& pem) {
-  Result<std::unique_ptr<RsaKey>> checked = RsaKey::FromPem(pem);
-  if (!checked.ok() || !(*checked)->is_private())
+  Result<std::unique_ptr<ApiKey>> checked = ApiKey::FromPem(pem);
+  // RSA only: responses are signed WECHATPAY2-SHA256-RSA2048 (WeChat's default whatever signed the request).
+  if (!checked.ok() || !(*checked)->is_private() || (*checked)->algorithm() != KeyAlgorithm::kRsa)
     return Status::InvalidArgument(path + " is not an RSA private key of 2048 to 4096 bits, exponent 65537");
   return PlatformKeyOf(path, std::move(checked).value());
 }
@@ -284,11 +286,12 @@ std::string ApiV3Path(const std::string& gateway_dir, std::string_view mchid) {
 
 }  // namespace
 
-Result<MerchantCredentials> MakeMerchantCredentials(const TlsFiles& ca, std::string_view mchid) {
+Result<MerchantCredentials> MakeMerchantCredentials(const TlsFiles& ca, std::string_view mchid,
+                                                    KeyAlgorithm algorithm) {
   if (!IsMchid(mchid)) return Status::InvalidArgument("a mchid is 1 to 32 letters, digits, '-' or '_'");
   Result<Ca> authority = LoadCa(ca);
   if (!authority.ok()) return authority.status();
-  const Key key = NewRsaKey();
+  const Key key = NewKey(algorithm);
   MerchantCredentials out;
   const Cert certificate = NewMerchantCertificate(key.get(), mchid, *authority, out.serial_no);
   out.private_key_pem = PrivateKeyPem(key.get());
@@ -303,7 +306,7 @@ Result<PlatformKey> EnsurePlatformKey(const std::string& dir) {
   Result<std::string> pem = ReadWhole(path, O_NOFOLLOW);
   if (pem.status().code() == StatusCode::kNotFound) {
     LEDGER_RETURN_IF_ERROR(EnsureFolder(dir));
-    const Key key = NewRsaKey();
+    const Key key = NewKey(KeyAlgorithm::kRsa);
     pem = PrivateKeyPem(key.get());
     LEDGER_RETURN_IF_ERROR(PublishNew(path, *pem, 0600));
   }
@@ -312,7 +315,7 @@ Result<PlatformKey> EnsurePlatformKey(const std::string& dir) {
 }
 
 Result<PlatformKey> Pkcs11PlatformKey(const Pkcs11KeyRef& ref) {
-  Result<std::unique_ptr<RsaKey>> key = RsaKey::FromPkcs11(ref);
+  Result<std::unique_ptr<ApiKey>> key = ApiKey::FromPkcs11(ref);
   if (!key.ok()) return key.status();
   return PlatformKeyOf(ref.uri, std::move(key).value());
 }

@@ -68,7 +68,7 @@ std::string WeChatTime(int64_t utc_ns, int offset_minutes) {
   return FormatIso8601(utc_ns - utc_ns % kNsPerSecond, offset_minutes);
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> PlatformSignatureHeaders(const RsaKey& platform_key,
+Result<std::vector<std::pair<std::string, std::string>>> PlatformSignatureHeaders(const ApiKey& platform_key,
                                                                                   std::string_view key_id,
                                                                                   int64_t timestamp_s,
                                                                                   std::string_view body) {

@@ -33,7 +33,7 @@ std::string WeChatTime(int64_t utc_ns, int offset_minutes);
 // The platform's signature of `body` at `timestamp_s`: Wechatpay-Serial, -Signature, -Timestamp, -Nonce,
 // -Signature-Type (wechat_signature.h: ResponseMessage), as an answer or a notification carries them. Errors:
 // IoError (a token's key did not sign).
-Result<std::vector<std::pair<std::string, std::string>>> PlatformSignatureHeaders(const RsaKey& platform_key,
+Result<std::vector<std::pair<std::string, std::string>>> PlatformSignatureHeaders(const ApiKey& platform_key,
                                                                                   std::string_view key_id,
                                                                                   int64_t timestamp_s,
                                                                                   std::string_view body);

@@ -65,13 +65,45 @@ bool IsSoundRsaKey(EVP_PKEY* key) {
   return f4;
 }
 
+const EVP_MD* DigestOf(KeyAlgorithm algorithm) {
+  return algorithm == KeyAlgorithm::kSm2 ? EVP_sm3() : EVP_sha256();
+}
+
+// A digest context for signing or verifying with `key`; for SM2 it carries the signer ID, which the SM2
+// signature's digest covers (OpenSSL's EVP_PKEY-SM2: set on a key context given to the digest context before
+// its DigestSign/VerifyInit, and freed after it: the digest context does not own it).
+class DigestContext {
+ public:
+  DigestContext(EVP_PKEY* key, KeyAlgorithm algorithm) : context_(EVP_MD_CTX_new()) {
+    LEDGER_ASSERT(context_ != nullptr);
+    if (algorithm != KeyAlgorithm::kSm2) return;
+    key_context_ = EVP_PKEY_CTX_new(key, nullptr);
+    LEDGER_ASSERT(key_context_ != nullptr &&
+                  EVP_PKEY_CTX_set1_id(key_context_, kSm2SignerId, sizeof(kSm2SignerId) - 1) == 1);
+    EVP_MD_CTX_set_pkey_ctx(context_, key_context_);
+  }
+  ~DigestContext() {
+    EVP_MD_CTX_free(context_);
+    EVP_PKEY_CTX_free(key_context_);
+  }
+  DigestContext(const DigestContext&) = delete;
+  DigestContext& operator=(const DigestContext&) = delete;
+  EVP_MD_CTX* get() const { return context_; }
+
+ private:
+  EVP_MD_CTX* context_;
+  EVP_PKEY_CTX* key_context_ = nullptr;
+};
+
 }  // namespace
 
 Result<Authorization> ParseAuthorization(std::string_view header) {
-  const std::string_view scheme(kSignatureScheme);
-  if (!header.starts_with(scheme) || header.size() == scheme.size() || header[scheme.size()] != ' ')
-    return Status::InvalidArgument(std::string("Authorization is not ") + kSignatureScheme);
-  std::string_view rest = header.substr(scheme.size() + 1);
+  const size_t space = header.find(' ');
+  const std::string_view scheme = header.substr(0, space);
+  if (space == std::string_view::npos || (scheme != kSignatureScheme && scheme != kSm2SignatureScheme))
+    return Status::InvalidArgument(std::string("Authorization is not ") + kSignatureScheme + " or " +
+                                   kSm2SignatureScheme);
+  std::string_view rest = header.substr(space + 1);
   std::map<std::string_view, std::string_view> fields;
   while (!rest.empty()) {
     std::string_view key, value;
@@ -81,6 +113,7 @@ Result<Authorization> ParseAuthorization(std::string_view header) {
       return Status::InvalidArgument("Authorization: field " + std::string(key) + " given twice");
   }
   Authorization out;
+  out.scheme = scheme == kSm2SignatureScheme ? KeyAlgorithm::kSm2 : KeyAlgorithm::kRsa;
   const std::pair<const char*, std::string*> wanted[] = {{"mchid", &out.mchid},
                                                          {"nonce_str", &out.nonce_str},
                                                          {"signature", &out.signature},
@@ -123,7 +156,7 @@ std::string ResponseMessage(std::string_view timestamp, std::string_view nonce, 
   return message;
 }
 
-Result<std::unique_ptr<RsaKey>> RsaKey::FromPem(std::string_view pem) {
+Result<std::unique_ptr<ApiKey>> ApiKey::FromPem(std::string_view pem) {
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   LEDGER_ASSERT(bio != nullptr);
   const bool is_private = pem.find("PRIVATE KEY-----") != std::string_view::npos;
@@ -131,20 +164,22 @@ Result<std::unique_ptr<RsaKey>> RsaKey::FromPem(std::string_view pem) {
                              : PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
   if (key == nullptr) return Status::InvalidArgument("not a PEM key");
-  if (!IsSoundRsaKey(key)) {
+  const bool sm2 = EVP_PKEY_is_a(key, "SM2") == 1;
+  if (!sm2 && !IsSoundRsaKey(key)) {
     EVP_PKEY_free(key);
-    return Status::InvalidArgument("not an RSA key of 2048 to 4096 bits with public exponent 65537");
+    return Status::InvalidArgument("not an SM2 key, nor an RSA key of 2048 to 4096 bits with exponent 65537");
   }
-  std::unique_ptr<RsaKey> out(new RsaKey());
+  std::unique_ptr<ApiKey> out(new ApiKey());
   out->key_ = key;
   out->is_private_ = is_private;
+  out->algorithm_ = sm2 ? KeyAlgorithm::kSm2 : KeyAlgorithm::kRsa;
   return out;
 }
 
-Result<std::unique_ptr<RsaKey>> RsaKey::FromPkcs11(const Pkcs11KeyRef& ref) {
+Result<std::unique_ptr<ApiKey>> ApiKey::FromPkcs11(const Pkcs11KeyRef& ref) {
   Result<std::unique_ptr<TokenKey>> token = TokenKey::Open(ref);
   if (!token.ok()) return token.status();
-  std::unique_ptr<RsaKey> out(new RsaKey());
+  std::unique_ptr<ApiKey> out(new ApiKey());
   out->key_ = (*token)->NewPublicKey();
   out->is_private_ = true;
   if ((*token)->kind() != TokenKey::Kind::kRsa || !IsSoundRsaKey(static_cast<EVP_PKEY*>(out->key_)))
@@ -154,9 +189,9 @@ Result<std::unique_ptr<RsaKey>> RsaKey::FromPkcs11(const Pkcs11KeyRef& ref) {
   return out;
 }
 
-RsaKey::~RsaKey() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
+ApiKey::~ApiKey() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
 
-Result<std::string> RsaKey::SignBase64(std::string_view message) const {
+Result<std::string> ApiKey::SignBase64(std::string_view message) const {
   LEDGER_ASSERT(is_private_);
   if (token_) {
     Result<std::string> signature = token_->Sign(message);
@@ -165,24 +200,23 @@ Result<std::string> RsaKey::SignBase64(std::string_view message) const {
       return Status::IoError("the platform key's token did not sign: " + signature.status().message());
     return Base64(reinterpret_cast<const unsigned char*>(signature->data()), signature->size());
   }
-  EVP_MD_CTX* context = EVP_MD_CTX_new();
-  LEDGER_ASSERT(context != nullptr);
+  const DigestContext digest(static_cast<EVP_PKEY*>(key_), algorithm_);
+  EVP_MD_CTX* context = digest.get();
   const auto* bytes = reinterpret_cast<const unsigned char*>(message.data());
   size_t length = 0;
   std::vector<unsigned char> signature;
-  bool signed_ok =
-      EVP_DigestSignInit(context, nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(key_)) == 1 &&
-      EVP_DigestSign(context, nullptr, &length, bytes, message.size()) == 1;
+  bool signed_ok = EVP_DigestSignInit(context, nullptr, DigestOf(algorithm_), nullptr,
+                                      static_cast<EVP_PKEY*>(key_)) == 1 &&
+                   EVP_DigestSign(context, nullptr, &length, bytes, message.size()) == 1;
   if (signed_ok) {
     signature.resize(length);
     signed_ok = EVP_DigestSign(context, signature.data(), &length, bytes, message.size()) == 1;
   }
-  EVP_MD_CTX_free(context);
   LEDGER_ASSERT(signed_ok);  // a key in memory signs whatever it is given
   return Base64(signature.data(), length);
 }
 
-std::string RsaKey::PublicKeyDer() const {
+std::string ApiKey::PublicKeyDer() const {
   unsigned char* der = nullptr;
   const int length = i2d_PUBKEY(static_cast<EVP_PKEY*>(key_), &der);
   LEDGER_ASSERT(length > 0);
@@ -191,7 +225,7 @@ std::string RsaKey::PublicKeyDer() const {
   return out;
 }
 
-std::string RsaKey::PublicKeyPem() const {
+std::string ApiKey::PublicKeyPem() const {
   BIO* bio = BIO_new(BIO_s_mem());
   LEDGER_ASSERT(bio != nullptr && PEM_write_bio_PUBKEY(bio, static_cast<EVP_PKEY*>(key_)) == 1);
   char* data = nullptr;
@@ -201,16 +235,15 @@ std::string RsaKey::PublicKeyPem() const {
   return out;
 }
 
-bool RsaKey::VerifyBase64(std::string_view message, std::string_view signature_base64) const {
+bool ApiKey::VerifyBase64(std::string_view message, std::string_view signature_base64) const {
   const std::optional<std::vector<unsigned char>> signature = FromBase64(signature_base64);
   if (!signature) return false;
-  EVP_MD_CTX* context = EVP_MD_CTX_new();
-  LEDGER_ASSERT(context != nullptr);
-  bool valid =
-      EVP_DigestVerifyInit(context, nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(key_)) == 1 &&
-      EVP_DigestVerify(context, signature->data(), signature->size(),
-                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
-  EVP_MD_CTX_free(context);
+  const DigestContext digest(static_cast<EVP_PKEY*>(key_), algorithm_);
+  EVP_MD_CTX* context = digest.get();
+  bool valid = EVP_DigestVerifyInit(context, nullptr, DigestOf(algorithm_), nullptr,
+                                    static_cast<EVP_PKEY*>(key_)) == 1 &&
+               EVP_DigestVerify(context, signature->data(), signature->size(),
+                                reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
   return valid;
 }
 
@@ -224,6 +257,8 @@ Result<Authorization> CheckRequest(const SignedRequest& request, int64_t now_s, 
   if (!key) return Status::InvalidArgument("unknown serial_no");
   if (key->mchid != authorization->mchid) return Status::InvalidArgument("serial_no is another merchant's");
   if (key->revoked) return Status::InvalidArgument("serial_no is revoked");
+  if (key->key->algorithm() != authorization->scheme)
+    return Status::InvalidArgument("the scheme is not the algorithm of serial_no's key");
   const std::optional<int64_t> timestamp = Seconds(authorization->timestamp);
   if (!timestamp || *timestamp > now_s + kTimestampWindowSeconds ||
       *timestamp < now_s - kTimestampWindowSeconds)

@@ -7,6 +7,7 @@ Python has no wechatpayv3. The SDK's only changes are its gateway address (ours)
 trusts (REQUESTS_CA_BUNDLE: the gateway's CA). Every 2xx answer is verified by the SDK itself with the platform
 public key; the tests then check what moved in the ledger once the gateway stopped.
 """
+import base64
 import json
 import os
 import socket
@@ -132,7 +133,10 @@ class GatewaySdkTest(unittest.TestCase):
         events = [json.loads(line) for line in run_ledger("events", "--data", cls.data, "--json").stdout.splitlines()]
         date = next(e["payload"]["clearing_date"] for e in events if e["type"] == "PaymentCaptured")
         cls.clearing_date = f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d}"
-        cls.kits = {m: read_kit(os.path.join(cls.scratch.name, f"kit-{m}")) for m in ("M1", "M2")}
+        # M2 also gets an SM2 key (国密), which signs WECHATPAY2-SM2-WITH-SM3 requests (test_11).
+        run_ledger("merchant-keys", "--data", cls.data, "--merchant", "M2", "--algorithm", "sm2",
+                   "--out", os.path.join(cls.scratch.name, "kit-M2-sm2"))
+        cls.kits = {m: read_kit(os.path.join(cls.scratch.name, f"kit-{m}")) for m in ("M1", "M2", "M2-sm2")}
         os.environ["REQUESTS_CA_BUNDLE"] = os.path.join(cls.scratch.name, "kit-M1", "ca.pem")
         cls.port = free_port()
         cls.gateway = Gateway(cls.data, os.path.join(cls.scratch.name, "gateway.log"), cls.port)
@@ -364,6 +368,50 @@ class GatewaySdkTest(unittest.TestCase):
                              f"{method}\n{path}\n{timestamp}\n{nonce}\n\n")
         return (f'WECHATPAY2-SHA256-RSA2048 mchid="{mchid}",nonce_str="{nonce}",signature="{signature}",'
                 f'timestamp="{timestamp}",serial_no="{kit["serial_no"].strip()}"')
+
+    def openssl_request(self, kit, scheme, digest, path):
+        """GET `path` with curl, signed by `kit`'s key with the openssl command line (SM2: the standard's ID)."""
+        folder = os.path.join(self.scratch.name, f"kit-{kit}")
+        timestamp, nonce = str(int(time.time())), os.urandom(16).hex().upper()
+        message = os.path.join(self.scratch.name, "message")
+        with open(message, "w") as f:
+            f.write(f"GET\n{path}\n{timestamp}\n{nonce}\n\n")
+        sm2_id = ["-sigopt", "distid:1234567812345678"] if digest == "-sm3" else []
+        signature = subprocess.run(["openssl", "dgst", digest, "-sign", os.path.join(folder, "apiclient_key.pem"),
+                                    *sm2_id, message], check=True, capture_output=True).stdout
+        authorization = (f'{scheme} mchid="M2",nonce_str="{nonce}",timestamp="{timestamp}",'
+                         f'serial_no="{self.kits[kit]["serial_no"].strip()}",'
+                         f'signature="{base64.b64encode(signature).decode()}"')
+        answer = subprocess.run(["curl", "-sS", "--cacert", os.path.join(folder, "ca.pem"), "-D", "-",
+                                 "-H", f"Authorization: {authorization}", self.gateway.url + path],
+                                check=True, capture_output=True).stdout.decode()  # bytes: keep the CRLFs
+        head, _, body = answer.partition("\r\n\r\n")
+        status = int(head.split()[1])
+        headers = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in head.splitlines()[1:]}
+        return status, headers, body
+
+    def test_11_a_merchants_sm2_key_signs_with_sm2_and_sm3(self):
+        path = "/v3/pay/transactions/out-trade-no/O3?mchid=M2"
+        status, headers, body = self.openssl_request("M2-sm2", "WECHATPAY2-SM2-WITH-SM3", "-sm3", path)
+        self.assertEqual(status, 200, body)
+        self.assertEqual((json.loads(body)["out_trade_no"], json.loads(body)["amount"]["total"]), ("O3", 30_000))
+        # The answer is signed with the platform's RSA key (WeChat's default for responses): openssl checks it.
+        self.assertEqual(headers["wechatpay-signature-type"], "WECHATPAY2-SHA256-RSA2048")
+        folder = os.path.join(self.scratch.name, "kit-M2-sm2")
+        signed = os.path.join(self.scratch.name, "signed"), os.path.join(self.scratch.name, "signature")
+        with open(signed[0], "w") as f:
+            f.write(f'{headers["wechatpay-timestamp"]}\n{headers["wechatpay-nonce"]}\n{body}\n')
+        with open(signed[1], "wb") as f:
+            f.write(base64.b64decode(headers["wechatpay-signature"]))
+        verified = subprocess.run(["openssl", "dgst", "-sha256", "-verify",
+                                   os.path.join(folder, "platform_public_key.pem"), "-signature", signed[1],
+                                   signed[0]], capture_output=True, text=True)
+        self.assertEqual(verified.stdout.strip(), "Verified OK", verified.stderr)
+        # The SM2 key's signature under the RSA scheme, and the RSA key's under the SM2 scheme, are refused.
+        for kit, scheme, digest in (("M2-sm2", "WECHATPAY2-SHA256-RSA2048", "-sm3"),
+                                    ("M2", "WECHATPAY2-SM2-WITH-SM3", "-sha256")):
+            status, _, body = self.openssl_request(kit, scheme, digest, path)
+            self.assertEqual((status, json.loads(body)["code"]), (401, "SIGN_ERROR"), body)
 
     def test_99_ledger_after_the_gateway_stopped(self):
         self.assertEqual(self.gateway.stop(), 0)

@@ -115,10 +115,10 @@ TEST_F(MerchantKitTest, TheCertificateChainsToTheCaAndCarriesTheSerialAndTheKey)
 
   EXPECT_TRUE(credentials.private_key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));  // PKCS #8
   EXPECT_TRUE(credentials.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
-  Result<std::unique_ptr<RsaKey>> private_key = RsaKey::FromPem(credentials.private_key_pem);
+  Result<std::unique_ptr<ApiKey>> private_key = ApiKey::FromPem(credentials.private_key_pem);
   ASSERT_TRUE(private_key.ok()) << private_key.status().ToString();
   EXPECT_TRUE((*private_key)->is_private());
-  Result<std::unique_ptr<RsaKey>> public_key = RsaKey::FromPem(credentials.public_key_pem);
+  Result<std::unique_ptr<ApiKey>> public_key = ApiKey::FromPem(credentials.public_key_pem);
   ASSERT_TRUE(public_key.ok()) << public_key.status().ToString();
   EXPECT_TRUE((*public_key)->VerifyBase64("m", (*private_key)->SignBase64("m").value()));
 }
@@ -134,7 +134,7 @@ TEST_F(MerchantKitTest, TheSdksRequestSignedWithTheKitsKeyPassesCheckRequest) {
             0)
       << Log();
   const json sent = json::parse(Log());
-  const std::shared_ptr<const RsaKey> key(RsaKey::FromPem(credentials.public_key_pem).value().release());
+  const std::shared_ptr<const ApiKey> key(ApiKey::FromPem(credentials.public_key_pem).value().release());
   const MerchantKeyLookup lookup = [&](std::string_view serial) -> std::optional<MerchantKey> {
     if (serial != credentials.serial_no) return std::nullopt;
     return MerchantKey{kMchid, key, false};
@@ -216,10 +216,10 @@ TEST_F(MerchantKitTest, ThePlatformKeyIsMadeOnceAndItsIdIsTheDigestOfItsPublicKe
   EXPECT_EQ(Entries(Path("gateway")), std::vector<std::string>{"platform_key.pem"});
   const std::string key_pem = ReadFile(first.private_key_path);
   EXPECT_TRUE(key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
-  Result<std::unique_ptr<RsaKey>> key = RsaKey::FromPem(key_pem);
+  Result<std::unique_ptr<ApiKey>> key = ApiKey::FromPem(key_pem);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
   EXPECT_TRUE((*key)->is_private());
-  EXPECT_TRUE(RsaKey::FromPem(first.public_key_pem).ok());
+  EXPECT_TRUE(ApiKey::FromPem(first.public_key_pem).ok());
 
   WriteFile(Path("platform.pub"), first.public_key_pem);
   ASSERT_EQ(Shell("openssl pkey -pubin -in platform.pub -outform DER | sha256sum | cut -c1-32 | tr a-f A-F"),

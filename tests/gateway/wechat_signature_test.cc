@@ -46,10 +46,10 @@ class WeChatSignature : public ::testing::Test {
   int Shell(const std::string& command) const {
     return std::system(("(" + command + ") > '" + Path("log") + "' 2>&1").c_str());
   }
-  std::shared_ptr<const RsaKey> Key(const std::string& file) const {
-    Result<std::unique_ptr<RsaKey>> key = RsaKey::FromPem(ReadFile(Path(file)));
+  std::shared_ptr<const ApiKey> Key(const std::string& file) const {
+    Result<std::unique_ptr<ApiKey>> key = ApiKey::FromPem(ReadFile(Path(file)));
     EXPECT_TRUE(key.ok()) << key.status().ToString();
-    return key.ok() ? std::shared_ptr<const RsaKey>(std::move(key).value()) : nullptr;
+    return key.ok() ? std::shared_ptr<const ApiKey>(std::move(key).value()) : nullptr;
   }
   MerchantKeyLookup Lookup() const {
     return [this](std::string_view serial) -> std::optional<MerchantKey> {
@@ -147,7 +147,7 @@ TEST_F(WeChatSignature, AKeyServesOnlyItsOwnMerchantAndAGetSignsItsQuery) {
 
 TEST_F(WeChatSignature, TheSdkAcceptsTheGatewaysResponseSignatureAndRefusesAChangedBody) {
   if (const std::string missing = SdkMissing(); !missing.empty()) GTEST_SKIP() << missing;
-  const std::shared_ptr<const RsaKey> platform = Key("platform.key");
+  const std::shared_ptr<const ApiKey> platform = Key("platform.key");
   ASSERT_TRUE(platform->is_private());
   const std::string body = R"({"code_url":"weixin://wxpay/bizpayurl?pr=abc","amount":{"total":100}})";
   const std::string timestamp = std::to_string(std::time(nullptr)),
@@ -177,9 +177,15 @@ TEST(Authorization, ParsesTheFiveFieldsOnceEachAndNothingElse) {
   EXPECT_EQ(parsed->signature, "c2ln");
   EXPECT_EQ(parsed->timestamp, "1700000000");
   EXPECT_EQ(parsed->serial_no, "AB");
+  Result<Authorization> sm2 =
+      ParseAuthorization(std::string(kSm2SignatureScheme) + good.substr(good.find(' ')));
+  ASSERT_TRUE(sm2.ok()) << sm2.status().ToString();
+  EXPECT_EQ(parsed->scheme, KeyAlgorithm::kRsa);
+  EXPECT_EQ(sm2->scheme, KeyAlgorithm::kSm2);
   for (
       const std::string& bad : std::vector<std::string>{
           std::string("WECHATPAY2-SHA256-RSA2048"), std::string("Bearer x"),
+          "WECHATPAY2-SM2-WITH-SM3x" + good.substr(good.find(' ')),
           R"(WECHATPAY2-SHA256-RSA2048 mchid="1",nonce_str="N1",signature="c2ln",timestamp="1")",
           good + R"(,mchid="2")", good + R"(,extra="x")", good + ",",
           R"(WECHATPAY2-SHA256-RSA2048 mchid=1,nonce_str="N1",signature="c2ln",timestamp="1",serial_no="AB")",
@@ -263,9 +269,69 @@ TEST_F(WeChatSignature, AnRsaKeyWithAnotherExponentIsRefused) {
             Path("e3.key") + " && openssl pkey -in " + Path("e3.key") + " -pubout -out " + Path("e3.pub")),
       0)
       << ReadFile(Path("log"));
-  EXPECT_FALSE(RsaKey::FromPem(ReadFile(Path("e3.pub"))).ok());
-  EXPECT_FALSE(RsaKey::FromPem(ReadFile(Path("e3.key"))).ok());
-  EXPECT_TRUE(RsaKey::FromPem(ReadFile(Path("merchant.pub"))).ok());
+  EXPECT_FALSE(ApiKey::FromPem(ReadFile(Path("e3.pub"))).ok());
+  EXPECT_FALSE(ApiKey::FromPem(ReadFile(Path("e3.key"))).ok());
+  EXPECT_TRUE(ApiKey::FromPem(ReadFile(Path("merchant.pub"))).ok());
+}
+
+// A merchant's SM2 key (国密): a request signed WECHATPAY2-SM2-WITH-SM3 by the openssl command line (SM2 with
+// SM3, the standard's default signer ID, DER r and s) verifies; signed with another signer ID, or sent under
+// the RSA scheme, or an RSA key's request sent under the SM2 scheme, it does not. What the gateway signs with
+// an SM2 key the openssl command line verifies.
+TEST_F(WeChatSignature, AnSm2KeySignsUnderTheSm2SchemeOnlyWithTheStandardsSignerId) {
+  ASSERT_EQ(Shell("openssl genpkey -algorithm SM2 -out " + Path("sm2.key") + " && openssl pkey -in " +
+                  Path("sm2.key") + " -pubout -out " + Path("sm2.pub")),
+            0)
+      << ReadFile(Path("log"));
+  const std::shared_ptr<const ApiKey> sm2 = Key("sm2.pub");
+  ASSERT_NE(sm2, nullptr);
+  EXPECT_EQ(sm2->algorithm(), KeyAlgorithm::kSm2);
+  EXPECT_EQ(Key("merchant.pub")->algorithm(), KeyAlgorithm::kRsa);
+  keys_["5M2"] = MerchantKey{"1900000003", sm2, false};
+  const std::string target = "/v3/pay/transactions/out-trade-no/T1?mchid=1900000003";
+  const std::string timestamp = std::to_string(std::time(nullptr));
+  WriteFile(Path("message"), RequestMessage("GET", target, timestamp, "NONCE1", ""));
+  auto openssl_signature = [&](const std::string& signer_id) {
+    EXPECT_EQ(Shell("openssl dgst -sm3 -sign " + Path("sm2.key") + " -sigopt distid:" + signer_id + " -out " +
+                    Path("sig") + " " + Path("message") + " && openssl base64 -A -in " + Path("sig")),
+              0)
+        << ReadFile(Path("log"));
+    return ReadFile(Path("log"));
+  };
+  auto header = [&](const char* scheme, const std::string& nonce, const std::string& signature) {
+    return std::string(scheme) + " mchid=\"1900000003\",nonce_str=\"" + nonce + "\",signature=\"" +
+           signature + "\",timestamp=\"" + timestamp + "\",serial_no=\"5M2\"";
+  };
+  NonceCache nonces(100, 10, kTimestampWindowSeconds);
+  const int64_t now = std::time(nullptr);
+  const std::string good = openssl_signature(kSm2SignerId);
+  const std::string other_id = openssl_signature("ALICE123@YAHOO.COM");
+  EXPECT_FALSE(CheckRequest(SignedRequest{"GET", target, "", header(kSignatureScheme, "NONCE1", good)}, now,
+                            Lookup(), nonces)
+                   .ok());
+  EXPECT_FALSE(CheckRequest(SignedRequest{"GET", target, "", header(kSm2SignatureScheme, "NONCE1", other_id)},
+                            now, Lookup(), nonces)
+                   .ok());
+  const Result<Authorization> checked = CheckRequest(
+      SignedRequest{"GET", target, "", header(kSm2SignatureScheme, "NONCE1", good)}, now, Lookup(), nonces);
+  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+  EXPECT_EQ(checked->scheme, KeyAlgorithm::kSm2);
+  // An RSA key's valid signature under the SM2 scheme names the wrong algorithm.
+  keys_["RSA3"] = MerchantKey{"1900000003", Key("merchant.pub"), false};
+  const std::string rsa = Key("merchant.key")->SignBase64(ReadFile(Path("message"))).value();
+  std::string rsa_header = header(kSm2SignatureScheme, "NONCE2", rsa);
+  rsa_header.replace(rsa_header.find("5M2"), 3, "RSA3");
+  EXPECT_FALSE(CheckRequest(SignedRequest{"GET", target, "", rsa_header}, now, Lookup(), nonces).ok());
+
+  const std::string ours = Key("sm2.key")->SignBase64(ReadFile(Path("message"))).value();
+  WriteFile(Path("ours.b64"), ours);
+  EXPECT_EQ(Shell("openssl base64 -d -A -in " + Path("ours.b64") + " -out " + Path("ours.sig") +
+                  " && openssl dgst -sm3 -verify " + Path("sm2.pub") + " -sigopt distid:" + kSm2SignerId +
+                  " -signature " + Path("ours.sig") + " " + Path("message")),
+            0)
+      << ReadFile(Path("log"));
+  EXPECT_TRUE(sm2->VerifyBase64(ReadFile(Path("message")), ours));
+  EXPECT_FALSE(sm2->VerifyBase64(ReadFile(Path("message")) + " ", ours));
 }
 
 }  // namespace

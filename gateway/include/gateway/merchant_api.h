@@ -41,7 +41,7 @@ namespace ledger::gateway {
 struct OrderReference;  // gateway/src/api_common.h
 
 struct MerchantApiOptions {
-  std::shared_ptr<const RsaKey> platform_key;  // private: signs every answer
+  std::shared_ptr<const ApiKey> platform_key;  // private: signs every answer
   std::string platform_key_id;                 // Wechatpay-Serial (the SDK's public_key_id)
   int timezone_offset_minutes = 480;           // of the times in answers (RFC 3339 with offset)
   int clearing_cutoff_minutes = 23 * 60;       // which clearing date is today's (bills of later ones: none)
@@ -125,7 +125,7 @@ class MerchantApi {
   MerchantApiOptions options_;
   LedgerPort& ledger_;
   NonceCache nonces_;
-  std::map<std::string, std::shared_ptr<const RsaKey>, std::less<>> keys_by_pem_;
+  std::map<std::string, std::shared_ptr<const ApiKey>, std::less<>> keys_by_pem_;
   int64_t refusal_log_second_ = 0;
   size_t refusals_logged_ = 0;
   size_t refusals_unlogged_ = 0;

@@ -18,8 +18,8 @@ namespace ledger::gateway {
 struct MerchantIdentity {
   std::string mchid;
   std::string serial_no;
-  std::shared_ptr<const RsaKey> key;           // the merchant's private key
-  std::shared_ptr<const RsaKey> platform_key;  // the platform's public key
+  std::shared_ptr<const ApiKey> key;           // the merchant's private key
+  std::shared_ptr<const ApiKey> platform_key;  // the platform's public key
   std::string platform_key_id;
 };
 

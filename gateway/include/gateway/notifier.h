@@ -40,7 +40,7 @@ struct NotifierOptions {
   // The history's name in notification ids ("" for the one in-process shard; "shard-K" behind Kafka, where
   // every shard numbers its own events, so that two shards' notices of the same sequence differ).
   std::string history;
-  std::shared_ptr<const RsaKey> platform_key;
+  std::shared_ptr<const ApiKey> platform_key;
   std::string platform_key_id;
   int timezone_offset_minutes = 480;
   std::vector<int64_t> retry_seconds = kWeChatRetrySeconds;
