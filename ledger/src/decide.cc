@@ -183,7 +183,8 @@ Decision CheckCodeCanWait(const std::string& payment_code, const std::string& cu
   if (payment_code.empty()) return Decision();
   fb::PaymentCodeRecordT code;
   if (ShardOfKey(customer, context.config.shards) != context.config.shard ||
-      !LoadRecord(context.state, keys::PaymentCode(payment_code), &code) || code.customer != customer) {
+      !LoadRecord(context.state, keys::PaymentCode(payment_code), &code) || code.customer.empty() ||
+      code.customer != customer) {
     return Reject(reason::kPaymentCodeInvalid, "no such payment code of customer " + customer);
   }
   if (code.used || !code.waiting_order.empty())
@@ -223,6 +224,7 @@ fb::OrderCreatedT OrderCreatedOf(const fb::CreateOrderT& command) {
   created.expires_at_ns = command.expires_at_ns;
   created.payment_code = command.payment_code;
   created.notify_url = command.notify_url;
+  created.payment_code_customer = command.payment_code_customer;
   return created;
 }
 

@@ -72,10 +72,15 @@ Status CheckForwardedHere(const ParsedCommand& parsed, const fb::OrderForwarded&
       !state.Get(keys::Payment(pay->merchant, pay->merchant_order_no), &paid))
     return Status::InvalidArgument(
         "the leg pays an order this shard holds no payment of, without claiming it");
+  // A create_order travels to reserve its payment code, or to the shard holding the order's payment (which
+  // refuses it DUPLICATE_ORDER); never to create an order here.
   const fb::CreateOrderT* create = parsed.command.body.AsCreateOrder();
   if (forwarded.reserves_code() && (create == nullptr || create->payment_code.empty() ||
                                     ShardOfKey(create->payment_code_customer, config.shards) != config.shard))
     return Status::InvalidArgument("the leg reserves a payment code this shard does not hold");
+  if (create != nullptr && !forwarded.reserves_code() &&
+      !state.Get(keys::Payment(create->merchant, create->merchant_order_no), &paid))
+    return Status::InvalidArgument("the leg creates an order this shard holds no payment of");
   return Status::Ok();
 }
 
@@ -246,6 +251,8 @@ Status Ledger::StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& an
   settled.transaction_id = leg.transaction_id() ? leg.transaction_id()->str() : std::string();
   settled.sequences = UlongsOf(answered.sequences());
   std::vector<fb::PayloadUnion> payloads;
+  const int64_t now = NowNs();
+  int64_t occurred = now;
   if (route.reserves_code && answered.accepted()) {
     // The code is reserved for the order: the order is created here now, and that is the command's outcome
     // (this transaction: the settlement and the order it creates).
@@ -256,15 +263,15 @@ Status Ledger::StageAnswer(const fb::EventBody& leg, const fb::OrderAnswered& an
     settled.sequences = {last_sequence_ + 1};
     payloads.emplace_back().Set(std::move(settled));
     payloads.emplace_back().Set(OrderCreatedOf(*create->command.body.AsCreateOrder()));
+    occurred = TimesOf(create->command).occurred;  // the order's creation time, as one shard records it
   } else {
     payloads.emplace_back().Set(std::move(settled));
   }
   Digest fingerprint;
   std::copy_n(leg.command_fingerprint()->data(), fingerprint.size(), fingerprint.begin());
-  const int64_t now = NowNs();
   std::string transaction_id;
-  AppendEvents(leg.command_id() ? leg.command_id()->str() : std::string(), fingerprint, now, now, payloads,
-               &transaction_id);
+  AppendEvents(leg.command_id() ? leg.command_id()->str() : std::string(), fingerprint, now, occurred,
+               payloads, &transaction_id);
   ++staged_commands_;
   // The commands that waited, in arrival order, as one shard would decide them after this one (each may be
   // forwarded, or park again behind one that is).

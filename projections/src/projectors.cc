@@ -150,12 +150,22 @@ void ApplyPaymentCodeEvent(const fb::EventBody& event, KvWriter& view, FoldError
   const std::string record_key = keys::PaymentCode(ViewOf(id));
   fb::PaymentCodeRecordT code;
   const bool issued_here = LoadRecord(view, record_key, &code);
-  // An order may wait on a code another shard issued to its customer, which reserved it there first
-  // (PaymentCodeReserved): the order's shard then knows only the order that waits on it. A code is reserved
-  // and used only where it was issued.
-  errors.Require(issued_here || created != nullptr, "an unknown payment code");
-  if (created != nullptr || reserved != nullptr) {
+  if (created != nullptr && created->payment_code_customer() != nullptr &&
+      created->payment_code_customer()->size() > 0) {
+    // The code's record is its customer's shard's: an order of another shard's customer's code reserved it
+    // there (PaymentCodeReserved) and leaves this shard's records alone, even of a code of the same id this
+    // shard issued to someone else.
+    if (!issued_here || code.customer != ViewOf(created->payment_code_customer())) return;
     errors.Require(code.waiting_order.empty(), "a payment code reserved for two orders");
+  } else if (reserved != nullptr) {
+    errors.Require(issued_here && code.customer == ViewOf(reserved->customer()) && code.waiting_order.empty(),
+                   "a payment code reserved that is not this shard's customer's, or for two orders");
+  } else {
+    // Recorded before reservations: an order may wait on a code another shard issued, of which this shard
+    // then knows only the order. A code is used only where it was issued.
+    errors.Require(issued_here || created != nullptr, "an unknown payment code");
+  }
+  if (created != nullptr || reserved != nullptr) {
     code.waiting_merchant = StringOf(created != nullptr ? created->merchant() : reserved->merchant());
     code.waiting_order =
         StringOf(created != nullptr ? created->merchant_order_no() : reserved->merchant_order_no());

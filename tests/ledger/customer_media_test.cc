@@ -320,10 +320,7 @@ TEST(PaymentCodes, ACodeOfAnotherShardsCustomerIsReservedThereForTheOrderAndPays
             "rejected PAYMENT_CODE_INVALID");  // not the code's customer (whichever shard that names)
   ASSERT_EQ(cluster.Decide(WaitingOrder("w1", waiting, 200'000, kCode, customer)), "accepted");
   EXPECT_EQ(CodeIn(cluster.shard(1), kCode)->waiting_order, waiting);  // reserved where it was issued
-  const std::optional<fb::PaymentCodeRecordT> on_order_shard = CodeIn(cluster.shard(0), kCode);
-  ASSERT_TRUE(on_order_shard.has_value());
-  EXPECT_EQ(on_order_shard->customer, "");  // the order's shard knows only which order waits on it
-  EXPECT_EQ(on_order_shard->waiting_order, waiting);
+  EXPECT_FALSE(CodeIn(cluster.shard(0), kCode).has_value());  // the code's record is its shard's only
   EXPECT_EQ(cluster.Decide(WaitingOrder("w2", second, 200'000, kCode, customer)),
             "rejected PAYMENT_CODE_INVALID");
   EXPECT_FALSE(OrderCreatedOn(cluster.shard(0), second));
@@ -392,6 +389,43 @@ TEST(PaymentCodes, TwoOrdersOfTwoOtherShardsRaceForOneCodeAndOnlyTheFirstIsCreat
   EXPECT_EQ(cluster.FinalOutcome("confirm-third"), "accepted");
   EXPECT_EQ(cluster.BalanceOn(2, customer + ":debit"), 700'000);
   EXPECT_TRUE(CodeIn(cluster.shard(2), other_code)->used);
+  cluster.ExpectStatesProven();
+}
+
+// Two shards issued codes of one id (ids are keyed hashes of the codes, so only a collision or a forged
+// producer makes this; the order's shard issued one too): each order reserves the code of the customer it
+// names on that customer's shard, the order's shard records the orders and leaves its own customer's code
+// alone, and each customer confirms only the order reserved for their own code.
+TEST(PaymentCodes, CodesOfOneIdOnThreeShardsAreReservedEachOnItsOwnShard) {
+  testing::Cluster cluster(3);
+  const std::string on_order_shard = testing::CustomerOnShard(0, 3);
+  const std::string first = testing::CustomerOnShard(1, 3), second = testing::CustomerOnShard(2, 3);
+  const std::string o1 = testing::OrderOnShard(0, 3), o2 = testing::OrderOnShard(0, 3, 1);
+  std::vector<json> setup = {testing::OpenMerchant("m1", "M1", 60)};
+  for (const std::string& customer : {on_order_shard, first, second}) {
+    for (const json& command : {testing::OpenAccount("a-" + customer, customer),
+                                testing::Deposit("d-" + customer, customer + ":debit", 1'000'000),
+                                Enroll("e1-" + customer, customer, "password_free", kPem),
+                                Enroll("e2-" + customer, customer, "u_shield", kPem),
+                                IssueCode("c-" + customer, kCode, "password_free", 0, customer)}) {
+      setup.push_back(command);
+    }
+  }
+  for (const json& command : setup) ASSERT_EQ(cluster.Decide(command), "accepted") << command.dump();
+  ASSERT_EQ(cluster.Decide(WaitingOrder("w1", o1, 200'000, kCode, first)), "accepted");
+  ASSERT_EQ(cluster.Decide(WaitingOrder("w2", o2, 300'000, kCode, second)), "accepted");
+  EXPECT_EQ(CodeIn(cluster.shard(1), kCode)->waiting_order, o1);
+  EXPECT_EQ(CodeIn(cluster.shard(2), kCode)->waiting_order, o2);
+  EXPECT_EQ(CodeIn(cluster.shard(0), kCode)->waiting_order, "");  // the order shard's own customer's code
+  EXPECT_EQ(cluster.Decide(Confirmation("c0-o1", o1, 200'000, kCode, on_order_shard)),
+            "rejected PAYMENT_CODE_INVALID");
+  EXPECT_EQ(cluster.Decide(Confirmation("c2-o1", o1, 200'000, kCode, second)),
+            "rejected PAYMENT_CODE_INVALID");
+  EXPECT_EQ(cluster.Decide(Confirmation("c1-o1", o1, 200'000, kCode, first)), "accepted");
+  EXPECT_EQ(cluster.Decide(Confirmation("c2-o2", o2, 300'000, kCode, second)), "accepted");
+  EXPECT_EQ(cluster.BalanceOn(1, first + ":debit"), 800'000);
+  EXPECT_EQ(cluster.BalanceOn(2, second + ":debit"), 700'000);
+  EXPECT_EQ(cluster.BalanceOn(0, on_order_shard + ":debit"), 1'000'000);
   cluster.ExpectStatesProven();
 }
 

@@ -349,7 +349,8 @@ json WaitingOn(const std::string& order, const std::string& customer,
 // Only a command on an order of the sending shard travels as a leg (a payment claiming an order only to its
 // customer's shard, an order reserving a payment code only on its customer's shard): a deposit, a payment for
 // an order of another shard or one that pays a fresh order without claiming it, a reservation carrying a
-// payment or naming a code of another shard's customer, is refused, nothing staged, and the sender's real
+// payment or naming a code of another shard's customer, an order created without reserving its code, is
+// refused, nothing staged, and the sender's real
 // leg of that number still applies.
 TEST(ShardsEquivalence, ALegCarryingAnythingButItsSendersOrderCommandIsRefused) {
   constexpr uint32_t kShards = 2;
@@ -370,6 +371,7 @@ TEST(ShardsEquivalence, ALegCarryingAnythingButItsSendersOrderCommandIsRefused) 
       ForgedLeg(0, 1, 1, testing::Pay("M1", own_order, a, 100), true, "M1/" + own_order, true),
       ForgedLeg(0, 1, 1, WaitingOn(own_order, CustomerOnShard(0, kShards)), false, "M1/" + own_order, true),
       ForgedLeg(0, 1, 1, WaitingOn(own_order, a, ""), false, "M1/" + own_order, true),
+      ForgedLeg(0, 1, 1, WaitingOn(own_order, a), false, "M1/" + own_order),  // creates, reserving nothing
   };
   for (const std::string& leg : forged) {
     EXPECT_EQ(target.StageLeg(leg).status().code(), StatusCode::kInvalidArgument);
