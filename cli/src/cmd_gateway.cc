@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -151,9 +152,12 @@ class NotifierLock {
     const std::string path = gateway_dir + "/notifier.lock";
     std::error_code ignored;
     std::filesystem::create_directories(gateway_dir, ignored);
-    const int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    const int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return Status::IoError("open " + path + ": " + std::strerror(errno));
     NotifierLock lock(fd);
+    struct stat file {};
+    if (::fstat(fd, &file) != 0 || !S_ISREG(file.st_mode))
+      return Status::InvalidArgument(path + " is not a regular file");
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       if (errno == EWOULDBLOCK)
         return Status::InvalidArgument("another process notifies from this data folder (it holds " + path +
@@ -255,14 +259,12 @@ Result<GatewayLedger> OpenGatewayLedger(const GatewayArgs& args, const LedgerOpt
 // How often the notifier looks for new payments and refunds and for deliveries that are due.
 constexpr auto kNotifierInterval = std::chrono::milliseconds(200);
 
-// Starts the notifiers of `ledger` (one per history), once this process holds the data folder's notifier
-// lock. Errors: InvalidArgument (another process notifies), as Notifier::Open.
+// Starts the notifiers of `ledger` (one per history); `lock` (taken before the ledger was opened, so that a
+// second notifier learns at once) is held while they run. Errors: as Notifier::Open.
 Status StartNotifiers(const LedgerOptions& options, const std::vector<int64_t>& retry_seconds,
                       std::shared_ptr<const gateway::ApiKey> platform_key, const std::string& platform_key_id,
-                      GatewayLedger& ledger) {
-  Result<NotifierLock> lock = NotifierLock::Take(GatewayDir(options.data_dir));
-  if (!lock.ok()) return lock.status();
-  ledger.notifier_lock.emplace(std::move(lock).value());
+                      NotifierLock lock, GatewayLedger& ledger) {
+  ledger.notifier_lock.emplace(std::move(lock));
   gateway::NotifierOptions notifier_options;
   notifier_options.gateway_dir = GatewayDir(options.data_dir);
   notifier_options.platform_key = std::move(platform_key);
@@ -296,8 +298,16 @@ int RunGateway(const GatewayArgs& args) {
   if (!options.ok()) return Fail(kExitBadInput, options.status().message());
   Result<std::pair<std::string, uint16_t>> listen = ParseListen(args.listen);
   if (!listen.ok()) return Fail(kExitBadInput, listen.status().message());
+  if (!args.notify && args.kafka.brokers.empty())
+    return Fail(kExitBadInput, "--no-notifier: an in-process gateway is the only one; it notifies itself");
   Result<GatewayMaterial> material = EnsureGatewayMaterial(args.write.data_dir, listen->first);
   if (!material.ok()) return Fail(ExitCodeFor(material.status()), material.status().ToString());
+  std::optional<NotifierLock> notifier_lock;
+  if (args.notify) {
+    Result<NotifierLock> lock = NotifierLock::Take(GatewayDir(args.write.data_dir));
+    if (!lock.ok()) return Fail(ExitCodeFor(lock.status()), lock.status().ToString());
+    notifier_lock.emplace(std::move(lock).value());
+  }
   Result<GatewayLedger> ledger = OpenGatewayLedger(args, *options);
   if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
   gateway::MerchantApiOptions api_options;
@@ -311,7 +321,7 @@ int RunGateway(const GatewayArgs& args) {
   api_options.payment_code_key = *code_key;
   if (args.notify) {
     const Status notifying = StartNotifiers(*options, args.notify_retry_seconds, api_options.platform_key,
-                                            api_options.platform_key_id, *ledger);
+                                            api_options.platform_key_id, std::move(*notifier_lock), *ledger);
     if (!notifying.ok()) return Fail(ExitCodeFor(notifying), notifying.ToString());
   }
   gateway::MerchantApi api(std::move(api_options), ledger->port());
@@ -377,6 +387,15 @@ int RunNotifier(const NotifierArgs& args) {
         "the notifier follows the shards behind Kafka: give --brokers (an in-process gateway notifies "
         "itself)");
   }
+  // The gateways' platform key, never a new one: notifications signed by another key (and named by its id)
+  // would be refused by every merchant's SDK.
+  if (options->config.gateway_platform_key_uri.empty() &&
+      !std::filesystem::exists(GatewayDir(args.write.data_dir) + "/platform_key.pem")) {
+    return Fail(kExitBadInput, "no platform key in " + GatewayDir(args.write.data_dir) +
+                                   ": run the notifier with a gateway's data folder");
+  }
+  Result<NotifierLock> lock = NotifierLock::Take(GatewayDir(args.write.data_dir));
+  if (!lock.ok()) return Fail(ExitCodeFor(lock.status()), lock.status().ToString());
   Result<gateway::PlatformKey> platform = LoadPlatformKey(args.write.data_dir);
   if (!platform.ok()) return Fail(ExitCodeFor(platform.status()), platform.status().ToString());
   Result<KafkaLedgerOptions> port =
@@ -384,8 +403,8 @@ int RunNotifier(const NotifierArgs& args) {
   if (!port.ok()) return Fail(ExitCodeFor(port.status()), port.status().ToString());
   Result<GatewayLedger> ledger = OpenKafkaLedger(*port);
   if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
-  const Status notifying =
-      StartNotifiers(*options, args.notify_retry_seconds, platform->signer, platform->public_key_id, *ledger);
+  const Status notifying = StartNotifiers(*options, args.notify_retry_seconds, platform->signer,
+                                          platform->public_key_id, std::move(lock).value(), *ledger);
   if (!notifying.ok()) return Fail(ExitCodeFor(notifying), notifying.ToString());
   std::signal(SIGTERM, OnGatewayStop);
   std::signal(SIGINT, OnGatewayStop);

@@ -44,6 +44,8 @@ Result<MerchantIdentity> LoadMerchantIdentity(const std::string& kit_dir, std::s
   Result<std::unique_ptr<ApiKey>> platform = ApiKey::FromPem(*platform_pem);
   if (!platform.ok())
     return Status::InvalidArgument("platform_public_key.pem: " + platform.status().message());
+  if ((*platform)->algorithm() != KeyAlgorithm::kRsa)  // answers are signed WECHATPAY2-SHA256-RSA2048
+    return Status::InvalidArgument("platform_public_key.pem is not an RSA key");
   merchant.serial_no = *serial;
   merchant.key = std::move(key).value();
   merchant.platform_key = std::move(platform).value();
@@ -57,9 +59,11 @@ std::string AuthorizationFor(const MerchantIdentity& merchant, std::string_view 
   // A merchant's key is in memory (LoadMerchantIdentity), where signing cannot fail.
   const std::string signature =
       merchant.key->SignBase64(RequestMessage(method, target, timestamp, nonce, body)).value();
-  return std::string(kSignatureScheme) + " mchid=\"" + merchant.mchid + "\",nonce_str=\"" +
-         std::string(nonce) + "\",signature=\"" + signature + "\",timestamp=\"" + std::string(timestamp) +
-         "\",serial_no=\"" + merchant.serial_no + "\"";
+  const char* scheme =
+      merchant.key->algorithm() == KeyAlgorithm::kSm2 ? kSm2SignatureScheme : kSignatureScheme;
+  return std::string(scheme) + " mchid=\"" + merchant.mchid + "\",nonce_str=\"" + std::string(nonce) +
+         "\",signature=\"" + signature + "\",timestamp=\"" + std::string(timestamp) + "\",serial_no=\"" +
+         merchant.serial_no + "\"";
 }
 
 Result<HttpAnswer> CallSigned(HttpsConnection& connection, const MerchantIdentity& merchant,

@@ -65,6 +65,17 @@ bool IsSoundRsaKey(EVP_PKEY* key) {
   return f4;
 }
 
+// An SM2 key whose public point passes OpenSSL's check (on the curve, not the point at infinity): a key no
+// signature could verify under is no key.
+bool IsSoundSm2Key(EVP_PKEY* key) {
+  EVP_PKEY_CTX* context = EVP_PKEY_CTX_new(key, nullptr);
+  LEDGER_ASSERT(context != nullptr);
+  const bool sound = EVP_PKEY_public_check(context) == 1;
+  EVP_PKEY_CTX_free(context);
+  ERR_clear_error();
+  return sound;
+}
+
 const EVP_MD* DigestOf(KeyAlgorithm algorithm) {
   return algorithm == KeyAlgorithm::kSm2 ? EVP_sm3() : EVP_sha256();
 }
@@ -165,6 +176,10 @@ Result<std::unique_ptr<ApiKey>> ApiKey::FromPem(std::string_view pem) {
   BIO_free(bio);
   if (key == nullptr) return Status::InvalidArgument("not a PEM key");
   const bool sm2 = EVP_PKEY_is_a(key, "SM2") == 1;
+  if (sm2 && !IsSoundSm2Key(key)) {
+    EVP_PKEY_free(key);
+    return Status::InvalidArgument("not a valid SM2 public key (its point fails OpenSSL's public key check)");
+  }
   if (!sm2 && !IsSoundRsaKey(key)) {
     EVP_PKEY_free(key);
     return Status::InvalidArgument("not an SM2 key, nor an RSA key of 2048 to 4096 bits with exponent 65537");

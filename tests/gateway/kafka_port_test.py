@@ -301,6 +301,11 @@ class KafkaPortTest(customers.CustomerApiTest):
     def test_19_one_notifier_process_notifies_for_gateways_that_do_not(self):
         # Gateways behind Kafka run with --no-notifier and one `ledger notifier` sends every notification once;
         # a gateway that would notify beside it is refused (it would deliver each one again).
+        elsewhere = os.path.join(self.scratch.name, "no-gateway-here")
+        refused = sdk.run_ledger("notifier", "--data", elsewhere, "--brokers", self.brokers, check=False)
+        self.assertEqual(refused.returncode, 2, refused.stderr)  # it never makes a platform key of its own
+        self.assertIn("no platform key", refused.stderr)
+        self.assertFalse(os.path.exists(os.path.join(elsewhere, "gateway", "platform_key.pem")))
         self.assertEqual(self.gateway.stop(), 0)
         notifier = sdk.Background(["notifier", "--data", self.data, "--brokers", self.brokers, "--shards",
                                    str(SHARDS)], os.path.join(self.scratch.name, "notifier.log"))
