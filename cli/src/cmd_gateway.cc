@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -293,6 +294,19 @@ Status StartNotifiers(const LedgerOptions& options, const std::vector<int64_t>& 
   return Status::Ok();
 }
 
+// Waits for SIGTERM or SIGINT (installed by the caller) or the ledger's failure, then calls `before_stop`
+// and stops the ledger. Exit 0 when stopped, 1 when the ledger failed.
+int RunUntilStopped(GatewayLedger& ledger, const char* who, const std::function<void()>& before_stop) {
+  constexpr auto kStopCheckInterval = std::chrono::milliseconds(50);
+  while (!g_gateway_stop.load() && ledger.failure().ok()) std::this_thread::sleep_for(kStopCheckInterval);
+  before_stop();
+  ledger.Stop();
+  const Status failure = ledger.failure();
+  if (!failure.ok()) return Fail(kExitFailure, "the ledger failed: " + failure.ToString());
+  spdlog::info("{}: stopped", who);
+  return kExitOk;
+}
+
 int RunGateway(const GatewayArgs& args) {
   Result<LedgerOptions> options = MakeLedgerOptions(args.write);
   if (!options.ok()) return Fail(kExitBadInput, options.status().message());
@@ -357,16 +371,9 @@ int RunGateway(const GatewayArgs& args) {
   std::printf("gateway=https://%s:%u\n", listen->first.c_str(), static_cast<unsigned>((*server)->port()));
   std::fflush(stdout);
   spdlog::info("gateway: serving until SIGTERM or SIGINT; CA {}", material->tls.ca_cert);
-  constexpr auto kStopCheckInterval = std::chrono::milliseconds(50);
-  while (!g_gateway_stop.load() && ledger->failure().ok()) std::this_thread::sleep_for(kStopCheckInterval);
   // The server's thread first, then the ledger's answers (they post to the stopped server, which drops them),
   // both before the API they call into goes.
-  (*server)->Stop();
-  ledger->Stop();
-  const Status failure = ledger->failure();
-  if (!failure.ok()) return Fail(kExitFailure, "the ledger failed: " + failure.ToString());
-  spdlog::info("gateway: stopped");
-  return kExitOk;
+  return RunUntilStopped(*ledger, "gateway", [&server] { (*server)->Stop(); });
 }
 
 struct NotifierArgs {
@@ -411,13 +418,7 @@ int RunNotifier(const NotifierArgs& args) {
   std::printf("notifier=%u shards\n", args.kafka.shards);
   std::fflush(stdout);
   spdlog::info("notifier: notifying until SIGTERM or SIGINT");
-  constexpr auto kStopCheckInterval = std::chrono::milliseconds(50);
-  while (!g_gateway_stop.load() && ledger->failure().ok()) std::this_thread::sleep_for(kStopCheckInterval);
-  ledger->Stop();
-  const Status failure = ledger->failure();
-  if (!failure.ok()) return Fail(kExitFailure, "the ledger failed: " + failure.ToString());
-  spdlog::info("notifier: stopped");
-  return kExitOk;
+  return RunUntilStopped(*ledger, "notifier", [] {});
 }
 
 // How long onboarding waits for its command's results through Kafka.

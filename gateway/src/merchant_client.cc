@@ -59,11 +59,9 @@ std::string AuthorizationFor(const MerchantIdentity& merchant, std::string_view 
   // A merchant's key is in memory (LoadMerchantIdentity), where signing cannot fail.
   const std::string signature =
       merchant.key->SignBase64(RequestMessage(method, target, timestamp, nonce, body)).value();
-  const char* scheme =
-      merchant.key->algorithm() == KeyAlgorithm::kSm2 ? kSm2SignatureScheme : kSignatureScheme;
-  return std::string(scheme) + " mchid=\"" + merchant.mchid + "\",nonce_str=\"" + std::string(nonce) +
-         "\",signature=\"" + signature + "\",timestamp=\"" + std::string(timestamp) + "\",serial_no=\"" +
-         merchant.serial_no + "\"";
+  return std::string(SchemeOf(merchant.key->algorithm())) + " mchid=\"" + merchant.mchid + "\",nonce_str=\"" +
+         std::string(nonce) + "\",signature=\"" + signature + "\",timestamp=\"" + std::string(timestamp) +
+         "\",serial_no=\"" + merchant.serial_no + "\"";
 }
 
 Result<HttpAnswer> CallSigned(HttpsConnection& connection, const MerchantIdentity& merchant,

@@ -124,7 +124,7 @@ Result<Authorization> ParseAuthorization(std::string_view header) {
       return Status::InvalidArgument("Authorization: field " + std::string(key) + " given twice");
   }
   Authorization out;
-  out.scheme = scheme == kSm2SignatureScheme ? KeyAlgorithm::kSm2 : KeyAlgorithm::kRsa;
+  out.scheme = scheme == SchemeOf(KeyAlgorithm::kSm2) ? KeyAlgorithm::kSm2 : KeyAlgorithm::kRsa;
   const std::pair<const char*, std::string*> wanted[] = {{"mchid", &out.mchid},
                                                          {"nonce_str", &out.nonce_str},
                                                          {"signature", &out.signature},

@@ -32,6 +32,11 @@ inline constexpr char kSm2SignerId[] = "1234567812345678";
 
 // What signs: RSA (SHA256withRSA) or SM2 (SM2 with SM3).
 enum class KeyAlgorithm : char { kRsa, kSm2 };
+
+// The Authorization scheme a key of `algorithm` signs under.
+inline const char* SchemeOf(KeyAlgorithm algorithm) {
+  return algorithm == KeyAlgorithm::kSm2 ? kSm2SignatureScheme : kSignatureScheme;
+}
 // A request's timestamp may be this far from the gateway's clock, either way (WeChat's five minutes).
 inline constexpr int64_t kTimestampWindowSeconds = 5 * 60;
 
