@@ -30,6 +30,7 @@
 #include "gateway/merchant_api.h"
 #include "gateway/merchant_kit.h"
 #include "gateway/notifier.h"
+#include "gateway/pooled_answers.h"
 #include "gateway/tls_material.h"
 #include "gateway/wechat_signature.h"
 #include "gateway_kafka_ledger.h"
@@ -140,6 +141,9 @@ struct GatewayArgs {
   std::string listen = "127.0.0.1:8443";
   std::vector<int64_t> notify_retry_seconds = gateway::kWeChatRetrySeconds;
   bool notify = true;  // false: another process notifies (ledger notifier)
+  // Threads that finish answers (read back, sign); 0: the ledger port's own thread. Unset: the cores this
+  // process may use, or 0 on one core (a hand-off there only adds a thread switch per answer).
+  std::optional<size_t> answer_threads;
   KafkaArgs kafka;
 };
 
@@ -191,17 +195,25 @@ struct GatewayLedger {
   std::vector<std::unique_ptr<gateway::LedgerPort>> notice_ports;  // the Kafka port's, one per shard
   std::optional<NotifierLock> notifier_lock;                       // held while the notifiers run
   std::vector<std::unique_ptr<gateway::Notifier>> notifiers;
+  std::unique_ptr<gateway::PooledAnswers> answers;  // when answers are finished on a pool
 
+  // The port the APIs use: the pool's when there is one.
   gateway::LedgerPort& port() {
+    if (answers) return *answers;
+    return ledger_port();
+  }
+  gateway::LedgerPort& ledger_port() {
     if (in_process) return *in_process;
     return *kafka;
   }
   Status failure() const { return in_process ? in_process->failure() : kafka->failure(); }
-  // The notifiers first (they read the port), then the port, which answers what still waits.
+  // The notifiers first (they read the port), then the port, which answers what still waits, then the pool,
+  // which finishes those answers.
   void Stop() {
     for (auto& notifier : notifiers) notifier->Stop();
     if (in_process) in_process->Stop();
     if (kafka) kafka->Stop();
+    if (answers) answers->Stop();
   }
 };
 
@@ -324,6 +336,16 @@ int RunGateway(const GatewayArgs& args) {
   }
   Result<GatewayLedger> ledger = OpenGatewayLedger(args, *options);
   if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
+  const size_t cores = gateway::UsableCores();
+  const size_t answer_threads = args.answer_threads.value_or(cores > 1 ? cores : 0);
+  if (answer_threads > 0) {
+    // Each waiting answer holds a request on an open connection, so the server's bound is the pool's too.
+    ledger->answers = std::make_unique<gateway::PooledAnswers>(ledger->ledger_port(), answer_threads,
+                                                               gateway::HttpsServerOptions{}.max_connections);
+  }
+  spdlog::info("gateway: answers finished on {}", answer_threads > 0
+                                                      ? std::to_string(answer_threads) + " threads"
+                                                      : std::string("the ledger port's thread"));
   gateway::MerchantApiOptions api_options;
   api_options.platform_key = material->platform.signer;
   api_options.platform_key_id = material->platform.public_key_id;
@@ -652,6 +674,10 @@ Runner AddGateway(CLI::App& app) {
   AddNotifyRetryOption(app, args->notify_retry_seconds);
   app.add_flag("!--no-notifier", args->notify,
                "--no-notifier: send no notifications (one `ledger notifier` sends them for every gateway)");
+  app.add_option("--answer-threads", args->answer_threads,
+                 "threads that finish answers (read back, sign the response); 0: the ledger port's thread "
+                 "(default: the cores this process may use, 0 on one core)")
+      ->check(CLI::Range(0, 256));
   AddKafkaOptions(app, args->kafka, "gateway");
   return [args]() { return RunGateway(*args); };
 }

@@ -22,8 +22,8 @@
 // A failed proof is recorded in the ledger (record_proof_failure; the fifth in a row locks the medium) and
 // answered 403 MEDIUM_PROOF_INVALID; nothing moves. A payment's command id is one per attempt, and the ledger
 // pays an order once. At most in_flight_max commands wait for the ledger at once (429 beyond).
-// Thread-safety: Handle runs on the server's thread only; answers to commands are sent from the port's
-// thread.
+// Thread-safety: Handle runs on the server's thread only; answers to commands are finished on the threads the
+// port calls back on, several at once behind PooledAnswers: they touch only immutable or locked state.
 #pragma once
 
 #include <atomic>

@@ -17,8 +17,8 @@
 // out_trade_no) and (mchid, out_refund_no) through the ledger's command ids: the same request again gets the
 // same answer, the same number with other parameters is 400 INVALID_REQUEST. At most in_flight_per_merchant
 // commands of one merchant wait for the ledger at once (429 FREQUENCY_LIMITED beyond).
-// Thread-safety: Handle runs on the server's thread only; answers to commands are sent from the ledger port's
-// thread.
+// Thread-safety: Handle runs on the server's thread only; answers to commands are finished on the threads the
+// port calls back on, several at once behind PooledAnswers: they touch only immutable or locked state.
 #pragma once
 
 #include <cstdint>
