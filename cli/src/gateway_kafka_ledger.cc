@@ -42,6 +42,8 @@ constexpr size_t kFoldRecordsMax = 2048;
 constexpr size_t kResultsPerPollMax = 1024;
 // How long the port's thread sleeps when a round brought nothing (Kafka's own fetch wait bounds the rest).
 constexpr auto kIdleWait = std::chrono::milliseconds(2);
+// How long the cluster may take to describe ledger.events when the port starts.
+constexpr int64_t kShardCountTimeoutMs = 30'000;
 // A partition that ends before the replica's offset is asked again this many times, this far apart.
 constexpr int kShortEndRetries = 5;
 constexpr auto kShortEndWait = std::chrono::seconds(1);
@@ -94,6 +96,10 @@ struct Readiness {
 struct Waiting {
   std::string command_id;
   std::vector<uint32_t> shards_left;  // the shards whose results have not come
+  // Another shard the command changed on the way (a waiting order's payment code, reserved on its customer's
+  // shard): its replica must hold what its partition held when the result came, so that what the customer
+  // asks next (the code's waiting order) is there too.
+  std::optional<uint32_t> also_changed;
   std::vector<Readiness> ready_when;
   std::optional<gateway::CommandAnswer> answer;
   gateway::LedgerPort::Done done;
@@ -496,6 +502,8 @@ struct KafkaLedger::Impl {
   // failed (failure is set).
   bool Round(bool* idle);
   void OnResult(uint32_t shard, const kafka::Record& record);
+  // The end of shard's ledger.events partition now (the offset its next record will get).
+  int64_t EventsEnd(uint32_t shard);
   // The waiting commands whose results all came and whose replicas are there, taken out of `waiting`.
   std::vector<std::shared_ptr<Waiting>> TakeReady();
   std::vector<std::shared_ptr<Waiting>> TakeOverdue();
@@ -508,6 +516,7 @@ KafkaLedger::~KafkaLedger() { Stop(); }
 
 Result<std::unique_ptr<KafkaLedger>> KafkaLedger::Open(const KafkaLedgerOptions& options) {
   if (options.shards == 0) return Status::InvalidArgument("the Kafka port needs at least one shard");
+  LEDGER_RETURN_IF_ERROR(kafka::CheckShardCount(options.brokers, options.shards, kShardCountTimeoutMs));
   if (options.checkpoint_key == nullptr)
     spdlog::warn(
         "gateway: no [audit] public_key: the replicas check the chain of ledger.events, not who wrote it");
@@ -582,6 +591,12 @@ void KafkaLedger::Submit(std::string command_line, Done done) {
   // Sent from this copy: once the waiter is published, the port's thread changes shards_left.
   const std::vector<uint32_t> shards = ShardsFor(*parsed, impl_->options.shards);
   waiting->shards_left = shards;
+  if (const fb::CreateOrderT* create = parsed->command.body.AsCreateOrder();
+      create != nullptr && !create->payment_code_customer.empty()) {
+    const uint32_t code_shard = ShardOfKey(create->payment_code_customer, impl_->options.shards);
+    if (std::find(shards.begin(), shards.end(), code_shard) == shards.end())
+      waiting->also_changed = code_shard;
+  }
   waiting->done = std::move(done);
   waiting->deadline = Clock::now() + std::chrono::milliseconds(impl_->options.answer_timeout_ms);
   Status refused;
@@ -684,11 +699,15 @@ void KafkaLedger::Impl::OnResult(uint32_t shard, const kafka::Record& record) {
   } else {
     // No sequence (a duplicate): its events were published before it, so the partition's end now covers
     // them.
-    // Unknown when the broker does not say: then it waits until its time is up.
-    Result<kafka::Watermarks> marks = replicas[shard]->events->QueryWatermarks(kafka::kWatermarksTimeoutMs);
-    ready.events_offset = marks.ok() ? marks->high : std::numeric_limits<int64_t>::max();
+    ready.events_offset = EventsEnd(shard);
   }
+  // The other shard published its part before this shard could decide (its answer came as a leg after its
+  // events), so that partition's end now covers it.
+  std::optional<Readiness> also;
+  if (waiting->also_changed.has_value())
+    also = Readiness{*waiting->also_changed, 0, EventsEnd(*waiting->also_changed)};
   std::lock_guard lock(mutex);
+  if (also.has_value()) waiting->ready_when.push_back(*also);
   if (!answer.ok()) {
     // Not a refusal: the command may well be applied. Answered as unknown when its time is up.
     spdlog::error("gateway: shard {}: {}", shard, answer.status().message());
@@ -701,6 +720,12 @@ void KafkaLedger::Impl::OnResult(uint32_t shard, const kafka::Record& record) {
     waiting->ready_when.push_back({*decided_on, LastSequenceOf(record.value), 0});
   Merge(waiting->answer, *answer);
   waiting->ready_when.push_back(ready);
+}
+
+int64_t KafkaLedger::Impl::EventsEnd(uint32_t shard) {
+  // Unknown when the broker does not say: then the answer waits until its time is up.
+  Result<kafka::Watermarks> marks = replicas[shard]->events->QueryWatermarks(kafka::kWatermarksTimeoutMs);
+  return marks.ok() ? marks->high : std::numeric_limits<int64_t>::max();
 }
 
 std::vector<std::shared_ptr<Waiting>> KafkaLedger::Impl::TakeReady() {

@@ -545,6 +545,34 @@ Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, i
   return ensured;
 }
 
+Status CheckShardCount(const std::string& brokers, uint32_t shards, int64_t timeout_ms) {
+  Result<rd_kafka_t*> admin = NewClient(RD_KAFKA_PRODUCER, BaseConf(brokers));
+  if (!admin.ok()) return admin.status();
+  ClientPtr client(*admin, rd_kafka_destroy);
+  Result<std::map<std::string, int>> found = LedgerTopicPartitions(client.get(), timeout_ms);
+  if (!found.ok()) return found.status();
+  const auto events = found->find(kEventsTopic);
+  if (events == found->end())
+    return Status::InvalidArgument(std::string(kEventsTopic) + " does not exist at " + brokers +
+                                   ": start the shards first");
+  const auto partitions = static_cast<uint32_t>(std::max(events->second, 0));
+  if (partitions < shards)
+    return Status::InvalidArgument(std::string(kEventsTopic) + " has " + std::to_string(partitions) +
+                                   " partitions: fewer than --shards " + std::to_string(shards));
+  for (uint32_t partition = shards; partition < partitions; ++partition) {
+    Result<std::unique_ptr<PartitionReader>> reader =
+        PartitionReader::Open(brokers, kEventsTopic, partition, -1);
+    if (!reader.ok()) return reader.status();
+    Result<Watermarks> marks = (*reader)->QueryWatermarks(static_cast<int>(timeout_ms));
+    if (!marks.ok()) return marks.status();
+    if (marks->high > 0)
+      return Status::InvalidArgument(std::string(kEventsTopic) + " partition " + std::to_string(partition) +
+                                     " holds events: the cluster has more shards than --shards " +
+                                     std::to_string(shards));
+  }
+  return Status::Ok();
+}
+
 namespace {
 
 // The configuration entries of `topic` as the cluster describes them. Errors: IoError.

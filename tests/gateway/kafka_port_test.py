@@ -336,6 +336,35 @@ class KafkaPortTest(customers.CustomerApiTest):
             with self.assertRaises(AssertionError):
                 self.merchant_server.next("/notify/" + order_no, timeout=2)
 
+    def test_20_a_shard_count_that_does_not_fit_the_cluster_is_refused(self):
+        # Too few: the shards past the count would go unread (their payments unanswered, unnotified); too many:
+        # ledger.events has no partition for them. Refused at start, naming the reason; the notifier's state and
+        # the running gateway are untouched.
+        self.assertEqual(self.gateway.stop(), 0)  # it holds the folder's notifier lock
+        state = os.path.join(self.data, "gateway", "notifier-kafka-shard-0.json")
+        with open(state) as f:
+            before = f.read()
+        too_few = sdk.run_ledger("notifier", "--data", self.data, "--brokers", self.brokers, "--shards",
+                                 str(SHARDS - 1), check=False)
+        self.assertEqual(too_few.returncode, 2, too_few.stderr)
+        self.assertIn(f"partition {SHARDS - 1} holds events: the cluster has more shards than --shards {SHARDS - 1}",
+                      too_few.stderr)
+        too_many = sdk.run_ledger("notifier", "--data", self.data, "--brokers", self.brokers, "--shards",
+                                  str(SHARDS + 1), check=False)
+        self.assertEqual(too_many.returncode, 2, too_many.stderr)
+        self.assertIn(f"has {SHARDS} partitions: fewer than --shards {SHARDS + 1}", too_many.stderr)
+        with open(state) as f:
+            self.assertEqual(f.read(), before)
+        self.restart_gateway()
+        gateway = sdk.run_ledger("gateway", "--data", self.data, "--listen", "127.0.0.1:0", "--brokers",
+                                 self.brokers, "--shards", "1", "--producer-key", self.gateway_args[-1],
+                                 "--no-notifier", check=False)
+        self.assertEqual(gateway.returncode, 2, gateway.stderr)
+        self.assertNotIn("gateway=", gateway.stdout)
+        self.assertIn("holds events: the cluster has more shards than --shards 1", gateway.stderr)
+        code, text = self.m1.pay(description="still served", out_trade_no="FITS1", amount={"total": 100})
+        self.assertEqual(code, 200, text)  # the running gateway is untouched
+
     def test_99_the_ledger_after_the_gateway_stopped(self):
         super().test_99_the_ledger_after_the_gateway_stopped()
         # Last, as it leaves a forged event on shard 0's partition (the real shard 0 refuses to publish after it).

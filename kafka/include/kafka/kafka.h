@@ -233,6 +233,14 @@ struct TopicsEnsured {
 Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, int replication_factor,
                                    int64_t timeout_ms);
 
+// Checks `shards` against the cluster as ledger.events shows it, for a reader of every shard (a gateway, the
+// notifier): the topic has at least that many partitions, and none past them holds a record (serve makes one
+// partition per shard; a topic made with spare partitions keeps them empty). A count too small would leave
+// the shards past it unread: their payments unanswered and unnotified. Errors: InvalidArgument (the count
+// does not fit, or there is no ledger.events: start the shards first), IoError (no metadata or watermarks in
+// time).
+Status CheckShardCount(const std::string& brokers, uint32_t shards, int64_t timeout_ms);
+
 // The topic settings under which ledger.events keeps every record: the published log is the history auditors
 // and a lost shard are rebuilt from, so nothing may expire or be compacted away, and no replica that missed
 // acknowledged records may become the leader.
