@@ -46,7 +46,7 @@ class KafkaPortTest(customers.CustomerApiTest):
     # What test_99 counts besides the base tests: test_14's to test_16's payments less test_16's refund,
     # test_18's confirmed codepay and test_19's two payments.
     expiry_s = 5  # a command's trip through Kafka and back on a loaded machine
-    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100 + 200_000 + 2 * 600}
+    extra_paid = {"C1:debit": 700 + 800 + 2 * 900 + 2 * 1_000 - 100 + 200_000 + 2 * 600 + 120_000}
 
     @classmethod
     def shard_folders(cls):
@@ -364,6 +364,63 @@ class KafkaPortTest(customers.CustomerApiTest):
         self.assertIn("holds events: the cluster has more shards than --shards 1", gateway.stderr)
         code, text = self.m1.pay(description="still served", out_trade_no="FITS1", amount={"total": 100})
         self.assertEqual(code, 200, text)  # the running gateway is untouched
+
+    def test_21_shards_killed_between_a_reservation_and_its_answer_lose_nothing_and_pay_once(self):
+        # The order's shard has forwarded the code's reservation to the code's shard, which is killed before it
+        # decides; then the order's shard is killed too (SIGKILL: nothing flushed, nothing said). Restarted, the
+        # order waits on the code exactly once: the POS's retry of the same codepay is USERPAYING, the customer's
+        # confirmation pays it, and the same confirmation again pays nothing more (test_99 checks the balance).
+        code_shard = shard_of("C1")
+        order_no = next(f"KILL{n}" for n in range(100) if shard_of(f"M1/KILL{n}") != code_shard)
+        order_shard = shard_of(f"M1/{order_no}")
+        code, _ = self.issue_code("C1", "password_free")
+        killed = self.serves[code_shard]
+        killed.process.kill()
+        killed.process.wait()
+        killed.stop()
+
+        def forwarded():
+            done = subprocess.run(["kcat", "-C", "-b", self.brokers, "-t", "ledger.legs", "-p", str(code_shard),
+                                   "-o", "beginning", "-e", "-q", "-f", "%s\n"], capture_output=True, timeout=60)
+            return order_no.encode() in done.stdout
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(self.codepay, order_no, 120_000, code["auth_code"])
+            deadline = time.monotonic() + 60
+            while not forwarded():
+                self.assertLess(time.monotonic(), deadline, "the order's shard forwarded no reservation")
+                time.sleep(0.2)
+            killed_too = self.serves[order_shard]
+            killed_too.process.kill()
+            killed_too.process.wait()
+            killed_too.stop()
+            for shard in (order_shard, code_shard):
+                serve = sdk.Background(["serve", "--data", self.shard_folders()[shard], "--brokers", self.brokers,
+                                        "--shard", str(shard), "--shards", str(SHARDS)],
+                                       os.path.join(self.scratch.name, f"serve{shard}.log"))
+                serve.first_line("bootstrap=")
+                self.serves[shard] = serve
+            status, text = pending.result(timeout=120)
+        # Answered once the shards were back, or 500 when they took longer than the gateway waits.
+        self.assertIn((status, json.loads(text).get("trade_state", json.loads(text).get("code"))),
+                      ((202, "USERPAYING"), (500, "SYSTEM_ERROR")), text)
+        retry = self.codepay(order_no, 120_000, code["auth_code"])
+        self.assertEqual((retry[0], json.loads(retry[1]).get("trade_state")), (202, "USERPAYING"), retry[1])
+        looked_up = self.post("/customer/v1/orders/lookup",
+                              {"customer": "C1", "account": "C1:debit", "payment_id": code["payment_id"]})
+        self.assertEqual((looked_up.status_code, looked_up.json().get("out_trade_no")), (200, order_no),
+                         looked_up.text)
+        confirm = {"customer": "C1", "account": "C1:debit", "medium": "u_shield", "proof": {
+            "signature": self.sign("C1", "u_shield", looked_up.json()["payment_digest"])}}
+        path = f"/customer/v1/payments/{code['payment_id']}/confirm"
+        confirmed = self.post(path, confirm)
+        self.assertEqual(confirmed.status_code, 200, confirmed.text)
+        status, text = self.m1.query(out_trade_no=order_no)
+        self.assertEqual((status, json.loads(text)["trade_state"], json.loads(text)["amount"]["total"]),
+                         (200, "SUCCESS", 120_000), text)
+        again = self.post(path, confirm)  # the same confirmation again: the same payment, not a second one
+        self.assertEqual((again.status_code, again.json().get("transaction_id")),
+                         (200, confirmed.json()["transaction_id"]), again.text)
 
     def test_99_the_ledger_after_the_gateway_stopped(self):
         super().test_99_the_ledger_after_the_gateway_stopped()
