@@ -197,6 +197,12 @@ struct GatewayLedger {
   std::vector<std::unique_ptr<gateway::Notifier>> notifiers;
   std::unique_ptr<gateway::PooledAnswers> answers;  // when answers are finished on a pool
 
+  GatewayLedger() = default;
+  GatewayLedger(GatewayLedger&&) = default;
+  GatewayLedger& operator=(GatewayLedger&&) = default;
+  // Stopped in order however it goes (an early return included): the pool outlives the port's last answers.
+  ~GatewayLedger() { Stop(); }
+
   // The port the APIs use: the pool's when there is one.
   gateway::LedgerPort& port() {
     if (answers) return *answers;

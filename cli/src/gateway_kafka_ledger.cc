@@ -502,8 +502,9 @@ struct KafkaLedger::Impl {
   // failed (failure is set).
   bool Round(bool* idle);
   void OnResult(uint32_t shard, const kafka::Record& record);
-  // The end of shard's ledger.events partition now (the offset its next record will get).
-  int64_t EventsEnd(uint32_t shard);
+  // The end of shard's ledger.events partition now (the offset its next record will get); nullopt when the
+  // broker does not say. A broker round trip on this thread: asked only for results that need it.
+  std::optional<int64_t> EventsEnd(uint32_t shard);
   // The waiting commands whose results all came and whose replicas are there, taken out of `waiting`.
   std::vector<std::shared_ptr<Waiting>> TakeReady();
   std::vector<std::shared_ptr<Waiting>> TakeOverdue();
@@ -699,13 +700,16 @@ void KafkaLedger::Impl::OnResult(uint32_t shard, const kafka::Record& record) {
   } else {
     // No sequence (a duplicate): its events were published before it, so the partition's end now covers
     // them.
-    ready.events_offset = EventsEnd(shard);
+    // Unknown when the broker does not say: then it waits until its time is up.
+    ready.events_offset = EventsEnd(shard).value_or(std::numeric_limits<int64_t>::max());
   }
   // The other shard published its part before this shard could decide (its answer came as a leg after its
-  // events), so that partition's end now covers it.
+  // events), so that partition's end now covers it. Unknown when the broker does not say: then answered
+  // without it (at worst the customer's next read misses the reservation and is asked again, where waiting
+  // out the deadline would answer a created order as a failure).
   std::optional<Readiness> also;
   if (waiting->also_changed.has_value())
-    also = Readiness{*waiting->also_changed, 0, EventsEnd(*waiting->also_changed)};
+    also = Readiness{*waiting->also_changed, 0, EventsEnd(*waiting->also_changed).value_or(0)};
   std::lock_guard lock(mutex);
   if (also.has_value()) waiting->ready_when.push_back(*also);
   if (!answer.ok()) {
@@ -722,10 +726,10 @@ void KafkaLedger::Impl::OnResult(uint32_t shard, const kafka::Record& record) {
   waiting->ready_when.push_back(ready);
 }
 
-int64_t KafkaLedger::Impl::EventsEnd(uint32_t shard) {
-  // Unknown when the broker does not say: then the answer waits until its time is up.
+std::optional<int64_t> KafkaLedger::Impl::EventsEnd(uint32_t shard) {
   Result<kafka::Watermarks> marks = replicas[shard]->events->QueryWatermarks(kafka::kWatermarksTimeoutMs);
-  return marks.ok() ? marks->high : std::numeric_limits<int64_t>::max();
+  if (!marks.ok()) return std::nullopt;
+  return marks->high;
 }
 
 std::vector<std::shared_ptr<Waiting>> KafkaLedger::Impl::TakeReady() {

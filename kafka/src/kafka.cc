@@ -549,7 +549,14 @@ Status CheckShardCount(const std::string& brokers, uint32_t shards, int64_t time
   Result<rd_kafka_t*> admin = NewClient(RD_KAFKA_PRODUCER, BaseConf(brokers));
   if (!admin.ok()) return admin.status();
   ClientPtr client(*admin, rd_kafka_destroy);
+  // Asked again while the topic is not there yet (the shards may be making it right now) or not described.
+  constexpr auto kAskAgain = std::chrono::milliseconds(500);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   Result<std::map<std::string, int>> found = LedgerTopicPartitions(client.get(), timeout_ms);
+  while (found.ok() && !found->contains(kEventsTopic) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(kAskAgain);
+    found = LedgerTopicPartitions(client.get(), timeout_ms);
+  }
   if (!found.ok()) return found.status();
   const auto events = found->find(kEventsTopic);
   if (events == found->end())

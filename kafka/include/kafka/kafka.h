@@ -236,9 +236,12 @@ Result<TopicsEnsured> EnsureTopics(const std::string& brokers, int partitions, i
 // Checks `shards` against the cluster as ledger.events shows it, for a reader of every shard (a gateway, the
 // notifier): the topic has at least that many partitions, and none past them holds a record (serve makes one
 // partition per shard; a topic made with spare partitions keeps them empty). A count too small would leave
-// the shards past it unread: their payments unanswered and unnotified. Errors: InvalidArgument (the count
-// does not fit, or there is no ledger.events: start the shards first), IoError (no metadata or watermarks in
-// time).
+// the shards past it unread: their payments unanswered and unnotified. What it cannot see: a count too large
+// when the topic was made with spare partitions, or too small before the shards past it have published
+// anything (commands sent to a partition nobody reads are answered 500 after the port's wait; serve refuses a
+// command on another shard's partition, so nothing gets two owners). A topic not there yet is asked for again
+// until `timeout_ms`. Errors: InvalidArgument (the count does not fit, or there is no ledger.events: start
+// the shards first), IoError (no metadata or watermarks in time).
 Status CheckShardCount(const std::string& brokers, uint32_t shards, int64_t timeout_ms);
 
 // The topic settings under which ledger.events keeps every record: the published log is the history auditors
