@@ -34,6 +34,7 @@ build=build
 kafka=0
 gateway_cores=0
 answer_threads=()
+gateway_kafka=()   # with --kafka: the brokers and the gateway's producer key
 customers=300
 connections=16
 peak_requests=20000
@@ -66,7 +67,6 @@ die() { echo "gateway bench: $*" >&2; exit 1; }
 say() { echo "gateway bench: $*" >&2; }
 
 [[ "$(nproc)" -ge 2 ]] || die "needs two cores: one for the gateway, one for the load"
-gateway_core="${gateway_cores}"
 gateway_core_count="$(tr ',' '\n' <<< "${gateway_cores}" | sort -u | wc -l)"
 load_core=1
 ledger_bin="${build}/bin/ledger"
@@ -91,15 +91,15 @@ stop_all() {
 trap 'stop_all; rm -rf "${work}"' EXIT
 
 # The ledger runs on the gateway's cores in-process, on the load's core behind Kafka.
-ledger_core="${gateway_core}"
+ledger_core="${gateway_cores}"
 (( kafka == 0 )) || ledger_core="${load_core}"
 say "$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)); gateway on core" \
-  "${gateway_core}, ledger on core ${ledger_core}, load on core ${load_core}$( ((kafka)) && echo ", Kafka on core ${load_core}");" \
+  "${gateway_cores}, ledger on core ${ledger_core}, load on core ${load_core}$( ((kafka)) && echo ", Kafka on core ${load_core}");" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 1. The signing bound.
-say "openssl speed rsa2048 on core ${gateway_core}, ${gateway_core_count} process(es) (about 20 s)"
-read -r rsa_sign rsa_verify < <(timeout 120 taskset -c "${gateway_core}" \
+say "openssl speed rsa2048 on core ${gateway_cores}, ${gateway_core_count} process(es) (about 20 s)"
+read -r rsa_sign rsa_verify < <(timeout 120 taskset -c "${gateway_cores}" \
   openssl speed -multi "${gateway_core_count}" -seconds 3 rsa2048 2>/dev/null |
   awk '/^rsa 2048 bits/ {print $(NF-1), $NF}') || die "openssl speed failed"
 [[ -n "${rsa_sign}" ]] || die "openssl speed printed no rsa 2048 line"
@@ -164,7 +164,7 @@ await_line() {
   die "no '$2' in $1 in time (${last_log##*/}: $(tail -n 1 "${last_log}.err"))"
 }
 
-gateway_args=(--data "${shard}")
+gateway_data="${shard}"   # in-process, the gateway drives the set-up's folder itself
 if (( kafka )); then
   start_pinned "${load_core}" "${work}/broker" "${ledger_bin}" broker --bootstrap-file "${work}/bootstrap"
   await_line "${work}/bootstrap" '^bootstrap=' 300
@@ -172,26 +172,28 @@ if (( kafka )); then
   start_pinned "${load_core}" "${work}/serve" "${ledger_bin}" serve --data "${shard}" --brokers "${brokers}"
   await_line "${work}/serve.err" 'serve: shard' 600
   # The gateway's folder holds what the shard's set-up made for gateways (TLS, platform key, API v3 keys).
-  cp -a "${shard}/gateway" "${work}/gateway-data/gateway"
-  gateway_args=(--data "${work}/gateway-data" --brokers "${brokers}" --producer-key "${work}/gateway-key/producer.key")
+  gateway_data="${work}/gateway-data"
+  cp -a "${shard}/gateway" "${gateway_data}/gateway"
+  gateway_kafka=(--brokers "${brokers}" --producer-key "${work}/gateway-key/producer.key")
 fi
-start_pinned "${gateway_core}" "${work}/gateway" "${ledger_bin}" gateway "${gateway_args[@]}" "${answer_threads[@]}" \
-  --listen 127.0.0.1:0
+start_pinned "${gateway_cores}" "${work}/gateway" "${ledger_bin}" gateway --data "${gateway_data}" \
+  "${gateway_kafka[@]}" "${answer_threads[@]}" --listen 127.0.0.1:0
 gateway_pid="${pids[-1]}"
 await_line "${work}/gateway.out" '^gateway=' 1800
 url="$(sed -n 's/^gateway=//p' "${work}/gateway.out" | head -1)"
 say "gateway at ${url} (pid ${gateway_pid})"
-timeout 900 taskset -c "${load_core}" "${load_bin}" --url "${url}" --tls "${gateway_args[1]}/gateway/tls" \
+timeout 900 taskset -c "${load_core}" "${load_bin}" --url "${url}" --tls "${gateway_data}/gateway/tls" \
   --kit "${work}/kit" --customers "${work}/customers" --customer-count "${customers}" \
   --connections "${connections}" --peak-requests "${peak_requests}" --rate "${rate}" \
   --paced-requests "${paced_requests}" --gateway-pid "${gateway_pid}" --json > "${work}/gateway.json" ||
   die "ledger_gateway_load failed (gateway log: $(tail -n 1 "${work}/gateway.err"))"
 stop_all
 
-python3 - "${work}" "${rsa_sign}" "${rsa_verify}" "${rate}" "${kafka}" "${gateway_cores}" <<'PYTHON'
+python3 - "${work}" "${rsa_sign}" "${rsa_verify}" "${rate}" "${kafka}" "${gateway_cores}" "${gateway_core_count}" \
+  <<'PYTHON'
 import json, sys
 work, sign, verify, rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-kafka, cores = sys.argv[5] == "1", sys.argv[6]
+kafka, cores, count = sys.argv[5] == "1", sys.argv[6], int(sys.argv[7])
 load = lambda name: json.load(open(f"{work}/{name}.json"))
 peak, paced, gw = load("alone-peak"), load("alone-paced"), load("gateway")
 g_peak, g_paced = gw["peak"], gw["paced"]
@@ -209,7 +211,6 @@ print(f"gateway, {rate}/s offered:      {g_paced['requests_per_second']:8,.0f} r
       f"p50 {g_paced['latency_ms']['p50']:7.2f} ms  p99 {g_paced['latency_ms']['p99']:7.2f} ms  "
       f"gateway CPU {g_paced['gateway_cpu_ms_per_request']:.3f} ms/request")
 print(f"gateway peak / signing bound of its cores: {g_peak['requests_per_second'] / sign:.0%} (target >= 80%)")
-count = len(set(cores.split(",")))
 capacity = count * 1e3 / g_peak['gateway_cpu_ms_per_request']
 print(f"its cores' capacity at that CPU per request: {capacity:,.0f} requests/s = {capacity / sign:.0%} of the "
       f"signing bound")

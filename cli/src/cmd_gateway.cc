@@ -342,12 +342,16 @@ int RunGateway(const GatewayArgs& args) {
   }
   Result<GatewayLedger> ledger = OpenGatewayLedger(args, *options);
   if (!ledger.ok()) return Fail(ExitCodeFor(ledger.status()), ledger.status().ToString());
+  gateway::HttpsServerOptions server_options;
+  server_options.host = listen->first;
+  server_options.port = listen->second;
+  server_options.tls = material->tls;
   const size_t cores = gateway::UsableCores();
   const size_t answer_threads = args.answer_threads.value_or(cores > 1 ? cores : 0);
   if (answer_threads > 0) {
     // Each waiting answer holds a request on an open connection, so the server's bound is the pool's too.
     ledger->answers = std::make_unique<gateway::PooledAnswers>(ledger->ledger_port(), answer_threads,
-                                                               gateway::HttpsServerOptions{}.max_connections);
+                                                               server_options.max_connections);
   }
   spdlog::info("gateway: answers finished on {}", answer_threads > 0
                                                       ? std::to_string(answer_threads) + " threads"
@@ -382,10 +386,6 @@ int RunGateway(const GatewayArgs& args) {
   customer_options.sms_outbox = GatewayDir(args.write.data_dir) + "/sms-outbox.jsonl";
   customer_options.payment_code_key = *code_key;
   gateway::CustomerApi customers(std::move(customer_options), ledger->port());
-  gateway::HttpsServerOptions server_options;
-  server_options.host = listen->first;
-  server_options.port = listen->second;
-  server_options.tls = material->tls;
   Result<std::unique_ptr<gateway::HttpsServer>> server = gateway::HttpsServer::Start(
       server_options, [&api, &customers](gateway::HttpRequest request, gateway::Respond respond) {
         if (request.target.starts_with("/v3/")) return api.Handle(request, std::move(respond));

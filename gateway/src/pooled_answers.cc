@@ -2,14 +2,13 @@
 
 #include <sched.h>
 
-#include <cassert>
-#include <memory>
+#include "core/assert.h"
 
 namespace ledger::gateway {
 
 PooledAnswers::PooledAnswers(LedgerPort& port, size_t threads, size_t queue_max)
     : port_(port), queue_max_(queue_max) {
-  assert(threads >= 1 && queue_max >= 1);
+  LEDGER_ASSERT(threads >= 1 && queue_max >= 1);
   threads_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }
@@ -61,8 +60,7 @@ void PooledAnswers::Work() {
 
 void PooledAnswers::Submit(std::string command_line, Done done) {
   port_.Submit(std::move(command_line), [this, done = std::move(done)](Result<CommandAnswer> answer) mutable {
-    auto shared = std::make_shared<Result<CommandAnswer>>(std::move(answer));
-    Task task = [done, shared] { done(std::move(*shared)); };
+    Task task = [done = std::move(done), answer = std::move(answer)]() mutable { done(std::move(answer)); };
     if (!Queue(task)) task();
   });
 }

@@ -96,15 +96,25 @@ class KafkaPortTest(customers.CustomerApiTest):
             kafka = ["--brokers", cls.brokers, "--shards", str(SHARDS), "--producer-key"]
             cls.operator_args = (*kafka, os.path.join(operator, "producer.key"))
             cls.gateway_args = (*kafka, cls.gateway_token.uri("gateway"))
-        cls.serves = []
-        for shard, folder in enumerate(cls.shard_folders()):
-            serve = sdk.Background(["serve", "--data", folder, "--brokers", cls.brokers, "--shard", str(shard),
-                                "--shards", str(SHARDS)], os.path.join(scratch, f"serve{shard}.log"))
-            serve.first_line("bootstrap=")
-            cls.serves.append(serve)
+        cls.serves = [cls.start_serve(shard) for shard in range(SHARDS)]
         if commands_path:
             sdk.run_ledger("submit", "--brokers", cls.brokers, "--shards", str(SHARDS), "--producer-key",
                            cls.operator_args[-1], commands_path)
+
+    @classmethod
+    def start_serve(cls, shard):
+        serve = sdk.Background(["serve", "--data", cls.shard_folders()[shard], "--brokers", cls.brokers, "--shard",
+                                str(shard), "--shards", str(SHARDS)],
+                               os.path.join(cls.scratch.name, f"serve{shard}.log"))
+        serve.first_line("bootstrap=")
+        return serve
+
+    def kill_serve(self, shard):
+        """SIGKILL: nothing flushed, nothing said."""
+        killed = self.serves[shard]
+        killed.process.kill()
+        killed.process.wait()
+        killed.stop()
 
     @classmethod
     def write_gateway_config(cls, public_key):
@@ -378,10 +388,7 @@ class KafkaPortTest(customers.CustomerApiTest):
         order_no = next(f"KILL{n}" for n in range(100) if shard_of(f"M1/KILL{n}") != code_shard)
         order_shard = shard_of(f"M1/{order_no}")
         code, _ = self.issue_code("C1", "password_free")
-        killed = self.serves[code_shard]
-        killed.process.kill()
-        killed.process.wait()
-        killed.stop()
+        self.kill_serve(code_shard)
 
         def forwarded():
             done = subprocess.run(["kcat", "-C", "-b", self.brokers, "-t", "ledger.legs", "-p", str(code_shard),
@@ -394,16 +401,9 @@ class KafkaPortTest(customers.CustomerApiTest):
             while not forwarded():
                 self.assertLess(time.monotonic(), deadline, "the order's shard forwarded no payment")
                 time.sleep(0.2)
-            killed_too = self.serves[order_shard]
-            killed_too.process.kill()
-            killed_too.process.wait()
-            killed_too.stop()
+            self.kill_serve(order_shard)
             for shard in (order_shard, code_shard):
-                serve = sdk.Background(["serve", "--data", self.shard_folders()[shard], "--brokers", self.brokers,
-                                        "--shard", str(shard), "--shards", str(SHARDS)],
-                                       os.path.join(self.scratch.name, f"serve{shard}.log"))
-                serve.first_line("bootstrap=")
-                self.serves[shard] = serve
+                self.serves[shard] = self.start_serve(shard)
             status, text = pending.result(timeout=120)
         # Answered once the shards were back, or 500 when they took longer than the gateway waits.
         self.assertIn((status, json.loads(text).get("trade_state", json.loads(text).get("code"))),
